@@ -1,0 +1,285 @@
+//! Types shared by the XDP program (`lb-ebpf`) and user space (`lb-daemon`).
+//!
+//! Every map key and value is `#[repr(C)]`, padding-free (explicit `pad` fields) and
+//! size-checked at compile time, so the kernel and user space agree byte for byte and
+//! `bpftool map dump` prints named fields from the BTF the object carries.
+//! Addresses and ports are stored in network byte order, exactly as they appear on the
+//! wire, so the fast path compares them without conversion.
+#![no_std]
+
+pub mod hash;
+
+/// Map names: the pinned files under the bpffs pin directory carry these names.
+pub mod map_names {
+    pub const SERVICES: &str = "lb_services";
+    pub const BACKENDS: &str = "lb_backends";
+    pub const MAGLEV: &str = "lb_maglev";
+    pub const CONNTRACK: &str = "lb_conntrack";
+    pub const STATS: &str = "lb_stats";
+    pub const SERVICE_STATS: &str = "lb_service_stats";
+    pub const BACKEND_STATS: &str = "lb_backend_stats";
+    /// Every map, in the order `docs/maps.md` lists them.
+    pub const ALL: [&str; 7] = [
+        SERVICES,
+        BACKENDS,
+        MAGLEV,
+        CONNTRACK,
+        STATS,
+        SERVICE_STATS,
+        BACKEND_STATS,
+    ];
+}
+
+/// Program names in the object.
+pub mod program_names {
+    /// The load balancer.
+    pub const LB: &str = "lb_xdp";
+    /// Returns `XDP_PASS`: benchmark baseline, and the program a veth peer needs so that
+    /// native-mode `XDP_TX` frames are not dropped.
+    pub const PASS: &str = "lb_pass";
+    /// Swaps MAC addresses and returns `XDP_TX`: benchmark baseline.
+    pub const MAC_SWAP: &str = "lb_mac_swap";
+}
+
+/// Default map capacities compiled into the object; user space may override them at
+/// load time (`LoadOptions`).
+pub mod capacity {
+    pub const SERVICES: u32 = 1024;
+    pub const BACKENDS: u32 = 4096;
+    /// Maglev slots shared by all services: 16 services at the default table size.
+    pub const MAGLEV_SLOTS: u32 = 16 * 65537;
+    pub const CONNTRACK: u32 = 65536;
+}
+
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86DD;
+pub const ETH_P_8021Q: u16 = 0x8100;
+pub const ETH_P_ARP: u16 = 0x0806;
+
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_IPIP: u8 = 4;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+pub const IPPROTO_IPV6: u8 = 41;
+pub const IPPROTO_ICMPV6: u8 = 58;
+pub const IPPROTO_VRRP: u8 = 112;
+
+/// Address family tags used in keys (not the kernel's AF_* values, which differ per OS).
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+
+/// Ring slot value meaning "no backend": the service has no backend with weight > 0.
+pub const NO_BACKEND: u32 = u32::MAX;
+
+/// TTL / hop limit of outer tunnel headers.
+pub const TUNNEL_TTL: u8 = 64;
+
+/// An IPv4 or IPv6 address in network byte order. IPv4 uses `words[0]`; the rest is 0.
+pub type Addr = [u32; 4];
+
+/// Key of the `lb_services` hash map: a virtual service.
+/// `port == 0` is a wildcard service (all ports); exact matches are looked up first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ServiceKey {
+    pub addr: Addr,
+    /// Network byte order.
+    pub port: u16,
+    pub proto: u8,
+    pub family: u8,
+}
+
+/// Forwarding mode, stored in the low byte of [`ServiceInfo::flags`].
+pub mod mode {
+    pub const DR: u32 = 0;
+    pub const TUN: u32 = 1;
+    /// Reserved for the NAT issue.
+    pub const NAT: u32 = 2;
+    pub const MASK: u32 = 0xff;
+}
+
+/// Service flags above the mode byte.
+pub mod service_flags {
+    /// Hash over the source address only (`maglev_src`, IPVS `sh`).
+    pub const HASH_SRC: u32 = 1 << 8;
+    /// `persistence_timeout`: connection-table entries are keyed by the client address
+    /// (source port 0), like an IPVS persistence template.
+    pub const PERSISTENT: u32 = 1 << 9;
+}
+
+/// Value of `lb_services`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ServiceInfo {
+    /// Index into `lb_service_stats`.
+    pub id: u32,
+    /// [`mode`] | [`service_flags`].
+    pub flags: u32,
+    /// First slot of this service's Maglev table in `lb_maglev`.
+    pub ring_offset: u32,
+    /// Maglev table size M (prime).
+    pub ring_size: u32,
+    /// Connection-table entries older than this (since last seen) are re-hashed.
+    pub timeout_s: u32,
+    pub pad: u32,
+}
+
+/// Backend flags.
+pub mod backend_flags {
+    /// The slot holds a live backend (cleared when it is removed).
+    pub const ACTIVE: u8 = 1;
+}
+
+/// Value of the `lb_backends` array, indexed by backend id. It carries everything the
+/// fast path needs to forward to the backend, so a packet costs no extra lookups.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Backend {
+    pub addr: Addr,
+    /// Outer source address of tunnel packets (TUN): the LB's address on the egress
+    /// interface, same family as `addr`.
+    pub tun_src: Addr,
+    /// Next-hop MAC: the backend's own (DR, on-link TUN) or its gateway's.
+    pub mac: [u8; 6],
+    /// MAC of the egress interface.
+    pub src_mac: [u8; 6],
+    pub family: u8,
+    pub flags: u8,
+    /// Network byte order (used by NAT).
+    pub port: u16,
+    /// Bumped every time the id is (re)allocated; connection-table entries remember it,
+    /// so a flow whose backend was removed is re-hashed instead of following a reused id.
+    pub generation: u32,
+    /// Egress interface: `XDP_TX` when it is the ingress interface, else redirect.
+    pub ifindex: u32,
+    /// Id of the service this backend belongs to (lets a restarted daemon adopt the maps).
+    pub service: u32,
+}
+
+/// Key of the `lb_conntrack` per-CPU LRU hash.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FlowKey {
+    pub src: Addr,
+    pub dst: Addr,
+    /// Network byte order; 0 for persistent services (client affinity).
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub family: u8,
+    pub pad: u16,
+}
+
+/// Value of `lb_conntrack`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Conn {
+    pub backend: u32,
+    /// [`Backend::generation`] when the entry was made.
+    pub generation: u32,
+    /// `bpf_ktime_get_ns()` of the last packet.
+    pub last_seen_ns: u64,
+}
+
+/// Packets and bytes, per CPU, for `lb_service_stats` and `lb_backend_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Traffic {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Global counters: indexes into the per-CPU `lb_stats` array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    VerdictPass = 0,
+    VerdictTx = 1,
+    VerdictDrop = 2,
+    VerdictAborted = 3,
+    ConntrackHit = 4,
+    ConntrackMiss = 5,
+    /// A VIP packet whose service has no backend with weight > 0: dropped.
+    NoBackend = 6,
+    /// Shorter than an Ethernet header (or its VLAN tag): dropped.
+    TruncatedEth = 7,
+    /// IPv4 header cut short: dropped.
+    TruncatedIpv4 = 8,
+    /// IPv6 header cut short: dropped.
+    TruncatedIpv6 = 9,
+    /// TCP/UDP header cut short: dropped.
+    TruncatedL4 = 10,
+    /// IHL < 5, total length shorter than the header, or a version mismatch: dropped.
+    MalformedIpv4 = 11,
+    /// IPv4 with options: parsed past and load-balanced normally (counted).
+    Ipv4Options = 12,
+    /// IPv4 fragment: passed to the kernel (no ports to hash on).
+    Ipv4Fragment = 13,
+    /// IPv6 with a fragment header: passed to the kernel.
+    Ipv6Fragment = 14,
+    /// IPv6 with other extension headers first: passed to the kernel.
+    Ipv6ExtHeader = 15,
+    /// Sent out of another interface than the one it came in on.
+    VerdictRedirect = 16,
+    /// `bpf_xdp_adjust_head` failed, or the backend's family cannot carry the packet:
+    /// dropped.
+    EncapFailed = 17,
+    /// A connection-table hit whose backend was removed or changed: re-hashed.
+    ConntrackStale = 18,
+    /// A connection-table hit older than the service timeout: re-hashed.
+    ConntrackExpired = 19,
+    /// A backend id from the ring that is not an active backend: dropped.
+    BadBackend = 20,
+    /// Packets for a VIP (service matched).
+    VipPackets = 21,
+}
+
+impl Counter {
+    pub const COUNT: u32 = 22;
+    /// Every counter with its name (metrics label / docs name), in index order.
+    pub const ALL: [(Counter, &'static str); Self::COUNT as usize] = [
+        (Counter::VerdictPass, "verdict_pass"),
+        (Counter::VerdictTx, "verdict_tx"),
+        (Counter::VerdictDrop, "verdict_drop"),
+        (Counter::VerdictAborted, "verdict_aborted"),
+        (Counter::ConntrackHit, "conntrack_hit"),
+        (Counter::ConntrackMiss, "conntrack_miss"),
+        (Counter::NoBackend, "no_backend"),
+        (Counter::TruncatedEth, "truncated_eth"),
+        (Counter::TruncatedIpv4, "truncated_ipv4"),
+        (Counter::TruncatedIpv6, "truncated_ipv6"),
+        (Counter::TruncatedL4, "truncated_l4"),
+        (Counter::MalformedIpv4, "malformed_ipv4"),
+        (Counter::Ipv4Options, "ipv4_options"),
+        (Counter::Ipv4Fragment, "ipv4_fragment"),
+        (Counter::Ipv6Fragment, "ipv6_fragment"),
+        (Counter::Ipv6ExtHeader, "ipv6_ext_header"),
+        (Counter::VerdictRedirect, "verdict_redirect"),
+        (Counter::EncapFailed, "encap_failed"),
+        (Counter::ConntrackStale, "conntrack_stale"),
+        (Counter::ConntrackExpired, "conntrack_expired"),
+        (Counter::BadBackend, "bad_backend"),
+        (Counter::VipPackets, "vip_packets"),
+    ];
+}
+
+// The layouts are ABI between kernel and user space: any change must be deliberate.
+const _: () = {
+    assert!(core::mem::size_of::<ServiceKey>() == 20);
+    assert!(core::mem::size_of::<ServiceInfo>() == 24);
+    assert!(core::mem::size_of::<Backend>() == 60);
+    assert!(core::mem::size_of::<FlowKey>() == 40);
+    assert!(core::mem::size_of::<Conn>() == 16);
+    assert!(core::mem::size_of::<Traffic>() == 16);
+};
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are #[repr(C)], padding-free and valid for any bit pattern.
+    unsafe impl aya::Pod for super::ServiceKey {}
+    unsafe impl aya::Pod for super::ServiceInfo {}
+    unsafe impl aya::Pod for super::Backend {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::Conn {}
+    unsafe impl aya::Pod for super::Traffic {}
+}

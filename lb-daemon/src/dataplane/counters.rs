@@ -1,0 +1,89 @@
+//! Reading counters and the programmed state, for status output and metrics.
+
+use std::net::IpAddr;
+
+use aya::maps::{MapData, PerCpuArray};
+use lb_common::{map_names, Counter, Traffic};
+
+use super::{map_err, Dataplane, DataplaneError, ForwardMode, ServiceId};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendStatus {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub weight: u32,
+    /// Slots of the Maglev table it holds.
+    pub slots: u32,
+    pub traffic: Traffic,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceStatus {
+    pub id: ServiceId,
+    pub mode: Option<ForwardMode>,
+    pub table_size: u32,
+    pub traffic: Traffic,
+    pub backends: Vec<BackendStatus>,
+}
+
+impl Dataplane {
+    /// Global counters, summed over CPUs, in `Counter` order.
+    pub fn counters(&self) -> Result<Vec<(Counter, &'static str, u64)>, DataplaneError> {
+        let name = map_names::STATS;
+        let map: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.map(name)?).map_err(|e| map_err(name, e))?;
+        Counter::ALL
+            .iter()
+            .map(|&(c, label)| {
+                let per_cpu = map.get(&(c as u32), 0).map_err(|e| map_err(name, e))?;
+                Ok((c, label, per_cpu.iter().sum()))
+            })
+            .collect()
+    }
+
+    pub fn counter(&self, counter: Counter) -> Result<u64, DataplaneError> {
+        Ok(self
+            .counters()?
+            .into_iter()
+            .find(|(c, _, _)| *c == counter)
+            .map(|(_, _, v)| v)
+            .unwrap_or(0))
+    }
+
+    fn traffic(&self, name: &'static str, index: u32) -> Result<Traffic, DataplaneError> {
+        let map: PerCpuArray<&MapData, Traffic> =
+            PerCpuArray::try_from(self.map(name)?).map_err(|e| map_err(name, e))?;
+        let per_cpu = map.get(&index, 0).map_err(|e| map_err(name, e))?;
+        Ok(per_cpu.iter().fold(Traffic::default(), |acc, t| Traffic {
+            packets: acc.packets + t.packets,
+            bytes: acc.bytes + t.bytes,
+        }))
+    }
+
+    /// Every programmed service with its backends and counters.
+    pub fn status(&self) -> Result<Vec<ServiceStatus>, DataplaneError> {
+        let mut out = Vec::new();
+        for (id, state) in &self.services {
+            let mut backends = Vec::new();
+            for (&(addr, port), b) in &state.backends {
+                backends.push(BackendStatus {
+                    addr,
+                    port,
+                    weight: b.weight,
+                    slots: state.ring.iter().filter(|&&v| v == b.id).count() as u32,
+                    traffic: self.traffic(map_names::BACKEND_STATS, b.id)?,
+                });
+            }
+            backends.sort_by_key(|b| (b.addr, b.port));
+            out.push(ServiceStatus {
+                id: *id,
+                mode: state.spec.as_ref().map(|s| s.mode),
+                table_size: state.info.ring_size,
+                traffic: self.traffic(map_names::SERVICE_STATS, state.info.id)?,
+                backends,
+            });
+        }
+        out.sort_by_key(|s| (s.id.vip, s.id.port, s.id.protocol.number()));
+        Ok(out)
+    }
+}

@@ -1,0 +1,445 @@
+//! The XDP data plane's control library: loads the program, pins its maps, attaches it to
+//! interfaces and programs services and backends. A [`Dataplane`] is the only writer of
+//! the maps; the rest of the daemon sends it desired state.
+
+mod adopt;
+mod alloc;
+pub mod bpffs;
+mod counters;
+pub mod maglev;
+pub mod neigh;
+mod object;
+mod pass;
+mod program;
+pub mod spec;
+mod testrun;
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuValues},
+    programs::{Xdp, XdpMode},
+    Ebpf, EbpfLoader,
+};
+use lb_common::{
+    capacity, map_names, program_names, Backend, Conn, Counter, FlowKey, ServiceInfo, ServiceKey,
+    Traffic,
+};
+use tracing::{info, warn};
+
+pub use counters::{BackendStatus, ServiceStatus};
+pub use object::OBJECT_ENV;
+pub use pass::PassProgram;
+pub use program::ApplyReport;
+pub use testrun::TestRunOutput;
+pub use spec::{
+    default_idle_timeout, BackendSpec, Egress, ForwardMode, HashMode, Protocol, ServiceId,
+    ServiceSpec, SpecError,
+};
+
+use alloc::{IdPool, RingAllocator};
+use bpffs::MapShape;
+
+/// Default pin directory (keepalived users: this is where `bpftool map dump pinned` looks).
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/lb";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    #[error("eBPF object: {0}")]
+    Object(String),
+    #[error("bpffs: {0}")]
+    Bpffs(String),
+    #[error("loading the XDP program failed: {0}; is this root, with BPF and BTF enabled in the kernel?")]
+    Load(#[source] aya::EbpfError),
+    #[error("map {map}: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("program {program}: {source}")]
+    Program {
+        program: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("interface {0} does not exist; check the name (`ip link`)")]
+    NoInterface(String),
+    #[error("attaching XDP to {iface} failed in native mode ({native}) and in generic mode ({generic})")]
+    Attach {
+        iface: String,
+        native: String,
+        generic: String,
+    },
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("{what} is full ({used} of {capacity} in use) while programming {service}; raise the capacity in the configuration or remove services")]
+    Full {
+        what: &'static str,
+        used: u64,
+        capacity: u64,
+        service: ServiceId,
+    },
+    #[error("no service {0} is programmed")]
+    NoService(ServiceId),
+}
+
+/// Map sizes, fixed when the maps are created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    pub services: u32,
+    pub backends: u32,
+    /// Maglev slots shared by all services (each takes its table size M).
+    pub maglev_slots: u32,
+    /// Connection-table entries (per CPU).
+    pub conntrack: u32,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Self {
+            services: capacity::SERVICES,
+            backends: capacity::BACKENDS,
+            maglev_slots: capacity::MAGLEV_SLOTS,
+            conntrack: capacity::CONNTRACK,
+        }
+    }
+}
+
+impl Capacity {
+    fn shape(&self, name: &str) -> MapShape {
+        let u32s = std::mem::size_of::<u32>() as u32;
+        let (key_size, value_size, max_entries) = match name {
+            map_names::SERVICES => (size::<ServiceKey>(), size::<ServiceInfo>(), self.services),
+            map_names::BACKENDS => (u32s, size::<Backend>(), self.backends),
+            map_names::MAGLEV => (u32s, u32s, self.maglev_slots),
+            map_names::CONNTRACK => (size::<FlowKey>(), size::<Conn>(), self.conntrack),
+            map_names::STATS => (u32s, size::<u64>(), Counter::COUNT),
+            map_names::SERVICE_STATS => (u32s, size::<Traffic>(), self.services),
+            _ => (u32s, size::<Traffic>(), self.backends),
+        };
+        MapShape {
+            key_size,
+            value_size,
+            max_entries,
+        }
+    }
+
+    /// The maps whose size is configurable, with their size.
+    fn sized_maps(&self) -> [(&'static str, u32); 6] {
+        [
+            (map_names::SERVICES, self.services),
+            (map_names::BACKENDS, self.backends),
+            (map_names::MAGLEV, self.maglev_slots),
+            (map_names::CONNTRACK, self.conntrack),
+            (map_names::SERVICE_STATS, self.services),
+            (map_names::BACKEND_STATS, self.backends),
+        ]
+    }
+}
+
+fn size<T>() -> u32 {
+    std::mem::size_of::<T>() as u32
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// bpffs directory for the pinned maps (default `/sys/fs/bpf/lb`).
+    pub pin_dir: PathBuf,
+    pub capacity: Capacity,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            pin_dir: PathBuf::from(DEFAULT_PIN_DIR),
+            capacity: Capacity::default(),
+        }
+    }
+}
+
+/// How the program runs on an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// In the driver (fast path).
+    Native,
+    /// In the kernel's generic (SKB) path: works everywhere, slower.
+    Generic,
+}
+
+#[derive(Debug)]
+struct Attachment {
+    ifname: String,
+    mode: AttachMode,
+    link: aya::programs::xdp::XdpLinkId,
+}
+
+/// A programmed service, mirrored from the maps.
+#[derive(Debug)]
+struct ServiceState {
+    info: ServiceInfo,
+    /// What the ring region holds (empty = unknown, rewrite all of it).
+    ring: Vec<u32>,
+    backends: HashMap<(IpAddr, u16), BackendState>,
+    /// The spec last applied (None right after adopting pinned maps).
+    spec: Option<ServiceSpec>,
+}
+
+#[derive(Debug, Clone)]
+struct BackendState {
+    id: u32,
+    entry: Backend,
+    weight: u32,
+}
+
+pub struct Dataplane {
+    ebpf: Ebpf,
+    pin_dir: PathBuf,
+    capacity: Capacity,
+    services: HashMap<ServiceId, ServiceState>,
+    service_ids: IdPool,
+    backend_ids: IdPool,
+    rings: RingAllocator,
+    next_generation: u32,
+    attachments: HashMap<u32, Attachment>,
+    adopted: bool,
+}
+
+impl Dataplane {
+    /// Loads the program and creates its maps, pinned under `pin_dir`. Pinned maps left by
+    /// a previous run are re-used (with the services, backends and connection table they
+    /// hold) when their layout fits this build; otherwise they are replaced.
+    pub fn load(opts: &LoadOptions) -> Result<Self, DataplaneError> {
+        bpffs::ensure_pin_dir(&opts.pin_dir)?;
+        let cap = opts.capacity;
+        let mut kept = 0;
+        for name in map_names::ALL {
+            if bpffs::keep_pin_if_compatible(&opts.pin_dir, name, cap.shape(name))? {
+                kept += 1;
+            }
+        }
+        let adopted = kept == map_names::ALL.len();
+        if kept > 0 && !adopted {
+            warn!(pin_dir = %opts.pin_dir.display(), "incomplete set of pinned maps; starting fresh");
+            bpffs::remove_pins(&opts.pin_dir);
+            bpffs::ensure_pin_dir(&opts.pin_dir)?;
+        }
+
+        let object = object::Object::load()?;
+        let pins: Vec<(&'static str, PathBuf)> = map_names::ALL
+            .iter()
+            .map(|&name| (name, bpffs::pin_path(&opts.pin_dir, name)))
+            .collect();
+        let mut loader = EbpfLoader::new();
+        for (name, entries) in cap.sized_maps() {
+            loader.map_max_entries(name, entries);
+        }
+        for (name, path) in &pins {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(object.bytes()).map_err(DataplaneError::Load)?;
+        program_mut(&mut ebpf, program_names::LB)?
+            .load()
+            .map_err(|source| DataplaneError::Program {
+                program: program_names::LB,
+                source,
+            })?;
+
+        let mut dp = Dataplane {
+            ebpf,
+            pin_dir: opts.pin_dir.clone(),
+            capacity: cap,
+            services: HashMap::new(),
+            service_ids: IdPool::new(cap.services),
+            backend_ids: IdPool::new(cap.backends),
+            rings: RingAllocator::new(cap.maglev_slots),
+            next_generation: 1,
+            attachments: HashMap::new(),
+            adopted,
+        };
+        if adopted {
+            dp.adopt()?;
+            info!(services = dp.services.len(), pin_dir = %dp.pin_dir.display(), "re-using pinned maps");
+        }
+        Ok(dp)
+    }
+
+    /// True when the maps of a previous run were re-used.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    pub fn pin_dir(&self) -> &Path {
+        &self.pin_dir
+    }
+
+    pub fn capacity(&self) -> Capacity {
+        self.capacity
+    }
+
+    /// Attaches the load balancer to `ifname`: native mode, or generic mode (with the
+    /// reason logged) when the driver cannot run XDP.
+    pub fn attach(&mut self, ifname: &str) -> Result<AttachMode, DataplaneError> {
+        self.attach_with(ifname, &[AttachMode::Native, AttachMode::Generic])
+    }
+
+    /// Attaches in exactly one mode.
+    pub fn attach_mode(&mut self, ifname: &str, mode: AttachMode) -> Result<AttachMode, DataplaneError> {
+        self.attach_with(ifname, &[mode])
+    }
+
+    fn attach_with(&mut self, ifname: &str, modes: &[AttachMode]) -> Result<AttachMode, DataplaneError> {
+        let ifindex = ifindex(ifname)?;
+        if let Some(a) = self.attachments.get(&ifindex) {
+            return Ok(a.mode);
+        }
+        let prog = program_mut(&mut self.ebpf, program_names::LB)?;
+        let mut errors = Vec::new();
+        for &mode in modes {
+            let xdp_mode = match mode {
+                AttachMode::Native => XdpMode::Driver,
+                AttachMode::Generic => XdpMode::Skb,
+            };
+            match prog.attach_to_if_index(ifindex, xdp_mode) {
+                Ok(link) => {
+                    if !errors.is_empty() {
+                        warn!(iface = ifname, reason = %errors.join("; "), "native XDP unavailable; running in generic mode");
+                    }
+                    info!(iface = ifname, ?mode, "XDP program attached");
+                    self.attachments.insert(
+                        ifindex,
+                        Attachment {
+                            ifname: ifname.to_string(),
+                            mode,
+                            link,
+                        },
+                    );
+                    return Ok(mode);
+                }
+                Err(e) => errors.push(error_chain(&e)),
+            }
+        }
+        Err(DataplaneError::Attach {
+            iface: ifname.to_string(),
+            native: errors.first().cloned().unwrap_or_default(),
+            generic: errors.get(1).cloned().unwrap_or_else(|| "not tried".into()),
+        })
+    }
+
+    /// Detaches from `ifname` (no-op when not attached).
+    pub fn detach(&mut self, ifname: &str) -> Result<(), DataplaneError> {
+        let Some((&ifindex, _)) = self.attachments.iter().find(|(_, a)| a.ifname == ifname) else {
+            return Ok(());
+        };
+        if let Some(a) = self.attachments.remove(&ifindex) {
+            program_mut(&mut self.ebpf, program_names::LB)?
+                .detach(a.link)
+                .map_err(|source| DataplaneError::Program {
+                    program: program_names::LB,
+                    source,
+                })?;
+            info!(iface = ifname, "XDP program detached");
+        }
+        Ok(())
+    }
+
+    /// Interfaces the program is attached to, with their mode.
+    pub fn attached(&self) -> Vec<(String, AttachMode)> {
+        let mut v: Vec<_> = self
+            .attachments
+            .values()
+            .map(|a| (a.ifname.clone(), a.mode))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Removes the pinned maps (clean shutdown); the maps live on only while this
+    /// process holds them.
+    pub fn unpin(&self) {
+        bpffs::remove_pins(&self.pin_dir);
+    }
+
+    fn map_mut(&mut self, name: &'static str) -> Result<&mut Map, DataplaneError> {
+        self.ebpf.map_mut(name).ok_or(DataplaneError::Map {
+            map: name,
+            source: aya::maps::MapError::InvalidName { name: name.into() },
+        })
+    }
+
+    fn map(&self, name: &'static str) -> Result<&Map, DataplaneError> {
+        self.ebpf.map(name).ok_or(DataplaneError::Map {
+            map: name,
+            source: aya::maps::MapError::InvalidName { name: name.into() },
+        })
+    }
+
+    fn services_map(&mut self) -> Result<BpfHashMap<&mut MapData, ServiceKey, ServiceInfo>, DataplaneError> {
+        let name = map_names::SERVICES;
+        BpfHashMap::try_from(self.map_mut(name)?).map_err(|source| map_err(name, source))
+    }
+
+    fn backends_map(&mut self) -> Result<Array<&mut MapData, Backend>, DataplaneError> {
+        let name = map_names::BACKENDS;
+        Array::try_from(self.map_mut(name)?).map_err(|source| map_err(name, source))
+    }
+
+    fn maglev_map(&mut self) -> Result<Array<&mut MapData, u32>, DataplaneError> {
+        let name = map_names::MAGLEV;
+        Array::try_from(self.map_mut(name)?).map_err(|source| map_err(name, source))
+    }
+
+    /// Zeroes a per-CPU traffic counter (a freshly allocated id must not inherit the
+    /// previous occupant's numbers).
+    fn reset_traffic(&mut self, map: &'static str, index: u32) -> Result<(), DataplaneError> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| DataplaneError::Map {
+            map,
+            source: aya::maps::MapError::IoError(e),
+        })?;
+        let mut arr: PerCpuArray<&mut MapData, Traffic> =
+            PerCpuArray::try_from(self.map_mut(map)?).map_err(|source| map_err(map, source))?;
+        let zeros = PerCpuValues::try_from(vec![Traffic::default(); cpus])
+            .map_err(|e| map_err(map, aya::maps::MapError::IoError(e)))?;
+        arr.set(index, zeros, 0).map_err(|source| map_err(map, source))
+    }
+
+    fn new_generation(&mut self) -> u32 {
+        let g = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        g
+    }
+}
+
+fn map_err(map: &'static str, source: aya::maps::MapError) -> DataplaneError {
+    DataplaneError::Map { map, source }
+}
+
+fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, DataplaneError> {
+    let prog = ebpf.program_mut(name).ok_or(DataplaneError::Program {
+        program: name,
+        source: aya::programs::ProgramError::UnexpectedProgramType,
+    })?;
+    prog.try_into().map_err(|source| DataplaneError::Program {
+        program: name,
+        source,
+    })
+}
+
+pub(crate) fn ifindex(ifname: &str) -> Result<u32, DataplaneError> {
+    nix::net::if_::if_nametoindex(ifname).map_err(|_| DataplaneError::NoInterface(ifname.to_string()))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}

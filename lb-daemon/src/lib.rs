@@ -1,0 +1,8 @@
+//! lb-daemon: the control plane of the XDP load balancer.
+//!
+//! - [`dataplane`]: loads the XDP program, pins and programs its maps (the only owner of
+//!   the eBPF maps).
+//! - [`netns`]: network-namespace helpers for the lab (`lb-daemon lab`) and the tests.
+
+pub mod dataplane;
+pub mod netns;

@@ -1,0 +1,121 @@
+//! Forwarding: DR (MAC rewrite) and TUN (IP-in-IP / IPv6 encapsulation), then out of the
+//! backend's interface.
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::{bpf_redirect, bpf_xdp_adjust_head},
+    programs::XdpContext,
+};
+use lb_common::{
+    mode, Backend, Counter, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, FAMILY_V4, FAMILY_V6,
+    IPPROTO_IPIP, IPPROTO_IPV6, TUNNEL_TTL,
+};
+
+use crate::{
+    csum,
+    packet::{write, EthHdr, Ipv4Hdr, Ipv6Hdr, Packet, ETH_LEN, IPV4_LEN, IPV6_LEN},
+    stats,
+};
+
+#[inline(always)]
+pub fn forward(ctx: &XdpContext, pkt: &Packet, mode: u32, backend: &Backend) -> u32 {
+    let ok = if mode == mode::TUN {
+        encapsulate(ctx, pkt, backend)
+    } else {
+        // DR: the frame is unchanged but for its Ethernet addresses.
+        set_macs(ctx, backend)
+    };
+    if ok.is_none() {
+        stats::count(Counter::EncapFailed);
+        return xdp_action::XDP_DROP;
+    }
+    transmit(ctx, backend)
+}
+
+#[inline(always)]
+fn set_macs(ctx: &XdpContext, backend: &Backend) -> Option<()> {
+    write(ctx, 0, backend.mac)?;
+    write(ctx, 6, backend.src_mac)
+}
+
+/// Same interface: bounce the frame; another one: redirect to it.
+#[inline(always)]
+fn transmit(ctx: &XdpContext, backend: &Backend) -> u32 {
+    if backend.ifindex == 0 || backend.ifindex as usize == ctx.ingress_ifindex() {
+        return xdp_action::XDP_TX;
+    }
+    stats::count(Counter::VerdictRedirect);
+    // SAFETY: bpf_redirect has no memory preconditions.
+    unsafe { bpf_redirect(backend.ifindex, 0) as u32 }
+}
+
+/// Prepends an outer IPv4 or IPv6 header to the IP datagram, keeping any VLAN tag.
+#[inline(always)]
+fn encapsulate(ctx: &XdpContext, pkt: &Packet, backend: &Backend) -> Option<()> {
+    let outer_len = match backend.family {
+        FAMILY_V4 if pkt.family == FAMILY_V4 => IPV4_LEN,
+        FAMILY_V6 => IPV6_LEN,
+        // IPv6 in IPv4 is not offered (rejected by configuration).
+        _ => return None,
+    };
+    // The VLAN tag (if any) travels with the new Ethernet header.
+    let vlan_tci: Option<u16> = if pkt.l2_len > ETH_LEN {
+        Some(crate::packet::read(ctx, ETH_LEN)?)
+    } else {
+        None
+    };
+    // SAFETY: the helper validates the adjustment against the frame's headroom.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(outer_len as i32)) } != 0 {
+        return None;
+    }
+    let outer_proto = if backend.family == FAMILY_V4 { ETH_P_IP } else { ETH_P_IPV6 };
+    let eth = EthHdr {
+        dst: backend.mac,
+        src: backend.src_mac,
+        proto: match vlan_tci {
+            Some(_) => ETH_P_8021Q.to_be(),
+            None => outer_proto.to_be(),
+        },
+    };
+    write(ctx, 0, eth)?;
+    if let Some(tci) = vlan_tci {
+        write(ctx, ETH_LEN, tci)?;
+        write(ctx, ETH_LEN + 2, outer_proto.to_be())?;
+    }
+    let inner_proto = if pkt.family == FAMILY_V4 { IPPROTO_IPIP } else { IPPROTO_IPV6 };
+    if backend.family == FAMILY_V4 {
+        write(ctx, pkt.l2_len, outer_ipv4(pkt, backend))
+    } else {
+        write(ctx, pkt.l2_len, outer_ipv6(pkt, backend, inner_proto))
+    }
+}
+
+#[inline(always)]
+fn outer_ipv4(pkt: &Packet, backend: &Backend) -> Ipv4Hdr {
+    let mut ip = Ipv4Hdr {
+        ver_ihl: 0x45,
+        tos: pkt.tos,
+        tot_len: pkt.ip_len.wrapping_add(IPV4_LEN as u16).to_be(),
+        id: 0,
+        frag_off: 0,
+        ttl: TUNNEL_TTL,
+        proto: IPPROTO_IPIP,
+        check: 0,
+        src: backend.tun_src[0],
+        dst: backend.addr[0],
+    };
+    ip.check = csum::ipv4_header(&ip);
+    ip
+}
+
+#[inline(always)]
+fn outer_ipv6(pkt: &Packet, backend: &Backend, next_hdr: u8) -> Ipv6Hdr {
+    Ipv6Hdr {
+        vtc_flow: ((6u32 << 28) | ((pkt.tos as u32) << 20)).to_be(),
+        payload_len: pkt.ip_len.to_be(),
+        next_hdr,
+        hop_limit: TUNNEL_TTL,
+        src: backend.tun_src,
+        dst: backend.addr,
+    }
+}

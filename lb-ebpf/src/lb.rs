@@ -1,0 +1,137 @@
+//! Service lookup, connection table and Maglev backend choice.
+
+use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
+use lb_common::{
+    backend_flags, hash, mode, service_flags, Backend, Conn, Counter, FlowKey, ServiceInfo,
+    ServiceKey, NO_BACKEND,
+};
+
+use crate::{
+    forward,
+    maps::{BACKENDS, CONNTRACK, MAGLEV, SERVICES},
+    packet::{self, Packet, Skip},
+    stats,
+};
+
+/// Returns the XDP action for one frame.
+#[inline(always)]
+pub fn process(ctx: &XdpContext) -> u32 {
+    let pkt = match packet::parse(ctx) {
+        Ok(pkt) => pkt,
+        Err(Skip::Pass(counter)) => {
+            if let Some(c) = counter {
+                stats::count(c);
+            }
+            return xdp_action::XDP_PASS;
+        }
+        Err(Skip::Drop(counter)) => {
+            stats::count(counter);
+            return xdp_action::XDP_DROP;
+        }
+    };
+    let Some((key, svc)) = find_service(&pkt) else {
+        // Not for a VIP: management traffic, the host's own services.
+        return xdp_action::XDP_PASS;
+    };
+    stats::count(Counter::VipPackets);
+    let bytes = (ctx.data_end() - ctx.data()) as u64;
+    stats::count_service(svc.id, bytes);
+
+    let Some((backend_id, backend)) = choose_backend(&pkt, &key, &svc) else {
+        return xdp_action::XDP_DROP;
+    };
+    stats::count_backend(backend_id, bytes);
+    forward::forward(ctx, &pkt, svc.flags & mode::MASK, &backend)
+}
+
+/// The exact (address, port, protocol) service, else the wildcard-port one.
+#[inline(always)]
+fn find_service(pkt: &Packet) -> Option<(ServiceKey, ServiceInfo)> {
+    let mut key = ServiceKey {
+        addr: pkt.dst,
+        port: pkt.dport,
+        proto: pkt.proto,
+        family: pkt.family,
+    };
+    // SAFETY: copied out at once; the entry may change under us, never be freed mid-read.
+    if let Some(svc) = unsafe { SERVICES.get(&key) } {
+        return Some((key, *svc));
+    }
+    key.port = 0;
+    unsafe { SERVICES.get(&key) }.map(|svc| (key, *svc))
+}
+
+/// The backend for this flow: the connection table's if it is still valid, else a fresh
+/// Maglev pick (remembered in the table). `None` = drop (counted).
+#[inline(always)]
+fn choose_backend(pkt: &Packet, svc_key: &ServiceKey, svc: &ServiceInfo) -> Option<(u32, Backend)> {
+    let persistent = svc.flags & service_flags::PERSISTENT != 0;
+    let flow = FlowKey {
+        src: pkt.src,
+        dst: pkt.dst,
+        // A persistent service remembers the client, whatever its ports (IPVS templates).
+        sport: if persistent { 0 } else { pkt.sport },
+        dport: if persistent { svc_key.port } else { pkt.dport },
+        proto: pkt.proto,
+        family: pkt.family,
+        pad: 0,
+    };
+    // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+
+    if let Some(conn) = CONNTRACK.get_ptr_mut(&flow) {
+        // SAFETY: per-CPU value of this CPU; valid until the next update of this map.
+        let c = unsafe { &mut *conn };
+        if now.saturating_sub(c.last_seen_ns) > svc.timeout_s as u64 * 1_000_000_000 {
+            stats::count(Counter::ConntrackExpired);
+        } else if let Some(b) = active_backend(c.backend) {
+            if b.generation == c.generation {
+                c.last_seen_ns = now;
+                stats::count(Counter::ConntrackHit);
+                return Some((c.backend, b));
+            }
+            stats::count(Counter::ConntrackStale);
+        } else {
+            stats::count(Counter::ConntrackStale);
+        }
+    }
+    stats::count(Counter::ConntrackMiss);
+
+    let h = if svc.flags & service_flags::HASH_SRC != 0 {
+        hash::src_hash(&pkt.src)
+    } else {
+        hash::flow_hash(&pkt.src, &pkt.dst, pkt.sport, pkt.dport, pkt.proto)
+    };
+    if svc.ring_size == 0 {
+        stats::count(Counter::NoBackend);
+        return None;
+    }
+    let slot = svc.ring_offset.wrapping_add(h % svc.ring_size);
+    let id = match MAGLEV.get(slot) {
+        Some(&id) if id != NO_BACKEND => id,
+        _ => {
+            stats::count(Counter::NoBackend);
+            return None;
+        }
+    };
+    let Some(b) = active_backend(id) else {
+        stats::count(Counter::BadBackend);
+        return None;
+    };
+    let conn = Conn {
+        backend: id,
+        generation: b.generation,
+        last_seen_ns: now,
+    };
+    // A full table evicts the least recently used flow; nothing to do on error.
+    let _ = CONNTRACK.insert(&flow, &conn, 0);
+    Some((id, b))
+}
+
+#[inline(always)]
+fn active_backend(id: u32) -> Option<Backend> {
+    match BACKENDS.get(id) {
+        Some(b) if b.flags & backend_flags::ACTIVE != 0 => Some(*b),
+        _ => None,
+    }
+}

@@ -1,0 +1,24 @@
+//! The XDP load balancer. Built only for `bpfel-unknown-none` (`cargo xtask build-ebpf`);
+//! on the host this crate is an empty binary so that workspace-wide commands still work.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod baseline;
+#[cfg(target_arch = "bpf")]
+mod csum;
+#[cfg(target_arch = "bpf")]
+mod forward;
+#[cfg(target_arch = "bpf")]
+mod lb;
+#[cfg(target_arch = "bpf")]
+mod maps;
+#[cfg(target_arch = "bpf")]
+mod packet;
+#[cfg(target_arch = "bpf")]
+mod programs;
+#[cfg(target_arch = "bpf")]
+mod stats;
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}

@@ -1,0 +1,213 @@
+//! Bounds-checked packet access and header parsing.
+//!
+//! Every read and write of packet memory goes through [`ptr_at`], whose check the verifier
+//! understands. Header fields are read and written unaligned: IP headers sit at offset 14
+//! or 18, not on a 4-byte boundary.
+
+use aya_ebpf::programs::XdpContext;
+use lb_common::{
+    Addr, Counter, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, FAMILY_V4, FAMILY_V6, IPPROTO_TCP,
+    IPPROTO_UDP,
+};
+
+pub const ETH_LEN: usize = 14;
+pub const VLAN_LEN: usize = 4;
+pub const IPV4_LEN: usize = 20;
+pub const IPV6_LEN: usize = 40;
+const TCP_LEN: usize = 20;
+const UDP_LEN: usize = 8;
+
+/// IPv6 extension headers we recognise (and pass to the kernel).
+const IPV6_HOPOPTS: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_FRAGMENT: u8 = 44;
+const IPV6_DSTOPTS: u8 = 60;
+
+/// A pointer to `T` at `offset` from the start of the frame, if the whole `T` is inside it.
+#[inline(always)]
+pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + offset + core::mem::size_of::<T>() > end {
+        return None;
+    }
+    Some((start + offset) as *mut T)
+}
+
+#[inline(always)]
+pub fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Option<T> {
+    // SAFETY: ptr_at checked that the value lies inside the frame.
+    ptr_at::<T>(ctx, offset).map(|p| unsafe { p.read_unaligned() })
+}
+
+#[inline(always)]
+pub fn write<T: Copy>(ctx: &XdpContext, offset: usize, value: T) -> Option<()> {
+    // SAFETY: as in `read`.
+    ptr_at::<T>(ctx, offset).map(|p| unsafe { p.write_unaligned(value) })
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct EthHdr {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    /// Network byte order.
+    pub proto: u16,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Ipv4Hdr {
+    pub ver_ihl: u8,
+    pub tos: u8,
+    pub tot_len: u16,
+    pub id: u16,
+    pub frag_off: u16,
+    pub ttl: u8,
+    pub proto: u8,
+    pub check: u16,
+    pub src: u32,
+    pub dst: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Ipv6Hdr {
+    pub vtc_flow: u32,
+    pub payload_len: u16,
+    pub next_hdr: u8,
+    pub hop_limit: u8,
+    pub src: Addr,
+    pub dst: Addr,
+}
+
+/// The first bytes of a TCP or UDP header.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Ports {
+    src: u16,
+    dst: u16,
+}
+
+/// What the fast path needs to know about a TCP/UDP packet.
+pub struct Packet {
+    /// Length of the Ethernet header including a VLAN tag (14 or 18).
+    pub l2_len: usize,
+    pub family: u8,
+    pub proto: u8,
+    pub src: Addr,
+    pub dst: Addr,
+    /// Raw header fields (network byte order).
+    pub sport: u16,
+    pub dport: u16,
+    /// Length of the IP datagram (header included), from the IP header.
+    pub ip_len: u16,
+    /// IPv4 TOS / IPv6 traffic class, copied into tunnel headers.
+    pub tos: u8,
+}
+
+/// Why a frame is not load-balanced.
+pub enum Skip {
+    /// Not ours to handle: give it to the kernel (counted when the counter is `Some`).
+    Pass(Option<Counter>),
+    /// Malformed: drop it, counted.
+    Drop(Counter),
+}
+
+const fn be16(x: u16) -> u16 {
+    x.to_be()
+}
+
+/// Parses Ethernet (one optional 802.1Q tag), IPv4/IPv6 and the TCP/UDP ports.
+#[inline(always)]
+pub fn parse(ctx: &XdpContext) -> Result<Packet, Skip> {
+    let eth: EthHdr = read(ctx, 0).ok_or(Skip::Drop(Counter::TruncatedEth))?;
+    let (l2_len, proto) = if eth.proto == be16(ETH_P_8021Q) {
+        let inner: u16 = read(ctx, ETH_LEN + 2).ok_or(Skip::Drop(Counter::TruncatedEth))?;
+        (ETH_LEN + VLAN_LEN, inner)
+    } else {
+        (ETH_LEN, eth.proto)
+    };
+    if proto == be16(ETH_P_IP) {
+        parse_ipv4(ctx, l2_len)
+    } else if proto == be16(ETH_P_IPV6) {
+        parse_ipv6(ctx, l2_len)
+    } else {
+        // ARP, LLDP, anything else: the kernel's business.
+        Err(Skip::Pass(None))
+    }
+}
+
+#[inline(always)]
+fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
+    let ip: Ipv4Hdr = read(ctx, l3).ok_or(Skip::Drop(Counter::TruncatedIpv4))?;
+    let ihl = (ip.ver_ihl & 0x0f) as usize;
+    let tot_len = u16::from_be(ip.tot_len);
+    if ip.ver_ihl >> 4 != 4 || ihl < 5 || (tot_len as usize) < ihl * 4 {
+        return Err(Skip::Drop(Counter::MalformedIpv4));
+    }
+    if ip.proto != IPPROTO_TCP && ip.proto != IPPROTO_UDP {
+        // ICMP, VRRP (112), IPIP, ...: not load-balanced.
+        return Err(Skip::Pass(None));
+    }
+    // MF set or a non-zero offset: no ports to hash on in most fragments.
+    if u16::from_be(ip.frag_off) & 0x3fff != 0 {
+        return Err(Skip::Pass(Some(Counter::Ipv4Fragment)));
+    }
+    if ihl > 5 {
+        crate::stats::count(Counter::Ipv4Options);
+    }
+    let ports = read_ports(ctx, l3 + ihl * 4, ip.proto)?;
+    Ok(Packet {
+        l2_len: l3,
+        family: FAMILY_V4,
+        proto: ip.proto,
+        src: [ip.src, 0, 0, 0],
+        dst: [ip.dst, 0, 0, 0],
+        sport: ports.src,
+        dport: ports.dst,
+        ip_len: tot_len,
+        tos: ip.tos,
+    })
+}
+
+#[inline(always)]
+fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
+    let ip: Ipv6Hdr = read(ctx, l3).ok_or(Skip::Drop(Counter::TruncatedIpv6))?;
+    match ip.next_hdr {
+        IPPROTO_TCP | IPPROTO_UDP => {}
+        IPV6_FRAGMENT => return Err(Skip::Pass(Some(Counter::Ipv6Fragment))),
+        IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS => {
+            return Err(Skip::Pass(Some(Counter::Ipv6ExtHeader)))
+        }
+        // ICMPv6 (neighbour discovery), VRRPv3 (112), ...
+        _ => return Err(Skip::Pass(None)),
+    }
+    let ports = read_ports(ctx, l3 + IPV6_LEN, ip.next_hdr)?;
+    let vtc = u32::from_be(ip.vtc_flow);
+    Ok(Packet {
+        l2_len: l3,
+        family: FAMILY_V6,
+        proto: ip.next_hdr,
+        src: ip.src,
+        dst: ip.dst,
+        sport: ports.src,
+        dport: ports.dst,
+        ip_len: u16::from_be(ip.payload_len).saturating_add(IPV6_LEN as u16),
+        tos: (vtc >> 20) as u8,
+    })
+}
+
+#[inline(always)]
+fn read_ports(ctx: &XdpContext, l4: usize, proto: u8) -> Result<Ports, Skip> {
+    // Require the whole fixed header, not just the ports: a cut header is malformed.
+    let whole = if proto == IPPROTO_TCP {
+        ptr_at::<[u8; TCP_LEN]>(ctx, l4).is_some()
+    } else {
+        ptr_at::<[u8; UDP_LEN]>(ctx, l4).is_some()
+    };
+    if !whole {
+        return Err(Skip::Drop(Counter::TruncatedL4));
+    }
+    read(ctx, l4).ok_or(Skip::Drop(Counter::TruncatedL4))
+}

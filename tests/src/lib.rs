@@ -1,0 +1,4 @@
+//! Support for the packet fixtures, the network-namespace tests and the benchmarks.
+
+pub mod frames;
+pub mod harness;

@@ -1,0 +1,107 @@
+//! Building the eBPF object (nightly, bpfel-unknown-none) and the host binaries (stable).
+
+use std::path::PathBuf;
+
+use anyhow::{ensure, Context, Result};
+
+use crate::util;
+
+pub const EBPF_TARGET: &str = "bpfel-unknown-none";
+
+/// Full debug info plus `--btf` for bpf-linker: the loader needs BTF to create the
+/// maps, and the verifier's messages get source lines.
+const EBPF_RUSTFLAGS: &[&str] = &["-Cdebuginfo=2", "-Clink-arg=--btf"];
+
+/// `CARGO_ENCODED_RUSTFLAGS` separates flags with 0x1f, so flags may contain spaces.
+pub fn encode_rustflags(flags: &[&str]) -> String {
+    flags.join("\x1f")
+}
+
+fn profile_dir(release: bool) -> &'static str {
+    if release {
+        "release"
+    } else {
+        "debug"
+    }
+}
+
+pub fn ebpf_object(release: bool) -> PathBuf {
+    util::target_dir()
+        .join(EBPF_TARGET)
+        .join(profile_dir(release))
+        .join("lb-ebpf")
+}
+
+pub fn daemon_binary() -> PathBuf {
+    util::target_dir().join("release").join("lb-daemon")
+}
+
+/// Builds lb-ebpf and returns the object's absolute path.
+pub fn build_ebpf(release: bool) -> Result<PathBuf> {
+    let mut cmd = util::nightly_cargo()?;
+    cmd.args(["build", "--package", "lb-ebpf", "--target", EBPF_TARGET]);
+    // bpfel-unknown-none ships no precompiled core.
+    cmd.args(["-Z", "build-std=core"]);
+    if release {
+        cmd.arg("--release");
+    }
+    cmd.env("CARGO_ENCODED_RUSTFLAGS", encode_rustflags(EBPF_RUSTFLAGS));
+    util::add_llvm_library_path(&mut cmd, &util::nightly_sysroot()?)?;
+    util::run(&mut cmd)
+        .context("building the eBPF program failed (tools missing? `cargo xtask setup`)")?;
+
+    let object = ebpf_object(release);
+    ensure!(
+        object.is_file(),
+        "cargo succeeded but {} is missing",
+        object.display()
+    );
+    println!("build-ebpf: {}", object.display());
+    Ok(object)
+}
+
+/// Builds every host crate in release mode and returns the daemon's path.
+pub fn build_host() -> Result<PathBuf> {
+    let mut cmd = util::host_cargo()?;
+    cmd.args(["build", "--release", "--workspace", "--exclude", "lb-ebpf"]);
+    util::run(&mut cmd)?;
+
+    let daemon = daemon_binary();
+    ensure!(
+        daemon.is_file(),
+        "cargo succeeded but {} is missing",
+        daemon.display()
+    );
+    println!("build: {}", daemon.display());
+    Ok(daemon)
+}
+
+/// `cargo xtask build`: the eBPF object, then the host binaries.
+pub fn build_all() -> Result<(PathBuf, PathBuf)> {
+    let object = build_ebpf(true)?;
+    let daemon = build_host()?;
+    Ok((object, daemon))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rustflags_are_unit_separated() {
+        assert_eq!(
+            encode_rustflags(EBPF_RUSTFLAGS),
+            "-Cdebuginfo=2\u{1f}-Clink-arg=--btf"
+        );
+        assert_eq!(encode_rustflags(&[]), "");
+    }
+
+    #[test]
+    fn object_paths_follow_the_profile() {
+        let release = ebpf_object(true);
+        assert!(release.is_absolute());
+        assert!(release.ends_with("target/bpfel-unknown-none/release/lb-ebpf"));
+        assert!(ebpf_object(false).ends_with("target/bpfel-unknown-none/debug/lb-ebpf"));
+        assert!(daemon_binary().ends_with("target/release/lb-daemon"));
+    }
+}

@@ -1,0 +1,189 @@
+//! Development tasks: `cargo xtask <command>` (alias in .cargo/config.toml).
+
+mod build;
+mod setup;
+mod util;
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, test and run the XDP load balancer"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what is missing: nightly + rust-src, bpf-linker, apt packages, bpffs.
+    Setup,
+    /// Build the eBPF object (target/bpfel-unknown-none/<profile>/lb-ebpf).
+    BuildEbpf {
+        /// Use the dev profile instead of release.
+        #[arg(long)]
+        debug: bool,
+    },
+    /// Build the eBPF object, then all host crates in release mode.
+    Build,
+    /// Set up, build the eBPF object and run the workspace tests.
+    Test {
+        /// Extra `cargo test` arguments (put test-binary ones after a second `--`).
+        #[arg(last = true)]
+        args: Vec<OsString>,
+    },
+    /// Set up, build and run lb-daemon (default arguments: `lab`).
+    Run {
+        /// lb-daemon arguments.
+        #[arg(last = true)]
+        args: Vec<OsString>,
+    },
+    /// Set up, build the eBPF object and run lb-bench.
+    Bench {
+        /// Benchmark name (e.g. `datapath`); lb-bench checks it.
+        what: OsString,
+        /// Extra lb-bench arguments.
+        #[arg(last = true)]
+        args: Vec<OsString>,
+    },
+}
+
+/// Tells tests, the daemon and benchmarks which eBPF object to load.
+const OBJECT_ENV: &str = "LB_EBPF_OBJECT";
+
+fn main() -> ExitCode {
+    match run_task(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` prints the whole context chain on one line, without the backtrace
+            // anyhow's Debug output adds under RUST_BACKTRACE=1.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_task(task: Task) -> Result<()> {
+    match task {
+        Task::Setup => setup::setup(),
+        Task::BuildEbpf { debug } => build::build_ebpf(!debug).map(drop),
+        Task::Build => build::build_all().map(drop),
+        Task::Test { args } => test(&args),
+        Task::Run { args } => run(args),
+        Task::Bench { what, args } => bench(what, &args),
+    }
+}
+
+fn test(args: &[OsString]) -> Result<()> {
+    setup::setup()?;
+    let object = build::build_ebpf(true)?;
+    let mut cmd = util::host_cargo()?;
+    cmd.args(["test", "--workspace", "--exclude", "lb-ebpf"])
+        .args(args)
+        .env(OBJECT_ENV, &object);
+    util::run(&mut cmd)
+}
+
+fn run(mut args: Vec<OsString>) -> Result<()> {
+    setup::setup()?;
+    let (object, daemon) = build::build_all()?;
+    if args.is_empty() {
+        args.push("lab".into());
+    }
+    let mut cmd = Command::new(&daemon);
+    cmd.args(&args).env(OBJECT_ENV, &object);
+    exec(cmd, &daemon)
+}
+
+fn bench(what: OsString, args: &[OsString]) -> Result<()> {
+    setup::setup()?;
+    let object = build::build_ebpf(true)?;
+    let mut cmd = util::host_cargo()?;
+    cmd.args([
+        "run",
+        "--release",
+        "--package",
+        "lb-tests",
+        "--bin",
+        "lb-bench",
+        "--",
+    ])
+    .arg(what)
+    .args(args)
+    .env(OBJECT_ENV, &object);
+    util::run(&mut cmd)
+}
+
+/// Replaces xtask with `cmd`, so its exit status and signals (Ctrl-C) are the daemon's.
+fn exec(mut cmd: Command, program: &Path) -> Result<()> {
+    let shown = util::display(&cmd);
+    let error = cmd.exec();
+    Err(error).with_context(|| format!("failed to exec `{shown}` ({})", program.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Task {
+        Cli::try_parse_from(args)
+            .expect("valid command line")
+            .command
+    }
+
+    #[test]
+    fn passes_everything_after_the_separator_through() {
+        let Task::Test { args } = parse(&[
+            "xtask",
+            "test",
+            "--",
+            "-p",
+            "lb-common",
+            "--",
+            "--nocapture",
+        ]) else {
+            panic!("not test");
+        };
+        assert_eq!(args, ["-p", "lb-common", "--", "--nocapture"]);
+
+        let Task::Bench { what, args } =
+            parse(&["xtask", "bench", "datapath", "--", "--secs", "5"])
+        else {
+            panic!("not bench");
+        };
+        assert_eq!(what, "datapath");
+        assert_eq!(args, ["--secs", "5"]);
+
+        let Task::Run { args } = parse(&["xtask", "run"]) else {
+            panic!("not run");
+        };
+        assert!(args.is_empty());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn build_ebpf_defaults_to_release() {
+        assert!(matches!(
+            parse(&["xtask", "build-ebpf"]),
+            Task::BuildEbpf { debug: false }
+        ));
+        assert!(matches!(
+            parse(&["xtask", "build-ebpf", "--debug"]),
+            Task::BuildEbpf { debug: true }
+        ));
+        assert!(Cli::try_parse_from(["xtask", "bench"]).is_err());
+    }
+}
