@@ -1,4 +1,5 @@
 //! Support for the packet fixtures, the network-namespace tests and the benchmarks.
 
+pub mod bench;
 pub mod frames;
 pub mod harness;

@@ -86,10 +86,21 @@ fn test(args: &[OsString]) -> Result<()> {
     setup::setup()?;
     let object = build::build_ebpf(true)?;
     let mut cmd = util::host_cargo()?;
-    cmd.args(["test", "--workspace", "--exclude", "lb-ebpf"])
-        .args(args)
-        .env(OBJECT_ENV, &object);
+    cmd.arg("test");
+    // `--workspace` would silently override a `-p` the caller passed.
+    if !selects_packages(args) {
+        cmd.args(["--workspace", "--exclude", "lb-ebpf"]);
+    }
+    cmd.args(args).env(OBJECT_ENV, &object);
     util::run(&mut cmd)
+}
+
+/// Whether cargo arguments (before any `--`) pick packages with `-p`/`--package`.
+fn selects_packages(args: &[OsString]) -> bool {
+    args.iter()
+        .map(|a| a.to_string_lossy())
+        .take_while(|a| a != "--")
+        .any(|a| a == "--package" || a.starts_with("--package=") || a.starts_with("-p"))
 }
 
 fn run(mut args: Vec<OsString>) -> Result<()> {
@@ -166,6 +177,16 @@ mod tests {
             panic!("not run");
         };
         assert!(args.is_empty());
+    }
+
+    #[test]
+    fn notices_package_selection() {
+        let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(selects_packages(&os(&["-p", "lb-common"])));
+        assert!(selects_packages(&os(&["--package=lb-tests", "netns"])));
+        assert!(selects_packages(&os(&["-plb-tests"])));
+        assert!(!selects_packages(&os(&["maglev", "--", "-p"])));
+        assert!(!selects_packages(&os(&[])));
     }
 
     #[test]

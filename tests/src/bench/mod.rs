@@ -1,0 +1,4 @@
+//! Benchmarks run by `lb-bench` (`cargo xtask bench <what>`).
+
+pub mod datapath;
+pub mod report;
