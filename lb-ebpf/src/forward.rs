@@ -7,8 +7,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use lb_common::{
-    mode, Backend, Counter, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, FAMILY_V4, FAMILY_V6,
-    IPPROTO_IPIP, IPPROTO_IPV6, TUNNEL_TTL,
+    mode, Backend, Counter, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, FAMILY_V4, FAMILY_V6, IPPROTO_IPIP,
+    IPPROTO_IPV6, TUNNEL_TTL,
 };
 
 use crate::{
@@ -68,7 +68,11 @@ fn encapsulate(ctx: &XdpContext, pkt: &Packet, backend: &Backend) -> Option<()> 
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(outer_len as i32)) } != 0 {
         return None;
     }
-    let outer_proto = if backend.family == FAMILY_V4 { ETH_P_IP } else { ETH_P_IPV6 };
+    let outer_proto = if backend.family == FAMILY_V4 {
+        ETH_P_IP
+    } else {
+        ETH_P_IPV6
+    };
     let eth = EthHdr {
         dst: backend.mac,
         src: backend.src_mac,
@@ -82,7 +86,11 @@ fn encapsulate(ctx: &XdpContext, pkt: &Packet, backend: &Backend) -> Option<()> 
         write(ctx, ETH_LEN, tci)?;
         write(ctx, ETH_LEN + 2, outer_proto.to_be())?;
     }
-    let inner_proto = if pkt.family == FAMILY_V4 { IPPROTO_IPIP } else { IPPROTO_IPV6 };
+    let inner_proto = if pkt.family == FAMILY_V4 {
+        IPPROTO_IPIP
+    } else {
+        IPPROTO_IPV6
+    };
     if backend.family == FAMILY_V4 {
         write(ctx, pkt.l2_len, outer_ipv4(pkt, backend))
     } else {

@@ -80,7 +80,8 @@ fn choose_backend(pkt: &Packet, svc_key: &ServiceKey, svc: &ServiceInfo) -> Opti
     let now = unsafe { bpf_ktime_get_coarse_ns() };
 
     if let Some(conn) = CONNTRACK.get_ptr_mut(&flow) {
-        // SAFETY: per-CPU value of this CPU; valid until the next update of this map.
+        // SAFETY: the entry stays valid until the next update of this map; a racing
+        // update from another CPU can at worst write a stale last-seen time.
         let c = unsafe { &mut *conn };
         if now.saturating_sub(c.last_seen_ns) > svc.timeout_s as u64 * 1_000_000_000 {
             stats::count(Counter::ConntrackExpired);

@@ -2,7 +2,8 @@
 //! Names match `lb_common::map_names` (the pinned file names).
 
 use aya_ebpf::{
-    btf_maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray},
+    bindings::BPF_F_NO_COMMON_LRU,
+    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
     macros::btf_map,
 };
 use lb_common::{capacity, Backend, Conn, Counter, FlowKey, ServiceInfo, ServiceKey, Traffic};
@@ -18,9 +19,16 @@ pub static BACKENDS: Array<Backend, { capacity::BACKENDS as usize }> = Array::ne
 #[btf_map(name = "lb_maglev")]
 pub static MAGLEV: Array<u32, { capacity::MAGLEV_SLOTS as usize }> = Array::new();
 
+/// The connection table: an LRU hash with per-CPU LRU lists (`BPF_F_NO_COMMON_LRU`), so
+/// inserts on one CPU never contend with another's, while every CPU still sees every flow
+/// (a flow that RSS moves to another CPU keeps its backend).
 #[btf_map(name = "lb_conntrack")]
-pub static CONNTRACK: LruPerCpuHashMap<FlowKey, Conn, { capacity::CONNTRACK as usize }> =
-    LruPerCpuHashMap::new();
+pub static CONNTRACK: LruHashMap<
+    FlowKey,
+    Conn,
+    { capacity::CONNTRACK as usize },
+    { BPF_F_NO_COMMON_LRU as usize },
+> = LruHashMap::new();
 
 #[btf_map(name = "lb_stats")]
 pub static STATS: PerCpuArray<u64, { Counter::COUNT as usize }> = PerCpuArray::new();

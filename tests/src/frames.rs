@@ -120,7 +120,10 @@ pub fn l4(flow: &Flow, payload: &[u8]) -> Vec<u8> {
         seg.extend_from_slice(&[0, 0]);
     }
     seg.extend_from_slice(payload);
-    let c = checksum(&seg, pseudo_header_sum(flow.src, flow.dst, flow.proto, seg.len()));
+    let c = checksum(
+        &seg,
+        pseudo_header_sum(flow.src, flow.dst, flow.proto, seg.len()),
+    );
     seg[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
     seg
 }
@@ -180,7 +183,13 @@ pub fn ethertype_of(a: IpAddr) -> u16 {
 }
 
 /// A whole frame for a flow.
-pub fn frame(dst_mac: [u8; 6], src_mac: [u8; 6], vlan: Option<u16>, flow: &Flow, payload: &[u8]) -> Vec<u8> {
+pub fn frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    vlan: Option<u16>,
+    flow: &Flow,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = eth(dst_mac, src_mac, vlan, ethertype_of(flow.dst));
     f.extend_from_slice(&datagram(flow, payload));
     f
@@ -227,7 +236,15 @@ mod tests {
 
     #[test]
     fn ipv4_header_checksum_verifies_to_zero() {
-        let h = ipv4_header("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), TCP, 20, &[], 0, 64);
+        let h = ipv4_header(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            TCP,
+            20,
+            &[],
+            0,
+            64,
+        );
         assert_eq!(checksum(&h, 0), 0);
     }
 }

@@ -76,9 +76,16 @@ impl TestDataplane {
         self.run_program(program_names::LB, frame, 1)
     }
 
-    pub fn run_program(&mut self, program: &'static str, frame: &[u8], repeat: u32) -> TestRunOutput {
+    pub fn run_program(
+        &mut self,
+        program: &'static str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> TestRunOutput {
         pin_to_cpu0();
-        self.dp.test_run(program, frame, repeat).expect("BPF_PROG_TEST_RUN")
+        self.dp
+            .test_run(program, frame, repeat)
+            .expect("BPF_PROG_TEST_RUN")
     }
 
     pub fn counter(&self, c: lb_common::Counter) -> u64 {
@@ -107,7 +114,13 @@ pub fn pin_to_cpu0() {
 }
 
 /// A service spec with fixture defaults: M = 251, 5-tuple hash, no persistence.
-pub fn service(vip: &str, port: u16, protocol: Protocol, mode: ForwardMode, backends: &[(&str, u32)]) -> ServiceSpec {
+pub fn service(
+    vip: &str,
+    port: u16,
+    protocol: Protocol,
+    mode: ForwardMode,
+    backends: &[(&str, u32)],
+) -> ServiceSpec {
     ServiceSpec {
         id: ServiceId {
             vip: vip.parse().expect("vip"),

@@ -30,10 +30,18 @@ fn maglev_pick(t: &TestDataplane, spec: &ServiceSpec, flow: &Flow) -> IpAddr {
     let (src, _) = encode_addr(flow.src);
     let (dst, _) = encode_addr(flow.dst);
     let h = match spec.hash {
-        HashMode::FiveTuple => hash::flow_hash(&src, &dst, flow.sport.to_be(), flow.dport.to_be(), flow.proto),
+        HashMode::FiveTuple => hash::flow_hash(
+            &src,
+            &dst,
+            flow.sport.to_be(),
+            flow.dport.to_be(),
+            flow.proto,
+        ),
         HashMode::Source => hash::src_hash(&src),
     };
-    ring[(h % spec.table_size) as usize].expect("slot has a backend").0
+    ring[(h % spec.table_size) as usize]
+        .expect("slot has a backend")
+        .0
 }
 
 /// The backend a DR output frame was sent to, from its destination MAC.
@@ -65,7 +73,11 @@ fn check_dr(spec: &ServiceSpec, flow: Flow, vlan: Option<u16>, candidates: &[&st
     assert_eq!(out.action, XDP_TX, "DR verdict");
     let backend = maglev_pick(&t, spec, &flow);
     assert_eq!(dr_target(&out.frame, candidates), backend);
-    assert_eq!(out.frame, dr_expected(&input, backend), "only the MACs change");
+    assert_eq!(
+        out.frame,
+        dr_expected(&input, backend),
+        "only the MACs change"
+    );
     assert_eq!(t.counter(Counter::ConntrackMiss), 1);
     // The same flow again: a connection-table hit, same backend.
     let again = t.run(&input);
@@ -75,32 +87,72 @@ fn check_dr(spec: &ServiceSpec, flow: Flow, vlan: Option<u16>, candidates: &[&st
 
 #[test]
 fn dr_ipv4_tcp() {
-    let spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS4));
+    let spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4),
+    );
     check_dr(&spec, Flow::tcp(CLIENT4, 40000, VIP4, 80), None, &BACKENDS4);
 }
 
 #[test]
 fn dr_ipv4_udp() {
-    let spec = service(VIP4, 53, Protocol::Udp, ForwardMode::Dr, &weights(&BACKENDS4));
+    let spec = service(
+        VIP4,
+        53,
+        Protocol::Udp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4),
+    );
     check_dr(&spec, Flow::udp(CLIENT4, 40001, VIP4, 53), None, &BACKENDS4);
 }
 
 #[test]
 fn dr_ipv6_tcp() {
-    let spec = service(VIP6, 443, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS6));
-    check_dr(&spec, Flow::tcp(CLIENT6, 40002, VIP6, 443), None, &BACKENDS6);
+    let spec = service(
+        VIP6,
+        443,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS6),
+    );
+    check_dr(
+        &spec,
+        Flow::tcp(CLIENT6, 40002, VIP6, 443),
+        None,
+        &BACKENDS6,
+    );
 }
 
 #[test]
 fn dr_ipv6_udp() {
-    let spec = service(VIP6, 53, Protocol::Udp, ForwardMode::Dr, &weights(&BACKENDS6));
+    let spec = service(
+        VIP6,
+        53,
+        Protocol::Udp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS6),
+    );
     check_dr(&spec, Flow::udp(CLIENT6, 40003, VIP6, 53), None, &BACKENDS6);
 }
 
 #[test]
 fn dr_vlan_tag_is_kept() {
-    let spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS4));
-    check_dr(&spec, Flow::tcp(CLIENT4, 40004, VIP4, 80), Some(0x0064), &BACKENDS4);
+    let spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4),
+    );
+    check_dr(
+        &spec,
+        Flow::tcp(CLIENT4, 40004, VIP4, 80),
+        Some(0x0064),
+        &BACKENDS4,
+    );
 }
 
 /// Builds the expected tunnel frame from scratch: new Ethernet header (VLAN kept), outer
@@ -108,12 +160,27 @@ fn dr_vlan_tag_is_kept() {
 fn tun_expected(input: &[u8], vlan: Option<u16>, backend: IpAddr, inner_is_v4: bool) -> Vec<u8> {
     let l2 = if vlan.is_some() { 18 } else { 14 };
     let inner = &input[l2..];
-    let mut want = frames::eth(backend_mac(backend), LB_MAC, vlan, frames::ethertype_of(backend));
+    let mut want = frames::eth(
+        backend_mac(backend),
+        LB_MAC,
+        vlan,
+        frames::ethertype_of(backend),
+    );
     match backend {
-        IpAddr::V4(b) => want.extend_from_slice(&frames::outer_ipv4(LB_V4.parse().unwrap(), b, inner.len(), 0)),
+        IpAddr::V4(b) => want.extend_from_slice(&frames::outer_ipv4(
+            LB_V4.parse().unwrap(),
+            b,
+            inner.len(),
+            0,
+        )),
         IpAddr::V6(b) => {
             let next = if inner_is_v4 { 4 } else { 41 };
-            want.extend_from_slice(&frames::outer_ipv6(LB_V6.parse().unwrap(), b, inner.len(), next))
+            want.extend_from_slice(&frames::outer_ipv6(
+                LB_V6.parse().unwrap(),
+                b,
+                inner.len(),
+                next,
+            ))
         }
     }
     want.extend_from_slice(inner);
@@ -128,39 +195,73 @@ fn check_tun(spec: &ServiceSpec, flow: Flow, vlan: Option<u16>) {
     let backend = maglev_pick(&t, spec, &flow);
     let want = tun_expected(&input, vlan, backend, flow.dst.is_ipv4());
     assert_eq!(out.frame, want, "encapsulated frame");
-    if let IpAddr::V4(_) = backend {
+    if backend.is_ipv4() {
         let l2 = if vlan.is_some() { 18 } else { 14 };
-        assert_eq!(frames::checksum(&out.frame[l2..l2 + 20], 0), 0, "outer IPv4 checksum verifies");
+        assert_eq!(
+            frames::checksum(&out.frame[l2..l2 + 20], 0),
+            0,
+            "outer IPv4 checksum verifies"
+        );
     }
 }
 
 #[test]
 fn tun_ipv4_in_ipv4() {
-    let spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Tun, &weights(&BACKENDS4));
+    let spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Tun,
+        &weights(&BACKENDS4),
+    );
     check_tun(&spec, Flow::tcp(CLIENT4, 41000, VIP4, 80), None);
 }
 
 #[test]
 fn tun_ipv4_in_ipv4_udp_with_vlan() {
-    let spec = service(VIP4, 53, Protocol::Udp, ForwardMode::Tun, &weights(&BACKENDS4));
+    let spec = service(
+        VIP4,
+        53,
+        Protocol::Udp,
+        ForwardMode::Tun,
+        &weights(&BACKENDS4),
+    );
     check_tun(&spec, Flow::udp(CLIENT4, 41001, VIP4, 53), Some(0x0123));
 }
 
 #[test]
 fn tun_ipv6_in_ipv6() {
-    let spec = service(VIP6, 80, Protocol::Tcp, ForwardMode::Tun, &weights(&BACKENDS6));
+    let spec = service(
+        VIP6,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Tun,
+        &weights(&BACKENDS6),
+    );
     check_tun(&spec, Flow::tcp(CLIENT6, 41002, VIP6, 80), None);
 }
 
 #[test]
 fn tun_ipv4_in_ipv6() {
-    let spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Tun, &weights(&BACKENDS6));
+    let spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Tun,
+        &weights(&BACKENDS6),
+    );
     check_tun(&spec, Flow::tcp(CLIENT4, 41003, VIP4, 80), None);
 }
 
 #[test]
 fn tun_keeps_dscp_in_outer_header() {
-    let spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Tun, &[(BACKENDS4[0], 1)]);
+    let spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Tun,
+        &[(BACKENDS4[0], 1)],
+    );
     let mut t = setup(&spec);
     let flow = Flow::tcp(CLIENT4, 41004, VIP4, 80);
     let mut input = frames::frame(LB_MAC, CLIENT_MAC, None, &flow, PAYLOAD);
@@ -173,7 +274,12 @@ fn tun_keeps_dscp_in_outer_header() {
     assert_eq!(out.action, XDP_TX);
     let b: Ipv4Addr = BACKENDS4[0].parse().unwrap();
     let mut want = frames::eth(backend_mac(b.into()), LB_MAC, None, frames::ETH_P_IP);
-    want.extend_from_slice(&frames::outer_ipv4(LB_V4.parse().unwrap(), b, input.len() - 14, 0xb8));
+    want.extend_from_slice(&frames::outer_ipv4(
+        LB_V4.parse().unwrap(),
+        b,
+        input.len() - 14,
+        0xb8,
+    ));
     want.extend_from_slice(&input[14..]);
     assert_eq!(out.frame, want);
 }
@@ -181,20 +287,56 @@ fn tun_keeps_dscp_in_outer_header() {
 #[test]
 fn wildcard_port_and_exact_match_wins() {
     let mut t = TestDataplane::new();
-    let exact = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &[(BACKENDS4[0], 1)]);
-    let wildcard = service(VIP4, 0, Protocol::Tcp, ForwardMode::Dr, &[(BACKENDS4[1], 1)]);
+    let exact = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &[(BACKENDS4[0], 1)],
+    );
+    let wildcard = service(
+        VIP4,
+        0,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &[(BACKENDS4[1], 1)],
+    );
     t.dp.apply_service(&exact).unwrap();
     t.dp.apply_service(&wildcard).unwrap();
-    let to80 = frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::tcp(CLIENT4, 42000, VIP4, 80), PAYLOAD);
-    let to8080 = frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::tcp(CLIENT4, 42000, VIP4, 8080), PAYLOAD);
+    let to80 = frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        None,
+        &Flow::tcp(CLIENT4, 42000, VIP4, 80),
+        PAYLOAD,
+    );
+    let to8080 = frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        None,
+        &Flow::tcp(CLIENT4, 42000, VIP4, 8080),
+        PAYLOAD,
+    );
     let out = t.run(&to80);
     assert_eq!(out.action, XDP_TX);
-    assert_eq!(dr_target(&out.frame, &BACKENDS4), BACKENDS4[0].parse::<IpAddr>().unwrap());
+    assert_eq!(
+        dr_target(&out.frame, &BACKENDS4),
+        BACKENDS4[0].parse::<IpAddr>().unwrap()
+    );
     let out = t.run(&to8080);
     assert_eq!(out.action, XDP_TX);
-    assert_eq!(dr_target(&out.frame, &BACKENDS4), BACKENDS4[1].parse::<IpAddr>().unwrap());
+    assert_eq!(
+        dr_target(&out.frame, &BACKENDS4),
+        BACKENDS4[1].parse::<IpAddr>().unwrap()
+    );
     // UDP to the same VIP has no service: passes untouched.
-    let udp = frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::udp(CLIENT4, 42000, VIP4, 80), PAYLOAD);
+    let udp = frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        None,
+        &Flow::udp(CLIENT4, 42000, VIP4, 80),
+        PAYLOAD,
+    );
     let out = t.run(&udp);
     assert_eq!((out.action, out.frame), (XDP_PASS, udp));
 }
@@ -207,30 +349,84 @@ fn assert_passes_untouched(t: &mut TestDataplane, input: &[u8]) {
 
 #[test]
 fn non_vip_vrrp_arp_and_icmp_pass_untouched() {
-    let spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS4));
+    let spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4),
+    );
     let mut t = setup(&spec);
     // TCP to another address, and to the VIP on another port.
-    assert_passes_untouched(&mut t, &frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::tcp(CLIENT4, 1, "198.18.1.1", 22), PAYLOAD));
-    assert_passes_untouched(&mut t, &frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::tcp(CLIENT4, 1, VIP4, 22), PAYLOAD));
+    assert_passes_untouched(
+        &mut t,
+        &frames::frame(
+            LB_MAC,
+            CLIENT_MAC,
+            None,
+            &Flow::tcp(CLIENT4, 1, "198.18.1.1", 22),
+            PAYLOAD,
+        ),
+    );
+    assert_passes_untouched(
+        &mut t,
+        &frames::frame(
+            LB_MAC,
+            CLIENT_MAC,
+            None,
+            &Flow::tcp(CLIENT4, 1, VIP4, 22),
+            PAYLOAD,
+        ),
+    );
     // VRRP advert (IP protocol 112) to 224.0.0.18, and one addressed to the VIP itself.
     for dst in ["224.0.0.18", VIP4] {
-        let mut f = frames::eth([0x01, 0x00, 0x5e, 0, 0, 0x12], CLIENT_MAC, None, frames::ETH_P_IP);
+        let mut f = frames::eth(
+            [0x01, 0x00, 0x5e, 0, 0, 0x12],
+            CLIENT_MAC,
+            None,
+            frames::ETH_P_IP,
+        );
         let vrrp = [0x21, 51, 100, 1, 0, 1, 0, 0, 198, 18, 1, 100, 0, 0, 0, 0];
-        f.extend_from_slice(&frames::ipv4_header(CLIENT4.parse().unwrap(), dst.parse().unwrap(), frames::VRRP, vrrp.len(), &[], 0, 255));
+        f.extend_from_slice(&frames::ipv4_header(
+            CLIENT4.parse().unwrap(),
+            dst.parse().unwrap(),
+            frames::VRRP,
+            vrrp.len(),
+            &[],
+            0,
+            255,
+        ));
         f.extend_from_slice(&vrrp);
         assert_passes_untouched(&mut t, &f);
     }
     // ARP for the VIP.
-    assert_passes_untouched(&mut t, &frames::arp_request(CLIENT_MAC, CLIENT4.parse().unwrap(), VIP4.parse().unwrap()));
+    assert_passes_untouched(
+        &mut t,
+        &frames::arp_request(CLIENT_MAC, CLIENT4.parse().unwrap(), VIP4.parse().unwrap()),
+    );
     // ICMP echo to the VIP.
     let mut f = frames::eth(LB_MAC, CLIENT_MAC, None, frames::ETH_P_IP);
     let icmp = [8, 0, 0xf7, 0xff, 0, 0, 0, 0];
-    f.extend_from_slice(&frames::ipv4_header(CLIENT4.parse().unwrap(), VIP4.parse().unwrap(), frames::ICMP, icmp.len(), &[], 0, 64));
+    f.extend_from_slice(&frames::ipv4_header(
+        CLIENT4.parse().unwrap(),
+        VIP4.parse().unwrap(),
+        frames::ICMP,
+        icmp.len(),
+        &[],
+        0,
+        64,
+    ));
     f.extend_from_slice(&icmp);
     assert_passes_untouched(&mut t, &f);
     // ICMPv6 (neighbour solicitation-like) passes too.
     let mut f = frames::eth(LB_MAC, CLIENT_MAC, None, frames::ETH_P_IPV6);
-    f.extend_from_slice(&frames::ipv6_header(CLIENT6.parse().unwrap(), VIP6.parse().unwrap(), 58, 8, 255));
+    f.extend_from_slice(&frames::ipv6_header(
+        CLIENT6.parse().unwrap(),
+        VIP6.parse().unwrap(),
+        58,
+        8,
+        255,
+    ));
     f.extend_from_slice(&[135, 0, 0, 0, 0, 0, 0, 0]);
     assert_passes_untouched(&mut t, &f);
     assert_eq!(t.counter(Counter::VipPackets), 0);
@@ -239,11 +435,35 @@ fn non_vip_vrrp_arp_and_icmp_pass_untouched() {
 
 #[test]
 fn truncated_frames_are_dropped_and_counted() {
-    let spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS4));
+    let spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4),
+    );
     let mut t = setup(&spec);
-    let v4 = frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::tcp(CLIENT4, 43000, VIP4, 80), b"");
-    let v6 = frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::tcp(CLIENT6, 43000, VIP6, 80), b"");
-    let vlan = frames::frame(LB_MAC, CLIENT_MAC, Some(5), &Flow::tcp(CLIENT4, 43000, VIP4, 80), b"");
+    let v4 = frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        None,
+        &Flow::tcp(CLIENT4, 43000, VIP4, 80),
+        b"",
+    );
+    let v6 = frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        None,
+        &Flow::tcp(CLIENT6, 43000, VIP6, 80),
+        b"",
+    );
+    let vlan = frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        Some(5),
+        &Flow::tcp(CLIENT4, 43000, VIP4, 80),
+        b"",
+    );
     // (BPF_PROG_TEST_RUN refuses frames shorter than an Ethernet header, so a cut VLAN
     // tag is the shortest truncation it can show.)
     let cases: [(&[u8], Counter); 4] = [
@@ -268,14 +488,28 @@ fn truncated_frames_are_dropped_and_counted() {
 
 #[test]
 fn ipv4_options_are_forwarded_and_counted() {
-    let spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS4));
+    let spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4),
+    );
     let mut t = setup(&spec);
     let flow = Flow::tcp(CLIENT4, 44000, VIP4, 80);
     let seg = frames::l4(&flow, PAYLOAD);
     // Router alert (4 bytes).
     let opts = [0x94, 0x04, 0x00, 0x00];
     let mut input = frames::eth(LB_MAC, CLIENT_MAC, None, frames::ETH_P_IP);
-    input.extend_from_slice(&frames::ipv4_header(CLIENT4.parse().unwrap(), VIP4.parse().unwrap(), frames::TCP, seg.len(), &opts, 0, 64));
+    input.extend_from_slice(&frames::ipv4_header(
+        CLIENT4.parse().unwrap(),
+        VIP4.parse().unwrap(),
+        frames::TCP,
+        seg.len(),
+        &opts,
+        0,
+        64,
+    ));
     input.extend_from_slice(&seg);
     let out = t.run(&input);
     assert_eq!(out.action, XDP_TX);
@@ -286,14 +520,28 @@ fn ipv4_options_are_forwarded_and_counted() {
 
 #[test]
 fn fragments_pass_to_the_kernel_and_are_counted() {
-    let spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS4));
+    let spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4),
+    );
     let mut t = setup(&spec);
     let flow = Flow::tcp(CLIENT4, 45000, VIP4, 80);
     let seg = frames::l4(&flow, PAYLOAD);
     for frag_off in [0x2000u16, 0x0010] {
         // First fragment (MF) and a later one (offset 16 * 8).
         let mut f = frames::eth(LB_MAC, CLIENT_MAC, None, frames::ETH_P_IP);
-        f.extend_from_slice(&frames::ipv4_header(CLIENT4.parse().unwrap(), VIP4.parse().unwrap(), frames::TCP, seg.len(), &[], frag_off, 64));
+        f.extend_from_slice(&frames::ipv4_header(
+            CLIENT4.parse().unwrap(),
+            VIP4.parse().unwrap(),
+            frames::TCP,
+            seg.len(),
+            &[],
+            frag_off,
+            64,
+        ));
         f.extend_from_slice(&seg);
         assert_passes_untouched(&mut t, &f);
     }
@@ -301,7 +549,13 @@ fn fragments_pass_to_the_kernel_and_are_counted() {
     // IPv6 fragment header (44) and hop-by-hop options (0).
     for (next, counter) in [(44u8, Counter::Ipv6Fragment), (0u8, Counter::Ipv6ExtHeader)] {
         let mut f = frames::eth(LB_MAC, CLIENT_MAC, None, frames::ETH_P_IPV6);
-        f.extend_from_slice(&frames::ipv6_header(CLIENT6.parse().unwrap(), VIP6.parse().unwrap(), next, 8, 64));
+        f.extend_from_slice(&frames::ipv6_header(
+            CLIENT6.parse().unwrap(),
+            VIP6.parse().unwrap(),
+            next,
+            8,
+            64,
+        ));
         f.extend_from_slice(&[6, 0, 0, 0, 0, 0, 0, 0]);
         assert_passes_untouched(&mut t, &f);
         assert_eq!(t.counter(counter), 1);
@@ -320,14 +574,24 @@ fn flows_owned_by(t: &TestDataplane, spec: &ServiceSpec, owner: &str, count: usi
 
 #[test]
 fn connection_table_keeps_a_flow_whose_slot_moved() {
-    let mut spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS4[..2]));
+    let mut spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4[..2]),
+    );
     let mut t = setup(&spec);
     let before: Vec<(Flow, IpAddr)> = (2000..2400)
         .map(|p| Flow::tcp(CLIENT4, p, VIP4, 80))
         .map(|f| (f, maglev_pick(&t, &spec, &f)))
         .collect();
     for (f, _) in &before {
-        assert_eq!(t.run(&frames::frame(LB_MAC, CLIENT_MAC, None, f, PAYLOAD)).action, XDP_TX);
+        assert_eq!(
+            t.run(&frames::frame(LB_MAC, CLIENT_MAC, None, f, PAYLOAD))
+                .action,
+            XDP_TX
+        );
     }
     // A third backend takes over a share of the slots.
     spec.backends.push(backend(BACKENDS4[2], 1));
@@ -340,7 +604,11 @@ fn connection_table_keeps_a_flow_whose_slot_moved() {
     for (f, old) in moved {
         let input = frames::frame(LB_MAC, CLIENT_MAC, None, f, PAYLOAD);
         let out = t.run(&input);
-        assert_eq!(out.frame, dr_expected(&input, *old), "established flow keeps its backend");
+        assert_eq!(
+            out.frame,
+            dr_expected(&input, *old),
+            "established flow keeps its backend"
+        );
     }
     // A new flow whose slot is the new backend's goes there.
     let fresh = flows_owned_by(&t, &spec, BACKENDS4[2], 1)[0].with_sport(60001);
@@ -351,18 +619,31 @@ fn connection_table_keeps_a_flow_whose_slot_moved() {
 
 #[test]
 fn flow_of_a_removed_backend_is_rehashed() {
-    let mut spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS4));
+    let mut spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4),
+    );
     let mut t = setup(&spec);
     let flow = flows_owned_by(&t, &spec, BACKENDS4[0], 1)[0];
     let input = frames::frame(LB_MAC, CLIENT_MAC, None, &flow, PAYLOAD);
-    assert_eq!(t.run(&input).frame, dr_expected(&input, BACKENDS4[0].parse().unwrap()));
+    assert_eq!(
+        t.run(&input).frame,
+        dr_expected(&input, BACKENDS4[0].parse().unwrap())
+    );
     spec.backends.remove(0);
     t.dp.apply_service(&spec).unwrap();
     let now = maglev_pick(&t, &spec, &flow);
     assert_ne!(now, BACKENDS4[0].parse::<IpAddr>().unwrap());
     let out = t.run(&input);
     assert_eq!(out.action, XDP_TX);
-    assert_eq!(out.frame, dr_expected(&input, now), "re-hashed onto a live backend");
+    assert_eq!(
+        out.frame,
+        dr_expected(&input, now),
+        "re-hashed onto a live backend"
+    );
     assert_eq!(t.counter(Counter::ConntrackStale), 1);
     // Re-adding the backend gives it a new generation: the old entry stays dead, the flow
     // stays on its new backend.
@@ -373,49 +654,102 @@ fn flow_of_a_removed_backend_is_rehashed() {
 
 #[test]
 fn weight_zero_drains_new_flows_but_keeps_established_ones() {
-    let mut spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS4));
+    let mut spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4),
+    );
     let mut t = setup(&spec);
     let established = flows_owned_by(&t, &spec, BACKENDS4[1], 1)[0];
     let input = frames::frame(LB_MAC, CLIENT_MAC, None, &established, PAYLOAD);
-    assert_eq!(t.run(&input).frame, dr_expected(&input, BACKENDS4[1].parse().unwrap()));
+    assert_eq!(
+        t.run(&input).frame,
+        dr_expected(&input, BACKENDS4[1].parse().unwrap())
+    );
     spec.backends[1].weight = 0;
     t.dp.apply_service(&spec).unwrap();
-    assert_eq!(t.run(&input).frame, dr_expected(&input, BACKENDS4[1].parse().unwrap()), "established flow continues");
+    assert_eq!(
+        t.run(&input).frame,
+        dr_expected(&input, BACKENDS4[1].parse().unwrap()),
+        "established flow continues"
+    );
     for p in 3000..3200 {
         let f = Flow::tcp(CLIENT4, p, VIP4, 80);
         let out = t.run(&frames::frame(LB_MAC, CLIENT_MAC, None, &f, PAYLOAD));
-        assert_ne!(dr_target(&out.frame, &BACKENDS4), BACKENDS4[1].parse::<IpAddr>().unwrap(), "no new flow to a weight-0 backend");
+        assert_ne!(
+            dr_target(&out.frame, &BACKENDS4),
+            BACKENDS4[1].parse::<IpAddr>().unwrap(),
+            "no new flow to a weight-0 backend"
+        );
     }
 }
 
 #[test]
 fn no_backend_drops_and_counts() {
-    let spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &[(BACKENDS4[0], 0)]);
+    let spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &[(BACKENDS4[0], 0)],
+    );
     let mut t = setup(&spec);
-    let input = frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::tcp(CLIENT4, 46000, VIP4, 80), PAYLOAD);
+    let input = frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        None,
+        &Flow::tcp(CLIENT4, 46000, VIP4, 80),
+        PAYLOAD,
+    );
     assert_eq!(t.run(&input).action, XDP_DROP);
     assert_eq!(t.counter(Counter::NoBackend), 1);
 }
 
 #[test]
 fn source_hash_sends_every_flow_of_a_client_to_one_backend() {
-    let mut spec = service(VIP4, 0, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS4));
+    let mut spec = service(
+        VIP4,
+        0,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4),
+    );
     spec.hash = HashMode::Source;
     let mut t = setup(&spec);
     for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"] {
         let (src, _) = encode_addr(client.parse().unwrap());
         let ring = t.dp.ring_backends(&spec.id).unwrap();
-        let want = ring[(hash::src_hash(&src) % spec.table_size) as usize].unwrap().0;
+        let want = ring[(hash::src_hash(&src) % spec.table_size) as usize]
+            .unwrap()
+            .0;
         for (sport, dport) in [(1000, 80), (2000, 443), (3000, 8080)] {
-            let input = frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::tcp(client, sport, VIP4, dport), PAYLOAD);
-            assert_eq!(t.run(&input).frame, dr_expected(&input, want), "{client}:{sport} -> {dport}");
+            let input = frames::frame(
+                LB_MAC,
+                CLIENT_MAC,
+                None,
+                &Flow::tcp(client, sport, VIP4, dport),
+                PAYLOAD,
+            );
+            assert_eq!(
+                t.run(&input).frame,
+                dr_expected(&input, want),
+                "{client}:{sport} -> {dport}"
+            );
         }
     }
 }
 
 #[test]
 fn persistence_keeps_a_client_on_its_backend_across_ports() {
-    let mut spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS4));
+    let mut spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4),
+    );
     spec.persistence_timeout = Some(seconds(300));
     let mut t = setup(&spec);
     let first = Flow::tcp(CLIENT4, 47000, VIP4, 80);
@@ -437,22 +771,49 @@ fn persistence_keeps_a_client_on_its_backend_across_ports() {
 
 #[test]
 fn backend_on_another_interface_is_redirected() {
-    let mut spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &[(BACKENDS4[0], 1)]);
+    let mut spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &[(BACKENDS4[0], 1)],
+    );
     // BPF_PROG_TEST_RUN runs as if received on lo (ifindex 1); egress elsewhere.
     spec.backends[0].egress.ifindex = 4242;
     let mut t = setup(&spec);
-    let input = frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::tcp(CLIENT4, 48000, VIP4, 80), PAYLOAD);
+    let input = frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        None,
+        &Flow::tcp(CLIENT4, 48000, VIP4, 80),
+        PAYLOAD,
+    );
     let out = t.run(&input);
     assert_eq!(out.action, XDP_REDIRECT);
-    assert_eq!(out.frame, dr_expected(&input, BACKENDS4[0].parse().unwrap()));
+    assert_eq!(
+        out.frame,
+        dr_expected(&input, BACKENDS4[0].parse().unwrap())
+    );
     assert_eq!(t.counter(Counter::VerdictRedirect), 1);
 }
 
 #[test]
 fn counters_per_service_and_backend() {
-    let spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &[(BACKENDS4[0], 1)]);
+    let spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &[(BACKENDS4[0], 1)],
+    );
     let mut t = setup(&spec);
-    let input = frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::tcp(CLIENT4, 49000, VIP4, 80), PAYLOAD);
+    let input = frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        None,
+        &Flow::tcp(CLIENT4, 49000, VIP4, 80),
+        PAYLOAD,
+    );
     for _ in 0..3 {
         t.run(&input);
     }
@@ -468,19 +829,40 @@ fn counters_per_service_and_backend() {
 
 #[test]
 fn removing_a_service_stops_matching() {
-    let spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS4));
+    let spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4),
+    );
     let mut t = setup(&spec);
-    let input = frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::tcp(CLIENT4, 50000, VIP4, 80), PAYLOAD);
+    let input = frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        None,
+        &Flow::tcp(CLIENT4, 50000, VIP4, 80),
+        PAYLOAD,
+    );
     assert_eq!(t.run(&input).action, XDP_TX);
     t.dp.remove_service(&spec.id).unwrap();
     assert_passes_untouched(&mut t, &input);
-    assert!(t.dp.remove_service(&spec.id).is_err(), "second removal reports the missing service");
+    assert!(
+        t.dp.remove_service(&spec.id).is_err(),
+        "second removal reports the missing service"
+    );
 }
 
 #[test]
 fn ipv6_vip_with_ipv4_dr_backend_is_rejected() {
     let mut t = TestDataplane::new();
-    let spec = service(VIP6, 80, Protocol::Tcp, ForwardMode::Dr, &[(BACKENDS4[0], 1)]);
+    let spec = service(
+        VIP6,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &[(BACKENDS4[0], 1)],
+    );
     let err = t.dp.apply_service(&spec).unwrap_err().to_string();
     assert!(err.contains("DR"), "{err}");
     assert!(t.dp.service_ids().is_empty(), "nothing programmed");
@@ -497,7 +879,13 @@ fn restarted_dataplane_adopts_pinned_maps_and_keeps_flows() {
             ..Default::default()
         },
     };
-    let mut spec = service(VIP4, 80, Protocol::Tcp, ForwardMode::Dr, &weights(&BACKENDS4[..2]));
+    let mut spec = service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4[..2]),
+    );
     let flow = Flow::tcp(CLIENT4, 51000, VIP4, 80);
     let input = frames::frame(LB_MAC, CLIENT_MAC, None, &flow, PAYLOAD);
     let first_target;
@@ -506,7 +894,9 @@ fn restarted_dataplane_adopts_pinned_maps_and_keeps_flows() {
         assert!(!dp.adopted());
         dp.apply_service(&spec).unwrap();
         pin_to_cpu0();
-        let out = dp.test_run(lb_common::program_names::LB, &input, 1).unwrap();
+        let out = dp
+            .test_run(lb_common::program_names::LB, &input, 1)
+            .unwrap();
         first_target = out.frame[0..6].to_vec();
     }
     let mut dp = lb_daemon::dataplane::Dataplane::load(&opts).unwrap();
@@ -518,8 +908,14 @@ fn restarted_dataplane_adopts_pinned_maps_and_keeps_flows() {
     assert_eq!(report.backends_added, 1);
     assert!(!report.created);
     pin_to_cpu0();
-    let out = dp.test_run(lb_common::program_names::LB, &input, 1).unwrap();
-    assert_eq!(out.frame[0..6], first_target[..], "connection table survived the restart");
+    let out = dp
+        .test_run(lb_common::program_names::LB, &input, 1)
+        .unwrap();
+    assert_eq!(
+        out.frame[0..6],
+        first_target[..],
+        "connection table survived the restart"
+    );
     drop(dp);
     lb_daemon::dataplane::bpffs::remove_pins(&pin_dir);
 }

@@ -31,7 +31,9 @@ impl Dataplane {
                 warn!(?key, "pinned service entry is not understood; ignoring it");
                 continue;
             };
-            if !self.service_ids.reserve(info.id) || !self.rings.reserve(info.ring_offset, info.ring_size) {
+            if !self.service_ids.reserve(info.id)
+                || !self.rings.reserve(info.ring_offset, info.ring_size)
+            {
                 warn!(service = %id, "pinned service entry overlaps another; it will be rewritten");
                 continue;
             }
@@ -43,7 +45,9 @@ impl Dataplane {
                 spec: None,
             };
             for (bid, entry) in by_service.remove(&info.id).unwrap_or_default() {
-                let Some(addr) = decode_addr(&entry.addr, entry.family) else { continue };
+                let Some(addr) = decode_addr(&entry.addr, entry.family) else {
+                    continue;
+                };
                 if !self.backend_ids.reserve(bid) {
                     continue;
                 }

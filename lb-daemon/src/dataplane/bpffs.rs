@@ -12,7 +12,7 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
 fn is_bpffs(path: &Path) -> bool {
     nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+        .map(|s| s.filesystem_type().0 == BPF_FS_MAGIC)
         .unwrap_or(false)
 }
 
@@ -28,9 +28,8 @@ pub fn ensure_pin_dir(pin_dir: &Path) -> Result<(), DataplaneError> {
                 pin_dir.display()
             ))
         })?;
-    std::fs::create_dir_all(parent).map_err(|e| {
-        DataplaneError::Bpffs(format!("cannot create {}: {e}", parent.display()))
-    })?;
+    std::fs::create_dir_all(parent)
+        .map_err(|e| DataplaneError::Bpffs(format!("cannot create {}: {e}", parent.display())))?;
     if !is_bpffs(parent) {
         info!(path = %parent.display(), "mounting bpffs");
         nix::mount::mount(
@@ -49,9 +48,8 @@ pub fn ensure_pin_dir(pin_dir: &Path) -> Result<(), DataplaneError> {
             ))
         })?;
     }
-    std::fs::create_dir_all(pin_dir).map_err(|e| {
-        DataplaneError::Bpffs(format!("cannot create {}: {e}", pin_dir.display()))
-    })?;
+    std::fs::create_dir_all(pin_dir)
+        .map_err(|e| DataplaneError::Bpffs(format!("cannot create {}: {e}", pin_dir.display())))?;
     Ok(())
 }
 
@@ -82,7 +80,12 @@ pub fn keep_pin_if_compatible(
         })
         .map(|got| {
             if got != want {
-                warn!(map = name, ?got, ?want, "pinned map has another layout; replacing it");
+                warn!(
+                    map = name,
+                    ?got,
+                    ?want,
+                    "pinned map has another layout; replacing it"
+                );
             }
             got == want
         })

@@ -40,6 +40,7 @@ pub struct MaglevBackend<'a> {
 /// Why a table could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MaglevError {
+    /// `size` is not one of [`TABLE_SIZES`].
     #[error(
         "unsupported Maglev table size {size}: choose one of {:?} (primes; pick one \
          above 100 × the number of backends)",
@@ -47,6 +48,7 @@ pub enum MaglevError {
     )]
     UnsupportedTableSize { size: u32 },
 
+    /// At least as many backends with weight > 0 as slots.
     #[error(
         "{backends} backends with weight > 0 do not fit a Maglev table of {size} slots: \
          the table size must exceed the backend count (ideally by 100×); choose a larger \
@@ -54,12 +56,14 @@ pub enum MaglevError {
     )]
     TooManyBackends { backends: usize, size: u32 },
 
+    /// Two backends share an identity, so they would share a permutation.
     #[error(
         "backend identity {identity:?} appears more than once: each backend needs a \
          distinct identity (e.g. its address:port)"
     )]
     DuplicateIdentity { identity: String },
 
+    /// A backend with weight > 0 uses [`NO_BACKEND`] as its value.
     #[error(
         "backend {identity:?} has value {NO_BACKEND}, which is reserved to mean \
          \"no backend\": give it another value"
@@ -106,6 +110,9 @@ struct Cursor {
     pos: u32,
     /// Step through the permutation; in 1..M, so coprime with the prime M.
     skip: u32,
+    /// `M - skip`: stepping is `pos - back` when that does not underflow, else
+    /// `pos + skip`, i.e. `(pos + skip) % M` without a division.
+    back: u32,
     weight: u64,
     /// Weight accumulated towards the next claim (Katran's weighted Maglev).
     acc: u64,
@@ -114,6 +121,10 @@ struct Cursor {
 
 /// Builds the table. Every slot holds the `value` of a backend with weight > 0, or
 /// NO_BACKEND everywhere when there is none.
+///
+/// Cost is about `M·ln M` probes (~1 ms for 1000 backends at M = 65537) plus one pass
+/// over the backends per round; rounds grow with max weight / mean weight, so very
+/// skewed weights are slower (one backend at 100× the others: a few ms).
 pub fn build(backends: &[MaglevBackend<'_>], size: u32) -> Result<Vec<u32>, MaglevError> {
     if !TABLE_SIZES.contains(&size) {
         return Err(MaglevError::UnsupportedTableSize { size });
@@ -147,13 +158,17 @@ pub fn build(backends: &[MaglevBackend<'_>], size: u32) -> Result<Vec<u32>, Magl
     let m = u64::from(size);
     let mut cursors: Vec<Cursor> = sorted
         .iter()
-        .map(|b| Cursor {
+        .map(|b| {
             // Both results are < m <= u32::MAX, so the casts are lossless.
-            pos: (hash(SEED_OFFSET, b.identity) % m) as u32,
-            skip: (hash(SEED_SKIP, b.identity) % (m - 1) + 1) as u32,
-            weight: u64::from(b.weight),
-            acc: 0,
-            value: b.value,
+            let skip = (hash(SEED_SKIP, b.identity) % (m - 1) + 1) as u32;
+            Cursor {
+                pos: (hash(SEED_OFFSET, b.identity) % m) as u32,
+                skip,
+                back: size - skip,
+                weight: u64::from(b.weight),
+                acc: 0,
+                value: b.value,
+            }
         })
         .collect();
     let max_weight = cursors.iter().map(|c| c.weight).max().unwrap_or(1);
@@ -171,19 +186,16 @@ pub fn build(backends: &[MaglevBackend<'_>], size: u32) -> Result<Vec<u32>, Magl
                 continue;
             }
             c.acc -= max_weight;
+            let (skip, back) = (c.skip, c.back);
+            // Incremental `(pos + skip) % M`, written so the step is one compare and
+            // select: this walk is the hot loop and its latency bounds the build time.
+            let step = |pos: u32| if pos >= back { pos - back } else { pos + skip };
             let mut pos = c.pos;
             while slots[pos as usize] != EMPTY {
-                pos += c.skip;
-                if pos >= size {
-                    pos -= size;
-                }
+                pos = step(pos);
             }
             slots[pos as usize] = i as u32;
-            pos += c.skip;
-            if pos >= size {
-                pos -= size;
-            }
-            c.pos = pos;
+            c.pos = step(pos);
             filled += 1;
             if filled == size {
                 break 'fill;
@@ -298,11 +310,17 @@ mod tests {
         assert!(counts(&table, 3)[0] <= 1);
     }
 
-    /// Slots that changed between `old` and `new` whose old or new owner is not `except`.
-    fn collateral(old: &[u32], new: &[u32], except: u32) -> usize {
-        changed_slots(old, new)
-            .filter(|&(i, v)| old[i as usize] != except && v != except)
-            .count()
+    /// Asserts that going from `old` to `new` moved at most (1/n + 1%) of the table,
+    /// not counting slots that belonged to `removed` in `old`.
+    fn assert_little_moved(old: &[u32], new: &[u32], removed: u32, n: usize, what: &str) {
+        let limit = (1.0 / n as f64 + 0.01) * old.len() as f64;
+        let moved = changed_slots(old, new)
+            .filter(|&(i, _)| old[i as usize] != removed)
+            .count();
+        assert!(
+            moved as f64 <= limit,
+            "{what}: {moved} slots moved (limit {limit:.0})"
+        );
     }
 
     #[test]
@@ -310,28 +328,23 @@ mod tests {
         let size = 65537;
         for n in [5usize, 10, 50] {
             assert!(size as usize > 100 * n);
-            let limit = (1.0 / n as f64 + 0.01) * f64::from(size);
             let ids = identities(n + 1);
             let all = backends(&ids, &vec![1; n + 1]);
-
             let full = build(&all[..n], size).unwrap();
+
             for removed in [0, n / 2, n - 1] {
                 let mut rest = all[..n].to_vec();
                 rest.remove(removed);
                 let smaller = build(&rest, size).unwrap();
-                let moved = collateral(&full, &smaller, removed as u32);
-                assert!(
-                    moved as f64 <= limit,
-                    "removing 1 of {n} moved {moved} other slots (limit {limit:.0})"
-                );
+                assert!(!smaller.contains(&(removed as u32)));
+                let what = format!("removing backend {removed} of {n}");
+                assert_little_moved(&full, &smaller, removed as u32, n, &what);
             }
 
+            // Adding: the new backend's own slots count as moved too.
             let larger = build(&all, size).unwrap();
-            let moved = collateral(&full, &larger, n as u32);
-            assert!(
-                moved as f64 <= limit,
-                "adding 1 to {n} moved {moved} other slots (limit {limit:.0})"
-            );
+            let what = format!("adding a backend to {n}");
+            assert_little_moved(&full, &larger, NO_BACKEND, n, &what);
         }
     }
 
@@ -352,6 +365,22 @@ mod tests {
         let mut interleaved: Vec<_> = forward.iter().step_by(2).copied().collect();
         interleaved.extend(forward.iter().skip(1).step_by(2).copied());
         assert_eq!(table, build(&interleaved, 4093).unwrap());
+    }
+
+    /// Nodes number backends differently; they must still pick the same backend per slot.
+    #[test]
+    fn same_backend_per_slot_whatever_the_values() {
+        let ids = identities(30);
+        let weights: Vec<u32> = (0..30).map(|i| 1 + i % 3).collect();
+        let node_a = backends(&ids, &weights);
+        let mut node_b = node_a.clone();
+        for b in &mut node_b {
+            b.value = 1000 - b.value; // reverses the value order
+        }
+        let table_a = build(&node_a, 8191).unwrap();
+        let table_b = build(&node_b, 8191).unwrap();
+        let translated: Vec<u32> = table_b.iter().map(|v| 1000 - v).collect();
+        assert_eq!(table_a, translated);
     }
 
     /// Recorded once; a failure means the hash or fill changed, which would move every
@@ -463,14 +492,16 @@ mod tests {
     fn build_time_1000_backends() {
         let ids = identities(1000);
         let input = backends(&ids, &[1; 1000]);
-        let runs = 50;
+        let runs = 200;
+        let mut best = std::time::Duration::MAX;
         let start = std::time::Instant::now();
         for _ in 0..runs {
-            std::hint::black_box(build(std::hint::black_box(&input), DEFAULT_TABLE_SIZE).unwrap());
+            let one = std::time::Instant::now();
+            let table = build(std::hint::black_box(&input), DEFAULT_TABLE_SIZE);
+            std::hint::black_box(table.unwrap());
+            best = best.min(one.elapsed());
         }
-        println!(
-            "1000 backends, M={DEFAULT_TABLE_SIZE}: {:?} per build",
-            start.elapsed() / runs
-        );
+        let mean = start.elapsed() / runs;
+        println!("1000 backends, M={DEFAULT_TABLE_SIZE}: mean {mean:?}, best {best:?}");
     }
 }

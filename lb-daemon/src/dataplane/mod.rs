@@ -35,11 +35,11 @@ pub use counters::{BackendStatus, ServiceStatus};
 pub use object::OBJECT_ENV;
 pub use pass::PassProgram;
 pub use program::ApplyReport;
-pub use testrun::TestRunOutput;
 pub use spec::{
     default_idle_timeout, BackendSpec, Egress, ForwardMode, HashMode, Protocol, ServiceId,
     ServiceSpec, SpecError,
 };
+pub use testrun::TestRunOutput;
 
 use alloc::{IdPool, RingAllocator};
 use bpffs::MapShape;
@@ -69,7 +69,9 @@ pub enum DataplaneError {
     },
     #[error("interface {0} does not exist; check the name (`ip link`)")]
     NoInterface(String),
-    #[error("attaching XDP to {iface} failed in native mode ({native}) and in generic mode ({generic})")]
+    #[error(
+        "attaching XDP to {iface} failed in native mode ({native}) and in generic mode ({generic})"
+    )]
     Attach {
         iface: String,
         native: String,
@@ -288,11 +290,19 @@ impl Dataplane {
     }
 
     /// Attaches in exactly one mode.
-    pub fn attach_mode(&mut self, ifname: &str, mode: AttachMode) -> Result<AttachMode, DataplaneError> {
+    pub fn attach_mode(
+        &mut self,
+        ifname: &str,
+        mode: AttachMode,
+    ) -> Result<AttachMode, DataplaneError> {
         self.attach_with(ifname, &[mode])
     }
 
-    fn attach_with(&mut self, ifname: &str, modes: &[AttachMode]) -> Result<AttachMode, DataplaneError> {
+    fn attach_with(
+        &mut self,
+        ifname: &str,
+        modes: &[AttachMode],
+    ) -> Result<AttachMode, DataplaneError> {
         let ifindex = ifindex(ifname)?;
         if let Some(a) = self.attachments.get(&ifindex) {
             return Ok(a.mode);
@@ -378,7 +388,9 @@ impl Dataplane {
         })
     }
 
-    fn services_map(&mut self) -> Result<BpfHashMap<&mut MapData, ServiceKey, ServiceInfo>, DataplaneError> {
+    fn services_map(
+        &mut self,
+    ) -> Result<BpfHashMap<&mut MapData, ServiceKey, ServiceInfo>, DataplaneError> {
         let name = map_names::SERVICES;
         BpfHashMap::try_from(self.map_mut(name)?).map_err(|source| map_err(name, source))
     }
@@ -404,7 +416,8 @@ impl Dataplane {
             PerCpuArray::try_from(self.map_mut(map)?).map_err(|source| map_err(map, source))?;
         let zeros = PerCpuValues::try_from(vec![Traffic::default(); cpus])
             .map_err(|e| map_err(map, aya::maps::MapError::IoError(e)))?;
-        arr.set(index, zeros, 0).map_err(|source| map_err(map, source))
+        arr.set(index, zeros, 0)
+            .map_err(|source| map_err(map, source))
     }
 
     fn new_generation(&mut self) -> u32 {
@@ -430,7 +443,8 @@ fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp
 }
 
 pub(crate) fn ifindex(ifname: &str) -> Result<u32, DataplaneError> {
-    nix::net::if_::if_nametoindex(ifname).map_err(|_| DataplaneError::NoInterface(ifname.to_string()))
+    nix::net::if_::if_nametoindex(ifname)
+        .map_err(|_| DataplaneError::NoInterface(ifname.to_string()))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

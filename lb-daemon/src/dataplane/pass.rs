@@ -30,7 +30,8 @@ impl PassProgram {
             source,
         };
         prog.load().map_err(err)?;
-        prog.attach_to_if_index(index, XdpMode::Driver).map_err(err)?;
+        prog.attach_to_if_index(index, XdpMode::Driver)
+            .map_err(err)?;
         Ok(Self { _ebpf: ebpf })
     }
 }

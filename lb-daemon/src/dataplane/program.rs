@@ -92,9 +92,15 @@ impl Dataplane {
         spec: &ServiceSpec,
         report: &mut ApplyReport,
     ) -> Result<(), DataplaneError> {
-        let wanted: HashMap<(IpAddr, u16), &BackendSpec> =
-            spec.backends.iter().map(|b| ((b.addr, b.port), b)).collect();
-        let new_count = wanted.keys().filter(|k| !state.backends.contains_key(k)).count();
+        let wanted: HashMap<(IpAddr, u16), &BackendSpec> = spec
+            .backends
+            .iter()
+            .map(|b| ((b.addr, b.port), b))
+            .collect();
+        let new_count = wanted
+            .keys()
+            .filter(|k| !state.backends.contains_key(k))
+            .count();
         let free = (self.backend_ids.capacity() as usize).saturating_sub(self.backend_ids.in_use());
         if new_count > free {
             return Err(DataplaneError::Full {
@@ -164,7 +170,12 @@ impl Dataplane {
         // 2. The Maglev table over the wanted backends; write only changed slots.
         let identities: Vec<(String, u32, u32)> = wanted
             .iter()
-            .filter_map(|(key, b)| state.backends.get(key).map(|s| (b.identity(), s.id, b.weight)))
+            .filter_map(|(key, b)| {
+                state
+                    .backends
+                    .get(key)
+                    .map(|s| (b.identity(), s.id, b.weight))
+            })
             .collect();
         let members: Vec<maglev::MaglevBackend<'_>> = identities
             .iter()
@@ -214,7 +225,12 @@ impl Dataplane {
 
     /// Writes the slots of `new` that differ from `old` (all of them when `old` is empty,
     /// i.e. unknown). Returns how many were written.
-    fn write_ring(&mut self, offset: u32, old: &[u32], new: &[u32]) -> Result<usize, DataplaneError> {
+    fn write_ring(
+        &mut self,
+        offset: u32,
+        old: &[u32],
+        new: &[u32],
+    ) -> Result<usize, DataplaneError> {
         let mut ring = self.maglev_map()?;
         let mut written = 0;
         let mut put = |index: u32, value: u32| {
@@ -280,11 +296,8 @@ impl Dataplane {
     /// The Maglev table of a service as programmed (slot -> backend address and port).
     pub fn ring_backends(&self, id: &ServiceId) -> Option<Vec<Option<(IpAddr, u16)>>> {
         let state = self.services.get(id)?;
-        let by_id: HashMap<u32, (IpAddr, u16)> = state
-            .backends
-            .iter()
-            .map(|(key, b)| (b.id, *key))
-            .collect();
+        let by_id: HashMap<u32, (IpAddr, u16)> =
+            state.backends.iter().map(|(key, b)| (b.id, *key)).collect();
         Some(state.ring.iter().map(|v| by_id.get(v).copied()).collect())
     }
 }

@@ -7,7 +7,9 @@ use std::{
     time::Duration,
 };
 
-use lb_common::{mode, service_flags, Addr, ServiceKey, FAMILY_V4, FAMILY_V6, IPPROTO_TCP, IPPROTO_UDP};
+use lb_common::{
+    mode, service_flags, Addr, ServiceKey, FAMILY_V4, FAMILY_V6, IPPROTO_TCP, IPPROTO_UDP,
+};
 
 use super::maglev;
 
@@ -242,9 +244,7 @@ impl ServiceSpec {
                     backend: b.addr,
                 })
             }
-            ForwardMode::Tun
-                if !matches!(b.egress.tunnel_src, Some(src) if src.is_ipv4() == b.addr.is_ipv4()) =>
-            {
+            ForwardMode::Tun if !matches!(b.egress.tunnel_src, Some(src) if src.is_ipv4() == b.addr.is_ipv4()) => {
                 Err(SpecError::NoTunnelSource {
                     service,
                     backend: b.addr,
@@ -377,14 +377,18 @@ mod tests {
     #[test]
     fn family_rules() {
         use ForwardMode::*;
-        assert!(spec("10.0.0.1", Dr, &[("10.0.0.2", None)]).validate().is_ok());
+        assert!(spec("10.0.0.1", Dr, &[("10.0.0.2", None)])
+            .validate()
+            .is_ok());
         assert!(matches!(
             spec("10.0.0.1", Dr, &[("2001:db8::2", None)]).validate(),
             Err(SpecError::DrFamily { .. })
         ));
-        assert!(spec("10.0.0.1", Tun, &[("2001:db8::2", Some("2001:db8::1"))])
-            .validate()
-            .is_ok());
+        assert!(
+            spec("10.0.0.1", Tun, &[("2001:db8::2", Some("2001:db8::1"))])
+                .validate()
+                .is_ok()
+        );
         assert!(matches!(
             spec("2001:db8::1", Tun, &[("10.0.0.2", Some("10.0.0.1"))]).validate(),
             Err(SpecError::TunFamily { .. })

@@ -31,7 +31,9 @@ struct Row {
 
 impl Row {
     fn ok(&self) -> Option<bool> {
-        self.check.as_ref().map(|(_, reference, target)| self.ns <= reference * target)
+        self.check
+            .as_ref()
+            .map(|(_, reference, target)| self.ns <= reference * target)
     }
 }
 
@@ -88,7 +90,13 @@ impl Bench {
         }
     }
 
-    fn measure(&mut self, t: &mut TestDataplane, program: &'static str, template: &[u8], flows: Flows) -> f64 {
+    fn measure(
+        &mut self,
+        t: &mut TestDataplane,
+        program: &'static str,
+        template: &[u8],
+        flows: Flows,
+    ) -> f64 {
         pin_to_cpu0();
         let v6 = template[12..14] == frames::ETH_P_IPV6.to_be_bytes();
         let mut frame = template.to_vec();
@@ -128,22 +136,44 @@ fn dataplane(services: &[ServiceSpec], capacity: Capacity) -> TestDataplane {
 }
 
 fn backends_v4(n: usize) -> Vec<(String, u32)> {
-    (0..n).map(|i| (format!("198.18.{}.{}", 8 + i / 250, 1 + i % 250), 1)).collect()
+    (0..n)
+        .map(|i| (format!("198.18.{}.{}", 8 + i / 250, 1 + i % 250), 1))
+        .collect()
 }
 
-fn spec_with(vip: &str, proto: Protocol, mode: ForwardMode, backends: &[(String, u32)], m: u32) -> ServiceSpec {
+/// A service on the port the frames use (80 TCP, 53 UDP): an exact-match hit.
+fn spec_with(
+    vip: &str,
+    proto: Protocol,
+    mode: ForwardMode,
+    backends: &[(String, u32)],
+    m: u32,
+) -> ServiceSpec {
     let list: Vec<(&str, u32)> = backends.iter().map(|(a, w)| (a.as_str(), *w)).collect();
-    let mut s = service(vip, 0, proto, mode, &list);
+    let port = if proto == Protocol::Tcp { 80 } else { 53 };
+    let mut s = service(vip, port, proto, mode, &list);
     s.table_size = m;
     s
 }
 
 fn tcp_frame(vip: &str, client: &str) -> Vec<u8> {
-    frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::tcp(client, 40000, vip, 80), b"0123456789abcdef")
+    frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        None,
+        &Flow::tcp(client, 40000, vip, 80),
+        b"0123456789abcdef",
+    )
 }
 
 fn udp_frame(vip: &str, client: &str) -> Vec<u8> {
-    frames::frame(LB_MAC, CLIENT_MAC, None, &Flow::udp(client, 40000, vip, 53), b"0123456789abcdef")
+    frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        None,
+        &Flow::udp(client, 40000, vip, 53),
+        b"0123456789abcdef",
+    )
 }
 
 pub fn run(calls: usize, runs: usize) -> Result<String> {
@@ -165,42 +195,96 @@ pub fn run(calls: usize, runs: usize) -> Result<String> {
     // Baselines.
     let mut t = dataplane(&[], big);
     let base_frame = tcp_frame(VIP4, "100.64.0.1");
-    let pass = b.measure(&mut t, program_names::PASS, &base_frame, Flows::Established(1));
-    let swap = b.measure(&mut t, program_names::MAC_SWAP, &base_frame, Flows::Established(1));
-    rows.push(Row { name: "baseline: XDP_PASS only".into(), ns: pass, check: None });
-    rows.push(Row { name: "baseline: MAC swap + XDP_TX".into(), ns: swap, check: None });
+    let pass = b.measure(
+        &mut t,
+        program_names::PASS,
+        &base_frame,
+        Flows::Established(1),
+    );
+    let swap = b.measure(
+        &mut t,
+        program_names::MAC_SWAP,
+        &base_frame,
+        Flows::Established(1),
+    );
+    rows.push(Row {
+        name: "baseline: XDP_PASS only".into(),
+        ns: pass,
+        check: None,
+    });
+    rows.push(Row {
+        name: "baseline: MAC swap + XDP_TX".into(),
+        ns: swap,
+        check: None,
+    });
     let vs_swap = |target: f64| Some(("MAC swap".to_string(), swap, target));
 
-    for (mode, label, est_target) in [(ForwardMode::Dr, "DR", 1.5), (ForwardMode::Tun, "TUN", 2.0)] {
+    for (mode, label, est_target) in [(ForwardMode::Dr, "DR", 1.5), (ForwardMode::Tun, "TUN", 2.0)]
+    {
         let v4 = spec_with(VIP4, Protocol::Tcp, mode, &three, 65537);
         let udp = spec_with(VIP4, Protocol::Udp, mode, &three, 65537);
         let v6 = spec_with(VIP6, Protocol::Tcp, mode, &three6, 65537);
         let mut t = dataplane(&[v4, udp, v6], big);
         let tcp4 = tcp_frame(VIP4, "100.64.0.1");
         let new = b.measure(&mut t, lb, &tcp4, Flows::New);
-        rows.push(Row { name: format!("{label}: new TCP flow (miss, Maglev pick, insert)"), ns: new, check: vs_swap(3.0) });
+        rows.push(Row {
+            name: format!("{label}: new TCP flow (miss, Maglev pick, insert)"),
+            ns: new,
+            check: vs_swap(3.0),
+        });
         let est = b.measure(&mut t, lb, &tcp4, Flows::Established(1000));
-        rows.push(Row { name: format!("{label}: established TCP flow (hit)"), ns: est, check: vs_swap(est_target) });
-        let u = b.measure(&mut t, lb, &udp_frame(VIP4, "100.64.0.1"), Flows::Established(1000));
-        rows.push(Row { name: format!("{label}: UDP (established)"), ns: u, check: vs_swap(est_target) });
+        rows.push(Row {
+            name: format!("{label}: established TCP flow (hit)"),
+            ns: est,
+            check: vs_swap(est_target),
+        });
+        let u = b.measure(
+            &mut t,
+            lb,
+            &udp_frame(VIP4, "100.64.0.1"),
+            Flows::Established(1000),
+        );
+        rows.push(Row {
+            name: format!("{label}: UDP (established)"),
+            ns: u,
+            check: vs_swap(est_target),
+        });
         let tcp6 = tcp_frame(VIP6, "2001:db8:cc::1");
         let e6 = b.measure(&mut t, lb, &tcp6, Flows::Established(1000));
-        rows.push(Row { name: format!("{label}: IPv6 TCP (established)"), ns: e6, check: vs_swap(est_target) });
+        rows.push(Row {
+            name: format!("{label}: IPv6 TCP (established)"),
+            ns: e6,
+            check: vs_swap(est_target),
+        });
         let n6 = b.measure(&mut t, lb, &tcp6, Flows::New);
-        rows.push(Row { name: format!("{label}: IPv6 new TCP flow"), ns: n6, check: vs_swap(3.0) });
+        rows.push(Row {
+            name: format!("{label}: IPv6 new TCP flow"),
+            ns: n6,
+            check: vs_swap(3.0),
+        });
         let other = tcp_frame("198.18.200.1", "100.64.0.1");
         let p = b.measure(&mut t, lb, &other, Flows::Established(1000));
-        rows.push(Row { name: format!("{label}: non-VIP packet (pass)"), ns: p, check: None });
+        rows.push(Row {
+            name: format!("{label}: non-VIP packet (pass)"),
+            ns: p,
+            check: None,
+        });
     }
 
     scale_rows(&mut b, &mut rows, big)?;
 
     // Maglev table build: 1,000 backends, M = 65537.
-    let ids: Vec<String> = (0..1000).map(|i| format!("10.{}.{}.1:80", i / 256, i % 256)).collect();
+    let ids: Vec<String> = (0..1000)
+        .map(|i| format!("10.{}.{}.1:80", i / 256, i % 256))
+        .collect();
     let members: Vec<maglev::MaglevBackend<'_>> = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| maglev::MaglevBackend { identity: id.as_bytes(), value: i as u32, weight: 1 })
+        .map(|(i, id)| maglev::MaglevBackend {
+            identity: id.as_bytes(),
+            value: i as u32,
+            weight: 1,
+        })
         .collect();
     let mut builds = Vec::new();
     for _ in 0..runs.max(5) {
@@ -219,21 +303,47 @@ fn scale_rows(b: &mut Bench, rows: &mut Vec<Row>, big: Capacity) -> Result<()> {
 
     // 1 vs 1,000 services: established flows cycling over 1,000 clients; with 1,000
     // services every client talks to another VIP.
-    let one = dataplane(&[spec_with(VIP4, Protocol::Tcp, ForwardMode::Dr, &three, 251)], big);
+    let one = dataplane(
+        &[spec_with(VIP4, Protocol::Tcp, ForwardMode::Dr, &three, 251)],
+        big,
+    );
     let mut one = one;
     let frame = tcp_frame(VIP4, "100.64.0.1");
     let small = b.measure(&mut one, lb, &frame, Flows::Established(1000));
     drop(one);
     let many_specs: Vec<ServiceSpec> = (0..1000)
-        .map(|i| spec_with(&format!("198.19.{}.{}", i / 250, 1 + i % 250), Protocol::Tcp, ForwardMode::Dr, &three, 251))
+        .map(|i| {
+            spec_with(
+                &format!("198.19.{}.{}", i / 250, 1 + i % 250),
+                Protocol::Tcp,
+                ForwardMode::Dr,
+                &three,
+                251,
+            )
+        })
         .collect();
-    let mut many = dataplane(&many_specs, Capacity { services: 1024, ..big });
+    let mut many = dataplane(
+        &many_specs,
+        Capacity {
+            services: 1024,
+            ..big
+        },
+    );
     // Each client gets its own VIP: patch the destination with the client index.
     let frames_by_client: Vec<Vec<u8>> = (0..1000)
-        .map(|i| tcp_frame(&format!("198.19.{}.{}", i / 250, 1 + i % 250), &format!("100.64.{}.{}", i / 256, i % 256)))
+        .map(|i| {
+            tcp_frame(
+                &format!("198.19.{}.{}", i / 250, 1 + i % 250),
+                &format!("100.64.{}.{}", i / 256, i % 256),
+            )
+        })
         .collect();
     let large = measure_set(b, &mut many, &frames_by_client);
-    rows.push(Row { name: "scale: 1 service (DR, established)".into(), ns: small, check: None });
+    rows.push(Row {
+        name: "scale: 1 service (DR, established)".into(),
+        ns: small,
+        check: None,
+    });
     rows.push(Row {
         name: "scale: 1,000 services (DR, established)".into(),
         ns: large,
@@ -242,12 +352,34 @@ fn scale_rows(b: &mut Bench, rows: &mut Vec<Row>, big: Capacity) -> Result<()> {
     drop(many);
 
     // 3 vs 1,000 backends.
-    let mut t = dataplane(&[spec_with(VIP4, Protocol::Tcp, ForwardMode::Dr, &three, 65537)], big);
+    let mut t = dataplane(
+        &[spec_with(
+            VIP4,
+            Protocol::Tcp,
+            ForwardMode::Dr,
+            &three,
+            65537,
+        )],
+        big,
+    );
     let small = b.measure(&mut t, lb, &frame, Flows::Established(10_000));
     drop(t);
-    let mut t = dataplane(&[spec_with(VIP4, Protocol::Tcp, ForwardMode::Dr, &backends_v4(1000), 65537)], big);
+    let mut t = dataplane(
+        &[spec_with(
+            VIP4,
+            Protocol::Tcp,
+            ForwardMode::Dr,
+            &backends_v4(1000),
+            65537,
+        )],
+        big,
+    );
     let large = b.measure(&mut t, lb, &frame, Flows::Established(10_000));
-    rows.push(Row { name: "scale: 3 backends (DR, established)".into(), ns: small, check: None });
+    rows.push(Row {
+        name: "scale: 3 backends (DR, established)".into(),
+        ns: small,
+        check: None,
+    });
     rows.push(Row {
         name: "scale: 1,000 backends (DR, established)".into(),
         ns: large,
@@ -263,7 +395,11 @@ fn scale_rows(b: &mut Bench, rows: &mut Vec<Row>, big: Capacity) -> Result<()> {
     let mut t = dataplane(std::slice::from_ref(&spec), big);
     fill_conntrack(b, &mut t, &frame, 1_000_000);
     let large = b.measure(&mut t, lb, &frame, Flows::Established(1000));
-    rows.push(Row { name: "scale: empty connection table (DR, established)".into(), ns: small, check: None });
+    rows.push(Row {
+        name: "scale: empty connection table (DR, established)".into(),
+        ns: small,
+        check: None,
+    });
     rows.push(Row {
         name: "scale: 1,000,000-entry connection table (DR, established)".into(),
         ns: large,
@@ -281,7 +417,11 @@ fn measure_set(b: &Bench, t: &mut TestDataplane, set: &[Vec<u8>]) -> f64 {
     let mut run_medians = Vec::new();
     for _ in 0..b.runs {
         let mut samples: Vec<f64> = (0..b.calls)
-            .map(|c| t.run_program(program_names::LB, &set[c % set.len()], 1).duration.as_nanos() as f64)
+            .map(|c| {
+                t.run_program(program_names::LB, &set[c % set.len()], 1)
+                    .duration
+                    .as_nanos() as f64
+            })
             .collect();
         run_medians.push(median(&mut samples));
     }
@@ -313,7 +453,10 @@ fn render(rows: &[Row], build_ms: f64, calls: usize, runs: usize) -> String {
     s.push_str("| case | ns/packet | reference | target | met |\n|---|---:|---|---|---|\n");
     for r in rows {
         let (reference, target) = match &r.check {
-            Some((name, ns, t)) => (format!("{:.2}x {name} ({ns:.0} ns)", r.ns / ns), format!("<= {t}x")),
+            Some((name, ns, t)) => (
+                format!("{:.2}x {name} ({ns:.0} ns)", r.ns / ns),
+                format!("<= {t}x"),
+            ),
             None => ("".into(), "".into()),
         };
         let met = match r.ok() {
@@ -321,7 +464,10 @@ fn render(rows: &[Row], build_ms: f64, calls: usize, runs: usize) -> String {
             Some(false) => "**no**",
             None => "",
         };
-        s.push_str(&format!("| {} | {:.0} | {reference} | {target} | {met} |\n", r.name, r.ns));
+        s.push_str(&format!(
+            "| {} | {:.0} | {reference} | {target} | {met} |\n",
+            r.name, r.ns
+        ));
     }
     let build_ok = if build_ms < 2.0 { "yes" } else { "**no**" };
     s.push_str(&format!(
@@ -342,8 +488,13 @@ mod tests {
 
     #[test]
     fn generated_clients_do_not_collide() {
-        let b = Bench { calls: 0, runs: 0, next_client: 0 };
-        let a: std::collections::HashSet<IpAddr> = (0..100_000).map(|i| b.client(false, i)).collect();
+        let b = Bench {
+            calls: 0,
+            runs: 0,
+            next_client: 0,
+        };
+        let a: std::collections::HashSet<IpAddr> =
+            (0..100_000).map(|i| b.client(false, i)).collect();
         assert_eq!(a.len(), 100_000);
         let a6: std::collections::HashSet<IpAddr> = (0..1000).map(|i| b.client(true, i)).collect();
         assert_eq!(a6.len(), 1000);

@@ -15,7 +15,11 @@ pub fn machine() -> String {
         .and_then(|l| l.split(':').nth(1))
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    // Counted from cpuinfo: the benchmark pins itself to one CPU.
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     format!("Linux {kernel}, {model}, {cores} cores")
 }
 
@@ -49,7 +53,9 @@ mod tests {
     fn sections_are_replaced_in_place_or_appended() {
         let doc = "# Benchmarks\n\nintro\n";
         let once = replace_section(doc, "datapath", "table 1");
-        assert!(once.contains("<!-- bench:datapath:start -->\ntable 1\n<!-- bench:datapath:end -->"));
+        assert!(
+            once.contains("<!-- bench:datapath:start -->\ntable 1\n<!-- bench:datapath:end -->")
+        );
         let twice = replace_section(&format!("{once}\nafter\n"), "datapath", "table 2");
         assert!(twice.contains("table 2") && !twice.contains("table 1"));
         assert!(twice.contains("intro") && twice.contains("after"));
