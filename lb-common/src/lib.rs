@@ -39,6 +39,8 @@ pub mod program_names {
     pub const PASS: &str = "lb_pass";
     /// Swaps MAC addresses and returns `XDP_TX`: benchmark baseline.
     pub const MAC_SWAP: &str = "lb_mac_swap";
+    /// Strips TUN encapsulation on a backend that has no tunnel device.
+    pub const DECAP: &str = "lb_decap";
 }
 
 /// Default map capacities compiled into the object; user space may override them at
@@ -232,10 +234,12 @@ pub enum Counter {
     BadBackend = 20,
     /// Packets for a VIP (service matched).
     VipPackets = 21,
+    /// Tunnel packets stripped by `lb_decap` (backends of TUN services).
+    Decapsulated = 22,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 22;
+    pub const COUNT: u32 = 23;
     /// Every counter with its name (metrics label / docs name), in index order.
     pub const ALL: [(Counter, &'static str); Self::COUNT as usize] = [
         (Counter::VerdictPass, "verdict_pass"),
@@ -260,6 +264,7 @@ impl Counter {
         (Counter::ConntrackExpired, "conntrack_expired"),
         (Counter::BadBackend, "bad_backend"),
         (Counter::VipPackets, "vip_packets"),
+        (Counter::Decapsulated, "decapsulated"),
     ];
 }
 

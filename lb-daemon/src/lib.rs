@@ -5,4 +5,5 @@
 //! - [`netns`]: network-namespace helpers for the lab (`lb-daemon lab`) and the tests.
 
 pub mod dataplane;
+pub mod lab;
 pub mod netns;

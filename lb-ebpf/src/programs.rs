@@ -2,7 +2,7 @@
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
-use crate::{baseline, lb, stats};
+use crate::{baseline, decap, lb, stats};
 
 /// The load balancer: steers packets for configured virtual services to a backend and
 /// passes everything else to the kernel untouched.
@@ -36,3 +36,9 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
 static LICENSE: [u8; 4] = *b"GPL\0";
+
+/// For backends of TUN services: strips the tunnel header and passes the inner packet.
+#[xdp]
+pub fn lb_decap(ctx: XdpContext) -> u32 {
+    decap::process(&ctx)
+}

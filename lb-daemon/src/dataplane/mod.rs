@@ -6,10 +6,11 @@ mod adopt;
 mod alloc;
 pub mod bpffs;
 mod counters;
+mod egress;
+mod helper_program;
 pub mod maglev;
 pub mod neigh;
 mod object;
-mod pass;
 mod program;
 pub mod spec;
 mod testrun;
@@ -32,8 +33,9 @@ use lb_common::{
 use tracing::{info, warn};
 
 pub use counters::{BackendStatus, ServiceStatus};
+pub use egress::resolve_egress;
+pub use helper_program::HelperProgram;
 pub use object::OBJECT_ENV;
-pub use pass::PassProgram;
 pub use program::ApplyReport;
 pub use spec::{
     default_idle_timeout, BackendSpec, Egress, ForwardMode, HashMode, Protocol, ServiceId,

@@ -1,0 +1,464 @@
+//! A self-contained load-balancer lab in network namespaces: a client, the LB node (XDP on
+//! its veth), and backends running a small TCP service, all on one L2 segment.
+//! `lb-daemon lab` demonstrates the data plane with it; the end-to-end tests drive it.
+//!
+//! DR backends hold the VIP on `lo` with `arp_ignore=1`/`arp_announce=2` (the classic
+//! LVS-DR set-up); TUN backends run `lb_decap` on their interface (this kernel has no
+//! ipip device) and hold the VIP on `lo` too. Backends answer each line a client sends
+//! with `<backend name> <client address as seen>`.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    os::fd::{AsRawFd, FromRawFd, IntoRawFd},
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::{
+    dataplane::{
+        self, bpffs, neigh::Neighbours, Capacity, Dataplane, ForwardMode, HashMode, HelperProgram,
+        LoadOptions, Protocol, ServiceId, ServiceSpec,
+    },
+    netns::{Netns, Switch},
+};
+
+pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+pub const LB_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+pub const VIP_PORT: u16 = 80;
+const PREFIX: u8 = 24;
+
+pub fn backend_addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, 21 + i as u8)
+}
+
+pub fn backend_name(i: usize) -> String {
+    format!("backend{}", i + 1)
+}
+
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    pub mode: ForwardMode,
+    pub backends: usize,
+    /// bpffs directory for the LB's maps (removed when the lab stops).
+    pub pin_dir: PathBuf,
+}
+
+impl LabOptions {
+    pub fn new(mode: ForwardMode, backends: usize) -> Self {
+        Self {
+            mode,
+            backends,
+            pin_dir: PathBuf::from(format!(
+                "/sys/fs/bpf/lb-lab-{}",
+                crate::netns::unique_name("dp")
+            )),
+        }
+    }
+}
+
+/// One reply: which backend answered, and what client address it saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub backend: String,
+    pub client_seen: IpAddr,
+}
+
+impl Reply {
+    fn parse(line: &str) -> Result<Reply> {
+        let mut parts = line.split_whitespace();
+        let backend = parts
+            .next()
+            .ok_or_else(|| anyhow!("empty reply"))?
+            .to_string();
+        let client_seen = parts
+            .next()
+            .ok_or_else(|| anyhow!("reply {line:?} lacks the client address"))?
+            .parse()?;
+        Ok(Reply {
+            backend,
+            client_seen,
+        })
+    }
+}
+
+struct Backend {
+    /// Keeps the backend's namespace (and host) alive.
+    _ns: Netns,
+    addr: Ipv4Addr,
+    stop: Arc<AtomicBool>,
+    server: Option<JoinHandle<()>>,
+    _decap: Option<HelperProgram>,
+}
+
+impl Backend {
+    fn stop_server(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.server.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+pub struct Lab {
+    pub opts: LabOptions,
+    dp: Option<Dataplane>,
+    spec: ServiceSpec,
+    backends: Vec<Backend>,
+    client: Netns,
+    lb: Netns,
+    _peer_pass: HelperProgram,
+    switch: Switch,
+}
+
+impl Lab {
+    pub fn start(opts: LabOptions) -> Result<Lab> {
+        let switch = Switch::new("lab-sw")?;
+        let client = Netns::new("lab-cl")?;
+        let lb = Netns::new("lab-lb")?;
+        plug(&switch, &client, CLIENT_ADDR)?;
+        // The client computes its own checksums and sends MTU-sized segments, so frames
+        // stay whole through XDP, and tunnel headers fit the 1500-byte segment.
+        client
+            .sh("ethtool -K eth0 tx off tso off gso off >/dev/null && ip link set eth0 mtu 1400")?;
+        let lb_port = plug(&switch, &lb, LB_ADDR)?;
+        lb.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "eth0"])?;
+        // Native XDP_TX into a veth needs an XDP program on its peer.
+        let port = lb_port.clone();
+        let peer_pass = switch
+            .ns()
+            .run(move || HelperProgram::pass(&port))
+            .context("attaching lb_pass to the LB's switch port")?;
+
+        let mut backends = Vec::new();
+        for i in 0..opts.backends {
+            backends.push(start_backend(&switch, i, opts.mode)?);
+        }
+
+        let spec_backends: Vec<Ipv4Addr> = backends.iter().map(|b| b.addr).collect();
+        let pin_dir = opts.pin_dir.clone();
+        let mode = opts.mode;
+        let (dp, spec) = lb
+            .run(move || -> Result<(Dataplane, ServiceSpec)> {
+                let mut dp = Dataplane::load(&LoadOptions {
+                    pin_dir,
+                    capacity: Capacity {
+                        maglev_slots: 4 * 65537,
+                        ..Capacity::default()
+                    },
+                })?;
+                dp.attach("eth0")?;
+                let spec = resolve_spec(mode, &spec_backends)?;
+                dp.apply_service(&spec)?;
+                Ok((dp, spec))
+            })
+            .context("starting the LB node")?;
+
+        let lab = Lab {
+            opts,
+            dp: Some(dp),
+            spec,
+            backends,
+            client,
+            lb,
+            _peer_pass: peer_pass,
+            switch,
+        };
+        lab.wait_ready()?;
+        Ok(lab)
+    }
+
+    /// Waits until the VIP answers (ARP for the VIP, servers listening).
+    fn wait_ready(&self) -> Result<()> {
+        let mut last = None;
+        for _ in 0..50 {
+            match self.request(None) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(last
+            .unwrap_or_else(|| anyhow!("no reply"))
+            .context("the lab's VIP never answered"))
+    }
+
+    pub fn dataplane(&mut self) -> &mut Dataplane {
+        self.dp.as_mut().expect("dataplane present until drop")
+    }
+
+    pub fn service(&self) -> &ServiceSpec {
+        &self.spec
+    }
+
+    pub fn service_id(&self) -> ServiceId {
+        self.spec.id
+    }
+
+    /// Applies a changed service (weights, backends) to the running data plane.
+    pub fn update_service(&mut self, f: impl FnOnce(&mut ServiceSpec)) -> Result<()> {
+        let mut spec = self.spec.clone();
+        f(&mut spec);
+        self.dataplane().apply_service(&spec)?;
+        self.spec = spec;
+        Ok(())
+    }
+
+    pub fn set_hash(&mut self, hash: HashMode) -> Result<()> {
+        self.update_service(|s| s.hash = hash)
+    }
+
+    /// Stops backend `i`'s server (its host stays up: connections are refused).
+    pub fn stop_backend_server(&mut self, i: usize) {
+        if let Some(b) = self.backends.get_mut(i) {
+            b.stop_server();
+        }
+    }
+
+    /// One short connection from the client (from `src_port` if given); the reply.
+    pub fn request(&self, src_port: Option<u16>) -> Result<Reply> {
+        self.client.run(move || -> Result<Reply> {
+            let mut s = connect(src_port)?;
+            exchange(&mut s)
+        })
+    }
+
+    /// `n` short connections; the replies.
+    pub fn requests(&self, n: usize) -> Result<Vec<Reply>> {
+        self.client.run(move || -> Result<Vec<Reply>> {
+            (0..n)
+                .map(|_| {
+                    let mut s = connect(None)?;
+                    exchange(&mut s)
+                })
+                .collect()
+        })
+    }
+
+    /// A long-lived connection from the client: `LabConn::ask` sends a line and reads the
+    /// reply on the same TCP connection (one flow).
+    pub fn open(&self) -> Result<LabConn> {
+        let stream = self.client.run(|| connect(None))?;
+        Ok(LabConn { stream })
+    }
+
+    pub fn lb_ns(&self) -> &Netns {
+        &self.lb
+    }
+
+    pub fn client_ns(&self) -> &Netns {
+        &self.client
+    }
+
+    pub fn switch(&self) -> &Switch {
+        &self.switch
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for b in &mut self.backends {
+            b.stop_server();
+        }
+        if let Some(dp) = self.dp.take() {
+            let pin_dir = dp.pin_dir().to_path_buf();
+            drop(dp);
+            bpffs::remove_pins(&pin_dir);
+        }
+    }
+}
+
+pub struct LabConn {
+    stream: TcpStream,
+}
+
+impl LabConn {
+    pub fn ask(&mut self) -> Result<Reply> {
+        exchange(&mut self.stream)
+    }
+}
+
+fn plug(switch: &Switch, host: &Netns, addr: Ipv4Addr) -> Result<String> {
+    let port = switch.plug(host, "eth0")?;
+    host.ip(&["addr", "add", &format!("{addr}/{PREFIX}"), "dev", "eth0"])?;
+    Ok(port)
+}
+
+fn start_backend(switch: &Switch, i: usize, mode: ForwardMode) -> Result<Backend> {
+    let ns = Netns::new("lab-be")?;
+    let addr = backend_addr(i);
+    plug(switch, &ns, addr)?;
+    // LVS-DR: accept the VIP locally, never answer ARP for it.
+    ns.sh(&format!(
+        "ip addr add {VIP}/32 dev lo && \
+         sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+         net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2 \
+         net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0"
+    ))?;
+    let decap = match mode {
+        ForwardMode::Tun => Some(
+            ns.run(|| HelperProgram::decap("eth0"))
+                .with_context(|| format!("attaching lb_decap on {}", backend_name(i)))?,
+        ),
+        ForwardMode::Dr => None,
+    };
+    let listener = ns.run(|| TcpListener::bind(("0.0.0.0", VIP_PORT)))?;
+    listener.set_nonblocking(true)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let name = backend_name(i);
+    let flag = Arc::clone(&stop);
+    let server = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || serve(listener, name, flag))?;
+    Ok(Backend {
+        _ns: ns,
+        addr,
+        stop,
+        server: Some(server),
+        _decap: decap,
+    })
+}
+
+/// Accepts until `stop`; each connection answers every line with `<name> <peer>`.
+fn serve(listener: TcpListener, name: String, stop: Arc<AtomicBool>) {
+    let mut workers = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                let name = name.clone();
+                let stop = Arc::clone(&stop);
+                workers.push(std::thread::spawn(move || {
+                    answer(stream, &name, peer, &stop)
+                }));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+        workers.retain(|w| !w.is_finished());
+    }
+    drop(listener);
+    for w in workers {
+        let _ = w.join();
+    }
+}
+
+fn answer(stream: TcpStream, name: &str, peer: SocketAddr, stop: &AtomicBool) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) => {
+                if writeln!(writer, "{name} {}", peer.ip()).is_err() {
+                    return;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Connects to the VIP (from `src_port` if given, closing with RST so the port can be
+/// reused at once).
+fn connect(src_port: Option<u16>) -> Result<TcpStream> {
+    use nix::sys::socket::{
+        bind, connect as nix_connect, setsockopt, socket, sockopt, AddressFamily, SockFlag,
+        SockType, SockaddrIn,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    setsockopt(
+        &fd,
+        sockopt::Linger,
+        &libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
+    )?;
+    if let Some(port) = src_port {
+        bind(
+            fd.as_raw_fd(),
+            &SockaddrIn::from(std::net::SocketAddrV4::new(CLIENT_ADDR, port)),
+        )?;
+    }
+    let raw = fd.into_raw_fd();
+    // SAFETY: raw is a fresh socket we own.
+    let stream = unsafe { TcpStream::from_raw_fd(raw) };
+    nix_connect(
+        raw,
+        &SockaddrIn::from(std::net::SocketAddrV4::new(VIP, VIP_PORT)),
+    )
+    .with_context(|| format!("connecting to {VIP}:{VIP_PORT}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    Ok(stream)
+}
+
+fn exchange(stream: &mut TcpStream) -> Result<Reply> {
+    stream.write_all(b"hello\n")?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        bail!("the backend closed the connection");
+    }
+    Reply::parse(&line)
+}
+
+/// The lab's service with every backend's egress resolved in the LB's namespace.
+fn resolve_spec(mode: ForwardMode, backends: &[Ipv4Addr]) -> Result<ServiceSpec> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let neigh = Neighbours::new()?;
+        let mut specs = Vec::new();
+        for &addr in backends {
+            let egress =
+                dataplane::resolve_egress(&neigh, IpAddr::V4(addr), Duration::from_secs(3)).await?;
+            specs.push(dataplane::BackendSpec {
+                addr: IpAddr::V4(addr),
+                port: VIP_PORT,
+                weight: 1,
+                egress,
+            });
+        }
+        Ok(ServiceSpec {
+            id: ServiceId {
+                vip: IpAddr::V4(VIP),
+                port: VIP_PORT,
+                protocol: Protocol::Tcp,
+            },
+            mode,
+            hash: HashMode::FiveTuple,
+            table_size: dataplane::maglev::DEFAULT_TABLE_SIZE,
+            persistence_timeout: None,
+            idle_timeout: dataplane::default_idle_timeout(Protocol::Tcp),
+            backends: specs,
+        })
+    })
+}
