@@ -1,1 +1,68 @@
-fn main() {}
+//! `lb-daemon`: the command-line entry point.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use lb_daemon::{cli, dataplane::DEFAULT_PIN_DIR};
+
+#[derive(Parser)]
+#[command(version, about = "XDP layer-4 load balancer with VRRP failover")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Dr,
+    Tun,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the data-plane lab in network namespaces: a client, an XDP load balancer and
+    /// backends serving TCP; shows the traffic spread, a drain and a long-lived flow.
+    Lab {
+        /// Forwarding mode (keepalived's lb_kind).
+        #[arg(long, value_enum, default_value = "dr")]
+        mode: Mode,
+        #[arg(long, default_value_t = 3)]
+        backends: usize,
+        /// Keep the lab up after the demo until Ctrl-C (to explore it with `ip netns exec`
+        /// and `bpftool map dump pinned ...`).
+        #[arg(long)]
+        pause: bool,
+    },
+    /// Print the data plane's global counters from the pinned maps.
+    Counters {
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+    },
+    /// Strip TUN encapsulation on a backend host without ipip/ip6tnl devices: attach
+    /// lb_decap to the interface until Ctrl-C.
+    Decap {
+        #[arg(long)]
+        interface: String,
+    },
+}
+
+fn main() -> Result<()> {
+    cli::init_logging();
+    let args = Cli::parse();
+    match args.command {
+        Command::Lab {
+            mode,
+            backends,
+            pause,
+        } => {
+            let mode = match mode {
+                Mode::Dr => lb_daemon::dataplane::ForwardMode::Dr,
+                Mode::Tun => lb_daemon::dataplane::ForwardMode::Tun,
+            };
+            cli::lab::run(mode, backends, pause)
+        }
+        Command::Counters { pin_dir } => cli::counters::run(&pin_dir),
+        Command::Decap { interface } => cli::decap::run(&interface),
+    }
+}

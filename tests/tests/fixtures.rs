@@ -919,3 +919,35 @@ fn restarted_dataplane_adopts_pinned_maps_and_keeps_flows() {
     drop(dp);
     lb_daemon::dataplane::bpffs::remove_pins(&pin_dir);
 }
+
+#[test]
+fn decap_strips_every_tunnel_variant_and_passes_the_rest() {
+    let mut t = TestDataplane::new();
+    let cases: [(&str, &str, &str); 3] = [
+        (CLIENT4, VIP4, BACKENDS4[0]),
+        (CLIENT6, VIP6, BACKENDS6[0]),
+        (CLIENT4, VIP4, BACKENDS6[0]),
+    ];
+    for (client, vip, backend) in cases {
+        let flow = Flow::tcp(client, 52000, vip, 80);
+        let plain = frames::frame(LB_MAC, CLIENT_MAC, None, &flow, PAYLOAD);
+        let b: IpAddr = backend.parse().unwrap();
+        let tunnelled = tun_expected(&plain, None, b, flow.dst.is_ipv4());
+        let out = t.run_program(lb_common::program_names::DECAP, &tunnelled, 1);
+        assert_eq!(out.action, XDP_PASS);
+        let mut want = frames::eth(backend_mac(b), LB_MAC, None, frames::ethertype_of(flow.dst));
+        want.extend_from_slice(&plain[14..]);
+        assert_eq!(out.frame, want, "{client} -> {vip} via {backend}");
+    }
+    assert_eq!(t.counter(Counter::Decapsulated), 3);
+    // Not tunnelled: untouched.
+    let plain = frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        Some(7),
+        &Flow::udp(CLIENT4, 1, VIP4, 53),
+        PAYLOAD,
+    );
+    let out = t.run_program(lb_common::program_names::DECAP, &plain, 1);
+    assert_eq!((out.action, out.frame), (XDP_PASS, plain));
+}
