@@ -26,6 +26,58 @@ fn spread(lab: &Lab, n: usize) -> Result<String> {
         .join(", "))
 }
 
+/// One narrated step of the demo.
+type Step = fn(&mut Lab) -> Result<()>;
+
+fn show_spread(lab: &mut Lab) -> Result<()> {
+    say(format!("300 short connections: {}", spread(lab, 300)?));
+    Ok(())
+}
+
+fn drain_keeps_long_lived_flow(lab: &mut Lab) -> Result<()> {
+    let mut conn = lab.open()?;
+    let held = conn.ask()?.backend;
+    say(format!("a long-lived connection is served by {held}"));
+    say(format!(
+        "draining {held}: weight 0 (no new flows, established ones continue)"
+    ));
+    lab.update_service(|s| {
+        for (i, b) in s.backends.iter_mut().enumerate() {
+            if backend_name(i) == held {
+                b.weight = 0;
+            }
+        }
+    })?;
+    say(format!("300 short connections: {}", spread(lab, 300)?));
+    say(format!(
+        "the long-lived connection is still served by {}",
+        conn.ask()?.backend
+    ));
+    Ok(())
+}
+
+fn restore_weights(lab: &mut Lab) -> Result<()> {
+    say("restoring every weight to 1");
+    lab.update_service(|s| s.backends.iter_mut().for_each(|b| b.weight = 1))?;
+    show_spread(lab)
+}
+
+fn show_counters(lab: &mut Lab) -> Result<()> {
+    for s in lab.dataplane().status()? {
+        say(format!(
+            "service {}: {} packets, {} bytes",
+            s.id, s.traffic.packets, s.traffic.bytes
+        ));
+        for b in s.backends {
+            say(format!(
+                "  backend {}:{} weight {} slots {} packets {}",
+                b.addr, b.port, b.weight, b.slots, b.traffic.packets
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn run(mode: ForwardMode, backends: usize, pause: bool) -> Result<()> {
     signals::install()?;
     let kind = match mode {
@@ -41,54 +93,11 @@ pub fn run(mode: ForwardMode, backends: usize, pause: bool) -> Result<()> {
     for i in 0..backends {
         say(format!("  {} = {}", backend_name(i), backend_addr(i)));
     }
-    let steps: [&dyn Fn(&mut Lab) -> Result<()>; 4] = [
-        &|lab| {
-            say(format!("300 short connections: {}", spread(lab, 300)?));
-            Ok(())
-        },
-        &|lab| {
-            let mut conn = lab.open()?;
-            let held = conn.ask()?.backend;
-            say(format!("a long-lived connection is served by {held}"));
-            say(format!(
-                "draining {held}: weight 0 (no new flows, established ones continue)"
-            ));
-            lab.update_service(|s| {
-                for (i, b) in s.backends.iter_mut().enumerate() {
-                    if backend_name(i) == held {
-                        b.weight = 0;
-                    }
-                }
-            })?;
-            say(format!("300 short connections: {}", spread(lab, 300)?));
-            say(format!(
-                "the long-lived connection is still served by {}",
-                conn.ask()?.backend
-            ));
-            Ok(())
-        },
-        &|lab| {
-            say("restoring every weight to 1");
-            lab.update_service(|s| s.backends.iter_mut().for_each(|b| b.weight = 1))?;
-            say(format!("300 short connections: {}", spread(lab, 300)?));
-            Ok(())
-        },
-        &|lab| {
-            let status = lab.dataplane().status()?;
-            for s in status {
-                say(format!(
-                    "service {}: {} packets, {} bytes",
-                    s.id, s.traffic.packets, s.traffic.bytes
-                ));
-                for b in s.backends {
-                    say(format!(
-                        "  backend {}:{} weight {} slots {} packets {}",
-                        b.addr, b.port, b.weight, b.slots, b.traffic.packets
-                    ));
-                }
-            }
-            Ok(())
-        },
+    let steps: [Step; 4] = [
+        show_spread,
+        drain_keeps_long_lived_flow,
+        restore_weights,
+        show_counters,
     ];
     for step in steps {
         if signals::stop_requested() {
