@@ -41,7 +41,7 @@ pub fn process(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     };
     stats::count_backend(backend_id, bytes);
-    forward::forward(ctx, &pkt, svc.flags & mode::MASK, &backend)
+    forward::forward(ctx, &pkt, svc.flags & mode::MASK, backend)
 }
 
 /// The exact (address, port, protocol) service, else the wildcard-port one.
@@ -64,7 +64,11 @@ fn find_service(pkt: &Packet) -> Option<(ServiceKey, ServiceInfo)> {
 /// The backend for this flow: the connection table's if it is still valid, else a fresh
 /// Maglev pick (remembered in the table). `None` = drop (counted).
 #[inline(always)]
-fn choose_backend(pkt: &Packet, svc_key: &ServiceKey, svc: &ServiceInfo) -> Option<(u32, Backend)> {
+fn choose_backend(
+    pkt: &Packet,
+    svc_key: &ServiceKey,
+    svc: &ServiceInfo,
+) -> Option<(u32, &'static Backend)> {
     let persistent = svc.flags & service_flags::PERSISTENT != 0;
     let flow = FlowKey {
         src: pkt.src,
@@ -130,9 +134,10 @@ fn choose_backend(pkt: &Packet, svc_key: &ServiceKey, svc: &ServiceInfo) -> Opti
 }
 
 #[inline(always)]
-fn active_backend(id: u32) -> Option<Backend> {
-    match BACKENDS.get(id) {
-        Some(b) if b.flags & backend_flags::ACTIVE != 0 => Some(*b),
-        _ => None,
-    }
+fn active_backend(id: u32) -> Option<&'static Backend> {
+    // Array entries are never freed: the reference stays valid (its contents may be
+    // rewritten by user space, which only ever writes whole, consistent entries).
+    BACKENDS
+        .get(id)
+        .filter(|b| b.flags & backend_flags::ACTIVE != 0)
 }

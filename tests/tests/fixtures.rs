@@ -60,6 +60,22 @@ fn dr_expected(input: &[u8], backend: IpAddr) -> Vec<u8> {
     want
 }
 
+/// A frame from the client's router to the LB carrying `flow`.
+fn frame_of(flow: &Flow) -> Vec<u8> {
+    frames::frame(LB_MAC, CLIENT_MAC, None, flow, PAYLOAD)
+}
+
+/// The usual fixture service: IPv4 VIP port 80, DR, three backends of weight 1.
+fn dr_v4_service() -> ServiceSpec {
+    service(
+        VIP4,
+        80,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &weights(&BACKENDS4),
+    )
+}
+
 fn setup(spec: &ServiceSpec) -> TestDataplane {
     let mut t = TestDataplane::new();
     t.dp.apply_service(spec).expect("apply service");
@@ -87,13 +103,7 @@ fn check_dr(spec: &ServiceSpec, flow: Flow, vlan: Option<u16>, candidates: &[&st
 
 #[test]
 fn dr_ipv4_tcp() {
-    let spec = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        ForwardMode::Dr,
-        &weights(&BACKENDS4),
-    );
+    let spec = dr_v4_service();
     check_dr(&spec, Flow::tcp(CLIENT4, 40000, VIP4, 80), None, &BACKENDS4);
 }
 
@@ -140,13 +150,7 @@ fn dr_ipv6_udp() {
 
 #[test]
 fn dr_vlan_tag_is_kept() {
-    let spec = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        ForwardMode::Dr,
-        &weights(&BACKENDS4),
-    );
+    let spec = dr_v4_service();
     check_dr(
         &spec,
         Flow::tcp(CLIENT4, 40004, VIP4, 80),
@@ -264,7 +268,7 @@ fn tun_keeps_dscp_in_outer_header() {
     );
     let mut t = setup(&spec);
     let flow = Flow::tcp(CLIENT4, 41004, VIP4, 80);
-    let mut input = frames::frame(LB_MAC, CLIENT_MAC, None, &flow, PAYLOAD);
+    let mut input = frame_of(&flow);
     // Set TOS 0xb8 (EF) in the inner header and fix its checksum.
     input[15] = 0xb8;
     input[24..26].copy_from_slice(&[0, 0]);
@@ -303,20 +307,8 @@ fn wildcard_port_and_exact_match_wins() {
     );
     t.dp.apply_service(&exact).unwrap();
     t.dp.apply_service(&wildcard).unwrap();
-    let to80 = frames::frame(
-        LB_MAC,
-        CLIENT_MAC,
-        None,
-        &Flow::tcp(CLIENT4, 42000, VIP4, 80),
-        PAYLOAD,
-    );
-    let to8080 = frames::frame(
-        LB_MAC,
-        CLIENT_MAC,
-        None,
-        &Flow::tcp(CLIENT4, 42000, VIP4, 8080),
-        PAYLOAD,
-    );
+    let to80 = frame_of(&Flow::tcp(CLIENT4, 42000, VIP4, 80));
+    let to8080 = frame_of(&Flow::tcp(CLIENT4, 42000, VIP4, 8080));
     let out = t.run(&to80);
     assert_eq!(out.action, XDP_TX);
     assert_eq!(
@@ -330,13 +322,7 @@ fn wildcard_port_and_exact_match_wins() {
         BACKENDS4[1].parse::<IpAddr>().unwrap()
     );
     // UDP to the same VIP has no service: passes untouched.
-    let udp = frames::frame(
-        LB_MAC,
-        CLIENT_MAC,
-        None,
-        &Flow::udp(CLIENT4, 42000, VIP4, 80),
-        PAYLOAD,
-    );
+    let udp = frame_of(&Flow::udp(CLIENT4, 42000, VIP4, 80));
     let out = t.run(&udp);
     assert_eq!((out.action, out.frame), (XDP_PASS, udp));
 }
@@ -349,35 +335,11 @@ fn assert_passes_untouched(t: &mut TestDataplane, input: &[u8]) {
 
 #[test]
 fn non_vip_vrrp_arp_and_icmp_pass_untouched() {
-    let spec = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        ForwardMode::Dr,
-        &weights(&BACKENDS4),
-    );
+    let spec = dr_v4_service();
     let mut t = setup(&spec);
     // TCP to another address, and to the VIP on another port.
-    assert_passes_untouched(
-        &mut t,
-        &frames::frame(
-            LB_MAC,
-            CLIENT_MAC,
-            None,
-            &Flow::tcp(CLIENT4, 1, "198.18.1.1", 22),
-            PAYLOAD,
-        ),
-    );
-    assert_passes_untouched(
-        &mut t,
-        &frames::frame(
-            LB_MAC,
-            CLIENT_MAC,
-            None,
-            &Flow::tcp(CLIENT4, 1, VIP4, 22),
-            PAYLOAD,
-        ),
-    );
+    assert_passes_untouched(&mut t, &frame_of(&Flow::tcp(CLIENT4, 1, "198.18.1.1", 22)));
+    assert_passes_untouched(&mut t, &frame_of(&Flow::tcp(CLIENT4, 1, VIP4, 22)));
     // VRRP advert (IP protocol 112) to 224.0.0.18, and one addressed to the VIP itself.
     for dst in ["224.0.0.18", VIP4] {
         let mut f = frames::eth(
@@ -435,13 +397,7 @@ fn non_vip_vrrp_arp_and_icmp_pass_untouched() {
 
 #[test]
 fn truncated_frames_are_dropped_and_counted() {
-    let spec = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        ForwardMode::Dr,
-        &weights(&BACKENDS4),
-    );
+    let spec = dr_v4_service();
     let mut t = setup(&spec);
     let v4 = frames::frame(
         LB_MAC,
@@ -488,13 +444,7 @@ fn truncated_frames_are_dropped_and_counted() {
 
 #[test]
 fn ipv4_options_are_forwarded_and_counted() {
-    let spec = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        ForwardMode::Dr,
-        &weights(&BACKENDS4),
-    );
+    let spec = dr_v4_service();
     let mut t = setup(&spec);
     let flow = Flow::tcp(CLIENT4, 44000, VIP4, 80);
     let seg = frames::l4(&flow, PAYLOAD);
@@ -520,13 +470,7 @@ fn ipv4_options_are_forwarded_and_counted() {
 
 #[test]
 fn fragments_pass_to_the_kernel_and_are_counted() {
-    let spec = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        ForwardMode::Dr,
-        &weights(&BACKENDS4),
-    );
+    let spec = dr_v4_service();
     let mut t = setup(&spec);
     let flow = Flow::tcp(CLIENT4, 45000, VIP4, 80);
     let seg = frames::l4(&flow, PAYLOAD);
@@ -587,11 +531,7 @@ fn connection_table_keeps_a_flow_whose_slot_moved() {
         .map(|f| (f, maglev_pick(&t, &spec, &f)))
         .collect();
     for (f, _) in &before {
-        assert_eq!(
-            t.run(&frames::frame(LB_MAC, CLIENT_MAC, None, f, PAYLOAD))
-                .action,
-            XDP_TX
-        );
+        assert_eq!(t.run(&frame_of(&f)).action, XDP_TX);
     }
     // A third backend takes over a share of the slots.
     spec.backends.push(backend(BACKENDS4[2], 1));
@@ -602,7 +542,7 @@ fn connection_table_keeps_a_flow_whose_slot_moved() {
         .collect();
     assert!(!moved.is_empty(), "adding a backend moves some slots");
     for (f, old) in moved {
-        let input = frames::frame(LB_MAC, CLIENT_MAC, None, f, PAYLOAD);
+        let input = frame_of(&f);
         let out = t.run(&input);
         assert_eq!(
             out.frame,
@@ -613,22 +553,16 @@ fn connection_table_keeps_a_flow_whose_slot_moved() {
     // A new flow whose slot is the new backend's goes there.
     let fresh = flows_owned_by(&t, &spec, BACKENDS4[2], 1)[0].with_sport(60001);
     let target = maglev_pick(&t, &spec, &fresh);
-    let input = frames::frame(LB_MAC, CLIENT_MAC, None, &fresh, PAYLOAD);
+    let input = frame_of(&fresh);
     assert_eq!(t.run(&input).frame, dr_expected(&input, target));
 }
 
 #[test]
 fn flow_of_a_removed_backend_is_rehashed() {
-    let mut spec = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        ForwardMode::Dr,
-        &weights(&BACKENDS4),
-    );
+    let mut spec = dr_v4_service();
     let mut t = setup(&spec);
     let flow = flows_owned_by(&t, &spec, BACKENDS4[0], 1)[0];
-    let input = frames::frame(LB_MAC, CLIENT_MAC, None, &flow, PAYLOAD);
+    let input = frame_of(&flow);
     assert_eq!(
         t.run(&input).frame,
         dr_expected(&input, BACKENDS4[0].parse().unwrap())
@@ -654,16 +588,10 @@ fn flow_of_a_removed_backend_is_rehashed() {
 
 #[test]
 fn weight_zero_drains_new_flows_but_keeps_established_ones() {
-    let mut spec = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        ForwardMode::Dr,
-        &weights(&BACKENDS4),
-    );
+    let mut spec = dr_v4_service();
     let mut t = setup(&spec);
     let established = flows_owned_by(&t, &spec, BACKENDS4[1], 1)[0];
-    let input = frames::frame(LB_MAC, CLIENT_MAC, None, &established, PAYLOAD);
+    let input = frame_of(&established);
     assert_eq!(
         t.run(&input).frame,
         dr_expected(&input, BACKENDS4[1].parse().unwrap())
@@ -677,7 +605,7 @@ fn weight_zero_drains_new_flows_but_keeps_established_ones() {
     );
     for p in 3000..3200 {
         let f = Flow::tcp(CLIENT4, p, VIP4, 80);
-        let out = t.run(&frames::frame(LB_MAC, CLIENT_MAC, None, &f, PAYLOAD));
+        let out = t.run(&frame_of(&f));
         assert_ne!(
             dr_target(&out.frame, &BACKENDS4),
             BACKENDS4[1].parse::<IpAddr>().unwrap(),
@@ -696,13 +624,7 @@ fn no_backend_drops_and_counts() {
         &[(BACKENDS4[0], 0)],
     );
     let mut t = setup(&spec);
-    let input = frames::frame(
-        LB_MAC,
-        CLIENT_MAC,
-        None,
-        &Flow::tcp(CLIENT4, 46000, VIP4, 80),
-        PAYLOAD,
-    );
+    let input = frame_of(&Flow::tcp(CLIENT4, 46000, VIP4, 80));
     assert_eq!(t.run(&input).action, XDP_DROP);
     assert_eq!(t.counter(Counter::NoBackend), 1);
 }
@@ -725,13 +647,7 @@ fn source_hash_sends_every_flow_of_a_client_to_one_backend() {
             .unwrap()
             .0;
         for (sport, dport) in [(1000, 80), (2000, 443), (3000, 8080)] {
-            let input = frames::frame(
-                LB_MAC,
-                CLIENT_MAC,
-                None,
-                &Flow::tcp(client, sport, VIP4, dport),
-                PAYLOAD,
-            );
+            let input = frame_of(&Flow::tcp(client, sport, VIP4, dport));
             assert_eq!(
                 t.run(&input).frame,
                 dr_expected(&input, want),
@@ -743,17 +659,11 @@ fn source_hash_sends_every_flow_of_a_client_to_one_backend() {
 
 #[test]
 fn persistence_keeps_a_client_on_its_backend_across_ports() {
-    let mut spec = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        ForwardMode::Dr,
-        &weights(&BACKENDS4),
-    );
+    let mut spec = dr_v4_service();
     spec.persistence_timeout = Some(seconds(300));
     let mut t = setup(&spec);
     let first = Flow::tcp(CLIENT4, 47000, VIP4, 80);
-    let input = frames::frame(LB_MAC, CLIENT_MAC, None, &first, PAYLOAD);
+    let input = frame_of(&first);
     let out = t.run(&input);
     let chosen = dr_target(&out.frame, &BACKENDS4);
     // Find source ports that Maglev alone would send elsewhere: persistence overrides.
@@ -764,7 +674,7 @@ fn persistence_keeps_a_client_on_its_backend_across_ports() {
         .collect();
     assert!(!others.is_empty());
     for f in others {
-        let input = frames::frame(LB_MAC, CLIENT_MAC, None, &f, PAYLOAD);
+        let input = frame_of(&f);
         assert_eq!(t.run(&input).frame, dr_expected(&input, chosen));
     }
 }
@@ -781,13 +691,7 @@ fn backend_on_another_interface_is_redirected() {
     // BPF_PROG_TEST_RUN runs as if received on lo (ifindex 1); egress elsewhere.
     spec.backends[0].egress.ifindex = 4242;
     let mut t = setup(&spec);
-    let input = frames::frame(
-        LB_MAC,
-        CLIENT_MAC,
-        None,
-        &Flow::tcp(CLIENT4, 48000, VIP4, 80),
-        PAYLOAD,
-    );
+    let input = frame_of(&Flow::tcp(CLIENT4, 48000, VIP4, 80));
     let out = t.run(&input);
     assert_eq!(out.action, XDP_REDIRECT);
     assert_eq!(
@@ -807,13 +711,7 @@ fn counters_per_service_and_backend() {
         &[(BACKENDS4[0], 1)],
     );
     let mut t = setup(&spec);
-    let input = frames::frame(
-        LB_MAC,
-        CLIENT_MAC,
-        None,
-        &Flow::tcp(CLIENT4, 49000, VIP4, 80),
-        PAYLOAD,
-    );
+    let input = frame_of(&Flow::tcp(CLIENT4, 49000, VIP4, 80));
     for _ in 0..3 {
         t.run(&input);
     }
@@ -829,21 +727,9 @@ fn counters_per_service_and_backend() {
 
 #[test]
 fn removing_a_service_stops_matching() {
-    let spec = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        ForwardMode::Dr,
-        &weights(&BACKENDS4),
-    );
+    let spec = dr_v4_service();
     let mut t = setup(&spec);
-    let input = frames::frame(
-        LB_MAC,
-        CLIENT_MAC,
-        None,
-        &Flow::tcp(CLIENT4, 50000, VIP4, 80),
-        PAYLOAD,
-    );
+    let input = frame_of(&Flow::tcp(CLIENT4, 50000, VIP4, 80));
     assert_eq!(t.run(&input).action, XDP_TX);
     t.dp.remove_service(&spec.id).unwrap();
     assert_passes_untouched(&mut t, &input);
@@ -887,7 +773,7 @@ fn restarted_dataplane_adopts_pinned_maps_and_keeps_flows() {
         &weights(&BACKENDS4[..2]),
     );
     let flow = Flow::tcp(CLIENT4, 51000, VIP4, 80);
-    let input = frames::frame(LB_MAC, CLIENT_MAC, None, &flow, PAYLOAD);
+    let input = frame_of(&flow);
     let first_target;
     {
         let mut dp = lb_daemon::dataplane::Dataplane::load(&opts).unwrap();
@@ -930,7 +816,7 @@ fn decap_strips_every_tunnel_variant_and_passes_the_rest() {
     ];
     for (client, vip, backend) in cases {
         let flow = Flow::tcp(client, 52000, vip, 80);
-        let plain = frames::frame(LB_MAC, CLIENT_MAC, None, &flow, PAYLOAD);
+        let plain = frame_of(&flow);
         let b: IpAddr = backend.parse().unwrap();
         let tunnelled = tun_expected(&plain, None, b, flow.dst.is_ipv4());
         let out = t.run_program(lb_common::program_names::DECAP, &tunnelled, 1);

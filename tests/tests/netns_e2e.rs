@@ -98,3 +98,39 @@ fn direct_routing_serves_real_tcp() {
 fn ip_in_ip_tunnel_serves_real_tcp() {
     check_mode(ForwardMode::Tun);
 }
+
+#[test]
+fn attach_generic_detach_and_unknown_interface() {
+    use lb_daemon::{
+        dataplane::{AttachMode, Dataplane, DataplaneError, LoadOptions},
+        netns::{veth, Netns},
+    };
+    let a = Netns::new("lbt-att").expect("netns");
+    let b = Netns::new("lbt-att").expect("netns");
+    veth(&a, "v0", &b, "v1").expect("veth");
+    let pin_dir = lb_tests::harness::unique_pin_dir("att");
+    let opts = LoadOptions {
+        pin_dir: pin_dir.clone(),
+        ..LoadOptions::default()
+    };
+    let result = a.run(move || {
+        let mut dp = Dataplane::load(&opts).expect("load");
+        let missing = dp.attach("nosuch0").expect_err("unknown interface");
+        assert!(matches!(missing, DataplaneError::NoInterface(_)), "{missing}");
+        assert!(missing.to_string().contains("nosuch0"));
+        assert_eq!(dp.attach_mode("v0", AttachMode::Generic).expect("generic attach"), AttachMode::Generic);
+        let shown = std::process::Command::new("ip").args(["link", "show", "v0"]).output().expect("ip");
+        let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+        assert!(shown.contains("xdpgeneric"), "{shown}");
+        assert_eq!(dp.attached(), vec![("v0".to_string(), AttachMode::Generic)]);
+        dp.detach("v0").expect("detach");
+        let shown = std::process::Command::new("ip").args(["link", "show", "v0"]).output().expect("ip");
+        let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+        assert!(!shown.contains("xdp"), "{shown}");
+        assert!(dp.attached().is_empty());
+        // Native mode works on veth too.
+        assert_eq!(dp.attach("v0").expect("attach"), AttachMode::Native);
+    });
+    lb_daemon::dataplane::bpffs::remove_pins(&pin_dir);
+    result
+}

@@ -90,7 +90,21 @@ impl Bench {
         }
     }
 
-    fn measure(
+    /// Runs `n` established flows through once, so later calls are table hits.
+    fn warm(&self, t: &mut TestDataplane, program: &'static str, template: &[u8], flows: Flows) {
+        pin_to_cpu0();
+        if let Flows::Established(n) = flows {
+            let v6 = is_v6(template);
+            let mut frame = template.to_vec();
+            for i in 0..n as u32 {
+                Self::set_client(&mut frame, self.client(v6, i));
+                t.run_program(program, &frame, 1);
+            }
+        }
+    }
+
+    /// One run: the median duration of `calls` separate repeat=1 calls.
+    fn one_run(
         &mut self,
         t: &mut TestDataplane,
         program: &'static str,
@@ -98,33 +112,65 @@ impl Bench {
         flows: Flows,
     ) -> f64 {
         pin_to_cpu0();
-        let v6 = template[12..14] == frames::ETH_P_IPV6.to_be_bytes();
+        let v6 = is_v6(template);
         let mut frame = template.to_vec();
-        if let Flows::Established(n) = flows {
-            for i in 0..n as u32 {
-                Self::set_client(&mut frame, self.client(v6, i));
-                t.run_program(program, &frame, 1);
-            }
+        let mut samples = Vec::with_capacity(self.calls);
+        for c in 0..self.calls {
+            let i = match flows {
+                Flows::Established(n) => (c % n) as u32,
+                Flows::New => {
+                    self.next_client += 1;
+                    1_000_000 + self.next_client
+                }
+            };
+            Self::set_client(&mut frame, self.client(v6, i));
+            samples.push(t.run_program(program, &frame, 1).duration.as_nanos() as f64);
         }
-        let mut run_medians = Vec::with_capacity(self.runs);
-        for _ in 0..self.runs {
-            let mut samples = Vec::with_capacity(self.calls);
-            for c in 0..self.calls {
-                let i = match flows {
-                    Flows::Established(n) => (c % n) as u32,
-                    Flows::New => {
-                        self.next_client += 1;
-                        1_000_000 + self.next_client
-                    }
-                };
-                Self::set_client(&mut frame, self.client(v6, i));
-                let out = t.run_program(program, &frame, 1);
-                samples.push(out.duration.as_nanos() as f64);
-            }
-            run_medians.push(median(&mut samples));
-        }
-        median(&mut run_medians)
+        median(&mut samples)
     }
+
+    /// The median of `runs` runs of a case.
+    fn measure(
+        &mut self,
+        t: &mut TestDataplane,
+        program: &'static str,
+        template: &[u8],
+        flows: Flows,
+    ) -> f64 {
+        self.warm(t, program, template, flows);
+        let mut runs: Vec<f64> = (0..self.runs)
+            .map(|_| self.one_run(t, program, template, flows))
+            .collect();
+        median(&mut runs)
+    }
+
+    /// A case and the MAC-swap baseline in alternating runs, so that drift on a shared
+    /// machine hits both alike: (case, baseline) medians.
+    fn measure_vs_swap(
+        &mut self,
+        t: &mut TestDataplane,
+        template: &[u8],
+        flows: Flows,
+        base: &mut TestDataplane,
+    ) -> (f64, f64) {
+        let swap_frame = tcp_frame(VIP4, "100.64.0.1");
+        self.warm(t, program_names::LB, template, flows);
+        let (mut case, mut swap) = (Vec::new(), Vec::new());
+        for _ in 0..self.runs {
+            swap.push(self.one_run(
+                base,
+                program_names::MAC_SWAP,
+                &swap_frame,
+                Flows::Established(1),
+            ));
+            case.push(self.one_run(t, program_names::LB, template, flows));
+        }
+        (median(&mut case), median(&mut swap))
+    }
+}
+
+fn is_v6(frame: &[u8]) -> bool {
+    frame[12..14] == frames::ETH_P_IPV6.to_be_bytes()
 }
 
 fn dataplane(services: &[ServiceSpec], capacity: Capacity) -> TestDataplane {
@@ -190,19 +236,18 @@ pub fn run(calls: usize, runs: usize) -> Result<String> {
     let three = backends_v4(3);
     let three6: Vec<(String, u32)> = (1..=3).map(|i| (format!("2001:db8::{i}"), 1)).collect();
     let mut rows: Vec<Row> = Vec::new();
-    let lb = program_names::LB;
 
     // Baselines.
-    let mut t = dataplane(&[], big);
+    let mut base = dataplane(&[], big);
     let base_frame = tcp_frame(VIP4, "100.64.0.1");
     let pass = b.measure(
-        &mut t,
+        &mut base,
         program_names::PASS,
         &base_frame,
         Flows::Established(1),
     );
     let swap = b.measure(
-        &mut t,
+        &mut base,
         program_names::MAC_SWAP,
         &base_frame,
         Flows::Established(1),
@@ -217,8 +262,6 @@ pub fn run(calls: usize, runs: usize) -> Result<String> {
         ns: swap,
         check: None,
     });
-    let vs_swap = |target: f64| Some(("MAC swap".to_string(), swap, target));
-
     for (mode, label, est_target) in [(ForwardMode::Dr, "DR", 1.5), (ForwardMode::Tun, "TUN", 2.0)]
     {
         let v4 = spec_with(VIP4, Protocol::Tcp, mode, &three, 65537);
@@ -226,49 +269,53 @@ pub fn run(calls: usize, runs: usize) -> Result<String> {
         let v6 = spec_with(VIP6, Protocol::Tcp, mode, &three6, 65537);
         let mut t = dataplane(&[v4, udp, v6], big);
         let tcp4 = tcp_frame(VIP4, "100.64.0.1");
-        let new = b.measure(&mut t, lb, &tcp4, Flows::New);
-        rows.push(Row {
-            name: format!("{label}: new TCP flow (miss, Maglev pick, insert)"),
-            ns: new,
-            check: vs_swap(3.0),
-        });
-        let est = b.measure(&mut t, lb, &tcp4, Flows::Established(1000));
-        rows.push(Row {
-            name: format!("{label}: established TCP flow (hit)"),
-            ns: est,
-            check: vs_swap(est_target),
-        });
-        let u = b.measure(
-            &mut t,
-            lb,
-            &udp_frame(VIP4, "100.64.0.1"),
-            Flows::Established(1000),
-        );
-        rows.push(Row {
-            name: format!("{label}: UDP (established)"),
-            ns: u,
-            check: vs_swap(est_target),
-        });
         let tcp6 = tcp_frame(VIP6, "2001:db8:cc::1");
-        let e6 = b.measure(&mut t, lb, &tcp6, Flows::Established(1000));
-        rows.push(Row {
-            name: format!("{label}: IPv6 TCP (established)"),
-            ns: e6,
-            check: vs_swap(est_target),
-        });
-        let n6 = b.measure(&mut t, lb, &tcp6, Flows::New);
-        rows.push(Row {
-            name: format!("{label}: IPv6 new TCP flow"),
-            ns: n6,
-            check: vs_swap(3.0),
-        });
-        let other = tcp_frame("198.18.200.1", "100.64.0.1");
-        let p = b.measure(&mut t, lb, &other, Flows::Established(1000));
-        rows.push(Row {
-            name: format!("{label}: non-VIP packet (pass)"),
-            ns: p,
-            check: None,
-        });
+        let cases: [(String, Vec<u8>, Flows, Option<f64>); 6] = [
+            (
+                format!("{label}: new TCP flow (miss, Maglev pick, insert)"),
+                tcp4.clone(),
+                Flows::New,
+                Some(3.0),
+            ),
+            (
+                format!("{label}: established TCP flow (hit)"),
+                tcp4,
+                Flows::Established(1000),
+                Some(est_target),
+            ),
+            (
+                format!("{label}: UDP (established)"),
+                udp_frame(VIP4, "100.64.0.1"),
+                Flows::Established(1000),
+                Some(est_target),
+            ),
+            (
+                format!("{label}: IPv6 TCP (established)"),
+                tcp6.clone(),
+                Flows::Established(1000),
+                Some(est_target),
+            ),
+            (
+                format!("{label}: IPv6 new TCP flow"),
+                tcp6,
+                Flows::New,
+                Some(3.0),
+            ),
+            (
+                format!("{label}: non-VIP packet (pass)"),
+                tcp_frame("198.18.200.1", "100.64.0.1"),
+                Flows::Established(1000),
+                None,
+            ),
+        ];
+        for (name, frame, flows, target) in cases {
+            let (ns, swap) = b.measure_vs_swap(&mut t, &frame, flows, &mut base);
+            rows.push(Row {
+                name,
+                ns,
+                check: target.map(|x| ("MAC swap".to_string(), swap, x)),
+            });
+        }
     }
 
     scale_rows(&mut b, &mut rows, big)?;
@@ -297,24 +344,96 @@ pub fn run(calls: usize, runs: usize) -> Result<String> {
     Ok(render(&rows, build_ms, calls, runs))
 }
 
-fn scale_rows(b: &mut Bench, rows: &mut Vec<Row>, big: Capacity) -> Result<()> {
-    let lb = program_names::LB;
-    let three = backends_v4(3);
+/// Established traffic over a fixed set of frames through one data plane.
+struct Workload {
+    t: TestDataplane,
+    frames: Vec<Vec<u8>>,
+}
 
-    // 1 vs 1,000 services: established flows cycling over 1,000 clients; with 1,000
-    // services every client talks to another VIP.
-    let one = dataplane(
-        &[spec_with(VIP4, Protocol::Tcp, ForwardMode::Dr, &three, 251)],
-        big,
-    );
-    let mut one = one;
-    let frame = tcp_frame(VIP4, "100.64.0.1");
-    let small = b.measure(&mut one, lb, &frame, Flows::Established(1000));
-    drop(one);
-    let many_specs: Vec<ServiceSpec> = (0..1000)
+impl Workload {
+    fn new(services: &[ServiceSpec], capacity: Capacity, frames: Vec<Vec<u8>>) -> Self {
+        let mut w = Workload {
+            t: dataplane(services, capacity),
+            frames,
+        };
+        pin_to_cpu0();
+        for f in &w.frames {
+            w.t.run_program(program_names::LB, f, 1);
+        }
+        w
+    }
+
+    /// Median per-call duration over `calls` calls cycling through the frames.
+    fn run_once(&mut self, calls: usize) -> f64 {
+        pin_to_cpu0();
+        let mut samples: Vec<f64> = (0..calls)
+            .map(|c| {
+                let f = &self.frames[c % self.frames.len()];
+                self.t
+                    .run_program(program_names::LB, f, 1)
+                    .duration
+                    .as_nanos() as f64
+            })
+            .collect();
+        median(&mut samples)
+    }
+}
+
+/// Measures a small and a large case in alternating runs, so that drift on a shared
+/// machine hits both alike; returns the medians of the runs.
+fn interleaved(b: &Bench, small: &mut Workload, large: &mut Workload) -> (f64, f64) {
+    let (mut s, mut l) = (Vec::new(), Vec::new());
+    for _ in 0..b.runs {
+        s.push(small.run_once(b.calls));
+        l.push(large.run_once(b.calls));
+    }
+    (median(&mut s), median(&mut l))
+}
+
+/// `n` frames to `vip_of(i)` from distinct clients.
+fn client_frames(n: usize, vip_of: impl Fn(usize) -> String) -> Vec<Vec<u8>> {
+    let b = Bench {
+        calls: 0,
+        runs: 0,
+        next_client: 0,
+    };
+    (0..n)
+        .map(|i| tcp_frame(&vip_of(i), &b.client(false, i as u32).to_string()))
+        .collect()
+}
+
+fn scale_row(
+    rows: &mut Vec<Row>,
+    what: &str,
+    small_name: &str,
+    large_name: &str,
+    (small, large): (f64, f64),
+) {
+    rows.push(Row {
+        name: format!("scale: {small_name} ({what})"),
+        ns: small,
+        check: None,
+    });
+    rows.push(Row {
+        name: format!("scale: {large_name} ({what})"),
+        ns: large,
+        check: Some((small_name.to_string(), small, 1.2)),
+    });
+}
+
+fn scale_rows(b: &mut Bench, rows: &mut Vec<Row>, big: Capacity) -> Result<()> {
+    let three = backends_v4(3);
+    let what = "DR, established";
+    let vip_of_service = |i: usize| format!("198.19.{}.{}", i / 250, 1 + i % 250);
+
+    // 1 vs 1,000 services: 1,000 clients; with 1,000 services each talks to its own VIP,
+    // so every service entry is hot.
+    let one = spec_with(VIP4, Protocol::Tcp, ForwardMode::Dr, &three, 251);
+    let mut small = Workload::new(&[one], big, client_frames(1000, |_| VIP4.to_string()));
+    let many: Vec<ServiceSpec> = (0..1000)
         .map(|i| {
             spec_with(
-                &format!("198.19.{}.{}", i / 250, 1 + i % 250),
+                &vip_of_service(i),
                 Protocol::Tcp,
                 ForwardMode::Dr,
                 &three,
@@ -322,110 +441,64 @@ fn scale_rows(b: &mut Bench, rows: &mut Vec<Row>, big: Capacity) -> Result<()> {
             )
         })
         .collect();
-    let mut many = dataplane(
-        &many_specs,
+    let mut large = Workload::new(
+        &many,
         Capacity {
             services: 1024,
             ..big
         },
+        client_frames(1000, vip_of_service),
     );
-    // Each client gets its own VIP: patch the destination with the client index.
-    let frames_by_client: Vec<Vec<u8>> = (0..1000)
-        .map(|i| {
-            tcp_frame(
-                &format!("198.19.{}.{}", i / 250, 1 + i % 250),
-                &format!("100.64.{}.{}", i / 256, i % 256),
-            )
-        })
-        .collect();
-    let large = measure_set(b, &mut many, &frames_by_client);
-    rows.push(Row {
-        name: "scale: 1 service (DR, established)".into(),
-        ns: small,
-        check: None,
-    });
-    rows.push(Row {
-        name: "scale: 1,000 services (DR, established)".into(),
-        ns: large,
-        check: Some(("1 service".into(), small, 1.2)),
-    });
-    drop(many);
+    scale_row(
+        rows,
+        what,
+        "1 service",
+        "1,000 services",
+        interleaved(b, &mut small, &mut large),
+    );
+    drop((small, large));
 
-    // 3 vs 1,000 backends.
-    let mut t = dataplane(
-        &[spec_with(
-            VIP4,
-            Protocol::Tcp,
-            ForwardMode::Dr,
-            &three,
-            65537,
-        )],
-        big,
+    // 3 vs 1,000 backends: 10,000 flows spread over the backends.
+    let flows = || client_frames(10_000, |_| VIP4.to_string());
+    let spec3 = spec_with(VIP4, Protocol::Tcp, ForwardMode::Dr, &three, 65537);
+    let spec1000 = spec_with(
+        VIP4,
+        Protocol::Tcp,
+        ForwardMode::Dr,
+        &backends_v4(1000),
+        65537,
     );
-    let small = b.measure(&mut t, lb, &frame, Flows::Established(10_000));
-    drop(t);
-    let mut t = dataplane(
-        &[spec_with(
-            VIP4,
-            Protocol::Tcp,
-            ForwardMode::Dr,
-            &backends_v4(1000),
-            65537,
-        )],
-        big,
+    let mut small = Workload::new(&[spec3.clone()], big, flows());
+    let mut large = Workload::new(&[spec1000], big, flows());
+    scale_row(
+        rows,
+        what,
+        "3 backends",
+        "1,000 backends",
+        interleaved(b, &mut small, &mut large),
     );
-    let large = b.measure(&mut t, lb, &frame, Flows::Established(10_000));
-    rows.push(Row {
-        name: "scale: 3 backends (DR, established)".into(),
-        ns: small,
-        check: None,
-    });
-    rows.push(Row {
-        name: "scale: 1,000 backends (DR, established)".into(),
-        ns: large,
-        check: Some(("3 backends".into(), small, 1.2)),
-    });
-    drop(t);
+    drop((small, large));
 
-    // Empty vs 1,000,000-entry connection table.
-    let spec = spec_with(VIP4, Protocol::Tcp, ForwardMode::Dr, &three, 65537);
-    let mut t = dataplane(std::slice::from_ref(&spec), big);
-    let small = b.measure(&mut t, lb, &frame, Flows::Established(1000));
-    drop(t);
-    let mut t = dataplane(std::slice::from_ref(&spec), big);
-    fill_conntrack(b, &mut t, &frame, 1_000_000);
-    let large = b.measure(&mut t, lb, &frame, Flows::Established(1000));
-    rows.push(Row {
-        name: "scale: empty connection table (DR, established)".into(),
-        ns: small,
-        check: None,
-    });
-    rows.push(Row {
-        name: "scale: 1,000,000-entry connection table (DR, established)".into(),
-        ns: large,
-        check: Some(("empty table".into(), small, 1.2)),
-    });
+    // Empty vs 1,000,000-entry connection table: the same 1,000 measured flows.
+    let mut small = Workload::new(
+        std::slice::from_ref(&spec3),
+        big,
+        client_frames(1000, |_| VIP4.to_string()),
+    );
+    let mut large = Workload::new(
+        std::slice::from_ref(&spec3),
+        big,
+        client_frames(1000, |_| VIP4.to_string()),
+    );
+    fill_conntrack(b, &mut large.t, &tcp_frame(VIP4, "100.64.0.1"), 1_000_000);
+    scale_row(
+        rows,
+        what,
+        "empty connection table",
+        "1,000,000-entry connection table",
+        interleaved(b, &mut small, &mut large),
+    );
     Ok(())
-}
-
-/// Like `Bench::measure` for a fixed set of distinct frames (warmed first).
-fn measure_set(b: &Bench, t: &mut TestDataplane, set: &[Vec<u8>]) -> f64 {
-    pin_to_cpu0();
-    for f in set {
-        t.run_program(program_names::LB, f, 1);
-    }
-    let mut run_medians = Vec::new();
-    for _ in 0..b.runs {
-        let mut samples: Vec<f64> = (0..b.calls)
-            .map(|c| {
-                t.run_program(program_names::LB, &set[c % set.len()], 1)
-                    .duration
-                    .as_nanos() as f64
-            })
-            .collect();
-        run_medians.push(median(&mut samples));
-    }
-    median(&mut run_medians)
 }
 
 /// Fills the connection table with `n` flows from clients the measured rows do not use.
@@ -443,12 +516,16 @@ fn render(rows: &[Row], build_ms: f64, calls: usize, runs: usize) -> String {
     s.push_str("## Data path (`cargo xtask bench datapath`)\n\n");
     s.push_str(&format!("Machine: {}.\n\n", report::machine()));
     s.push_str(&format!(
-        "Kernel-reported ns per packet from BPF_PROG_TEST_RUN: {calls} separate repeat=1 calls per run, \
-         median per run, median of {runs} runs. Established rows cycle over 1,000 flows \
-         (10,000 for the backend-scale rows) already in the connection table; new-flow rows use a \
-         never-seen client on every call. Note that at this scale a repeat=1 call's duration \
-         includes the kernel's timer reads around a single program run, which dominates the \
-         cheapest programs.\n\n"
+        "Kernel-reported ns per packet from BPF_PROG_TEST_RUN: {calls} separate repeat=1 calls \
+         per run (the kernel does not restore the frame between repeats), median per run, \
+         median of {runs} runs, on one pinned CPU. Established rows cycle over 1,000 flows \
+         (10,000 for the backend-scale rows) already in the connection table; new-flow rows \
+         use a never-seen client on every call. A row with a reference is measured in runs \
+         alternating with that reference (the MAC-swap baseline again, or the small case of a \
+         scale pair), so both numbers of a ratio are taken under the same conditions of this \
+         shared machine; the reference column shows that paired value. A repeat=1 call's \
+         duration includes the kernel's timer reads around the single run (most of the \
+         baselines' figures).\n\n"
     ));
     s.push_str("| case | ns/packet | reference | target | met |\n|---|---:|---|---|---|\n");
     for r in rows {
