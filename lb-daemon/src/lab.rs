@@ -226,7 +226,7 @@ impl Lab {
     /// One short connection from the client (from `src_port` if given); the reply.
     pub fn request(&self, src_port: Option<u16>) -> Result<Reply> {
         self.client.run(move || -> Result<Reply> {
-            let mut s = connect(src_port)?;
+            let mut s = connect(src_port).with_context(|| format!("connecting to {VIP}:{VIP_PORT}"))?;
             exchange(&mut s)
         })
     }
@@ -381,6 +381,24 @@ fn answer(stream: TcpStream, name: &str, peer: SocketAddr, stop: &AtomicBool) {
 /// Connects to the VIP (from `src_port` if given, closing with RST so the port can be
 /// reused at once).
 fn connect(src_port: Option<u16>) -> Result<TcpStream> {
+    // Reconnecting from the same port can briefly find the previous 4-tuple still
+    // hashed in the kernel (EADDRNOTAVAIL): retry for a moment.
+    let mut attempts = 0;
+    loop {
+        match connect_once(src_port) {
+            Err(e)
+                if attempts < 40
+                    && e.downcast_ref::<nix::Error>() == Some(&nix::Error::EADDRNOTAVAIL) =>
+            {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn connect_once(src_port: Option<u16>) -> Result<TcpStream> {
     use nix::sys::socket::{
         bind, connect as nix_connect, setsockopt, socket, sockopt, AddressFamily, SockFlag,
         SockType, SockaddrIn,
@@ -412,8 +430,7 @@ fn connect(src_port: Option<u16>) -> Result<TcpStream> {
     nix_connect(
         raw,
         &SockaddrIn::from(std::net::SocketAddrV4::new(VIP, VIP_PORT)),
-    )
-    .with_context(|| format!("connecting to {VIP}:{VIP_PORT}"))?;
+    )?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
     Ok(stream)
