@@ -226,7 +226,8 @@ impl Lab {
     /// One short connection from the client (from `src_port` if given); the reply.
     pub fn request(&self, src_port: Option<u16>) -> Result<Reply> {
         self.client.run(move || -> Result<Reply> {
-            let mut s = connect(src_port).with_context(|| format!("connecting to {VIP}:{VIP_PORT}"))?;
+            let mut s =
+                connect(src_port).with_context(|| format!("connecting to {VIP}:{VIP_PORT}"))?;
             exchange(&mut s)
         })
     }

@@ -116,15 +116,28 @@ fn attach_generic_detach_and_unknown_interface() {
     let result = a.run(move || {
         let mut dp = Dataplane::load(&opts).expect("load");
         let missing = dp.attach("nosuch0").expect_err("unknown interface");
-        assert!(matches!(missing, DataplaneError::NoInterface(_)), "{missing}");
+        assert!(
+            matches!(missing, DataplaneError::NoInterface(_)),
+            "{missing}"
+        );
         assert!(missing.to_string().contains("nosuch0"));
-        assert_eq!(dp.attach_mode("v0", AttachMode::Generic).expect("generic attach"), AttachMode::Generic);
-        let shown = std::process::Command::new("ip").args(["link", "show", "v0"]).output().expect("ip");
+        assert_eq!(
+            dp.attach_mode("v0", AttachMode::Generic)
+                .expect("generic attach"),
+            AttachMode::Generic
+        );
+        let shown = std::process::Command::new("ip")
+            .args(["link", "show", "v0"])
+            .output()
+            .expect("ip");
         let shown = String::from_utf8_lossy(&shown.stdout).to_string();
         assert!(shown.contains("xdpgeneric"), "{shown}");
         assert_eq!(dp.attached(), vec![("v0".to_string(), AttachMode::Generic)]);
         dp.detach("v0").expect("detach");
-        let shown = std::process::Command::new("ip").args(["link", "show", "v0"]).output().expect("ip");
+        let shown = std::process::Command::new("ip")
+            .args(["link", "show", "v0"])
+            .output()
+            .expect("ip");
         let shown = String::from_utf8_lossy(&shown.stdout).to_string();
         assert!(!shown.contains("xdp"), "{shown}");
         assert!(dp.attached().is_empty());

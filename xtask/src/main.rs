@@ -2,6 +2,7 @@
 
 mod build;
 mod setup;
+mod summary;
 mod util;
 
 use std::ffi::OsString;
@@ -92,7 +93,7 @@ fn test(args: &[OsString]) -> Result<()> {
         cmd.args(["--workspace", "--exclude", "lb-ebpf"]);
     }
     cmd.args(args).env(OBJECT_ENV, &object);
-    util::run(&mut cmd)
+    summary::run_with_summary(&mut cmd)
 }
 
 /// Whether cargo arguments (before any `--`) pick packages with `-p`/`--package`.
