@@ -5,6 +5,9 @@
 //! - [`netns`]: network-namespace helpers for the lab (`lb-daemon lab`) and the tests.
 
 pub mod cli;
+pub mod config;
 pub mod dataplane;
 pub mod lab;
 pub mod netns;
+pub mod script;
+pub mod vrrp;

@@ -45,11 +45,24 @@ enum Command {
         #[arg(long)]
         interface: String,
     },
+    /// Run the daemon in the foreground with a configuration file.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: cli::LogFormat,
+    },
+    /// Check a configuration file as the daemon would; exit 0 when valid.
+    CheckConfig { file: PathBuf },
 }
 
 fn main() -> Result<()> {
-    cli::init_logging();
     let args = Cli::parse();
+    let format = match &args.command {
+        Command::Run { log_format, .. } => *log_format,
+        _ => cli::LogFormat::Text,
+    };
+    cli::init_logging(format);
     match args.command {
         Command::Lab {
             mode,
@@ -64,5 +77,7 @@ fn main() -> Result<()> {
         }
         Command::Counters { pin_dir } => cli::counters::run(&pin_dir),
         Command::Decap { interface } => cli::decap::run(&interface),
+        Command::Run { config, .. } => cli::run::run(&config),
+        Command::CheckConfig { file } => cli::check_config::run(&file),
     }
 }

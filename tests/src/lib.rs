@@ -3,3 +3,4 @@
 pub mod bench;
 pub mod frames;
 pub mod harness;
+pub mod vrrp_lab;

@@ -117,7 +117,8 @@ fn run(mut args: Vec<OsString>) -> Result<()> {
 
 fn bench(what: OsString, args: &[OsString]) -> Result<()> {
     setup::setup()?;
-    let object = build::build_ebpf(true)?;
+    // Benchmarks that run the daemon use the release build.
+    let (object, daemon) = build::build_all()?;
     let mut cmd = util::host_cargo()?;
     cmd.args([
         "run",
@@ -130,7 +131,8 @@ fn bench(what: OsString, args: &[OsString]) -> Result<()> {
     ])
     .arg(what)
     .args(args)
-    .env(OBJECT_ENV, &object);
+    .env(OBJECT_ENV, &object)
+    .env("LB_DAEMON_BIN", &daemon);
     util::run(&mut cmd)
 }
 

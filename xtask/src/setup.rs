@@ -19,6 +19,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "ethtool",
     "procps",
     "psmisc",
+    // The real VRRP peer of the interoperability tests.
+    "keepalived",
 ];
 
 const BPFFS: &str = "/sys/fs/bpf";

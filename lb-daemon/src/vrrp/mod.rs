@@ -4,8 +4,18 @@
 //! - [`packet`]: encoding and decoding adverts, checksums as keepalived computes them.
 //! - [`fsm`]: the per-instance state machine, pure: `(state, event) -> actions`.
 //! - [`sync_group`]: `vrrp_sync_group` — instances that change state together.
+//! - [`track`]: tracking rules (scripts, interfaces, files) as pure functions.
+//! - [`socket`], [`vip`]: raw VRRP sockets; VIPs, gratuitous ARP, unsolicited NA.
+//! - [`notify`]: notify scripts; [`instance`]: one instance's task; [`runtime`]: all of
+//!   them, built from the configuration.
 
 pub mod fsm;
+pub mod instance;
+pub mod notify;
 pub mod packet;
+pub mod runtime;
+pub mod socket;
 pub mod sync_group;
+pub mod track;
 pub mod types;
+pub mod vip;

@@ -1,4 +1,5 @@
 //! Benchmarks run by `lb-bench` (`cargo xtask bench <what>`).
 
 pub mod datapath;
+pub mod failover;
 pub mod report;

@@ -1,0 +1,118 @@
+//! `[global]`: keepalived's `global_defs`, plus the daemon's own settings.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::config::reader::{Decoder, Field, Table};
+use crate::config::schema::{Dataplane, Global, VrrpVersion};
+
+const RENAMES: &[(&str, &str)] = &[
+    ("notify_user", "keepalived calls it `script_user`"),
+    (
+        "vrrp_mcast_group",
+        "write `vrrp_mcast_group4` or `vrrp_mcast_group6`",
+    ),
+];
+
+const DATAPLANES: &[(&str, Dataplane)] = &[
+    ("auto", Dataplane::Auto),
+    ("xdp", Dataplane::Xdp),
+    ("ipvs", Dataplane::Ipvs),
+];
+
+pub(super) fn decode(d: &mut Decoder<'_>, t: Table<'_, '_>) -> Global {
+    let mut t = t.with_renames(RENAMES);
+    let defaults = Global::default();
+    let global = Global {
+        router_id: t.get(d, "router_id").and_then(|f| f.string(d)),
+        control_socket: t
+            .get(d, "control_socket")
+            .and_then(|f| f.absolute_path(d))
+            .unwrap_or(defaults.control_socket),
+        dataplane: t
+            .get(d, "dataplane")
+            .and_then(|f| f.keyword(d, DATAPLANES))
+            .unwrap_or(defaults.dataplane),
+        bpf_pin_path: t
+            .get(d, "bpf_pin_path")
+            .and_then(|f| f.absolute_path(d))
+            .unwrap_or(defaults.bpf_pin_path),
+        metrics_listen: t
+            .get(d, "metrics_listen")
+            .and_then(|f| metrics_listen(d, &f)),
+        script_user: t.get(d, "script_user").and_then(|f| f.string(d)),
+        script_timeout: t
+            .get(d, "script_timeout")
+            .and_then(|f| f.nonzero_duration(d))
+            .unwrap_or(defaults.script_timeout),
+        vrrp_version: t
+            .get(d, "vrrp_version")
+            .and_then(|f| version(d, &f))
+            .unwrap_or(defaults.vrrp_version),
+        vrrp_mcast_group4: t
+            .get(d, "vrrp_mcast_group4")
+            .and_then(|f| multicast::<Ipv4Addr>(d, &f, "an IPv4 address", Ipv4Addr::is_multicast))
+            .unwrap_or(defaults.vrrp_mcast_group4),
+        vrrp_mcast_group6: t
+            .get(d, "vrrp_mcast_group6")
+            .and_then(|f| multicast::<Ipv6Addr>(d, &f, "an IPv6 address", Ipv6Addr::is_multicast))
+            .unwrap_or(defaults.vrrp_mcast_group6),
+        vrrp_garp_master_delay: t
+            .get(d, "vrrp_garp_master_delay")
+            .and_then(|f| f.duration(d))
+            .unwrap_or(defaults.vrrp_garp_master_delay),
+        vrrp_garp_master_repeat: t
+            .get(d, "vrrp_garp_master_repeat")
+            .and_then(|f| f.int(d, 0..=i64::MAX))
+            .unwrap_or(defaults.vrrp_garp_master_repeat),
+        vrrp_garp_master_refresh: t
+            .get(d, "vrrp_garp_master_refresh")
+            .and_then(|f| f.duration(d))
+            .filter(|refresh| !refresh.is_zero()),
+        vrrp_garp_interval: t
+            .get(d, "vrrp_garp_interval")
+            .and_then(|f| f.duration(d))
+            .unwrap_or(defaults.vrrp_garp_interval),
+        vrrp_gna_interval: t
+            .get(d, "vrrp_gna_interval")
+            .and_then(|f| f.duration(d))
+            .unwrap_or(defaults.vrrp_gna_interval),
+    };
+    t.finish(d);
+    global
+}
+
+/// `2` or `3`, as keepalived's `version` / `vrrp_version`.
+pub(super) fn version(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<VrrpVersion> {
+    match f.int::<u8>(d, 2..=3)? {
+        2 => Some(VrrpVersion::V2),
+        _ => Some(VrrpVersion::V3),
+    }
+}
+
+fn metrics_listen(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<SocketAddr> {
+    let text = f.str(d)?;
+    let addr = text.trim().parse().ok();
+    if addr.is_none() {
+        f.error(d, format!("`{text}` is not a socket address"))
+            .hint("write ADDRESS:PORT, e.g. \"127.0.0.1:9100\" or \"[::1]:9100\"");
+    }
+    addr
+}
+
+fn multicast<A>(
+    d: &mut Decoder<'_>,
+    f: &Field<'_, '_>,
+    what: &str,
+    is_multicast: fn(&A) -> bool,
+) -> Option<A>
+where
+    A: std::str::FromStr + std::fmt::Display,
+    A::Err: std::fmt::Display,
+{
+    let addr = f.parse::<A>(d, what)?;
+    if !is_multicast(&addr) {
+        f.error(d, format!("{addr} is not a multicast address"));
+        return None;
+    }
+    Some(addr)
+}

@@ -1,0 +1,114 @@
+//! `track_interface`, `track_script`, `track_file`: each entry a bare name or
+//! `{ name = …, weight = … }`.
+
+use std::path::PathBuf;
+
+use crate::config::address::valid_ifname;
+use crate::config::decode::name;
+use crate::config::reader::{Decoder, Field};
+use crate::config::schema::{TrackFile, TrackInterface, TrackScript, VrrpScript, WEIGHT_RANGE};
+use crate::config::source::{KeyPath, Span};
+use crate::config::suggest;
+
+/// One entry, with where its name is written.
+struct Tracked {
+    name: String,
+    path: KeyPath,
+    span: Span,
+    weight: Option<i32>,
+}
+
+fn tracked(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<Tracked> {
+    if let Some(name) = f.peek_str() {
+        if name.trim().is_empty() {
+            f.error(d, "must not be empty");
+            return None;
+        }
+        return Some(Tracked {
+            name: name.to_owned(),
+            path: f.path().clone(),
+            span: f.span(),
+            weight: None,
+        });
+    }
+    if !f.is_table() {
+        f.error(d, "expected a name or a table { name = …, weight = … }");
+        return None;
+    }
+    let mut t = f.table(d)?;
+    let errors_before = d.error_count();
+    let name = name(d, &mut t);
+    let weight = t.get(d, "weight").and_then(|f| f.int(d, WEIGHT_RANGE));
+    t.finish(d);
+    let name = name.filter(|_| d.error_count() == errors_before)?;
+    Some(Tracked {
+        name: name.name,
+        path: name.path,
+        span: name.span,
+        weight,
+    })
+}
+
+pub(super) fn interface(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<TrackInterface> {
+    let entry = tracked(d, f)?;
+    if !valid_ifname(&entry.name) {
+        d.error(
+            &entry.path,
+            entry.span,
+            format!("`{}` is not a valid interface name", entry.name),
+        );
+        return None;
+    }
+    Some(TrackInterface {
+        name: entry.name,
+        weight: entry.weight.unwrap_or(0),
+    })
+}
+
+/// `known` lists every script name, `scripts` only those that decoded.
+pub(super) fn script(
+    d: &mut Decoder<'_>,
+    f: &Field<'_, '_>,
+    known: &[&str],
+    scripts: &[VrrpScript],
+) -> Option<TrackScript> {
+    let entry = tracked(d, f)?;
+    if !known.contains(&entry.name.as_str()) {
+        let hint = suggest::closest(&entry.name, known.iter().copied())
+            .map(|s| format!("did you mean `{s}`?"));
+        d.error(
+            &entry.path,
+            entry.span,
+            format!("no vrrp_script is named `{}`", entry.name),
+        )
+        .maybe_hint(hint);
+        return None;
+    }
+    // A script with errors of its own has no weight; the file is rejected anyway.
+    let script_weight = scripts
+        .iter()
+        .find(|s| s.name == entry.name)
+        .map_or(0, |s| s.weight);
+    Some(TrackScript {
+        weight: entry.weight.unwrap_or(script_weight),
+        name: entry.name,
+    })
+}
+
+pub(super) fn file(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<TrackFile> {
+    let entry = tracked(d, f)?;
+    let path = PathBuf::from(&entry.name);
+    if !path.is_absolute() {
+        d.error(
+            &entry.path,
+            entry.span,
+            format!("`{}` is not an absolute path", entry.name),
+        );
+        return None;
+    }
+    // keepalived: a tracked file's weight defaults to 1 (the file's value counts as is).
+    Some(TrackFile {
+        path,
+        weight: entry.weight.unwrap_or(1),
+    })
+}

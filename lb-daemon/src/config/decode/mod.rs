@@ -1,0 +1,128 @@
+//! From the spanned toml tree to the typed sections, one module per section.
+//!
+//! Each section decoder returns its typed value only when it found no error, and always
+//! returns the facts the cross-section checks in [`super::validate`] need (names, VRIDs…),
+//! so an instance with a bad priority still takes part in the duplicate-name check.
+//! A new section (virtual_server, …) is a new module here plus one line in [`document`].
+
+mod global;
+mod instance;
+mod script;
+mod sync_group;
+
+use toml::de::DeTable;
+use toml::Spanned;
+
+use super::reader::{Decoder, Table};
+use super::schema::{Global, Notify, VrrpInstance, VrrpScript, VrrpSyncGroup};
+use super::source::{KeyPath, Span};
+use super::validate;
+
+pub(crate) use instance::InstanceFacts;
+pub(crate) use sync_group::GroupFacts;
+
+/// keepalived spellings at the top level, with what to write instead.
+const TOP_RENAMES: &[(&str, &str)] = &[
+    (
+        "global_defs",
+        "keepalived's global_defs is the [global] table here",
+    ),
+    ("vrrp_scripts", "write each script as [[vrrp_script]]"),
+    ("vrrp_instances", "write each instance as [[vrrp_instance]]"),
+];
+
+/// A name as written, for duplicate and reference checks.
+#[derive(Clone, Debug)]
+pub(crate) struct Named {
+    pub name: String,
+    pub path: KeyPath,
+    pub span: Span,
+}
+
+/// The sections that decoded without error (all of them when the file is valid).
+pub(crate) struct Decoded {
+    pub global: Global,
+    pub scripts: Vec<VrrpScript>,
+    pub instances: Vec<VrrpInstance>,
+    pub groups: Vec<VrrpSyncGroup>,
+}
+
+pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Decoded {
+    let mut top =
+        Table::new(d, root.get_ref(), root.span(), KeyPath::root()).with_renames(TOP_RENAMES);
+
+    let global = match top.get(d, "global").and_then(|f| f.table(d)) {
+        Some(table) => global::decode(d, table),
+        None => Global::default(),
+    };
+
+    let mut script_names = Vec::new();
+    let mut scripts = Vec::new();
+    for table in sections(d, &mut top, "vrrp_script") {
+        let (script, name) = script::decode(d, table);
+        script_names.extend(name);
+        scripts.extend(script);
+    }
+    validate::unique_names(d, "vrrp_script", &script_names);
+
+    let known_scripts: Vec<&str> = script_names.iter().map(|n| n.name.as_str()).collect();
+    let mut instance_facts = Vec::new();
+    let mut instances = Vec::new();
+    for table in sections(d, &mut top, "vrrp_instance") {
+        let (instance, facts) = instance::decode(d, table, &global, &known_scripts, &scripts);
+        instance_facts.push(facts);
+        instances.extend(instance);
+    }
+    validate::instances(d, &instance_facts);
+
+    let mut group_facts = Vec::new();
+    let mut groups = Vec::new();
+    for table in sections(d, &mut top, "vrrp_sync_group") {
+        let (group, facts) = sync_group::decode(d, table);
+        group_facts.push(facts);
+        groups.extend(group);
+    }
+    validate::sync_groups(d, &group_facts, &instance_facts);
+
+    top.finish(d);
+    Decoded {
+        global,
+        scripts,
+        instances,
+        groups,
+    }
+}
+
+/// The entries of the array of tables `key` (none when absent).
+fn sections<'a, 'i>(
+    d: &mut Decoder<'_>,
+    top: &mut Table<'a, 'i>,
+    key: &'static str,
+) -> Vec<Table<'a, 'i>> {
+    top.get(d, key)
+        .map(|f| f.tables(d, key))
+        .unwrap_or_default()
+}
+
+/// The entry's required `name`.
+fn name(d: &mut Decoder<'_>, t: &mut Table<'_, '_>) -> Option<Named> {
+    let field = t.required(d, "name")?;
+    let name = field.string(d)?;
+    Some(Named {
+        name,
+        path: field.path().clone(),
+        span: field.span(),
+    })
+}
+
+/// The `notify_*` scripts shared by instances and sync groups.
+fn notify(d: &mut Decoder<'_>, t: &mut Table<'_, '_>) -> Notify {
+    let mut script = |key| t.get(d, key).and_then(|f| f.string(d));
+    Notify {
+        master: script("notify_master"),
+        backup: script("notify_backup"),
+        fault: script("notify_fault"),
+        stop: script("notify_stop"),
+        any: script("notify"),
+    }
+}

@@ -1,0 +1,38 @@
+//! Do the interfaces the configuration names exist? Kept apart from loading because the
+//! answer depends on the machine (and on when: a reload may see new links), so the caller
+//! supplies the lookup: the daemon a netlink or `if_nametoindex` query, tests a fake.
+
+use super::diagnostic::{Diagnostic, Severity};
+use super::schema::Config;
+use super::source::KeyPath;
+
+/// An error for every instance interface, tracked interface and VIP `dev` for which
+/// `exists` says no, positioned where the file names it.
+pub fn check_interfaces(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    let mut missing = |path: KeyPath, name: &str| {
+        if !exists(name) {
+            diagnostics.push(config.source.diagnostic(
+                Severity::Error,
+                &path,
+                format!("interface `{name}` does not exist"),
+                Some("see `ip link`; the interface must exist when the daemon starts".into()),
+            ));
+        }
+    };
+    for (i, instance) in config.vrrp_instances.iter().enumerate() {
+        let base = KeyPath::root()
+            .key("vrrp_instance")
+            .entry(i, Some(&instance.name));
+        missing(base.key("interface"), &instance.interface);
+        for (j, tracked) in instance.track_interface.iter().enumerate() {
+            missing(base.key("track_interface").index(j), &tracked.name);
+        }
+        for (k, vip) in instance.virtual_ipaddress.iter().enumerate() {
+            if let Some(dev) = &vip.dev {
+                missing(base.key("virtual_ipaddress").index(k), dev);
+            }
+        }
+    }
+    diagnostics
+}

@@ -1,0 +1,125 @@
+//! The daemon's configuration file: TOML with keepalived's names.
+//!
+//! Operators migrating from keepalived find the same keys in lower case (`[global]` is
+//! `global_defs`, each `vrrp_instance NAME { … }` block is a `[[vrrp_instance]]` table with
+//! `name = "NAME"`), the same defaults and the same ranges. Loading never stops at the
+//! first problem: every error and warning comes back as a [`Diagnostic`] pointing at a
+//! line, a column and a key.
+//!
+//! ```text
+//! lb.toml:14:12: error: vrrp_instance "VI_1".priority: must be between 1 and 255, got 300
+//! lb.toml:15:1: error: vrrp_instance "VI_1".priorty: unknown key (did you mean `priority`?)
+//! ```
+//!
+//! Layout: `schema` holds the typed result; `reader` reads the spanned toml tree into it
+//! through the section decoders in `decode`; `validate` holds the cross-section rules;
+//! [`check_interfaces`] is the one check that needs the machine.
+
+mod address;
+mod decode;
+mod diagnostic;
+mod duration;
+mod interfaces;
+mod reader;
+mod schema;
+mod source;
+mod suggest;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use toml::de::DeTable;
+
+pub use address::{AddressError, AddressFamily, VirtualAddress};
+pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
+pub use duration::{parse_duration, DurationError};
+pub use interfaces::check_interfaces;
+pub use schema::*;
+
+use reader::Decoder;
+use source::LineIndex;
+
+/// A configuration that loaded, with the warnings found on the way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Loaded, ConfigErrors> {
+        let path = path.as_ref();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::from_str(&text, path),
+            Err(e) => Err(ConfigErrors {
+                errors: vec![Diagnostic {
+                    severity: Severity::Error,
+                    file: path.to_owned(),
+                    line: 0,
+                    column: 0,
+                    key: String::new(),
+                    message: format!("cannot read the file: {e}"),
+                    hint: None,
+                }],
+                warnings: Vec::new(),
+            }),
+        }
+    }
+
+    /// Parses and validates `text`; `path` only names the file in diagnostics.
+    pub fn from_str(text: &str, path: impl AsRef<Path>) -> Result<Loaded, ConfigErrors> {
+        let path = path.as_ref();
+        let (root, syntax_errors) = DeTable::parse_recoverable(text);
+        if !syntax_errors.is_empty() {
+            // Past a syntax error the tree is a guess; checking it would mostly add noise.
+            return Err(ConfigErrors {
+                errors: syntax(path, text, &syntax_errors),
+                warnings: Vec::new(),
+            });
+        }
+        let mut decoder = Decoder::new(text);
+        let decoded = decode::document(&mut decoder, &root);
+        let failed = decoder.error_count() > 0;
+        let (source, diagnostics) = decoder.finish(path);
+        let (errors, warnings): (Vec<_>, Vec<_>) =
+            diagnostics.into_iter().partition(Diagnostic::is_error);
+        if failed {
+            return Err(ConfigErrors { errors, warnings });
+        }
+        Ok(Loaded {
+            config: Config {
+                global: decoded.global,
+                vrrp_scripts: decoded.scripts,
+                vrrp_instances: decoded.instances,
+                vrrp_sync_groups: decoded.groups,
+                source,
+            },
+            warnings,
+        })
+    }
+}
+
+fn syntax(path: &Path, text: &str, errors: &[toml::de::Error]) -> Vec<Diagnostic> {
+    let lines = LineIndex::new(text);
+    let mut diagnostics: Vec<Diagnostic> = errors
+        .iter()
+        .map(|e| {
+            let pos = lines.position(e.span().map_or(0, |s| s.start));
+            Diagnostic {
+                severity: Severity::Error,
+                file: path.to_owned(),
+                line: pos.line,
+                column: pos.column,
+                key: String::new(),
+                message: e.message().trim().replace('\n', "; "),
+                hint: None,
+            }
+        })
+        .collect();
+    diagnostics.sort_by_key(|d| (d.line, d.column));
+    diagnostics
+}

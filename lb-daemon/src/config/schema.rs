@@ -1,0 +1,257 @@
+//! The validated configuration, typed and with every default filled in.
+//!
+//! Keys keep keepalived's names (lower case) so a keepalived.conf translates line by line;
+//! each default below is keepalived's unless the comment says otherwise.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::address::{AddressFamily, VirtualAddress};
+use super::source::SourceIndex;
+
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/lb-daemon/lb.sock";
+pub const DEFAULT_BPF_PIN_PATH: &str = "/sys/fs/bpf/lb";
+/// keepalived has no limit on notify scripts; ours must not hang the state machine.
+pub const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_MCAST_GROUP4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+pub const DEFAULT_MCAST_GROUP6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+pub const DEFAULT_GARP_MASTER_DELAY: Duration = Duration::from_secs(5);
+pub const DEFAULT_GARP_MASTER_REPEAT: u32 = 5;
+pub const DEFAULT_SCRIPT_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_ADVERT_INT: Duration = Duration::from_secs(1);
+/// Priority of a BACKUP (or unspecified) instance that sets none.
+pub const DEFAULT_PRIORITY: u8 = 100;
+/// The address owner's priority; also keepalived's default for `state = "MASTER"`.
+pub const PRIORITY_OWNER: u8 = 255;
+/// keepalived reads only this many characters of `auth_pass` (the VRRPv2 field is 8 bytes).
+pub const AUTH_PASS_MAX_LEN: usize = 8;
+/// Weights of tracked scripts, interfaces and files.
+pub const WEIGHT_RANGE: std::ops::RangeInclusive<i64> = -254..=254;
+
+/// A loaded configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub global: Global,
+    pub vrrp_scripts: Vec<VrrpScript>,
+    pub vrrp_instances: Vec<VrrpInstance>,
+    pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
+    /// Where each key was written, for diagnostics issued after loading.
+    pub(crate) source: SourceIndex,
+}
+
+impl Config {
+    pub fn vrrp_script(&self, name: &str) -> Option<&VrrpScript> {
+        self.vrrp_scripts.iter().find(|s| s.name == name)
+    }
+
+    pub fn vrrp_instance(&self, name: &str) -> Option<&VrrpInstance> {
+        self.vrrp_instances.iter().find(|i| i.name == name)
+    }
+
+    /// The sync group `instance` belongs to, if any.
+    pub fn sync_group_of(&self, instance: &str) -> Option<&VrrpSyncGroup> {
+        self.vrrp_sync_groups
+            .iter()
+            .find(|g| g.group.iter().any(|m| m == instance))
+    }
+}
+
+/// `[global]`: keepalived's `global_defs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Global {
+    /// `None`: the host name, as keepalived does.
+    pub router_id: Option<String>,
+    pub control_socket: PathBuf,
+    pub dataplane: Dataplane,
+    pub bpf_pin_path: PathBuf,
+    pub metrics_listen: Option<SocketAddr>,
+    /// User scripts run as. `None`: keepalived's rule, `keepalived_script` if that user
+    /// exists, else root (resolved by the daemon, not here).
+    pub script_user: Option<String>,
+    /// Longest a notify script may run before it is killed.
+    pub script_timeout: Duration,
+    /// Version of instances that set none (IPv6 instances then get 3, as in keepalived).
+    pub vrrp_version: VrrpVersion,
+    pub vrrp_mcast_group4: Ipv4Addr,
+    pub vrrp_mcast_group6: Ipv6Addr,
+    /// Delay before the second burst of gratuitous ARPs after becoming master; zero: none.
+    pub vrrp_garp_master_delay: Duration,
+    /// Gratuitous ARPs (unsolicited NAs) sent per burst.
+    pub vrrp_garp_master_repeat: u32,
+    /// Re-announce the VIPs this often while master; `None`: never.
+    pub vrrp_garp_master_refresh: Option<Duration>,
+    /// Pause between gratuitous ARPs on one interface.
+    pub vrrp_garp_interval: Duration,
+    /// Pause between unsolicited neighbour advertisements on one interface.
+    pub vrrp_gna_interval: Duration,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Self {
+            router_id: None,
+            control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+            dataplane: Dataplane::Auto,
+            bpf_pin_path: PathBuf::from(DEFAULT_BPF_PIN_PATH),
+            metrics_listen: None,
+            script_user: None,
+            script_timeout: DEFAULT_SCRIPT_TIMEOUT,
+            vrrp_version: VrrpVersion::V2,
+            vrrp_mcast_group4: DEFAULT_MCAST_GROUP4,
+            vrrp_mcast_group6: DEFAULT_MCAST_GROUP6,
+            vrrp_garp_master_delay: DEFAULT_GARP_MASTER_DELAY,
+            vrrp_garp_master_repeat: DEFAULT_GARP_MASTER_REPEAT,
+            vrrp_garp_master_refresh: None,
+            vrrp_garp_interval: Duration::ZERO,
+            vrrp_gna_interval: Duration::ZERO,
+        }
+    }
+}
+
+/// Which forwarding plane the daemon drives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Dataplane {
+    /// XDP when the kernel and NIC allow it, else IPVS.
+    #[default]
+    Auto,
+    Xdp,
+    Ipvs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VrrpVersion {
+    /// RFC 3768: IPv4 only, whole-second adverts, optional simple password.
+    V2,
+    /// RFC 5798: IPv4 and IPv6, centisecond adverts, no authentication.
+    V3,
+}
+
+impl VrrpVersion {
+    pub fn number(self) -> u8 {
+        match self {
+            Self::V2 => 2,
+            Self::V3 => 3,
+        }
+    }
+}
+
+/// Initial state of an instance (the election decides the real one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    Master,
+    Backup,
+}
+
+/// `[[vrrp_script]]`: a command run periodically; its exit status moves the priority of
+/// the instances tracking it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VrrpScript {
+    pub name: String,
+    pub script: String,
+    pub interval: Duration,
+    /// Defaults to `interval`.
+    pub timeout: Duration,
+    /// Added to the priority while the script succeeds (> 0) or fails (< 0); 0 puts the
+    /// tracking instances in FAULT on failure.
+    pub weight: i32,
+    pub rise: u32,
+    pub fall: u32,
+    /// `None`: [`Global::script_user`].
+    pub user: Option<String>,
+}
+
+/// `[[vrrp_instance]]`: one virtual router.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VrrpInstance {
+    pub name: String,
+    pub interface: String,
+    /// Written, or derived as keepalived does: MASTER if the priority is 255, else BACKUP.
+    pub state: State,
+    pub virtual_router_id: u8,
+    /// Written, or derived as keepalived does: 255 for MASTER, else 100.
+    pub priority: u8,
+    pub advert_int: Duration,
+    pub version: VrrpVersion,
+    /// Family of the virtual addresses (IPv4 when there are none).
+    pub family: AddressFamily,
+    pub nopreempt: bool,
+    pub preempt_delay: Duration,
+    /// VRRPv2 only; dropped with a warning for v3, as keepalived does.
+    pub authentication: Option<Authentication>,
+    pub unicast_src_ip: Option<IpAddr>,
+    /// Empty: adverts go to [`Self::mcast_group`].
+    pub unicast_peers: Vec<IpAddr>,
+    pub virtual_ipaddress: Vec<VirtualAddress>,
+    pub track_interface: Vec<TrackInterface>,
+    pub track_script: Vec<TrackScript>,
+    pub track_file: Vec<TrackFile>,
+    /// The instance's own `mcast_group`, else the global group of its family.
+    pub mcast_group: IpAddr,
+    pub notify: Notify,
+    pub garp_master_delay: Duration,
+    pub garp_master_repeat: u32,
+    pub garp_master_refresh: Option<Duration>,
+}
+
+impl VrrpInstance {
+    pub fn is_unicast(&self) -> bool {
+        !self.unicast_peers.is_empty()
+    }
+}
+
+/// `authentication = { auth_type = "PASS", auth_pass = "…" }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authentication {
+    pub auth_type: AuthType,
+    /// At most [`AUTH_PASS_MAX_LEN`] characters (longer ones are cut, with a warning).
+    pub auth_pass: String,
+}
+
+/// Only the simple password: keepalived's IPsec AH variant is not supported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AuthType {
+    Pass,
+}
+
+/// Scripts run on state changes (keepalived's `notify_*` keys).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notify {
+    pub master: Option<String>,
+    pub backup: Option<String>,
+    pub fault: Option<String>,
+    pub stop: Option<String>,
+    /// keepalived's plain `notify`: run on every transition with
+    /// `GROUP|INSTANCE NAME STATE PRIORITY` appended.
+    pub any: Option<String>,
+}
+
+/// An interface whose link state moves the priority (weight ≠ 0) or causes FAULT (0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackInterface {
+    pub name: String,
+    pub weight: i32,
+}
+
+/// A tracked [`VrrpScript`]; `weight` is the entry's own or else the script's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackScript {
+    pub name: String,
+    pub weight: i32,
+}
+
+/// A file holding an integer, multiplied by `weight` and added to the priority.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackFile {
+    pub path: PathBuf,
+    pub weight: i32,
+}
+
+/// `[[vrrp_sync_group]]`: instances that change state together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VrrpSyncGroup {
+    pub name: String,
+    /// Names of the member instances.
+    pub group: Vec<String>,
+    pub notify: Notify,
+}

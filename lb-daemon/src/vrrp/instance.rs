@@ -1,0 +1,490 @@
+//! One VRRP instance at work: the pure state machine ([`fsm`]) wrapped in its IO — the
+//! raw socket, timers, virtual addresses, gratuitous ARP / neighbour advertisements,
+//! notify scripts — as one tokio task. Other tasks talk to it through [`InstanceHandle`].
+
+use std::{
+    collections::BTreeMap,
+    net::IpAddr,
+    time::{Duration, SystemTime},
+};
+
+use tokio::{
+    sync::{mpsc, watch},
+    time::Instant,
+};
+use tracing::{debug, info, warn};
+
+use super::{
+    fsm::{self, Action, Event},
+    notify::{Notifier, NotifyScripts, NotifyState, Subject},
+    packet::{self, DropReason, Expect},
+    socket::{SocketConfig, VrrpSocket},
+    types::{Advert, State, Version},
+    vip::{self, Vip, VipManager},
+};
+
+/// keepalived's gratuitous-ARP policy on becoming master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GarpPolicy {
+    /// Delay before the second burst (`garp_master_delay`, 0 = none).
+    pub delay: Duration,
+    /// Packets per burst (`garp_master_repeat`).
+    pub repeat: u32,
+    /// Periodic burst while master (`garp_master_refresh`).
+    pub refresh: Option<Duration>,
+    /// Gap between packets of a burst (`vrrp_garp_interval` / `vrrp_gna_interval`).
+    pub interval: Duration,
+}
+
+/// Everything an instance needs, resolved from the configuration.
+#[derive(Debug, Clone)]
+pub struct InstanceSpec {
+    pub fsm: fsm::Config,
+    pub interface: String,
+    pub vips: Vec<Vip>,
+    pub auth_pass: Option<[u8; 8]>,
+    /// The multicast group, or None for unicast to `unicast_peers`.
+    pub multicast_group: Option<IpAddr>,
+    pub unicast_peers: Vec<IpAddr>,
+    pub garp: GarpPolicy,
+    pub notify: NotifyScripts,
+    pub script_timeout: Duration,
+    pub script_user: Option<String>,
+    /// VRIDs of the other instances on the same interface and family: their adverts are
+    /// not "wrong VRID" drops.
+    pub sibling_vrids: Vec<u8>,
+}
+
+/// Commands from the rest of the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Tracking changed: fault reasons (empty = healthy) and the effective priority.
+    Tracking { faults: Vec<String>, priority: u8 },
+    /// A sync group moves this instance.
+    Force(State),
+    /// Graceful stop: priority-0 advert, VIPs removed, notify_stop.
+    Shutdown,
+}
+
+/// A state change, for sync groups and the data plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub instance: String,
+    pub from: State,
+    pub to: State,
+    pub reason: String,
+}
+
+/// What an instance tells the rest of the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    Transition(Transition),
+    /// A sync-group member asks its group before moving on its own (keepalived only lets
+    /// a member become MASTER when all want to, or leave FAULT when none is faulty).
+    Request {
+        instance: String,
+        want: State,
+    },
+}
+
+/// What status and metrics show of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub state: State,
+    pub base_priority: u8,
+    pub effective_priority: u8,
+    pub master: Option<IpAddr>,
+    pub last_transition: Option<(SystemTime, String)>,
+    pub transitions: u64,
+    pub adverts_received: u64,
+    pub adverts_sent: u64,
+    pub drops: BTreeMap<&'static str, u64>,
+    /// keepalived's `wantstate == MASTER` (sync groups).
+    pub wants_master: bool,
+    /// Its own tracking reports a fault (not merely forced to FAULT by a sync group).
+    pub faulty: bool,
+}
+
+pub struct InstanceHandle {
+    pub name: String,
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub status: watch::Receiver<InstanceStatus>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the instance task. Fails at once if its socket cannot be opened.
+pub fn spawn(
+    spec: InstanceSpec,
+    reports: mpsc::UnboundedSender<Report>,
+) -> anyhow::Result<InstanceHandle> {
+    let socket = VrrpSocket::open(&SocketConfig {
+        interface: spec.interface.clone(),
+        family_v6: spec.fsm.primary_address.is_ipv6(),
+        src: spec.fsm.primary_address,
+        multicast_group: spec.multicast_group,
+    })
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "instance {}: cannot open the VRRP socket on {} ({e}); is this root and does the interface exist?",
+            spec.fsm.name,
+            spec.interface
+        )
+    })?;
+    let vips = VipManager::new()?;
+    let name = spec.fsm.name.clone();
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let status = InstanceStatus {
+        name: name.clone(),
+        state: State::Init,
+        base_priority: spec.fsm.priority,
+        effective_priority: spec.fsm.priority,
+        master: None,
+        last_transition: None,
+        transitions: 0,
+        adverts_received: 0,
+        adverts_sent: 0,
+        drops: BTreeMap::new(),
+        wants_master: false,
+        faulty: false,
+    };
+    let (status_tx, status_rx) = watch::channel(status);
+    let notifier = Notifier::spawn(
+        Subject::Instance,
+        &name,
+        spec.notify.clone(),
+        spec.script_timeout,
+        spec.script_user.clone(),
+    );
+    let runner = Runner {
+        fsm: fsm::Instance::new(spec.fsm.clone()),
+        spec,
+        socket,
+        vips,
+        notifier,
+        status: status_tx,
+        reports,
+        timers: Timers::default(),
+        garp: None,
+        drop_log: DropLog::default(),
+    };
+    let task = tokio::spawn(runner.run(cmd_rx));
+    Ok(InstanceHandle {
+        name,
+        commands: cmd_tx,
+        status: status_rx,
+        task,
+    })
+}
+
+#[derive(Default)]
+struct Timers {
+    advert: Option<Instant>,
+    master_down: Option<Instant>,
+    preempt: Option<Instant>,
+}
+
+/// Logs drops at most once per reason per 10 s (keepalived floods otherwise).
+#[derive(Default)]
+struct DropLog {
+    last: BTreeMap<&'static str, std::time::Instant>,
+}
+
+impl DropLog {
+    fn should_log(&mut self, label: &'static str) -> bool {
+        let now = std::time::Instant::now();
+        match self.last.get(label) {
+            Some(t) if now.duration_since(*t) < Duration::from_secs(10) => false,
+            _ => {
+                self.last.insert(label, now);
+                true
+            }
+        }
+    }
+}
+
+struct Runner {
+    spec: InstanceSpec,
+    fsm: fsm::Instance,
+    socket: VrrpSocket,
+    vips: VipManager,
+    notifier: Notifier,
+    status: watch::Sender<InstanceStatus>,
+    reports: mpsc::UnboundedSender<Report>,
+    timers: Timers,
+    /// The gratuitous-ARP task of the current mastership.
+    garp: Option<tokio::task::JoinHandle<()>>,
+    drop_log: DropLog,
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Runner {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        self.handle(Event::Startup).await;
+        loop {
+            tokio::select! {
+                received = self.socket.recv() => match received {
+                    Ok(r) => self.on_packet(r).await,
+                    Err(e) => warn!(instance = %self.spec.fsm.name, error = %e, "VRRP receive failed"),
+                },
+                _ = sleep_until_opt(self.timers.advert) => {
+                    self.timers.advert = None;
+                    self.handle(Event::AdvertTimer).await;
+                }
+                _ = sleep_until_opt(self.timers.master_down) => {
+                    self.timers.master_down = None;
+                    self.handle(Event::MasterDownTimer).await;
+                }
+                _ = sleep_until_opt(self.timers.preempt) => {
+                    self.timers.preempt = None;
+                    self.handle(Event::PreemptDelayOver).await;
+                }
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Tracking { faults, priority }) => self.on_tracking(faults, priority).await,
+                    Some(Command::Force(state)) => self.handle(Event::Force(state)).await,
+                    Some(Command::Shutdown) | None => {
+                        self.handle(Event::Shutdown).await;
+                        self.notifier.notify(NotifyState::Stop, self.fsm.effective_priority());
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    async fn on_tracking(&mut self, faults: Vec<String>, priority: u8) {
+        if priority != self.fsm.effective_priority() {
+            self.handle(Event::Priority(priority)).await;
+        }
+        let faulty = !faults.is_empty();
+        // Compare with the instance's own fault: a sync group may have forced it into
+        // FAULT without it being faulty itself.
+        if faulty != self.fsm.is_faulty() {
+            let reason = if faulty {
+                format!("tracking failed: {}", faults.join(", "))
+            } else {
+                "tracking recovered".to_string()
+            };
+            self.handle(Event::Fault { faulty, reason }).await;
+        }
+    }
+
+    fn expect(&self) -> Expect {
+        Expect {
+            version: self.spec.fsm.version,
+            vrid: self.spec.fsm.vrid,
+            auth_pass: self.spec.auth_pass,
+            interval_cs: self.spec.fsm.advert_interval_cs,
+            multicast: self.spec.multicast_group.is_some(),
+            addresses: self.spec.vips.iter().map(|v| v.addr).collect(),
+        }
+    }
+
+    fn count_drop(&mut self, reason: DropReason, from: IpAddr) {
+        let label = reason.label();
+        self.status
+            .send_modify(|s| *s.drops.entry(label).or_default() += 1);
+        if self.drop_log.should_log(label) {
+            warn!(instance = %self.spec.fsm.name, %from, reason = %reason, "VRRP advert dropped");
+        }
+    }
+
+    async fn on_packet(&mut self, r: super::socket::Received) {
+        if self.spec.multicast_group.is_none() && !self.spec.unicast_peers.contains(&r.src) {
+            return self.count_drop(DropReason::NotAPeer, r.src);
+        }
+        let advert = match packet::decode(&r.payload, r.src, r.dst) {
+            Ok(a) => a,
+            Err(reason) => return self.count_drop(reason, r.src),
+        };
+        if advert.vrid != self.spec.fsm.vrid && self.spec.sibling_vrids.contains(&advert.vrid) {
+            return; // another instance's advert on the same interface
+        }
+        match packet::validate(&advert, r.ttl, &self.expect()) {
+            Ok(v) if v.address_mismatch => self.count_drop(DropReason::AddressMismatch, r.src),
+            Ok(_) => {
+                self.status.send_modify(|s| s.adverts_received += 1);
+                self.handle(Event::Advert {
+                    from: r.src,
+                    priority: advert.priority,
+                    interval_cs: advert.interval_cs,
+                })
+                .await;
+            }
+            Err(reason) => self.count_drop(reason, r.src),
+        }
+    }
+
+    async fn handle(&mut self, event: Event) {
+        debug!(instance = %self.spec.fsm.name, ?event, "event");
+        let actions = self.fsm.handle(event);
+        for action in actions {
+            self.apply(action).await;
+        }
+        let (state, prio, master) = (
+            self.fsm.state(),
+            self.fsm.effective_priority(),
+            self.fsm.master_address(),
+        );
+        let (wants_master, faulty) = (self.fsm.wants_master(), self.fsm.is_faulty());
+        self.status.send_modify(|s| {
+            s.state = state;
+            s.effective_priority = prio;
+            s.master = master;
+            s.wants_master = wants_master;
+            s.faulty = faulty;
+        });
+    }
+
+    async fn apply(&mut self, action: Action) {
+        let now = Instant::now();
+        match action {
+            Action::SendAdvert { priority } => self.send_advert(priority).await,
+            Action::ArmAdvertTimer(d) => self.timers.advert = Some(now + d),
+            Action::CancelAdvertTimer => self.timers.advert = None,
+            Action::ArmMasterDownTimer(d) => self.timers.master_down = Some(now + d),
+            Action::CancelMasterDownTimer => self.timers.master_down = None,
+            Action::ArmPreemptDelay(d) => self.timers.preempt = Some(now + d),
+            Action::AddVips => self.add_vips().await,
+            Action::RemoveVips => self.remove_vips().await,
+            Action::Transition { from, to, reason } => self.on_transition(from, to, reason),
+            Action::RequestState(want) => {
+                let _ = self.reports.send(Report::Request {
+                    instance: self.spec.fsm.name.clone(),
+                    want,
+                });
+            }
+        }
+    }
+
+    fn advert(&self, priority: u8) -> Advert {
+        Advert {
+            version: self.spec.fsm.version,
+            vrid: self.spec.fsm.vrid,
+            priority,
+            interval_cs: self.spec.fsm.advert_interval_cs,
+            addresses: self.spec.vips.iter().map(|v| v.addr).collect(),
+            auth_pass: match self.spec.fsm.version {
+                Version::V2 => self.spec.auth_pass,
+                Version::V3 => None,
+            },
+        }
+    }
+
+    async fn send_advert(&mut self, priority: u8) {
+        let advert = self.advert(priority);
+        let src = self.spec.fsm.primary_address;
+        let destinations: Vec<IpAddr> = match self.spec.multicast_group {
+            Some(group) => vec![group],
+            None => self.spec.unicast_peers.clone(),
+        };
+        for dst in destinations {
+            let bytes = match packet::encode(&advert, src, dst) {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(instance = %self.spec.fsm.name, error = %e, "cannot encode advert");
+                    return;
+                }
+            };
+            match self.socket.send(&bytes, dst).await {
+                Ok(()) => self.status.send_modify(|s| s.adverts_sent += 1),
+                Err(e) => {
+                    warn!(instance = %self.spec.fsm.name, %dst, error = %e, "sending advert failed")
+                }
+            }
+        }
+    }
+
+    async fn add_vips(&mut self) {
+        for v in &self.spec.vips {
+            if let Err(e) = self.vips.add(v).await {
+                warn!(instance = %self.spec.fsm.name, vip = %v.addr, error = %e, "adding VIP failed");
+            }
+        }
+        if let Some(old) = self.garp.take() {
+            old.abort();
+        }
+        self.garp = Some(tokio::spawn(announce(
+            self.spec.vips.clone(),
+            self.spec.garp,
+            self.spec.fsm.name.clone(),
+        )));
+    }
+
+    async fn remove_vips(&mut self) {
+        if let Some(garp) = self.garp.take() {
+            garp.abort();
+        }
+        for v in &self.spec.vips {
+            if let Err(e) = self.vips.remove(v).await {
+                warn!(instance = %self.spec.fsm.name, vip = %v.addr, error = %e, "removing VIP failed");
+            }
+        }
+    }
+
+    fn on_transition(&mut self, from: State, to: State, reason: String) {
+        let name = self.spec.fsm.name.clone();
+        info!(instance = %name, %from, %to, %reason, "VRRP transition");
+        let prio = self.fsm.effective_priority();
+        let notify = match to {
+            State::Master => Some(NotifyState::Master),
+            State::Backup => Some(NotifyState::Backup),
+            State::Fault => Some(NotifyState::Fault),
+            State::Init => None,
+        };
+        if let Some(n) = notify {
+            self.notifier.notify(n, prio);
+        }
+        let at = SystemTime::now();
+        let why = reason.clone();
+        self.status.send_modify(|s| {
+            s.transitions += 1;
+            s.last_transition = Some((at, why));
+        });
+        let _ = self.reports.send(Report::Transition(Transition {
+            instance: name,
+            from,
+            to,
+            reason,
+        }));
+    }
+}
+
+/// Gratuitous ARPs / unsolicited NAs for the VIPs: a burst now, another after `delay`,
+/// then one every `refresh`, until the task is aborted (mastership ends).
+async fn announce(vips: Vec<Vip>, policy: GarpPolicy, instance: String) {
+    burst(&vips, &policy, &instance).await;
+    if !policy.delay.is_zero() {
+        tokio::time::sleep(policy.delay).await;
+        burst(&vips, &policy, &instance).await;
+    }
+    if let Some(every) = policy.refresh {
+        loop {
+            tokio::time::sleep(every).await;
+            burst(&vips, &policy, &instance).await;
+        }
+    }
+}
+
+async fn burst(vips: &[Vip], policy: &GarpPolicy, instance: &str) {
+    for i in 0..policy.repeat.max(1) {
+        if i > 0 && !policy.interval.is_zero() {
+            tokio::time::sleep(policy.interval).await;
+        }
+        for v in vips {
+            let sent = match v.addr {
+                IpAddr::V4(a) => vip::send_garp(&v.dev, a),
+                IpAddr::V6(a) => vip::send_unsolicited_na(&v.dev, a),
+            };
+            if let Err(e) = sent {
+                warn!(instance, vip = %v.addr, error = %e, "announcing VIP failed");
+            }
+        }
+    }
+}

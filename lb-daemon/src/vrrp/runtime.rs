@@ -1,0 +1,420 @@
+//! The VRRP side of the daemon: instances built from the configuration, the tracking
+//! that feeds them (scripts, interfaces, files), and sync groups that move them together.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv6Addr},
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::{anyhow, Context, Result};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::{
+    fsm,
+    instance::{self, Command, GarpPolicy, InstanceHandle, InstanceSpec, InstanceStatus, Report},
+    notify::{Notifier, NotifyScripts, NotifyState, Subject},
+    packet,
+    sync_group::{MemberStatus, SyncGroup},
+    track::{self, ScriptState, Tracked},
+    types::{State, Version},
+    vip::Vip,
+};
+use crate::{
+    config::{self, Config},
+    dataplane::neigh::Neighbours,
+    script::{self, Script},
+};
+
+/// How often tracking is re-evaluated (interfaces and files are polled).
+const TRACK_POLL: Duration = Duration::from_millis(100);
+
+/// The running VRRP instances.
+pub struct Vrrp {
+    pub instances: Vec<InstanceHandle>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Vrrp {
+    /// Starts every instance of `config`, with its tracking and sync groups.
+    pub async fn start(config: &Config) -> Result<Vrrp> {
+        let neigh = Neighbours::new().context("opening rtnetlink")?;
+        let (transitions_tx, transitions_rx) = mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        let scripts = start_scripts(config, &mut tasks);
+        let mut instances = Vec::new();
+        for inst in &config.vrrp_instances {
+            let spec = instance_spec(config, inst, &neigh).await?;
+            let handle = instance::spawn(spec, transitions_tx.clone())?;
+            tasks.push(tokio::spawn(track_instance(
+                inst.clone(),
+                scripts.clone(),
+                handle.commands.clone(),
+            )));
+            instances.push(handle);
+        }
+        tasks.push(tokio::spawn(sync_groups(
+            config.clone(),
+            instances
+                .iter()
+                .map(|h| (h.name.clone(), (h.commands.clone(), h.status.clone())))
+                .collect(),
+            transitions_rx,
+        )));
+        Ok(Vrrp { instances, tasks })
+    }
+
+    pub fn statuses(&self) -> Vec<InstanceStatus> {
+        self.instances
+            .iter()
+            .map(|h| h.status.borrow().clone())
+            .collect()
+    }
+
+    /// Graceful stop: every instance sends priority 0 and gives its VIPs up.
+    pub async fn shutdown(self) {
+        for h in &self.instances {
+            let _ = h.commands.send(Command::Shutdown);
+        }
+        for h in self.instances {
+            if tokio::time::timeout(Duration::from_secs(5), h.task)
+                .await
+                .is_err()
+            {
+                warn!(instance = %h.name, "instance did not stop within 5s");
+            }
+        }
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The source address of adverts: `unicast_src_ip`, else the interface's primary
+/// address of the family (IPv6: its link-local address, as RFC 5798 requires).
+async fn primary_address(inst: &config::VrrpInstance, neigh: &Neighbours) -> Result<IpAddr> {
+    if let Some(src) = inst.unicast_src_ip {
+        return Ok(src);
+    }
+    let link = neigh
+        .link(&inst.interface)
+        .await
+        .with_context(|| format!("instance {}: interface {}", inst.name, inst.interface))?;
+    let found = match inst.family {
+        config::AddressFamily::V4 => link.ipv4.first().copied().map(IpAddr::V4),
+        config::AddressFamily::V6 => link
+            .ipv6
+            .iter()
+            .copied()
+            .find(is_link_local)
+            .map(IpAddr::V6),
+    };
+    found.ok_or_else(|| {
+        anyhow!(
+            "instance {}: interface {} has no {} address to send adverts from; add one or set unicast_src_ip",
+            inst.name,
+            inst.interface,
+            match inst.family {
+                config::AddressFamily::V4 => "IPv4",
+                config::AddressFamily::V6 => "IPv6 link-local",
+            }
+        )
+    })
+}
+
+fn is_link_local(a: &Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+async fn instance_spec(
+    config: &Config,
+    inst: &config::VrrpInstance,
+    neigh: &Neighbours,
+) -> Result<InstanceSpec> {
+    let primary = primary_address(inst, neigh).await?;
+    let version = match inst.version {
+        config::VrrpVersion::V2 => Version::V2,
+        config::VrrpVersion::V3 => Version::V3,
+    };
+    let g = &config.global;
+    let interval = match inst.family {
+        config::AddressFamily::V4 => g.vrrp_garp_interval,
+        config::AddressFamily::V6 => g.vrrp_gna_interval,
+    };
+    Ok(InstanceSpec {
+        fsm: fsm::Config {
+            name: inst.name.clone(),
+            version,
+            vrid: inst.virtual_router_id,
+            priority: inst.priority,
+            advert_interval_cs: (inst.advert_int.as_millis() / 10) as u16,
+            initial_state: match inst.state {
+                config::State::Master => State::Master,
+                config::State::Backup => State::Backup,
+            },
+            preempt: !inst.nopreempt,
+            preempt_delay: inst.preempt_delay,
+            primary_address: primary,
+            in_sync_group: config.sync_group_of(&inst.name).is_some(),
+        },
+        interface: inst.interface.clone(),
+        vips: inst
+            .virtual_ipaddress
+            .iter()
+            .map(|v| Vip {
+                addr: v.address,
+                prefix: v.prefix_len,
+                dev: v.dev.clone().unwrap_or_else(|| inst.interface.clone()),
+                label: v.label.clone(),
+            })
+            .collect(),
+        auth_pass: inst
+            .authentication
+            .as_ref()
+            .map(|a| packet::auth_field(&a.auth_pass).0),
+        multicast_group: (!inst.is_unicast()).then_some(inst.mcast_group),
+        unicast_peers: inst.unicast_peers.clone(),
+        garp: GarpPolicy {
+            delay: inst.garp_master_delay,
+            repeat: inst.garp_master_repeat,
+            refresh: inst.garp_master_refresh,
+            interval,
+        },
+        notify: notify_scripts(&inst.notify),
+        script_timeout: g.script_timeout,
+        script_user: g.script_user.clone(),
+        sibling_vrids: config
+            .vrrp_instances
+            .iter()
+            .filter(|o| {
+                o.name != inst.name && o.interface == inst.interface && o.family == inst.family
+            })
+            .map(|o| o.virtual_router_id)
+            .collect(),
+    })
+}
+
+fn notify_scripts(n: &config::Notify) -> NotifyScripts {
+    NotifyScripts {
+        master: n.master.clone(),
+        backup: n.backup.clone(),
+        fault: n.fault.clone(),
+        stop: n.stop.clone(),
+        generic: n.any.clone(),
+    }
+}
+
+/// Each `vrrp_script` runs once, whatever the number of instances tracking it (as in
+/// keepalived); its up/down state is shared through a watch channel.
+fn start_scripts(
+    config: &Config,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> HashMap<String, watch::Receiver<bool>> {
+    let mut out = HashMap::new();
+    for s in &config.vrrp_scripts {
+        let used = config
+            .vrrp_instances
+            .iter()
+            .any(|i| i.track_script.iter().any(|t| t.name == s.name));
+        if !used {
+            continue;
+        }
+        let (tx, rx) = watch::channel(true);
+        let job = Script {
+            command: s.script.clone(),
+            args: Vec::new(),
+            timeout: s.timeout,
+            user: s.user.clone().or_else(|| config.global.script_user.clone()),
+        };
+        tasks.push(tokio::spawn(run_vrrp_script(
+            s.name.clone(),
+            job,
+            s.interval,
+            ScriptState::new(s.rise, s.fall, false),
+            tx,
+        )));
+        out.insert(s.name.clone(), rx);
+    }
+    out
+}
+
+async fn run_vrrp_script(
+    name: String,
+    job: Script,
+    interval: Duration,
+    mut state: ScriptState,
+    tx: watch::Sender<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let outcome = script::run(&job).await;
+        if let Some(up) = state.record(outcome.success()) {
+            info!(script = %name, up, outcome = %outcome.describe(), "vrrp_script changed state");
+            let _ = tx.send(up);
+        }
+    }
+}
+
+/// Whether a link is up, from /sys (the daemon's network namespace view).
+fn link_up(ifname: &str) -> bool {
+    let base = PathBuf::from("/sys/class/net").join(ifname);
+    let oper = std::fs::read_to_string(base.join("operstate")).unwrap_or_default();
+    let flags = std::fs::read_to_string(base.join("flags"))
+        .ok()
+        .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+        .unwrap_or(0);
+    let admin_up = flags & libc::IFF_UP as u32 != 0;
+    admin_up && matches!(oper.trim(), "up" | "unknown")
+}
+
+/// Re-evaluates an instance's tracking and tells the instance when the verdict changes.
+async fn track_instance(
+    inst: config::VrrpInstance,
+    scripts: HashMap<String, watch::Receiver<bool>>,
+    commands: mpsc::UnboundedSender<Command>,
+) {
+    let mut last = (Vec::<String>::new(), inst.priority);
+    loop {
+        let mut tracked = vec![Tracked::Binary {
+            // keepalived tracks the instance's own interface (weight 0: down => FAULT).
+            name: inst.interface.clone(),
+            up: link_up(&inst.interface),
+            weight: 0,
+        }];
+        for t in &inst.track_interface {
+            tracked.push(Tracked::Binary {
+                name: t.name.clone(),
+                up: link_up(&t.name),
+                weight: t.weight,
+            });
+        }
+        for t in &inst.track_script {
+            let up = scripts.get(&t.name).map(|rx| *rx.borrow()).unwrap_or(true);
+            tracked.push(Tracked::Binary {
+                name: t.name.clone(),
+                up,
+                weight: t.weight,
+            });
+        }
+        for t in &inst.track_file {
+            let content = tokio::fs::read_to_string(&t.path).await.unwrap_or_default();
+            tracked.push(Tracked::File {
+                name: t.path.display().to_string(),
+                value: track::parse_track_file(&content),
+                weight: t.weight,
+            });
+        }
+        let verdict = track::verdict(&tracked);
+        let priority = fsm::effective_priority(inst.priority, verdict.weight);
+        let now = (verdict.faults.clone(), priority);
+        if now != last {
+            if commands
+                .send(Command::Tracking {
+                    faults: verdict.faults,
+                    priority,
+                })
+                .is_err()
+            {
+                return;
+            }
+            last = now;
+        }
+        tokio::time::sleep(TRACK_POLL).await;
+    }
+}
+
+type Members = HashMap<
+    String,
+    (
+        mpsc::UnboundedSender<Command>,
+        watch::Receiver<InstanceStatus>,
+    ),
+>;
+
+/// Moves the members of each sync group together, answers members' requests, and runs
+/// the groups' notify scripts.
+async fn sync_groups(config: Config, members: Members, mut rx: mpsc::UnboundedReceiver<Report>) {
+    let groups: Vec<(SyncGroup, Notifier)> = config
+        .vrrp_sync_groups
+        .iter()
+        .map(|g| {
+            (
+                SyncGroup::new(&g.name, g.group.clone()),
+                Notifier::spawn(
+                    Subject::Group,
+                    &g.name,
+                    notify_scripts(&g.notify),
+                    config.global.script_timeout,
+                    config.global.script_user.clone(),
+                ),
+            )
+        })
+        .collect();
+    let force = |moves: Vec<(String, State)>, group: &SyncGroup, cause: &str| {
+        for (member, state) in moves {
+            if let Some((tx, _)) = members.get(&member) {
+                info!(group = %group.name(), %member, %state, %cause, "sync group moves member");
+                let _ = tx.send(Command::Force(state));
+            }
+        }
+    };
+    let mut group_states: HashMap<String, State> = HashMap::new();
+    while let Some(report) = rx.recv().await {
+        let statuses: HashMap<String, InstanceStatus> = members
+            .iter()
+            .map(|(n, (_, st))| (n.clone(), st.borrow().clone()))
+            .collect();
+        match report {
+            Report::Request { instance, want } => {
+                let view: HashMap<String, MemberStatus> = statuses
+                    .iter()
+                    .map(|(n, s)| {
+                        (
+                            n.clone(),
+                            MemberStatus {
+                                state: s.state,
+                                wants_master: s.wants_master,
+                                faulty: s.faulty,
+                            },
+                        )
+                    })
+                    .collect();
+                for (group, _) in groups.iter().filter(|(g, _)| g.contains(&instance)) {
+                    force(group.on_request(&instance, want, &view), group, &instance);
+                }
+            }
+            Report::Transition(t) => {
+                let mut states: HashMap<String, State> =
+                    statuses.iter().map(|(n, s)| (n.clone(), s.state)).collect();
+                for (group, notifier) in groups.iter().filter(|(g, _)| g.contains(&t.instance)) {
+                    force(
+                        group.on_transition(&t.instance, t.from, t.to, &states),
+                        group,
+                        &t.instance,
+                    );
+                    states.insert(t.instance.clone(), t.to);
+                    let Some(gs) = group.group_state(&states) else {
+                        continue;
+                    };
+                    if group_states.insert(group.name().to_string(), gs) == Some(gs) {
+                        continue;
+                    }
+                    let word = match gs {
+                        State::Master => Some(NotifyState::Master),
+                        State::Backup => Some(NotifyState::Backup),
+                        State::Fault => Some(NotifyState::Fault),
+                        State::Init => None,
+                    };
+                    if let Some(w) = word {
+                        info!(group = %group.name(), state = %gs, "sync group state");
+                        notifier.notify(w, 0);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,507 @@
+//! Virtual IP addresses: adding and removing them (rtnetlink) and announcing them to the
+//! segment (gratuitous ARP for IPv4, unsolicited neighbour advertisement for IPv6).
+//!
+//! Matches keepalived 2.2.7 (`vrrp_ipaddress.c`, `vrrp_arp.c`, `vrrp_ndisc.c`), checked
+//! against what it puts on an interface and on the wire:
+//!
+//! - addresses are added like `ip addr add A/P dev D label L`: no broadcast address, scope
+//!   global; IPv6 ones with IFA_F_NODAD so they are usable at once, without waiting for DAD;
+//! - a gratuitous ARP is a broadcast ARP *request* with sender and target IP = the VIP,
+//!   sender MAC = the interface's MAC and target MAC ff:ff:ff:ff:ff:ff;
+//! - an unsolicited NA goes from the VIP to ff02::1 (MAC 33:33:00:00:00:01), hop limit 255,
+//!   override flag set, router flag set when the interface forwards IPv6, with a target
+//!   link-layer address option carrying the interface's MAC.
+//!
+//! Both announcements are whole Ethernet frames sent through an AF_PACKET socket, one per
+//! call: how many, and how often, is the caller's policy.
+//!
+//! Everything happens in the calling thread's network namespace (for [`VipManager`]: the one
+//! it was created in).
+
+use std::fmt;
+use std::io;
+use std::mem::size_of;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
+use rtnetlink::packet_route::AddressFamily;
+
+/// Longest interface name or address label the kernel keeps (IFNAMSIZ - 1).
+const IFNAME_MAX: usize = 15;
+const ETH_ALEN: usize = 6;
+const ETH_HEADER_LEN: usize = 14;
+const ETHERTYPE_ARP: u16 = 0x0806;
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+/// ARPHRD_ETHER: the hardware type of Ethernet interfaces.
+const HW_ETHER: u16 = 1;
+const ARP_REQUEST: u16 = 1;
+const BROADCAST_MAC: [u8; ETH_ALEN] = [0xff; ETH_ALEN];
+/// Ethernet address of ff02::1 (RFC 2464 §7).
+const ALL_NODES_MAC: [u8; ETH_ALEN] = [0x33, 0x33, 0, 0, 0, 1];
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+const IPPROTO_ICMPV6: u8 = 58;
+const ICMPV6_NEIGHBOUR_ADVERT: u8 = 136;
+/// Neighbour discovery messages must arrive with hop limit 255 (RFC 4861 §7.1.2).
+const ND_HOP_LIMIT: u8 = 255;
+const NA_FLAG_ROUTER: u8 = 0x80;
+const NA_FLAG_OVERRIDE: u8 = 0x20;
+const ND_OPT_TARGET_LL_ADDR: u8 = 2;
+const GARP_LEN: usize = ETH_HEADER_LEN + 28;
+/// NA: 4 bytes type/code/checksum, 4 flags, 16 target, 8 option.
+const NA_ICMP_LEN: usize = 32;
+const NA_LEN: usize = ETH_HEADER_LEN + 40 + NA_ICMP_LEN;
+
+/// A virtual address as configured: `addr/prefix dev DEV [label LABEL]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Vip {
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub dev: String,
+    /// IPv4 only (the kernel has no labels for IPv6 addresses; ignored there).
+    pub label: Option<String>,
+}
+
+impl fmt::Display for Vip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{} dev {}", self.addr, self.prefix, self.dev)?;
+        match &self.label {
+            Some(label) => write!(f, " label {label}"),
+            None => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VipError {
+    #[error("no tokio runtime: VipManager::new must be called inside a tokio runtime")]
+    NoRuntime,
+    #[error("cannot open a netlink route socket: {0}")]
+    Socket(#[source] io::Error),
+    #[error("interface {dev} does not exist (needed for {what}): check the name (`ip link`)")]
+    NoInterface { dev: String, what: String },
+    #[error("invalid VIP {vip}: {reason}")]
+    Invalid { vip: String, reason: String },
+    #[error("cannot {op} VIP {vip}: {source}{}", netlink_hint(.source))]
+    Netlink {
+        op: &'static str,
+        vip: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error(
+        "interface {dev} is not Ethernet (hardware type {hw_type}): \
+         cannot send {what} for {addr} on it"
+    )]
+    NotEthernet {
+        dev: String,
+        hw_type: u16,
+        what: &'static str,
+        addr: IpAddr,
+    },
+    #[error("cannot send {what} for {addr} on {dev}: {source}{}", send_hint(.source))]
+    Send {
+        what: &'static str,
+        addr: IpAddr,
+        dev: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Adds, removes and looks up addresses in the network namespace it was created in.
+#[derive(Debug, Clone)]
+pub struct VipManager {
+    handle: rtnetlink::Handle,
+}
+
+impl VipManager {
+    /// Opens a netlink socket (in the calling thread's network namespace) and spawns its
+    /// connection task. Must be called inside a tokio runtime (or with one entered).
+    pub fn new() -> Result<Self, VipError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| VipError::NoRuntime)?;
+        let (connection, handle, _) = {
+            // The socket registers with the runtime's reactor: enter it explicitly.
+            let _guard = runtime.enter();
+            rtnetlink::new_connection().map_err(VipError::Socket)?
+        };
+        runtime.spawn(connection);
+        Ok(VipManager { handle })
+    }
+
+    /// Adds the address (with prefix and label, like `ip addr add A/P dev D label L`); an
+    /// address already there is fine. IPv6 addresses are added with IFA_F_NODAD so they can
+    /// be used (and announced) at once, as keepalived does.
+    pub async fn add(&self, vip: &Vip) -> Result<(), VipError> {
+        check_vip(vip)?;
+        let index = self.ifindex(&vip.dev, vip).await?;
+        let mut request = self.handle.address().add(index, vip.addr, vip.prefix);
+        shape_new_address(request.message_mut(), vip);
+        match request.execute().await {
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            result => result.map_err(|source| netlink_error("add", vip, source)),
+        }
+    }
+
+    /// Removes the address; an address (or interface) already gone is fine.
+    pub async fn remove(&self, vip: &Vip) -> Result<(), VipError> {
+        check_vip(vip)?;
+        let index = match self.ifindex(&vip.dev, vip).await {
+            Err(VipError::NoInterface { .. }) => return Ok(()),
+            result => result?,
+        };
+        let request = self.handle.address().del(address_message(index, vip));
+        match request.execute().await {
+            Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => Ok(()),
+            result => result.map_err(|source| netlink_error("remove", vip, source)),
+        }
+    }
+
+    /// Whether the address, with this prefix length, is on the interface.
+    pub async fn present(&self, vip: &Vip) -> Result<bool, VipError> {
+        check_vip(vip)?;
+        let index = self.ifindex(&vip.dev, vip).await?;
+        let mut request = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .set_prefix_length_filter(vip.prefix)
+            .set_address_filter(vip.addr);
+        request.message_mut().header.family = family(vip.addr);
+        let found: Vec<AddressMessage> = request
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|source| netlink_error("look up", vip, source))?;
+        Ok(!found.is_empty())
+    }
+
+    async fn ifindex(&self, dev: &str, vip: &Vip) -> Result<u32, VipError> {
+        let no_interface = || VipError::NoInterface {
+            dev: dev.to_owned(),
+            what: format!("VIP {vip}"),
+        };
+        let mut links = self.handle.link().get().match_name(dev).execute();
+        match links.try_next().await {
+            Ok(Some(link)) => Ok(link.header.index),
+            Ok(None) => Err(no_interface()),
+            Err(e) if matches!(errno(&e), Some(libc::ENODEV | libc::EINVAL)) => Err(no_interface()),
+            Err(source) => Err(netlink_error("look up the interface of", vip, source)),
+        }
+    }
+}
+
+fn check_vip(vip: &Vip) -> Result<(), VipError> {
+    let invalid = |reason: String| {
+        Err(VipError::Invalid {
+            vip: vip.to_string(),
+            reason,
+        })
+    };
+    let max_prefix = if vip.addr.is_ipv4() { 32 } else { 128 };
+    if vip.prefix > max_prefix {
+        return invalid(format!("prefix length above {max_prefix}"));
+    }
+    if vip.dev.is_empty() || vip.dev.len() > IFNAME_MAX {
+        return invalid(format!("interface name must be 1..={IFNAME_MAX} bytes"));
+    }
+    match &vip.label {
+        // The kernel would silently truncate it.
+        Some(label) if label.len() > IFNAME_MAX => {
+            invalid(format!("label longer than {IFNAME_MAX} bytes"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn family(addr: IpAddr) -> AddressFamily {
+    match addr {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+/// Turns rtnetlink's RTM_NEWADDR into what `ip addr add` / keepalived send.
+fn shape_new_address(msg: &mut AddressMessage, vip: &Vip) {
+    // rtnetlink adds a broadcast address to IPv4 ones; `ip addr add` does not unless asked.
+    msg.attributes
+        .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
+    match (vip.addr, &vip.label) {
+        (IpAddr::V4(_), Some(label)) => msg.attributes.push(AddressAttribute::Label(label.clone())),
+        (IpAddr::V4(_), None) => {}
+        (IpAddr::V6(_), _) => {
+            msg.header.flags = AddressHeaderFlags::Nodad;
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+    }
+}
+
+/// RTM_DELADDR for `addr/prefix` on interface `index`, whatever its label.
+fn address_message(index: u32, vip: &Vip) -> AddressMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.family = family(vip.addr);
+    msg.header.prefix_len = vip.prefix;
+    msg.header.index = index;
+    msg.attributes.push(AddressAttribute::Address(vip.addr));
+    msg.attributes.push(AddressAttribute::Local(vip.addr));
+    msg
+}
+
+/// The errno of a netlink error reply.
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+fn netlink_error(op: &'static str, vip: &Vip, source: rtnetlink::Error) -> VipError {
+    VipError::Netlink {
+        op,
+        vip: vip.to_string(),
+        source,
+    }
+}
+
+fn netlink_hint(e: &rtnetlink::Error) -> &'static str {
+    match errno(e) {
+        Some(libc::EPERM | libc::EACCES) => " (run as root or with CAP_NET_ADMIN)",
+        Some(libc::EINVAL) => " (check the address and prefix length)",
+        _ => "",
+    }
+}
+
+fn send_hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => " (run as root or with CAP_NET_RAW)",
+        Some(libc::ENETDOWN) => " (the interface is down: bring it up)",
+        Some(libc::ENXIO | libc::ENODEV) => " (the interface has gone)",
+        _ => "",
+    }
+}
+
+/// Sends one gratuitous ARP for `vip` on `ifname`: a broadcast ARP request with sender and
+/// target IP = `vip`, from the interface's MAC (what keepalived sends).
+pub fn send_garp(ifname: &str, vip: Ipv4Addr) -> Result<(), VipError> {
+    const WHAT: &str = "gratuitous ARP";
+    let link = Link::open(ifname, WHAT, IpAddr::V4(vip))?;
+    let frame = garp_frame(link.mac, vip);
+    link.send(&frame, ETHERTYPE_ARP, BROADCAST_MAC)
+}
+
+/// Sends one unsolicited neighbour advertisement for `vip` on `ifname`, from `vip` to
+/// ff02::1, hop limit 255, override flag set, router flag set if the interface forwards IPv6,
+/// target link-layer address option = the interface's MAC (what keepalived sends).
+pub fn send_unsolicited_na(ifname: &str, vip: Ipv6Addr) -> Result<(), VipError> {
+    const WHAT: &str = "unsolicited neighbour advertisement";
+    let link = Link::open(ifname, WHAT, IpAddr::V6(vip))?;
+    let frame = na_frame(link.mac, vip, ipv6_forwarding(ifname));
+    link.send(&frame, ETHERTYPE_IPV6, ALL_NODES_MAC)
+}
+
+/// The gratuitous ARP frame: Ethernet header, then the 28-byte ARP request.
+fn garp_frame(mac: [u8; ETH_ALEN], vip: Ipv4Addr) -> [u8; GARP_LEN] {
+    let mut f = [0u8; GARP_LEN];
+    ethernet_header(&mut f, BROADCAST_MAC, mac, ETHERTYPE_ARP);
+    let arp = &mut f[ETH_HEADER_LEN..];
+    arp[0..2].copy_from_slice(&HW_ETHER.to_be_bytes());
+    arp[2..4].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+    arp[4] = ETH_ALEN as u8;
+    arp[5] = 4;
+    arp[6..8].copy_from_slice(&ARP_REQUEST.to_be_bytes());
+    arp[8..14].copy_from_slice(&mac);
+    arp[14..18].copy_from_slice(&vip.octets());
+    arp[18..24].copy_from_slice(&BROADCAST_MAC);
+    arp[24..28].copy_from_slice(&vip.octets());
+    f
+}
+
+/// The unsolicited NA frame: Ethernet header, IPv6 header, ICMPv6 NA with one option.
+fn na_frame(mac: [u8; ETH_ALEN], vip: Ipv6Addr, router: bool) -> [u8; NA_LEN] {
+    let mut f = [0u8; NA_LEN];
+    ethernet_header(&mut f, ALL_NODES_MAC, mac, ETHERTYPE_IPV6);
+    let ip = &mut f[ETH_HEADER_LEN..ETH_HEADER_LEN + 40];
+    ip[0] = 0x60; // version 6, traffic class and flow label 0
+    ip[4..6].copy_from_slice(&(NA_ICMP_LEN as u16).to_be_bytes());
+    ip[6] = IPPROTO_ICMPV6;
+    ip[7] = ND_HOP_LIMIT;
+    ip[8..24].copy_from_slice(&vip.octets());
+    ip[24..40].copy_from_slice(&ALL_NODES.octets());
+    let icmp = &mut f[ETH_HEADER_LEN + 40..];
+    icmp[0] = ICMPV6_NEIGHBOUR_ADVERT;
+    icmp[4] = NA_FLAG_OVERRIDE | if router { NA_FLAG_ROUTER } else { 0 };
+    icmp[8..24].copy_from_slice(&vip.octets());
+    icmp[24] = ND_OPT_TARGET_LL_ADDR;
+    icmp[25] = 1; // option length in units of 8 bytes
+    icmp[26..32].copy_from_slice(&mac);
+    let sum = icmpv6_checksum(vip, ALL_NODES, icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
+fn ethernet_header(frame: &mut [u8], dst: [u8; ETH_ALEN], src: [u8; ETH_ALEN], ethertype: u16) {
+    frame[0..6].copy_from_slice(&dst);
+    frame[6..12].copy_from_slice(&src);
+    frame[12..14].copy_from_slice(&ethertype.to_be_bytes());
+}
+
+/// ICMPv6 checksum: over the pseudo-header (src, dst, length, next header) and the message.
+fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, message: &[u8]) -> u16 {
+    let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
+    let mut pseudo = Vec::with_capacity(40 + message.len());
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&len.to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, IPPROTO_ICMPV6]);
+    pseudo.extend_from_slice(message);
+    internet_checksum(&pseudo)
+}
+
+/// RFC 1071 one's complement sum, complemented.
+fn internet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Whether `ifname` forwards IPv6: keepalived then sets the NA router flag. Read through
+/// /proc/sys/net, which shows the calling thread's network namespace.
+fn ipv6_forwarding(ifname: &str) -> bool {
+    let path = format!("/proc/sys/net/ipv6/conf/{ifname}/forwarding");
+    match std::fs::read_to_string(&path) {
+        Ok(value) => value.trim() != "0",
+        Err(e) => {
+            tracing::debug!(%path, "cannot read IPv6 forwarding ({e}): router flag left clear");
+            false
+        }
+    }
+}
+
+/// An AF_PACKET socket to send whole frames on one Ethernet interface.
+struct Link {
+    fd: OwnedFd,
+    ifname: String,
+    ifindex: i32,
+    mac: [u8; ETH_ALEN],
+    what: &'static str,
+    addr: IpAddr,
+}
+
+impl Link {
+    /// `what` and `addr` say what is being sent, for error messages.
+    fn open(ifname: &str, what: &'static str, addr: IpAddr) -> Result<Link, VipError> {
+        let send_error = |source| VipError::Send {
+            what,
+            addr,
+            dev: ifname.to_owned(),
+            source,
+        };
+        let ifindex = nix::net::if_::if_nametoindex(ifname).map_err(|_| VipError::NoInterface {
+            dev: ifname.to_owned(),
+            what: format!("{what} for {addr}"),
+        })?;
+        let ifindex =
+            i32::try_from(ifindex).map_err(|_| send_error(io::ErrorKind::InvalidInput.into()))?;
+        let fd = packet_socket().map_err(send_error)?;
+        let (hw_type, hwaddr) = hardware_address(&fd, ifname).map_err(send_error)?;
+        if hw_type != HW_ETHER {
+            return Err(VipError::NotEthernet {
+                dev: ifname.to_owned(),
+                hw_type,
+                what,
+                addr,
+            });
+        }
+        Ok(Link {
+            fd,
+            ifname: ifname.to_owned(),
+            ifindex,
+            mac: hwaddr,
+            what,
+            addr,
+        })
+    }
+
+    fn send(&self, frame: &[u8], ethertype: u16, dst: [u8; ETH_ALEN]) -> Result<(), VipError> {
+        // SAFETY: sockaddr_ll is plain data, valid when zeroed.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ethertype.to_be();
+        sll.sll_ifindex = self.ifindex;
+        sll.sll_halen = ETH_ALEN as u8;
+        sll.sll_addr[..ETH_ALEN].copy_from_slice(&dst);
+        let len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: `frame` is valid for its length and `sll` for `len` bytes; both only read.
+        let sent = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                len,
+            )
+        };
+        if sent == frame.len() as isize {
+            return Ok(());
+        }
+        let source = if sent < 0 {
+            io::Error::last_os_error()
+        } else {
+            io::Error::new(io::ErrorKind::WriteZero, "frame partly sent")
+        };
+        Err(VipError::Send {
+            what: self.what,
+            addr: self.addr,
+            dev: self.ifname.clone(),
+            source,
+        })
+    }
+}
+
+/// A send-only packet socket (protocol 0: the kernel queues nothing to it).
+fn packet_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; a non-negative result is a new descriptor nobody else owns.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The hardware type (ARPHRD_*) and address of `ifname` (SIOCGIFHWADDR).
+fn hardware_address(fd: &OwnedFd, ifname: &str) -> io::Result<(u16, [u8; ETH_ALEN])> {
+    // SAFETY: ifreq is plain data, valid when zeroed.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name = ifname.as_bytes();
+    if name.len() > IFNAME_MAX {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(name) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: `req` is a valid ifreq with a NUL-terminated name; the kernel fills it in.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFHWADDR succeeded, so the hwaddr member of the union is the one set.
+    let hw = unsafe { req.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; ETH_ALEN];
+    for (dst, src) in mac.iter_mut().zip(hw.sa_data) {
+        *dst = src as u8;
+    }
+    Ok((hw.sa_family, mac))
+}

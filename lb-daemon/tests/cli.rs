@@ -1,0 +1,86 @@
+//! The `lb-daemon` command line, run as a user would.
+
+use std::process::Command;
+
+fn lb_daemon() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lb-daemon"))
+}
+
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lb-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const VALID: &str = r#"
+[global]
+router_id = "lb1"
+
+[[vrrp_script]]
+name = "chk_haproxy"
+script = "pgrep -x haproxy"
+interval = "2s"
+weight = -20
+
+[[vrrp_instance]]
+name = "VI_1"
+interface = "lo"
+state = "BACKUP"
+virtual_router_id = 51
+priority = 100
+advert_int = 1
+authentication = { auth_type = "PASS", auth_pass = "s3cret" }
+virtual_ipaddress = ["198.18.0.100/24"]
+track_script = ["chk_haproxy"]
+"#;
+
+#[test]
+fn check_config_accepts_a_valid_file() {
+    let path = write("valid.toml", VALID);
+    let out = lb_daemon().arg("check-config").arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+}
+
+#[test]
+fn check_config_points_at_the_mistake() {
+    let text = VALID.replace("priority = 100", "priorty = 100");
+    let path = write("typo.toml", &text);
+    let out = lb_daemon().arg("check-config").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = text.lines().position(|l| l.starts_with("priorty")).unwrap() + 1;
+    assert!(err.contains(&format!("typo.toml:{line}:")), "{err}");
+    assert!(
+        err.contains("did you mean") && err.contains("priority"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_rejects_ranges_and_missing_interfaces() {
+    let text = VALID
+        .replace("virtual_router_id = 51", "virtual_router_id = 300")
+        .replace("interface = \"lo\"", "interface = \"nosuch0\"");
+    let path = write("bad.toml", &text);
+    let out = lb_daemon().arg("check-config").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("virtual_router_id"), "{err}");
+}
+
+#[test]
+fn check_config_reports_missing_interfaces() {
+    let text = VALID.replace("interface = \"lo\"", "interface = \"nosuch0\"");
+    let path = write("noif.toml", &text);
+    let out = lb_daemon().arg("check-config").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nosuch0"), "{err}");
+}

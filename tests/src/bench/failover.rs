@@ -1,0 +1,313 @@
+//! `cargo xtask bench failover`: how long the VIP is unreachable when the master fails,
+//! against the VRRP bound (3 x advert interval + skew), for our daemon and for a pair of
+//! keepalived 2.2.7 nodes as the reference; and the CPU an idle backup uses.
+//!
+//! A client in its own namespace pings the VIP every 5 ms; the outage is the longest gap
+//! between two consecutive replies around the event, minus the ping interval.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+
+use super::report;
+use crate::vrrp_lab::{keepalived_conf, Ours, Segment};
+
+const VIP: &str = "198.18.0.100";
+const PING_INTERVAL: f64 = 0.005;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Impl {
+    Ours,
+    Keepalived,
+}
+
+impl Impl {
+    fn label(self) -> &'static str {
+        match self {
+            Impl::Ours => "lb-daemon",
+            Impl::Keepalived => "keepalived 2.2.7",
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Event {
+    LinkCut,
+    GracefulStop,
+}
+
+struct Case {
+    version: u8,
+    advert: &'static str,
+    event: Event,
+}
+
+impl Case {
+    fn advert_s(&self) -> f64 {
+        self.advert.parse().unwrap_or(1.0)
+    }
+
+    /// The protocol bound for a backup of priority 100.
+    fn bound(&self) -> Duration {
+        let a = self.advert_s();
+        let skew = if self.version == 2 {
+            156.0 / 256.0
+        } else {
+            156.0 / 256.0 * a
+        };
+        match self.event {
+            Event::LinkCut => Duration::from_secs_f64(3.0 * a + skew),
+            Event::GracefulStop => Duration::from_secs_f64(skew),
+        }
+    }
+
+    fn name(&self) -> String {
+        let what = match self.event {
+            Event::LinkCut => "master link cut",
+            Event::GracefulStop => "graceful stop",
+        };
+        format!("v{} advert {} s, {what}", self.version, self.advert)
+    }
+}
+
+fn node(name: &'static str, priority: u8, case: &Case) -> Ours<'static> {
+    Ours {
+        name,
+        state: "BACKUP",
+        priority,
+        version: case.version,
+        advert_int: case.advert,
+        password: None,
+        vip: "198.18.0.100/24",
+        unicast: None,
+        nopreempt: false,
+    }
+}
+
+fn start(seg: &mut Segment, i: usize, which: Impl, o: &Ours<'_>) -> Result<()> {
+    match which {
+        Impl::Ours => {
+            let t = o.toml(seg.nodes[i].dir());
+            seg.nodes[i].start_ours(&t)
+        }
+        Impl::Keepalived => seg.nodes[i].start_keepalived(&keepalived_conf(o)),
+    }
+}
+
+/// Runs one scenario; returns the outage.
+fn outage(which: Impl, case: &Case) -> Result<Duration> {
+    let mut seg = Segment::new(3)?; // n1 master, n2 backup, n3 client
+    start(&mut seg, 0, which, &node("n1", 150, case))?;
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))?;
+    start(&mut seg, 1, which, &node("n2", 100, case))?;
+    std::thread::sleep(Duration::from_secs(2));
+    seg.wait_holder(VIP, 0, Duration::from_secs(5))?;
+
+    let mut ping = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            seg.nodes[2].ns.name(),
+            "ping",
+            "-n",
+            "-D",
+            "-i",
+        ])
+        .arg(format!("{PING_INTERVAL}"))
+        .args(["-W", "1", VIP])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting ping")?;
+    let stdout = ping.stdout.take().context("ping stdout")?;
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| reply_time(&l))
+            .collect::<Vec<f64>>()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let event_at = now_epoch();
+    match case.event {
+        Event::LinkCut => seg.cut(0)?,
+        Event::GracefulStop => seg.nodes[0].stop()?,
+    }
+    seg.wait_holder(VIP, 1, Duration::from_secs(10))?;
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = ping.kill();
+    let _ = ping.wait();
+    let replies = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("ping reader panicked"))?;
+    let gap =
+        longest_gap_after(&replies, event_at - 0.5).context("no ping replies around the event")?;
+    Ok(Duration::from_secs_f64((gap - PING_INTERVAL).max(0.0)))
+}
+
+fn now_epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// `[1700000000.123456] 64 bytes from ...: icmp_seq=..` -> the timestamp.
+fn reply_time(line: &str) -> Option<f64> {
+    if !line.contains("bytes from") {
+        return None;
+    }
+    line.strip_prefix('[')?.split(']').next()?.parse().ok()
+}
+
+fn longest_gap_after(times: &[f64], from: f64) -> Option<f64> {
+    let t: Vec<f64> = times.iter().copied().filter(|&x| x >= from).collect();
+    t.windows(2).map(|w| w[1] - w[0]).reduce(f64::max)
+}
+
+/// CPU (% of one core) of an idle backup over `secs`.
+fn idle_backup_cpu(which: Impl, secs: u64) -> Result<f64> {
+    let case = Case {
+        version: 3,
+        advert: "0.02",
+        event: Event::LinkCut,
+    };
+    let mut seg = Segment::new(2)?;
+    start(&mut seg, 0, which, &node("n1", 150, &case))?;
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))?;
+    start(&mut seg, 1, which, &node("n2", 100, &case))?;
+    std::thread::sleep(Duration::from_secs(2));
+    let pids = seg.nodes[1].ns.pids();
+    if pids.is_empty() {
+        bail!("no process in the backup's namespace");
+    }
+    let ticks = || -> u64 { pids.iter().map(|&p| cpu_ticks(p)).sum() };
+    let (t0, c0) = (Instant::now(), ticks());
+    std::thread::sleep(Duration::from_secs(secs));
+    let (t1, c1) = (Instant::now(), ticks());
+    let hz = 100.0; // USER_HZ on Linux
+    Ok((c1 - c0) as f64 / hz / (t1 - t0).as_secs_f64() * 100.0)
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after ')'.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    get(11) + get(12)
+}
+
+pub fn run() -> Result<String> {
+    let cases = [
+        Case {
+            version: 2,
+            advert: "1",
+            event: Event::LinkCut,
+        },
+        Case {
+            version: 3,
+            advert: "0.1",
+            event: Event::LinkCut,
+        },
+        Case {
+            version: 3,
+            advert: "0.02",
+            event: Event::LinkCut,
+        },
+        Case {
+            version: 2,
+            advert: "1",
+            event: Event::GracefulStop,
+        },
+    ];
+    let mut s = String::from("## Failover (`cargo xtask bench failover`)\n\n");
+    s.push_str(&format!("Machine: {}.\n\n", report::machine()));
+    s.push_str(
+        "Two VRRP nodes (priorities 150 and 100) and a client on one bridge, in network \
+         namespaces. The client pings the VIP every 5 ms; the outage is the longest gap \
+         between replies around the event, minus 5 ms. The bound is 3 x advert interval + \
+         skew time of the backup (priority 100) for a cut link, and the skew time for a \
+         graceful stop (priority 0 advert). Target: outage <= bound + 20 ms.\n\n",
+    );
+    s.push_str("| case | implementation | outage | bound | met |\n|---|---|---:|---:|---|\n");
+    for case in &cases {
+        for which in [Impl::Ours, Impl::Keepalived] {
+            let out = outage(which, case)?;
+            let bound = case.bound();
+            let met = if out <= bound + Duration::from_millis(20) {
+                "yes"
+            } else {
+                "**no**"
+            };
+            s.push_str(&format!(
+                "| {} | {} | {:.0} ms | {:.0} ms | {met} |\n",
+                case.name(),
+                which.label(),
+                out.as_secs_f64() * 1e3,
+                bound.as_secs_f64() * 1e3
+            ));
+            println!(
+                "{} / {}: {:?} (bound {:?})",
+                case.name(),
+                which.label(),
+                out,
+                bound
+            );
+        }
+    }
+    s.push_str(
+        "\nCPU of an idle backup with 20 ms adverts (v3), over 10 s (target < 1% of a core):\n\n",
+    );
+    s.push_str("| implementation | CPU (% of one core) |\n|---|---:|\n");
+    for which in [Impl::Ours, Impl::Keepalived] {
+        let cpu = idle_backup_cpu(which, 10)?;
+        s.push_str(&format!("| {} | {cpu:.2} |\n", which.label()));
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_lines_and_gaps() {
+        assert_eq!(
+            reply_time(
+                "[1700000000.500000] 64 bytes from 198.18.0.100: icmp_seq=1 ttl=64 time=0.05 ms"
+            ),
+            Some(1_700_000_000.5)
+        );
+        assert_eq!(
+            reply_time("[1700000000.5] no answer yet from 198.18.0.100"),
+            None
+        );
+        assert_eq!(
+            longest_gap_after(&[1.0, 1.005, 1.5, 1.505], 1.0),
+            Some(0.495)
+        );
+        assert_eq!(longest_gap_after(&[1.0], 0.0), None);
+    }
+
+    #[test]
+    fn bounds() {
+        let c = Case {
+            version: 2,
+            advert: "1",
+            event: Event::LinkCut,
+        };
+        assert_eq!(c.bound().as_millis(), 3609);
+        let c = Case {
+            version: 3,
+            advert: "0.02",
+            event: Event::LinkCut,
+        };
+        assert_eq!(c.bound().as_millis(), 72);
+    }
+}

@@ -1,0 +1,228 @@
+//! VRRP in network namespaces: our daemons with each other, and with keepalived 2.2.7 in
+//! the same virtual router. Needs root and keepalived (installed by `cargo xtask setup`).
+
+use std::time::Duration;
+
+use lb_tests::vrrp_lab::{keepalived_conf, Ours, Segment};
+
+const VIP: &str = "198.18.0.100";
+
+fn node<'a>(
+    name: &'a str,
+    priority: u8,
+    version: u8,
+    advert_int: &'a str,
+    password: Option<&'a str>,
+) -> Ours<'a> {
+    Ours {
+        name,
+        state: "BACKUP",
+        priority,
+        version,
+        advert_int,
+        password,
+        vip: "198.18.0.100/24",
+        unicast: None,
+        nopreempt: false,
+    }
+}
+
+/// Master-down bound for a backup at `prio`, plus slack for process start and polling.
+fn bound(advert_s: f64, prio: u8, slack_s: f64) -> Duration {
+    Duration::from_secs_f64(3.0 * advert_s + (256.0 - prio as f64) / 256.0 * advert_s + slack_s)
+}
+
+#[test]
+fn ours_elect_fail_over_and_preempt_back() {
+    let mut seg = Segment::new(2).expect("segment");
+    let n1 = node("n1", 150, 2, "1", Some("s3cret"));
+    let n2 = node("n2", 100, 2, "1", Some("s3cret"));
+    let t1 = n1.toml(seg.nodes[0].dir());
+    let t2 = n2.toml(seg.nodes[1].dir());
+    seg.nodes[0].start_ours(&t1).expect("start n1");
+    seg.nodes[1].start_ours(&t2).expect("start n2");
+    // One master in steady state: the higher priority.
+    seg.wait_holder(VIP, 0, Duration::from_secs(8))
+        .expect("n1 master");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(seg.holders(VIP), vec![0], "steady state");
+    // The master's link is cut: the backup takes over within the VRRP bound.
+    seg.cut(0).expect("cut");
+    let took = seg
+        .wait_holder(VIP, 1, Duration::from_secs(8))
+        .expect("n2 takes over");
+    assert!(took <= bound(1.0, 100, 1.0), "took {took:?}");
+    // Back: preemption (default on) returns the VIP to the higher priority.
+    seg.restore(0).expect("restore");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("n1 preempts back");
+    // Graceful stop: priority 0 hands over after the skew time only.
+    seg.nodes[0].stop().expect("stop n1");
+    let took = seg
+        .wait_holder(VIP, 1, Duration::from_secs(5))
+        .expect("n2 after graceful stop");
+    assert!(
+        took < Duration::from_millis(1500),
+        "graceful handover took {took:?}"
+    );
+}
+
+#[test]
+fn nopreempt_keeps_the_new_master() {
+    let mut seg = Segment::new(2).expect("segment");
+    let mut n1 = node("n1", 150, 2, "1", None);
+    n1.nopreempt = true;
+    let mut n2 = node("n2", 100, 2, "1", None);
+    n2.nopreempt = true;
+    let (t1, t2) = (n1.toml(seg.nodes[0].dir()), n2.toml(seg.nodes[1].dir()));
+    seg.nodes[0].start_ours(&t1).expect("start n1");
+    seg.wait_holder(VIP, 0, Duration::from_secs(8))
+        .expect("n1 alone is master");
+    seg.nodes[1].start_ours(&t2).expect("start n2");
+    std::thread::sleep(Duration::from_secs(1));
+    seg.cut(0).expect("cut");
+    seg.wait_holder(VIP, 1, Duration::from_secs(8))
+        .expect("n2 takes over");
+    seg.restore(0).expect("restore");
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        seg.holders(VIP),
+        vec![1],
+        "no preemption: n2 stays master\n{}",
+        seg.logs()
+    );
+}
+
+#[test]
+fn keepalived_master_ours_backup_v2_pass() {
+    let mut seg = Segment::new(2).expect("segment");
+    let k = node("k1", 150, 2, "1", Some("s3cret"));
+    let o = node("n2", 100, 2, "1", Some("s3cret"));
+    seg.nodes[0]
+        .start_keepalived(&keepalived_conf(&k))
+        .expect("keepalived");
+    let t = o.toml(seg.nodes[1].dir());
+    seg.nodes[1].start_ours(&t).expect("ours");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("keepalived master");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        seg.holders(VIP),
+        vec![0],
+        "ours stays backup\n{}",
+        seg.logs()
+    );
+    seg.cut(0).expect("cut");
+    seg.wait_holder(VIP, 1, Duration::from_secs(8))
+        .expect("ours takes over");
+    seg.restore(0).expect("restore");
+    seg.wait_holder(VIP, 0, Duration::from_secs(12))
+        .expect("keepalived preempts back");
+}
+
+#[test]
+fn ours_master_keepalived_backup_v2_pass_graceful_stop() {
+    let mut seg = Segment::new(2).expect("segment");
+    let o = node("n1", 150, 2, "1", Some("s3cret"));
+    let k = node("k2", 100, 2, "1", Some("s3cret"));
+    let t = o.toml(seg.nodes[0].dir());
+    seg.nodes[0].start_ours(&t).expect("ours");
+    seg.nodes[1]
+        .start_keepalived(&keepalived_conf(&k))
+        .expect("keepalived");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("ours master");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        seg.holders(VIP),
+        vec![0],
+        "keepalived stays backup\n{}",
+        seg.logs()
+    );
+    seg.nodes[0].stop().expect("stop ours");
+    let took = seg
+        .wait_holder(VIP, 1, Duration::from_secs(5))
+        .expect("keepalived takes over");
+    assert!(
+        took < Duration::from_millis(1500),
+        "graceful handover took {took:?}"
+    );
+}
+
+#[test]
+fn v3_at_100ms_with_keepalived() {
+    let mut seg = Segment::new(2).expect("segment");
+    let o = node("n1", 150, 3, "0.1", None);
+    let k = node("k2", 100, 3, "0.1", None);
+    let t = o.toml(seg.nodes[0].dir());
+    seg.nodes[0].start_ours(&t).expect("ours");
+    seg.nodes[1]
+        .start_keepalived(&keepalived_conf(&k))
+        .expect("keepalived");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("ours master");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(seg.holders(VIP), vec![0], "{}", seg.logs());
+    seg.cut(0).expect("cut");
+    let took = seg
+        .wait_holder(VIP, 1, Duration::from_secs(5))
+        .expect("keepalived takes over");
+    assert!(
+        took < Duration::from_millis(1500),
+        "v3 100 ms failover took {took:?}"
+    );
+    seg.restore(0).expect("restore");
+    seg.wait_holder(VIP, 0, Duration::from_secs(5))
+        .expect("ours preempts back");
+}
+
+#[test]
+fn unicast_with_keepalived() {
+    let mut seg = Segment::new(2).expect("segment");
+    let peers1 = ["198.18.0.12"];
+    let peers2 = ["198.18.0.11"];
+    let mut k = node("k1", 150, 2, "1", Some("s3cret"));
+    k.unicast = Some(("198.18.0.11", &peers1));
+    let mut o = node("n2", 100, 2, "1", Some("s3cret"));
+    o.unicast = Some(("198.18.0.12", &peers2));
+    seg.nodes[0]
+        .start_keepalived(&keepalived_conf(&k))
+        .expect("keepalived");
+    let t = o.toml(seg.nodes[1].dir());
+    seg.nodes[1].start_ours(&t).expect("ours");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("keepalived master");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(seg.holders(VIP), vec![0], "{}", seg.logs());
+    seg.nodes[0].stop().expect("stop keepalived");
+    seg.wait_holder(VIP, 1, Duration::from_secs(5))
+        .expect("ours takes over");
+}
+
+#[test]
+fn wrong_password_is_rejected_on_both_sides() {
+    let mut seg = Segment::new(2).expect("segment");
+    let o = node("n1", 150, 2, "1", Some("right"));
+    let k = node("k2", 100, 2, "1", Some("wrong"));
+    let t = o.toml(seg.nodes[0].dir());
+    seg.nodes[0].start_ours(&t).expect("ours");
+    seg.nodes[1]
+        .start_keepalived(&keepalived_conf(&k))
+        .expect("keepalived");
+    // Neither accepts the other's adverts: both end up master.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seg.holders(VIP) != vec![0, 1] && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(seg.holders(VIP), vec![0, 1], "{}", seg.logs());
+    let ours = seg.nodes[0].log();
+    assert!(
+        ours.contains("auth"),
+        "our log names the authentication mismatch:\n{ours}"
+    );
+    let theirs = seg.nodes[1].log().to_lowercase();
+    assert!(
+        theirs.contains("passwd") || theirs.contains("password"),
+        "keepalived's log names it:\n{theirs}"
+    );
+}
