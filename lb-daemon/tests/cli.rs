@@ -84,3 +84,10 @@ fn check_config_reports_missing_interfaces() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nosuch0"), "{err}");
 }
+
+#[test]
+fn the_documented_example_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/vrrp.toml");
+    let out = lb_daemon().arg("check-config").arg(path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -184,7 +184,7 @@ async fn instance_spec(
         },
         notify: notify_scripts(&inst.notify),
         script_timeout: g.script_timeout,
-        script_user: g.script_user.clone(),
+        script_user: script_user(config),
         sibling_vrids: config
             .vrrp_instances
             .iter()
@@ -193,6 +193,18 @@ async fn instance_spec(
             })
             .map(|o| o.virtual_router_id)
             .collect(),
+    })
+}
+
+/// The user scripts run as: `script_user`, else keepalived's default — the
+/// `keepalived_script` user when it exists, else the daemon's own user.
+fn script_user(config: &Config) -> Option<String> {
+    const KEEPALIVED_SCRIPT: &str = "keepalived_script";
+    config.global.script_user.clone().or_else(|| {
+        nix::unistd::User::from_name(KEEPALIVED_SCRIPT)
+            .ok()
+            .flatten()
+            .map(|_| KEEPALIVED_SCRIPT.to_string())
     })
 }
 
@@ -226,7 +238,7 @@ fn start_scripts(
             command: s.script.clone(),
             args: Vec::new(),
             timeout: s.timeout,
-            user: s.user.clone().or_else(|| config.global.script_user.clone()),
+            user: s.user.clone().or_else(|| script_user(config)),
         };
         tasks.push(tokio::spawn(run_vrrp_script(
             s.name.clone(),
@@ -349,7 +361,7 @@ async fn sync_groups(config: Config, members: Members, mut rx: mpsc::UnboundedRe
                     &g.name,
                     notify_scripts(&g.notify),
                     config.global.script_timeout,
-                    config.global.script_user.clone(),
+                    script_user(&config),
                 ),
             )
         })
