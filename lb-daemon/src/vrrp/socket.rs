@@ -13,6 +13,9 @@
 //!   (IPV6_PKTINFO). The kernel computes the VRRP checksum on send and checks it on receive
 //!   (IPV6_CHECKSUM at offset 6): adverts with a bad checksum never reach us.
 //! - Multicast sends use MSG_DONTROUTE (the group is link-local); unicast ones may be routed.
+//! - One difference: keepalived leaves IPv6 unicast adverts at the kernel's default hop
+//!   limit (64); ours go with 255, like everything else. Harmless: keepalived checks the hop
+//!   limit of multicast adverts only.
 //!
 //! Receive filtering, also as keepalived: the socket is bound to its interface
 //! (SO_BINDTODEVICE); a multicast socket is bound to its group, so unicast VRRP to one of our
@@ -34,15 +37,15 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 /// IP protocol number of VRRP.
-pub const IPPROTO_VRRP: u8 = 112;
+const IPPROTO_VRRP: u8 = 112;
 /// The IPv4 VRRP group, 224.0.0.18.
 pub const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 /// The IPv6 VRRP group, ff02::12.
 pub const VRRP_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 /// TTL / hop limit of every advert: receivers drop multicast adverts that crossed a router.
-pub const VRRP_TTL: u8 = 255;
+const VRRP_TTL: u8 = 255;
 /// IPv4 TOS / IPv6 traffic class of adverts: precedence "internetwork control" (DSCP CS6).
-pub const VRRP_TOS: u8 = 0xc0;
+const VRRP_TOS: u8 = 0xc0;
 
 const IPV4_HEADER_LEN: usize = 20;
 /// Where the checksum sits in a VRRP message (for IPV6_CHECKSUM).
@@ -77,7 +80,8 @@ pub struct SocketConfig {
     pub multicast_group: Option<IpAddr>,
 }
 
-/// A raw VRRP socket bound to one interface, registered with the tokio reactor.
+/// A raw VRRP socket bound to one interface, registered with the tokio reactor. `recv` and
+/// `send` take `&self`: one task may receive while another sends (share it in an `Arc`).
 #[derive(Debug)]
 pub struct VrrpSocket {
     fd: AsyncFd<OwnedFd>,
@@ -221,12 +225,7 @@ impl VrrpSocket {
     }
 
     /// Reads one datagram: `Ok(None)` when it was dropped as malformed.
-    fn recv_one(
-        &self,
-        fd: RawFd,
-        buf: &mut [u8],
-        cmsg: &mut Vec<u8>,
-    ) -> io::Result<Option<Received>> {
+    fn recv_one(&self, fd: RawFd, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Option<Received>> {
         let mut iov = [IoSliceMut::new(buf)];
         let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(cmsg), MsgFlags::empty())?;
         if msg.flags.contains(MsgFlags::MSG_TRUNC) {
@@ -234,7 +233,15 @@ impl VrrpSocket {
             return Ok(None);
         }
         let (len, src) = (msg.bytes, msg.address);
-        let info = Ancillary::parse(msg.cmsgs().map_err(io::Error::from)?);
+        let Ok(cmsgs) = msg.cmsgs() else {
+            // MSG_CTRUNC: cannot happen with our buffer, but is no reason to fail for good.
+            tracing::debug!(
+                interface = %self.cfg.interface,
+                "dropped a VRRP datagram: ancillary data truncated"
+            );
+            return Ok(None);
+        };
+        let info = Ancillary::parse(cmsgs);
         let data = iov[0].get(..len).unwrap_or_default();
         let received = if self.cfg.family_v6 {
             parse_v6(data, src, info)
@@ -584,4 +591,729 @@ fn context(e: io::Error, cfg: &SocketConfig, step: &str) -> io::Error {
             cfg.interface, cfg.src
         ),
     )
+}
+
+/// Helpers shared by the VRRP IO tests (here and in `vip`). They need root and iproute2.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::time::{Duration, Instant};
+
+    use tokio::runtime::Runtime;
+
+    use crate::netns::{veth, Netns};
+
+    /// Two namespaces joined by a veth: `va` in the first, `vb` in the second, with
+    /// 198.18.NET.1/24, fe80::1/64 and 2001:db8:NET::1/64 on `va` (.2 / ::2 on `vb`). The
+    /// IPv6 addresses skip DAD so they are usable at once.
+    pub(crate) fn pair(prefix: &str, net: u8) -> (Netns, Netns) {
+        let a = Netns::new(prefix).unwrap();
+        let b = Netns::new(prefix).unwrap();
+        veth(&a, "va", &b, "vb").unwrap();
+        for (ns, dev, host) in [(&a, "va", 1), (&b, "vb", 2)] {
+            add_addresses(ns, dev, net, host);
+        }
+        (a, b)
+    }
+
+    pub(crate) fn add_addresses(ns: &Netns, dev: &str, net: u8, host: u8) {
+        let v4 = format!("198.18.{net}.{host}/24");
+        let ll = format!("fe80::{host}/64");
+        let global = format!("2001:db8:{net}::{host}/64");
+        ns.ip(&["addr", "add", &v4, "dev", dev]).unwrap();
+        ns.ip(&["addr", "add", &ll, "dev", dev, "nodad"]).unwrap();
+        ns.ip(&["addr", "add", &global, "dev", dev, "nodad"])
+            .unwrap();
+    }
+
+    pub(crate) fn runtime() -> Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Runs `f` inside `ns` with `rt` entered: sockets it opens live in `ns` and are driven
+    /// by `rt` from the calling thread.
+    pub(crate) fn in_ns<R: Send + 'static>(
+        ns: &Netns,
+        rt: &Runtime,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> R {
+        let handle = rt.handle().clone();
+        ns.run(move || {
+            let _guard = handle.enter();
+            f()
+        })
+    }
+
+    pub(crate) fn ifindex(ns: &Netns, dev: &'static str) -> u32 {
+        ns.run(move || nix::net::if_::if_nametoindex(dev).unwrap())
+    }
+
+    pub(crate) fn mac(ns: &Netns, dev: &str) -> [u8; 6] {
+        let out = ns.ip(&["-o", "link", "show", "dev", dev]).unwrap();
+        let text = out
+            .split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no MAC in {out}"));
+        let mut mac = [0u8; 6];
+        for (byte, hex) in mac.iter_mut().zip(text.split(':')) {
+            *byte = u8::from_str_radix(hex, 16).unwrap();
+        }
+        mac
+    }
+
+    /// RFC 1071 checksum over `data`: 0 when `data` includes a correct checksum.
+    pub(crate) fn checksum(data: &[u8]) -> u16 {
+        let mut sum: u32 = data
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    /// The IPv6 pseudo-header for an upper-layer message of `len` bytes.
+    pub(crate) fn pseudo_header_v6(src: [u8; 16], dst: [u8; 16], len: usize, proto: u8) -> Vec<u8> {
+        let mut p = Vec::new();
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&dst);
+        p.extend_from_slice(&(len as u32).to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, proto]);
+        p
+    }
+
+    /// An AF_PACKET socket seeing every frame that arrives on one interface.
+    pub(crate) struct Capture {
+        fd: OwnedFd,
+    }
+
+    impl Capture {
+        pub(crate) fn open(ns: &Netns, dev: &'static str) -> Capture {
+            let fd = ns.run(move || {
+                let all = (libc::ETH_P_ALL as u16).to_be();
+                // SAFETY: plain syscalls on a descriptor we own; sockaddr_ll is plain data.
+                unsafe {
+                    let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, libc::c_int::from(all));
+                    assert!(
+                        fd >= 0,
+                        "AF_PACKET socket: {}",
+                        std::io::Error::last_os_error()
+                    );
+                    let fd = OwnedFd::from_raw_fd(fd);
+                    let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+                    sll.sll_family = libc::AF_PACKET as u16;
+                    sll.sll_protocol = all;
+                    sll.sll_ifindex = nix::net::if_::if_nametoindex(dev).unwrap() as i32;
+                    let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+                    let rc = libc::bind(
+                        fd.as_raw_fd(),
+                        (&sll as *const libc::sockaddr_ll).cast(),
+                        len,
+                    );
+                    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+                    fd
+                }
+            });
+            Capture { fd }
+        }
+
+        /// The next incoming frame for which `want` holds; panics after `wait`.
+        pub(crate) fn next(&self, wait: Duration, want: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+            let deadline = Instant::now() + wait;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                assert!(!left.is_zero(), "no matching frame within {wait:?}");
+                if let Some(frame) = self.recv(left) {
+                    if want(&frame) {
+                        return frame;
+                    }
+                }
+            }
+        }
+
+        /// One incoming frame (outgoing ones skipped), or None on timeout.
+        fn recv(&self, wait: Duration) -> Option<Vec<u8>> {
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = libc::c_int::try_from(wait.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
+                return None;
+            }
+            let mut buf = vec![0u8; 65_536];
+            // SAFETY: sockaddr_ll is plain data; buffers are valid for their lengths.
+            let (n, from) = unsafe {
+                let mut from: libc::sockaddr_ll = std::mem::zeroed();
+                let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+                let n = libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    0,
+                    (&mut from as *mut libc::sockaddr_ll).cast(),
+                    &mut len,
+                );
+                (n, from)
+            };
+            if n < 0 || from.sll_pkttype == libc::PACKET_OUTGOING {
+                return None;
+            }
+            buf.truncate(n as usize);
+            Some(buf)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! These tests need root and iproute2 (and keepalived for `keepalived_interop`); they fail
+    //! (rather than skip) without them.
+
+    use std::time::Duration;
+
+    use tokio::time::timeout;
+
+    use super::testing::{checksum, ifindex, in_ns, pair, pseudo_header_v6, runtime, Capture};
+    use super::*;
+    use crate::netns::{veth, Netns};
+
+    const WAIT: Duration = Duration::from_secs(3);
+    /// How long "nothing arrives" is watched for.
+    const QUIET: Duration = Duration::from_millis(300);
+
+    /// A VRRPv3 advert for vrid 7 (its content does not matter to the socket).
+    fn v3_advert(vip: IpAddr) -> Vec<u8> {
+        let mut p = vec![0x31, 7, 100, 1, 0x00, 0x64, 0, 0];
+        match vip {
+            IpAddr::V4(a) => p.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => p.extend_from_slice(&a.octets()),
+        }
+        p
+    }
+
+    fn config(dev: &str, src: &str, group: Option<IpAddr>) -> SocketConfig {
+        let src: IpAddr = src.parse().unwrap();
+        SocketConfig {
+            interface: dev.to_owned(),
+            family_v6: src.is_ipv6(),
+            src,
+            multicast_group: group,
+        }
+    }
+
+    fn open(ns: &Netns, rt: &tokio::runtime::Runtime, cfg: SocketConfig) -> VrrpSocket {
+        in_ns(ns, rt, move || VrrpSocket::open(&cfg)).unwrap()
+    }
+
+    async fn nothing(sock: &VrrpSocket, who: &str) {
+        if let Ok(got) = timeout(QUIET, sock.recv()).await {
+            panic!("{who} should have received nothing, got {got:?}");
+        }
+    }
+
+    #[test]
+    fn multicast_v4_reaches_the_peer_and_not_the_sender() {
+        let (a, b) = pair("tvm4", 30);
+        let rt = runtime();
+        let group = IpAddr::V4(VRRP_GROUP_V4);
+        let sa = open(&a, &rt, config("va", "198.18.30.1", Some(group)));
+        let sb = open(&b, &rt, config("vb", "198.18.30.2", Some(group)));
+        let payload = v3_advert("198.18.30.100".parse().unwrap());
+        let got = rt.block_on(async {
+            sa.send(&payload, group).await.unwrap();
+            let got = timeout(WAIT, sb.recv())
+                .await
+                .expect("B got nothing")
+                .unwrap();
+            nothing(&sa, "A (multicast loop is off)").await;
+            got
+        });
+        let expected = Received {
+            src: "198.18.30.1".parse().unwrap(),
+            dst: group,
+            ttl: 255,
+            ifindex: ifindex(&b, "vb"),
+            payload,
+        };
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn multicast_v6_reaches_the_peer_with_a_kernel_checksum() {
+        let (a, b) = pair("tvm6", 31);
+        let rt = runtime();
+        let group = IpAddr::V6(VRRP_GROUP_V6);
+        let sa = open(&a, &rt, config("va", "fe80::1", Some(group)));
+        let sb = open(&b, &rt, config("vb", "fe80::2", Some(group)));
+        let payload = v3_advert("2001:db8:31::100".parse().unwrap());
+        let got = rt.block_on(async {
+            sa.send(&payload, group).await.unwrap();
+            let got = timeout(WAIT, sb.recv())
+                .await
+                .expect("B got nothing")
+                .unwrap();
+            nothing(&sa, "A (multicast loop is off)").await;
+            got
+        });
+        assert_eq!(got.src, "fe80::1".parse::<IpAddr>().unwrap());
+        assert_eq!(got.dst, group);
+        assert_eq!(got.ttl, 255);
+        assert_eq!(got.ifindex, ifindex(&b, "vb"));
+        // All but the checksum as sent; the checksum filled in by A's kernel, and right.
+        assert_eq!(got.payload[..6], payload[..6]);
+        assert_eq!(got.payload[8..], payload[8..]);
+        assert_ne!(got.payload[6..8], [0, 0]);
+        let mut summed = pseudo_header_v6(
+            "fe80::1".parse::<Ipv6Addr>().unwrap().octets(),
+            VRRP_GROUP_V6.octets(),
+            got.payload.len(),
+            IPPROTO_VRRP,
+        );
+        summed.extend_from_slice(&got.payload);
+        assert_eq!(checksum(&summed), 0, "bad checksum in {:02x?}", got.payload);
+    }
+
+    #[test]
+    fn unicast_v4_reaches_only_the_unicast_socket() {
+        let (a, b) = pair("tvu4", 32);
+        let rt = runtime();
+        let group = IpAddr::V4(VRRP_GROUP_V4);
+        let peer: IpAddr = "198.18.32.2".parse().unwrap();
+        let sa = open(&a, &rt, config("va", "198.18.32.1", None));
+        let sa_m = open(&a, &rt, config("va", "198.18.32.1", Some(group)));
+        let sb = open(&b, &rt, config("vb", "198.18.32.2", None));
+        let sb_m = open(&b, &rt, config("vb", "198.18.32.2", Some(group)));
+        let payload = v3_advert("198.18.32.100".parse().unwrap());
+        rt.block_on(async {
+            sa.send(&payload, peer).await.unwrap();
+            let got = timeout(WAIT, sb.recv())
+                .await
+                .expect("B got nothing")
+                .unwrap();
+            assert_eq!(got.src, "198.18.32.1".parse::<IpAddr>().unwrap());
+            assert_eq!((got.dst, got.ttl), (peer, 255));
+            assert_eq!(got.payload, payload);
+            nothing(&sb_m, "B's multicast socket (unicast packet)").await;
+            // And the other way round: multicast is not for the unicast socket.
+            sa_m.send(&payload, group).await.unwrap();
+            let got = timeout(WAIT, sb_m.recv())
+                .await
+                .expect("B got nothing")
+                .unwrap();
+            assert_eq!(got.dst, group);
+            nothing(&sb, "B's unicast socket (multicast packet)").await;
+        });
+    }
+
+    #[test]
+    fn unicast_v6_reaches_only_the_unicast_socket() {
+        let (a, b) = pair("tvu6", 33);
+        let rt = runtime();
+        let group = IpAddr::V6(VRRP_GROUP_V6);
+        let peer: IpAddr = "2001:db8:33::2".parse().unwrap();
+        let sa = open(&a, &rt, config("va", "2001:db8:33::1", None));
+        let sa_m = open(&a, &rt, config("va", "fe80::1", Some(group)));
+        let sb = open(&b, &rt, config("vb", "2001:db8:33::2", None));
+        let sb_m = open(&b, &rt, config("vb", "fe80::2", Some(group)));
+        let payload = v3_advert("2001:db8:33::100".parse().unwrap());
+        rt.block_on(async {
+            sa.send(&payload, peer).await.unwrap();
+            let got = timeout(WAIT, sb.recv())
+                .await
+                .expect("B got nothing")
+                .unwrap();
+            assert_eq!(got.src, "2001:db8:33::1".parse::<IpAddr>().unwrap());
+            assert_eq!((got.dst, got.ttl), (peer, 255));
+            assert_eq!(got.payload[8..], payload[8..]);
+            nothing(&sb_m, "B's multicast socket (unicast packet)").await;
+            sa_m.send(&payload, group).await.unwrap();
+            let got = timeout(WAIT, sb_m.recv())
+                .await
+                .expect("B got nothing")
+                .unwrap();
+            assert_eq!(got.dst, group);
+            nothing(&sb, "B's unicast socket (multicast packet)").await;
+        });
+    }
+
+    #[test]
+    fn a_socket_hears_only_its_own_interface() {
+        // B has vb (toward A) and vc (toward C). A reaches vc's address through vb.
+        let (a, b) = pair("tvif", 34);
+        let c = Netns::new("tvif").unwrap();
+        veth(&b, "vc", &c, "vd").unwrap();
+        b.ip(&["addr", "add", "198.18.35.2/24", "dev", "vc"])
+            .unwrap();
+        a.ip(&["route", "add", "198.18.35.0/24", "dev", "va"])
+            .unwrap();
+        let rt = runtime();
+        let group = IpAddr::V4(VRRP_GROUP_V4);
+        let vc_addr: IpAddr = "198.18.35.2".parse().unwrap();
+        let sa = open(&a, &rt, config("va", "198.18.34.1", Some(group)));
+        let sa_u = open(&a, &rt, config("va", "198.18.34.1", None));
+        let on_vb = open(&b, &rt, config("vb", "198.18.34.2", Some(group)));
+        let on_vc = open(&b, &rt, config("vc", "198.18.35.2", Some(group)));
+        // Same local address, different devices: only the device tells them apart.
+        let on_vb_u = open(&b, &rt, config("vb", "198.18.35.2", None));
+        let on_vc_u = open(&b, &rt, config("vc", "198.18.35.2", None));
+        let payload = v3_advert("198.18.34.100".parse().unwrap());
+        rt.block_on(async {
+            sa.send(&payload, group).await.unwrap();
+            timeout(WAIT, on_vb.recv())
+                .await
+                .expect("vb got nothing")
+                .unwrap();
+            nothing(&on_vc, "the multicast socket bound to vc").await;
+            sa_u.send(&payload, vc_addr).await.unwrap();
+            let got = timeout(WAIT, on_vb_u.recv())
+                .await
+                .expect("vb got nothing")
+                .unwrap();
+            assert_eq!(got.dst, vc_addr);
+            nothing(&on_vc_u, "the unicast socket bound to vc").await;
+        });
+    }
+
+    #[test]
+    fn ipv4_header_is_keepalived_s() {
+        let (a, b) = pair("tvh4", 36);
+        let rt = runtime();
+        let group = IpAddr::V4(VRRP_GROUP_V4);
+        let sa = open(&a, &rt, config("va", "198.18.36.1", Some(group)));
+        let capture = Capture::open(&b, "vb");
+        let payload = v3_advert("198.18.36.100".parse().unwrap());
+        rt.block_on(async {
+            sa.send(&payload, group).await.unwrap();
+            sa.send(&payload, group).await.unwrap();
+        });
+        let is_vrrp = |f: &[u8]| f.len() > 34 && f[12..14] == [0x08, 0x00] && f[23] == 112;
+        for id in [1u16, 2] {
+            let frame = capture.next(WAIT, is_vrrp);
+            let ip = &frame[14..34];
+            assert_eq!(
+                frame[..6],
+                [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12],
+                "group MAC"
+            );
+            assert_eq!(ip[0], 0x45);
+            assert_eq!(ip[1], 0xc0, "TOS");
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            assert_eq!(total, 20 + payload.len(), "total length");
+            assert_eq!(u16::from_be_bytes([ip[4], ip[5]]), id, "IP ID");
+            assert_eq!(ip[6..8], [0, 0], "no DF, no fragment");
+            assert_eq!(ip[8], 255, "TTL");
+            assert_eq!(ip[12..16], [198, 18, 36, 1]);
+            assert_eq!(ip[16..20], [224, 0, 0, 18]);
+            assert_eq!(checksum(ip), 0, "header checksum");
+            assert_eq!(frame[34..], payload[..]);
+        }
+    }
+
+    #[test]
+    fn ipv6_header_is_keepalived_s() {
+        let (a, b) = pair("tvh6", 37);
+        let rt = runtime();
+        let group = IpAddr::V6(VRRP_GROUP_V6);
+        let sa = open(&a, &rt, config("va", "fe80::1", Some(group)));
+        let capture = Capture::open(&b, "vb");
+        let payload = v3_advert("2001:db8:37::100".parse().unwrap());
+        rt.block_on(sa.send(&payload, group)).unwrap();
+        let is_vrrp = |f: &[u8]| f.len() > 54 && f[12..14] == [0x86, 0xdd] && f[20] == 112;
+        let frame = capture.next(WAIT, is_vrrp);
+        let ip = &frame[14..54];
+        assert_eq!(frame[..6], [0x33, 0x33, 0, 0, 0, 0x12], "group MAC");
+        let traffic_class = (u16::from_be_bytes([ip[0], ip[1]]) >> 4) as u8;
+        assert_eq!(ip[0] >> 4, 6);
+        assert_eq!(traffic_class, 0xc0);
+        assert_eq!(ip[7], 255, "hop limit");
+        assert_eq!(ip[8..24], "fe80::1".parse::<Ipv6Addr>().unwrap().octets());
+        assert_eq!(ip[24..40], VRRP_GROUP_V6.octets());
+    }
+
+    #[test]
+    fn config_errors_name_the_problem() {
+        let rt = runtime();
+        let _guard = rt.enter();
+        let wrong_family = config("lo", "::1", Some(IpAddr::V4(VRRP_GROUP_V4)));
+        let err = VrrpSocket::open(&wrong_family).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("224.0.0.18"), "{err}");
+        let no_such = config("no-such-if0", "198.18.0.1", None);
+        let err = VrrpSocket::open(&no_such).unwrap_err();
+        assert!(err.to_string().contains("no-such-if0"), "{err}");
+    }
+
+    #[test]
+    fn open_outside_a_runtime_is_an_error() {
+        let ns = Netns::new("tvrt").unwrap();
+        let err = ns
+            .run(|| VrrpSocket::open(&config("lo", "127.0.0.1", None)))
+            .unwrap_err();
+        assert!(err.to_string().contains("tokio runtime"), "{err}");
+    }
+
+    #[test]
+    fn ip_ids_skip_zero() {
+        let rt = runtime();
+        let ns = Netns::new("tvid").unwrap();
+        let sock = open(&ns, &rt, config("lo", "127.0.0.1", None));
+        sock.ip_id.store(u16::MAX - 1, Ordering::Relaxed);
+        let ids: Vec<u16> = (0..3).map(|_| sock.next_ip_id()).collect();
+        assert_eq!(ids, [u16::MAX, 1, 2]);
+    }
+
+    /// Interop with keepalived (installed by `cargo xtask setup`): keepalived's adverts reach
+    /// our sockets as expected, and ours are accepted by it (a higher priority makes it back
+    /// off) without any complaint in its log. Multicast and unicast, IPv4 and IPv6.
+    #[test]
+    fn keepalived_interop() {
+        let (a, b) = pair("tvka", 38);
+        let dir = TempDir::new();
+        let log = dir.path.join("keepalived.log");
+        let _keepalived = spawn_keepalived(&a, &dir, &log);
+        let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+        let rt = runtime();
+        let (g4, g6) = (IpAddr::V4(VRRP_GROUP_V4), IpAddr::V6(VRRP_GROUP_V6));
+        let (ka4, ka6): (IpAddr, IpAddr) = (
+            "198.18.38.1".parse().unwrap(),
+            "2001:db8:38::1".parse().unwrap(),
+        );
+        let s4 = open(&b, &rt, config("vb", "198.18.38.2", Some(g4)));
+        let s6 = open(&b, &rt, config("vb", "fe80::2", Some(g6)));
+        let s4u = open(&b, &rt, config("vb", "198.18.38.2", None));
+        let s6u = open(&b, &rt, config("vb", "2001:db8:38::2", None));
+        let (vip4, vip4u) = ([198, 18, 38, 100], [198, 18, 38, 101]);
+        let (vip6, vip6u): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8:38::100".parse().unwrap(),
+            "2001:db8:38::101".parse().unwrap(),
+        );
+        rt.block_on(async {
+            let next = |s| next_advert(s, &log);
+            let got = next(&s4).await;
+            assert_eq!(
+                (got.src, got.dst, got.ttl),
+                ("198.18.38.1".parse().unwrap(), g4, 255)
+            );
+            assert_eq!(got.payload, v2_advert(51, 150, vip4, *b"secret1\0"));
+            let got = next(&s6).await;
+            assert_eq!(
+                (got.src, got.dst, got.ttl),
+                ("fe80::1".parse().unwrap(), g6, 255)
+            );
+            assert_eq!(got.payload[..6], [0x31, 52, 150, 1, 0x00, 0x64]);
+            let got = next(&s4u).await;
+            assert_eq!(
+                (got.src, got.dst, got.ttl),
+                (ka4, "198.18.38.2".parse().unwrap(), 255)
+            );
+            assert_eq!(got.payload, v3_advert_v4(53, 150, vip4u, got.src, got.dst));
+            let got = next(&s6u).await;
+            // No TTL check: keepalived leaves IPv6 unicast at the kernel's default hop limit.
+            assert_eq!((got.src, got.dst), (ka6, "2001:db8:38::2".parse().unwrap()));
+            assert_eq!(got.payload[..6], [0x31, 54, 150, 1, 0x00, 0x64]);
+
+            // Our adverts, with a higher priority: keepalived must yield.
+            for _ in 0..2 {
+                s4.send(&v2_advert(51, 200, vip4, *b"secret1\0"), g4)
+                    .await
+                    .unwrap();
+                s6.send(&v3_advert_v6(52, 200, vip6), g6).await.unwrap();
+                let ours: IpAddr = "198.18.38.2".parse().unwrap();
+                s4u.send(&v3_advert_v4(53, 200, vip4u, ours, ka4), ka4)
+                    .await
+                    .unwrap();
+                s6u.send(&v3_advert_v6(54, 200, vip6u), ka6).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        let text = read_log();
+        let accepted = [
+            ("V4", "198.18.38.2"),
+            ("V6", "fe80::2"),
+            ("V4U", "198.18.38.2"),
+            ("V6U", "2001:db8:38::2"),
+        ];
+        for (instance, from) in accepted {
+            let line = format!(
+                "({instance}) Master received advert from {from} with higher priority 200, ours 150"
+            );
+            assert!(text.contains(&line), "missing {line:?} in:\n{text}");
+        }
+        let complaints = [
+            "invalid",
+            "mismatch",
+            "not present",
+            "unexpected",
+            "expected",
+            "too short",
+            "too long",
+            "wrong",
+            "error",
+        ];
+        for bad in complaints {
+            assert!(
+                !text.to_lowercase().contains(bad),
+                "keepalived complained ({bad}):\n{text}"
+            );
+        }
+    }
+
+    /// The next advert from keepalived, who becomes master after ~3.5 s of silence.
+    async fn next_advert(sock: &VrrpSocket, log: &std::path::Path) -> Received {
+        match timeout(Duration::from_secs(10), sock.recv()).await {
+            Ok(got) => got.unwrap(),
+            Err(_) => panic!(
+                "no advert for {:?}; keepalived's log:\n{}",
+                sock.config(),
+                std::fs::read_to_string(log).unwrap_or_default()
+            ),
+        }
+    }
+
+    /// Runs keepalived (VRRP only, logging to `log`) on `va` in `ns` with [`KEEPALIVED_CONF`].
+    fn spawn_keepalived(ns: &Netns, dir: &TempDir, log: &std::path::Path) -> crate::netns::NsChild {
+        let conf = dir.path.join("keepalived.conf");
+        std::fs::write(&conf, KEEPALIVED_CONF).unwrap();
+        let path = |name: &str| dir.path.join(name).display().to_string();
+        let argv = [
+            "keepalived",
+            "-n",
+            "-l",
+            "-D",
+            "--vrrp",
+            "-f",
+            &conf.display().to_string(),
+            "-p",
+            &path("keepalived.pid"),
+            "-r",
+            &path("vrrp.pid"),
+        ];
+        let out = std::fs::File::create(log).unwrap();
+        let err = out.try_clone().unwrap();
+        ns.spawn_with(&argv, out.into(), err.into()).unwrap()
+    }
+
+    /// Four instances on va: VRRPv2 with a password over IPv4 multicast, VRRPv3 over IPv6
+    /// multicast, VRRPv3 over IPv4 and IPv6 unicast.
+    const KEEPALIVED_CONF: &str = "\
+global_defs {
+    router_id interop
+}
+vrrp_instance V4 {
+    state MASTER
+    interface va
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    authentication {
+        auth_type PASS
+        auth_pass secret1
+    }
+    virtual_ipaddress {
+        198.18.38.100/24
+    }
+}
+vrrp_instance V6 {
+    state MASTER
+    interface va
+    virtual_router_id 52
+    priority 150
+    advert_int 1
+    virtual_ipaddress {
+        2001:db8:38::100/64
+    }
+}
+vrrp_instance V4U {
+    state MASTER
+    version 3
+    interface va
+    virtual_router_id 53
+    priority 150
+    advert_int 1
+    unicast_src_ip 198.18.38.1
+    unicast_peer {
+        198.18.38.2
+    }
+    virtual_ipaddress {
+        198.18.38.101/24
+    }
+}
+vrrp_instance V6U {
+    state MASTER
+    interface va
+    virtual_router_id 54
+    priority 150
+    advert_int 1
+    unicast_src_ip 2001:db8:38::1
+    unicast_peer {
+        2001:db8:38::2
+    }
+    virtual_ipaddress {
+        2001:db8:38::101/64
+    }
+}
+";
+
+    /// A VRRPv3 IPv4 advert, 1 s interval, checksummed with the pseudo-header.
+    fn v3_advert_v4(vrid: u8, priority: u8, vip: [u8; 4], src: IpAddr, dst: IpAddr) -> Vec<u8> {
+        let (IpAddr::V4(src), IpAddr::V4(dst)) = (src, dst) else {
+            panic!("IPv4 endpoints expected");
+        };
+        let mut p = vec![0x31, vrid, priority, 1, 0x00, 0x64, 0, 0];
+        p.extend_from_slice(&vip);
+        let mut summed = Vec::new();
+        summed.extend_from_slice(&src.octets());
+        summed.extend_from_slice(&dst.octets());
+        summed.extend_from_slice(&[0, IPPROTO_VRRP, 0, p.len() as u8]);
+        summed.extend_from_slice(&p);
+        let sum = checksum(&summed);
+        p[6..8].copy_from_slice(&sum.to_be_bytes());
+        p
+    }
+
+    /// A VRRPv2 advert with one address and a simple password (the codec's job, redone
+    /// here so the socket can be tested alone).
+    fn v2_advert(vrid: u8, priority: u8, vip: [u8; 4], password: [u8; 8]) -> Vec<u8> {
+        let mut p = vec![0x21, vrid, priority, 1, 1, 1, 0, 0];
+        p.extend_from_slice(&vip);
+        p.extend_from_slice(&password);
+        let sum = checksum(&p);
+        p[6..8].copy_from_slice(&sum.to_be_bytes());
+        p
+    }
+
+    /// A VRRPv3 IPv6 advert, 1 s interval; the kernel fills the checksum.
+    fn v3_advert_v6(vrid: u8, priority: u8, vip: Ipv6Addr) -> Vec<u8> {
+        let mut p = vec![0x31, vrid, priority, 1, 0x00, 0x64, 0, 0];
+        p.extend_from_slice(&vip.octets());
+        p
+    }
+
+    /// A directory removed on drop.
+    struct TempDir {
+        path: std::path::PathBuf,
+    }
+
+    impl TempDir {
+        fn new() -> TempDir {
+            let path = std::env::temp_dir().join(crate::netns::unique_name("vrrp-io"));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir { path }
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }

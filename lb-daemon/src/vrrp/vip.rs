@@ -505,3 +505,246 @@ fn hardware_address(fd: &OwnedFd, ifname: &str) -> io::Result<(u16, [u8; ETH_ALE
     }
     Ok((hw.sa_family, mac))
 }
+
+#[cfg(test)]
+mod tests {
+    //! These tests need root and iproute2; they fail (rather than skip) without them.
+
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::netns::Netns;
+    use crate::vrrp::socket::testing::{
+        checksum, in_ns, mac, pair, pseudo_header_v6, runtime, Capture,
+    };
+
+    const WAIT: Duration = Duration::from_secs(3);
+
+    fn vip(addr: &str, prefix: u8, dev: &str, label: Option<&str>) -> Vip {
+        Vip {
+            addr: addr.parse().unwrap(),
+            prefix,
+            dev: dev.to_owned(),
+            label: label.map(str::to_owned),
+        }
+    }
+
+    /// `ip -o addr show dev DEV` lines mentioning `needle`.
+    fn addr_lines(ns: &Netns, dev: &str, needle: &str) -> Vec<String> {
+        let out = ns.ip(&["-o", "addr", "show", "dev", dev]).unwrap();
+        out.lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until `ip neigh show ADDR dev DEV` mentions `lladdr`.
+    fn wait_neighbour(ns: &Netns, addr: &str, dev: &str, lladdr: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let out = ns.ip(&["neigh", "show", addr, "dev", dev]).unwrap();
+            if out.contains(lladdr) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{addr} never became {lladdr}: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn mac_text(mac: [u8; 6]) -> String {
+        let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+        parts.join(":")
+    }
+
+    #[test]
+    fn ipv4_vip_with_label_comes_and_goes() {
+        let (a, _b) = pair("tvv4", 40);
+        let rt = runtime();
+        let manager = in_ns(&a, &rt, VipManager::new).unwrap();
+        let v = vip("198.18.40.100", 24, "va", Some("va:vip"));
+        rt.block_on(async {
+            assert!(!manager.present(&v).await.unwrap());
+            manager.add(&v).await.unwrap();
+            manager.add(&v).await.unwrap(); // already there: fine
+            assert!(manager.present(&v).await.unwrap());
+            // Same address, other prefix: not this VIP.
+            let other = Vip {
+                prefix: 25,
+                ..v.clone()
+            };
+            assert!(!manager.present(&other).await.unwrap());
+        });
+        let lines = addr_lines(&a, "va", "198.18.40.100/24");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("va:vip"), "label missing: {}", lines[0]);
+        // Like `ip addr add`: no broadcast address.
+        assert!(!lines[0].contains("brd"), "{}", lines[0]);
+        rt.block_on(async {
+            manager.remove(&v).await.unwrap();
+            manager.remove(&v).await.unwrap(); // already gone: fine
+            assert!(!manager.present(&v).await.unwrap());
+        });
+        assert!(addr_lines(&a, "va", "198.18.40.100").is_empty());
+        // The primary address is untouched.
+        assert_eq!(addr_lines(&a, "va", "198.18.40.1/24").len(), 1);
+    }
+
+    #[test]
+    fn ipv6_vip_is_usable_at_once() {
+        let (a, _b) = pair("tvv6", 41);
+        let rt = runtime();
+        let manager = in_ns(&a, &rt, VipManager::new).unwrap();
+        let v = vip("2001:db8:41::100", 64, "va", None);
+        rt.block_on(async {
+            manager.add(&v).await.unwrap();
+            manager.add(&v).await.unwrap();
+            assert!(manager.present(&v).await.unwrap());
+        });
+        let lines = addr_lines(&a, "va", "2001:db8:41::100/64");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("nodad"), "{}", lines[0]);
+        assert!(!lines[0].contains("tentative"), "{}", lines[0]);
+        // Usable: something can be sent from it right away.
+        a.sh("ping -6 -c1 -W1 -I 2001:db8:41::100 2001:db8:41::2")
+            .unwrap();
+        rt.block_on(async {
+            manager.remove(&v).await.unwrap();
+            manager.remove(&v).await.unwrap();
+            assert!(!manager.present(&v).await.unwrap());
+        });
+        assert!(addr_lines(&a, "va", "2001:db8:41::100").is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_vip_and_interface() {
+        let ns = Netns::new("tvve").unwrap();
+        let rt = runtime();
+        let manager = in_ns(&ns, &rt, VipManager::new).unwrap();
+        let missing = vip("198.18.42.100", 24, "nosuch0", None);
+        rt.block_on(async {
+            let err = manager.add(&missing).await.unwrap_err().to_string();
+            assert!(
+                err.contains("nosuch0") && err.contains("198.18.42.100"),
+                "{err}"
+            );
+            assert!(manager.present(&missing).await.is_err());
+            // Nothing to remove from an interface that does not exist.
+            manager.remove(&missing).await.unwrap();
+            let bad = vip("198.18.42.100", 33, "lo", None);
+            let err = manager.add(&bad).await.unwrap_err().to_string();
+            assert!(err.contains("prefix"), "{err}");
+        });
+        let err = ns.run(|| send_garp("nosuch0", Ipv4Addr::new(198, 18, 42, 100)));
+        assert!(matches!(err, Err(VipError::NoInterface { .. })), "{err:?}");
+        let err = ns.run(|| send_garp("lo", Ipv4Addr::new(198, 18, 42, 100)));
+        assert!(matches!(err, Err(VipError::NotEthernet { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn new_outside_a_runtime_is_an_error() {
+        assert!(matches!(VipManager::new(), Err(VipError::NoRuntime)));
+    }
+
+    #[test]
+    fn gratuitous_arp_is_keepalived_s_and_updates_the_peer() {
+        let (a, b) = pair("tvga", 43);
+        let a_mac = mac(&a, "va");
+        // The peer has a stale, wrong entry for the VIP: the GARP must correct it.
+        b.ip(&[
+            "neigh",
+            "replace",
+            "198.18.43.100",
+            "lladdr",
+            "02:00:00:00:00:99",
+            "dev",
+            "vb",
+            "nud",
+            "stale",
+        ])
+        .unwrap();
+        let capture = Capture::open(&b, "vb");
+        a.run(|| send_garp("va", Ipv4Addr::new(198, 18, 43, 100)))
+            .unwrap();
+        let frame = capture.next(WAIT, |f| f.len() >= 42 && f[12..14] == [0x08, 0x06]);
+        let mut expected = vec![0xff; 6];
+        expected.extend_from_slice(&a_mac);
+        expected.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        expected.extend_from_slice(&a_mac);
+        expected.extend_from_slice(&[198, 18, 43, 100]);
+        expected.extend_from_slice(&[0xff; 6]);
+        expected.extend_from_slice(&[198, 18, 43, 100]);
+        assert_eq!(frame[..42], expected[..], "{frame:02x?}");
+        wait_neighbour(&b, "198.18.43.100", "vb", &mac_text(a_mac));
+    }
+
+    #[test]
+    fn unsolicited_na_is_keepalived_s_and_updates_the_peer() {
+        let (a, b) = pair("tvna", 44);
+        let a_mac = mac(&a, "va");
+        let target: Ipv6Addr = "2001:db8:44::100".parse().unwrap();
+        b.ip(&[
+            "neigh",
+            "replace",
+            "2001:db8:44::100",
+            "lladdr",
+            "02:00:00:00:00:99",
+            "dev",
+            "vb",
+            "nud",
+            "stale",
+        ])
+        .unwrap();
+        let capture = Capture::open(&b, "vb");
+        let is_na =
+            |f: &[u8]| f.len() >= 86 && f[12..14] == [0x86, 0xdd] && f[20] == 58 && f[54] == 136;
+
+        a.run(move || send_unsolicited_na("va", target)).unwrap();
+        let frame = capture.next(WAIT, is_na);
+        check_na(&frame, a_mac, target, NA_FLAG_OVERRIDE);
+        wait_neighbour(&b, "2001:db8:44::100", "vb", &mac_text(a_mac));
+
+        // A router says so, as keepalived does when the interface forwards.
+        a.sh("sysctl -qw net.ipv6.conf.va.forwarding=1").unwrap();
+        a.run(move || send_unsolicited_na("va", target)).unwrap();
+        let frame = capture.next(WAIT, is_na);
+        check_na(&frame, a_mac, target, NA_FLAG_OVERRIDE | NA_FLAG_ROUTER);
+    }
+
+    fn check_na(frame: &[u8], mac: [u8; 6], target: Ipv6Addr, flags: u8) {
+        assert_eq!(frame.len(), NA_LEN, "{frame:02x?}");
+        assert_eq!(frame[..6], ALL_NODES_MAC);
+        assert_eq!(frame[6..12], mac);
+        let (ip, icmp) = frame[14..].split_at(40);
+        assert_eq!(
+            ip[..4],
+            [0x60, 0, 0, 0],
+            "version, traffic class, flow label"
+        );
+        assert_eq!(u16::from_be_bytes([ip[4], ip[5]]), 32, "payload length");
+        assert_eq!((ip[6], ip[7]), (58, 255), "next header, hop limit");
+        assert_eq!(ip[8..24], target.octets(), "source = the VIP");
+        assert_eq!(ip[24..40], ALL_NODES.octets());
+        assert_eq!((icmp[0], icmp[1]), (136, 0));
+        assert_eq!(icmp[4..8], [flags, 0, 0, 0], "flags");
+        assert_eq!(icmp[8..24], target.octets());
+        assert_eq!(icmp[24..26], [2, 1], "target link-layer address option");
+        assert_eq!(icmp[26..32], mac);
+        let mut summed = pseudo_header_v6(target.octets(), ALL_NODES.octets(), icmp.len(), 58);
+        summed.extend_from_slice(icmp);
+        assert_eq!(checksum(&summed), 0, "ICMPv6 checksum");
+    }
+
+    #[test]
+    fn checksum_matches_a_known_frame() {
+        // keepalived 2.2.7's NA for 2001:db8::100 from 7a:24:53:99:8c:d5 (captured).
+        let frame = na_frame(
+            [0x7a, 0x24, 0x53, 0x99, 0x8c, 0xd5],
+            "2001:db8::100".parse().unwrap(),
+            false,
+        );
+        assert_eq!(frame[56..58], [0x9e, 0x9a]);
+    }
+}
