@@ -54,6 +54,19 @@ enum Command {
     },
     /// Check a configuration file as the daemon would; exit 0 when valid.
     CheckConfig { file: PathBuf },
+    /// Print the MD5 digest of a URL's body (the `digest` of HTTP_GET / SSL_GET).
+    Genhash {
+        url: String,
+        /// Host header (keepalived's virtualhost).
+        #[arg(long)]
+        virtualhost: Option<String>,
+        /// Verify the server certificate (https).
+        #[arg(long)]
+        verify: bool,
+        /// Seconds allowed for the whole request.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -79,5 +92,16 @@ fn main() -> Result<()> {
         Command::Decap { interface } => cli::decap::run(&interface),
         Command::Run { config, .. } => cli::run::run(&config),
         Command::CheckConfig { file } => cli::check_config::run(&file),
+        Command::Genhash {
+            url,
+            virtualhost,
+            verify,
+            timeout,
+        } => cli::genhash::run(
+            &url,
+            virtualhost.as_deref(),
+            verify,
+            std::time::Duration::from_secs_f64(timeout.max(0.001)),
+        ),
     }
 }

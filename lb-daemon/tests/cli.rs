@@ -89,5 +89,9 @@ fn check_config_reports_missing_interfaces() {
 fn the_documented_example_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/vrrp.toml");
     let out = lb_daemon().arg("check-config").arg(path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

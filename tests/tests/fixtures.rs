@@ -531,7 +531,7 @@ fn connection_table_keeps_a_flow_whose_slot_moved() {
         .map(|f| (f, maglev_pick(&t, &spec, &f)))
         .collect();
     for (f, _) in &before {
-        assert_eq!(t.run(&frame_of(&f)).action, XDP_TX);
+        assert_eq!(t.run(&frame_of(f)).action, XDP_TX);
     }
     // A third backend takes over a share of the slots.
     spec.backends.push(backend(BACKENDS4[2], 1));
@@ -542,7 +542,7 @@ fn connection_table_keeps_a_flow_whose_slot_moved() {
         .collect();
     assert!(!moved.is_empty(), "adding a backend moves some slots");
     for (f, old) in moved {
-        let input = frame_of(&f);
+        let input = frame_of(f);
         let out = t.run(&input);
         assert_eq!(
             out.frame,

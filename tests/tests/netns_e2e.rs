@@ -113,37 +113,41 @@ fn attach_generic_detach_and_unknown_interface() {
         pin_dir: pin_dir.clone(),
         ..LoadOptions::default()
     };
-    let result = a.run(move || {
-        let mut dp = Dataplane::load(&opts).expect("load");
-        let missing = dp.attach("nosuch0").expect_err("unknown interface");
-        assert!(
-            matches!(missing, DataplaneError::NoInterface(_)),
-            "{missing}"
-        );
-        assert!(missing.to_string().contains("nosuch0"));
-        assert_eq!(
-            dp.attach_mode("v0", AttachMode::Generic)
-                .expect("generic attach"),
-            AttachMode::Generic
-        );
-        let shown = std::process::Command::new("ip")
-            .args(["link", "show", "v0"])
-            .output()
-            .expect("ip");
-        let shown = String::from_utf8_lossy(&shown.stdout).to_string();
-        assert!(shown.contains("xdpgeneric"), "{shown}");
-        assert_eq!(dp.attached(), vec![("v0".to_string(), AttachMode::Generic)]);
-        dp.detach("v0").expect("detach");
-        let shown = std::process::Command::new("ip")
-            .args(["link", "show", "v0"])
-            .output()
-            .expect("ip");
-        let shown = String::from_utf8_lossy(&shown.stdout).to_string();
-        assert!(!shown.contains("xdp"), "{shown}");
-        assert!(dp.attached().is_empty());
-        // Native mode works on veth too.
-        assert_eq!(dp.attach("v0").expect("attach"), AttachMode::Native);
-    });
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        a.run(move || {
+            let mut dp = Dataplane::load(&opts).expect("load");
+            let missing = dp.attach("nosuch0").expect_err("unknown interface");
+            assert!(
+                matches!(missing, DataplaneError::NoInterface(_)),
+                "{missing}"
+            );
+            assert!(missing.to_string().contains("nosuch0"));
+            assert_eq!(
+                dp.attach_mode("v0", AttachMode::Generic)
+                    .expect("generic attach"),
+                AttachMode::Generic
+            );
+            let shown = std::process::Command::new("ip")
+                .args(["link", "show", "v0"])
+                .output()
+                .expect("ip");
+            let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+            assert!(shown.contains("xdpgeneric"), "{shown}");
+            assert_eq!(dp.attached(), vec![("v0".to_string(), AttachMode::Generic)]);
+            dp.detach("v0").expect("detach");
+            let shown = std::process::Command::new("ip")
+                .args(["link", "show", "v0"])
+                .output()
+                .expect("ip");
+            let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+            assert!(!shown.contains("xdp"), "{shown}");
+            assert!(dp.attached().is_empty());
+            // Native mode works on veth too.
+            assert_eq!(dp.attach("v0").expect("attach"), AttachMode::Native);
+        })
+    }));
     lb_daemon::dataplane::bpffs::remove_pins(&pin_dir);
-    result
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }

@@ -243,16 +243,25 @@ fn failing_track_script_lowers_priority_and_notify_scripts_run() {
     let t2 = node("n2", 100, 2, "1", None).toml(seg.nodes[1].dir());
     seg.nodes[0].start_ours(&t1).expect("n1");
     seg.nodes[1].start_ours(&t2).expect("n2");
-    seg.wait_holder(VIP, 0, Duration::from_secs(8)).expect("n1 master");
+    seg.wait_holder(VIP, 0, Duration::from_secs(8))
+        .expect("n1 master");
     let master_note = notes.with_extension("master");
     assert!(master_note.exists(), "notify_master ran");
     // The proxy dies: 150 - 60 = 90 < 100, the backup preempts.
     std::fs::remove_file(&flag).expect("remove flag");
-    seg.wait_holder(VIP, 1, Duration::from_secs(8)).expect("n2 preempts");
+    seg.wait_holder(VIP, 1, Duration::from_secs(8))
+        .expect("n2 preempts");
     // It comes back: 150 again, n1 preempts back.
     std::fs::write(&flag, "").expect("flag");
-    seg.wait_holder(VIP, 0, Duration::from_secs(8)).expect("n1 back");
+    seg.wait_holder(VIP, 0, Duration::from_secs(8))
+        .expect("n1 back");
     let log = std::fs::read_to_string(&notes).unwrap_or_default();
-    assert!(log.contains("INSTANCE VI_1 MASTER 150"), "generic notify: {log:?}");
-    assert!(log.contains("INSTANCE VI_1 BACKUP 90"), "generic notify on losing mastership: {log:?}");
+    assert!(
+        log.contains("INSTANCE VI_1 MASTER 150"),
+        "generic notify: {log:?}"
+    );
+    assert!(
+        log.contains("INSTANCE VI_1 BACKUP 90"),
+        "generic notify on losing mastership: {log:?}"
+    );
 }

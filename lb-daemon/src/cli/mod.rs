@@ -3,6 +3,7 @@
 pub mod check_config;
 pub mod counters;
 pub mod decap;
+pub mod genhash;
 pub mod lab;
 pub mod run;
 pub mod signals;

@@ -2,12 +2,13 @@
 //! answer depends on the machine (and on when: a reload may see new links), so the caller
 //! supplies the lookup: the daemon a netlink or `if_nametoindex` query, tests a fake.
 
+use super::decode::endpoint;
 use super::diagnostic::{Diagnostic, Severity};
 use super::schema::Config;
 use super::source::KeyPath;
 
-/// An error for every instance interface, tracked interface and VIP `dev` for which
-/// `exists` says no, positioned where the file names it.
+/// An error for every instance interface, tracked interface, VIP `dev` and virtual server
+/// interface for which `exists` says no, positioned where the file names it.
 pub fn check_interfaces(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
     let mut missing = |path: KeyPath, name: &str| {
@@ -32,6 +33,13 @@ pub fn check_interfaces(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<D
             if let Some(dev) = &vip.dev {
                 missing(base.key("virtual_ipaddress").index(k), dev);
             }
+        }
+    }
+    for (i, server) in config.virtual_servers.iter().enumerate() {
+        let label = endpoint(&server.address.to_string(), server.port);
+        let base = KeyPath::root().key("virtual_server").entry(i, Some(&label));
+        for (j, name) in server.interfaces.iter().enumerate() {
+            missing(base.key("interfaces").index(j), name);
         }
     }
     diagnostics

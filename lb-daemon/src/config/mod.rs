@@ -96,6 +96,7 @@ impl Config {
                 vrrp_scripts: decoded.scripts,
                 vrrp_instances: decoded.instances,
                 vrrp_sync_groups: decoded.groups,
+                virtual_servers: decoded.virtual_servers,
                 source,
             },
             warnings,

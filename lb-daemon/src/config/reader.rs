@@ -225,12 +225,19 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 }
 
-/// Peeks at an entry's `name` so its diagnostics can show it.
-pub(crate) fn entry_name<'a>(entries: &'a DeTable<'_>) -> Option<&'a str> {
+/// Peeks at the string `key` of a table, so its diagnostics can show it.
+pub(crate) fn peek_str<'a>(entries: &'a DeTable<'_>, key: &str) -> Option<&'a str> {
     entries
         .iter()
-        .find(|(k, _)| k.get_ref() == "name")
+        .find(|(k, _)| k.get_ref() == key)
         .and_then(|(_, v)| v.get_ref().as_str())
+}
+
+/// Peeks at the integer `key` of a table (a port, to name a server).
+pub(crate) fn peek_int(entries: &DeTable<'_>, key: &str) -> Option<i64> {
+    let (_, value) = entries.iter().find(|(k, _)| k.get_ref() == key)?;
+    let int = value.get_ref().as_integer()?;
+    i64::from_str_radix(int.as_str(), int.radix()).ok()
 }
 
 /// One value being decoded.
@@ -470,6 +477,19 @@ impl<'a, 'i> Field<'a, 'i> {
 
     /// The entries of an array of tables (`[[section]]`), each path showing the entry's name.
     pub(crate) fn tables(&self, d: &mut Decoder<'_>, section: &str) -> Vec<Table<'a, 'i>> {
+        self.labelled_tables(d, section, |entries| {
+            peek_str(entries, "name").map(str::to_owned)
+        })
+    }
+
+    /// Like [`Self::tables`], each path showing what `label` makes of the entry (entries
+    /// without a `name`, such as servers, are recognised by their address).
+    pub(crate) fn labelled_tables(
+        &self,
+        d: &mut Decoder<'_>,
+        section: &str,
+        label: impl Fn(&DeTable<'i>) -> Option<String>,
+    ) -> Vec<Table<'a, 'i>> {
         let Some(items) = self.value.get_ref().as_array() else {
             let found = self.value.get_ref().type_str();
             let hint = self
@@ -489,7 +509,7 @@ impl<'a, 'i> Field<'a, 'i> {
         for (i, item) in items.iter().enumerate() {
             match item.get_ref().as_table() {
                 Some(entries) => {
-                    let path = self.path.entry(i, entry_name(entries));
+                    let path = self.path.entry(i, label(entries).as_deref());
                     tables.push(Table::new(d, entries, item.span(), path));
                 }
                 None => {
@@ -512,6 +532,20 @@ impl<'a, 'i> Field<'a, 'i> {
 
     pub(crate) fn is_table(&self) -> bool {
         self.value.get_ref().is_table()
+    }
+
+    /// A table, or an array of tables (a key that may be given once or several times,
+    /// such as a real server's checkers); array entries are shown by index.
+    pub(crate) fn one_or_more_tables(&self, d: &mut Decoder<'_>) -> Vec<Table<'a, 'i>> {
+        if let Some(entries) = self.value.get_ref().as_table() {
+            return vec![Table::new(d, entries, self.span(), self.path.clone())];
+        }
+        if self.value.get_ref().as_array().is_none() {
+            self.expected(d, "a table or an array of tables");
+            return Vec::new();
+        }
+        let section = self.path.to_string();
+        self.labelled_tables(d, &section, |_| None)
     }
 
     pub(crate) fn table(&self, d: &mut Decoder<'_>) -> Option<Table<'a, 'i>> {

@@ -3,12 +3,14 @@
 //! Keys keep keepalived's names (lower case) so a keepalived.conf translates line by line;
 //! each default below is keepalived's unless the comment says otherwise.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::address::{AddressFamily, VirtualAddress};
 use super::source::SourceIndex;
+use crate::health::spec::CheckSpec;
 
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/lb-daemon/lb.sock";
 pub const DEFAULT_BPF_PIN_PATH: &str = "/sys/fs/bpf/lb";
@@ -28,6 +30,16 @@ pub const PRIORITY_OWNER: u8 = 255;
 pub const AUTH_PASS_MAX_LEN: usize = 8;
 /// Weights of tracked scripts, interfaces and files.
 pub const WEIGHT_RANGE: std::ops::RangeInclusive<i64> = -254..=254;
+/// Interval between health checks of a virtual server that sets none.
+pub const DEFAULT_DELAY_LOOP: Duration = Duration::from_secs(60);
+/// Checkers' `connect_timeout` when no checker, real or virtual server sets one.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Greeting of SMTP checkers that set no `helo_name`.
+pub const DEFAULT_SMTP_HELO: &str = "smtpchecker.keepalived.org";
+/// Longest `persistence_timeout` (keepalived's `LVS_MAX_TIMEOUT`, 31 days).
+pub const PERSISTENCE_TIMEOUT_MAX: Duration = Duration::from_secs(31 * 86_400);
+/// Largest real server weight (keepalived allows 2³¹ - 1; the data plane keeps 16 bits).
+pub const REAL_WEIGHT_MAX: u32 = 65_535;
 
 /// A loaded configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +48,7 @@ pub struct Config {
     pub vrrp_scripts: Vec<VrrpScript>,
     pub vrrp_instances: Vec<VrrpInstance>,
     pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
+    pub virtual_servers: Vec<VirtualServer>,
     /// Where each key was written, for diagnostics issued after loading.
     pub(crate) source: SourceIndex,
 }
@@ -47,6 +60,18 @@ impl Config {
 
     pub fn vrrp_instance(&self, name: &str) -> Option<&VrrpInstance> {
         self.vrrp_instances.iter().find(|i| i.name == name)
+    }
+
+    /// The virtual server at `address`, `port`, `protocol`.
+    pub fn virtual_server(
+        &self,
+        address: IpAddr,
+        port: u16,
+        protocol: Protocol,
+    ) -> Option<&VirtualServer> {
+        self.virtual_servers
+            .iter()
+            .find(|v| v.address == address && v.port == port && v.protocol == protocol)
     }
 
     /// The sync group `instance` belongs to, if any.
@@ -254,4 +279,129 @@ pub struct VrrpSyncGroup {
     /// Names of the member instances.
     pub group: Vec<String>,
     pub notify: Notify,
+}
+
+/// `[[virtual_server]]`: a service balanced over real servers (keepalived's
+/// `virtual_server IP PORT { … }`; fwmark and group virtual servers are not supported).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualServer {
+    pub address: IpAddr,
+    /// 0: every port of `address` (for this protocol).
+    pub port: u16,
+    pub protocol: Protocol,
+    /// Default `maglev` (keepalived has no Maglev; its default is IPVS's `wlc`).
+    pub lb_algo: LbAlgo,
+    /// Default DR, the XDP data plane's own mode (keepalived's default is NAT).
+    pub lb_kind: LbKind,
+    /// Default interval of the checkers of this virtual server.
+    pub delay_loop: Duration,
+    /// A client sticks to its real server, whatever its source port, until it has been
+    /// idle this long (whole seconds, as IPVS counts them).
+    pub persistence_timeout: Option<Duration>,
+    /// Maglev table size M (one of [`crate::dataplane::maglev::TABLE_SIZES`]); used by
+    /// `maglev` and `maglev_src` only.
+    pub table_size: u32,
+    /// Default for the real servers: weight 0 instead of removal when checks fail.
+    pub inhibit_on_failure: bool,
+    /// Minimum total weight of the live real servers for the service to be up.
+    pub quorum: u32,
+    /// Weight tolerated around `quorum` before it is lost or gained (a flap dampener).
+    pub hysteresis: u32,
+    pub quorum_up: Option<String>,
+    pub quorum_down: Option<String>,
+    /// Used while the quorum is lost; the port defaults to the virtual server's.
+    pub sorry_server: Option<(IpAddr, u16)>,
+    /// Default Host header of the HTTP and SSL checkers.
+    pub virtualhost: Option<String>,
+    /// Real servers start down and come up only once their checks pass.
+    pub alpha: bool,
+    /// Where the data plane attaches for this service; empty: the daemon's default.
+    pub interfaces: Vec<String>,
+    pub real_servers: Vec<RealServer>,
+}
+
+/// `[[virtual_server.real_server]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealServer {
+    pub address: IpAddr,
+    /// The virtual server's port unless written.
+    pub port: u16,
+    /// Relative share of new connections, 0..=[`REAL_WEIGHT_MAX`]; 0 takes no new ones.
+    pub weight: u32,
+    /// The real server's own setting, else the virtual server's.
+    pub inhibit_on_failure: bool,
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
+    /// Health checks, in the order written, every default filled in (the real server's
+    /// address and port are the checks' target unless `connect_ip`/`connect_port` say
+    /// otherwise). None: the real server is always up.
+    pub checks: Vec<CheckSpec>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "TCP",
+            Self::Udp => "UDP",
+        })
+    }
+}
+
+/// `lb_algo`: the data plane's Maglev hashing, or an IPVS scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LbAlgo {
+    /// Maglev over the 5-tuple (XDP); IPVS `mh` on the IPVS data plane.
+    Maglev,
+    /// Maglev over the client address (XDP); IPVS `sh` on the IPVS data plane.
+    MaglevSrc,
+    /// An IPVS scheduler, by its IPVS name (`rr`, `wlc`, …); IPVS data plane only.
+    Ipvs(&'static str),
+}
+
+impl LbAlgo {
+    /// The IPVS schedulers keepalived accepts (its `lvs_sched` list).
+    pub const IPVS_SCHEDULERS: [&'static str; 14] = [
+        "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf",
+        "twos",
+    ];
+
+    /// Whether the XDP data plane can do it.
+    pub fn is_maglev(self) -> bool {
+        matches!(self, Self::Maglev | Self::MaglevSrc)
+    }
+
+    /// The IPVS scheduler that stands in for it on the IPVS data plane.
+    pub fn ipvs_scheduler(self) -> &'static str {
+        match self {
+            Self::Maglev => "mh",
+            Self::MaglevSrc => "sh",
+            Self::Ipvs(name) => name,
+        }
+    }
+
+    /// As written in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Maglev => "maglev",
+            Self::MaglevSrc => "maglev_src",
+            Self::Ipvs(name) => name,
+        }
+    }
+}
+
+/// `lb_kind`: how packets reach the real servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LbKind {
+    /// Direct routing: the frame is re-addressed to the real server, packet untouched.
+    Dr,
+    /// IP-in-IP (or IPv6) tunnel to the real server.
+    Tun,
+    /// Destination NAT (replies must come back through the balancer).
+    Nat,
 }

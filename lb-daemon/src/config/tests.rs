@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use super::*;
 
+mod virtual_server;
+
 const FULL: &str = r#"[global]
 router_id = "lb1"
 control_socket = "/run/lb-daemon/lb.sock"
@@ -451,7 +453,7 @@ notify_mastr = "x"
             (
                 "virtual_servers",
                 (24, 2),
-                Some("expected one of `global`, `vrrp_script`, `vrrp_instance`, `vrrp_sync_group`")
+                Some("write each virtual server as [[virtual_server]]")
             ),
         ]
     );

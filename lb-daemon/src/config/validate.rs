@@ -1,12 +1,14 @@
-//! Rules across entries and sections: unique names, VRIDs per link, sync-group membership.
+//! Rules across entries and sections: unique names, VRIDs per link, sync-group membership,
+//! one virtual server per service and the addresses VRRP moves.
 //! They run on the facts every entry yields, so an entry with its own errors still counts
 //! (a bad priority must not hide a duplicate name).
 
 use std::collections::HashMap;
 
 use super::address::AddressFamily;
-use super::decode::{GroupFacts, InstanceFacts, Named};
+use super::decode::{endpoint, GroupFacts, InstanceFacts, Named, ServerFacts};
 use super::reader::Decoder;
+use super::schema::VrrpInstance;
 use super::suggest;
 
 /// Each name once per section.
@@ -125,6 +127,57 @@ pub(crate) fn sync_groups(d: &mut Decoder<'_>, groups: &[GroupFacts], instances:
                 member.span.clone(),
                 "a sync group of one instance synchronises nothing",
             );
+        }
+    }
+}
+
+/// One virtual server per address, port and protocol; a warning for an address no VRRP
+/// instance moves (`instances`: all of them, `None` when some did not decode).
+pub(crate) fn virtual_servers(
+    d: &mut Decoder<'_>,
+    servers: &[ServerFacts],
+    instances: Option<&[VrrpInstance]>,
+) {
+    let mut first = HashMap::new();
+    for server in servers {
+        let (Some((address, port, protocol)), Some((_, path, span))) =
+            (server.service, &server.address)
+        else {
+            continue;
+        };
+        match first.get(&(address, port, protocol)) {
+            Some(earlier) => {
+                let line = d.position(earlier).line;
+                let shown = endpoint(&address.to_string(), port);
+                d.error(
+                    path,
+                    span.clone(),
+                    format!("virtual server {shown} {protocol} is defined twice"),
+                )
+                .hint(format!("first defined at line {line}"));
+            }
+            None => {
+                first.insert((address, port, protocol), span.clone());
+            }
+        }
+    }
+
+    let Some(instances) = instances else { return };
+    for server in servers {
+        let Some((address, path, span)) = &server.address else {
+            continue;
+        };
+        let moved = instances
+            .iter()
+            .flat_map(|i| &i.virtual_ipaddress)
+            .any(|vip| vip.address == *address);
+        if !moved {
+            d.warning(
+                path,
+                span.clone(),
+                format!("{address} is in no vrrp_instance's virtual_ipaddress"),
+            )
+            .hint("it is served only while this host has the address; add it to a vrrp_instance to fail it over");
         }
     }
 }

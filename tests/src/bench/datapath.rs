@@ -468,7 +468,7 @@ fn scale_rows(b: &mut Bench, rows: &mut Vec<Row>, big: Capacity) -> Result<()> {
         &backends_v4(1000),
         65537,
     );
-    let mut small = Workload::new(&[spec3.clone()], big, flows());
+    let mut small = Workload::new(std::slice::from_ref(&spec3), big, flows());
     let mut large = Workload::new(&[spec1000], big, flows());
     scale_row(
         rows,

@@ -2,4 +2,5 @@
 
 pub mod datapath;
 pub mod failover;
+pub mod health;
 pub mod report;

@@ -9,7 +9,7 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about = "lb benchmarks; results are written to docs/benchmarks.md")]
 struct Args {
-    /// What to measure: datapath, failover
+    /// What to measure: datapath, failover, health
     what: String,
     /// Markdown file to update (its section for this benchmark is replaced).
     #[arg(long, default_value = "docs/benchmarks.md")]
@@ -27,7 +27,8 @@ fn main() -> Result<()> {
     let section = match args.what.as_str() {
         "datapath" => lb_tests::bench::datapath::run(args.calls, args.runs)?,
         "failover" => lb_tests::bench::failover::run()?,
-        other => bail!("unknown benchmark {other:?}; available: datapath, failover"),
+        "health" => lb_tests::bench::health::run()?,
+        other => bail!("unknown benchmark {other:?}; available: datapath, failover, health"),
     };
     println!("{section}");
     lb_tests::bench::report::write_section(&args.output, &args.what, &section)

@@ -3,23 +3,25 @@
 //! Each section decoder returns its typed value only when it found no error, and always
 //! returns the facts the cross-section checks in [`super::validate`] need (names, VRIDs…),
 //! so an instance with a bad priority still takes part in the duplicate-name check.
-//! A new section (virtual_server, …) is a new module here plus one line in [`document`].
+//! A new section is a new module here plus one line in [`document`].
 
 mod global;
 mod instance;
 mod script;
 mod sync_group;
+mod virtual_server;
 
 use toml::de::DeTable;
 use toml::Spanned;
 
 use super::reader::{Decoder, Table};
-use super::schema::{Global, Notify, VrrpInstance, VrrpScript, VrrpSyncGroup};
+use super::schema::{Global, Notify, VirtualServer, VrrpInstance, VrrpScript, VrrpSyncGroup};
 use super::source::{KeyPath, Span};
 use super::validate;
 
 pub(crate) use instance::InstanceFacts;
 pub(crate) use sync_group::GroupFacts;
+pub(crate) use virtual_server::{endpoint, ServerFacts};
 
 /// keepalived spellings at the top level, with what to write instead.
 const TOP_RENAMES: &[(&str, &str)] = &[
@@ -29,6 +31,14 @@ const TOP_RENAMES: &[(&str, &str)] = &[
     ),
     ("vrrp_scripts", "write each script as [[vrrp_script]]"),
     ("vrrp_instances", "write each instance as [[vrrp_instance]]"),
+    (
+        "virtual_servers",
+        "write each virtual server as [[virtual_server]]",
+    ),
+    (
+        "virtual_server_group",
+        "virtual server groups are not supported: write one [[virtual_server]] per address and port",
+    ),
 ];
 
 /// A name as written, for duplicate and reference checks.
@@ -45,6 +55,7 @@ pub(crate) struct Decoded {
     pub scripts: Vec<VrrpScript>,
     pub instances: Vec<VrrpInstance>,
     pub groups: Vec<VrrpSyncGroup>,
+    pub virtual_servers: Vec<VirtualServer>,
 }
 
 pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Decoded {
@@ -84,12 +95,28 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
     }
     validate::sync_groups(d, &group_facts, &instance_facts);
 
+    let mut server_facts = Vec::new();
+    let mut virtual_servers = Vec::new();
+    let server_tables = top
+        .get(d, "virtual_server")
+        .map(|f| f.labelled_tables(d, "virtual_server", virtual_server::label))
+        .unwrap_or_default();
+    for table in server_tables {
+        let (server, facts) = virtual_server::decode(d, table, &global);
+        server_facts.push(facts);
+        virtual_servers.extend(server);
+    }
+    // Which addresses VRRP moves is known only when every instance decoded.
+    let all_instances = (instances.len() == instance_facts.len()).then_some(&instances[..]);
+    validate::virtual_servers(d, &server_facts, all_instances);
+
     top.finish(d);
     Decoded {
         global,
         scripts,
         instances,
         groups,
+        virtual_servers,
     }
 }
 

@@ -1,0 +1,438 @@
+//! `[[virtual_server]]`: the service's own keys here, its `[[virtual_server.real_server]]`
+//! entries in [`real`], their health checkers in [`check`] (URLs in [`http`]).
+//!
+//! As in keepalived's check parser, checker settings pass down: a checker's own
+//! `delay_loop`, `connect_timeout`, `retry`, `delay_before_retry`, `warmup` (and the HTTP
+//! checkers' `virtualhost`), else its real server's, else its virtual server's, else the
+//! checker kind's default.
+
+mod check;
+mod http;
+mod real;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use toml::de::DeTable;
+
+use crate::config::address::{valid_ifname, AddressFamily};
+use crate::config::reader::{peek_int, peek_str, Decoder, Field, Table};
+use crate::config::schema::{
+    Dataplane, Global, LbAlgo, LbKind, Protocol, VirtualServer, PERSISTENCE_TIMEOUT_MAX,
+};
+use crate::config::source::{KeyPath, Span};
+use crate::dataplane::maglev::{DEFAULT_TABLE_SIZE, TABLE_SIZES};
+
+use check::Inherited;
+use real::{RealContext, RealFacts};
+
+const RENAMES: &[(&str, &str)] = &[
+    ("lvs_sched", "keepalived's `lvs_sched` is `lb_algo` here"),
+    ("lvs_method", "keepalived's `lvs_method` is `lb_kind` here"),
+    (
+        "group",
+        "virtual_server_group is not supported: write one [[virtual_server]] per address and port",
+    ),
+    (
+        "real_servers",
+        "write each real server as [[virtual_server.real_server]]",
+    ),
+];
+
+/// `None`: known to keepalived but refused here.
+const PROTOCOLS: &[(&str, Option<Protocol>)] = &[
+    ("TCP", Some(Protocol::Tcp)),
+    ("UDP", Some(Protocol::Udp)),
+    ("SCTP", None),
+];
+
+const LB_KINDS: &[(&str, LbKind)] = &[
+    ("DR", LbKind::Dr),
+    ("TUN", LbKind::Tun),
+    ("NAT", LbKind::Nat),
+];
+
+const MAGLEV_HINT: &str =
+    "use lb_algo = \"maglev\" or \"maglev_src\", or set dataplane = \"ipvs\" in [global]";
+
+/// What the cross-server checks need, available even when the server has errors.
+pub(crate) struct ServerFacts {
+    /// The address as written, with where.
+    pub address: Option<(IpAddr, KeyPath, Span)>,
+    /// Address, port and protocol, when all three are valid.
+    pub service: Option<(IpAddr, u16, Protocol)>,
+}
+
+/// `ADDR:PORT` (`[ADDR]:PORT` for IPv6), as the servers are shown in diagnostics.
+pub(crate) fn endpoint(address: &str, port: impl std::fmt::Display) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+/// How an entry is shown in key paths: its address and port as written.
+pub(super) fn label(entries: &DeTable<'_>) -> Option<String> {
+    let address = peek_str(entries, "address")?.trim();
+    Some(match peek_int(entries, "port") {
+        Some(port) => endpoint(address, port),
+        None => address.to_owned(),
+    })
+}
+
+pub(super) fn decode(
+    d: &mut Decoder<'_>,
+    t: Table<'_, '_>,
+    global: &Global,
+) -> (Option<VirtualServer>, ServerFacts) {
+    let errors_before = d.error_count();
+    let mut t = t.with_renames(RENAMES);
+
+    // keepalived's `virtual_server fwmark N`: one clear error instead of "missing address".
+    let fwmark = t.get(d, "fwmark");
+    if let Some(f) = &fwmark {
+        f.error(
+            d,
+            "fwmark virtual servers are not supported; use address + port",
+        )
+        .hint("write one [[virtual_server]] per address and port the mark selects");
+    }
+    let address = match &fwmark {
+        Some(_) => t.get(d, "address"),
+        None => t.required(d, "address"),
+    }
+    .and_then(|f| ip(d, &f).map(|a| (a, f)));
+    let port = match &fwmark {
+        Some(_) => t.get(d, "port"),
+        None => t.required(d, "port"),
+    }
+    .and_then(|f| f.int::<u16>(d, 0..=65_535));
+    let protocol = match t.get(d, "protocol") {
+        Some(f) => f.keyword(d, PROTOCOLS).and_then(|p| {
+            if p.is_none() {
+                f.error(d, "SCTP virtual servers are not supported")
+                    .hint("use protocol = \"TCP\" or \"UDP\"");
+            }
+            p
+        }),
+        None => Some(Protocol::Tcp),
+    };
+    let lb_algo = match t.get(d, "lb_algo") {
+        Some(f) => f
+            .keyword(d, &algorithms())
+            .inspect(|algo| check_dataplane(d, &f, *algo, global.dataplane)),
+        None => Some(LbAlgo::Maglev),
+    };
+    // keepalived defaults to NAT; the XDP data plane's own mode is direct routing.
+    let lb_kind = t
+        .get(d, "lb_kind")
+        .and_then(|f| f.keyword(d, LB_KINDS))
+        .unwrap_or(LbKind::Dr);
+    let inherited = Inherited::read(d, &mut t, None);
+    let persistence_timeout = t
+        .get(d, "persistence_timeout")
+        .and_then(|f| persistence_timeout(d, &f));
+    let table_size_field = t.get(d, "table_size");
+    let table_size = table_size_field
+        .as_ref()
+        .and_then(|f| table_size(d, f))
+        .unwrap_or(DEFAULT_TABLE_SIZE);
+    let inhibit_on_failure = t
+        .get(d, "inhibit_on_failure")
+        .and_then(|f| f.bool(d))
+        .unwrap_or(false);
+    let quorum_field = t.get(d, "quorum");
+    let quorum = quorum_field
+        .as_ref()
+        .and_then(|f| f.int(d, 1..=i64::from(u32::MAX)))
+        .unwrap_or(1);
+    let hysteresis = t
+        .get(d, "hysteresis")
+        .and_then(|f| f.int(d, 0..=i64::from(u32::MAX)))
+        .unwrap_or(0);
+    let quorum_up = t.get(d, "quorum_up").and_then(|f| f.string(d));
+    let quorum_down = t.get(d, "quorum_down").and_then(|f| f.string(d));
+    let vip = address.as_ref().map(|(a, _)| *a);
+    let sorry_server = t
+        .get(d, "sorry_server")
+        .and_then(|f| sorry_server(d, &f, vip, port, lb_kind));
+    let alpha = t.get(d, "alpha").and_then(|f| f.bool(d)).unwrap_or(false);
+    let interfaces = t
+        .get(d, "interfaces")
+        .map(|f| interfaces(d, &f))
+        .unwrap_or_default();
+
+    let context = RealContext {
+        address: vip,
+        port,
+        lb_kind,
+        inhibit_on_failure,
+        inherited: &inherited,
+    };
+    let mut reals = Vec::new();
+    let mut real_facts = Vec::new();
+    let entries = t
+        .get(d, "real_server")
+        .map(|f| f.labelled_tables(d, "virtual_server.real_server", label));
+    for table in entries.unwrap_or_default() {
+        let (real, facts) = real::decode(d, table, &context);
+        reals.extend(real);
+        real_facts.push(facts);
+    }
+    real::unique(d, &real_facts);
+    if real_facts.is_empty() {
+        d.warning(t.path(), t.span(), "no real_server: nothing to balance to")
+            .hint("add [[virtual_server.real_server]] entries");
+    }
+    if lb_algo.is_some_and(LbAlgo::is_maglev) {
+        check_table_size(d, &t, table_size_field.as_ref(), table_size, &real_facts);
+    } else if let Some(f) = &table_size_field {
+        f.warning(d, "ignored: only maglev and maglev_src use a Maglev table");
+    }
+    if let Some(f) = &quorum_field {
+        check_quorum(d, f, quorum, &real_facts);
+    }
+    t.finish(d);
+
+    let facts = ServerFacts {
+        address: address
+            .as_ref()
+            .map(|(a, f)| (*a, f.path().clone(), f.span())),
+        service: match (vip, port, protocol) {
+            (Some(a), Some(p), Some(proto)) => Some((a, p, proto)),
+            _ => None,
+        },
+    };
+    let (Some(address), Some(port), Some(protocol), Some(lb_algo)) = (vip, port, protocol, lb_algo)
+    else {
+        return (None, facts);
+    };
+    if d.error_count() != errors_before {
+        return (None, facts);
+    }
+    let server = VirtualServer {
+        address,
+        port,
+        protocol,
+        lb_algo,
+        lb_kind,
+        delay_loop: inherited.delay_loop,
+        persistence_timeout,
+        table_size,
+        inhibit_on_failure,
+        quorum,
+        hysteresis,
+        quorum_up,
+        quorum_down,
+        sorry_server,
+        virtualhost: inherited.virtualhost,
+        alpha,
+        interfaces,
+        real_servers: reals,
+    };
+    (Some(server), facts)
+}
+
+/// An IP address, with a hint when the port was written along with it.
+pub(super) fn ip(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<IpAddr> {
+    let text = f.str(d)?;
+    if let Ok(addr) = text.trim().parse() {
+        return Some(addr);
+    }
+    let with_port =
+        text.trim().parse::<SocketAddr>().is_ok() || text.split_whitespace().count() == 2;
+    let hint = if with_port {
+        "write the port separately, e.g. address = \"198.18.0.100\" and port = 443"
+    } else {
+        "e.g. \"198.18.0.100\" or \"2001:db8::100\""
+    };
+    f.error(d, format!("`{text}` is not an IP address"))
+        .hint(hint);
+    None
+}
+
+/// Whether `lb_kind` can carry traffic for a virtual server at `vip` to `real`: DR and
+/// NAT stay within one family; a tunnel may carry IPv4 over IPv6, not the reverse.
+pub(super) fn check_family(
+    d: &mut Decoder<'_>,
+    f: &Field<'_, '_>,
+    what: &str,
+    vip: IpAddr,
+    real: IpAddr,
+    lb_kind: LbKind,
+) {
+    let (vs_family, real_family) = (AddressFamily::of(&vip), AddressFamily::of(&real));
+    if vs_family == real_family {
+        return;
+    }
+    let message = format!("{real_family} {what} in an {vs_family} virtual server");
+    match lb_kind {
+        LbKind::Tun if vs_family == AddressFamily::V4 => {}
+        LbKind::Tun => {
+            f.error(d, message)
+                .hint("IPv6 traffic cannot be tunnelled to an IPv4 address; use an IPv6 address");
+        }
+        LbKind::Dr | LbKind::Nat => {
+            let kind = if lb_kind == LbKind::Dr { "DR" } else { "NAT" };
+            f.error(d, message).hint(format!(
+                "{kind} keeps the packet's family: use an {vs_family} address, or lb_kind = \"TUN\" (which may tunnel IPv4 to IPv6)"
+            ));
+        }
+    }
+}
+
+/// `maglev`, `maglev_src` and keepalived's IPVS schedulers.
+fn algorithms() -> Vec<(&'static str, LbAlgo)> {
+    let mut algos = vec![
+        ("maglev", LbAlgo::Maglev),
+        ("maglev_src", LbAlgo::MaglevSrc),
+    ];
+    algos.extend(LbAlgo::IPVS_SCHEDULERS.map(|name| (name, LbAlgo::Ipvs(name))));
+    algos
+}
+
+/// IPVS schedulers need the IPVS data plane; Maglev maps onto IPVS (`mh`, `sh`).
+fn check_dataplane(d: &mut Decoder<'_>, f: &Field<'_, '_>, algo: LbAlgo, dataplane: Dataplane) {
+    if algo.is_maglev() {
+        return;
+    }
+    let name = algo.name();
+    match dataplane {
+        Dataplane::Ipvs => {}
+        Dataplane::Xdp => {
+            f.error(
+                d,
+                format!("`{name}` is an IPVS scheduler, and the dataplane is xdp"),
+            )
+            .hint(MAGLEV_HINT);
+        }
+        Dataplane::Auto => {
+            f.warning(
+                d,
+                format!(
+                    "`{name}` is an IPVS scheduler: this virtual server needs the IPVS data plane"
+                ),
+            )
+            .hint(MAGLEV_HINT);
+        }
+    }
+}
+
+/// Whole seconds (IPVS counts persistence in seconds) up to keepalived's 31 days.
+fn persistence_timeout(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<Duration> {
+    let timeout = f.duration_in(d, Duration::from_secs(1)..=PERSISTENCE_TIMEOUT_MAX)?;
+    if timeout.subsec_nanos() != 0 {
+        f.error(
+            d,
+            format!("persistence is kept in whole seconds, got {timeout:?}"),
+        );
+        return None;
+    }
+    Some(timeout)
+}
+
+fn table_size(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<u32> {
+    let size = f.int::<u32>(d, 0..=i64::from(u32::MAX))?;
+    if TABLE_SIZES.contains(&size) {
+        return Some(size);
+    }
+    let sizes: Vec<String> = TABLE_SIZES.iter().map(u32::to_string).collect();
+    f.error(
+        d,
+        format!("must be one of {}, got {size}", sizes.join(", ")),
+    )
+    .hint("a prime Maglev table size, ideally above 100 × the number of real servers");
+    None
+}
+
+/// The real servers that take traffic must fit the Maglev table, ideally 100 times over.
+fn check_table_size(
+    d: &mut Decoder<'_>,
+    t: &Table<'_, '_>,
+    field: Option<&Field<'_, '_>>,
+    size: u32,
+    reals: &[RealFacts],
+) {
+    let active = reals.iter().filter(|r| r.weight > 0).count();
+    let (path, span) = match field {
+        Some(f) => (f.path().clone(), f.span()),
+        None => (t.path().clone(), t.span()),
+    };
+    let fitting = TABLE_SIZES
+        .iter()
+        .find(|&&s| s as usize >= active.saturating_mul(100));
+    let hint = fitting.map(|s| format!("set table_size = {s} or more"));
+    if active >= size as usize {
+        d.error(
+            &path,
+            span,
+            format!(
+                "{active} real servers with weight > 0 do not fit a Maglev table of {size} slots"
+            ),
+        )
+        .maybe_hint(hint.or(Some("use fewer real servers".into())));
+    } else if active.saturating_mul(100) > size as usize {
+        d.warning(
+            &path,
+            span,
+            format!("a Maglev table of {size} slots balances {active} real servers unevenly"),
+        )
+        .maybe_hint(hint);
+    }
+}
+
+/// A quorum above the total weight can never be reached (unless a MISC_CHECK sets
+/// weights dynamically).
+fn check_quorum(d: &mut Decoder<'_>, f: &Field<'_, '_>, quorum: u32, reals: &[RealFacts]) {
+    if reals.iter().any(|r| r.dynamic_weight) {
+        return;
+    }
+    let total: u64 = reals.iter().map(|r| u64::from(r.weight)).sum();
+    if u64::from(quorum) > total {
+        f.warning(
+            d,
+            format!("quorum {quorum} is above the total weight {total} of the real servers: it can never be reached"),
+        );
+    }
+}
+
+/// `sorry_server = { address = …, port = … }`.
+fn sorry_server(
+    d: &mut Decoder<'_>,
+    f: &Field<'_, '_>,
+    vip: Option<IpAddr>,
+    vs_port: Option<u16>,
+    lb_kind: LbKind,
+) -> Option<(IpAddr, u16)> {
+    let mut t = f.table(d)?;
+    let address = t.required(d, "address").and_then(|f| {
+        let addr = ip(d, &f)?;
+        if let Some(vip) = vip {
+            check_family(d, &f, "sorry server", vip, addr, lb_kind);
+        }
+        Some(addr)
+    });
+    let port = match t.get(d, "port") {
+        Some(f) => f.int(d, 1..=65_535),
+        None => vs_port,
+    };
+    t.finish(d);
+    Some((address?, port?))
+}
+
+fn interfaces(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for item in f.array(d).unwrap_or_default() {
+        let Some(name) = item.str(d) else { continue };
+        if !valid_ifname(name) {
+            item.error(d, format!("`{name}` is not a valid interface name"))
+                .hint("1 to 15 characters, without `/`, `:` or spaces");
+        } else if names.iter().any(|n| n == name) {
+            item.error(d, format!("`{name}` is listed twice"));
+        } else {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}

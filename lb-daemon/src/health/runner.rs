@@ -1,0 +1,415 @@
+//! Running the checks: one task per checker of every real server (started with a random
+//! `warmup` spread so thousands of checks do not fire together, then every `delay_loop`),
+//! and one task per virtual service that owns its [`ServiceHealth`], logs each verdict
+//! change with its reason, runs notify/quorum scripts, and sends the new desired backend
+//! set to the data-plane owner the moment it changes.
+
+use std::{
+    net::IpAddr,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
+use tracing::{info, warn};
+
+use super::{
+    checkers,
+    spec::{CheckSpec, Outcome, Target},
+    verdict::{
+        CheckerParams, DesiredBackend, HealthEvent, HealthScript, RealConfig, ServiceConfig,
+        ServiceHealth, SorryServer,
+    },
+};
+use crate::{
+    config::{self, Config},
+    script::{self, Script},
+};
+
+/// A virtual service, as the data plane keys it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ServiceRef {
+    pub address: IpAddr,
+    pub port: u16,
+    pub protocol: config::Protocol,
+}
+
+/// The new desired backend set of a service (sent on every change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    pub service: ServiceRef,
+    pub backends: Vec<DesiredBackend>,
+    pub quorum_up: bool,
+}
+
+/// What status shows about one real server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealStatus {
+    pub address: IpAddr,
+    pub port: u16,
+    pub weight: u32,
+    pub healthy: bool,
+    pub last_result: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceStatus {
+    pub service: ServiceRef,
+    pub quorum_up: bool,
+    pub reals: Vec<RealStatus>,
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub checks: AtomicU64,
+    pub failures: AtomicU64,
+    pub verdict_changes: AtomicU64,
+    /// Check durations, for the histogram (sum in microseconds and count per bucket).
+    pub duration_buckets: [AtomicU64; DURATION_BUCKETS.len()],
+    pub duration_sum_us: AtomicU64,
+}
+
+/// Upper bounds (seconds) of the check-duration histogram buckets.
+pub const DURATION_BUCKETS: [f64; 8] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+impl Counters {
+    fn observe(&self, outcome: &Outcome) {
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        if !outcome.up {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let secs = outcome.duration.as_secs_f64();
+        for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.duration_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.duration_sum_us
+            .fetch_add(outcome.duration.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+pub struct Health {
+    pub status: Vec<watch::Receiver<ServiceStatus>>,
+    pub counters: Arc<Counters>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Health {
+    /// Starts checking every virtual service of `config`; updates go to `updates`, the
+    /// initial desired set of each service first.
+    pub fn start(config: &Config, updates: mpsc::UnboundedSender<Update>) -> Health {
+        let counters = Arc::new(Counters::default());
+        let mut tasks = Vec::new();
+        let mut status = Vec::new();
+        let script_user = config.global.script_user.clone();
+        let script_timeout = config.global.script_timeout;
+        for vs in &config.virtual_servers {
+            let (rx, mut t) = start_service(
+                vs,
+                updates.clone(),
+                Arc::clone(&counters),
+                script_user.clone(),
+                script_timeout,
+            );
+            status.push(rx);
+            tasks.append(&mut t);
+        }
+        Health {
+            status,
+            counters,
+            tasks,
+        }
+    }
+
+    pub fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn service_config(vs: &config::VirtualServer) -> ServiceConfig {
+    ServiceConfig {
+        name: format!("{}:{}", vs.address, vs.port),
+        quorum: vs.quorum,
+        hysteresis: vs.hysteresis,
+        sorry_server: vs.sorry_server.map(|(addr, port)| SorryServer {
+            addr,
+            port,
+            inhibit: false,
+        }),
+        reals: vs
+            .real_servers
+            .iter()
+            .map(|r| RealConfig {
+                addr: r.address,
+                port: r.port,
+                weight: r.weight,
+                inhibit_on_failure: r.inhibit_on_failure,
+                checkers: r
+                    .checks
+                    .iter()
+                    .map(|c| CheckerParams::from_common(&c.common, vs.alpha))
+                    .collect(),
+            })
+            .collect(),
+        rs_init_notifies: false,
+    }
+}
+
+struct Finished {
+    real: usize,
+    checker: usize,
+    outcome: Outcome,
+}
+
+fn start_service(
+    vs: &config::VirtualServer,
+    updates: mpsc::UnboundedSender<Update>,
+    counters: Arc<Counters>,
+    script_user: Option<String>,
+    script_timeout: Duration,
+) -> (watch::Receiver<ServiceStatus>, Vec<JoinHandle<()>>) {
+    let service = ServiceRef {
+        address: vs.address,
+        port: vs.port,
+        protocol: vs.protocol,
+    };
+    let (health, startup) = ServiceHealth::new(service_config(vs));
+    let real_up: Arc<Vec<AtomicBool>> = Arc::new(
+        (0..vs.real_servers.len())
+            .map(|i| AtomicBool::new(health.real_up(i)))
+            .collect(),
+    );
+    let (status_tx, status_rx) = watch::channel(status_of(service, &health));
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for (ri, real) in vs.real_servers.iter().enumerate() {
+        for (ci, check) in real.checks.iter().enumerate() {
+            let target = check.target(Target {
+                addr: real.address,
+                port: real.port,
+            });
+            tasks.push(tokio::spawn(check_loop(
+                check.clone(),
+                target,
+                ri,
+                ci,
+                done_tx.clone(),
+                Arc::clone(&counters),
+                Arc::clone(&real_up),
+            )));
+        }
+    }
+    let owner = ServiceOwner {
+        service,
+        health,
+        scripts: ServiceScripts::of(vs),
+        script_user,
+        script_timeout,
+        updates,
+        status: status_tx,
+        counters,
+        real_up,
+    };
+    tasks.push(tokio::spawn(owner.run(startup, done_rx)));
+    (status_rx, tasks)
+}
+
+/// A random delay in `[0, max)` (warmup spread).
+fn spread(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let mut b = [0u8; 8];
+    if getrandom_fill(&mut b).is_err() {
+        return Duration::ZERO;
+    }
+    let frac = (u64::from_ne_bytes(b) >> 11) as f64 / (1u64 << 53) as f64;
+    max.mul_f64(frac)
+}
+
+fn getrandom_fill(buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+/// Checks forever: after the warmup spread, one check every `delay_loop` (fixed rate, so
+/// a slow check does not shift the schedule of the others).
+async fn check_loop(
+    check: CheckSpec,
+    target: Target,
+    real: usize,
+    checker: usize,
+    done: mpsc::UnboundedSender<Finished>,
+    counters: Arc<Counters>,
+    real_up: Arc<Vec<AtomicBool>>,
+) {
+    tokio::time::sleep(spread(check.common.warmup)).await;
+    let mut tick = tokio::time::interval(check.common.delay_loop.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // keepalived retries only while the real is up: a down real is probed once.
+        let up = real_up.get(real).is_some_and(|u| u.load(Ordering::Relaxed));
+        let outcome = if up {
+            checkers::check(&check, target).await
+        } else {
+            checkers::check_once(&check, target).await
+        };
+        counters.observe(&outcome);
+        if done
+            .send(Finished {
+                real,
+                checker,
+                outcome,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+struct ServiceScripts {
+    quorum_up: Option<String>,
+    quorum_down: Option<String>,
+    notify_up: Vec<Option<String>>,
+    notify_down: Vec<Option<String>>,
+}
+
+impl ServiceScripts {
+    fn of(vs: &config::VirtualServer) -> Self {
+        Self {
+            quorum_up: vs.quorum_up.clone(),
+            quorum_down: vs.quorum_down.clone(),
+            notify_up: vs
+                .real_servers
+                .iter()
+                .map(|r| r.notify_up.clone())
+                .collect(),
+            notify_down: vs
+                .real_servers
+                .iter()
+                .map(|r| r.notify_down.clone())
+                .collect(),
+        }
+    }
+
+    fn command(&self, s: HealthScript) -> Option<&String> {
+        match s {
+            HealthScript::NotifyUp { real } => self.notify_up.get(real)?.as_ref(),
+            HealthScript::NotifyDown { real } => self.notify_down.get(real)?.as_ref(),
+            HealthScript::QuorumUp => self.quorum_up.as_ref(),
+            HealthScript::QuorumDown => self.quorum_down.as_ref(),
+        }
+    }
+}
+
+struct ServiceOwner {
+    service: ServiceRef,
+    health: ServiceHealth,
+    scripts: ServiceScripts,
+    script_user: Option<String>,
+    script_timeout: Duration,
+    updates: mpsc::UnboundedSender<Update>,
+    status: watch::Sender<ServiceStatus>,
+    counters: Arc<Counters>,
+    real_up: Arc<Vec<AtomicBool>>,
+}
+
+impl ServiceOwner {
+    async fn run(mut self, startup: Vec<HealthEvent>, mut done: mpsc::UnboundedReceiver<Finished>) {
+        self.handle(startup);
+        self.publish();
+        while let Some(f) = done.recv().await {
+            let events = self.health.record(f.real, f.checker, &f.outcome);
+            // Status first: whoever sees the update may look at the status at once.
+            self.status
+                .send_replace(status_of(self.service, &self.health));
+            if let Some(flag) = self.real_up.get(f.real) {
+                flag.store(self.health.real_up(f.real), Ordering::Relaxed);
+            }
+            if !events.is_empty() {
+                self.handle(events);
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let _ = self.updates.send(Update {
+            service: self.service,
+            backends: self.health.desired(),
+            quorum_up: self.health.quorum_up(),
+        });
+    }
+
+    fn handle(&mut self, events: Vec<HealthEvent>) {
+        for event in &events {
+            match event {
+                HealthEvent::DesiredChanged => self.publish(),
+                HealthEvent::RealUp { .. }
+                | HealthEvent::RealDown { .. }
+                | HealthEvent::QuorumUp { .. }
+                | HealthEvent::QuorumDown { .. } => {
+                    self.counters
+                        .verdict_changes
+                        .fetch_add(1, Ordering::Relaxed);
+                    let line = self.health.describe(event);
+                    if matches!(
+                        event,
+                        HealthEvent::RealDown { .. } | HealthEvent::QuorumDown { .. }
+                    ) {
+                        warn!(service = %self.health.name(), "{line}");
+                    } else {
+                        info!(service = %self.health.name(), "{line}");
+                    }
+                }
+                HealthEvent::WeightChanged { .. } => {
+                    info!(service = %self.health.name(), "{}", self.health.describe(event));
+                }
+            }
+            if let Some(cmd) = event.script().and_then(|s| self.scripts.command(s)) {
+                let job = Script {
+                    command: cmd.clone(),
+                    args: Vec::new(),
+                    timeout: self.script_timeout,
+                    user: self.script_user.clone(),
+                };
+                tokio::spawn(async move {
+                    let outcome = script::run(&job).await;
+                    if !outcome.success() {
+                        warn!(command = %job.command, outcome = %outcome.describe(), "health script failed");
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn status_of(service: ServiceRef, health: &ServiceHealth) -> ServiceStatus {
+    ServiceStatus {
+        service,
+        quorum_up: health.quorum_up(),
+        reals: (0..health.real_count())
+            .filter_map(|i| {
+                let (addr, port) = health.real_place(i)?;
+                Some(RealStatus {
+                    address: addr,
+                    port,
+                    weight: health.real_weight(i).unwrap_or(0),
+                    healthy: health.real_up(i),
+                    last_result: health.last_reason(i).map(str::to_string),
+                })
+            })
+            .collect(),
+    }
+}
