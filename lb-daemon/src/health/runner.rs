@@ -332,9 +332,16 @@ impl ServiceOwner {
         self.publish();
         while let Some(f) = done.recv().await {
             let events = self.health.record(f.real, f.checker, &f.outcome);
-            // Status first: whoever sees the update may look at the status at once.
-            self.status
-                .send_replace(status_of(self.service, &self.health));
+            // Status first: whoever sees the update may look at the status at once. Only
+            // this real's entry changes (a full rebuild per check would cost O(reals)).
+            let entry = real_status(&self.health, f.real);
+            let quorum_up = self.health.quorum_up();
+            self.status.send_modify(|s| {
+                s.quorum_up = quorum_up;
+                if let (Some(slot), Some(e)) = (s.reals.get_mut(f.real), entry) {
+                    *slot = e;
+                }
+            });
             if let Some(flag) = self.real_up.get(f.real) {
                 flag.store(self.health.real_up(f.real), Ordering::Relaxed);
             }
@@ -395,21 +402,23 @@ impl ServiceOwner {
     }
 }
 
+fn real_status(health: &ServiceHealth, i: usize) -> Option<RealStatus> {
+    let (address, port) = health.real_place(i)?;
+    Some(RealStatus {
+        address,
+        port,
+        weight: health.real_weight(i).unwrap_or(0),
+        healthy: health.real_up(i),
+        last_result: health.last_reason(i).map(str::to_string),
+    })
+}
+
 fn status_of(service: ServiceRef, health: &ServiceHealth) -> ServiceStatus {
     ServiceStatus {
         service,
         quorum_up: health.quorum_up(),
         reals: (0..health.real_count())
-            .filter_map(|i| {
-                let (addr, port) = health.real_place(i)?;
-                Some(RealStatus {
-                    address: addr,
-                    port,
-                    weight: health.real_weight(i).unwrap_or(0),
-                    healthy: health.real_up(i),
-                    last_result: health.last_reason(i).map(str::to_string),
-                })
-            })
+            .filter_map(|i| real_status(health, i))
             .collect(),
     }
 }

@@ -309,6 +309,8 @@ pub struct ServiceHealth {
     quorum_up: bool,
     /// Counts records, to order reasons.
     records: u64,
+    /// The desired set as last reported (compared to detect changes).
+    last_desired: Vec<DesiredBackend>,
 }
 
 impl ServiceHealth {
@@ -328,6 +330,7 @@ impl ServiceHealth {
             quorum,
             quorum_up: false,
             records: 0,
+            last_desired: Vec::new(),
         };
         let mut events = Vec::new();
         if cfg.rs_init_notifies {
@@ -340,6 +343,7 @@ impl ServiceHealth {
         } else if health.sorry.is_some() {
             events.push(HealthEvent::QuorumDown { alive_weight });
         }
+        health.last_desired = health.desired();
         (health, events)
     }
 
@@ -356,7 +360,6 @@ impl ServiceHealth {
     /// Checker `checker` of real `real` finished a check (retries included). Indexes
     /// outside the configuration are ignored (no events).
     pub fn record(&mut self, real: usize, checker: usize, outcome: &Outcome) -> Vec<HealthEvent> {
-        let before = self.desired();
         self.records += 1;
         let seen = self.records;
         let Some(r) = self.reals.get_mut(real) else {
@@ -371,6 +374,7 @@ impl ServiceHealth {
 
         let mut events = Vec::new();
         let new_weight = r.weight();
+        let is_up = r.up();
         if new_weight != old_weight {
             events.push(HealthEvent::WeightChanged {
                 real,
@@ -379,15 +383,21 @@ impl ServiceHealth {
             });
         }
         let reason = outcome.reason.clone();
-        match (was_up, r.up()) {
+        match (was_up, is_up) {
             (false, true) => events.push(HealthEvent::RealUp { real, reason }),
             (true, false) => events.push(HealthEvent::RealDown { real, reason }),
             _ if confirmed_down => events.push(HealthEvent::RealDown { real, reason }),
             _ => {}
         }
-        events.extend(self.update_quorum());
-        if self.desired() != before {
-            events.push(HealthEvent::DesiredChanged);
+        // The desired set and the quorum depend only on the reals' states and weights:
+        // most checks change neither, and thousands of them a second must stay cheap.
+        if was_up != is_up || old_weight != new_weight {
+            events.extend(self.update_quorum());
+            let now = self.desired();
+            if now != self.last_desired {
+                self.last_desired = now;
+                events.push(HealthEvent::DesiredChanged);
+            }
         }
         events
     }
