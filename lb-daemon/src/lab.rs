@@ -90,7 +90,8 @@ impl Reply {
     }
 }
 
-struct Backend {
+/// A backend host: namespace, VIP on `lo`, a TCP service answering with its name.
+pub struct Backend {
     /// Keeps the backend's namespace (and host) alive.
     _ns: Netns,
     addr: Ipv4Addr,
@@ -225,30 +226,18 @@ impl Lab {
 
     /// One short connection from the client (from `src_port` if given); the reply.
     pub fn request(&self, src_port: Option<u16>) -> Result<Reply> {
-        self.client.run(move || -> Result<Reply> {
-            let mut s =
-                connect(src_port).with_context(|| format!("connecting to {VIP}:{VIP_PORT}"))?;
-            exchange(&mut s)
-        })
+        request_from(&self.client, src_port)
     }
 
     /// `n` short connections; the replies.
     pub fn requests(&self, n: usize) -> Result<Vec<Reply>> {
-        self.client.run(move || -> Result<Vec<Reply>> {
-            (0..n)
-                .map(|_| {
-                    let mut s = connect(None)?;
-                    exchange(&mut s)
-                })
-                .collect()
-        })
+        requests_from(&self.client, n)
     }
 
     /// A long-lived connection from the client: `LabConn::ask` sends a line and reads the
     /// reply on the same TCP connection (one flow).
     pub fn open(&self) -> Result<LabConn> {
-        let stream = self.client.run(|| connect(None))?;
-        Ok(LabConn { stream })
+        open_from(&self.client)
     }
 
     pub fn lb_ns(&self) -> &Netns {
@@ -262,6 +251,32 @@ impl Lab {
     pub fn switch(&self) -> &Switch {
         &self.switch
     }
+}
+
+/// One short connection to the VIP from a namespace holding [`CLIENT_ADDR`].
+pub fn request_from(client: &Netns, src_port: Option<u16>) -> Result<Reply> {
+    client.run(move || -> Result<Reply> {
+        let mut s = connect(src_port).with_context(|| format!("connecting to {VIP}:{VIP_PORT}"))?;
+        exchange(&mut s)
+    })
+}
+
+/// `n` short connections to the VIP; the replies.
+pub fn requests_from(client: &Netns, n: usize) -> Result<Vec<Reply>> {
+    client.run(move || -> Result<Vec<Reply>> {
+        (0..n)
+            .map(|_| {
+                let mut s = connect(None)?;
+                exchange(&mut s)
+            })
+            .collect()
+    })
+}
+
+/// A long-lived connection to the VIP.
+pub fn open_from(client: &Netns) -> Result<LabConn> {
+    let stream = client.run(|| connect(None))?;
+    Ok(LabConn { stream })
 }
 
 impl Drop for Lab {
@@ -293,7 +308,8 @@ fn plug(switch: &Switch, host: &Netns, addr: Ipv4Addr) -> Result<String> {
     Ok(port)
 }
 
-fn start_backend(switch: &Switch, i: usize, mode: ForwardMode) -> Result<Backend> {
+/// Starts backend `i` (198.18.0.21 + i) on the switch.
+pub fn start_backend(switch: &Switch, i: usize, mode: ForwardMode) -> Result<Backend> {
     let ns = Netns::new("lab-be")?;
     let addr = backend_addr(i);
     plug(switch, &ns, addr)?;

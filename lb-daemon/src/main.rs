@@ -19,6 +19,24 @@ enum Mode {
     Tun,
 }
 
+/// Where the running daemon listens: --socket, else the configuration's
+/// `global.control_socket`, else the default.
+#[derive(clap::Args)]
+struct ControlSocket {
+    /// The daemon's control socket [default: /run/lb-daemon/lb.sock].
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Read the control socket's path from this configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl ControlSocket {
+    fn path(self) -> Result<PathBuf> {
+        cli::control_cmd::socket_path(self.socket, self.config.as_deref())
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the data-plane lab in network namespaces: a client, an XDP load balancer and
@@ -54,6 +72,20 @@ enum Command {
     },
     /// Check a configuration file as the daemon would; exit 0 when valid.
     CheckConfig { file: PathBuf },
+    /// Show the running daemon's VRRP instances, virtual servers and backends.
+    Status {
+        /// Print the raw snapshot as one line of JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        control: ControlSocket,
+    },
+    /// Ask the running daemon to reload its configuration file; exit non-zero, with the
+    /// reason, when it keeps the running configuration.
+    Reload {
+        #[command(flatten)]
+        control: ControlSocket,
+    },
     /// Print the MD5 digest of a URL's body (the `digest` of HTTP_GET / SSL_GET).
     Genhash {
         url: String,
@@ -92,6 +124,8 @@ fn main() -> Result<()> {
         Command::Decap { interface } => cli::decap::run(&interface),
         Command::Run { config, .. } => cli::run::run(&config),
         Command::CheckConfig { file } => cli::check_config::run(&file),
+        Command::Status { json, control } => cli::control_cmd::status(&control.path()?, json),
+        Command::Reload { control } => cli::control_cmd::reload(&control.path()?),
         Command::Genhash {
             url,
             virtualhost,

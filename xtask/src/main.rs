@@ -87,7 +87,8 @@ fn test(args: &[OsString]) -> Result<()> {
     setup::setup()?;
     let object = build::build_ebpf(true)?;
     let mut cmd = util::host_cargo()?;
-    cmd.arg("test");
+    // Every test binary runs even when one fails, so one run shows every failure.
+    cmd.args(["test", "--no-fail-fast"]);
     // `--workspace` would silently override a `-p` the caller passed.
     if !selects_packages(args) {
         cmd.args(["--workspace", "--exclude", "lb-ebpf"]);

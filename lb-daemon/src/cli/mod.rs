@@ -1,6 +1,7 @@
 //! The subcommands' implementations (the binary only parses arguments).
 
 pub mod check_config;
+pub mod control_cmd;
 pub mod counters;
 pub mod decap;
 pub mod genhash;

@@ -9,7 +9,7 @@ use std::{
 };
 
 use tokio::{
-    sync::{mpsc, watch},
+    sync::{mpsc, oneshot, watch},
     time::Instant,
 };
 use tracing::{debug, info, warn};
@@ -53,7 +53,25 @@ pub struct InstanceSpec {
     /// VRIDs of the other instances on the same interface and family: their adverts are
     /// not "wrong VRID" drops.
     pub sibling_vrids: Vec<u8>,
+    /// The data plane to consult around mastership (None: VRRP only).
+    pub gate: Option<mpsc::UnboundedSender<GateRequest>>,
 }
+
+/// The data plane's say in mastership: asked before the VIPs are added (so the node never
+/// owns a VIP it cannot forward for), told after they are removed.
+#[derive(Debug)]
+pub enum GateRequest {
+    BecomeMaster {
+        instance: String,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    LeftMaster {
+        instance: String,
+    },
+}
+
+/// How long the data plane may take to get ready before the VIPs are added anyway.
+const GATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Commands from the rest of the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -402,6 +420,7 @@ impl Runner {
     }
 
     async fn add_vips(&mut self) {
+        self.gate_become_master().await;
         for v in &self.spec.vips {
             if let Err(e) = self.vips.add(v).await {
                 warn!(instance = %self.spec.fsm.name, vip = %v.addr, error = %e, "adding VIP failed");
@@ -424,6 +443,36 @@ impl Runner {
         for v in &self.spec.vips {
             if let Err(e) = self.vips.remove(v).await {
                 warn!(instance = %self.spec.fsm.name, vip = %v.addr, error = %e, "removing VIP failed");
+            }
+        }
+        if let Some(gate) = &self.spec.gate {
+            let _ = gate.send(GateRequest::LeftMaster {
+                instance: self.spec.fsm.name.clone(),
+            });
+        }
+    }
+
+    /// Waits until the data plane forwards for this instance's services.
+    async fn gate_become_master(&self) {
+        let Some(gate) = &self.spec.gate else { return };
+        let (tx, rx) = oneshot::channel();
+        let name = self.spec.fsm.name.clone();
+        if gate
+            .send(GateRequest::BecomeMaster {
+                instance: name.clone(),
+                reply: tx,
+            })
+            .is_err()
+        {
+            return;
+        }
+        match tokio::time::timeout(GATE_TIMEOUT, rx).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                warn!(instance = %name, error = %e, "the data plane could not program this instance's services; adding the VIPs anyway")
+            }
+            _ => {
+                warn!(instance = %name, "the data plane did not answer in time; adding the VIPs anyway")
             }
         }
     }

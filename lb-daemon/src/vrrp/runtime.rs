@@ -39,14 +39,18 @@ pub struct Vrrp {
 
 impl Vrrp {
     /// Starts every instance of `config`, with its tracking and sync groups.
-    pub async fn start(config: &Config) -> Result<Vrrp> {
+    pub async fn start(
+        config: &Config,
+        gate: Option<mpsc::UnboundedSender<instance::GateRequest>>,
+    ) -> Result<Vrrp> {
         let neigh = Neighbours::new().context("opening rtnetlink")?;
         let (transitions_tx, transitions_rx) = mpsc::unbounded_channel();
         let mut tasks = Vec::new();
         let scripts = start_scripts(config, &mut tasks);
         let mut instances = Vec::new();
         for inst in &config.vrrp_instances {
-            let spec = instance_spec(config, inst, &neigh).await?;
+            let mut spec = instance_spec(config, inst, &neigh).await?;
+            spec.gate = gate.clone();
             let handle = instance::spawn(spec, transitions_tx.clone())?;
             tasks.push(tokio::spawn(track_instance(
                 inst.clone(),
@@ -193,6 +197,7 @@ async fn instance_spec(
             })
             .map(|o| o.virtual_router_id)
             .collect(),
+        gate: None,
     })
 }
 

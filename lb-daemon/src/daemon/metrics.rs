@@ -1,0 +1,848 @@
+//! Prometheus metrics: the [`Snapshot`] in the text exposition format (0.0.4), and a
+//! small HTTP/1.1 server answering `GET /metrics`.
+//!
+//! The server is hand-rolled on tokio: one request per connection, no keep-alive, no
+//! compression; a scrape every few seconds needs nothing more, and it keeps an HTTP
+//! stack out of a daemon that runs as root.
+
+use std::fmt::{Display, Write as _};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, warn};
+
+use super::snapshot::{BackendSnapshot, InstanceSnapshot, ServiceSnapshot, Snapshot};
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A request head larger than this is not a scraper's.
+const MAX_REQUEST_HEAD: usize = 8 * 1024;
+/// A client that has not sent its request by then is dropped (slowloris).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Renders every metric of `s`.
+pub fn render(s: &Snapshot) -> String {
+    let mut out = Exposition::default();
+    vrrp(&mut out, s);
+    services(&mut out, s);
+    dataplane(&mut out, s);
+    health(&mut out, s);
+    out.text
+}
+
+fn vrrp(out: &mut Exposition, s: &Snapshot) {
+    type Value = fn(&InstanceSnapshot) -> u64;
+    let per_instance: [(&str, &str, &str, Value); 6] = [
+        (
+            "lb_vrrp_state",
+            "gauge",
+            "VRRP state: 0 init, 1 backup, 2 master, 3 fault.",
+            |i| i.state_code.into(),
+        ),
+        (
+            "lb_vrrp_priority",
+            "gauge",
+            "Effective VRRP priority (the configured one adjusted by tracking).",
+            |i| i.priority_effective.into(),
+        ),
+        (
+            "lb_vrrp_priority_configured",
+            "gauge",
+            "Configured VRRP priority.",
+            |i| i.priority_configured.into(),
+        ),
+        (
+            "lb_vrrp_transitions_total",
+            "counter",
+            "VRRP state transitions.",
+            |i| i.transitions,
+        ),
+        (
+            "lb_vrrp_adverts_received_total",
+            "counter",
+            "VRRP advertisements received and accepted.",
+            |i| i.adverts_received,
+        ),
+        (
+            "lb_vrrp_adverts_sent_total",
+            "counter",
+            "VRRP advertisements sent.",
+            |i| i.adverts_sent,
+        ),
+    ];
+    for (name, kind, help, value) in per_instance {
+        let mut f = out.family(name, kind, help);
+        for inst in &s.instances {
+            f.sample(name, &[("instance", &inst.name)], value(inst));
+        }
+        f.finish();
+    }
+    let name = "lb_vrrp_adverts_dropped_total";
+    let mut f = out.family(name, "counter", "VRRP advertisements dropped, by reason.");
+    for inst in &s.instances {
+        for (reason, n) in &inst.adverts_dropped {
+            f.sample(name, &[("instance", &inst.name), ("reason", reason)], *n);
+        }
+    }
+    f.finish();
+}
+
+fn services(out: &mut Exposition, s: &Snapshot) {
+    type Value = fn(&ServiceSnapshot) -> u64;
+    let per_service: [(&str, &str, &str, Value); 3] = [
+        (
+            "lb_service_quorum_up",
+            "gauge",
+            "1 when the virtual server has its quorum of healthy backends.",
+            |v| v.quorum_up.into(),
+        ),
+        (
+            "lb_service_packets_total",
+            "counter",
+            "Packets forwarded for the virtual server.",
+            |v| v.packets,
+        ),
+        (
+            "lb_service_bytes_total",
+            "counter",
+            "Bytes forwarded for the virtual server.",
+            |v| v.bytes,
+        ),
+    ];
+    for (name, kind, help, value) in per_service {
+        let mut f = out.family(name, kind, help);
+        for v in &s.services {
+            f.sample(name, &[("service", &service_label(v))], value(v));
+        }
+        f.finish();
+    }
+    type BackendValue = fn(&BackendSnapshot) -> u64;
+    let per_backend: [(&str, &str, &str, BackendValue); 4] = [
+        (
+            "lb_backend_up",
+            "gauge",
+            "1 when the backend passes its health checks.",
+            |b| b.healthy.into(),
+        ),
+        (
+            "lb_backend_weight",
+            "gauge",
+            "Weight of the backend in its virtual server.",
+            |b| b.weight.into(),
+        ),
+        (
+            "lb_backend_packets_total",
+            "counter",
+            "Packets forwarded to the backend.",
+            |b| b.packets,
+        ),
+        (
+            "lb_backend_bytes_total",
+            "counter",
+            "Bytes forwarded to the backend.",
+            |b| b.bytes,
+        ),
+    ];
+    for (name, kind, help, value) in per_backend {
+        let mut f = out.family(name, kind, help);
+        for v in &s.services {
+            let service = service_label(v);
+            for b in &v.backends {
+                let backend = host_port(&b.address, b.port);
+                f.sample(
+                    name,
+                    &[("service", &service), ("backend", &backend)],
+                    value(b),
+                );
+            }
+        }
+        f.finish();
+    }
+}
+
+fn dataplane(out: &mut Exposition, s: &Snapshot) {
+    let name = "lb_dataplane_drops_total";
+    let mut f = out.family(
+        name,
+        "counter",
+        "Packets dropped by the data plane, by reason.",
+    );
+    for (reason, n) in &s.dataplane_drops {
+        f.sample(name, &[("reason", reason)], *n);
+    }
+    f.finish();
+}
+
+fn health(out: &mut Exposition, s: &Snapshot) {
+    let h = &s.health;
+    let name = "lb_healthcheck_duration_seconds";
+    let mut f = out.family(name, "histogram", "Duration of health checks.");
+    // Finite bounds in order with counts never decreasing, whatever the producer did:
+    // Prometheus rejects a histogram whose buckets shrink.
+    let mut buckets: Vec<(f64, u64)> = h
+        .duration_buckets
+        .iter()
+        .copied()
+        .filter(|(le, _)| le.is_finite())
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut cumulative = 0;
+    let bucket = format!("{name}_bucket");
+    for (le, n) in buckets {
+        cumulative = cumulative.max(n);
+        f.sample(&bucket, &[("le", &float(le))], cumulative);
+    }
+    // The snapshot keeps finite bounds only (JSON has no infinity): +Inf is every check.
+    let count = h
+        .duration_buckets
+        .iter()
+        .map(|(_, n)| *n)
+        .fold(h.checks, u64::max);
+    f.sample(&bucket, &[("le", "+Inf")], count);
+    f.sample(&format!("{name}_sum"), &[], float(h.duration_sum_seconds));
+    f.sample(&format!("{name}_count"), &[], count);
+    f.finish();
+    for (name, help, value) in [
+        ("lb_healthcheck_total", "Health checks run.", h.checks),
+        (
+            "lb_healthcheck_failures_total",
+            "Health checks that failed.",
+            h.failures,
+        ),
+        (
+            "lb_healthcheck_verdict_changes_total",
+            "Backends that went up or down.",
+            h.verdict_changes,
+        ),
+    ] {
+        let mut f = out.family(name, "counter", help);
+        f.sample(name, &[], value);
+        f.finish();
+    }
+}
+
+/// "ADDR:PORT/PROTO", IPv6 in brackets so the port stays unambiguous.
+fn service_label(v: &ServiceSnapshot) -> String {
+    format!("{}/{}", host_port(&v.address, v.port), v.protocol)
+}
+
+/// "ADDR:PORT", or "[ADDR]:PORT" for IPv6.
+pub(crate) fn host_port(address: &str, port: u16) -> String {
+    if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+/// Go's float syntax, which Prometheus parses: "+Inf", "-Inf", "NaN", else shortest form.
+fn float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        v.to_string()
+    }
+}
+
+/// The text being built.
+#[derive(Default)]
+struct Exposition {
+    text: String,
+}
+
+impl Exposition {
+    /// A metric family; its HELP/TYPE header is written only if it gets samples.
+    fn family<'a>(&'a mut self, name: &str, kind: &str, help: &str) -> Family<'a> {
+        let header = format!(
+            "# HELP {name} {}\n# TYPE {name} {kind}\n",
+            help.replace('\\', "\\\\").replace('\n', "\\n")
+        );
+        Family {
+            out: self,
+            header,
+            samples: String::new(),
+        }
+    }
+}
+
+struct Family<'a> {
+    out: &'a mut Exposition,
+    header: String,
+    samples: String,
+}
+
+impl Family<'_> {
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Display) {
+        self.samples.push_str(name);
+        if !labels.is_empty() {
+            self.samples.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.samples.push(',');
+                }
+                let _ = write!(self.samples, "{k}=\"{}\"", escape_label(v));
+            }
+            self.samples.push('}');
+        }
+        let _ = writeln!(self.samples, " {value}");
+    }
+
+    /// Writes the family now (dropping does the same), ending the borrow of the output.
+    fn finish(self) {}
+}
+
+impl Drop for Family<'_> {
+    fn drop(&mut self) {
+        if !self.samples.is_empty() {
+            self.out.text.push_str(&self.header);
+            self.out.text.push_str(&self.samples);
+        }
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// Serves `GET /metrics` on `addr` until the returned task is aborted.
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    source: Arc<dyn Fn() -> Snapshot + Send + Sync>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening for metrics on {addr}"))?;
+    Ok(serve_metrics_on(listener, source))
+}
+
+/// Serves `GET /metrics` on a bound listener (port 0 in tests, an inherited socket).
+pub fn serve_metrics_on(
+    listener: TcpListener,
+    source: Arc<dyn Fn() -> Snapshot + Send + Sync>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(accept_loop(listener, source))
+}
+
+async fn accept_loop(listener: TcpListener, source: Arc<dyn Fn() -> Snapshot + Send + Sync>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let source = source.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handle(stream, source).await {
+                        debug!(%peer, "metrics request: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                // Out of descriptors, usually: back off instead of spinning.
+                warn!("accepting a metrics connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn handle(
+    mut stream: TcpStream,
+    source: Arc<dyn Fn() -> Snapshot + Send + Sync>,
+) -> std::io::Result<()> {
+    let head = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await {
+        Ok(head) => head?,
+        Err(_) => return Ok(()),
+    };
+    let response = match route(&head) {
+        Route::Metrics { head_only } => {
+            let body = render(&source());
+            response("200 OK", CONTENT_TYPE, &body, head_only)
+        }
+        Route::NotFound => response("404 Not Found", "text/plain", "not found\n", false),
+        Route::MethodNotAllowed => {
+            response("405 Method Not Allowed", "text/plain", "only GET\n", false)
+        }
+        Route::BadRequest => response("400 Bad Request", "text/plain", "bad request\n", false),
+    };
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// Reads up to the blank line ending the request head (a body, if any, is ignored).
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_REQUEST_HEAD {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Metrics { head_only: bool },
+    NotFound,
+    MethodNotAllowed,
+    BadRequest,
+}
+
+fn route(head: &str) -> Route {
+    let line = head.lines().next().unwrap_or("");
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Route::BadRequest;
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Route::BadRequest;
+    }
+    let path = target.split('?').next().unwrap_or("");
+    if path != "/metrics" {
+        return Route::NotFound;
+    }
+    match method {
+        "GET" => Route::Metrics { head_only: false },
+        "HEAD" => Route::Metrics { head_only: true },
+        _ => Route::MethodNotAllowed,
+    }
+}
+
+fn response(status: &str, content_type: &str, body: &str, head_only: bool) -> String {
+    let mut r = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if status.starts_with("405") {
+        r.push_str("Allow: GET, HEAD\r\n");
+    }
+    r.push_str("\r\n");
+    if !head_only {
+        r.push_str(body);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::snapshot::HealthCounters;
+    use std::collections::{BTreeMap, HashMap};
+
+    fn sample() -> Snapshot {
+        Snapshot {
+            router_id: "lb1".into(),
+            dataplane: "xdp".into(),
+            instances: vec![
+                InstanceSnapshot {
+                    name: "VI_1".into(),
+                    state: "MASTER".into(),
+                    state_code: 2,
+                    priority_effective: 90,
+                    priority_configured: 100,
+                    transitions: 3,
+                    adverts_received: 10,
+                    adverts_sent: 500,
+                    adverts_dropped: BTreeMap::from([
+                        ("auth".to_string(), 2),
+                        ("ttl".to_string(), 1),
+                    ]),
+                    ..Default::default()
+                },
+                InstanceSnapshot {
+                    // Label values must survive quotes, backslashes and newlines.
+                    name: "odd \"name\"\\\nx".into(),
+                    state: "BACKUP".into(),
+                    state_code: 1,
+                    ..Default::default()
+                },
+            ],
+            services: vec![
+                ServiceSnapshot {
+                    address: "10.0.0.10".into(),
+                    port: 80,
+                    protocol: "TCP".into(),
+                    lb_kind: "DR".into(),
+                    quorum_up: true,
+                    packets: 1000,
+                    bytes: 64_000,
+                    backends: vec![
+                        BackendSnapshot {
+                            address: "10.0.1.1".into(),
+                            port: 8080,
+                            weight: 3,
+                            healthy: true,
+                            packets: 600,
+                            bytes: 40_000,
+                            ..Default::default()
+                        },
+                        BackendSnapshot {
+                            address: "10.0.1.2".into(),
+                            port: 8080,
+                            weight: 1,
+                            healthy: false,
+                            ..Default::default()
+                        },
+                    ],
+                },
+                ServiceSnapshot {
+                    address: "2001:db8::10".into(),
+                    port: 53,
+                    protocol: "UDP".into(),
+                    lb_kind: "TUN".into(),
+                    backends: vec![BackendSnapshot {
+                        address: "2001:db8::1".into(),
+                        port: 53,
+                        weight: 1,
+                        healthy: true,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            ],
+            dataplane_drops: BTreeMap::from([("no_backend".to_string(), 7)]),
+            health: HealthCounters {
+                checks: 20,
+                failures: 4,
+                verdict_changes: 2,
+                duration_buckets: vec![(0.01, 5), (0.1, 15), (1.0, 18)],
+                duration_sum_seconds: 3.25,
+            },
+        }
+    }
+
+    /// A parsed sample line: name, labels, value.
+    type Sample = (String, Vec<(String, String)>, f64);
+
+    /// A strict parser of the text format's sample lines (the subset we write).
+    fn parse_sample(line: &str) -> Sample {
+        let name_end = line
+            .find(['{', ' '])
+            .unwrap_or_else(|| panic!("no value: {line:?}"));
+        let name = &line[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && !name.starts_with(|c: char| c.is_ascii_digit()),
+            "bad metric name in {line:?}"
+        );
+        let mut rest = &line[name_end..];
+        let mut labels = Vec::new();
+        if let Some(r) = rest.strip_prefix('{') {
+            rest = r;
+            loop {
+                let eq = rest.find('=').unwrap_or_else(|| panic!("label: {line:?}"));
+                let key = &rest[..eq];
+                assert!(
+                    key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "bad label name in {line:?}"
+                );
+                rest = rest[eq + 1..]
+                    .strip_prefix('"')
+                    .unwrap_or_else(|| panic!("unquoted label: {line:?}"));
+                let mut value = String::new();
+                let mut chars = rest.char_indices();
+                let end = loop {
+                    match chars.next() {
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, '\\')) => value.push('\\'),
+                            Some((_, '"')) => value.push('"'),
+                            Some((_, 'n')) => value.push('\n'),
+                            other => panic!("bad escape {other:?} in {line:?}"),
+                        },
+                        Some((i, '"')) => break i,
+                        Some((_, '\n')) => panic!("raw newline in {line:?}"),
+                        Some((_, c)) => value.push(c),
+                        None => panic!("unterminated label in {line:?}"),
+                    }
+                };
+                labels.push((key.to_string(), value));
+                rest = &rest[end + 1..];
+                if let Some(r) = rest.strip_prefix(',') {
+                    rest = r;
+                } else {
+                    rest = rest
+                        .strip_prefix('}')
+                        .unwrap_or_else(|| panic!("unclosed labels: {line:?}"));
+                    break;
+                }
+            }
+        }
+        let value = rest
+            .strip_prefix(' ')
+            .unwrap_or_else(|| panic!("no space before the value: {line:?}"));
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        (name.to_string(), labels, value)
+    }
+
+    /// Every line is a HELP, a TYPE or a sample of the family last typed.
+    fn parse(text: &str) -> (Vec<Sample>, HashMap<String, String>) {
+        assert!(text.ends_with('\n'));
+        let mut types = HashMap::new();
+        let mut current: Option<String> = None;
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                assert!(rest.split_once(' ').is_some(), "{line:?}");
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(
+                    ["counter", "gauge", "histogram"].contains(&kind),
+                    "{line:?}"
+                );
+                assert!(
+                    types.insert(name.to_string(), kind.to_string()).is_none(),
+                    "family {name} typed twice"
+                );
+                current = Some(name.to_string());
+            } else {
+                let s = parse_sample(line);
+                let family = current.as_deref().expect("a sample before any TYPE");
+                let ok = s.0 == family
+                    || (types[family] == "histogram"
+                        && [
+                            format!("{family}_bucket"),
+                            format!("{family}_sum"),
+                            format!("{family}_count"),
+                        ]
+                        .contains(&s.0));
+                assert!(ok, "{} outside its family {family}", s.0);
+                samples.push(s);
+            }
+        }
+        (samples, types)
+    }
+
+    fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+        let found: Vec<_> = samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && l.len() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{name} {labels:?}: {found:?}");
+        found[0].2
+    }
+
+    #[test]
+    fn the_exposition_parses_and_carries_the_snapshot() {
+        let text = render(&sample());
+        let (samples, types) = parse(&text);
+        assert_eq!(types["lb_vrrp_state"], "gauge");
+        assert_eq!(types["lb_backend_bytes_total"], "counter");
+        assert_eq!(types["lb_healthcheck_duration_seconds"], "histogram");
+        let v = |name, labels: &[(&str, &str)]| value(&samples, name, labels);
+        assert_eq!(v("lb_vrrp_state", &[("instance", "VI_1")]), 2.0);
+        assert_eq!(
+            v("lb_vrrp_state", &[("instance", "odd \"name\"\\\nx")]),
+            1.0
+        );
+        assert_eq!(v("lb_vrrp_priority", &[("instance", "VI_1")]), 90.0);
+        assert_eq!(v("lb_vrrp_transitions_total", &[("instance", "VI_1")]), 3.0);
+        assert_eq!(
+            v("lb_vrrp_adverts_received_total", &[("instance", "VI_1")]),
+            10.0
+        );
+        assert_eq!(
+            v(
+                "lb_vrrp_adverts_dropped_total",
+                &[("instance", "VI_1"), ("reason", "auth")]
+            ),
+            2.0
+        );
+        let web = ("service", "10.0.0.10:80/TCP");
+        assert_eq!(
+            v("lb_backend_up", &[web, ("backend", "10.0.1.1:8080")]),
+            1.0
+        );
+        assert_eq!(
+            v("lb_backend_up", &[web, ("backend", "10.0.1.2:8080")]),
+            0.0
+        );
+        assert_eq!(
+            v("lb_backend_weight", &[web, ("backend", "10.0.1.1:8080")]),
+            3.0
+        );
+        assert_eq!(
+            v(
+                "lb_backend_packets_total",
+                &[web, ("backend", "10.0.1.1:8080")]
+            ),
+            600.0
+        );
+        assert_eq!(
+            v(
+                "lb_backend_bytes_total",
+                &[web, ("backend", "10.0.1.1:8080")]
+            ),
+            40_000.0
+        );
+        assert_eq!(v("lb_service_packets_total", &[web]), 1000.0);
+        assert_eq!(v("lb_service_bytes_total", &[web]), 64_000.0);
+        assert_eq!(
+            v(
+                "lb_backend_up",
+                &[
+                    ("service", "[2001:db8::10]:53/UDP"),
+                    ("backend", "[2001:db8::1]:53")
+                ]
+            ),
+            1.0
+        );
+        assert_eq!(
+            v("lb_dataplane_drops_total", &[("reason", "no_backend")]),
+            7.0
+        );
+        assert_eq!(v("lb_healthcheck_total", &[]), 20.0);
+        assert_eq!(v("lb_healthcheck_failures_total", &[]), 4.0);
+        assert_eq!(v("lb_healthcheck_duration_seconds_sum", &[]), 3.25);
+        assert_eq!(v("lb_healthcheck_duration_seconds_count", &[]), 20.0);
+    }
+
+    fn buckets(samples: &[Sample]) -> Vec<(f64, f64)> {
+        samples
+            .iter()
+            .filter(|(n, _, _)| n == "lb_healthcheck_duration_seconds_bucket")
+            .map(|(_, l, v)| {
+                let le = &l.iter().find(|(k, _)| k == "le").unwrap().1;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                };
+                (le, *v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_end_at_inf() {
+        let (samples, _) = parse(&render(&sample()));
+        assert_eq!(
+            buckets(&samples),
+            vec![(0.01, 5.0), (0.1, 15.0), (1.0, 18.0), (f64::INFINITY, 20.0)]
+        );
+        // Unordered, shrinking or infinite input still yields a valid histogram.
+        let mut s = sample();
+        s.health.duration_buckets = vec![(1.0, 9), (0.5, 12), (f64::INFINITY, 30), (0.1, 4)];
+        let (samples, _) = parse(&render(&s));
+        let b = buckets(&samples);
+        assert_eq!(b.last(), Some(&(f64::INFINITY, 30.0)));
+        assert!(b.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+        assert_eq!(
+            value(&samples, "lb_healthcheck_duration_seconds_count", &[]),
+            30.0
+        );
+    }
+
+    #[test]
+    fn an_empty_snapshot_still_exposes_health_totals() {
+        let text = render(&Snapshot::default());
+        let (samples, types) = parse(&text);
+        assert!(!types.contains_key("lb_vrrp_state"), "no empty families");
+        assert_eq!(buckets(&samples), vec![(f64::INFINITY, 0.0)]);
+        assert_eq!(value(&samples, "lb_healthcheck_total", &[]), 0.0);
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(
+            route("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Metrics { head_only: false }
+        );
+        assert_eq!(
+            route("GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
+            Route::Metrics { head_only: false }
+        );
+        assert_eq!(
+            route("HEAD /metrics HTTP/1.1\r\n\r\n"),
+            Route::Metrics { head_only: true }
+        );
+        assert_eq!(route("GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(
+            route("POST /metrics HTTP/1.1\r\n\r\n"),
+            Route::MethodNotAllowed
+        );
+        assert_eq!(route("hello\r\n\r\n"), Route::BadRequest);
+        assert_eq!(route(""), Route::BadRequest);
+    }
+
+    async fn fetch(addr: SocketAddr, request: &str) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            stream.read_to_string(&mut response),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        response
+    }
+
+    #[tokio::test]
+    async fn serves_metrics_over_http() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = serve_metrics_on(listener, Arc::new(sample));
+
+        let response = fetch(addr, "GET /metrics HTTP/1.1\r\nHost: lb\r\n\r\n").await;
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        let mut lines = head.split("\r\n");
+        assert_eq!(lines.next(), Some("HTTP/1.1 200 OK"));
+        let headers: Vec<&str> = lines.collect();
+        assert!(headers.contains(&"Content-Type: text/plain; version=0.0.4; charset=utf-8"));
+        assert!(headers.contains(&format!("Content-Length: {}", body.len()).as_str()));
+        assert_eq!(body, render(&sample()));
+
+        let response = fetch(addr, "GET /other HTTP/1.1\r\n\r\n").await;
+        assert!(
+            response.starts_with("HTTP/1.1 404 Not Found\r\n"),
+            "{response}"
+        );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_busy_address_is_a_clear_error() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = serve_metrics(addr, Arc::new(Snapshot::default))
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with(&format!("listening for metrics on {addr}: ")),
+            "{err:#}"
+        );
+    }
+}

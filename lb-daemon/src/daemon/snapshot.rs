@@ -1,0 +1,78 @@
+//! A point-in-time view of the whole daemon, for `lb-daemon status`, the control socket
+//! and the Prometheus metrics. Built by the daemon from its parts; plain data.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub router_id: String,
+    /// "xdp", "ipvs" or "none" (VRRP / health checks only).
+    pub dataplane: String,
+    pub instances: Vec<InstanceSnapshot>,
+    pub services: Vec<ServiceSnapshot>,
+    /// Data-plane drop counters by reason (`lb_dataplane_drops_total{reason}`).
+    pub dataplane_drops: BTreeMap<String, u64>,
+    pub health: HealthCounters,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceSnapshot {
+    pub name: String,
+    /// INIT, BACKUP, MASTER or FAULT.
+    pub state: String,
+    /// 0 init, 1 backup, 2 master, 3 fault (`lb_vrrp_state`).
+    pub state_code: u8,
+    pub priority_effective: u8,
+    pub priority_configured: u8,
+    /// Address of the current master, if known.
+    pub master: Option<String>,
+    /// Unix time (seconds) and reason of the last transition.
+    pub last_transition_unix: Option<u64>,
+    pub last_transition_reason: Option<String>,
+    pub transitions: u64,
+    pub adverts_received: u64,
+    pub adverts_sent: u64,
+    /// Dropped adverts by reason (`lb_vrrp_adverts_dropped_total{reason}`).
+    pub adverts_dropped: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSnapshot {
+    pub address: String,
+    pub port: u16,
+    /// TCP or UDP.
+    pub protocol: String,
+    /// DR, TUN or NAT.
+    pub lb_kind: String,
+    pub quorum_up: bool,
+    pub packets: u64,
+    pub bytes: u64,
+    pub backends: Vec<BackendSnapshot>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendSnapshot {
+    pub address: String,
+    pub port: u16,
+    pub weight: u32,
+    pub healthy: bool,
+    /// The last check's result ("connected", "status 503", ...).
+    pub last_check: Option<String>,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// Health-check counters (`lb_healthcheck_duration_seconds` histogram and totals).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealthCounters {
+    pub checks: u64,
+    pub failures: u64,
+    pub verdict_changes: u64,
+    /// (upper bound in seconds, cumulative count) per bucket.
+    pub duration_buckets: Vec<(f64, u64)>,
+    pub duration_sum_seconds: f64,
+}
+
+impl Eq for HealthCounters {}

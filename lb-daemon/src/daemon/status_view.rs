@@ -1,0 +1,296 @@
+//! `lb-daemon status` for humans: the [`Snapshot`] as aligned tables.
+//!
+//! ```text
+//! router lb1, data plane xdp
+//!
+//! INSTANCE  STATE   PRIORITY  MASTER    LAST TRANSITION
+//! VI_1      MASTER  90/100    10.0.0.1  3m12s ago (higher priority advert)
+//!
+//! 10.0.0.10:80/TCP  DR  quorum up  packets 1000  bytes 64000
+//!   BACKEND        WEIGHT  HEALTHY  LAST CHECK  PACKETS  BYTES
+//!   10.0.1.1:8080       3  yes      connected       600  40000
+//! ```
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::metrics::host_port;
+use super::snapshot::{InstanceSnapshot, ServiceSnapshot, Snapshot};
+
+/// Renders `s` as of now (transition ages depend on the clock).
+pub fn render(s: &Snapshot) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    render_at(s, now)
+}
+
+/// Renders `s` as of `now_unix` (seconds): deterministic, for tests.
+pub fn render_at(s: &Snapshot, now_unix: u64) -> String {
+    let mut out = format!("router {}, data plane {}\n", s.router_id, s.dataplane);
+    out.push('\n');
+    if s.instances.is_empty() {
+        out.push_str("no VRRP instances\n");
+    } else {
+        out.push_str(&instances(&s.instances, now_unix));
+    }
+    if s.services.is_empty() {
+        out.push_str("\nno virtual servers\n");
+    }
+    for v in &s.services {
+        out.push('\n');
+        out.push_str(&service(v));
+    }
+    out
+}
+
+fn instances(instances: &[InstanceSnapshot], now_unix: u64) -> String {
+    let mut rows = vec![row([
+        "INSTANCE",
+        "STATE",
+        "PRIORITY",
+        "MASTER",
+        "LAST TRANSITION",
+    ])];
+    for i in instances {
+        rows.push(vec![
+            i.name.clone(),
+            i.state.clone(),
+            format!("{}/{}", i.priority_effective, i.priority_configured),
+            i.master.clone().unwrap_or_else(|| "-".into()),
+            transition(i, now_unix),
+        ]);
+    }
+    table(&rows, &[Align::Left; 5], "")
+}
+
+fn transition(i: &InstanceSnapshot, now_unix: u64) -> String {
+    let when = i
+        .last_transition_unix
+        .map(|t| format!("{} ago", age(now_unix.saturating_sub(t))));
+    match (when, &i.last_transition_reason) {
+        (Some(when), Some(why)) => format!("{when} ({why})"),
+        (Some(when), None) => when,
+        (None, Some(why)) => why.clone(),
+        (None, None) => "-".into(),
+    }
+}
+
+/// "45s", "3m12s", "2h05m", "3d04h": two units are enough to read at a glance.
+fn age(secs: u64) -> String {
+    let (m, h, d) = (secs / 60, secs / 3600, secs / 86_400);
+    if secs < 60 {
+        format!("{secs}s")
+    } else if secs < 3600 {
+        format!("{m}m{:02}s", secs % 60)
+    } else if secs < 86_400 {
+        format!("{h}h{:02}m", m % 60)
+    } else {
+        format!("{d}d{:02}h", h % 24)
+    }
+}
+
+fn service(v: &ServiceSnapshot) -> String {
+    let quorum = if v.quorum_up { "up" } else { "down" };
+    let mut out = format!(
+        "{}/{}  {}  quorum {quorum}  packets {}  bytes {}\n",
+        host_port(&v.address, v.port),
+        v.protocol,
+        v.lb_kind,
+        v.packets,
+        v.bytes
+    );
+    if v.backends.is_empty() {
+        out.push_str("  no backends\n");
+        return out;
+    }
+    let mut rows = vec![row([
+        "BACKEND",
+        "WEIGHT",
+        "HEALTHY",
+        "LAST CHECK",
+        "PACKETS",
+        "BYTES",
+    ])];
+    for b in &v.backends {
+        rows.push(vec![
+            host_port(&b.address, b.port),
+            b.weight.to_string(),
+            if b.healthy { "yes" } else { "no" }.into(),
+            b.last_check.clone().unwrap_or_else(|| "-".into()),
+            b.packets.to_string(),
+            b.bytes.to_string(),
+        ]);
+    }
+    use Align::{Left, Right};
+    out.push_str(&table(
+        &rows,
+        &[Left, Right, Left, Left, Right, Right],
+        "  ",
+    ));
+    out
+}
+
+fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
+    cells.iter().map(|c| c.to_string()).collect()
+}
+
+#[derive(Clone, Copy)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// Columns padded to their widest cell, two spaces apart; no trailing blanks.
+fn table(rows: &[Vec<String>], align: &[Align], indent: &str) -> String {
+    let width = |col: usize| {
+        rows.iter()
+            .filter_map(|r| r.get(col))
+            .map(|c| c.chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..align.len()).map(width).collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = indent.to_string();
+        for (col, cell) in r.iter().enumerate() {
+            if col > 0 {
+                line.push_str("  ");
+            }
+            let w = widths.get(col).copied().unwrap_or(0);
+            match align.get(col).copied().unwrap_or(Align::Left) {
+                Align::Left => line.push_str(&format!("{cell:<w$}")),
+                Align::Right => line.push_str(&format!("{cell:>w$}")),
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::snapshot::BackendSnapshot;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            router_id: "lb1".into(),
+            dataplane: "xdp".into(),
+            instances: vec![
+                InstanceSnapshot {
+                    name: "VI_1".into(),
+                    state: "MASTER".into(),
+                    state_code: 2,
+                    priority_effective: 90,
+                    priority_configured: 100,
+                    master: Some("10.0.0.1".into()),
+                    last_transition_unix: Some(1_000_000 - 192),
+                    last_transition_reason: Some("master down timer".into()),
+                    ..Default::default()
+                },
+                InstanceSnapshot {
+                    name: "VI_BACKUP".into(),
+                    state: "BACKUP".into(),
+                    state_code: 1,
+                    priority_effective: 100,
+                    priority_configured: 100,
+                    ..Default::default()
+                },
+            ],
+            services: vec![
+                ServiceSnapshot {
+                    address: "10.0.0.10".into(),
+                    port: 80,
+                    protocol: "TCP".into(),
+                    lb_kind: "DR".into(),
+                    quorum_up: true,
+                    packets: 1000,
+                    bytes: 64_000,
+                    backends: vec![
+                        BackendSnapshot {
+                            address: "10.0.1.1".into(),
+                            port: 8080,
+                            weight: 3,
+                            healthy: true,
+                            last_check: Some("connected".into()),
+                            packets: 600,
+                            bytes: 40_000,
+                        },
+                        BackendSnapshot {
+                            address: "10.0.1.22".into(),
+                            port: 8080,
+                            weight: 100,
+                            healthy: false,
+                            last_check: Some("status 503".into()),
+                            packets: 4,
+                            bytes: 240,
+                        },
+                    ],
+                },
+                ServiceSnapshot {
+                    address: "2001:db8::10".into(),
+                    port: 53,
+                    protocol: "UDP".into(),
+                    lb_kind: "TUN".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn renders_instances_and_services() {
+        let expected = "\
+router lb1, data plane xdp
+
+INSTANCE   STATE   PRIORITY  MASTER    LAST TRANSITION
+VI_1       MASTER  90/100    10.0.0.1  3m12s ago (master down timer)
+VI_BACKUP  BACKUP  100/100   -         -
+
+10.0.0.10:80/TCP  DR  quorum up  packets 1000  bytes 64000
+  BACKEND         WEIGHT  HEALTHY  LAST CHECK  PACKETS  BYTES
+  10.0.1.1:8080        3  yes      connected       600  40000
+  10.0.1.22:8080     100  no       status 503        4    240
+
+[2001:db8::10]:53/UDP  TUN  quorum down  packets 0  bytes 0
+  no backends
+";
+        assert_eq!(render_at(&snapshot(), 1_000_000), expected);
+    }
+
+    #[test]
+    fn renders_an_empty_daemon() {
+        let s = Snapshot {
+            router_id: "lb2".into(),
+            dataplane: "none".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            render_at(&s, 0),
+            "router lb2, data plane none\n\nno VRRP instances\n\nno virtual servers\n"
+        );
+    }
+
+    #[test]
+    fn ages_use_two_units() {
+        assert_eq!(age(0), "0s");
+        assert_eq!(age(59), "59s");
+        assert_eq!(age(60), "1m00s");
+        assert_eq!(age(3599), "59m59s");
+        assert_eq!(age(3600 + 5 * 60 + 7), "1h05m");
+        assert_eq!(age(3 * 86_400 + 4 * 3600), "3d04h");
+    }
+
+    #[test]
+    fn a_transition_in_the_future_reads_as_now() {
+        // Clock stepped back since the transition: no underflow, no nonsense.
+        let i = InstanceSnapshot {
+            last_transition_unix: Some(2_000),
+            ..Default::default()
+        };
+        assert_eq!(transition(&i, 1_000), "0s ago");
+    }
+}
