@@ -22,6 +22,7 @@ router_id = "{name}"
 control_socket = "{dir}/lb.sock"
 bpf_pin_path = "/sys/fs/bpf/lb"
 dataplane = "xdp"
+metrics_listen = "127.0.0.1:9469"
 
 [[vrrp_instance]]
 name = "VI_1"
@@ -109,6 +110,78 @@ fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
     assert!(replies
         .iter()
         .all(|r| r.client_seen.to_string() == CLIENT_ADDR.to_string()));
+
+    // Status and metrics report what we saw.
+    let sock = seg.nodes[0].dir().join("lb.sock");
+    let status = std::process::Command::new(daemon_bin())
+        .args(["status", "--json", "--socket"])
+        .arg(&sock)
+        .output()
+        .expect("lb-daemon status");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let snap: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(snap["instances"][0]["state"], "MASTER", "{snap}");
+    let backends = snap["services"][0]["backends"]
+        .as_array()
+        .expect("backends")
+        .clone();
+    assert_eq!(backends.len(), 3);
+    assert!(backends.iter().all(|b| b["healthy"] == true));
+    let human = std::process::Command::new(daemon_bin())
+        .args(["status", "--socket"])
+        .arg(&sock)
+        .output()
+        .expect("lb-daemon status");
+    assert!(String::from_utf8_lossy(&human.stdout).contains("VI_1"));
+    let metrics = seg.nodes[0].ns.run(|| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9469").expect("metrics port");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("write");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    });
+    assert!(
+        metrics.contains("lb_vrrp_state{instance=\"VI_1\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lb_backend_up{"), "{metrics}");
+    // A reload that changes a weight is applied; a broken file is refused.
+    let conf1 = seg.nodes[0].dir().join("lb.toml");
+    let text = std::fs::read_to_string(&conf1).expect("config");
+    std::fs::write(
+        &conf1,
+        text.replacen(
+            "port = 80\ntcp_check",
+            "port = 80\nweight = 2\ntcp_check",
+            1,
+        ),
+    )
+    .expect("write");
+    let reload = std::process::Command::new(daemon_bin())
+        .args(["reload", "--socket"])
+        .arg(&sock)
+        .output()
+        .expect("lb-daemon reload");
+    assert!(
+        reload.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
+    std::fs::write(&conf1, "this is not toml [").expect("write");
+    let broken = std::process::Command::new(daemon_bin())
+        .args(["reload", "--socket"])
+        .arg(&sock)
+        .output()
+        .expect("lb-daemon reload");
+    assert!(!broken.status.success(), "a broken file is refused");
+    requests_from(client, 10).expect("still serving after the refused reload");
+    assert_eq!(seg.holders(VIP), vec![0], "no failover during the reloads");
 
     // A long-lived connection, then the master's link is cut.
     let mut conn = open_from(client).expect("long-lived connection");

@@ -14,11 +14,21 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use tracing::{info, warn};
 
+use std::sync::{Arc, RwLock};
+
 use tokio::sync::{mpsc, oneshot};
+use tracing::error;
 
 use crate::{
     config,
-    daemon::dataplane_owner::{Msg, Owner},
+    daemon::{
+        control::{self, ReloadRequest},
+        dataplane_owner::{Msg, Owner},
+        metrics,
+        snapshot::Snapshot,
+        systemd,
+        view::View,
+    },
     dataplane::{Dataplane, LoadOptions},
     health::runner::{Health, Update},
     vrrp::{instance::GateRequest, runtime::Vrrp},
@@ -66,10 +76,21 @@ pub fn run(path: &Path) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(path, config))
 }
 
-async fn serve(config: config::Config) -> Result<()> {
+/// The running parts.
+struct Daemon {
+    path: std::path::PathBuf,
+    config: config::Config,
+    owner: Option<mpsc::UnboundedSender<Msg>>,
+    updates: mpsc::UnboundedSender<Update>,
+    health: Health,
+    vrrp: Option<Vrrp>,
+    view: Arc<RwLock<View>>,
+}
+
+async fn serve(path: &Path, config: config::Config) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -86,24 +107,9 @@ async fn serve(config: config::Config) -> Result<()> {
         }
         None => None,
     };
-    let gate = owner.as_ref().map(|owner| {
-        let (gate_tx, mut gate_rx) = mpsc::unbounded_channel::<GateRequest>();
-        let owner = owner.clone();
-        tokio::spawn(async move {
-            while let Some(req) = gate_rx.recv().await {
-                let msg = match req {
-                    GateRequest::BecomeMaster { instance, reply } => {
-                        Msg::BecomeMaster { instance, reply }
-                    }
-                    GateRequest::LeftMaster { instance } => Msg::LeftMaster { instance },
-                };
-                let _ = owner.send(msg);
-            }
-        });
-        gate_tx
-    });
+    let gate = owner.as_ref().map(gate_to);
     let (updates_tx, mut updates) = mpsc::unbounded_channel::<Update>();
-    let health = Health::start(&config, updates_tx);
+    let health = Health::start(&config, updates_tx.clone());
     let to_owner = owner.clone();
     tokio::spawn(async move {
         while let Some(u) = updates.recv().await {
@@ -118,33 +124,171 @@ async fn serve(config: config::Config) -> Result<()> {
     } else {
         Some(Vrrp::start(&config, gate).await?)
     };
+    let view = Arc::new(RwLock::new(make_view(
+        &config,
+        owner.is_some(),
+        vrrp.as_ref(),
+        &health,
+    )));
+    if let (Some(owner), Ok(v)) = (&owner, view.read()) {
+        v.spawn_refresher(owner.clone());
+    }
+    let source: Arc<dyn Fn() -> Snapshot + Send + Sync> = {
+        let view = Arc::clone(&view);
+        Arc::new(move || view.read().map(|v| v.snapshot()).unwrap_or_default())
+    };
+    let (reload_tx, mut reloads) = mpsc::unbounded_channel::<ReloadRequest>();
+    let _control = control::serve_control(
+        &config.global.control_socket,
+        Arc::clone(&source),
+        reload_tx,
+    )
+    .await
+    .context("opening the control socket (is another lb-daemon running?)")?;
+    let _metrics = match config.global.metrics_listen {
+        Some(addr) => Some(metrics::serve_metrics(addr, Arc::clone(&source)).await?),
+        None => None,
+    };
     info!(
         instances = config.vrrp_instances.len(),
         virtual_servers = config.virtual_servers.len(),
         "lb-daemon running"
     );
+    systemd::ready();
+    let mut daemon = Daemon {
+        path: path.to_path_buf(),
+        config,
+        owner,
+        updates: updates_tx,
+        health,
+        vrrp,
+        view,
+    };
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                warn!("reloading the configuration is not available in this version; restart the daemon to apply a new configuration (the running one is unchanged)");
+                match daemon.reload().await {
+                    Ok(msg) => info!("{msg}"),
+                    Err(e) => error!("reload rejected, the running configuration is kept: {e}"),
+                }
+            }
+            Some(req) = reloads.recv() => {
+                let r = daemon.reload().await;
+                match &r {
+                    Ok(msg) => info!("{msg}"),
+                    Err(e) => error!("reload rejected, the running configuration is kept: {e}"),
+                }
+                let _ = req.reply.send(r);
             }
         }
     }
-    health.stop();
-    if let Some(vrrp) = vrrp {
-        info!("stopping: priority-0 adverts, removing VIPs");
-        vrrp.shutdown().await;
-    }
-    if let Some(owner) = owner {
-        let (tx, rx) = oneshot::channel();
-        if owner.send(Msg::Shutdown { reply: tx }).is_ok() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await;
-        }
-    }
+    systemd::stopping();
+    daemon.stop().await;
     info!("stopped");
     Ok(())
+}
+
+/// Forwards VRRP's gate requests to the data-plane owner.
+fn gate_to(owner: &mpsc::UnboundedSender<Msg>) -> mpsc::UnboundedSender<GateRequest> {
+    let (gate_tx, mut gate_rx) = mpsc::unbounded_channel::<GateRequest>();
+    let owner = owner.clone();
+    tokio::spawn(async move {
+        while let Some(req) = gate_rx.recv().await {
+            let msg = match req {
+                GateRequest::BecomeMaster { instance, reply } => {
+                    Msg::BecomeMaster { instance, reply }
+                }
+                GateRequest::LeftMaster { instance } => Msg::LeftMaster { instance },
+            };
+            let _ = owner.send(msg);
+        }
+    });
+    gate_tx
+}
+
+fn make_view(config: &config::Config, xdp: bool, vrrp: Option<&Vrrp>, health: &Health) -> View {
+    View::new(
+        config,
+        if xdp { "xdp" } else { "none" },
+        vrrp.map(Vrrp::status_receivers).unwrap_or_default(),
+        health.status.clone(),
+        Arc::clone(&health.counters),
+    )
+}
+
+impl Daemon {
+    /// Re-reads the configuration file. An invalid file changes nothing. Virtual servers
+    /// are applied in place (the VRRP instances keep their state; the data plane is
+    /// reprogrammed with diff writes); a change to the VRRP sections or to the global
+    /// data-plane settings needs a restart in this version and is refused.
+    async fn reload(&mut self) -> Result<String, String> {
+        systemd::reloading();
+        let result = self.try_reload().await;
+        systemd::ready();
+        result
+    }
+
+    async fn try_reload(&mut self) -> Result<String, String> {
+        let loaded = super::check_config::load_checked(&self.path).map_err(|e| format!("{e:#}"))?;
+        for w in &loaded.warnings {
+            warn!("{w}");
+        }
+        let new = loaded.config;
+        if new.vrrp_instances != self.config.vrrp_instances
+            || new.vrrp_scripts != self.config.vrrp_scripts
+            || new.vrrp_sync_groups != self.config.vrrp_sync_groups
+            || new.global != self.config.global
+        {
+            return Err("the VRRP sections or [global] changed: restart the daemon to apply them (only virtual servers are reloaded in place in this version)".into());
+        }
+        if !new.virtual_servers.is_empty() && self.owner.is_none() {
+            return Err(
+                "virtual servers were added to a daemon started without them: restart the daemon"
+                    .into(),
+            );
+        }
+        if new.virtual_servers == self.config.virtual_servers {
+            return Ok("reload: nothing changed".into());
+        }
+        let old = std::mem::replace(&mut self.health, Health::start(&new, self.updates.clone()));
+        old.stop();
+        if let Some(owner) = &self.owner {
+            let (tx, rx) = oneshot::channel();
+            let _ = owner.send(Msg::Reconfigure {
+                config: Box::new(new.clone()),
+                reply: tx,
+            });
+            let _ = rx.await;
+        }
+        let n = new.virtual_servers.len();
+        let view = make_view(&new, self.owner.is_some(), self.vrrp.as_ref(), &self.health);
+        if let Some(owner) = &self.owner {
+            view.spawn_refresher(owner.clone());
+        }
+        if let Ok(mut v) = self.view.write() {
+            *v = view;
+        }
+        self.config = new;
+        Ok(format!(
+            "reloaded: {n} virtual servers applied; VRRP instances unchanged"
+        ))
+    }
+
+    async fn stop(self) {
+        self.health.stop();
+        if let Some(vrrp) = self.vrrp {
+            info!("stopping: priority-0 adverts, removing VIPs");
+            vrrp.shutdown().await;
+        }
+        if let Some(owner) = self.owner {
+            let (tx, rx) = oneshot::channel();
+            if owner.send(Msg::Shutdown { reply: tx }).is_ok() {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await;
+            }
+        }
+    }
 }
 
 fn log_update(u: &Update) {

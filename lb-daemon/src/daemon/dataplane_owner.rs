@@ -48,6 +48,12 @@ pub enum Msg {
     Counters {
         reply: oneshot::Sender<Vec<(String, u64)>>,
     },
+    /// A reloaded configuration (its VRRP side unchanged): services are re-derived,
+    /// removed ones unprogrammed; the new health checks send fresh desired sets.
+    Reconfigure {
+        config: Box<Config>,
+        reply: oneshot::Sender<()>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -93,34 +99,57 @@ fn owning_instance(config: &Config, addr: IpAddr) -> Option<&config::VrrpInstanc
 impl Owner {
     pub fn new(config: &Config, dp: Dataplane) -> Result<Owner> {
         let neigh = Neighbours::new().context("opening rtnetlink")?;
-        let services = config
-            .virtual_servers
-            .iter()
-            .map(|vs| {
-                let inst = owning_instance(config, vs.address);
-                let interfaces = if !vs.interfaces.is_empty() {
-                    vs.interfaces.clone()
-                } else if let Some(i) = inst {
-                    vec![i.interface.clone()]
-                } else {
-                    Vec::new()
-                };
-                Service {
-                    vs: vs.clone(),
-                    instance: inst.map(|i| i.name.clone()),
-                    interfaces,
-                }
-            })
-            .collect();
         Ok(Owner {
             dp,
             neigh,
-            services,
+            services: services_of(config),
             desired: HashMap::new(),
             masters: HashSet::new(),
         })
     }
 
+    fn reconfigure(&mut self, config: &Config) {
+        let new = services_of(config);
+        let kept: HashSet<ServiceId> = new.iter().map(|s| service_id(&s.vs)).collect();
+        for s in &self.services {
+            let id = service_id(&s.vs);
+            if !kept.contains(&id) && self.dp.service_spec(&id).is_some() {
+                match self.dp.remove_service(&id) {
+                    Ok(()) => info!(service = %id, "service removed by reload"),
+                    Err(e) => warn!(service = %id, error = %e, "removing a service failed"),
+                }
+            }
+        }
+        // Desired sets are indexed by position: the new checks resend them.
+        self.desired.clear();
+        self.services = new;
+        self.detach_unused();
+    }
+}
+
+fn services_of(config: &Config) -> Vec<Service> {
+    config
+        .virtual_servers
+        .iter()
+        .map(|vs| {
+            let inst = owning_instance(config, vs.address);
+            let interfaces = if !vs.interfaces.is_empty() {
+                vs.interfaces.clone()
+            } else if let Some(i) = inst {
+                vec![i.interface.clone()]
+            } else {
+                Vec::new()
+            };
+            Service {
+                vs: vs.clone(),
+                instance: inst.map(|i| i.name.clone()),
+                interfaces,
+            }
+        })
+        .collect()
+}
+
+impl Owner {
     fn active(&self, s: &Service) -> bool {
         s.instance.as_ref().is_none_or(|i| self.masters.contains(i))
     }
@@ -152,6 +181,10 @@ impl Owner {
                         .map(|v| v.into_iter().map(|(_, n, c)| (n.to_string(), c)).collect())
                         .unwrap_or_default();
                     let _ = reply.send(counters);
+                }
+                Msg::Reconfigure { config, reply } => {
+                    self.reconfigure(&config);
+                    let _ = reply.send(());
                 }
                 Msg::Shutdown { reply } => {
                     self.shutdown();

@@ -6,3 +6,4 @@ pub mod metrics;
 pub mod snapshot;
 pub mod status_view;
 pub mod systemd;
+pub mod view;

@@ -70,6 +70,11 @@ impl Vrrp {
         Ok(Vrrp { instances, tasks })
     }
 
+    /// Live status of every instance.
+    pub fn status_receivers(&self) -> Vec<watch::Receiver<InstanceStatus>> {
+        self.instances.iter().map(|h| h.status.clone()).collect()
+    }
+
     pub fn statuses(&self) -> Vec<InstanceStatus> {
         self.instances
             .iter()

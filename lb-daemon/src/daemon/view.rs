@@ -1,0 +1,218 @@
+//! Assembling a [`Snapshot`] from the running parts: VRRP instance statuses and health
+//! statuses (live, through watch channels) and the data plane's counters (refreshed every
+//! second from the data-plane owner, which alone touches the maps).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    sync::{atomic::Ordering, Arc, Mutex},
+    time::{Duration, UNIX_EPOCH},
+};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{
+    dataplane_owner::Msg,
+    snapshot::{BackendSnapshot, HealthCounters, InstanceSnapshot, ServiceSnapshot, Snapshot},
+};
+use crate::{
+    config::Config,
+    dataplane,
+    health::runner::{self, Counters, ServiceStatus},
+    vrrp::instance::InstanceStatus,
+};
+
+/// The data plane's side, as last fetched.
+#[derive(Default)]
+struct DataplaneView {
+    services: Vec<dataplane::ServiceStatus>,
+    counters: Vec<(String, u64)>,
+}
+
+#[derive(Clone)]
+pub struct View {
+    router_id: String,
+    dataplane: String,
+    lb_kinds: HashMap<(IpAddr, u16), String>,
+    instances: Vec<watch::Receiver<InstanceStatus>>,
+    health: Vec<watch::Receiver<ServiceStatus>>,
+    health_counters: Arc<Counters>,
+    dp: Arc<Mutex<DataplaneView>>,
+}
+
+impl View {
+    pub fn new(
+        config: &Config,
+        dataplane: &str,
+        instances: Vec<watch::Receiver<InstanceStatus>>,
+        health: Vec<watch::Receiver<ServiceStatus>>,
+        health_counters: Arc<Counters>,
+    ) -> View {
+        let router_id = config.global.router_id.clone().unwrap_or_else(|| {
+            // keepalived's default router_id: the host name.
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default()
+        });
+        View {
+            router_id,
+            dataplane: dataplane.to_string(),
+            lb_kinds: config
+                .virtual_servers
+                .iter()
+                .map(|vs| {
+                    (
+                        (vs.address, vs.port),
+                        format!("{:?}", vs.lb_kind).to_uppercase(),
+                    )
+                })
+                .collect(),
+            instances,
+            health,
+            health_counters,
+            dp: Arc::default(),
+        }
+    }
+
+    /// Fetches the data plane's counters every second (and once at once).
+    pub fn spawn_refresher(&self, owner: mpsc::UnboundedSender<Msg>) {
+        let dp = Arc::clone(&self.dp);
+        tokio::spawn(async move {
+            loop {
+                let (stx, srx) = oneshot::channel();
+                let (ctx, crx) = oneshot::channel();
+                if owner.send(Msg::Status { reply: stx }).is_err()
+                    || owner.send(Msg::Counters { reply: ctx }).is_err()
+                {
+                    return;
+                }
+                if let (Ok(services), Ok(counters)) = (srx.await, crx.await) {
+                    if let Ok(mut v) = dp.lock() {
+                        *v = DataplaneView { services, counters };
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let dp = self
+            .dp
+            .lock()
+            .map(|v| (v.services.clone(), v.counters.clone()));
+        let (dp_services, dp_counters) = dp.unwrap_or_default();
+        Snapshot {
+            router_id: self.router_id.clone(),
+            dataplane: self.dataplane.clone(),
+            instances: self
+                .instances
+                .iter()
+                .map(|rx| instance(&rx.borrow()))
+                .collect(),
+            services: self
+                .health
+                .iter()
+                .map(|rx| self.service(&rx.borrow(), &dp_services))
+                .collect(),
+            dataplane_drops: drops(&dp_counters),
+            health: health_counters(&self.health_counters),
+        }
+    }
+
+    fn service(&self, s: &ServiceStatus, dp: &[dataplane::ServiceStatus]) -> ServiceSnapshot {
+        let programmed = dp
+            .iter()
+            .find(|d| d.id.vip == s.service.address && d.id.port == s.service.port);
+        let traffic = |addr: IpAddr, port: u16| {
+            programmed
+                .and_then(|p| p.backends.iter().find(|b| b.addr == addr && b.port == port))
+                .map(|b| (b.traffic.packets, b.traffic.bytes))
+                .unwrap_or_default()
+        };
+        ServiceSnapshot {
+            address: s.service.address.to_string(),
+            port: s.service.port,
+            protocol: format!("{:?}", s.service.protocol).to_uppercase(),
+            lb_kind: self
+                .lb_kinds
+                .get(&(s.service.address, s.service.port))
+                .cloned()
+                .unwrap_or_default(),
+            quorum_up: s.quorum_up,
+            packets: programmed.map(|p| p.traffic.packets).unwrap_or(0),
+            bytes: programmed.map(|p| p.traffic.bytes).unwrap_or(0),
+            backends: s
+                .reals
+                .iter()
+                .map(|r| {
+                    let (packets, bytes) = traffic(r.address, r.port);
+                    BackendSnapshot {
+                        address: r.address.to_string(),
+                        port: r.port,
+                        weight: r.weight,
+                        healthy: r.healthy,
+                        last_check: r.last_result.clone(),
+                        packets,
+                        bytes,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+fn instance(s: &InstanceStatus) -> InstanceSnapshot {
+    InstanceSnapshot {
+        name: s.name.clone(),
+        state: s.state.to_string(),
+        state_code: s.state.metric(),
+        priority_effective: s.effective_priority,
+        priority_configured: s.base_priority,
+        master: s.master.map(|m| m.to_string()),
+        last_transition_unix: s
+            .last_transition
+            .as_ref()
+            .and_then(|(t, _)| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs()),
+        last_transition_reason: s.last_transition.as_ref().map(|(_, r)| r.clone()),
+        transitions: s.transitions,
+        adverts_received: s.adverts_received,
+        adverts_sent: s.adverts_sent,
+        adverts_dropped: s.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+    }
+}
+
+/// The data plane's drop counters by reason.
+fn drops(counters: &[(String, u64)]) -> BTreeMap<String, u64> {
+    const DROPS: [&str; 9] = [
+        "no_backend",
+        "truncated_eth",
+        "truncated_ipv4",
+        "truncated_ipv6",
+        "truncated_l4",
+        "malformed_ipv4",
+        "encap_failed",
+        "bad_backend",
+        "verdict_drop",
+    ];
+    counters
+        .iter()
+        .filter(|(name, _)| DROPS.contains(&name.as_str()))
+        .map(|(n, v)| (n.clone(), *v))
+        .collect()
+}
+
+fn health_counters(c: &Counters) -> HealthCounters {
+    HealthCounters {
+        checks: c.checks.load(Ordering::Relaxed),
+        failures: c.failures.load(Ordering::Relaxed),
+        verdict_changes: c.verdict_changes.load(Ordering::Relaxed),
+        duration_buckets: runner::DURATION_BUCKETS
+            .iter()
+            .zip(c.duration_buckets.iter())
+            .map(|(b, n)| (*b, n.load(Ordering::Relaxed)))
+            .collect(),
+        duration_sum_seconds: c.duration_sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+    }
+}
