@@ -101,12 +101,39 @@ pub struct Backend {
 }
 
 impl Backend {
-    fn stop_server(&mut self) {
+    /// Stops the service (the host stays up: connections are refused).
+    pub fn stop_server(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.server.take() {
             let _ = h.join();
         }
     }
+
+    /// Starts the service again after [`stop_server`](Self::stop_server).
+    pub fn start_server(&mut self, i: usize) -> Result<()> {
+        self.stop_server();
+        let (stop, server) = start_server(&self._ns, i)?;
+        self.stop = stop;
+        self.server = Some(server);
+        Ok(())
+    }
+
+    pub fn addr(&self) -> Ipv4Addr {
+        self.addr
+    }
+}
+
+/// The backend's TCP service on port 80, on its own thread.
+fn start_server(ns: &Netns, i: usize) -> Result<(Arc<AtomicBool>, JoinHandle<()>)> {
+    let listener = ns.run(|| TcpListener::bind(("0.0.0.0", VIP_PORT)))?;
+    listener.set_nonblocking(true)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let name = backend_name(i);
+    let flag = Arc::clone(&stop);
+    let server = std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || serve(listener, name, flag))?;
+    Ok((stop, server))
 }
 
 pub struct Lab {
@@ -327,14 +354,7 @@ pub fn start_backend(switch: &Switch, i: usize, mode: ForwardMode) -> Result<Bac
         ),
         ForwardMode::Dr => None,
     };
-    let listener = ns.run(|| TcpListener::bind(("0.0.0.0", VIP_PORT)))?;
-    listener.set_nonblocking(true)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let name = backend_name(i);
-    let flag = Arc::clone(&stop);
-    let server = std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(move || serve(listener, name, flag))?;
+    let (stop, server) = start_server(&ns, i)?;
     Ok(Backend {
         _ns: ns,
         addr,

@@ -39,8 +39,9 @@ impl ControlSocket {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the data-plane lab in network namespaces: a client, an XDP load balancer and
-    /// backends serving TCP; shows the traffic spread, a drain and a long-lived flow.
+    /// Run the lab in network namespaces: two LB nodes running `lb-daemon run` in one
+    /// VRRP group, backends serving TCP and a client; narrates the election, the traffic
+    /// spread, a failing backend, a failover with a long-lived connection, the way back.
     Lab {
         /// Forwarding mode (keepalived's lb_kind).
         #[arg(long, value_enum, default_value = "dr")]
@@ -51,6 +52,9 @@ enum Command {
         /// and `bpftool map dump pinned ...`).
         #[arg(long)]
         pause: bool,
+        /// Only the data plane (one LB node driven in-process, no VRRP, no daemon).
+        #[arg(long)]
+        dataplane_only: bool,
     },
     /// Print the data plane's global counters from the pinned maps.
     Counters {
@@ -113,12 +117,17 @@ fn main() -> Result<()> {
             mode,
             backends,
             pause,
+            dataplane_only,
         } => {
             let mode = match mode {
                 Mode::Dr => lb_daemon::dataplane::ForwardMode::Dr,
                 Mode::Tun => lb_daemon::dataplane::ForwardMode::Tun,
             };
-            cli::lab::run(mode, backends, pause)
+            if dataplane_only {
+                cli::lab::run(mode, backends, pause)
+            } else {
+                cli::lab_ha::run(mode, backends, pause)
+            }
         }
         Command::Counters { pin_dir } => cli::counters::run(&pin_dir),
         Command::Decap { interface } => cli::decap::run(&interface),

@@ -6,6 +6,7 @@ pub mod counters;
 pub mod decap;
 pub mod genhash;
 pub mod lab;
+pub mod lab_ha;
 pub mod run;
 pub mod signals;
 
