@@ -51,6 +51,15 @@ delay_loop = "500ms"
     s
 }
 
+fn status_json(sock: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new(daemon_bin())
+        .args(["status", "--json", "--socket"])
+        .arg(sock)
+        .output()
+        .expect("lb-daemon status");
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
 #[test]
 fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
     let _ = daemon_bin();
@@ -80,7 +89,7 @@ fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
                 .expect("lb_pass")
         })
         .collect();
-    let _backends: Vec<_> = (0..3)
+    let mut backends: Vec<_> = (0..3)
         .map(|i| start_backend(&seg.switch, i, ForwardMode::Dr).expect("backend"))
         .collect();
 
@@ -110,6 +119,39 @@ fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
     assert!(replies
         .iter()
         .all(|r| r.client_seen.to_string() == CLIENT_ADDR.to_string()));
+
+    // 3,000 short connections: every backend within 10% of a third.
+    let many = requests_from(client, 3000).expect("3000 requests");
+    for i in 0..3 {
+        let name = lb_daemon::lab::backend_name(i);
+        let n = many.iter().filter(|r| r.backend == name).count();
+        assert!((900..=1100).contains(&n), "{name} got {n} of 3000");
+    }
+    // A backend stops: once its check marks it down, no connection reaches it and none fails.
+    backends[1].stop_server();
+    let down = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        status_json(&seg.nodes[0].dir().join("lb.sock"))["services"][0]["backends"]
+            .as_array()
+            .is_some_and(|b| {
+                b.iter()
+                    .any(|b| b["address"] == backend_addr(1).to_string() && b["healthy"] == false)
+            })
+    });
+    assert!(down, "backend2 marked down");
+    let during = requests_from(client, 300).expect("no failed request once it is marked down");
+    assert!(during
+        .iter()
+        .all(|r| r.backend != lb_daemon::lab::backend_name(1)));
+    backends[1].start_server(1).expect("restart backend2");
+    let back = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        requests_from(client, 60).is_ok_and(|r| {
+            r.iter()
+                .any(|r| r.backend == lb_daemon::lab::backend_name(1))
+        })
+    });
+    assert!(back, "backend2 returns after its checks pass");
 
     // Status and metrics report what we saw.
     let sock = seg.nodes[0].dir().join("lb.sock");
