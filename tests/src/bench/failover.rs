@@ -185,22 +185,19 @@ fn idle_backup_cpu(which: Impl, secs: u64) -> Result<f64> {
     if pids.is_empty() {
         bail!("no process in the backup's namespace");
     }
-    let ticks = || -> u64 { pids.iter().map(|&p| cpu_ticks(p)).sum() };
+    let ticks = || -> u64 {
+        pids.iter()
+            .map(|&p| {
+                let (user, sys) = report::cpu_ticks(p as u32);
+                user + sys
+            })
+            .sum()
+    };
     let (t0, c0) = (Instant::now(), ticks());
     std::thread::sleep(Duration::from_secs(secs));
     let (t1, c1) = (Instant::now(), ticks());
     let hz = 100.0; // USER_HZ on Linux
     Ok((c1 - c0) as f64 / hz / (t1 - t0).as_secs_f64() * 100.0)
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may contain spaces) start after ')'.
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    get(11) + get(12)
 }
 
 pub fn run() -> Result<String> {

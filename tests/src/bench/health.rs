@@ -16,7 +16,7 @@ use tokio::{
     net::TcpListener,
 };
 
-use super::report;
+use super::report::{self, cpu_ticks};
 use crate::vrrp_lab::daemon_bin;
 
 const REALS: usize = 5000;
@@ -91,15 +91,6 @@ fn config(http_from: usize) -> String {
         }
     }
     s
-}
-
-/// (user, system) CPU of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> (u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    (get(11), get(12))
 }
 
 fn rss_kib(pid: u32) -> u64 {

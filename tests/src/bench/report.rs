@@ -23,6 +23,16 @@ pub fn machine() -> String {
     format!("Linux {kernel}, {model}, {cores} cores")
 }
 
+/// (user, system) CPU time of a process, in clock ticks (USER_HZ = 100 on Linux).
+pub fn cpu_ticks(pid: u32) -> (u64, u64) {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after ')'.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (get(11), get(12))
+}
+
 fn markers(name: &str) -> (String, String) {
     (
         format!("<!-- bench:{name}:start -->"),
