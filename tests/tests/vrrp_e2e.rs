@@ -269,3 +269,19 @@ fn failing_track_script_lowers_priority_and_notify_scripts_run() {
         "generic notify on losing mastership: {log:?}"
     );
 }
+
+#[test]
+fn a_vip_left_by_a_crashed_run_is_removed_at_start() {
+    let mut seg = Segment::new(2).expect("segment");
+    // As if a previous lb-daemon on n2 had died while master.
+    seg.nodes[1]
+        .ns
+        .ip(&["addr", "add", "198.18.0.100/24", "dev", "eth0"])
+        .expect("stale VIP");
+    let t1 = node("n1", 150, 2, "1", None).toml(seg.nodes[0].dir());
+    let t2 = node("n2", 100, 2, "1", None).toml(seg.nodes[1].dir());
+    seg.nodes[1].start_ours(&t2).expect("n2");
+    seg.nodes[0].start_ours(&t1).expect("n1");
+    seg.wait_holder(VIP, 0, Duration::from_secs(8))
+        .expect("only the master holds the VIP");
+}

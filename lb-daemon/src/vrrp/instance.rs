@@ -244,6 +244,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 
 impl Runner {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        self.remove_stale_vips().await;
         self.handle(Event::Startup).await;
         loop {
             tokio::select! {
@@ -272,6 +273,19 @@ impl Runner {
                         return;
                     }
                 },
+            }
+        }
+    }
+
+    /// A crashed predecessor may have left the VIPs behind; an instance starts without
+    /// them (keepalived does the same), so only a master ever holds them.
+    async fn remove_stale_vips(&self) {
+        for v in &self.spec.vips {
+            if matches!(self.vips.present(v).await, Ok(true)) {
+                info!(instance = %self.spec.fsm.name, vip = %v.addr, "removing a VIP left by a previous run");
+                if let Err(e) = self.vips.remove(v).await {
+                    warn!(instance = %self.spec.fsm.name, vip = %v.addr, error = %e, "removing a stale VIP failed");
+                }
             }
         }
     }
