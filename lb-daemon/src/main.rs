@@ -90,6 +90,14 @@ enum Command {
         #[command(flatten)]
         control: ControlSocket,
     },
+    /// Stop the running daemon (SIGTERM does the same); with --keep-dataplane the XDP
+    /// program, its maps and the VIPs stay for a new daemon to adopt (upgrades).
+    Stop {
+        #[arg(long)]
+        keep_dataplane: bool,
+        #[command(flatten)]
+        control: ControlSocket,
+    },
     /// Print the MD5 digest of a URL's body (the `digest` of HTTP_GET / SSL_GET).
     Genhash {
         url: String,
@@ -135,6 +143,10 @@ fn main() -> Result<()> {
         Command::CheckConfig { file } => cli::check_config::run(&file),
         Command::Status { json, control } => cli::control_cmd::status(&control.path()?, json),
         Command::Reload { control } => cli::control_cmd::reload(&control.path()?),
+        Command::Stop {
+            keep_dataplane,
+            control,
+        } => cli::control_cmd::stop(&control.path()?, keep_dataplane),
         Command::Genhash {
             url,
             virtualhost,

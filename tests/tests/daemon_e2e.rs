@@ -2,7 +2,8 @@
 //! one VRRP group with the same virtual server, three backends (DR), one client. The
 //! master forwards through XDP; when its link is cut the backup takes over and a
 //! long-lived TCP connection opened before the cut keeps working (same Maglev table on
-//! both nodes). Needs root.
+//! both nodes); a `--keep-dataplane` restart of the master loses no request and causes
+//! no failover. Needs root.
 
 use std::time::Duration;
 
@@ -16,11 +17,15 @@ use lb_tests::vrrp_lab::{daemon_bin, Segment};
 const VIP: &str = "198.18.0.100";
 
 fn config(name: &str, priority: u8, dir: &std::path::Path) -> String {
+    config_pinned(name, priority, dir, "/sys/fs/bpf/lb")
+}
+
+fn config_pinned(name: &str, priority: u8, dir: &std::path::Path, pin: &str) -> String {
     let mut s = format!(
         r#"[global]
 router_id = "{name}"
 control_socket = "{dir}/lb.sock"
-bpf_pin_path = "/sys/fs/bpf/lb"
+bpf_pin_path = "{pin}"
 dataplane = "xdp"
 metrics_listen = "127.0.0.1:9469"
 
@@ -247,4 +252,159 @@ fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
     );
     // New connections go through lb2.
     request_from(client, None).expect("request through lb2");
+}
+
+/// A bpffs mounted in the host's mount namespace: `ip netns exec` gives each daemon its
+/// own /sys, but mounts elsewhere are shared, so pins survive from one daemon to the next.
+struct SharedBpffs(std::path::PathBuf);
+
+impl SharedBpffs {
+    fn new() -> SharedBpffs {
+        let dir = std::path::PathBuf::from(format!("/run/lbt-bpffs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&dir)
+            .status()
+            .expect("mount")
+            .success();
+        assert!(ok, "mount bpffs at {}", dir.display());
+        SharedBpffs(dir)
+    }
+}
+
+impl Drop for SharedBpffs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn keep_dataplane_restart_drops_nothing() {
+    let _ = daemon_bin();
+    let bpffs = SharedBpffs::new();
+    let mut seg = Segment::new(3).expect("segment");
+    {
+        let client = &seg.nodes[2].ns;
+        client
+            .ip(&["addr", "del", "198.18.0.13/24", "dev", "eth0"])
+            .expect("segment address");
+        client
+            .ip(&["addr", "add", &format!("{CLIENT_ADDR}/24"), "dev", "eth0"])
+            .expect("client address");
+        client
+            .sh("ethtool -K eth0 tx off tso off gso off >/dev/null")
+            .expect("ethtool");
+    }
+    let ports = [seg.nodes[0].port.clone(), seg.nodes[1].port.clone()];
+    let _peers: Vec<HelperProgram> = ports
+        .iter()
+        .map(|p| {
+            let p = p.clone();
+            seg.switch
+                .ns()
+                .run(move || HelperProgram::pass(&p))
+                .expect("lb_pass")
+        })
+        .collect();
+    let _backends: Vec<_> = (0..3)
+        .map(|i| start_backend(&seg.switch, i, ForwardMode::Dr).expect("backend"))
+        .collect();
+    let pin1 = bpffs.0.join("lb1");
+    let c1 = config_pinned("lb1", 150, seg.nodes[0].dir(), &pin1.to_string_lossy());
+    let c2 = config_pinned(
+        "lb2",
+        100,
+        seg.nodes[1].dir(),
+        &bpffs.0.join("lb2").to_string_lossy(),
+    );
+    seg.nodes[0].start_ours(&c1).expect("lb1");
+    seg.nodes[1].start_ours(&c2).expect("lb2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("lb1 master");
+    let ok = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        requests_from(&seg.nodes[2].ns, 5).is_ok()
+    });
+    assert!(ok, "traffic flows\n{}", seg.logs());
+    let mut conn = open_from(&seg.nodes[2].ns).expect("long-lived connection");
+    let first = conn.ask().expect("ask").backend;
+
+    // Traffic keeps flowing during the upgrade: count failures.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let path = seg.nodes[2].ns.path();
+    let (stop2, failures2, sent2) = (stop.clone(), failures.clone(), sent.clone());
+    let prober = std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).expect("netns file");
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let ok = std::net::TcpStream::connect_timeout(
+                &format!("{VIP}:80").parse().unwrap(),
+                Duration::from_millis(500),
+            )
+            .and_then(|mut s| {
+                use std::io::{BufRead, Write};
+                s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                s.write_all(b"hi\n")?;
+                let mut line = String::new();
+                std::io::BufReader::new(s).read_line(&mut line)?;
+                Ok(line)
+            })
+            .is_ok_and(|l| !l.is_empty());
+            sent2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if !ok {
+                failures2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let sock = seg.nodes[0].dir().join("lb.sock");
+    let out = std::process::Command::new(daemon_bin())
+        .args(["stop", "--keep-dataplane", "--socket"])
+        .arg(&sock)
+        .output()
+        .expect("lb-daemon stop");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        seg.nodes[0].has_vip(VIP),
+        "the VIP stays with the stopped daemon"
+    );
+    seg.nodes[0].start_ours(&c1).expect("new lb1");
+    // Through the master-down interval of lb2 and beyond: lb2 never takes over.
+    for _ in 0..60 {
+        assert_eq!(
+            seg.holders(VIP),
+            vec![0],
+            "no failover during the upgrade\n{}",
+            seg.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    prober.join().expect("prober");
+    let (sent, failed) = (
+        sent.load(std::sync::atomic::Ordering::Relaxed),
+        failures.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    assert!(sent > 100, "only {sent} probes");
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {sent} requests failed during the upgrade\n{}",
+        seg.logs()
+    );
+    assert_eq!(
+        conn.ask()
+            .expect("long-lived connection after the upgrade")
+            .backend,
+        first
+    );
 }

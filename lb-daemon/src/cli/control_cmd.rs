@@ -72,6 +72,28 @@ pub fn reload(socket: &Path) -> Result<()> {
     }
 }
 
+/// Asks the daemon to stop; with `keep_dataplane` it leaves the XDP program attached,
+/// the maps pinned and the VIPs in place for the next daemon (upgrades). Waits until the
+/// process has released the control socket.
+pub fn stop(socket: &Path, keep_dataplane: bool) -> Result<()> {
+    let command = if keep_dataplane {
+        "stop keep-dataplane"
+    } else {
+        "stop"
+    };
+    let line = control::request(socket, command, STATUS_TIMEOUT)?;
+    let reply = control::Reply::parse(&line)?;
+    if !reply.ok {
+        bail!("stop refused: {}", reply.error.unwrap_or_default());
+    }
+    println!("{}", reply.message.unwrap_or_else(|| "stopping".into()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while socket.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ use tracing::error;
 use crate::{
     config,
     daemon::{
-        control::{self, ReloadRequest},
+        control::{self, Action, ReloadRequest},
         dataplane_owner::{Msg, Owner},
         metrics,
         snapshot::Snapshot,
@@ -122,7 +122,7 @@ async fn serve(path: &Path, config: config::Config) -> Result<()> {
     let vrrp = if config.vrrp_instances.is_empty() {
         None
     } else {
-        Some(Vrrp::start(&config, gate).await?)
+        Some(Vrrp::start(&config, gate, &take_kept_masters(&config)).await?)
     };
     let view = Arc::new(RwLock::new(make_view(
         &config,
@@ -164,6 +164,7 @@ async fn serve(path: &Path, config: config::Config) -> Result<()> {
         vrrp,
         view,
     };
+    let mut keep_dataplane = false;
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -175,19 +176,62 @@ async fn serve(path: &Path, config: config::Config) -> Result<()> {
                 }
             }
             Some(req) = reloads.recv() => {
-                let r = daemon.reload().await;
-                match &r {
-                    Ok(msg) => info!("{msg}"),
-                    Err(e) => error!("reload rejected, the running configuration is kept: {e}"),
+                match req.action {
+                    Action::Reload => {
+                        let r = daemon.reload().await;
+                        match &r {
+                            Ok(msg) => info!("{msg}"),
+                            Err(e) => error!("reload rejected, the running configuration is kept: {e}"),
+                        }
+                        let _ = req.reply.send(r);
+                    }
+                    Action::Stop { keep_dataplane: keep } => {
+                        keep_dataplane = keep;
+                        let _ = req.reply.send(Ok(if keep {
+                            "stopping; the data plane and the VIPs stay for the next daemon".into()
+                        } else {
+                            "stopping".into()
+                        }));
+                        break;
+                    }
                 }
-                let _ = req.reply.send(r);
             }
         }
     }
     systemd::stopping();
-    daemon.stop().await;
+    if keep_dataplane {
+        daemon.keep().await;
+    } else {
+        daemon.stop().await;
+    }
     info!("stopped");
     Ok(())
+}
+
+/// Where a daemon stopped with --keep-dataplane lists its MASTER instances (next to the
+/// control socket: bpffs holds no plain files).
+fn kept_masters_path(config: &config::Config) -> std::path::PathBuf {
+    let mut p = config.global.control_socket.clone().into_os_string();
+    p.push(".masters");
+    p.into()
+}
+
+/// Reads (and removes) the list a previous daemon left.
+fn take_kept_masters(config: &config::Config) -> Vec<String> {
+    let path = kept_masters_path(config);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Vec::new();
+    };
+    let _ = std::fs::remove_file(&path);
+    let names: Vec<String> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if !names.is_empty() {
+        info!(instances = ?names, "taking over the MASTER instances of the previous daemon");
+    }
+    names
 }
 
 /// Forwards VRRP's gate requests to the data-plane owner.
@@ -274,6 +318,30 @@ impl Daemon {
         Ok(format!(
             "reloaded: {n} virtual servers applied; VRRP instances unchanged"
         ))
+    }
+
+    /// Stop for an upgrade (`lb-daemon stop --keep-dataplane`): no priority-0 advert, the
+    /// VIPs stay, the XDP links are pinned and the maps stay pinned, and the MASTER
+    /// instances are written down for the next daemon, which takes them over at once.
+    async fn keep(self) {
+        self.health.stop();
+        let masters = self.vrrp.map(Vrrp::abandon).unwrap_or_default();
+        let marker = kept_masters_path(&self.config);
+        if let Err(e) = std::fs::write(&marker, masters.join("\n")) {
+            warn!(path = %marker.display(), error = %e, "cannot record the MASTER instances for the next daemon");
+        }
+        if let Some(owner) = self.owner {
+            let (tx, rx) = oneshot::channel();
+            if owner.send(Msg::Keep { reply: tx }).is_ok() {
+                match rx.await {
+                    Ok(Ok(ifs)) => {
+                        info!(interfaces = ?ifs, masters = ?masters, "data plane kept for the next daemon")
+                    }
+                    Ok(Err(e)) => error!("keeping the data plane failed: {e}"),
+                    Err(_) => error!("the data-plane owner did not answer"),
+                }
+            }
+        }
     }
 
     async fn stop(self) {

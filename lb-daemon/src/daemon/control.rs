@@ -34,7 +34,19 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// a summary, or Err with why the running configuration was kept.
 #[derive(Debug)]
 pub struct ReloadRequest {
+    pub action: Action,
     pub reply: oneshot::Sender<Result<String, String>>,
+}
+
+/// What a control request asks the daemon to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Reload,
+    /// Stop; with `keep_dataplane` the XDP program stays attached (pinned link) and the
+    /// maps pinned, and the VIPs stay, for a new daemon to adopt (upgrades).
+    Stop {
+        keep_dataplane: bool,
+    },
 }
 
 /// The answer to `reload` (and to a request the daemon could not serve).
@@ -235,24 +247,44 @@ async fn answer(
             }
             Err(e) => Reply::error(format!("serializing the status: {e}")).to_line(),
         },
-        "reload" => {
-            let (reply, answer) = oneshot::channel();
-            if reload.send(ReloadRequest { reply }).is_err() {
-                return Reply::error("the daemon is not accepting reloads (shutting down?)")
-                    .to_line();
-            }
-            match answer.await {
-                Ok(Ok(message)) => Reply::ok(message),
-                Ok(Err(error)) => Reply::error(error),
-                Err(_) => Reply::error("the daemon dropped the reload request"),
-            }
-            .to_line()
+        "reload" => ask_daemon(reload, Action::Reload).await,
+        "stop" => {
+            ask_daemon(
+                reload,
+                Action::Stop {
+                    keep_dataplane: false,
+                },
+            )
+            .await
+        }
+        "stop keep-dataplane" => {
+            ask_daemon(
+                reload,
+                Action::Stop {
+                    keep_dataplane: true,
+                },
+            )
+            .await
         }
         other => Reply::error(format!(
-            "unknown command {other:?} (expected status or reload)"
+            "unknown command {other:?} (expected status, reload, stop or stop keep-dataplane)"
         ))
         .to_line(),
     }
+}
+
+/// Hands a request to the daemon and turns its answer into a reply line.
+async fn ask_daemon(tx: &mpsc::UnboundedSender<ReloadRequest>, action: Action) -> String {
+    let (reply, answer) = oneshot::channel();
+    if tx.send(ReloadRequest { action, reply }).is_err() {
+        return Reply::error("the daemon is not accepting requests (shutting down?)").to_line();
+    }
+    match answer.await {
+        Ok(Ok(message)) => Reply::ok(message),
+        Ok(Err(error)) => Reply::error(error),
+        Err(_) => Reply::error("the daemon dropped the request"),
+    }
+    .to_line()
 }
 
 /// Sends `command` to the daemon at `path` and returns its answer line (without the

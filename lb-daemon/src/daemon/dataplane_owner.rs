@@ -57,6 +57,10 @@ pub enum Msg {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// Stop for an upgrade: pin the XDP links, keep the maps pinned, touch nothing else.
+    Keep {
+        reply: oneshot::Sender<Result<Vec<String>, String>>,
+    },
 }
 
 /// One virtual server, as the owner needs it.
@@ -155,6 +159,14 @@ impl Owner {
     }
 
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        // A previous daemon stopped with --keep-dataplane: take its XDP links over.
+        match self.dp.adopt_links() {
+            Ok(ifs) if !ifs.is_empty() => {
+                info!(interfaces = ?ifs, "data plane adopted from the previous daemon")
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "adopting the previous daemon's XDP links failed"),
+        }
         // Services no instance holds are served from the start.
         for idx in 0..self.services.len() {
             if self.services[idx].instance.is_none() {
@@ -185,6 +197,11 @@ impl Owner {
                 Msg::Reconfigure { config, reply } => {
                     self.reconfigure(&config);
                     let _ = reply.send(());
+                }
+                Msg::Keep { reply } => {
+                    let kept = self.dp.keep_attached().map_err(|e| e.to_string());
+                    let _ = reply.send(kept);
+                    return;
                 }
                 Msg::Shutdown { reply } => {
                     self.shutdown();

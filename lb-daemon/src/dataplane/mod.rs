@@ -370,6 +370,93 @@ impl Dataplane {
         v
     }
 
+    /// For an upgrade: pins every XDP link under the pin directory so the program stays
+    /// attached (with its pinned maps) after this process exits. Returns the interfaces.
+    pub fn keep_attached(&mut self) -> Result<Vec<String>, DataplaneError> {
+        let mut kept = Vec::new();
+        let attachments: Vec<(u32, Attachment)> = self.attachments.drain().collect();
+        for (_, a) in attachments {
+            let prog = program_mut(&mut self.ebpf, program_names::LB)?;
+            let link = prog
+                .take_link(a.link)
+                .map_err(|source| DataplaneError::Program {
+                    program: program_names::LB,
+                    source,
+                })?;
+            let fd_link: aya::programs::links::FdLink = link.try_into().map_err(|e| {
+                DataplaneError::Bpffs(format!(
+                    "{}: the XDP attachment is not a bpf_link and cannot be kept ({e})",
+                    a.ifname
+                ))
+            })?;
+            let path = link_pin_path(&self.pin_dir, &a.ifname);
+            let _ = std::fs::remove_file(&path);
+            fd_link.pin(&path).map_err(|e| {
+                DataplaneError::Bpffs(format!(
+                    "pinning the XDP link of {} at {}: {e}",
+                    a.ifname,
+                    path.display()
+                ))
+            })?;
+            info!(iface = %a.ifname, pin = %path.display(), "XDP link pinned: the program stays attached");
+            kept.push(a.ifname);
+        }
+        Ok(kept)
+    }
+
+    /// After an upgrade: takes over the XDP links a previous daemon pinned, replacing its
+    /// program by this one atomically (`bpf_link_update`: no packet unhandled). Returns
+    /// the interfaces adopted.
+    pub fn adopt_links(&mut self) -> Result<Vec<String>, DataplaneError> {
+        let mut adopted = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.pin_dir) else {
+            return Ok(adopted);
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(ifname) = name.strip_prefix(LINK_PIN_PREFIX) else {
+                continue;
+            };
+            let ifname = ifname.to_string();
+            let path = entry.path();
+            let pinned = match aya::programs::links::PinnedLink::from_pin(&path) {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!(pin = %path.display(), error = %e, "stale XDP link pin; removing it");
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
+            };
+            let fd_link = aya::programs::links::FdLink::from(pinned);
+            let xdp_link = aya::programs::xdp::XdpLink::try_from(fd_link).map_err(|e| {
+                DataplaneError::Bpffs(format!(
+                    "{}: pinned link is not an XDP link ({e})",
+                    path.display()
+                ))
+            })?;
+            let ifindex = ifindex(&ifname)?;
+            let prog = program_mut(&mut self.ebpf, program_names::LB)?;
+            let link = prog
+                .attach_to_link(xdp_link)
+                .map_err(|source| DataplaneError::Program {
+                    program: program_names::LB,
+                    source,
+                })?;
+            let _ = std::fs::remove_file(&path);
+            info!(iface = %ifname, "adopted the XDP link of the previous daemon");
+            self.attachments.insert(
+                ifindex,
+                Attachment {
+                    ifname: ifname.clone(),
+                    mode: AttachMode::Native,
+                    link,
+                },
+            );
+            adopted.push(ifname);
+        }
+        Ok(adopted)
+    }
+
     /// Removes the pinned maps (clean shutdown); the maps live on only while this
     /// process holds them.
     pub fn unpin(&self) {
@@ -427,6 +514,13 @@ impl Dataplane {
         self.next_generation = self.next_generation.wrapping_add(1).max(1);
         g
     }
+}
+
+/// Pinned XDP links are named `link_<interface>` in the pin directory.
+const LINK_PIN_PREFIX: &str = "link_";
+
+fn link_pin_path(pin_dir: &Path, ifname: &str) -> PathBuf {
+    pin_dir.join(format!("{LINK_PIN_PREFIX}{ifname}"))
 }
 
 fn map_err(map: &'static str, source: aya::maps::MapError) -> DataplaneError {

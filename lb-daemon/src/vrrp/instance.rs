@@ -55,6 +55,9 @@ pub struct InstanceSpec {
     pub sibling_vrids: Vec<u8>,
     /// The data plane to consult around mastership (None: VRRP only).
     pub gate: Option<mpsc::UnboundedSender<GateRequest>>,
+    /// A previous daemon stopped with --keep-dataplane while this instance was MASTER:
+    /// keep its VIPs and take mastership over at once (no failover to a peer).
+    pub adopt_master: bool,
 }
 
 /// The data plane's say in mastership: asked before the VIPs are added (so the node never
@@ -244,8 +247,13 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 
 impl Runner {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        self.remove_stale_vips().await;
-        self.handle(Event::Startup).await;
+        if self.spec.adopt_master {
+            self.handle(Event::Startup).await;
+            self.handle(Event::Force(State::Master)).await;
+        } else {
+            self.remove_stale_vips().await;
+            self.handle(Event::Startup).await;
+        }
         loop {
             tokio::select! {
                 received = self.socket.recv() => match received {

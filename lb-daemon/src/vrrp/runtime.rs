@@ -39,9 +39,12 @@ pub struct Vrrp {
 
 impl Vrrp {
     /// Starts every instance of `config`, with its tracking and sync groups.
+    /// `adopt_masters`: instances a previous daemon (stopped with --keep-dataplane) left
+    /// as MASTER; they take over at once, keeping their VIPs.
     pub async fn start(
         config: &Config,
         gate: Option<mpsc::UnboundedSender<instance::GateRequest>>,
+        adopt_masters: &[String],
     ) -> Result<Vrrp> {
         let neigh = Neighbours::new().context("opening rtnetlink")?;
         let (transitions_tx, transitions_rx) = mpsc::unbounded_channel();
@@ -51,6 +54,7 @@ impl Vrrp {
         for inst in &config.vrrp_instances {
             let mut spec = instance_spec(config, inst, &neigh).await?;
             spec.gate = gate.clone();
+            spec.adopt_master = adopt_masters.contains(&inst.name);
             let handle = instance::spawn(spec, transitions_tx.clone())?;
             tasks.push(tokio::spawn(track_instance(
                 inst.clone(),
@@ -80,6 +84,25 @@ impl Vrrp {
             .iter()
             .map(|h| h.status.borrow().clone())
             .collect()
+    }
+
+    /// Stop for an upgrade: the tasks end without a priority-0 advert and the VIPs stay,
+    /// so a new daemon started within the master-down interval takes over with no
+    /// failover. Returns the instances that were MASTER.
+    pub fn abandon(self) -> Vec<String> {
+        let masters = self
+            .instances
+            .iter()
+            .filter(|h| h.status.borrow().state == State::Master)
+            .map(|h| h.name.clone())
+            .collect();
+        for h in &self.instances {
+            h.task.abort();
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        masters
     }
 
     /// Graceful stop: every instance sends priority 0 and gives its VIPs up.
@@ -203,6 +226,7 @@ async fn instance_spec(
             .map(|o| o.virtual_router_id)
             .collect(),
         gate: None,
+        adopt_master: false,
     })
 }
 
