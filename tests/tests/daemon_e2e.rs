@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use lb_daemon::{
     dataplane::{ForwardMode, HelperProgram},
-    lab::{backend_addr, open_from, request_from, requests_from, start_backend, CLIENT_ADDR},
+    lab::{
+        backend_addr, open_from, request_from, requests_from, start_backend, Backend, CLIENT_ADDR,
+    },
     netns::Netns,
 };
 use lb_tests::vrrp_lab::{daemon_bin, Segment};
@@ -17,10 +19,14 @@ use lb_tests::vrrp_lab::{daemon_bin, Segment};
 const VIP: &str = "198.18.0.100";
 
 fn config(name: &str, priority: u8, dir: &std::path::Path) -> String {
-    config_pinned(name, priority, dir, "/sys/fs/bpf/lb")
+    config_with(name, priority, dir, "/sys/fs/bpf/lb", "DR")
 }
 
 fn config_pinned(name: &str, priority: u8, dir: &std::path::Path, pin: &str) -> String {
+    config_with(name, priority, dir, pin, "DR")
+}
+
+fn config_with(name: &str, priority: u8, dir: &std::path::Path, pin: &str, kind: &str) -> String {
     let mut s = format!(
         r#"[global]
 router_id = "{name}"
@@ -42,7 +48,7 @@ virtual_ipaddress = ["{VIP}/32"]
 address = "{VIP}"
 port = 80
 protocol = "TCP"
-lb_kind = "DR"
+lb_kind = "{kind}"
 delay_loop = "500ms"
 "#,
         dir = dir.display()
@@ -65,12 +71,11 @@ fn status_json(sock: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
-#[test]
-fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
+/// Nodes 0 and 1 are the LBs (198.18.0.11/.12), node 2 the client (the lab's client
+/// address), three backends; `lb_pass` on the LBs' switch ports.
+fn topology(mode: ForwardMode) -> (Segment, Vec<HelperProgram>, Vec<Backend>) {
     let _ = daemon_bin();
-    // Nodes 0 and 1 are the LBs (198.18.0.11/.12), node 2 the client (198.18.0.13, plus
-    // the lab's client address).
-    let mut seg = Segment::new(3).expect("segment");
+    let seg = Segment::new(3).expect("segment");
     let client: &Netns = &seg.nodes[2].ns;
     // The lab's client address only (deleting a primary address drops its secondaries).
     client
@@ -84,7 +89,7 @@ fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
         .expect("ethtool");
     // Native XDP_TX out of the LBs' veths needs XDP on the switch-side peers.
     let ports = [seg.nodes[0].port.clone(), seg.nodes[1].port.clone()];
-    let _peers: Vec<HelperProgram> = ports
+    let peers: Vec<HelperProgram> = ports
         .iter()
         .map(|p| {
             let p = p.clone();
@@ -94,10 +99,15 @@ fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
                 .expect("lb_pass")
         })
         .collect();
-    let mut backends: Vec<_> = (0..3)
-        .map(|i| start_backend(&seg.switch, i, ForwardMode::Dr).expect("backend"))
+    let backends: Vec<_> = (0..3)
+        .map(|i| start_backend(&seg.switch, i, mode).expect("backend"))
         .collect();
+    (seg, peers, backends)
+}
 
+#[test]
+fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
+    let (mut seg, _peers, mut backends) = topology(ForwardMode::Dr);
     let c1 = config("lb1", 150, seg.nodes[0].dir());
     let c2 = config("lb2", 100, seg.nodes[1].dir());
     seg.nodes[0].start_ours(&c1).expect("lb1");
@@ -282,35 +292,8 @@ impl Drop for SharedBpffs {
 
 #[test]
 fn keep_dataplane_restart_drops_nothing() {
-    let _ = daemon_bin();
     let bpffs = SharedBpffs::new();
-    let mut seg = Segment::new(3).expect("segment");
-    {
-        let client = &seg.nodes[2].ns;
-        client
-            .ip(&["addr", "del", "198.18.0.13/24", "dev", "eth0"])
-            .expect("segment address");
-        client
-            .ip(&["addr", "add", &format!("{CLIENT_ADDR}/24"), "dev", "eth0"])
-            .expect("client address");
-        client
-            .sh("ethtool -K eth0 tx off tso off gso off >/dev/null")
-            .expect("ethtool");
-    }
-    let ports = [seg.nodes[0].port.clone(), seg.nodes[1].port.clone()];
-    let _peers: Vec<HelperProgram> = ports
-        .iter()
-        .map(|p| {
-            let p = p.clone();
-            seg.switch
-                .ns()
-                .run(move || HelperProgram::pass(&p))
-                .expect("lb_pass")
-        })
-        .collect();
-    let _backends: Vec<_> = (0..3)
-        .map(|i| start_backend(&seg.switch, i, ForwardMode::Dr).expect("backend"))
-        .collect();
+    let (mut seg, _peers, _backends) = topology(ForwardMode::Dr);
     let pin1 = bpffs.0.join("lb1");
     let c1 = config_pinned("lb1", 150, seg.nodes[0].dir(), &pin1.to_string_lossy());
     let c2 = config_pinned(
@@ -406,5 +389,41 @@ fn keep_dataplane_restart_drops_nothing() {
             .expect("long-lived connection after the upgrade")
             .backend,
         first
+    );
+}
+
+#[test]
+fn tunnel_mode_fails_over_with_a_long_lived_connection() {
+    let (mut seg, _peers, _backends) = topology(ForwardMode::Tun);
+    let pin = "/sys/fs/bpf/lb";
+    let c1 = config_with("lb1", 150, seg.nodes[0].dir(), pin, "TUN");
+    let c2 = config_with("lb2", 100, seg.nodes[1].dir(), pin, "TUN");
+    seg.nodes[0].start_ours(&c1).expect("lb1");
+    seg.nodes[1].start_ours(&c2).expect("lb2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("lb1 master");
+    let client = &seg.nodes[2].ns;
+    let ok = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        requests_from(client, 30).is_ok()
+    });
+    assert!(ok, "traffic through the tunnel\n{}", seg.logs());
+    let mut conn = open_from(client).expect("long-lived connection");
+    let first = conn.ask().expect("ask").backend;
+    seg.cut(0).expect("cut lb1");
+    seg.wait_holder(VIP, 1, Duration::from_secs(8))
+        .expect("lb2 takes over");
+    let after = (0..40).find_map(|_| {
+        let r = conn.ask().ok();
+        if r.is_none() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        r
+    });
+    assert_eq!(
+        after.map(|r| r.backend).as_deref(),
+        Some(first.as_str()),
+        "{}",
+        seg.logs()
     );
 }
