@@ -208,28 +208,50 @@ fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
         "{metrics}"
     );
     assert!(metrics.contains("lb_backend_up{"), "{metrics}");
-    // A reload that changes a weight is applied; a broken file is refused.
+    // A reload that adds a backend and changes a weight, under traffic: no request fails.
+    let _backend4 = start_backend(&seg.switch, 3, ForwardMode::Dr).expect("backend4");
+    // Both nodes get the same change (identical Maglev tables keep failovers seamless).
+    let change = |text: String| {
+        text.replacen("port = 80\ntcp_check", "port = 80\nweight = 2\ntcp_check", 1)
+            + &format!(
+                "\n[[virtual_server.real_server]]\naddress = \"{}\"\nport = 80\ntcp_check = {{ connect_timeout = \"500ms\", warmup = \"0s\" }}\n",
+                backend_addr(3)
+            )
+    };
     let conf1 = seg.nodes[0].dir().join("lb.toml");
-    let text = std::fs::read_to_string(&conf1).expect("config");
-    std::fs::write(
-        &conf1,
-        text.replacen(
-            "port = 80\ntcp_check",
-            "port = 80\nweight = 2\ntcp_check",
-            1,
-        ),
-    )
-    .expect("write");
-    let reload = std::process::Command::new(daemon_bin())
-        .args(["reload", "--socket"])
-        .arg(&sock)
-        .output()
-        .expect("lb-daemon reload");
-    assert!(
-        reload.status.success(),
-        "{}",
-        String::from_utf8_lossy(&reload.stderr)
+    let conf2 = seg.nodes[1].dir().join("lb.toml");
+    for conf in [&conf1, &conf2] {
+        let text = std::fs::read_to_string(conf).expect("config");
+        std::fs::write(conf, change(text)).expect("write");
+    }
+    let probe = Prober::start(&seg.nodes[2].ns);
+    std::thread::sleep(Duration::from_millis(300));
+    for node in [0, 1] {
+        let reload = std::process::Command::new(daemon_bin())
+            .args(["reload", "--socket"])
+            .arg(seg.nodes[node].dir().join("lb.sock"))
+            .output()
+            .expect("lb-daemon reload");
+        assert!(
+            reload.status.success(),
+            "{}",
+            String::from_utf8_lossy(&reload.stderr)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let (sent, failed) = probe.stop();
+    assert!(sent > 50, "only {sent} probes");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {sent} requests failed during the reload"
     );
+    let new_backend = lb_daemon::lab::backend_name(3);
+    let reached = (0..30).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        requests_from(client, 60).is_ok_and(|r| r.iter().any(|r| r.backend == new_backend))
+    });
+    assert!(reached, "the added backend receives connections");
+    // A broken file is refused and changes nothing.
     std::fs::write(&conf1, "this is not toml [").expect("write");
     let broken = std::process::Command::new(daemon_bin())
         .args(["reload", "--socket"])
@@ -262,6 +284,52 @@ fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
     );
     // New connections go through lb2.
     request_from(client, None).expect("request through lb2");
+}
+
+/// Short requests to the VIP every 10 ms from the client's namespace, counting failures.
+struct Prober {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, usize)>,
+}
+
+impl Prober {
+    fn start(ns: &Netns) -> Prober {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let path = ns.path();
+        let thread = std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).expect("netns file");
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let (mut sent, mut failed) = (0, 0);
+            while !flag.load(Ordering::Relaxed) {
+                let addr = format!("{VIP}:80").parse().expect("address");
+                let ok = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                    .and_then(|mut s| {
+                        use std::io::{BufRead, Write};
+                        s.set_read_timeout(Some(Duration::from_millis(500)))?;
+                        s.write_all(b"hi\n")?;
+                        let mut line = String::new();
+                        std::io::BufReader::new(s).read_line(&mut line)?;
+                        Ok(line)
+                    })
+                    .is_ok_and(|l| !l.is_empty());
+                sent += 1;
+                if !ok {
+                    failed += 1;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (sent, failed)
+        });
+        Prober { stop, thread }
+    }
+
+    /// (requests sent, requests failed).
+    fn stop(self) -> (usize, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("prober")
+    }
 }
 
 /// A bpffs mounted in the host's mount namespace: `ip netns exec` gives each daemon its
@@ -315,35 +383,7 @@ fn keep_dataplane_restart_drops_nothing() {
     let first = conn.ask().expect("ask").backend;
 
     // Traffic keeps flowing during the upgrade: count failures.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let failures = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let path = seg.nodes[2].ns.path();
-    let (stop2, failures2, sent2) = (stop.clone(), failures.clone(), sent.clone());
-    let prober = std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).expect("netns file");
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            let ok = std::net::TcpStream::connect_timeout(
-                &format!("{VIP}:80").parse().unwrap(),
-                Duration::from_millis(500),
-            )
-            .and_then(|mut s| {
-                use std::io::{BufRead, Write};
-                s.set_read_timeout(Some(Duration::from_millis(500)))?;
-                s.write_all(b"hi\n")?;
-                let mut line = String::new();
-                std::io::BufReader::new(s).read_line(&mut line)?;
-                Ok(line)
-            })
-            .is_ok_and(|l| !l.is_empty());
-            sent2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if !ok {
-                failures2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    });
+    let probe = Prober::start(&seg.nodes[2].ns);
     std::thread::sleep(Duration::from_millis(500));
     let sock = seg.nodes[0].dir().join("lb.sock");
     let out = std::process::Command::new(daemon_bin())
@@ -371,12 +411,7 @@ fn keep_dataplane_restart_drops_nothing() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    prober.join().expect("prober");
-    let (sent, failed) = (
-        sent.load(std::sync::atomic::Ordering::Relaxed),
-        failures.load(std::sync::atomic::Ordering::Relaxed),
-    );
+    let (sent, failed) = probe.stop();
     assert!(sent > 100, "only {sent} probes");
     assert_eq!(
         failed,
