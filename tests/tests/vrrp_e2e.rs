@@ -285,3 +285,68 @@ fn a_vip_left_by_a_crashed_run_is_removed_at_start() {
     seg.wait_holder(VIP, 0, Duration::from_secs(8))
         .expect("only the master holds the VIP");
 }
+
+fn reload(seg: &Segment, i: usize) -> std::process::Output {
+    std::process::Command::new(lb_tests::vrrp_lab::daemon_bin())
+        .args(["reload", "--socket"])
+        .arg(seg.nodes[i].dir().join("lb.sock"))
+        .output()
+        .expect("lb-daemon reload")
+}
+
+#[test]
+fn reload_keeps_unchanged_instances_and_restarts_changed_ones() {
+    let mut seg = Segment::new(2).expect("segment");
+    let t1 = node("n1", 150, 2, "1", None).toml(seg.nodes[0].dir());
+    let t2 = node("n2", 100, 2, "1", None).toml(seg.nodes[1].dir());
+    seg.nodes[0].start_ours(&t1).expect("n1");
+    seg.nodes[1].start_ours(&t2).expect("n2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(8))
+        .expect("n1 master");
+    let conf = seg.nodes[0].dir().join("lb.toml");
+    // Add a second instance: VI_1 must not move.
+    let vi2 = "\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nstate = \"BACKUP\"\nvirtual_router_id = 52\npriority = 120\nadvert_int = 1\nvirtual_ipaddress = [\"198.18.0.101/24\"]\n";
+    std::fs::write(&conf, format!("{t1}{vi2}")).expect("write");
+    let out = reload(&seg, 0);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    while std::time::Instant::now() < deadline {
+        assert_eq!(
+            seg.holders(VIP),
+            vec![0],
+            "VI_1 kept its state through the reload\n{}",
+            seg.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    seg.wait_holder("198.18.0.101", 0, Duration::from_secs(8))
+        .expect("VI_2 started");
+    // Change VI_2 only: it restarts; VI_1 still does not move.
+    std::fs::write(
+        &conf,
+        format!("{t1}{}", vi2.replace("priority = 120", "priority = 130")),
+    )
+    .expect("write");
+    let out = reload(&seg, 0);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("VI_2"));
+    for _ in 0..40 {
+        assert_eq!(seg.holders(VIP), vec![0], "VI_1 untouched\n{}", seg.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    seg.wait_holder("198.18.0.101", 0, Duration::from_secs(8))
+        .expect("VI_2 back");
+    // A broken file changes nothing.
+    std::fs::write(&conf, "[[vrrp_instance]]\nname = 3\n").expect("write");
+    let out = reload(&seg, 0);
+    assert!(!out.status.success(), "a broken file is refused");
+    assert_eq!(seg.holders(VIP), vec![0]);
+}

@@ -280,12 +280,11 @@ impl Daemon {
             warn!("{w}");
         }
         let new = loaded.config;
-        if new.vrrp_instances != self.config.vrrp_instances
-            || new.vrrp_scripts != self.config.vrrp_scripts
-            || new.vrrp_sync_groups != self.config.vrrp_sync_groups
-            || new.global != self.config.global
-        {
-            return Err("the VRRP sections or [global] changed: restart the daemon to apply them (only virtual servers are reloaded in place in this version)".into());
+        if new.global != self.config.global {
+            return Err("[global] changed: restart the daemon to apply it".into());
+        }
+        if self.vrrp.is_none() != new.vrrp_instances.is_empty() {
+            return Err("VRRP instances were added to a daemon started without any (or all removed): restart the daemon".into());
         }
         if !new.virtual_servers.is_empty() && self.owner.is_none() {
             return Err(
@@ -293,18 +292,23 @@ impl Daemon {
                     .into(),
             );
         }
-        if new.virtual_servers == self.config.virtual_servers {
-            return Ok("reload: nothing changed".into());
-        }
-        let old = std::mem::replace(&mut self.health, Health::start(&new, self.updates.clone()));
-        old.stop();
-        if let Some(owner) = &self.owner {
-            let (tx, rx) = oneshot::channel();
-            let _ = owner.send(Msg::Reconfigure {
-                config: Box::new(new.clone()),
-                reply: tx,
-            });
-            let _ = rx.await;
+        let (vrrp_changed, vrrp_summary) = match self.vrrp.as_mut() {
+            Some(vrrp) => vrrp.apply(&new).await?,
+            None => (false, "no VRRP instances".to_string()),
+        };
+        // Instance changes can move which instance owns a service: re-derive those too.
+        if new.virtual_servers != self.config.virtual_servers || vrrp_changed {
+            let old =
+                std::mem::replace(&mut self.health, Health::start(&new, self.updates.clone()));
+            old.stop();
+            if let Some(owner) = &self.owner {
+                let (tx, rx) = oneshot::channel();
+                let _ = owner.send(Msg::Reconfigure {
+                    config: Box::new(new.clone()),
+                    reply: tx,
+                });
+                let _ = rx.await;
+            }
         }
         let n = new.virtual_servers.len();
         let view = make_view(&new, self.owner.is_some(), self.vrrp.as_ref(), &self.health);
@@ -316,7 +320,7 @@ impl Daemon {
         }
         self.config = new;
         Ok(format!(
-            "reloaded: {n} virtual servers applied; VRRP instances unchanged"
+            "reloaded: {n} virtual servers applied; {vrrp_summary}"
         ))
     }
 

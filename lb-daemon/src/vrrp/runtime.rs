@@ -34,7 +34,15 @@ const TRACK_POLL: Duration = Duration::from_millis(100);
 /// The running VRRP instances.
 pub struct Vrrp {
     pub instances: Vec<InstanceHandle>,
+    /// Each instance's tracking task, by instance name.
+    tracking: HashMap<String, tokio::task::JoinHandle<()>>,
+    /// Script runners and the sync-group task.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// What new instances need: shared script states, the report channel, the gate.
+    scripts: HashMap<String, watch::Receiver<bool>>,
+    reports: mpsc::UnboundedSender<Report>,
+    gate: Option<mpsc::UnboundedSender<instance::GateRequest>>,
+    config: Config,
 }
 
 impl Vrrp {
@@ -47,31 +55,131 @@ impl Vrrp {
         adopt_masters: &[String],
     ) -> Result<Vrrp> {
         let neigh = Neighbours::new().context("opening rtnetlink")?;
-        let (transitions_tx, transitions_rx) = mpsc::unbounded_channel();
+        let (reports, reports_rx) = mpsc::unbounded_channel();
         let mut tasks = Vec::new();
         let scripts = start_scripts(config, &mut tasks);
-        let mut instances = Vec::new();
+        let mut vrrp = Vrrp {
+            instances: Vec::new(),
+            tracking: HashMap::new(),
+            tasks,
+            scripts,
+            reports,
+            gate,
+            config: config.clone(),
+        };
         for inst in &config.vrrp_instances {
-            let mut spec = instance_spec(config, inst, &neigh).await?;
-            spec.gate = gate.clone();
-            spec.adopt_master = adopt_masters.contains(&inst.name);
-            let handle = instance::spawn(spec, transitions_tx.clone())?;
-            tasks.push(tokio::spawn(track_instance(
-                inst.clone(),
-                scripts.clone(),
-                handle.commands.clone(),
-            )));
-            instances.push(handle);
+            vrrp.start_instance(inst, &neigh, adopt_masters.contains(&inst.name))
+                .await?;
         }
-        tasks.push(tokio::spawn(sync_groups(
+        vrrp.tasks.push(tokio::spawn(sync_groups(
             config.clone(),
-            instances
+            vrrp.instances
                 .iter()
                 .map(|h| (h.name.clone(), (h.commands.clone(), h.status.clone())))
                 .collect(),
-            transitions_rx,
+            reports_rx,
         )));
-        Ok(Vrrp { instances, tasks })
+        Ok(vrrp)
+    }
+
+    async fn start_instance(
+        &mut self,
+        inst: &config::VrrpInstance,
+        neigh: &Neighbours,
+        adopt_master: bool,
+    ) -> Result<()> {
+        let mut spec = instance_spec(&self.config, inst, neigh).await?;
+        spec.gate = self.gate.clone();
+        spec.adopt_master = adopt_master;
+        let handle = instance::spawn(spec, self.reports.clone())?;
+        self.tracking.insert(
+            inst.name.clone(),
+            tokio::spawn(track_instance(
+                inst.clone(),
+                self.scripts.clone(),
+                handle.commands.clone(),
+            )),
+        );
+        self.instances.push(handle);
+        Ok(())
+    }
+
+    /// Stops one instance gracefully (priority 0, VIPs removed).
+    async fn stop_instance(&mut self, name: &str) {
+        if let Some(t) = self.tracking.remove(name) {
+            t.abort();
+        }
+        if let Some(pos) = self.instances.iter().position(|h| h.name == name) {
+            let h = self.instances.remove(pos);
+            let _ = h.commands.send(Command::Shutdown);
+            if tokio::time::timeout(Duration::from_secs(5), h.task)
+                .await
+                .is_err()
+            {
+                warn!(instance = %name, "instance did not stop within 5s");
+            }
+        }
+    }
+
+    /// Applies a reloaded configuration: unchanged instances keep running untouched (no
+    /// VIP flap, no failover); removed ones stop gracefully; changed ones restart; new
+    /// ones start. Changes to scripts, sync groups, or instances inside a sync group
+    /// need a restart (refused, nothing changed).
+    /// Returns whether anything changed, and a summary.
+    pub async fn apply(&mut self, new: &Config) -> Result<(bool, String), String> {
+        let old = self.config.clone();
+        let old = &old;
+        if new.vrrp_scripts != old.vrrp_scripts || new.vrrp_sync_groups != old.vrrp_sync_groups {
+            return Err(
+                "vrrp_script or vrrp_sync_group sections changed: restart the daemon to apply them"
+                    .into(),
+            );
+        }
+        let in_group =
+            |name: &str| old.sync_group_of(name).is_some() || new.sync_group_of(name).is_some();
+        let changed: Vec<String> = old
+            .vrrp_instances
+            .iter()
+            .filter(|o| new.vrrp_instance(&o.name) != Some(o))
+            .map(|o| o.name.clone())
+            .chain(
+                new.vrrp_instances
+                    .iter()
+                    .filter(|n| old.vrrp_instance(&n.name).is_none())
+                    .map(|n| n.name.clone()),
+            )
+            .collect();
+        if let Some(name) = changed.iter().find(|n| in_group(n)) {
+            return Err(format!(
+                "vrrp_instance {name} belongs to a sync group: restart the daemon to change it"
+            ));
+        }
+        if changed.is_empty() {
+            self.config = new.clone();
+            return Ok((false, "VRRP instances unchanged".into()));
+        }
+        let neigh = Neighbours::new().map_err(|e| e.to_string())?;
+        for name in &changed {
+            if old.vrrp_instance(name).is_some() {
+                info!(instance = %name, "reload: stopping the old instance");
+                self.stop_instance(name).await;
+            }
+        }
+        self.config = new.clone();
+        let mut started = Vec::new();
+        for name in &changed {
+            if let Some(inst) = new.vrrp_instance(name) {
+                info!(instance = %name, "reload: starting the instance");
+                self.start_instance(inst, &neigh, false)
+                    .await
+                    .map_err(|e| format!("instance {name}: {e:#}"))?;
+                started.push(name.clone());
+            }
+        }
+        Ok((
+            true,
+            format!("VRRP instances restarted: {changed:?}; started: {started:?}; the others kept their state"),
+        ))
     }
 
     /// Live status of every instance.
@@ -99,7 +207,7 @@ impl Vrrp {
         for h in &self.instances {
             h.task.abort();
         }
-        for t in &self.tasks {
+        for t in self.tracking.values().chain(self.tasks.iter()) {
             t.abort();
         }
         masters
@@ -118,7 +226,7 @@ impl Vrrp {
                 warn!(instance = %h.name, "instance did not stop within 5s");
             }
         }
-        for t in self.tasks {
+        for t in self.tracking.values().chain(self.tasks.iter()) {
             t.abort();
         }
     }
