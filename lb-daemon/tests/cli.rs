@@ -106,3 +106,19 @@ fn the_full_example_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn check_config_refuses_what_this_version_cannot_run() {
+    let text = format!(
+        "{VALID}\n[[virtual_server]]\naddress = \"198.18.0.100\"\nport = 80\nlb_kind = \"NAT\"\n\n[[virtual_server.real_server]]\naddress = \"198.18.0.21\"\nport = 80\n"
+    );
+    let path = write("nat.toml", &text);
+    let out = lb_daemon().arg("check-config").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = text.lines().position(|l| l.starts_with("lb_kind")).unwrap() + 1;
+    assert!(
+        err.contains(&format!("nat.toml:{line}:")) && err.contains("NAT"),
+        "{err}"
+    );
+}

@@ -17,9 +17,10 @@ pub fn load_checked(path: &Path) -> Result<Loaded> {
             bail!("{}: the configuration is invalid", path.display());
         }
     };
-    let missing = config::check_interfaces(&loaded.config, |name| {
+    let mut missing = config::check_interfaces(&loaded.config, |name| {
         nix::net::if_::if_nametoindex(name).is_ok()
     });
+    missing.extend(config::check_availability(&loaded.config));
     if !missing.is_empty() {
         for d in &missing {
             eprintln!("{d}");

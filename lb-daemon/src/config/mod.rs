@@ -16,6 +16,7 @@
 //! [`check_interfaces`] is the one check that needs the machine.
 
 mod address;
+mod availability;
 mod decode;
 mod diagnostic;
 mod duration;
@@ -34,6 +35,7 @@ use std::path::Path;
 use toml::de::DeTable;
 
 pub use address::{AddressError, AddressFamily, VirtualAddress};
+pub use availability::check_availability;
 pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
 pub use duration::{parse_duration, DurationError};
 pub use interfaces::check_interfaces;
