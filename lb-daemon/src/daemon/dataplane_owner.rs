@@ -167,6 +167,16 @@ impl Owner {
             Ok(_) => {}
             Err(e) => warn!(error = %e, "adopting the previous daemon's XDP links failed"),
         }
+        // Pinned maps of a previous run may hold services this configuration dropped.
+        let known: HashSet<ServiceId> = self.services.iter().map(|s| service_id(&s.vs)).collect();
+        for id in self.dp.service_ids() {
+            if !known.contains(&id) {
+                match self.dp.remove_service(&id) {
+                    Ok(()) => info!(service = %id, "removed a service left by a previous run"),
+                    Err(e) => warn!(service = %id, error = %e, "removing a stale service failed"),
+                }
+            }
+        }
         // Services no instance holds are served from the start.
         for idx in 0..self.services.len() {
             if self.services[idx].instance.is_none() {
