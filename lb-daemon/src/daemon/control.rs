@@ -423,7 +423,7 @@ mod tests {
         let unknown = ask(&path, "restart").await.unwrap();
         assert_eq!(
             unknown,
-            r#"{"ok":false,"error":"unknown command \"restart\" (expected status or reload)"}"#
+            r#"{"ok":false,"error":"unknown command \"restart\" (expected status, reload, stop or stop keep-dataplane)"}"#
         );
 
         drop(handle);
