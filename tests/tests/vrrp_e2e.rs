@@ -361,12 +361,22 @@ fn v3_over_ipv6_with_keepalived() {
     k.vip = "2001:db8:f::100/64";
     let t = o.toml(seg.nodes[0].dir());
     seg.nodes[0].start_ours(&t).expect("ours");
-    seg.nodes[1].start_keepalived(&keepalived_conf(&k)).expect("keepalived");
-    seg.wait_holder(VIP6, 0, Duration::from_secs(10)).expect("ours master over IPv6");
+    seg.nodes[1]
+        .start_keepalived(&keepalived_conf(&k))
+        .expect("keepalived");
+    seg.wait_holder(VIP6, 0, Duration::from_secs(10))
+        .expect("ours master over IPv6");
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(seg.holders(VIP6), vec![0], "keepalived stays backup\n{}", seg.logs());
+    assert_eq!(
+        seg.holders(VIP6),
+        vec![0],
+        "keepalived stays backup\n{}",
+        seg.logs()
+    );
     seg.cut(0).expect("cut");
-    seg.wait_holder(VIP6, 1, Duration::from_secs(5)).expect("keepalived takes over");
+    seg.wait_holder(VIP6, 1, Duration::from_secs(5))
+        .expect("keepalived takes over");
     seg.restore(0).expect("restore");
-    seg.wait_holder(VIP6, 0, Duration::from_secs(5)).expect("ours preempts back");
+    seg.wait_holder(VIP6, 0, Duration::from_secs(5))
+        .expect("ours preempts back");
 }

@@ -85,6 +85,8 @@ pub enum Command {
     Force(State),
     /// Graceful stop: priority-0 advert, VIPs removed, notify_stop.
     Shutdown,
+    /// A reload changed the other instances on this interface: their VRIDs.
+    SiblingVrids(Vec<u8>),
 }
 
 /// A state change, for sync groups and the data plane.
@@ -275,6 +277,7 @@ impl Runner {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Tracking { faults, priority }) => self.on_tracking(faults, priority).await,
                     Some(Command::Force(state)) => self.handle(Event::Force(state)).await,
+                    Some(Command::SiblingVrids(vrids)) => self.spec.sibling_vrids = vrids,
                     Some(Command::Shutdown) | None => {
                         self.handle(Event::Shutdown).await;
                         self.notifier.notify(NotifyState::Stop, self.fsm.effective_priority());

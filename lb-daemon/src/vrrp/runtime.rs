@@ -176,6 +176,14 @@ impl Vrrp {
                 started.push(name.clone());
             }
         }
+        // The instances that kept running learn their new neighbours' VRIDs.
+        for h in &self.instances {
+            if let Some(inst) = new.vrrp_instance(&h.name) {
+                let _ = h
+                    .commands
+                    .send(Command::SiblingVrids(sibling_vrids(new, inst)));
+            }
+        }
         Ok((
             true,
             format!("VRRP instances restarted: {changed:?}; started: {started:?}; the others kept their state"),
@@ -325,14 +333,7 @@ async fn instance_spec(
         notify: notify_scripts(&inst.notify),
         script_timeout: g.script_timeout,
         script_user: script_user(config),
-        sibling_vrids: config
-            .vrrp_instances
-            .iter()
-            .filter(|o| {
-                o.name != inst.name && o.interface == inst.interface && o.family == inst.family
-            })
-            .map(|o| o.virtual_router_id)
-            .collect(),
+        sibling_vrids: sibling_vrids(config, inst),
         gate: None,
         adopt_master: false,
     })
@@ -348,6 +349,16 @@ fn script_user(config: &Config) -> Option<String> {
             .flatten()
             .map(|_| KEEPALIVED_SCRIPT.to_string())
     })
+}
+
+/// VRIDs of the other instances on the same interface and family.
+fn sibling_vrids(config: &Config, inst: &config::VrrpInstance) -> Vec<u8> {
+    config
+        .vrrp_instances
+        .iter()
+        .filter(|o| o.name != inst.name && o.interface == inst.interface && o.family == inst.family)
+        .map(|o| o.virtual_router_id)
+        .collect()
 }
 
 fn notify_scripts(n: &config::Notify) -> NotifyScripts {
