@@ -34,10 +34,87 @@ pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 pub const LB_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 pub const VIP_PORT: u16 = 80;
-const PREFIX: u8 = 24;
 
 pub fn backend_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 0, 21 + i as u8)
+}
+
+/// The lab's addresses, IPv4 (198.18.0.0/24) or IPv6 (2001:db8:1::/64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addressing {
+    pub client: IpAddr,
+    pub lb: IpAddr,
+    pub vip: IpAddr,
+}
+
+impl Addressing {
+    pub fn v4() -> Self {
+        Self {
+            client: IpAddr::V4(CLIENT_ADDR),
+            lb: IpAddr::V4(LB_ADDR),
+            vip: IpAddr::V4(VIP),
+        }
+    }
+
+    pub fn v6() -> Self {
+        let a = |last: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, last));
+        Self {
+            client: a(0x10),
+            lb: a(0x2),
+            vip: a(0x100),
+        }
+    }
+
+    fn v6_family(&self) -> bool {
+        self.vip.is_ipv6()
+    }
+
+    pub fn backend(&self, i: usize) -> IpAddr {
+        match self.vip {
+            IpAddr::V4(_) => IpAddr::V4(backend_addr(i)),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                1,
+                0,
+                0,
+                0,
+                0,
+                0x21 + i as u16,
+            )),
+        }
+    }
+
+    fn prefix(&self) -> u8 {
+        if self.v6_family() {
+            64
+        } else {
+            24
+        }
+    }
+
+    fn host_len(&self) -> u8 {
+        if self.v6_family() {
+            128
+        } else {
+            32
+        }
+    }
+
+    /// `ip addr add` arguments for `addr/len` on `dev` (IPv6 without DAD, usable at once).
+    fn add_args(&self, addr: IpAddr, len: u8, dev: &str) -> Vec<String> {
+        let mut v = vec![
+            "addr".into(),
+            "add".into(),
+            format!("{addr}/{len}"),
+            "dev".into(),
+            dev.into(),
+        ];
+        if self.v6_family() {
+            v.push("nodad".into());
+        }
+        v
+    }
 }
 
 pub fn backend_name(i: usize) -> String {
@@ -50,6 +127,7 @@ pub struct LabOptions {
     pub backends: usize,
     /// bpffs directory for the LB's maps (removed when the lab stops).
     pub pin_dir: PathBuf,
+    pub addrs: Addressing,
 }
 
 impl LabOptions {
@@ -61,7 +139,14 @@ impl LabOptions {
                 "/sys/fs/bpf/lb-lab-{}",
                 crate::netns::unique_name("dp")
             )),
+            addrs: Addressing::v4(),
         }
+    }
+
+    /// The same lab over IPv6.
+    pub fn ipv6(mut self) -> Self {
+        self.addrs = Addressing::v6();
+        self
     }
 }
 
@@ -94,7 +179,7 @@ impl Reply {
 pub struct Backend {
     /// Keeps the backend's namespace (and host) alive.
     _ns: Netns,
-    addr: Ipv4Addr,
+    addr: IpAddr,
     stop: Arc<AtomicBool>,
     server: Option<JoinHandle<()>>,
     _decap: Option<HelperProgram>,
@@ -112,20 +197,28 @@ impl Backend {
     /// Starts the service again after [`stop_server`](Self::stop_server).
     pub fn start_server(&mut self, i: usize) -> Result<()> {
         self.stop_server();
-        let (stop, server) = start_server(&self._ns, i)?;
+        let (stop, server) = start_server(&self._ns, i, unspecified_like(self.addr))?;
         self.stop = stop;
         self.server = Some(server);
         Ok(())
     }
 
-    pub fn addr(&self) -> Ipv4Addr {
+    pub fn addr(&self) -> IpAddr {
         self.addr
     }
 }
 
-/// The backend's TCP service on port 80, on its own thread.
-fn start_server(ns: &Netns, i: usize) -> Result<(Arc<AtomicBool>, JoinHandle<()>)> {
-    let listener = ns.run(|| TcpListener::bind(("0.0.0.0", VIP_PORT)))?;
+/// The wildcard address of `addr`'s family (a server of that family only).
+fn unspecified_like(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+/// The backend's TCP service on port 80 (of the family of `any`), on its own thread.
+fn start_server(ns: &Netns, i: usize, any: IpAddr) -> Result<(Arc<AtomicBool>, JoinHandle<()>)> {
+    let listener = ns.run(move || TcpListener::bind((any, VIP_PORT)))?;
     listener.set_nonblocking(true)?;
     let stop = Arc::new(AtomicBool::new(false));
     let name = backend_name(i);
@@ -152,13 +245,15 @@ impl Lab {
         let switch = Switch::new("lab-sw")?;
         let client = Netns::new("lab-cl")?;
         let lb = Netns::new("lab-lb")?;
-        plug(&switch, &client, CLIENT_ADDR)?;
+        let addrs = opts.addrs;
+        plug(&switch, &client, &addrs, addrs.client)?;
         // The client computes its own checksums and sends MTU-sized segments, so frames
         // stay whole through XDP, and tunnel headers fit the 1500-byte segment.
         client
             .sh("ethtool -K eth0 tx off tso off gso off >/dev/null && ip link set eth0 mtu 1400")?;
-        let lb_port = plug(&switch, &lb, LB_ADDR)?;
-        lb.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "eth0"])?;
+        let lb_port = plug(&switch, &lb, &addrs, addrs.lb)?;
+        let vip_args = addrs.add_args(addrs.vip, addrs.host_len(), "eth0");
+        lb.ip(&vip_args.iter().map(String::as_str).collect::<Vec<_>>())?;
         // Native XDP_TX into a veth needs an XDP program on its peer.
         let port = lb_port.clone();
         let peer_pass = switch
@@ -168,10 +263,10 @@ impl Lab {
 
         let mut backends = Vec::new();
         for i in 0..opts.backends {
-            backends.push(start_backend(&switch, i, opts.mode)?);
+            backends.push(start_backend_in(&switch, i, opts.mode, &addrs)?);
         }
 
-        let spec_backends: Vec<Ipv4Addr> = backends.iter().map(|b| b.addr).collect();
+        let spec_backends: Vec<IpAddr> = backends.iter().map(|b| b.addr).collect();
         let pin_dir = opts.pin_dir.clone();
         let mode = opts.mode;
         let (dp, spec) = lb
@@ -184,7 +279,7 @@ impl Lab {
                     },
                 })?;
                 dp.attach("eth0")?;
-                let spec = resolve_spec(mode, &spec_backends)?;
+                let spec = resolve_spec(mode, &spec_backends, addrs.vip)?;
                 dp.apply_service(&spec)?;
                 Ok((dp, spec))
             })
@@ -214,9 +309,20 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(last
-            .unwrap_or_else(|| anyhow!("no reply"))
-            .context("the lab's VIP never answered"))
+        // Say what the data plane saw: it is the first thing to look at.
+        let counters: Vec<String> = self
+            .dp
+            .as_ref()
+            .and_then(|dp| dp.counters().ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, _, v)| *v > 0)
+            .map(|(_, name, v)| format!("{name}={v}"))
+            .collect();
+        Err(last.unwrap_or_else(|| anyhow!("no reply")).context(format!(
+            "the lab's VIP never answered (data-plane counters: {})",
+            counters.join(" ")
+        )))
     }
 
     pub fn dataplane(&mut self) -> &mut Dataplane {
@@ -253,18 +359,25 @@ impl Lab {
 
     /// One short connection from the client (from `src_port` if given); the reply.
     pub fn request(&self, src_port: Option<u16>) -> Result<Reply> {
-        request_from(&self.client, src_port)
+        let a = self.opts.addrs;
+        self.client.run(move || -> Result<Reply> {
+            let mut s = connect(a.client, a.vip, src_port)
+                .with_context(|| format!("connecting to {}:{VIP_PORT}", a.vip))?;
+            exchange(&mut s)
+        })
     }
 
     /// `n` short connections; the replies.
     pub fn requests(&self, n: usize) -> Result<Vec<Reply>> {
-        requests_from(&self.client, n)
+        requests_to(&self.client, self.opts.addrs, n)
     }
 
     /// A long-lived connection from the client: `LabConn::ask` sends a line and reads the
     /// reply on the same TCP connection (one flow).
     pub fn open(&self) -> Result<LabConn> {
-        open_from(&self.client)
+        let a = self.opts.addrs;
+        let stream = self.client.run(move || connect(a.client, a.vip, None))?;
+        Ok(LabConn { stream })
     }
 
     pub fn lb_ns(&self) -> &Netns {
@@ -280,29 +393,36 @@ impl Lab {
     }
 }
 
-/// One short connection to the VIP from a namespace holding [`CLIENT_ADDR`].
+/// One short connection to the (IPv4) VIP from a namespace holding [`CLIENT_ADDR`].
 pub fn request_from(client: &Netns, src_port: Option<u16>) -> Result<Reply> {
+    let a = Addressing::v4();
     client.run(move || -> Result<Reply> {
-        let mut s = connect(src_port).with_context(|| format!("connecting to {VIP}:{VIP_PORT}"))?;
+        let mut s = connect(a.client, a.vip, src_port)
+            .with_context(|| format!("connecting to {VIP}:{VIP_PORT}"))?;
         exchange(&mut s)
     })
 }
 
-/// `n` short connections to the VIP; the replies.
+/// `n` short connections to the (IPv4) VIP; the replies.
 pub fn requests_from(client: &Netns, n: usize) -> Result<Vec<Reply>> {
+    requests_to(client, Addressing::v4(), n)
+}
+
+fn requests_to(client: &Netns, a: Addressing, n: usize) -> Result<Vec<Reply>> {
     client.run(move || -> Result<Vec<Reply>> {
         (0..n)
             .map(|_| {
-                let mut s = connect(None)?;
+                let mut s = connect(a.client, a.vip, None)?;
                 exchange(&mut s)
             })
             .collect()
     })
 }
 
-/// A long-lived connection to the VIP.
+/// A long-lived connection to the (IPv4) VIP.
 pub fn open_from(client: &Netns) -> Result<LabConn> {
-    let stream = client.run(|| connect(None))?;
+    let a = Addressing::v4();
+    let stream = client.run(move || connect(a.client, a.vip, None))?;
     Ok(LabConn { stream })
 }
 
@@ -329,24 +449,37 @@ impl LabConn {
     }
 }
 
-fn plug(switch: &Switch, host: &Netns, addr: Ipv4Addr) -> Result<String> {
+fn plug(switch: &Switch, host: &Netns, addrs: &Addressing, addr: IpAddr) -> Result<String> {
     let port = switch.plug(host, "eth0")?;
-    host.ip(&["addr", "add", &format!("{addr}/{PREFIX}"), "dev", "eth0"])?;
+    let args = addrs.add_args(addr, addrs.prefix(), "eth0");
+    host.ip(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
     Ok(port)
 }
 
 /// Starts backend `i` (198.18.0.21 + i) on the switch.
 pub fn start_backend(switch: &Switch, i: usize, mode: ForwardMode) -> Result<Backend> {
+    start_backend_in(switch, i, mode, &Addressing::v4())
+}
+
+/// Starts backend `i` with the given addressing (IPv4 or IPv6).
+pub fn start_backend_in(
+    switch: &Switch,
+    i: usize,
+    mode: ForwardMode,
+    addrs: &Addressing,
+) -> Result<Backend> {
     let ns = Netns::new("lab-be")?;
-    let addr = backend_addr(i);
-    plug(switch, &ns, addr)?;
-    // LVS-DR: accept the VIP locally, never answer ARP for it.
-    ns.sh(&format!(
-        "ip addr add {VIP}/32 dev lo && \
-         sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+    let addr = addrs.backend(i);
+    plug(switch, &ns, addrs, addr)?;
+    // LVS-DR: accept the VIP locally, never answer ARP for it (IPv6 answers neighbour
+    // solicitations only for addresses of the receiving interface: lo is enough).
+    let vip_args = addrs.add_args(addrs.vip, addrs.host_len(), "lo");
+    ns.ip(&vip_args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    ns.sh(
+        "sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
          net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2 \
-         net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0"
-    ))?;
+         net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0",
+    )?;
     let decap = match mode {
         ForwardMode::Tun => Some(
             ns.run(|| HelperProgram::decap("eth0"))
@@ -354,7 +487,7 @@ pub fn start_backend(switch: &Switch, i: usize, mode: ForwardMode) -> Result<Bac
         ),
         ForwardMode::Dr => None,
     };
-    let (stop, server) = start_server(&ns, i)?;
+    let (stop, server) = start_server(&ns, i, unspecified_like(addr))?;
     Ok(Backend {
         _ns: ns,
         addr,
@@ -417,12 +550,12 @@ fn answer(stream: TcpStream, name: &str, peer: SocketAddr, stop: &AtomicBool) {
 
 /// Connects to the VIP (from `src_port` if given, closing with RST so the port can be
 /// reused at once).
-fn connect(src_port: Option<u16>) -> Result<TcpStream> {
+fn connect(client: IpAddr, vip: IpAddr, src_port: Option<u16>) -> Result<TcpStream> {
     // Reconnecting from the same port can briefly find the previous 4-tuple still
     // hashed in the kernel (EADDRNOTAVAIL): retry for a moment.
     let mut attempts = 0;
     loop {
-        match connect_once(src_port) {
+        match connect_once(client, vip, src_port) {
             Err(e)
                 if attempts < 40
                     && e.downcast_ref::<nix::Error>() == Some(&nix::Error::EADDRNOTAVAIL) =>
@@ -435,13 +568,17 @@ fn connect(src_port: Option<u16>) -> Result<TcpStream> {
     }
 }
 
-fn connect_once(src_port: Option<u16>) -> Result<TcpStream> {
+fn connect_once(client: IpAddr, vip: IpAddr, src_port: Option<u16>) -> Result<TcpStream> {
     use nix::sys::socket::{
         bind, connect as nix_connect, setsockopt, socket, sockopt, AddressFamily, SockFlag,
-        SockType, SockaddrIn,
+        SockType, SockaddrStorage,
     };
     let fd = socket(
-        AddressFamily::Inet,
+        if vip.is_ipv6() {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Inet
+        },
         SockType::Stream,
         SockFlag::SOCK_CLOEXEC,
         None,
@@ -458,16 +595,13 @@ fn connect_once(src_port: Option<u16>) -> Result<TcpStream> {
     if let Some(port) = src_port {
         bind(
             fd.as_raw_fd(),
-            &SockaddrIn::from(std::net::SocketAddrV4::new(CLIENT_ADDR, port)),
+            &SockaddrStorage::from(SocketAddr::new(client, port)),
         )?;
     }
     let raw = fd.into_raw_fd();
     // SAFETY: raw is a fresh socket we own.
     let stream = unsafe { TcpStream::from_raw_fd(raw) };
-    nix_connect(
-        raw,
-        &SockaddrIn::from(std::net::SocketAddrV4::new(VIP, VIP_PORT)),
-    )?;
+    nix_connect(raw, &SockaddrStorage::from(SocketAddr::new(vip, VIP_PORT)))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
     Ok(stream)
@@ -484,7 +618,7 @@ fn exchange(stream: &mut TcpStream) -> Result<Reply> {
 }
 
 /// The lab's service with every backend's egress resolved in the LB's namespace.
-fn resolve_spec(mode: ForwardMode, backends: &[Ipv4Addr]) -> Result<ServiceSpec> {
+fn resolve_spec(mode: ForwardMode, backends: &[IpAddr], vip: IpAddr) -> Result<ServiceSpec> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -492,10 +626,9 @@ fn resolve_spec(mode: ForwardMode, backends: &[Ipv4Addr]) -> Result<ServiceSpec>
         let neigh = Neighbours::new()?;
         let mut specs = Vec::new();
         for &addr in backends {
-            let egress =
-                dataplane::resolve_egress(&neigh, IpAddr::V4(addr), Duration::from_secs(3)).await?;
+            let egress = dataplane::resolve_egress(&neigh, addr, Duration::from_secs(3)).await?;
             specs.push(dataplane::BackendSpec {
-                addr: IpAddr::V4(addr),
+                addr,
                 port: VIP_PORT,
                 weight: 1,
                 egress,
@@ -503,7 +636,7 @@ fn resolve_spec(mode: ForwardMode, backends: &[Ipv4Addr]) -> Result<ServiceSpec>
         }
         Ok(ServiceSpec {
             id: ServiceId {
-                vip: IpAddr::V4(VIP),
+                vip,
                 port: VIP_PORT,
                 protocol: Protocol::Tcp,
             },

@@ -1,23 +1,23 @@
 //! End to end in network namespaces: a client, the LB node (XDP on a veth) and three
-//! backends on one L2 segment, serving real TCP, in DR and in TUN mode. Needs root.
+//! backends on one L2 segment, serving real TCP, in DR and in TUN mode, over IPv4 and
+//! IPv6 (IPv6-in-IPv6). Needs root.
 
 use std::{collections::HashMap, net::IpAddr};
 
 use lb_daemon::{
     dataplane::ForwardMode,
-    lab::{backend_name, Lab, LabOptions, CLIENT_ADDR},
+    lab::{backend_name, Lab, LabOptions},
 };
 
-fn lab(mode: ForwardMode) -> Lab {
-    Lab::start(LabOptions::new(mode, 3)).expect("start the lab (root, bpffs, built eBPF object)")
+fn lab(opts: LabOptions) -> Lab {
+    Lab::start(opts).expect("start the lab (root, bpffs, built eBPF object)")
 }
 
 fn spread(lab: &Lab, n: usize) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for reply in lab.requests(n).expect("requests through the VIP") {
         assert_eq!(
-            reply.client_seen,
-            IpAddr::V4(CLIENT_ADDR),
+            reply.client_seen, lab.opts.addrs.client,
             "backend sees the client's real address"
         );
         *counts.entry(reply.backend).or_insert(0) += 1;
@@ -25,8 +25,10 @@ fn spread(lab: &Lab, n: usize) -> HashMap<String, usize> {
     counts
 }
 
-fn check_mode(mode: ForwardMode) {
-    let mut lab = lab(mode);
+fn check_mode(opts: LabOptions) {
+    let mode = opts.mode;
+    let addrs = opts.addrs;
+    let mut lab = lab(opts);
     // Every backend gets connections (each holds a third of the Maglev table).
     let counts = spread(&lab, 300);
     for i in 0..3 {
@@ -53,7 +55,7 @@ fn check_mode(mode: ForwardMode) {
     let first = conn.ask().expect("ask").backend;
     lab.update_service(|s| {
         for b in &mut s.backends {
-            b.weight = if backend_name_of(b.addr) == first {
+            b.weight = if backend_name_of(&addrs, b.addr) == first {
                 0
             } else {
                 1
@@ -82,21 +84,31 @@ fn check_mode(mode: ForwardMode) {
     );
 }
 
-fn backend_name_of(addr: IpAddr) -> String {
+fn backend_name_of(addrs: &lb_daemon::lab::Addressing, addr: IpAddr) -> String {
     let i = (0..3)
-        .find(|&i| IpAddr::V4(lb_daemon::lab::backend_addr(i)) == addr)
+        .find(|&i| addrs.backend(i) == addr)
         .expect("lab backend");
     backend_name(i)
 }
 
 #[test]
 fn direct_routing_serves_real_tcp() {
-    check_mode(ForwardMode::Dr);
+    check_mode(LabOptions::new(ForwardMode::Dr, 3));
 }
 
 #[test]
 fn ip_in_ip_tunnel_serves_real_tcp() {
-    check_mode(ForwardMode::Tun);
+    check_mode(LabOptions::new(ForwardMode::Tun, 3));
+}
+
+#[test]
+fn ipv6_direct_routing_serves_real_tcp() {
+    check_mode(LabOptions::new(ForwardMode::Dr, 3).ipv6());
+}
+
+#[test]
+fn ipv6_in_ipv6_tunnel_serves_real_tcp() {
+    check_mode(LabOptions::new(ForwardMode::Tun, 3).ipv6());
 }
 
 #[test]
