@@ -121,6 +121,49 @@ pub fn backend_name(i: usize) -> String {
     format!("backend{}", i + 1)
 }
 
+/// "backend1 98, backend2 103, ..." for a set of replies.
+pub fn spread_summary(replies: &[Reply]) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in replies {
+        *counts.entry(r.backend.as_str()).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(b, n)| format!("{b} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `lb-daemon run` configuration of an LB node of the two-node lab: instance VI_1
+/// (VRID 51, the VIP) and the VIP's virtual server over `backends` lab backends.
+pub fn daemon_config(
+    name: &str,
+    priority: u8,
+    dir: &std::path::Path,
+    pin_path: &std::path::Path,
+    mode: ForwardMode,
+    backends: usize,
+) -> String {
+    let kind = match mode {
+        ForwardMode::Dr => "DR",
+        ForwardMode::Tun => "TUN",
+    };
+    let mut s = format!(
+        "[global]\nrouter_id = \"{name}\"\ncontrol_socket = \"{dir}/lb.sock\"\nbpf_pin_path = \"{pin}\"\ndataplane = \"xdp\"\nmetrics_listen = \"127.0.0.1:9469\"\n\n\
+         [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nstate = \"BACKUP\"\nvirtual_router_id = 51\npriority = {priority}\nadvert_int = 1\nvirtual_ipaddress = [\"{VIP}/32\"]\n\n\
+         [[virtual_server]]\naddress = \"{VIP}\"\nport = {VIP_PORT}\nprotocol = \"TCP\"\nlb_kind = \"{kind}\"\ndelay_loop = \"500ms\"\n",
+        dir = dir.display(),
+        pin = pin_path.display()
+    );
+    for i in 0..backends {
+        s.push_str(&format!(
+            "\n[[virtual_server.real_server]]\naddress = \"{}\"\nport = {VIP_PORT}\ntcp_check = {{ connect_timeout = \"500ms\", retry = 0, warmup = \"0s\" }}\n",
+            backend_addr(i)
+        ));
+    }
+    s
+}
+
 #[derive(Debug, Clone)]
 pub struct LabOptions {
     pub mode: ForwardMode,

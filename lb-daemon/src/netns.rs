@@ -141,6 +141,16 @@ impl Netns {
         }
     }
 
+    /// Whether `addr` is assigned to `dev` in this namespace.
+    pub fn has_address(&self, dev: &str, addr: &str) -> bool {
+        self.ip(&["-o", "addr", "show", "dev", dev])
+            .map(|out| {
+                out.split_whitespace()
+                    .any(|w| w.split('/').next() == Some(addr))
+            })
+            .unwrap_or(false)
+    }
+
     /// Pids of the processes whose network namespace is this one.
     pub fn pids(&self) -> Vec<i32> {
         pids_in(&self.path())

@@ -151,13 +151,7 @@ impl Node {
     }
 
     pub fn has_vip(&self, vip: &str) -> bool {
-        self.ns
-            .ip(&["-o", "addr", "show", "dev", "eth0"])
-            .map(|out| {
-                out.split_whitespace()
-                    .any(|w| w.split('/').next() == Some(vip))
-            })
-            .unwrap_or(false)
+        self.ns.has_address("eth0", vip)
     }
 
     fn spawn_logged(&mut self, argv: &[&str]) -> Result<()> {

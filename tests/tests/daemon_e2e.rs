@@ -19,47 +19,22 @@ use lb_tests::vrrp_lab::{daemon_bin, Segment};
 const VIP: &str = "198.18.0.100";
 
 fn config(name: &str, priority: u8, dir: &std::path::Path) -> String {
-    config_with(name, priority, dir, "/sys/fs/bpf/lb", "DR")
+    config_with(name, priority, dir, "/sys/fs/bpf/lb", ForwardMode::Dr)
 }
 
 fn config_pinned(name: &str, priority: u8, dir: &std::path::Path, pin: &str) -> String {
-    config_with(name, priority, dir, pin, "DR")
+    config_with(name, priority, dir, pin, ForwardMode::Dr)
 }
 
-fn config_with(name: &str, priority: u8, dir: &std::path::Path, pin: &str, kind: &str) -> String {
-    let mut s = format!(
-        r#"[global]
-router_id = "{name}"
-control_socket = "{dir}/lb.sock"
-bpf_pin_path = "{pin}"
-dataplane = "xdp"
-metrics_listen = "127.0.0.1:9469"
-
-[[vrrp_instance]]
-name = "VI_1"
-interface = "eth0"
-state = "BACKUP"
-virtual_router_id = 51
-priority = {priority}
-advert_int = 1
-virtual_ipaddress = ["{VIP}/32"]
-
-[[virtual_server]]
-address = "{VIP}"
-port = 80
-protocol = "TCP"
-lb_kind = "{kind}"
-delay_loop = "500ms"
-"#,
-        dir = dir.display()
-    );
-    for i in 0..3 {
-        s.push_str(&format!(
-            "\n[[virtual_server.real_server]]\naddress = \"{}\"\nport = 80\ntcp_check = {{ connect_timeout = \"500ms\", warmup = \"0s\" }}\n",
-            backend_addr(i)
-        ));
-    }
-    s
+/// The lab's node configuration (the one `cargo xtask run` uses), three backends.
+fn config_with(
+    name: &str,
+    priority: u8,
+    dir: &std::path::Path,
+    pin: &str,
+    mode: ForwardMode,
+) -> String {
+    lb_daemon::lab::daemon_config(name, priority, dir, std::path::Path::new(pin), mode, 3)
 }
 
 fn status_json(sock: &std::path::Path) -> serde_json::Value {
@@ -431,8 +406,8 @@ fn keep_dataplane_restart_drops_nothing() {
 fn tunnel_mode_fails_over_with_a_long_lived_connection() {
     let (mut seg, _peers, _backends) = topology(ForwardMode::Tun);
     let pin = "/sys/fs/bpf/lb";
-    let c1 = config_with("lb1", 150, seg.nodes[0].dir(), pin, "TUN");
-    let c2 = config_with("lb2", 100, seg.nodes[1].dir(), pin, "TUN");
+    let c1 = config_with("lb1", 150, seg.nodes[0].dir(), pin, ForwardMode::Tun);
+    let c2 = config_with("lb2", 100, seg.nodes[1].dir(), pin, ForwardMode::Tun);
     seg.nodes[0].start_ours(&c1).expect("lb1");
     seg.nodes[1].start_ours(&c2).expect("lb2");
     seg.wait_holder(VIP, 0, Duration::from_secs(10))

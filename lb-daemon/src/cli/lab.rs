@@ -1,13 +1,16 @@
 //! `lb-daemon lab`: the data plane at work in network namespaces, narrated.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use super::signals;
 use crate::{
     dataplane::ForwardMode,
-    lab::{backend_addr, backend_name, Lab, LabOptions, CLIENT_ADDR, LB_ADDR, VIP, VIP_PORT},
+    lab::{
+        backend_addr, backend_name, spread_summary, Lab, LabOptions, CLIENT_ADDR, LB_ADDR, VIP,
+        VIP_PORT,
+    },
 };
 
 fn say(msg: impl AsRef<str>) {
@@ -15,15 +18,7 @@ fn say(msg: impl AsRef<str>) {
 }
 
 fn spread(lab: &Lab, n: usize) -> Result<String> {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for r in lab.requests(n)? {
-        *counts.entry(r.backend).or_default() += 1;
-    }
-    Ok(counts
-        .iter()
-        .map(|(b, n)| format!("{b} {n}"))
-        .collect::<Vec<_>>()
-        .join(", "))
+    Ok(spread_summary(&lab.requests(n)?))
 }
 
 /// One narrated step of the demo.

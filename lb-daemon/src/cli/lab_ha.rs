@@ -4,7 +4,6 @@
 //! master's link cut while a long-lived connection keeps working, the link back.
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -17,8 +16,8 @@ use crate::{
     daemon::control,
     dataplane::{ForwardMode, HelperProgram},
     lab::{
-        backend_addr, backend_name, open_from, requests_from, start_backend, Backend, CLIENT_ADDR,
-        VIP, VIP_PORT,
+        backend_addr, backend_name, daemon_config, open_from, requests_from, spread_summary,
+        start_backend, Backend, CLIENT_ADDR, VIP, VIP_PORT,
     },
     netns::{Netns, NsChild, Switch},
 };
@@ -37,36 +36,13 @@ struct Node {
 
 impl Node {
     fn holds_vip(&self) -> bool {
-        self.ns
-            .ip(&["-o", "addr", "show", "dev", "eth0"])
-            .map(|o| o.contains(&format!(" {VIP}/")))
-            .unwrap_or(false)
+        self.ns.has_address("eth0", &VIP.to_string())
     }
 
     fn status(&self) -> Result<serde_json::Value> {
         let line = control::request(&self.dir.join("lb.sock"), "status", Duration::from_secs(2))?;
         Ok(serde_json::from_str(&line)?)
     }
-}
-
-fn config(name: &str, priority: u8, dir: &Path, mode: ForwardMode, backends: usize) -> String {
-    let kind = match mode {
-        ForwardMode::Dr => "DR",
-        ForwardMode::Tun => "TUN",
-    };
-    let mut s = format!(
-        "[global]\nrouter_id = \"{name}\"\ncontrol_socket = \"{dir}/lb.sock\"\nbpf_pin_path = \"/sys/fs/bpf/lb\"\ndataplane = \"xdp\"\n\n\
-         [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nstate = \"BACKUP\"\nvirtual_router_id = 51\npriority = {priority}\nadvert_int = 1\nvirtual_ipaddress = [\"{VIP}/32\"]\n\n\
-         [[virtual_server]]\naddress = \"{VIP}\"\nport = {VIP_PORT}\nprotocol = \"TCP\"\nlb_kind = \"{kind}\"\ndelay_loop = \"500ms\"\n",
-        dir = dir.display()
-    );
-    for i in 0..backends {
-        s.push_str(&format!(
-            "\n[[virtual_server.real_server]]\naddress = \"{}\"\nport = {VIP_PORT}\ntcp_check = {{ connect_timeout = \"500ms\", retry = 0, warmup = \"0s\" }}\n",
-            backend_addr(i)
-        ));
-    }
-    s
 }
 
 fn wait(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Result<Duration> {
@@ -84,15 +60,7 @@ fn wait(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Result
 }
 
 fn spread(client: &Netns, n: usize) -> Result<String> {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for r in requests_from(client, n)? {
-        *counts.entry(r.backend).or_default() += 1;
-    }
-    Ok(counts
-        .iter()
-        .map(|(b, n)| format!("{b} {n}"))
-        .collect::<Vec<_>>()
-        .join(", "))
+    Ok(spread_summary(&requests_from(client, n)?))
 }
 
 pub fn run(mode: ForwardMode, backends: usize, pause: bool) -> Result<()> {
@@ -135,7 +103,11 @@ fn lab(exe: &Path, dir: &Path, mode: ForwardMode, n_backends: usize, pause: bool
         let node_dir = dir.join(name);
         std::fs::create_dir_all(&node_dir)?;
         let conf = node_dir.join("lb.toml");
-        std::fs::write(&conf, config(name, prio, &node_dir, mode, n_backends))?;
+        let pin = Path::new("/sys/fs/bpf/lb");
+        std::fs::write(
+            &conf,
+            daemon_config(name, prio, &node_dir, pin, mode, n_backends),
+        )?;
         let log = std::fs::File::create(node_dir.join("log"))?;
         let daemon = ns.spawn_with(
             &[
