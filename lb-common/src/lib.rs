@@ -18,8 +18,11 @@ pub mod map_names {
     pub const STATS: &str = "lb_stats";
     pub const SERVICE_STATS: &str = "lb_service_stats";
     pub const BACKEND_STATS: &str = "lb_backend_stats";
+    pub const NAT: &str = "lb_nat";
+    pub const NAT_REALS: &str = "lb_nat_reals";
+    pub const NEIGH_MISS: &str = "lb_neigh_miss";
     /// Every map, in the order `docs/maps.md` lists them.
-    pub const ALL: [&str; 7] = [
+    pub const ALL: [&str; 10] = [
         SERVICES,
         BACKENDS,
         MAGLEV,
@@ -27,6 +30,9 @@ pub mod map_names {
         STATS,
         SERVICE_STATS,
         BACKEND_STATS,
+        NAT,
+        NAT_REALS,
+        NEIGH_MISS,
     ];
 }
 
@@ -51,6 +57,22 @@ pub mod capacity {
     /// Maglev slots shared by all services: 16 services at the default table size.
     pub const MAGLEV_SLOTS: u32 = 16 * 65537;
     pub const CONNTRACK: u32 = 65536;
+    /// NAT translation entries: two per NAT'ed connection (one per direction).
+    pub const NAT: u32 = 131072;
+    /// Real servers of NAT services answered without a translation entry.
+    pub const NAT_REALS: u32 = 4096;
+    /// Next hops the data plane found unresolved, for user space to resolve.
+    pub const NEIGH_MISS: u32 = 256;
+}
+
+/// Source ports full-NAT (`snat_address`) allocates: below Linux's default ephemeral
+/// range (32768-60999), so they never collide with the host's own connections from
+/// the same address.
+pub mod snat_ports {
+    pub const FIRST: u16 = 1024;
+    pub const COUNT: u16 = 31744;
+    /// Candidates tried before a new flow is dropped.
+    pub const TRIES: u32 = 4;
 }
 
 pub const ETH_P_IP: u16 = 0x0800;
@@ -95,7 +117,7 @@ pub struct ServiceKey {
 pub mod mode {
     pub const DR: u32 = 0;
     pub const TUN: u32 = 1;
-    /// Reserved for the NAT issue.
+    /// Destination NAT (and, with [`super::service_flags::SNAT`], source NAT too).
     pub const NAT: u32 = 2;
     pub const MASK: u32 = 0xff;
 }
@@ -107,6 +129,9 @@ pub mod service_flags {
     /// `persistence_timeout`: connection-table entries are keyed by the client address
     /// (source port 0), like an IPVS persistence template.
     pub const PERSISTENT: u32 = 1 << 9;
+    /// NAT only: the client address is replaced by [`super::ServiceInfo::snat`] and a
+    /// source port allocated per flow (full-NAT).
+    pub const SNAT: u32 = 1 << 10;
 }
 
 /// Value of `lb_services`.
@@ -124,6 +149,8 @@ pub struct ServiceInfo {
     /// Connection-table entries older than this (since last seen) are re-hashed.
     pub timeout_s: u32,
     pub pad: u32,
+    /// NAT with [`service_flags::SNAT`]: the source address of packets sent to the reals.
+    pub snat: Addr,
 }
 
 /// Backend flags.
@@ -183,6 +210,77 @@ pub struct Conn {
     pub last_seen_ns: u64,
 }
 
+/// Direction of a [`NatEntry`].
+pub mod nat_dir {
+    /// Keyed by the client's packet to the VIP; rewrites it towards the real.
+    pub const TO_REAL: u8 = 0;
+    /// Keyed by the real's reply; rewrites it back to come from the VIP.
+    pub const TO_CLIENT: u8 = 1;
+}
+
+/// Connection state of a [`NatEntry`], as the data plane sees it (both directions).
+/// User space expires entries by state (`lvs_timeouts`) and removes both directions.
+pub mod nat_state {
+    /// TCP: only a SYN seen so far.
+    pub const SYN: u8 = 1;
+    pub const ESTABLISHED: u8 = 2;
+    /// TCP: a FIN seen in either direction.
+    pub const FIN: u8 = 3;
+    /// TCP: an RST seen.
+    pub const CLOSED: u8 = 4;
+    /// UDP: no states, only the idle timeout.
+    pub const UDP: u8 = 5;
+}
+
+/// Value of `lb_nat` (key: a [`FlowKey`] as the packet arrives): how to rewrite it.
+/// A NAT'ed connection has two entries, one per direction; each names the other's
+/// key implicitly (its rewritten tuple, reversed).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NatEntry {
+    /// The packet's new source and destination (network byte order).
+    pub src: Addr,
+    pub dst: Addr,
+    pub sport: u16,
+    pub dport: u16,
+    /// The real server (its egress for [`nat_dir::TO_REAL`]).
+    pub backend: u32,
+    /// [`Backend::generation`] when the entry was made.
+    pub generation: u32,
+    /// [`nat_dir`].
+    pub direction: u8,
+    /// [`nat_state`].
+    pub state: u8,
+    pub pad: u16,
+    /// `bpf_ktime_get_coarse_ns()` of the last packet.
+    pub last_seen_ns: u64,
+}
+
+/// Value of `lb_nat_reals` (key: the real's address, port, protocol, family as a
+/// [`ServiceKey`]): the VIP a reply from that real comes from when it has no
+/// translation entry (NAT table full, or after a failover). Only for reals that serve
+/// exactly one NAT service without `snat_address`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NatReal {
+    pub vip: Addr,
+    /// Network byte order.
+    pub vport: u16,
+    pub pad: u16,
+    /// Service id (stats index).
+    pub service: u32,
+}
+
+/// Key of `lb_neigh_miss`: a next hop `bpf_fib_lookup` found no neighbour entry for.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct NeighMiss {
+    pub addr: Addr,
+    pub ifindex: u32,
+    pub family: u8,
+    pub pad: [u8; 3],
+}
+
 /// Packets and bytes, per CPU, for `lb_service_stats` and `lb_backend_stats`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -236,10 +334,39 @@ pub enum Counter {
     VipPackets = 21,
     /// Tunnel packets stripped by `lb_decap` (backends of TUN services).
     Decapsulated = 22,
+    /// Client packets rewritten towards a real server (NAT).
+    NatToReal = 23,
+    /// Replies rewritten back to come from the VIP (NAT).
+    NatToClient = 24,
+    /// A new NAT'ed flow found the NAT table full: translated without state (its
+    /// replies use `lb_nat_reals`), or dropped for a full-NAT service.
+    NatTableFull = 25,
+    /// A reply translated from `lb_nat_reals` (no translation entry).
+    NatStatelessReply = 26,
+    /// Full-NAT found no free source port for a new flow: dropped.
+    SnatPortsExhausted = 27,
+    /// ICMP errors about a NAT'ed flow, translated.
+    IcmpTranslated = 28,
+    /// A NAT reply whose next hop has no neighbour entry yet: dropped, and the next
+    /// hop queued in `lb_neigh_miss` for user space to resolve.
+    FibNoNeigh = 29,
+    /// A NAT reply the routing table cannot forward (no route, forwarding disabled on
+    /// the interface, ...): dropped.
+    FibFailed = 30,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 23;
+    pub const COUNT: u32 = 31;
+
+    /// The counter at index `i` of [`Counter::ALL`].
+    #[inline(always)]
+    pub fn from_index(i: u32) -> Option<Counter> {
+        if i < Self::COUNT {
+            Some(Self::ALL[i as usize].0)
+        } else {
+            None
+        }
+    }
     /// Every counter with its name (metrics label / docs name), in index order.
     pub const ALL: [(Counter, &'static str); Self::COUNT as usize] = [
         (Counter::VerdictPass, "verdict_pass"),
@@ -265,17 +392,28 @@ impl Counter {
         (Counter::BadBackend, "bad_backend"),
         (Counter::VipPackets, "vip_packets"),
         (Counter::Decapsulated, "decapsulated"),
+        (Counter::NatToReal, "nat_to_real"),
+        (Counter::NatToClient, "nat_to_client"),
+        (Counter::NatTableFull, "nat_table_full"),
+        (Counter::NatStatelessReply, "nat_stateless_reply"),
+        (Counter::SnatPortsExhausted, "snat_ports_exhausted"),
+        (Counter::IcmpTranslated, "icmp_translated"),
+        (Counter::FibNoNeigh, "fib_no_neigh"),
+        (Counter::FibFailed, "fib_failed"),
     ];
 }
 
 // The layouts are ABI between kernel and user space: any change must be deliberate.
 const _: () = {
     assert!(core::mem::size_of::<ServiceKey>() == 20);
-    assert!(core::mem::size_of::<ServiceInfo>() == 24);
+    assert!(core::mem::size_of::<ServiceInfo>() == 40);
     assert!(core::mem::size_of::<Backend>() == 60);
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<Conn>() == 16);
     assert!(core::mem::size_of::<Traffic>() == 16);
+    assert!(core::mem::size_of::<NatEntry>() == 56);
+    assert!(core::mem::size_of::<NatReal>() == 24);
+    assert!(core::mem::size_of::<NeighMiss>() == 24);
 };
 
 #[cfg(feature = "user")]
@@ -287,4 +425,7 @@ mod pod {
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::Conn {}
     unsafe impl aya::Pod for super::Traffic {}
+    unsafe impl aya::Pod for super::NatEntry {}
+    unsafe impl aya::Pod for super::NatReal {}
+    unsafe impl aya::Pod for super::NeighMiss {}
 }

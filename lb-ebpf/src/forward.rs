@@ -33,20 +33,26 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, mode: u32, backend: &Backend) -> 
 }
 
 #[inline(always)]
-fn set_macs(ctx: &XdpContext, backend: &Backend) -> Option<()> {
+pub fn set_macs(ctx: &XdpContext, backend: &Backend) -> Option<()> {
     write(ctx, 0, backend.mac)?;
     write(ctx, 6, backend.src_mac)
 }
 
-/// Same interface: bounce the frame; another one: redirect to it.
+/// Out of the backend's interface.
 #[inline(always)]
-fn transmit(ctx: &XdpContext, backend: &Backend) -> u32 {
-    if backend.ifindex == 0 || backend.ifindex as usize == ctx.ingress_ifindex() {
+pub fn transmit(ctx: &XdpContext, backend: &Backend) -> u32 {
+    transmit_via(ctx, backend.ifindex)
+}
+
+/// Same interface (or 0, "the same"): bounce the frame; another one: redirect to it.
+#[inline(always)]
+pub fn transmit_via(ctx: &XdpContext, ifindex: u32) -> u32 {
+    if ifindex == 0 || ifindex as usize == ctx.ingress_ifindex() {
         return xdp_action::XDP_TX;
     }
     stats::count(Counter::VerdictRedirect);
     // SAFETY: bpf_redirect has no memory preconditions.
-    unsafe { bpf_redirect(backend.ifindex, 0) as u32 }
+    unsafe { bpf_redirect(ifindex, 0) as u32 }
 }
 
 /// Prepends an outer IPv4 or IPv6 header to the IP datagram, keeping any VLAN tag.
@@ -59,7 +65,7 @@ fn encapsulate(ctx: &XdpContext, pkt: &Packet, backend: &Backend) -> Option<()> 
         _ => return None,
     };
     // The VLAN tag (if any) travels with the new Ethernet header.
-    let vlan_tci: Option<u16> = if pkt.l2_len > ETH_LEN {
+    let vlan_tci: Option<u16> = if pkt.l3() > ETH_LEN {
         Some(crate::packet::read(ctx, ETH_LEN)?)
     } else {
         None
@@ -92,9 +98,9 @@ fn encapsulate(ctx: &XdpContext, pkt: &Packet, backend: &Backend) -> Option<()> 
         IPPROTO_IPV6
     };
     if backend.family == FAMILY_V4 {
-        write(ctx, pkt.l2_len, outer_ipv4(pkt, backend))
+        write(ctx, pkt.l3(), outer_ipv4(pkt, backend))
     } else {
-        write(ctx, pkt.l2_len, outer_ipv6(pkt, backend, inner_proto))
+        write(ctx, pkt.l3(), outer_ipv6(pkt, backend, inner_proto))
     }
 }
 

@@ -3,21 +3,34 @@
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
 use lb_common::{
     backend_flags, hash, mode, service_flags, Backend, Conn, Counter, FlowKey, ServiceInfo,
-    ServiceKey, NO_BACKEND,
+    ServiceKey, IPPROTO_ICMP, NO_BACKEND,
 };
 
 use crate::{
-    forward,
-    maps::{BACKENDS, CONNTRACK, MAGLEV, SERVICES},
+    forward, icmp,
+    maps::{Scratch, BACKENDS, CONNTRACK, MAGLEV, SCRATCH, SERVICES},
+    nat,
     packet::{self, Packet, Skip},
+    route::{self, Hop},
     stats,
 };
 
 /// Returns the XDP action for one frame.
 #[inline(always)]
 pub fn process(ctx: &XdpContext) -> u32 {
-    let pkt = match packet::parse(ctx) {
-        Ok(pkt) => pkt,
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: this CPU's slot, used by this program run only.
+    let Scratch {
+        pkt,
+        key,
+        svc,
+        route: to,
+    } = unsafe { &mut *scratch };
+    let code = packet::parse_into(ctx, pkt);
+    match packet::outcome(code, pkt) {
+        Ok(()) => {}
         Err(Skip::Pass(counter)) => {
             if let Some(c) = counter {
                 stats::count(c);
@@ -28,43 +41,71 @@ pub fn process(ctx: &XdpContext) -> u32 {
             stats::count(counter);
             return xdp_action::XDP_DROP;
         }
-    };
-    let Some((key, svc)) = find_service(&pkt) else {
-        // Not for a VIP: management traffic, the host's own services.
-        return xdp_action::XDP_PASS;
-    };
+        Err(Skip::Icmp { l3, l4, family }) => {
+            let action = icmp::process(ctx, l3 & 0xff, l4 & 0xff, family, to);
+            if action != icmp::ROUTE {
+                return action;
+            }
+            let mut hop = Hop::NONE;
+            let result = route::lookup(ctx, family, IPPROTO_ICMP, to, &mut hop);
+            return route::send(ctx, result, &hop);
+        }
+    }
+    if !find_service(pkt, key, svc) {
+        // Not for a VIP: a NAT'ed reply, else management traffic or the host's own.
+        return nat::to_client(ctx, pkt);
+    }
     stats::count(Counter::VipPackets);
     let bytes = (ctx.data_end() - ctx.data()) as u64;
     stats::count_service(svc.id, bytes);
+    if svc.flags & mode::MASK == mode::NAT {
+        let action = nat::to_real(ctx, pkt, svc, bytes);
+        if action != nat::NEW_FLOW {
+            return action;
+        }
+        return nat::new_flow(ctx, pkt, key, svc, bytes);
+    }
+    balance(ctx, pkt, key, svc, bytes)
+}
 
-    let Some((backend_id, backend)) = choose_backend(&pkt, &key, &svc) else {
+/// DR and TUN. Each path is its own BPF function so that their stacks do not add up
+/// (the verifier allows 512 bytes for the deepest chain of calls).
+#[inline(never)]
+fn balance(ctx: &XdpContext, pkt: &Packet, key: &ServiceKey, svc: &ServiceInfo, bytes: u64) -> u32 {
+    let Some((backend_id, backend)) = choose_backend(pkt, key, svc) else {
         return xdp_action::XDP_DROP;
     };
     stats::count_backend(backend_id, bytes);
-    forward::forward(ctx, &pkt, svc.flags & mode::MASK, backend)
+    forward::forward(ctx, pkt, svc.flags & mode::MASK, backend)
 }
 
-/// The exact (address, port, protocol) service, else the wildcard-port one.
+/// The exact (address, port, protocol) service, else the wildcard-port one: fills
+/// `key` and `svc` (a copy: user space may rewrite the entry under us).
 #[inline(always)]
-fn find_service(pkt: &Packet) -> Option<(ServiceKey, ServiceInfo)> {
-    let mut key = ServiceKey {
+fn find_service(pkt: &Packet, key: &mut ServiceKey, svc: &mut ServiceInfo) -> bool {
+    *key = ServiceKey {
         addr: pkt.dst,
         port: pkt.dport,
         proto: pkt.proto,
         family: pkt.family,
     };
     // SAFETY: copied out at once; the entry may change under us, never be freed mid-read.
-    if let Some(svc) = unsafe { SERVICES.get(&key) } {
-        return Some((key, *svc));
+    if let Some(found) = unsafe { SERVICES.get(&*key) } {
+        *svc = *found;
+        return true;
     }
     key.port = 0;
-    unsafe { SERVICES.get(&key) }.map(|svc| (key, *svc))
+    if let Some(found) = unsafe { SERVICES.get(&*key) } {
+        *svc = *found;
+        return true;
+    }
+    false
 }
 
 /// The backend for this flow: the connection table's if it is still valid, else a fresh
 /// Maglev pick (remembered in the table). `None` = drop (counted).
 #[inline(always)]
-fn choose_backend(
+pub fn choose_backend(
     pkt: &Packet,
     svc_key: &ServiceKey,
     svc: &ServiceInfo,
@@ -101,7 +142,20 @@ fn choose_backend(
         }
     }
     stats::count(Counter::ConntrackMiss);
+    let (id, b) = pick(pkt, svc)?;
+    let conn = Conn {
+        backend: id,
+        generation: b.generation,
+        last_seen_ns: now,
+    };
+    // A full table evicts the least recently used flow; nothing to do on error.
+    let _ = CONNTRACK.insert(&flow, &conn, 0);
+    Some((id, b))
+}
 
+/// The Maglev choice for this packet (no connection table). `None` = drop (counted).
+#[inline(always)]
+pub fn pick(pkt: &Packet, svc: &ServiceInfo) -> Option<(u32, &'static Backend)> {
     let h = if svc.flags & service_flags::HASH_SRC != 0 {
         hash::src_hash(&pkt.src)
     } else {
@@ -123,18 +177,11 @@ fn choose_backend(
         stats::count(Counter::BadBackend);
         return None;
     };
-    let conn = Conn {
-        backend: id,
-        generation: b.generation,
-        last_seen_ns: now,
-    };
-    // A full table evicts the least recently used flow; nothing to do on error.
-    let _ = CONNTRACK.insert(&flow, &conn, 0);
     Some((id, b))
 }
 
 #[inline(always)]
-fn active_backend(id: u32) -> Option<&'static Backend> {
+pub fn active_backend(id: u32) -> Option<&'static Backend> {
     // Array entries are never freed: the reference stays valid (its contents may be
     // rewritten by user space, which only ever writes whole, consistent entries).
     BACKENDS

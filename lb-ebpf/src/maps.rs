@@ -1,12 +1,16 @@
 //! Map definitions. Capacities here are defaults; user space resizes them at load time.
 //! Names match `lb_common::map_names` (the pinned file names).
 
+use crate::{packet::Packet, rewrite::Tuple};
 use aya_ebpf::{
     bindings::BPF_F_NO_COMMON_LRU,
     btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
     macros::btf_map,
 };
-use lb_common::{capacity, Backend, Conn, Counter, FlowKey, ServiceInfo, ServiceKey, Traffic};
+use lb_common::{
+    capacity, Backend, Conn, Counter, FlowKey, NatEntry, NatReal, NeighMiss, ServiceInfo,
+    ServiceKey, Traffic,
+};
 
 #[btf_map(name = "lb_services")]
 pub static SERVICES: HashMap<ServiceKey, ServiceInfo, { capacity::SERVICES as usize }> =
@@ -40,3 +44,34 @@ pub static SERVICE_STATS: PerCpuArray<Traffic, { capacity::SERVICES as usize }> 
 #[btf_map(name = "lb_backend_stats")]
 pub static BACKEND_STATS: PerCpuArray<Traffic, { capacity::BACKENDS as usize }> =
     PerCpuArray::new();
+
+/// NAT translations, two per connection (one per direction). A plain hash, not an LRU:
+/// a full table must never evict an established connection; user space expires
+/// entries by connection state (`lvs_timeouts`).
+#[btf_map(name = "lb_nat")]
+pub static NAT: HashMap<FlowKey, NatEntry, { capacity::NAT as usize }> = HashMap::new();
+
+/// Reals of NAT services (without SNAT) whose replies can be translated without an
+/// entry: key = the real's (address, port, protocol, family).
+#[btf_map(name = "lb_nat_reals")]
+pub static NAT_REALS: HashMap<ServiceKey, NatReal, { capacity::NAT_REALS as usize }> =
+    HashMap::new();
+
+/// Next hops found without a neighbour entry (value: when), resolved by user space.
+#[btf_map(name = "lb_neigh_miss")]
+pub static NEIGH_MISS: LruHashMap<NeighMiss, u64, { capacity::NEIGH_MISS as usize }, 0> =
+    LruHashMap::new();
+
+/// Per-CPU working memory for one packet: the parsed headers and the matched service
+/// live here instead of on the stack, whose 512 bytes the verifier counts over the
+/// deepest chain of BPF function calls. Not pinned: nothing outlives a packet.
+pub struct Scratch {
+    pub pkt: Packet,
+    pub key: ServiceKey,
+    pub svc: ServiceInfo,
+    /// Where a translated ICMP error goes.
+    pub route: Tuple,
+}
+
+#[btf_map(name = "lb_scratch")]
+pub static SCRATCH: PerCpuArray<Scratch, 1> = PerCpuArray::new();

@@ -6,16 +6,18 @@
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
-    Addr, Counter, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, FAMILY_V4, FAMILY_V6, IPPROTO_TCP,
-    IPPROTO_UDP,
+    Addr, Counter, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, FAMILY_V4, FAMILY_V6, IPPROTO_ICMP,
+    IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
 };
 
 pub const ETH_LEN: usize = 14;
 pub const VLAN_LEN: usize = 4;
 pub const IPV4_LEN: usize = 20;
 pub const IPV6_LEN: usize = 40;
-const TCP_LEN: usize = 20;
-const UDP_LEN: usize = 8;
+pub const TCP_LEN: usize = 20;
+pub const UDP_LEN: usize = 8;
+/// ICMP / ICMPv6 header: type, code, checksum, 4 bytes of "rest of header".
+pub const ICMP_LEN: usize = 8;
 
 /// IPv6 extension headers we recognise (and pass to the kernel).
 const IPV6_HOPOPTS: u8 = 0;
@@ -24,6 +26,8 @@ const IPV6_FRAGMENT: u8 = 44;
 const IPV6_DSTOPTS: u8 = 60;
 
 /// A pointer to `T` at `offset` from the start of the frame, if the whole `T` is inside it.
+/// `T` must be at least 2 bytes: for 1 byte LLVM rewrites the check as `p >= end`,
+/// which the verifier does not take as a bound.
 #[inline(always)]
 pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
     let start = ctx.data();
@@ -84,15 +88,17 @@ pub struct Ipv6Hdr {
 /// The first bytes of a TCP or UDP header.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct Ports {
-    src: u16,
-    dst: u16,
+pub struct Ports {
+    pub src: u16,
+    pub dst: u16,
 }
 
 /// What the fast path needs to know about a TCP/UDP packet.
 pub struct Packet {
     /// Length of the Ethernet header including a VLAN tag (14 or 18).
     pub l2_len: usize,
+    /// Offset of the TCP/UDP header.
+    pub l4: usize,
     pub family: u8,
     pub proto: u8,
     pub src: Addr,
@@ -106,21 +112,85 @@ pub struct Packet {
     pub tos: u8,
 }
 
+impl Packet {
+    /// Offset of the IP header. Header offsets pass through the per-CPU scratch
+    /// memory, which the verifier knows nothing about: the mask gives it a bound
+    /// (both are below 256 by construction).
+    #[inline(always)]
+    pub fn l3(&self) -> usize {
+        self.l2_len & 0xff
+    }
+
+    /// Offset of the TCP/UDP header (bounded like [`Packet::l3`]).
+    #[inline(always)]
+    pub fn l4(&self) -> usize {
+        self.l4 & 0xff
+    }
+}
+
 /// Why a frame is not load-balanced.
 pub enum Skip {
     /// Not ours to handle: give it to the kernel (counted when the counter is `Some`).
     Pass(Option<Counter>),
     /// Malformed: drop it, counted.
     Drop(Counter),
+    /// ICMP or ICMPv6: an error about a NAT'ed flow is translated, the rest passes.
+    Icmp { l3: usize, l4: usize, family: u8 },
 }
 
 const fn be16(x: u16) -> u16 {
     x.to_be()
 }
 
+/// [`parse`] as its own BPF function: it fills `out` and returns what to do, so its
+/// temporaries never sit on the stack of the paths that follow (the verifier allows
+/// 512 bytes for the deepest chain of calls). Decode the result with [`outcome`].
+#[inline(never)]
+pub fn parse_into(ctx: &XdpContext, out: &mut Packet) -> u32 {
+    match parse(ctx) {
+        Ok(pkt) => {
+            *out = pkt;
+            PARSED
+        }
+        Err(Skip::Pass(None)) => PASS,
+        Err(Skip::Pass(Some(c))) => PASS | ((c as u32 + 1) << 8),
+        Err(Skip::Drop(c)) => DROP | ((c as u32 + 1) << 8),
+        Err(Skip::Icmp { l3, l4, family }) => {
+            out.l2_len = l3;
+            out.l4 = l4;
+            out.family = family;
+            ICMP
+        }
+    }
+}
+
+const PARSED: u32 = 0;
+const PASS: u32 = 1;
+const DROP: u32 = 2;
+const ICMP: u32 = 3;
+
+/// What [`parse_into`] returned: `Ok` = `out` holds a TCP/UDP packet.
+#[inline(always)]
+pub fn outcome(code: u32, out: &Packet) -> Result<(), Skip> {
+    let counter = match code >> 8 {
+        0 => None,
+        n => Counter::from_index(n - 1),
+    };
+    match code & 0xff {
+        PARSED => Ok(()),
+        PASS => Err(Skip::Pass(counter)),
+        DROP => Err(Skip::Drop(counter.unwrap_or(Counter::TruncatedEth))),
+        _ => Err(Skip::Icmp {
+            l3: out.l2_len,
+            l4: out.l4,
+            family: out.family,
+        }),
+    }
+}
+
 /// Parses Ethernet (one optional 802.1Q tag), IPv4/IPv6 and the TCP/UDP ports.
 #[inline(always)]
-pub fn parse(ctx: &XdpContext) -> Result<Packet, Skip> {
+fn parse(ctx: &XdpContext) -> Result<Packet, Skip> {
     let eth: EthHdr = read(ctx, 0).ok_or(Skip::Drop(Counter::TruncatedEth))?;
     let (l2_len, proto) = if eth.proto == be16(ETH_P_8021Q) {
         let inner: u16 = read(ctx, ETH_LEN + 2).ok_or(Skip::Drop(Counter::TruncatedEth))?;
@@ -146,13 +216,21 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
     if ip.ver_ihl >> 4 != 4 || ihl < 5 || (tot_len as usize) < ihl * 4 {
         return Err(Skip::Drop(Counter::MalformedIpv4));
     }
-    if ip.proto != IPPROTO_TCP && ip.proto != IPPROTO_UDP {
-        // ICMP, VRRP (112), IPIP, ...: not load-balanced.
+    let is_l4 = ip.proto == IPPROTO_TCP || ip.proto == IPPROTO_UDP;
+    if !is_l4 && ip.proto != IPPROTO_ICMP {
+        // VRRP (112), IPIP, ...: not load-balanced.
         return Err(Skip::Pass(None));
     }
     // MF set or a non-zero offset: no ports to hash on in most fragments.
     if u16::from_be(ip.frag_off) & 0x3fff != 0 {
         return Err(Skip::Pass(Some(Counter::Ipv4Fragment)));
+    }
+    if !is_l4 {
+        return Err(Skip::Icmp {
+            l3,
+            l4: l3 + ihl * 4,
+            family: FAMILY_V4,
+        });
     }
     if ihl > 5 {
         crate::stats::count(Counter::Ipv4Options);
@@ -160,6 +238,7 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
     let ports = read_ports(ctx, l3 + ihl * 4, ip.proto)?;
     Ok(Packet {
         l2_len: l3,
+        l4: l3 + ihl * 4,
         family: FAMILY_V4,
         proto: ip.proto,
         src: [ip.src, 0, 0, 0],
@@ -180,13 +259,21 @@ fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS => {
             return Err(Skip::Pass(Some(Counter::Ipv6ExtHeader)))
         }
-        // ICMPv6 (neighbour discovery), VRRPv3 (112), ...
+        IPPROTO_ICMPV6 => {
+            return Err(Skip::Icmp {
+                l3,
+                l4: l3 + IPV6_LEN,
+                family: FAMILY_V6,
+            })
+        }
+        // VRRPv3 (112), ...
         _ => return Err(Skip::Pass(None)),
     }
     let ports = read_ports(ctx, l3 + IPV6_LEN, ip.next_hdr)?;
     let vtc = u32::from_be(ip.vtc_flow);
     Ok(Packet {
         l2_len: l3,
+        l4: l3 + IPV6_LEN,
         family: FAMILY_V6,
         proto: ip.next_hdr,
         src: ip.src,
@@ -199,7 +286,7 @@ fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
 }
 
 #[inline(always)]
-fn read_ports(ctx: &XdpContext, l4: usize, proto: u8) -> Result<Ports, Skip> {
+pub fn read_ports(ctx: &XdpContext, l4: usize, proto: u8) -> Result<Ports, Skip> {
     // Require the whole fixed header, not just the ports: a cut header is malformed.
     let whole = if proto == IPPROTO_TCP {
         ptr_at::<[u8; TCP_LEN]>(ctx, l4).is_some()

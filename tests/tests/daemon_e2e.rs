@@ -244,17 +244,21 @@ fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
     seg.wait_holder(VIP, 1, Duration::from_secs(8))
         .expect("lb2 takes over");
     let mut after = None;
+    let mut errors = Vec::new();
     for _ in 0..40 {
-        if let Ok(r) = conn.ask() {
-            after = Some(r.backend);
-            break;
+        match conn.ask() {
+            Ok(r) => {
+                after = Some(r.backend);
+                break;
+            }
+            Err(e) => errors.push(format!("{e:#}")),
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
         after.as_deref(),
         Some(first.as_str()),
-        "the connection survives the failover on the same backend\n{}",
+        "the connection survives the failover on the same backend; errors: {errors:?}\n{}",
         seg.logs()
     );
     // New connections go through lb2.

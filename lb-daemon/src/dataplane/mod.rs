@@ -27,8 +27,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use lb_common::{
-    capacity, map_names, program_names, Backend, Conn, Counter, FlowKey, ServiceInfo, ServiceKey,
-    Traffic,
+    capacity, map_names, program_names, Backend, Conn, Counter, FlowKey, NatEntry, NatReal,
+    NeighMiss, ServiceInfo, ServiceKey, Traffic,
 };
 use tracing::{info, warn};
 
@@ -101,6 +101,8 @@ pub struct Capacity {
     pub maglev_slots: u32,
     /// Connection-table entries (per CPU).
     pub conntrack: u32,
+    /// NAT translation entries (two per NAT'ed connection).
+    pub nat: u32,
 }
 
 impl Default for Capacity {
@@ -110,6 +112,7 @@ impl Default for Capacity {
             backends: capacity::BACKENDS,
             maglev_slots: capacity::MAGLEV_SLOTS,
             conntrack: capacity::CONNTRACK,
+            nat: capacity::NAT,
         }
     }
 }
@@ -124,6 +127,9 @@ impl Capacity {
             map_names::CONNTRACK => (size::<FlowKey>(), size::<Conn>(), self.conntrack),
             map_names::STATS => (u32s, size::<u64>(), Counter::COUNT),
             map_names::SERVICE_STATS => (u32s, size::<Traffic>(), self.services),
+            map_names::NAT => (size::<FlowKey>(), size::<NatEntry>(), self.nat),
+            map_names::NAT_REALS => (size::<ServiceKey>(), size::<NatReal>(), self.backends),
+            map_names::NEIGH_MISS => (size::<NeighMiss>(), size::<u64>(), capacity::NEIGH_MISS),
             _ => (u32s, size::<Traffic>(), self.backends),
         };
         MapShape {
@@ -134,8 +140,10 @@ impl Capacity {
     }
 
     /// The maps whose size is configurable, with their size.
-    fn sized_maps(&self) -> [(&'static str, u32); 6] {
+    fn sized_maps(&self) -> [(&'static str, u32); 8] {
         [
+            (map_names::NAT, self.nat),
+            (map_names::NAT_REALS, self.backends),
             (map_names::SERVICES, self.services),
             (map_names::BACKENDS, self.backends),
             (map_names::MAGLEV, self.maglev_slots),

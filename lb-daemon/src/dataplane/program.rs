@@ -70,6 +70,7 @@ impl Dataplane {
                 ring_size: spec.table_size,
                 timeout_s: 0,
                 pad: 0,
+                snat: [0; 4],
             },
             ring: Vec::new(),
             backends: HashMap::new(),

@@ -1,0 +1,333 @@
+//! NAT (`lb_kind = "NAT"`): client -> VIP:vport becomes client -> real:rport (with
+//! `snat_address`: snat:port -> real:rport), and the real's replies become
+//! VIP:vport -> client again. Each direction has an entry in `lb_nat`, keyed by the
+//! packet as it arrives, saying what it becomes.
+
+use aya_ebpf::{
+    bindings::{xdp_action, BPF_ANY, BPF_NOEXIST},
+    helpers::bpf_ktime_get_coarse_ns,
+    programs::XdpContext,
+};
+use lb_common::{
+    hash, nat_dir, nat_state, service_flags, snat_ports, Backend, Counter, FlowKey, NatEntry,
+    ServiceInfo, ServiceKey, IPPROTO_TCP,
+};
+
+use crate::{
+    forward,
+    lb::{self, active_backend},
+    maps::{NAT, NAT_REALS},
+    packet::{read, Packet},
+    rewrite::{rewrite, Tuple},
+    route::{self, Hop},
+    stats,
+};
+
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+/// `-EEXIST`: the key is taken (another flow holds that source port).
+const EEXIST: i32 = -17;
+
+/// Returned by [`to_real`] when the packet starts a flow: call [`new_flow`].
+pub const NEW_FLOW: u32 = u32::MAX;
+
+/// A client packet for a NAT service with a translation entry: rewritten and sent.
+/// [`NEW_FLOW`] when there is none (or it is stale). Separate BPF functions, like
+/// [`to_client`]: the verifier counts 512 bytes of stack over the deepest call chain.
+#[inline(never)]
+pub fn to_real(ctx: &XdpContext, pkt: &Packet, svc: &ServiceInfo, bytes: u64) -> u32 {
+    let _ = svc;
+    let flow = flow_of(pkt);
+    let flags = tcp_flags(ctx, pkt);
+    // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    if let Some(entry) = NAT.get_ptr_mut(&flow) {
+        // SAFETY: the entry stays valid until it is deleted; racing writers can at worst
+        // leave a stale timestamp or state, which the next packet corrects.
+        let e = unsafe { &mut *entry };
+        // A new SYN on a closed connection's tuple starts a new connection.
+        let reused = is_new_syn(flags) && e.state >= nat_state::FIN;
+        if !reused {
+            if let Some(b) = active_backend(e.backend).filter(|b| b.generation == e.generation) {
+                touch(e, pkt.proto, flags, now);
+                let to = tuple(e);
+                return send_to_real(ctx, pkt, &to, e.backend, b, bytes);
+            }
+        }
+        // The backend is gone (or the tuple reused): forget both directions.
+        let old = *e;
+        let _ = NAT.remove(&reverse_key(&old, pkt));
+    }
+    NEW_FLOW
+}
+
+/// A connection's first packet (or one whose entry is gone): choose the real, make
+/// both entries, rewrite. Its own BPF function, off the established path's stack.
+#[inline(never)]
+pub fn new_flow(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    key: &ServiceKey,
+    svc: &ServiceInfo,
+    bytes: u64,
+) -> u32 {
+    let flow = flow_of(pkt);
+    let flags = tcp_flags(ctx, pkt);
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let persistent = svc.flags & service_flags::PERSISTENT != 0;
+    let chosen = if persistent {
+        lb::choose_backend(pkt, key, svc)
+    } else {
+        lb::pick(pkt, svc)
+    };
+    let Some((id, b)) = chosen else {
+        return xdp_action::XDP_DROP;
+    };
+    let snat = svc.flags & service_flags::SNAT != 0;
+    let state = initial_state(pkt.proto, flags);
+    let mut fwd = NatEntry {
+        src: if snat { svc.snat } else { pkt.src },
+        dst: b.addr,
+        sport: pkt.sport,
+        // A wildcard-port service keeps the client's destination port.
+        dport: if b.port == 0 { pkt.dport } else { b.port },
+        backend: id,
+        generation: b.generation,
+        direction: nat_dir::TO_REAL,
+        state,
+        pad: 0,
+        last_seen_ns: now,
+    };
+    let rev = NatEntry {
+        src: pkt.dst,
+        dst: pkt.src,
+        sport: pkt.dport,
+        dport: pkt.sport,
+        direction: nat_dir::TO_CLIENT,
+        ..fwd
+    };
+    let mut tracked = if snat {
+        match allocate_port(pkt, &mut fwd, &rev) {
+            Ok(()) => true,
+            Err(Full::Table) => false,
+            Err(Full::Ports) => {
+                stats::count(Counter::SnatPortsExhausted);
+                return xdp_action::XDP_DROP;
+            }
+        }
+    } else {
+        NAT.insert(&reverse_key(&fwd, pkt), &rev, BPF_ANY as u64)
+            .is_ok()
+    };
+    if tracked && NAT.insert(&flow, &fwd, BPF_ANY as u64).is_err() {
+        let _ = NAT.remove(&reverse_key(&fwd, pkt));
+        tracked = false;
+    }
+    if !tracked {
+        stats::count(Counter::NatTableFull);
+        // Full-NAT replies cannot be translated without the entry.
+        if snat {
+            return xdp_action::XDP_DROP;
+        }
+    }
+    let to = tuple(&fwd);
+    send_to_real(ctx, pkt, &to, id, b, bytes)
+}
+
+/// A packet not for a VIP: if it is a real's reply to a NAT'ed client, rewrites it to
+/// come from the VIP and routes it; else `XDP_PASS`, untouched.
+#[inline(never)]
+pub fn to_client(ctx: &XdpContext, pkt: &Packet) -> u32 {
+    reply_or_none(ctx, pkt).unwrap_or(xdp_action::XDP_PASS)
+}
+
+#[inline(always)]
+fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
+    let flow = flow_of(pkt);
+    if let Some(entry) = NAT.get_ptr_mut(&flow) {
+        // SAFETY: as in `to_real`.
+        let e = unsafe { &mut *entry };
+        if e.direction != nat_dir::TO_CLIENT {
+            return None;
+        }
+        let flags = tcp_flags(ctx, pkt);
+        // SAFETY: no preconditions.
+        let now = unsafe { bpf_ktime_get_coarse_ns() };
+        touch(e, pkt.proto, flags, now);
+        let to = tuple(e);
+        return Some(reply(ctx, pkt, &to));
+    }
+    // No entry (table full, or flows taken over after a failover): a real that serves
+    // exactly one NAT service answers for its VIP.
+    let real_key = ServiceKey {
+        addr: pkt.src,
+        port: pkt.sport,
+        proto: pkt.proto,
+        family: pkt.family,
+    };
+    // SAFETY: copied out at once.
+    let real = *unsafe { NAT_REALS.get(&real_key) }?;
+    let to = Tuple {
+        src: real.vip,
+        dst: pkt.dst,
+        sport: real.vport,
+        dport: pkt.dport,
+    };
+    let mut hop = Hop::NONE;
+    let result = route::lookup(ctx, pkt.family, pkt.proto, &to, &mut hop);
+    // For this host (e.g. a health check's answer): not a client's reply.
+    if result == route::route::NOT_FORWARDED {
+        return None;
+    }
+    rewrite(ctx, pkt, &to)?;
+    stats::count(Counter::NatStatelessReply);
+    stats::count(Counter::NatToClient);
+    Some(route::send(ctx, result, &hop))
+}
+
+#[inline(always)]
+fn reply(ctx: &XdpContext, pkt: &Packet, to: &Tuple) -> u32 {
+    let mut hop = Hop::NONE;
+    let result = route::lookup(ctx, pkt.family, pkt.proto, to, &mut hop);
+    if rewrite(ctx, pkt, to).is_none() {
+        return xdp_action::XDP_DROP;
+    }
+    stats::count(Counter::NatToClient);
+    route::send(ctx, result, &hop)
+}
+
+#[inline(always)]
+fn send_to_real(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    to: &Tuple,
+    id: u32,
+    b: &Backend,
+    bytes: u64,
+) -> u32 {
+    if rewrite(ctx, pkt, to).is_none() || forward::set_macs(ctx, b).is_none() {
+        return xdp_action::XDP_DROP;
+    }
+    stats::count_backend(id, bytes);
+    stats::count(Counter::NatToReal);
+    forward::transmit(ctx, b)
+}
+
+enum Full {
+    /// The NAT table has no room.
+    Table,
+    /// Every candidate source port is taken.
+    Ports,
+}
+
+/// Picks the full-NAT source port: the first of a few flow-hashed candidates whose
+/// reply key is free, claimed by inserting the reply entry (atomic across CPUs).
+#[inline(always)]
+fn allocate_port(pkt: &Packet, fwd: &mut NatEntry, rev: &NatEntry) -> Result<(), Full> {
+    let h = hash::flow_hash(&pkt.src, &pkt.dst, pkt.sport, pkt.dport, pkt.proto);
+    let mut i = 0;
+    while i < snat_ports::TRIES {
+        let port = snat_ports::FIRST as u32
+            + h.wrapping_add(i.wrapping_mul(7919)) % snat_ports::COUNT as u32;
+        fwd.sport = (port as u16).to_be();
+        match NAT.insert(&reverse_key(fwd, pkt), rev, BPF_NOEXIST as u64) {
+            Ok(()) => return Ok(()),
+            Err(EEXIST) => {}
+            Err(_) => return Err(Full::Table),
+        }
+        i += 1;
+    }
+    Err(Full::Ports)
+}
+
+/// The key the real's replies arrive with: the rewritten tuple, reversed.
+#[inline(always)]
+fn reverse_key(fwd: &NatEntry, pkt: &Packet) -> FlowKey {
+    FlowKey {
+        src: fwd.dst,
+        dst: fwd.src,
+        sport: fwd.dport,
+        dport: fwd.sport,
+        proto: pkt.proto,
+        family: pkt.family,
+        pad: 0,
+    }
+}
+
+#[inline(always)]
+fn flow_of(pkt: &Packet) -> FlowKey {
+    FlowKey {
+        src: pkt.src,
+        dst: pkt.dst,
+        sport: pkt.sport,
+        dport: pkt.dport,
+        proto: pkt.proto,
+        family: pkt.family,
+        pad: 0,
+    }
+}
+
+#[inline(always)]
+fn tuple(e: &NatEntry) -> Tuple {
+    Tuple {
+        src: e.src,
+        dst: e.dst,
+        sport: e.sport,
+        dport: e.dport,
+    }
+}
+
+#[inline(always)]
+fn tcp_flags(ctx: &XdpContext, pkt: &Packet) -> u8 {
+    if pkt.proto != IPPROTO_TCP {
+        return 0;
+    }
+    // Data offset and flags together: a one-byte packet read becomes a bounds check the
+    // verifier does not understand (`p >= end`).
+    read::<[u8; 2]>(ctx, pkt.l4() + 12).map_or(0, |b| b[1])
+}
+
+#[inline(always)]
+fn is_new_syn(flags: u8) -> bool {
+    flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) == TCP_SYN
+}
+
+#[inline(always)]
+fn initial_state(proto: u8, flags: u8) -> u8 {
+    if proto != IPPROTO_TCP {
+        nat_state::UDP
+    } else if is_new_syn(flags) {
+        nat_state::SYN
+    } else {
+        // Picked up mid-connection (after a failover, or a full table freed room).
+        next_state(nat_state::ESTABLISHED, flags)
+    }
+}
+
+/// TCP states only move forward: SYN -> ESTABLISHED -> FIN -> CLOSED.
+#[inline(always)]
+fn next_state(state: u8, flags: u8) -> u8 {
+    if flags & TCP_RST != 0 {
+        nat_state::CLOSED
+    } else if flags & TCP_FIN != 0 && state < nat_state::FIN {
+        nat_state::FIN
+    } else if state == nat_state::SYN && flags & TCP_SYN == 0 {
+        nat_state::ESTABLISHED
+    } else {
+        state
+    }
+}
+
+#[inline(always)]
+fn touch(e: &mut NatEntry, proto: u8, flags: u8, now: u64) {
+    e.last_seen_ns = now;
+    if proto == IPPROTO_TCP {
+        let next = next_state(e.state, flags);
+        if next != e.state {
+            e.state = next;
+        }
+    }
+}
