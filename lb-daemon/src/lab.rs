@@ -34,6 +34,8 @@ pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 pub const LB_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 pub const VIP_PORT: u16 = 80;
+/// The port NAT reals listen on (the VIP's port 80 is translated).
+pub const NAT_REAL_PORT: u16 = 8080;
 
 pub fn backend_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 0, 21 + i as u8)
@@ -67,6 +69,31 @@ impl Addressing {
 
     fn v6_family(&self) -> bool {
         self.vip.is_ipv6()
+    }
+
+    /// The LB's address on the reals' network (NAT): their gateway, or the SNAT source.
+    pub fn lb_internal(&self) -> IpAddr {
+        match self.vip {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1)),
+        }
+    }
+
+    /// Real server `i` of a NAT lab: on its own network, behind the LB.
+    pub fn nat_real(&self, i: usize) -> IpAddr {
+        match self.vip {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(10, 0, 1, 21 + i as u8)),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::new(
+                0x2001,
+                0xdb8,
+                2,
+                0,
+                0,
+                0,
+                0,
+                0x21 + i as u16,
+            )),
+        }
     }
 
     pub fn backend(&self, i: usize) -> IpAddr {
@@ -147,6 +174,7 @@ pub fn daemon_config(
     let kind = match mode {
         ForwardMode::Dr => "DR",
         ForwardMode::Tun => "TUN",
+        ForwardMode::Nat { .. } => "NAT",
     };
     let mut s = format!(
         "[global]\nrouter_id = \"{name}\"\ncontrol_socket = \"{dir}/lb.sock\"\nbpf_pin_path = \"{pin}\"\ndataplane = \"xdp\"\nmetrics_listen = \"127.0.0.1:9469\"\n\n\
@@ -164,6 +192,16 @@ pub fn daemon_config(
     s
 }
 
+/// Where a NAT lab's reals sit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// One segment: the reals' network shares the client's link (LB on `eth0` only).
+    OneArm,
+    /// keepalived's classic NAT set-up: the reals on their own segment behind the LB's
+    /// second interface `eth1`.
+    TwoArm,
+}
+
 #[derive(Debug, Clone)]
 pub struct LabOptions {
     pub mode: ForwardMode,
@@ -171,6 +209,8 @@ pub struct LabOptions {
     /// bpffs directory for the LB's maps (removed when the lab stops).
     pub pin_dir: PathBuf,
     pub addrs: Addressing,
+    /// NAT labs only.
+    pub topology: Topology,
 }
 
 impl LabOptions {
@@ -183,6 +223,20 @@ impl LabOptions {
                 crate::netns::unique_name("dp")
             )),
             addrs: Addressing::v4(),
+            topology: Topology::OneArm,
+        }
+    }
+
+    /// A NAT lab: reals on `10.0.1.0/24` (`2001:db8:2::/64`) listening on
+    /// [`NAT_REAL_PORT`], their default route via the LB, TCP and UDP services.
+    /// `full_nat`: the LB's internal address is the `snat_address` and the reals need
+    /// no route back through it.
+    pub fn nat(backends: usize, topology: Topology, full_nat: bool) -> Self {
+        // The SNAT address is filled in with the lab's addressing when it starts.
+        let snat = full_nat.then_some(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Self {
+            topology,
+            ..Self::new(ForwardMode::Nat { snat }, backends)
         }
     }
 
@@ -223,8 +277,12 @@ pub struct Backend {
     /// Keeps the backend's namespace (and host) alive.
     _ns: Netns,
     addr: IpAddr,
+    /// The port its services listen on.
+    port: u16,
     stop: Arc<AtomicBool>,
     server: Option<JoinHandle<()>>,
+    /// NAT reals also answer UDP datagrams the same way.
+    udp: Option<JoinHandle<()>>,
     _decap: Option<HelperProgram>,
 }
 
@@ -235,12 +293,15 @@ impl Backend {
         if let Some(h) = self.server.take() {
             let _ = h.join();
         }
+        if let Some(h) = self.udp.take() {
+            let _ = h.join();
+        }
     }
 
     /// Starts the service again after [`stop_server`](Self::stop_server).
     pub fn start_server(&mut self, i: usize) -> Result<()> {
         self.stop_server();
-        let (stop, server) = start_server(&self._ns, i, unspecified_like(self.addr))?;
+        let (stop, server) = start_server(&self._ns, i, unspecified_like(self.addr), self.port)?;
         self.stop = stop;
         self.server = Some(server);
         Ok(())
@@ -259,9 +320,14 @@ fn unspecified_like(addr: IpAddr) -> IpAddr {
     }
 }
 
-/// The backend's TCP service on port 80 (of the family of `any`), on its own thread.
-fn start_server(ns: &Netns, i: usize, any: IpAddr) -> Result<(Arc<AtomicBool>, JoinHandle<()>)> {
-    let listener = ns.run(move || TcpListener::bind((any, VIP_PORT)))?;
+/// The backend's TCP service on `port` (of the family of `any`), on its own thread.
+fn start_server(
+    ns: &Netns,
+    i: usize,
+    any: IpAddr,
+    port: u16,
+) -> Result<(Arc<AtomicBool>, JoinHandle<()>)> {
+    let listener = ns.run(move || TcpListener::bind((any, port)))?;
     listener.set_nonblocking(true)?;
     let stop = Arc::new(AtomicBool::new(false));
     let name = backend_name(i);
@@ -276,19 +342,32 @@ pub struct Lab {
     pub opts: LabOptions,
     dp: Option<Dataplane>,
     spec: ServiceSpec,
+    /// NAT labs also serve UDP on the VIP's port.
+    udp_spec: Option<ServiceSpec>,
     backends: Vec<Backend>,
     client: Netns,
     lb: Netns,
-    _peer_pass: HelperProgram,
+    /// `lb_pass` on the LB's switch ports (native XDP_TX/redirect into a veth needs an
+    /// XDP program on its peer).
+    _peer_passes: Vec<HelperProgram>,
     switch: Switch,
+    /// The reals' segment of a two-arm NAT lab.
+    _internal: Option<Switch>,
 }
 
 impl Lab {
-    pub fn start(opts: LabOptions) -> Result<Lab> {
+    pub fn start(mut opts: LabOptions) -> Result<Lab> {
+        let addrs = opts.addrs;
+        let nat = opts.mode.is_nat();
+        let full_nat = matches!(opts.mode, ForwardMode::Nat { snat: Some(_) });
+        if full_nat {
+            opts.mode = ForwardMode::Nat {
+                snat: Some(addrs.lb_internal()),
+            };
+        }
         let switch = Switch::new("lab-sw")?;
         let client = Netns::new("lab-cl")?;
         let lb = Netns::new("lab-lb")?;
-        let addrs = opts.addrs;
         plug(&switch, &client, &addrs, addrs.client)?;
         // The client computes its own checksums and sends MTU-sized segments, so frames
         // stay whole through XDP, and tunnel headers fit the 1500-byte segment.
@@ -297,46 +376,82 @@ impl Lab {
         let lb_port = plug(&switch, &lb, &addrs, addrs.lb)?;
         let vip_args = addrs.add_args(addrs.vip, addrs.host_len(), "eth0");
         lb.ip(&vip_args.iter().map(String::as_str).collect::<Vec<_>>())?;
-        // Native XDP_TX into a veth needs an XDP program on its peer.
-        let port = lb_port.clone();
-        let peer_pass = switch
-            .ns()
-            .run(move || HelperProgram::pass(&port))
-            .context("attaching lb_pass to the LB's switch port")?;
+        let mut peer_passes = vec![pass_on(&switch, lb_port)?];
+
+        let two_arm = nat && opts.topology == Topology::TwoArm;
+        let internal = if two_arm {
+            Some(Switch::new("lab-in")?)
+        } else {
+            None
+        };
+        let mut lb_ifaces = vec!["eth0"];
+        if nat {
+            let dev = match &internal {
+                Some(sw) => {
+                    let port = sw.plug(&lb, "eth1")?;
+                    peer_passes.push(pass_on(sw, port)?);
+                    lb_ifaces.push("eth1");
+                    "eth1"
+                }
+                None => "eth0",
+            };
+            let args = addrs.add_args(addrs.lb_internal(), addrs.prefix(), dev);
+            lb.ip(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+            // bpf_fib_lookup forwards only where the kernel would.
+            lb.sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1")?;
+        }
 
         let mut backends = Vec::new();
         for i in 0..opts.backends {
-            backends.push(start_backend_in(&switch, i, opts.mode, &addrs)?);
+            backends.push(if nat {
+                start_nat_real(internal.as_ref().unwrap_or(&switch), i, &addrs, full_nat)?
+            } else {
+                start_backend_in(&switch, i, opts.mode, &addrs)?
+            });
         }
 
         let spec_backends: Vec<IpAddr> = backends.iter().map(|b| b.addr).collect();
         let pin_dir = opts.pin_dir.clone();
         let mode = opts.mode;
-        let (dp, spec) = lb
-            .run(move || -> Result<(Dataplane, ServiceSpec)> {
-                let mut dp = Dataplane::load(&LoadOptions {
-                    pin_dir,
-                    capacity: Capacity {
-                        maglev_slots: 4 * 65537,
-                        ..Capacity::default()
-                    },
-                })?;
-                dp.attach("eth0")?;
-                let spec = resolve_spec(mode, &spec_backends, addrs.vip)?;
-                dp.apply_service(&spec)?;
-                Ok((dp, spec))
-            })
+        let ifaces: Vec<String> = lb_ifaces.iter().map(|s| s.to_string()).collect();
+        let (dp, spec, udp_spec) = lb
+            .run(
+                move || -> Result<(Dataplane, ServiceSpec, Option<ServiceSpec>)> {
+                    let mut dp = Dataplane::load(&LoadOptions {
+                        pin_dir,
+                        capacity: Capacity {
+                            maglev_slots: 4 * 65537,
+                            ..Capacity::default()
+                        },
+                    })?;
+                    for ifname in &ifaces {
+                        dp.attach(ifname)?;
+                    }
+                    let spec = resolve_spec(mode, &spec_backends, addrs.vip, Protocol::Tcp)?;
+                    dp.apply_service(&spec)?;
+                    let udp_spec = if mode.is_nat() {
+                        let udp = resolve_spec(mode, &spec_backends, addrs.vip, Protocol::Udp)?;
+                        dp.apply_service(&udp)?;
+                        Some(udp)
+                    } else {
+                        None
+                    };
+                    Ok((dp, spec, udp_spec))
+                },
+            )
             .context("starting the LB node")?;
 
         let lab = Lab {
             opts,
             dp: Some(dp),
             spec,
+            udp_spec,
             backends,
             client,
             lb,
-            _peer_pass: peer_pass,
+            _peer_passes: peer_passes,
             switch,
+            _internal: internal,
         };
         lab.wait_ready()?;
         Ok(lab)
@@ -408,6 +523,36 @@ impl Lab {
                 .with_context(|| format!("connecting to {}:{VIP_PORT}", a.vip))?;
             exchange(&mut s)
         })
+    }
+
+    /// One UDP request to the VIP's port (NAT labs); the reply. Retried a few times:
+    /// the first datagram may wait for neighbour resolution.
+    pub fn udp_request(&self) -> Result<Reply> {
+        let a = self.opts.addrs;
+        self.client.run(move || -> Result<Reply> {
+            let socket = std::net::UdpSocket::bind((a.client, 0))?;
+            socket.set_read_timeout(Some(Duration::from_millis(500)))?;
+            let mut buf = [0u8; 256];
+            let mut last = None;
+            for _ in 0..6 {
+                socket.send_to(b"hello\n", (a.vip, VIP_PORT))?;
+                match socket.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        if from != SocketAddr::new(a.vip, VIP_PORT) {
+                            bail!("the UDP reply came from {from}, not from the VIP");
+                        }
+                        return Reply::parse(std::str::from_utf8(&buf[..n])?);
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(anyhow!("no UDP reply from {}:{VIP_PORT}: {last:?}", a.vip))
+        })
+    }
+
+    /// The UDP service of a NAT lab.
+    pub fn udp_service(&self) -> Option<&ServiceSpec> {
+        self.udp_spec.as_ref()
     }
 
     /// `n` short connections; the replies.
@@ -528,16 +673,70 @@ pub fn start_backend_in(
             ns.run(|| HelperProgram::decap("eth0"))
                 .with_context(|| format!("attaching lb_decap on {}", backend_name(i)))?,
         ),
-        ForwardMode::Dr => None,
+        ForwardMode::Dr | ForwardMode::Nat { .. } => None,
     };
-    let (stop, server) = start_server(&ns, i, unspecified_like(addr))?;
+    let (stop, server) = start_server(&ns, i, unspecified_like(addr), VIP_PORT)?;
     Ok(Backend {
         _ns: ns,
         addr,
+        port: VIP_PORT,
         stop,
         server: Some(server),
+        udp: None,
         _decap: decap,
     })
+}
+
+/// Starts NAT real `i` on `switch`: its own network, TCP and UDP services on
+/// [`NAT_REAL_PORT`], and (unless `full_nat`) its default route via the LB.
+pub fn start_nat_real(
+    switch: &Switch,
+    i: usize,
+    addrs: &Addressing,
+    full_nat: bool,
+) -> Result<Backend> {
+    let ns = Netns::new("lab-rs")?;
+    let addr = addrs.nat_real(i);
+    plug(switch, &ns, addrs, addr)?;
+    // Full checksums on the wire: the LB rewrites them incrementally in XDP.
+    ns.sh("ethtool -K eth0 tx off tso off gso off >/dev/null")?;
+    if !full_nat {
+        ns.ip(&[
+            "route",
+            "add",
+            "default",
+            "via",
+            &addrs.lb_internal().to_string(),
+        ])?;
+    }
+    let any = unspecified_like(addr);
+    let (stop, server) = start_server(&ns, i, any, NAT_REAL_PORT)?;
+    let socket = ns.run(move || std::net::UdpSocket::bind((any, NAT_REAL_PORT)))?;
+    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let name = backend_name(i);
+    let flag = Arc::clone(&stop);
+    let udp = std::thread::Builder::new()
+        .name(format!("{name}-udp"))
+        .spawn(move || serve_udp(socket, name, flag))?;
+    Ok(Backend {
+        _ns: ns,
+        addr,
+        port: NAT_REAL_PORT,
+        stop,
+        server: Some(server),
+        udp: Some(udp),
+        _decap: None,
+    })
+}
+
+/// Answers every datagram with `<name> <peer>` until `stop`.
+fn serve_udp(socket: std::net::UdpSocket, name: String, stop: Arc<AtomicBool>) {
+    let mut buf = [0u8; 1500];
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok((_, peer)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(format!("{name} {}\n", peer.ip()).as_bytes(), peer);
+        }
+    }
 }
 
 /// Accepts until `stop`; each connection answers every line with `<name> <peer>`.
@@ -660,8 +859,26 @@ fn exchange(stream: &mut TcpStream) -> Result<Reply> {
     Reply::parse(&line)
 }
 
+/// `lb_pass` on a switch port (the LB's peer).
+fn pass_on(switch: &Switch, port: String) -> Result<HelperProgram> {
+    switch
+        .ns()
+        .run(move || HelperProgram::pass(&port))
+        .context("attaching lb_pass to the LB's switch port")
+}
+
 /// The lab's service with every backend's egress resolved in the LB's namespace.
-fn resolve_spec(mode: ForwardMode, backends: &[IpAddr], vip: IpAddr) -> Result<ServiceSpec> {
+fn resolve_spec(
+    mode: ForwardMode,
+    backends: &[IpAddr],
+    vip: IpAddr,
+    protocol: Protocol,
+) -> Result<ServiceSpec> {
+    let port = if mode.is_nat() {
+        NAT_REAL_PORT
+    } else {
+        VIP_PORT
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -672,7 +889,7 @@ fn resolve_spec(mode: ForwardMode, backends: &[IpAddr], vip: IpAddr) -> Result<S
             let egress = dataplane::resolve_egress(&neigh, addr, Duration::from_secs(3)).await?;
             specs.push(dataplane::BackendSpec {
                 addr,
-                port: VIP_PORT,
+                port,
                 weight: 1,
                 egress,
             });
@@ -681,13 +898,13 @@ fn resolve_spec(mode: ForwardMode, backends: &[IpAddr], vip: IpAddr) -> Result<S
             id: ServiceId {
                 vip,
                 port: VIP_PORT,
-                protocol: Protocol::Tcp,
+                protocol,
             },
             mode,
             hash: HashMode::FiveTuple,
             table_size: dataplane::maglev::DEFAULT_TABLE_SIZE,
             persistence_timeout: None,
-            idle_timeout: dataplane::default_idle_timeout(Protocol::Tcp),
+            idle_timeout: dataplane::default_idle_timeout(protocol),
             backends: specs,
         })
     })

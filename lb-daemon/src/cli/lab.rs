@@ -78,6 +78,8 @@ pub fn run(mode: ForwardMode, backends: usize, pause: bool) -> Result<()> {
     let kind = match mode {
         ForwardMode::Dr => "DR (MAC rewrite)",
         ForwardMode::Tun => "TUN (IP-in-IP, lb_decap on the backends)",
+        ForwardMode::Nat { snat: None } => "NAT (reals behind the LB, their gateway)",
+        ForwardMode::Nat { snat: Some(_) } => "full-NAT (SNAT to the LB's address)",
     };
     say(format!("starting: client {CLIENT_ADDR}, LB {LB_ADDR} with XDP on eth0, {backends} backends, {kind}"));
     let mut lab = Lab::start(LabOptions::new(mode, backends)).context("starting the lab")?;

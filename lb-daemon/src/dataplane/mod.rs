@@ -9,6 +9,7 @@ mod counters;
 mod egress;
 mod helper_program;
 pub mod maglev;
+pub mod nat;
 pub mod neigh;
 mod object;
 mod program;
@@ -35,6 +36,7 @@ use tracing::{info, warn};
 pub use counters::{BackendStatus, ServiceStatus};
 pub use egress::resolve_egress;
 pub use helper_program::HelperProgram;
+pub use nat::{NatConnection, NatSweep, NatTimeouts};
 pub use object::OBJECT_ENV;
 pub use program::ApplyReport;
 pub use spec::{

@@ -41,6 +41,7 @@ impl Dataplane {
         // Whatever happened, keep tracking what the maps hold.
         self.services.insert(id, state);
         result?;
+        self.sync_nat_reals()?;
         debug!(service = %id, ?report, "service programmed");
         Ok(report)
     }
@@ -197,6 +198,10 @@ impl Dataplane {
 
         // 3. The service entry: from here on packets use the new table.
         state.info.flags = spec.flags();
+        state.info.snat = match spec.mode {
+            super::ForwardMode::Nat { snat: Some(a) } => encode_addr(a).0,
+            _ => [0; 4],
+        };
         state.info.timeout_s = spec.timeout().as_secs().min(u32::MAX as u64) as u32;
         let key = spec.id.key();
         let info = state.info;
@@ -279,6 +284,7 @@ impl Dataplane {
         self.write_ring(state.info.ring_offset, &state.ring, &empty)?;
         self.rings.release(state.info.ring_offset);
         self.service_ids.release(state.info.id);
+        self.sync_nat_reals()?;
         debug!(service = %id, "service removed");
         Ok(())
     }

@@ -52,6 +52,16 @@ pub enum ForwardMode {
     Dr,
     /// IP-in-IP (or IPv6) tunnel to the backend.
     Tun,
+    /// Destination NAT to the backend's address and port; replies are translated back.
+    /// With `snat`, the client's address is replaced too (full-NAT), so replies come
+    /// back to this node whatever the reals' routing.
+    Nat { snat: Option<IpAddr> },
+}
+
+impl ForwardMode {
+    pub fn is_nat(self) -> bool {
+        matches!(self, ForwardMode::Nat { .. })
+    }
 }
 
 /// Which fields pick the Maglev slot.
@@ -186,6 +196,10 @@ pub enum SpecError {
         backend: IpAddr,
         port: u16,
     },
+    #[error("service {service}: real server {backend} is not of the VIP's family; NAT translates within one family (IPv4 to IPv4, IPv6 to IPv6)")]
+    NatFamily { service: ServiceId, backend: IpAddr },
+    #[error("service {service}: snat_address {snat} is not of the VIP's family")]
+    SnatFamily { service: ServiceId, snat: IpAddr },
     #[error("service {service}: timeout {seconds}s is out of range (1..={max}s)")]
     Timeout {
         service: ServiceId,
@@ -213,6 +227,11 @@ impl ServiceSpec {
                 max: u32::MAX as u64,
             });
         }
+        if let ForwardMode::Nat { snat: Some(snat) } = self.mode {
+            if snat.is_ipv4() != self.id.vip.is_ipv4() {
+                return Err(SpecError::SnatFamily { service, snat });
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for b in &self.backends {
             if !seen.insert((b.addr, b.port)) {
@@ -236,6 +255,12 @@ impl ServiceSpec {
                     backend: b.addr,
                     got: family_number(b.addr),
                     want: family_number(self.id.vip),
+                })
+            }
+            ForwardMode::Nat { .. } if b.addr.is_ipv4() != self.id.vip.is_ipv4() => {
+                Err(SpecError::NatFamily {
+                    service,
+                    backend: b.addr,
                 })
             }
             ForwardMode::Tun if self.id.vip.is_ipv6() && b.addr.is_ipv4() => {
@@ -265,6 +290,8 @@ impl ServiceSpec {
         let mut flags = match self.mode {
             ForwardMode::Dr => mode::DR,
             ForwardMode::Tun => mode::TUN,
+            ForwardMode::Nat { snat: None } => mode::NAT,
+            ForwardMode::Nat { snat: Some(_) } => mode::NAT | service_flags::SNAT,
         };
         if self.hash == HashMode::Source {
             flags |= service_flags::HASH_SRC;
@@ -405,6 +432,33 @@ mod tests {
         bad_size.table_size = 1000;
         let err = bad_size.validate().unwrap_err().to_string();
         assert!(err.contains("1000"), "{err}");
+    }
+
+    #[test]
+    fn nat_rules_and_flags() {
+        let nat = ForwardMode::Nat { snat: None };
+        assert!(spec("10.0.0.1", nat, &[("10.0.0.2", None)])
+            .validate()
+            .is_ok());
+        assert!(matches!(
+            spec("10.0.0.1", nat, &[("2001:db8::2", None)]).validate(),
+            Err(SpecError::NatFamily { .. })
+        ));
+        let full = ForwardMode::Nat {
+            snat: Some("2001:db8::9".parse().unwrap()),
+        };
+        assert!(matches!(
+            spec("10.0.0.1", full, &[("10.0.0.2", None)]).validate(),
+            Err(SpecError::SnatFamily { .. })
+        ));
+        assert_eq!(spec("10.0.0.1", nat, &[]).flags(), mode::NAT);
+        let full = ForwardMode::Nat {
+            snat: Some("10.0.0.9".parse().unwrap()),
+        };
+        assert_eq!(
+            spec("10.0.0.1", full, &[]).flags(),
+            mode::NAT | service_flags::SNAT
+        );
     }
 
     #[test]
