@@ -90,14 +90,8 @@ impl Dataplane {
     /// Every translation entry (both directions).
     pub fn nat_entries(&self) -> Result<Vec<(FlowKey, NatEntry)>, DataplaneError> {
         let map = self.nat_map()?;
-        let mut out = Vec::new();
-        for item in map.iter() {
-            // An entry deleted between the key walk and its lookup is simply gone.
-            if let Ok(kv) = item {
-                out.push(kv);
-            }
-        }
-        Ok(out)
+        // An entry deleted between the key walk and its lookup is simply gone.
+        Ok(map.iter().flatten().collect())
     }
 
     /// The NAT'ed connections, from their client-side entries.
