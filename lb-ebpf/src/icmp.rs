@@ -109,7 +109,24 @@ fn translate(ctx: &XdpContext, l3: usize, l4: usize, family: u8, to: &mut Tuple)
         &new_idst,
         words,
     );
-    let port_sum = csum::diff16(csum::diff16(0, ports.src, new_sport), ports.dst, new_dport);
+    let mut port_sum = csum::diff16(csum::diff16(0, ports.src, new_sport), ports.dst, new_dport);
+    // The quoted TCP/UDP checksum, when quoted: fixed too, so the quote is exactly the
+    // packet the peer knows; its change is part of the ICMP message.
+    let l4_check_at = if iproto == IPPROTO_TCP {
+        inner_l4 + 16
+    } else {
+        inner_l4 + 6
+    };
+    if let Some(old) = read::<u16>(ctx, l4_check_at) {
+        if !(iproto == IPPROTO_UDP && old == 0 && v4) {
+            let mut new = csum::apply(old, inner_addr_sum + port_sum);
+            if iproto == IPPROTO_UDP && new == 0 {
+                new = 0xffff;
+            }
+            write(ctx, l4_check_at, new)?;
+            port_sum = csum::diff16(port_sum, old, new);
+        }
+    }
 
     if v4 {
         // Outer header.
@@ -118,7 +135,7 @@ fn translate(ctx: &XdpContext, l3: usize, l4: usize, family: u8, to: &mut Tuple)
         write(ctx, l3 + 12, new_osrc[0])?;
         write(ctx, l3 + 16, new_odst[0])?;
         // Quoted header: its own checksum absorbs the address change, so the ICMP
-        // checksum only sees the ports change.
+        // checksum only sees the ports (and quoted L4 checksum) change.
         let icheck: u16 = read(ctx, inner + 10)?;
         write(ctx, inner + 10, csum::apply(icheck, inner_addr_sum))?;
         write(ctx, inner + 12, new_isrc[0])?;

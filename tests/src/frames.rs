@@ -12,6 +12,12 @@ pub const TCP: u8 = 6;
 pub const UDP: u8 = 17;
 pub const ICMP: u8 = 1;
 pub const VRRP: u8 = 112;
+pub const ICMPV6: u8 = 58;
+
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+pub const TCP_ACK: u8 = 0x10;
 
 /// One's-complement sum of 16-bit big-endian words (RFC 1071), not yet inverted.
 pub fn ones_complement_sum(data: &[u8], initial: u32) -> u32 {
@@ -56,6 +62,8 @@ pub struct Flow {
     pub sport: u16,
     pub dport: u16,
     pub proto: u8,
+    /// TCP flags (SYN unless changed).
+    pub tcp_flags: u8,
 }
 
 impl Flow {
@@ -66,6 +74,7 @@ impl Flow {
             sport,
             dport,
             proto: TCP,
+            tcp_flags: TCP_SYN,
         }
     }
 
@@ -78,6 +87,21 @@ impl Flow {
 
     pub fn with_sport(self, sport: u16) -> Flow {
         Flow { sport, ..self }
+    }
+
+    pub fn with_flags(self, tcp_flags: u8) -> Flow {
+        Flow { tcp_flags, ..self }
+    }
+
+    /// The same packet's addresses and ports after a translation.
+    pub fn rewritten(self, src: &str, sport: u16, dst: &str, dport: u16) -> Flow {
+        Flow {
+            src: src.parse().expect("address"),
+            dst: dst.parse().expect("address"),
+            sport,
+            dport,
+            ..self
+        }
     }
 }
 
@@ -110,7 +134,7 @@ pub fn l4(flow: &Flow, payload: &[u8]) -> Vec<u8> {
     if flow.proto == TCP {
         seg.extend_from_slice(&1000u32.to_be_bytes()); // seq
         seg.extend_from_slice(&0u32.to_be_bytes()); // ack
-        seg.extend_from_slice(&[0x50, 0x02]); // 20-byte header, SYN
+        seg.extend_from_slice(&[0x50, flow.tcp_flags]); // 20-byte header, flags
         seg.extend_from_slice(&65535u16.to_be_bytes());
         csum_at = 16;
         seg.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
@@ -247,4 +271,67 @@ mod tests {
         );
         assert_eq!(checksum(&h, 0), 0);
     }
+}
+
+/// An ICMP (IPv4) or ICMPv6 error from `from` to `to` quoting `quote` (the start of an
+/// IP datagram), with correct checksums: a whole frame.
+/// An ICMP message's type, code and 4 bytes of "rest of header" (e.g. the MTU).
+#[derive(Debug, Clone, Copy)]
+pub struct Icmp {
+    pub kind: u8,
+    pub code: u8,
+    pub rest: [u8; 4],
+}
+
+pub fn icmp_error_frame(
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+    from: IpAddr,
+    to: IpAddr,
+    icmp: Icmp,
+    quote: &[u8],
+) -> Vec<u8> {
+    let mut msg = vec![icmp.kind, icmp.code, 0, 0];
+    msg.extend_from_slice(&icmp.rest);
+    msg.extend_from_slice(quote);
+    let (ip, c) = match (from, to) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => (
+            ipv4_header(s, d, ICMP, msg.len(), &[], 0, 64),
+            checksum(&msg, 0),
+        ),
+        (IpAddr::V6(s), IpAddr::V6(d)) => (
+            ipv6_header(s, d, ICMPV6, msg.len(), 64),
+            checksum(&msg, pseudo_header_sum(from, to, ICMPV6, msg.len())),
+        ),
+        _ => panic!("mixed families"),
+    };
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut f = eth(dst_mac, src_mac, None, ethertype_of(to));
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&msg);
+    f
+}
+
+/// Checks every checksum of an untagged frame from scratch: the IPv4 header, and the
+/// TCP, UDP, ICMP or ICMPv6 checksum (with the pseudo-header). Panics naming the bad one.
+pub fn assert_checksums(frame: &[u8]) {
+    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+    let (l4, proto, src, dst) = if ethertype == ETH_P_IP {
+        let ihl = (frame[14] & 0x0f) as usize * 4;
+        assert_eq!(checksum(&frame[14..14 + ihl], 0), 0, "IPv4 header checksum");
+        let src: [u8; 4] = frame[26..30].try_into().unwrap();
+        let dst: [u8; 4] = frame[30..34].try_into().unwrap();
+        (14 + ihl, frame[23], IpAddr::from(src), IpAddr::from(dst))
+    } else {
+        let src: [u8; 16] = frame[22..38].try_into().unwrap();
+        let dst: [u8; 16] = frame[38..54].try_into().unwrap();
+        (54, frame[20], IpAddr::from(src), IpAddr::from(dst))
+    };
+    let seg = &frame[l4..];
+    let initial = match proto {
+        ICMP => 0,
+        UDP if src.is_ipv4() && seg[6..8] == [0, 0] => return,
+        _ => pseudo_header_sum(src, dst, proto, seg.len()),
+    };
+    assert_eq!(checksum(seg, initial), 0, "protocol {proto} checksum");
 }

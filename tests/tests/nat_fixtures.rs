@@ -1,0 +1,553 @@
+//! NAT packet fixtures through BPF_PROG_TEST_RUN: every translation in both directions
+//! and both families, port translation, full-NAT, ICMP errors, connection states and a
+//! full table. Expected frames are built from scratch (`frames`), so comparing them
+//! byte for byte checks the incremental checksums against from-scratch ones; every
+//! output is also checked with `frames::assert_checksums`.
+//!
+//! Replies are routed by the kernel's FIB (`bpf_fib_lookup`), so each test runs in its
+//! own network namespace where the fixture clients sit behind interface `out0`.
+//! Needs root.
+
+use std::net::IpAddr;
+
+use lb_common::{hash, nat_state, Counter};
+use lb_daemon::{
+    dataplane::{spec::encode_addr, Capacity, ForwardMode, NatTimeouts, Protocol, ServiceSpec},
+    netns::Netns,
+};
+use lb_tests::{
+    frames::{self, Flow, Icmp, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
+    harness::*,
+};
+
+const VIP4: &str = "198.18.1.100";
+const VIP6: &str = "2001:db8:1::100";
+const CLIENT4: &str = "203.0.113.7";
+const CLIENT6: &str = "2001:db8:ff::7";
+const REALS4: [&str; 3] = ["198.18.0.21", "198.18.0.22", "198.18.0.23"];
+const REALS6: [&str; 3] = ["2001:db8::21", "2001:db8::22", "2001:db8::23"];
+const SNAT4: &str = "198.18.0.1";
+const SNAT6: &str = "2001:db8::1";
+/// A router on the reals' side, and one on the client's side.
+const ROUTER_IN4: &str = "198.18.0.254";
+const ROUTER_OUT4: &str = "203.0.113.254";
+const ROUTER_IN6: &str = "2001:db8::fe";
+const REAL_PORT: u16 = 8080;
+const CLIENT_PORT: u16 = 40000;
+/// MAC of `out0`, the interface towards the clients.
+const OUT_MAC: [u8; 6] = [0x02, 0x0f, 0x00, 0x00, 0x00, 0x01];
+const PAYLOAD: &[u8] = b"hello, real server";
+
+/// Runs `f` in a fresh namespace whose FIB sends the fixture clients out of `out0`
+/// (static neighbour entries), with forwarding on and the LB's own addresses local.
+fn in_fib_ns(f: impl FnOnce() + Send + 'static) {
+    let ns = Netns::new("fx-nat").expect("netns");
+    ns.sh(&format!(
+        "ip link add out0 address 02:0f:00:00:00:01 type veth peer name out1 \
+         && ip link set out0 up && ip link set out1 up \
+         && ip addr add 203.0.113.1/24 dev out0 && ip addr add 2001:db8:ff::1/64 dev out0 nodad \
+         && ip addr add {SNAT4}/24 dev out1 && ip addr add {SNAT6}/64 dev out1 nodad \
+         && ip neigh add {CLIENT4} lladdr 02:c1:00:00:00:01 dev out0 nud permanent \
+         && ip -6 neigh add {CLIENT6} lladdr 02:c1:00:00:00:01 dev out0 nud permanent \
+         && sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1"
+    ))
+    .expect("FIB namespace set-up");
+    ns.run(f);
+}
+
+fn nat_service(vip: &str, protocol: Protocol, reals: &[&str], snat: Option<&str>) -> ServiceSpec {
+    let weights: Vec<(&str, u32)> = reals.iter().map(|r| (*r, 1)).collect();
+    let mut spec = service(
+        vip,
+        80,
+        protocol,
+        ForwardMode::Nat {
+            snat: snat.map(|a| a.parse().expect("address")),
+        },
+        &weights,
+    );
+    for b in &mut spec.backends {
+        b.port = REAL_PORT;
+    }
+    spec
+}
+
+fn setup(specs: &[&ServiceSpec]) -> TestDataplane {
+    setup_with(specs, Capacity::default().nat)
+}
+
+fn setup_with(specs: &[&ServiceSpec], nat: u32) -> TestDataplane {
+    let mut t = TestDataplane::with_capacity(Capacity {
+        maglev_slots: 8 * 65537,
+        conntrack: 4096,
+        nat,
+        ..Capacity::default()
+    });
+    for s in specs {
+        t.dp.apply_service(s).expect("apply service");
+    }
+    t
+}
+
+/// The real Maglev picks for `flow`.
+fn pick(t: &TestDataplane, spec: &ServiceSpec, flow: &Flow) -> IpAddr {
+    let ring = t.dp.ring_backends(&spec.id).expect("service programmed");
+    let (src, _) = encode_addr(flow.src);
+    let (dst, _) = encode_addr(flow.dst);
+    let h = hash::flow_hash(
+        &src,
+        &dst,
+        flow.sport.to_be(),
+        flow.dport.to_be(),
+        flow.proto,
+    );
+    ring[(h % spec.table_size) as usize].expect("slot").0
+}
+
+fn from_client(flow: &Flow) -> Vec<u8> {
+    frames::frame(LB_MAC, CLIENT_MAC, None, flow, PAYLOAD)
+}
+
+fn from_real(flow: &Flow) -> Vec<u8> {
+    frames::frame(LB_MAC, backend_mac(flow.src), None, flow, PAYLOAD)
+}
+
+/// Sends `flow` from the client and checks it leaves for its real, rewritten to
+/// `source` (the client itself, or the SNAT address and a port): returns the real and
+/// the source port the real sees.
+fn forward(
+    t: &mut TestDataplane,
+    spec: &ServiceSpec,
+    flow: &Flow,
+    snat: Option<&str>,
+) -> (IpAddr, u16) {
+    let out = t.run(&from_client(flow));
+    assert_eq!(out.action, XDP_TX, "towards the real");
+    frames::assert_checksums(&out.frame);
+    let real = pick(t, spec, flow);
+    let sport = match snat {
+        None => flow.sport,
+        Some(_) => {
+            let at = if real.is_ipv4() { 34 } else { 54 };
+            let p = u16::from_be_bytes([out.frame[at], out.frame[at + 1]]);
+            assert!((1024..32768).contains(&p), "SNAT port {p}");
+            p
+        }
+    };
+    let src = snat.map(str::to_string).unwrap_or(flow.src.to_string());
+    let want = frames::frame(
+        backend_mac(real),
+        LB_MAC,
+        None,
+        &flow.rewritten(&src, sport, &real.to_string(), REAL_PORT),
+        PAYLOAD,
+    );
+    assert_eq!(
+        out.frame, want,
+        "client -> VIP rewritten to -> real:{REAL_PORT}"
+    );
+    (real, sport)
+}
+
+/// The real's reply to (`to`, `to_port`) leaves for the client from the VIP.
+fn reply(t: &mut TestDataplane, flow: &Flow, real: IpAddr, to: &str, to_port: u16) {
+    let r = flow
+        .rewritten(&real.to_string(), REAL_PORT, to, to_port)
+        .with_flags(TCP_SYN | TCP_ACK);
+    let out = t.run(&from_real(&r));
+    assert_eq!(out.action, XDP_REDIRECT, "routed out of out0 by the FIB");
+    frames::assert_checksums(&out.frame);
+    let want = frames::frame(
+        CLIENT_MAC,
+        OUT_MAC,
+        None,
+        &r.rewritten(
+            &flow.dst.to_string(),
+            flow.dport,
+            &flow.src.to_string(),
+            flow.sport,
+        ),
+        PAYLOAD,
+    );
+    assert_eq!(out.frame, want, "real -> client rewritten to VIP -> client");
+}
+
+fn both_directions(
+    vip: &'static str,
+    client: &'static str,
+    reals: &'static [&'static str],
+    proto: Protocol,
+    snat: Option<&'static str>,
+) {
+    in_fib_ns(move || {
+        let spec = nat_service(vip, proto, reals, snat);
+        let mut t = setup(&[&spec]);
+        let flow = match proto {
+            Protocol::Tcp => Flow::tcp(client, CLIENT_PORT, vip, 80),
+            Protocol::Udp => Flow::udp(client, CLIENT_PORT, vip, 80),
+        };
+        let (real, sport) = forward(&mut t, &spec, &flow, snat);
+        reply(&mut t, &flow, real, snat.unwrap_or(client), sport);
+        // The next packet of the flow uses the entry: same real, same port.
+        assert_eq!(forward(&mut t, &spec, &flow, snat), (real, sport));
+        assert_eq!(t.counter(Counter::NatToReal), 2);
+        assert_eq!(t.counter(Counter::NatToClient), 1);
+        let entries = t.dp.nat_entries().expect("NAT table");
+        assert_eq!(entries.len(), 2, "one entry per direction");
+    });
+}
+
+#[test]
+fn nat_ipv4_tcp_both_directions_with_port_translation() {
+    both_directions(VIP4, CLIENT4, &REALS4, Protocol::Tcp, None);
+}
+
+#[test]
+fn nat_ipv4_udp_both_directions() {
+    both_directions(VIP4, CLIENT4, &REALS4, Protocol::Udp, None);
+}
+
+#[test]
+fn nat_ipv6_tcp_both_directions() {
+    both_directions(VIP6, CLIENT6, &REALS6, Protocol::Tcp, None);
+}
+
+#[test]
+fn nat_ipv6_udp_both_directions() {
+    both_directions(VIP6, CLIENT6, &REALS6, Protocol::Udp, None);
+}
+
+#[test]
+fn full_nat_ipv4_tcp_both_directions() {
+    both_directions(VIP4, CLIENT4, &REALS4, Protocol::Tcp, Some(SNAT4));
+}
+
+#[test]
+fn full_nat_ipv6_udp_both_directions() {
+    both_directions(VIP6, CLIENT6, &REALS6, Protocol::Udp, Some(SNAT6));
+}
+
+#[test]
+fn udp_without_checksum_stays_without() {
+    in_fib_ns(|| {
+        let spec = nat_service(VIP4, Protocol::Udp, &REALS4, None);
+        let mut t = setup(&[&spec]);
+        let flow = Flow::udp(CLIENT4, CLIENT_PORT, VIP4, 80);
+        let mut input = from_client(&flow);
+        input[14 + 20 + 6..14 + 20 + 8].copy_from_slice(&[0, 0]);
+        let out = t.run(&input);
+        assert_eq!(out.action, XDP_TX);
+        assert_eq!(&out.frame[40..42], &[0, 0], "still no UDP checksum");
+        frames::assert_checksums(&out.frame);
+    });
+}
+
+/// The first bytes of the IP datagram of `flow` (what an ICMP error quotes).
+fn quote(flow: &Flow, len: usize) -> Vec<u8> {
+    let mut d = frames::datagram(flow, PAYLOAD);
+    d.truncate(len);
+    d
+}
+
+#[test]
+fn icmp_errors_from_the_reals_side_reach_the_client_translated() {
+    in_fib_ns(|| {
+        let spec = nat_service(VIP4, Protocol::Tcp, &REALS4, None);
+        let mut t = setup(&[&spec]);
+        let flow = Flow::tcp(CLIENT4, CLIENT_PORT, VIP4, 80);
+        let (real, _) = forward(&mut t, &spec, &flow, None);
+        // "Fragmentation needed" (MTU 1400) from a router between the LB and the real,
+        // quoting the translated packet (client -> real:8080), whole TCP header.
+        let sent = flow.rewritten(CLIENT4, CLIENT_PORT, &real.to_string(), REAL_PORT);
+        let mtu = [0, 0, 0x05, 0x78];
+        let input = frames::icmp_error_frame(
+            LB_MAC,
+            [0x02, 0xee, 0, 0, 0, 1],
+            ROUTER_IN4.parse().unwrap(),
+            CLIENT4.parse().unwrap(),
+            Icmp {
+                kind: 3,
+                code: 4,
+                rest: mtu,
+            },
+            &quote(&sent, 40),
+        );
+        let out = t.run(&input);
+        assert_eq!(out.action, XDP_REDIRECT);
+        frames::assert_checksums(&out.frame);
+        // The client gets it from the VIP, about the packet it sent (client -> VIP:80).
+        let want = frames::icmp_error_frame(
+            CLIENT_MAC,
+            OUT_MAC,
+            VIP4.parse().unwrap(),
+            CLIENT4.parse().unwrap(),
+            Icmp {
+                kind: 3,
+                code: 4,
+                rest: mtu,
+            },
+            &quote(&flow, 40),
+        );
+        assert_eq!(out.frame, want);
+        assert_eq!(t.counter(Counter::IcmpTranslated), 1);
+    });
+}
+
+#[test]
+fn icmp_errors_from_the_clients_side_reach_the_real_translated() {
+    in_fib_ns(|| {
+        let spec = nat_service(VIP4, Protocol::Tcp, &REALS4, None);
+        let mut t = setup(&[&spec]);
+        let flow = Flow::tcp(CLIENT4, CLIENT_PORT, VIP4, 80);
+        let (real, _) = forward(&mut t, &spec, &flow, None);
+        // A router near the client cannot forward our (VIP:80 -> client) reply.
+        let our_reply = flow.rewritten(VIP4, 80, CLIENT4, CLIENT_PORT);
+        let mtu = [0, 0, 0x05, 0x00];
+        let input = frames::icmp_error_frame(
+            LB_MAC,
+            CLIENT_MAC,
+            ROUTER_OUT4.parse().unwrap(),
+            VIP4.parse().unwrap(),
+            Icmp {
+                kind: 3,
+                code: 4,
+                rest: mtu,
+            },
+            &quote(&our_reply, 28),
+        );
+        let out = t.run(&input);
+        assert_eq!(out.action, XDP_TX, "to the real");
+        frames::assert_checksums(&out.frame);
+        // The real gets it about the packet it sent (real:8080 -> client).
+        let real_sent = flow.rewritten(&real.to_string(), REAL_PORT, CLIENT4, CLIENT_PORT);
+        let want = frames::icmp_error_frame(
+            backend_mac(real),
+            LB_MAC,
+            ROUTER_OUT4.parse().unwrap(),
+            real,
+            Icmp {
+                kind: 3,
+                code: 4,
+                rest: mtu,
+            },
+            &quote(&real_sent, 28),
+        );
+        assert_eq!(out.frame, want);
+    });
+}
+
+#[test]
+fn icmpv6_packet_too_big_reaches_the_client_translated() {
+    in_fib_ns(|| {
+        let spec = nat_service(VIP6, Protocol::Tcp, &REALS6, Some(SNAT6));
+        let mut t = setup(&[&spec]);
+        let flow = Flow::tcp(CLIENT6, CLIENT_PORT, VIP6, 80);
+        let (real, sport) = forward(&mut t, &spec, &flow, Some(SNAT6));
+        let sent = flow.rewritten(SNAT6, sport, &real.to_string(), REAL_PORT);
+        let mtu = 1280u32.to_be_bytes();
+        let input = frames::icmp_error_frame(
+            LB_MAC,
+            [0x02, 0xee, 0, 0, 0, 1],
+            ROUTER_IN6.parse().unwrap(),
+            SNAT6.parse().unwrap(),
+            Icmp {
+                kind: 2,
+                code: 0,
+                rest: mtu,
+            },
+            &quote(&sent, 60),
+        );
+        let out = t.run(&input);
+        assert_eq!(out.action, XDP_REDIRECT);
+        frames::assert_checksums(&out.frame);
+        let want = frames::icmp_error_frame(
+            CLIENT_MAC,
+            OUT_MAC,
+            VIP6.parse().unwrap(),
+            CLIENT6.parse().unwrap(),
+            Icmp {
+                kind: 2,
+                code: 0,
+                rest: mtu,
+            },
+            &quote(&flow, 60),
+        );
+        assert_eq!(out.frame, want);
+    });
+}
+
+#[test]
+fn icmp_errors_about_other_flows_and_echo_pass_untouched() {
+    in_fib_ns(|| {
+        let spec = nat_service(VIP4, Protocol::Tcp, &REALS4, None);
+        let mut t = setup(&[&spec]);
+        let unknown = Flow::tcp(CLIENT4, 1234, "198.18.0.21", REAL_PORT);
+        let input = frames::icmp_error_frame(
+            LB_MAC,
+            CLIENT_MAC,
+            ROUTER_IN4.parse().unwrap(),
+            CLIENT4.parse().unwrap(),
+            Icmp {
+                kind: 3,
+                code: 4,
+                rest: [0; 4],
+            },
+            &quote(&unknown, 28),
+        );
+        let out = t.run(&input);
+        assert_eq!((out.action, out.frame), (XDP_PASS, input));
+        let echo = frames::icmp_error_frame(
+            LB_MAC,
+            CLIENT_MAC,
+            CLIENT4.parse().unwrap(),
+            VIP4.parse().unwrap(),
+            Icmp {
+                kind: 8,
+                code: 0,
+                rest: [0, 1, 0, 1],
+            },
+            b"ping",
+        );
+        let out = t.run(&echo);
+        assert_eq!((out.action, out.frame), (XDP_PASS, echo));
+        assert_eq!(t.counter(Counter::IcmpTranslated), 0);
+    });
+}
+
+fn state_of(t: &TestDataplane, flow: &Flow) -> Vec<u8> {
+    let (src, _) = encode_addr(flow.src);
+    t.dp.nat_entries()
+        .expect("NAT table")
+        .into_iter()
+        .filter(|(k, _)| {
+            let port = flow.sport.to_be();
+            (k.src == src && k.sport == port) || (k.dst == src && k.dport == port)
+        })
+        .map(|(_, e)| e.state)
+        .collect()
+}
+
+#[test]
+fn tcp_states_follow_fin_and_rst_and_a_new_syn_reuses_the_tuple() {
+    in_fib_ns(|| {
+        let spec = nat_service(VIP4, Protocol::Tcp, &REALS4, None);
+        let mut t = setup(&[&spec]);
+        let syn = Flow::tcp(CLIENT4, CLIENT_PORT, VIP4, 80);
+        let (real, _) = forward(&mut t, &spec, &syn, None);
+        assert!(state_of(&t, &syn).iter().all(|&s| s == nat_state::SYN));
+        let ack = syn.with_flags(TCP_ACK);
+        t.run(&from_client(&ack));
+        assert!(state_of(&t, &syn).contains(&nat_state::ESTABLISHED));
+        t.run(&from_client(&syn.with_flags(TCP_FIN | TCP_ACK)));
+        assert!(state_of(&t, &syn).contains(&nat_state::FIN));
+        let rst = syn
+            .rewritten(&real.to_string(), REAL_PORT, CLIENT4, CLIENT_PORT)
+            .with_flags(TCP_RST);
+        assert_eq!(t.run(&from_real(&rst)).action, XDP_REDIRECT);
+        assert!(state_of(&t, &syn).contains(&nat_state::CLOSED));
+        // The client reuses its port for a new connection: a fresh translation.
+        forward(&mut t, &spec, &syn, None);
+        assert!(state_of(&t, &syn).iter().all(|&s| s == nat_state::SYN));
+        // Sweeping: a closed connection goes after 10 s, an established one stays.
+        let now = t.dp.nat_entries().unwrap()[0].1.last_seen_ns;
+        let other = Flow::tcp(CLIENT4, CLIENT_PORT + 1, VIP4, 80);
+        forward(&mut t, &spec, &other, None);
+        t.run(&from_client(&other.with_flags(TCP_ACK)));
+        t.run(&from_client(&syn.with_flags(TCP_RST)));
+        let sweep =
+            t.dp.sweep_nat(&NatTimeouts::default(), now + 11_000_000_000)
+                .expect("sweep");
+        assert_eq!((sweep.entries, sweep.expired), (4, 2), "{sweep:?}");
+        assert!(state_of(&t, &syn).is_empty());
+        assert_eq!(state_of(&t, &other).len(), 2);
+        let later = now + 901_000_000_000;
+        let sweep =
+            t.dp.sweep_nat(&NatTimeouts::default(), later)
+                .expect("sweep");
+        assert_eq!(sweep.expired, 2, "idle established connections expire too");
+    });
+}
+
+#[test]
+fn full_table_translates_new_flows_without_state_and_keeps_established_ones() {
+    in_fib_ns(|| {
+        let spec = nat_service(VIP4, Protocol::Tcp, &REALS4, None);
+        // Room for two connections (two entries each).
+        let mut t = setup_with(&[&spec], 4);
+        let a = Flow::tcp(CLIENT4, 1001, VIP4, 80);
+        let b = Flow::tcp(CLIENT4, 1002, VIP4, 80);
+        let c = Flow::tcp(CLIENT4, 1003, VIP4, 80);
+        let (real_a, _) = forward(&mut t, &spec, &a, None);
+        forward(&mut t, &spec, &b, None);
+        // No room for c: still sent to its Maglev real, and its reply still translated
+        // (from lb_nat_reals).
+        let (real_c, _) = forward(&mut t, &spec, &c, None);
+        assert_eq!(t.counter(Counter::NatTableFull), 1);
+        reply(&mut t, &c, real_c, CLIENT4, 1003);
+        assert_eq!(t.counter(Counter::NatStatelessReply), 1);
+        // a and b keep their entries.
+        assert_eq!(t.dp.nat_entries().unwrap().len(), 4);
+        reply(&mut t, &a, real_a, CLIENT4, 1001);
+        assert_eq!(t.counter(Counter::NatStatelessReply), 1, "a used its entry");
+
+        // Full-NAT cannot translate replies without state: new flows are dropped.
+        let full = nat_service(VIP6, Protocol::Tcp, &REALS6, Some(SNAT6));
+        let mut t = setup_with(&[&full], 4);
+        forward(
+            &mut t,
+            &full,
+            &Flow::tcp(CLIENT6, 1001, VIP6, 80),
+            Some(SNAT6),
+        );
+        forward(
+            &mut t,
+            &full,
+            &Flow::tcp(CLIENT6, 1002, VIP6, 80),
+            Some(SNAT6),
+        );
+        let out = t.run(&from_client(&Flow::tcp(CLIENT6, 1003, VIP6, 80)));
+        assert_eq!(out.action, XDP_DROP);
+        assert_eq!(t.counter(Counter::NatTableFull), 1);
+        let again = t.run(&from_client(&Flow::tcp(CLIENT6, 1001, VIP6, 80)));
+        assert_eq!(again.action, XDP_TX, "established flows continue");
+    });
+}
+
+#[test]
+fn replies_to_this_host_and_unknown_traffic_pass_untouched() {
+    in_fib_ns(|| {
+        let spec = nat_service(VIP4, Protocol::Tcp, &REALS4, None);
+        let mut t = setup(&[&spec]);
+        // A health check's answer: from a real's service port to the LB's own address.
+        let check = Flow::tcp(REALS4[0], REAL_PORT, SNAT4, 45678).with_flags(TCP_SYN | TCP_ACK);
+        let input = from_real(&check);
+        let out = t.run(&input);
+        assert_eq!((out.action, out.frame), (XDP_PASS, input));
+        // Traffic from elsewhere to elsewhere: not ours.
+        let other = Flow::udp(REALS4[1], 53, CLIENT4, 5353);
+        let input = from_real(&other);
+        let out = t.run(&input);
+        assert_eq!(out.action, XDP_PASS);
+        assert_eq!(out.frame, input);
+        assert_eq!(t.counter(Counter::NatToClient), 0);
+    });
+}
+
+#[test]
+fn a_real_serving_two_nat_services_has_no_stateless_fallback() {
+    in_fib_ns(|| {
+        let a = nat_service(VIP4, Protocol::Tcp, &REALS4[..1], None);
+        let mut b = nat_service("198.18.1.101", Protocol::Tcp, &REALS4[..1], None);
+        b.backends[0].port = REAL_PORT;
+        let mut t = setup_with(&[&a, &b], 4);
+        // Fill the table so the next flow has no entry.
+        forward(&mut t, &a, &Flow::tcp(CLIENT4, 1, VIP4, 80), None);
+        forward(&mut t, &a, &Flow::tcp(CLIENT4, 2, VIP4, 80), None);
+        forward(&mut t, &a, &Flow::tcp(CLIENT4, 3, VIP4, 80), None);
+        let r = Flow::tcp(REALS4[0], REAL_PORT, CLIENT4, 3);
+        let input = from_real(&r);
+        let out = t.run(&input);
+        assert_eq!(out.action, XDP_PASS, "ambiguous: which VIP?");
+        assert_eq!(out.frame, input);
+    });
+}
