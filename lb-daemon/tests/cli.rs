@@ -108,17 +108,31 @@ fn the_full_example_is_valid() {
 }
 
 #[test]
-fn check_config_refuses_what_this_version_cannot_run() {
-    let text = format!(
-        "{VALID}\n[[virtual_server]]\naddress = \"198.18.0.100\"\nport = 80\nlb_kind = \"NAT\"\n\n[[virtual_server.real_server]]\naddress = \"198.18.0.21\"\nport = 80\n"
+fn nat_services_are_accepted_and_snat_needs_nat() {
+    let nat = format!(
+        "{VALID}\n[global.lvs_timeouts]\ntcp = \"1h\"\n\n[[virtual_server]]\naddress = \"198.18.0.100\"\nport = 80\nlb_kind = \"NAT\"\nsnat_address = \"10.0.1.1\"\n\n[[virtual_server.real_server]]\naddress = \"10.0.1.21\"\nport = 8080\n"
     );
-    let path = write("nat.toml", &text);
+    let path = write("nat.toml", &nat);
+    let out = lb_daemon().arg("check-config").arg(&path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dr = nat
+        .replace("lb_kind = \"NAT\"", "lb_kind = \"DR\"")
+        .replace("port = 8080", "port = 80");
+    let path = write("dr-snat.toml", &dr);
     let out = lb_daemon().arg("check-config").arg(&path).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    let line = text.lines().position(|l| l.starts_with("lb_kind")).unwrap() + 1;
+    let line = dr
+        .lines()
+        .position(|l| l.starts_with("snat_address"))
+        .unwrap()
+        + 1;
     assert!(
-        err.contains(&format!("nat.toml:{line}:")) && err.contains("NAT"),
+        err.contains(&format!("dr-snat.toml:{line}:")) && err.contains("NAT only"),
         "{err}"
     );
 }

@@ -29,7 +29,7 @@ use crate::{
         systemd,
         view::View,
     },
-    dataplane::{Dataplane, LoadOptions},
+    dataplane::{Capacity, Dataplane, LoadOptions},
     health::runner::{Health, Update},
     vrrp::{instance::GateRequest, runtime::Vrrp},
 };
@@ -42,20 +42,13 @@ fn load_dataplane(config: &config::Config) -> Result<Option<Dataplane>> {
     if config.global.dataplane == config::Dataplane::Ipvs {
         bail!("dataplane = \"ipvs\" is not available in this version; use \"xdp\" or \"auto\"");
     }
-    if let Some(vs) = config
-        .virtual_servers
-        .iter()
-        .find(|vs| vs.lb_kind == config::LbKind::Nat)
-    {
-        bail!(
-            "virtual_server {}:{}: lb_kind NAT needs the NAT data plane, not available in this version; use DR or TUN",
-            vs.address,
-            vs.port
-        );
-    }
     let dp = Dataplane::load(&LoadOptions {
         pin_dir: config.global.bpf_pin_path.clone(),
-        ..LoadOptions::default()
+        capacity: Capacity {
+            conntrack: config.global.conntrack_size,
+            nat: config.global.nat_table_size,
+            ..Capacity::default()
+        },
     })
     .context("loading the XDP data plane (root, BPF, a bpffs for bpf_pin_path)")?;
     if dp.adopted() {

@@ -110,6 +110,12 @@ pub struct Global {
     pub vrrp_garp_interval: Duration,
     /// Pause between unsolicited neighbour advertisements on one interface.
     pub vrrp_gna_interval: Duration,
+    /// keepalived's `lvs_timeouts`: how long idle NAT'ed connections are kept, by state.
+    pub lvs_timeouts: crate::dataplane::NatTimeouts,
+    /// Connection-table entries (DR/TUN flow affinity and persistence).
+    pub conntrack_size: u32,
+    /// NAT translation entries (two per NAT'ed connection).
+    pub nat_table_size: u32,
 }
 
 impl Default for Global {
@@ -130,6 +136,9 @@ impl Default for Global {
             vrrp_garp_master_refresh: None,
             vrrp_garp_interval: Duration::ZERO,
             vrrp_gna_interval: Duration::ZERO,
+            lvs_timeouts: crate::dataplane::NatTimeouts::default(),
+            conntrack_size: lb_common::capacity::CONNTRACK,
+            nat_table_size: lb_common::capacity::NAT,
         }
     }
 }
@@ -315,8 +324,12 @@ pub struct VirtualServer {
     pub virtualhost: Option<String>,
     /// Real servers start down and come up only once their checks pass.
     pub alpha: bool,
-    /// Where the data plane attaches for this service; empty: the daemon's default.
+    /// Where the data plane attaches for this service; empty: the daemon's default
+    /// (the VIP's interface, and for NAT the interfaces the reals are routed through).
     pub interfaces: Vec<String>,
+    /// NAT only: the source address the reals see (full-NAT), so their replies come
+    /// back to this node whatever their routing.
+    pub snat_address: Option<IpAddr>,
     pub real_servers: Vec<RealServer>,
 }
 

@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     config::{self, Config},
@@ -71,7 +71,21 @@ struct Service {
     instance: Option<String>,
     /// Interfaces to attach to when serving.
     interfaces: Vec<String>,
+    /// NAT without `interfaces`: the interfaces its reals are routed through (their
+    /// replies must meet the program too), found when the service is programmed.
+    real_interfaces: Vec<String>,
 }
+
+impl Service {
+    fn all_interfaces(&self) -> impl Iterator<Item = &String> {
+        self.interfaces.iter().chain(&self.real_interfaces)
+    }
+}
+
+/// How often NAT entries of finished connections are swept away.
+const NAT_SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often next hops the data plane found unresolved are resolved.
+const NEIGH_MISS_EVERY: Duration = Duration::from_millis(200);
 
 pub struct Owner {
     dp: Dataplane,
@@ -79,6 +93,9 @@ pub struct Owner {
     services: Vec<Service>,
     desired: HashMap<usize, Vec<crate::health::verdict::DesiredBackend>>,
     masters: HashSet<String>,
+    nat_timeouts: dataplane::NatTimeouts,
+    /// Interfaces already warned about for forwarding being off.
+    forwarding_warned: HashSet<String>,
 }
 
 fn service_id(vs: &config::VirtualServer) -> ServiceId {
@@ -109,11 +126,21 @@ impl Owner {
             services: services_of(config),
             desired: HashMap::new(),
             masters: HashSet::new(),
+            nat_timeouts: config.global.lvs_timeouts,
+            forwarding_warned: HashSet::new(),
         })
     }
 
     fn reconfigure(&mut self, config: &Config) {
-        let new = services_of(config);
+        let mut new = services_of(config);
+        // Keep where the reals' replies arrive until the service is programmed again.
+        for s in &mut new {
+            if let Some(old) = self.services.iter().find(|o| {
+                service_id(&o.vs) == service_id(&s.vs) && o.vs.interfaces == s.vs.interfaces
+            }) {
+                s.real_interfaces = old.real_interfaces.clone();
+            }
+        }
         let kept: HashSet<ServiceId> = new.iter().map(|s| service_id(&s.vs)).collect();
         for s in &self.services {
             let id = service_id(&s.vs);
@@ -148,6 +175,7 @@ fn services_of(config: &Config) -> Vec<Service> {
                 vs: vs.clone(),
                 instance: inst.map(|i| i.name.clone()),
                 interfaces,
+                real_interfaces: Vec::new(),
             }
         })
         .collect()
@@ -185,7 +213,26 @@ impl Owner {
                 }
             }
         }
-        while let Some(msg) = rx.recv().await {
+        let mut sweep = tokio::time::interval(NAT_SWEEP_EVERY);
+        let mut misses = tokio::time::interval(NEIGH_MISS_EVERY);
+        for timer in [&mut sweep, &mut misses] {
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        loop {
+            let msg = tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(msg) => msg,
+                    None => return,
+                },
+                _ = sweep.tick() => {
+                    self.sweep_nat();
+                    continue;
+                }
+                _ = misses.tick() => {
+                    self.resolve_neigh_misses();
+                    continue;
+                }
+            };
             match msg {
                 Msg::Health(u) => self.on_health(u).await,
                 Msg::BecomeMaster { instance, reply } => {
@@ -266,13 +313,58 @@ impl Owner {
         self.detach_unused();
     }
 
+    /// Removes the NAT entries of finished or idle connections (the data plane never
+    /// deletes them, so a full table cannot evict an established connection).
+    fn sweep_nat(&mut self) {
+        if !self
+            .services
+            .iter()
+            .any(|s| s.vs.lb_kind == config::LbKind::Nat)
+        {
+            return;
+        }
+        let now = dataplane::nat::monotonic_ns();
+        match self.dp.sweep_nat(&self.nat_timeouts, now) {
+            Ok(sweep) if sweep.expired > 0 => {
+                debug!(
+                    entries = sweep.entries,
+                    expired = sweep.expired,
+                    "NAT table swept"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "sweeping the NAT table failed"),
+        }
+    }
+
+    /// Next hops the data plane met without a neighbour entry (it dropped those
+    /// packets): have the kernel resolve them, so the next packets go through.
+    fn resolve_neigh_misses(&mut self) {
+        let misses = match self.dp.take_neigh_misses() {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "reading lb_neigh_miss failed");
+                return;
+            }
+        };
+        for (addr, ifindex) in misses {
+            debug!(next_hop = %addr, ifindex, "resolving a next hop for the data plane");
+            let neigh = self.neigh.clone();
+            tokio::spawn(async move {
+                if let Err(e) = neigh.resolve(addr, RESOLVE_TIMEOUT).await {
+                    warn!(next_hop = %addr, error = %e, "next hop of NAT replies unresolved");
+                }
+            });
+        }
+    }
+
     /// Detaches from interfaces no active service needs any more.
     fn detach_unused(&mut self) {
         let needed: HashSet<String> = self
             .services
             .iter()
             .filter(|s| self.active(s))
-            .flat_map(|s| s.interfaces.iter().cloned())
+            .flat_map(|s| s.all_interfaces().cloned())
             .collect();
         for (ifname, _) in self.dp.attached() {
             if !needed.contains(&ifname) {
@@ -286,12 +378,28 @@ impl Owner {
     /// Attaches where the service lives and programs its current desired backends.
     async fn serve(&mut self, idx: usize) -> Result<()> {
         let s = self.services[idx].clone();
-        for ifname in &s.interfaces {
+        let spec = self.spec(&s, idx).await;
+        // NAT: the reals' replies arrive on the interfaces they are routed through.
+        if spec.mode.is_nat() && s.vs.interfaces.is_empty() {
+            let mut extra: Vec<String> = Vec::new();
+            for b in &spec.backends {
+                if let Some(name) = ifname_of(b.egress.ifindex) {
+                    if !s.interfaces.contains(&name) && !extra.contains(&name) {
+                        extra.push(name);
+                    }
+                }
+            }
+            self.services[idx].real_interfaces = extra;
+        }
+        let s = self.services[idx].clone();
+        for ifname in s.all_interfaces() {
             self.dp
                 .attach(ifname)
                 .with_context(|| format!("attaching XDP to {ifname} for {}", service_id(&s.vs)))?;
+            if spec.mode.is_nat() {
+                self.check_forwarding(ifname, s.vs.address);
+            }
         }
-        let spec = self.spec(&s, idx).await;
         let report = self.dp.apply_service(&spec)?;
         info!(service = %spec.id, backends = spec.backends.len(), slots_written = report.slots_written, "service programmed");
         Ok(())
@@ -320,7 +428,10 @@ impl Owner {
             id: service_id(vs),
             mode: match vs.lb_kind {
                 config::LbKind::Tun => ForwardMode::Tun,
-                _ => ForwardMode::Dr,
+                config::LbKind::Dr => ForwardMode::Dr,
+                config::LbKind::Nat => ForwardMode::Nat {
+                    snat: vs.snat_address,
+                },
             },
             hash: if vs.lb_algo == config::LbAlgo::MaglevSrc {
                 HashMode::Source
@@ -331,6 +442,20 @@ impl Owner {
             persistence_timeout: vs.persistence_timeout,
             idle_timeout: dataplane::default_idle_timeout(service_id(vs).protocol),
             backends,
+        }
+    }
+
+    /// NAT replies are routed by the kernel's FIB, which forwards only where IP
+    /// forwarding is on (as for IPVS NAT): say so once per interface.
+    fn check_forwarding(&mut self, ifname: &str, vip: IpAddr) {
+        let family = if vip.is_ipv4() { "ipv4" } else { "ipv6" };
+        let path = format!("/proc/sys/net/{family}/conf/{ifname}/forwarding");
+        let on = std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1");
+        if !on && self.forwarding_warned.insert(format!("{family}/{ifname}")) {
+            warn!(
+                iface = ifname,
+                "{family} forwarding is off on {ifname}: NAT replies cannot be routed to clients; set net.{family}.conf.{ifname}.forwarding = 1 (or net.ipv4.ip_forward = 1 / net.ipv6.conf.all.forwarding = 1)"
+            );
         }
     }
 
@@ -347,4 +472,14 @@ impl Owner {
         self.dp.unpin();
         info!("data plane stopped: services removed, XDP detached, maps unpinned");
     }
+}
+
+/// The name of interface `ifindex` (0: none).
+fn ifname_of(ifindex: u32) -> Option<String> {
+    if ifindex == 0 {
+        return None;
+    }
+    nix::net::if_::if_indextoname(ifindex)
+        .ok()
+        .and_then(|c| c.into_string().ok())
 }

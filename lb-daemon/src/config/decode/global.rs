@@ -4,6 +4,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::config::reader::{Decoder, Field, Table};
 use crate::config::schema::{Dataplane, Global, VrrpVersion};
+use crate::dataplane::NatTimeouts;
 
 const RENAMES: &[(&str, &str)] = &[
     ("notify_user", "keepalived calls it `script_user`"),
@@ -76,9 +77,42 @@ pub(super) fn decode(d: &mut Decoder<'_>, t: Table<'_, '_>) -> Global {
             .get(d, "vrrp_gna_interval")
             .and_then(|f| f.duration(d))
             .unwrap_or(defaults.vrrp_gna_interval),
+        lvs_timeouts: t
+            .get(d, "lvs_timeouts")
+            .and_then(|f| lvs_timeouts(d, &f, defaults.lvs_timeouts))
+            .unwrap_or(defaults.lvs_timeouts),
+        conntrack_size: t
+            .get(d, "conntrack_size")
+            .and_then(|f| f.int(d, TABLE_SIZES))
+            .unwrap_or(defaults.conntrack_size),
+        nat_table_size: t
+            .get(d, "nat_table_size")
+            .and_then(|f| f.int(d, TABLE_SIZES))
+            .unwrap_or(defaults.nat_table_size),
     };
     t.finish(d);
     global
+}
+
+/// Sizes of the connection and NAT tables (their memory is allocated up front).
+const TABLE_SIZES: std::ops::RangeInclusive<i64> = 1024..=(1 << 26);
+
+/// `lvs_timeouts = { tcp = "900s", tcpfin = "120s", udp = "300s" }` (keepalived's
+/// `lvs_timeouts tcp 900 tcpfin 120 udp 300`); unset ones keep IPVS's defaults.
+fn lvs_timeouts(
+    d: &mut Decoder<'_>,
+    f: &Field<'_, '_>,
+    defaults: NatTimeouts,
+) -> Option<NatTimeouts> {
+    let mut t = f.table(d)?;
+    let mut get = |key| t.get(d, key).and_then(|f| f.nonzero_duration(d));
+    let timeouts = NatTimeouts {
+        tcp: get("tcp").unwrap_or(defaults.tcp),
+        tcpfin: get("tcpfin").unwrap_or(defaults.tcpfin),
+        udp: get("udp").unwrap_or(defaults.udp),
+    };
+    t.finish(d);
+    Some(timeouts)
 }
 
 /// `2` or `3`, as keepalived's `version` / `vrrp_version`.

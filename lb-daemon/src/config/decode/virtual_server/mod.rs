@@ -162,6 +162,18 @@ pub(super) fn decode(
         .get(d, "interfaces")
         .map(|f| interfaces(d, &f))
         .unwrap_or_default();
+    let snat_address = t.get(d, "snat_address").and_then(|f| {
+        let addr = ip(d, &f)?;
+        if lb_kind != LbKind::Nat {
+            f.error(d, "snat_address applies to NAT only")
+                .hint("set lb_kind = \"NAT\", or remove snat_address");
+            return None;
+        }
+        if let Some(vip) = vip {
+            check_family(d, &f, "snat_address", vip, addr, lb_kind);
+        }
+        Some(addr)
+    });
 
     let context = RealContext {
         address: vip,
@@ -229,6 +241,7 @@ pub(super) fn decode(
         virtualhost: inherited.virtualhost,
         alpha,
         interfaces,
+        snat_address,
         real_servers: reals,
     };
     (Some(server), facts)
