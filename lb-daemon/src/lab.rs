@@ -596,7 +596,8 @@ pub fn requests_from(client: &Netns, n: usize) -> Result<Vec<Reply>> {
     requests_to(client, Addressing::v4(), n)
 }
 
-fn requests_to(client: &Netns, a: Addressing, n: usize) -> Result<Vec<Reply>> {
+/// `n` short connections to `a.vip` from `a.client` in `client`; the replies.
+pub fn requests_to(client: &Netns, a: Addressing, n: usize) -> Result<Vec<Reply>> {
     client.run(move || -> Result<Vec<Reply>> {
         (0..n)
             .map(|_| {

@@ -29,9 +29,17 @@ pub fn check_interfaces(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<D
         for (j, tracked) in instance.track_interface.iter().enumerate() {
             missing(base.key("track_interface").index(j), &tracked.name);
         }
-        for (k, vip) in instance.virtual_ipaddress.iter().enumerate() {
-            if let Some(dev) = &vip.dev {
-                missing(base.key("virtual_ipaddress").index(k), dev);
+        for (key, vips) in [
+            ("virtual_ipaddress", &instance.virtual_ipaddress),
+            (
+                "virtual_ipaddress_excluded",
+                &instance.virtual_ipaddress_excluded,
+            ),
+        ] {
+            for (k, vip) in vips.iter().enumerate() {
+                if let Some(dev) = &vip.dev {
+                    missing(base.key(key).index(k), dev);
+                }
             }
         }
     }

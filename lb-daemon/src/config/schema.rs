@@ -53,6 +53,15 @@ pub struct Config {
     pub(crate) source: SourceIndex,
 }
 
+impl VrrpInstance {
+    /// Every address the instance adds while master: advertised and excluded ones.
+    pub fn all_addresses(&self) -> impl Iterator<Item = &VirtualAddress> {
+        self.virtual_ipaddress
+            .iter()
+            .chain(&self.virtual_ipaddress_excluded)
+    }
+}
+
 impl Config {
     pub fn vrrp_script(&self, name: &str) -> Option<&VrrpScript> {
         self.vrrp_scripts.iter().find(|s| s.name == name)
@@ -217,6 +226,10 @@ pub struct VrrpInstance {
     /// Empty: adverts go to [`Self::mcast_group`].
     pub unicast_peers: Vec<IpAddr>,
     pub virtual_ipaddress: Vec<VirtualAddress>,
+    /// keepalived's `virtual_ipaddress_excluded`: added and removed with the instance
+    /// but not carried in adverts, so of any family (a dual-stack instance: an IPv6
+    /// address beside an IPv4 instance's).
+    pub virtual_ipaddress_excluded: Vec<VirtualAddress>,
     pub track_interface: Vec<TrackInterface>,
     pub track_script: Vec<TrackScript>,
     pub track_file: Vec<TrackFile>,

@@ -659,6 +659,32 @@ fn address_families() {
 }
 
 #[test]
+fn excluded_addresses_make_a_dual_stack_instance() {
+    let loaded = load(&format!(
+        "{BASE}virtual_ipaddress_excluded = [\"2001:db8:1::100/128\", \"198.18.0.101\"]\n"
+    ));
+    let inst = &loaded.config.vrrp_instances[0];
+    assert_eq!(inst.family, AddressFamily::V4, "adverts stay IPv4");
+    let held: Vec<IpAddr> = inst.all_addresses().map(|v| v.address).collect();
+    assert_eq!(
+        held,
+        vec![
+            ip("198.18.0.100"),
+            ip("2001:db8:1::100"),
+            ip("198.18.0.101")
+        ]
+    );
+    let e = error(&format!(
+        "{BASE}virtual_ipaddress_excluded = [\"198.18.0.100\"]\n"
+    ));
+    assert_eq!(
+        e.key,
+        "vrrp_instance \"VI_1\".virtual_ipaddress_excluded[0]"
+    );
+    assert_eq!(e.message, "198.18.0.100 is listed twice");
+}
+
+#[test]
 fn virtual_address_syntax() {
     let e = error(&BASE.replace("198.18.0.100", "198.18.0.100/24 brd 198.18.0.255"));
     assert_eq!(e.message, "unsupported option `brd`");

@@ -169,7 +169,7 @@ pub(crate) fn virtual_servers(
         };
         let moved = instances
             .iter()
-            .flat_map(|i| &i.virtual_ipaddress)
+            .flat_map(|i| i.all_addresses())
             .any(|vip| vip.address == *address);
         if !moved {
             d.warning(

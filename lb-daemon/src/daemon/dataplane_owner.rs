@@ -114,7 +114,7 @@ fn owning_instance(config: &Config, addr: IpAddr) -> Option<&config::VrrpInstanc
     config
         .vrrp_instances
         .iter()
-        .find(|i| i.virtual_ipaddress.iter().any(|v| v.address == addr))
+        .find(|i| i.all_addresses().any(|v| v.address == addr))
 }
 
 impl Owner {

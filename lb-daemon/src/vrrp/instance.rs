@@ -42,6 +42,8 @@ pub struct InstanceSpec {
     pub fsm: fsm::Config,
     pub interface: String,
     pub vips: Vec<Vip>,
+    /// `virtual_ipaddress_excluded`: held while master like `vips`, never advertised.
+    pub excluded: Vec<Vip>,
     pub auth_pass: Option<[u8; 8]>,
     /// The multicast group, or None for unicast to `unicast_peers`.
     pub multicast_group: Option<IpAddr>,
@@ -58,6 +60,13 @@ pub struct InstanceSpec {
     /// A previous daemon stopped with --keep-dataplane while this instance was MASTER:
     /// keep its VIPs and take mastership over at once (no failover to a peer).
     pub adopt_master: bool,
+}
+
+impl InstanceSpec {
+    /// Every address held while master: the advertised ones, then the excluded ones.
+    pub fn held(&self) -> impl Iterator<Item = &Vip> {
+        self.vips.iter().chain(&self.excluded)
+    }
 }
 
 /// The data plane's say in mastership: asked before the VIPs are added (so the node never
@@ -291,7 +300,7 @@ impl Runner {
     /// A crashed predecessor may have left the VIPs behind; an instance starts without
     /// them (keepalived does the same), so only a master ever holds them.
     async fn remove_stale_vips(&self) {
-        for v in &self.spec.vips {
+        for v in self.spec.held() {
             if matches!(self.vips.present(v).await, Ok(true)) {
                 info!(instance = %self.spec.fsm.name, vip = %v.addr, "removing a VIP left by a previous run");
                 if let Err(e) = self.vips.remove(v).await {
@@ -446,7 +455,7 @@ impl Runner {
 
     async fn add_vips(&mut self) {
         self.gate_become_master().await;
-        for v in &self.spec.vips {
+        for v in self.spec.held() {
             if let Err(e) = self.vips.add(v).await {
                 warn!(instance = %self.spec.fsm.name, vip = %v.addr, error = %e, "adding VIP failed");
             }
@@ -455,7 +464,7 @@ impl Runner {
             old.abort();
         }
         self.garp = Some(tokio::spawn(announce(
-            self.spec.vips.clone(),
+            self.spec.held().cloned().collect(),
             self.spec.garp,
             self.spec.fsm.name.clone(),
         )));
@@ -465,7 +474,7 @@ impl Runner {
         if let Some(garp) = self.garp.take() {
             garp.abort();
         }
-        for v in &self.spec.vips {
+        for v in self.spec.held() {
             if let Err(e) = self.vips.remove(v).await {
                 warn!(instance = %self.spec.fsm.name, vip = %v.addr, error = %e, "removing VIP failed");
             }

@@ -308,16 +308,8 @@ async fn instance_spec(
             in_sync_group: config.sync_group_of(&inst.name).is_some(),
         },
         interface: inst.interface.clone(),
-        vips: inst
-            .virtual_ipaddress
-            .iter()
-            .map(|v| Vip {
-                addr: v.address,
-                prefix: v.prefix_len,
-                dev: v.dev.clone().unwrap_or_else(|| inst.interface.clone()),
-                label: v.label.clone(),
-            })
-            .collect(),
+        vips: vips(inst, &inst.virtual_ipaddress),
+        excluded: vips(inst, &inst.virtual_ipaddress_excluded),
         auth_pass: inst
             .authentication
             .as_ref()
@@ -337,6 +329,18 @@ async fn instance_spec(
         gate: None,
         adopt_master: false,
     })
+}
+
+fn vips(inst: &config::VrrpInstance, addrs: &[config::VirtualAddress]) -> Vec<Vip> {
+    addrs
+        .iter()
+        .map(|v| Vip {
+            addr: v.address,
+            prefix: v.prefix_len,
+            dev: v.dev.clone().unwrap_or_else(|| inst.interface.clone()),
+            label: v.label.clone(),
+        })
+        .collect()
 }
 
 /// The user scripts run as: `script_user`, else keepalived's default — the

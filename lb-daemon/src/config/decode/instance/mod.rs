@@ -69,6 +69,7 @@ struct Fields<'a, 'i> {
     unicast_peers: Vec<At<'a, 'i, IpAddr>>,
     vips_span: Option<Span>,
     vips: Vec<At<'a, 'i, VirtualAddress>>,
+    excluded: Vec<At<'a, 'i, VirtualAddress>>,
     track_interface: Vec<At<'a, 'i, TrackInterface>>,
     track_script: Vec<At<'a, 'i, TrackScript>>,
     track_file: Vec<At<'a, 'i, TrackFile>>,
@@ -91,6 +92,7 @@ pub(super) fn decode(
 
     let family = rules::family(&f);
     rules::check_vips(d, &f.vips, family);
+    rules::check_excluded(d, &f.vips, &f.excluded);
     let version = rules::version(d, f.version.as_ref(), family, global);
     if let Some(a) = &f.advert_int {
         rules::check_advert_int(d, &a.field, a.value, version);
@@ -150,6 +152,7 @@ pub(super) fn decode(
         unicast_src_ip: f.unicast_src_ip.map(|a| a.value),
         unicast_peers: values(f.unicast_peers),
         virtual_ipaddress: values(f.vips),
+        virtual_ipaddress_excluded: values(f.excluded),
         track_interface: values(f.track_interface),
         track_script: values(f.track_script),
         track_file: values(f.track_file),
@@ -195,6 +198,12 @@ fn read_fields<'a, 'i>(
     let unicast_peers = list(d, &mut t, "unicast_peers", ip);
     let vips_span = t.span_of("virtual_ipaddress");
     let vips = list(d, &mut t, "virtual_ipaddress", fields::virtual_address);
+    let excluded = list(
+        d,
+        &mut t,
+        "virtual_ipaddress_excluded",
+        fields::virtual_address,
+    );
     let track_interface = list(d, &mut t, "track_interface", track::interface);
     let track_script = list(d, &mut t, "track_script", |d, f| {
         track::script(d, f, known_scripts, scripts)
@@ -235,6 +244,7 @@ fn read_fields<'a, 'i>(
         unicast_peers,
         vips_span,
         vips,
+        excluded,
         track_interface,
         track_script,
         track_file,

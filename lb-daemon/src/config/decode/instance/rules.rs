@@ -52,6 +52,23 @@ pub(super) fn check_vips(
     }
 }
 
+/// `virtual_ipaddress_excluded`: any family (that is what it is for: a dual-stack
+/// instance), but no address twice, nor one that is also a VRRP address.
+pub(super) fn check_excluded(
+    d: &mut Decoder<'_>,
+    vips: &[At<'_, '_, VirtualAddress>],
+    excluded: &[At<'_, '_, VirtualAddress>],
+) {
+    let mut seen: HashSet<IpAddr> = vips.iter().map(|v| v.value.address).collect();
+    for vip in excluded {
+        if !seen.insert(vip.value.address) {
+            vip.field
+                .error(d, format!("{} is listed twice", vip.value.address))
+                .hint("an address is either advertised (virtual_ipaddress) or excluded, once");
+        }
+    }
+}
+
 /// The written version, else 3 for IPv6 (as keepalived), else the global default.
 pub(super) fn version(
     d: &mut Decoder<'_>,
