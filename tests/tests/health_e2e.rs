@@ -318,3 +318,49 @@ async fn a_hanging_check_times_out_and_delays_nothing_else() {
     );
     health.stop();
 }
+
+/// An HTTP server on `addr` answering every request with 200 and `body`.
+async fn http_server(addr: SocketAddr, body: &'static str) -> (SocketAddr, JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind(addr).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_run_over_ipv6() {
+    let v6 = |port| SocketAddr::new(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), port);
+    let mut tcp = Real::start(v6(0)).await;
+    let (http, server) = http_server(v6(0), "ok over IPv6").await;
+    let text = format!(
+        "[[virtual_server]]\naddress = \"2001:db8:1::100\"\nport = 80\ndelay_loop = \"100ms\"\n{}\n[[virtual_server.real_server]]\naddress = \"::1\"\nport = {}\nhttp_get = {{ connect_timeout = \"300ms\", retry = 0, warmup = \"0s\", url = [{{ path = \"/\", status_code = 200 }}] }}\n",
+        real_block(
+            &tcp,
+            "tcp_check = { connect_timeout = \"200ms\", retry = 0, warmup = \"0s\" }"
+        ),
+        http.port()
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let health = Health::start(&load(&text), tx);
+    let (up, _) = wait_for(&mut rx, Duration::from_secs(3), |u| u.backends.len() == 2).await;
+    assert!(up.backends.iter().all(|b| b.addr.is_ipv6()), "{up:?}");
+    tcp.stop();
+    let (down, _) = wait_for(&mut rx, Duration::from_secs(3), |u| absent(u, &tcp)).await;
+    assert!(down.backends.iter().any(|b| b.port == http.port()));
+    server.abort();
+    let (_, _) = wait_for(&mut rx, Duration::from_secs(3), |u| u.backends.is_empty()).await;
+    health.stop();
+}
