@@ -254,7 +254,17 @@ pub struct NatEntry {
     pub pad: u16,
     /// `bpf_ktime_get_coarse_ns()` of the last packet.
     pub last_seen_ns: u64,
+    /// [`nat_dir::TO_CLIENT`]: the route to the client from the kernel's FIB, cached
+    /// so that a reply costs no FIB lookup; looked up again once older than
+    /// [`NAT_HOP_TTL_NS`]. `hop_ifindex == 0`: none yet.
+    pub hop_dmac: [u8; 6],
+    pub hop_smac: [u8; 6],
+    pub hop_ifindex: u32,
+    pub hop_checked_ns: u64,
 }
+
+/// How long a NAT reply's cached route ([`NatEntry::hop_ifindex`]) is trusted.
+pub const NAT_HOP_TTL_NS: u64 = 1_000_000_000;
 
 /// Value of `lb_nat_reals` (key: the real's address, port, protocol, family as a
 /// [`ServiceKey`]): the VIP a reply from that real comes from when it has no
@@ -411,7 +421,7 @@ const _: () = {
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<Conn>() == 16);
     assert!(core::mem::size_of::<Traffic>() == 16);
-    assert!(core::mem::size_of::<NatEntry>() == 56);
+    assert!(core::mem::size_of::<NatEntry>() == 80);
     assert!(core::mem::size_of::<NatReal>() == 24);
     assert!(core::mem::size_of::<NeighMiss>() == 24);
 };

@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use lb_common::{
     hash, nat_dir, nat_state, service_flags, snat_ports, Backend, Counter, FlowKey, NatEntry,
-    ServiceInfo, ServiceKey, IPPROTO_TCP,
+    ServiceInfo, ServiceKey, IPPROTO_TCP, NAT_HOP_TTL_NS,
 };
 
 use crate::{
@@ -100,6 +100,10 @@ pub fn new_flow(
         state,
         pad: 0,
         last_seen_ns: now,
+        hop_dmac: [0; 6],
+        hop_smac: [0; 6],
+        hop_ifindex: 0,
+        hop_checked_ns: 0,
     };
     let rev = NatEntry {
         src: pkt.dst,
@@ -158,7 +162,25 @@ fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
         let now = unsafe { bpf_ktime_get_coarse_ns() };
         touch(e, pkt.proto, flags, now);
         let to = tuple(e);
-        return Some(reply(ctx, pkt, &to));
+        let mut hop = Hop::NONE;
+        let result = if e.hop_ifindex != 0 && now.wrapping_sub(e.hop_checked_ns) < NAT_HOP_TTL_NS {
+            hop.ifindex = e.hop_ifindex;
+            hop.smac = e.hop_smac;
+            hop.dmac = e.hop_dmac;
+            route::route::OUT
+        } else {
+            let result = route::lookup(ctx, pkt.family, pkt.proto, &to, &mut hop);
+            if result == route::route::OUT {
+                e.hop_ifindex = hop.ifindex;
+                e.hop_smac = hop.smac;
+                e.hop_dmac = hop.dmac;
+                e.hop_checked_ns = now;
+            }
+            result
+        };
+        rewrite(ctx, pkt, &to)?;
+        stats::count(Counter::NatToClient);
+        return Some(route::send(ctx, result, &hop));
     }
     // No entry (table full, or flows taken over after a failover): a real that serves
     // exactly one NAT service answers for its VIP.
@@ -186,17 +208,6 @@ fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
     stats::count(Counter::NatStatelessReply);
     stats::count(Counter::NatToClient);
     Some(route::send(ctx, result, &hop))
-}
-
-#[inline(always)]
-fn reply(ctx: &XdpContext, pkt: &Packet, to: &Tuple) -> u32 {
-    let mut hop = Hop::NONE;
-    let result = route::lookup(ctx, pkt.family, pkt.proto, to, &mut hop);
-    if rewrite(ctx, pkt, to).is_none() {
-        return xdp_action::XDP_DROP;
-    }
-    stats::count(Counter::NatToClient);
-    route::send(ctx, result, &hop)
 }
 
 #[inline(always)]

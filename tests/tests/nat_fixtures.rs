@@ -551,3 +551,32 @@ fn a_real_serving_two_nat_services_has_no_stateless_fallback() {
         assert_eq!(out.frame, input);
     });
 }
+
+#[test]
+fn reply_routes_are_cached_then_looked_up_again() {
+    in_fib_ns(|| {
+        let spec = nat_service(VIP4, Protocol::Tcp, &REALS4, None);
+        let mut t = setup(&[&spec]);
+        let flow = Flow::tcp(CLIENT4, CLIENT_PORT, VIP4, 80);
+        let (real, _) = forward(&mut t, &spec, &flow, None);
+        reply(&mut t, &flow, real, CLIENT4, CLIENT_PORT);
+        // The client's MAC changes: replies keep the cached route for a while (no FIB
+        // lookup per packet), then follow the FIB.
+        let moved = [0x02, 0xc1, 0x00, 0x00, 0x00, 0x02];
+        let status = std::process::Command::new("ip")
+            .args(["neigh", "replace", CLIENT4, "lladdr", "02:c1:00:00:00:02"])
+            .args(["dev", "out0", "nud", "permanent"])
+            .status()
+            .expect("ip neigh");
+        assert!(status.success());
+        let r = flow
+            .rewritten(&real.to_string(), REAL_PORT, CLIENT4, CLIENT_PORT)
+            .with_flags(TCP_ACK);
+        let cached = t.run(&from_real(&r));
+        assert_eq!(cached.frame[0..6], CLIENT_MAC, "cached next hop");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let fresh = t.run(&from_real(&r));
+        assert_eq!(fresh.frame[0..6], moved, "looked up again after its TTL");
+        frames::assert_checksums(&fresh.frame);
+    });
+}

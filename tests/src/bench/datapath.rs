@@ -13,6 +13,8 @@ use anyhow::Result;
 use lb_common::program_names;
 use lb_daemon::dataplane::{maglev, Capacity, ForwardMode, Protocol, ServiceSpec};
 
+mod nat;
+
 use super::report;
 use crate::{
     frames::{self, Flow},
@@ -318,6 +320,7 @@ pub fn run(calls: usize, runs: usize) -> Result<String> {
         }
     }
 
+    rows.extend(nat::rows(calls, runs, big)?);
     scale_rows(&mut b, &mut rows, big)?;
 
     // Maglev table build: 1,000 backends, M = 65537.
