@@ -190,15 +190,22 @@ impl Lexer<'_> {
             }
             match self.expand(&text, pos) {
                 Some(expanded) => {
-                    let Some(clean) = self.decomment(&expanded, pos) else {
-                        return None;
-                    };
+                    let clean = self.decomment(&expanded, pos)?;
                     if clean.contains('\n') {
+                        if depth >= MAX_EXPANSION_ROUNDS {
+                            self.diags.error(
+                                pos,
+                                "",
+                                "definitions expand into each other without end",
+                                Some("check the $NAME definitions used on this line".into()),
+                            );
+                            return None;
+                        }
                         // A multi-line definition: each of its lines is a line of the file.
                         for part in clean.lines() {
                             let part = part.trim();
                             if !part.is_empty() {
-                                self.logical(part.to_owned(), pos, depth);
+                                self.logical(part.to_owned(), pos, depth + 1);
                             }
                         }
                         return None;

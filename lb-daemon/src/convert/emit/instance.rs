@@ -354,6 +354,8 @@ fn virtual_address(ctx: &mut Ctx<'_>, s: &mut Section, line: &Stmt, context: &st
                     format!("unknown virtual_ipaddress option `{other}`"),
                     Some(hint),
                 );
+                // What follows is the unknown option's value, most likely.
+                break;
             }
         }
     }
