@@ -150,3 +150,14 @@ fn includes_are_relative_to_the_including_file() {
     assert!(e.errors[0].message.contains("includes itself"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn lvs_timeouts_become_a_table_of_durations() {
+    let toml = convert("global_defs {\n lvs_timeouts tcp 900 tcpfin 30 udp 300\n}\n");
+    assert!(
+        toml.contains("lvs_timeouts = { tcp = \"900s\", tcpfin = \"30s\", udp = \"300s\" }"),
+        "{toml}"
+    );
+    let e = errors("global_defs {\n lvs_timeouts tcp 900 sctp 5\n}\n");
+    assert_eq!((e[0].line, e[0].column), (2, 23));
+}
