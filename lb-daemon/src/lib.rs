@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod daemon;
 pub mod dataplane;
 pub mod health;

@@ -67,15 +67,34 @@ enum Command {
         #[arg(long)]
         interface: String,
     },
-    /// Run the daemon in the foreground with a configuration file.
+    /// Run the daemon in the foreground with a configuration file (TOML, or a
+    /// keepalived.conf converted in memory).
     Run {
         #[arg(long)]
         config: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
         log_format: cli::LogFormat,
+        /// keepalived.conf only: the id `@id` lines match [default: the host name].
+        #[arg(long)]
+        config_id: Option<String>,
     },
-    /// Check a configuration file as the daemon would; exit 0 when valid.
-    CheckConfig { file: PathBuf },
+    /// Check a configuration file (TOML or keepalived.conf) as the daemon would; exit 0
+    /// when valid.
+    CheckConfig {
+        file: PathBuf,
+        /// keepalived.conf only: the id `@id` lines match [default: the host name].
+        #[arg(long)]
+        config_id: Option<String>,
+    },
+    /// Convert a keepalived configuration to this project's TOML (stdout, or -o FILE).
+    Convert {
+        file: PathBuf,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The id `@id` lines match (keepalived's --config-id) [default: the host name].
+        #[arg(long)]
+        config_id: Option<String>,
+    },
     /// Show the running daemon's VRRP instances, virtual servers and backends.
     Status {
         /// Print the raw snapshot as one line of JSON.
@@ -120,6 +139,17 @@ fn main() -> Result<()> {
         _ => cli::LogFormat::Text,
     };
     cli::init_logging(format);
+    if let Command::Run {
+        config_id: Some(id),
+        ..
+    }
+    | Command::CheckConfig {
+        config_id: Some(id),
+        ..
+    } = &args.command
+    {
+        lb_daemon::convert::set_config_id(id.clone());
+    }
     match args.command {
         Command::Lab {
             mode,
@@ -140,7 +170,12 @@ fn main() -> Result<()> {
         Command::Counters { pin_dir } => cli::counters::run(&pin_dir),
         Command::Decap { interface } => cli::decap::run(&interface),
         Command::Run { config, .. } => cli::run::run(&config),
-        Command::CheckConfig { file } => cli::check_config::run(&file),
+        Command::CheckConfig { file, .. } => cli::check_config::run(&file),
+        Command::Convert {
+            file,
+            output,
+            config_id,
+        } => cli::convert::run(&file, output.as_deref(), config_id),
         Command::Status { json, control } => cli::control_cmd::status(&control.path()?, json),
         Command::Reload { control } => cli::control_cmd::reload(&control.path()?),
         Command::Stop {

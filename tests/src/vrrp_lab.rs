@@ -176,6 +176,23 @@ impl Node {
         self.spawn_logged(&argv)
     }
 
+    /// Starts `lb-daemon run` directly on a keepalived.conf (converted in memory), with
+    /// `config_id` for its `@id` lines.
+    pub fn start_ours_keepalived(&mut self, conf_text: &str, config_id: &str) -> Result<()> {
+        let conf = self.dir.join("keepalived.conf");
+        std::fs::write(&conf, conf_text)?;
+        let bin = daemon_bin();
+        let argv = [
+            bin.to_str().context("path")?,
+            "run",
+            "--config",
+            conf.to_str().context("path")?,
+            "--config-id",
+            config_id,
+        ];
+        self.spawn_logged(&argv)
+    }
+
     /// Starts keepalived 2.2.7 (VRRP only, foreground, logging to the console).
     pub fn start_keepalived(&mut self, conf_text: &str) -> Result<()> {
         let conf = self.dir.join("keepalived.conf");

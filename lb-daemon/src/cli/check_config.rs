@@ -6,21 +6,25 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use crate::config::{self, Loaded};
+use crate::convert;
 
-/// Loads the file and checks what needs the live system (interfaces). Errors are printed
-/// to stderr and returned as one failure.
+/// Loads the file (TOML, or keepalived's language converted in memory) and checks what
+/// needs the live system (interfaces). Errors are printed to stderr and returned as one
+/// failure.
 pub fn load_checked(path: &Path) -> Result<Loaded> {
-    let loaded = match config::Config::from_file(path) {
-        Ok(l) => l,
+    let file = match convert::load(path) {
+        Ok(f) => f,
         Err(errors) => {
             eprintln!("{errors}");
             bail!("{}: the configuration is invalid", path.display());
         }
     };
+    let loaded = &file.loaded;
     let mut missing = config::check_interfaces(&loaded.config, |name| {
         nix::net::if_::if_nametoindex(name).is_ok()
     });
     missing.extend(config::check_availability(&loaded.config));
+    let missing: Vec<_> = missing.into_iter().map(|d| file.remap(d)).collect();
     if !missing.is_empty() {
         for d in &missing {
             eprintln!("{d}");
@@ -30,7 +34,7 @@ pub fn load_checked(path: &Path) -> Result<Loaded> {
             path.display()
         );
     }
-    Ok(loaded)
+    Ok(file.loaded)
 }
 
 pub fn run(path: &Path) -> Result<()> {

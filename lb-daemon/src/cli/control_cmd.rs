@@ -23,8 +23,8 @@ pub fn socket_path(socket: Option<PathBuf>, config_file: Option<&Path>) -> Resul
     let Some(file) = config_file else {
         return Ok(PathBuf::from(config::DEFAULT_CONTROL_SOCKET));
     };
-    match config::Config::from_file(file) {
-        Ok(loaded) => Ok(loaded.config.global.control_socket),
+    match crate::convert::load(file) {
+        Ok(f) => Ok(f.loaded.config.global.control_socket),
         Err(errors) => {
             eprintln!("{errors}");
             bail!(

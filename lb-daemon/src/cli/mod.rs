@@ -2,6 +2,7 @@
 
 pub mod check_config;
 pub mod control_cmd;
+pub mod convert;
 pub mod counters;
 pub mod decap;
 pub mod genhash;

@@ -24,7 +24,7 @@ mod interfaces;
 mod reader;
 mod schema;
 mod source;
-mod suggest;
+pub(crate) mod suggest;
 mod validate;
 
 #[cfg(test)]

@@ -1,0 +1,72 @@
+//! What the converter reports: the loader's [`Diagnostic`]s, positioned in the
+//! keepalived file (`FILE:LINE:COL: error: BLOCK: MESSAGE (WHAT TO DO)`).
+
+use crate::config::suggest;
+use crate::config::{Diagnostic, Severity};
+
+use super::lexer::Pos;
+
+#[derive(Debug, Default)]
+pub(crate) struct Diags {
+    pub list: Vec<Diagnostic>,
+}
+
+impl Diags {
+    pub(crate) fn error(
+        &mut self,
+        pos: &Pos,
+        context: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.push(Severity::Error, pos, context, message.into(), hint);
+    }
+
+    pub(crate) fn warning(
+        &mut self,
+        pos: &Pos,
+        context: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.push(Severity::Warning, pos, context, message.into(), hint);
+    }
+
+    /// An unknown keyword, with the closest known one.
+    pub(crate) fn unknown(&mut self, pos: &Pos, context: &str, keyword: &str, known: &[&str]) {
+        let hint = match suggest::closest(keyword, known.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => "see docs/convert.md for the keywords this block takes".into(),
+        };
+        let place = if context.is_empty() {
+            "at the top level".to_owned()
+        } else {
+            format!("in {context}")
+        };
+        self.error(
+            pos,
+            context,
+            format!("unknown keyword `{keyword}` {place}"),
+            Some(hint),
+        );
+    }
+
+    fn push(
+        &mut self,
+        severity: Severity,
+        pos: &Pos,
+        context: &str,
+        message: String,
+        hint: Option<String>,
+    ) {
+        self.list.push(Diagnostic {
+            severity,
+            file: pos.file.as_ref().clone(),
+            line: pos.line,
+            column: pos.column,
+            key: context.to_owned(),
+            message,
+            hint,
+        });
+    }
+}

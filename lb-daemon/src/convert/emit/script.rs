@@ -1,0 +1,139 @@
+//! `vrrp_script NAME { … }` → `[[vrrp_script]]`; `vrrp_track_file NAME { … }` is read
+//! for the instances' `track_file` (the TOML names the file itself).
+
+use super::global::script_user;
+use super::{Ctx, Rule};
+use crate::config::WEIGHT_RANGE;
+use crate::convert::parser::{describe, Stmt};
+use crate::convert::toml_out::{Section, Value};
+use crate::convert::value::{int_word, Args};
+
+const KNOWN: &[&str] = &[
+    "script", "interval", "timeout", "weight", "rise", "fall", "user",
+];
+
+const RULES: &[(&str, Rule)] = &[(
+    "init_fail",
+    Rule::Approx("the script starts as succeeding until its first run says otherwise"),
+)];
+
+/// The block's name (`vrrp_script NAME`), or an error.
+pub(super) fn block_name(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<String> {
+    if !ctx.needs_block(stmt, &describe(stmt)) {
+        return None;
+    }
+    match stmt.args() {
+        [name] => Some(name.text.clone()),
+        _ => {
+            ctx.d.error(
+                stmt.pos(),
+                &describe(stmt),
+                format!("`{}` takes one name", stmt.keyword()),
+                Some(format!("write `{} NAME {{`", stmt.keyword())),
+            );
+            None
+        }
+    }
+}
+
+pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
+    let name = block_name(ctx, stmt)?;
+    let context = format!("vrrp_script {name}");
+    let mut s = Section::new("[[vrrp_script]]", Some(stmt.pos()));
+    s.set("name", Value::str(&name), stmt.pos());
+    for entry in stmt.body() {
+        let a = Args::new(entry, &context);
+        let pos = entry.pos();
+        match entry.keyword() {
+            "script" => {
+                if let Some(v) = a.command(ctx.d) {
+                    s.set("script", v, pos);
+                }
+            }
+            "interval" | "timeout" => {
+                if let Some(v) = a.seconds(ctx.d) {
+                    s.set(entry.keyword(), v, pos);
+                }
+            }
+            "weight" => weight(ctx, &mut s, entry, &context),
+            "rise" | "fall" => {
+                if let Some(n) = a.int(ctx.d, 1..=i64::from(u32::MAX)) {
+                    s.set(entry.keyword(), Value::Int(n), pos);
+                }
+            }
+            "user" => script_user(ctx, &mut s, entry, &context, "user"),
+            _ => {
+                if !ctx.rule(&mut s, entry, &context, RULES) {
+                    ctx.unknown(entry, &context, KNOWN, RULES);
+                }
+            }
+        }
+    }
+    if !s.has("script") {
+        ctx.d.error(
+            stmt.pos(),
+            &context,
+            "a vrrp_script needs `script`",
+            Some("add `script \"COMMAND\"` to the block".into()),
+        );
+    }
+    Some(s)
+}
+
+/// `weight N [reverse]`: `reverse` (the weight applies while the script fails) has no
+/// equivalent.
+fn weight(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str) {
+    let a = Args::new(entry, context);
+    match entry.args() {
+        [w] => {
+            if let Some(n) = int_word(&a, ctx.d, w, WEIGHT_RANGE) {
+                s.set("weight", Value::Int(n), entry.pos());
+            }
+        }
+        [_, r] if r.text == "reverse" => ctx.d.error(
+            &r.pos,
+            context,
+            "`weight … reverse` cannot be expressed for lb-daemon",
+            Some("invert the script's exit status and drop `reverse`".into()),
+        ),
+        _ => {
+            a.one(ctx.d);
+        }
+    }
+}
+
+/// `vrrp_track_file NAME { file PATH  weight W }`.
+pub(super) fn track_file(ctx: &mut Ctx<'_>, stmt: &Stmt) {
+    let Some(name) = block_name(ctx, stmt) else {
+        return;
+    };
+    let context = format!("vrrp_track_file {name}");
+    let mut path = None;
+    let mut weight = None;
+    let mut scratch = Section::new("", None);
+    for entry in stmt.body() {
+        let a = Args::new(entry, &context);
+        match entry.keyword() {
+            "file" => path = a.one(ctx.d).map(|w| w.text.clone()),
+            "weight" => weight = a.int(ctx.d, WEIGHT_RANGE),
+            "init_file" => ctx.approx(
+                &mut scratch,
+                entry,
+                &context,
+                "the file is not created: it must exist",
+            ),
+            _ => ctx.unknown(entry, &context, &["file", "weight", "init_file"], &[]),
+        }
+    }
+    match path {
+        Some(path) => {
+            ctx.track_files.insert(name, (path, weight));
+        }
+        None => ctx.d.error(
+            stmt.pos(),
+            &context,
+            "a vrrp_track_file needs `file`",
+            Some("add `file /PATH` to the block".into()),
+        ),
+    }
+}

@@ -1,0 +1,98 @@
+//! `vrrp_sync_group NAME { group { … } notify_* … }` → `[[vrrp_sync_group]]`.
+
+use super::script::block_name;
+use super::{Ctx, Rule};
+use crate::convert::parser::Stmt;
+use crate::convert::toml_out::{Section, Value};
+use crate::convert::value::Args;
+
+const KNOWN: &[&str] = &[
+    "group",
+    "notify_master",
+    "notify_backup",
+    "notify_fault",
+    "notify_stop",
+    "notify",
+];
+
+const RULES: &[(&str, Rule)] = &[
+    (
+        "smtp_alert",
+        Rule::Note("keepalived's e-mail alerts; lb-daemon sends no e-mail (use notify scripts)"),
+    ),
+    (
+        "global_tracking",
+        Rule::Note("each instance keeps its own tracking here: ignored"),
+    ),
+    (
+        "sync_group_tracking_weight",
+        Rule::Approx("a member's tracking weights move only that member's priority"),
+    ),
+    (
+        "notify_priority_changes",
+        Rule::Approx("notify scripts run on state changes only"),
+    ),
+    (
+        "track_interface",
+        Rule::Refuse("move the track_interface block into each member vrrp_instance"),
+    ),
+    (
+        "track_script",
+        Rule::Refuse("move the track_script block into each member vrrp_instance"),
+    ),
+    (
+        "track_file",
+        Rule::Refuse("move the track_file block into each member vrrp_instance"),
+    ),
+    (
+        "track_process",
+        Rule::Refuse("track the process with a vrrp_script in each member's track_script"),
+    ),
+    (
+        "track_bfd",
+        Rule::Refuse("BFD is not supported: track the peer with a vrrp_script"),
+    ),
+];
+
+pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
+    let name = block_name(ctx, stmt)?;
+    let context = format!("vrrp_sync_group {name}");
+    let mut s = Section::new("[[vrrp_sync_group]]", Some(stmt.pos()));
+    s.set("name", Value::str(&name), stmt.pos());
+    for entry in stmt.body() {
+        let kw = entry.keyword();
+        match kw {
+            "group" => {
+                if ctx.needs_block(entry, &context) {
+                    // keepalived reads the members as words, several per line allowed.
+                    let members = entry
+                        .body()
+                        .iter()
+                        .flat_map(|line| line.words.iter())
+                        .map(|w| Value::str(&w.text))
+                        .collect();
+                    s.set("group", Value::Array(members), entry.pos());
+                }
+            }
+            "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
+                if let Some(v) = Args::new(entry, &context).command(ctx.d) {
+                    s.set(kw, v, entry.pos());
+                }
+            }
+            _ => {
+                if !ctx.rule(&mut s, entry, &context, RULES) {
+                    ctx.unknown(entry, &context, KNOWN, RULES);
+                }
+            }
+        }
+    }
+    if !s.has("group") {
+        ctx.d.error(
+            stmt.pos(),
+            &context,
+            "the sync group lists no instance",
+            Some("add `group { VI_1 VI_2 }`".into()),
+        );
+    }
+    Some(s)
+}

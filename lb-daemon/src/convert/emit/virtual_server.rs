@@ -1,0 +1,560 @@
+//! `virtual_server IP PORT { … }` and `virtual_server group NAME { … }` →
+//! `[[virtual_server]]` (one per address and port of the group), with their
+//! `[[virtual_server.real_server]]` entries; `virtual_server fwmark N` is refused.
+
+use super::{checker, Ctx, Rule};
+use crate::config::{suggest, LbAlgo, REAL_WEIGHT_MAX};
+use crate::convert::lexer::Pos;
+use crate::convert::parser::{describe, Stmt};
+use crate::convert::toml_out::{Section, Value};
+use crate::convert::value::{int_word, ip_word, Args};
+
+/// Keys a virtual server and a real server both take, passed down to the checkers.
+const INHERITED_SECONDS: &[&str] = &[
+    "delay_loop",
+    "connect_timeout",
+    "delay_before_retry",
+    "warmup",
+];
+
+const KNOWN: &[&str] = &[
+    "delay_loop",
+    "connect_timeout",
+    "delay_before_retry",
+    "warmup",
+    "retry",
+    "nb_get_retry",
+    "lb_algo",
+    "lvs_sched",
+    "lb_kind",
+    "lvs_method",
+    "persistence_timeout",
+    "persistence_granularity",
+    "protocol",
+    "sorry_server",
+    "virtualhost",
+    "alpha",
+    "quorum",
+    "hysteresis",
+    "quorum_up",
+    "quorum_down",
+    "inhibit_on_failure",
+    "real_server",
+];
+
+const RULES: &[(&str, Rule)] = &[
+    (
+        "ha_suspend",
+        Rule::Note(
+            "lb-daemon forwards a service only while the instance holding its address is MASTER",
+        ),
+    ),
+    (
+        "smtp_alert",
+        Rule::Note("keepalived's e-mail alerts; lb-daemon sends no e-mail (use notify scripts)"),
+    ),
+    (
+        "ip_family",
+        Rule::Note("the family follows the addresses: ignored"),
+    ),
+    (
+        "omega",
+        Rule::Approx("quorum_down and notify_down scripts do not run when lb-daemon stops"),
+    ),
+    (
+        "ops",
+        Rule::Approx(
+            "UDP datagrams of one flow keep going to one real server (no one-packet scheduling)",
+        ),
+    ),
+    (
+        "sorry_server_inhibit",
+        Rule::Approx("the sorry server is removed, not set to weight 0, when the quorum is back"),
+    ),
+    (
+        "sorry_server_lvs_method",
+        Rule::Approx("the sorry server is reached with the virtual server's lb_kind"),
+    ),
+    (
+        "hashed",
+        Rule::Approx("an IPVS scheduler flag; Maglev needs none"),
+    ),
+    (
+        "flag-1",
+        Rule::Approx("an IPVS scheduler flag; Maglev needs none"),
+    ),
+    (
+        "flag-2",
+        Rule::Approx("an IPVS scheduler flag; Maglev needs none"),
+    ),
+    (
+        "flag-3",
+        Rule::Approx("an IPVS scheduler flag; Maglev needs none"),
+    ),
+    (
+        "sh-port",
+        Rule::Approx("an IPVS scheduler flag: maglev_src hashes the client address only"),
+    ),
+    (
+        "sh-fallback",
+        Rule::Approx("an IPVS scheduler flag: Maglev skips unhealthy real servers anyway"),
+    ),
+    (
+        "mh-port",
+        Rule::Approx("an IPVS scheduler flag: maglev hashes the whole 5-tuple"),
+    ),
+    (
+        "mh-fallback",
+        Rule::Approx("an IPVS scheduler flag: Maglev skips unhealthy real servers anyway"),
+    ),
+];
+
+const REAL_KNOWN: &[&str] = &[
+    "weight",
+    "inhibit_on_failure",
+    "notify_up",
+    "notify_down",
+    "delay_loop",
+    "connect_timeout",
+    "delay_before_retry",
+    "warmup",
+    "retry",
+    "nb_get_retry",
+    "virtualhost",
+    "TCP_CHECK",
+    "HTTP_GET",
+    "SSL_GET",
+    "MISC_CHECK",
+    "SMTP_CHECK",
+    "DNS_CHECK",
+    "UDP_CHECK",
+];
+
+const TUNNEL: Rule =
+    Rule::Refuse("lb-daemon tunnels with IP-in-IP only: remove the GUE/GRE tunnel settings");
+
+const REAL_RULES: &[(&str, Rule)] = &[
+    ("smtp_alert", Rule::Note("keepalived's e-mail alerts; lb-daemon sends no e-mail (use notify scripts)")),
+    ("uthreshold", Rule::Approx("no connection limit per real server")),
+    ("lthreshold", Rule::Approx("no connection limit per real server")),
+    ("tunnel_type", TUNNEL),
+    ("tunnel_port", TUNNEL),
+    ("tunnel_nocsum", TUNNEL),
+    ("tunnel_csum", TUNNEL),
+    ("tunnel_remcsum", TUNNEL),
+    (
+        "lvs_method",
+        Rule::Refuse("lb-daemon forwards every real server of a virtual server the same way: set lb_kind on the virtual_server and remove this line"),
+    ),
+    (
+        "FILE_CHECK",
+        Rule::Refuse("FILE_CHECK is not supported: use a MISC_CHECK that reads the file (e.g. `misc_path \"test -e /PATH\"`)"),
+    ),
+    (
+        "BFD_CHECK",
+        Rule::Refuse("BFD is not supported: use a TCP_CHECK or a MISC_CHECK"),
+    ),
+    (
+        "PING_CHECK",
+        Rule::Refuse("PING_CHECK is not supported: use a TCP_CHECK, or a MISC_CHECK running ping"),
+    ),
+];
+
+pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Vec<Section> {
+    let context = describe(stmt);
+    if !ctx.needs_block(stmt, &context) {
+        return Vec::new();
+    }
+    let targets: Vec<(String, u16, Pos)> = match stmt.args() {
+        [kind, _] if kind.text == "fwmark" => {
+            ctx.d.error(
+                stmt.pos(),
+                &context,
+                "fwmark virtual servers cannot be expressed for lb-daemon (it matches packets by address and port)",
+                Some("write one `virtual_server ADDR PORT` block per address and port the mark selects".into()),
+            );
+            return Vec::new();
+        }
+        [kind, name] if kind.text == "group" => match ctx.server_groups.get(&name.text) {
+            Some(entries) => entries
+                .iter()
+                .map(|e| (e.address.to_string(), e.port, e.pos.clone()))
+                .collect(),
+            None => {
+                let known: Vec<&str> = ctx.server_groups.keys().map(String::as_str).collect();
+                let hint = suggest::closest(&name.text, known.iter().copied())
+                    .map(|k| format!("did you mean `{k}`?"))
+                    .unwrap_or_else(|| {
+                        "define it: `virtual_server_group NAME { ADDR PORT … }`".into()
+                    });
+                ctx.d.error(
+                    &name.pos,
+                    &context,
+                    format!("no virtual_server_group is named `{}`", name.text),
+                    Some(hint),
+                );
+                return Vec::new();
+            }
+        },
+        [address, port] => {
+            let a = Args::new(stmt, &context);
+            let ip = ip_word(&a, ctx.d, address);
+            let port = int_word(&a, ctx.d, port, 0..=65_535);
+            match (ip, port) {
+                (Some(ip), Some(port)) => vec![(ip.to_string(), port as u16, stmt.pos().clone())],
+                _ => return Vec::new(),
+            }
+        }
+        _ => {
+            ctx.d.error(
+                stmt.pos(),
+                &context,
+                "a virtual_server is `virtual_server ADDR PORT`, `virtual_server group NAME` or `virtual_server fwmark N`",
+                Some("write e.g. `virtual_server 192.168.1.100 80 {`".into()),
+            );
+            return Vec::new();
+        }
+    };
+    let body = body(ctx, stmt, &context);
+    if targets.len() > 1 {
+        ctx.d.warning(
+            stmt.pos(),
+            &context,
+            format!(
+                "the group is written as {} virtual servers, one per address and port",
+                targets.len()
+            ),
+            None,
+        );
+    }
+    targets
+        .into_iter()
+        .map(|(address, port, pos)| {
+            let mut s = Section::new("[[virtual_server]]", Some(&pos));
+            if targets_from_group(stmt) {
+                s.comment(format!("from {}", describe(stmt)), Some(&pos));
+            }
+            s.set("address", Value::Str(address), &pos);
+            s.set("port", Value::Int(i64::from(port)), &pos);
+            s.append(body.clone());
+            s
+        })
+        .collect()
+}
+
+fn targets_from_group(stmt: &Stmt) -> bool {
+    stmt.args().first().is_some_and(|w| w.text == "group")
+}
+
+/// Everything but the address and port.
+fn body(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Section {
+    let mut s = Section::new("", None);
+    for entry in stmt.body() {
+        let a = Args::new(entry, context);
+        let pos = entry.pos();
+        let kw = entry.keyword();
+        match kw {
+            _ if INHERITED_SECONDS.contains(&kw) => {
+                if let Some(v) = a.seconds(ctx.d) {
+                    s.set(kw, v, pos);
+                }
+            }
+            "retry" | "nb_get_retry" => {
+                if let Some(n) = a.int(ctx.d, 0..=i64::from(u32::MAX)) {
+                    s.set("retry", Value::Int(n), pos);
+                }
+            }
+            "lb_algo" | "lvs_sched" => lb_algo(ctx, &mut s, entry, context),
+            "lb_kind" | "lvs_method" => {
+                if let Some(w) = a.one(ctx.d) {
+                    match w.text.to_ascii_uppercase().as_str() {
+                        kind @ ("DR" | "TUN" | "NAT") => s.set("lb_kind", Value::str(kind), pos),
+                        _ => ctx.d.error(
+                            &w.pos,
+                            context,
+                            format!("`{}` is not a forwarding method", w.text),
+                            Some("write DR, TUN or NAT".into()),
+                        ),
+                    }
+                }
+            }
+            "persistence_timeout" => persistence(ctx, &mut s, entry, context),
+            "persistence_granularity" => {
+                if let Some(w) = a.one(ctx.d) {
+                    if ["255.255.255.255", "32", "/32", "128", "/128"].contains(&w.text.as_str()) {
+                        s.comment(
+                            format!("{}: per client address, as here", describe(entry)),
+                            Some(pos),
+                        );
+                    } else {
+                        ctx.d.error(
+                            &w.pos,
+                            context,
+                            "persistence by network (a granularity wider than one address) cannot be expressed for lb-daemon",
+                            Some("remove persistence_granularity: persistence is per client address".into()),
+                        );
+                    }
+                }
+            }
+            "protocol" => {
+                if let Some(w) = a.one(ctx.d) {
+                    match w.text.to_ascii_uppercase().as_str() {
+                        p @ ("TCP" | "UDP") => s.set("protocol", Value::str(p), pos),
+                        "SCTP" => ctx.d.error(
+                            &w.pos,
+                            context,
+                            "SCTP virtual servers cannot be expressed for lb-daemon",
+                            Some("use protocol TCP or UDP".into()),
+                        ),
+                        _ => ctx.d.error(
+                            &w.pos,
+                            context,
+                            format!("`{}` is not a protocol", w.text),
+                            Some("write TCP or UDP".into()),
+                        ),
+                    }
+                }
+            }
+            "sorry_server" => sorry_server(ctx, &mut s, entry, context),
+            "virtualhost" => {
+                if let Some(v) = a.string(ctx.d) {
+                    s.set(kw, v, pos);
+                }
+            }
+            "alpha" | "inhibit_on_failure" => {
+                if let Some(b) = a.flag(ctx.d) {
+                    s.set(kw, Value::Bool(b), pos);
+                }
+            }
+            "quorum" => {
+                if let Some(n) = a.int(ctx.d, 1..=i64::from(u32::MAX)) {
+                    s.set(kw, Value::Int(n), pos);
+                }
+            }
+            "hysteresis" => {
+                if let Some(n) = a.int(ctx.d, 0..=i64::from(u32::MAX)) {
+                    s.set(kw, Value::Int(n), pos);
+                }
+            }
+            "quorum_up" | "quorum_down" => {
+                if let Some(v) = a.command(ctx.d) {
+                    s.set(kw, v, pos);
+                }
+            }
+            "real_server" => {
+                if let Some(real) = real_server(ctx, entry, context) {
+                    s.child(real);
+                }
+            }
+            _ => {
+                if !ctx.rule(&mut s, entry, context, RULES) {
+                    ctx.unknown(entry, context, KNOWN, RULES);
+                }
+            }
+        }
+    }
+    defaults(ctx, &mut s, stmt, context);
+    s
+}
+
+/// keepalived's defaults where this project's differ: NAT, and the `wlc` scheduler.
+fn defaults(ctx: &mut Ctx<'_>, s: &mut Section, stmt: &Stmt, context: &str) {
+    if !s.has("lb_kind") {
+        s.comment(
+            "lb_kind: none written, keepalived's default is NAT",
+            Some(stmt.pos()),
+        );
+        s.set("lb_kind", Value::str("NAT"), stmt.pos());
+    }
+    if !s.has("lb_algo") {
+        if ctx.ipvs {
+            s.comment(
+                "lb_algo: none written, keepalived's default is wlc",
+                Some(stmt.pos()),
+            );
+            s.set("lb_algo", Value::str("wlc"), stmt.pos());
+        } else {
+            let how = "no lb_algo written (keepalived's default is wlc): the XDP data plane balances with Maglev consistent hashing";
+            s.comment(format!("approximated: {how}"), Some(stmt.pos()));
+            ctx.d.warning(stmt.pos(), context, how, None);
+        }
+    }
+}
+
+/// `lb_algo NAME`: the IPVS name on the IPVS data plane, else Maglev.
+fn lb_algo(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str) {
+    let Some(w) = Args::new(entry, context).one(ctx.d) else {
+        return;
+    };
+    let name = w.text.to_ascii_lowercase();
+    let ipvs_name = LbAlgo::IPVS_SCHEDULERS.iter().find(|n| **n == name);
+    let pos = entry.pos();
+    match (ipvs_name, name.as_str()) {
+        (_, "maglev" | "maglev_src") => s.set("lb_algo", Value::Str(name.clone()), pos),
+        (Some(n), _) if ctx.ipvs => s.set("lb_algo", Value::str(*n), pos),
+        (Some(_), "sh") => {
+            s.comment(
+                format!(
+                    "{}: source hashing is Maglev over the client address here",
+                    describe(entry)
+                ),
+                Some(pos),
+            );
+            s.set("lb_algo", Value::str("maglev_src"), pos);
+        }
+        (Some(_), "mh") => {
+            s.comment(
+                format!("{}: Maglev hashing, as here", describe(entry)),
+                Some(pos),
+            );
+            s.set("lb_algo", Value::str("maglev"), pos);
+        }
+        (Some(_), _) => {
+            ctx.approx(
+                s,
+                entry,
+                context,
+                "the XDP data plane balances with Maglev consistent hashing (weights count, connection counts do not); set `dataplane ipvs` in global_defs to keep IPVS schedulers",
+            );
+            s.set("lb_algo", Value::str("maglev"), pos);
+        }
+        (None, _) => {
+            let mut known: Vec<&str> = LbAlgo::IPVS_SCHEDULERS.to_vec();
+            known.extend(["maglev", "maglev_src"]);
+            let hint = suggest::closest(&name, known.iter().copied())
+                .map(|k| format!("did you mean `{k}`?"))
+                .unwrap_or_else(|| format!("expected one of {}", known.join(", ")));
+            ctx.d.error(
+                &w.pos,
+                context,
+                format!("`{}` is not a scheduler", w.text),
+                Some(hint),
+            );
+        }
+    }
+}
+
+/// `persistence_timeout [SECONDS]` (keepalived: 6 minutes when no value; 0: none).
+fn persistence(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str) {
+    let a = Args::new(entry, context);
+    let seconds = match entry.args() {
+        [] => 360,
+        _ => match a.int(ctx.d, 0..=31 * 86_400) {
+            Some(n) => n,
+            None => return,
+        },
+    };
+    if seconds == 0 {
+        s.comment(
+            format!("{}: no persistence (the default)", describe(entry)),
+            Some(entry.pos()),
+        );
+        s.remove("persistence_timeout");
+    } else {
+        s.set(
+            "persistence_timeout",
+            Value::Str(format!("{seconds}s")),
+            entry.pos(),
+        );
+    }
+}
+
+/// `sorry_server IP [PORT]`.
+fn sorry_server(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str) {
+    let a = Args::new(entry, context);
+    let (address, port) = match entry.args() {
+        [address] => (ip_word(&a, ctx.d, address), None),
+        [address, port] => (
+            ip_word(&a, ctx.d, address),
+            int_word(&a, ctx.d, port, 1..=65_535),
+        ),
+        _ => {
+            ctx.d
+                .error(entry.pos(), context, "write `sorry_server ADDR PORT`", None);
+            return;
+        }
+    };
+    let Some(address) = address else { return };
+    let mut table = vec![("address".to_owned(), Value::Str(address.to_string()))];
+    if let Some(port) = port {
+        table.push(("port".into(), Value::Int(port)));
+    }
+    s.set("sorry_server", Value::Table(table), entry.pos());
+}
+
+/// `real_server IP [PORT] { … }` → `[[virtual_server.real_server]]`.
+fn real_server(ctx: &mut Ctx<'_>, stmt: &Stmt, vs_context: &str) -> Option<Section> {
+    let context = format!("{vs_context}: {}", describe(stmt));
+    let a = Args::new(stmt, &context);
+    let (address, port) = match stmt.args() {
+        [address] => (ip_word(&a, ctx.d, address), None),
+        [address, port] => (
+            ip_word(&a, ctx.d, address),
+            int_word(&a, ctx.d, port, 0..=65_535),
+        ),
+        _ => {
+            ctx.d.error(
+                stmt.pos(),
+                &context,
+                "a real_server is `real_server ADDR PORT`",
+                Some("write e.g. `real_server 192.168.1.21 80 {`".into()),
+            );
+            return None;
+        }
+    };
+    let mut s = Section::new("[[virtual_server.real_server]]", Some(stmt.pos()));
+    s.set("address", Value::Str(address?.to_string()), stmt.pos());
+    if let Some(port) = port.filter(|&p| p != 0) {
+        s.set("port", Value::Int(port), stmt.pos());
+    }
+    for entry in stmt.body() {
+        let a = Args::new(entry, &context);
+        let pos = entry.pos();
+        let kw = entry.keyword();
+        match kw {
+            "weight" => {
+                if let Some(n) = a.int(ctx.d, 0..=i64::from(REAL_WEIGHT_MAX)) {
+                    s.set(kw, Value::Int(n), pos);
+                }
+            }
+            "inhibit_on_failure" => {
+                if let Some(b) = a.flag(ctx.d) {
+                    s.set(kw, Value::Bool(b), pos);
+                }
+            }
+            "notify_up" | "notify_down" => {
+                if let Some(v) = a.command(ctx.d) {
+                    s.set(kw, v, pos);
+                }
+            }
+            _ if INHERITED_SECONDS.contains(&kw) => {
+                if let Some(v) = a.seconds(ctx.d) {
+                    s.set(kw, v, pos);
+                }
+            }
+            "retry" | "nb_get_retry" => {
+                if let Some(n) = a.int(ctx.d, 0..=i64::from(u32::MAX)) {
+                    s.set("retry", Value::Int(n), pos);
+                }
+            }
+            "virtualhost" => {
+                if let Some(v) = a.string(ctx.d) {
+                    s.set(kw, v, pos);
+                }
+            }
+            _ => match checker::convert(ctx, entry, &context) {
+                Some(checks) => {
+                    for check in checks {
+                        s.child(check);
+                    }
+                }
+                None => {
+                    if !ctx.rule(&mut s, entry, &context, REAL_RULES) {
+                        ctx.unknown(entry, &context, REAL_KNOWN, REAL_RULES);
+                    }
+                }
+            },
+        }
+    }
+    Some(s)
+}

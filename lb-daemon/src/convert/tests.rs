@@ -1,0 +1,163 @@
+//! The converter on small inputs: keepalived's lexical rules, each mapping decision, and
+//! errors with their positions.
+
+use std::path::Path;
+
+use super::{convert_str, is_keepalived};
+use crate::config::{Config, Diagnostic};
+
+fn convert(text: &str) -> String {
+    convert_id(text, "lb1")
+}
+
+fn convert_id(text: &str, id: &str) -> String {
+    match convert_str(text, Path::new("k.conf"), id) {
+        Ok(c) => c.toml,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn errors(text: &str) -> Vec<Diagnostic> {
+    match convert_str(text, Path::new("k.conf"), "lb1") {
+        Ok(c) => panic!("converted:\n{}", c.toml),
+        Err(e) => e.errors,
+    }
+}
+
+fn vi(body: &str) -> String {
+    format!("vrrp_instance VI_1 {{\n interface lo\n virtual_router_id 9\n{body}\n}}\n")
+}
+
+#[test]
+fn comments_quotes_and_attached_braces() {
+    let toml = convert(
+        "! bang\nvrrp_script s{ script \"echo # not a comment\" # comment\n interval 2 }\n",
+    );
+    assert!(toml.contains("script = \"echo # not a comment\""), "{toml}");
+    assert!(toml.contains("interval = \"2s\""), "{toml}");
+    let escaped = convert("vrrp_script s {\n script echo\\#1\n}\n");
+    assert!(escaped.contains("script = \"echo#1\""), "{escaped}");
+}
+
+#[test]
+fn definitions_expand_including_multi_line_ones() {
+    let toml = convert(&format!(
+        "$PEERS=10.0.0.2 \\\n10.0.0.3\n{}",
+        vi(" unicast_peer {\n  $PEERS\n }\n virtual_ipaddress {\n  10.0.0.9\n }")
+    ));
+    assert!(
+        toml.contains("unicast_peers = [\"10.0.0.2\", \"10.0.0.3\"]"),
+        "{toml}"
+    );
+}
+
+#[test]
+fn conditional_lines_follow_the_config_id() {
+    let text = vi("@lb1 priority 150\n@^lb1 priority 50\n@lb9 nopreempt");
+    assert!(convert_id(&text, "lb1").contains("priority = 150"));
+    let other = convert_id(&text, "lb2");
+    assert!(other.contains("priority = 50") && !other.contains("nopreempt"));
+}
+
+#[test]
+fn schedulers_map_to_maglev_unless_the_dataplane_is_ipvs() {
+    let vs =
+        |algo: &str| format!("virtual_server 10.0.0.1 80 {{\n lb_algo {algo}\n lb_kind DR\n}}\n");
+    assert!(convert(&vs("sh")).contains("lb_algo = \"maglev_src\""));
+    assert!(convert(&vs("mh")).contains("lb_algo = \"maglev\""));
+    let wlc = convert(&vs("wlc"));
+    assert!(wlc.contains("# approximated: lb_algo wlc") && wlc.contains("lb_algo = \"maglev\""));
+    let ipvs = convert(&format!(
+        "global_defs {{\n dataplane ipvs\n}}\n{}",
+        vs("wlc")
+    ));
+    assert!(ipvs.contains("lb_algo = \"wlc\""), "{ipvs}");
+    let e = errors(&vs("rrr"));
+    assert_eq!(e[0].hint.as_deref(), Some("did you mean `rr`?"));
+}
+
+#[test]
+fn keepalived_defaults_are_written_out() {
+    let toml =
+        convert("virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  weight 3\n }\n}\n");
+    assert!(toml.contains("lb_kind = \"NAT\""), "{toml}");
+    assert!(
+        toml.contains("# approximated: no lb_algo written"),
+        "{toml}"
+    );
+}
+
+#[test]
+fn refused_constructs_say_where_and_what_to_do() {
+    let fwmark = errors("virtual_server fwmark 1 {\n lb_kind DR\n}\n");
+    assert_eq!(fwmark[0].line, 1);
+    assert!(fwmark[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("one `virtual_server ADDR PORT`"));
+    let ah = errors(&vi(" authentication {\n  auth_type AH\n  auth_pass x\n }"));
+    assert_eq!((ah[0].line, ah[0].column), (5, 13));
+    let vmac = errors(&vi(" use_vmac"));
+    assert!(vmac[0].message.contains("cannot be expressed"), "{vmac:?}");
+}
+
+#[test]
+fn bad_values_are_errors_at_the_word() {
+    let e = errors(&vi(
+        " priority high\n virtual_ipaddress {\n  10.0.0.300/24\n  10.0.0.4 dve lo\n }",
+    ));
+    let lines: Vec<(usize, usize)> = e.iter().map(|d| (d.line, d.column)).collect();
+    assert_eq!(lines, [(4, 11), (6, 3), (7, 12)], "{e:?}");
+    assert_eq!(e[2].hint.as_deref(), Some("did you mean `dev`?"));
+    let extra = errors("}\n");
+    assert_eq!(extra[0].message, "`}` closes no block");
+}
+
+#[test]
+fn each_toml_line_leads_back_to_its_keepalived_line() {
+    let text = vi(" priority 100\n version 3\n authentication {\n  auth_type PASS\n  auth_pass x\n }\n virtual_ipaddress {\n  2001:db8::1\n }\n version 2");
+    let converted = convert_str(&text, Path::new("k.conf"), "lb1").unwrap();
+    let errors = Config::from_str(&converted.toml, "k.conf")
+        .unwrap_err()
+        .errors;
+    let mapped = converted.remap(errors[0].clone());
+    // `version 2` is written twice: the last one counts, as in keepalived.
+    assert_eq!((mapped.line, mapped.column), (13, 2), "{mapped}");
+}
+
+#[test]
+fn detection_by_the_first_significant_line() {
+    assert!(is_keepalived("! c\n# c\n\nglobal_defs {\n}\n"));
+    assert!(is_keepalived("include /etc/keepalived/*.conf\n"));
+    assert!(is_keepalived("$X=1\n"));
+    assert!(!is_keepalived("# c\n[global]\nrouter_id = \"a\"\n"));
+    assert!(!is_keepalived("router_id = \"a\"\n"));
+    assert!(!is_keepalived(""));
+}
+
+#[test]
+fn includes_are_relative_to_the_including_file() {
+    let dir = std::env::temp_dir().join(format!("lb-conv-inc-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("d")).unwrap();
+    std::fs::write(dir.join("d/a.conf"), "include ../b.conf\n").unwrap();
+    std::fs::write(dir.join("b.conf"), "vrrp_script s {\n script true\n}\n").unwrap();
+    let main = dir.join("main.conf");
+    let toml = convert_str("include d/*.conf\n", &main, "x").unwrap().toml;
+    assert!(toml.contains("name = \"s\""), "{toml}");
+    std::fs::write(dir.join("b.conf"), "include d/a.conf\n").unwrap();
+    let e = convert_str("include b.conf\n", &main, "x").unwrap_err();
+    assert!(e.errors[0].message.contains("includes itself"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn lvs_timeouts_become_a_table_of_durations() {
+    let toml = convert("global_defs {\n lvs_timeouts tcp 900 tcpfin 30 udp 300\n}\n");
+    assert!(
+        toml.contains("lvs_timeouts = { tcp = \"900s\", tcpfin = \"30s\", udp = \"300s\" }"),
+        "{toml}"
+    );
+    let e = errors("global_defs {\n lvs_timeouts tcp 900 sctp 5\n}\n");
+    assert_eq!((e[0].line, e[0].column), (2, 23));
+}
