@@ -17,6 +17,10 @@ struct Cli {
 enum Mode {
     Dr,
     Tun,
+    /// NAT, keepalived's two-interface set-up (data-plane lab).
+    Nat,
+    /// Full-NAT: `snat_address` (data-plane lab).
+    FullNat,
 }
 
 /// Where the running daemon listens: --socket, else the configuration's
@@ -160,8 +164,14 @@ fn main() -> Result<()> {
             let mode = match mode {
                 Mode::Dr => lb_daemon::dataplane::ForwardMode::Dr,
                 Mode::Tun => lb_daemon::dataplane::ForwardMode::Tun,
+                Mode::Nat => lb_daemon::dataplane::ForwardMode::Nat { snat: None },
+                // The lab puts its own internal address here.
+                Mode::FullNat => lb_daemon::dataplane::ForwardMode::Nat {
+                    snat: Some(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                },
             };
-            if dataplane_only {
+            // The NAT labs show the data plane (the NAT pair failover is an e2e test).
+            if dataplane_only || mode.is_nat() {
                 cli::lab::run(mode, backends, pause)
             } else {
                 cli::lab_ha::run(mode, backends, pause)

@@ -97,6 +97,17 @@ fn the_documented_example_is_valid() {
 }
 
 #[test]
+fn the_nat_example_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/nat.toml");
+    let out = lb_daemon().arg("check-config").arg(path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn the_full_example_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/lb.toml");
     let out = lb_daemon().arg("check-config").arg(path).output().unwrap();

@@ -8,8 +8,8 @@ use super::signals;
 use crate::{
     dataplane::ForwardMode,
     lab::{
-        backend_addr, backend_name, spread_summary, Lab, LabOptions, CLIENT_ADDR, LB_ADDR, VIP,
-        VIP_PORT,
+        backend_addr, backend_name, spread_summary, Lab, LabOptions, Topology, CLIENT_ADDR,
+        LB_ADDR, NAT_REAL_PORT, VIP, VIP_PORT,
     },
 };
 
@@ -51,6 +51,31 @@ fn drain_keeps_long_lived_flow(lab: &mut Lab) -> Result<()> {
     Ok(())
 }
 
+/// NAT: UDP too, what the reals see, and the translation table.
+fn show_nat(lab: &mut Lab) -> Result<()> {
+    let seen = lab.request(None)?.client_seen;
+    say(format!("the reals see the client as {seen}"));
+    let replies: Vec<_> = (0..30).map(|_| lab.udp_request()).collect::<Result<_>>()?;
+    say(format!("30 UDP requests: {}", spread_summary(&replies)));
+    let conns = lab.dataplane().nat_connections()?;
+    say(format!("NAT table: {} connections, e.g.", conns.len()));
+    for c in conns.iter().take(3) {
+        say(format!(
+            "  {}:{} -> VIP {}:{} => {}:{} -> real {}:{} (state {})",
+            c.client.0,
+            c.client.1,
+            c.vip.0,
+            c.vip.1,
+            c.source.0,
+            c.source.1,
+            c.real.0,
+            c.real.1,
+            c.state
+        ));
+    }
+    Ok(())
+}
+
 fn restore_weights(lab: &mut Lab) -> Result<()> {
     say("restoring every weight to 1");
     lab.update_service(|s| s.backends.iter_mut().for_each(|b| b.weight = 1))?;
@@ -81,14 +106,34 @@ pub fn run(mode: ForwardMode, backends: usize, pause: bool) -> Result<()> {
         ForwardMode::Nat { snat: None } => "NAT (reals behind the LB, their gateway)",
         ForwardMode::Nat { snat: Some(_) } => "full-NAT (SNAT to the LB's address)",
     };
-    say(format!("starting: client {CLIENT_ADDR}, LB {LB_ADDR} with XDP on eth0, {backends} backends, {kind}"));
-    let mut lab = Lab::start(LabOptions::new(mode, backends)).context("starting the lab")?;
+    let opts = match mode {
+        ForwardMode::Nat { snat } => LabOptions::nat(backends, Topology::TwoArm, snat.is_some()),
+        _ => LabOptions::new(mode, backends),
+    };
+    let nat = mode.is_nat();
+    let where_ = if nat {
+        "XDP on eth0 (clients) and eth1 (reals)"
+    } else {
+        "XDP on eth0"
+    };
+    say(format!(
+        "starting: client {CLIENT_ADDR}, LB {LB_ADDR} with {where_}, {backends} backends, {kind}"
+    ));
+    let mut lab = Lab::start(opts).context("starting the lab")?;
     let attached = lab.dataplane().attached();
     say(format!(
         "XDP attached: {attached:?}; VIP {VIP}:{VIP_PORT}/TCP, Maglev M = 65537"
     ));
     for i in 0..backends {
-        say(format!("  {} = {}", backend_name(i), backend_addr(i)));
+        let addr = if nat {
+            format!("{}:{NAT_REAL_PORT}", lab.opts.addrs.nat_real(i))
+        } else {
+            backend_addr(i).to_string()
+        };
+        say(format!("  {} = {addr}", backend_name(i)));
+    }
+    if nat {
+        show_nat(&mut lab)?;
     }
     let steps: [Step; 4] = [
         show_spread,

@@ -120,6 +120,18 @@ fn services(out: &mut Exposition, s: &Snapshot) {
         }
         f.finish();
     }
+    let name = "lb_nat_connections";
+    let mut f = out.family(
+        name,
+        "gauge",
+        "Connections in the NAT translation table (NAT virtual servers).",
+    );
+    for v in &s.services {
+        if let Some(n) = v.nat_connections {
+            f.sample(name, &[("service", &service_label(v))], n);
+        }
+    }
+    f.finish();
     type BackendValue = fn(&BackendSnapshot) -> u64;
     let per_backend: [(&str, &str, &str, BackendValue); 4] = [
         (
@@ -479,10 +491,11 @@ mod tests {
                     address: "10.0.0.10".into(),
                     port: 80,
                     protocol: "TCP".into(),
-                    lb_kind: "DR".into(),
+                    lb_kind: "NAT".into(),
                     quorum_up: true,
                     packets: 1000,
                     bytes: 64_000,
+                    nat_connections: Some(12),
                     backends: vec![
                         BackendSnapshot {
                             address: "10.0.1.1".into(),
@@ -707,6 +720,7 @@ mod tests {
             40_000.0
         );
         assert_eq!(v("lb_service_packets_total", &[web]), 1000.0);
+        assert_eq!(v("lb_nat_connections", &[web]), 12.0);
         assert_eq!(v("lb_service_bytes_total", &[web]), 64_000.0);
         assert_eq!(
             v(

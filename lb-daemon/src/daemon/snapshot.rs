@@ -49,6 +49,9 @@ pub struct ServiceSnapshot {
     pub quorum_up: bool,
     pub packets: u64,
     pub bytes: u64,
+    /// NAT: connections in the translation table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_connections: Option<u64>,
     pub backends: Vec<BackendSnapshot>,
 }
 

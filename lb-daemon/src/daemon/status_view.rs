@@ -91,8 +91,12 @@ fn age(secs: u64) -> String {
 
 fn service(v: &ServiceSnapshot) -> String {
     let quorum = if v.quorum_up { "up" } else { "down" };
+    let nat = v
+        .nat_connections
+        .map(|n| format!("  nat connections {n}"))
+        .unwrap_or_default();
     let mut out = format!(
-        "{}/{}  {}  quorum {quorum}  packets {}  bytes {}\n",
+        "{}/{}  {}  quorum {quorum}  packets {}  bytes {}{nat}\n",
         host_port(&v.address, v.port),
         v.protocol,
         v.lb_kind,
@@ -208,6 +212,7 @@ mod tests {
                     quorum_up: true,
                     packets: 1000,
                     bytes: 64_000,
+                    nat_connections: None,
                     backends: vec![
                         BackendSnapshot {
                             address: "10.0.1.1".into(),

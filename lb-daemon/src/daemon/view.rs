@@ -142,6 +142,7 @@ impl View {
             quorum_up: s.quorum_up,
             packets: programmed.map(|p| p.traffic.packets).unwrap_or(0),
             bytes: programmed.map(|p| p.traffic.bytes).unwrap_or(0),
+            nat_connections: programmed.and_then(|p| p.nat_connections),
             backends: s
                 .reals
                 .iter()

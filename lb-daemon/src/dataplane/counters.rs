@@ -24,6 +24,8 @@ pub struct ServiceStatus {
     pub table_size: u32,
     pub traffic: Traffic,
     pub backends: Vec<BackendStatus>,
+    /// NAT services: connections in the translation table.
+    pub nat_connections: Option<u64>,
 }
 
 impl Dataplane {
@@ -63,6 +65,15 @@ impl Dataplane {
     /// Every programmed service with its backends and counters.
     pub fn status(&self) -> Result<Vec<ServiceStatus>, DataplaneError> {
         let mut out = Vec::new();
+        let has_nat = self
+            .services
+            .values()
+            .any(|s| s.spec.as_ref().is_some_and(|s| s.mode.is_nat()));
+        let nat = if has_nat {
+            self.nat_connections()?
+        } else {
+            Vec::new()
+        };
         for (id, state) in &self.services {
             let mut backends = Vec::new();
             for (&(addr, port), b) in &state.backends {
@@ -75,8 +86,15 @@ impl Dataplane {
                 });
             }
             backends.sort_by_key(|b| (b.addr, b.port));
+            let is_nat = state.spec.as_ref().is_some_and(|s| s.mode.is_nat());
+            let nat_connections = is_nat.then(|| {
+                nat.iter()
+                    .filter(|c| c.vip == (id.vip, id.port) && c.protocol == id.protocol.number())
+                    .count() as u64
+            });
             out.push(ServiceStatus {
                 id: *id,
+                nat_connections,
                 mode: state.spec.as_ref().map(|s| s.mode),
                 table_size: state.info.ring_size,
                 traffic: self.traffic(map_names::SERVICE_STATS, state.info.id)?,
