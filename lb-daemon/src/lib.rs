@@ -10,6 +10,7 @@ pub mod convert;
 pub mod daemon;
 pub mod dataplane;
 pub mod health;
+pub mod ipvs;
 pub mod lab;
 pub mod netns;
 pub mod script;

@@ -1,0 +1,64 @@
+//! A virtual server and its desired backends (from the health checks) as an IPVS
+//! service: `lb_kind` NAT/DR/TUN as masquerading/direct routing/IP-in-IP, `lb_algo` as
+//! its IPVS scheduler (`maglev` → `mh`, `maglev_src` → `sh`), `persistence_timeout` in
+//! whole seconds, weights as given (0: inhibited, keeps its connections).
+
+use super::{
+    model::{DestEntry, Forward, ServiceEntry},
+    plan::DesiredService,
+};
+use crate::{
+    config::{self, LbKind},
+    dataplane::{Protocol, ServiceId},
+    health::verdict::DesiredBackend,
+};
+
+pub fn service_id(vs: &config::VirtualServer) -> ServiceId {
+    ServiceId {
+        vip: vs.address,
+        port: vs.port,
+        protocol: match vs.protocol {
+            config::Protocol::Tcp => Protocol::Tcp,
+            config::Protocol::Udp => Protocol::Udp,
+        },
+    }
+}
+
+pub fn forward(kind: LbKind) -> Forward {
+    match kind {
+        LbKind::Nat => Forward::Masq,
+        LbKind::Dr => Forward::Route,
+        LbKind::Tun => Forward::Tunnel,
+    }
+}
+
+pub fn desired_service(vs: &config::VirtualServer, backends: &[DesiredBackend]) -> DesiredService {
+    let fwd = forward(vs.lb_kind);
+    let persistence = vs
+        .persistence_timeout
+        .map(|t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX));
+    DesiredService {
+        service: ServiceEntry::new(service_id(vs), vs.lb_algo.ipvs_scheduler(), persistence),
+        dests: backends
+            .iter()
+            .map(|b| {
+                // DR and TUN do not rewrite ports: the real serves the virtual port.
+                let port = if fwd == Forward::Masq {
+                    b.port
+                } else {
+                    vs.port
+                };
+                DestEntry::new(b.addr, port, fwd, b.weight)
+            })
+            .collect(),
+    }
+}
+
+/// What of the virtual server IPVS cannot do (said once when it is programmed).
+pub fn unsupported(vs: &config::VirtualServer) -> Option<String> {
+    vs.snat_address.map(|a| {
+        format!(
+            "snat_address {a} (full-NAT) is not available on IPVS: the service runs as plain NAT, so the reals must route their replies through this node"
+        )
+    })
+}
