@@ -30,7 +30,7 @@ pub fn load_checked(path: &Path) -> Result<Loaded> {
             eprintln!("{d}");
         }
         bail!(
-            "{}: the configuration names interfaces that do not exist",
+            "{}: the configuration names interfaces that do not exist, or asks the data plane for what it cannot do",
             path.display()
         );
     }

@@ -3,11 +3,12 @@
 //! It runs the VRRP instances of the configuration (the way keepalived fronts HAProxy or
 //! nginx: VIPs move with mastership, tracking and sync groups apply, notify scripts run)
 //! and the health checks of its virtual servers (each verdict change yields the
-//! service's new desired backend set). With virtual servers it loads the XDP data plane:
-//! a service is forwarded while the VRRP instance holding its VIP is MASTER (services no
-//! instance holds always are), with the healthy backends of the moment.
+//! service's new desired backend set). With virtual servers it drives a data plane, XDP
+//! or IPVS (`dataplane`, see [`plane_choice`]): a service is forwarded while the VRRP
+//! instance holding its VIP is MASTER (services no instance holds always are), with the
+//! healthy backends of the moment.
 //! SIGTERM/SIGINT stop it gracefully: priority-0 adverts, VIPs removed, services removed,
-//! XDP detached, maps unpinned.
+//! XDP detached and maps unpinned (or our IPVS services deleted).
 
 use std::path::Path;
 
@@ -24,38 +25,14 @@ use crate::{
     daemon::{
         control::{self, Action, ReloadRequest},
         dataplane_owner::{Msg, Owner},
-        metrics,
+        metrics, plane_choice,
         snapshot::Snapshot,
         systemd,
         view::View,
     },
-    dataplane::{Capacity, Dataplane, LoadOptions},
     health::runner::{Health, Update},
     vrrp::{instance::GateRequest, runtime::Vrrp},
 };
-
-/// Loads the XDP data plane when the configuration has virtual servers.
-fn load_dataplane(config: &config::Config) -> Result<Option<Dataplane>> {
-    if config.virtual_servers.is_empty() {
-        return Ok(None);
-    }
-    if config.global.dataplane == config::Dataplane::Ipvs {
-        bail!("dataplane = \"ipvs\" is not available in this version; use \"xdp\" or \"auto\"");
-    }
-    let dp = Dataplane::load(&LoadOptions {
-        pin_dir: config.global.bpf_pin_path.clone(),
-        capacity: Capacity {
-            conntrack: config.global.conntrack_size,
-            nat: config.global.nat_table_size,
-            ..Capacity::default()
-        },
-    })
-    .context("loading the XDP data plane (root, BPF, a bpffs for bpf_pin_path)")?;
-    if dp.adopted() {
-        info!(pin_dir = %config.global.bpf_pin_path.display(), "re-using the pinned maps of a previous run");
-    }
-    Ok(Some(dp))
-}
 
 pub fn run(path: &Path) -> Result<()> {
     let loaded = super::check_config::load_checked(path)?;
@@ -77,6 +54,8 @@ struct Daemon {
     path: std::path::PathBuf,
     config: config::Config,
     owner: Option<mpsc::UnboundedSender<Msg>>,
+    /// The data plane's name in status and metrics.
+    dataplane: &'static str,
     updates: mpsc::UnboundedSender<Update>,
     health: Health,
     vrrp: Option<Vrrp>,
@@ -92,10 +71,12 @@ async fn serve(path: &Path, config: config::Config) -> Result<()> {
         bail!("the configuration has no vrrp_instance and no virtual_server: nothing to run");
     }
     // The data-plane owner first, so health updates and mastership find it.
-    let owner = match load_dataplane(&config)? {
-        Some(dp) => {
+    let mut plane_name = "none";
+    let owner = match plane_choice::choose(&config)? {
+        Some(plane) => {
+            plane_name = plane.name();
             let (tx, rx) = mpsc::unbounded_channel::<Msg>();
-            tokio::spawn(Owner::new(&config, dp)?.run(rx));
+            tokio::spawn(Owner::new(&config, plane)?.run(rx));
             Some(tx)
         }
         None => None,
@@ -119,7 +100,7 @@ async fn serve(path: &Path, config: config::Config) -> Result<()> {
     };
     let view = Arc::new(RwLock::new(make_view(
         &config,
-        owner.is_some(),
+        plane_name,
         vrrp.as_ref(),
         &health,
     )));
@@ -152,6 +133,7 @@ async fn serve(path: &Path, config: config::Config) -> Result<()> {
         path: path.to_path_buf(),
         config,
         owner,
+        dataplane: plane_name,
         updates: updates_tx,
         health,
         vrrp,
@@ -245,10 +227,15 @@ fn gate_to(owner: &mpsc::UnboundedSender<Msg>) -> mpsc::UnboundedSender<GateRequ
     gate_tx
 }
 
-fn make_view(config: &config::Config, xdp: bool, vrrp: Option<&Vrrp>, health: &Health) -> View {
+fn make_view(
+    config: &config::Config,
+    dataplane: &'static str,
+    vrrp: Option<&Vrrp>,
+    health: &Health,
+) -> View {
     View::new(
         config,
-        if xdp { "xdp" } else { "none" },
+        dataplane,
         vrrp.map(Vrrp::status_receivers).unwrap_or_default(),
         health.status.clone(),
         Arc::clone(&health.counters),
@@ -304,7 +291,7 @@ impl Daemon {
             }
         }
         let n = new.virtual_servers.len();
-        let view = make_view(&new, self.owner.is_some(), self.vrrp.as_ref(), &self.health);
+        let view = make_view(&new, self.dataplane, self.vrrp.as_ref(), &self.health);
         if let Some(owner) = &self.owner {
             view.spawn_refresher(owner.clone());
         }

@@ -7,6 +7,10 @@
 //!
 //! A virtual server belongs to the VRRP instance whose `virtual_ipaddress` holds its
 //! address; a virtual server no instance holds is served whenever the daemon runs.
+//!
+//! The data plane is XDP or IPVS ([`Plane`]); gating, health and reload work the same
+//! on both. IPVS has no interfaces to attach and no NAT table to sweep; instead the
+//! kernel's table is read back and corrected every [`IPVS_RECONCILE_EVERY`].
 
 use std::{
     collections::{HashMap, HashSet},
@@ -25,6 +29,7 @@ use crate::{
         ServiceId, ServiceSpec,
     },
     health::runner::Update,
+    ipvs::{self, Ipvs},
 };
 
 /// How long resolving one backend's next hop may take.
@@ -87,8 +92,27 @@ const NAT_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How often next hops the data plane found unresolved are resolved.
 const NEIGH_MISS_EVERY: Duration = Duration::from_millis(200);
 
+/// The forwarding plane the owner drives.
+pub enum Plane {
+    Xdp(Box<Dataplane>),
+    Ipvs(Box<Ipvs>),
+}
+
+impl Plane {
+    /// As status and metrics name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Plane::Xdp(_) => "xdp",
+            Plane::Ipvs(_) => "ipvs",
+        }
+    }
+}
+
+/// How often the IPVS table is read back and drift (changes by hand) corrected.
+pub const IPVS_RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
 pub struct Owner {
-    dp: Dataplane,
+    plane: Plane,
     neigh: Neighbours,
     services: Vec<Service>,
     desired: HashMap<usize, Vec<crate::health::verdict::DesiredBackend>>,
@@ -118,10 +142,10 @@ fn owning_instance(config: &Config, addr: IpAddr) -> Option<&config::VrrpInstanc
 }
 
 impl Owner {
-    pub fn new(config: &Config, dp: Dataplane) -> Result<Owner> {
+    pub fn new(config: &Config, plane: Plane) -> Result<Owner> {
         let neigh = Neighbours::new().context("opening rtnetlink")?;
         Ok(Owner {
-            dp,
+            plane,
             neigh,
             services: services_of(config),
             desired: HashMap::new(),
@@ -142,19 +166,48 @@ impl Owner {
             }
         }
         let kept: HashSet<ServiceId> = new.iter().map(|s| service_id(&s.vs)).collect();
-        for s in &self.services {
-            let id = service_id(&s.vs);
-            if !kept.contains(&id) && self.dp.service_spec(&id).is_some() {
-                match self.dp.remove_service(&id) {
-                    Ok(()) => info!(service = %id, "service removed by reload"),
-                    Err(e) => warn!(service = %id, error = %e, "removing a service failed"),
-                }
+        let dropped: Vec<ServiceId> = self
+            .services
+            .iter()
+            .map(|s| service_id(&s.vs))
+            .filter(|id| !kept.contains(id))
+            .collect();
+        for id in dropped {
+            if self.unserve(&id) {
+                info!(service = %id, "service removed by reload");
             }
         }
         // Desired sets are indexed by position: the new checks resend them.
         self.desired.clear();
         self.services = new;
+        if let Plane::Ipvs(ipvs) = &mut self.plane {
+            ipvs.set_managed(kept);
+        }
         self.detach_unused();
+    }
+
+    /// Stops forwarding `id` if it is programmed; whether it was.
+    fn unserve(&mut self, id: &ServiceId) -> bool {
+        match &mut self.plane {
+            Plane::Xdp(dp) => {
+                if dp.service_spec(id).is_none() {
+                    return false;
+                }
+                if let Err(e) = dp.remove_service(id) {
+                    warn!(service = %id, error = %e, "removing a service failed");
+                }
+                true
+            }
+            Plane::Ipvs(ipvs) => {
+                if !ipvs.is_desired(id) {
+                    return false;
+                }
+                if let Err(e) = ipvs.remove(id) {
+                    warn!(service = %id, error = %e, "removing an IPVS service failed");
+                }
+                true
+            }
+        }
     }
 }
 
@@ -187,24 +240,7 @@ impl Owner {
     }
 
     pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
-        // A previous daemon stopped with --keep-dataplane: take its XDP links over.
-        match self.dp.adopt_links() {
-            Ok(ifs) if !ifs.is_empty() => {
-                info!(interfaces = ?ifs, "data plane adopted from the previous daemon")
-            }
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "adopting the previous daemon's XDP links failed"),
-        }
-        // Pinned maps of a previous run may hold services this configuration dropped.
-        let known: HashSet<ServiceId> = self.services.iter().map(|s| service_id(&s.vs)).collect();
-        for id in self.dp.service_ids() {
-            if !known.contains(&id) {
-                match self.dp.remove_service(&id) {
-                    Ok(()) => info!(service = %id, "removed a service left by a previous run"),
-                    Err(e) => warn!(service = %id, error = %e, "removing a stale service failed"),
-                }
-            }
-        }
+        self.take_over();
         // Services no instance holds are served from the start.
         for idx in 0..self.services.len() {
             if self.services[idx].instance.is_none() {
@@ -215,7 +251,8 @@ impl Owner {
         }
         let mut sweep = tokio::time::interval(NAT_SWEEP_EVERY);
         let mut misses = tokio::time::interval(NEIGH_MISS_EVERY);
-        for timer in [&mut sweep, &mut misses] {
+        let mut reconcile = tokio::time::interval(IPVS_RECONCILE_EVERY);
+        for timer in [&mut sweep, &mut misses, &mut reconcile] {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         loop {
@@ -232,6 +269,10 @@ impl Owner {
                     self.resolve_neigh_misses();
                     continue;
                 }
+                _ = reconcile.tick() => {
+                    self.reconcile_ipvs();
+                    continue;
+                }
             };
             match msg {
                 Msg::Health(u) => self.on_health(u).await,
@@ -241,14 +282,16 @@ impl Owner {
                 }
                 Msg::LeftMaster { instance } => self.left_master(&instance),
                 Msg::Status { reply } => {
-                    let _ = reply.send(self.dp.status().unwrap_or_default());
+                    let _ = reply.send(self.status());
                 }
                 Msg::Counters { reply } => {
-                    let counters = self
-                        .dp
-                        .counters()
-                        .map(|v| v.into_iter().map(|(_, n, c)| (n.to_string(), c)).collect())
-                        .unwrap_or_default();
+                    let counters = match &self.plane {
+                        Plane::Xdp(dp) => dp
+                            .counters()
+                            .map(|v| v.into_iter().map(|(_, n, c)| (n.to_string(), c)).collect())
+                            .unwrap_or_default(),
+                        Plane::Ipvs(_) => Vec::new(),
+                    };
                     let _ = reply.send(counters);
                 }
                 Msg::Reconfigure { config, reply } => {
@@ -256,7 +299,11 @@ impl Owner {
                     let _ = reply.send(());
                 }
                 Msg::Keep { reply } => {
-                    let kept = self.dp.keep_attached().map_err(|e| e.to_string());
+                    let kept = match &mut self.plane {
+                        Plane::Xdp(dp) => dp.keep_attached().map_err(|e| e.to_string()),
+                        // The kernel keeps the services; the next daemon reconciles them.
+                        Plane::Ipvs(_) => Ok(Vec::new()),
+                    };
                     let _ = reply.send(kept);
                     return;
                 }
@@ -267,6 +314,98 @@ impl Owner {
                 }
             }
         }
+    }
+
+    /// What a previous run left: XDP links and pinned services kept for an upgrade;
+    /// IPVS services in the kernel (read back, ours corrected, others reported).
+    fn take_over(&mut self) {
+        let known: HashSet<ServiceId> = self.services.iter().map(|s| service_id(&s.vs)).collect();
+        match &mut self.plane {
+            Plane::Xdp(dp) => {
+                // A previous daemon stopped with --keep-dataplane: take its XDP links over.
+                match dp.adopt_links() {
+                    Ok(ifs) if !ifs.is_empty() => {
+                        info!(interfaces = ?ifs, "data plane adopted from the previous daemon")
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "adopting the previous daemon's XDP links failed"),
+                }
+                // Pinned maps of a previous run may hold services this configuration dropped.
+                for id in dp.service_ids() {
+                    if !known.contains(&id) {
+                        match dp.remove_service(&id) {
+                            Ok(()) => {
+                                info!(service = %id, "removed a service left by a previous run")
+                            }
+                            Err(e) => {
+                                warn!(service = %id, error = %e, "removing a stale service failed")
+                            }
+                        }
+                    }
+                }
+            }
+            Plane::Ipvs(ipvs) => {
+                // Configured services are ours: until served, the kernel must not have them.
+                ipvs.set_managed(known);
+                if let Err(e) = ipvs.reconcile() {
+                    warn!(error = %e, "reading the IPVS table back failed");
+                }
+            }
+        }
+    }
+
+    /// Reads the IPVS table back and corrects drift (changes made by hand).
+    fn reconcile_ipvs(&mut self) {
+        let Plane::Ipvs(ipvs) = &mut self.plane else {
+            return;
+        };
+        match ipvs.reconcile() {
+            Ok(r) if !r.applied.is_empty() => {
+                warn!(
+                    changes = r.applied.len(),
+                    "IPVS table had drifted from the configuration: corrected"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "reconciling the IPVS table failed"),
+        }
+    }
+
+    fn status(&mut self) -> Vec<dataplane::ServiceStatus> {
+        match &mut self.plane {
+            Plane::Xdp(dp) => dp.status().unwrap_or_default(),
+            Plane::Ipvs(ipvs) => match ipvs.table() {
+                Ok(table) => ipvs::status::of_table(&table),
+                Err(e) => {
+                    debug!(error = %e, "reading the IPVS table for status failed");
+                    Vec::new()
+                }
+            },
+        }
+    }
+
+    /// Programs the IPVS service with its current desired backends (the whole table is
+    /// read back and corrected on the way).
+    fn serve_ipvs(&mut self, idx: usize) -> Result<()> {
+        let vs = self.services[idx].vs.clone();
+        let backends = self.desired.get(&idx).cloned().unwrap_or_default();
+        let desired = ipvs::from_config::desired_service(&vs, &backends);
+        let id = desired.service.id;
+        let warn_once = ipvs::from_config::unsupported(&vs)
+            .filter(|_| self.forwarding_warned.insert(format!("unsupported/{id}")));
+        if let Some(w) = warn_once {
+            warn!(service = %id, "{w}");
+        }
+        let Plane::Ipvs(ipvs) = &mut self.plane else {
+            return Ok(());
+        };
+        ipvs.apply(desired)
+            .with_context(|| format!("programming IPVS service {id}"))?;
+        info!(service = %id, backends = backends.len(), "IPVS service programmed");
+        if vs.lb_kind == config::LbKind::Nat {
+            self.check_forwarding("all", vs.address);
+        }
+        Ok(())
     }
 
     async fn on_health(&mut self, u: Update) {
@@ -298,17 +437,14 @@ impl Owner {
 
     fn left_master(&mut self, instance: &str) {
         self.masters.remove(instance);
-        for s in self
+        let mine: Vec<ServiceId> = self
             .services
             .iter()
             .filter(|s| s.instance.as_deref() == Some(instance))
-        {
-            let id = service_id(&s.vs);
-            if self.dp.service_spec(&id).is_some() {
-                if let Err(e) = self.dp.remove_service(&id) {
-                    warn!(service = %id, error = %e, "removing a service failed");
-                }
-            }
+            .map(|s| service_id(&s.vs))
+            .collect();
+        for id in mine {
+            self.unserve(&id);
         }
         self.detach_unused();
     }
@@ -316,6 +452,9 @@ impl Owner {
     /// Removes the NAT entries of finished or idle connections (the data plane never
     /// deletes them, so a full table cannot evict an established connection).
     fn sweep_nat(&mut self) {
+        let Plane::Xdp(dp) = &mut self.plane else {
+            return;
+        };
         if !self
             .services
             .iter()
@@ -324,7 +463,7 @@ impl Owner {
             return;
         }
         let now = dataplane::nat::monotonic_ns();
-        match self.dp.sweep_nat(&self.nat_timeouts, now) {
+        match dp.sweep_nat(&self.nat_timeouts, now) {
             Ok(sweep) if sweep.expired > 0 => {
                 debug!(
                     entries = sweep.entries,
@@ -340,7 +479,10 @@ impl Owner {
     /// Next hops the data plane met without a neighbour entry (it dropped those
     /// packets): have the kernel resolve them, so the next packets go through.
     fn resolve_neigh_misses(&mut self) {
-        let misses = match self.dp.take_neigh_misses() {
+        let Plane::Xdp(dp) = &mut self.plane else {
+            return;
+        };
+        let misses = match dp.take_neigh_misses() {
             Ok(m) => m,
             Err(e) => {
                 warn!(error = %e, "reading lb_neigh_miss failed");
@@ -360,23 +502,38 @@ impl Owner {
 
     /// Detaches from interfaces no active service needs any more.
     fn detach_unused(&mut self) {
+        let Plane::Xdp(dp) = &self.plane else {
+            return;
+        };
+        let attached = dp.attached();
         let needed: HashSet<String> = self
             .services
             .iter()
             .filter(|s| self.active(s))
             .flat_map(|s| s.all_interfaces().cloned())
             .collect();
-        for (ifname, _) in self.dp.attached() {
+        let Plane::Xdp(dp) = &mut self.plane else {
+            return;
+        };
+        for (ifname, _) in attached {
             if !needed.contains(&ifname) {
-                if let Err(e) = self.dp.detach(&ifname) {
+                if let Err(e) = dp.detach(&ifname) {
                     warn!(iface = %ifname, error = %e, "detaching failed");
                 }
             }
         }
     }
 
-    /// Attaches where the service lives and programs its current desired backends.
+    /// Programs the service with its current desired backends.
     async fn serve(&mut self, idx: usize) -> Result<()> {
+        match self.plane {
+            Plane::Xdp(_) => self.serve_xdp(idx).await,
+            Plane::Ipvs(_) => self.serve_ipvs(idx),
+        }
+    }
+
+    /// Attaches where the service lives and programs its current desired backends.
+    async fn serve_xdp(&mut self, idx: usize) -> Result<()> {
         let s = self.services[idx].clone();
         let spec = self.spec(&s, idx).await;
         // NAT: the reals' replies arrive on the interfaces they are routed through.
@@ -392,15 +549,19 @@ impl Owner {
             self.services[idx].real_interfaces = extra;
         }
         let s = self.services[idx].clone();
+        let Plane::Xdp(dp) = &mut self.plane else {
+            return Ok(());
+        };
         for ifname in s.all_interfaces() {
-            self.dp
-                .attach(ifname)
+            dp.attach(ifname)
                 .with_context(|| format!("attaching XDP to {ifname} for {}", service_id(&s.vs)))?;
-            if spec.mode.is_nat() {
+        }
+        let report = dp.apply_service(&spec)?;
+        if spec.mode.is_nat() {
+            for ifname in s.all_interfaces() {
                 self.check_forwarding(ifname, s.vs.address);
             }
         }
-        let report = self.dp.apply_service(&spec)?;
         info!(service = %spec.id, backends = spec.backends.len(), slots_written = report.slots_written, "service programmed");
         Ok(())
     }
@@ -460,17 +621,28 @@ impl Owner {
     }
 
     fn shutdown(&mut self) {
-        for s in &self.services {
-            let id = service_id(&s.vs);
-            if self.dp.service_spec(&id).is_some() {
-                let _ = self.dp.remove_service(&id);
+        let ids: Vec<ServiceId> = self.services.iter().map(|s| service_id(&s.vs)).collect();
+        match &mut self.plane {
+            Plane::Xdp(dp) => {
+                for id in ids {
+                    if dp.service_spec(&id).is_some() {
+                        let _ = dp.remove_service(&id);
+                    }
+                }
+                for (ifname, _) in dp.attached() {
+                    let _ = dp.detach(&ifname);
+                }
+                dp.unpin();
+                info!("data plane stopped: services removed, XDP detached, maps unpinned");
             }
+            Plane::Ipvs(ipvs) => match ipvs.cleanup() {
+                Ok(n) => info!(
+                    services = n,
+                    "IPVS data plane stopped: our services removed"
+                ),
+                Err(e) => warn!(error = %e, "removing the IPVS services failed"),
+            },
         }
-        for (ifname, _) in self.dp.attached() {
-            let _ = self.dp.detach(&ifname);
-        }
-        self.dp.unpin();
-        info!("data plane stopped: services removed, XDP detached, maps unpinned");
     }
 }
 

@@ -177,6 +177,14 @@ fn services(out: &mut Exposition, s: &Snapshot) {
 }
 
 fn dataplane(out: &mut Exposition, s: &Snapshot) {
+    let name = "lb_dataplane_info";
+    let mut f = out.family(
+        name,
+        "gauge",
+        "The active data plane (xdp, ipvs, or none: VRRP and health checks only), as a label.",
+    );
+    f.sample(name, &[("dataplane", &s.dataplane)], 1);
+    f.finish();
     let name = "lb_dataplane_drops_total";
     let mut f = out.family(
         name,
@@ -736,6 +744,7 @@ mod tests {
             v("lb_dataplane_drops_total", &[("reason", "no_backend")]),
             7.0
         );
+        assert_eq!(v("lb_dataplane_info", &[("dataplane", "xdp")]), 1.0);
         assert_eq!(v("lb_healthcheck_total", &[]), 20.0);
         assert_eq!(v("lb_healthcheck_failures_total", &[]), 4.0);
         assert_eq!(v("lb_healthcheck_duration_seconds_sum", &[]), 3.25);

@@ -3,6 +3,7 @@
 pub mod control;
 pub mod dataplane_owner;
 pub mod metrics;
+pub mod plane_choice;
 pub mod snapshot;
 pub mod status_view;
 pub mod systemd;

@@ -529,7 +529,7 @@ impl Dataplane {
 /// Pinned XDP links are named `link_<interface>` in the pin directory.
 const LINK_PIN_PREFIX: &str = "link_";
 
-fn link_pin_path(pin_dir: &Path, ifname: &str) -> PathBuf {
+pub fn link_pin_path(pin_dir: &Path, ifname: &str) -> PathBuf {
     pin_dir.join(format!("{LINK_PIN_PREFIX}{ifname}"))
 }
 

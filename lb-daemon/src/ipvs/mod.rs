@@ -19,6 +19,7 @@ pub mod manager;
 pub mod model;
 pub mod plan;
 pub mod socket;
+pub mod status;
 pub mod uapi;
 
 #[cfg(test)]

@@ -954,7 +954,7 @@ fn schedulers_and_the_dataplane() {
     assert_eq!(loaded.warnings.len(), 1);
     assert_eq!(
         loaded.warnings[0].message,
-        "`rr` is an IPVS scheduler: this virtual server needs the IPVS data plane"
+        "`rr` is an IPVS scheduler: with dataplane = \"auto\" the daemon runs on IPVS"
     );
     assert_eq!(server(&text("ipvs", "rr")).lb_algo, LbAlgo::Ipvs("rr"));
     // Maglev runs everywhere.

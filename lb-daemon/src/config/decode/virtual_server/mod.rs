@@ -324,7 +324,7 @@ fn check_dataplane(d: &mut Decoder<'_>, f: &Field<'_, '_>, algo: LbAlgo, datapla
             f.warning(
                 d,
                 format!(
-                    "`{name}` is an IPVS scheduler: this virtual server needs the IPVS data plane"
+                    "`{name}` is an IPVS scheduler: with dataplane = \"auto\" the daemon runs on IPVS"
                 ),
             )
             .hint(MAGLEV_HINT);

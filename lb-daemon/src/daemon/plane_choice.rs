@@ -1,0 +1,129 @@
+//! Which data plane the daemon drives: `dataplane = "xdp"` or `"ipvs"` as written;
+//! `"auto"` XDP when the program loads and attaches on every interface the services
+//! need, else IPVS (and IPVS straight away when a virtual server uses an IPVS-only
+//! scheduler), logging why.
+
+use anyhow::{anyhow, Context, Result};
+use tracing::{info, warn};
+
+use super::dataplane_owner::Plane;
+use crate::{
+    config::{self, Config},
+    dataplane::{self, Capacity, Dataplane, LoadOptions},
+    ipvs,
+};
+
+/// The plane for `config`; None without virtual servers (VRRP / health checks only).
+pub fn choose(config: &Config) -> Result<Option<Plane>> {
+    if config.virtual_servers.is_empty() {
+        return Ok(None);
+    }
+    let plane = match config.global.dataplane {
+        config::Dataplane::Xdp => Plane::Xdp(Box::new(load_xdp(config)?)),
+        config::Dataplane::Ipvs => open_ipvs()?,
+        config::Dataplane::Auto => auto(config)?,
+    };
+    info!(dataplane = plane.name(), "data plane chosen");
+    Ok(Some(plane))
+}
+
+fn auto(config: &Config) -> Result<Plane> {
+    if let Some(reason) = ipvs_only(config) {
+        info!("dataplane = \"auto\": using IPVS, because {reason}");
+        return open_ipvs();
+    }
+    match probe_xdp(config) {
+        Ok(dp) => Ok(Plane::Xdp(Box::new(dp))),
+        Err(xdp) => {
+            warn!("dataplane = \"auto\": XDP is not usable here ({xdp:#}); falling back to IPVS");
+            open_ipvs().map_err(|e| {
+                anyhow!("no data plane: XDP is not usable ({xdp:#}) and IPVS is not either ({e:#})")
+            })
+        }
+    }
+}
+
+/// Why this configuration needs IPVS whatever XDP can do.
+pub fn ipvs_only(config: &Config) -> Option<String> {
+    config
+        .virtual_servers
+        .iter()
+        .find(|vs| !vs.lb_algo.is_maglev())
+        .map(|vs| {
+            format!(
+                "virtual server {}:{} uses the IPVS scheduler `{}`",
+                vs.address,
+                vs.port,
+                vs.lb_algo.name()
+            )
+        })
+}
+
+/// The interfaces XDP must run on: each virtual server's `interfaces`, else its VRRP
+/// instance's interface (NAT reals' interfaces are found only when programmed).
+pub fn needed_interfaces(config: &Config) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for vs in &config.virtual_servers {
+        let ifs = if !vs.interfaces.is_empty() {
+            vs.interfaces.clone()
+        } else {
+            config
+                .vrrp_instances
+                .iter()
+                .find(|i| i.all_addresses().any(|v| v.address == vs.address))
+                .map(|i| vec![i.interface.clone()])
+                .unwrap_or_default()
+        };
+        for i in ifs {
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+    }
+    out
+}
+
+fn load_xdp(config: &Config) -> Result<Dataplane> {
+    let dp = Dataplane::load(&LoadOptions {
+        pin_dir: config.global.bpf_pin_path.clone(),
+        capacity: Capacity {
+            conntrack: config.global.conntrack_size,
+            nat: config.global.nat_table_size,
+            ..Capacity::default()
+        },
+    })
+    .context("loading the XDP data plane (root, BPF, a bpffs for bpf_pin_path)")?;
+    if dp.adopted() {
+        info!(pin_dir = %config.global.bpf_pin_path.display(), "re-using the pinned maps of a previous run");
+    }
+    Ok(dp)
+}
+
+/// Loads XDP and attaches it once on every needed interface (detached again: the owner
+/// attaches when a service is served). Interfaces a previous daemon left a pinned link
+/// on are taken over later, not probed.
+fn probe_xdp(config: &Config) -> Result<Dataplane> {
+    let mut dp = load_xdp(config)?;
+    for ifname in needed_interfaces(config) {
+        if dataplane::link_pin_path(dp.pin_dir(), &ifname).exists() {
+            continue;
+        }
+        let attached = dp
+            .attach(&ifname)
+            .with_context(|| format!("attaching XDP to {ifname}"))
+            .and_then(|_| {
+                dp.detach(&ifname)
+                    .with_context(|| format!("detaching XDP from {ifname}"))
+            });
+        if let Err(e) = attached {
+            dp.unpin();
+            return Err(e);
+        }
+    }
+    Ok(dp)
+}
+
+fn open_ipvs() -> Result<Plane> {
+    let ipvs = ipvs::open().context("opening the IPVS data plane")?;
+    Ok(Plane::Ipvs(Box::new(ipvs)))
+}
