@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod frames;
 pub mod harness;
+pub mod ipvsadm;
 pub mod vrrp_lab;

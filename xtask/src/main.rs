@@ -4,6 +4,7 @@ mod build;
 mod setup;
 mod summary;
 mod util;
+mod vm;
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -35,8 +36,15 @@ enum Task {
     },
     /// Build the eBPF object, then all host crates in release mode.
     Build,
-    /// Set up, build the eBPF object and run the workspace tests.
+    /// Set up, build the eBPF object and run the workspace tests, then (without extra
+    /// arguments) the tests that need an IPVS kernel, in a virtme-ng VM.
     Test {
+        /// Only the VM tests (IPVS on Debian's kernel, booted with virtme-ng).
+        #[arg(long, conflicts_with = "no_vm")]
+        vm: bool,
+        /// Skip the VM tests.
+        #[arg(long)]
+        no_vm: bool,
         /// Extra `cargo test` arguments (put test-binary ones after a second `--`).
         #[arg(last = true)]
         args: Vec<OsString>,
@@ -77,15 +85,51 @@ fn run_task(task: Task) -> Result<()> {
         Task::Setup => setup::setup(),
         Task::BuildEbpf { debug } => build::build_ebpf(!debug).map(drop),
         Task::Build => build::build_all().map(drop),
-        Task::Test { args } => test(&args),
+        Task::Test { vm, no_vm, args } => test(&args, vm_plan(vm, no_vm, &args)),
         Task::Run { args } => run(args),
         Task::Bench { what, args } => bench(what, &args),
     }
 }
 
-fn test(args: &[OsString]) -> Result<()> {
+/// Which tests `cargo xtask test` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TestPlan {
+    Workspace,
+    VmOnly,
+    Both,
+}
+
+/// The VM tests join a plain `cargo xtask test`; extra cargo arguments select tests, and
+/// then only those run.
+fn vm_plan(vm: bool, no_vm: bool, args: &[OsString]) -> TestPlan {
+    if vm {
+        TestPlan::VmOnly
+    } else if no_vm || !args.is_empty() {
+        TestPlan::Workspace
+    } else {
+        TestPlan::Both
+    }
+}
+
+fn test(args: &[OsString], plan: TestPlan) -> Result<()> {
     setup::setup()?;
     let object = build::build_ebpf(true)?;
+    if plan == TestPlan::VmOnly {
+        return vm::run(&object);
+    }
+    let workspace = workspace_tests(args, &object);
+    if plan == TestPlan::Workspace {
+        return workspace;
+    }
+    let in_vm = vm::run(&object);
+    match (workspace, in_vm) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Err(w), Err(v)) => Err(w.context(format!("and the VM tests failed too: {v:#}"))),
+    }
+}
+
+fn workspace_tests(args: &[OsString], object: &Path) -> Result<()> {
     let mut cmd = util::host_cargo()?;
     // Every test binary runs even when one fails, so one run shows every failure.
     cmd.args(["test", "--no-fail-fast"]);
@@ -93,7 +137,7 @@ fn test(args: &[OsString]) -> Result<()> {
     if !selects_packages(args) {
         cmd.args(["--workspace", "--exclude", "lb-ebpf"]);
     }
-    cmd.args(args).env(OBJECT_ENV, &object);
+    cmd.args(args).env(OBJECT_ENV, object);
     summary::run_with_summary(&mut cmd)
 }
 
@@ -156,7 +200,7 @@ mod tests {
 
     #[test]
     fn passes_everything_after_the_separator_through() {
-        let Task::Test { args } = parse(&[
+        let Task::Test { args, .. } = parse(&[
             "xtask",
             "test",
             "--",
@@ -191,6 +235,24 @@ mod tests {
         assert!(selects_packages(&os(&["-plb-tests"])));
         assert!(!selects_packages(&os(&["maglev", "--", "-p"])));
         assert!(!selects_packages(&os(&[])));
+    }
+
+    #[test]
+    fn vm_tests_join_a_plain_run_only() {
+        let plan = |argv: &[&str]| {
+            let Task::Test { vm, no_vm, args } = parse(argv) else {
+                panic!("not test");
+            };
+            vm_plan(vm, no_vm, &args)
+        };
+        assert_eq!(plan(&["xtask", "test"]), TestPlan::Both);
+        assert_eq!(plan(&["xtask", "test", "--vm"]), TestPlan::VmOnly);
+        assert_eq!(plan(&["xtask", "test", "--no-vm"]), TestPlan::Workspace);
+        assert_eq!(
+            plan(&["xtask", "test", "--", "-p", "lb-common"]),
+            TestPlan::Workspace
+        );
+        assert!(Cli::try_parse_from(["xtask", "test", "--vm", "--no-vm"]).is_err());
     }
 
     #[test]

@@ -21,7 +21,16 @@ pub const APT_PACKAGES: &[&str] = &[
     "psmisc",
     // The real VRRP peer of the interoperability tests.
     "keepalived",
+    // The VM tests (`cargo xtask test --vm`): a kernel with IPVS modules, qemu to boot it
+    // (virtme-ng drives it), busybox for virtme-ng's init, ipvsadm to compare with.
+    "linux-image-amd64",
+    "qemu-system-x86",
+    "busybox-static",
+    "ipvsadm",
 ];
+
+/// virtme-ng (`vng`) boots a kernel on this machine's root filesystem; from PyPI.
+const VIRTME_NG: &str = "virtme-ng";
 
 const BPFFS: &str = "/sys/fs/bpf";
 
@@ -44,12 +53,40 @@ pub fn setup() -> Result<()> {
     let mut needs_root = Vec::new();
     needs_root.extend(apt_packages(root)?);
     needs_root.extend(bpffs(root)?);
+    virtme_ng()?;
     if !needs_root.is_empty() {
         bail!(
             "setup needs root for: {}; re-run `cargo xtask setup` as root",
             needs_root.join("; ")
         );
     }
+    Ok(())
+}
+
+fn virtme_ng() -> Result<()> {
+    const STEP: &str = "virtme-ng";
+    if util::succeeds(Command::new("vng").arg("--version")) {
+        report(STEP, "ok");
+        return Ok(());
+    }
+    report(STEP, "installing with pip");
+    // Debian's system Python refuses user installs without --break-system-packages.
+    let installed = util::succeeds(Command::new("pip").args(["install", VIRTME_NG]))
+        || util::succeeds(Command::new("pip").args([
+            "install",
+            "--break-system-packages",
+            VIRTME_NG,
+        ]))
+        || util::succeeds(Command::new("pip3").args([
+            "install",
+            "--break-system-packages",
+            VIRTME_NG,
+        ]));
+    ensure!(
+        installed && util::succeeds(Command::new("vng").arg("--version")),
+        "cannot install virtme-ng: run `pip install {VIRTME_NG}` (with --break-system-packages on Debian's Python) and make sure `vng` is on PATH"
+    );
+    report(STEP, "installed");
     Ok(())
 }
 

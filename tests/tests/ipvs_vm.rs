@@ -1,0 +1,432 @@
+//! The IPVS data plane on a real IPVS kernel. This machine's kernel may have no IPVS, so
+//! these tests are ignored in a plain `cargo test`; `cargo xtask test --vm` boots a
+//! Debian kernel that has it (virtme-ng, see docs/ipvs.md) and runs them there with
+//! `--ignored`. Each test programs IPVS inside its own network namespace (IPVS tables are
+//! per namespace), deleted on drop.
+
+use std::{
+    io::{Read, Write},
+    net::{IpAddr, TcpStream},
+    process::Command,
+    sync::Once,
+    time::Duration,
+};
+
+use lb_daemon::{
+    config::{Config, LbAlgo},
+    daemon::dataplane_owner::{Msg, Owner, Plane},
+    dataplane::{Protocol, ServiceId},
+    health::{
+        runner::{ServiceRef, Update},
+        verdict::DesiredBackend,
+    },
+    ipvs::{self, DesiredService, DestEntry, Forward, Ipvs, IpvsError, ServiceEntry},
+    netns::{veth, Netns},
+};
+use lb_tests::ipvsadm::{normalise_ipvsadm, normalise_table};
+use tokio::sync::{mpsc, oneshot};
+
+/// Loads ip_vs and every scheduler module the kernel has (a missing one is tested).
+fn modules() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let st = Command::new("modprobe").arg("ip_vs").status().unwrap();
+        assert!(
+            st.success(),
+            "modprobe ip_vs failed: this kernel has no IPVS"
+        );
+        for s in LbAlgo::IPVS_SCHEDULERS {
+            let _ = Command::new("modprobe")
+                .arg(format!("ip_vs_{s}"))
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    });
+}
+
+/// Whether the kernel has the scheduler's module (or has it built in).
+fn has_scheduler(s: &str) -> bool {
+    std::fs::read_to_string("/proc/modules")
+        .unwrap()
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(&format!("ip_vs_{s}")))
+}
+
+fn director() -> Netns {
+    modules();
+    Netns::new("ipvs").unwrap()
+}
+
+/// An IPVS manager whose socket lives in `ns` (a socket keeps the namespace it was
+/// opened in, whichever thread uses it).
+fn open_in(ns: &Netns) -> Ipvs {
+    ns.run(|| ipvs::open().expect("opening IPVS in the namespace"))
+}
+
+fn ipvsadm(ns: &Netns) -> Vec<String> {
+    normalise_ipvsadm(&ns.sh("ipvsadm -Ln").unwrap())
+}
+
+fn addr(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// One service per scheduler: families, protocols, kinds and persistence rotate.
+fn every_kind() -> Vec<DesiredService> {
+    LbAlgo::IPVS_SCHEDULERS
+        .iter()
+        .enumerate()
+        .map(|(i, sched)| {
+            let v6 = i % 2 == 1;
+            let vip = if v6 { "fd00:200::1" } else { "10.200.0.1" };
+            let protocol = if (i / 2) % 2 == 0 {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            };
+            let id = ServiceId {
+                vip: addr(vip),
+                port: 1000 + i as u16,
+                protocol,
+            };
+            let forward = [Forward::Masq, Forward::Route, Forward::Tunnel][i % 3];
+            let persistence = (i % 4 == 0).then_some(60 + i as u32);
+            let dests = (1..=3)
+                .map(|n| {
+                    let a = if v6 {
+                        format!("fd00:201::{n}")
+                    } else {
+                        format!("10.201.0.{n}")
+                    };
+                    let port = if forward == Forward::Masq {
+                        8000 + i as u16
+                    } else {
+                        id.port
+                    };
+                    DestEntry::new(addr(&a), port, forward, n)
+                })
+                .collect();
+            DesiredService {
+                service: ServiceEntry::new(id, sched, persistence),
+                dests,
+            }
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs a kernel with IPVS: cargo xtask test --vm"]
+fn every_kind_reads_back_the_same_through_our_code_and_ipvsadm() {
+    let ns = director();
+    let all = every_kind();
+    let (available, missing): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|d| has_scheduler(&d.service.scheduler));
+    assert!(available.len() >= 13, "schedulers loaded: {available:?}");
+    let want: Vec<DesiredService> = available.clone();
+    let mut ipvs = open_in(&ns);
+    for d in available {
+        ipvs.apply(d).unwrap();
+    }
+    // A scheduler this kernel lacks (twos before 6.2): the error names the module.
+    for d in missing {
+        let e = ipvs.apply(d.clone()).unwrap_err();
+        assert!(matches!(e, IpvsError::SchedulerMissing { .. }), "{e:?}");
+        assert!(e.to_string().contains("modprobe ip_vs_"), "{e}");
+        ipvs.remove(&d.service.id).unwrap();
+    }
+    let table = ipvs.table().unwrap();
+    let ours = normalise_table(&table);
+    let theirs = ipvsadm(&ns);
+    assert_eq!(ours, theirs);
+    // And both are what we asked for.
+    let wanted: Vec<_> = want
+        .iter()
+        .map(|d| (d.service.clone(), d.dests.clone()))
+        .collect();
+    assert_eq!(normalise_table(&wanted), ours);
+    assert_eq!(ours.len(), want.len() * 4, "{ours:#?}");
+    // Cleanup removes them all.
+    assert_eq!(ipvs.cleanup().unwrap(), want.len());
+    assert!(ipvsadm(&ns).is_empty());
+}
+
+fn web(weights: &[(&str, u32)]) -> DesiredService {
+    let id = ServiceId {
+        vip: addr("10.210.0.1"),
+        port: 80,
+        protocol: Protocol::Tcp,
+    };
+    DesiredService {
+        service: ServiceEntry::new(id, "wlc", None),
+        dests: weights
+            .iter()
+            .map(|(a, w)| DestEntry::new(addr(a), 80, Forward::Route, *w))
+            .collect(),
+    }
+}
+
+#[test]
+#[ignore = "needs a kernel with IPVS: cargo xtask test --vm"]
+fn manual_ipvsadm_changes_are_corrected_and_foreign_services_kept() {
+    let ns = director();
+    let mut ipvs = open_in(&ns);
+    ipvs.apply(web(&[("10.211.0.1", 1), ("10.211.0.2", 1)]))
+        .unwrap();
+    // By hand: a weight changed, a real added, the scheduler changed, a foreign service.
+    ns.sh("ipvsadm -e -t 10.210.0.1:80 -r 10.211.0.1:80 -g -w 9 && \
+           ipvsadm -a -t 10.210.0.1:80 -r 10.211.0.77:80 -g -w 1 && \
+           ipvsadm -E -t 10.210.0.1:80 -s rr && \
+           ipvsadm -A -u 10.212.0.1:53 -s rr")
+        .unwrap();
+    let report = ipvs.reconcile().unwrap();
+    assert_eq!(report.applied.len(), 3, "{:?}", report.applied);
+    assert_eq!(report.new_foreign.len(), 1);
+    assert_eq!(
+        ipvsadm(&ns),
+        vec![
+            "TCP 10.210.0.1:80 -> 10.211.0.1:80 Route 1",
+            "TCP 10.210.0.1:80 -> 10.211.0.2:80 Route 1",
+            "TCP 10.210.0.1:80 wlc",
+            "UDP 10.212.0.1:53 rr",
+        ]
+    );
+    // Our service deleted by hand comes back; stopping removes ours only.
+    ns.sh("ipvsadm -D -t 10.210.0.1:80").unwrap();
+    ipvs.reconcile().unwrap();
+    assert_eq!(ipvs.table().unwrap().len(), 2);
+    ipvs.cleanup().unwrap();
+    assert_eq!(ipvsadm(&ns), vec!["UDP 10.212.0.1:53 rr"]);
+}
+
+const OWNER_CONFIG: &str = r#"
+[global]
+dataplane = "ipvs"
+
+[[vrrp_instance]]
+name = "VI_1"
+interface = "lo"
+virtual_router_id = 51
+priority = 100
+virtual_ipaddress = ["10.220.0.1/32"]
+
+[[virtual_server]]
+address = "10.220.0.1"
+port = 80
+lb_kind = "DR"
+lb_algo = "wrr"
+inhibit_on_failure = true
+[[virtual_server.real_server]]
+address = "10.221.0.1"
+[[virtual_server.real_server]]
+address = "10.221.0.2"
+
+[[virtual_server]]
+address = "10.220.0.9"
+port = 443
+lb_kind = "TUN"
+persistence_timeout = "120s"
+[[virtual_server.real_server]]
+address = "10.221.0.9"
+"#;
+
+fn update(addr_: &str, port: u16, backends: &[(&str, u32)]) -> Msg {
+    Msg::Health(Update {
+        service: ServiceRef {
+            address: addr(addr_),
+            port,
+            protocol: lb_daemon::config::Protocol::Tcp,
+        },
+        backends: backends
+            .iter()
+            .map(|(a, w)| DesiredBackend {
+                addr: addr(a),
+                port,
+                weight: *w,
+                sorry: false,
+            })
+            .collect(),
+        quorum_up: true,
+    })
+}
+
+/// The data-plane owner on IPVS: services no instance holds are served at once; the
+/// instance's service only while MASTER; health updates change weights; stop cleans up.
+#[test]
+#[ignore = "needs a kernel with IPVS: cargo xtask test --vm"]
+fn owner_gates_services_on_vrrp_and_follows_health() {
+    let ns = director();
+    let config = Config::from_str(OWNER_CONFIG, "lb.toml").unwrap().config;
+    let (tx, rx) = mpsc::unbounded_channel::<Msg>();
+    let ns_name = ns.name().to_string();
+    let check = move |want: &[&str]| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns_name, "ipvsadm", "-Ln"])
+            .output()
+            .unwrap();
+        let got = normalise_ipvsadm(&String::from_utf8_lossy(&out.stdout));
+        assert_eq!(got, want);
+    };
+    let driver = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let send = |m| tx.send(m).unwrap();
+            let settle = || tokio::time::sleep(Duration::from_millis(300));
+            send(update("10.220.0.9", 443, &[("10.221.0.9", 1)]));
+            send(update(
+                "10.220.0.1",
+                80,
+                &[("10.221.0.1", 1), ("10.221.0.2", 1)],
+            ));
+            settle().await;
+            // BACKUP: only the service no instance holds.
+            check(&[
+                "TCP 10.220.0.9:443 -> 10.221.0.9:443 Tunnel 1",
+                "TCP 10.220.0.9:443 mh persistent 120",
+            ]);
+            let (r, w) = oneshot::channel();
+            send(Msg::BecomeMaster {
+                instance: "VI_1".into(),
+                reply: r,
+            });
+            w.await.unwrap().unwrap();
+            check(&[
+                "TCP 10.220.0.1:80 -> 10.221.0.1:80 Route 1",
+                "TCP 10.220.0.1:80 -> 10.221.0.2:80 Route 1",
+                "TCP 10.220.0.1:80 wrr",
+                "TCP 10.220.0.9:443 -> 10.221.0.9:443 Tunnel 1",
+                "TCP 10.220.0.9:443 mh persistent 120",
+            ]);
+            // A health failure with inhibit_on_failure: weight 0.
+            send(update(
+                "10.220.0.1",
+                80,
+                &[("10.221.0.1", 1), ("10.221.0.2", 0)],
+            ));
+            settle().await;
+            check(&[
+                "TCP 10.220.0.1:80 -> 10.221.0.1:80 Route 1",
+                "TCP 10.220.0.1:80 -> 10.221.0.2:80 Route 0",
+                "TCP 10.220.0.1:80 wrr",
+                "TCP 10.220.0.9:443 -> 10.221.0.9:443 Tunnel 1",
+                "TCP 10.220.0.9:443 mh persistent 120",
+            ]);
+            // Without it: removed.
+            send(update("10.220.0.1", 80, &[("10.221.0.1", 1)]));
+            settle().await;
+            check(&[
+                "TCP 10.220.0.1:80 -> 10.221.0.1:80 Route 1",
+                "TCP 10.220.0.1:80 wrr",
+                "TCP 10.220.0.9:443 -> 10.221.0.9:443 Tunnel 1",
+                "TCP 10.220.0.9:443 mh persistent 120",
+            ]);
+            // Status reads the kernel's table.
+            let (r, w) = oneshot::channel();
+            send(Msg::Status { reply: r });
+            let status = w.await.unwrap();
+            assert_eq!(status.len(), 2);
+            // BACKUP again: the instance's service goes.
+            send(Msg::LeftMaster {
+                instance: "VI_1".into(),
+            });
+            settle().await;
+            check(&[
+                "TCP 10.220.0.9:443 -> 10.221.0.9:443 Tunnel 1",
+                "TCP 10.220.0.9:443 mh persistent 120",
+            ]);
+            let (r, w) = oneshot::channel();
+            send(Msg::Shutdown { reply: r });
+            w.await.unwrap();
+            check(&[]);
+        });
+    });
+    ns.run(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let plane = Plane::Ipvs(Box::new(ipvs::open().unwrap()));
+            Owner::new(&config, plane).unwrap().run(rx).await;
+        });
+    });
+    driver.join().unwrap();
+}
+
+/// A real TCP connection through an IPVS NAT service: client → director (VIP) → real,
+/// the reply de-NATed on its way back through the director.
+#[test]
+#[ignore = "needs a kernel with IPVS: cargo xtask test --vm"]
+fn tcp_connection_through_an_ipvs_nat_service() {
+    let dir = director();
+    let client = Netns::new("ipvsc").unwrap();
+    let real = Netns::new("ipvsr").unwrap();
+    veth(&client, "c0", &dir, "d0").unwrap();
+    veth(&dir, "d1", &real, "r0").unwrap();
+    client
+        .sh("ip addr add 10.230.1.2/24 dev c0 && ip route add default via 10.230.1.1")
+        .unwrap();
+    dir.sh(
+        "ip addr add 10.230.1.1/24 dev d0 && ip addr add 10.230.1.100/32 dev d0 && \
+            ip addr add 10.230.2.1/24 dev d1 && sysctl -qw net.ipv4.ip_forward=1",
+    )
+    .unwrap();
+    real.sh("ip addr add 10.230.2.2/24 dev r0 && ip route add default via 10.230.2.1")
+        .unwrap();
+    // The real answers with the address the connection came from (the client's: NAT
+    // keeps it) and on which local address it arrived.
+    let listener = real.run(|| std::net::TcpListener::bind("10.230.2.2:8080").unwrap());
+    let server = std::thread::spawn(move || {
+        let (mut s, peer) = listener.accept().unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap();
+        let local = s.local_addr().unwrap();
+        write!(s, "{} {peer} {local}", String::from_utf8_lossy(&buf)).unwrap();
+    });
+    let mut ipvs = open_in(&dir);
+    ipvs.apply(DesiredService {
+        service: ServiceEntry::new(
+            ServiceId {
+                vip: addr("10.230.1.100"),
+                port: 80,
+                protocol: Protocol::Tcp,
+            },
+            "rr",
+            None,
+        ),
+        dests: vec![DestEntry::new(addr("10.230.2.2"), 8080, Forward::Masq, 1)],
+    })
+    .unwrap();
+    let reply = client.run(|| {
+        let mut s =
+            TcpStream::connect_timeout(&"10.230.1.100:80".parse().unwrap(), Duration::from_secs(5))
+                .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"hello").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        (out, s.peer_addr().unwrap())
+    });
+    server.join().unwrap();
+    assert!(reply.0.starts_with("hello 10.230.1.2:"), "{}", reply.0);
+    assert!(reply.0.ends_with(" 10.230.2.2:8080"), "{}", reply.0);
+    assert_eq!(reply.1.to_string(), "10.230.1.100:80");
+    // The connection shows in IPVS's statistics (the kernel sums them every 2 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    loop {
+        let table = ipvs.table().unwrap();
+        let (svc, dests) = &table[0];
+        if dests[0].stats.conns == 1 && svc.stats.inpkts >= 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "statistics never counted the connection: {:?}",
+            svc.stats
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,203 @@
+//! `cargo xtask test --vm`: the tests that need a kernel this machine may not run (IPVS),
+//! in one virtme-ng boot of Debian's kernel on this machine's own root filesystem.
+//!
+//! The test binaries are built here, then run inside the VM with `--ignored` (outside a
+//! VM they are ignored); each writes its output and exit status into a directory the VM
+//! may write (`target/vm`), which is read back after the boot.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::util;
+
+/// The test targets (of `lb-tests`) that run in the VM.
+pub const VM_TESTS: &[&str] = &["ipvs_vm"];
+
+/// Longest a VM run may take (boot included) before it is killed.
+const VM_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub fn run(object: &Path) -> Result<()> {
+    let kernel = find_kernel(Path::new("/boot"), Path::new("/lib/modules"))?;
+    let binaries = build_test_binaries()?;
+    let root = util::workspace_root();
+    let out_dir = util::target_dir().join("vm");
+    if out_dir.exists() {
+        fs::remove_dir_all(&out_dir).with_context(|| format!("clearing {}", out_dir.display()))?;
+    }
+    fs::create_dir_all(&out_dir)?;
+    let script = script(&root, &out_dir, &binaries, object);
+    println!(
+        "vm: booting {} (virtme-ng, no KVM) for {}",
+        kernel.display(),
+        VM_TESTS.join(", ")
+    );
+    let started = Instant::now();
+    let mut cmd = Command::new("timeout");
+    cmd.arg(VM_TIMEOUT.as_secs().to_string())
+        .arg("vng")
+        .args(["--disable-kvm", "--user", "root", "--run"])
+        .arg(&kernel)
+        .arg("--rwdir")
+        .arg(&out_dir)
+        .arg("--exec")
+        .arg(&script)
+        .current_dir(&root);
+    let console = out_dir.join("console.log");
+    let status = cmd
+        .stdout(fs::File::create(&console)?)
+        .stderr(fs::File::create(out_dir.join("console.err"))?)
+        .status()
+        .context("failed to start `vng` (virtme-ng; `cargo xtask setup` installs it)")?;
+    println!("vm: finished in {:.0?}", started.elapsed());
+    let mut failed = Vec::new();
+    for (name, _) in &binaries {
+        let log = fs::read_to_string(out_dir.join(format!("{name}.log"))).unwrap_or_default();
+        print!("{log}");
+        match fs::read_to_string(out_dir.join(format!("{name}.status"))) {
+            Ok(s) if s.trim() == "0" => {}
+            Ok(s) => failed.push(format!("{name} (exit status {})", s.trim())),
+            Err(_) => failed.push(format!("{name} (did not run)")),
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "VM tests failed: {} (vng {status}; console in {})",
+            failed.join(", "),
+            console.display()
+        );
+    }
+    Ok(())
+}
+
+/// The newest `/boot/vmlinuz-*` whose modules include IPVS.
+pub fn find_kernel(boot: &Path, modules: &Path) -> Result<PathBuf> {
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for entry in fs::read_dir(boot).with_context(|| format!("reading {}", boot.display()))? {
+        let path = entry?.path();
+        let Some(version) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("vmlinuz-"))
+        else {
+            continue;
+        };
+        let ipvs = modules
+            .join(version)
+            .join("kernel/net/netfilter/ipvs/ip_vs.ko");
+        if ipvs.exists() {
+            found.push((version.to_string(), path));
+        }
+    }
+    found.sort();
+    match found.pop() {
+        Some((_, path)) => Ok(path),
+        None => bail!(
+            "no kernel with IPVS modules in {} (looked for {}/<version>/kernel/net/netfilter/ipvs/ip_vs.ko): run `cargo xtask setup`, which installs Debian's linux-image-amd64",
+            boot.display(),
+            modules.display()
+        ),
+    }
+}
+
+/// Builds the VM test targets; their names and executables.
+fn build_test_binaries() -> Result<Vec<(String, PathBuf)>> {
+    let mut cmd = util::host_cargo()?;
+    cmd.args(["test", "--package", "lb-tests", "--no-run"]);
+    for t in VM_TESTS {
+        cmd.args(["--test", t]);
+    }
+    let out = cmd
+        .current_dir(util::workspace_root())
+        .output()
+        .context("failed to start cargo")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("building the VM tests failed:\n{stderr}");
+    }
+    let found = executables(&stderr);
+    VM_TESTS
+        .iter()
+        .map(|t| {
+            found
+                .iter()
+                .find(|(name, _)| name == t)
+                .map(|(n, p)| (n.clone(), util::workspace_root().join(p)))
+                .with_context(|| format!("cargo did not name the executable of {t}:\n{stderr}"))
+        })
+        .collect()
+}
+
+/// `Executable tests/NAME.rs (PATH)` lines of `cargo test --no-run`.
+pub fn executables(cargo_stderr: &str) -> Vec<(String, PathBuf)> {
+    cargo_stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("Executable ")?;
+            let (source, path) = rest.split_once(" (")?;
+            let name = Path::new(source).file_stem()?.to_str()?.to_string();
+            Some((name, PathBuf::from(path.strip_suffix(')')?)))
+        })
+        .collect()
+}
+
+/// What the VM runs: each binary with its ignored tests, one at a time.
+fn script(root: &Path, out: &Path, binaries: &[(String, PathBuf)], object: &Path) -> String {
+    let mut s = format!(
+        "cd '{}' && export LB_EBPF_OBJECT='{}'; ",
+        root.display(),
+        object.display()
+    );
+    for (name, bin) in binaries {
+        s.push_str(&format!(
+            "'{}' --ignored --test-threads=1 > '{out}/{name}.log' 2>&1; echo $? > '{out}/{name}.status'; ",
+            bin.display(),
+            out = out.display()
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_test_executables_in_cargo_output() {
+        let stderr = "   Compiling lb-tests v0.1.0
+    Finished `test` profile [unoptimized + debuginfo] target(s) in 9.1s
+  Executable tests/ipvs_vm.rs (target/debug/deps/ipvs_vm-791cce8c571e3e37)
+";
+        assert_eq!(
+            executables(stderr),
+            vec![(
+                "ipvs_vm".to_string(),
+                PathBuf::from("target/debug/deps/ipvs_vm-791cce8c571e3e37")
+            )]
+        );
+    }
+
+    #[test]
+    fn picks_the_newest_kernel_with_ipvs() {
+        let dir = std::env::temp_dir().join(format!("xtask-vm-{}", std::process::id()));
+        let boot = dir.join("boot");
+        let modules = dir.join("modules");
+        fs::create_dir_all(&boot).unwrap();
+        for v in ["6.1.0-1-amd64", "6.1.0-9-amd64", "6.18.0-host"] {
+            fs::write(boot.join(format!("vmlinuz-{v}")), "").unwrap();
+        }
+        for v in ["6.1.0-1-amd64", "6.1.0-9-amd64"] {
+            let ipvs = modules.join(v).join("kernel/net/netfilter/ipvs");
+            fs::create_dir_all(&ipvs).unwrap();
+            fs::write(ipvs.join("ip_vs.ko"), "").unwrap();
+        }
+        let k = find_kernel(&boot, &modules).unwrap();
+        assert_eq!(k, boot.join("vmlinuz-6.1.0-9-amd64"));
+        let e = find_kernel(&modules, &boot).unwrap_err();
+        assert!(e.to_string().contains("linux-image-amd64"), "{e}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
