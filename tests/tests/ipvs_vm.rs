@@ -14,7 +14,10 @@ use std::{
 
 use lb_daemon::{
     config::{Config, LbAlgo},
-    daemon::dataplane_owner::{Msg, Owner, Plane},
+    daemon::{
+        dataplane_owner::{Msg, Owner, Plane},
+        plane_choice,
+    },
     dataplane::{Protocol, ServiceId},
     health::{
         runner::{ServiceRef, Update},
@@ -429,4 +432,74 @@ fn tcp_connection_through_an_ipvs_nat_service() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+fn auto_config(pin: &std::path::Path, iface: &str, algo: &str) -> Config {
+    let text = format!(
+        r#"
+[global]
+dataplane = "auto"
+bpf_pin_path = "{}"
+
+[[virtual_server]]
+address = "10.240.0.1"
+port = 80
+lb_algo = "{algo}"
+interfaces = ["{iface}"]
+[[virtual_server.real_server]]
+address = "10.241.0.1"
+"#,
+        pin.display()
+    );
+    Config::from_str(&text, "lb.toml").unwrap().config
+}
+
+/// `dataplane = "auto"` on this kernel: XDP where the program loads and attaches, IPVS
+/// where it does not load (Debian's 6.1 verifier rejects it today), cannot attach, or the
+/// scheduler is IPVS-only.
+#[test]
+#[ignore = "needs a kernel with IPVS: cargo xtask test --vm"]
+fn auto_picks_xdp_where_it_attaches_and_ipvs_otherwise() {
+    let ns = director();
+    let peer = Netns::new("ipvsx").unwrap();
+    veth(&ns, "x0", &peer, "x1").unwrap();
+    let pin = lb_tests::harness::unique_pin_dir("auto");
+    let (loads, names) = ns.run(move || {
+        // Whether this kernel's verifier takes the XDP program at all.
+        let probe_pin = lb_tests::harness::unique_pin_dir("auto-probe");
+        let loads =
+            match lb_daemon::dataplane::Dataplane::load(&lb_daemon::dataplane::LoadOptions {
+                pin_dir: probe_pin,
+                capacity: Default::default(),
+            }) {
+                Ok(dp) => {
+                    dp.unpin();
+                    true
+                }
+                Err(e) => {
+                    let first = format!("{e:#}")
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    eprintln!("the XDP program does not load on this kernel: {first}");
+                    false
+                }
+            };
+        let mut names = Vec::new();
+        for (iface, algo) in [("x0", "maglev"), ("nosuch0", "maglev"), ("x0", "rr")] {
+            let plane = plane_choice::choose(&auto_config(&pin, iface, algo))
+                .unwrap()
+                .expect("virtual servers need a data plane");
+            names.push(plane.name());
+            if let Plane::Xdp(dp) = plane {
+                // Probed, then detached: nothing stays attached until a service is served.
+                assert!(dp.attached().is_empty());
+                dp.unpin();
+            }
+        }
+        (loads, names)
+    });
+    let first = if loads { "xdp" } else { "ipvs" };
+    assert_eq!(names, [first, "ipvs", "ipvs"]);
 }

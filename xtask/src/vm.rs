@@ -14,26 +14,66 @@ use anyhow::{bail, Context, Result};
 
 use crate::util;
 
-/// The test targets (of `lb-tests`) that run in the VM.
-pub const VM_TESTS: &[&str] = &["ipvs_vm"];
+/// The test targets (of `lb-tests`) that run in the VM, with their test-binary
+/// arguments: the IPVS tests (ignored outside the VM). The XDP namespace tests
+/// (`netns_e2e`) would join them once the XDP program passes the 6.1 verifier (it does
+/// not today: see docs/ipvs.md); `LB_VM_TESTS=ipvs_vm,netns_e2e` runs them anyway.
+pub const VM_TESTS: &[(&str, &str)] = &[("ipvs_vm", "--ignored --test-threads=1")];
+
+/// Test targets that may be named in `LB_VM_TESTS`, with their arguments.
+const KNOWN_VM_TESTS: &[(&str, &str)] = &[
+    ("ipvs_vm", "--ignored --test-threads=1"),
+    ("netns_e2e", "--test-threads=1"),
+];
+
+/// The targets to run: `LB_VM_TESTS` (comma-separated) or [`VM_TESTS`].
+fn selected() -> Result<Vec<(&'static str, &'static str)>> {
+    let Ok(list) = std::env::var("LB_VM_TESTS") else {
+        return Ok(VM_TESTS.to_vec());
+    };
+    list.split(',')
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            KNOWN_VM_TESTS
+                .iter()
+                .find(|(k, _)| *k == t)
+                .copied()
+                .with_context(|| {
+                    format!(
+                        "LB_VM_TESTS names `{t}`; known VM test targets: {}",
+                        KNOWN_VM_TESTS
+                            .iter()
+                            .map(|(k, _)| *k)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+        })
+        .collect()
+}
 
 /// Longest a VM run may take (boot included) before it is killed.
 const VM_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub fn run(object: &Path) -> Result<()> {
     let kernel = find_kernel(Path::new("/boot"), Path::new("/lib/modules"))?;
-    let binaries = build_test_binaries()?;
+    let tests = selected()?;
+    let binaries = build_test_binaries(&tests)?;
     let root = util::workspace_root();
     let out_dir = util::target_dir().join("vm");
     if out_dir.exists() {
         fs::remove_dir_all(&out_dir).with_context(|| format!("clearing {}", out_dir.display()))?;
     }
     fs::create_dir_all(&out_dir)?;
-    let script = script(&root, &out_dir, &binaries, object);
+    let script = script(&root, &out_dir, &binaries, &tests, object);
     println!(
         "vm: booting {} (virtme-ng, no KVM) for {}",
         kernel.display(),
-        VM_TESTS.join(", ")
+        VM_TESTS
+            .iter()
+            .map(|(t, _)| *t)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let started = Instant::now();
     let mut cmd = Command::new("timeout");
@@ -104,10 +144,10 @@ pub fn find_kernel(boot: &Path, modules: &Path) -> Result<PathBuf> {
 }
 
 /// Builds the VM test targets; their names and executables.
-fn build_test_binaries() -> Result<Vec<(String, PathBuf)>> {
+fn build_test_binaries(tests: &[(&str, &str)]) -> Result<Vec<(String, PathBuf)>> {
     let mut cmd = util::host_cargo()?;
     cmd.args(["test", "--package", "lb-tests", "--no-run"]);
-    for t in VM_TESTS {
+    for (t, _) in tests {
         cmd.args(["--test", t]);
     }
     let out = cmd
@@ -119,9 +159,9 @@ fn build_test_binaries() -> Result<Vec<(String, PathBuf)>> {
         bail!("building the VM tests failed:\n{stderr}");
     }
     let found = executables(&stderr);
-    VM_TESTS
+    tests
         .iter()
-        .map(|t| {
+        .map(|(t, _)| {
             found
                 .iter()
                 .find(|(name, _)| name == t)
@@ -144,16 +184,27 @@ pub fn executables(cargo_stderr: &str) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// What the VM runs: each binary with its ignored tests, one at a time.
-fn script(root: &Path, out: &Path, binaries: &[(String, PathBuf)], object: &Path) -> String {
+/// What the VM runs: a bpffs for the XDP tests, then each binary, one at a time.
+fn script(
+    root: &Path,
+    out: &Path,
+    binaries: &[(String, PathBuf)],
+    tests: &[(&str, &str)],
+    object: &Path,
+) -> String {
     let mut s = format!(
-        "cd '{}' && export LB_EBPF_OBJECT='{}'; ",
+        "mount -t bpf bpf /sys/fs/bpf; cd '{}' && export LB_EBPF_OBJECT='{}'; ",
         root.display(),
         object.display()
     );
     for (name, bin) in binaries {
+        let args = tests
+            .iter()
+            .find(|(t, _)| t == name)
+            .map(|(_, a)| *a)
+            .unwrap_or_default();
         s.push_str(&format!(
-            "'{}' --ignored --test-threads=1 > '{out}/{name}.log' 2>&1; echo $? > '{out}/{name}.status'; ",
+            "'{}' {args} > '{out}/{name}.log' 2>&1; echo $? > '{out}/{name}.status'; ",
             bin.display(),
             out = out.display()
         ));

@@ -251,7 +251,10 @@ impl Owner {
         }
         let mut sweep = tokio::time::interval(NAT_SWEEP_EVERY);
         let mut misses = tokio::time::interval(NEIGH_MISS_EVERY);
-        let mut reconcile = tokio::time::interval(IPVS_RECONCILE_EVERY);
+        let mut reconcile = tokio::time::interval_at(
+            tokio::time::Instant::now() + IPVS_RECONCILE_EVERY,
+            IPVS_RECONCILE_EVERY,
+        );
         for timer in [&mut sweep, &mut misses, &mut reconcile] {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
@@ -345,7 +348,10 @@ impl Owner {
                 }
             }
             Plane::Ipvs(ipvs) => {
-                // Configured services are ours: until served, the kernel must not have them.
+                // Configured services are ours. Those a previous daemon left (kept for an
+                // upgrade, or after a crash) stay until VRRP decides, at most one
+                // reconcile period; other services are reported.
+                ipvs.begin_grace();
                 ipvs.set_managed(known);
                 if let Err(e) = ipvs.reconcile() {
                     warn!(error = %e, "reading the IPVS table back failed");
@@ -359,6 +365,7 @@ impl Owner {
         let Plane::Ipvs(ipvs) = &mut self.plane else {
             return;
         };
+        ipvs.end_grace();
         match ipvs.reconcile() {
             Ok(r) if !r.applied.is_empty() => {
                 warn!(

@@ -27,6 +27,10 @@ pub struct Manager<T: Transport> {
     desired: HashMap<ServiceId, DesiredService>,
     /// Services this daemon is responsible for (configured), whether served or not.
     managed: HashSet<ServiceId>,
+    /// Managed services deleted when not desired: those this run served or removed, and
+    /// all of them once [`Manager::end_grace`] was called.
+    removable: HashSet<ServiceId>,
+    grace: bool,
     /// Foreign services already reported (by description).
     reported: HashSet<String>,
 }
@@ -37,6 +41,8 @@ impl<T: Transport> Manager<T> {
             transport,
             desired: HashMap::new(),
             managed: HashSet::new(),
+            removable: HashSet::new(),
+            grace: false,
             reported: HashSet::new(),
         }
     }
@@ -50,6 +56,23 @@ impl<T: Transport> Manager<T> {
     pub fn set_managed(&mut self, ids: impl IntoIterator<Item = ServiceId>) {
         self.managed = ids.into_iter().collect();
         self.managed.extend(self.desired.keys().copied());
+        self.removable.retain(|id| self.managed.contains(id));
+        if !self.grace {
+            self.removable = self.managed.clone();
+        }
+    }
+
+    /// Starts a grace period: configured services already in the kernel (a previous
+    /// daemon's, kept with `stop --keep-dataplane`) stay until this run serves or
+    /// removes them, or [`Manager::end_grace`] — so VRRP can take over mastership first.
+    pub fn begin_grace(&mut self) {
+        self.grace = true;
+        self.removable.clear();
+    }
+
+    pub fn end_grace(&mut self) {
+        self.grace = false;
+        self.removable = self.managed.clone();
     }
 
     pub fn is_desired(&self, id: &ServiceId) -> bool {
@@ -64,6 +87,7 @@ impl<T: Transport> Manager<T> {
     pub fn apply(&mut self, d: DesiredService) -> Result<Report, IpvsError> {
         let id = d.service.id;
         self.managed.insert(id);
+        self.removable.insert(id);
         self.desired.insert(id, d);
         self.reconcile()
     }
@@ -71,6 +95,7 @@ impl<T: Transport> Manager<T> {
     /// Stops serving `id` (deletes it from the kernel), then reconciles.
     pub fn remove(&mut self, id: &ServiceId) -> Result<Report, IpvsError> {
         self.managed.insert(*id);
+        self.removable.insert(*id);
         self.desired.remove(id);
         self.reconcile()
     }
@@ -79,7 +104,7 @@ impl<T: Transport> Manager<T> {
     /// Every operation is tried; the first failure is returned.
     pub fn reconcile(&mut self) -> Result<Report, IpvsError> {
         let table = self.table()?;
-        let plan = plan(&self.desired, &self.managed, &table);
+        let plan = plan(&self.desired, &self.managed, &self.removable, &table);
         let mut report = Report::default();
         for id in plan.foreign {
             if self.reported.insert(id.to_string()) {
@@ -109,6 +134,7 @@ impl<T: Transport> Manager<T> {
     /// Deletes every managed service from the kernel and forgets the desired ones.
     pub fn cleanup(&mut self) -> Result<usize, IpvsError> {
         self.desired.clear();
+        self.end_grace();
         let report = self.reconcile()?;
         Ok(report
             .applied

@@ -71,10 +71,13 @@ pub struct Plan {
 
 type DestKey = (IpAddr, u16);
 
-/// What makes `kernel` match `desired`. Every desired service is managed too.
+/// What makes `kernel` match `desired`. Services in `managed` are ours: deleted when not
+/// desired if also in `removable`, else left for now (a previous daemon's services
+/// before VRRP has decided); every other service is foreign.
 pub fn plan(
     desired: &HashMap<ServiceId, DesiredService>,
     managed: &HashSet<ServiceId>,
+    removable: &HashSet<ServiceId>,
     kernel: &[KernelService],
 ) -> Plan {
     let mut out = Plan::default();
@@ -101,9 +104,9 @@ pub fn plan(
         if wanted.iter().any(|d| d.service.id == s.id) {
             continue;
         }
-        if managed.contains(&s.id) {
+        if removable.contains(&s.id) {
             out.ops.push(Op::DelService(s.id));
-        } else {
+        } else if !managed.contains(&s.id) {
             out.foreign.push(s.id);
         }
     }

@@ -312,13 +312,17 @@ fn map(ds: Vec<DesiredService>) -> HashMap<ServiceId, DesiredService> {
 fn plan_adds_a_missing_service_with_its_reals() {
     let sid = id("10.0.0.1", 80, Protocol::Tcp);
     let d = desired(sid, "mh", &[("10.0.1.1", 1), ("10.0.1.2", 2)]);
-    let p = plan(&map(vec![d.clone()]), &HashSet::new(), &[]);
+    let p = plan(&map(vec![d.clone()]), &HashSet::new(), &HashSet::new(), &[]);
     assert_eq!(p.ops.len(), 3);
     assert_eq!(p.ops[0], Op::NewService(d.service.clone()));
     assert_eq!(p.ops[2], Op::NewDest(sid, d.dests[1].clone()));
     // Nothing to do once the kernel matches.
     let kernel = vec![(d.service.clone(), d.dests.clone())];
-    assert!(plan(&map(vec![d]), &HashSet::new(), &kernel).ops.is_empty());
+    assert!(
+        plan(&map(vec![d]), &HashSet::new(), &HashSet::new(), &kernel)
+            .ops
+            .is_empty()
+    );
 }
 
 #[test]
@@ -340,7 +344,7 @@ fn plan_fixes_drift_inside_our_services_and_leaves_foreign_ones() {
         (ServiceEntry::new(foreign, "wlc", None), Vec::new()),
     ];
     let managed = HashSet::from([sid, ours_old]);
-    let p = plan(&map(vec![want.clone()]), &managed, &kernel);
+    let p = plan(&map(vec![want.clone()]), &managed, &managed, &kernel);
     assert_eq!(
         p.ops,
         vec![
@@ -350,6 +354,15 @@ fn plan_fixes_drift_inside_our_services_and_leaves_foreign_ones() {
             Op::DelService(ours_old),
         ]
     );
+    assert_eq!(p.foreign, vec![foreign]);
+    // Not yet removable (a previous daemon's, VRRP undecided): kept, not foreign either.
+    let p = plan(
+        &map(vec![want.clone()]),
+        &managed,
+        &HashSet::from([sid]),
+        &kernel,
+    );
+    assert!(!p.ops.contains(&Op::DelService(ours_old)));
     assert_eq!(p.foreign, vec![foreign]);
 }
 
@@ -361,6 +374,7 @@ fn plan_changes_the_forwarding_method_in_place() {
     have[0].forward = Forward::Masq;
     let p = plan(
         &map(vec![want.clone()]),
+        &HashSet::new(),
         &HashSet::new(),
         &[(want.service.clone(), have)],
     );
@@ -441,6 +455,30 @@ fn manager_corrects_changes_made_by_hand() {
     m.transport_mut().table.clear();
     m.reconcile().unwrap();
     assert_eq!(m.table().unwrap().len(), 1);
+}
+
+#[test]
+fn a_previous_daemons_services_wait_for_the_grace_period() {
+    let mut m = Manager::new(FakeKernel::default());
+    let a = id("10.0.0.1", 80, Protocol::Tcp);
+    let b = id("10.0.0.2", 80, Protocol::Tcp);
+    let kept = desired(b, "rr", &[("10.0.1.1", 1)]);
+    m.transport_mut()
+        .table
+        .push((kept.service.clone(), kept.dests.clone()));
+    m.begin_grace();
+    m.set_managed([a, b]);
+    // Serving another service reconciles the table, but b stays (and is not foreign).
+    let r = m.apply(desired(a, "rr", &[])).unwrap();
+    assert_eq!(
+        r.applied,
+        vec![Op::NewService(desired(a, "rr", &[]).service)]
+    );
+    assert!(r.new_foreign.is_empty());
+    assert_eq!(m.table().unwrap().len(), 2);
+    // Its instance stays BACKUP: once the grace ends it goes.
+    m.end_grace();
+    assert_eq!(m.reconcile().unwrap().applied, vec![Op::DelService(b)]);
 }
 
 #[test]
