@@ -503,3 +503,111 @@ fn auto_picks_xdp_where_it_attaches_and_ipvs_otherwise() {
     let first = if loads { "xdp" } else { "ipvs" };
     assert_eq!(names, [first, "ipvs", "ipvs"]);
 }
+
+/// `lb-daemon run` with `dataplane = "ipvs"`: programs the service, says "ipvs" in
+/// status and metrics, leaves a foreign service alone and removes its own on stop.
+#[test]
+#[ignore = "needs a kernel with IPVS: cargo xtask test --vm"]
+fn daemon_runs_on_ipvs_and_says_so() {
+    let ns = director();
+    let dir = std::env::temp_dir().join(format!("lb-ipvs-daemon-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("lb.sock");
+    let config = dir.join("lb.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[global]
+dataplane = "ipvs"
+control_socket = "{}"
+metrics_listen = "127.0.0.1:9377"
+
+[[virtual_server]]
+address = "10.250.0.1"
+port = 80
+lb_kind = "NAT"
+lb_algo = "wrr"
+[[virtual_server.real_server]]
+address = "10.251.0.1"
+port = 8080
+weight = 2
+[[virtual_server.real_server]]
+address = "10.251.0.2"
+port = 8080
+"#,
+            sock.display()
+        ),
+    )
+    .unwrap();
+    ns.sh("ipvsadm -A -t 10.252.0.1:22 -s rr").unwrap();
+    let bin = lb_tests::vrrp_lab::daemon_bin();
+    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+    let daemon = ns
+        .spawn_with(
+            &[
+                bin.to_str().unwrap(),
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            std::process::Stdio::null(),
+            log.into(),
+        )
+        .unwrap();
+    let status = || -> serde_json::Value {
+        let out = Command::new(&bin)
+            .args(["status", "--json", "--socket"])
+            .arg(&sock)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    let want = [
+        "TCP 10.250.0.1:80 -> 10.251.0.1:8080 Masq 2",
+        "TCP 10.250.0.1:80 -> 10.251.0.2:8080 Masq 1",
+        "TCP 10.250.0.1:80 wrr",
+        "TCP 10.252.0.1:22 rr",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !(status()["dataplane"] == "ipvs" && ipvsadm(&ns) == want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not program IPVS: status {}, ipvsadm {:?}, log:\n{}",
+            status(),
+            ipvsadm(&ns),
+            std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let metrics = ns.run(|| {
+        let mut s = TcpStream::connect("127.0.0.1:9377").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    });
+    assert!(
+        metrics.contains("lb_dataplane_info{dataplane=\"ipvs\"} 1"),
+        "{metrics}"
+    );
+    let out = Command::new(&bin)
+        .args(["stop", "--socket"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while daemon.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(ipvsadm(&ns), ["TCP 10.252.0.1:22 rr"]);
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
+    assert!(log.contains("left alone"), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

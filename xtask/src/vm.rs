@@ -143,8 +143,14 @@ pub fn find_kernel(boot: &Path, modules: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Builds the VM test targets; their names and executables.
+/// Builds the daemon (the tests run it) and the VM test targets; the targets' names and
+/// executables.
 fn build_test_binaries(tests: &[(&str, &str)]) -> Result<Vec<(String, PathBuf)>> {
+    util::run(
+        util::host_cargo()?
+            .args(["build", "--package", "lb-daemon", "--bin", "lb-daemon"])
+            .current_dir(util::workspace_root()),
+    )?;
     let mut cmd = util::host_cargo()?;
     cmd.args(["test", "--package", "lb-tests", "--no-run"]);
     for (t, _) in tests {
