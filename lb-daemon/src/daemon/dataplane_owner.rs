@@ -25,8 +25,8 @@ use tracing::{debug, info, warn};
 use crate::{
     config::{self, Config},
     dataplane::{
-        self, neigh::Neighbours, BackendSpec, Dataplane, ForwardMode, HashMode, Protocol,
-        ServiceId, ServiceSpec,
+        self, neigh::Neighbours, BackendSpec, Dataplane, ForwardMode, HashMode, ServiceId,
+        ServiceSpec,
     },
     health::runner::Update,
     ipvs::{self, Ipvs},
@@ -118,19 +118,13 @@ pub struct Owner {
     desired: HashMap<usize, Vec<crate::health::verdict::DesiredBackend>>,
     masters: HashSet<String>,
     nat_timeouts: dataplane::NatTimeouts,
-    /// Interfaces already warned about for forwarding being off.
-    forwarding_warned: HashSet<String>,
+    /// Warnings given once: forwarding off (per family and interface), what IPVS
+    /// cannot do (per service).
+    warned_once: HashSet<String>,
 }
 
 fn service_id(vs: &config::VirtualServer) -> ServiceId {
-    ServiceId {
-        vip: vs.address,
-        port: vs.port,
-        protocol: match vs.protocol {
-            config::Protocol::Tcp => Protocol::Tcp,
-            config::Protocol::Udp => Protocol::Udp,
-        },
-    }
+    ServiceId::of(vs)
 }
 
 /// The instance whose virtual_ipaddress holds `addr`.
@@ -151,7 +145,7 @@ impl Owner {
             desired: HashMap::new(),
             masters: HashSet::new(),
             nat_timeouts: config.global.lvs_timeouts,
-            forwarding_warned: HashSet::new(),
+            warned_once: HashSet::new(),
         })
     }
 
@@ -399,7 +393,7 @@ impl Owner {
         let desired = ipvs::from_config::desired_service(&vs, &backends);
         let id = desired.service.id;
         let warn_once = ipvs::from_config::unsupported(&vs)
-            .filter(|_| self.forwarding_warned.insert(format!("unsupported/{id}")));
+            .filter(|_| self.warned_once.insert(format!("unsupported/{id}")));
         if let Some(w) = warn_once {
             warn!(service = %id, "{w}");
         }
@@ -619,7 +613,7 @@ impl Owner {
         let family = if vip.is_ipv4() { "ipv4" } else { "ipv6" };
         let path = format!("/proc/sys/net/{family}/conf/{ifname}/forwarding");
         let on = std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1");
-        if !on && self.forwarding_warned.insert(format!("{family}/{ifname}")) {
+        if !on && self.warned_once.insert(format!("{family}/{ifname}")) {
             warn!(
                 iface = ifname,
                 "{family} forwarding is off on {ifname}: NAT replies cannot be routed to clients; set net.{family}.conf.{ifname}.forwarding = 1 (or net.ipv4.ip_forward = 1 / net.ipv6.conf.all.forwarding = 1)"

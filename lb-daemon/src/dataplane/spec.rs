@@ -82,6 +82,18 @@ pub struct ServiceId {
 }
 
 impl ServiceId {
+    /// The service a virtual server configures.
+    pub fn of(vs: &crate::config::VirtualServer) -> Self {
+        ServiceId {
+            vip: vs.address,
+            port: vs.port,
+            protocol: match vs.protocol {
+                crate::config::Protocol::Tcp => Protocol::Tcp,
+                crate::config::Protocol::Udp => Protocol::Udp,
+            },
+        }
+    }
+
     pub fn key(&self) -> ServiceKey {
         let (addr, family) = encode_addr(self.vip);
         ServiceKey {

@@ -9,20 +9,9 @@ use super::{
 };
 use crate::{
     config::{self, LbKind},
-    dataplane::{Protocol, ServiceId},
+    dataplane::ServiceId,
     health::verdict::DesiredBackend,
 };
-
-pub fn service_id(vs: &config::VirtualServer) -> ServiceId {
-    ServiceId {
-        vip: vs.address,
-        port: vs.port,
-        protocol: match vs.protocol {
-            config::Protocol::Tcp => Protocol::Tcp,
-            config::Protocol::Udp => Protocol::Udp,
-        },
-    }
-}
 
 pub fn forward(kind: LbKind) -> Forward {
     match kind {
@@ -38,7 +27,7 @@ pub fn desired_service(vs: &config::VirtualServer, backends: &[DesiredBackend]) 
         .persistence_timeout
         .map(|t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX));
     DesiredService {
-        service: ServiceEntry::new(service_id(vs), vs.lb_algo.ipvs_scheduler(), persistence),
+        service: ServiceEntry::new(ServiceId::of(vs), vs.lb_algo.ipvs_scheduler(), persistence),
         dests: backends
             .iter()
             .map(|b| {
