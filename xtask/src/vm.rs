@@ -87,7 +87,9 @@ pub fn run(object: &Path) -> Result<()> {
         .arg(&script)
         .current_dir(&root);
     let console = out_dir.join("console.log");
+    // CI runs without standard input; the VM must not depend on one either.
     let status = cmd
+        .stdin(std::process::Stdio::null())
         .stdout(fs::File::create(&console)?)
         .stderr(fs::File::create(out_dir.join("console.err"))?)
         .status()
