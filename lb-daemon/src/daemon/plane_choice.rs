@@ -4,7 +4,7 @@
 //! scheduler), logging why.
 
 use anyhow::{anyhow, Context, Result};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::dataplane_owner::Plane;
 use crate::{
@@ -35,9 +35,14 @@ fn auto(config: &Config) -> Result<Plane> {
     match probe_xdp(config) {
         Ok(dp) => Ok(Plane::Xdp(Box::new(dp))),
         Err(xdp) => {
-            warn!("dataplane = \"auto\": XDP is not usable here ({xdp:#}); falling back to IPVS");
+            // A verifier rejection carries the whole verifier log: its first line says
+            // why, the rest goes to the debug log.
+            let full = format!("{xdp:#}");
+            let why = full.lines().next().unwrap_or_default();
+            warn!("dataplane = \"auto\": XDP is not usable here ({why}); falling back to IPVS");
+            debug!(error = %full, "why XDP is not usable");
             open_ipvs().map_err(|e| {
-                anyhow!("no data plane: XDP is not usable ({xdp:#}) and IPVS is not either ({e:#})")
+                anyhow!("no data plane: XDP is not usable ({why}) and IPVS is not either ({e:#})")
             })
         }
     }
@@ -126,4 +131,57 @@ fn probe_xdp(config: &Config) -> Result<Dataplane> {
 fn open_ipvs() -> Result<Plane> {
     let ipvs = ipvs::open().context("opening the IPVS data plane")?;
     Ok(Plane::Ipvs(Box::new(ipvs)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = r#"
+[global]
+dataplane = "auto"
+
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+priority = 100
+virtual_ipaddress = ["10.0.0.1/32"]
+
+[[virtual_server]]
+address = "10.0.0.1"
+port = 80
+lb_algo = "ALGO"
+[[virtual_server.real_server]]
+address = "10.0.1.1"
+
+[[virtual_server]]
+address = "10.0.0.2"
+port = 80
+interfaces = ["eth1", "eth0"]
+[[virtual_server.real_server]]
+address = "10.0.1.1"
+"#;
+
+    fn config(algo: &str) -> Config {
+        Config::from_str(&TEXT.replace("ALGO", algo), "lb.toml")
+            .unwrap()
+            .config
+    }
+
+    #[test]
+    fn ipvs_only_schedulers_choose_ipvs_and_say_which_server() {
+        assert_eq!(ipvs_only(&config("maglev")), None);
+        assert_eq!(ipvs_only(&config("maglev_src")), None);
+        let why = ipvs_only(&config("wlc")).unwrap();
+        assert!(
+            why.contains("10.0.0.1:80") && why.contains("`wlc`"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn needed_interfaces_are_the_instances_and_the_written_ones_once_each() {
+        assert_eq!(needed_interfaces(&config("maglev")), ["eth0", "eth1"]);
+    }
 }
