@@ -29,6 +29,24 @@ use lb_daemon::{
 use lb_tests::ipvsadm::{normalise_ipvsadm, normalise_table};
 use tokio::sync::{mpsc, oneshot};
 
+/// Runs first (tests run in name order, one at a time, in the VM): the daemon loads
+/// `ip_vs` itself when the family is missing.
+#[test]
+#[ignore = "needs a kernel with IPVS: cargo xtask test --vm"]
+fn a_first_open_loads_ip_vs() {
+    let loaded = |m: &str| {
+        std::fs::read_to_string("/proc/modules")
+            .unwrap()
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(m))
+    };
+    let was_loaded = loaded("ip_vs");
+    let ns = Netns::new("ipvs").unwrap();
+    let mut ipvs = open_in(&ns);
+    assert!(ipvs.table().unwrap().is_empty());
+    assert!(loaded("ip_vs"), "ip_vs was loaded before: {was_loaded}");
+}
+
 /// Loads ip_vs and every scheduler module the kernel has (a missing one is tested).
 fn modules() {
     static ONCE: Once = Once::new();

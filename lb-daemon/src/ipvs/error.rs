@@ -5,7 +5,7 @@ use crate::dataplane::ServiceId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IpvsError {
-    #[error("this kernel has no IPVS (no generic netlink family \"IPVS\"): load it with `modprobe ip_vs` (kernel option CONFIG_IP_VS), or use dataplane = \"xdp\"")]
+    #[error("this kernel has no IPVS (no generic netlink family \"IPVS\", and `modprobe ip_vs` failed): install the kernel's ip_vs module or build it in (CONFIG_IP_VS), or use dataplane = \"xdp\"")]
     NotAvailable,
     #[error("IPVS refused to {op}: permission denied; programming IPVS needs CAP_NET_ADMIN (run lb-daemon as root)")]
     Permission { op: String },

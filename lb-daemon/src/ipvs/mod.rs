@@ -36,9 +36,23 @@ pub use socket::{GenlSocket, Transport, TransportError};
 /// The manager on the kernel's IPVS.
 pub type Ipvs = Manager<GenlSocket>;
 
-/// Opens the kernel's IPVS family.
+/// Opens the kernel's IPVS family. Without one, `modprobe ip_vs` is tried once (as
+/// `ipvsadm` and keepalived do; the kernel loads scheduler modules itself).
 pub fn open() -> Result<Ipvs, IpvsError> {
-    GenlSocket::open()
-        .map(Manager::new)
-        .map_err(IpvsError::from_open)
+    match GenlSocket::open() {
+        Err(e) if e.errno() == Some(libc::ENOENT) => {
+            let loaded = std::process::Command::new("modprobe")
+                .args(["-q", "ip_vs"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !loaded {
+                return Err(IpvsError::NotAvailable);
+            }
+            tracing::info!("loaded the ip_vs kernel module");
+            GenlSocket::open()
+        }
+        other => other,
+    }
+    .map(Manager::new)
+    .map_err(IpvsError::from_open)
 }

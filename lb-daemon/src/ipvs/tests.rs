@@ -510,7 +510,10 @@ fn permission_and_missing_module_errors_say_what_to_do() {
     assert!(matches!(e, IpvsError::Permission { .. }), "{e:?}");
     assert!(e.to_string().contains("CAP_NET_ADMIN"), "{e}");
     let e = IpvsError::from_open(super::TransportError::Kernel(libc::ENOENT));
-    assert!(e.to_string().contains("modprobe ip_vs"), "{e}");
+    assert!(
+        e.to_string().contains("modprobe ip_vs") && e.to_string().contains("CONFIG_IP_VS"),
+        "{e}"
+    );
 }
 
 #[test]
