@@ -223,6 +223,7 @@ fn manual_ipvsadm_changes_are_corrected_and_foreign_services_kept() {
 const OWNER_CONFIG: &str = r#"
 [global]
 dataplane = "ipvs"
+lvs_timeouts = { tcp = "15m", tcpfin = "90s", udp = "45s" }
 
 [[vrrp_instance]]
 name = "VI_1"
@@ -280,6 +281,7 @@ fn owner_gates_services_on_vrrp_and_follows_health() {
     let config = Config::from_str(OWNER_CONFIG, "lb.toml").unwrap().config;
     let (tx, rx) = mpsc::unbounded_channel::<Msg>();
     let ns_name = ns.name().to_string();
+    let timeouts_ns = ns_name.clone();
     let check = move |want: &[&str]| {
         let out = Command::new("ip")
             .args(["netns", "exec", &ns_name, "ipvsadm", "-Ln"])
@@ -303,6 +305,13 @@ fn owner_gates_services_on_vrrp_and_follows_health() {
                 &[("10.221.0.1", 1), ("10.221.0.2", 1)],
             ));
             settle().await;
+            // lvs_timeouts are IPVS's connection timeouts.
+            let out = Command::new("ip")
+                .args(["netns", "exec", &timeouts_ns, "ipvsadm", "-L", "--timeout"])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("900 90 45"), "{text}");
             // BACKUP: only the service no instance holds.
             check(&[
                 "TCP 10.220.0.9:443 -> 10.221.0.9:443 Tunnel 1",

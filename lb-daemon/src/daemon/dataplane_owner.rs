@@ -347,6 +347,9 @@ impl Owner {
                 // reconcile period; other services are reported.
                 ipvs.begin_grace();
                 ipvs.set_managed(known);
+                if let Err(e) = ipvs.set_timeouts(&self.nat_timeouts) {
+                    warn!(error = %e, "setting the IPVS connection timeouts (lvs_timeouts) failed");
+                }
                 if let Err(e) = ipvs.reconcile() {
                     warn!(error = %e, "reading the IPVS table back failed");
                 }

@@ -290,6 +290,9 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for DestAttr {
 pub enum CmdAttr {
     Service(Vec<SvcAttr>),
     Dest(Vec<DestAttr>),
+    TimeoutTcp(u32),
+    TimeoutTcpFin(u32),
+    TimeoutUdp(u32),
     Other(DefaultNla),
 }
 
@@ -298,6 +301,7 @@ impl Nla for CmdAttr {
         match self {
             Self::Service(a) => a.as_slice().buffer_len(),
             Self::Dest(a) => a.as_slice().buffer_len(),
+            Self::TimeoutTcp(_) | Self::TimeoutTcpFin(_) | Self::TimeoutUdp(_) => 4,
             Self::Other(o) => o.value_len(),
         }
     }
@@ -306,6 +310,9 @@ impl Nla for CmdAttr {
         match self {
             Self::Service(_) => cmd_attr::SERVICE,
             Self::Dest(_) => cmd_attr::DEST,
+            Self::TimeoutTcp(_) => cmd_attr::TIMEOUT_TCP,
+            Self::TimeoutTcpFin(_) => cmd_attr::TIMEOUT_TCP_FIN,
+            Self::TimeoutUdp(_) => cmd_attr::TIMEOUT_UDP,
             Self::Other(o) => o.kind(),
         }
     }
@@ -314,6 +321,9 @@ impl Nla for CmdAttr {
         match self {
             Self::Service(a) => a.as_slice().emit(buffer),
             Self::Dest(a) => a.as_slice().emit(buffer),
+            Self::TimeoutTcp(v) | Self::TimeoutTcpFin(v) | Self::TimeoutUdp(v) => {
+                buffer.copy_from_slice(&v.to_ne_bytes())
+            }
             Self::Other(o) => o.emit_value(buffer),
         }
     }
@@ -333,6 +343,9 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for CmdAttr {
         Ok(match buf.kind() & NLA_TYPE_MASK {
             cmd_attr::SERVICE => Self::Service(parse_nested(buf.value())?),
             cmd_attr::DEST => Self::Dest(parse_nested(buf.value())?),
+            cmd_attr::TIMEOUT_TCP => Self::TimeoutTcp(parse_u32(buf.value())?),
+            cmd_attr::TIMEOUT_TCP_FIN => Self::TimeoutTcpFin(parse_u32(buf.value())?),
+            cmd_attr::TIMEOUT_UDP => Self::TimeoutUdp(parse_u32(buf.value())?),
             _ => Self::Other(DefaultNla::parse(buf)?),
         })
     }

@@ -23,6 +23,8 @@ pub struct FakeKernel {
     pub deny: bool,
     /// Commands received, in order.
     pub commands: Vec<u8>,
+    /// TCP, TCP FIN and UDP timeouts set.
+    pub timeouts: Option<(u32, u32, u32)>,
 }
 
 impl Default for FakeKernel {
@@ -32,6 +34,7 @@ impl Default for FakeKernel {
             schedulers: crate::config::LbAlgo::IPVS_SCHEDULERS.to_vec(),
             deny: false,
             commands: Vec::new(),
+            timeouts: None,
         }
     }
 }
@@ -112,6 +115,19 @@ impl FakeKernel {
                     }
                     (_, None) => Err(err(libc::ENOENT)),
                 }
+            }
+            cmd::SET_CONFIG => {
+                let mut t = (0, 0, 0);
+                for a in &msg.attrs {
+                    match a {
+                        CmdAttr::TimeoutTcp(v) => t.0 = *v,
+                        CmdAttr::TimeoutTcpFin(v) => t.1 = *v,
+                        CmdAttr::TimeoutUdp(v) => t.2 = *v,
+                        _ => {}
+                    }
+                }
+                self.timeouts = Some(t);
+                Ok(())
             }
             _ => Err(err(libc::EINVAL)),
         }

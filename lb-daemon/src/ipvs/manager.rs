@@ -131,6 +131,18 @@ impl<T: Transport> Manager<T> {
         }
     }
 
+    /// keepalived's `lvs_timeouts` as IPVS's connection timeouts (whole seconds, at least 1).
+    pub fn set_timeouts(&mut self, t: &crate::dataplane::NatTimeouts) -> Result<(), IpvsError> {
+        let secs = |d: std::time::Duration| u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX);
+        self.transport
+            .request(request::set_timeouts(
+                secs(t.tcp),
+                secs(t.tcpfin),
+                secs(t.udp),
+            ))
+            .map_err(|e| IpvsError::from_transport("set the connection timeouts", e))
+    }
+
     /// Deletes every managed service from the kernel and forgets the desired ones.
     pub fn cleanup(&mut self) -> Result<usize, IpvsError> {
         self.desired.clear();

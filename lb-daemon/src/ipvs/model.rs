@@ -344,6 +344,18 @@ pub mod request {
         )
     }
 
+    /// The connection timeouts, in seconds (`ipvsadm --set TCP TCPFIN UDP`).
+    pub fn set_timeouts(tcp: u32, tcp_fin: u32, udp: u32) -> IpvsMessage {
+        msg(
+            cmd::SET_CONFIG,
+            vec![
+                CmdAttr::TimeoutTcp(tcp),
+                CmdAttr::TimeoutTcpFin(tcp_fin),
+                CmdAttr::TimeoutUdp(udp),
+            ],
+        )
+    }
+
     /// A dump of one service's destinations.
     pub fn get_dests(id: &ServiceId) -> IpvsMessage {
         msg(cmd::GET_DEST, vec![CmdAttr::Service(service_key_attrs(id))])

@@ -118,6 +118,35 @@ fn new_dest_ipv6_golden_bytes() {
 }
 
 #[test]
+fn set_timeouts_golden_bytes() {
+    let mut g = GenlMessage::from_payload(request::set_timeouts(900, 120, 300));
+    g.set_resolved_family_id(0x1c);
+    let mut bytes = vec![0u8; netlink_packet_core::Emitable::buffer_len(&g)];
+    netlink_packet_core::Emitable::emit(&g, &mut bytes);
+    #[rustfmt::skip]
+    let want: Vec<u8> = vec![
+        12, 1, 0, 0, // IPVS_CMD_SET_CONFIG, version 1
+        8, 0, 4, 0, 0x84, 3, 0, 0, // IPVS_CMD_ATTR_TIMEOUT_TCP 900
+        8, 0, 5, 0, 120, 0, 0, 0,  // IPVS_CMD_ATTR_TIMEOUT_TCP_FIN 120
+        8, 0, 6, 0, 0x2c, 1, 0, 0, // IPVS_CMD_ATTR_TIMEOUT_UDP 300
+    ];
+    assert_eq!(bytes, want);
+}
+
+#[test]
+fn lvs_timeouts_become_ipvs_timeouts() {
+    let mut m = Manager::new(FakeKernel::default());
+    let t = crate::dataplane::NatTimeouts {
+        tcp: std::time::Duration::from_secs(600),
+        tcpfin: std::time::Duration::from_millis(500),
+        udp: std::time::Duration::from_secs(30),
+    };
+    m.set_timeouts(&t).unwrap();
+    // Sub-second values round up to IPVS's smallest, 1 s (0 would mean "unchanged").
+    assert_eq!(m.transport_mut().timeouts, Some((600, 1, 30)));
+}
+
+#[test]
 fn forwarding_methods_have_the_kernels_numbers() {
     assert_eq!(Forward::Masq.to_raw(), 0);
     assert_eq!(Forward::Tunnel.to_raw(), 2);

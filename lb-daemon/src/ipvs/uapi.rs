@@ -16,6 +16,8 @@ pub mod cmd {
     pub const SET_DEST: u8 = 6;
     pub const DEL_DEST: u8 = 7;
     pub const GET_DEST: u8 = 8;
+    pub const SET_CONFIG: u8 = 12;
+    pub const GET_CONFIG: u8 = 13;
     pub const GET_INFO: u8 = 15;
     pub const FLUSH: u8 = 17;
 }
@@ -24,6 +26,10 @@ pub mod cmd {
 pub mod cmd_attr {
     pub const SERVICE: u16 = 1;
     pub const DEST: u16 = 2;
+    /// u32 seconds (keepalived's `lvs_timeouts`, `ipvsadm --set`).
+    pub const TIMEOUT_TCP: u16 = 4;
+    pub const TIMEOUT_TCP_FIN: u16 = 5;
+    pub const TIMEOUT_UDP: u16 = 6;
 }
 
 /// `IPVS_SVC_ATTR_*`: inside `IPVS_CMD_ATTR_SERVICE`.
