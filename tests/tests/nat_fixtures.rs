@@ -580,3 +580,30 @@ fn reply_routes_are_cached_then_looked_up_again() {
         frames::assert_checksums(&fresh.frame);
     });
 }
+
+#[test]
+fn a_reply_without_a_neighbour_queues_the_next_hop_for_resolution() {
+    in_fib_ns(|| {
+        // A client on a link where nothing has resolved it yet.
+        let status = std::process::Command::new("ip")
+            .args(["addr", "add", "203.0.114.1/24", "dev", "out0"])
+            .status()
+            .expect("ip addr");
+        assert!(status.success());
+        let spec = nat_service(VIP4, Protocol::Tcp, &REALS4, None);
+        let mut t = setup(&[&spec]);
+        let client = "203.0.114.9";
+        let flow = Flow::tcp(client, CLIENT_PORT, VIP4, 80);
+        let (real, _) = forward(&mut t, &spec, &flow, None);
+        let r = flow
+            .rewritten(&real.to_string(), REAL_PORT, client, CLIENT_PORT)
+            .with_flags(TCP_SYN | TCP_ACK);
+        let out = t.run(&from_real(&r));
+        assert_eq!(out.action, XDP_DROP, "no neighbour yet: dropped");
+        assert_eq!(t.counter(Counter::FibNoNeigh), 1);
+        let misses = t.dp.take_neigh_misses().expect("lb_neigh_miss");
+        assert_eq!(misses.len(), 1, "{misses:?}");
+        assert_eq!(misses[0].0, client.parse::<IpAddr>().unwrap());
+        assert!(t.dp.take_neigh_misses().expect("cleared").is_empty());
+    });
+}
