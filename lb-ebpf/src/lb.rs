@@ -3,7 +3,7 @@
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, programs::XdpContext};
 use lb_common::{
     backend_flags, hash, mode, service_flags, Backend, Conn, Counter, FlowKey, ServiceInfo,
-    ServiceKey, IPPROTO_ICMP, NO_BACKEND,
+    ServiceKey, IPPROTO_ICMP, IPPROTO_TCP, NO_BACKEND,
 };
 
 use crate::{
@@ -124,7 +124,16 @@ pub fn choose_backend(
     // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
 
-    if let Some(conn) = CONNTRACK.get_ptr_mut(&flow) {
+    // A new connection on a tuple the table remembers (a client reusing a source port)
+    // is scheduled afresh, like IPVS's connection reuse: its backend is then the Maglev
+    // choice every node makes, which is what lets it survive a failover.
+    let reused = !persistent && pkt.proto == IPPROTO_TCP && packet::is_new_syn(pkt.tcp_flags);
+    let existing = if reused {
+        None
+    } else {
+        CONNTRACK.get_ptr_mut(&flow)
+    };
+    if let Some(conn) = existing {
         // SAFETY: the entry stays valid until the next update of this map; a racing
         // update from another CPU can at worst write a stale last-seen time.
         let c = unsafe { &mut *conn };

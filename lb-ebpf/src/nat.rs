@@ -17,16 +17,12 @@ use crate::{
     forward,
     lb::{self, active_backend},
     maps::{NAT, NAT_REALS},
-    packet::{read, Packet},
+    packet::{is_new_syn, Packet, TCP_FIN, TCP_RST, TCP_SYN},
     rewrite::{rewrite, Tuple},
     route::{self, Hop},
     stats,
 };
 
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
 /// `-EEXIST`: the key is taken (another flow holds that source port).
 const EEXIST: i32 = -17;
 
@@ -40,7 +36,7 @@ pub const NEW_FLOW: u32 = u32::MAX;
 pub fn to_real(ctx: &XdpContext, pkt: &Packet, svc: &ServiceInfo, bytes: u64) -> u32 {
     let _ = svc;
     let flow = flow_of(pkt);
-    let flags = tcp_flags(ctx, pkt);
+    let flags = pkt.tcp_flags;
     // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     if let Some(entry) = NAT.get_ptr_mut(&flow) {
@@ -74,7 +70,7 @@ pub fn new_flow(
     bytes: u64,
 ) -> u32 {
     let flow = flow_of(pkt);
-    let flags = tcp_flags(ctx, pkt);
+    let flags = pkt.tcp_flags;
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let persistent = svc.flags & service_flags::PERSISTENT != 0;
@@ -157,7 +153,7 @@ fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
         if e.direction != nat_dir::TO_CLIENT {
             return None;
         }
-        let flags = tcp_flags(ctx, pkt);
+        let flags = pkt.tcp_flags;
         // SAFETY: no preconditions.
         let now = unsafe { bpf_ktime_get_coarse_ns() };
         touch(e, pkt.proto, flags, now);
@@ -289,21 +285,6 @@ fn tuple(e: &NatEntry) -> Tuple {
         sport: e.sport,
         dport: e.dport,
     }
-}
-
-#[inline(always)]
-fn tcp_flags(ctx: &XdpContext, pkt: &Packet) -> u8 {
-    if pkt.proto != IPPROTO_TCP {
-        return 0;
-    }
-    // Data offset and flags together: a one-byte packet read becomes a bounds check the
-    // verifier does not understand (`p >= end`).
-    read::<[u8; 2]>(ctx, pkt.l4() + 12).map_or(0, |b| b[1])
-}
-
-#[inline(always)]
-fn is_new_syn(flags: u8) -> bool {
-    flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) == TCP_SYN
 }
 
 #[inline(always)]

@@ -432,7 +432,7 @@ fn tcp_states_follow_fin_and_rst_and_a_new_syn_reuses_the_tuple() {
     in_fib_ns(|| {
         let spec = nat_service(VIP4, Protocol::Tcp, &REALS4, None);
         let mut t = setup(&[&spec]);
-        let syn = Flow::tcp(CLIENT4, CLIENT_PORT, VIP4, 80);
+        let syn = Flow::tcp(CLIENT4, CLIENT_PORT, VIP4, 80).with_flags(TCP_SYN);
         let (real, _) = forward(&mut t, &spec, &syn, None);
         assert!(state_of(&t, &syn).iter().all(|&s| s == nat_state::SYN));
         let ack = syn.with_flags(TCP_ACK);
@@ -450,7 +450,7 @@ fn tcp_states_follow_fin_and_rst_and_a_new_syn_reuses_the_tuple() {
         assert!(state_of(&t, &syn).iter().all(|&s| s == nat_state::SYN));
         // Sweeping: a closed connection goes after 10 s, an established one stays.
         let now = t.dp.nat_entries().unwrap()[0].1.last_seen_ns;
-        let other = Flow::tcp(CLIENT4, CLIENT_PORT + 1, VIP4, 80);
+        let other = Flow::tcp(CLIENT4, CLIENT_PORT + 1, VIP4, 80).with_flags(TCP_SYN);
         forward(&mut t, &spec, &other, None);
         t.run(&from_client(&other.with_flags(TCP_ACK)));
         t.run(&from_client(&syn.with_flags(TCP_RST)));
