@@ -158,11 +158,14 @@ fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
         let now = unsafe { bpf_ktime_get_coarse_ns() };
         touch(e, pkt.proto, flags, now);
         let to = tuple(e);
-        let mut hop = Hop::NONE;
+        // Starts as the cached route (initialising it from the entry, not with zeros,
+        // spares a `memset` call, a byte loop on BPF, on every reply).
+        let mut hop = Hop {
+            ifindex: e.hop_ifindex,
+            smac: e.hop_smac,
+            dmac: e.hop_dmac,
+        };
         let result = if e.hop_ifindex != 0 && now.wrapping_sub(e.hop_checked_ns) < NAT_HOP_TTL_NS {
-            hop.ifindex = e.hop_ifindex;
-            hop.smac = e.hop_smac;
-            hop.dmac = e.hop_dmac;
             route::route::OUT
         } else {
             let result = route::lookup(ctx, pkt.family, pkt.proto, &to, &mut hop);
