@@ -27,6 +27,7 @@ pub fn process(ctx: &XdpContext) -> u32 {
         key,
         svc,
         route: to,
+        ..
     } = unsafe { &mut *scratch };
     let code = packet::parse_into(ctx, pkt);
     match packet::outcome(code, pkt) {
@@ -46,9 +47,10 @@ pub fn process(ctx: &XdpContext) -> u32 {
             if action != icmp::ROUTE {
                 return action;
             }
-            let mut hop = Hop::NONE;
-            let result = route::lookup(ctx, family, IPPROTO_ICMP, to, &mut hop);
-            return route::send(ctx, result, &hop);
+            let mut hop_slot = core::mem::MaybeUninit::<Hop>::uninit();
+            let hop = crate::zero::init(&mut hop_slot);
+            let result = route::lookup(ctx, family, IPPROTO_ICMP, to, hop);
+            return route::send(ctx, result, hop);
         }
     }
     if !find_service(pkt, key, svc) {

@@ -75,6 +75,9 @@ pub struct Scratch {
     pub svc: ServiceInfo,
     /// Where a translated ICMP error goes.
     pub route: Tuple,
+    /// A new NAT flow's two translation entries, while they are built.
+    pub fwd: NatEntry,
+    pub rev: NatEntry,
 }
 
 #[btf_map(name = "lb_scratch")]

@@ -16,7 +16,7 @@ use lb_common::{
 use crate::{
     forward,
     lb::{self, active_backend},
-    maps::{NAT, NAT_REALS},
+    maps::{NAT, NAT_REALS, SCRATCH},
     packet::{is_new_syn, Packet, TCP_FIN, TCP_RST, TCP_SYN},
     rewrite::{rewrite, Tuple},
     route::{self, Hop},
@@ -84,33 +84,43 @@ pub fn new_flow(
     };
     let snat = svc.flags & service_flags::SNAT != 0;
     let state = initial_state(pkt.proto, flags);
-    let mut fwd = NatEntry {
-        src: if snat { svc.snat } else { pkt.src },
-        dst: b.addr,
-        sport: pkt.sport,
-        // A wildcard-port service keeps the client's destination port.
-        dport: if b.port == 0 { pkt.dport } else { b.port },
-        backend: id,
-        generation: b.generation,
-        direction: nat_dir::TO_REAL,
-        state,
-        pad: 0,
-        last_seen_ns: now,
-        hop_dmac: [0; 6],
-        hop_smac: [0; 6],
-        hop_ifindex: 0,
-        hop_checked_ns: 0,
+    // Both entries are built in the per-CPU scratch area (this function's stack is
+    // tight), field by field on cleared memory (zeroed arrays in a struct literal
+    // compile to `memset` calls, see `zero`).
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return xdp_action::XDP_DROP;
     };
-    let rev = NatEntry {
-        src: pkt.dst,
-        dst: pkt.src,
-        sport: pkt.dport,
-        dport: pkt.sport,
-        direction: nat_dir::TO_CLIENT,
-        ..fwd
+    // SAFETY: this CPU's scratch entry; only its `fwd` and `rev` fields are borrowed
+    // here (`pkt`, `key` and `svc` point to other fields).
+    let (fwd, rev) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!((*scratch).fwd),
+            &mut *core::ptr::addr_of_mut!((*scratch).rev),
+        )
     };
+    crate::zero::clear(fwd);
+    crate::zero::clear(rev);
+    crate::zero::copy_addr(&mut fwd.src, if snat { &svc.snat } else { &pkt.src });
+    crate::zero::copy_addr(&mut fwd.dst, &b.addr);
+    fwd.sport = pkt.sport;
+    // A wildcard-port service keeps the client's destination port.
+    fwd.dport = if b.port == 0 { pkt.dport } else { b.port };
+    fwd.backend = id;
+    fwd.generation = b.generation;
+    fwd.direction = nat_dir::TO_REAL;
+    fwd.state = state;
+    fwd.last_seen_ns = now;
+    crate::zero::copy_addr(&mut rev.src, &pkt.dst);
+    crate::zero::copy_addr(&mut rev.dst, &pkt.src);
+    rev.sport = pkt.dport;
+    rev.dport = pkt.sport;
+    rev.backend = id;
+    rev.generation = b.generation;
+    rev.direction = nat_dir::TO_CLIENT;
+    rev.state = state;
+    rev.last_seen_ns = now;
     let mut tracked = if snat {
-        match allocate_port(pkt, &mut fwd, &rev) {
+        match allocate_port(pkt, fwd, rev) {
             Ok(()) => true,
             Err(Full::Table) => false,
             Err(Full::Ports) => {
@@ -119,11 +129,11 @@ pub fn new_flow(
             }
         }
     } else {
-        NAT.insert(&reverse_key(&fwd, pkt), &rev, BPF_ANY as u64)
+        NAT.insert(&reverse_key(fwd, pkt), &*rev, BPF_ANY as u64)
             .is_ok()
     };
-    if tracked && NAT.insert(&flow, &fwd, BPF_ANY as u64).is_err() {
-        let _ = NAT.remove(&reverse_key(&fwd, pkt));
+    if tracked && NAT.insert(&flow, &*fwd, BPF_ANY as u64).is_err() {
+        let _ = NAT.remove(&reverse_key(fwd, pkt));
         tracked = false;
     }
     if !tracked {
@@ -133,7 +143,7 @@ pub fn new_flow(
             return xdp_action::XDP_DROP;
         }
     }
-    let to = tuple(&fwd);
+    let to = tuple(fwd);
     send_to_real(ctx, pkt, &to, id, b, bytes)
 }
 
@@ -197,8 +207,9 @@ fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
         sport: real.vport,
         dport: pkt.dport,
     };
-    let mut hop = Hop::NONE;
-    let result = route::lookup(ctx, pkt.family, pkt.proto, &to, &mut hop);
+    let mut hop_slot = core::mem::MaybeUninit::<Hop>::uninit();
+    let hop = crate::zero::init(&mut hop_slot);
+    let result = route::lookup(ctx, pkt.family, pkt.proto, &to, hop);
     // For this host (e.g. a health check's answer): not a client's reply.
     if result == route::route::NOT_FORWARDED {
         return None;
@@ -206,7 +217,7 @@ fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
     rewrite(ctx, pkt, &to)?;
     stats::count(Counter::NatStatelessReply);
     stats::count(Counter::NatToClient);
-    Some(route::send(ctx, result, &hop))
+    Some(route::send(ctx, result, hop))
 }
 
 #[inline(always)]
