@@ -21,8 +21,9 @@ pub mod map_names {
     pub const NAT: &str = "lb_nat";
     pub const NAT_REALS: &str = "lb_nat_reals";
     pub const NEIGH_MISS: &str = "lb_neigh_miss";
+    pub const FLAGS: &str = "lb_flags";
     /// Every map, in the order `docs/maps.md` lists them.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         SERVICES,
         BACKENDS,
         MAGLEV,
@@ -33,6 +34,7 @@ pub mod map_names {
         NAT,
         NAT_REALS,
         NEIGH_MISS,
+        FLAGS,
     ];
 }
 
@@ -208,6 +210,12 @@ pub struct Conn {
     pub generation: u32,
     /// `bpf_ktime_get_ns()` of the last packet.
     pub last_seen_ns: u64,
+}
+
+/// Bits of `lb_flags[0]`, the data plane's global switches (set by user space).
+pub mod global_flags {
+    /// A NAT service is programmed: packets not for a VIP may be NAT replies.
+    pub const NAT: u32 = 1;
 }
 
 /// Direction of a [`NatEntry`].

@@ -29,6 +29,8 @@ mod rewrite;
 mod route;
 #[cfg(target_arch = "bpf")]
 mod stats;
+#[cfg(target_arch = "bpf")]
+mod zero;
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}

@@ -62,6 +62,10 @@ pub static NAT_REALS: HashMap<ServiceKey, NatReal, { capacity::NAT_REALS as usiz
 pub static NEIGH_MISS: LruHashMap<NeighMiss, u64, { capacity::NEIGH_MISS as usize }, 0> =
     LruHashMap::new();
 
+/// Global switches ([`lb_common::global_flags`]): one entry, written by user space.
+#[btf_map(name = "lb_flags")]
+pub static FLAGS: Array<u32, 1> = Array::new();
+
 /// Per-CPU working memory for one packet: the parsed headers and the matched service
 /// live here instead of on the stack, whose 512 bytes the verifier counts over the
 /// deepest chain of BPF function calls. Not pinned: nothing outlives a packet.
@@ -71,6 +75,9 @@ pub struct Scratch {
     pub svc: ServiceInfo,
     /// Where a translated ICMP error goes.
     pub route: Tuple,
+    /// A new NAT flow's two translation entries, while they are built.
+    pub fwd: NatEntry,
+    pub rev: NatEntry,
 }
 
 #[btf_map(name = "lb_scratch")]

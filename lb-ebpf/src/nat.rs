@@ -16,17 +16,13 @@ use lb_common::{
 use crate::{
     forward,
     lb::{self, active_backend},
-    maps::{NAT, NAT_REALS},
-    packet::{read, Packet},
+    maps::{NAT, NAT_REALS, SCRATCH},
+    packet::{is_new_syn, Packet, TCP_FIN, TCP_RST, TCP_SYN},
     rewrite::{rewrite, Tuple},
     route::{self, Hop},
     stats,
 };
 
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
 /// `-EEXIST`: the key is taken (another flow holds that source port).
 const EEXIST: i32 = -17;
 
@@ -40,7 +36,7 @@ pub const NEW_FLOW: u32 = u32::MAX;
 pub fn to_real(ctx: &XdpContext, pkt: &Packet, svc: &ServiceInfo, bytes: u64) -> u32 {
     let _ = svc;
     let flow = flow_of(pkt);
-    let flags = tcp_flags(ctx, pkt);
+    let flags = pkt.tcp_flags;
     // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     if let Some(entry) = NAT.get_ptr_mut(&flow) {
@@ -74,7 +70,7 @@ pub fn new_flow(
     bytes: u64,
 ) -> u32 {
     let flow = flow_of(pkt);
-    let flags = tcp_flags(ctx, pkt);
+    let flags = pkt.tcp_flags;
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let persistent = svc.flags & service_flags::PERSISTENT != 0;
@@ -88,33 +84,43 @@ pub fn new_flow(
     };
     let snat = svc.flags & service_flags::SNAT != 0;
     let state = initial_state(pkt.proto, flags);
-    let mut fwd = NatEntry {
-        src: if snat { svc.snat } else { pkt.src },
-        dst: b.addr,
-        sport: pkt.sport,
-        // A wildcard-port service keeps the client's destination port.
-        dport: if b.port == 0 { pkt.dport } else { b.port },
-        backend: id,
-        generation: b.generation,
-        direction: nat_dir::TO_REAL,
-        state,
-        pad: 0,
-        last_seen_ns: now,
-        hop_dmac: [0; 6],
-        hop_smac: [0; 6],
-        hop_ifindex: 0,
-        hop_checked_ns: 0,
+    // Both entries are built in the per-CPU scratch area (this function's stack is
+    // tight), field by field on cleared memory (zeroed arrays in a struct literal
+    // compile to `memset` calls, see `zero`).
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return xdp_action::XDP_DROP;
     };
-    let rev = NatEntry {
-        src: pkt.dst,
-        dst: pkt.src,
-        sport: pkt.dport,
-        dport: pkt.sport,
-        direction: nat_dir::TO_CLIENT,
-        ..fwd
+    // SAFETY: this CPU's scratch entry; only its `fwd` and `rev` fields are borrowed
+    // here (`pkt`, `key` and `svc` point to other fields).
+    let (fwd, rev) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!((*scratch).fwd),
+            &mut *core::ptr::addr_of_mut!((*scratch).rev),
+        )
     };
+    crate::zero::clear(fwd);
+    crate::zero::clear(rev);
+    crate::zero::copy_addr(&mut fwd.src, if snat { &svc.snat } else { &pkt.src });
+    crate::zero::copy_addr(&mut fwd.dst, &b.addr);
+    fwd.sport = pkt.sport;
+    // A wildcard-port service keeps the client's destination port.
+    fwd.dport = if b.port == 0 { pkt.dport } else { b.port };
+    fwd.backend = id;
+    fwd.generation = b.generation;
+    fwd.direction = nat_dir::TO_REAL;
+    fwd.state = state;
+    fwd.last_seen_ns = now;
+    crate::zero::copy_addr(&mut rev.src, &pkt.dst);
+    crate::zero::copy_addr(&mut rev.dst, &pkt.src);
+    rev.sport = pkt.dport;
+    rev.dport = pkt.sport;
+    rev.backend = id;
+    rev.generation = b.generation;
+    rev.direction = nat_dir::TO_CLIENT;
+    rev.state = state;
+    rev.last_seen_ns = now;
     let mut tracked = if snat {
-        match allocate_port(pkt, &mut fwd, &rev) {
+        match allocate_port(pkt, fwd, rev) {
             Ok(()) => true,
             Err(Full::Table) => false,
             Err(Full::Ports) => {
@@ -123,11 +129,11 @@ pub fn new_flow(
             }
         }
     } else {
-        NAT.insert(&reverse_key(&fwd, pkt), &rev, BPF_ANY as u64)
+        NAT.insert(&reverse_key(fwd, pkt), &*rev, BPF_ANY as u64)
             .is_ok()
     };
-    if tracked && NAT.insert(&flow, &fwd, BPF_ANY as u64).is_err() {
-        let _ = NAT.remove(&reverse_key(&fwd, pkt));
+    if tracked && NAT.insert(&flow, &*fwd, BPF_ANY as u64).is_err() {
+        let _ = NAT.remove(&reverse_key(fwd, pkt));
         tracked = false;
     }
     if !tracked {
@@ -137,7 +143,7 @@ pub fn new_flow(
             return xdp_action::XDP_DROP;
         }
     }
-    let to = tuple(&fwd);
+    let to = tuple(fwd);
     send_to_real(ctx, pkt, &to, id, b, bytes)
 }
 
@@ -157,16 +163,19 @@ fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
         if e.direction != nat_dir::TO_CLIENT {
             return None;
         }
-        let flags = tcp_flags(ctx, pkt);
+        let flags = pkt.tcp_flags;
         // SAFETY: no preconditions.
         let now = unsafe { bpf_ktime_get_coarse_ns() };
         touch(e, pkt.proto, flags, now);
         let to = tuple(e);
-        let mut hop = Hop::NONE;
+        // Starts as the cached route (initialising it from the entry, not with zeros,
+        // spares a `memset` call, a byte loop on BPF, on every reply).
+        let mut hop = Hop {
+            ifindex: e.hop_ifindex,
+            smac: e.hop_smac,
+            dmac: e.hop_dmac,
+        };
         let result = if e.hop_ifindex != 0 && now.wrapping_sub(e.hop_checked_ns) < NAT_HOP_TTL_NS {
-            hop.ifindex = e.hop_ifindex;
-            hop.smac = e.hop_smac;
-            hop.dmac = e.hop_dmac;
             route::route::OUT
         } else {
             let result = route::lookup(ctx, pkt.family, pkt.proto, &to, &mut hop);
@@ -198,8 +207,9 @@ fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
         sport: real.vport,
         dport: pkt.dport,
     };
-    let mut hop = Hop::NONE;
-    let result = route::lookup(ctx, pkt.family, pkt.proto, &to, &mut hop);
+    let mut hop_slot = core::mem::MaybeUninit::<Hop>::uninit();
+    let hop = crate::zero::init(&mut hop_slot);
+    let result = route::lookup(ctx, pkt.family, pkt.proto, &to, hop);
     // For this host (e.g. a health check's answer): not a client's reply.
     if result == route::route::NOT_FORWARDED {
         return None;
@@ -207,7 +217,7 @@ fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
     rewrite(ctx, pkt, &to)?;
     stats::count(Counter::NatStatelessReply);
     stats::count(Counter::NatToClient);
-    Some(route::send(ctx, result, &hop))
+    Some(route::send(ctx, result, hop))
 }
 
 #[inline(always)]
@@ -289,21 +299,6 @@ fn tuple(e: &NatEntry) -> Tuple {
         sport: e.sport,
         dport: e.dport,
     }
-}
-
-#[inline(always)]
-fn tcp_flags(ctx: &XdpContext, pkt: &Packet) -> u8 {
-    if pkt.proto != IPPROTO_TCP {
-        return 0;
-    }
-    // Data offset and flags together: a one-byte packet read becomes a bounds check the
-    // verifier does not understand (`p >= end`).
-    read::<[u8; 2]>(ctx, pkt.l4() + 12).map_or(0, |b| b[1])
-}
-
-#[inline(always)]
-fn is_new_syn(flags: u8) -> bool {
-    flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) == TCP_SYN
 }
 
 #[inline(always)]

@@ -110,6 +110,19 @@ pub struct Packet {
     pub ip_len: u16,
     /// IPv4 TOS / IPv6 traffic class, copied into tunnel headers.
     pub tos: u8,
+    /// TCP flags (0 for UDP).
+    pub tcp_flags: u8,
+}
+
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+pub const TCP_ACK: u8 = 0x10;
+
+/// A connection's first packet: SYN without ACK, RST or FIN.
+#[inline(always)]
+pub fn is_new_syn(flags: u8) -> bool {
+    flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) == TCP_SYN
 }
 
 impl Packet {
@@ -247,6 +260,7 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         dport: ports.dst,
         ip_len: tot_len,
         tos: ip.tos,
+        tcp_flags: ports.tcp_flags,
     })
 }
 
@@ -282,19 +296,33 @@ fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         dport: ports.dst,
         ip_len: u16::from_be(ip.payload_len).saturating_add(IPV6_LEN as u16),
         tos: (vtc >> 20) as u8,
+        tcp_flags: ports.tcp_flags,
     })
 }
 
 #[inline(always)]
-pub fn read_ports(ctx: &XdpContext, l4: usize, proto: u8) -> Result<Ports, Skip> {
+pub fn read_ports(ctx: &XdpContext, l4: usize, proto: u8) -> Result<L4Info, Skip> {
     // Require the whole fixed header, not just the ports: a cut header is malformed.
-    let whole = if proto == IPPROTO_TCP {
-        ptr_at::<[u8; TCP_LEN]>(ctx, l4).is_some()
+    if proto == IPPROTO_TCP {
+        let tcp: [u8; TCP_LEN] = read(ctx, l4).ok_or(Skip::Drop(Counter::TruncatedL4))?;
+        Ok(L4Info {
+            src: u16::from_ne_bytes([tcp[0], tcp[1]]),
+            dst: u16::from_ne_bytes([tcp[2], tcp[3]]),
+            tcp_flags: tcp[13],
+        })
     } else {
-        ptr_at::<[u8; UDP_LEN]>(ctx, l4).is_some()
-    };
-    if !whole {
-        return Err(Skip::Drop(Counter::TruncatedL4));
+        let udp: [u8; UDP_LEN] = read(ctx, l4).ok_or(Skip::Drop(Counter::TruncatedL4))?;
+        Ok(L4Info {
+            src: u16::from_ne_bytes([udp[0], udp[1]]),
+            dst: u16::from_ne_bytes([udp[2], udp[3]]),
+            tcp_flags: 0,
+        })
     }
-    read(ctx, l4).ok_or(Skip::Drop(Counter::TruncatedL4))
+}
+
+/// Ports (network byte order, as on the wire) and TCP flags.
+pub struct L4Info {
+    pub src: u16,
+    pub dst: u16,
+    pub tcp_flags: u8,
 }

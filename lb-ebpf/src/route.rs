@@ -24,14 +24,6 @@ pub struct Hop {
     pub dmac: [u8; 6],
 }
 
-impl Hop {
-    pub const NONE: Hop = Hop {
-        ifindex: 0,
-        smac: [0; 6],
-        dmac: [0; 6],
-    };
-}
-
 /// [`lookup`] results.
 pub mod route {
     /// Forward along the [`super::Hop`].
@@ -49,8 +41,9 @@ pub mod route {
 /// the 64-byte lookup structure stays off its callers' stacks.
 #[inline(never)]
 pub fn lookup(ctx: &XdpContext, family: u8, proto: u8, t: &Tuple, hop: &mut Hop) -> u32 {
-    // SAFETY: bpf_fib_lookup is plain data; all-zero is its "unset" state.
-    let mut p: FibParams = unsafe { core::mem::zeroed() };
+    // All-zero is its "unset" state.
+    let mut slot = core::mem::MaybeUninit::<FibParams>::uninit();
+    let p = crate::zero::init(&mut slot);
     p.l4_protocol = proto;
     p.sport = t.sport;
     p.dport = t.dport;
@@ -68,7 +61,7 @@ pub fn lookup(ctx: &XdpContext, family: u8, proto: u8, t: &Tuple, hop: &mut Hop)
     let rc = unsafe {
         bpf_fib_lookup(
             ctx.ctx as *mut _,
-            &mut p,
+            &mut *p,
             core::mem::size_of::<FibParams>() as i32,
             0,
         )
@@ -90,13 +83,12 @@ pub fn lookup(ctx: &XdpContext, family: u8, proto: u8, t: &Tuple, hop: &mut Hop)
             } else {
                 unsafe { p.__bindgen_anon_4.ipv6_dst }
             };
-            let miss = NeighMiss {
-                addr,
-                ifindex: p.ifindex,
-                family,
-                pad: [0; 3],
-            };
-            let _ = NEIGH_MISS.insert(&miss, &0u64, 0);
+            let mut slot = core::mem::MaybeUninit::<NeighMiss>::uninit();
+            let miss = crate::zero::init(&mut slot);
+            miss.addr = addr;
+            miss.ifindex = p.ifindex;
+            miss.family = family;
+            let _ = NEIGH_MISS.insert(&*miss, &0u64, 0);
             route::NO_NEIGH
         }
         _ => route::FAILED,

@@ -62,7 +62,7 @@ pub struct Flow {
     pub sport: u16,
     pub dport: u16,
     pub proto: u8,
-    /// TCP flags (SYN unless changed).
+    /// TCP flags (ACK, a packet of an established connection, unless changed).
     pub tcp_flags: u8,
 }
 
@@ -74,7 +74,7 @@ impl Flow {
             sport,
             dport,
             proto: TCP,
-            tcp_flags: TCP_SYN,
+            tcp_flags: TCP_ACK,
         }
     }
 

@@ -102,6 +102,33 @@ fn check_dr(spec: &ServiceSpec, flow: Flow, vlan: Option<u16>, candidates: &[&st
 }
 
 #[test]
+fn a_new_syn_on_a_remembered_tuple_is_scheduled_afresh() {
+    // A client reusing a source port starts a new connection: it goes where Maglev
+    // says now (as on every other node), not where the old connection went.
+    let spec = dr_v4_service();
+    let mut t = setup(&spec);
+    let flow = Flow::tcp(CLIENT4, 40123, VIP4, 80);
+    let old = dr_target(&t.run(&frame_of(&flow)).frame, &BACKENDS4);
+    // The old connection's backend is drained: established packets still reach it...
+    let mut drained = spec.clone();
+    for b in &mut drained.backends {
+        if b.addr == old {
+            b.weight = 0;
+        }
+    }
+    t.dp.apply_service(&drained).expect("drain");
+    assert_eq!(dr_target(&t.run(&frame_of(&flow)).frame, &BACKENDS4), old);
+    // ...a new SYN on the same tuple goes to the current Maglev choice.
+    let syn = flow.with_flags(frames::TCP_SYN);
+    let new = dr_target(&t.run(&frame_of(&syn)).frame, &BACKENDS4);
+    assert_ne!(new, old);
+    assert_eq!(new, maglev_pick(&t, &drained, &syn));
+    // Retransmitted SYNs and the connection's next packets stay there.
+    assert_eq!(dr_target(&t.run(&frame_of(&syn)).frame, &BACKENDS4), new);
+    assert_eq!(dr_target(&t.run(&frame_of(&flow)).frame, &BACKENDS4), new);
+}
+
+#[test]
 fn dr_ipv4_tcp() {
     let spec = dr_v4_service();
     check_dr(&spec, Flow::tcp(CLIENT4, 40000, VIP4, 80), None, &BACKENDS4);

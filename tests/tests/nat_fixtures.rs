@@ -432,7 +432,7 @@ fn tcp_states_follow_fin_and_rst_and_a_new_syn_reuses_the_tuple() {
     in_fib_ns(|| {
         let spec = nat_service(VIP4, Protocol::Tcp, &REALS4, None);
         let mut t = setup(&[&spec]);
-        let syn = Flow::tcp(CLIENT4, CLIENT_PORT, VIP4, 80);
+        let syn = Flow::tcp(CLIENT4, CLIENT_PORT, VIP4, 80).with_flags(TCP_SYN);
         let (real, _) = forward(&mut t, &spec, &syn, None);
         assert!(state_of(&t, &syn).iter().all(|&s| s == nat_state::SYN));
         let ack = syn.with_flags(TCP_ACK);
@@ -450,7 +450,7 @@ fn tcp_states_follow_fin_and_rst_and_a_new_syn_reuses_the_tuple() {
         assert!(state_of(&t, &syn).iter().all(|&s| s == nat_state::SYN));
         // Sweeping: a closed connection goes after 10 s, an established one stays.
         let now = t.dp.nat_entries().unwrap()[0].1.last_seen_ns;
-        let other = Flow::tcp(CLIENT4, CLIENT_PORT + 1, VIP4, 80);
+        let other = Flow::tcp(CLIENT4, CLIENT_PORT + 1, VIP4, 80).with_flags(TCP_SYN);
         forward(&mut t, &spec, &other, None);
         t.run(&from_client(&other.with_flags(TCP_ACK)));
         t.run(&from_client(&syn.with_flags(TCP_RST)));
@@ -578,5 +578,32 @@ fn reply_routes_are_cached_then_looked_up_again() {
         let fresh = t.run(&from_real(&r));
         assert_eq!(fresh.frame[0..6], moved, "looked up again after its TTL");
         frames::assert_checksums(&fresh.frame);
+    });
+}
+
+#[test]
+fn a_reply_without_a_neighbour_queues_the_next_hop_for_resolution() {
+    in_fib_ns(|| {
+        // A client on a link where nothing has resolved it yet.
+        let status = std::process::Command::new("ip")
+            .args(["addr", "add", "203.0.114.1/24", "dev", "out0"])
+            .status()
+            .expect("ip addr");
+        assert!(status.success());
+        let spec = nat_service(VIP4, Protocol::Tcp, &REALS4, None);
+        let mut t = setup(&[&spec]);
+        let client = "203.0.114.9";
+        let flow = Flow::tcp(client, CLIENT_PORT, VIP4, 80);
+        let (real, _) = forward(&mut t, &spec, &flow, None);
+        let r = flow
+            .rewritten(&real.to_string(), REAL_PORT, client, CLIENT_PORT)
+            .with_flags(TCP_SYN | TCP_ACK);
+        let out = t.run(&from_real(&r));
+        assert_eq!(out.action, XDP_DROP, "no neighbour yet: dropped");
+        assert_eq!(t.counter(Counter::FibNoNeigh), 1);
+        let misses = t.dp.take_neigh_misses().expect("lb_neigh_miss");
+        assert_eq!(misses.len(), 1, "{misses:?}");
+        assert_eq!(misses[0].0, client.parse::<IpAddr>().unwrap());
+        assert!(t.dp.take_neigh_misses().expect("cleared").is_empty());
     });
 }

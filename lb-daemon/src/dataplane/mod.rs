@@ -131,6 +131,7 @@ impl Capacity {
             map_names::SERVICE_STATS => (u32s, size::<Traffic>(), self.services),
             map_names::NAT => (size::<FlowKey>(), size::<NatEntry>(), self.nat),
             map_names::NAT_REALS => (size::<ServiceKey>(), size::<NatReal>(), self.backends),
+            map_names::FLAGS => (u32s, u32s, 1),
             map_names::NEIGH_MISS => (size::<NeighMiss>(), size::<u64>(), capacity::NEIGH_MISS),
             _ => (u32s, size::<Traffic>(), self.backends),
         };
