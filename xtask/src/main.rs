@@ -114,14 +114,19 @@ fn vm_plan(vm: bool, no_vm: bool, args: &[OsString]) -> TestPlan {
 fn test(args: &[OsString], plan: TestPlan) -> Result<()> {
     setup::setup()?;
     let object = build::build_ebpf(true)?;
-    if plan == TestPlan::VmOnly {
-        return vm::run(&object);
-    }
-    let workspace = workspace_tests(args, &object);
-    if plan == TestPlan::Workspace {
-        return workspace;
-    }
-    let in_vm = vm::run(&object);
+    let mut totals = summary::Totals::default();
+    let workspace = if plan == TestPlan::VmOnly {
+        Ok(())
+    } else {
+        workspace_tests(args, &object, &mut totals)
+    };
+    let in_vm = if plan == TestPlan::Workspace {
+        Ok(())
+    } else {
+        vm::run(&object, &mut totals)
+    };
+    // The last line totals the whole run, host and VM.
+    println!("{}", totals.line());
     match (workspace, in_vm) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
@@ -129,7 +134,7 @@ fn test(args: &[OsString], plan: TestPlan) -> Result<()> {
     }
 }
 
-fn workspace_tests(args: &[OsString], object: &Path) -> Result<()> {
+fn workspace_tests(args: &[OsString], object: &Path, totals: &mut summary::Totals) -> Result<()> {
     let mut cmd = util::host_cargo()?;
     // Every test binary runs even when one fails, so one run shows every failure.
     cmd.args(["test", "--no-fail-fast"]);
@@ -138,7 +143,9 @@ fn workspace_tests(args: &[OsString], object: &Path) -> Result<()> {
         cmd.args(["--workspace", "--exclude", "lb-ebpf"]);
     }
     cmd.args(args).env(OBJECT_ENV, object);
-    summary::run_with_summary(&mut cmd)
+    let (counted, result) = summary::run_counted(&mut cmd);
+    totals.add(&counted);
+    result
 }
 
 /// Whether cargo arguments (before any `--`) pick packages with `-p`/`--package`.

@@ -40,14 +40,40 @@ impl Totals {
     }
 }
 
-/// Runs `cmd`, echoing its stdout, and prints the totals last.
-pub fn run_with_summary(cmd: &mut Command) -> Result<()> {
+impl Totals {
+    /// Adds every `test result:` line of a test log.
+    pub fn add_log(&mut self, log: &str) {
+        for line in log.lines() {
+            self.add_line(line);
+        }
+    }
+
+    pub fn add(&mut self, other: &Totals) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.ignored += other.ignored;
+    }
+
+    /// The run's last line.
+    pub fn line(&self) -> String {
+        format!("summary: {} passed, {} failed", self.passed, self.failed)
+    }
+}
+
+/// Runs `cmd`, echoing its stdout; the totals of its `test result:` lines, and whether
+/// it succeeded.
+pub fn run_counted(cmd: &mut Command) -> (Totals, Result<()>) {
+    let mut totals = Totals::default();
+    let result = run_into(cmd, &mut totals);
+    (totals, result)
+}
+
+fn run_into(cmd: &mut Command, totals: &mut Totals) -> Result<()> {
     let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
         .context("starting cargo test")?;
     let stdout = child.stdout.take().context("cargo test stdout")?;
-    let mut totals = Totals::default();
     let mut out = std::io::stdout().lock();
     for line in BufReader::new(stdout).lines() {
         let line = line.context("reading cargo test output")?;
@@ -55,11 +81,6 @@ pub fn run_with_summary(cmd: &mut Command) -> Result<()> {
         writeln!(out, "{line}")?;
     }
     let status = child.wait().context("waiting for cargo test")?;
-    writeln!(
-        out,
-        "summary: {} passed, {} failed",
-        totals.passed, totals.failed
-    )?;
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
@@ -69,6 +90,17 @@ pub fn run_with_summary(cmd: &mut Command) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_and_vm_logs_make_one_total() {
+        let mut host = Totals::default();
+        host.add_line("test result: ok. 10 passed; 0 failed; 2 ignored; 0 measured");
+        let mut all = Totals::default();
+        all.add(&host);
+        all.add_log("running 7 tests\ntest result: ok. 7 passed; 0 failed; 0 ignored\nrunning 5 tests\ntest result: FAILED. 4 passed; 1 failed; 0 ignored\n");
+        assert_eq!(all.line(), "summary: 21 passed, 1 failed");
+        assert_eq!(all.ignored, 2);
+    }
 
     #[test]
     fn totals_add_up_result_lines() {

@@ -54,7 +54,8 @@ fn selected() -> Result<Vec<(&'static str, &'static str)>> {
 /// Longest a VM run may take (boot included) before it is killed.
 const VM_TIMEOUT: Duration = Duration::from_secs(600);
 
-pub fn run(object: &Path) -> Result<()> {
+/// Runs the VM tests; adds their `test result:` lines to `totals`.
+pub fn run(object: &Path, totals: &mut crate::summary::Totals) -> Result<()> {
     let kernel = find_kernel(Path::new("/boot"), Path::new("/lib/modules"))?;
     let tests = selected()?;
     let binaries = build_test_binaries(&tests)?;
@@ -98,6 +99,7 @@ pub fn run(object: &Path) -> Result<()> {
     for (name, _) in &binaries {
         let log = fs::read_to_string(out_dir.join(format!("{name}.log"))).unwrap_or_default();
         print!("{log}");
+        totals.add_log(&log);
         match fs::read_to_string(out_dir.join(format!("{name}.status"))) {
             Ok(s) if s.trim() == "0" => {}
             Ok(s) => failed.push(format!("{name} (exit status {})", s.trim())),
