@@ -76,24 +76,8 @@ pub fn run(object: &Path, totals: &mut crate::summary::Totals) -> Result<()> {
             .join(", ")
     );
     let started = Instant::now();
-    let mut cmd = Command::new("timeout");
-    cmd.arg(VM_TIMEOUT.as_secs().to_string())
-        .arg("vng")
-        .args(["--disable-kvm", "--user", "root", "--run"])
-        .arg(&kernel)
-        .arg("--rwdir")
-        .arg(&out_dir)
-        .arg("--exec")
-        .arg(&script)
-        .current_dir(&root);
+    let status = boot(&kernel, &script, &out_dir)?;
     let console = out_dir.join("console.log");
-    // CI runs without standard input; the VM must not depend on one either.
-    let status = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(fs::File::create(&console)?)
-        .stderr(fs::File::create(out_dir.join("console.err"))?)
-        .status()
-        .context("failed to start `vng` (virtme-ng; `cargo xtask setup` installs it)")?;
     println!("vm: finished in {:.0?}", started.elapsed());
     let mut failed = Vec::new();
     for (name, _) in &binaries {
@@ -113,6 +97,68 @@ pub fn run(object: &Path, totals: &mut crate::summary::Totals) -> Result<()> {
             console.display()
         );
     }
+    Ok(())
+}
+
+/// Boots `kernel` with virtme-ng (no KVM), runs the shell `script` as root from the
+/// workspace root, with `out_dir` writable; console output goes to `out_dir`.
+pub fn boot(kernel: &Path, script: &str, out_dir: &Path) -> Result<std::process::ExitStatus> {
+    let mut cmd = Command::new("timeout");
+    cmd.arg(VM_TIMEOUT.as_secs().to_string())
+        .arg("vng")
+        .args(["--disable-kvm", "--user", "root", "--run"])
+        .arg(kernel)
+        .arg("--rwdir")
+        .arg(out_dir)
+        .arg("--exec")
+        .arg(script)
+        .current_dir(util::workspace_root());
+    // CI runs without standard input; the VM must not depend on one either.
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(fs::File::create(out_dir.join("console.log"))?)
+        .stderr(fs::File::create(out_dir.join("console.err"))?)
+        .status()
+        .context("failed to start `vng` (virtme-ng; `cargo xtask setup` installs it)")
+}
+
+/// The health benchmark's keepalived reference (`lb-bench health-reference`) in the
+/// IPVS kernel: keepalived's checker needs IPVS. Updates `output`'s section.
+pub fn bench_health_reference(bench: &Path, daemon: &Path, output: &Path) -> Result<()> {
+    let kernel = find_kernel(Path::new("/boot"), Path::new("/lib/modules"))?;
+    let out_dir = util::target_dir().join("vm-bench");
+    if out_dir.exists() {
+        fs::remove_dir_all(&out_dir)?;
+    }
+    fs::create_dir_all(&out_dir)?;
+    let copy = out_dir.join("benchmarks.md");
+    fs::copy(output, &copy).with_context(|| format!("copying {}", output.display()))?;
+    let script = format!(
+        "modprobe ip_vs; LB_DAEMON_BIN='{daemon}' '{bench}' health-reference --output '{copy}' > '{out}/bench.log' 2>&1; echo $? > '{out}/bench.status'",
+        daemon = daemon.display(),
+        bench = bench.display(),
+        copy = copy.display(),
+        out = out_dir.display()
+    );
+    println!(
+        "vm: booting {} for the keepalived reference",
+        kernel.display()
+    );
+    let started = Instant::now();
+    boot(&kernel, &script, &out_dir)?;
+    println!("vm: finished in {:.0?}", started.elapsed());
+    print!(
+        "{}",
+        fs::read_to_string(out_dir.join("bench.log")).unwrap_or_default()
+    );
+    let status = fs::read_to_string(out_dir.join("bench.status")).unwrap_or_default();
+    if status.trim() != "0" {
+        bail!(
+            "the keepalived reference failed in the VM (status {:?}; see {})",
+            status.trim(),
+            out_dir.display()
+        );
+    }
+    fs::copy(&copy, output).with_context(|| format!("updating {}", output.display()))?;
     Ok(())
 }
 

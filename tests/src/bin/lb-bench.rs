@@ -28,7 +28,11 @@ fn main() -> Result<()> {
         "datapath" => lb_tests::bench::datapath::run(args.calls, args.runs)?,
         "failover" => lb_tests::bench::failover::run()?,
         "health" => lb_tests::bench::health::run()?,
-        other => bail!("unknown benchmark {other:?}; available: datapath, failover, health"),
+        // Run by `cargo xtask bench health` inside the IPVS kernel's VM.
+        "health-reference" => lb_tests::bench::health::run_reference()?,
+        other => bail!(
+            "unknown benchmark {other:?}; available: datapath, failover, health (health-reference runs in the IPVS VM)"
+        ),
     };
     println!("{section}");
     lb_tests::bench::report::write_section(&args.output, &args.what, &section)
