@@ -61,7 +61,7 @@ fn show_nat(lab: &mut Lab) -> Result<()> {
     say(format!("NAT table: {} connections, e.g.", conns.len()));
     for c in conns.iter().take(3) {
         say(format!(
-            "  {}:{} -> VIP {}:{} => {}:{} -> real {}:{} (state {})",
+            "  {}:{} -> VIP {}:{} => {}:{} -> real {}:{} ({})",
             c.client.0,
             c.client.1,
             c.vip.0,
@@ -70,7 +70,7 @@ fn show_nat(lab: &mut Lab) -> Result<()> {
             c.source.1,
             c.real.0,
             c.real.1,
-            c.state
+            crate::dataplane::nat::state_name(c.state)
         ));
     }
     Ok(())

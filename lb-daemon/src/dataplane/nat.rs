@@ -64,6 +64,18 @@ pub struct NatSweep {
     pub expired: usize,
 }
 
+/// The name of a [`nat_state`] value.
+pub fn state_name(state: u8) -> &'static str {
+    match state {
+        nat_state::SYN => "SYN",
+        nat_state::ESTABLISHED => "ESTABLISHED",
+        nat_state::FIN => "FIN",
+        nat_state::CLOSED => "CLOSED",
+        nat_state::UDP => "UDP",
+        _ => "?",
+    }
+}
+
 /// One NAT'ed connection as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatConnection {
@@ -287,6 +299,13 @@ pub fn monotonic_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_names() {
+        assert_eq!(state_name(nat_state::ESTABLISHED), "ESTABLISHED");
+        assert_eq!(state_name(nat_state::UDP), "UDP");
+        assert_eq!(state_name(0), "?");
+    }
 
     #[test]
     fn timeouts_by_state() {
