@@ -85,37 +85,30 @@ fn check_config_reports_missing_interfaces() {
     assert!(err.contains("nosuch0"), "{err}");
 }
 
-#[test]
-fn the_documented_example_is_valid() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/vrrp.toml");
-    let out = lb_daemon().arg("check-config").arg(path).output().unwrap();
+/// `check-config` accepts `docs/examples/<name>`.
+fn assert_example_valid(name: &str) {
+    let path = format!("{}/../docs/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    let out = lb_daemon().arg("check-config").arg(&path).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_documented_example_is_valid() {
+    assert_example_valid("vrrp.toml");
 }
 
 #[test]
 fn the_nat_example_is_valid() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/nat.toml");
-    let out = lb_daemon().arg("check-config").arg(path).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_example_valid("nat.toml");
 }
 
 #[test]
 fn the_full_example_is_valid() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/lb.toml");
-    let out = lb_daemon().arg("check-config").arg(path).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_example_valid("lb.toml");
 }
 
 #[test]

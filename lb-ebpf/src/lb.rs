@@ -65,7 +65,7 @@ pub fn process(ctx: &XdpContext) -> u32 {
     let bytes = (ctx.data_end() - ctx.data()) as u64;
     stats::count_service(svc.id, bytes);
     if svc.flags & mode::MASK == mode::NAT {
-        let action = nat::to_real(ctx, pkt, svc, bytes);
+        let action = nat::to_real(ctx, pkt, bytes);
         if action != nat::NEW_FLOW {
             return action;
         }

@@ -33,8 +33,7 @@ pub const NEW_FLOW: u32 = u32::MAX;
 /// [`NEW_FLOW`] when there is none (or it is stale). Separate BPF functions, like
 /// [`to_client`]: the verifier counts 512 bytes of stack over the deepest call chain.
 #[inline(never)]
-pub fn to_real(ctx: &XdpContext, pkt: &Packet, svc: &ServiceInfo, bytes: u64) -> u32 {
-    let _ = svc;
+pub fn to_real(ctx: &XdpContext, pkt: &Packet, bytes: u64) -> u32 {
     let flow = flow_of(pkt);
     let flags = pkt.tcp_flags;
     // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
@@ -176,10 +175,10 @@ fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
             dmac: e.hop_dmac,
         };
         let result = if e.hop_ifindex != 0 && now.wrapping_sub(e.hop_checked_ns) < NAT_HOP_TTL_NS {
-            route::route::OUT
+            route::OUT
         } else {
             let result = route::lookup(ctx, pkt.family, pkt.proto, &to, &mut hop);
-            if result == route::route::OUT {
+            if result == route::OUT {
                 e.hop_ifindex = hop.ifindex;
                 e.hop_smac = hop.smac;
                 e.hop_dmac = hop.dmac;
@@ -211,7 +210,7 @@ fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
     let hop = crate::zero::init(&mut hop_slot);
     let result = route::lookup(ctx, pkt.family, pkt.proto, &to, hop);
     // For this host (e.g. a health check's answer): not a client's reply.
-    if result == route::route::NOT_FORWARDED {
+    if result == route::NOT_FORWARDED {
         return None;
     }
     rewrite(ctx, pkt, &to)?;

@@ -24,20 +24,18 @@ pub struct Hop {
     pub dmac: [u8; 6],
 }
 
-/// [`lookup`] results.
-pub mod route {
-    /// Forward along the [`super::Hop`].
-    pub const OUT: u32 = 0;
-    /// For this host, or forwarding is disabled on the ingress interface.
-    pub const NOT_FORWARDED: u32 = 1;
-    /// The next hop has no neighbour entry (queued for user space to resolve).
-    pub const NO_NEIGH: u32 = 2;
-    /// Unreachable, blackhole, prohibited, ...
-    pub const FAILED: u32 = 3;
-}
+// [`lookup`] results.
+/// Forward along the [`Hop`].
+pub const OUT: u32 = 0;
+/// For this host, or forwarding is disabled on the ingress interface.
+pub const NOT_FORWARDED: u32 = 1;
+/// The next hop has no neighbour entry (queued for user space to resolve).
+pub const NO_NEIGH: u32 = 2;
+/// Unreachable, blackhole, prohibited, ...
+pub const FAILED: u32 = 3;
 
 /// Where the kernel would send a `proto` packet of `family` shaped like `t` that
-/// arrived here; fills `hop` when the result is [`route::OUT`]. Its own BPF function:
+/// arrived here; fills `hop` when the result is [`OUT`]. Its own BPF function:
 /// the 64-byte lookup structure stays off its callers' stacks.
 #[inline(never)]
 pub fn lookup(ctx: &XdpContext, family: u8, proto: u8, t: &Tuple, hop: &mut Hop) -> u32 {
@@ -71,9 +69,9 @@ pub fn lookup(ctx: &XdpContext, family: u8, proto: u8, t: &Tuple, hop: &mut Hop)
             hop.ifindex = p.ifindex;
             hop.smac = p.smac;
             hop.dmac = p.dmac;
-            route::OUT
+            OUT
         }
-        BPF_FIB_LKUP_RET_NOT_FWDED | BPF_FIB_LKUP_RET_FWD_DISABLED => route::NOT_FORWARDED,
+        BPF_FIB_LKUP_RET_NOT_FWDED | BPF_FIB_LKUP_RET_FWD_DISABLED => NOT_FORWARDED,
         BPF_FIB_LKUP_RET_NO_NEIGH => {
             // The helper left the next hop (gateway or destination) and the egress
             // interface in `p`.
@@ -89,9 +87,9 @@ pub fn lookup(ctx: &XdpContext, family: u8, proto: u8, t: &Tuple, hop: &mut Hop)
             miss.ifindex = p.ifindex;
             miss.family = family;
             let _ = NEIGH_MISS.insert(&*miss, &0u64, 0);
-            route::NO_NEIGH
+            NO_NEIGH
         }
-        _ => route::FAILED,
+        _ => FAILED,
     }
 }
 
@@ -99,14 +97,14 @@ pub fn lookup(ctx: &XdpContext, family: u8, proto: u8, t: &Tuple, hop: &mut Hop)
 #[inline(always)]
 pub fn send(ctx: &XdpContext, result: u32, hop: &Hop) -> u32 {
     match result {
-        route::OUT => {
+        OUT => {
             if write(ctx, 0, hop.dmac).is_none() || write(ctx, 6, hop.smac).is_none() {
                 return xdp_action::XDP_DROP;
             }
             forward::transmit_via(ctx, hop.ifindex)
         }
-        route::NOT_FORWARDED => xdp_action::XDP_PASS,
-        route::NO_NEIGH => {
+        NOT_FORWARDED => xdp_action::XDP_PASS,
+        NO_NEIGH => {
             stats::count(Counter::FibNoNeigh);
             xdp_action::XDP_DROP
         }

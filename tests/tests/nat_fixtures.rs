@@ -242,6 +242,11 @@ fn udp_without_checksum_stays_without() {
     });
 }
 
+/// An ICMP message header: type, code, and the 4 "rest of header" bytes (e.g. the MTU).
+fn icmp(kind: u8, code: u8, rest: [u8; 4]) -> Icmp {
+    Icmp { kind, code, rest }
+}
+
 /// The first bytes of the IP datagram of `flow` (what an ICMP error quotes).
 fn quote(flow: &Flow, len: usize) -> Vec<u8> {
     let mut d = frames::datagram(flow, PAYLOAD);
@@ -265,11 +270,7 @@ fn icmp_errors_from_the_reals_side_reach_the_client_translated() {
             [0x02, 0xee, 0, 0, 0, 1],
             ROUTER_IN4.parse().unwrap(),
             CLIENT4.parse().unwrap(),
-            Icmp {
-                kind: 3,
-                code: 4,
-                rest: mtu,
-            },
+            icmp(3, 4, mtu),
             &quote(&sent, 40),
         );
         let out = t.run(&input);
@@ -281,11 +282,7 @@ fn icmp_errors_from_the_reals_side_reach_the_client_translated() {
             OUT_MAC,
             VIP4.parse().unwrap(),
             CLIENT4.parse().unwrap(),
-            Icmp {
-                kind: 3,
-                code: 4,
-                rest: mtu,
-            },
+            icmp(3, 4, mtu),
             &quote(&flow, 40),
         );
         assert_eq!(out.frame, want);
@@ -308,11 +305,7 @@ fn icmp_errors_from_the_clients_side_reach_the_real_translated() {
             CLIENT_MAC,
             ROUTER_OUT4.parse().unwrap(),
             VIP4.parse().unwrap(),
-            Icmp {
-                kind: 3,
-                code: 4,
-                rest: mtu,
-            },
+            icmp(3, 4, mtu),
             &quote(&our_reply, 28),
         );
         let out = t.run(&input);
@@ -325,11 +318,7 @@ fn icmp_errors_from_the_clients_side_reach_the_real_translated() {
             LB_MAC,
             ROUTER_OUT4.parse().unwrap(),
             real,
-            Icmp {
-                kind: 3,
-                code: 4,
-                rest: mtu,
-            },
+            icmp(3, 4, mtu),
             &quote(&real_sent, 28),
         );
         assert_eq!(out.frame, want);
@@ -350,11 +339,7 @@ fn icmpv6_packet_too_big_reaches_the_client_translated() {
             [0x02, 0xee, 0, 0, 0, 1],
             ROUTER_IN6.parse().unwrap(),
             SNAT6.parse().unwrap(),
-            Icmp {
-                kind: 2,
-                code: 0,
-                rest: mtu,
-            },
+            icmp(2, 0, mtu),
             &quote(&sent, 60),
         );
         let out = t.run(&input);
@@ -365,11 +350,7 @@ fn icmpv6_packet_too_big_reaches_the_client_translated() {
             OUT_MAC,
             VIP6.parse().unwrap(),
             CLIENT6.parse().unwrap(),
-            Icmp {
-                kind: 2,
-                code: 0,
-                rest: mtu,
-            },
+            icmp(2, 0, mtu),
             &quote(&flow, 60),
         );
         assert_eq!(out.frame, want);
@@ -387,11 +368,7 @@ fn icmp_errors_about_other_flows_and_echo_pass_untouched() {
             CLIENT_MAC,
             ROUTER_IN4.parse().unwrap(),
             CLIENT4.parse().unwrap(),
-            Icmp {
-                kind: 3,
-                code: 4,
-                rest: [0; 4],
-            },
+            icmp(3, 4, [0; 4]),
             &quote(&unknown, 28),
         );
         let out = t.run(&input);
@@ -401,11 +378,7 @@ fn icmp_errors_about_other_flows_and_echo_pass_untouched() {
             CLIENT_MAC,
             CLIENT4.parse().unwrap(),
             VIP4.parse().unwrap(),
-            Icmp {
-                kind: 8,
-                code: 0,
-                rest: [0, 1, 0, 1],
-            },
+            icmp(8, 0, [0, 1, 0, 1]),
             b"ping",
         );
         let out = t.run(&echo);
