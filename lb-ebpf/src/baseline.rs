@@ -2,7 +2,10 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 
-use crate::packet::{read, write, EthHdr};
+use crate::{
+    packet::{read, write},
+    types::EthHdr,
+};
 
 /// Swaps source and destination MAC and bounces the frame.
 #[inline(always)]

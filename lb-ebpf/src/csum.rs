@@ -1,6 +1,6 @@
 //! Internet checksums.
 
-use crate::packet::Ipv4Hdr;
+use crate::types::Ipv4Hdr;
 
 /// The IPv4 header checksum of `ip` (whose `check` field must be 0).
 ///

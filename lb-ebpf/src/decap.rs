@@ -6,8 +6,12 @@ use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_head, programs::Xdp
 use lb_common::{Counter, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, IPPROTO_IPIP, IPPROTO_IPV6};
 
 use crate::{
-    packet::{read, write, EthHdr, Ipv4Hdr, Ipv6Hdr, ETH_LEN, IPV4_LEN, IPV6_LEN, VLAN_LEN},
+    packet::{read, write},
     stats,
+    types::{
+        EthHdr, Ipv4Hdr, Ipv6Hdr, ETH_LEN, IPV4_LEN, IPV6_LEN, VLAN_LEN, VLAN_PROTO_OFFSET,
+        VLAN_TCI_OFFSET,
+    },
 };
 
 #[inline(always)]
@@ -27,11 +31,11 @@ fn decapsulate(ctx: &XdpContext) -> Option<()> {
     let eth: EthHdr = read(ctx, 0)?;
     let vlan = eth.proto == ETH_P_8021Q.to_be();
     let (l2_len, proto) = if vlan {
-        (ETH_LEN + VLAN_LEN, read::<u16>(ctx, ETH_LEN + 2)?)
+        (ETH_LEN + VLAN_LEN, read::<u16>(ctx, VLAN_PROTO_OFFSET)?)
     } else {
         (ETH_LEN, eth.proto)
     };
-    let tci: u16 = if vlan { read(ctx, ETH_LEN)? } else { 0 };
+    let tci: u16 = if vlan { read(ctx, VLAN_TCI_OFFSET)? } else { 0 };
     let (outer_len, inner_proto) = if proto == ETH_P_IP.to_be() {
         let ip: Ipv4Hdr = read(ctx, l2_len)?;
         // Only plain headers, unfragmented: anything else is the kernel's to handle.
@@ -65,8 +69,8 @@ fn decapsulate(ctx: &XdpContext) -> Option<()> {
     };
     write(ctx, 0, new_eth)?;
     if vlan {
-        write(ctx, ETH_LEN, tci)?;
-        write(ctx, ETH_LEN + 2, inner_proto.to_be())?;
+        write(ctx, VLAN_TCI_OFFSET, tci)?;
+        write(ctx, VLAN_PROTO_OFFSET, inner_proto.to_be())?;
     }
     Some(())
 }

@@ -13,8 +13,12 @@ use lb_common::{
 
 use crate::{
     csum,
-    packet::{write, EthHdr, Ipv4Hdr, Ipv6Hdr, Packet, ETH_LEN, IPV4_LEN, IPV6_LEN},
+    packet::{read, write},
     stats,
+    types::{
+        EthHdr, Ipv4Hdr, Ipv6Hdr, Packet, ETH_DST_OFFSET, ETH_LEN, ETH_SRC_OFFSET, IPV4_LEN,
+        IPV6_LEN, VLAN_PROTO_OFFSET, VLAN_TCI_OFFSET,
+    },
 };
 
 #[inline(always)]
@@ -34,8 +38,8 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, mode: u32, backend: &Backend) -> 
 
 #[inline(always)]
 pub fn set_macs(ctx: &XdpContext, backend: &Backend) -> Option<()> {
-    write(ctx, 0, backend.mac)?;
-    write(ctx, 6, backend.src_mac)
+    write(ctx, ETH_DST_OFFSET, backend.mac)?;
+    write(ctx, ETH_SRC_OFFSET, backend.src_mac)
 }
 
 /// Out of the backend's interface.
@@ -66,7 +70,7 @@ fn encapsulate(ctx: &XdpContext, pkt: &Packet, backend: &Backend) -> Option<()> 
     };
     // The VLAN tag (if any) travels with the new Ethernet header.
     let vlan_tci: Option<u16> = if pkt.l3() > ETH_LEN {
-        Some(crate::packet::read(ctx, ETH_LEN)?)
+        Some(read(ctx, VLAN_TCI_OFFSET)?)
     } else {
         None
     };
@@ -89,8 +93,8 @@ fn encapsulate(ctx: &XdpContext, pkt: &Packet, backend: &Backend) -> Option<()> 
     };
     write(ctx, 0, eth)?;
     if let Some(tci) = vlan_tci {
-        write(ctx, ETH_LEN, tci)?;
-        write(ctx, ETH_LEN + 2, outer_proto.to_be())?;
+        write(ctx, VLAN_TCI_OFFSET, tci)?;
+        write(ctx, VLAN_PROTO_OFFSET, outer_proto.to_be())?;
     }
     let inner_proto = if pkt.family == FAMILY_V4 {
         IPPROTO_IPIP

@@ -8,11 +8,15 @@ use lb_common::{nat_dir, Addr, Counter, FlowKey, FAMILY_V4, IPPROTO_TCP, IPPROTO
 
 use crate::{
     csum, forward,
-    lb::active_backend,
     maps::NAT,
-    packet::{read, write, Ports, ICMP_LEN, IPV4_LEN, IPV6_LEN},
-    rewrite::Tuple,
+    packet::{read, write},
+    select::active_backend,
     stats,
+    types::{
+        l4_check_offset, Ports, Tuple, ICMP_CHECK_OFFSET, ICMP_LEN, ICMP_TYPE_CODE_OFFSET,
+        IPV4_CHECK_OFFSET, IPV4_DST_OFFSET, IPV4_LEN, IPV4_SRC_OFFSET, IPV4_TTL_PROTO_OFFSET,
+        IPV6_DST_OFFSET, IPV6_LEN, IPV6_NEXT_HDR_OFFSET, IPV6_SRC_OFFSET, L4_PORTS_OFFSET,
+    },
 };
 
 /// ICMPv4: destination unreachable, time exceeded, parameter problem.
@@ -36,7 +40,7 @@ pub fn process(ctx: &XdpContext, l3: usize, l4: usize, family: u8, to: &mut Tupl
 fn translate(ctx: &XdpContext, l3: usize, l4: usize, family: u8, to: &mut Tuple) -> Option<u32> {
     let v4 = family == FAMILY_V4;
     // Type and code: reads of single bytes defeat the verifier's bounds tracking.
-    let [kind, _code]: [u8; 2] = read(ctx, l4)?;
+    let [kind, _code]: [u8; 2] = read(ctx, l4 + ICMP_TYPE_CODE_OFFSET)?;
     let is_error = if v4 {
         ICMP_ERRORS.contains(&kind)
     } else {
@@ -53,20 +57,20 @@ fn translate(ctx: &XdpContext, l3: usize, l4: usize, family: u8, to: &mut Tuple)
         if ver_ihl != 0x45 {
             return None;
         }
-        let [_ttl, proto]: [u8; 2] = read(ctx, inner + 8)?;
-        let src: u32 = read(ctx, inner + 12)?;
-        let dst: u32 = read(ctx, inner + 16)?;
+        let [_ttl, proto]: [u8; 2] = read(ctx, inner + IPV4_TTL_PROTO_OFFSET)?;
+        let src: u32 = read(ctx, inner + IPV4_SRC_OFFSET)?;
+        let dst: u32 = read(ctx, inner + IPV4_DST_OFFSET)?;
         ([src, 0, 0, 0], [dst, 0, 0, 0], proto, inner + IPV4_LEN)
     } else {
-        let [next_hdr, _hop]: [u8; 2] = read(ctx, inner + 6)?;
-        let src: Addr = read(ctx, inner + 8)?;
-        let dst: Addr = read(ctx, inner + 24)?;
+        let [next_hdr, _hop]: [u8; 2] = read(ctx, inner + IPV6_NEXT_HDR_OFFSET)?;
+        let src: Addr = read(ctx, inner + IPV6_SRC_OFFSET)?;
+        let dst: Addr = read(ctx, inner + IPV6_DST_OFFSET)?;
         (src, dst, next_hdr, inner + IPV6_LEN)
     };
     if iproto != IPPROTO_TCP && iproto != IPPROTO_UDP {
         return None;
     }
-    let ports: Ports = read(ctx, inner_l4)?;
+    let ports: Ports = read(ctx, inner_l4 + L4_PORTS_OFFSET)?;
     let key = FlowKey {
         src: idst,
         dst: isrc,
@@ -83,12 +87,12 @@ fn translate(ctx: &XdpContext, l3: usize, l4: usize, family: u8, to: &mut Tuple)
     // Outer addresses: to the real (errors from the client's side), or to the client
     // from the VIP (errors from the real's side, as IPVS sends them).
     let (osrc, odst) = if v4 {
-        let src: u32 = read(ctx, l3 + 12)?;
-        let dst: u32 = read(ctx, l3 + 16)?;
+        let src: u32 = read(ctx, l3 + IPV4_SRC_OFFSET)?;
+        let dst: u32 = read(ctx, l3 + IPV4_DST_OFFSET)?;
         ([src, 0, 0, 0], [dst, 0, 0, 0])
     } else {
-        let src: Addr = read(ctx, l3 + 8)?;
-        let dst: Addr = read(ctx, l3 + 24)?;
+        let src: Addr = read(ctx, l3 + IPV6_SRC_OFFSET)?;
+        let dst: Addr = read(ctx, l3 + IPV6_DST_OFFSET)?;
         (src, dst)
     };
     let new_osrc = if to_client { e.src } else { osrc };
@@ -112,11 +116,7 @@ fn translate(ctx: &XdpContext, l3: usize, l4: usize, family: u8, to: &mut Tuple)
     let mut port_sum = csum::diff16(csum::diff16(0, ports.src, new_sport), ports.dst, new_dport);
     // The quoted TCP/UDP checksum, when quoted: fixed too, so the quote is exactly the
     // packet the peer knows; its change is part of the ICMP message.
-    let l4_check_at = if iproto == IPPROTO_TCP {
-        inner_l4 + 16
-    } else {
-        inner_l4 + 6
-    };
+    let l4_check_at = inner_l4 + l4_check_offset(iproto);
     if let Some(old) = read::<u16>(ctx, l4_check_at) {
         if !(iproto == IPPROTO_UDP && old == 0 && v4) {
             let mut new = csum::apply(old, inner_addr_sum + port_sum);
@@ -130,44 +130,48 @@ fn translate(ctx: &XdpContext, l3: usize, l4: usize, family: u8, to: &mut Tuple)
 
     if v4 {
         // Outer header.
-        let check: u16 = read(ctx, l3 + 10)?;
-        write(ctx, l3 + 10, csum::apply(check, outer_sum))?;
-        write(ctx, l3 + 12, new_osrc[0])?;
-        write(ctx, l3 + 16, new_odst[0])?;
+        let check: u16 = read(ctx, l3 + IPV4_CHECK_OFFSET)?;
+        write(ctx, l3 + IPV4_CHECK_OFFSET, csum::apply(check, outer_sum))?;
+        write(ctx, l3 + IPV4_SRC_OFFSET, new_osrc[0])?;
+        write(ctx, l3 + IPV4_DST_OFFSET, new_odst[0])?;
         // Quoted header: its own checksum absorbs the address change, so the ICMP
         // checksum only sees the ports (and quoted L4 checksum) change.
-        let icheck: u16 = read(ctx, inner + 10)?;
-        write(ctx, inner + 10, csum::apply(icheck, inner_addr_sum))?;
-        write(ctx, inner + 12, new_isrc[0])?;
-        write(ctx, inner + 16, new_idst[0])?;
+        let icheck: u16 = read(ctx, inner + IPV4_CHECK_OFFSET)?;
         write(
             ctx,
-            inner_l4,
+            inner + IPV4_CHECK_OFFSET,
+            csum::apply(icheck, inner_addr_sum),
+        )?;
+        write(ctx, inner + IPV4_SRC_OFFSET, new_isrc[0])?;
+        write(ctx, inner + IPV4_DST_OFFSET, new_idst[0])?;
+        write(
+            ctx,
+            inner_l4 + L4_PORTS_OFFSET,
             Ports {
                 src: new_sport,
                 dst: new_dport,
             },
         )?;
-        let check: u16 = read(ctx, l4 + 2)?;
-        write(ctx, l4 + 2, csum::apply(check, port_sum))?;
+        let check: u16 = read(ctx, l4 + ICMP_CHECK_OFFSET)?;
+        write(ctx, l4 + ICMP_CHECK_OFFSET, csum::apply(check, port_sum))?;
     } else {
         // ICMPv6's checksum covers the outer pseudo-header and the whole quote.
-        write(ctx, l3 + 8, new_osrc)?;
-        write(ctx, l3 + 24, new_odst)?;
-        write(ctx, inner + 8, new_isrc)?;
-        write(ctx, inner + 24, new_idst)?;
+        write(ctx, l3 + IPV6_SRC_OFFSET, new_osrc)?;
+        write(ctx, l3 + IPV6_DST_OFFSET, new_odst)?;
+        write(ctx, inner + IPV6_SRC_OFFSET, new_isrc)?;
+        write(ctx, inner + IPV6_DST_OFFSET, new_idst)?;
         write(
             ctx,
-            inner_l4,
+            inner_l4 + L4_PORTS_OFFSET,
             Ports {
                 src: new_sport,
                 dst: new_dport,
             },
         )?;
-        let check: u16 = read(ctx, l4 + 2)?;
+        let check: u16 = read(ctx, l4 + ICMP_CHECK_OFFSET)?;
         write(
             ctx,
-            l4 + 2,
+            l4 + ICMP_CHECK_OFFSET,
             csum::apply(check, outer_sum + inner_addr_sum + port_sum),
         )?;
     }

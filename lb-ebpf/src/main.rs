@@ -28,7 +28,11 @@ mod rewrite;
 #[cfg(target_arch = "bpf")]
 mod route;
 #[cfg(target_arch = "bpf")]
+mod select;
+#[cfg(target_arch = "bpf")]
 mod stats;
+#[cfg(target_arch = "bpf")]
+mod types;
 #[cfg(target_arch = "bpf")]
 mod zero;
 

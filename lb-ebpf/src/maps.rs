@@ -1,7 +1,6 @@
 //! Map definitions. Capacities here are defaults; user space resizes them at load time.
 //! Names match `lb_common::map_names` (the pinned file names).
 
-use crate::{packet::Packet, rewrite::Tuple};
 use aya_ebpf::{
     bindings::BPF_F_NO_COMMON_LRU,
     btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
@@ -11,6 +10,8 @@ use lb_common::{
     capacity, Backend, Conn, Counter, FlowKey, NatEntry, NatReal, NeighMiss, ServiceInfo,
     ServiceKey, Traffic,
 };
+
+use crate::types::{Packet, Tuple};
 
 #[btf_map(name = "lb_services")]
 pub static SERVICES: HashMap<ServiceKey, ServiceInfo, { capacity::SERVICES as usize }> =

@@ -15,12 +15,12 @@ use lb_common::{
 
 use crate::{
     forward,
-    lb::{self, active_backend},
     maps::{NAT, NAT_REALS, SCRATCH},
-    packet::{is_new_syn, Packet, TCP_FIN, TCP_RST, TCP_SYN},
-    rewrite::{rewrite, Tuple},
+    rewrite::rewrite,
     route::{self, Hop},
+    select::{active_backend, choose_backend, pick},
     stats,
+    types::{is_new_syn, Packet, Tuple, TCP_FIN, TCP_RST, TCP_SYN},
 };
 
 /// `-EEXIST`: the key is taken (another flow holds that source port).
@@ -74,9 +74,9 @@ pub fn new_flow(
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let persistent = svc.flags & service_flags::PERSISTENT != 0;
     let chosen = if persistent {
-        lb::choose_backend(pkt, key, svc)
+        choose_backend(pkt, key, svc)
     } else {
-        lb::pick(pkt, svc)
+        pick(pkt, svc)
     };
     let Some((id, b)) = chosen else {
         return xdp_action::XDP_DROP;
@@ -97,8 +97,11 @@ pub fn new_flow(
             &mut *core::ptr::addr_of_mut!((*scratch).rev),
         )
     };
-    crate::zero::clear(fwd);
-    crate::zero::clear(rev);
+    // SAFETY: a NatEntry is plain data (addresses, integers, MAC addresses).
+    unsafe {
+        crate::zero::clear(fwd);
+        crate::zero::clear(rev);
+    }
     crate::zero::copy_addr(&mut fwd.src, if snat { &svc.snat } else { &pkt.src });
     crate::zero::copy_addr(&mut fwd.dst, &b.addr);
     fwd.sport = pkt.sport;
@@ -207,7 +210,8 @@ fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
         dport: pkt.dport,
     };
     let mut hop_slot = core::mem::MaybeUninit::<Hop>::uninit();
-    let hop = crate::zero::init(&mut hop_slot);
+    // SAFETY: a Hop is plain data (an index and two MAC addresses).
+    let hop = unsafe { crate::zero::init(&mut hop_slot) };
     let result = route::lookup(ctx, pkt.family, pkt.proto, &to, hop);
     // For this host (e.g. a health check's answer): not a client's reply.
     if result == route::NOT_FORWARDED {

@@ -6,18 +6,17 @@
 
 use aya_ebpf::programs::XdpContext;
 use lb_common::{
-    Addr, Counter, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, FAMILY_V4, FAMILY_V6, IPPROTO_ICMP,
-    IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+    Counter, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, FAMILY_V4, FAMILY_V6, IPPROTO_ICMP, IPPROTO_ICMPV6,
+    IPPROTO_TCP, IPPROTO_UDP,
 };
 
-pub const ETH_LEN: usize = 14;
-pub const VLAN_LEN: usize = 4;
-pub const IPV4_LEN: usize = 20;
-pub const IPV6_LEN: usize = 40;
-pub const TCP_LEN: usize = 20;
-pub const UDP_LEN: usize = 8;
-/// ICMP / ICMPv6 header: type, code, checksum, 4 bytes of "rest of header".
-pub const ICMP_LEN: usize = 8;
+use crate::{
+    stats,
+    types::{
+        EthHdr, Ipv4Hdr, Ipv6Hdr, Packet, ETH_LEN, IPV6_LEN, TCP_LEN, UDP_LEN, VLAN_LEN,
+        VLAN_PROTO_OFFSET,
+    },
+};
 
 /// IPv6 extension headers we recognise (and pass to the kernel).
 const IPV6_HOPOPTS: u8 = 0;
@@ -50,97 +49,6 @@ pub fn write<T: Copy>(ctx: &XdpContext, offset: usize, value: T) -> Option<()> {
     ptr_at::<T>(ctx, offset).map(|p| unsafe { p.write_unaligned(value) })
 }
 
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct EthHdr {
-    pub dst: [u8; 6],
-    pub src: [u8; 6],
-    /// Network byte order.
-    pub proto: u16,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Ipv4Hdr {
-    pub ver_ihl: u8,
-    pub tos: u8,
-    pub tot_len: u16,
-    pub id: u16,
-    pub frag_off: u16,
-    pub ttl: u8,
-    pub proto: u8,
-    pub check: u16,
-    pub src: u32,
-    pub dst: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Ipv6Hdr {
-    pub vtc_flow: u32,
-    pub payload_len: u16,
-    pub next_hdr: u8,
-    pub hop_limit: u8,
-    pub src: Addr,
-    pub dst: Addr,
-}
-
-/// The first bytes of a TCP or UDP header.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Ports {
-    pub src: u16,
-    pub dst: u16,
-}
-
-/// What the fast path needs to know about a TCP/UDP packet.
-pub struct Packet {
-    /// Length of the Ethernet header including a VLAN tag (14 or 18).
-    pub l2_len: usize,
-    /// Offset of the TCP/UDP header.
-    pub l4: usize,
-    pub family: u8,
-    pub proto: u8,
-    pub src: Addr,
-    pub dst: Addr,
-    /// Raw header fields (network byte order).
-    pub sport: u16,
-    pub dport: u16,
-    /// Length of the IP datagram (header included), from the IP header.
-    pub ip_len: u16,
-    /// IPv4 TOS / IPv6 traffic class, copied into tunnel headers.
-    pub tos: u8,
-    /// TCP flags (0 for UDP).
-    pub tcp_flags: u8,
-}
-
-pub const TCP_FIN: u8 = 0x01;
-pub const TCP_SYN: u8 = 0x02;
-pub const TCP_RST: u8 = 0x04;
-pub const TCP_ACK: u8 = 0x10;
-
-/// A connection's first packet: SYN without ACK, RST or FIN.
-#[inline(always)]
-pub fn is_new_syn(flags: u8) -> bool {
-    flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) == TCP_SYN
-}
-
-impl Packet {
-    /// Offset of the IP header. Header offsets pass through the per-CPU scratch
-    /// memory, which the verifier knows nothing about: the mask gives it a bound
-    /// (both are below 256 by construction).
-    #[inline(always)]
-    pub fn l3(&self) -> usize {
-        self.l2_len & 0xff
-    }
-
-    /// Offset of the TCP/UDP header (bounded like [`Packet::l3`]).
-    #[inline(always)]
-    pub fn l4(&self) -> usize {
-        self.l4 & 0xff
-    }
-}
-
 /// Why a frame is not load-balanced.
 pub enum Skip {
     /// Not ours to handle: give it to the kernel (counted when the counter is `Some`).
@@ -158,6 +66,10 @@ const fn be16(x: u16) -> u16 {
 /// [`parse`] as its own BPF function: it fills `out` and returns what to do, so its
 /// temporaries never sit on the stack of the paths that follow (the verifier allows
 /// 512 bytes for the deepest chain of calls). Decode the result with [`outcome`].
+///
+/// Parsing counts IPv4 options itself rather than leaving it to the caller: without a
+/// helper call inside, LLVM passes this function the frame's start and end as plain
+/// integers instead of `ctx`, and the verifier rejects arithmetic on those.
 #[inline(never)]
 pub fn parse_into(ctx: &XdpContext, out: &mut Packet) -> u32 {
     match parse(ctx) {
@@ -166,8 +78,8 @@ pub fn parse_into(ctx: &XdpContext, out: &mut Packet) -> u32 {
             PARSED
         }
         Err(Skip::Pass(None)) => PASS,
-        Err(Skip::Pass(Some(c))) => PASS | ((c as u32 + 1) << 8),
-        Err(Skip::Drop(c)) => DROP | ((c as u32 + 1) << 8),
+        Err(Skip::Pass(Some(c))) => PASS | counter_bits(c),
+        Err(Skip::Drop(c)) => DROP | counter_bits(c),
         Err(Skip::Icmp { l3, l4, family }) => {
             out.l2_len = l3;
             out.l4 = l4;
@@ -181,6 +93,12 @@ const PARSED: u32 = 0;
 const PASS: u32 = 1;
 const DROP: u32 = 2;
 const ICMP: u32 = 3;
+
+/// A counter in the bits above the outcome (0 = none).
+#[inline(always)]
+fn counter_bits(c: Counter) -> u32 {
+    (c as u32 + 1) << 8
+}
 
 /// What [`parse_into`] returned: `Ok` = `out` holds a TCP/UDP packet.
 #[inline(always)]
@@ -206,7 +124,7 @@ pub fn outcome(code: u32, out: &Packet) -> Result<(), Skip> {
 fn parse(ctx: &XdpContext) -> Result<Packet, Skip> {
     let eth: EthHdr = read(ctx, 0).ok_or(Skip::Drop(Counter::TruncatedEth))?;
     let (l2_len, proto) = if eth.proto == be16(ETH_P_8021Q) {
-        let inner: u16 = read(ctx, ETH_LEN + 2).ok_or(Skip::Drop(Counter::TruncatedEth))?;
+        let inner: u16 = read(ctx, VLAN_PROTO_OFFSET).ok_or(Skip::Drop(Counter::TruncatedEth))?;
         (ETH_LEN + VLAN_LEN, inner)
     } else {
         (ETH_LEN, eth.proto)
@@ -246,10 +164,11 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         });
     }
     if ihl > 5 {
-        crate::stats::count(Counter::Ipv4Options);
+        // Counted here, not by the caller: see `parse_into`.
+        stats::count(Counter::Ipv4Options);
     }
     let ports = read_ports(ctx, l3 + ihl * 4, ip.proto)?;
-    Ok(Packet {
+    let pkt = Packet {
         l2_len: l3,
         l4: l3 + ihl * 4,
         family: FAMILY_V4,
@@ -261,7 +180,8 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         ip_len: tot_len,
         tos: ip.tos,
         tcp_flags: ports.tcp_flags,
-    })
+    };
+    Ok(pkt)
 }
 
 #[inline(always)]
@@ -285,7 +205,7 @@ fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
     }
     let ports = read_ports(ctx, l3 + IPV6_LEN, ip.next_hdr)?;
     let vtc = u32::from_be(ip.vtc_flow);
-    Ok(Packet {
+    let pkt = Packet {
         l2_len: l3,
         l4: l3 + IPV6_LEN,
         family: FAMILY_V6,
@@ -297,7 +217,8 @@ fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         ip_len: u16::from_be(ip.payload_len).saturating_add(IPV6_LEN as u16),
         tos: (vtc >> 20) as u8,
         tcp_flags: ports.tcp_flags,
-    })
+    };
+    Ok(pkt)
 }
 
 #[inline(always)]

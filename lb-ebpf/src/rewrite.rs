@@ -2,27 +2,16 @@
 //! of the IPv4 header and of the TCP/UDP checksum (whose pseudo-header holds the
 //! addresses).
 
-use lb_common::{Addr, FAMILY_V4, IPPROTO_TCP, IPPROTO_UDP};
+use lb_common::{FAMILY_V4, IPPROTO_UDP};
 
 use crate::{
     csum,
-    packet::{read, write, Packet, Ports},
+    packet::{read, write},
+    types::{
+        l4_check_offset, Packet, Ports, Tuple, IPV4_CHECK_OFFSET, IPV4_DST_OFFSET, IPV4_SRC_OFFSET,
+        IPV6_DST_OFFSET, IPV6_SRC_OFFSET, L4_PORTS_OFFSET,
+    },
 };
-
-/// Addresses and ports (network byte order) a packet is rewritten to.
-pub struct Tuple {
-    pub src: Addr,
-    pub dst: Addr,
-    pub sport: u16,
-    pub dport: u16,
-}
-
-/// Offset of the IPv4 header checksum, and of the source address in each family.
-const IPV4_CHECK: usize = 10;
-const IPV4_SRC: usize = 12;
-const IPV4_DST: usize = 16;
-const IPV6_SRC: usize = 8;
-const IPV6_DST: usize = 24;
 
 /// Rewrites `pkt` in place to `to`.
 #[inline(always)]
@@ -32,21 +21,21 @@ pub fn rewrite(ctx: &aya_ebpf::programs::XdpContext, pkt: &Packet, to: &Tuple) -
     if pkt.family == FAMILY_V4 {
         sum = csum::diff32(sum, pkt.src[0], to.src[0]);
         sum = csum::diff32(sum, pkt.dst[0], to.dst[0]);
-        let check: u16 = read(ctx, l3 + IPV4_CHECK)?;
-        write(ctx, l3 + IPV4_CHECK, csum::apply(check, sum))?;
-        write(ctx, l3 + IPV4_SRC, to.src[0])?;
-        write(ctx, l3 + IPV4_DST, to.dst[0])?;
+        let check: u16 = read(ctx, l3 + IPV4_CHECK_OFFSET)?;
+        write(ctx, l3 + IPV4_CHECK_OFFSET, csum::apply(check, sum))?;
+        write(ctx, l3 + IPV4_SRC_OFFSET, to.src[0])?;
+        write(ctx, l3 + IPV4_DST_OFFSET, to.dst[0])?;
     } else {
         sum = csum::diff_addr(sum, &pkt.src, &to.src, 4);
         sum = csum::diff_addr(sum, &pkt.dst, &to.dst, 4);
-        write(ctx, l3 + IPV6_SRC, to.src)?;
-        write(ctx, l3 + IPV6_DST, to.dst)?;
+        write(ctx, l3 + IPV6_SRC_OFFSET, to.src)?;
+        write(ctx, l3 + IPV6_DST_OFFSET, to.dst)?;
     }
     sum = csum::diff16(sum, pkt.sport, to.sport);
     sum = csum::diff16(sum, pkt.dport, to.dport);
     write(
         ctx,
-        pkt.l4(),
+        pkt.l4() + L4_PORTS_OFFSET,
         Ports {
             src: to.sport,
             dst: to.dport,
@@ -64,11 +53,7 @@ pub fn l4_checksum(
     family: u8,
     sum: u64,
 ) -> Option<()> {
-    let at = if proto == IPPROTO_TCP {
-        l4 + 16
-    } else {
-        l4 + 6
-    };
+    let at = l4 + l4_check_offset(proto);
     let check: u16 = read(ctx, at)?;
     // IPv4 UDP may go without a checksum (0); it stays without one.
     if proto == IPPROTO_UDP && check == 0 && family == FAMILY_V4 {

@@ -11,7 +11,13 @@ use aya_ebpf::{
 };
 use lb_common::{Counter, NeighMiss, FAMILY_V4};
 
-use crate::{forward, maps::NEIGH_MISS, packet::write, rewrite::Tuple, stats};
+use crate::{
+    forward,
+    maps::NEIGH_MISS,
+    packet::write,
+    stats,
+    types::{Tuple, ETH_DST_OFFSET, ETH_SRC_OFFSET},
+};
 
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
@@ -41,7 +47,9 @@ pub const FAILED: u32 = 3;
 pub fn lookup(ctx: &XdpContext, family: u8, proto: u8, t: &Tuple, hop: &mut Hop) -> u32 {
     // All-zero is its "unset" state.
     let mut slot = core::mem::MaybeUninit::<FibParams>::uninit();
-    let p = crate::zero::init(&mut slot);
+    // SAFETY: bpf_fib_lookup's parameters are plain data (integers, addresses, unions
+    // of them).
+    let p = unsafe { crate::zero::init(&mut slot) };
     p.l4_protocol = proto;
     p.sport = t.sport;
     p.dport = t.dport;
@@ -82,7 +90,8 @@ pub fn lookup(ctx: &XdpContext, family: u8, proto: u8, t: &Tuple, hop: &mut Hop)
                 unsafe { p.__bindgen_anon_4.ipv6_dst }
             };
             let mut slot = core::mem::MaybeUninit::<NeighMiss>::uninit();
-            let miss = crate::zero::init(&mut slot);
+            // SAFETY: a NeighMiss is plain data (an address, an index, a family).
+            let miss = unsafe { crate::zero::init(&mut slot) };
             miss.addr = addr;
             miss.ifindex = p.ifindex;
             miss.family = family;
@@ -98,7 +107,9 @@ pub fn lookup(ctx: &XdpContext, family: u8, proto: u8, t: &Tuple, hop: &mut Hop)
 pub fn send(ctx: &XdpContext, result: u32, hop: &Hop) -> u32 {
     match result {
         OUT => {
-            if write(ctx, 0, hop.dmac).is_none() || write(ctx, 6, hop.smac).is_none() {
+            if write(ctx, ETH_DST_OFFSET, hop.dmac).is_none()
+                || write(ctx, ETH_SRC_OFFSET, hop.smac).is_none()
+            {
                 return xdp_action::XDP_DROP;
             }
             forward::transmit_via(ctx, hop.ifindex)

@@ -8,30 +8,46 @@ use core::mem::{size_of, MaybeUninit};
 
 use lb_common::Addr;
 
-/// Zeroes `slot` and returns it initialised. `T` must be plain data valid when
-/// all-zero, with a size that is a multiple of 4 and 4-byte alignment.
+/// Zeroes `slot` and returns it initialised. `T`'s size must be a multiple of 4 and its
+/// alignment at least 4 (checked at compile time).
+///
+/// # Safety
+///
+/// All-zero bytes must be a valid `T`: plain data (integers, byte arrays, structs and
+/// unions of them), no references, `NonZero*` or enums without a zero variant.
 #[inline(always)]
-pub fn init<T>(slot: &mut MaybeUninit<T>) -> &mut T {
-    const { assert!(size_of::<T>() % 4 == 0 && core::mem::align_of::<T>() >= 4) };
-    let words = slot.as_mut_ptr() as *mut u32;
-    let mut i = 0;
-    while i < size_of::<T>() / 4 {
-        // SAFETY: within `slot`, 4-byte aligned (asserted above).
-        unsafe { core::ptr::write_volatile(words.add(i), 0) };
-        i += 1;
-    }
-    // SAFETY: every byte was written; all-zero is valid for the plain-data types used.
+pub unsafe fn init<T>(slot: &mut MaybeUninit<T>) -> &mut T {
+    // SAFETY: `slot` is writable memory for a `T`.
+    unsafe { zero_words(slot.as_mut_ptr()) };
+    // SAFETY: every byte was written above, and all-zero is a valid `T` (the caller's
+    // promise).
     unsafe { &mut *slot.as_mut_ptr() }
 }
 
-/// Zeroes `*v` in place (same requirements as [`init`]).
+/// Zeroes `*v` in place (same size and alignment requirements as [`init`]).
+///
+/// # Safety
+///
+/// As for [`init`]: all-zero bytes must be a valid `T`.
 #[inline(always)]
-pub fn clear<T>(v: &mut T) {
-    const { assert!(size_of::<T>() % 4 == 0 && core::mem::align_of::<T>() >= 4) };
-    let words = v as *mut T as *mut u32;
+pub unsafe fn clear<T>(v: &mut T) {
+    // SAFETY: `*v` is writable memory for a `T`.
+    unsafe { zero_words(v as *mut T) };
+}
+
+/// Writes zero to every 4-byte word of `*v`.
+///
+/// # Safety
+///
+/// `v` must be valid for writes of a `T`.
+#[inline(always)]
+unsafe fn zero_words<T>(v: *mut T) {
+    const { assert!(size_of::<T>().is_multiple_of(4) && core::mem::align_of::<T>() >= 4) };
+    let words = v as *mut u32;
     let mut i = 0;
     while i < size_of::<T>() / 4 {
-        // SAFETY: within `*v`, 4-byte aligned (asserted above).
+        // SAFETY: within `*v` (valid for size_of::<T>() bytes), 4-byte aligned (asserted
+        // above).
         unsafe { core::ptr::write_volatile(words.add(i), 0) };
         i += 1;
     }
