@@ -163,3 +163,108 @@ fn scripts(vs: &VirtualServer) -> ServiceScripts {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::{
+        config::Protocol,
+        health::verdict::{HealthScript, SorryServer},
+    };
+
+    const TEXT: &str = r#"[global]
+script_user = "checker"
+
+[[virtual_server]]
+address = "192.0.2.10"
+port = 80
+quorum = 2
+quorum_up = "/etc/lb/q.sh up"
+sorry_server = { address = "192.0.2.99", port = 8080 }
+
+[[virtual_server.real_server]]
+address = "10.0.0.1"
+notify_down = "/etc/lb/alert.sh down"
+tcp_check = [{}, { connect_ip = "10.0.9.9", connect_port = 9000 }]
+
+[[virtual_server.real_server]]
+address = "10.0.0.2"
+port = 8080
+tcp_check = {}
+"#;
+
+    fn addr(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_service_plan_carries_its_checks_verdict_and_scripts() {
+        let config = Config::from_str(TEXT, "lb.toml").expect("valid").config;
+        let plan = plan(&config);
+        assert_eq!(plan.script_user.as_deref(), Some("checker"));
+        assert_eq!(plan.script_timeout, config.global.script_timeout);
+        let [service] = plan.services.as_slice() else {
+            panic!("one service expected, got {}", plan.services.len());
+        };
+        assert_eq!(
+            service.service,
+            ServiceRef {
+                address: addr("192.0.2.10"),
+                port: 80,
+                protocol: Protocol::Tcp
+            }
+        );
+
+        let places: Vec<_> = service
+            .checks
+            .iter()
+            .map(|c| (c.real, c.checker, c.target))
+            .collect();
+        let target = |a: &str, port| Target {
+            addr: addr(a),
+            port,
+        };
+        assert_eq!(
+            places,
+            vec![
+                (0, 0, target("10.0.0.1", 80)),
+                (0, 1, target("10.0.9.9", 9000)),
+                (1, 0, target("10.0.0.2", 8080)),
+            ]
+        );
+
+        assert_eq!(service.verdict.name, "192.0.2.10:80");
+        assert_eq!(service.verdict.quorum, 2);
+        assert_eq!(
+            service.verdict.sorry_server,
+            Some(SorryServer {
+                addr: addr("192.0.2.99"),
+                port: 8080,
+                inhibit: false
+            })
+        );
+        let checkers: Vec<usize> = service
+            .verdict
+            .reals
+            .iter()
+            .map(|r| r.checkers.len())
+            .collect();
+        assert_eq!(checkers, vec![2, 1]);
+
+        let scripts = &service.scripts;
+        assert_eq!(
+            scripts.command(HealthScript::QuorumUp).map(String::as_str),
+            Some("/etc/lb/q.sh up")
+        );
+        assert_eq!(scripts.command(HealthScript::QuorumDown), None);
+        assert_eq!(
+            scripts
+                .command(HealthScript::NotifyDown { real: 0 })
+                .map(String::as_str),
+            Some("/etc/lb/alert.sh down")
+        );
+        assert_eq!(scripts.command(HealthScript::NotifyDown { real: 1 }), None);
+    }
+}
