@@ -8,6 +8,10 @@
 #![no_std]
 
 pub mod hash;
+pub mod maglev;
+mod protocol;
+
+pub use protocol::Protocol;
 
 /// Map names: the pinned files under the bpffs pin directory carry these names.
 pub mod map_names {
@@ -57,7 +61,7 @@ pub mod capacity {
     pub const SERVICES: u32 = 1024;
     pub const BACKENDS: u32 = 4096;
     /// Maglev slots shared by all services: 16 services at the default table size.
-    pub const MAGLEV_SLOTS: u32 = 16 * 65537;
+    pub const MAGLEV_SLOTS: u32 = 16 * crate::maglev::DEFAULT_TABLE_SIZE;
     pub const CONNTRACK: u32 = 65536;
     /// NAT translation entries: two per NAT'ed connection (one per direction).
     pub const NAT: u32 = 131072;

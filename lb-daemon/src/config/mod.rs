@@ -11,12 +11,18 @@
 //! lb.toml:15:1: error: vrrp_instance "VI_1".priorty: unknown key (did you mean `priority`?)
 //! ```
 //!
-//! Layout: `schema` holds the typed result; `reader` reads the spanned toml tree into it
-//! through the section decoders in `decode`; `validate` holds the cross-section rules;
-//! [`check_interfaces`] is the one check that needs the machine.
+//! Layout: `schema` holds the typed result and `check` the health checkers' parameters;
+//! `reader` reads the spanned toml tree into them through the section decoders in
+//! `decode`; `validate` holds the cross-section rules; [`check_interfaces`] is the one
+//! check that needs the machine.
+//!
+//! A leaf: plain data and its validation, depending on nothing else in the daemon (only
+//! on `lb_common` for the protocol and the Maglev table sizes). Each consumer maps it to
+//! its own types in its `from_config` module (`dataplane`, `ipvs`, `health`).
 
 mod address;
 mod availability;
+pub mod check;
 mod decode;
 mod diagnostic;
 mod duration;

@@ -3,14 +3,15 @@
 //! Keys keep keepalived's names (lower case) so a keepalived.conf translates line by line;
 //! each default below is keepalived's unless the comment says otherwise.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::address::{AddressFamily, VirtualAddress};
+use super::check::CheckSpec;
 use super::source::SourceIndex;
-use crate::health::spec::CheckSpec;
+
+pub use lb_common::Protocol;
 
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/lb-daemon/lb.sock";
 pub const DEFAULT_BPF_PIN_PATH: &str = "/sys/fs/bpf/lb";
@@ -120,7 +121,7 @@ pub struct Global {
     /// Pause between unsolicited neighbour advertisements on one interface.
     pub vrrp_gna_interval: Duration,
     /// keepalived's `lvs_timeouts`: how long idle NAT'ed connections are kept, by state.
-    pub lvs_timeouts: crate::dataplane::NatTimeouts,
+    pub lvs_timeouts: NatTimeouts,
     /// Connection-table entries (DR/TUN flow affinity and persistence).
     pub conntrack_size: u32,
     /// NAT translation entries (two per NAT'ed connection).
@@ -145,9 +146,30 @@ impl Default for Global {
             vrrp_garp_master_refresh: None,
             vrrp_garp_interval: Duration::ZERO,
             vrrp_gna_interval: Duration::ZERO,
-            lvs_timeouts: crate::dataplane::NatTimeouts::default(),
+            lvs_timeouts: NatTimeouts::default(),
             conntrack_size: lb_common::capacity::CONNTRACK,
             nat_table_size: lb_common::capacity::NAT,
+        }
+    }
+}
+
+/// How long an idle NAT'ed connection is kept, by state: keepalived's `lvs_timeouts`
+/// (IPVS's `ipvsadm --set tcp tcpfin udp`), with IPVS's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatTimeouts {
+    /// Established TCP connections.
+    pub tcp: Duration,
+    /// TCP after a FIN, and before the handshake completes.
+    pub tcpfin: Duration,
+    pub udp: Duration,
+}
+
+impl Default for NatTimeouts {
+    fn default() -> Self {
+        Self {
+            tcp: Duration::from_secs(900),
+            tcpfin: Duration::from_secs(120),
+            udp: Duration::from_secs(300),
         }
     }
 }
@@ -179,9 +201,10 @@ impl VrrpVersion {
     }
 }
 
-/// Initial state of an instance (the election decides the real one).
+/// Initial state of an instance as configured (the election decides the real one, a
+/// `vrrp::types::State`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum State {
+pub enum InitialState {
     Master,
     Backup,
 }
@@ -210,7 +233,7 @@ pub struct VrrpInstance {
     pub name: String,
     pub interface: String,
     /// Written, or derived as keepalived does: MASTER if the priority is 255, else BACKUP.
-    pub state: State,
+    pub state: InitialState,
     pub virtual_router_id: u8,
     /// Written, or derived as keepalived does: 255 for MASTER, else 100.
     pub priority: u8,
@@ -320,7 +343,7 @@ pub struct VirtualServer {
     /// A client sticks to its real server, whatever its source port, until it has been
     /// idle this long (whole seconds, as IPVS counts them).
     pub persistence_timeout: Option<Duration>,
-    /// Maglev table size M (one of [`crate::dataplane::maglev::TABLE_SIZES`]); used by
+    /// Maglev table size M (one of [`lb_common::maglev::TABLE_SIZES`]); used by
     /// `maglev` and `maglev_src` only.
     pub table_size: u32,
     /// Default for the real servers: weight 0 instead of removal when checks fail.
@@ -362,21 +385,6 @@ pub struct RealServer {
     /// address and port are the checks' target unless `connect_ip`/`connect_port` say
     /// otherwise). None: the real server is always up.
     pub checks: Vec<CheckSpec>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Tcp => "TCP",
-            Self::Udp => "UDP",
-        })
-    }
 }
 
 /// `lb_algo`: the data plane's Maglev hashing, or an IPVS scheduler.

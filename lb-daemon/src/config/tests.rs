@@ -130,7 +130,7 @@ fn full_example_loads_with_its_values() {
 
     let vi1 = config.vrrp_instance("VI_1").expect("VI_1");
     assert_eq!(vi1.interface, "eth0");
-    assert_eq!(vi1.state, State::Backup);
+    assert_eq!(vi1.state, InitialState::Backup);
     assert_eq!((vi1.virtual_router_id, vi1.priority), (51, 100));
     assert_eq!(vi1.advert_int, Duration::from_secs(1));
     assert_eq!(
@@ -261,7 +261,7 @@ fn defaults_follow_keepalived() {
     assert_eq!(g.vrrp_gna_interval, Duration::ZERO);
 
     let vi = &config.vrrp_instances[0];
-    assert_eq!(vi.state, State::Backup);
+    assert_eq!(vi.state, InitialState::Backup);
     assert_eq!(vi.priority, 100);
     assert_eq!(vi.advert_int, Duration::from_secs(1));
     assert_eq!(vi.version, VrrpVersion::V2);
@@ -292,7 +292,7 @@ fn defaults_follow_keepalived() {
 fn state_and_priority_derive_from_each_other() {
     let loaded = load(&format!("{BASE}state = \"MASTER\"\n"));
     let vi = &loaded.config.vrrp_instances[0];
-    assert_eq!((vi.state, vi.priority), (State::Master, 255));
+    assert_eq!((vi.state, vi.priority), (InitialState::Master, 255));
     assert_eq!(loaded.warnings.len(), 1);
     assert_eq!(loaded.warnings[0].key, "vrrp_instance \"VI_1\".state");
     assert_eq!(at(&loaded.warnings[0]), (6, 9));
@@ -301,13 +301,13 @@ fn state_and_priority_derive_from_each_other() {
         .config
         .vrrp_instances
         .remove(0);
-    assert_eq!(vi.state, State::Master);
+    assert_eq!(vi.state, InitialState::Master);
 
     let vi = load(&format!("{BASE}state = \"master\"\npriority = 150\n"))
         .config
         .vrrp_instances
         .remove(0);
-    assert_eq!((vi.state, vi.priority), (State::Master, 150));
+    assert_eq!((vi.state, vi.priority), (InitialState::Master, 150));
 }
 
 #[test]

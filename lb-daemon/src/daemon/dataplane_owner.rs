@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 use crate::{
     config::{self, Config},
     dataplane::{
-        self, neigh::Neighbours, BackendSpec, Dataplane, ForwardMode, HashMode, ServiceId,
+        self, from_config::service_id, neigh::Neighbours, BackendSpec, Dataplane, ServiceId,
         ServiceSpec,
     },
     health::runner::Update,
@@ -121,10 +121,6 @@ pub struct Owner {
     /// Warnings given once: forwarding off (per family and interface), what IPVS
     /// cannot do (per service).
     warned_once: HashSet<String>,
-}
-
-fn service_id(vs: &config::VirtualServer) -> ServiceId {
-    ServiceId::of(vs)
 }
 
 /// The instance whose virtual_ipaddress holds `addr`.
@@ -588,26 +584,7 @@ impl Owner {
                 Err(e) => warn!(backend = %b.addr, error = %e, "backend unreachable: left out"),
             }
         }
-        let vs = &s.vs;
-        ServiceSpec {
-            id: service_id(vs),
-            mode: match vs.lb_kind {
-                config::LbKind::Tun => ForwardMode::Tun,
-                config::LbKind::Dr => ForwardMode::Dr,
-                config::LbKind::Nat => ForwardMode::Nat {
-                    snat: vs.snat_address,
-                },
-            },
-            hash: if vs.lb_algo == config::LbAlgo::MaglevSrc {
-                HashMode::Source
-            } else {
-                HashMode::FiveTuple
-            },
-            table_size: vs.table_size,
-            persistence_timeout: vs.persistence_timeout,
-            idle_timeout: dataplane::default_idle_timeout(service_id(vs).protocol),
-            backends,
-        }
+        dataplane::from_config::service_spec(&s.vs, backends)
     }
 
     /// NAT replies are routed by the kernel's FIB, which forwards only where IP

@@ -17,13 +17,7 @@
 
 use lb_common::NO_BACKEND;
 
-/// Table size used when the user does not choose one: fine up to ~650 backends.
-pub const DEFAULT_TABLE_SIZE: u32 = 65537;
-
-/// The table sizes a user may choose (primes), smallest to largest.
-pub const TABLE_SIZES: [u32; 10] = [
-    251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65537, 131071,
-];
+pub use lb_common::maglev::{DEFAULT_TABLE_SIZE, TABLE_SIZES};
 
 /// One backend as Maglev sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

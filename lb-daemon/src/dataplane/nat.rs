@@ -14,44 +14,24 @@ use lb_common::{
     global_flags, map_names, nat_dir, nat_state, FlowKey, NatEntry, NatReal, NeighMiss, ServiceKey,
 };
 
+pub use crate::config::NatTimeouts;
+
 use super::{
     map_err,
     spec::{decode_addr, encode_addr},
     Dataplane, DataplaneError, ForwardMode, ServiceId,
 };
 
-/// How long an idle NAT'ed connection is kept, by state: keepalived's `lvs_timeouts`
-/// (IPVS's `ipvsadm --set tcp tcpfin udp`), with IPVS's defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NatTimeouts {
-    /// Established TCP connections.
-    pub tcp: Duration,
-    /// TCP after a FIN, and before the handshake completes.
-    pub tcpfin: Duration,
-    pub udp: Duration,
-}
-
-impl Default for NatTimeouts {
-    fn default() -> Self {
-        Self {
-            tcp: Duration::from_secs(900),
-            tcpfin: Duration::from_secs(120),
-            udp: Duration::from_secs(300),
-        }
-    }
-}
-
 /// After an RST, as IPVS's CLOSE state.
 const CLOSED_TIMEOUT: Duration = Duration::from_secs(10);
 
-impl NatTimeouts {
-    fn for_state(&self, state: u8) -> Duration {
-        match state {
-            nat_state::ESTABLISHED => self.tcp,
-            nat_state::SYN | nat_state::FIN => self.tcpfin,
-            nat_state::CLOSED => CLOSED_TIMEOUT,
-            _ => self.udp,
-        }
+/// How long a connection in `state` may stay idle.
+fn idle_limit(timeouts: &NatTimeouts, state: u8) -> Duration {
+    match state {
+        nat_state::ESTABLISHED => timeouts.tcp,
+        nat_state::SYN | nat_state::FIN => timeouts.tcpfin,
+        nat_state::CLOSED => CLOSED_TIMEOUT,
+        _ => timeouts.udp,
     }
 }
 
@@ -142,7 +122,7 @@ impl Dataplane {
         let mut doomed: HashSet<FlowKey> = HashSet::new();
         let mut paired: HashSet<FlowKey> = HashSet::new();
         let expired = |last: u64, state: u8| {
-            now_ns.saturating_sub(last) > timeouts.for_state(state).as_nanos() as u64
+            now_ns.saturating_sub(last) > idle_limit(timeouts, state).as_nanos() as u64
         };
         for (key, e) in &entries {
             if e.direction != nat_dir::TO_REAL {
@@ -311,13 +291,13 @@ mod tests {
     fn timeouts_by_state() {
         let t = NatTimeouts::default();
         assert_eq!(
-            t.for_state(nat_state::ESTABLISHED),
+            idle_limit(&t, nat_state::ESTABLISHED),
             Duration::from_secs(900)
         );
-        assert_eq!(t.for_state(nat_state::SYN), Duration::from_secs(120));
-        assert_eq!(t.for_state(nat_state::FIN), Duration::from_secs(120));
-        assert_eq!(t.for_state(nat_state::CLOSED), CLOSED_TIMEOUT);
-        assert_eq!(t.for_state(nat_state::UDP), Duration::from_secs(300));
+        assert_eq!(idle_limit(&t, nat_state::SYN), Duration::from_secs(120));
+        assert_eq!(idle_limit(&t, nat_state::FIN), Duration::from_secs(120));
+        assert_eq!(idle_limit(&t, nat_state::CLOSED), CLOSED_TIMEOUT);
+        assert_eq!(idle_limit(&t, nat_state::UDP), Duration::from_secs(300));
     }
 
     #[test]

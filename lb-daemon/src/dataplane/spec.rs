@@ -7,43 +7,10 @@ use std::{
     time::Duration,
 };
 
-use lb_common::{
-    mode, service_flags, Addr, ServiceKey, FAMILY_V4, FAMILY_V6, IPPROTO_TCP, IPPROTO_UDP,
-};
+pub use lb_common::Protocol;
+use lb_common::{mode, service_flags, Addr, ServiceKey, FAMILY_V4, FAMILY_V6};
 
 use super::maglev;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-impl Protocol {
-    pub fn number(self) -> u8 {
-        match self {
-            Protocol::Tcp => IPPROTO_TCP,
-            Protocol::Udp => IPPROTO_UDP,
-        }
-    }
-
-    pub fn from_number(n: u8) -> Option<Self> {
-        match n {
-            IPPROTO_TCP => Some(Protocol::Tcp),
-            IPPROTO_UDP => Some(Protocol::Udp),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Tcp => "TCP",
-            Protocol::Udp => "UDP",
-        })
-    }
-}
 
 /// keepalived's `lb_kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,18 +49,6 @@ pub struct ServiceId {
 }
 
 impl ServiceId {
-    /// The service a virtual server configures.
-    pub fn of(vs: &crate::config::VirtualServer) -> Self {
-        ServiceId {
-            vip: vs.address,
-            port: vs.port,
-            protocol: match vs.protocol {
-                crate::config::Protocol::Tcp => Protocol::Tcp,
-                crate::config::Protocol::Udp => Protocol::Udp,
-            },
-        }
-    }
-
     pub fn key(&self) -> ServiceKey {
         let (addr, family) = encode_addr(self.vip);
         ServiceKey {

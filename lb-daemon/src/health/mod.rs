@@ -1,4 +1,5 @@
 pub mod checkers;
+pub mod from_config;
 pub mod quorum;
 pub mod runner;
 pub mod spec;

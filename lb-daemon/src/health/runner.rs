@@ -2,7 +2,8 @@
 //! `warmup` spread so thousands of checks do not fire together, then every `delay_loop`),
 //! and one task per virtual service that owns its [`ServiceHealth`], logs each verdict
 //! change with its reason, runs notify/quorum scripts, and sends the new desired backend
-//! set to the data-plane owner the moment it changes.
+//! set to the data-plane owner the moment it changes. It starts from a [`HealthPlan`]
+//! (`health::from_config`) and never reads the configuration itself.
 
 use std::{
     net::IpAddr,
@@ -13,6 +14,7 @@ use std::{
     time::Duration,
 };
 
+use lb_common::Protocol;
 use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
@@ -21,23 +23,18 @@ use tracing::{info, warn};
 
 use super::{
     checkers,
-    spec::{CheckSpec, Outcome, Target},
-    verdict::{
-        CheckerParams, DesiredBackend, HealthEvent, HealthScript, RealConfig, ServiceConfig,
-        ServiceHealth, SorryServer,
-    },
+    from_config::{HealthPlan, PlannedCheck, ServicePlan, ServiceScripts},
+    spec::Outcome,
+    verdict::{DesiredBackend, HealthEvent, ServiceHealth},
 };
-use crate::{
-    config::{self, Config},
-    script::{self, Script},
-};
+use crate::script::{self, Script};
 
 /// A virtual service, as the data plane keys it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ServiceRef {
     pub address: IpAddr,
     pub port: u16,
-    pub protocol: config::Protocol,
+    pub protocol: Protocol,
 }
 
 /// The new desired backend set of a service (sent on every change).
@@ -103,21 +100,19 @@ pub struct Health {
 }
 
 impl Health {
-    /// Starts checking every virtual service of `config`; updates go to `updates`, the
-    /// initial desired set of each service first.
-    pub fn start(config: &Config, updates: mpsc::UnboundedSender<Update>) -> Health {
+    /// Starts checking every service of `plan` (see `from_config::plan`); updates go
+    /// to `updates`, the initial desired set of each service first.
+    pub fn run(plan: HealthPlan, updates: mpsc::UnboundedSender<Update>) -> Health {
         let counters = Arc::new(Counters::default());
         let mut tasks = Vec::new();
         let mut status = Vec::new();
-        let script_user = config.global.script_user.clone();
-        let script_timeout = config.global.script_timeout;
-        for vs in &config.virtual_servers {
+        for service in plan.services {
             let (rx, mut t) = start_service(
-                vs,
+                service,
                 updates.clone(),
                 Arc::clone(&counters),
-                script_user.clone(),
-                script_timeout,
+                plan.script_user.clone(),
+                plan.script_timeout,
             );
             status.push(rx);
             tasks.append(&mut t);
@@ -136,35 +131,6 @@ impl Health {
     }
 }
 
-fn service_config(vs: &config::VirtualServer) -> ServiceConfig {
-    ServiceConfig {
-        name: format!("{}:{}", vs.address, vs.port),
-        quorum: vs.quorum,
-        hysteresis: vs.hysteresis,
-        sorry_server: vs.sorry_server.map(|(addr, port)| SorryServer {
-            addr,
-            port,
-            inhibit: false,
-        }),
-        reals: vs
-            .real_servers
-            .iter()
-            .map(|r| RealConfig {
-                addr: r.address,
-                port: r.port,
-                weight: r.weight,
-                inhibit_on_failure: r.inhibit_on_failure,
-                checkers: r
-                    .checks
-                    .iter()
-                    .map(|c| CheckerParams::from_common(&c.common, vs.alpha))
-                    .collect(),
-            })
-            .collect(),
-        rs_init_notifies: false,
-    }
-}
-
 struct Finished {
     real: usize,
     checker: usize,
@@ -172,47 +138,40 @@ struct Finished {
 }
 
 fn start_service(
-    vs: &config::VirtualServer,
+    plan: ServicePlan,
     updates: mpsc::UnboundedSender<Update>,
     counters: Arc<Counters>,
     script_user: Option<String>,
     script_timeout: Duration,
 ) -> (watch::Receiver<ServiceStatus>, Vec<JoinHandle<()>>) {
-    let service = ServiceRef {
-        address: vs.address,
-        port: vs.port,
-        protocol: vs.protocol,
-    };
-    let (health, startup) = ServiceHealth::new(service_config(vs));
+    let ServicePlan {
+        service,
+        verdict,
+        checks,
+        scripts,
+    } = plan;
+    let reals = verdict.reals.len();
+    let (health, startup) = ServiceHealth::new(verdict);
     let real_up: Arc<Vec<AtomicBool>> = Arc::new(
-        (0..vs.real_servers.len())
+        (0..reals)
             .map(|i| AtomicBool::new(health.real_up(i)))
             .collect(),
     );
     let (status_tx, status_rx) = watch::channel(status_of(service, &health));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
-    for (ri, real) in vs.real_servers.iter().enumerate() {
-        for (ci, check) in real.checks.iter().enumerate() {
-            let target = check.target(Target {
-                addr: real.address,
-                port: real.port,
-            });
-            tasks.push(tokio::spawn(check_loop(
-                check.clone(),
-                target,
-                ri,
-                ci,
-                done_tx.clone(),
-                Arc::clone(&counters),
-                Arc::clone(&real_up),
-            )));
-        }
+    for check in checks {
+        tasks.push(tokio::spawn(check_loop(
+            check,
+            done_tx.clone(),
+            Arc::clone(&counters),
+            Arc::clone(&real_up),
+        )));
     }
     let owner = ServiceOwner {
         service,
         health,
-        scripts: ServiceScripts::of(vs),
+        scripts,
         script_user,
         script_timeout,
         updates,
@@ -245,14 +204,17 @@ fn getrandom_fill(buf: &mut [u8]) -> std::io::Result<()> {
 /// Checks forever: after the warmup spread, one check every `delay_loop` (fixed rate, so
 /// a slow check does not shift the schedule of the others).
 async fn check_loop(
-    check: CheckSpec,
-    target: Target,
-    real: usize,
-    checker: usize,
+    planned: PlannedCheck,
     done: mpsc::UnboundedSender<Finished>,
     counters: Arc<Counters>,
     real_up: Arc<Vec<AtomicBool>>,
 ) {
+    let PlannedCheck {
+        real,
+        checker,
+        spec: check,
+        target,
+    } = planned;
     tokio::time::sleep(spread(check.common.warmup)).await;
     let mut tick = tokio::time::interval(check.common.delay_loop.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -275,41 +237,6 @@ async fn check_loop(
             .is_err()
         {
             return;
-        }
-    }
-}
-
-struct ServiceScripts {
-    quorum_up: Option<String>,
-    quorum_down: Option<String>,
-    notify_up: Vec<Option<String>>,
-    notify_down: Vec<Option<String>>,
-}
-
-impl ServiceScripts {
-    fn of(vs: &config::VirtualServer) -> Self {
-        Self {
-            quorum_up: vs.quorum_up.clone(),
-            quorum_down: vs.quorum_down.clone(),
-            notify_up: vs
-                .real_servers
-                .iter()
-                .map(|r| r.notify_up.clone())
-                .collect(),
-            notify_down: vs
-                .real_servers
-                .iter()
-                .map(|r| r.notify_down.clone())
-                .collect(),
-        }
-    }
-
-    fn command(&self, s: HealthScript) -> Option<&String> {
-        match s {
-            HealthScript::NotifyUp { real } => self.notify_up.get(real)?.as_ref(),
-            HealthScript::NotifyDown { real } => self.notify_down.get(real)?.as_ref(),
-            HealthScript::QuorumUp => self.quorum_up.as_ref(),
-            HealthScript::QuorumDown => self.quorum_down.as_ref(),
         }
     }
 }

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::{
     config::{self, LbKind},
-    dataplane::ServiceId,
+    dataplane::from_config::service_id,
     health::verdict::DesiredBackend,
 };
 
@@ -27,7 +27,7 @@ pub fn desired_service(vs: &config::VirtualServer, backends: &[DesiredBackend]) 
         .persistence_timeout
         .map(|t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX));
     DesiredService {
-        service: ServiceEntry::new(ServiceId::of(vs), vs.lb_algo.ipvs_scheduler(), persistence),
+        service: ServiceEntry::new(service_id(vs), vs.lb_algo.ipvs_scheduler(), persistence),
         dests: backends
             .iter()
             .map(|b| {

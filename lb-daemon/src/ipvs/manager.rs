@@ -132,7 +132,7 @@ impl<T: Transport> Manager<T> {
     }
 
     /// keepalived's `lvs_timeouts` as IPVS's connection timeouts (whole seconds, at least 1).
-    pub fn set_timeouts(&mut self, t: &crate::dataplane::NatTimeouts) -> Result<(), IpvsError> {
+    pub fn set_timeouts(&mut self, t: &crate::config::NatTimeouts) -> Result<(), IpvsError> {
         let secs = |d: std::time::Duration| u32::try_from(d.as_secs().max(1)).unwrap_or(u32::MAX);
         self.transport
             .request(request::set_timeouts(

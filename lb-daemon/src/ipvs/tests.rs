@@ -136,7 +136,7 @@ fn set_timeouts_golden_bytes() {
 #[test]
 fn lvs_timeouts_become_ipvs_timeouts() {
     let mut m = Manager::new(FakeKernel::default());
-    let t = crate::dataplane::NatTimeouts {
+    let t = crate::config::NatTimeouts {
         tcp: std::time::Duration::from_secs(600),
         tcpfin: std::time::Duration::from_millis(500),
         udp: std::time::Duration::from_secs(30),

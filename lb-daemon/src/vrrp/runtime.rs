@@ -299,8 +299,8 @@ async fn instance_spec(
             priority: inst.priority,
             advert_interval_cs: (inst.advert_int.as_millis() / 10) as u16,
             initial_state: match inst.state {
-                config::State::Master => State::Master,
-                config::State::Backup => State::Backup,
+                config::InitialState::Master => State::Master,
+                config::InitialState::Backup => State::Backup,
             },
             preempt: !inst.nopreempt,
             preempt_delay: inst.preempt_delay,

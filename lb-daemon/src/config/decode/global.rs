@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::config::reader::{Decoder, Field, Table};
 use crate::config::schema::{Dataplane, Global, VrrpVersion};
-use crate::dataplane::NatTimeouts;
+use crate::config::NatTimeouts;
 
 const RENAMES: &[(&str, &str)] = &[
     ("notify_user", "keepalived calls it `script_user`"),

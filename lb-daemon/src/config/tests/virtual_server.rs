@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use super::{at, error, ip, load, rejected, BASE};
-use crate::config::*;
-use crate::health::spec::{
+use crate::config::check::{
     BodyMatch, CheckKind, CheckSpec, Common, DnsCheck, DnsType, HttpCheck, MiscCheck, SmtpCheck,
     StatusMatch, TlsOptions, UdpCheck, Url,
 };
+use crate::config::*;
 
 /// The example of the issue (no vrrp_instance holds its address).
 const EXAMPLE: &str = r#"[[virtual_server]]

@@ -14,8 +14,8 @@ use super::{global, name, notify, Named};
 use crate::config::address::{AddressFamily, VirtualAddress};
 use crate::config::reader::{Decoder, Field, Table};
 use crate::config::schema::{
-    Authentication, Global, Notify, State, TrackFile, TrackInterface, TrackScript, VrrpInstance,
-    VrrpScript, VrrpVersion, DEFAULT_ADVERT_INT,
+    Authentication, Global, InitialState, Notify, TrackFile, TrackInterface, TrackScript,
+    VrrpInstance, VrrpScript, VrrpVersion, DEFAULT_ADVERT_INT,
 };
 use crate::config::source::{KeyPath, Span};
 
@@ -32,7 +32,10 @@ const RENAMES: &[(&str, &str)] = &[
     ),
 ];
 
-const STATES: &[(&str, State)] = &[("MASTER", State::Master), ("BACKUP", State::Backup)];
+const STATES: &[(&str, InitialState)] = &[
+    ("MASTER", InitialState::Master),
+    ("BACKUP", InitialState::Backup),
+];
 
 const PREEMPT_DELAY_MAX: Duration = Duration::from_secs(1000);
 
@@ -56,7 +59,7 @@ struct Fields<'a, 'i> {
     span: Span,
     name: Option<Named>,
     interface: Option<String>,
-    state: Option<At<'a, 'i, State>>,
+    state: Option<At<'a, 'i, InitialState>>,
     vrid: Option<At<'a, 'i, u8>>,
     priority_written: bool,
     priority: Option<At<'a, 'i, u8>>,

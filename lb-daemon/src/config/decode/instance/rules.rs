@@ -10,7 +10,7 @@ use super::{At, Fields};
 use crate::config::address::{AddressFamily, VirtualAddress};
 use crate::config::reader::{Decoder, Field};
 use crate::config::schema::{
-    Authentication, Global, State, VrrpVersion, DEFAULT_PRIORITY, PRIORITY_OWNER,
+    Authentication, Global, InitialState, VrrpVersion, DEFAULT_PRIORITY, PRIORITY_OWNER,
 };
 use crate::config::source::{KeyPath, Span};
 
@@ -205,13 +205,13 @@ pub(super) fn check_mcast_group(
 
 /// keepalived: a missing state follows the priority (255 is MASTER), a missing priority
 /// the state (MASTER is 255, the address owner; otherwise 100).
-pub(super) fn state_and_priority(d: &mut Decoder<'_>, f: &Fields<'_, '_>) -> (State, u8) {
+pub(super) fn state_and_priority(d: &mut Decoder<'_>, f: &Fields<'_, '_>) -> (InitialState, u8) {
     let written = f.priority.as_ref().map(|p| p.value);
     let state = f.state.as_ref().map_or(
         if written == Some(PRIORITY_OWNER) {
-            State::Master
+            InitialState::Master
         } else {
-            State::Backup
+            InitialState::Backup
         },
         |s| s.value,
     );
@@ -219,11 +219,11 @@ pub(super) fn state_and_priority(d: &mut Decoder<'_>, f: &Fields<'_, '_>) -> (St
         (Some(p), _) => p,
         // Written but invalid (already reported): derive nothing from it.
         (None, true) => DEFAULT_PRIORITY,
-        (None, false) if state == State::Master => PRIORITY_OWNER,
+        (None, false) if state == InitialState::Master => PRIORITY_OWNER,
         (None, false) => DEFAULT_PRIORITY,
     };
     if let (false, Some(s)) = (f.priority_written, &f.state) {
-        if s.value == State::Master {
+        if s.value == InitialState::Master {
             s.field
                 .warning(
                     d,
@@ -240,7 +240,7 @@ pub(super) fn preemption(
     d: &mut Decoder<'_>,
     nopreempt: Option<&At<'_, '_, bool>>,
     preempt_delay: Option<&At<'_, '_, Duration>>,
-    state: State,
+    state: InitialState,
     priority: u8,
 ) -> (bool, Duration) {
     let mut nopreempt_value = nopreempt.is_some_and(|n| n.value);
@@ -251,7 +251,7 @@ pub(super) fn preemption(
                 "ignored: the address owner (priority 255) always preempts",
             );
             nopreempt_value = false;
-        } else if state == State::Master {
+        } else if state == InitialState::Master {
             n.field
                 .warning(d, "ignored with state = \"MASTER\"")
                 .hint("nopreempt works only when every router starts as BACKUP");
@@ -260,7 +260,7 @@ pub(super) fn preemption(
     }
     let mut delay = preempt_delay.map_or(Duration::ZERO, |p| p.value);
     if let Some(p) = preempt_delay.filter(|p| !p.value.is_zero()) {
-        if state == State::Master {
+        if state == InitialState::Master {
             p.field.warning(d, "ignored with state = \"MASTER\"");
             delay = Duration::ZERO;
         } else if nopreempt_value {

@@ -11,11 +11,11 @@ use std::time::Duration;
 use super::http;
 use super::ip;
 use crate::config::address::AddressFamily;
-use crate::config::reader::{Decoder, Field, Table};
-use crate::config::schema::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_DELAY_LOOP, DEFAULT_SMTP_HELO};
-use crate::health::spec::{
+use crate::config::check::{
     CheckKind, CheckSpec, Common, DnsCheck, DnsType, MiscCheck, SmtpCheck, UdpCheck,
 };
+use crate::config::reader::{Decoder, Field, Table};
+use crate::config::schema::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_DELAY_LOOP, DEFAULT_SMTP_HELO};
 
 const RETRY_RANGE: std::ops::RangeInclusive<i64> = 0..=u32::MAX as i64;
 

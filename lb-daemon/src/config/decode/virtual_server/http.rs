@@ -1,8 +1,8 @@
 //! `http_get` and `ssl_get`: their `url` entries, status codes and digests, and the TLS
 //! settings of `ssl_get`.
 
+use crate::config::check::{BodyMatch, HttpCheck, StatusMatch, TlsOptions, Url};
 use crate::config::reader::{Decoder, Field, Table};
-use crate::health::spec::{BodyMatch, HttpCheck, StatusMatch, TlsOptions, Url};
 
 /// keepalived's (and HTTP's) bounds on status codes.
 const STATUS_MIN: u16 = 100;

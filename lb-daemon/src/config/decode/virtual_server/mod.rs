@@ -21,7 +21,7 @@ use crate::config::schema::{
     Dataplane, Global, LbAlgo, LbKind, Protocol, VirtualServer, PERSISTENCE_TIMEOUT_MAX,
 };
 use crate::config::source::{KeyPath, Span};
-use crate::dataplane::maglev::{DEFAULT_TABLE_SIZE, TABLE_SIZES};
+use lb_common::maglev::{DEFAULT_TABLE_SIZE, TABLE_SIZES};
 
 use check::Inherited;
 use real::{RealContext, RealFacts};
