@@ -12,6 +12,7 @@ pub mod dataplane;
 pub mod health;
 pub mod ipvs;
 pub mod lab;
+pub mod net;
 pub mod netns;
 pub mod script;
 pub mod vrrp;

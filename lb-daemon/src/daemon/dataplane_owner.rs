@@ -25,11 +25,11 @@ use tracing::{debug, info, warn};
 use crate::{
     config::{self, Config},
     dataplane::{
-        self, neigh::Neighbours, BackendSpec, Dataplane, ForwardMode, HashMode, ServiceId,
-        ServiceSpec,
+        self, BackendSpec, Dataplane, ForwardMode, HashMode, ServiceId, ServiceSpec,
     },
     health::runner::Update,
     ipvs::{self, Ipvs},
+    net::neigh::Neighbours,
 };
 
 /// How long resolving one backend's next hop may take.

@@ -10,7 +10,6 @@ mod egress;
 mod helper_program;
 pub mod maglev;
 pub mod nat;
-pub mod neigh;
 mod object;
 mod program;
 pub mod spec;

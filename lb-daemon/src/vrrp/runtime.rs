@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     config::{self, Config},
-    dataplane::neigh::Neighbours,
+    net::neigh::Neighbours,
     script::{self, Script},
 };
 
