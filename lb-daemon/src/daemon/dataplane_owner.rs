@@ -24,9 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     config::{self, Config},
-    dataplane::{
-        self, BackendSpec, Dataplane, ForwardMode, HashMode, ServiceId, ServiceSpec,
-    },
+    dataplane::{self, BackendSpec, Dataplane, ForwardMode, HashMode, ServiceId, ServiceSpec},
     health::runner::Update,
     ipvs::{self, Ipvs},
     net::neigh::Neighbours,

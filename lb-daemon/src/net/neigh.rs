@@ -6,7 +6,6 @@
 //! comes from the kernel's neighbour table; when the entry is missing the kernel is asked to
 //! resolve it (ARP / neighbour solicitation) and the table is polled until it answers.
 
-use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::time::Duration;
 
@@ -445,11 +444,7 @@ fn datagram_probe(ifname: &str, ifindex: u32, addr: IpAddr) -> std::io::Result<(
         }
     };
     let socket = UdpSocket::bind(local)?;
-    nix::sys::socket::setsockopt(
-        &socket,
-        nix::sys::socket::sockopt::BindToDevice,
-        &OsString::from(ifname),
-    )?;
+    socket2::SockRef::from(&socket).bind_device(Some(ifname.as_bytes()))?;
     socket.send_to(&[], remote)?;
     Ok(())
 }

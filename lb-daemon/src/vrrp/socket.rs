@@ -26,24 +26,19 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use nix::sys::socket::{
-    bind, recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6,
+    recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6,
     SockaddrStorage,
 };
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-/// IP protocol number of VRRP.
-const IPPROTO_VRRP: u8 = 112;
-/// The IPv4 VRRP group, 224.0.0.18.
-pub const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
-/// The IPv6 VRRP group, ff02::12.
-pub const VRRP_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
-/// TTL / hop limit of every advert: receivers drop multicast adverts that crossed a router.
-const VRRP_TTL: u8 = 255;
+use crate::net::proto::{IPPROTO_VRRP, VRRP_TTL};
+pub use crate::net::proto::{VRRP_GROUP_V4, VRRP_GROUP_V6};
 /// IPv4 TOS / IPv6 traffic class of adverts: precedence "internetwork control" (DSCP CS6).
 const VRRP_TOS: u8 = 0xc0;
 
@@ -84,7 +79,7 @@ pub struct SocketConfig {
 /// `send` take `&self`: one task may receive while another sends (share it in an `Arc`).
 #[derive(Debug)]
 pub struct VrrpSocket {
-    fd: AsyncFd<OwnedFd>,
+    fd: AsyncFd<Socket>,
     cfg: SocketConfig,
     ifindex: u32,
     /// Last IPv4 ID sent (keepalived numbers its adverts 1, 2, ... and skips 0).
@@ -386,66 +381,52 @@ fn interface_index(name: &str) -> io::Result<u32> {
 }
 
 /// Registers the socket with the current tokio runtime's reactor.
-fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(io::Error::other(
             "no tokio runtime: open VRRP sockets inside one",
         ));
     }
-    // SAFETY: an OwnedFd stays open, and always returns the same descriptor, until dropped,
-    // and the AsyncFd owns it from now on.
-    unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)
+    // SAFETY: a Socket owns its descriptor, which stays open and the same until dropped,
+    // and the AsyncFd owns the Socket from now on.
+    unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)
 }
 
-fn raw_socket(v6: bool) -> io::Result<OwnedFd> {
-    let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
-    let kind = libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: plain syscall; a non-negative result is a new descriptor nobody else owns.
-    let fd = unsafe { libc::socket(domain, kind, libc::c_int::from(IPPROTO_VRRP)) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and is owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// A non-blocking raw IPPROTO_VRRP socket (socket2 sets close-on-exec).
+fn raw_socket(v6: bool) -> io::Result<Socket> {
+    let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+    let protocol = Protocol::from(libc::c_int::from(IPPROTO_VRRP));
+    Socket::new(domain, Type::RAW.nonblocking(), Some(protocol))
 }
 
-fn setup_v4(fd: &OwnedFd, cfg: &SocketConfig, ifindex: u32) -> io::Result<()> {
-    bind_to_device(fd, &cfg.interface)?;
-    set_int(fd, libc::IPPROTO_IP, libc::IP_HDRINCL, 1, "IP_HDRINCL")?;
-    set_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1, "IP_PKTINFO")?;
+fn setup_v4(socket: &Socket, cfg: &SocketConfig, ifindex: u32) -> io::Result<()> {
+    bind_to_device(socket, &cfg.interface)?;
+    socket
+        .set_header_included_v4(true)
+        .map_err(|e| annotate(e, "IP_HDRINCL"))?;
+    // socket2 has no IP_PKTINFO.
+    set_int(socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1, "IP_PKTINFO")?;
     // Without this, a raw socket gets every group any socket joined on the host.
-    set_int(
-        fd,
-        libc::IPPROTO_IP,
-        libc::IP_MULTICAST_ALL,
-        0,
-        "IP_MULTICAST_ALL",
-    )?;
+    socket
+        .set_multicast_all_v4(false)
+        .map_err(|e| annotate(e, "IP_MULTICAST_ALL"))?;
     let local = match cfg.multicast_group {
         Some(IpAddr::V4(group)) => {
-            let mreq = ip_mreqn(group, ifindex);
-            set_opt(
-                fd,
-                libc::IPPROTO_IP,
-                libc::IP_ADD_MEMBERSHIP,
-                &mreq,
-                "IP_ADD_MEMBERSHIP",
-            )?;
+            socket
+                .join_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(ifindex))
+                .map_err(|e| annotate(e, "IP_ADD_MEMBERSHIP"))?;
+            // socket2 sets IP_MULTICAST_IF by address only; keepalived (and we) use the index.
             let ifreq = ip_mreqn(Ipv4Addr::UNSPECIFIED, ifindex);
             set_opt(
-                fd,
+                socket,
                 libc::IPPROTO_IP,
                 libc::IP_MULTICAST_IF,
                 &ifreq,
                 "IP_MULTICAST_IF",
             )?;
-            set_int(
-                fd,
-                libc::IPPROTO_IP,
-                libc::IP_MULTICAST_LOOP,
-                0,
-                "IP_MULTICAST_LOOP",
-            )?;
+            socket
+                .set_multicast_loop_v4(false)
+                .map_err(|e| annotate(e, "IP_MULTICAST_LOOP"))?;
             group
         }
         _ => match cfg.src {
@@ -454,55 +435,51 @@ fn setup_v4(fd: &OwnedFd, cfg: &SocketConfig, ifindex: u32) -> io::Result<()> {
         },
     };
     // Bound to the group: unicast VRRP is not ours. Bound to src: only packets to us.
-    bind(
-        fd.as_raw_fd(),
-        &SockaddrIn::from(SocketAddrV4::new(local, 0)),
-    )
-    .map_err(|e| annotate(e.into(), &format!("bind({local})")))
+    socket
+        .bind(&SockAddr::from(SocketAddrV4::new(local, 0)))
+        .map_err(|e| annotate(e, &format!("bind({local})")))
 }
 
-fn setup_v6(fd: &OwnedFd, cfg: &SocketConfig, ifindex: u32) -> io::Result<()> {
-    bind_to_device(fd, &cfg.interface)?;
+fn setup_v6(socket: &Socket, cfg: &SocketConfig, ifindex: u32) -> io::Result<()> {
+    bind_to_device(socket, &cfg.interface)?;
     let v6 = libc::IPPROTO_IPV6;
+    // socket2 has neither IPV6_CHECKSUM nor IPV6_RECVPKTINFO.
     set_int(
-        fd,
+        socket,
         v6,
         libc::IPV6_CHECKSUM,
         VRRP_CHECKSUM_OFFSET,
         "IPV6_CHECKSUM",
     )?;
-    set_int(fd, v6, libc::IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO")?;
-    set_int(fd, v6, libc::IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT")?;
-    set_int(fd, v6, libc::IPV6_TCLASS, VRRP_TOS.into(), "IPV6_TCLASS")?;
-    let ttl = libc::c_int::from(VRRP_TTL);
-    set_int(fd, v6, libc::IPV6_UNICAST_HOPS, ttl, "IPV6_UNICAST_HOPS")?;
-    set_int(
-        fd,
-        v6,
-        libc::IPV6_MULTICAST_HOPS,
-        ttl,
-        "IPV6_MULTICAST_HOPS",
-    )?;
+    set_int(socket, v6, libc::IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO")?;
+    socket
+        .set_recv_hoplimit_v6(true)
+        .map_err(|e| annotate(e, "IPV6_RECVHOPLIMIT"))?;
+    socket
+        .set_tclass_v6(VRRP_TOS.into())
+        .map_err(|e| annotate(e, "IPV6_TCLASS"))?;
+    let ttl = u32::from(VRRP_TTL);
+    socket
+        .set_unicast_hops_v6(ttl)
+        .map_err(|e| annotate(e, "IPV6_UNICAST_HOPS"))?;
+    socket
+        .set_multicast_hops_v6(ttl)
+        .map_err(|e| annotate(e, "IPV6_MULTICAST_HOPS"))?;
     // Otherwise a socket bound to a unicast address still gets all multicast VRRP.
-    set_int(fd, v6, libc::IPV6_MULTICAST_ALL, 0, "IPV6_MULTICAST_ALL")?;
+    socket
+        .set_multicast_all_v6(false)
+        .map_err(|e| annotate(e, "IPV6_MULTICAST_ALL"))?;
     let local = match cfg.multicast_group {
         Some(IpAddr::V6(group)) => {
-            let mreq = libc::ipv6_mreq {
-                ipv6mr_multiaddr: libc::in6_addr {
-                    s6_addr: group.octets(),
-                },
-                ipv6mr_interface: ifindex,
-            };
-            set_opt(
-                fd,
-                v6,
-                libc::IPV6_ADD_MEMBERSHIP,
-                &mreq,
-                "IPV6_ADD_MEMBERSHIP",
-            )?;
-            let index = libc::c_int::try_from(ifindex).unwrap_or_default();
-            set_int(fd, v6, libc::IPV6_MULTICAST_IF, index, "IPV6_MULTICAST_IF")?;
-            set_int(fd, v6, libc::IPV6_MULTICAST_LOOP, 0, "IPV6_MULTICAST_LOOP")?;
+            socket
+                .join_multicast_v6(&group, ifindex)
+                .map_err(|e| annotate(e, "IPV6_ADD_MEMBERSHIP"))?;
+            socket
+                .set_multicast_if_v6(ifindex)
+                .map_err(|e| annotate(e, "IPV6_MULTICAST_IF"))?;
+            socket
+                .set_multicast_loop_v6(false)
+                .map_err(|e| annotate(e, "IPV6_MULTICAST_LOOP"))?;
             group
         }
         _ => match cfg.src {
@@ -511,8 +488,9 @@ fn setup_v6(fd: &OwnedFd, cfg: &SocketConfig, ifindex: u32) -> io::Result<()> {
         },
     };
     // As for IPv4; the scope id is needed for link-local addresses and groups.
-    let addr = SockaddrIn6::from(SocketAddrV6::new(local, 0, 0, ifindex));
-    bind(fd.as_raw_fd(), &addr).map_err(|e| annotate(e.into(), &format!("bind({local})")))
+    socket
+        .bind(&SockAddr::from(SocketAddrV6::new(local, 0, 0, ifindex)))
+        .map_err(|e| annotate(e, &format!("bind({local})")))
 }
 
 fn ip_mreqn(addr: Ipv4Addr, ifindex: u32) -> libc::ip_mreqn {
@@ -525,39 +503,25 @@ fn ip_mreqn(addr: Ipv4Addr, ifindex: u32) -> libc::ip_mreqn {
     }
 }
 
-fn bind_to_device(fd: &OwnedFd, ifname: &str) -> io::Result<()> {
-    let name = ifname.as_bytes();
-    let len = libc::socklen_t::try_from(name.len()).unwrap_or(libc::socklen_t::MAX);
-    // SAFETY: `name` is valid for `len` bytes; the kernel copies at most that many.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_BINDTODEVICE,
-            name.as_ptr().cast(),
-            len,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(annotate(io::Error::last_os_error(), "SO_BINDTODEVICE"))
-    }
+fn bind_to_device(socket: &Socket, ifname: &str) -> io::Result<()> {
+    socket
+        .bind_device(Some(ifname.as_bytes()))
+        .map_err(|e| annotate(e, "SO_BINDTODEVICE"))
 }
 
 fn set_int(
-    fd: &OwnedFd,
+    socket: &Socket,
     level: libc::c_int,
     name: libc::c_int,
     value: libc::c_int,
     what: &str,
 ) -> io::Result<()> {
-    set_opt(fd, level, name, &value, what)
+    set_opt(socket, level, name, &value, what)
 }
 
-/// setsockopt with a plain-data value; the error names the option.
+/// setsockopt with a plain-data value, for the options socket2 lacks; the error names it.
 fn set_opt<T: Copy>(
-    fd: &OwnedFd,
+    socket: &Socket,
     level: libc::c_int,
     name: libc::c_int,
     value: &T,
@@ -565,8 +529,15 @@ fn set_opt<T: Copy>(
 ) -> io::Result<()> {
     let len = libc::socklen_t::try_from(size_of::<T>()).unwrap_or(libc::socklen_t::MAX);
     // SAFETY: `value` points to a live `T` of `len` bytes, which the kernel only reads.
-    let rc =
-        unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, (value as *const T).cast(), len) };
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            len,
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {

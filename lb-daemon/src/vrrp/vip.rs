@@ -22,17 +22,19 @@ use std::fmt;
 use std::io;
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
+
+use socket2::{Domain, SockAddr, SockAddrStorage, Socket, Type};
 
 use crate::net::address::{self, OnLink};
 use crate::net::checksum::{checksum, pseudo_header_v6};
+use crate::net::link;
 use crate::net::proto::{
     ALL_NODES, ALL_NODES_MAC, BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
     ETH_ALEN, ETH_HEADER_LEN, HW_ETHER, ICMPV6_NEIGHBOUR_ADVERT, IFNAME_MAX, IPPROTO_ICMPV6,
     ND_HOP_LIMIT,
 };
 use crate::net::rtnl::{self, errno};
-use crate::net::link;
 
 const ARP_REQUEST: u16 = 1;
 const NA_FLAG_ROUTER: u8 = 0x80;
@@ -309,7 +311,7 @@ fn ipv6_forwarding(ifname: &str) -> bool {
 
 /// An AF_PACKET socket to send whole frames on one Ethernet interface.
 struct Link {
-    fd: OwnedFd,
+    socket: Socket,
     ifname: String,
     ifindex: i32,
     mac: [u8; ETH_ALEN],
@@ -332,8 +334,8 @@ impl Link {
         })?;
         let ifindex =
             i32::try_from(ifindex).map_err(|_| send_error(io::ErrorKind::InvalidInput.into()))?;
-        let fd = packet_socket().map_err(send_error)?;
-        let (hw_type, hwaddr) = hardware_address(&fd, ifname).map_err(send_error)?;
+        let socket = packet_socket().map_err(send_error)?;
+        let (hw_type, hwaddr) = hardware_address(&socket, ifname).map_err(send_error)?;
         if hw_type != HW_ETHER {
             return Err(VipError::NotEthernet {
                 dev: ifname.to_owned(),
@@ -343,7 +345,7 @@ impl Link {
             });
         }
         Ok(Link {
-            fd,
+            socket,
             ifname: ifname.to_owned(),
             ifindex,
             mac: hwaddr,
@@ -353,32 +355,11 @@ impl Link {
     }
 
     fn send(&self, frame: &[u8], ethertype: u16, dst: [u8; ETH_ALEN]) -> Result<(), VipError> {
-        // SAFETY: sockaddr_ll is plain data, valid when zeroed.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ethertype.to_be();
-        sll.sll_ifindex = self.ifindex;
-        sll.sll_halen = ETH_ALEN as u8;
-        sll.sll_addr[..ETH_ALEN].copy_from_slice(&dst);
-        let len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: `frame` is valid for its length and `sll` for `len` bytes; both only read.
-        let sent = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                len,
-            )
-        };
-        if sent == frame.len() as isize {
-            return Ok(());
-        }
-        let source = if sent < 0 {
-            io::Error::last_os_error()
-        } else {
-            io::Error::new(io::ErrorKind::WriteZero, "frame partly sent")
+        let to = link_layer_address(self.ifindex, ethertype, dst);
+        let source = match self.socket.send_to(frame, &to) {
+            Ok(sent) if sent == frame.len() => return Ok(()),
+            Ok(_) => io::Error::new(io::ErrorKind::WriteZero, "frame partly sent"),
+            Err(e) => e,
         };
         Err(VipError::Send {
             what: self.what,
@@ -390,18 +371,27 @@ impl Link {
 }
 
 /// A send-only packet socket (protocol 0: the kernel queues nothing to it).
-fn packet_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; a non-negative result is a new descriptor nobody else owns.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and is owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn packet_socket() -> io::Result<Socket> {
+    Socket::new(Domain::PACKET, Type::RAW, None)
+}
+
+/// The sockaddr_ll a frame for `dst` (of `ethertype`) goes out of interface `ifindex` with.
+fn link_layer_address(ifindex: i32, ethertype: u16, dst: [u8; ETH_ALEN]) -> SockAddr {
+    let mut storage = SockAddrStorage::zeroed();
+    // SAFETY: sockaddr_ll is one of this platform's sockaddr types (and fits the storage).
+    let sll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = ethertype.to_be();
+    sll.sll_ifindex = ifindex;
+    sll.sll_halen = ETH_ALEN as u8;
+    sll.sll_addr[..ETH_ALEN].copy_from_slice(&dst);
+    let len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: the family is AF_PACKET and `len` the size of the sockaddr_ll filled in above.
+    unsafe { SockAddr::new(storage, len) }
 }
 
 /// The hardware type (ARPHRD_*) and address of `ifname` (SIOCGIFHWADDR).
-fn hardware_address(fd: &OwnedFd, ifname: &str) -> io::Result<(u16, [u8; ETH_ALEN])> {
+fn hardware_address(socket: &Socket, ifname: &str) -> io::Result<(u16, [u8; ETH_ALEN])> {
     // SAFETY: ifreq is plain data, valid when zeroed.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     let name = ifname.as_bytes();
@@ -411,8 +401,9 @@ fn hardware_address(fd: &OwnedFd, ifname: &str) -> io::Result<(u16, [u8; ETH_ALE
     for (dst, src) in req.ifr_name.iter_mut().zip(name) {
         *dst = *src as libc::c_char;
     }
-    // SAFETY: `req` is a valid ifreq with a NUL-terminated name; the kernel fills it in.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
+    // SAFETY: `req` is a valid ifreq with a NUL-terminated name; the kernel fills it in
+    // (socket2 has no SIOCGIFHWADDR).
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
