@@ -979,50 +979,48 @@ mod tests {
         }
     }
 
+    /// At equal priority the higher address wins, compared numerically: IPv4 (VRRPv2) and
+    /// IPv6 (VRRPv3) alike. Each row: version, our address, a lower one, a higher one.
     #[test]
-    fn master_tie_higher_address_wins() {
-        let mut inst = master(100);
-        let acts = inst.handle(advert(A2, 100));
-        assert_eq!(
-            plain(acts),
-            vec![
-                Action::CancelAdvertTimer,
-                Action::RemoveVips,
-                Action::ArmMasterDownTimer(us(3_609_375)),
-                tr(State::Master, State::Backup)
-            ]
-        );
-        assert_eq!(inst.master_address(), Some(ip(A2)));
-    }
+    fn master_tie_is_won_by_the_numerically_higher_address() {
+        let rows = [
+            (Version::V2, A1, "10.0.0.0", A2),
+            (Version::V3, "fe80::10", "fe80::9", "fe80::1:0"),
+        ];
+        for (version, ours, lower, higher) in rows {
+            let mut cfg = params(version, 100, State::Backup);
+            cfg.primary_address = ip(ours);
+            let mut inst = Instance::new(cfg);
+            replay(&mut inst, [Event::Startup, Event::MasterDownTimer]);
+            assert_eq!(inst.state(), State::Master, "{ours}");
 
-    #[test]
-    fn master_tie_lower_address_loses_and_hears_a_readvert() {
-        let mut inst = master(100);
-        let acts = inst.handle(advert("10.0.0.0", 100));
-        assert_eq!(
-            acts,
-            vec![
-                Action::SendAdvert { priority: 100 },
-                Action::ArmAdvertTimer(us(1_000_000))
-            ]
-        );
-        assert_eq!(inst.state(), State::Master);
-    }
+            // A lower address loses and hears a re-advert at once.
+            let acts = inst.handle(advert(lower, 100));
+            assert_eq!(
+                acts,
+                vec![
+                    Action::SendAdvert { priority: 100 },
+                    Action::ArmAdvertTimer(us(1_000_000))
+                ],
+                "{lower}"
+            );
+            assert_eq!(inst.state(), State::Master, "{lower}");
 
-    #[test]
-    fn master_tie_compares_ipv6_numerically() {
-        let mut cfg = params(Version::V3, 100, State::Backup);
-        cfg.primary_address = ip("fe80::10");
-        let mut inst = Instance::new(cfg.clone());
-        replay(&mut inst, [Event::Startup, Event::MasterDownTimer]);
-        assert_eq!(
-            inst.handle(advert("fe80::9", 100)).len(),
-            2,
-            "lower: re-advert"
-        );
-        assert_eq!(inst.state(), State::Master);
-        inst.handle(advert("fe80::1:0", 100));
-        assert_eq!(inst.state(), State::Backup);
+            // A higher address wins.
+            let acts = inst.handle(advert(higher, 100));
+            assert_eq!(
+                plain(acts),
+                vec![
+                    Action::CancelAdvertTimer,
+                    Action::RemoveVips,
+                    Action::ArmMasterDownTimer(us(3_609_375)),
+                    tr(State::Master, State::Backup)
+                ],
+                "{higher}"
+            );
+            assert_eq!(inst.state(), State::Backup, "{higher}");
+            assert_eq!(inst.master_address(), Some(ip(higher)), "{higher}");
+        }
     }
 
     #[test]

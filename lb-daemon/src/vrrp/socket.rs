@@ -790,129 +790,137 @@ mod tests {
         }
     }
 
-    #[test]
-    fn multicast_v4_reaches_the_peer_and_not_the_sender() {
-        let (a, b) = pair("tvm4", 30);
-        let rt = runtime();
-        let group = IpAddr::V4(VRRP_GROUP_V4);
-        let sa = open(&a, &rt, config("va", "198.18.30.1", Some(group)));
-        let sb = open(&b, &rt, config("vb", "198.18.30.2", Some(group)));
-        let payload = v3_advert("198.18.30.100".parse().unwrap());
-        let got = rt.block_on(async {
-            sa.send(&payload, group).await.unwrap();
-            let got = timeout(WAIT, sb.recv())
-                .await
-                .expect("B got nothing")
-                .unwrap();
-            nothing(&sa, "A (multicast loop is off)").await;
-            got
-        });
-        let expected = Received {
-            src: "198.18.30.1".parse().unwrap(),
-            dst: group,
-            ttl: 255,
-            ifindex: ifindex(&b, "vb"),
-            payload,
-        };
-        assert_eq!(got, expected);
+    /// The address family a twin test runs with, and its addresses on a [`pair`] of subnet
+    /// `net`: multicast adverts go from the primary (IPv4) or link-local (IPv6) address.
+    #[derive(Debug, Clone, Copy)]
+    enum Family {
+        V4,
+        V6,
+    }
+
+    impl Family {
+        fn group(self) -> IpAddr {
+            match self {
+                Family::V4 => IpAddr::V4(VRRP_GROUP_V4),
+                Family::V6 => IpAddr::V6(VRRP_GROUP_V6),
+            }
+        }
+
+        /// Source of multicast adverts from host `host` (1 = A, 2 = B).
+        fn multicast_src(self, net: u8, host: u8) -> String {
+            match self {
+                Family::V4 => format!("198.18.{net}.{host}"),
+                Family::V6 => format!("fe80::{host}"),
+            }
+        }
+
+        /// Source of unicast adverts, and what a unicast socket is bound to.
+        fn unicast_src(self, net: u8, host: u8) -> String {
+            match self {
+                Family::V4 => format!("198.18.{net}.{host}"),
+                Family::V6 => format!("2001:db8:{net}::{host}"),
+            }
+        }
+
+        /// An advert for a VIP of subnet `net`.
+        fn advert(self, net: u8) -> Vec<u8> {
+            let vip = match self {
+                Family::V4 => format!("198.18.{net}.100"),
+                Family::V6 => format!("2001:db8:{net}::100"),
+            };
+            v3_advert(vip.parse().unwrap())
+        }
+
+        /// `got` is `sent` as it left `src` for `dst`: unchanged for IPv4; for IPv6 all but
+        /// the checksum, which the sender's kernel filled in, and right.
+        fn check_payload(self, got: &[u8], sent: &[u8], src: IpAddr, dst: IpAddr) {
+            let (Family::V6, IpAddr::V6(src), IpAddr::V6(dst)) = (self, src, dst) else {
+                assert_eq!(got, sent);
+                return;
+            };
+            assert_eq!(got[..6], sent[..6]);
+            assert_eq!(got[8..], sent[8..]);
+            assert_ne!(got[6..8], [0, 0]);
+            let mut summed = pseudo_header_v6(src.octets(), dst.octets(), got.len(), IPPROTO_VRRP);
+            summed.extend_from_slice(got);
+            assert_eq!(checksum(&summed), 0, "bad checksum in {got:02x?}");
+        }
     }
 
     #[test]
-    fn multicast_v6_reaches_the_peer_with_a_kernel_checksum() {
-        let (a, b) = pair("tvm6", 31);
-        let rt = runtime();
-        let group = IpAddr::V6(VRRP_GROUP_V6);
-        let sa = open(&a, &rt, config("va", "fe80::1", Some(group)));
-        let sb = open(&b, &rt, config("vb", "fe80::2", Some(group)));
-        let payload = v3_advert("2001:db8:31::100".parse().unwrap());
-        let got = rt.block_on(async {
-            sa.send(&payload, group).await.unwrap();
-            let got = timeout(WAIT, sb.recv())
-                .await
-                .expect("B got nothing")
-                .unwrap();
-            nothing(&sa, "A (multicast loop is off)").await;
-            got
-        });
-        assert_eq!(got.src, "fe80::1".parse::<IpAddr>().unwrap());
-        assert_eq!(got.dst, group);
-        assert_eq!(got.ttl, 255);
-        assert_eq!(got.ifindex, ifindex(&b, "vb"));
-        // All but the checksum as sent; the checksum filled in by A's kernel, and right.
-        assert_eq!(got.payload[..6], payload[..6]);
-        assert_eq!(got.payload[8..], payload[8..]);
-        assert_ne!(got.payload[6..8], [0, 0]);
-        let mut summed = pseudo_header_v6(
-            "fe80::1".parse::<Ipv6Addr>().unwrap().octets(),
-            VRRP_GROUP_V6.octets(),
-            got.payload.len(),
-            IPPROTO_VRRP,
-        );
-        summed.extend_from_slice(&got.payload);
-        assert_eq!(checksum(&summed), 0, "bad checksum in {:02x?}", got.payload);
+    fn multicast_reaches_the_peer_and_not_the_sender() {
+        for (family, tag, net) in [(Family::V4, "tvm4", 30), (Family::V6, "tvm6", 31)] {
+            let (a, b) = pair(tag, net);
+            let rt = runtime();
+            let group = family.group();
+            let a_src = family.multicast_src(net, 1);
+            let sa = open(&a, &rt, config("va", &a_src, Some(group)));
+            let sb = open(
+                &b,
+                &rt,
+                config("vb", &family.multicast_src(net, 2), Some(group)),
+            );
+            let payload = family.advert(net);
+            let got = rt.block_on(async {
+                sa.send(&payload, group).await.unwrap();
+                let got = timeout(WAIT, sb.recv())
+                    .await
+                    .expect("B got nothing")
+                    .unwrap();
+                nothing(&sa, "A (multicast loop is off)").await;
+                got
+            });
+            let src: IpAddr = a_src.parse().unwrap();
+            assert_eq!(got.src, src, "{family:?}");
+            assert_eq!(got.dst, group, "{family:?}");
+            assert_eq!(got.ttl, 255, "{family:?}");
+            assert_eq!(got.ifindex, ifindex(&b, "vb"), "{family:?}");
+            family.check_payload(&got.payload, &payload, src, group);
+        }
     }
 
     #[test]
-    fn unicast_v4_reaches_only_the_unicast_socket() {
-        let (a, b) = pair("tvu4", 32);
-        let rt = runtime();
-        let group = IpAddr::V4(VRRP_GROUP_V4);
-        let peer: IpAddr = "198.18.32.2".parse().unwrap();
-        let sa = open(&a, &rt, config("va", "198.18.32.1", None));
-        let sa_m = open(&a, &rt, config("va", "198.18.32.1", Some(group)));
-        let sb = open(&b, &rt, config("vb", "198.18.32.2", None));
-        let sb_m = open(&b, &rt, config("vb", "198.18.32.2", Some(group)));
-        let payload = v3_advert("198.18.32.100".parse().unwrap());
-        rt.block_on(async {
-            sa.send(&payload, peer).await.unwrap();
-            let got = timeout(WAIT, sb.recv())
-                .await
-                .expect("B got nothing")
-                .unwrap();
-            assert_eq!(got.src, "198.18.32.1".parse::<IpAddr>().unwrap());
-            assert_eq!((got.dst, got.ttl), (peer, 255));
-            assert_eq!(got.payload, payload);
-            nothing(&sb_m, "B's multicast socket (unicast packet)").await;
-            // And the other way round: multicast is not for the unicast socket.
-            sa_m.send(&payload, group).await.unwrap();
-            let got = timeout(WAIT, sb_m.recv())
-                .await
-                .expect("B got nothing")
-                .unwrap();
-            assert_eq!(got.dst, group);
-            nothing(&sb, "B's unicast socket (multicast packet)").await;
-        });
-    }
-
-    #[test]
-    fn unicast_v6_reaches_only_the_unicast_socket() {
-        let (a, b) = pair("tvu6", 33);
-        let rt = runtime();
-        let group = IpAddr::V6(VRRP_GROUP_V6);
-        let peer: IpAddr = "2001:db8:33::2".parse().unwrap();
-        let sa = open(&a, &rt, config("va", "2001:db8:33::1", None));
-        let sa_m = open(&a, &rt, config("va", "fe80::1", Some(group)));
-        let sb = open(&b, &rt, config("vb", "2001:db8:33::2", None));
-        let sb_m = open(&b, &rt, config("vb", "fe80::2", Some(group)));
-        let payload = v3_advert("2001:db8:33::100".parse().unwrap());
-        rt.block_on(async {
-            sa.send(&payload, peer).await.unwrap();
-            let got = timeout(WAIT, sb.recv())
-                .await
-                .expect("B got nothing")
-                .unwrap();
-            assert_eq!(got.src, "2001:db8:33::1".parse::<IpAddr>().unwrap());
-            assert_eq!((got.dst, got.ttl), (peer, 255));
-            assert_eq!(got.payload[8..], payload[8..]);
-            nothing(&sb_m, "B's multicast socket (unicast packet)").await;
-            sa_m.send(&payload, group).await.unwrap();
-            let got = timeout(WAIT, sb_m.recv())
-                .await
-                .expect("B got nothing")
-                .unwrap();
-            assert_eq!(got.dst, group);
-            nothing(&sb, "B's unicast socket (multicast packet)").await;
-        });
+    fn unicast_reaches_only_the_unicast_socket() {
+        for (family, tag, net) in [(Family::V4, "tvu4", 32), (Family::V6, "tvu6", 33)] {
+            let (a, b) = pair(tag, net);
+            let rt = runtime();
+            let group = family.group();
+            let (a_src, peer) = (family.unicast_src(net, 1), family.unicast_src(net, 2));
+            let peer: IpAddr = peer.parse().unwrap();
+            let sa = open(&a, &rt, config("va", &a_src, None));
+            let sa_m = open(
+                &a,
+                &rt,
+                config("va", &family.multicast_src(net, 1), Some(group)),
+            );
+            let sb = open(&b, &rt, config("vb", &peer.to_string(), None));
+            let sb_m = open(
+                &b,
+                &rt,
+                config("vb", &family.multicast_src(net, 2), Some(group)),
+            );
+            let payload = family.advert(net);
+            rt.block_on(async {
+                sa.send(&payload, peer).await.unwrap();
+                let got = timeout(WAIT, sb.recv())
+                    .await
+                    .expect("B got nothing")
+                    .unwrap();
+                let src: IpAddr = a_src.parse().unwrap();
+                assert_eq!(got.src, src);
+                assert_eq!((got.dst, got.ttl), (peer, 255));
+                family.check_payload(&got.payload, &payload, src, peer);
+                nothing(&sb_m, "B's multicast socket (unicast packet)").await;
+                // And the other way round: multicast is not for the unicast socket.
+                sa_m.send(&payload, group).await.unwrap();
+                let got = timeout(WAIT, sb_m.recv())
+                    .await
+                    .expect("B got nothing")
+                    .unwrap();
+                assert_eq!(got.dst, group);
+                nothing(&sb, "B's unicast socket (multicast packet)").await;
+            });
+        }
     }
 
     #[test]
@@ -953,50 +961,55 @@ mod tests {
         });
     }
 
+    /// What keepalived puts on the wire around an advert, per family: IPv4 TOS 0xc0, TTL
+    /// 255, IDs counting from 1, no DF, a right header checksum; IPv6 traffic class 0xc0,
+    /// hop limit 255.
     #[test]
-    fn ipv4_header_is_keepalived_s() {
-        let (a, b) = pair("tvh4", 36);
-        let rt = runtime();
-        let group = IpAddr::V4(VRRP_GROUP_V4);
-        let sa = open(&a, &rt, config("va", "198.18.36.1", Some(group)));
-        let capture = Capture::open(&b, "vb");
-        let payload = v3_advert("198.18.36.100".parse().unwrap());
-        rt.block_on(async {
-            sa.send(&payload, group).await.unwrap();
-            sa.send(&payload, group).await.unwrap();
-        });
-        let is_vrrp = |f: &[u8]| f.len() > 34 && f[12..14] == [0x08, 0x00] && f[23] == 112;
-        for id in [1u16, 2] {
-            let frame = capture.next(WAIT, is_vrrp);
-            let ip = &frame[14..34];
-            assert_eq!(
-                frame[..6],
-                [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12],
-                "group MAC"
-            );
-            assert_eq!(ip[0], 0x45);
-            assert_eq!(ip[1], 0xc0, "TOS");
-            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            assert_eq!(total, 20 + payload.len(), "total length");
-            assert_eq!(u16::from_be_bytes([ip[4], ip[5]]), id, "IP ID");
-            assert_eq!(ip[6..8], [0, 0], "no DF, no fragment");
-            assert_eq!(ip[8], 255, "TTL");
-            assert_eq!(ip[12..16], [198, 18, 36, 1]);
-            assert_eq!(ip[16..20], [224, 0, 0, 18]);
-            assert_eq!(checksum(ip), 0, "header checksum");
-            assert_eq!(frame[34..], payload[..]);
+    fn ip_header_is_keepalived_s() {
+        for (family, tag, net) in [(Family::V4, "tvh4", 36), (Family::V6, "tvh6", 37)] {
+            let (a, b) = pair(tag, net);
+            let rt = runtime();
+            let group = family.group();
+            let a_src = family.multicast_src(net, 1);
+            let sa = open(&a, &rt, config("va", &a_src, Some(group)));
+            let capture = Capture::open(&b, "vb");
+            let payload = family.advert(net);
+            rt.block_on(async {
+                sa.send(&payload, group).await.unwrap();
+                sa.send(&payload, group).await.unwrap();
+            });
+            for id in [1u16, 2] {
+                match family {
+                    Family::V4 => check_ipv4_header(&capture, id, net, &payload),
+                    Family::V6 => check_ipv6_header(&capture, &a_src),
+                }
+            }
         }
     }
 
-    #[test]
-    fn ipv6_header_is_keepalived_s() {
-        let (a, b) = pair("tvh6", 37);
-        let rt = runtime();
-        let group = IpAddr::V6(VRRP_GROUP_V6);
-        let sa = open(&a, &rt, config("va", "fe80::1", Some(group)));
-        let capture = Capture::open(&b, "vb");
-        let payload = v3_advert("2001:db8:37::100".parse().unwrap());
-        rt.block_on(sa.send(&payload, group)).unwrap();
+    fn check_ipv4_header(capture: &Capture, id: u16, net: u8, payload: &[u8]) {
+        let is_vrrp = |f: &[u8]| f.len() > 34 && f[12..14] == [0x08, 0x00] && f[23] == 112;
+        let frame = capture.next(WAIT, is_vrrp);
+        let ip = &frame[14..34];
+        assert_eq!(
+            frame[..6],
+            [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12],
+            "group MAC"
+        );
+        assert_eq!(ip[0], 0x45);
+        assert_eq!(ip[1], 0xc0, "TOS");
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        assert_eq!(total, 20 + payload.len(), "total length");
+        assert_eq!(u16::from_be_bytes([ip[4], ip[5]]), id, "IP ID");
+        assert_eq!(ip[6..8], [0, 0], "no DF, no fragment");
+        assert_eq!(ip[8], 255, "TTL");
+        assert_eq!(ip[12..16], [198, 18, net, 1]);
+        assert_eq!(ip[16..20], [224, 0, 0, 18]);
+        assert_eq!(checksum(ip), 0, "header checksum");
+        assert_eq!(frame[34..], payload[..]);
+    }
+
+    fn check_ipv6_header(capture: &Capture, src: &str) {
         let is_vrrp = |f: &[u8]| f.len() > 54 && f[12..14] == [0x86, 0xdd] && f[20] == 112;
         let frame = capture.next(WAIT, is_vrrp);
         let ip = &frame[14..54];
@@ -1005,7 +1018,7 @@ mod tests {
         assert_eq!(ip[0] >> 4, 6);
         assert_eq!(traffic_class, 0xc0);
         assert_eq!(ip[7], 255, "hop limit");
-        assert_eq!(ip[8..24], "fe80::1".parse::<Ipv6Addr>().unwrap().octets());
+        assert_eq!(ip[8..24], src.parse::<Ipv6Addr>().unwrap().octets());
         assert_eq!(ip[24..40], VRRP_GROUP_V6.octets());
     }
 
