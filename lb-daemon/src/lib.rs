@@ -2,6 +2,8 @@
 //!
 //! - [`dataplane`]: loads the XDP program, pins and programs its maps (the only owner of
 //!   the eBPF maps).
+//! - [`net`]: links, addresses, neighbours, checksums and protocol constants, shared by the
+//!   data plane and VRRP.
 //! - [`netns`]: network-namespace helpers for the lab (`lb-daemon lab`) and the tests.
 
 pub mod cli;

@@ -38,7 +38,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::net::proto::{IPPROTO_VRRP, VRRP_TTL};
-pub use crate::net::proto::{VRRP_GROUP_V4, VRRP_GROUP_V6};
+
 /// IPv4 TOS / IPv6 traffic class of adverts: precedence "internetwork control" (DSCP CS6).
 const VRRP_TOS: u8 = 0xc0;
 
@@ -70,8 +70,9 @@ pub struct SocketConfig {
     /// Source of our adverts: the interface's primary address (IPv6: its link-local
     /// address) or `unicast_src_ip`. A unicast socket only receives packets sent to it.
     pub src: IpAddr,
-    /// The group to join ([`VRRP_GROUP_V4`] / [`VRRP_GROUP_V6`] unless configured
-    /// otherwise); `None` = unicast peers.
+    /// The group to join (the standard [`VRRP_GROUP_V4`](crate::net::proto::VRRP_GROUP_V4)
+    /// / [`VRRP_GROUP_V6`](crate::net::proto::VRRP_GROUP_V6) unless configured otherwise);
+    /// `None` = unicast peers.
     pub multicast_group: Option<IpAddr>,
 }
 
@@ -754,6 +755,7 @@ mod tests {
 
     use super::testing::{checksum, ifindex, in_ns, pair, pseudo_header_v6, runtime, Capture};
     use super::*;
+    use crate::net::proto::{VRRP_GROUP_V4, VRRP_GROUP_V6};
     use crate::netns::{veth, Netns};
 
     const WAIT: Duration = Duration::from_secs(3);
