@@ -24,9 +24,10 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::{
     dataplane::{
-        self, bpffs, neigh::Neighbours, Capacity, Dataplane, ForwardMode, HashMode, HelperProgram,
-        LoadOptions, Protocol, ServiceId, ServiceSpec,
+        self, bpffs, Capacity, Dataplane, ForwardMode, HashMode, HelperProgram, LoadOptions,
+        Protocol, ServiceId, ServiceSpec,
     },
+    net::neigh::Neighbours,
     netns::{Netns, Switch},
 };
 

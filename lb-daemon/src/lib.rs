@@ -2,6 +2,8 @@
 //!
 //! - [`dataplane`]: loads the XDP program, pins and programs its maps (the only owner of
 //!   the eBPF maps).
+//! - [`net`]: links, addresses, neighbours, checksums and protocol constants, shared by the
+//!   data plane and VRRP.
 //! - [`netns`]: network-namespace helpers for the lab (`lb-daemon lab`) and the tests.
 
 pub mod cli;
@@ -12,6 +14,7 @@ pub mod dataplane;
 pub mod health;
 pub mod ipvs;
 pub mod lab;
+pub mod net;
 pub mod netns;
 pub mod script;
 pub mod vrrp;

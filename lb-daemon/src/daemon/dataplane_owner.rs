@@ -25,11 +25,11 @@ use tracing::{debug, info, warn};
 use crate::{
     config::{self, Config},
     dataplane::{
-        self, from_config::service_id, neigh::Neighbours, BackendSpec, Dataplane, ServiceId,
-        ServiceSpec,
+        self, from_config::service_id, BackendSpec, Dataplane, ServiceId, ServiceSpec,
     },
     health::runner::Update,
     ipvs::{self, Ipvs},
+    net::neigh::Neighbours,
 };
 
 /// How long resolving one backend's next hop may take.

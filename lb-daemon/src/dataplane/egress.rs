@@ -3,10 +3,8 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use super::{
-    neigh::{NeighError, Neighbours},
-    Egress,
-};
+use super::Egress;
+use crate::net::neigh::{NeighError, Neighbours};
 
 pub async fn resolve_egress(
     neigh: &Neighbours,

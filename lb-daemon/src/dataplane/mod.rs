@@ -11,7 +11,6 @@ pub mod from_config;
 mod helper_program;
 pub mod maglev;
 pub mod nat;
-pub mod neigh;
 mod object;
 mod program;
 pub mod spec;

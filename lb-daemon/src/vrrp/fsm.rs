@@ -21,9 +21,10 @@ const PRIORITY_MAX_NON_OWNER: u8 = PRIORITY_OWNER - 1;
 const MICROS_PER_CS: u64 = 10_000;
 const CS_PER_SECOND: u16 = 100;
 
-/// One instance's configuration (keepalived `vrrp_instance`), already validated.
+/// One instance's parameters (from keepalived's `vrrp_instance`), already validated: what
+/// the state machine needs of the configuration, named apart from [`crate::config::Config`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
+pub struct Params {
     pub name: String,
     pub version: Version,
     pub vrid: u8,
@@ -45,7 +46,7 @@ pub struct Config {
     pub in_sync_group: bool,
 }
 
-impl Config {
+impl Params {
     /// keepalived's fix-ups of contradictory settings (vrrp_complete_instance), so the
     /// machine behaves as keepalived would even if the config layer let them through.
     fn normalized(mut self) -> Self {
@@ -161,7 +162,7 @@ enum PreemptWindow {
 /// One VRRP instance.
 #[derive(Debug, Clone)]
 pub struct Instance {
-    cfg: Config,
+    cfg: Params,
     state: State,
     /// keepalived's `wantstate`: what the instance would be without its sync group. Starts
     /// as the configured state; a sync group lets members become Master only when all of
@@ -181,7 +182,7 @@ pub struct Instance {
 }
 
 impl Instance {
-    pub fn new(cfg: Config) -> Self {
+    pub fn new(cfg: Params) -> Self {
         let cfg = cfg.normalized();
         Self {
             state: State::Init,
@@ -197,7 +198,7 @@ impl Instance {
     }
 
     /// The configuration after keepalived's fix-ups.
-    pub fn config(&self) -> &Config {
+    pub fn params(&self) -> &Params {
         &self.cfg
     }
 
@@ -635,8 +636,8 @@ mod tests {
         Duration::from_micros(micros)
     }
 
-    fn config(version: Version, priority: u8, initial_state: State) -> Config {
-        Config {
+    fn params(version: Version, priority: u8, initial_state: State) -> Params {
+        Params {
             name: "VI_1".into(),
             version,
             vrid: 51,
@@ -651,7 +652,7 @@ mod tests {
     }
 
     fn instance(priority: u8, initial_state: State) -> Instance {
-        Instance::new(config(Version::V2, priority, initial_state))
+        Instance::new(params(Version::V2, priority, initial_state))
     }
 
     /// Feed events in order; the actions of each event.
@@ -745,7 +746,7 @@ mod tests {
 
     #[test]
     fn startup_state_master_v3_minimum_skew_scales_with_interval() {
-        let mut cfg = config(Version::V3, 100, State::Master);
+        let mut cfg = params(Version::V3, 100, State::Master);
         cfg.advert_interval_cs = 50;
         let mut inst = Instance::new(cfg);
         // 0.5 s + 50 cs / 256 = 500_000 + 1_953 µs.
@@ -840,7 +841,7 @@ mod tests {
 
     #[test]
     fn instance_reports_its_timers() {
-        let mut inst = Instance::new(config(Version::V3, 200, State::Backup));
+        let mut inst = Instance::new(params(Version::V3, 200, State::Backup));
         inst.handle(Event::Startup);
         assert_eq!(inst.skew_time(), us(218_750));
         assert_eq!(inst.master_down_interval(), us(3_218_750));
@@ -873,7 +874,7 @@ mod tests {
 
     #[test]
     fn nopreempt_stays_backup_under_a_lower_master() {
-        let mut cfg = config(Version::V2, 150, State::Backup);
+        let mut cfg = params(Version::V2, 150, State::Backup);
         cfg.preempt = false;
         let mut inst = Instance::new(cfg);
         let steps = replay(
@@ -887,7 +888,7 @@ mod tests {
 
     #[test]
     fn preempt_delay_starts_at_first_lower_advert_then_preempts() {
-        let mut cfg = config(Version::V2, 150, State::Backup);
+        let mut cfg = params(Version::V2, 150, State::Backup);
         cfg.preempt_delay = Duration::from_secs(30);
         let mut inst = Instance::new(cfg);
         let down = Action::ArmMasterDownTimer(us(3_414_062));
@@ -920,7 +921,7 @@ mod tests {
 
     #[test]
     fn preempt_delay_is_reset_by_a_higher_master() {
-        let mut cfg = config(Version::V2, 150, State::Backup);
+        let mut cfg = params(Version::V2, 150, State::Backup);
         cfg.preempt_delay = Duration::from_secs(30);
         let mut inst = Instance::new(cfg);
         let down = Action::ArmMasterDownTimer(us(3_414_062));
@@ -978,50 +979,48 @@ mod tests {
         }
     }
 
+    /// At equal priority the higher address wins, compared numerically: IPv4 (VRRPv2) and
+    /// IPv6 (VRRPv3) alike. Each row: version, our address, a lower one, a higher one.
     #[test]
-    fn master_tie_higher_address_wins() {
-        let mut inst = master(100);
-        let acts = inst.handle(advert(A2, 100));
-        assert_eq!(
-            plain(acts),
-            vec![
-                Action::CancelAdvertTimer,
-                Action::RemoveVips,
-                Action::ArmMasterDownTimer(us(3_609_375)),
-                tr(State::Master, State::Backup)
-            ]
-        );
-        assert_eq!(inst.master_address(), Some(ip(A2)));
-    }
+    fn master_tie_is_won_by_the_numerically_higher_address() {
+        let rows = [
+            (Version::V2, A1, "10.0.0.0", A2),
+            (Version::V3, "fe80::10", "fe80::9", "fe80::1:0"),
+        ];
+        for (version, ours, lower, higher) in rows {
+            let mut cfg = params(version, 100, State::Backup);
+            cfg.primary_address = ip(ours);
+            let mut inst = Instance::new(cfg);
+            replay(&mut inst, [Event::Startup, Event::MasterDownTimer]);
+            assert_eq!(inst.state(), State::Master, "{ours}");
 
-    #[test]
-    fn master_tie_lower_address_loses_and_hears_a_readvert() {
-        let mut inst = master(100);
-        let acts = inst.handle(advert("10.0.0.0", 100));
-        assert_eq!(
-            acts,
-            vec![
-                Action::SendAdvert { priority: 100 },
-                Action::ArmAdvertTimer(us(1_000_000))
-            ]
-        );
-        assert_eq!(inst.state(), State::Master);
-    }
+            // A lower address loses and hears a re-advert at once.
+            let acts = inst.handle(advert(lower, 100));
+            assert_eq!(
+                acts,
+                vec![
+                    Action::SendAdvert { priority: 100 },
+                    Action::ArmAdvertTimer(us(1_000_000))
+                ],
+                "{lower}"
+            );
+            assert_eq!(inst.state(), State::Master, "{lower}");
 
-    #[test]
-    fn master_tie_compares_ipv6_numerically() {
-        let mut cfg = config(Version::V3, 100, State::Backup);
-        cfg.primary_address = ip("fe80::10");
-        let mut inst = Instance::new(cfg.clone());
-        replay(&mut inst, [Event::Startup, Event::MasterDownTimer]);
-        assert_eq!(
-            inst.handle(advert("fe80::9", 100)).len(),
-            2,
-            "lower: re-advert"
-        );
-        assert_eq!(inst.state(), State::Master);
-        inst.handle(advert("fe80::1:0", 100));
-        assert_eq!(inst.state(), State::Backup);
+            // A higher address wins.
+            let acts = inst.handle(advert(higher, 100));
+            assert_eq!(
+                plain(acts),
+                vec![
+                    Action::CancelAdvertTimer,
+                    Action::RemoveVips,
+                    Action::ArmMasterDownTimer(us(3_609_375)),
+                    tr(State::Master, State::Backup)
+                ],
+                "{higher}"
+            );
+            assert_eq!(inst.state(), State::Backup, "{higher}");
+            assert_eq!(inst.master_address(), Some(ip(higher)), "{higher}");
+        }
     }
 
     #[test]
@@ -1076,7 +1075,7 @@ mod tests {
 
     #[test]
     fn v3_backup_adopts_the_masters_interval() {
-        let mut inst = Instance::new(config(Version::V3, 100, State::Backup));
+        let mut inst = Instance::new(params(Version::V3, 100, State::Backup));
         let acts = last(&mut inst, [Event::Startup, advert_int(A2, 200, 50)]);
         // 3 × 0.5 s + 156 × 0.5 s / 256.
         assert_eq!(acts, vec![Action::ArmMasterDownTimer(us(1_804_687))]);
@@ -1089,7 +1088,7 @@ mod tests {
 
     #[test]
     fn v3_master_adopts_the_interval_when_it_steps_down() {
-        let mut inst = Instance::new(config(Version::V3, 100, State::Backup));
+        let mut inst = Instance::new(params(Version::V3, 100, State::Backup));
         replay(&mut inst, [Event::Startup, Event::MasterDownTimer]);
         let acts = inst.handle(advert_int(A2, 200, 200));
         assert_eq!(acts[2], Action::ArmMasterDownTimer(us(7_218_750)));
@@ -1097,7 +1096,7 @@ mod tests {
 
     #[test]
     fn v3_lower_priority_advert_is_not_adopted() {
-        let mut inst = Instance::new(config(Version::V3, 150, State::Backup));
+        let mut inst = Instance::new(params(Version::V3, 150, State::Backup));
         replay(&mut inst, [Event::Startup, advert_int(A2, 100, 50)]);
         assert_eq!(inst.master_adver_interval_cs(), 100);
     }
@@ -1163,7 +1162,7 @@ mod tests {
 
     #[test]
     fn fault_recovery_forgets_an_adopted_interval() {
-        let mut inst = Instance::new(config(Version::V3, 100, State::Backup));
+        let mut inst = Instance::new(params(Version::V3, 100, State::Backup));
         let acts = last(
             &mut inst,
             [
@@ -1194,7 +1193,7 @@ mod tests {
 
     #[test]
     fn preempt_window_restarts_after_a_fault() {
-        let mut cfg = config(Version::V2, 150, State::Backup);
+        let mut cfg = params(Version::V2, 150, State::Backup);
         cfg.preempt_delay = Duration::from_secs(5);
         let mut inst = Instance::new(cfg);
         let steps = replay(
@@ -1376,7 +1375,7 @@ mod tests {
 
     #[test]
     fn sync_member_asks_its_group() {
-        let mut cfg = config(Version::V2, 100, State::Backup);
+        let mut cfg = params(Version::V2, 100, State::Backup);
         cfg.in_sync_group = true;
         let mut inst = Instance::new(cfg);
         let acts = last(&mut inst, [Event::Startup, Event::MasterDownTimer]);
@@ -1399,24 +1398,24 @@ mod tests {
 
     #[test]
     fn keepalived_config_fixups() {
-        let mut cfg = config(Version::V2, 255, State::Backup);
+        let mut cfg = params(Version::V2, 255, State::Backup);
         cfg.preempt = false;
-        assert!(Instance::new(cfg).config().preempt, "owner always preempts");
-        let mut cfg = config(Version::V2, 100, State::Master);
+        assert!(Instance::new(cfg).params().preempt, "owner always preempts");
+        let mut cfg = params(Version::V2, 100, State::Master);
         cfg.preempt = false;
         cfg.preempt_delay = Duration::from_secs(10);
-        let fixed = Instance::new(cfg).config().clone();
+        let fixed = Instance::new(cfg).params().clone();
         assert!(
             fixed.preempt && fixed.preempt_delay.is_zero(),
             "state MASTER clears both"
         );
-        let mut cfg = config(Version::V2, 0, State::Master);
+        let mut cfg = params(Version::V2, 0, State::Master);
         cfg.advert_interval_cs = 149;
-        let fixed = Instance::new(cfg).config().clone();
+        let fixed = Instance::new(cfg).params().clone();
         assert_eq!((fixed.priority, fixed.advert_interval_cs), (255, 100));
-        let mut cfg = config(Version::V2, 0, State::Init);
+        let mut cfg = params(Version::V2, 0, State::Init);
         cfg.advert_interval_cs = 0;
-        let fixed = Instance::new(cfg).config().clone();
+        let fixed = Instance::new(cfg).params().clone();
         assert_eq!(
             (
                 fixed.priority,
@@ -1431,7 +1430,7 @@ mod tests {
     #[test]
     fn two_routers_converge_and_fail_over() {
         let mut a = instance(100, State::Backup);
-        let mut b_cfg = config(Version::V2, 200, State::Backup);
+        let mut b_cfg = params(Version::V2, 200, State::Backup);
         b_cfg.primary_address = ip(A2);
         let mut b = Instance::new(b_cfg);
         let sent = |acts: &[Action]| {

@@ -39,7 +39,7 @@ pub struct GarpPolicy {
 /// Everything an instance needs, resolved from the configuration.
 #[derive(Debug, Clone)]
 pub struct InstanceSpec {
-    pub fsm: fsm::Config,
+    pub fsm: fsm::Params,
     pub interface: String,
     pub vips: Vec<Vip>,
     /// `virtual_ipaddress_excluded`: held while master like `vips`, never advertised.

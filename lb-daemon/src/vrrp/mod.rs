@@ -5,7 +5,8 @@
 //! - [`fsm`]: the per-instance state machine, pure: `(state, event) -> actions`.
 //! - [`sync_group`]: `vrrp_sync_group` — instances that change state together.
 //! - [`track`]: tracking rules (scripts, interfaces, files) as pure functions.
-//! - [`socket`], [`vip`]: raw VRRP sockets; VIPs, gratuitous ARP, unsolicited NA.
+//! - [`socket`], [`vip`]: raw VRRP sockets; VIPs, gratuitous ARP, unsolicited NA (the
+//!   rtnetlink, checksum and protocol plumbing under them lives in [`crate::net`]).
 //! - [`notify`]: notify scripts; [`instance`]: one instance's task; [`runtime`]: all of
 //!   them, built from the configuration.
 

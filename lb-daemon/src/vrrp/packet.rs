@@ -9,15 +9,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::types::{Advert, Version};
-
-/// IP protocol number of VRRP.
-pub const IPPROTO_VRRP: u8 = 112;
-/// TTL / hop limit adverts are sent with and, when multicast, must arrive with.
-pub const VRRP_TTL: u8 = 255;
-/// The IPv4 VRRP group, 224.0.0.18.
-pub const MCAST_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
-/// The IPv6 VRRP group, ff02::12.
-pub const MCAST_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+use crate::net::checksum::{checksum, partial_sum, pseudo_header_v4, pseudo_header_v6};
+use crate::net::proto::{IPPROTO_VRRP, VRRP_GROUP_V4, VRRP_TTL};
 /// Most virtual addresses one advert carries (the count field is 8 bits).
 pub const MAX_ADDRESSES: usize = 255;
 /// Largest v3 Max Adver Int: 12 bits of centiseconds.
@@ -175,52 +168,17 @@ impl Endpoints {
     }
 }
 
-/// RFC 1071 Internet checksum of `data`, continuing from `initial`: a running sum of
-/// big-endian 16-bit words of earlier data (e.g. a pseudo-header), folded or not.
-/// An odd trailing byte is padded with zero. Over a message whose checksum field is
-/// filled in, a correct checksum gives 0.
-pub fn checksum(data: &[u8], initial: u32) -> u16 {
-    !fold(sum_words(data, u64::from(initial)))
-}
-
-fn sum_words(data: &[u8], initial: u64) -> u64 {
-    let (words, rest) = data.as_chunks::<2>();
-    let sum = words
-        .iter()
-        .fold(initial, |acc, w| acc + u64::from(u16::from_be_bytes(*w)));
-    match rest {
-        [last] => sum + u64::from(u16::from_be_bytes([*last, 0])),
-        _ => sum,
-    }
-}
-
-fn fold(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    // The loop leaves at most 16 bits.
-    u16::try_from(sum).unwrap_or(u16::MAX)
-}
-
 /// Sum of the RFC 5798 5.2.8 pseudo-header (IPv4 as for UDP, IPv6 per RFC 8200 8.1).
 fn pseudo_header_sum(ends: Endpoints, vrrp_len: usize) -> u32 {
-    let mut header = Vec::with_capacity(40);
+    // The length is bounded by 8 + 255 * 16, well inside 16 bits.
     match ends {
         Endpoints::V4(src, dst) => {
-            header.extend_from_slice(&src.octets());
-            header.extend_from_slice(&dst.octets());
-            header.extend_from_slice(&[0, IPPROTO_VRRP]);
-            // The length is bounded by 8 + 255 * 16, well inside 16 bits.
-            header.extend_from_slice(&(vrrp_len as u16).to_be_bytes());
+            partial_sum(&pseudo_header_v4(src, dst, IPPROTO_VRRP, vrrp_len as u16))
         }
         Endpoints::V6(src, dst) => {
-            header.extend_from_slice(&src.octets());
-            header.extend_from_slice(&dst.octets());
-            header.extend_from_slice(&(vrrp_len as u32).to_be_bytes());
-            header.extend_from_slice(&[0, 0, 0, IPPROTO_VRRP]);
+            partial_sum(&pseudo_header_v6(src, dst, IPPROTO_VRRP, vrrp_len as u32))
         }
     }
-    u32::from(fold(sum_words(&header, 0)))
 }
 
 /// v2 sums the message alone; v3 starts from the pseudo-header (RFC 5798 5.2.8).
@@ -249,7 +207,7 @@ pub fn auth_field(password: &str) -> ([u8; 8], bool) {
 ///
 /// - v3 unicast: like keepalived 2.2.7 (`vrrp_build_vrrp_v3`), the pseudo-header holds the
 ///   real unicast destination. keepalived's `old_unicast_checksum` mode (and keepalived
-///   up to 1.3.6) uses 224.0.0.18 instead: get it by passing [`MCAST_GROUP_V4`] as `dst`.
+///   up to 1.3.6) uses 224.0.0.18 instead: get it by passing [`VRRP_GROUP_V4`] as `dst`.
 /// - v3 IPv6: keepalived leaves the checksum to the kernel (IPV6_CHECKSUM at offset 6);
 ///   we compute the same value so the bytes are complete either way.
 /// - Addresses: v2 may carry none (keepalived sends `count_ip` 0 for a v2 instance without
@@ -380,7 +338,7 @@ pub struct Decoded {
     /// destination (keepalived's `old_unicast_checksum`, and keepalived up to 1.3.6).
     /// keepalived 2.2.7 accepts it and, unless configured `old_unicast_checksum never`,
     /// switches its own unicast adverts to that form (`vrrp_check_packet`): the caller
-    /// does likewise by encoding with [`MCAST_GROUP_V4`] as `dst`, or drops the advert.
+    /// does likewise by encoding with [`VRRP_GROUP_V4`] as `dst`, or drops the advert.
     pub legacy_unicast_checksum: bool,
 }
 
@@ -471,7 +429,7 @@ fn verify_checksum(msg: &[u8], version: Version, ends: Endpoints) -> Result<bool
     }
     match (version, ends) {
         (Version::V3, Endpoints::V4(src, dst)) if !dst.is_multicast() => {
-            let legacy = Endpoints::V4(src, MCAST_GROUP_V4);
+            let legacy = Endpoints::V4(src, VRRP_GROUP_V4);
             if message_checksum(msg, version, legacy) == 0 {
                 Ok(true)
             } else {
@@ -702,6 +660,7 @@ mod tests {
     //! ```
 
     use super::*;
+    use crate::net::proto::VRRP_GROUP_V6;
 
     /// V2PASS: 198.18.0.1 -> 224.0.0.18; "secret12345" truncated to "secret12".
     const V2_PASS: [u8; 24] = [
@@ -760,7 +719,7 @@ mod tests {
     }
 
     fn mcast4() -> IpAddr {
-        IpAddr::V4(MCAST_GROUP_V4)
+        IpAddr::V4(VRRP_GROUP_V4)
     }
 
     fn advert(
@@ -855,7 +814,7 @@ mod tests {
                 name: "v3 ipv6",
                 bytes: &V3_V6,
                 src: v6("fe80::1"),
-                dst: IpAddr::V6(MCAST_GROUP_V6),
+                dst: IpAddr::V6(VRRP_GROUP_V6),
                 advert: advert(
                     Version::V3,
                     55,
@@ -988,7 +947,7 @@ mod tests {
         let mut bytes = V3_V6;
         bytes[0] = 0x21;
         assert_eq!(
-            decode(&bytes, v6("fe80::1"), IpAddr::V6(MCAST_GROUP_V6)),
+            decode(&bytes, v6("fe80::1"), IpAddr::V6(VRRP_GROUP_V6)),
             Err(DropReason::BadVersion)
         );
     }
@@ -1029,7 +988,7 @@ mod tests {
         );
         // v3 over IPv6 counts 16 bytes per address.
         assert_eq!(
-            decode(&V3_V6[..24], v6("fe80::1"), IpAddr::V6(MCAST_GROUP_V6)),
+            decode(&V3_V6[..24], v6("fe80::1"), IpAddr::V6(VRRP_GROUP_V6)),
             Err(DropReason::BadLength)
         );
     }
@@ -1040,7 +999,7 @@ mod tests {
             (&V2_PASS, src4(), mcast4()),
             (&V3_V4_MCAST, src4(), mcast4()),
             (&V3_V4_UNICAST, src4(), peer4()),
-            (&V3_V6, v6("fe80::1"), IpAddr::V6(MCAST_GROUP_V6)),
+            (&V3_V6, v6("fe80::1"), IpAddr::V6(VRRP_GROUP_V6)),
         ];
         for (golden, src, dst) in cases {
             for at in [CHECKSUM_OFFSET, CHECKSUM_OFFSET + 1, 2, golden.len() - 1] {
@@ -1059,7 +1018,7 @@ mod tests {
             Err(DropReason::BadChecksum)
         );
         assert_eq!(
-            decode(&V3_V6, v6("fe80::2"), IpAddr::V6(MCAST_GROUP_V6)),
+            decode(&V3_V6, v6("fe80::2"), IpAddr::V6(VRRP_GROUP_V6)),
             Err(DropReason::BadChecksum)
         );
     }
@@ -1122,7 +1081,7 @@ mod tests {
     #[test]
     fn encode_errors() {
         let (s4, m4) = (src4(), mcast4());
-        let (s6, m6) = (v6("fe80::1"), IpAddr::V6(MCAST_GROUP_V6));
+        let (s6, m6) = (v6("fe80::1"), IpAddr::V6(VRRP_GROUP_V6));
         let one4 = [v4("198.18.0.100")];
         let v2 = |cs| advert(Version::V2, 1, 100, cs, &one4);
         let v3 = |cs| advert(Version::V3, 1, 100, cs, &one4);
@@ -1339,7 +1298,7 @@ mod tests {
 
     #[test]
     fn validate_family_mismatch() {
-        let v6_advert = decode(&V3_V6, v6("fe80::1"), IpAddr::V6(MCAST_GROUP_V6)).expect("golden");
+        let v6_advert = decode(&V3_V6, v6("fe80::1"), IpAddr::V6(VRRP_GROUP_V6)).expect("golden");
         let expect = Expect {
             vrid: 55,
             multicast: true,
@@ -1368,19 +1327,6 @@ mod tests {
         assert_eq!(auth_field(""), ([0; 8], false));
         // Truncation is by bytes, as keepalived's memcpy.
         assert_eq!(auth_field("pässwörd"), (*b"p\xc3\xa4ssw\xc3\xb6", true));
-    }
-
-    #[test]
-    fn checksum_matches_rfc1071() {
-        // RFC 1071 section 3 example: the sum is 0xddf2.
-        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
-        assert_eq!(checksum(&data, 0), !0xddf2);
-        // Odd length pads with a zero byte.
-        assert_eq!(checksum(&[0x12], 0), !0x1200);
-        // `initial` continues a sum, folded or not.
-        assert_eq!(checksum(&data[4..], 0x0001 + 0xf203), !0xddf2);
-        assert_eq!(checksum(&data[4..], 0x1_f204), checksum(&data[4..], 0xf205));
-        assert_eq!(checksum(&[], 0), 0xffff);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     config::{self, Config},
-    dataplane::neigh::Neighbours,
+    net::neigh::Neighbours,
     script::{self, Script},
 };
 
@@ -292,7 +292,7 @@ async fn instance_spec(
         config::AddressFamily::V6 => g.vrrp_gna_interval,
     };
     Ok(InstanceSpec {
-        fsm: fsm::Config {
+        fsm: fsm::Params {
             name: inst.name.clone(),
             version,
             vrid: inst.virtual_router_id,

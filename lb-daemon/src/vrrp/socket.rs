@@ -26,24 +26,19 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use nix::sys::socket::{
-    bind, recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6,
+    recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6,
     SockaddrStorage,
 };
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-/// IP protocol number of VRRP.
-const IPPROTO_VRRP: u8 = 112;
-/// The IPv4 VRRP group, 224.0.0.18.
-pub const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
-/// The IPv6 VRRP group, ff02::12.
-pub const VRRP_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
-/// TTL / hop limit of every advert: receivers drop multicast adverts that crossed a router.
-const VRRP_TTL: u8 = 255;
+use crate::net::proto::{IPPROTO_VRRP, VRRP_TTL};
+
 /// IPv4 TOS / IPv6 traffic class of adverts: precedence "internetwork control" (DSCP CS6).
 const VRRP_TOS: u8 = 0xc0;
 
@@ -75,8 +70,9 @@ pub struct SocketConfig {
     /// Source of our adverts: the interface's primary address (IPv6: its link-local
     /// address) or `unicast_src_ip`. A unicast socket only receives packets sent to it.
     pub src: IpAddr,
-    /// The group to join ([`VRRP_GROUP_V4`] / [`VRRP_GROUP_V6`] unless configured
-    /// otherwise); `None` = unicast peers.
+    /// The group to join (the standard [`VRRP_GROUP_V4`](crate::net::proto::VRRP_GROUP_V4)
+    /// / [`VRRP_GROUP_V6`](crate::net::proto::VRRP_GROUP_V6) unless configured otherwise);
+    /// `None` = unicast peers.
     pub multicast_group: Option<IpAddr>,
 }
 
@@ -84,7 +80,7 @@ pub struct SocketConfig {
 /// `send` take `&self`: one task may receive while another sends (share it in an `Arc`).
 #[derive(Debug)]
 pub struct VrrpSocket {
-    fd: AsyncFd<OwnedFd>,
+    fd: AsyncFd<Socket>,
     cfg: SocketConfig,
     ifindex: u32,
     /// Last IPv4 ID sent (keepalived numbers its adverts 1, 2, ... and skips 0).
@@ -386,66 +382,52 @@ fn interface_index(name: &str) -> io::Result<u32> {
 }
 
 /// Registers the socket with the current tokio runtime's reactor.
-fn register(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(io::Error::other(
             "no tokio runtime: open VRRP sockets inside one",
         ));
     }
-    // SAFETY: an OwnedFd stays open, and always returns the same descriptor, until dropped,
-    // and the AsyncFd owns it from now on.
-    unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)
+    // SAFETY: a Socket owns its descriptor, which stays open and the same until dropped,
+    // and the AsyncFd owns the Socket from now on.
+    unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)
 }
 
-fn raw_socket(v6: bool) -> io::Result<OwnedFd> {
-    let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
-    let kind = libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: plain syscall; a non-negative result is a new descriptor nobody else owns.
-    let fd = unsafe { libc::socket(domain, kind, libc::c_int::from(IPPROTO_VRRP)) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and is owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// A non-blocking raw IPPROTO_VRRP socket (socket2 sets close-on-exec).
+fn raw_socket(v6: bool) -> io::Result<Socket> {
+    let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+    let protocol = Protocol::from(libc::c_int::from(IPPROTO_VRRP));
+    Socket::new(domain, Type::RAW.nonblocking(), Some(protocol))
 }
 
-fn setup_v4(fd: &OwnedFd, cfg: &SocketConfig, ifindex: u32) -> io::Result<()> {
-    bind_to_device(fd, &cfg.interface)?;
-    set_int(fd, libc::IPPROTO_IP, libc::IP_HDRINCL, 1, "IP_HDRINCL")?;
-    set_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1, "IP_PKTINFO")?;
+fn setup_v4(socket: &Socket, cfg: &SocketConfig, ifindex: u32) -> io::Result<()> {
+    bind_to_device(socket, &cfg.interface)?;
+    socket
+        .set_header_included_v4(true)
+        .map_err(|e| annotate(e, "IP_HDRINCL"))?;
+    // socket2 has no IP_PKTINFO.
+    set_int(socket, libc::IPPROTO_IP, libc::IP_PKTINFO, 1, "IP_PKTINFO")?;
     // Without this, a raw socket gets every group any socket joined on the host.
-    set_int(
-        fd,
-        libc::IPPROTO_IP,
-        libc::IP_MULTICAST_ALL,
-        0,
-        "IP_MULTICAST_ALL",
-    )?;
+    socket
+        .set_multicast_all_v4(false)
+        .map_err(|e| annotate(e, "IP_MULTICAST_ALL"))?;
     let local = match cfg.multicast_group {
         Some(IpAddr::V4(group)) => {
-            let mreq = ip_mreqn(group, ifindex);
-            set_opt(
-                fd,
-                libc::IPPROTO_IP,
-                libc::IP_ADD_MEMBERSHIP,
-                &mreq,
-                "IP_ADD_MEMBERSHIP",
-            )?;
+            socket
+                .join_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(ifindex))
+                .map_err(|e| annotate(e, "IP_ADD_MEMBERSHIP"))?;
+            // socket2 sets IP_MULTICAST_IF by address only; keepalived (and we) use the index.
             let ifreq = ip_mreqn(Ipv4Addr::UNSPECIFIED, ifindex);
             set_opt(
-                fd,
+                socket,
                 libc::IPPROTO_IP,
                 libc::IP_MULTICAST_IF,
                 &ifreq,
                 "IP_MULTICAST_IF",
             )?;
-            set_int(
-                fd,
-                libc::IPPROTO_IP,
-                libc::IP_MULTICAST_LOOP,
-                0,
-                "IP_MULTICAST_LOOP",
-            )?;
+            socket
+                .set_multicast_loop_v4(false)
+                .map_err(|e| annotate(e, "IP_MULTICAST_LOOP"))?;
             group
         }
         _ => match cfg.src {
@@ -454,55 +436,51 @@ fn setup_v4(fd: &OwnedFd, cfg: &SocketConfig, ifindex: u32) -> io::Result<()> {
         },
     };
     // Bound to the group: unicast VRRP is not ours. Bound to src: only packets to us.
-    bind(
-        fd.as_raw_fd(),
-        &SockaddrIn::from(SocketAddrV4::new(local, 0)),
-    )
-    .map_err(|e| annotate(e.into(), &format!("bind({local})")))
+    socket
+        .bind(&SockAddr::from(SocketAddrV4::new(local, 0)))
+        .map_err(|e| annotate(e, &format!("bind({local})")))
 }
 
-fn setup_v6(fd: &OwnedFd, cfg: &SocketConfig, ifindex: u32) -> io::Result<()> {
-    bind_to_device(fd, &cfg.interface)?;
+fn setup_v6(socket: &Socket, cfg: &SocketConfig, ifindex: u32) -> io::Result<()> {
+    bind_to_device(socket, &cfg.interface)?;
     let v6 = libc::IPPROTO_IPV6;
+    // socket2 has neither IPV6_CHECKSUM nor IPV6_RECVPKTINFO.
     set_int(
-        fd,
+        socket,
         v6,
         libc::IPV6_CHECKSUM,
         VRRP_CHECKSUM_OFFSET,
         "IPV6_CHECKSUM",
     )?;
-    set_int(fd, v6, libc::IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO")?;
-    set_int(fd, v6, libc::IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT")?;
-    set_int(fd, v6, libc::IPV6_TCLASS, VRRP_TOS.into(), "IPV6_TCLASS")?;
-    let ttl = libc::c_int::from(VRRP_TTL);
-    set_int(fd, v6, libc::IPV6_UNICAST_HOPS, ttl, "IPV6_UNICAST_HOPS")?;
-    set_int(
-        fd,
-        v6,
-        libc::IPV6_MULTICAST_HOPS,
-        ttl,
-        "IPV6_MULTICAST_HOPS",
-    )?;
+    set_int(socket, v6, libc::IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO")?;
+    socket
+        .set_recv_hoplimit_v6(true)
+        .map_err(|e| annotate(e, "IPV6_RECVHOPLIMIT"))?;
+    socket
+        .set_tclass_v6(VRRP_TOS.into())
+        .map_err(|e| annotate(e, "IPV6_TCLASS"))?;
+    let ttl = u32::from(VRRP_TTL);
+    socket
+        .set_unicast_hops_v6(ttl)
+        .map_err(|e| annotate(e, "IPV6_UNICAST_HOPS"))?;
+    socket
+        .set_multicast_hops_v6(ttl)
+        .map_err(|e| annotate(e, "IPV6_MULTICAST_HOPS"))?;
     // Otherwise a socket bound to a unicast address still gets all multicast VRRP.
-    set_int(fd, v6, libc::IPV6_MULTICAST_ALL, 0, "IPV6_MULTICAST_ALL")?;
+    socket
+        .set_multicast_all_v6(false)
+        .map_err(|e| annotate(e, "IPV6_MULTICAST_ALL"))?;
     let local = match cfg.multicast_group {
         Some(IpAddr::V6(group)) => {
-            let mreq = libc::ipv6_mreq {
-                ipv6mr_multiaddr: libc::in6_addr {
-                    s6_addr: group.octets(),
-                },
-                ipv6mr_interface: ifindex,
-            };
-            set_opt(
-                fd,
-                v6,
-                libc::IPV6_ADD_MEMBERSHIP,
-                &mreq,
-                "IPV6_ADD_MEMBERSHIP",
-            )?;
-            let index = libc::c_int::try_from(ifindex).unwrap_or_default();
-            set_int(fd, v6, libc::IPV6_MULTICAST_IF, index, "IPV6_MULTICAST_IF")?;
-            set_int(fd, v6, libc::IPV6_MULTICAST_LOOP, 0, "IPV6_MULTICAST_LOOP")?;
+            socket
+                .join_multicast_v6(&group, ifindex)
+                .map_err(|e| annotate(e, "IPV6_ADD_MEMBERSHIP"))?;
+            socket
+                .set_multicast_if_v6(ifindex)
+                .map_err(|e| annotate(e, "IPV6_MULTICAST_IF"))?;
+            socket
+                .set_multicast_loop_v6(false)
+                .map_err(|e| annotate(e, "IPV6_MULTICAST_LOOP"))?;
             group
         }
         _ => match cfg.src {
@@ -511,8 +489,9 @@ fn setup_v6(fd: &OwnedFd, cfg: &SocketConfig, ifindex: u32) -> io::Result<()> {
         },
     };
     // As for IPv4; the scope id is needed for link-local addresses and groups.
-    let addr = SockaddrIn6::from(SocketAddrV6::new(local, 0, 0, ifindex));
-    bind(fd.as_raw_fd(), &addr).map_err(|e| annotate(e.into(), &format!("bind({local})")))
+    socket
+        .bind(&SockAddr::from(SocketAddrV6::new(local, 0, 0, ifindex)))
+        .map_err(|e| annotate(e, &format!("bind({local})")))
 }
 
 fn ip_mreqn(addr: Ipv4Addr, ifindex: u32) -> libc::ip_mreqn {
@@ -525,39 +504,25 @@ fn ip_mreqn(addr: Ipv4Addr, ifindex: u32) -> libc::ip_mreqn {
     }
 }
 
-fn bind_to_device(fd: &OwnedFd, ifname: &str) -> io::Result<()> {
-    let name = ifname.as_bytes();
-    let len = libc::socklen_t::try_from(name.len()).unwrap_or(libc::socklen_t::MAX);
-    // SAFETY: `name` is valid for `len` bytes; the kernel copies at most that many.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_BINDTODEVICE,
-            name.as_ptr().cast(),
-            len,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(annotate(io::Error::last_os_error(), "SO_BINDTODEVICE"))
-    }
+fn bind_to_device(socket: &Socket, ifname: &str) -> io::Result<()> {
+    socket
+        .bind_device(Some(ifname.as_bytes()))
+        .map_err(|e| annotate(e, "SO_BINDTODEVICE"))
 }
 
 fn set_int(
-    fd: &OwnedFd,
+    socket: &Socket,
     level: libc::c_int,
     name: libc::c_int,
     value: libc::c_int,
     what: &str,
 ) -> io::Result<()> {
-    set_opt(fd, level, name, &value, what)
+    set_opt(socket, level, name, &value, what)
 }
 
-/// setsockopt with a plain-data value; the error names the option.
+/// setsockopt with a plain-data value, for the options socket2 lacks; the error names it.
 fn set_opt<T: Copy>(
-    fd: &OwnedFd,
+    socket: &Socket,
     level: libc::c_int,
     name: libc::c_int,
     value: &T,
@@ -565,8 +530,15 @@ fn set_opt<T: Copy>(
 ) -> io::Result<()> {
     let len = libc::socklen_t::try_from(size_of::<T>()).unwrap_or(libc::socklen_t::MAX);
     // SAFETY: `value` points to a live `T` of `len` bytes, which the kernel only reads.
-    let rc =
-        unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, (value as *const T).cast(), len) };
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (value as *const T).cast(),
+            len,
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {
@@ -783,6 +755,7 @@ mod tests {
 
     use super::testing::{checksum, ifindex, in_ns, pair, pseudo_header_v6, runtime, Capture};
     use super::*;
+    use crate::net::proto::{VRRP_GROUP_V4, VRRP_GROUP_V6};
     use crate::netns::{veth, Netns};
 
     const WAIT: Duration = Duration::from_secs(3);
@@ -819,129 +792,137 @@ mod tests {
         }
     }
 
-    #[test]
-    fn multicast_v4_reaches_the_peer_and_not_the_sender() {
-        let (a, b) = pair("tvm4", 30);
-        let rt = runtime();
-        let group = IpAddr::V4(VRRP_GROUP_V4);
-        let sa = open(&a, &rt, config("va", "198.18.30.1", Some(group)));
-        let sb = open(&b, &rt, config("vb", "198.18.30.2", Some(group)));
-        let payload = v3_advert("198.18.30.100".parse().unwrap());
-        let got = rt.block_on(async {
-            sa.send(&payload, group).await.unwrap();
-            let got = timeout(WAIT, sb.recv())
-                .await
-                .expect("B got nothing")
-                .unwrap();
-            nothing(&sa, "A (multicast loop is off)").await;
-            got
-        });
-        let expected = Received {
-            src: "198.18.30.1".parse().unwrap(),
-            dst: group,
-            ttl: 255,
-            ifindex: ifindex(&b, "vb"),
-            payload,
-        };
-        assert_eq!(got, expected);
+    /// The address family a twin test runs with, and its addresses on a [`pair`] of subnet
+    /// `net`: multicast adverts go from the primary (IPv4) or link-local (IPv6) address.
+    #[derive(Debug, Clone, Copy)]
+    enum Family {
+        V4,
+        V6,
+    }
+
+    impl Family {
+        fn group(self) -> IpAddr {
+            match self {
+                Family::V4 => IpAddr::V4(VRRP_GROUP_V4),
+                Family::V6 => IpAddr::V6(VRRP_GROUP_V6),
+            }
+        }
+
+        /// Source of multicast adverts from host `host` (1 = A, 2 = B).
+        fn multicast_src(self, net: u8, host: u8) -> String {
+            match self {
+                Family::V4 => format!("198.18.{net}.{host}"),
+                Family::V6 => format!("fe80::{host}"),
+            }
+        }
+
+        /// Source of unicast adverts, and what a unicast socket is bound to.
+        fn unicast_src(self, net: u8, host: u8) -> String {
+            match self {
+                Family::V4 => format!("198.18.{net}.{host}"),
+                Family::V6 => format!("2001:db8:{net}::{host}"),
+            }
+        }
+
+        /// An advert for a VIP of subnet `net`.
+        fn advert(self, net: u8) -> Vec<u8> {
+            let vip = match self {
+                Family::V4 => format!("198.18.{net}.100"),
+                Family::V6 => format!("2001:db8:{net}::100"),
+            };
+            v3_advert(vip.parse().unwrap())
+        }
+
+        /// `got` is `sent` as it left `src` for `dst`: unchanged for IPv4; for IPv6 all but
+        /// the checksum, which the sender's kernel filled in, and right.
+        fn check_payload(self, got: &[u8], sent: &[u8], src: IpAddr, dst: IpAddr) {
+            let (Family::V6, IpAddr::V6(src), IpAddr::V6(dst)) = (self, src, dst) else {
+                assert_eq!(got, sent);
+                return;
+            };
+            assert_eq!(got[..6], sent[..6]);
+            assert_eq!(got[8..], sent[8..]);
+            assert_ne!(got[6..8], [0, 0]);
+            let mut summed = pseudo_header_v6(src.octets(), dst.octets(), got.len(), IPPROTO_VRRP);
+            summed.extend_from_slice(got);
+            assert_eq!(checksum(&summed), 0, "bad checksum in {got:02x?}");
+        }
     }
 
     #[test]
-    fn multicast_v6_reaches_the_peer_with_a_kernel_checksum() {
-        let (a, b) = pair("tvm6", 31);
-        let rt = runtime();
-        let group = IpAddr::V6(VRRP_GROUP_V6);
-        let sa = open(&a, &rt, config("va", "fe80::1", Some(group)));
-        let sb = open(&b, &rt, config("vb", "fe80::2", Some(group)));
-        let payload = v3_advert("2001:db8:31::100".parse().unwrap());
-        let got = rt.block_on(async {
-            sa.send(&payload, group).await.unwrap();
-            let got = timeout(WAIT, sb.recv())
-                .await
-                .expect("B got nothing")
-                .unwrap();
-            nothing(&sa, "A (multicast loop is off)").await;
-            got
-        });
-        assert_eq!(got.src, "fe80::1".parse::<IpAddr>().unwrap());
-        assert_eq!(got.dst, group);
-        assert_eq!(got.ttl, 255);
-        assert_eq!(got.ifindex, ifindex(&b, "vb"));
-        // All but the checksum as sent; the checksum filled in by A's kernel, and right.
-        assert_eq!(got.payload[..6], payload[..6]);
-        assert_eq!(got.payload[8..], payload[8..]);
-        assert_ne!(got.payload[6..8], [0, 0]);
-        let mut summed = pseudo_header_v6(
-            "fe80::1".parse::<Ipv6Addr>().unwrap().octets(),
-            VRRP_GROUP_V6.octets(),
-            got.payload.len(),
-            IPPROTO_VRRP,
-        );
-        summed.extend_from_slice(&got.payload);
-        assert_eq!(checksum(&summed), 0, "bad checksum in {:02x?}", got.payload);
+    fn multicast_reaches_the_peer_and_not_the_sender() {
+        for (family, tag, net) in [(Family::V4, "tvm4", 30), (Family::V6, "tvm6", 31)] {
+            let (a, b) = pair(tag, net);
+            let rt = runtime();
+            let group = family.group();
+            let a_src = family.multicast_src(net, 1);
+            let sa = open(&a, &rt, config("va", &a_src, Some(group)));
+            let sb = open(
+                &b,
+                &rt,
+                config("vb", &family.multicast_src(net, 2), Some(group)),
+            );
+            let payload = family.advert(net);
+            let got = rt.block_on(async {
+                sa.send(&payload, group).await.unwrap();
+                let got = timeout(WAIT, sb.recv())
+                    .await
+                    .expect("B got nothing")
+                    .unwrap();
+                nothing(&sa, "A (multicast loop is off)").await;
+                got
+            });
+            let src: IpAddr = a_src.parse().unwrap();
+            assert_eq!(got.src, src, "{family:?}");
+            assert_eq!(got.dst, group, "{family:?}");
+            assert_eq!(got.ttl, 255, "{family:?}");
+            assert_eq!(got.ifindex, ifindex(&b, "vb"), "{family:?}");
+            family.check_payload(&got.payload, &payload, src, group);
+        }
     }
 
     #[test]
-    fn unicast_v4_reaches_only_the_unicast_socket() {
-        let (a, b) = pair("tvu4", 32);
-        let rt = runtime();
-        let group = IpAddr::V4(VRRP_GROUP_V4);
-        let peer: IpAddr = "198.18.32.2".parse().unwrap();
-        let sa = open(&a, &rt, config("va", "198.18.32.1", None));
-        let sa_m = open(&a, &rt, config("va", "198.18.32.1", Some(group)));
-        let sb = open(&b, &rt, config("vb", "198.18.32.2", None));
-        let sb_m = open(&b, &rt, config("vb", "198.18.32.2", Some(group)));
-        let payload = v3_advert("198.18.32.100".parse().unwrap());
-        rt.block_on(async {
-            sa.send(&payload, peer).await.unwrap();
-            let got = timeout(WAIT, sb.recv())
-                .await
-                .expect("B got nothing")
-                .unwrap();
-            assert_eq!(got.src, "198.18.32.1".parse::<IpAddr>().unwrap());
-            assert_eq!((got.dst, got.ttl), (peer, 255));
-            assert_eq!(got.payload, payload);
-            nothing(&sb_m, "B's multicast socket (unicast packet)").await;
-            // And the other way round: multicast is not for the unicast socket.
-            sa_m.send(&payload, group).await.unwrap();
-            let got = timeout(WAIT, sb_m.recv())
-                .await
-                .expect("B got nothing")
-                .unwrap();
-            assert_eq!(got.dst, group);
-            nothing(&sb, "B's unicast socket (multicast packet)").await;
-        });
-    }
-
-    #[test]
-    fn unicast_v6_reaches_only_the_unicast_socket() {
-        let (a, b) = pair("tvu6", 33);
-        let rt = runtime();
-        let group = IpAddr::V6(VRRP_GROUP_V6);
-        let peer: IpAddr = "2001:db8:33::2".parse().unwrap();
-        let sa = open(&a, &rt, config("va", "2001:db8:33::1", None));
-        let sa_m = open(&a, &rt, config("va", "fe80::1", Some(group)));
-        let sb = open(&b, &rt, config("vb", "2001:db8:33::2", None));
-        let sb_m = open(&b, &rt, config("vb", "fe80::2", Some(group)));
-        let payload = v3_advert("2001:db8:33::100".parse().unwrap());
-        rt.block_on(async {
-            sa.send(&payload, peer).await.unwrap();
-            let got = timeout(WAIT, sb.recv())
-                .await
-                .expect("B got nothing")
-                .unwrap();
-            assert_eq!(got.src, "2001:db8:33::1".parse::<IpAddr>().unwrap());
-            assert_eq!((got.dst, got.ttl), (peer, 255));
-            assert_eq!(got.payload[8..], payload[8..]);
-            nothing(&sb_m, "B's multicast socket (unicast packet)").await;
-            sa_m.send(&payload, group).await.unwrap();
-            let got = timeout(WAIT, sb_m.recv())
-                .await
-                .expect("B got nothing")
-                .unwrap();
-            assert_eq!(got.dst, group);
-            nothing(&sb, "B's unicast socket (multicast packet)").await;
-        });
+    fn unicast_reaches_only_the_unicast_socket() {
+        for (family, tag, net) in [(Family::V4, "tvu4", 32), (Family::V6, "tvu6", 33)] {
+            let (a, b) = pair(tag, net);
+            let rt = runtime();
+            let group = family.group();
+            let (a_src, peer) = (family.unicast_src(net, 1), family.unicast_src(net, 2));
+            let peer: IpAddr = peer.parse().unwrap();
+            let sa = open(&a, &rt, config("va", &a_src, None));
+            let sa_m = open(
+                &a,
+                &rt,
+                config("va", &family.multicast_src(net, 1), Some(group)),
+            );
+            let sb = open(&b, &rt, config("vb", &peer.to_string(), None));
+            let sb_m = open(
+                &b,
+                &rt,
+                config("vb", &family.multicast_src(net, 2), Some(group)),
+            );
+            let payload = family.advert(net);
+            rt.block_on(async {
+                sa.send(&payload, peer).await.unwrap();
+                let got = timeout(WAIT, sb.recv())
+                    .await
+                    .expect("B got nothing")
+                    .unwrap();
+                let src: IpAddr = a_src.parse().unwrap();
+                assert_eq!(got.src, src);
+                assert_eq!((got.dst, got.ttl), (peer, 255));
+                family.check_payload(&got.payload, &payload, src, peer);
+                nothing(&sb_m, "B's multicast socket (unicast packet)").await;
+                // And the other way round: multicast is not for the unicast socket.
+                sa_m.send(&payload, group).await.unwrap();
+                let got = timeout(WAIT, sb_m.recv())
+                    .await
+                    .expect("B got nothing")
+                    .unwrap();
+                assert_eq!(got.dst, group);
+                nothing(&sb, "B's unicast socket (multicast packet)").await;
+            });
+        }
     }
 
     #[test]
@@ -982,50 +963,55 @@ mod tests {
         });
     }
 
+    /// What keepalived puts on the wire around an advert, per family: IPv4 TOS 0xc0, TTL
+    /// 255, IDs counting from 1, no DF, a right header checksum; IPv6 traffic class 0xc0,
+    /// hop limit 255.
     #[test]
-    fn ipv4_header_is_keepalived_s() {
-        let (a, b) = pair("tvh4", 36);
-        let rt = runtime();
-        let group = IpAddr::V4(VRRP_GROUP_V4);
-        let sa = open(&a, &rt, config("va", "198.18.36.1", Some(group)));
-        let capture = Capture::open(&b, "vb");
-        let payload = v3_advert("198.18.36.100".parse().unwrap());
-        rt.block_on(async {
-            sa.send(&payload, group).await.unwrap();
-            sa.send(&payload, group).await.unwrap();
-        });
-        let is_vrrp = |f: &[u8]| f.len() > 34 && f[12..14] == [0x08, 0x00] && f[23] == 112;
-        for id in [1u16, 2] {
-            let frame = capture.next(WAIT, is_vrrp);
-            let ip = &frame[14..34];
-            assert_eq!(
-                frame[..6],
-                [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12],
-                "group MAC"
-            );
-            assert_eq!(ip[0], 0x45);
-            assert_eq!(ip[1], 0xc0, "TOS");
-            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            assert_eq!(total, 20 + payload.len(), "total length");
-            assert_eq!(u16::from_be_bytes([ip[4], ip[5]]), id, "IP ID");
-            assert_eq!(ip[6..8], [0, 0], "no DF, no fragment");
-            assert_eq!(ip[8], 255, "TTL");
-            assert_eq!(ip[12..16], [198, 18, 36, 1]);
-            assert_eq!(ip[16..20], [224, 0, 0, 18]);
-            assert_eq!(checksum(ip), 0, "header checksum");
-            assert_eq!(frame[34..], payload[..]);
+    fn ip_header_is_keepalived_s() {
+        for (family, tag, net) in [(Family::V4, "tvh4", 36), (Family::V6, "tvh6", 37)] {
+            let (a, b) = pair(tag, net);
+            let rt = runtime();
+            let group = family.group();
+            let a_src = family.multicast_src(net, 1);
+            let sa = open(&a, &rt, config("va", &a_src, Some(group)));
+            let capture = Capture::open(&b, "vb");
+            let payload = family.advert(net);
+            rt.block_on(async {
+                sa.send(&payload, group).await.unwrap();
+                sa.send(&payload, group).await.unwrap();
+            });
+            for id in [1u16, 2] {
+                match family {
+                    Family::V4 => check_ipv4_header(&capture, id, net, &payload),
+                    Family::V6 => check_ipv6_header(&capture, &a_src),
+                }
+            }
         }
     }
 
-    #[test]
-    fn ipv6_header_is_keepalived_s() {
-        let (a, b) = pair("tvh6", 37);
-        let rt = runtime();
-        let group = IpAddr::V6(VRRP_GROUP_V6);
-        let sa = open(&a, &rt, config("va", "fe80::1", Some(group)));
-        let capture = Capture::open(&b, "vb");
-        let payload = v3_advert("2001:db8:37::100".parse().unwrap());
-        rt.block_on(sa.send(&payload, group)).unwrap();
+    fn check_ipv4_header(capture: &Capture, id: u16, net: u8, payload: &[u8]) {
+        let is_vrrp = |f: &[u8]| f.len() > 34 && f[12..14] == [0x08, 0x00] && f[23] == 112;
+        let frame = capture.next(WAIT, is_vrrp);
+        let ip = &frame[14..34];
+        assert_eq!(
+            frame[..6],
+            [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12],
+            "group MAC"
+        );
+        assert_eq!(ip[0], 0x45);
+        assert_eq!(ip[1], 0xc0, "TOS");
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        assert_eq!(total, 20 + payload.len(), "total length");
+        assert_eq!(u16::from_be_bytes([ip[4], ip[5]]), id, "IP ID");
+        assert_eq!(ip[6..8], [0, 0], "no DF, no fragment");
+        assert_eq!(ip[8], 255, "TTL");
+        assert_eq!(ip[12..16], [198, 18, net, 1]);
+        assert_eq!(ip[16..20], [224, 0, 0, 18]);
+        assert_eq!(checksum(ip), 0, "header checksum");
+        assert_eq!(frame[34..], payload[..]);
+    }
+
+    fn check_ipv6_header(capture: &Capture, src: &str) {
         let is_vrrp = |f: &[u8]| f.len() > 54 && f[12..14] == [0x86, 0xdd] && f[20] == 112;
         let frame = capture.next(WAIT, is_vrrp);
         let ip = &frame[14..54];
@@ -1034,7 +1020,7 @@ mod tests {
         assert_eq!(ip[0] >> 4, 6);
         assert_eq!(traffic_class, 0xc0);
         assert_eq!(ip[7], 255, "hop limit");
-        assert_eq!(ip[8..24], "fe80::1".parse::<Ipv6Addr>().unwrap().octets());
+        assert_eq!(ip[8..24], src.parse::<Ipv6Addr>().unwrap().octets());
         assert_eq!(ip[24..40], VRRP_GROUP_V6.octets());
     }
 

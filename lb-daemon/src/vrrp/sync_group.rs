@@ -260,13 +260,13 @@ pub fn group_state(states: impl IntoIterator<Item = State>) -> State {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fsm::Config;
+    use super::super::fsm::Params;
     use super::super::types::Version;
     use super::*;
     use std::time::Duration;
 
     fn member(name: &str, priority: u8) -> Instance {
-        Instance::new(Config {
+        Instance::new(Params {
             name: name.into(),
             version: Version::V2,
             vrid: 51,

@@ -22,32 +22,21 @@ use std::fmt;
 use std::io;
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
-use futures::TryStreamExt;
-use rtnetlink::packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+use socket2::{Domain, SockAddr, SockAddrStorage, Socket, Type};
+
+use crate::net::address::{self, OnLink};
+use crate::net::checksum::{checksum, pseudo_header_v6};
+use crate::net::link;
+use crate::net::proto::{
+    ALL_NODES, ALL_NODES_MAC, BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6,
+    ETH_ALEN, ETH_HEADER_LEN, HW_ETHER, ICMPV6_NEIGHBOUR_ADVERT, IFNAME_MAX, IPPROTO_ICMPV6,
+    ND_HOP_LIMIT,
 };
-use rtnetlink::packet_route::AddressFamily;
+use crate::net::rtnl::{self, errno};
 
-/// Longest interface name or address label the kernel keeps (IFNAMSIZ - 1).
-const IFNAME_MAX: usize = 15;
-const ETH_ALEN: usize = 6;
-const ETH_HEADER_LEN: usize = 14;
-const ETHERTYPE_ARP: u16 = 0x0806;
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-/// ARPHRD_ETHER: the hardware type of Ethernet interfaces.
-const HW_ETHER: u16 = 1;
 const ARP_REQUEST: u16 = 1;
-const BROADCAST_MAC: [u8; ETH_ALEN] = [0xff; ETH_ALEN];
-/// Ethernet address of ff02::1 (RFC 2464 §7).
-const ALL_NODES_MAC: [u8; ETH_ALEN] = [0x33, 0x33, 0, 0, 0, 1];
-const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-const IPPROTO_ICMPV6: u8 = 58;
-const ICMPV6_NEIGHBOUR_ADVERT: u8 = 136;
-/// Neighbour discovery messages must arrive with hop limit 255 (RFC 4861 §7.1.2).
-const ND_HOP_LIMIT: u8 = 255;
 const NA_FLAG_ROUTER: u8 = 0x80;
 const NA_FLAG_OVERRIDE: u8 = 0x20;
 const ND_OPT_TARGET_LL_ADDR: u8 = 2;
@@ -123,13 +112,10 @@ impl VipManager {
     /// Opens a netlink socket (in the calling thread's network namespace) and spawns its
     /// connection task. Must be called inside a tokio runtime (or with one entered).
     pub fn new() -> Result<Self, VipError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| VipError::NoRuntime)?;
-        let (connection, handle, _) = {
-            // The socket registers with the runtime's reactor: enter it explicitly.
-            let _guard = runtime.enter();
-            rtnetlink::new_connection().map_err(VipError::Socket)?
-        };
-        runtime.spawn(connection);
+        let handle = rtnl::connect().map_err(|e| match e {
+            rtnl::ConnectError::NoRuntime => VipError::NoRuntime,
+            rtnl::ConnectError::Socket(e) => VipError::Socket(e),
+        })?;
         Ok(VipManager { handle })
     }
 
@@ -139,12 +125,9 @@ impl VipManager {
     pub async fn add(&self, vip: &Vip) -> Result<(), VipError> {
         check_vip(vip)?;
         let index = self.ifindex(&vip.dev, vip).await?;
-        let mut request = self.handle.address().add(index, vip.addr, vip.prefix);
-        shape_new_address(request.message_mut(), vip);
-        match request.execute().await {
-            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
-            result => result.map_err(|source| netlink_error("add", vip, source)),
-        }
+        address::add(&self.handle, on_link(index, vip))
+            .await
+            .map_err(|source| netlink_error("add", vip, source))
     }
 
     /// Removes the address; an address (or interface) already gone is fine.
@@ -154,31 +137,18 @@ impl VipManager {
             Err(VipError::NoInterface { .. }) => return Ok(()),
             result => result?,
         };
-        let request = self.handle.address().del(address_message(index, vip));
-        match request.execute().await {
-            Err(e) if errno(&e) == Some(libc::EADDRNOTAVAIL) => Ok(()),
-            result => result.map_err(|source| netlink_error("remove", vip, source)),
-        }
+        address::remove(&self.handle, on_link(index, vip))
+            .await
+            .map_err(|source| netlink_error("remove", vip, source))
     }
 
     /// Whether the address, with this prefix length, is on the interface.
     pub async fn present(&self, vip: &Vip) -> Result<bool, VipError> {
         check_vip(vip)?;
         let index = self.ifindex(&vip.dev, vip).await?;
-        let mut request = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .set_prefix_length_filter(vip.prefix)
-            .set_address_filter(vip.addr);
-        request.message_mut().header.family = family(vip.addr);
-        let found: Vec<AddressMessage> = request
-            .execute()
-            .try_collect()
+        address::contains(&self.handle, on_link(index, vip))
             .await
-            .map_err(|source| netlink_error("look up", vip, source))?;
-        Ok(!found.is_empty())
+            .map_err(|source| netlink_error("look up", vip, source))
     }
 
     async fn ifindex(&self, dev: &str, vip: &Vip) -> Result<u32, VipError> {
@@ -186,8 +156,7 @@ impl VipManager {
             dev: dev.to_owned(),
             what: format!("VIP {vip}"),
         };
-        let mut links = self.handle.link().get().match_name(dev).execute();
-        match links.try_next().await {
+        match link::by_name(&self.handle, dev).await {
             Ok(Some(link)) => Ok(link.header.index),
             Ok(None) => Err(no_interface()),
             Err(e) if matches!(errno(&e), Some(libc::ENODEV | libc::EINVAL)) => Err(no_interface()),
@@ -219,45 +188,12 @@ fn check_vip(vip: &Vip) -> Result<(), VipError> {
     }
 }
 
-fn family(addr: IpAddr) -> AddressFamily {
-    match addr {
-        IpAddr::V4(_) => AddressFamily::Inet,
-        IpAddr::V6(_) => AddressFamily::Inet6,
-    }
-}
-
-/// Turns rtnetlink's RTM_NEWADDR into what `ip addr add` / keepalived send.
-fn shape_new_address(msg: &mut AddressMessage, vip: &Vip) {
-    // rtnetlink adds a broadcast address to IPv4 ones; `ip addr add` does not unless asked.
-    msg.attributes
-        .retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
-    match (vip.addr, &vip.label) {
-        (IpAddr::V4(_), Some(label)) => msg.attributes.push(AddressAttribute::Label(label.clone())),
-        (IpAddr::V4(_), None) => {}
-        (IpAddr::V6(_), _) => {
-            msg.header.flags = AddressHeaderFlags::Nodad;
-            msg.attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        }
-    }
-}
-
-/// RTM_DELADDR for `addr/prefix` on interface `index`, whatever its label.
-fn address_message(index: u32, vip: &Vip) -> AddressMessage {
-    let mut msg = AddressMessage::default();
-    msg.header.family = family(vip.addr);
-    msg.header.prefix_len = vip.prefix;
-    msg.header.index = index;
-    msg.attributes.push(AddressAttribute::Address(vip.addr));
-    msg.attributes.push(AddressAttribute::Local(vip.addr));
-    msg
-}
-
-/// The errno of a netlink error reply.
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
-    match e {
-        rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
-        _ => None,
+fn on_link(ifindex: u32, vip: &Vip) -> OnLink<'_> {
+    OnLink {
+        ifindex,
+        addr: vip.addr,
+        prefix: vip.prefix,
+        label: vip.label.as_deref(),
     }
 }
 
@@ -355,24 +291,9 @@ fn ethernet_header(frame: &mut [u8], dst: [u8; ETH_ALEN], src: [u8; ETH_ALEN], e
 fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, message: &[u8]) -> u16 {
     let len = u32::try_from(message.len()).unwrap_or(u32::MAX);
     let mut pseudo = Vec::with_capacity(40 + message.len());
-    pseudo.extend_from_slice(&src.octets());
-    pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&len.to_be_bytes());
-    pseudo.extend_from_slice(&[0, 0, 0, IPPROTO_ICMPV6]);
+    pseudo.extend_from_slice(&pseudo_header_v6(src, dst, IPPROTO_ICMPV6, len));
     pseudo.extend_from_slice(message);
-    internet_checksum(&pseudo)
-}
-
-/// RFC 1071 one's complement sum, complemented.
-fn internet_checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    checksum(&pseudo, 0)
 }
 
 /// Whether `ifname` forwards IPv6: keepalived then sets the NA router flag. Read through
@@ -390,7 +311,7 @@ fn ipv6_forwarding(ifname: &str) -> bool {
 
 /// An AF_PACKET socket to send whole frames on one Ethernet interface.
 struct Link {
-    fd: OwnedFd,
+    socket: Socket,
     ifname: String,
     ifindex: i32,
     mac: [u8; ETH_ALEN],
@@ -413,8 +334,8 @@ impl Link {
         })?;
         let ifindex =
             i32::try_from(ifindex).map_err(|_| send_error(io::ErrorKind::InvalidInput.into()))?;
-        let fd = packet_socket().map_err(send_error)?;
-        let (hw_type, hwaddr) = hardware_address(&fd, ifname).map_err(send_error)?;
+        let socket = packet_socket().map_err(send_error)?;
+        let (hw_type, hwaddr) = hardware_address(&socket, ifname).map_err(send_error)?;
         if hw_type != HW_ETHER {
             return Err(VipError::NotEthernet {
                 dev: ifname.to_owned(),
@@ -424,7 +345,7 @@ impl Link {
             });
         }
         Ok(Link {
-            fd,
+            socket,
             ifname: ifname.to_owned(),
             ifindex,
             mac: hwaddr,
@@ -434,32 +355,11 @@ impl Link {
     }
 
     fn send(&self, frame: &[u8], ethertype: u16, dst: [u8; ETH_ALEN]) -> Result<(), VipError> {
-        // SAFETY: sockaddr_ll is plain data, valid when zeroed.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ethertype.to_be();
-        sll.sll_ifindex = self.ifindex;
-        sll.sll_halen = ETH_ALEN as u8;
-        sll.sll_addr[..ETH_ALEN].copy_from_slice(&dst);
-        let len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: `frame` is valid for its length and `sll` for `len` bytes; both only read.
-        let sent = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                len,
-            )
-        };
-        if sent == frame.len() as isize {
-            return Ok(());
-        }
-        let source = if sent < 0 {
-            io::Error::last_os_error()
-        } else {
-            io::Error::new(io::ErrorKind::WriteZero, "frame partly sent")
+        let to = link_layer_address(self.ifindex, ethertype, dst);
+        let source = match self.socket.send_to(frame, &to) {
+            Ok(sent) if sent == frame.len() => return Ok(()),
+            Ok(_) => io::Error::new(io::ErrorKind::WriteZero, "frame partly sent"),
+            Err(e) => e,
         };
         Err(VipError::Send {
             what: self.what,
@@ -471,18 +371,27 @@ impl Link {
 }
 
 /// A send-only packet socket (protocol 0: the kernel queues nothing to it).
-fn packet_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; a non-negative result is a new descriptor nobody else owns.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just opened and is owned by nothing else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn packet_socket() -> io::Result<Socket> {
+    Socket::new(Domain::PACKET, Type::RAW, None)
+}
+
+/// The sockaddr_ll a frame for `dst` (of `ethertype`) goes out of interface `ifindex` with.
+fn link_layer_address(ifindex: i32, ethertype: u16, dst: [u8; ETH_ALEN]) -> SockAddr {
+    let mut storage = SockAddrStorage::zeroed();
+    // SAFETY: sockaddr_ll is one of this platform's sockaddr types (and fits the storage).
+    let sll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = ethertype.to_be();
+    sll.sll_ifindex = ifindex;
+    sll.sll_halen = ETH_ALEN as u8;
+    sll.sll_addr[..ETH_ALEN].copy_from_slice(&dst);
+    let len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: the family is AF_PACKET and `len` the size of the sockaddr_ll filled in above.
+    unsafe { SockAddr::new(storage, len) }
 }
 
 /// The hardware type (ARPHRD_*) and address of `ifname` (SIOCGIFHWADDR).
-fn hardware_address(fd: &OwnedFd, ifname: &str) -> io::Result<(u16, [u8; ETH_ALEN])> {
+fn hardware_address(socket: &Socket, ifname: &str) -> io::Result<(u16, [u8; ETH_ALEN])> {
     // SAFETY: ifreq is plain data, valid when zeroed.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     let name = ifname.as_bytes();
@@ -492,8 +401,9 @@ fn hardware_address(fd: &OwnedFd, ifname: &str) -> io::Result<(u16, [u8; ETH_ALE
     for (dst, src) in req.ifr_name.iter_mut().zip(name) {
         *dst = *src as libc::c_char;
     }
-    // SAFETY: `req` is a valid ifreq with a NUL-terminated name; the kernel fills it in.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
+    // SAFETY: `req` is a valid ifreq with a NUL-terminated name; the kernel fills it in
+    // (socket2 has no SIOCGIFHWADDR).
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -6,27 +6,25 @@
 //! comes from the kernel's neighbour table; when the entry is missing the kernel is asked to
 //! resolve it (ARP / neighbour solicitation) and the table is polled until it answers.
 
-use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_REQUEST};
-use rtnetlink::packet_route::address::{
-    AddressAttribute, AddressFlags, AddressMessage, AddressScope,
-};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteType, RouteVia,
 };
-use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use tokio::time::Instant;
 
-/// Longest interface name the kernel accepts (IFNAMSIZ - 1).
-const IFNAME_MAX: usize = 15;
+use super::address::{self, family};
+use super::link::{self, mac_from, LinkFacts};
+use super::proto::IFNAME_MAX;
+use super::rtnl::{self, errno, first};
 
 /// First and longest pause between two looks at the neighbour table while resolving.
 const POLL_MIN: Duration = Duration::from_millis(5);
@@ -89,18 +87,6 @@ fn unresolved_message(target: IpAddr, dst: IpAddr, ifname: &str, timeout: Durati
     }
 }
 
-/// What the data plane needs to know about one interface.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkFacts {
-    pub ifindex: u32,
-    pub name: String,
-    pub mac: [u8; 6],
-    /// Primary addresses first.
-    pub ipv4: Vec<Ipv4Addr>,
-    /// Global (then site, link-local, host) scope first; DAD-failed addresses left out.
-    pub ipv6: Vec<Ipv6Addr>,
-}
-
 /// Where to send a frame toward some destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextHop {
@@ -156,13 +142,10 @@ impl Neighbours {
     /// Opens a netlink socket (in the calling thread's network namespace) and spawns its
     /// connection task. Must be called inside a tokio runtime with timers enabled.
     pub fn new() -> Result<Self, NeighError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| NeighError::NoRuntime)?;
-        let (connection, handle, _) = {
-            // The socket registers with the runtime's reactor: enter it explicitly.
-            let _guard = runtime.enter();
-            rtnetlink::new_connection().map_err(NeighError::Socket)?
-        };
-        runtime.spawn(connection);
+        let handle = rtnl::connect().map_err(|e| match e {
+            rtnl::ConnectError::NoRuntime => NeighError::NoRuntime,
+            rtnl::ConnectError::Socket(e) => NeighError::Socket(e),
+        })?;
         Ok(Neighbours { handle })
     }
 
@@ -172,8 +155,7 @@ impl Neighbours {
             // The kernel rejects such names with EINVAL; the honest answer is "no such link".
             return Err(NeighError::LinkNotFound(name.to_owned()));
         }
-        let request = self.handle.link().get().match_name(name);
-        let msg = first(request.execute())
+        let msg = link::by_name(&self.handle, name)
             .await
             .map_err(|e| link_error(e, NeighError::LinkNotFound(name.to_owned()), name))?
             .ok_or_else(|| NeighError::LinkNotFound(name.to_owned()))?;
@@ -236,9 +218,8 @@ impl Neighbours {
     }
 
     async fn link_message(&self, ifindex: u32) -> Result<LinkMessage, NeighError> {
-        let request = self.handle.link().get().match_index(ifindex);
         let what = format!("#{ifindex}");
-        first(request.execute())
+        link::by_index(&self.handle, ifindex)
             .await
             .map_err(|e| link_error(e, NeighError::LinkIndexNotFound(ifindex), &what))?
             .ok_or(NeighError::LinkIndexNotFound(ifindex))
@@ -247,23 +228,21 @@ impl Neighbours {
     /// The interface's name for messages; its index when it cannot be had.
     async fn link_name(&self, ifindex: u32) -> String {
         match self.link_message(ifindex).await {
-            Ok(msg) => link_name(&msg).unwrap_or_else(|| format!("#{ifindex}")),
+            Ok(msg) => link::name(&msg).unwrap_or_else(|| format!("#{ifindex}")),
             Err(_) => format!("#{ifindex}"),
         }
     }
 
     async fn facts(&self, msg: LinkMessage) -> Result<LinkFacts, NeighError> {
         let ifindex = msg.header.index;
-        let name = link_name(&msg).unwrap_or_else(|| format!("#{ifindex}"));
-        let mac = msg
-            .attributes
-            .iter()
-            .find_map(|a| match a {
-                LinkAttribute::Address(mac) => mac_from(mac),
-                _ => None,
-            })
-            .ok_or_else(|| NeighError::NotEthernet(name.clone()))?;
-        let (ipv4, ipv6) = self.addresses(ifindex).await?;
+        let name = link::name(&msg).unwrap_or_else(|| format!("#{ifindex}"));
+        let mac = link::mac(&msg).ok_or_else(|| NeighError::NotEthernet(name.clone()))?;
+        let (ipv4, ipv6) = address::list(&self.handle, ifindex)
+            .await
+            .map_err(|source| NeighError::Netlink {
+                what: format!("address dump of interface #{ifindex}"),
+                source,
+            })?;
         Ok(LinkFacts {
             ifindex,
             name,
@@ -271,40 +250,6 @@ impl Neighbours {
             ipv4,
             ipv6,
         })
-    }
-
-    /// The interface's IPv4 and IPv6 addresses, in preference order.
-    async fn addresses(&self, ifindex: u32) -> Result<(Vec<Ipv4Addr>, Vec<Ipv6Addr>), NeighError> {
-        let msgs: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(ifindex)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|source| NeighError::Netlink {
-                what: format!("address dump of interface #{ifindex}"),
-                source,
-            })?;
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        for msg in &msgs {
-            let flags = address_flags(msg);
-            match address_of(msg) {
-                Some(IpAddr::V4(a)) => v4.push((flags.contains(AddressFlags::Secondary), a)),
-                Some(IpAddr::V6(_)) if flags.contains(AddressFlags::Dadfailed) => {}
-                Some(IpAddr::V6(a)) => v6.push((v6_rank(msg.header.scope, flags), a)),
-                None => {}
-            }
-        }
-        // Stable sorts: the kernel's order is kept within a rank.
-        v4.sort_by_key(|(secondary, _)| *secondary);
-        v6.sort_by_key(|(rank, _)| *rank);
-        Ok((
-            v4.into_iter().map(|(_, a)| a).collect(),
-            v6.into_iter().map(|(_, a)| a).collect(),
-        ))
     }
 
     /// RTM_GETROUTE for `dst`: the kernel's own forwarding decision.
@@ -403,22 +348,6 @@ impl Neighbours {
     }
 }
 
-/// The first item of a netlink reply stream.
-async fn first<T>(
-    stream: impl futures::Stream<Item = Result<T, rtnetlink::Error>>,
-) -> Result<Option<T>, rtnetlink::Error> {
-    let mut stream = std::pin::pin!(stream);
-    stream.try_next().await
-}
-
-/// The positive errno of a netlink error reply.
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
-    match e {
-        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| c.get().abs()),
-        _ => None,
-    }
-}
-
 /// ENODEV becomes `missing`; anything else a netlink error about interface `what`.
 fn link_error(e: rtnetlink::Error, missing: NeighError, what: &str) -> NeighError {
     match errno(&e) {
@@ -430,67 +359,11 @@ fn link_error(e: rtnetlink::Error, missing: NeighError, what: &str) -> NeighErro
     }
 }
 
-fn link_name(msg: &LinkMessage) -> Option<String> {
-    msg.attributes.iter().find_map(|a| match a {
-        LinkAttribute::IfName(n) => Some(n.clone()),
-        _ => None,
-    })
-}
-
-/// A 6-byte, non-zero link-layer address (loopback's all-zero one does not count).
-fn mac_from(bytes: &[u8]) -> Option<[u8; 6]> {
-    let mac: [u8; 6] = bytes.try_into().ok()?;
-    (mac != [0; 6]).then_some(mac)
-}
-
-fn family(addr: IpAddr) -> AddressFamily {
-    match addr {
-        IpAddr::V4(_) => AddressFamily::Inet,
-        IpAddr::V6(_) => AddressFamily::Inet6,
-    }
-}
-
 fn neighbour_address(addr: IpAddr) -> NeighbourAddress {
     match addr {
         IpAddr::V4(a) => NeighbourAddress::Inet(a),
         IpAddr::V6(a) => NeighbourAddress::Inet6(a),
     }
-}
-
-/// IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer on point-to-point links).
-fn address_of(msg: &AddressMessage) -> Option<IpAddr> {
-    let find = |local: bool| {
-        msg.attributes.iter().find_map(|a| match a {
-            AddressAttribute::Local(ip) if local => Some(*ip),
-            AddressAttribute::Address(ip) if !local => Some(*ip),
-            _ => None,
-        })
-    };
-    find(true).or_else(|| find(false))
-}
-
-/// The full flags (IFA_FLAGS) when present, else the header's 8 bits.
-fn address_flags(msg: &AddressMessage) -> AddressFlags {
-    msg.attributes
-        .iter()
-        .find_map(|a| match a {
-            AddressAttribute::Flags(f) => Some(*f),
-            _ => None,
-        })
-        .unwrap_or_else(|| AddressFlags::from_bits_retain(u32::from(msg.header.flags.bits())))
-}
-
-/// Sort key of an IPv6 address: wider scope first, then usable before tentative/deprecated.
-fn v6_rank(scope: AddressScope, flags: AddressFlags) -> (u8, bool) {
-    let scope = match scope {
-        AddressScope::Universe => 0,
-        AddressScope::Site => 1,
-        AddressScope::Link => 2,
-        AddressScope::Host => 3,
-        _ => 4,
-    };
-    let impaired = flags.intersects(AddressFlags::Tentative | AddressFlags::Deprecated);
-    (scope, impaired)
 }
 
 /// Egress interface and gateway out of an RTM_NEWROUTE reply.
@@ -571,11 +444,7 @@ fn datagram_probe(ifname: &str, ifindex: u32, addr: IpAddr) -> std::io::Result<(
         }
     };
     let socket = UdpSocket::bind(local)?;
-    nix::sys::socket::setsockopt(
-        &socket,
-        nix::sys::socket::sockopt::BindToDevice,
-        &OsString::from(ifname),
-    )?;
+    socket2::SockRef::from(&socket).bind_device(Some(ifname.as_bytes()))?;
     socket.send_to(&[], remote)?;
     Ok(())
 }
