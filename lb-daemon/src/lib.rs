@@ -4,6 +4,7 @@
 //!   the eBPF maps).
 //! - [`netns`]: network-namespace helpers for the lab (`lb-daemon lab`) and the tests.
 
+pub mod bgp;
 pub mod cli;
 pub mod config;
 pub mod convert;
