@@ -624,3 +624,38 @@ fn default_routes(ns: &Netns, v4: &str, v6: &str) -> Result<()> {
     ns.ip(&["-6", "route", "add", "default", "via", v6])?;
     Ok(())
 }
+
+/// The example in docs/bgp.md: an LB node (10.90.0.11) with one router (10.90.0.1), and
+/// that router with two LB nodes. A test keeps the document equal to these.
+pub fn documented_configs() -> (String, String) {
+    let peer = |name: &str, local: &str, neighbor: &str, asn| Peer {
+        name: name.into(),
+        local: local.parse().expect("an address"),
+        neighbor: neighbor.parse().expect("an address"),
+        neighbor_as: asn,
+    };
+    let node = node_config(
+        "10.90.0.11",
+        NODE_AS,
+        VIP_INTERFACE,
+        &[
+            peer("router_v4", "10.90.0.11", "10.90.0.1", ROUTER_AS),
+            peer("router_v6", "fd00:90::11", "fd00:90::1", ROUTER_AS),
+        ],
+        VIP_RANGE_V4,
+        VIP_RANGE_V6,
+    );
+    let router = router_config(
+        "10.90.0.1",
+        ROUTER_AS,
+        &[
+            peer("lb1_v4", "10.90.0.1", "10.90.0.11", NODE_AS),
+            peer("lb1_v6", "fd00:90::1", "fd00:90::11", NODE_AS),
+            peer("lb2_v4", "10.90.0.1", "10.90.0.12", NODE_AS),
+            peer("lb2_v6", "fd00:90::1", "fd00:90::12", NODE_AS),
+        ],
+        VIP_RANGE_V4,
+        VIP_RANGE_V6,
+    );
+    (node, router)
+}

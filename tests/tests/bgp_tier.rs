@@ -84,3 +84,22 @@ fn sessions_are_read_through_the_bird_client() {
     tier.restore(0).unwrap();
     tier.wait_sessions_up(RECOVER).unwrap();
 }
+
+/// docs/bgp.md shows the configurations the tests run (set LB_PRINT_BIRD_CONF=1 to print
+/// them after a change).
+#[test]
+fn documented_configs_are_the_tested_ones() {
+    let (node, router) = lb_tests::bgp_lab::documented_configs();
+    if std::env::var_os("LB_PRINT_BIRD_CONF").is_some() {
+        println!("=== node\n{node}=== router\n{router}===");
+    }
+    let doc = include_str!("../../docs/bgp.md");
+    assert!(
+        doc.contains(&node),
+        "docs/bgp.md lacks the node configuration:\n{node}"
+    );
+    assert!(
+        doc.contains(&router),
+        "docs/bgp.md lacks the router configuration:\n{router}"
+    );
+}

@@ -209,8 +209,11 @@ mod tests {
     use Action::{Announce, Withdraw};
     use Reason::{BelowQuorum, Drained, NotProgrammed, Programmed};
 
-    /// Runs (time in ms, conditions, expected action, expected reason) from START.
-    fn run(name: &str, steps: &[(u64, Conditions, Option<Action>, Reason)]) {
+    /// (time in ms, conditions, expected action, expected reason).
+    type Row = (u64, Conditions, Option<Action>, Reason);
+
+    /// Runs the rows from START.
+    fn run(name: &str, steps: &[Row]) {
         let t0 = Instant::now();
         let mut state = State::START;
         for (i, &(ms, cond, action, reason)) in steps.iter().enumerate() {
@@ -274,7 +277,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let cases: &[(&str, &[(u64, Conditions, Option<Action>, Reason)])] = &[
+        let cases: &[(&str, &[Row])] = &[
             (
                 "start: nothing until programmed",
                 &[
