@@ -71,6 +71,32 @@ fn channel(neighbor: IpAddr) -> &'static str {
     }
 }
 
+fn family_name<'a>(p: &Peer, v4: &'a str, v6: &'a str) -> &'a str {
+    if p.neighbor.is_ipv4() {
+        v4
+    } else {
+        v6
+    }
+}
+
+/// Appends one `protocol bgp` of `template` to `c`, with its channel block.
+fn session(c: &mut String, p: &Peer, template: &str, channel: &str) {
+    let _ = write!(
+        c,
+        "
+protocol bgp {name} from {template} {{
+  neighbor {neighbor} as {asn};
+  source address {local};
+  {channel}
+}}
+",
+        name = p.name,
+        neighbor = p.neighbor,
+        asn = p.neighbor_as,
+        local = p.local,
+    );
+}
+
 /// The prefix set matching host routes in `range`: `[ 198.51.100.0/24{32,32} ]`.
 fn host_routes_in(range: &str) -> String {
     let len = if range.contains(':') { 128 } else { 32 };
@@ -120,22 +146,12 @@ template bgp lb_node {{
         in6 = host_routes_in(v6),
     );
     for p in peers {
-        let ch = channel(p.neighbor);
-        let filter = if ch == "ipv4" { "lb_vips4" } else { "lb_vips6" };
-        let _ = write!(
-            c,
-            "
-protocol bgp {name} from lb_node {{
-  neighbor {neighbor} as {asn};
-  source address {local};
-  {ch} {{ import filter {filter}; export none; }};
-}}
-",
-            name = p.name,
-            neighbor = p.neighbor,
-            asn = p.neighbor_as,
-            local = p.local,
+        let filter = family_name(p, "lb_vips4", "lb_vips6");
+        let channel = format!(
+            "{} {{ import filter {filter}; export none; }};",
+            channel(p.neighbor)
         );
+        session(&mut c, p, "lb_node", &channel);
     }
     c
 }
@@ -186,23 +202,13 @@ template bgp to_router {{
         in6 = host_routes_in(v6),
     );
     for p in routers {
-        let ch = channel(p.neighbor);
-        let filter = if ch == "ipv4" { "vips4" } else { "vips6" };
-        let _ = write!(
-            c,
-            "
-protocol bgp {name} from to_router {{
-  neighbor {neighbor} as {asn};
-  source address {local};
-  # Nothing is learnt from the routers: a node forwards only to its backends.
-  {ch} {{ import none; export filter {filter}; }};
-}}
-",
-            name = p.name,
-            neighbor = p.neighbor,
-            asn = p.neighbor_as,
-            local = p.local,
+        let filter = family_name(p, "vips4", "vips6");
+        let channel = format!(
+            "# Nothing is learnt from the routers: a node forwards only to its backends.\n  \
+             {} {{ import none; export filter {filter}; }};",
+            channel(p.neighbor)
         );
+        session(&mut c, p, "to_router", &channel);
     }
     c
 }

@@ -232,45 +232,40 @@ mod tests {
         }
     }
 
+    /// The 8 combinations of the inputs.
+    fn every_condition() -> impl Iterator<Item = Conditions> {
+        (0..8u8).map(|bits| c(bits & 1 != 0, bits & 2 != 0, bits & 4 != 0))
+    }
+
     #[test]
     fn every_single_input_from_start() {
-        // Exhaustive over the 8 input combinations: only all-good announces, at once.
-        for programmed in [false, true] {
-            for quorum in [false, true] {
-                for drained in [false, true] {
-                    let cond = c(programmed, quorum, drained);
-                    let s = step(State::START, cond, HOLD, Instant::now());
-                    let want = if drained {
-                        Drained
-                    } else if !programmed {
-                        NotProgrammed
-                    } else if !quorum {
-                        BelowQuorum
-                    } else {
-                        Programmed
-                    };
-                    assert_eq!(s.reason, want, "{cond:?}");
-                    let action = (want == Programmed).then_some(Announce);
-                    assert_eq!(s.action, action, "{cond:?}");
-                }
-            }
+        // Exhaustive: only all-good announces, at once.
+        for cond in every_condition() {
+            let s = step(State::START, cond, HOLD, Instant::now());
+            let want = if cond.drained {
+                Drained
+            } else if !cond.programmed {
+                NotProgrammed
+            } else if !cond.quorum {
+                BelowQuorum
+            } else {
+                Programmed
+            };
+            assert_eq!(s.reason, want, "{cond:?}");
+            let action = (want == Programmed).then_some(Announce);
+            assert_eq!(s.action, action, "{cond:?}");
         }
     }
 
     #[test]
     fn every_failure_from_announced_withdraws_at_once() {
-        for programmed in [false, true] {
-            for quorum in [false, true] {
-                for drained in [false, true] {
-                    let cond = c(programmed, quorum, drained);
-                    let s = step(State::Announced, cond, HOLD, Instant::now());
-                    if cond == Conditions::READY {
-                        assert_eq!((s.action, s.reason), (None, Programmed));
-                    } else {
-                        assert_eq!(s.action, Some(Withdraw), "{cond:?}");
-                        assert!(!s.state.is_announced());
-                    }
-                }
+        for cond in every_condition() {
+            let s = step(State::Announced, cond, HOLD, Instant::now());
+            if cond == Conditions::READY {
+                assert_eq!((s.action, s.reason), (None, Programmed));
+            } else {
+                assert_eq!(s.action, Some(Withdraw), "{cond:?}");
+                assert!(!s.state.is_announced());
             }
         }
     }
