@@ -6,6 +6,7 @@
 //!   data plane and VRRP.
 //! - [`netns`]: network-namespace helpers for the lab (`lb-daemon lab`) and the tests.
 
+pub mod bgp;
 pub mod cli;
 pub mod config;
 pub mod convert;

@@ -480,6 +480,182 @@ mod tests {
         assert_eq!(changed_slots(&a, &b).collect::<Vec<_>>(), want);
     }
 
+    /// One node's view of a service as the data plane keeps it: node-local backend ids
+    /// allocated in the order backends arrived, and a ring updated only by the slots
+    /// [`changed_slots`] reports (what `program.rs` writes to the map).
+    struct Node {
+        ids: crate::dataplane::alloc::IdPool,
+        /// identity -> (id, weight), in arrival order (the order `build` is given).
+        members: Vec<(Vec<u8>, u32, u32)>,
+        ring: Vec<u32>,
+    }
+
+    impl Node {
+        const SIZE: u32 = 1021;
+
+        fn new() -> Node {
+            Node {
+                ids: crate::dataplane::alloc::IdPool::new(64),
+                members: Vec::new(),
+                ring: Vec::new(),
+            }
+        }
+
+        /// Adds a backend, or changes its weight if present.
+        fn set(&mut self, identity: &[u8], weight: u32) {
+            match self.members.iter_mut().find(|m| m.0 == identity) {
+                Some(m) => m.2 = weight,
+                None => {
+                    let id = self.ids.allocate().unwrap();
+                    self.members.push((identity.to_vec(), id, weight));
+                }
+            }
+            self.rebuild();
+        }
+
+        fn remove(&mut self, identity: &[u8]) {
+            if let Some(i) = self.members.iter().position(|m| m.0 == identity) {
+                let (_, id, _) = self.members.remove(i);
+                self.rebuild();
+                // Freed only after the ring stopped pointing at it, as program.rs does.
+                self.ids.release(id);
+            }
+        }
+
+        fn table(&self) -> Vec<u32> {
+            let backends: Vec<MaglevBackend<'_>> = self
+                .members
+                .iter()
+                .map(|(identity, value, weight)| MaglevBackend {
+                    identity,
+                    value: *value,
+                    weight: *weight,
+                })
+                .collect();
+            build(&backends, Self::SIZE).unwrap()
+        }
+
+        fn rebuild(&mut self) {
+            let new = self.table();
+            if self.ring.len() != new.len() {
+                self.ring = vec![NO_BACKEND; new.len()];
+            }
+            let writes: Vec<(u32, u32)> = changed_slots(&self.ring, &new).collect();
+            for (index, value) in writes {
+                self.ring[index as usize] = value;
+            }
+        }
+
+        /// The ring with each node-local id replaced by the backend's identity: what a
+        /// flow hashing to a slot gets, comparable across nodes.
+        fn by_identity(&self) -> Vec<Vec<u8>> {
+            self.ring
+                .iter()
+                .map(|&v| {
+                    self.members
+                        .iter()
+                        .find(|m| m.1 == v)
+                        .map_or_else(Vec::new, |m| m.0.clone())
+                })
+                .collect()
+        }
+    }
+
+    /// ECMP moves flows between nodes: every node must map every slot to the same backend
+    /// whatever order backends were added in and whatever happened before.
+    #[test]
+    fn nodes_with_different_histories_build_identical_tables() {
+        let ids = identities(12);
+        let target: Vec<(usize, u32)> = vec![(0, 1), (2, 3), (3, 1), (5, 2), (7, 1), (9, 1)];
+
+        // Node A: the target set in order.
+        let mut a = Node::new();
+        for &(i, w) in &target {
+            a.set(&ids[i], w);
+        }
+
+        // Node B: reverse order, extra backends added and removed, weights changed and
+        // drained to 0 on the way.
+        let mut b = Node::new();
+        for &(i, w) in target.iter().rev() {
+            b.set(&ids[i], w + 4);
+        }
+        b.set(&ids[11], 1);
+        b.set(&ids[4], 2);
+        b.remove(&ids[5]);
+        b.set(&ids[2], 0);
+        b.remove(&ids[11]);
+        b.set(&ids[5], 2);
+        b.remove(&ids[4]);
+        for &(i, w) in &target {
+            b.set(&ids[i], w);
+        }
+
+        // Nodes C..: pseudo-random histories (a fixed LCG), then converge on the target.
+        let mut nodes = vec![a, b];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) % n
+        };
+        for _ in 0..8 {
+            let mut node = Node::new();
+            for _ in 0..40 {
+                let i = next(12) as usize;
+                match next(3) {
+                    0 => node.remove(&ids[i]),
+                    _ => node.set(&ids[i], next(5) as u32),
+                }
+            }
+            for (i, id) in ids.iter().enumerate() {
+                match target.iter().find(|t| t.0 == i) {
+                    Some(&(_, w)) => node.set(id, w),
+                    None => node.remove(id),
+                }
+            }
+            nodes.push(node);
+        }
+
+        // The histories did number backends differently (else the test proves little).
+        let id_of = |node: &Node, identity: &[u8]| {
+            node.members.iter().find(|m| m.0 == identity).map(|m| m.1)
+        };
+        assert!(nodes
+            .iter()
+            .any(|node| ids.iter().any(|i| id_of(node, i) != id_of(&nodes[0], i))));
+        let reference = nodes[0].by_identity();
+        assert!(
+            reference.iter().all(|id| !id.is_empty()),
+            "every slot has a backend"
+        );
+        for (n, node) in nodes.iter().enumerate() {
+            // The incrementally written ring is exactly a fresh build on that node...
+            assert_eq!(
+                node.ring,
+                node.table(),
+                "node {n}: ring differs from a fresh build"
+            );
+            // ...and slot for slot the same backends as every other node.
+            assert!(
+                node.by_identity() == reference,
+                "node {n} maps slots to other backends"
+            );
+            // Numbered alike (here: by identity), the tables are bit-identical.
+            let canonical = |node: &Node| -> Vec<u32> {
+                let by_id = node.by_identity();
+                by_id
+                    .iter()
+                    .map(|id| ids.iter().position(|i| i == id).unwrap() as u32)
+                    .collect()
+            };
+            assert_eq!(
+                canonical(node),
+                canonical(&nodes[0]),
+                "node {n}: not bit-identical"
+            );
+        }
+    }
+
     /// Timing probe, not a check: `cargo test --release -- --ignored --nocapture`.
     #[test]
     #[ignore]
