@@ -2,7 +2,8 @@
 //!
 //! - [`dataplane`]: loads the XDP program, pins and programs its maps (the only owner of
 //!   the eBPF maps).
-//! - [`netns`]: network-namespace helpers for the lab (`lb-daemon lab`) and the tests.
+//! - [`lab`] and [`netns`] (feature `lab`): the namespace labs (`lb-daemon lab`) and the
+//!   helpers the tests build them with; the production binary carries neither.
 
 pub mod cli;
 pub mod config;
@@ -11,7 +12,10 @@ pub mod daemon;
 pub mod dataplane;
 pub mod health;
 pub mod ipvs;
+#[cfg(feature = "lab")]
 pub mod lab;
+// The daemon's own unit tests build namespaces too.
+#[cfg(any(test, feature = "lab"))]
 pub mod netns;
 pub mod script;
 pub mod vrrp;
