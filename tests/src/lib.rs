@@ -1,6 +1,7 @@
 //! Support for the packet fixtures, the network-namespace tests and the benchmarks.
 
 pub mod bench;
+pub mod family;
 pub mod frames;
 pub mod harness;
 pub mod ipvsadm;
