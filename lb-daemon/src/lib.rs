@@ -2,7 +2,7 @@
 //!
 //! - [`dataplane`]: loads the XDP program, pins and programs its maps (the only owner of
 //!   the eBPF maps).
-//! - [`lab`] and [`netns`] (feature `lab`): the namespace labs (`lb-daemon lab`) and the
+//! - `lab` and `netns` (feature `lab`): the namespace labs (`lb-daemon lab`) and the
 //!   helpers the tests build them with; the production binary carries neither.
 
 pub mod cli;
