@@ -4,7 +4,8 @@
 //!   the eBPF maps).
 //! - [`net`]: links, addresses, neighbours, checksums and protocol constants, shared by the
 //!   data plane and VRRP.
-//! - [`netns`]: network-namespace helpers for the lab (`lb-daemon lab`) and the tests.
+//! - `lab` and `netns` (feature `lab`): the namespace labs (`lb-daemon lab`) and the
+//!   helpers the tests build them with; the production binary carries neither.
 
 pub mod bgp;
 pub mod cli;
@@ -14,8 +15,11 @@ pub mod daemon;
 pub mod dataplane;
 pub mod health;
 pub mod ipvs;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod net;
+// The daemon's own unit tests build namespaces too.
+#[cfg(any(test, feature = "lab"))]
 pub mod netns;
 pub mod script;
 pub mod vrrp;

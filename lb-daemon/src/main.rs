@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use lb_daemon::{cli, dataplane::DEFAULT_PIN_DIR};
 
 #[derive(Parser)]
@@ -11,16 +11,6 @@ use lb_daemon::{cli, dataplane::DEFAULT_PIN_DIR};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Mode {
-    Dr,
-    Tun,
-    /// NAT, keepalived's two-interface set-up (data-plane lab).
-    Nat,
-    /// Full-NAT: `snat_address` (data-plane lab).
-    FullNat,
 }
 
 /// Where the running daemon listens: --socket, else the configuration's
@@ -46,19 +36,14 @@ enum Command {
     /// Run the lab in network namespaces: two LB nodes running `lb-daemon run` in one
     /// VRRP group, backends serving TCP and a client; narrates the election, the traffic
     /// spread, a failing backend, a failover with a long-lived connection, the way back.
+    #[cfg(feature = "lab")]
+    Lab(cli::lab::LabArgs),
+    /// Built without the `lab` feature: says so rather than "unrecognized subcommand".
+    #[cfg(not(feature = "lab"))]
+    #[command(hide = true)]
     Lab {
-        /// Forwarding mode (keepalived's lb_kind).
-        #[arg(long, value_enum, default_value = "dr")]
-        mode: Mode,
-        #[arg(long, default_value_t = 3)]
-        backends: usize,
-        /// Keep the lab up after the demo until Ctrl-C (to explore it with `ip netns exec`
-        /// and `bpftool map dump pinned ...`).
-        #[arg(long)]
-        pause: bool,
-        /// Only the data plane (one LB node driven in-process, no VRRP, no daemon).
-        #[arg(long)]
-        dataplane_only: bool,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Print the data plane's global counters from the pinned maps.
     Counters {
@@ -155,28 +140,12 @@ fn main() -> Result<()> {
         lb_daemon::convert::set_config_id(id.clone());
     }
     match args.command {
-        Command::Lab {
-            mode,
-            backends,
-            pause,
-            dataplane_only,
-        } => {
-            let mode = match mode {
-                Mode::Dr => lb_daemon::dataplane::ForwardMode::Dr,
-                Mode::Tun => lb_daemon::dataplane::ForwardMode::Tun,
-                Mode::Nat => lb_daemon::dataplane::ForwardMode::Nat { snat: None },
-                // The lab puts its own internal address here.
-                Mode::FullNat => lb_daemon::dataplane::ForwardMode::Nat {
-                    snat: Some(std::net::Ipv4Addr::UNSPECIFIED.into()),
-                },
-            };
-            // The NAT labs show the data plane (the NAT pair failover is an e2e test).
-            if dataplane_only || mode.is_nat() {
-                cli::lab::run(mode, backends, pause)
-            } else {
-                cli::lab_ha::run(mode, backends, pause)
-            }
-        }
+        #[cfg(feature = "lab")]
+        Command::Lab(args) => cli::lab::run(args),
+        #[cfg(not(feature = "lab"))]
+        Command::Lab { .. } => anyhow::bail!(
+            "this lb-daemon was built without the lab feature: run `cargo xtask run -- lab ...`, or build with `cargo build --release -p lb-daemon --features lab`"
+        ),
         Command::Counters { pin_dir } => cli::counters::run(&pin_dir),
         Command::Decap { interface } => cli::decap::run(&interface),
         Command::Run { config, .. } => cli::run::run(&config),

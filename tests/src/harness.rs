@@ -14,6 +14,8 @@ use lb_daemon::dataplane::{
     LoadOptions, Protocol, ServiceId, ServiceSpec, TestRunOutput,
 };
 
+use crate::frames::Flow;
+
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_TX: u32 = 3;
@@ -25,6 +27,14 @@ pub const LB_MAC: [u8; 6] = [0x02, 0x1b, 0x00, 0x00, 0x00, 0x01];
 pub const CLIENT_MAC: [u8; 6] = [0x02, 0xc1, 0x00, 0x00, 0x00, 0x01];
 pub const LB_V4: &str = "198.18.0.1";
 pub const LB_V6: &str = "2001:db8::1";
+
+/// A fixture flow of a service's protocol.
+pub fn service_flow(protocol: Protocol, src: &str, sport: u16, dst: &str, dport: u16) -> Flow {
+    match protocol {
+        Protocol::Tcp => Flow::tcp(src, sport, dst, dport),
+        Protocol::Udp => Flow::udp(src, sport, dst, dport),
+    }
+}
 
 /// The next-hop MAC fixtures give a backend: derived from its address.
 pub fn backend_mac(addr: IpAddr) -> [u8; 6] {

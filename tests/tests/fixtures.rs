@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use lb_common::{hash, Counter};
 use lb_daemon::dataplane::{spec::encode_addr, ForwardMode, HashMode, Protocol, ServiceSpec};
 use lb_tests::{
+    family::{announce, Family, Family::*},
     frames::{self, Flow},
     harness::*,
 };
@@ -18,6 +19,30 @@ const CLIENT6: &str = "2001:db8:ff::7";
 const BACKENDS4: [&str; 3] = ["198.18.0.21", "198.18.0.22", "198.18.0.23"];
 const BACKENDS6: [&str; 3] = ["2001:db8::21", "2001:db8::22", "2001:db8::23"];
 const PAYLOAD: &[u8] = b"hello, backend";
+
+/// The fixture addresses of one family.
+struct Addrs {
+    vip: &'static str,
+    client: &'static str,
+    backends: [&'static str; 3],
+}
+
+impl Addrs {
+    fn of(family: Family) -> Addrs {
+        family.pick(
+            Addrs {
+                vip: VIP4,
+                client: CLIENT4,
+                backends: BACKENDS4,
+            },
+            Addrs {
+                vip: VIP6,
+                client: CLIENT6,
+                backends: BACKENDS6,
+            },
+        )
+    }
+}
 
 fn weights<'a>(addrs: &[&'a str]) -> Vec<(&'a str, u32)> {
     addrs.iter().map(|a| (*a, 1)).collect()
@@ -129,50 +154,28 @@ fn a_new_syn_on_a_remembered_tuple_is_scheduled_afresh() {
 }
 
 #[test]
-fn dr_ipv4_tcp() {
-    let spec = dr_v4_service();
-    check_dr(&spec, Flow::tcp(CLIENT4, 40000, VIP4, 80), None, &BACKENDS4);
-}
-
-#[test]
-fn dr_ipv4_udp() {
-    let spec = service(
-        VIP4,
-        53,
-        Protocol::Udp,
-        ForwardMode::Dr,
-        &weights(&BACKENDS4),
-    );
-    check_dr(&spec, Flow::udp(CLIENT4, 40001, VIP4, 53), None, &BACKENDS4);
-}
-
-#[test]
-fn dr_ipv6_tcp() {
-    let spec = service(
-        VIP6,
-        443,
-        Protocol::Tcp,
-        ForwardMode::Dr,
-        &weights(&BACKENDS6),
-    );
-    check_dr(
-        &spec,
-        Flow::tcp(CLIENT6, 40002, VIP6, 443),
-        None,
-        &BACKENDS6,
-    );
-}
-
-#[test]
-fn dr_ipv6_udp() {
-    let spec = service(
-        VIP6,
-        53,
-        Protocol::Udp,
-        ForwardMode::Dr,
-        &weights(&BACKENDS6),
-    );
-    check_dr(&spec, Flow::udp(CLIENT6, 40003, VIP6, 53), None, &BACKENDS6);
+fn dr_rewrites_only_the_macs_in_both_families() {
+    // (family, protocol, service port, client port)
+    let cases = [
+        (V4, Protocol::Tcp, 80, 40000),
+        (V4, Protocol::Udp, 53, 40001),
+        (V6, Protocol::Tcp, 443, 40002),
+        (V6, Protocol::Udp, 53, 40003),
+    ];
+    for case in cases {
+        announce(&case);
+        let (family, proto, port, sport) = case;
+        let addrs = Addrs::of(family);
+        let spec = service(
+            addrs.vip,
+            port,
+            proto,
+            ForwardMode::Dr,
+            &weights(&addrs.backends),
+        );
+        let flow = service_flow(proto, addrs.client, sport, addrs.vip, port);
+        check_dr(&spec, flow, None, &addrs.backends);
+    }
 }
 
 #[test]
@@ -237,51 +240,27 @@ fn check_tun(spec: &ServiceSpec, flow: Flow, vlan: Option<u16>) {
 }
 
 #[test]
-fn tun_ipv4_in_ipv4() {
-    let spec = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        ForwardMode::Tun,
-        &weights(&BACKENDS4),
-    );
-    check_tun(&spec, Flow::tcp(CLIENT4, 41000, VIP4, 80), None);
-}
-
-#[test]
-fn tun_ipv4_in_ipv4_udp_with_vlan() {
-    let spec = service(
-        VIP4,
-        53,
-        Protocol::Udp,
-        ForwardMode::Tun,
-        &weights(&BACKENDS4),
-    );
-    check_tun(&spec, Flow::udp(CLIENT4, 41001, VIP4, 53), Some(0x0123));
-}
-
-#[test]
-fn tun_ipv6_in_ipv6() {
-    let spec = service(
-        VIP6,
-        80,
-        Protocol::Tcp,
-        ForwardMode::Tun,
-        &weights(&BACKENDS6),
-    );
-    check_tun(&spec, Flow::tcp(CLIENT6, 41002, VIP6, 80), None);
-}
-
-#[test]
-fn tun_ipv4_in_ipv6() {
-    let spec = service(
-        VIP4,
-        80,
-        Protocol::Tcp,
-        ForwardMode::Tun,
-        &weights(&BACKENDS6),
-    );
-    check_tun(&spec, Flow::tcp(CLIENT4, 41003, VIP4, 80), None);
+fn tun_encapsulates_every_family_pair() {
+    // (VIP family, backend family, protocol, service port, client port, VLAN)
+    let cases = [
+        (V4, V4, Protocol::Tcp, 80, 41000, None),
+        (V4, V4, Protocol::Udp, 53, 41001, Some(0x0123)),
+        (V6, V6, Protocol::Tcp, 80, 41002, None),
+        (V4, V6, Protocol::Tcp, 80, 41003, None),
+    ];
+    for case in cases {
+        announce(&case);
+        let (inner, outer, proto, port, sport, vlan) = case;
+        let (vip, client) = (Addrs::of(inner).vip, Addrs::of(inner).client);
+        let spec = service(
+            vip,
+            port,
+            proto,
+            ForwardMode::Tun,
+            &weights(&Addrs::of(outer).backends),
+        );
+        check_tun(&spec, service_flow(proto, client, sport, vip, port), vlan);
+    }
 }
 
 #[test]

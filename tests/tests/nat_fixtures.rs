@@ -16,6 +16,7 @@ use lb_daemon::{
     netns::Netns,
 };
 use lb_tests::{
+    family::{announce, Family, Family::*},
     frames::{self, Flow, Icmp, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
     harness::*,
 };
@@ -37,6 +38,44 @@ const CLIENT_PORT: u16 = 40000;
 /// MAC of `out0`, the interface towards the clients.
 const OUT_MAC: [u8; 6] = [0x02, 0x0f, 0x00, 0x00, 0x00, 0x01];
 const PAYLOAD: &[u8] = b"hello, real server";
+
+/// The fixture addresses of one family.
+#[derive(Clone, Copy)]
+struct Addrs {
+    vip: &'static str,
+    client: &'static str,
+    reals: [&'static str; 3],
+    /// The LB's own address on the reals' side (full-NAT's source).
+    snat: &'static str,
+    /// A router on the reals' side.
+    router_in: &'static str,
+}
+
+impl Addrs {
+    fn of(family: Family) -> Addrs {
+        family.pick(
+            Addrs {
+                vip: VIP4,
+                client: CLIENT4,
+                reals: REALS4,
+                snat: SNAT4,
+                router_in: ROUTER_IN4,
+            },
+            Addrs {
+                vip: VIP6,
+                client: CLIENT6,
+                reals: REALS6,
+                snat: SNAT6,
+                router_in: ROUTER_IN6,
+            },
+        )
+    }
+
+    /// The SNAT address for a full-NAT service, none for plain NAT.
+    fn snat_if(self, full_nat: bool) -> Option<&'static str> {
+        full_nat.then_some(self.snat)
+    }
+}
 
 /// Runs `f` in a fresh namespace whose FIB sends the fixture clients out of `out0`
 /// (static neighbour entries), with forwarding on and the LB's own addresses local.
@@ -172,59 +211,36 @@ fn reply(t: &mut TestDataplane, flow: &Flow, real: IpAddr, to: &str, to_port: u1
     assert_eq!(out.frame, want, "real -> client rewritten to VIP -> client");
 }
 
-fn both_directions(
-    vip: &'static str,
-    client: &'static str,
-    reals: &'static [&'static str],
-    proto: Protocol,
-    snat: Option<&'static str>,
-) {
-    in_fib_ns(move || {
-        let spec = nat_service(vip, proto, reals, snat);
-        let mut t = setup(&[&spec]);
-        let flow = match proto {
-            Protocol::Tcp => Flow::tcp(client, CLIENT_PORT, vip, 80),
-            Protocol::Udp => Flow::udp(client, CLIENT_PORT, vip, 80),
-        };
-        let (real, sport) = forward(&mut t, &spec, &flow, snat);
-        reply(&mut t, &flow, real, snat.unwrap_or(client), sport);
-        // The next packet of the flow uses the entry: same real, same port.
-        assert_eq!(forward(&mut t, &spec, &flow, snat), (real, sport));
-        assert_eq!(t.counter(Counter::NatToReal), 2);
-        assert_eq!(t.counter(Counter::NatToClient), 1);
-        let entries = t.dp.nat_entries().expect("NAT table");
-        assert_eq!(entries.len(), 2, "one entry per direction");
-    });
-}
-
 #[test]
-fn nat_ipv4_tcp_both_directions_with_port_translation() {
-    both_directions(VIP4, CLIENT4, &REALS4, Protocol::Tcp, None);
-}
-
-#[test]
-fn nat_ipv4_udp_both_directions() {
-    both_directions(VIP4, CLIENT4, &REALS4, Protocol::Udp, None);
-}
-
-#[test]
-fn nat_ipv6_tcp_both_directions() {
-    both_directions(VIP6, CLIENT6, &REALS6, Protocol::Tcp, None);
-}
-
-#[test]
-fn nat_ipv6_udp_both_directions() {
-    both_directions(VIP6, CLIENT6, &REALS6, Protocol::Udp, None);
-}
-
-#[test]
-fn full_nat_ipv4_tcp_both_directions() {
-    both_directions(VIP4, CLIENT4, &REALS4, Protocol::Tcp, Some(SNAT4));
-}
-
-#[test]
-fn full_nat_ipv6_udp_both_directions() {
-    both_directions(VIP6, CLIENT6, &REALS6, Protocol::Udp, Some(SNAT6));
+fn nat_and_full_nat_translate_both_directions() {
+    // (family, protocol, full-NAT); NAT without SNAT keeps the client's address and port.
+    let cases = [
+        (V4, Protocol::Tcp, false),
+        (V4, Protocol::Udp, false),
+        (V6, Protocol::Tcp, false),
+        (V6, Protocol::Udp, false),
+        (V4, Protocol::Tcp, true),
+        (V6, Protocol::Udp, true),
+    ];
+    for case in cases {
+        announce(&case);
+        let (family, proto, full_nat) = case;
+        in_fib_ns(move || {
+            let addrs = Addrs::of(family);
+            let snat = addrs.snat_if(full_nat);
+            let spec = nat_service(addrs.vip, proto, &addrs.reals, snat);
+            let mut t = setup(&[&spec]);
+            let flow = service_flow(proto, addrs.client, CLIENT_PORT, addrs.vip, 80);
+            let (real, sport) = forward(&mut t, &spec, &flow, snat);
+            reply(&mut t, &flow, real, snat.unwrap_or(addrs.client), sport);
+            // The next packet of the flow uses the entry: same real, same port.
+            assert_eq!(forward(&mut t, &spec, &flow, snat), (real, sport));
+            assert_eq!(t.counter(Counter::NatToReal), 2);
+            assert_eq!(t.counter(Counter::NatToClient), 1);
+            let entries = t.dp.nat_entries().expect("NAT table");
+            assert_eq!(entries.len(), 2, "one entry per direction");
+        });
+    }
 }
 
 #[test]
@@ -256,38 +272,51 @@ fn quote(flow: &Flow, len: usize) -> Vec<u8> {
 
 #[test]
 fn icmp_errors_from_the_reals_side_reach_the_client_translated() {
-    in_fib_ns(|| {
-        let spec = nat_service(VIP4, Protocol::Tcp, &REALS4, None);
-        let mut t = setup(&[&spec]);
-        let flow = Flow::tcp(CLIENT4, CLIENT_PORT, VIP4, 80);
-        let (real, _) = forward(&mut t, &spec, &flow, None);
-        // "Fragmentation needed" (MTU 1400) from a router between the LB and the real,
-        // quoting the translated packet (client -> real:8080), whole TCP header.
-        let sent = flow.rewritten(CLIENT4, CLIENT_PORT, &real.to_string(), REAL_PORT);
-        let mtu = [0, 0, 0x05, 0x78];
-        let input = frames::icmp_error_frame(
-            LB_MAC,
-            [0x02, 0xee, 0, 0, 0, 1],
-            ROUTER_IN4.parse().unwrap(),
-            CLIENT4.parse().unwrap(),
-            icmp(3, 4, mtu),
-            &quote(&sent, 40),
-        );
-        let out = t.run(&input);
-        assert_eq!(out.action, XDP_REDIRECT);
-        frames::assert_checksums(&out.frame);
-        // The client gets it from the VIP, about the packet it sent (client -> VIP:80).
-        let want = frames::icmp_error_frame(
-            CLIENT_MAC,
-            OUT_MAC,
-            VIP4.parse().unwrap(),
-            CLIENT4.parse().unwrap(),
-            icmp(3, 4, mtu),
-            &quote(&flow, 40),
-        );
-        assert_eq!(out.frame, want);
-        assert_eq!(t.counter(Counter::IcmpTranslated), 1);
-    });
+    // (family, full-NAT, the router's error, bytes of the datagram it quotes)
+    let cases = [
+        // "Fragmentation needed" (MTU 1400), quoting the whole TCP header.
+        (V4, false, icmp(3, 4, [0, 0, 0x05, 0x78]), 40),
+        // "Packet too big" (MTU 1280) to the SNAT address.
+        (V6, true, icmp(2, 0, 1280u32.to_be_bytes()), 60),
+    ];
+    for case in cases {
+        announce(&case);
+        let (family, full_nat, error, quoted) = case;
+        in_fib_ns(move || {
+            let addrs = Addrs::of(family);
+            let snat = addrs.snat_if(full_nat);
+            let spec = nat_service(addrs.vip, Protocol::Tcp, &addrs.reals, snat);
+            let mut t = setup(&[&spec]);
+            let flow = Flow::tcp(addrs.client, CLIENT_PORT, addrs.vip, 80);
+            let (real, sport) = forward(&mut t, &spec, &flow, snat);
+            // From a router between the LB and the real, quoting the translated packet
+            // (client or SNAT address -> real:8080).
+            let source = snat.unwrap_or(addrs.client);
+            let sent = flow.rewritten(source, sport, &real.to_string(), REAL_PORT);
+            let input = frames::icmp_error_frame(
+                LB_MAC,
+                [0x02, 0xee, 0, 0, 0, 1],
+                addrs.router_in.parse().unwrap(),
+                source.parse().unwrap(),
+                error,
+                &quote(&sent, quoted),
+            );
+            let out = t.run(&input);
+            assert_eq!(out.action, XDP_REDIRECT);
+            frames::assert_checksums(&out.frame);
+            // The client gets it from the VIP, about the packet it sent (client -> VIP:80).
+            let want = frames::icmp_error_frame(
+                CLIENT_MAC,
+                OUT_MAC,
+                addrs.vip.parse().unwrap(),
+                addrs.client.parse().unwrap(),
+                error,
+                &quote(&flow, quoted),
+            );
+            assert_eq!(out.frame, want);
+            assert_eq!(t.counter(Counter::IcmpTranslated), 1);
+        });
+    }
 }
 
 #[test]
@@ -320,38 +349,6 @@ fn icmp_errors_from_the_clients_side_reach_the_real_translated() {
             real,
             icmp(3, 4, mtu),
             &quote(&real_sent, 28),
-        );
-        assert_eq!(out.frame, want);
-    });
-}
-
-#[test]
-fn icmpv6_packet_too_big_reaches_the_client_translated() {
-    in_fib_ns(|| {
-        let spec = nat_service(VIP6, Protocol::Tcp, &REALS6, Some(SNAT6));
-        let mut t = setup(&[&spec]);
-        let flow = Flow::tcp(CLIENT6, CLIENT_PORT, VIP6, 80);
-        let (real, sport) = forward(&mut t, &spec, &flow, Some(SNAT6));
-        let sent = flow.rewritten(SNAT6, sport, &real.to_string(), REAL_PORT);
-        let mtu = 1280u32.to_be_bytes();
-        let input = frames::icmp_error_frame(
-            LB_MAC,
-            [0x02, 0xee, 0, 0, 0, 1],
-            ROUTER_IN6.parse().unwrap(),
-            SNAT6.parse().unwrap(),
-            icmp(2, 0, mtu),
-            &quote(&sent, 60),
-        );
-        let out = t.run(&input);
-        assert_eq!(out.action, XDP_REDIRECT);
-        frames::assert_checksums(&out.frame);
-        let want = frames::icmp_error_frame(
-            CLIENT_MAC,
-            OUT_MAC,
-            VIP6.parse().unwrap(),
-            CLIENT6.parse().unwrap(),
-            icmp(2, 0, mtu),
-            &quote(&flow, 60),
         );
         assert_eq!(out.frame, want);
     });

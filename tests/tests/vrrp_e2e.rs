@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use lb_tests::vrrp_lab::{keepalived_conf, Ours, Segment};
+use lb_tests::{
+    family::{announce, Family::*},
+    vrrp_lab::{keepalived_conf, Ours, Segment},
+};
 
 const VIP: &str = "198.18.0.100";
 
@@ -150,30 +153,42 @@ fn ours_master_keepalived_backup_v2_pass_graceful_stop() {
 }
 
 #[test]
-fn v3_at_100ms_with_keepalived() {
-    let mut seg = Segment::new(2).expect("segment");
-    let o = node("n1", 150, 3, "0.1", None);
-    let k = node("k2", 100, 3, "0.1", None);
-    let t = o.toml(seg.nodes[0].dir());
-    seg.nodes[0].start_ours(&t).expect("ours");
-    seg.nodes[1]
-        .start_keepalived(&keepalived_conf(&k))
-        .expect("keepalived");
-    seg.wait_holder(VIP, 0, Duration::from_secs(10))
-        .expect("ours master");
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(seg.holders(VIP), vec![0], "{}", seg.logs());
-    seg.cut(0).expect("cut");
-    let took = seg
-        .wait_holder(VIP, 1, Duration::from_secs(5))
-        .expect("keepalived takes over");
-    assert!(
-        took < Duration::from_millis(1500),
-        "v3 100 ms failover took {took:?}"
-    );
-    seg.restore(0).expect("restore");
-    seg.wait_holder(VIP, 0, Duration::from_secs(5))
-        .expect("ours preempts back");
+fn v3_at_100ms_with_keepalived_in_both_families() {
+    for family in [V4, V6] {
+        announce(&family);
+        let vip_cidr = family.pick("198.18.0.100/24", "2001:db8:f::100/64");
+        let vip = vip_cidr.split('/').next().expect("address");
+        let mut seg = Segment::new(2).expect("segment");
+        let mut o = node("n1", 150, 3, "0.1", None);
+        o.vip = vip_cidr;
+        let mut k = node("k2", 100, 3, "0.1", None);
+        k.vip = vip_cidr;
+        let t = o.toml(seg.nodes[0].dir());
+        seg.nodes[0].start_ours(&t).expect("ours");
+        seg.nodes[1]
+            .start_keepalived(&keepalived_conf(&k))
+            .expect("keepalived");
+        seg.wait_holder(vip, 0, Duration::from_secs(10))
+            .expect("ours master");
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(
+            seg.holders(vip),
+            vec![0],
+            "keepalived stays backup\n{}",
+            seg.logs()
+        );
+        seg.cut(0).expect("cut");
+        let took = seg
+            .wait_holder(vip, 1, Duration::from_secs(5))
+            .expect("keepalived takes over");
+        assert!(
+            took < Duration::from_millis(1500),
+            "v3 100 ms failover took {took:?}"
+        );
+        seg.restore(0).expect("restore");
+        seg.wait_holder(vip, 0, Duration::from_secs(5))
+            .expect("ours preempts back");
+    }
 }
 
 #[test]
@@ -349,34 +364,4 @@ fn reload_keeps_unchanged_instances_and_restarts_changed_ones() {
     let out = reload(&seg, 0);
     assert!(!out.status.success(), "a broken file is refused");
     assert_eq!(seg.holders(VIP), vec![0]);
-}
-
-#[test]
-fn v3_over_ipv6_with_keepalived() {
-    const VIP6: &str = "2001:db8:f::100";
-    let mut seg = Segment::new(2).expect("segment");
-    let mut o = node("n1", 150, 3, "0.1", None);
-    o.vip = "2001:db8:f::100/64";
-    let mut k = node("k2", 100, 3, "0.1", None);
-    k.vip = "2001:db8:f::100/64";
-    let t = o.toml(seg.nodes[0].dir());
-    seg.nodes[0].start_ours(&t).expect("ours");
-    seg.nodes[1]
-        .start_keepalived(&keepalived_conf(&k))
-        .expect("keepalived");
-    seg.wait_holder(VIP6, 0, Duration::from_secs(10))
-        .expect("ours master over IPv6");
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(
-        seg.holders(VIP6),
-        vec![0],
-        "keepalived stays backup\n{}",
-        seg.logs()
-    );
-    seg.cut(0).expect("cut");
-    seg.wait_holder(VIP6, 1, Duration::from_secs(5))
-        .expect("keepalived takes over");
-    seg.restore(0).expect("restore");
-    seg.wait_holder(VIP6, 0, Duration::from_secs(5))
-        .expect("ours preempts back");
 }

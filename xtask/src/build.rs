@@ -60,10 +60,16 @@ pub fn build_ebpf(release: bool) -> Result<PathBuf> {
     Ok(object)
 }
 
-/// Builds every host crate in release mode and returns the daemon's path.
+/// The daemon feature xtask builds with: `cargo xtask run` defaults to `lb-daemon lab`.
+/// A plain `cargo build -p lb-daemon` leaves the labs out of the production binary.
+pub const DAEMON_LAB_FEATURE: &str = "lb-daemon/lab";
+
+/// Builds every host crate in release mode (the daemon with its labs) and returns the
+/// daemon's path.
 pub fn build_host() -> Result<PathBuf> {
     let mut cmd = util::host_cargo()?;
     cmd.args(["build", "--release", "--workspace", "--exclude", "lb-ebpf"]);
+    cmd.args(["--features", DAEMON_LAB_FEATURE]);
     util::run(&mut cmd)?;
 
     let daemon = daemon_binary();

@@ -6,8 +6,8 @@ pub mod convert;
 pub mod counters;
 pub mod decap;
 pub mod genhash;
+#[cfg(feature = "lab")]
 pub mod lab;
-pub mod lab_ha;
 pub mod run;
 pub mod signals;
 

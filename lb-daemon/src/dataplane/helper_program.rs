@@ -35,7 +35,8 @@ impl HelperProgram {
         Ok(Self { _ebpf: ebpf })
     }
 
-    /// `lb_pass`, for the peer of a veth the load balancer sends on.
+    /// `lb_pass`, for the peer of a veth the load balancer sends on (labs and tests).
+    #[cfg(feature = "lab")]
     pub fn pass(ifname: &str) -> Result<Self, DataplaneError> {
         Self::attach(program_names::PASS, ifname)
     }

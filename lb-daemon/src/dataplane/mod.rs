@@ -14,6 +14,7 @@ pub mod nat;
 mod object;
 mod program;
 pub mod spec;
+#[cfg(feature = "lab")]
 mod testrun;
 
 use std::{
@@ -43,6 +44,7 @@ pub use spec::{
     default_idle_timeout, BackendSpec, Egress, ForwardMode, HashMode, Protocol, ServiceId,
     ServiceSpec, SpecError,
 };
+#[cfg(feature = "lab")]
 pub use testrun::TestRunOutput;
 
 use alloc::{IdPool, RingAllocator};

@@ -1,6 +1,5 @@
 //! Running the programs on a frame with `BPF_PROG_TEST_RUN`: the packet fixtures and the
-//! data-path benchmark use it; operators can use it to check what the program would do
-//! with a captured frame.
+//! data-path benchmark use it (feature `lab`: the production daemon never does).
 
 use std::time::Duration;
 

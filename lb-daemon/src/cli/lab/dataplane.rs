@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::signals;
+use crate::cli::signals;
 use crate::{
     dataplane::ForwardMode,
     lab::{

@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::signals;
+use crate::cli::signals;
 use crate::{
     daemon::control,
     dataplane::{ForwardMode, HelperProgram},
