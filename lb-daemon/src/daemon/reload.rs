@@ -51,9 +51,8 @@ impl Daemon {
         };
         // Instance changes can move which instance owns a service: re-derive those too.
         if new.virtual_servers != self.config.virtual_servers || vrrp_changed {
-            let old =
-                std::mem::replace(&mut self.health, Health::start(&new, self.updates.clone()));
-            old.stop();
+            // The owner re-derives its services before the new checks send their first
+            // desired sets (they reach it on a channel of their own, not behind this).
             if let Some(owner) = &self.owner {
                 let (tx, rx) = oneshot::channel();
                 let _ = owner.msgs.send(Msg::Reconfigure {
@@ -62,6 +61,9 @@ impl Daemon {
                 });
                 let _ = rx.await;
             }
+            let old =
+                std::mem::replace(&mut self.health, Health::start(&new, self.updates.clone()));
+            old.stop();
         }
         let n = new.virtual_servers.len();
         let view = make_view(&new, self.dataplane, self.vrrp.as_ref(), &self.health);

@@ -41,6 +41,14 @@ address = "10.0.1.9"
 const HELD: &str = "10.0.0.1:80 TCP";
 const UNHELD: &str = "10.0.0.9:443 TCP";
 
+/// CONFIG without the service no instance holds.
+fn held_only() -> &'static str {
+    CONFIG
+        .split("\n[[virtual_server]]\naddress = \"10.0.0.9\"")
+        .next()
+        .unwrap()
+}
+
 fn config(text: &str) -> Config {
     Config::from_str(text, "lb.toml").unwrap().config
 }
@@ -162,11 +170,8 @@ async fn a_reload_removes_the_services_it_drops() {
     let owner = Running::start(CONFIG);
     owner.health("10.0.0.9", 443, &[("10.0.1.9", 1)]);
     owner.become_master().await;
-    let without_unheld = CONFIG
-        .split("\n[[virtual_server]]\naddress = \"10.0.0.9\"")
-        .next();
     let (reply, done) = oneshot::channel();
-    let config = Box::new(config(without_unheld.unwrap()));
+    let config = Box::new(config(held_only()));
     owner
         .handle
         .msgs
@@ -196,4 +201,23 @@ async fn shutdown_removes_the_services_and_keep_leaves_them() {
         assert_eq!(state.stopped, Some(stop));
         assert_eq!(state.services.len(), forwarded);
     }
+}
+
+#[tokio::test]
+async fn a_service_a_reload_adds_is_forwarded_with_its_first_desired_set() {
+    let owner = Running::start(held_only());
+    assert!(owner.forwarding().await.is_empty());
+    let (reply, done) = oneshot::channel();
+    let config = Box::new(config(CONFIG));
+    owner
+        .handle
+        .msgs
+        .send(Msg::Reconfigure { config, reply })
+        .unwrap();
+    done.await.unwrap();
+    owner.health("10.0.0.9", 443, &[("10.0.1.9", 1)]);
+    assert_eq!(
+        owner.forwarding().await,
+        services(&[(UNHELD, &["10.0.1.9:443 1"])])
+    );
 }
