@@ -15,7 +15,7 @@ use std::{
 use lb_daemon::{
     config::{Config, LbAlgo},
     daemon::{
-        dataplane_owner::{Msg, Owner, Plane},
+        dataplane_owner::{self, Msg, Owner, Plane},
         plane_choice,
     },
     dataplane::{Protocol, ServiceId},
@@ -25,9 +25,10 @@ use lb_daemon::{
     },
     ipvs::{self, DesiredService, DestEntry, Forward, Ipvs, IpvsError, ServiceEntry},
     netns::{veth, Netns},
+    vrrp::instance::GateRequest,
 };
 use lb_tests::ipvsadm::{normalise_ipvsadm, normalise_table};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Runs first (tests run in name order, one at a time, in the VM): the daemon loads
 /// `ip_vs` itself when the family is missing.
@@ -252,8 +253,8 @@ persistence_timeout = "120s"
 address = "10.221.0.9"
 "#;
 
-fn update(addr_: &str, port: u16, backends: &[(&str, u32)]) -> Msg {
-    Msg::Health(Update {
+fn update(addr_: &str, port: u16, backends: &[(&str, u32)]) -> Update {
+    Update {
         service: ServiceRef {
             address: addr(addr_),
             port,
@@ -269,7 +270,7 @@ fn update(addr_: &str, port: u16, backends: &[(&str, u32)]) -> Msg {
             })
             .collect(),
         quorum_up: true,
-    })
+    }
 }
 
 /// The data-plane owner on IPVS: services no instance holds are served at once; the
@@ -279,7 +280,7 @@ fn update(addr_: &str, port: u16, backends: &[(&str, u32)]) -> Msg {
 fn owner_gates_services_on_vrrp_and_follows_health() {
     let ns = director();
     let config = Config::from_str(OWNER_CONFIG, "lb.toml").unwrap().config;
-    let (tx, rx) = mpsc::unbounded_channel::<Msg>();
+    let (tx, inbox) = dataplane_owner::channels();
     let ns_name = ns.name().to_string();
     let timeouts_ns = ns_name.clone();
     let check = move |want: &[&str]| {
@@ -296,10 +297,11 @@ fn owner_gates_services_on_vrrp_and_follows_health() {
             .build()
             .unwrap();
         rt.block_on(async move {
-            let send = |m| tx.send(m).unwrap();
+            let send = |m| tx.msgs.send(m).unwrap();
+            let health = |u| tx.health.send(u).unwrap();
             let settle = || tokio::time::sleep(Duration::from_millis(300));
-            send(update("10.220.0.9", 443, &[("10.221.0.9", 1)]));
-            send(update(
+            health(update("10.220.0.9", 443, &[("10.221.0.9", 1)]));
+            health(update(
                 "10.220.0.1",
                 80,
                 &[("10.221.0.1", 1), ("10.221.0.2", 1)],
@@ -318,10 +320,12 @@ fn owner_gates_services_on_vrrp_and_follows_health() {
                 "TCP 10.220.0.9:443 mh persistent 120",
             ]);
             let (r, w) = oneshot::channel();
-            send(Msg::BecomeMaster {
-                instance: "VI_1".into(),
-                reply: r,
-            });
+            tx.gate
+                .send(GateRequest::BecomeMaster {
+                    instance: "VI_1".into(),
+                    reply: r,
+                })
+                .unwrap();
             w.await.unwrap().unwrap();
             check(&[
                 "TCP 10.220.0.1:80 -> 10.221.0.1:80 Route 1",
@@ -331,7 +335,7 @@ fn owner_gates_services_on_vrrp_and_follows_health() {
                 "TCP 10.220.0.9:443 mh persistent 120",
             ]);
             // A health failure with inhibit_on_failure: weight 0.
-            send(update(
+            health(update(
                 "10.220.0.1",
                 80,
                 &[("10.221.0.1", 1), ("10.221.0.2", 0)],
@@ -345,7 +349,7 @@ fn owner_gates_services_on_vrrp_and_follows_health() {
                 "TCP 10.220.0.9:443 mh persistent 120",
             ]);
             // Without it: removed.
-            send(update("10.220.0.1", 80, &[("10.221.0.1", 1)]));
+            health(update("10.220.0.1", 80, &[("10.221.0.1", 1)]));
             settle().await;
             check(&[
                 "TCP 10.220.0.1:80 -> 10.221.0.1:80 Route 1",
@@ -359,9 +363,11 @@ fn owner_gates_services_on_vrrp_and_follows_health() {
             let status = w.await.unwrap();
             assert_eq!(status.len(), 2);
             // BACKUP again: the instance's service goes.
-            send(Msg::LeftMaster {
-                instance: "VI_1".into(),
-            });
+            tx.gate
+                .send(GateRequest::LeftMaster {
+                    instance: "VI_1".into(),
+                })
+                .unwrap();
             settle().await;
             check(&[
                 "TCP 10.220.0.9:443 -> 10.221.0.9:443 Tunnel 1",
@@ -380,7 +386,7 @@ fn owner_gates_services_on_vrrp_and_follows_health() {
             .unwrap();
         rt.block_on(async move {
             let plane = Plane::Ipvs(Box::new(ipvs::open().unwrap()));
-            Owner::new(&config, plane).unwrap().run(rx).await;
+            Owner::new(&config, plane).unwrap().run(inbox).await;
         });
     });
     driver.join().unwrap();

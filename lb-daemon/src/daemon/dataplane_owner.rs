@@ -1,16 +1,19 @@
-//! The one task that owns the eBPF maps. Others send it desired state:
+//! The one task that owns the forwarding plane (the eBPF maps, or our IPVS services).
+//! Others send it desired state, straight into its [`Inbox`]:
 //! - health updates (a service's desired backend set),
 //! - VRRP gating: before an instance adds its VIPs it asks the owner to attach the
 //!   program and program that instance's services (so the node never owns a VIP it
 //!   cannot forward for); after it removed them, the services are removed (so it stops
-//!   forwarding for a VIP it no longer owns).
+//!   forwarding for a VIP it no longer owns),
+//! - the daemon's requests ([`Msg`]: status, counters, reload, stop).
 //!
 //! A virtual server belongs to the VRRP instance whose `virtual_ipaddress` holds its
 //! address; a virtual server no instance holds is served whenever the daemon runs.
 //!
-//! The data plane is XDP or IPVS ([`Plane`]); gating, health and reload work the same
-//! on both. IPVS has no interfaces to attach and no NAT table to sweep; instead the
-//! kernel's table is read back and corrected every [`IPVS_RECONCILE_EVERY`].
+//! The owner keeps the desired state by [`ServiceId`] and decides when a service is
+//! programmed; the [`ForwardingPlane`] (XDP, IPVS) does it. Backends' next hops come
+//! from a cache ([`NextHops`]) filled ahead of need, so a MASTER transition programs its
+//! services without waiting on lookups one after another.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -18,34 +21,25 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+pub use super::plane::Plane;
+use super::{
+    next_hops::{NextHops, Resolved, Resolver},
+    plane::{ipvs::IPVS_RECONCILE_EVERY, ForwardingPlane, Programming},
+};
 use crate::{
     config::{self, Config},
-    dataplane::{
-        self, from_config::service_id, BackendSpec, Dataplane, ServiceId, ServiceSpec,
-    },
-    health::runner::Update,
-    ipvs::{self, Ipvs},
+    dataplane::{self, from_config::service_id, ServiceId},
+    health::{runner::Update, verdict::DesiredBackend},
     net::neigh::Neighbours,
+    vrrp::instance::GateRequest,
 };
 
-/// How long resolving one backend's next hop may take.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(1);
-
+/// The daemon's requests to the owner.
 pub enum Msg {
-    Health(Update),
-    /// The instance is about to add its VIPs.
-    BecomeMaster {
-        instance: String,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    /// The instance removed its VIPs.
-    LeftMaster {
-        instance: String,
-    },
     Status {
         reply: oneshot::Sender<Vec<dataplane::ServiceStatus>>,
     },
@@ -68,9 +62,38 @@ pub enum Msg {
     },
 }
 
+/// Where the others send to the owner: the daemon, VRRP (gating) and health checks.
+#[derive(Clone)]
+pub struct OwnerHandle {
+    pub msgs: mpsc::UnboundedSender<Msg>,
+    pub gate: mpsc::UnboundedSender<GateRequest>,
+    pub health: mpsc::UnboundedSender<Update>,
+}
+
+/// What the owner receives; it stops when the daemon's channel closes.
+pub struct Inbox {
+    msgs: mpsc::UnboundedReceiver<Msg>,
+    gate: mpsc::UnboundedReceiver<GateRequest>,
+    health: mpsc::UnboundedReceiver<Update>,
+}
+
+/// A connected handle and inbox.
+pub fn channels() -> (OwnerHandle, Inbox) {
+    let (msgs_tx, msgs) = mpsc::unbounded_channel();
+    let (gate_tx, gate) = mpsc::unbounded_channel();
+    let (health_tx, health) = mpsc::unbounded_channel();
+    let handle = OwnerHandle {
+        msgs: msgs_tx,
+        gate: gate_tx,
+        health: health_tx,
+    };
+    (handle, Inbox { msgs, gate, health })
+}
+
 /// One virtual server, as the owner needs it.
 #[derive(Debug, Clone)]
 struct Service {
+    id: ServiceId,
     vs: config::VirtualServer,
     /// The VRRP instance holding its address (None: always served).
     instance: Option<String>,
@@ -87,40 +110,31 @@ impl Service {
     }
 }
 
+/// Whether the owner goes on after a message.
+#[derive(Debug, PartialEq, Eq)]
+enum Running {
+    On,
+    Stopped,
+}
+
 /// How often NAT entries of finished connections are swept away.
 const NAT_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How often next hops the data plane found unresolved are resolved.
 const NEIGH_MISS_EVERY: Duration = Duration::from_millis(200);
-
-/// The forwarding plane the owner drives.
-pub enum Plane {
-    Xdp(Box<Dataplane>),
-    Ipvs(Box<Ipvs>),
-}
-
-impl Plane {
-    /// As status and metrics name it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Plane::Xdp(_) => "xdp",
-            Plane::Ipvs(_) => "ipvs",
-        }
-    }
-}
-
-/// How often the IPVS table is read back and drift (changes by hand) corrected.
-pub const IPVS_RECONCILE_EVERY: Duration = Duration::from_secs(5);
+/// How often the cached next hops are looked up again (a backend's MAC may change).
+const NEXT_HOP_REFRESH_EVERY: Duration = Duration::from_secs(30);
 
 pub struct Owner {
-    plane: Plane,
-    neigh: Neighbours,
+    plane: Box<dyn ForwardingPlane>,
+    /// Only for planes that use next hops.
+    resolver: Option<Resolver>,
+    next_hops: NextHops,
+    /// Where background lookups report (set when the owner runs).
+    lookups_done: Option<mpsc::UnboundedSender<Vec<Resolved>>>,
     services: Vec<Service>,
-    desired: HashMap<usize, Vec<crate::health::verdict::DesiredBackend>>,
+    desired: HashMap<ServiceId, Vec<DesiredBackend>>,
     masters: HashSet<String>,
     nat_timeouts: dataplane::NatTimeouts,
-    /// Warnings given once: forwarding off (per family and interface), what IPVS
-    /// cannot do (per service).
-    warned_once: HashSet<String>,
 }
 
 /// The instance whose virtual_ipaddress holds `addr`.
@@ -129,76 +143,6 @@ fn owning_instance(config: &Config, addr: IpAddr) -> Option<&config::VrrpInstanc
         .vrrp_instances
         .iter()
         .find(|i| i.all_addresses().any(|v| v.address == addr))
-}
-
-impl Owner {
-    pub fn new(config: &Config, plane: Plane) -> Result<Owner> {
-        let neigh = Neighbours::new().context("opening rtnetlink")?;
-        Ok(Owner {
-            plane,
-            neigh,
-            services: services_of(config),
-            desired: HashMap::new(),
-            masters: HashSet::new(),
-            nat_timeouts: config.global.lvs_timeouts,
-            warned_once: HashSet::new(),
-        })
-    }
-
-    fn reconfigure(&mut self, config: &Config) {
-        let mut new = services_of(config);
-        // Keep where the reals' replies arrive until the service is programmed again.
-        for s in &mut new {
-            if let Some(old) = self.services.iter().find(|o| {
-                service_id(&o.vs) == service_id(&s.vs) && o.vs.interfaces == s.vs.interfaces
-            }) {
-                s.real_interfaces = old.real_interfaces.clone();
-            }
-        }
-        let kept: HashSet<ServiceId> = new.iter().map(|s| service_id(&s.vs)).collect();
-        let dropped: Vec<ServiceId> = self
-            .services
-            .iter()
-            .map(|s| service_id(&s.vs))
-            .filter(|id| !kept.contains(id))
-            .collect();
-        for id in dropped {
-            if self.unserve(&id) {
-                info!(service = %id, "service removed by reload");
-            }
-        }
-        // Desired sets are indexed by position: the new checks resend them.
-        self.desired.clear();
-        self.services = new;
-        if let Plane::Ipvs(ipvs) = &mut self.plane {
-            ipvs.set_managed(kept);
-        }
-        self.detach_unused();
-    }
-
-    /// Stops forwarding `id` if it is programmed; whether it was.
-    fn unserve(&mut self, id: &ServiceId) -> bool {
-        match &mut self.plane {
-            Plane::Xdp(dp) => {
-                if dp.service_spec(id).is_none() {
-                    return false;
-                }
-                if let Err(e) = dp.remove_service(id) {
-                    warn!(service = %id, error = %e, "removing a service failed");
-                }
-                true
-            }
-            Plane::Ipvs(ipvs) => {
-                if !ipvs.is_desired(id) {
-                    return false;
-                }
-                if let Err(e) = ipvs.remove(id) {
-                    warn!(service = %id, error = %e, "removing an IPVS service failed");
-                }
-                true
-            }
-        }
-    }
 }
 
 fn services_of(config: &Config) -> Vec<Service> {
@@ -215,6 +159,7 @@ fn services_of(config: &Config) -> Vec<Service> {
                 Vec::new()
             };
             Service {
+                id: service_id(vs),
                 vs: vs.clone(),
                 instance: inst.map(|i| i.name.clone()),
                 interfaces,
@@ -224,201 +169,213 @@ fn services_of(config: &Config) -> Vec<Service> {
         .collect()
 }
 
+/// Every address a configured backend (real or sorry server) of `servers` may have.
+fn backend_addresses<'a>(
+    servers: impl IntoIterator<Item = &'a config::VirtualServer>,
+) -> HashSet<IpAddr> {
+    servers
+        .into_iter()
+        .flat_map(|vs| {
+            let reals = vs.real_servers.iter().map(|r| r.address);
+            reals.chain(vs.sorry_server.map(|(a, _)| a))
+        })
+        .collect()
+}
+
 impl Owner {
+    /// Must be called inside the tokio runtime (next-hop lookups use rtnetlink).
+    pub fn new(config: &Config, plane: impl Into<Box<dyn ForwardingPlane>>) -> Result<Owner> {
+        let plane = plane.into();
+        let resolver = if plane.uses_next_hops() {
+            let neigh = Neighbours::new().map_err(|e| anyhow::anyhow!("opening rtnetlink: {e}"))?;
+            Some(Resolver::new(neigh))
+        } else {
+            None
+        };
+        Ok(Owner {
+            plane,
+            resolver,
+            next_hops: NextHops::default(),
+            lookups_done: None,
+            services: services_of(config),
+            desired: HashMap::new(),
+            masters: HashSet::new(),
+            nat_timeouts: config.global.lvs_timeouts,
+        })
+    }
+
+    /// Runs the owner in a task of its own; its handle.
+    pub fn spawn(self) -> OwnerHandle {
+        let (handle, inbox) = channels();
+        tokio::spawn(self.run(inbox));
+        handle
+    }
+
+    fn configured_ids(&self) -> HashSet<ServiceId> {
+        self.services.iter().map(|s| s.id).collect()
+    }
+
+    fn service(&self, id: &ServiceId) -> Option<&Service> {
+        self.services.iter().find(|s| s.id == *id)
+    }
+
     fn active(&self, s: &Service) -> bool {
         s.instance.as_ref().is_none_or(|i| self.masters.contains(i))
     }
 
-    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
-        self.take_over();
+    pub async fn run(mut self, mut inbox: Inbox) {
+        let (done_tx, mut lookups_done) = mpsc::unbounded_channel::<Vec<Resolved>>();
+        self.lookups_done = Some(done_tx);
+        self.plane
+            .take_over(self.configured_ids(), &self.nat_timeouts);
+        self.prefetch(
+            backend_addresses(self.services.iter().map(|s| &s.vs))
+                .into_iter()
+                .collect(),
+        );
         // Services no instance holds are served from the start.
-        for idx in 0..self.services.len() {
-            if self.services[idx].instance.is_none() {
-                if let Err(e) = self.serve(idx).await {
-                    warn!(error = %format!("{e:#}"), "programming a service failed");
-                }
+        let unowned: Vec<ServiceId> = self
+            .services
+            .iter()
+            .filter(|s| s.instance.is_none())
+            .map(|s| s.id)
+            .collect();
+        self.resolve_missing_for(&unowned).await;
+        for id in &unowned {
+            if let Err(e) = self.program(id) {
+                warn!(error = %format!("{e:#}"), "programming a service failed");
             }
         }
         let mut sweep = tokio::time::interval(NAT_SWEEP_EVERY);
         let mut misses = tokio::time::interval(NEIGH_MISS_EVERY);
-        let mut reconcile = tokio::time::interval_at(
-            tokio::time::Instant::now() + IPVS_RECONCILE_EVERY,
-            IPVS_RECONCILE_EVERY,
-        );
-        for timer in [&mut sweep, &mut misses, &mut reconcile] {
+        let later = |every| tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut reconcile = later(IPVS_RECONCILE_EVERY);
+        let mut refresh = later(NEXT_HOP_REFRESH_EVERY);
+        for timer in [&mut sweep, &mut misses, &mut reconcile, &mut refresh] {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         loop {
-            let msg = tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(msg) => msg,
-                    None => return,
-                },
-                _ = sweep.tick() => {
-                    self.sweep_nat();
-                    continue;
-                }
-                _ = misses.tick() => {
-                    self.resolve_neigh_misses();
-                    continue;
-                }
-                _ = reconcile.tick() => {
-                    self.reconcile_ipvs();
-                    continue;
-                }
-            };
-            match msg {
-                Msg::Health(u) => self.on_health(u).await,
-                Msg::BecomeMaster { instance, reply } => {
-                    let r = self.become_master(&instance).await;
-                    let _ = reply.send(r.map_err(|e| format!("{e:#}")));
-                }
-                Msg::LeftMaster { instance } => self.left_master(&instance),
-                Msg::Status { reply } => {
-                    let _ = reply.send(self.status());
-                }
-                Msg::Counters { reply } => {
-                    let counters = match &self.plane {
-                        Plane::Xdp(dp) => dp
-                            .counters()
-                            .map(|v| v.into_iter().map(|(_, n, c)| (n.to_string(), c)).collect())
-                            .unwrap_or_default(),
-                        Plane::Ipvs(_) => Vec::new(),
-                    };
-                    let _ = reply.send(counters);
-                }
-                Msg::Reconfigure { config, reply } => {
-                    self.reconfigure(&config);
-                    let _ = reply.send(());
-                }
-                Msg::Keep { reply } => {
-                    let kept = match &mut self.plane {
-                        Plane::Xdp(dp) => dp.keep_attached().map_err(|e| e.to_string()),
-                        // The kernel keeps the services; the next daemon reconciles them.
-                        Plane::Ipvs(_) => Ok(Vec::new()),
-                    };
-                    let _ = reply.send(kept);
-                    return;
-                }
-                Msg::Shutdown { reply } => {
-                    self.shutdown();
-                    let _ = reply.send(());
-                    return;
-                }
-            }
-        }
-    }
-
-    /// What a previous run left: XDP links and pinned services kept for an upgrade;
-    /// IPVS services in the kernel (read back, ours corrected, others reported).
-    fn take_over(&mut self) {
-        let known: HashSet<ServiceId> = self.services.iter().map(|s| service_id(&s.vs)).collect();
-        match &mut self.plane {
-            Plane::Xdp(dp) => {
-                // A previous daemon stopped with --keep-dataplane: take its XDP links over.
-                match dp.adopt_links() {
-                    Ok(ifs) if !ifs.is_empty() => {
-                        info!(interfaces = ?ifs, "data plane adopted from the previous daemon")
-                    }
-                    Ok(_) => {}
-                    Err(e) => warn!(error = %e, "adopting the previous daemon's XDP links failed"),
-                }
-                // Pinned maps of a previous run may hold services this configuration dropped.
-                for id in dp.service_ids() {
-                    if !known.contains(&id) {
-                        match dp.remove_service(&id) {
-                            Ok(()) => {
-                                info!(service = %id, "removed a service left by a previous run")
-                            }
-                            Err(e) => {
-                                warn!(service = %id, error = %e, "removing a stale service failed")
-                            }
+            tokio::select! {
+                // In this order: mastership is what waits, then desired state before
+                // the requests that read it back.
+                biased;
+                Some(req) = inbox.gate.recv() => self.on_gate(req).await,
+                Some(update) = inbox.health.recv() => self.on_health(update).await,
+                Some(results) = lookups_done.recv() => self.next_hops.record(results),
+                msg = inbox.msgs.recv() => match msg {
+                    Some(msg) => {
+                        if self.on_msg(msg) == Running::Stopped {
+                            return;
                         }
                     }
-                }
-            }
-            Plane::Ipvs(ipvs) => {
-                // Configured services are ours. Those a previous daemon left (kept for an
-                // upgrade, or after a crash) stay until VRRP decides, at most one
-                // reconcile period; other services are reported.
-                ipvs.begin_grace();
-                ipvs.set_managed(known);
-                if let Err(e) = ipvs.set_timeouts(&self.nat_timeouts) {
-                    warn!(error = %e, "setting the IPVS connection timeouts (lvs_timeouts) failed");
-                }
-                if let Err(e) = ipvs.reconcile() {
-                    warn!(error = %e, "reading the IPVS table back failed");
-                }
+                    None => return,
+                },
+                _ = sweep.tick() => self.sweep_nat(),
+                _ = misses.tick() => self.resolve_neigh_misses(),
+                _ = reconcile.tick() => self.plane.reconcile(),
+                _ = refresh.tick() => self.prefetch(self.next_hops.addresses()),
             }
         }
     }
 
-    /// Reads the IPVS table back and corrects drift (changes made by hand).
-    fn reconcile_ipvs(&mut self) {
-        let Plane::Ipvs(ipvs) = &mut self.plane else {
-            return;
-        };
-        ipvs.end_grace();
-        match ipvs.reconcile() {
-            Ok(r) if !r.applied.is_empty() => {
-                warn!(
-                    changes = r.applied.len(),
-                    "IPVS table had drifted from the configuration: corrected"
-                )
+    fn on_msg(&mut self, msg: Msg) -> Running {
+        match msg {
+            Msg::Status { reply } => {
+                let _ = reply.send(self.plane.status());
             }
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "reconciling the IPVS table failed"),
+            Msg::Counters { reply } => {
+                let _ = reply.send(self.plane.counters());
+            }
+            Msg::Reconfigure { config, reply } => {
+                self.reconfigure(&config);
+                let _ = reply.send(());
+            }
+            Msg::Keep { reply } => {
+                let _ = reply.send(self.plane.keep());
+                return Running::Stopped;
+            }
+            Msg::Shutdown { reply } => {
+                self.shutdown();
+                let _ = reply.send(());
+                return Running::Stopped;
+            }
+        }
+        Running::On
+    }
+
+    async fn on_gate(&mut self, req: GateRequest) {
+        match req {
+            GateRequest::BecomeMaster { instance, reply } => {
+                let r = self.become_master(&instance).await;
+                let _ = reply.send(r.map_err(|e| format!("{e:#}")));
+            }
+            GateRequest::LeftMaster { instance } => self.left_master(&instance),
         }
     }
 
-    fn status(&mut self) -> Vec<dataplane::ServiceStatus> {
-        match &mut self.plane {
-            Plane::Xdp(dp) => dp.status().unwrap_or_default(),
-            Plane::Ipvs(ipvs) => match ipvs.table() {
-                Ok(table) => ipvs::status::of_table(&table),
-                Err(e) => {
-                    debug!(error = %e, "reading the IPVS table for status failed");
-                    Vec::new()
-                }
-            },
+    fn reconfigure(&mut self, config: &Config) {
+        let mut new = services_of(config);
+        // Keep where the reals' replies arrive until the service is programmed again.
+        for s in &mut new {
+            if let Some(old) = self
+                .services
+                .iter()
+                .find(|o| o.id == s.id && o.vs.interfaces == s.vs.interfaces)
+            {
+                s.real_interfaces = old.real_interfaces.clone();
+            }
         }
+        let kept: HashSet<ServiceId> = new.iter().map(|s| s.id).collect();
+        let dropped: Vec<ServiceId> = self
+            .services
+            .iter()
+            .map(|s| s.id)
+            .filter(|id| !kept.contains(id))
+            .collect();
+        for id in dropped {
+            if self.unserve(&id) {
+                info!(service = %id, "service removed by reload");
+            }
+        }
+        // The new checks resend every desired set (the reals may have changed).
+        self.desired.clear();
+        self.services = new;
+        self.plane.configured(kept);
+        self.release_unused_interfaces();
+        let backends = backend_addresses(&config.virtual_servers);
+        self.next_hops.retain(&backends);
+        self.prefetch(self.next_hops.missing(backends));
     }
 
-    /// Programs the IPVS service with its current desired backends (the whole table is
-    /// read back and corrected on the way).
-    fn serve_ipvs(&mut self, idx: usize) -> Result<()> {
-        let vs = self.services[idx].vs.clone();
-        let backends = self.desired.get(&idx).cloned().unwrap_or_default();
-        let desired = ipvs::from_config::desired_service(&vs, &backends);
-        let id = desired.service.id;
-        let warn_once = ipvs::from_config::unsupported(&vs)
-            .filter(|_| self.warned_once.insert(format!("unsupported/{id}")));
-        if let Some(w) = warn_once {
-            warn!(service = %id, "{w}");
+    /// Stops forwarding `id` if it is programmed; whether it was.
+    fn unserve(&mut self, id: &ServiceId) -> bool {
+        if !self.plane.is_programmed(id) {
+            return false;
         }
-        let Plane::Ipvs(ipvs) = &mut self.plane else {
-            return Ok(());
-        };
-        ipvs.apply(desired)
-            .with_context(|| format!("programming IPVS service {id}"))?;
-        info!(service = %id, backends = backends.len(), "IPVS service programmed");
-        if vs.lb_kind == config::LbKind::Nat {
-            self.check_forwarding("all", vs.address);
-        }
-        Ok(())
+        self.plane.remove(id);
+        true
     }
 
     async fn on_health(&mut self, u: Update) {
-        let Some(idx) = self.services.iter().position(|s| {
-            s.vs.address == u.service.address
-                && s.vs.port == u.service.port
-                && s.vs.protocol == u.service.protocol
-        }) else {
+        log_update(&u);
+        let Some(id) = self
+            .services
+            .iter()
+            .find(|s| {
+                s.vs.address == u.service.address
+                    && s.vs.port == u.service.port
+                    && s.vs.protocol == u.service.protocol
+            })
+            .map(|s| s.id)
+        else {
             return;
         };
-        self.desired.insert(idx, u.backends);
-        if self.active(&self.services[idx]) {
-            if let Err(e) = self.serve(idx).await {
+        let addrs: Vec<IpAddr> = u.backends.iter().map(|b| b.addr).collect();
+        self.desired.insert(id, u.backends);
+        if self.service(&id).is_some_and(|s| self.active(s)) {
+            // A changed backend set is looked up afresh, as programming always did.
+            self.resolve_now(addrs).await;
+            if let Err(e) = self.program(&id) {
                 warn!(error = %format!("{e:#}"), "updating a service failed");
             }
         }
@@ -426,13 +383,13 @@ impl Owner {
 
     async fn become_master(&mut self, instance: &str) -> Result<()> {
         self.masters.insert(instance.to_string());
-        let mine: Vec<usize> = (0..self.services.len())
-            .filter(|&i| self.services[i].instance.as_deref() == Some(instance))
+        let mine: Vec<ServiceId> = self
+            .services
+            .iter()
+            .filter(|s| s.instance.as_deref() == Some(instance))
+            .map(|s| s.id)
             .collect();
-        for idx in mine {
-            self.serve(idx).await?;
-        }
-        Ok(())
+        self.serve_all(&mine).await
     }
 
     fn left_master(&mut self, instance: &str) {
@@ -441,198 +398,150 @@ impl Owner {
             .services
             .iter()
             .filter(|s| s.instance.as_deref() == Some(instance))
-            .map(|s| service_id(&s.vs))
+            .map(|s| s.id)
             .collect();
         for id in mine {
             self.unserve(&id);
         }
-        self.detach_unused();
+        self.release_unused_interfaces();
+    }
+
+    /// Programs `ids` with their desired backends (stopping at the first failure).
+    async fn serve_all(&mut self, ids: &[ServiceId]) -> Result<()> {
+        self.resolve_missing_for(ids).await;
+        for id in ids {
+            self.program(id)?;
+        }
+        Ok(())
+    }
+
+    /// Looks up, all at once, the next hops of `ids`' desired backends not cached yet.
+    async fn resolve_missing_for(&mut self, ids: &[ServiceId]) {
+        let wanted = ids
+            .iter()
+            .filter_map(|id| self.desired.get(id))
+            .flatten()
+            .map(|b| b.addr);
+        let missing = self.next_hops.missing(wanted);
+        self.resolve_now(missing).await;
+    }
+
+    /// Programs the service with its current desired backends.
+    fn program(&mut self, id: &ServiceId) -> Result<()> {
+        let Some(idx) = self.services.iter().position(|s| s.id == *id) else {
+            return Ok(());
+        };
+        let s = &self.services[idx];
+        let real_interfaces = self.plane.program(&Programming {
+            id: *id,
+            vs: &s.vs,
+            interfaces: &s.interfaces,
+            real_interfaces: &s.real_interfaces,
+            backends: self.desired.get(id).map(Vec::as_slice).unwrap_or_default(),
+            next_hops: &self.next_hops,
+        })?;
+        self.services[idx].real_interfaces = real_interfaces;
+        Ok(())
+    }
+
+    /// Looks `addrs` up concurrently and waits for them (at most about one lookup's
+    /// timeout); failures are logged where the backend is left out.
+    async fn resolve_now(&mut self, addrs: Vec<IpAddr>) {
+        let Some(resolver) = &self.resolver else {
+            return;
+        };
+        if addrs.is_empty() {
+            return;
+        }
+        let results = resolver.resolve_all(addrs).await;
+        for r in &results {
+            if let Err(e) = &r.egress {
+                debug!(backend = %r.addr, error = %e, "next hop unresolved");
+            }
+        }
+        self.next_hops.record(results);
+    }
+
+    /// Looks `addrs` up in the background; the cache is filled when they answer.
+    fn prefetch(&self, addrs: Vec<IpAddr>) {
+        let (Some(resolver), Some(done)) = (self.resolver.clone(), self.lookups_done.clone())
+        else {
+            return;
+        };
+        if addrs.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            let _ = done.send(resolver.resolve_all(addrs).await);
+        });
     }
 
     /// Removes the NAT entries of finished or idle connections (the data plane never
     /// deletes them, so a full table cannot evict an established connection).
     fn sweep_nat(&mut self) {
-        let Plane::Xdp(dp) = &mut self.plane else {
-            return;
-        };
-        if !self
+        if self
             .services
             .iter()
             .any(|s| s.vs.lb_kind == config::LbKind::Nat)
         {
-            return;
-        }
-        let now = dataplane::nat::monotonic_ns();
-        match dp.sweep_nat(&self.nat_timeouts, now) {
-            Ok(sweep) if sweep.expired > 0 => {
-                debug!(
-                    entries = sweep.entries,
-                    expired = sweep.expired,
-                    "NAT table swept"
-                )
-            }
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "sweeping the NAT table failed"),
+            self.plane.sweep_nat(&self.nat_timeouts);
         }
     }
 
     /// Next hops the data plane met without a neighbour entry (it dropped those
-    /// packets): have the kernel resolve them, so the next packets go through.
+    /// packets): have the kernel resolve them, so the next packets go through, and
+    /// refresh the cache with what they resolve to.
     fn resolve_neigh_misses(&mut self) {
-        let Plane::Xdp(dp) = &mut self.plane else {
+        let (Some(resolver), Some(done)) = (&self.resolver, &self.lookups_done) else {
             return;
         };
-        let misses = match dp.take_neigh_misses() {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, "reading lb_neigh_miss failed");
-                return;
-            }
-        };
-        for (addr, ifindex) in misses {
+        for (addr, ifindex) in self.plane.take_neigh_misses() {
             debug!(next_hop = %addr, ifindex, "resolving a next hop for the data plane");
-            let neigh = self.neigh.clone();
+            let (resolver, done) = (resolver.clone(), done.clone());
             tokio::spawn(async move {
-                if let Err(e) = neigh.resolve(addr, RESOLVE_TIMEOUT).await {
+                let r = resolver.resolve(addr).await;
+                if let Err(e) = &r.egress {
                     warn!(next_hop = %addr, error = %e, "next hop of NAT replies unresolved");
                 }
+                let _ = done.send(vec![r]);
             });
         }
     }
 
-    /// Detaches from interfaces no active service needs any more.
-    fn detach_unused(&mut self) {
-        let Plane::Xdp(dp) = &self.plane else {
-            return;
-        };
-        let attached = dp.attached();
+    /// Releases interfaces no active service needs any more.
+    fn release_unused_interfaces(&mut self) {
         let needed: HashSet<String> = self
             .services
             .iter()
             .filter(|s| self.active(s))
             .flat_map(|s| s.all_interfaces().cloned())
             .collect();
-        let Plane::Xdp(dp) = &mut self.plane else {
-            return;
-        };
-        for (ifname, _) in attached {
-            if !needed.contains(&ifname) {
-                if let Err(e) = dp.detach(&ifname) {
-                    warn!(iface = %ifname, error = %e, "detaching failed");
-                }
-            }
-        }
-    }
-
-    /// Programs the service with its current desired backends.
-    async fn serve(&mut self, idx: usize) -> Result<()> {
-        match self.plane {
-            Plane::Xdp(_) => self.serve_xdp(idx).await,
-            Plane::Ipvs(_) => self.serve_ipvs(idx),
-        }
-    }
-
-    /// Attaches where the service lives and programs its current desired backends.
-    async fn serve_xdp(&mut self, idx: usize) -> Result<()> {
-        let s = self.services[idx].clone();
-        let spec = self.spec(&s, idx).await;
-        // NAT: the reals' replies arrive on the interfaces they are routed through.
-        if spec.mode.is_nat() && s.vs.interfaces.is_empty() {
-            let mut extra: Vec<String> = Vec::new();
-            for b in &spec.backends {
-                if let Some(name) = ifname_of(b.egress.ifindex) {
-                    if !s.interfaces.contains(&name) && !extra.contains(&name) {
-                        extra.push(name);
-                    }
-                }
-            }
-            self.services[idx].real_interfaces = extra;
-        }
-        let s = self.services[idx].clone();
-        let Plane::Xdp(dp) = &mut self.plane else {
-            return Ok(());
-        };
-        for ifname in s.all_interfaces() {
-            dp.attach(ifname)
-                .with_context(|| format!("attaching XDP to {ifname} for {}", service_id(&s.vs)))?;
-        }
-        let report = dp.apply_service(&spec)?;
-        if spec.mode.is_nat() {
-            for ifname in s.all_interfaces() {
-                self.check_forwarding(ifname, s.vs.address);
-            }
-        }
-        info!(service = %spec.id, backends = spec.backends.len(), slots_written = report.slots_written, "service programmed");
-        Ok(())
-    }
-
-    async fn spec(&self, s: &Service, idx: usize) -> ServiceSpec {
-        let mut backends = Vec::new();
-        for b in self
-            .desired
-            .get(&idx)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            match dataplane::resolve_egress(&self.neigh, b.addr, RESOLVE_TIMEOUT).await {
-                Ok(egress) => backends.push(BackendSpec {
-                    addr: b.addr,
-                    port: b.port,
-                    weight: b.weight,
-                    egress,
-                }),
-                Err(e) => warn!(backend = %b.addr, error = %e, "backend unreachable: left out"),
-            }
-        }
-        dataplane::from_config::service_spec(&s.vs, backends)
-    }
-
-    /// NAT replies are routed by the kernel's FIB, which forwards only where IP
-    /// forwarding is on (as for IPVS NAT): say so once per interface.
-    fn check_forwarding(&mut self, ifname: &str, vip: IpAddr) {
-        let family = if vip.is_ipv4() { "ipv4" } else { "ipv6" };
-        let path = format!("/proc/sys/net/{family}/conf/{ifname}/forwarding");
-        let on = std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1");
-        if !on && self.warned_once.insert(format!("{family}/{ifname}")) {
-            warn!(
-                iface = ifname,
-                "{family} forwarding is off on {ifname}: NAT replies cannot be routed to clients; set net.{family}.conf.{ifname}.forwarding = 1 (or net.ipv4.ip_forward = 1 / net.ipv6.conf.all.forwarding = 1)"
-            );
-        }
+        self.plane.release_interfaces_except(&needed);
     }
 
     fn shutdown(&mut self) {
-        let ids: Vec<ServiceId> = self.services.iter().map(|s| service_id(&s.vs)).collect();
-        match &mut self.plane {
-            Plane::Xdp(dp) => {
-                for id in ids {
-                    if dp.service_spec(&id).is_some() {
-                        let _ = dp.remove_service(&id);
-                    }
-                }
-                for (ifname, _) in dp.attached() {
-                    let _ = dp.detach(&ifname);
-                }
-                dp.unpin();
-                info!("data plane stopped: services removed, XDP detached, maps unpinned");
-            }
-            Plane::Ipvs(ipvs) => match ipvs.cleanup() {
-                Ok(n) => info!(
-                    services = n,
-                    "IPVS data plane stopped: our services removed"
-                ),
-                Err(e) => warn!(error = %e, "removing the IPVS services failed"),
-            },
-        }
+        let ids: Vec<ServiceId> = self.services.iter().map(|s| s.id).collect();
+        self.plane.shutdown(&ids);
     }
 }
 
-/// The name of interface `ifindex` (0: none).
-fn ifname_of(ifindex: u32) -> Option<String> {
-    if ifindex == 0 {
-        return None;
-    }
-    nix::net::if_::if_indextoname(ifindex)
-        .ok()
-        .and_then(|c| c.into_string().ok())
+/// The "desired backend set" line: what health checking asks of the data plane.
+fn log_update(u: &Update) {
+    let backends: Vec<String> = u
+        .backends
+        .iter()
+        .map(|b| {
+            let sorry = if b.sorry { " (sorry server)" } else { "" };
+            format!("{}:{} weight {}{sorry}", b.addr, b.port, b.weight)
+        })
+        .collect();
+    info!(
+        service = %format!("{}:{} {:?}", u.service.address, u.service.port, u.service.protocol),
+        quorum_up = u.quorum_up,
+        backends = %backends.join(", "),
+        "desired backend set"
+    );
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,9 +1,15 @@
-//! The daemon as a whole: the parts wired together, and how it shows itself.
+//! The daemon as a whole: the parts wired together ([`app`]), the task that owns the
+//! forwarding plane ([`dataplane_owner`]) and how the daemon shows itself.
 
+pub mod app;
 pub mod control;
 pub mod dataplane_owner;
+mod kept_masters;
 pub mod metrics;
+pub mod next_hops;
+pub mod plane;
 pub mod plane_choice;
+mod reload;
 pub mod snapshot;
 pub mod status_view;
 pub mod systemd;

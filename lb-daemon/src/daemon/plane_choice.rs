@@ -6,7 +6,7 @@
 use anyhow::{anyhow, Context, Result};
 use tracing::{debug, info, warn};
 
-use super::dataplane_owner::Plane;
+use super::plane::Plane;
 use crate::{
     config::{self, Config},
     dataplane::{self, Capacity, Dataplane, LoadOptions},

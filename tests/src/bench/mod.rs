@@ -3,4 +3,5 @@
 pub mod datapath;
 pub mod failover;
 pub mod health;
+pub mod master_to_forwarding;
 pub mod report;

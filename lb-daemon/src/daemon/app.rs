@@ -1,0 +1,235 @@
+//! The composition root: `lb-daemon run` assembled and driven until it is stopped.
+//!
+//! It runs the VRRP instances of the configuration (the way keepalived fronts HAProxy or
+//! nginx: VIPs move with mastership, tracking and sync groups apply, notify scripts run)
+//! and the health checks of its virtual servers (each verdict change yields the
+//! service's new desired backend set). With virtual servers it drives a forwarding
+//! plane, XDP or IPVS (see [`plane_choice`]), through the data-plane owner: a service is
+//! forwarded while the VRRP instance holding its VIP is MASTER (services no instance
+//! holds always are), with the healthy backends of the moment. VRRP and the health
+//! checks send to the owner directly.
+//! SIGTERM/SIGINT stop it gracefully: priority-0 adverts, VIPs removed, services removed,
+//! XDP detached and maps unpinned (or our IPVS services deleted).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+};
+
+use anyhow::{bail, Context, Result};
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    sync::{mpsc, oneshot},
+};
+use tracing::{error, info};
+
+use super::{
+    control::{self, Action, ReloadRequest},
+    dataplane_owner::{Msg, Owner, OwnerHandle},
+    kept_masters, metrics, plane_choice,
+    snapshot::Snapshot,
+    systemd,
+    view::View,
+};
+use crate::{
+    config::{self, Loaded},
+    health::runner::{Health, Update},
+    vrrp::runtime::Vrrp,
+};
+
+/// Reads and checks the configuration file (at start and on every reload).
+pub type LoadConfig = fn(&Path) -> Result<Loaded>;
+
+/// Runs the daemon in the foreground until it is stopped.
+pub fn run(path: &Path, config: config::Config, load: LoadConfig) -> Result<()> {
+    // One thread, like keepalived: the work is I/O-bound, and thousands of checks a
+    // second cost less without cross-thread wake-ups.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(path, config, load))
+}
+
+/// The running parts.
+pub(super) struct Daemon {
+    pub(super) path: PathBuf,
+    pub(super) load: LoadConfig,
+    pub(super) config: config::Config,
+    pub(super) owner: Option<OwnerHandle>,
+    /// The data plane's name in status and metrics.
+    pub(super) dataplane: &'static str,
+    /// Where health updates go (the owner, or nowhere without virtual servers).
+    pub(super) updates: mpsc::UnboundedSender<Update>,
+    pub(super) health: Health,
+    pub(super) vrrp: Option<Vrrp>,
+    pub(super) view: Arc<RwLock<View>>,
+    /// Kept for the daemon's life: dropping them closes the socket and the listener.
+    _control: control::ControlHandle,
+    _metrics: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How the main loop ended.
+enum Stop {
+    Shutdown,
+    /// `lb-daemon stop --keep-dataplane`.
+    KeepDataplane,
+}
+
+async fn serve(path: &Path, config: config::Config, load: LoadConfig) -> Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let (mut daemon, mut reloads) = Daemon::start(path, config, load).await?;
+    let stop = loop {
+        tokio::select! {
+            _ = term.recv() => break Stop::Shutdown,
+            _ = int.recv() => break Stop::Shutdown,
+            _ = hup.recv() => {
+                let _ = daemon.reload().await;
+            }
+            Some(req) = reloads.recv() => match req.action {
+                Action::Reload => {
+                    let _ = req.reply.send(daemon.reload().await);
+                }
+                Action::Stop { keep_dataplane } => {
+                    let _ = req.reply.send(Ok(if keep_dataplane {
+                        "stopping; the data plane and the VIPs stay for the next daemon".into()
+                    } else {
+                        "stopping".into()
+                    }));
+                    break if keep_dataplane { Stop::KeepDataplane } else { Stop::Shutdown };
+                }
+            },
+        }
+    };
+    systemd::stopping();
+    match stop {
+        Stop::KeepDataplane => daemon.keep().await,
+        Stop::Shutdown => daemon.stop().await,
+    }
+    info!("stopped");
+    Ok(())
+}
+
+impl Daemon {
+    /// Starts every part, in order: the owner first, so health updates and mastership
+    /// find it; then health checks, VRRP, the status view, control socket and metrics.
+    async fn start(
+        path: &Path,
+        config: config::Config,
+        load: LoadConfig,
+    ) -> Result<(Daemon, mpsc::UnboundedReceiver<ReloadRequest>)> {
+        if config.vrrp_instances.is_empty() && config.virtual_servers.is_empty() {
+            bail!("the configuration has no vrrp_instance and no virtual_server: nothing to run");
+        }
+        let (dataplane, owner) = match plane_choice::choose(&config)? {
+            Some(plane) => (plane.name(), Some(Owner::new(&config, plane)?.spawn())),
+            None => ("none", None),
+        };
+        // Without an owner no virtual server sends updates: they would go nowhere.
+        let updates = match &owner {
+            Some(owner) => owner.health.clone(),
+            None => mpsc::unbounded_channel().0,
+        };
+        let health = Health::start(&config, updates.clone());
+        let vrrp = if config.vrrp_instances.is_empty() {
+            None
+        } else {
+            let gate = owner.as_ref().map(|o| o.gate.clone());
+            Some(Vrrp::start(&config, gate, &kept_masters::take(&config)).await?)
+        };
+        let view = make_view(&config, dataplane, vrrp.as_ref(), &health);
+        if let Some(owner) = &owner {
+            view.spawn_refresher(owner.msgs.clone());
+        }
+        let view = Arc::new(RwLock::new(view));
+        let source: Arc<dyn Fn() -> Snapshot + Send + Sync> = {
+            let view = Arc::clone(&view);
+            Arc::new(move || view.read().map(|v| v.snapshot()).unwrap_or_default())
+        };
+        let (reload_tx, reloads) = mpsc::unbounded_channel::<ReloadRequest>();
+        let control = control::serve_control(
+            &config.global.control_socket,
+            Arc::clone(&source),
+            reload_tx,
+        )
+        .await
+        .context("opening the control socket (is another lb-daemon running?)")?;
+        let metrics = match config.global.metrics_listen {
+            Some(addr) => Some(metrics::serve_metrics(addr, Arc::clone(&source)).await?),
+            None => None,
+        };
+        info!(
+            instances = config.vrrp_instances.len(),
+            virtual_servers = config.virtual_servers.len(),
+            "lb-daemon running"
+        );
+        systemd::ready();
+        let daemon = Daemon {
+            path: path.to_path_buf(),
+            load,
+            config,
+            owner,
+            dataplane,
+            updates,
+            health,
+            vrrp,
+            view,
+            _control: control,
+            _metrics: metrics,
+        };
+        Ok((daemon, reloads))
+    }
+
+    /// Stop for an upgrade (`lb-daemon stop --keep-dataplane`): no priority-0 advert, the
+    /// VIPs stay, the XDP links are pinned and the maps stay pinned, and the MASTER
+    /// instances are written down for the next daemon, which takes them over at once.
+    async fn keep(self) {
+        self.health.stop();
+        let masters = self.vrrp.map(Vrrp::abandon).unwrap_or_default();
+        kept_masters::record(&self.config, &masters);
+        if let Some(owner) = self.owner {
+            let (tx, rx) = oneshot::channel();
+            if owner.msgs.send(Msg::Keep { reply: tx }).is_ok() {
+                match rx.await {
+                    Ok(Ok(ifs)) => {
+                        info!(interfaces = ?ifs, masters = ?masters, "data plane kept for the next daemon")
+                    }
+                    Ok(Err(e)) => error!("keeping the data plane failed: {e}"),
+                    Err(_) => error!("the data-plane owner did not answer"),
+                }
+            }
+        }
+    }
+
+    async fn stop(self) {
+        self.health.stop();
+        if let Some(vrrp) = self.vrrp {
+            info!("stopping: priority-0 adverts, removing VIPs");
+            vrrp.shutdown().await;
+        }
+        if let Some(owner) = self.owner {
+            let (tx, rx) = oneshot::channel();
+            if owner.msgs.send(Msg::Shutdown { reply: tx }).is_ok() {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await;
+            }
+        }
+    }
+}
+
+/// The status view of the running parts.
+pub(super) fn make_view(
+    config: &config::Config,
+    dataplane: &'static str,
+    vrrp: Option<&Vrrp>,
+    health: &Health,
+) -> View {
+    View::new(
+        config,
+        dataplane,
+        vrrp.map(Vrrp::status_receivers).unwrap_or_default(),
+        health.status.clone(),
+        Arc::clone(&health.counters),
+    )
+}

@@ -1,0 +1,223 @@
+//! The owner's decisions against the in-memory plane: what is forwarded when.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
+
+use tokio::sync::oneshot;
+
+use super::*;
+use crate::{
+    daemon::plane::memory::{Forwarding, MemoryPlane},
+    health::runner::ServiceRef,
+};
+
+const CONFIG: &str = r#"
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+priority = 100
+virtual_ipaddress = ["10.0.0.1/32"]
+
+[[virtual_server]]
+address = "10.0.0.1"
+port = 80
+lb_kind = "DR"
+[[virtual_server.real_server]]
+address = "10.0.1.1"
+[[virtual_server.real_server]]
+address = "10.0.1.2"
+
+[[virtual_server]]
+address = "10.0.0.9"
+port = 443
+lb_kind = "DR"
+[[virtual_server.real_server]]
+address = "10.0.1.9"
+"#;
+
+const HELD: &str = "10.0.0.1:80 TCP";
+const UNHELD: &str = "10.0.0.9:443 TCP";
+
+/// CONFIG without the service no instance holds.
+fn held_only() -> &'static str {
+    CONFIG
+        .split("\n[[virtual_server]]\naddress = \"10.0.0.9\"")
+        .next()
+        .unwrap()
+}
+
+fn config(text: &str) -> Config {
+    Config::from_str(text, "lb.toml").unwrap().config
+}
+
+/// A running owner on a memory plane.
+struct Running {
+    handle: OwnerHandle,
+    state: Arc<Mutex<Forwarding>>,
+}
+
+impl Running {
+    fn start(text: &str) -> Running {
+        let plane = MemoryPlane::default();
+        let state = Arc::clone(&plane.state);
+        let owner = Owner::new(&config(text), Box::new(plane) as Box<dyn ForwardingPlane>);
+        Running {
+            handle: owner.unwrap().spawn(),
+            state,
+        }
+    }
+
+    /// What is forwarded once the owner has handled everything sent so far.
+    async fn forwarding(&self) -> BTreeMap<String, Vec<String>> {
+        let (reply, done) = oneshot::channel();
+        self.handle.msgs.send(Msg::Status { reply }).unwrap();
+        done.await.unwrap();
+        self.state.lock().unwrap().services.clone()
+    }
+
+    fn health(&self, vip: &str, port: u16, backends: &[(&str, u32)]) {
+        let update = Update {
+            service: ServiceRef {
+                address: vip.parse().unwrap(),
+                port,
+                protocol: config::Protocol::Tcp,
+            },
+            backends: backends
+                .iter()
+                .map(|(addr, weight)| DesiredBackend {
+                    addr: addr.parse().unwrap(),
+                    port,
+                    weight: *weight,
+                    sorry: false,
+                })
+                .collect(),
+            quorum_up: true,
+        };
+        self.handle.health.send(update).unwrap();
+    }
+
+    async fn become_master(&self) {
+        let (reply, done) = oneshot::channel();
+        let instance = "VI_1".to_string();
+        let req = GateRequest::BecomeMaster { instance, reply };
+        self.handle.gate.send(req).unwrap();
+        done.await.unwrap().unwrap();
+    }
+
+    fn left_master(&self) {
+        let instance = "VI_1".to_string();
+        self.handle
+            .gate
+            .send(GateRequest::LeftMaster { instance })
+            .unwrap();
+    }
+}
+
+fn services(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    pairs
+        .iter()
+        .map(|(id, bs)| (id.to_string(), bs.iter().map(|b| b.to_string()).collect()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_service_is_forwarded_only_while_its_instance_is_master() {
+    let owner = Running::start(CONFIG);
+    owner.health("10.0.0.1", 80, &[("10.0.1.1", 1), ("10.0.1.2", 1)]);
+    owner.health("10.0.0.9", 443, &[("10.0.1.9", 1)]);
+    // BACKUP: only the service no instance holds.
+    assert_eq!(
+        owner.forwarding().await,
+        services(&[(UNHELD, &["10.0.1.9:443 1"])])
+    );
+    owner.become_master().await;
+    assert_eq!(
+        owner.forwarding().await,
+        services(&[
+            (HELD, &["10.0.1.1:80 1", "10.0.1.2:80 1"]),
+            (UNHELD, &["10.0.1.9:443 1"]),
+        ])
+    );
+    owner.left_master();
+    assert_eq!(
+        owner.forwarding().await,
+        services(&[(UNHELD, &["10.0.1.9:443 1"])])
+    );
+}
+
+#[tokio::test]
+async fn health_updates_change_the_backends_of_a_forwarded_service() {
+    let owner = Running::start(CONFIG);
+    owner.become_master().await;
+    owner.health("10.0.0.1", 80, &[("10.0.1.1", 1), ("10.0.1.2", 1)]);
+    owner.health("10.0.0.1", 80, &[("10.0.1.1", 1), ("10.0.1.2", 0)]);
+    assert_eq!(
+        owner.forwarding().await[HELD],
+        ["10.0.1.1:80 1", "10.0.1.2:80 0"]
+    );
+    owner.health("10.0.0.1", 80, &[("10.0.1.1", 1)]);
+    assert_eq!(owner.forwarding().await[HELD], ["10.0.1.1:80 1"]);
+    // An update for a service the configuration does not have changes nothing.
+    owner.health("10.0.0.7", 80, &[("10.0.1.1", 1)]);
+    assert_eq!(owner.forwarding().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_reload_removes_the_services_it_drops() {
+    let owner = Running::start(CONFIG);
+    owner.health("10.0.0.9", 443, &[("10.0.1.9", 1)]);
+    owner.become_master().await;
+    let (reply, done) = oneshot::channel();
+    let config = Box::new(config(held_only()));
+    owner
+        .handle
+        .msgs
+        .send(Msg::Reconfigure { config, reply })
+        .unwrap();
+    done.await.unwrap();
+    let forwarding = owner.forwarding().await;
+    assert_eq!(forwarding.keys().collect::<Vec<_>>(), [HELD]);
+}
+
+#[tokio::test]
+async fn shutdown_removes_the_services_and_keep_leaves_them() {
+    for (stop, forwarded) in [("shutdown", 0), ("kept", 1)] {
+        let owner = Running::start(CONFIG);
+        owner.health("10.0.0.9", 443, &[("10.0.1.9", 1)]);
+        assert_eq!(owner.forwarding().await.len(), 1);
+        if stop == "shutdown" {
+            let (reply, done) = oneshot::channel();
+            owner.handle.msgs.send(Msg::Shutdown { reply }).unwrap();
+            done.await.unwrap();
+        } else {
+            let (reply, done) = oneshot::channel();
+            owner.handle.msgs.send(Msg::Keep { reply }).unwrap();
+            done.await.unwrap().unwrap();
+        }
+        let state = owner.state.lock().unwrap();
+        assert_eq!(state.stopped, Some(stop));
+        assert_eq!(state.services.len(), forwarded);
+    }
+}
+
+#[tokio::test]
+async fn a_service_a_reload_adds_is_forwarded_with_its_first_desired_set() {
+    let owner = Running::start(held_only());
+    assert!(owner.forwarding().await.is_empty());
+    let (reply, done) = oneshot::channel();
+    let config = Box::new(config(CONFIG));
+    owner
+        .handle
+        .msgs
+        .send(Msg::Reconfigure { config, reply })
+        .unwrap();
+    done.await.unwrap();
+    owner.health("10.0.0.9", 443, &[("10.0.1.9", 1)]);
+    assert_eq!(
+        owner.forwarding().await,
+        services(&[(UNHELD, &["10.0.1.9:443 1"])])
+    );
+}

@@ -1,0 +1,72 @@
+//! A forwarding plane that only records what it was asked: the owner's unit tests
+//! check gating, health updates, reload and stop against it.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::{Arc, Mutex},
+};
+
+use anyhow::Result;
+
+use super::{ForwardingPlane, Programming};
+use crate::dataplane::{NatTimeouts, ServiceId, ServiceStatus};
+
+/// What the plane forwards: each programmed service's backends as "addr:port weight".
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Forwarding {
+    pub services: BTreeMap<String, Vec<String>>,
+    /// Set by a stop: "shutdown" or "kept".
+    pub stopped: Option<&'static str>,
+}
+
+/// The plane; tests keep a clone of `state` to look inside while the owner runs.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryPlane {
+    pub state: Arc<Mutex<Forwarding>>,
+}
+
+impl MemoryPlane {
+    fn with<T>(&self, f: impl FnOnce(&mut Forwarding) -> T) -> T {
+        f(&mut self.state.lock().expect("memory plane poisoned"))
+    }
+}
+
+impl ForwardingPlane for MemoryPlane {
+    fn take_over(&mut self, _configured: HashSet<ServiceId>, _nat_timeouts: &NatTimeouts) {}
+
+    fn program(&mut self, s: &Programming<'_>) -> Result<Vec<String>> {
+        let backends = s
+            .backends
+            .iter()
+            .map(|b| format!("{}:{} {}", b.addr, b.port, b.weight))
+            .collect();
+        self.with(|f| f.services.insert(s.id.to_string(), backends));
+        Ok(s.real_interfaces.to_vec())
+    }
+
+    fn is_programmed(&self, id: &ServiceId) -> bool {
+        self.with(|f| f.services.contains_key(&id.to_string()))
+    }
+
+    fn remove(&mut self, id: &ServiceId) {
+        self.with(|f| f.services.remove(&id.to_string()));
+    }
+
+    fn status(&mut self) -> Vec<ServiceStatus> {
+        Vec::new()
+    }
+
+    fn keep(&mut self) -> Result<Vec<String>, String> {
+        self.with(|f| f.stopped = Some("kept"));
+        Ok(Vec::new())
+    }
+
+    fn shutdown(&mut self, configured: &[ServiceId]) {
+        self.with(|f| {
+            for id in configured {
+                f.services.remove(&id.to_string());
+            }
+            f.stopped = Some("shutdown");
+        });
+    }
+}

@@ -1,0 +1,81 @@
+//! Reloading the configuration in a running daemon (SIGHUP or `lb-daemon reload`).
+
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+use super::{
+    app::{make_view, Daemon},
+    dataplane_owner::Msg,
+    systemd,
+};
+use crate::health::runner::Health;
+
+impl Daemon {
+    /// Re-reads the configuration file. An invalid file changes nothing. Virtual servers
+    /// are applied in place (the VRRP instances keep their state; the data plane is
+    /// reprogrammed with diff writes); a change to the VRRP sections or to the global
+    /// data-plane settings needs a restart in this version and is refused. The outcome
+    /// is logged and returned (for `lb-daemon reload`).
+    pub(super) async fn reload(&mut self) -> Result<String, String> {
+        systemd::reloading();
+        let result = self.try_reload().await;
+        systemd::ready();
+        match &result {
+            Ok(msg) => info!("{msg}"),
+            Err(e) => error!("reload rejected, the running configuration is kept: {e}"),
+        }
+        result
+    }
+
+    async fn try_reload(&mut self) -> Result<String, String> {
+        let loaded = (self.load)(&self.path).map_err(|e| format!("{e:#}"))?;
+        for w in &loaded.warnings {
+            warn!("{w}");
+        }
+        let new = loaded.config;
+        if new.global != self.config.global {
+            return Err("[global] changed: restart the daemon to apply it".into());
+        }
+        if self.vrrp.is_none() != new.vrrp_instances.is_empty() {
+            return Err("VRRP instances were added to a daemon started without any (or all removed): restart the daemon".into());
+        }
+        if !new.virtual_servers.is_empty() && self.owner.is_none() {
+            return Err(
+                "virtual servers were added to a daemon started without them: restart the daemon"
+                    .into(),
+            );
+        }
+        let (vrrp_changed, vrrp_summary) = match self.vrrp.as_mut() {
+            Some(vrrp) => vrrp.apply(&new).await?,
+            None => (false, "no VRRP instances".to_string()),
+        };
+        // Instance changes can move which instance owns a service: re-derive those too.
+        if new.virtual_servers != self.config.virtual_servers || vrrp_changed {
+            // The owner re-derives its services before the new checks send their first
+            // desired sets (they reach it on a channel of their own, not behind this).
+            if let Some(owner) = &self.owner {
+                let (tx, rx) = oneshot::channel();
+                let _ = owner.msgs.send(Msg::Reconfigure {
+                    config: Box::new(new.clone()),
+                    reply: tx,
+                });
+                let _ = rx.await;
+            }
+            let old =
+                std::mem::replace(&mut self.health, Health::start(&new, self.updates.clone()));
+            old.stop();
+        }
+        let n = new.virtual_servers.len();
+        let view = make_view(&new, self.dataplane, self.vrrp.as_ref(), &self.health);
+        if let Some(owner) = &self.owner {
+            view.spawn_refresher(owner.msgs.clone());
+        }
+        if let Ok(mut v) = self.view.write() {
+            *v = view;
+        }
+        self.config = new;
+        Ok(format!(
+            "reloaded: {n} virtual servers applied; {vrrp_summary}"
+        ))
+    }
+}
