@@ -274,7 +274,7 @@ impl Reply {
 }
 
 /// A backend host: namespace, VIP on `lo`, a TCP service answering with its name.
-pub struct Backend {
+pub struct BackendHost {
     /// Keeps the backend's namespace (and host) alive.
     _ns: Netns,
     addr: IpAddr,
@@ -287,7 +287,7 @@ pub struct Backend {
     _decap: Option<HelperProgram>,
 }
 
-impl Backend {
+impl BackendHost {
     /// Stops the service (the host stays up: connections are refused).
     pub fn stop_server(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -345,7 +345,7 @@ pub struct Lab {
     spec: ServiceSpec,
     /// NAT labs also serve UDP on the VIP's port.
     udp_spec: Option<ServiceSpec>,
-    backends: Vec<Backend>,
+    backends: Vec<BackendHost>,
     client: Netns,
     lb: Netns,
     /// `lb_pass` on the LB's switch ports (native XDP_TX/redirect into a veth needs an
@@ -647,7 +647,7 @@ fn plug(switch: &Switch, host: &Netns, addrs: &Addressing, addr: IpAddr) -> Resu
 }
 
 /// Starts backend `i` (198.18.0.21 + i) on the switch.
-pub fn start_backend(switch: &Switch, i: usize, mode: ForwardMode) -> Result<Backend> {
+pub fn start_backend(switch: &Switch, i: usize, mode: ForwardMode) -> Result<BackendHost> {
     start_backend_in(switch, i, mode, &Addressing::v4())
 }
 
@@ -657,7 +657,7 @@ pub fn start_backend_in(
     i: usize,
     mode: ForwardMode,
     addrs: &Addressing,
-) -> Result<Backend> {
+) -> Result<BackendHost> {
     let ns = Netns::new("lab-be")?;
     let addr = addrs.backend(i);
     plug(switch, &ns, addrs, addr)?;
@@ -678,7 +678,7 @@ pub fn start_backend_in(
         ForwardMode::Dr | ForwardMode::Nat { .. } => None,
     };
     let (stop, server) = start_server(&ns, i, unspecified_like(addr), VIP_PORT)?;
-    Ok(Backend {
+    Ok(BackendHost {
         _ns: ns,
         addr,
         port: VIP_PORT,
@@ -696,7 +696,7 @@ pub fn start_nat_real(
     i: usize,
     addrs: &Addressing,
     full_nat: bool,
-) -> Result<Backend> {
+) -> Result<BackendHost> {
     let ns = Netns::new("lab-rs")?;
     let addr = addrs.nat_real(i);
     plug(switch, &ns, addrs, addr)?;
@@ -720,7 +720,7 @@ pub fn start_nat_real(
     let udp = std::thread::Builder::new()
         .name(format!("{name}-udp"))
         .spawn(move || serve_udp(socket, name, flag))?;
-    Ok(Backend {
+    Ok(BackendHost {
         _ns: ns,
         addr,
         port: NAT_REAL_PORT,

@@ -10,7 +10,8 @@ use std::time::Duration;
 use lb_daemon::{
     dataplane::{ForwardMode, HelperProgram},
     lab::{
-        backend_addr, open_from, request_from, requests_from, start_backend, Backend, CLIENT_ADDR,
+        backend_addr, open_from, request_from, requests_from, start_backend, BackendHost,
+        CLIENT_ADDR,
     },
     netns::Netns,
 };
@@ -48,7 +49,7 @@ fn status_json(sock: &std::path::Path) -> serde_json::Value {
 
 /// Nodes 0 and 1 are the LBs (198.18.0.11/.12), node 2 the client (the lab's client
 /// address), three backends; `lb_pass` on the LBs' switch ports.
-fn topology(mode: ForwardMode) -> (Segment, Vec<HelperProgram>, Vec<Backend>) {
+fn topology(mode: ForwardMode) -> (Segment, Vec<HelperProgram>, Vec<BackendHost>) {
     let _ = daemon_bin();
     let seg = Segment::new(3).expect("segment");
     let client: &Netns = &seg.nodes[2].ns;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use lb_daemon::{
     dataplane::{ForwardMode, HelperProgram},
-    lab::{requests_to, start_backend_in, Addressing, Backend, CLIENT_ADDR},
+    lab::{requests_to, start_backend_in, Addressing, BackendHost, CLIENT_ADDR},
 };
 use lb_tests::vrrp_lab::{daemon_bin, Segment};
 
@@ -104,7 +104,7 @@ fn one_instance_serves_and_fails_over_both_families() {
                 .expect("lb_pass")
         })
         .collect();
-    let _backends: Vec<Backend> = [Addressing::v4(), Addressing::v6()]
+    let _backends: Vec<BackendHost> = [Addressing::v4(), Addressing::v6()]
         .iter()
         .flat_map(|a| (0..3).map(move |i| (i, *a)))
         .map(|(i, a)| start_backend_in(&seg.switch, i, ForwardMode::Dr, &a).expect("backend"))

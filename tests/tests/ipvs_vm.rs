@@ -19,10 +19,7 @@ use lb_daemon::{
         plane_choice,
     },
     dataplane::{Protocol, ServiceId},
-    health::{
-        runner::{ServiceRef, Update},
-        verdict::DesiredBackend,
-    },
+    health::{runner::Update, verdict::DesiredBackend},
     ipvs::{self, DesiredService, DestEntry, Forward, Ipvs, IpvsError, ServiceEntry},
     netns::{veth, Netns},
     vrrp::instance::GateRequest,
@@ -255,8 +252,8 @@ address = "10.221.0.9"
 
 fn update(addr_: &str, port: u16, backends: &[(&str, u32)]) -> Update {
     Update {
-        service: ServiceRef {
-            address: addr(addr_),
+        service: ServiceId {
+            vip: addr(addr_),
             port,
             protocol: lb_daemon::config::Protocol::Tcp,
         },

@@ -11,7 +11,8 @@ use std::time::Duration;
 use lb_daemon::{
     dataplane::HelperProgram,
     lab::{
-        open_from, requests_from, start_nat_real, Addressing, Backend, CLIENT_ADDR, NAT_REAL_PORT,
+        open_from, requests_from, start_nat_real, Addressing, BackendHost, CLIENT_ADDR,
+        NAT_REAL_PORT,
     },
     netns::Switch,
 };
@@ -77,7 +78,7 @@ struct Topology {
     /// The LBs' ports on the internal switch.
     internal_ports: Vec<String>,
     _passes: Vec<HelperProgram>,
-    _reals: Vec<Backend>,
+    _reals: Vec<BackendHost>,
 }
 
 /// Nodes 0 and 1 are the LBs (eth0 198.18.0.11/.12, eth1 10.0.1.2/.3), node 2 the

@@ -362,7 +362,7 @@ impl Owner {
             .services
             .iter()
             .find(|s| {
-                s.vs.address == u.service.address
+                s.vs.address == u.service.vip
                     && s.vs.port == u.service.port
                     && s.vs.protocol == u.service.protocol
             })
@@ -536,7 +536,7 @@ fn log_update(u: &Update) {
         })
         .collect();
     info!(
-        service = %format!("{}:{} {:?}", u.service.address, u.service.port, u.service.protocol),
+        service = %format!("{}:{} {:?}", u.service.vip, u.service.port, u.service.protocol),
         quorum_up = u.quorum_up,
         backends = %backends.join(", "),
         "desired backend set"

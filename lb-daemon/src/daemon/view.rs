@@ -123,7 +123,7 @@ impl View {
     fn service(&self, s: &ServiceStatus, dp: &[dataplane::ServiceStatus]) -> ServiceSnapshot {
         let programmed = dp
             .iter()
-            .find(|d| d.id.vip == s.service.address && d.id.port == s.service.port);
+            .find(|d| d.id.vip == s.service.vip && d.id.port == s.service.port);
         let traffic = |addr: IpAddr, port: u16| {
             programmed
                 .and_then(|p| p.backends.iter().find(|b| b.addr == addr && b.port == port))
@@ -131,12 +131,12 @@ impl View {
                 .unwrap_or_default()
         };
         ServiceSnapshot {
-            address: s.service.address.to_string(),
+            address: s.service.vip.to_string(),
             port: s.service.port,
             protocol: format!("{:?}", s.service.protocol).to_uppercase(),
             lb_kind: self
                 .lb_kinds
-                .get(&(s.service.address, s.service.port))
+                .get(&(s.service.vip, s.service.port))
                 .cloned()
                 .unwrap_or_default(),
             quorum_up: s.quorum_up,

@@ -8,11 +8,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{
-    runner::{Health, ServiceRef, Update},
+    runner::{Health, Update},
     spec::{CheckSpec, Target},
     verdict::{CheckerParams, HealthScript, RealConfig, ServiceConfig, SorryServer},
 };
 use crate::config::{Config, VirtualServer};
+use crate::dataplane::{from_config::service_id, ServiceId};
 
 /// Everything the health runner starts from.
 #[derive(Debug, Clone)]
@@ -27,7 +28,7 @@ pub struct HealthPlan {
 /// One virtual service's checks and verdict parameters.
 #[derive(Debug, Clone)]
 pub struct ServicePlan {
-    pub service: ServiceRef,
+    pub service: ServiceId,
     pub verdict: ServiceConfig,
     pub checks: Vec<PlannedCheck>,
     pub scripts: ServiceScripts,
@@ -86,11 +87,7 @@ pub fn plan(config: &Config) -> HealthPlan {
 
 fn service_plan(vs: &VirtualServer) -> ServicePlan {
     ServicePlan {
-        service: ServiceRef {
-            address: vs.address,
-            port: vs.port,
-            protocol: vs.protocol,
-        },
+        service: service_id(vs),
         verdict: verdict_config(vs),
         checks: planned_checks(vs),
         scripts: scripts(vs),
@@ -210,8 +207,8 @@ tcp_check = {}
         };
         assert_eq!(
             service.service,
-            ServiceRef {
-                address: addr("192.0.2.10"),
+            ServiceId {
+                vip: addr("192.0.2.10"),
                 port: 80,
                 protocol: Protocol::Tcp
             }

@@ -14,7 +14,6 @@ use std::{
     time::Duration,
 };
 
-use lb_common::Protocol;
 use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
@@ -27,20 +26,13 @@ use super::{
     spec::Outcome,
     verdict::{DesiredBackend, HealthEvent, ServiceHealth},
 };
+use crate::dataplane::ServiceId;
 use crate::script::{self, Script};
-
-/// A virtual service, as the data plane keys it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ServiceRef {
-    pub address: IpAddr,
-    pub port: u16,
-    pub protocol: Protocol,
-}
 
 /// The new desired backend set of a service (sent on every change).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {
-    pub service: ServiceRef,
+    pub service: ServiceId,
     pub backends: Vec<DesiredBackend>,
     pub quorum_up: bool,
 }
@@ -57,7 +49,7 @@ pub struct RealStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceStatus {
-    pub service: ServiceRef,
+    pub service: ServiceId,
     pub quorum_up: bool,
     pub reals: Vec<RealStatus>,
 }
@@ -242,7 +234,7 @@ async fn check_loop(
 }
 
 struct ServiceOwner {
-    service: ServiceRef,
+    service: ServiceId,
     health: ServiceHealth,
     scripts: ServiceScripts,
     script_user: Option<String>,
@@ -340,7 +332,7 @@ fn real_status(health: &ServiceHealth, i: usize) -> Option<RealStatus> {
     })
 }
 
-fn status_of(service: ServiceRef, health: &ServiceHealth) -> ServiceStatus {
+fn status_of(service: ServiceId, health: &ServiceHealth) -> ServiceStatus {
     ServiceStatus {
         service,
         quorum_up: health.quorum_up(),

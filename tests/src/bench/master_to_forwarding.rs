@@ -15,11 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use lb_daemon::{
     config::{self, Config},
-    dataplane::{Capacity, Dataplane, LoadOptions},
-    health::{
-        runner::{ServiceRef, Update},
-        verdict::DesiredBackend,
-    },
+    dataplane::{Capacity, Dataplane, LoadOptions, ServiceId},
+    health::{runner::Update, verdict::DesiredBackend},
     netns::{veth, Netns},
 };
 
@@ -74,8 +71,8 @@ virtual_ipaddress = [{}]
 
 fn update(i: usize) -> Update {
     Update {
-        service: ServiceRef {
-            address: vip(i).parse().unwrap(),
+        service: ServiceId {
+            vip: vip(i).parse().unwrap(),
             port: 80,
             protocol: config::Protocol::Tcp,
         },

@@ -17,7 +17,7 @@ use crate::{
     dataplane::{ForwardMode, HelperProgram},
     lab::{
         backend_addr, backend_name, daemon_config, open_from, requests_from, spread_summary,
-        start_backend, Backend, CLIENT_ADDR, VIP, VIP_PORT,
+        start_backend, BackendHost, CLIENT_ADDR, VIP, VIP_PORT,
     },
     netns::{Netns, NsChild, Switch},
 };
@@ -83,7 +83,7 @@ fn lab(exe: &Path, dir: &Path, mode: ForwardMode, n_backends: usize, pause: bool
     switch.plug(&client, "eth0")?;
     client.ip(&["addr", "add", &format!("{CLIENT_ADDR}/24"), "dev", "eth0"])?;
     client.sh("ethtool -K eth0 tx off tso off gso off >/dev/null && ip link set eth0 mtu 1400")?;
-    let mut backends: Vec<Backend> = (0..n_backends)
+    let mut backends: Vec<BackendHost> = (0..n_backends)
         .map(|i| start_backend(&switch, i, mode))
         .collect::<Result<_>>()?;
     let mut nodes = Vec::new();

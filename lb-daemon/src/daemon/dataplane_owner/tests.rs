@@ -8,10 +8,7 @@ use std::{
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::{
-    daemon::plane::memory::{Forwarding, MemoryPlane},
-    health::runner::ServiceRef,
-};
+use crate::daemon::plane::memory::{Forwarding, MemoryPlane};
 
 const CONFIG: &str = r#"
 [[vrrp_instance]]
@@ -80,8 +77,8 @@ impl Running {
 
     fn health(&self, vip: &str, port: u16, backends: &[(&str, u32)]) {
         let update = Update {
-            service: ServiceRef {
-                address: vip.parse().unwrap(),
+            service: ServiceId {
+                vip: vip.parse().unwrap(),
                 port,
                 protocol: config::Protocol::Tcp,
             },
