@@ -399,12 +399,13 @@ fn keep_dataplane_restart_drops_nothing() {
         "{failed} of {sent} requests failed during the upgrade\n{}",
         seg.logs()
     );
-    assert_eq!(
-        conn.ask()
-            .expect("long-lived connection after the upgrade")
-            .backend,
-        first
-    );
+    let answer = conn.ask().unwrap_or_else(|e| {
+        panic!(
+            "long-lived connection after the upgrade: {e:#}\n{}",
+            seg.logs()
+        )
+    });
+    assert_eq!(answer.backend, first);
 }
 
 #[test]

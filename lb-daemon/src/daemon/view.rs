@@ -186,7 +186,7 @@ fn instance(s: &InstanceStatus) -> InstanceSnapshot {
 
 /// The data plane's drop counters by reason.
 fn drops(counters: &[(String, u64)]) -> BTreeMap<String, u64> {
-    const DROPS: [&str; 9] = [
+    const DROPS: [&str; 12] = [
         "no_backend",
         "truncated_eth",
         "truncated_ipv4",
@@ -196,6 +196,10 @@ fn drops(counters: &[(String, u64)]) -> BTreeMap<String, u64> {
         "encap_failed",
         "bad_backend",
         "verdict_drop",
+        // The data path's rare events (no aya-log: these counters are how they surface).
+        "nat_table_full",
+        "snat_ports_exhausted",
+        "fib_no_neigh",
     ];
     counters
         .iter()

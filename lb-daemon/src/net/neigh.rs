@@ -7,6 +7,7 @@
 //! resolve it (ARP / neighbour solicitation) and the table is polled until it answers.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -32,6 +33,8 @@ const POLL_MAX: Duration = Duration::from_millis(100);
 
 /// Port of the datagram used as a fallback resolution trigger (discard: harmless if it lands).
 const DISCARD_PORT: u16 = 9;
+/// How often an address dump refused with EBUSY is tried again (about 0.2 s in all).
+const DUMP_BUSY_RETRIES: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NeighError {
@@ -136,6 +139,10 @@ impl Entry {
 #[derive(Debug, Clone)]
 pub struct Neighbours {
     handle: rtnetlink::Handle,
+    /// The kernel runs one dump at a time per netlink socket and answers another with
+    /// EBUSY; concurrent lookups (the owner resolves next hops all at once, and prefetches
+    /// in the background) take turns for their address dumps.
+    dumps: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Neighbours {
@@ -146,7 +153,10 @@ impl Neighbours {
             rtnl::ConnectError::NoRuntime => NeighError::NoRuntime,
             rtnl::ConnectError::Socket(e) => NeighError::Socket(e),
         })?;
-        Ok(Neighbours { handle })
+        Ok(Neighbours {
+            handle,
+            dumps: Arc::default(),
+        })
     }
 
     /// Facts about the interface called `name`.
@@ -233,11 +243,33 @@ impl Neighbours {
         }
     }
 
+    /// The addresses of `ifindex` (one dump at a time on this socket). A dump the kernel
+    /// still counts as running (EBUSY) is retried a few times rather than failing the
+    /// lookup: a backend left out of its service would move its flows.
+    async fn addresses(
+        &self,
+        ifindex: u32,
+    ) -> Result<(Vec<Ipv4Addr>, Vec<Ipv6Addr>), rtnetlink::Error> {
+        let _turn = self.dumps.lock().await;
+        let mut pause = Duration::from_millis(1);
+        for _ in 0..DUMP_BUSY_RETRIES {
+            match address::list(&self.handle, ifindex).await {
+                Err(e) if errno(&e) == Some(libc::EBUSY) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                listed => return listed,
+            }
+        }
+        address::list(&self.handle, ifindex).await
+    }
+
     async fn facts(&self, msg: LinkMessage) -> Result<LinkFacts, NeighError> {
         let ifindex = msg.header.index;
         let name = link::name(&msg).unwrap_or_else(|| format!("#{ifindex}"));
         let mac = link::mac(&msg).ok_or_else(|| NeighError::NotEthernet(name.clone()))?;
-        let (ipv4, ipv6) = address::list(&self.handle, ifindex)
+        let (ipv4, ipv6) = self
+            .addresses(ifindex)
             .await
             .map_err(|source| NeighError::Netlink {
                 what: format!("address dump of interface #{ifindex}"),
@@ -555,6 +587,41 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(err.to_string(), "interface eth9 does not exist");
+    }
+
+    /// The owner resolves next hops all at once over one netlink socket, and the kernel
+    /// runs one dump at a time per socket: a dump started while another was still
+    /// running failed with EBUSY, leaving a backend out of its service (a connection
+    /// reset during a --keep-dataplane upgrade). Lookups now take turns on the socket.
+    #[test]
+    fn concurrent_lookups_on_one_socket_all_succeed() {
+        let (a, b) = pair("nlc");
+        a.ip(&["addr", "add", "198.18.23.1/24", "dev", "n0"])
+            .unwrap();
+        let peers: Vec<String> = (2..34).map(|i| format!("198.18.23.{i}")).collect();
+        for p in &peers {
+            b.ip(&["addr", "add", &format!("{p}/24"), "dev", "n1"])
+                .unwrap();
+        }
+        let ifindex = ifindex_in(&a, "n0");
+        let results = in_ns(&a, move || async move {
+            let n = Neighbours::new().unwrap();
+            let hops = peers.iter().map(|p| {
+                let n = n.clone();
+                let dst: IpAddr = p.parse().unwrap();
+                async move {
+                    let hop = n.resolve(dst, Duration::from_secs(3)).await?;
+                    n.link_by_index(hop.ifindex).await.map(|_| hop)
+                }
+            });
+            futures::future::join_all(hops).await
+        });
+        for r in results {
+            assert_eq!(
+                r.expect("every concurrent lookup succeeds").ifindex,
+                ifindex
+            );
+        }
     }
 
     #[test]
