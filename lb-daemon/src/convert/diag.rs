@@ -2,13 +2,15 @@
 //! keepalived file (`FILE:LINE:COL: error: BLOCK: MESSAGE (WHAT TO DO)`).
 
 use crate::config::suggest;
-use crate::config::{Diagnostic, Severity};
+use crate::config::{Diagnostic, Severity, MAX_ERRORS};
 
 use super::lexer::Pos;
 
 #[derive(Debug, Default)]
 pub(crate) struct Diags {
     pub list: Vec<Diagnostic>,
+    /// Past [`MAX_ERRORS`] of a severity the rest are only counted (errors, warnings).
+    omitted: [usize; 2],
 }
 
 impl Diags {
@@ -51,6 +53,20 @@ impl Diags {
         );
     }
 
+    /// The diagnostics, at most [`MAX_ERRORS`] of each severity and a count of the rest.
+    pub(crate) fn finish(mut self, file: &std::path::Path) -> Vec<Diagnostic> {
+        for (severity, n) in [Severity::Error, Severity::Warning]
+            .into_iter()
+            .zip(self.omitted)
+        {
+            if n > 0 {
+                self.list
+                    .push(Diagnostic::more_not_shown(file, severity, n));
+            }
+        }
+        self.list
+    }
+
     fn push(
         &mut self,
         severity: Severity,
@@ -59,6 +75,12 @@ impl Diags {
         message: String,
         hint: Option<String>,
     ) {
+        let slot = usize::from(severity == Severity::Warning);
+        let kept = self.list.iter().filter(|d| d.severity == severity).count();
+        if kept >= MAX_ERRORS {
+            self.omitted[slot] += 1;
+            return;
+        }
         self.list.push(Diagnostic {
             severity,
             file: pos.file.as_ref().clone(),
