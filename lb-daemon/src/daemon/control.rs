@@ -23,12 +23,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use super::admission::{Admission, Admitted};
 use super::snapshot::Snapshot;
 
 /// A request line longer than this is not one of ours.
 const MAX_REQUEST: u64 = 1024;
 /// A client that has not sent its request by then is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once (file descriptors held); see [`Admission`].
+const MAX_CONNECTIONS: usize = 64;
 
 /// A `reload` asked for on the socket; the daemon answers on `reply` when done: Ok with
 /// a summary, or Err with why the running configuration was kept.
@@ -197,12 +200,17 @@ async fn accept_loop(
     source: Source,
     reload: mpsc::UnboundedSender<ReloadRequest>,
 ) {
+    let admission = Admission::new(MAX_CONNECTIONS);
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let Some(admitted) = admission.admit().await else {
+                    debug!("control connection refused: every slot serves a request");
+                    continue;
+                };
                 let (source, reload) = (source.clone(), reload.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = handle(stream, source, reload).await {
+                    if let Err(e) = handle(stream, admitted, source, reload).await {
                         debug!("control connection: {e}");
                     }
                 });
@@ -218,18 +226,26 @@ async fn accept_loop(
 
 async fn handle(
     stream: UnixStream,
+    mut admitted: Admitted,
     source: Source,
     reload: mpsc::UnboundedSender<ReloadRequest>,
 ) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = AsyncBufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
-    match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
-        Ok(read) => read?,
-        Err(_) => return Ok(()),
+    let Some(read) = admitted
+        .request(REQUEST_TIMEOUT, reader.read_line(&mut line))
+        .await
+    else {
+        return Ok(());
     };
+    read?;
     let answer = answer(line.trim(), &source, &reload).await;
-    write.write_all(answer.as_bytes()).await?;
+    // A client that never reads its answer does not keep the slot either.
+    match tokio::time::timeout(REQUEST_TIMEOUT, write.write_all(answer.as_bytes())).await {
+        Ok(written) => written?,
+        Err(_) => return Ok(()),
+    }
     write.shutdown().await
 }
 
@@ -378,6 +394,43 @@ mod tests {
             .unwrap()
     }
 
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_flood_neither_exhausts_descriptors_nor_silences_status() {
+        let dir = TempDir::new();
+        let path = dir.0.join("lb.sock");
+        let _one_at_a_time = crate::daemon::admission::COUNTING_FDS.lock().await;
+        let (reload_tx, _reload_rx) = mpsc::unbounded_channel();
+        let _handle = serve_control(&path, Arc::new(snapshot), reload_tx)
+            .await
+            .unwrap();
+        let before = open_fds();
+        let flood_path = path.clone();
+        // 2,000 clients that connect and never speak, held open.
+        let flood = tokio::task::spawn_blocking(move || {
+            (0..2000)
+                .map(|_| StdUnixStream::connect(&flood_path).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Ours: the 2,000 client ends; the daemon's: at most its slots.
+        let held = open_fds() - before - flood.len();
+        assert!(
+            held <= MAX_CONNECTIONS + 4,
+            "the daemon holds {held} descriptors"
+        );
+        let status = ask(&path, "status").await.unwrap();
+        assert_eq!(
+            serde_json::from_str::<Snapshot>(&status).unwrap(),
+            snapshot()
+        );
+    }
+
     #[tokio::test]
     async fn status_reload_and_unknown_commands() {
         let dir = TempDir::new();
@@ -439,6 +492,7 @@ mod tests {
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
         assert!(path.exists());
 
+        let _one_at_a_time = crate::daemon::admission::COUNTING_FDS.lock().await;
         let (reload_tx, _reload_rx) = mpsc::unbounded_channel();
         let _handle = serve_control(&path, Arc::new(snapshot), reload_tx.clone())
             .await
