@@ -86,7 +86,7 @@ pub enum GateRequest {
 const GATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Commands from the rest of the daemon.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Command {
     /// Tracking changed: fault reasons (empty = healthy) and the effective priority.
     Tracking { faults: Vec<String>, priority: u8 },
@@ -96,6 +96,9 @@ pub enum Command {
     Shutdown,
     /// A reload changed the other instances on this interface: their VRIDs.
     SiblingVrids(Vec<u8>),
+    /// A reload changed this instance but not its socket (interface, VRID, version,
+    /// source, multicast or unicast): applied in place, the state kept.
+    Reconfigure(Box<InstanceSpec>),
 }
 
 /// A state change, for sync groups and the data plane.
@@ -287,6 +290,7 @@ impl Runner {
                     Some(Command::Tracking { faults, priority }) => self.on_tracking(faults, priority).await,
                     Some(Command::Force(state)) => self.handle(Event::Force(state)).await,
                     Some(Command::SiblingVrids(vrids)) => self.spec.sibling_vrids = vrids,
+                    Some(Command::Reconfigure(spec)) => self.reconfigure(*spec).await,
                     Some(Command::Shutdown) | None => {
                         self.handle(Event::Shutdown).await;
                         self.notifier.notify(NotifyState::Stop, self.fsm.effective_priority());
@@ -308,6 +312,67 @@ impl Runner {
                 }
             }
         }
+    }
+
+    /// keepalived's reload: a Master swaps only the addresses that changed (the ones kept
+    /// never leave the interface), then the state machine takes the new parameters.
+    async fn reconfigure(&mut self, mut spec: InstanceSpec) {
+        let name = spec.fsm.name.clone();
+        if self.fsm.state() == State::Master {
+            for v in self.spec.held().filter(|v| !spec.held().any(|n| n == *v)) {
+                info!(instance = %name, vip = %v.addr, "reload: removing a VIP");
+                if let Err(e) = self.vips.remove(v).await {
+                    warn!(instance = %name, vip = %v.addr, error = %e, "removing VIP failed");
+                }
+            }
+            let added: Vec<Vip> = spec
+                .held()
+                .filter(|n| !self.spec.held().any(|v| v == *n))
+                .cloned()
+                .collect();
+            for v in &added {
+                info!(instance = %name, vip = %v.addr, "reload: adding a VIP");
+                if let Err(e) = self.vips.add(v).await {
+                    warn!(instance = %name, vip = %v.addr, error = %e, "adding VIP failed");
+                }
+            }
+            if !added.is_empty() || spec.garp != self.spec.garp {
+                if let Some(old) = self.garp.take() {
+                    old.abort();
+                }
+                self.garp = Some(tokio::spawn(announce(
+                    spec.held().cloned().collect(),
+                    spec.garp,
+                    name.clone(),
+                )));
+            }
+        }
+        let notify = (&spec.notify, spec.script_timeout, &spec.script_user);
+        if notify
+            != (
+                &self.spec.notify,
+                self.spec.script_timeout,
+                &self.spec.script_user,
+            )
+        {
+            self.notifier = Notifier::spawn(
+                Subject::Instance,
+                &name,
+                spec.notify.clone(),
+                spec.script_timeout,
+                spec.script_user.clone(),
+            );
+        }
+        // The socket was bound to this source; the data-plane link and adoption belong
+        // to the running instance.
+        spec.fsm.primary_address = self.spec.fsm.primary_address;
+        spec.gate = self.spec.gate.take();
+        spec.adopt_master = self.spec.adopt_master;
+        let params = spec.fsm.clone();
+        self.spec = spec;
+        self.status
+            .send_modify(|s| s.base_priority = params.priority);
+        self.handle(Event::Reconfigure(params)).await;
     }
 
     async fn on_tracking(&mut self, faults: Vec<String>, priority: u8) {
