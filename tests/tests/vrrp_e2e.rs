@@ -364,6 +364,18 @@ fn reload_keeps_unchanged_instances_and_restarts_changed_ones() {
     let out = reload(&seg, 0);
     assert!(!out.status.success(), "a broken file is refused");
     assert_eq!(seg.holders(VIP), vec![0]);
+    // Issue 16: the client gets the diagnostics, as check-config prints them.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("lb.toml:2:"), "{err}");
+    assert!(
+        err.lines().last().unwrap().contains("the configuration is invalid"),
+        "{err}"
+    );
+    std::fs::remove_file(&conf).expect("remove");
+    let out = reload(&seg, 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("No such file"), "{err}");
+    assert_eq!(seg.holders(VIP), vec![0]);
 }
 
 /// Samples every 20 ms for `for_` that node 0 alone holds each of `vips`.
