@@ -368,13 +368,19 @@ fn reload_keeps_unchanged_instances_and_restarts_changed_ones() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("lb.toml:2:"), "{err}");
     assert!(
-        err.lines().last().unwrap().contains("the configuration is invalid"),
+        err.lines()
+            .last()
+            .unwrap()
+            .contains("the configuration is invalid"),
         "{err}"
     );
     std::fs::remove_file(&conf).expect("remove");
     let out = reload(&seg, 0);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("No such file"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("No such file"),
+        "{err}"
+    );
     assert_eq!(seg.holders(VIP), vec![0]);
 }
 
