@@ -90,10 +90,6 @@ impl Admitted {
     }
 }
 
-/// Tests that count the process's file descriptors run one at a time.
-#[cfg(test)]
-pub(crate) static COUNTING_FDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 #[cfg(test)]
 mod tests {
     use super::*;
