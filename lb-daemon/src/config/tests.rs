@@ -1049,3 +1049,25 @@ fn non_unicast_virtual_addresses_are_refused_at_their_position() {
         assert!(vip.parse::<super::VirtualAddress>().is_ok(), "{vip}");
     }
 }
+
+#[test]
+fn metrics_off_the_loopback_is_a_warning() {
+    // Off by default; on a loopback address quietly; elsewhere with a warning.
+    assert_eq!(load(BASE).config.global.metrics_listen, None);
+    let quiet = load(&format!(
+        "[global]\nmetrics_listen = \"[::1]:9100\"\n{BASE}"
+    ));
+    assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
+    let open = load(&format!(
+        "[global]\nmetrics_listen = \"0.0.0.0:9100\"\n{BASE}"
+    ));
+    assert_eq!(open.warnings.len(), 1);
+    assert!(
+        open.warnings[0]
+            .message
+            .contains("reachable from other hosts"),
+        "{}",
+        open.warnings[0]
+    );
+    assert_eq!((open.warnings[0].line, open.warnings[0].column), (2, 18));
+}
