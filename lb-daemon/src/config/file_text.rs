@@ -97,7 +97,7 @@ pub fn control_characters(text: &str, path: &Path) -> Vec<Diagnostic> {
             line_start = at + 1;
             continue;
         }
-        if !(c.is_ascii_control() && !matches!(c, '\t' | '\r')) {
+        if !c.is_ascii_control() || matches!(c, '\t' | '\r') {
             continue;
         }
         if found.len() == MAX_ERRORS {
