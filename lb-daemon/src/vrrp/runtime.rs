@@ -710,3 +710,69 @@ async fn sync_groups(config: Config, members: Members, mut rx: mpsc::UnboundedRe
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(check_a: &str, check_b: &str, src: &str) -> Config {
+        let text = format!(
+            "[[vrrp_script]]\nname = \"a\"\nscript = \"{check_a}\"\ninterval = \"1s\"\n\n\
+             [[vrrp_script]]\nname = \"b\"\nscript = \"{check_b}\"\ninterval = \"1s\"\n\n\
+             [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"lo\"\nvirtual_router_id = 51\n\
+             virtual_ipaddress = [\"198.18.0.100\"]\ntrack_script = [\"a\", \"b\"]\n{src}"
+        );
+        Config::from_str(&text, "lb.toml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config
+    }
+
+    #[test]
+    fn only_a_new_socket_restarts_an_instance() {
+        let base = config("true", "true", "");
+        let old = &base.vrrp_instances[0];
+        let mut new = old.clone();
+        new.priority = 200;
+        new.advert_int = Duration::from_secs(2);
+        new.nopreempt = true;
+        new.virtual_ipaddress.clear();
+        new.track_script.clear();
+        assert!(same_socket(old, &new), "priority, interval, VIPs, tracking: in place");
+        let moved = config("true", "true", "unicast_src_ip = \"127.0.0.1\"\n");
+        assert!(!same_socket(old, &moved.vrrp_instances[0]));
+        let mut vrid = old.clone();
+        vrid.virtual_router_id = 52;
+        assert!(!same_socket(old, &vrid));
+        let mut unicast = old.clone();
+        unicast.unicast_peers = vec!["127.0.0.2".parse().unwrap()];
+        assert!(!same_socket(old, &unicast));
+    }
+
+    #[tokio::test]
+    async fn a_reload_restarts_only_the_changed_scripts() {
+        let old = config("true", "true", "");
+        let (reports, _rx) = mpsc::unbounded_channel();
+        let mut script_tasks = HashMap::new();
+        let scripts = start_scripts(&old, |_| true, &mut script_tasks);
+        let mut vrrp = Vrrp {
+            instances: Vec::new(),
+            tracking: HashMap::new(),
+            tasks: Vec::new(),
+            script_tasks,
+            scripts,
+            reports,
+            gate: None,
+            config: old.clone(),
+        };
+        let kept = vrrp.script_tasks["b"].id();
+        let new = config("false", "true", "");
+        assert_eq!(vrrp.apply_scripts(&old, &new), vec!["a".to_string()]);
+        assert_eq!(vrrp.script_tasks["b"].id(), kept, "b keeps its runner");
+        assert!(vrrp.scripts.contains_key("a") && vrrp.scripts.contains_key("b"));
+        // Unchanged: nothing restarts.
+        assert!(vrrp.apply_scripts(&new, &new).is_empty());
+        for t in vrrp.script_tasks.values() {
+            t.abort();
+        }
+    }
+}
