@@ -465,6 +465,22 @@ fn reload_applies_priority_and_vips_in_place() {
     ok(reload(&seg, 0));
     seg.wait_holder(VIP, 1, bound(1.0, 100, 2.0))
         .expect("n2 takes over");
+    // Back above the peer, with a track_script added: n1 preempts, then follows the
+    // script's verdict (200 - 180 = 20 < 100) — tracking applied in place too.
+    let flag = seg.nodes[0].dir().join("healthy");
+    std::fs::write(&flag, "").expect("flag");
+    let tracked = format!(
+        "{}track_script = [\"chk\"]\n\n[[vrrp_script]]\nname = \"chk\"\nscript = \"test -f {}\"\ninterval = \"200ms\"\nweight = -180\nfall = 1\nrise = 1\n",
+        t1.replace(one, two),
+        flag.display()
+    );
+    std::fs::write(conf(0), tracked).expect("write");
+    ok(reload(&seg, 0));
+    seg.wait_holder(VIP, 0, bound(1.0, 200, 2.0))
+        .expect("n1 preempts back");
+    std::fs::remove_file(&flag).expect("remove flag");
+    seg.wait_holder(VIP, 1, bound(1.0, 100, 2.0))
+        .expect("the new track_script lowers n1");
     let log = seg.nodes[0].log();
     assert!(
         !log.contains("stopping the old instance") && log.contains("applying the changes in place"),

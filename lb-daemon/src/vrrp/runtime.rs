@@ -737,7 +737,10 @@ mod tests {
         new.nopreempt = true;
         new.virtual_ipaddress.clear();
         new.track_script.clear();
-        assert!(same_socket(old, &new), "priority, interval, VIPs, tracking: in place");
+        assert!(
+            same_socket(old, &new),
+            "priority, interval, VIPs, tracking: in place"
+        );
         let moved = config("true", "true", "unicast_src_ip = \"127.0.0.1\"\n");
         assert!(!same_socket(old, &moved.vrrp_instances[0]));
         let mut vrid = old.clone();
