@@ -36,6 +36,12 @@ impl Diags {
 
     /// An unknown keyword, with the closest known one.
     pub(crate) fn unknown(&mut self, pos: &Pos, context: &str, keyword: &str, known: &[&str]) {
+        // Past the cap the suggestion (an edit distance per known keyword) is not worth
+        // computing: a file of garbage is one unknown keyword per line.
+        if self.is_full(Severity::Error) {
+            self.omitted[0] += 1;
+            return;
+        }
         let hint = match suggest::closest(keyword, known.iter().copied()) {
             Some(best) => format!("did you mean `{best}`?"),
             None => "see docs/convert.md for the keywords this block takes".into(),
@@ -51,6 +57,10 @@ impl Diags {
             format!("unknown keyword `{keyword}` {place}"),
             Some(hint),
         );
+    }
+
+    fn is_full(&self, severity: Severity) -> bool {
+        self.list.iter().filter(|d| d.severity == severity).count() >= MAX_ERRORS
     }
 
     /// The diagnostics, at most [`MAX_ERRORS`] of each severity and a count of the rest.
@@ -75,10 +85,8 @@ impl Diags {
         message: String,
         hint: Option<String>,
     ) {
-        let slot = usize::from(severity == Severity::Warning);
-        let kept = self.list.iter().filter(|d| d.severity == severity).count();
-        if kept >= MAX_ERRORS {
-            self.omitted[slot] += 1;
+        if self.is_full(severity) {
+            self.omitted[usize::from(severity == Severity::Warning)] += 1;
             return;
         }
         self.list.push(Diagnostic {
