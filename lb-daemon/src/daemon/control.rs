@@ -5,7 +5,10 @@
 //!
 //! - `status`: the [`Snapshot`].
 //! - `reload`: `{"ok":true,"message":...}` or `{"ok":false,"error":...}`, once the daemon
-//!   has applied (or refused) the configuration file.
+//!   has applied (or refused) the configuration file; a refused file's error is its
+//!   diagnostics, one per line, then the summary line.
+//!
+//! At most `MAX_CONNECTIONS` connections are served at once (see `daemon::admission`).
 //! - anything else: `{"ok":false,"error":"unknown command ..."}`.
 
 use std::io::{self, BufRead, BufReader, Write};
