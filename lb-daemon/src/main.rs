@@ -1,6 +1,6 @@
 //! `lb-daemon`: the command-line entry point.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -121,8 +121,23 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
-    let args = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // A refused configuration's diagnostics go above the message.
+            if let Some(invalid) = error.downcast_ref::<lb_daemon::config::Invalid>() {
+                eprintln!("{}", invalid.report);
+            }
+            // `{:#}`: the message and its causes on one line, never the backtrace that
+            // anyhow's Debug output adds under RUST_BACKTRACE=1.
+            eprintln!("Error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Cli) -> Result<()> {
     let format = match &args.command {
         Command::Run { log_format, .. } => *log_format,
         _ => cli::LogFormat::Text,

@@ -1,13 +1,25 @@
 //! Running operator scripts (`vrrp_script`, notify scripts, and later `MISC_CHECK`): in
 //! their own process group, as a configured user, with a timeout that kills the whole
 //! group, never blocking the caller's protocol work.
+//!
+//! keepalived's `enable_script_security` is always on: a script that would run as root
+//! is refused when its file, or any directory above it, is writable by a non-root user
+//! (that user could otherwise run anything as root).
 
-use std::{process::Stdio, time::Duration};
+use std::{
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
 
 use nix::{
     sys::signal::{killpg, Signal},
     unistd::{Pid, User},
 };
+
+/// Where `sh -c` looks for a command when the daemon's environment has no PATH.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What to run. `command` is a shell command line as the operator wrote it (keepalived
 /// style: `"/etc/lb/notify.sh master"`); `args` are appended as separate words.
@@ -58,13 +70,20 @@ pub async fn run(script: &Script) -> Outcome {
         .stderr(Stdio::null())
         .process_group(0)
         .kill_on_drop(true);
+    let mut uid = nix::unistd::geteuid().as_raw();
     if let Some(name) = &script.user {
         match User::from_name(name) {
             Ok(Some(user)) => {
                 cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+                uid = user.uid.as_raw();
             }
             Ok(None) => return Outcome::Failed(format!("no user {name:?}")),
             Err(e) => return Outcome::Failed(format!("looking up user {name:?}: {e}")),
+        }
+    }
+    if uid == 0 {
+        if let Err(why) = check_secure(&script.command) {
+            return Outcome::Failed(why);
         }
     }
     let mut child = match cmd.spawn() {
@@ -93,9 +112,165 @@ pub async fn run(script: &Script) -> Outcome {
     }
 }
 
+/// keepalived's `enable_script_security` for a script run as root: its executable (the
+/// first word, found on PATH when it has no `/`) and every directory above it must be
+/// owned by root and writable by no one else. A first word found nowhere is a shell
+/// builtin or keyword (`test`, `exit`): nothing on disk to tamper with.
+pub fn check_secure(command: &str) -> Result<(), String> {
+    let Some(program) = command
+        .split_whitespace()
+        .next()
+        .map(|w| w.trim_matches(['"', '\'']))
+    else {
+        return Ok(());
+    };
+    let Some(path) = locate(program) else {
+        return Ok(());
+    };
+    // The path as written (a symlink can be swapped in a writable directory) and the file
+    // it leads to.
+    let real = path.canonicalize().unwrap_or_else(|_| path.clone());
+    for candidate in [&path, &real] {
+        for part in candidate.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+            if let Some(who) = writable_by_non_root(part) {
+                return Err(format!(
+                    "Unsafe permissions found for script '{}' - disabling ({} is {who}; make it root's and not group- or world-writable, or run the script as a non-root script_user)",
+                    path.display(),
+                    part.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn locate(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into());
+    path.split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| p.is_file())
+}
+
+/// keepalived's test: not root's, or group-writable with a non-root group, or
+/// world-writable. `None` when safe (or gone: running it fails on its own).
+fn writable_by_non_root(path: &Path) -> Option<&'static str> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if meta.uid() != 0 {
+        Some("owned by a non-root user")
+    } else if meta.mode() & 0o020 != 0 && meta.gid() != 0 {
+        Some("writable by a non-root group")
+    } else if meta.mode() & 0o002 != 0 {
+        Some("world-writable")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A directory below the crate (root's, 0755 all the way up when tests run as root).
+    struct SafeDir(PathBuf);
+
+    impl SafeDir {
+        fn new() -> Self {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target")
+                .join(crate::netns::unique_name("lb-script-sec"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+            Self(dir.canonicalize().unwrap())
+        }
+
+        fn script(&self, name: &str, mode: u32) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path
+        }
+    }
+
+    impl Drop for SafeDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn script_security_refuses_what_a_non_root_user_could_change() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // needs root-owned files
+        }
+        let dir = SafeDir::new();
+        if dir.0.ancestors().any(|p| writable_by_non_root(p).is_some()) {
+            return; // the checkout itself is not root's: nothing to tell apart
+        }
+        let ok = dir.script("ok.sh", 0o755);
+        assert_eq!(check_secure(&format!("{} arg", ok.display())), Ok(()));
+        let group = dir.script("group.sh", 0o775);
+        // Group root may write; another group may not.
+        assert_eq!(check_secure(&group.display().to_string()), Ok(()));
+        std::os::unix::fs::chown(&group, None, Some(65534)).unwrap();
+        let e = check_secure(&group.display().to_string()).unwrap_err();
+        assert!(e.starts_with("Unsafe permissions found for script"), "{e}");
+        assert!(e.contains("writable by a non-root group"), "{e}");
+        let world = dir.script("world.sh", 0o757);
+        assert!(check_secure(&world.display().to_string())
+            .unwrap_err()
+            .contains("world-writable"));
+        let owned = dir.script("owned.sh", 0o755);
+        std::os::unix::fs::chown(&owned, Some(65534), None).unwrap();
+        assert!(check_secure(&owned.display().to_string())
+            .unwrap_err()
+            .contains("owned by a non-root user"));
+        // A safe file in a writable directory is not safe.
+        let sub = dir.0.join("open");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let inner = sub.join("inner.sh");
+        std::fs::write(&inner, "").unwrap();
+        let e = check_secure(&inner.display().to_string()).unwrap_err();
+        assert!(
+            e.contains(&format!("({} is world-writable", sub.display())),
+            "{e}"
+        );
+        // A symlink to a safe file from a writable directory neither.
+        let link = sub.join("link.sh");
+        std::os::unix::fs::symlink(&ok, &link).unwrap();
+        assert!(check_secure(&link.display().to_string()).is_err());
+        // Commands found on PATH, and shell builtins.
+        assert_eq!(check_secure("test -f /etc/hostname"), Ok(()));
+        assert_eq!(check_secure("exit 0"), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn an_unsafe_script_is_not_run_as_root() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = std::env::temp_dir().join(crate::netns::unique_name("lb-script-tmp"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sh");
+        std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // /tmp is world-writable: refused as root...
+        let outcome = run(&script(&path.display().to_string(), &[], 2000)).await;
+        assert!(
+            matches!(&outcome, Outcome::Failed(why) if why.contains("world-writable")),
+            "{outcome:?}"
+        );
+        // ...and run as a non-root script_user.
+        let mut as_nobody = script(&path.display().to_string(), &[], 2000);
+        as_nobody.user = Some("nobody".into());
+        assert_eq!(run(&as_nobody).await, Outcome::Exited(0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn script(command: &str, args: &[&str], timeout_ms: u64) -> Script {
         Script {

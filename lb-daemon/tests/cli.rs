@@ -140,3 +140,67 @@ fn nat_services_are_accepted_and_snat_needs_nat() {
         "{err}"
     );
 }
+
+#[test]
+fn cli_errors_print_no_backtrace_under_rust_backtrace() {
+    // Issue 16: every CLI error printed a stack backtrace with RUST_BACKTRACE=1.
+    let path = write("unclosed.toml", "[global\n");
+    let out = lb_daemon()
+        .env("RUST_BACKTRACE", "1")
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("backtrace"), "{err}");
+    assert!(err.contains("unclosed.toml:1:"), "{err}");
+    assert!(err.lines().last().unwrap().starts_with("Error: "), "{err}");
+    let out = lb_daemon()
+        .env("RUST_BACKTRACE", "1")
+        .args(["status", "--socket", "/nonexistent/lb.sock"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && !err.contains("backtrace"), "{err}");
+}
+
+#[test]
+fn check_config_warns_about_an_empty_file() {
+    let path = write("empty.toml", "");
+    let out = lb_daemon().arg("check-config").arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("warning: nothing is configured"), "{err}");
+}
+
+#[test]
+fn check_config_names_the_first_non_utf8_byte_and_escapes_control_characters() {
+    let dir = std::env::temp_dir().join(format!("lb-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("latin1.conf");
+    std::fs::write(&path, b"global_defs {\n  router_id caf\xe9\n}\n").unwrap();
+    let out = lb_daemon().arg("check-config").arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("latin1.conf:2:16: error: invalid UTF-8 (byte 0xe9)"),
+        "{err}"
+    );
+    let path = write("clear.conf", "global_defs {\n \x1b[2J\n}\n");
+    let out = lb_daemon().arg("check-config").arg(&path).output().unwrap();
+    assert!(
+        !out.stderr.contains(&0x1b),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = lb_daemon()
+        .args(["check-config", "/dev/zero"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is a character device, not a regular file"),
+        "{err}"
+    );
+}

@@ -364,4 +364,127 @@ fn reload_keeps_unchanged_instances_and_restarts_changed_ones() {
     let out = reload(&seg, 0);
     assert!(!out.status.success(), "a broken file is refused");
     assert_eq!(seg.holders(VIP), vec![0]);
+    // Issue 16: the client gets the diagnostics, as check-config prints them.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("lb.toml:2:"), "{err}");
+    assert!(
+        err.lines()
+            .last()
+            .unwrap()
+            .contains("the configuration is invalid"),
+        "{err}"
+    );
+    std::fs::remove_file(&conf).expect("remove");
+    let out = reload(&seg, 0);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("No such file"),
+        "{err}"
+    );
+    assert_eq!(seg.holders(VIP), vec![0]);
+}
+
+/// Samples every 20 ms for `for_` that node 0 alone holds each of `vips`.
+fn assert_only_n1_holds(seg: &Segment, vips: &[&str], for_: Duration, what: &str) {
+    let deadline = std::time::Instant::now() + for_;
+    while std::time::Instant::now() < deadline {
+        for vip in vips {
+            assert_eq!(seg.holders(vip), vec![0], "{what}: {vip}\n{}", seg.logs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn transitions(seg: &Segment, i: usize) -> usize {
+    seg.nodes[i].log().matches("VRRP transition").count()
+}
+
+/// Issue 16: a reload that changed only the priority restarted the instance (the VIP
+/// gone for about a second: MASTER -> INIT -> BACKUP -> MASTER). Priority, VIP list and
+/// a lowered priority now apply in place, as keepalived's reload does.
+#[test]
+fn reload_applies_priority_and_vips_in_place() {
+    let mut seg = Segment::new(2).expect("segment");
+    let t1 = node("n1", 150, 2, "1", None).toml(seg.nodes[0].dir());
+    let t2 = node("n2", 100, 2, "1", None).toml(seg.nodes[1].dir());
+    seg.nodes[0].start_ours(&t1).expect("n1");
+    seg.nodes[1].start_ours(&t2).expect("n2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(8))
+        .expect("n1 master");
+    let conf = |i: usize| seg.nodes[i].dir().join("lb.toml");
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = transitions(&seg, 0);
+
+    // A higher priority: n1 stays master, the VIP never leaves it.
+    let t1 = t1.replace("priority = 150", "priority = 200");
+    std::fs::write(conf(0), &t1).expect("write");
+    let summary = ok(reload(&seg, 0));
+    assert!(summary.contains("in place: [\"VI_1\"]"), "{summary}");
+    assert_only_n1_holds(&seg, &[VIP], Duration::from_secs(3), "priority reload");
+    assert_eq!(
+        transitions(&seg, 0),
+        before,
+        "no transition\n{}",
+        seg.logs()
+    );
+
+    // One VIP more (both nodes: the adverts carry the list): the old one stays put.
+    let two = "virtual_ipaddress = [\"198.18.0.100/24\", \"198.18.0.102/24\"]";
+    let one = "virtual_ipaddress = [\"198.18.0.100/24\"]";
+    std::fs::write(conf(1), t2.replace(one, two)).expect("write");
+    ok(reload(&seg, 1));
+    std::fs::write(conf(0), t1.replace(one, two)).expect("write");
+    ok(reload(&seg, 0));
+    seg.wait_holder("198.18.0.102", 0, Duration::from_secs(2))
+        .expect("the added VIP on n1");
+    assert_only_n1_holds(
+        &seg,
+        &[VIP, "198.18.0.102"],
+        Duration::from_secs(4),
+        "VIP list reload",
+    );
+    assert_eq!(
+        transitions(&seg, 0),
+        before,
+        "no transition\n{}",
+        seg.logs()
+    );
+
+    // Below the peer: n1 yields as VRRP would (n2 preempts), without a restart.
+    let low = t1
+        .replace(one, two)
+        .replace("priority = 200", "priority = 50");
+    std::fs::write(conf(0), low).expect("write");
+    ok(reload(&seg, 0));
+    seg.wait_holder(VIP, 1, bound(1.0, 100, 2.0))
+        .expect("n2 takes over");
+    // Back above the peer, with a track_script added: n1 preempts, then follows the
+    // script's verdict (200 - 180 = 20 < 100) — tracking applied in place too.
+    let flag = seg.nodes[0].dir().join("healthy");
+    std::fs::write(&flag, "").expect("flag");
+    let tracked = format!(
+        "{}track_script = [\"chk\"]\n\n[[vrrp_script]]\nname = \"chk\"\nscript = \"test -f {}\"\ninterval = \"200ms\"\nweight = -180\nfall = 1\nrise = 1\n",
+        t1.replace(one, two),
+        flag.display()
+    );
+    std::fs::write(conf(0), tracked).expect("write");
+    ok(reload(&seg, 0));
+    seg.wait_holder(VIP, 0, bound(1.0, 200, 2.0))
+        .expect("n1 preempts back");
+    std::fs::remove_file(&flag).expect("remove flag");
+    seg.wait_holder(VIP, 1, bound(1.0, 100, 2.0))
+        .expect("the new track_script lowers n1");
+    let log = seg.nodes[0].log();
+    assert!(
+        !log.contains("stopping the old instance") && log.contains("applying the changes in place"),
+        "no restart\n{}",
+        seg.logs()
+    );
 }

@@ -3,20 +3,22 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use crate::config::{self, Loaded};
+use crate::config::{self, Invalid, Loaded};
 use crate::convert;
 
 /// Loads the file (TOML, or keepalived's language converted in memory) and checks what
-/// needs the live system (interfaces). Errors are printed to stderr and returned as one
-/// failure.
+/// needs the live system (interfaces). Refusals are an [`Invalid`].
 pub fn load_checked(path: &Path) -> Result<Loaded> {
     let file = match convert::load(path) {
         Ok(f) => f,
         Err(errors) => {
-            eprintln!("{errors}");
-            bail!("{}: the configuration is invalid", path.display());
+            return Err(Invalid {
+                summary: format!("{}: the configuration is invalid", path.display()),
+                report: errors.to_string(),
+            }
+            .into())
         }
     };
     let loaded = &file.loaded;
@@ -26,13 +28,18 @@ pub fn load_checked(path: &Path) -> Result<Loaded> {
     missing.extend(config::check_availability(&loaded.config));
     let missing: Vec<_> = missing.into_iter().map(|d| file.remap(d)).collect();
     if !missing.is_empty() {
-        for d in &missing {
-            eprintln!("{d}");
+        let report = config::cap(missing)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
+        return Err(Invalid {
+            summary: format!(
+                "{}: the configuration names interfaces that do not exist, or asks the data plane for what it cannot do",
+                path.display()
+            ),
+            report: report.join("\n"),
         }
-        bail!(
-            "{}: the configuration names interfaces that do not exist, or asks the data plane for what it cannot do",
-            path.display()
-        );
+        .into());
     }
     Ok(file.loaded)
 }

@@ -65,10 +65,15 @@ pub fn reload(socket: &Path) -> Result<()> {
             println!("{}", message.unwrap_or_else(|| "reloaded".into()));
             Ok(())
         }
-        (false, _, error) => bail!(
-            "reload refused; the running configuration is unchanged: {}",
-            error.unwrap_or_else(|| "no reason given".into())
-        ),
+        (false, _, error) => {
+            let error = error.unwrap_or_else(|| "no reason given".into());
+            // A refused file comes back as its diagnostics, then the summary line.
+            let (report, summary) = error.rsplit_once('\n').unwrap_or(("", &error));
+            if !report.is_empty() {
+                eprintln!("{report}");
+            }
+            bail!("reload refused; the running configuration is unchanged: {summary}")
+        }
     }
 }
 

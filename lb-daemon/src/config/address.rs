@@ -96,6 +96,22 @@ pub enum AddressError {
     LabelOnIpv6,
     #[error("label `{0}` is longer than 15 characters")]
     LabelTooLong(String),
+    #[error("`{address}` is {what}, not a unicast address")]
+    NotUnicast { address: IpAddr, what: &'static str },
+}
+
+/// What keeps `address` from being a virtual address, as keepalived refuses non-unicast
+/// ones: unspecified, multicast, broadcast, and loopback (never reachable from another
+/// host, and a martian on any other interface). Link-local stays allowed: VRRPv3 over
+/// IPv6 wants a link-local address first in the list (RFC 5798 7.1).
+pub fn not_unicast(address: IpAddr) -> Option<&'static str> {
+    match address {
+        a if a.is_unspecified() => Some("the unspecified address"),
+        a if a.is_multicast() => Some("a multicast address"),
+        a if a.is_loopback() => Some("a loopback address"),
+        IpAddr::V4(a) if a.is_broadcast() => Some("the broadcast address"),
+        _ => None,
+    }
 }
 
 impl FromStr for VirtualAddress {
@@ -111,6 +127,9 @@ impl FromStr for VirtualAddress {
         let address: IpAddr = addr
             .parse()
             .map_err(|_| AddressError::BadAddress(addr.to_owned()))?;
+        if let Some(what) = not_unicast(address) {
+            return Err(AddressError::NotUnicast { address, what });
+        }
         let family = AddressFamily::of(&address);
         let prefix_len = match len {
             None => family.host_prefix_len(),

@@ -2,7 +2,11 @@
 //! and a key, printed the way compilers do so editors can jump to them.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Errors (and warnings) reported per file, as keepalived does: past a few dozen the rest
+/// is noise, and a file of garbage must not cost megabytes of output.
+pub const MAX_ERRORS: usize = 40;
 
 /// How bad a [`Diagnostic`] is: errors reject the file, warnings only inform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,19 +47,75 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// The line that stands for `omitted` diagnostics left out past [`MAX_ERRORS`].
+    pub fn more_not_shown(file: &Path, severity: Severity, omitted: usize) -> Self {
+        Diagnostic {
+            severity,
+            file: file.to_owned(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("and {omitted} more {severity}s not shown"),
+            hint: Some("fix these first".into()),
+        }
+    }
+}
+
+/// `list` with at most [`MAX_ERRORS`] of each severity, the rest counted in one line.
+pub fn cap(list: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut kept = Vec::with_capacity(list.len().min(2 * MAX_ERRORS + 2));
+    let mut omitted = [(Severity::Error, 0, None), (Severity::Warning, 0, None)];
+    for d in list {
+        let seen = kept
+            .iter()
+            .filter(|k: &&Diagnostic| k.severity == d.severity)
+            .count();
+        if seen < MAX_ERRORS {
+            kept.push(d);
+        } else if let Some(o) = omitted.iter_mut().find(|o| o.0 == d.severity) {
+            o.1 += 1;
+            o.2.get_or_insert(d.file);
+        }
+    }
+    for (severity, n, file) in omitted {
+        if let Some(file) = file {
+            kept.push(Diagnostic::more_not_shown(&file, severity, n));
+        }
+    }
+    kept
+}
+
+/// Config text quoted in a diagnostic, control characters escaped (`\u{1b}`): a file
+/// holding `ESC[2J` must not clear the operator's terminal.
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() && c != '\t' {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:", self.file.display())?;
+        write!(f, "{}:", Escaped(&self.file.to_string_lossy()))?;
         if self.line > 0 {
             write!(f, "{}:{}:", self.line, self.column)?;
         }
         write!(f, " {}: ", self.severity)?;
         if !self.key.is_empty() {
-            write!(f, "{}: ", self.key)?;
+            write!(f, "{}: ", Escaped(&self.key))?;
         }
-        f.write_str(&self.message)?;
+        write!(f, "{}", Escaped(&self.message))?;
         if let Some(hint) = &self.hint {
-            write!(f, " ({hint})")?;
+            write!(f, " ({})", Escaped(hint))?;
         }
         Ok(())
     }
@@ -68,6 +128,26 @@ impl fmt::Display for Diagnostic {
 pub struct ConfigErrors {
     pub errors: Vec<Diagnostic>,
     pub warnings: Vec<Diagnostic>,
+}
+
+/// A configuration refused: the one-line summary (Display), and the diagnostics
+/// (file:line:col each) that `check-config` prints above it and `reload` sends back.
+#[derive(Debug, thiserror::Error)]
+#[error("{summary}")]
+pub struct Invalid {
+    pub summary: String,
+    pub report: String,
+}
+
+impl Invalid {
+    /// The report then the summary, as the operator reads them.
+    pub fn full(&self) -> String {
+        if self.report.is_empty() {
+            self.summary.clone()
+        } else {
+            format!("{}\n{}", self.report, self.summary)
+        }
+    }
 }
 
 fn render(diagnostics: &[Diagnostic]) -> String {
@@ -111,6 +191,26 @@ mod tests {
         d.column = 0;
         d.severity = Severity::Warning;
         assert_eq!(d.to_string(), "lb.toml: warning: unknown key `priorty`");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut d = diag("a\x1b[2J", Some("\u{7}"));
+        d.message = "unknown key `\x1b[2J\r`".into();
+        let shown = d.to_string();
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert!(shown.contains(r"\u{1b}[2J\r"), "{shown}");
+    }
+
+    #[test]
+    fn cap_keeps_a_few_dozen_and_counts_the_rest() {
+        let capped = cap(vec![diag("k", None); 100_000]);
+        assert_eq!(capped.len(), MAX_ERRORS + 1);
+        assert_eq!(
+            capped.last().unwrap().to_string(),
+            "lb.toml: error: and 99960 more errors not shown (fix these first)"
+        );
+        assert_eq!(cap(vec![diag("k", None); 3]).len(), 3);
     }
 
     #[test]

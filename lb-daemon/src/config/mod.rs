@@ -26,6 +26,7 @@ pub mod check;
 mod decode;
 mod diagnostic;
 mod duration;
+pub mod file_text;
 mod interfaces;
 mod reader;
 mod schema;
@@ -42,7 +43,7 @@ use toml::de::DeTable;
 
 pub use address::{AddressError, AddressFamily, VirtualAddress};
 pub use availability::check_availability;
-pub use diagnostic::{ConfigErrors, Diagnostic, Severity};
+pub use diagnostic::{cap, ConfigErrors, Diagnostic, Invalid, Severity, MAX_ERRORS};
 pub use duration::{parse_duration, DurationError};
 pub use interfaces::check_interfaces;
 pub use schema::*;
@@ -61,18 +62,10 @@ impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Loaded, ConfigErrors> {
         let path = path.as_ref();
-        match std::fs::read_to_string(path) {
+        match file_text::read(path) {
             Ok(text) => Self::from_str(&text, path),
-            Err(e) => Err(ConfigErrors {
-                errors: vec![Diagnostic {
-                    severity: Severity::Error,
-                    file: path.to_owned(),
-                    line: 0,
-                    column: 0,
-                    key: String::new(),
-                    message: format!("cannot read the file: {e}"),
-                    hint: None,
-                }],
+            Err(d) => Err(ConfigErrors {
+                errors: vec![d],
                 warnings: Vec::new(),
             }),
         }
@@ -81,11 +74,19 @@ impl Config {
     /// Parses and validates `text`; `path` only names the file in diagnostics.
     pub fn from_str(text: &str, path: impl AsRef<Path>) -> Result<Loaded, ConfigErrors> {
         let path = path.as_ref();
+        // Before the parser, which would report each one (and keep them all).
+        let control = file_text::control_characters(text, path);
+        if !control.is_empty() {
+            return Err(ConfigErrors {
+                errors: control,
+                warnings: Vec::new(),
+            });
+        }
         let (root, syntax_errors) = DeTable::parse_recoverable(text);
         if !syntax_errors.is_empty() {
             // Past a syntax error the tree is a guess; checking it would mostly add noise.
             return Err(ConfigErrors {
-                errors: syntax(path, text, &syntax_errors),
+                errors: cap(syntax(path, text, &syntax_errors)),
                 warnings: Vec::new(),
             });
         }
@@ -96,7 +97,26 @@ impl Config {
         let (errors, warnings): (Vec<_>, Vec<_>) =
             diagnostics.into_iter().partition(Diagnostic::is_error);
         if failed {
-            return Err(ConfigErrors { errors, warnings });
+            return Err(ConfigErrors {
+                errors: cap(errors),
+                warnings: cap(warnings),
+            });
+        }
+        let mut warnings = cap(warnings);
+        if decoded.instances.is_empty() && decoded.virtual_servers.is_empty() {
+            // keepalived starts with nothing to do too; the operator should know.
+            warnings.push(Diagnostic {
+                severity: Severity::Warning,
+                file: path.to_owned(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                message: "nothing is configured: no vrrp_instance and no virtual_server".into(),
+                hint: Some(
+                    "check that this is the right file: the daemon would run with nothing to do"
+                        .into(),
+                ),
+            });
         }
         Ok(Loaded {
             config: Config {

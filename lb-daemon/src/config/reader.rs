@@ -46,6 +46,8 @@ impl Finding {
 pub(crate) struct Decoder<'t> {
     lines: LineIndex<'t>,
     findings: Vec<Finding>,
+    /// Errors among `findings`.
+    errors: usize,
     spans: Vec<(KeyPath, Span)>,
 }
 
@@ -54,6 +56,7 @@ impl<'t> Decoder<'t> {
         Self {
             lines: LineIndex::new(text),
             findings: Vec::new(),
+            errors: 0,
             spans: Vec::new(),
         }
     }
@@ -84,6 +87,7 @@ impl<'t> Decoder<'t> {
         message: String,
     ) -> &mut Finding {
         let index = self.findings.len();
+        self.errors += usize::from(severity == Severity::Error);
         self.findings.push(Finding {
             severity,
             key: path.to_string(),
@@ -95,10 +99,7 @@ impl<'t> Decoder<'t> {
     }
 
     pub(crate) fn error_count(&self) -> usize {
-        self.findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count()
+        self.errors
     }
 
     pub(crate) fn record(&mut self, path: &KeyPath, span: Span) {
@@ -217,6 +218,9 @@ impl<'a, 'i> Table<'a, 'i> {
             let renamed = self.renames.iter().find(|(from, _)| *from == name);
             let hint = match renamed {
                 Some((_, instead)) => Some((*instead).to_owned()),
+                // Past the cap the error is only counted: no edit distances for a file of
+                // a hundred thousand unknown keys.
+                None if d.error_count() >= super::MAX_ERRORS => None,
                 None => suggest::hint(name, &self.known),
             };
             d.error(&self.path.key(name), key.span(), "unknown key")

@@ -986,3 +986,88 @@ fn from_file_reads_and_names_the_file() {
     )));
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+#[test]
+fn errors_are_capped_per_file() {
+    // Issue 16: a megabyte of control characters gave 500,000 errors (72 MB of output).
+    let garbage = rejected(&"\x01\x1b[2J".repeat(250_000));
+    assert_eq!(garbage.errors.len(), super::MAX_ERRORS + 1);
+    let shown = garbage.to_string();
+    assert!(shown.len() < 10_000, "{} bytes", shown.len());
+    assert!(
+        !shown.chars().any(|c| c.is_control() && c != '\n'),
+        "{shown:?}"
+    );
+    assert!(
+        shown.ends_with("and 499960 more errors not shown (fix these first)"),
+        "{shown}"
+    );
+    let keys: String = (0..500).map(|i| format!("bogus{i} = 1\n")).collect();
+    let many = rejected(&format!("{keys}{BASE}"));
+    assert_eq!(many.errors.len(), super::MAX_ERRORS + 1);
+    assert!(many.errors[super::MAX_ERRORS]
+        .message
+        .contains("and 460 more errors"));
+}
+
+#[test]
+fn an_empty_file_loads_with_a_warning() {
+    for text in ["", "# only a comment\n", "[global]\nrouter_id = \"lb1\"\n"] {
+        let loaded = load(text);
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(
+            loaded.warnings[0].message.contains("nothing is configured"),
+            "{}",
+            loaded.warnings[0]
+        );
+    }
+    assert!(load(BASE).warnings.is_empty());
+}
+
+#[test]
+fn non_unicast_virtual_addresses_are_refused_at_their_position() {
+    for (vip, what) in [
+        ("0.0.0.0/0", "the unspecified address"),
+        ("224.0.0.18/32", "a multicast address"),
+        ("255.255.255.255", "the broadcast address"),
+        ("ff02::1", "a multicast address"),
+        ("::", "the unspecified address"),
+        ("127.0.0.2", "a loopback address"),
+        ("::1", "a loopback address"),
+    ] {
+        let text = BASE.replace("198.18.0.100", vip);
+        let e = error(&text);
+        assert_eq!((e.line, e.column), (5, 22), "{e}");
+        assert!(
+            e.message
+                .contains(&format!("is {what}, not a unicast address")),
+            "{e}"
+        );
+    }
+    // Link-local stays: VRRPv3 over IPv6 puts one first.
+    for vip in ["169.254.0.9", "fe80::9/64"] {
+        assert!(vip.parse::<super::VirtualAddress>().is_ok(), "{vip}");
+    }
+}
+
+#[test]
+fn metrics_off_the_loopback_is_a_warning() {
+    // Off by default; on a loopback address quietly; elsewhere with a warning.
+    assert_eq!(load(BASE).config.global.metrics_listen, None);
+    let quiet = load(&format!(
+        "[global]\nmetrics_listen = \"[::1]:9100\"\n{BASE}"
+    ));
+    assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
+    let open = load(&format!(
+        "[global]\nmetrics_listen = \"0.0.0.0:9100\"\n{BASE}"
+    ));
+    assert_eq!(open.warnings.len(), 1);
+    assert!(
+        open.warnings[0]
+            .message
+            .contains("reachable from other hosts"),
+        "{}",
+        open.warnings[0]
+    );
+    assert_eq!((open.warnings[0].line, open.warnings[0].column), (2, 18));
+}

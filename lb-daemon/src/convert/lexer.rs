@@ -15,6 +15,11 @@ use super::glob;
 const MAX_INCLUDE_DEPTH: usize = 32;
 /// Rounds of `$NAME` expansion on one line (a definition may use another).
 const MAX_EXPANSION_ROUNDS: usize = 16;
+/// Work `$NAME` expansion may do for one file and its includes, in bytes produced plus
+/// [`SUBSTITUTION_COST`] per substitution: definitions that double each other would
+/// otherwise grow without bound (2^40 bytes, or 2^16 lines, from 40 lines).
+const MAX_EXPANDED_BYTES: usize = 1 << 20;
+const SUBSTITUTION_COST: usize = 64;
 
 /// Where a word was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +69,7 @@ pub(crate) fn read(path: &Path, text: &str, config_id: &str, diags: &mut Diags) 
         defs: HashMap::new(),
         lines: Vec::new(),
         including: Vec::new(),
+        expanded: 0,
         diags,
     };
     lexer.file(path, text);
@@ -76,6 +82,8 @@ struct Lexer<'a> {
     lines: Vec<Line>,
     /// The chain of files being read, to refuse include loops.
     including: Vec<PathBuf>,
+    /// Expansion work so far, against [`MAX_EXPANDED_BYTES`].
+    expanded: usize,
     diags: &'a mut Diags,
 }
 
@@ -236,10 +244,14 @@ impl Lexer<'_> {
         ((id == self.config_id) != negated).then(|| line.trim_start().to_owned())
     }
 
-    /// `$NAME` and `${NAME}` replaced by their definitions; `None` when nothing changed.
-    fn expand(&self, text: &str, pos: &Pos) -> Option<String> {
+    /// `$NAME` and `${NAME}` replaced by their definitions; `None` when nothing changed,
+    /// and past the expansion budget (reported once, the line dropped).
+    fn expand(&mut self, text: &str, pos: &Pos) -> Option<String> {
         if !text.contains('$') {
             return None;
+        }
+        if self.expanded > MAX_EXPANDED_BYTES {
+            return Some(String::new());
         }
         let mut out = String::with_capacity(text.len());
         let mut changed = false;
@@ -266,6 +278,16 @@ impl Lexer<'_> {
             };
             match value {
                 Some(value) => {
+                    self.expanded += value.len() + SUBSTITUTION_COST;
+                    if self.expanded > MAX_EXPANDED_BYTES {
+                        self.diags.error(
+                            pos,
+                            "",
+                            format!("$NAME definitions expand to more than {} KiB (or {} substitutions); the lines using them are skipped", MAX_EXPANDED_BYTES >> 10, MAX_EXPANDED_BYTES / SUBSTITUTION_COST),
+                            Some("check for definitions that use each other more than once".into()),
+                        );
+                        return Some(String::new());
+                    }
                     out.push_str(&value);
                     changed = true;
                     rest = &after[used..];
@@ -305,6 +327,13 @@ impl Lexer<'_> {
                     format!("no file matches `{}`", full.display()),
                     None,
                 );
+            } else if let Some(kind) = crate::config::file_text::unreadable_kind(&full) {
+                self.diags.error(
+                    pos,
+                    "include",
+                    format!("`{}` is {kind}, not a regular file", full.display()),
+                    Some("include configuration files only".into()),
+                );
             } else {
                 self.diags.error(
                     pos,
@@ -338,13 +367,13 @@ impl Lexer<'_> {
                 );
                 return;
             }
-            match std::fs::read_to_string(&file) {
+            match crate::config::file_text::read(&file) {
                 Ok(text) => self.file(&file, &text),
-                Err(e) => self.diags.error(
+                Err(d) => self.diags.error(
                     pos,
                     "include",
-                    format!("cannot read `{}`: {e}", file.display()),
-                    None,
+                    format!("`{}`{}: {}", file.display(), at_position(&d), d.message),
+                    d.hint,
                 ),
             }
         }
@@ -404,6 +433,14 @@ impl Lexer<'_> {
         if !words.is_empty() {
             self.lines.push(Line { words });
         }
+    }
+}
+
+/// ` at LINE:COL` of a diagnostic about an included file, when it has a position.
+fn at_position(d: &crate::config::Diagnostic) -> String {
+    match d.line {
+        0 => String::new(),
+        line => format!(" at {line}:{}", d.column),
     }
 }
 

@@ -68,16 +68,10 @@ impl LoadedFile {
 
 /// Reads `path` in either format.
 pub fn load(path: &Path) -> Result<LoadedFile, ConfigErrors> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        // The loader words the error.
-        Err(_) => {
-            return Config::from_file(path).map(|loaded| LoadedFile {
-                loaded,
-                converted: None,
-            })
-        }
-    };
+    let text = crate::config::file_text::read(path).map_err(|d| ConfigErrors {
+        errors: vec![d],
+        warnings: Vec::new(),
+    })?;
     if !is_keepalived(&text) {
         return Config::from_str(&text, path).map(|loaded| LoadedFile {
             loaded,

@@ -26,7 +26,7 @@ mod tests;
 
 use std::path::Path;
 
-use crate::config::{ConfigErrors, Diagnostic, Severity};
+use crate::config::{ConfigErrors, Diagnostic};
 
 use diag::Diags;
 use lexer::Pos;
@@ -63,18 +63,10 @@ impl Converted {
 
 /// Converts the keepalived configuration at `path`; `config_id` selects `@id` lines.
 pub fn convert_file(path: &Path, config_id: &str) -> Result<Converted, ConfigErrors> {
-    match std::fs::read_to_string(path) {
+    match crate::config::file_text::read(path) {
         Ok(text) => convert_str(&text, path, config_id),
-        Err(e) => Err(ConfigErrors {
-            errors: vec![Diagnostic {
-                severity: Severity::Error,
-                file: path.to_owned(),
-                line: 0,
-                column: 0,
-                key: String::new(),
-                message: format!("cannot read the file: {e}"),
-                hint: None,
-            }],
+        Err(d) => Err(ConfigErrors {
+            errors: vec![d],
             warnings: Vec::new(),
         }),
     }
@@ -93,8 +85,10 @@ pub fn convert_str(text: &str, path: &Path, config_id: &str) -> Result<Converted
         "Comments starting with `approximated:` mark what behaves differently from keepalived (docs/convert.md).".to_owned(),
     ];
     let rendered = emit::document(&stmts, &mut diags, &header);
-    let (errors, warnings): (Vec<_>, Vec<_>) =
-        diags.list.into_iter().partition(Diagnostic::is_error);
+    let (errors, warnings): (Vec<_>, Vec<_>) = diags
+        .finish(path)
+        .into_iter()
+        .partition(Diagnostic::is_error);
     if !errors.is_empty() {
         return Err(ConfigErrors { errors, warnings });
     }

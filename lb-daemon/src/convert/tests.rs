@@ -161,3 +161,90 @@ fn lvs_timeouts_become_a_table_of_durations() {
     let e = errors("global_defs {\n lvs_timeouts tcp 900 sctp 5\n}\n");
     assert_eq!((e[0].line, e[0].column), (2, 23));
 }
+
+/// The errors of `text`, checked to come within 2 s.
+fn errors_in_time(text: &str) -> Vec<Diagnostic> {
+    let started = std::time::Instant::now();
+    let e = errors(text);
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    e
+}
+
+#[test]
+fn doubling_definitions_are_bounded_in_time_and_errors() {
+    // Issue 16: 40 definitions each twice the one before took 8 s and gave 65,538 errors.
+    // Over lines (multi-line definitions), then on one line.
+    let mut lines = String::from("$D0=x \\\ny\n");
+    let mut one_line = format!("$E0={}\n", "x".repeat(100));
+    for i in 1..40 {
+        let p = i - 1;
+        lines.push_str(&format!("$D{i}=$D{p} \\\n$D{p}\n"));
+        one_line.push_str(&format!("$E{i}=$E{p}$E{p}\n"));
+    }
+    let e = errors_in_time(&(lines + "$D39\n"));
+    assert!(
+        e.len() <= crate::config::MAX_ERRORS + 1,
+        "{} errors",
+        e.len()
+    );
+    let e = errors_in_time(&(one_line + "$E39\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].message.contains("expand to more than 1024 KiB"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn errors_per_file_are_capped_with_a_count_of_the_rest() {
+    // Past the cap nothing is worked out (no suggestion per unknown keyword).
+    let e = errors_in_time(&"bogus_keyword\n".repeat(20_000));
+    assert_eq!(e.len(), crate::config::MAX_ERRORS + 1);
+    assert!(
+        e.last()
+            .unwrap()
+            .to_string()
+            .contains("and 19960 more errors not shown"),
+        "{}",
+        e.last().unwrap()
+    );
+}
+
+#[test]
+fn control_characters_are_escaped_in_diagnostics() {
+    let e = errors("\x1b[2J\n");
+    let shown = e[0].to_string();
+    assert!(!shown.chars().any(char::is_control), "{shown:?}");
+    assert!(shown.contains(r"\u{1b}[2J"), "{shown}");
+}
+
+#[test]
+fn include_of_a_device_or_a_bad_file_says_what_it_is() {
+    let e = errors("include /dev/zero\n");
+    assert!(
+        e[0].message
+            .contains("`/dev/zero` is a character device, not a regular file"),
+        "{}",
+        e[0]
+    );
+    let dir = std::env::temp_dir().join(crate::netns::unique_name("lb-conv-utf8"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("bad.conf"),
+        b"global_defs {\n  router_id l\xffb\n}\n",
+    )
+    .unwrap();
+    let e = convert_str("include bad.conf\n", &dir.join("main.conf"), "x").unwrap_err();
+    assert!(
+        e.errors[0]
+            .message
+            .contains("bad.conf` at 2:14: invalid UTF-8 (byte 0xff)"),
+        "{}",
+        e.errors[0]
+    );
+    let e = super::convert_file(&dir.join("bad.conf"), "x").unwrap_err();
+    assert_eq!((e.errors[0].line, e.errors[0].column), (2, 14));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,7 +5,10 @@
 //!
 //! - `status`: the [`Snapshot`].
 //! - `reload`: `{"ok":true,"message":...}` or `{"ok":false,"error":...}`, once the daemon
-//!   has applied (or refused) the configuration file.
+//!   has applied (or refused) the configuration file; a refused file's error is its
+//!   diagnostics, one per line, then the summary line.
+//!
+//! At most `MAX_CONNECTIONS` connections are served at once (see `daemon::admission`).
 //! - anything else: `{"ok":false,"error":"unknown command ..."}`.
 
 use std::io::{self, BufRead, BufReader, Write};
@@ -23,12 +26,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use super::admission::{Admission, Admitted};
 use super::snapshot::Snapshot;
 
 /// A request line longer than this is not one of ours.
 const MAX_REQUEST: u64 = 1024;
 /// A client that has not sent its request by then is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once (file descriptors held); see [`Admission`].
+const MAX_CONNECTIONS: usize = 64;
 
 /// A `reload` asked for on the socket; the daemon answers on `reply` when done: Ok with
 /// a summary, or Err with why the running configuration was kept.
@@ -197,12 +203,17 @@ async fn accept_loop(
     source: Source,
     reload: mpsc::UnboundedSender<ReloadRequest>,
 ) {
+    let admission = Admission::new(MAX_CONNECTIONS);
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let Some(admitted) = admission.admit().await else {
+                    debug!("control connection refused: every slot serves a request");
+                    continue;
+                };
                 let (source, reload) = (source.clone(), reload.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = handle(stream, source, reload).await {
+                    if let Err(e) = handle(stream, admitted, source, reload).await {
                         debug!("control connection: {e}");
                     }
                 });
@@ -218,18 +229,26 @@ async fn accept_loop(
 
 async fn handle(
     stream: UnixStream,
+    mut admitted: Admitted,
     source: Source,
     reload: mpsc::UnboundedSender<ReloadRequest>,
 ) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = AsyncBufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
-    match tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await {
-        Ok(read) => read?,
-        Err(_) => return Ok(()),
+    let Some(read) = admitted
+        .request(REQUEST_TIMEOUT, reader.read_line(&mut line))
+        .await
+    else {
+        return Ok(());
     };
+    read?;
     let answer = answer(line.trim(), &source, &reload).await;
-    write.write_all(answer.as_bytes()).await?;
+    // A client that never reads its answer does not keep the slot either.
+    match tokio::time::timeout(REQUEST_TIMEOUT, write.write_all(answer.as_bytes())).await {
+        Ok(written) => written?,
+        Err(_) => return Ok(()),
+    }
     write.shutdown().await
 }
 
@@ -376,6 +395,50 @@ mod tests {
         tokio::task::spawn_blocking(move || request(&path, &command, Duration::from_secs(10)))
             .await
             .unwrap()
+    }
+
+    /// Connected sockets named in `path`'s directory: the listener's accepted ones
+    /// (bound under a temporary name there; client ends have no name), so other tests'
+    /// descriptors do not count.
+    fn accepted(path: &Path) -> usize {
+        let dir = format!(" {}/", path.parent().unwrap().display());
+        std::fs::read_to_string("/proc/net/unix")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&dir) && l.split_whitespace().nth(5) == Some("03"))
+            .count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_flood_neither_exhausts_descriptors_nor_silences_status() {
+        let dir = TempDir::new();
+        let path = dir.0.join("lb.sock");
+        let (reload_tx, _reload_rx) = mpsc::unbounded_channel();
+        let _handle = serve_control(&path, Arc::new(snapshot), reload_tx)
+            .await
+            .unwrap();
+        let flood_path = path.clone();
+        // 2,000 clients that connect and never speak, held open.
+        let flood = tokio::task::spawn_blocking(move || {
+            (0..2000)
+                .map(|_| StdUnixStream::connect(&flood_path).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let held = accepted(&path);
+        assert!(
+            held <= MAX_CONNECTIONS,
+            "the daemon holds {held} connections ({} opened)",
+            flood.len()
+        );
+        assert!(held > 0, "the count sees the daemon's connections");
+        let status = ask(&path, "status").await.unwrap();
+        assert_eq!(
+            serde_json::from_str::<Snapshot>(&status).unwrap(),
+            snapshot()
+        );
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
+use super::admission::{Admission, Admitted};
 use super::snapshot::{BackendSnapshot, InstanceSnapshot, ServiceSnapshot, Snapshot};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -23,6 +24,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 /// A client that has not sent its request by then is dropped (slowloris).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once (file descriptors held); see [`Admission`].
+const MAX_CONNECTIONS: usize = 64;
 
 /// Renders every metric of `s`.
 pub fn render(s: &Snapshot) -> String {
@@ -359,12 +362,17 @@ pub fn serve_metrics_on(
 }
 
 async fn accept_loop(listener: TcpListener, source: Arc<dyn Fn() -> Snapshot + Send + Sync>) {
+    let admission = Admission::new(MAX_CONNECTIONS);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Some(admitted) = admission.admit().await else {
+                    debug!(%peer, "metrics connection refused: every slot serves a request");
+                    continue;
+                };
                 let source = source.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = handle(stream, source).await {
+                    if let Err(e) = handle(stream, admitted, source).await {
                         debug!(%peer, "metrics request: {e}");
                     }
                 });
@@ -380,12 +388,16 @@ async fn accept_loop(listener: TcpListener, source: Arc<dyn Fn() -> Snapshot + S
 
 async fn handle(
     mut stream: TcpStream,
+    mut admitted: Admitted,
     source: Arc<dyn Fn() -> Snapshot + Send + Sync>,
 ) -> std::io::Result<()> {
-    let head = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await {
-        Ok(head) => head?,
-        Err(_) => return Ok(()),
+    let Some(head) = admitted
+        .request(REQUEST_TIMEOUT, read_head(&mut stream))
+        .await
+    else {
+        return Ok(());
     };
+    let head = head?;
     let response = match route(&head) {
         Route::Metrics { head_only } => {
             let body = render(&source());
@@ -397,7 +409,11 @@ async fn handle(
         }
         Route::BadRequest => response("400 Bad Request", "text/plain", "bad request\n", false),
     };
-    stream.write_all(response.as_bytes()).await?;
+    // A scraper that never reads its answer does not keep the slot either.
+    match tokio::time::timeout(REQUEST_TIMEOUT, stream.write_all(response.as_bytes())).await {
+        Ok(written) => written?,
+        Err(_) => return Ok(()),
+    }
     stream.shutdown().await
 }
 
@@ -853,6 +869,43 @@ mod tests {
             response.starts_with("HTTP/1.1 404 Not Found\r\n"),
             "{response}"
         );
+        task.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_flood_neither_exhausts_descriptors_nor_silences_scrapes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = serve_metrics_on(listener, Arc::new(sample));
+        // Established connections whose local end is the server's port: the server's
+        // own descriptors (other tests' sockets do not count).
+        let held = move || {
+            let port = format!(":{:04X} ", addr.port());
+            std::fs::read_to_string("/proc/net/tcp")
+                .unwrap()
+                .lines()
+                .filter(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.len() > 3 && format!("{} ", f[1]).ends_with(&port) && f[3] == "01"
+                })
+                .count()
+        };
+        let flood = tokio::task::spawn_blocking(move || {
+            (0..2000)
+                .map(|_| std::net::TcpStream::connect(addr).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let held = held();
+        assert!(
+            held <= MAX_CONNECTIONS,
+            "the server holds {held} connections ({} opened)",
+            flood.len()
+        );
+        let response = fetch(addr, "GET /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
         task.abort();
     }
 

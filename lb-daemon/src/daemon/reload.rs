@@ -28,7 +28,11 @@ impl Daemon {
     }
 
     async fn try_reload(&mut self) -> Result<String, String> {
-        let loaded = (self.load)(&self.path).map_err(|e| format!("{e:#}"))?;
+        // The diagnostics go back to the client, as check-config prints them.
+        let loaded = (self.load)(&self.path).map_err(|e| {
+            e.downcast_ref::<crate::config::Invalid>()
+                .map_or_else(|| format!("{e:#}"), crate::config::Invalid::full)
+        })?;
         for w in &loaded.warnings {
             warn!("{w}");
         }

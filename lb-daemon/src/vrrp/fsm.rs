@@ -115,6 +115,11 @@ pub enum Event {
     Priority(u8),
     /// A sync group forces Backup, Fault or Master.
     Force(State),
+    /// A reload changed the parameters but not the instance's identity (name, VRID,
+    /// version, source address): applied in place, the state kept, as keepalived's
+    /// reload does. The configured priority replaces the effective one (tracking sends
+    /// its weights again).
+    Reconfigure(Params),
 }
 
 /// What the IO must do, in order.
@@ -261,6 +266,7 @@ impl Instance {
             Event::Fault { faulty, reason } => self.fault(&mut acts, faulty, &reason),
             Event::Priority(priority) => self.set_priority(priority),
             Event::Force(state) => self.force(&mut acts, state),
+            Event::Reconfigure(params) => self.reconfigure(&mut acts, params),
         }
         acts
     }
@@ -460,6 +466,37 @@ impl Instance {
             return;
         }
         self.priority = priority.clamp(1, PRIORITY_MAX_NON_OWNER);
+    }
+
+    /// New parameters, same state. A Master advertises the new priority or interval at
+    /// once: a peer that now outranks it takes over by the usual rules (preemption),
+    /// one it still outranks hears nothing new. A Backup that now outranks the master
+    /// lets its down timer run out (the master's adverts no longer reset it).
+    fn reconfigure(&mut self, acts: &mut Vec<Action>, params: Params) {
+        let new = params.normalized();
+        let old = std::mem::replace(&mut self.cfg, new);
+        let old_priority = self.priority;
+        self.priority = self.cfg.priority;
+        if (self.cfg.preempt, self.cfg.preempt_delay) != (old.preempt, old.preempt_delay) {
+            self.window = PreemptWindow::Idle;
+        }
+        let interval_changed = self.cfg.advert_interval_cs != old.advert_interval_cs;
+        match self.state {
+            State::Init => self.want = self.cfg.initial_state,
+            State::Master => {
+                self.master_adver_cs = self.cfg.advert_interval_cs;
+                if self.priority != old_priority || interval_changed {
+                    self.advertise(acts);
+                }
+            }
+            State::Backup | State::Fault => {
+                // v2 adverts carry whole seconds and must match ours; a v3 Backup keeps
+                // the interval it learned from the master.
+                if self.cfg.version == Version::V2 {
+                    self.master_adver_cs = self.cfg.advert_interval_cs;
+                }
+            }
+        }
     }
 
     /// The same transitions as natural ones (keepalived vrrp_sync_master / _backup / _fault).
@@ -717,6 +754,78 @@ mod tests {
         replay(&mut inst, [Event::Startup, Event::MasterDownTimer]);
         assert_eq!(inst.state(), State::Master);
         inst
+    }
+
+    fn reconfigure(priority: u8) -> Event {
+        Event::Reconfigure(params(Version::V2, priority, State::Backup))
+    }
+
+    #[test]
+    fn reconfigure_keeps_a_master_that_stays_highest() {
+        let mut m = master(150);
+        let acts = m.handle(reconfigure(200));
+        assert_eq!(m.state(), State::Master);
+        assert_eq!(m.effective_priority(), 200);
+        // The new priority goes out at once; no transition, the VIPs stay.
+        assert_eq!(
+            acts,
+            vec![
+                Action::SendAdvert { priority: 200 },
+                Action::ArmAdvertTimer(Duration::from_secs(1)),
+            ]
+        );
+        // A lower peer is still put down.
+        assert_eq!(
+            m.handle(advert("10.0.0.9", 180)),
+            vec![
+                Action::SendAdvert { priority: 200 },
+                Action::ArmAdvertTimer(Duration::from_secs(1)),
+            ]
+        );
+        // Unchanged parameters: nothing at all.
+        assert!(m.handle(reconfigure(200)).is_empty());
+    }
+
+    #[test]
+    fn reconfigure_below_a_peer_yields_by_the_usual_rules() {
+        let mut m = master(150);
+        let acts = m.handle(reconfigure(50));
+        assert_eq!(m.state(), State::Master);
+        assert_eq!(acts[0], Action::SendAdvert { priority: 50 });
+        // The peer (priority 100, preempting) takes over; we follow its advert.
+        let acts = m.handle(advert("10.0.0.9", 100));
+        assert_eq!(m.state(), State::Backup);
+        assert!(
+            acts.iter().any(|a| matches!(a, Action::RemoveVips)),
+            "{acts:?}"
+        );
+    }
+
+    #[test]
+    fn reconfigure_of_a_backup_above_the_master_preempts_when_the_timer_runs_out() {
+        let mut b = instance(100, State::Backup);
+        b.handle(Event::Startup);
+        b.handle(advert("10.0.0.9", 150));
+        assert!(b.handle(reconfigure(200)).is_empty());
+        assert_eq!(b.state(), State::Backup);
+        // The master's adverts no longer reset the down timer.
+        assert!(b.handle(advert("10.0.0.9", 150)).is_empty());
+        b.handle(Event::MasterDownTimer);
+        assert_eq!(b.state(), State::Master);
+    }
+
+    #[test]
+    fn reconfigure_with_nopreempt_keeps_a_backup_where_it_is() {
+        let mut b = instance(100, State::Backup);
+        b.handle(Event::Startup);
+        b.handle(advert("10.0.0.9", 150));
+        let mut p = params(Version::V2, 200, State::Backup);
+        p.preempt = false;
+        b.handle(Event::Reconfigure(p));
+        assert!(matches!(
+            b.handle(advert("10.0.0.9", 150)).as_slice(),
+            [Action::ArmMasterDownTimer(_)]
+        ));
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub enum GateRequest {
 const GATE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Commands from the rest of the daemon.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Command {
     /// Tracking changed: fault reasons (empty = healthy) and the effective priority.
     Tracking { faults: Vec<String>, priority: u8 },
@@ -96,6 +96,9 @@ pub enum Command {
     Shutdown,
     /// A reload changed the other instances on this interface: their VRIDs.
     SiblingVrids(Vec<u8>),
+    /// A reload changed this instance but not its socket (interface, VRID, version,
+    /// source, multicast or unicast): applied in place, the state kept.
+    Reconfigure(Box<InstanceSpec>),
 }
 
 /// A state change, for sync groups and the data plane.
@@ -287,6 +290,7 @@ impl Runner {
                     Some(Command::Tracking { faults, priority }) => self.on_tracking(faults, priority).await,
                     Some(Command::Force(state)) => self.handle(Event::Force(state)).await,
                     Some(Command::SiblingVrids(vrids)) => self.spec.sibling_vrids = vrids,
+                    Some(Command::Reconfigure(spec)) => self.reconfigure(*spec).await,
                     Some(Command::Shutdown) | None => {
                         self.handle(Event::Shutdown).await;
                         self.notifier.notify(NotifyState::Stop, self.fsm.effective_priority());
@@ -308,6 +312,67 @@ impl Runner {
                 }
             }
         }
+    }
+
+    /// keepalived's reload: a Master swaps only the addresses that changed (the ones kept
+    /// never leave the interface), then the state machine takes the new parameters.
+    async fn reconfigure(&mut self, mut spec: InstanceSpec) {
+        let name = spec.fsm.name.clone();
+        if self.fsm.state() == State::Master {
+            for v in self.spec.held().filter(|v| !spec.held().any(|n| n == *v)) {
+                info!(instance = %name, vip = %v.addr, "reload: removing a VIP");
+                if let Err(e) = self.vips.remove(v).await {
+                    warn!(instance = %name, vip = %v.addr, error = %e, "removing VIP failed");
+                }
+            }
+            let added: Vec<Vip> = spec
+                .held()
+                .filter(|n| !self.spec.held().any(|v| v == *n))
+                .cloned()
+                .collect();
+            for v in &added {
+                info!(instance = %name, vip = %v.addr, "reload: adding a VIP");
+                if let Err(e) = self.vips.add(v).await {
+                    warn!(instance = %name, vip = %v.addr, error = %e, "adding VIP failed");
+                }
+            }
+            if !added.is_empty() || spec.garp != self.spec.garp {
+                if let Some(old) = self.garp.take() {
+                    old.abort();
+                }
+                self.garp = Some(tokio::spawn(announce(
+                    spec.held().cloned().collect(),
+                    spec.garp,
+                    name.clone(),
+                )));
+            }
+        }
+        let notify = (&spec.notify, spec.script_timeout, &spec.script_user);
+        if notify
+            != (
+                &self.spec.notify,
+                self.spec.script_timeout,
+                &self.spec.script_user,
+            )
+        {
+            self.notifier = Notifier::spawn(
+                Subject::Instance,
+                &name,
+                spec.notify.clone(),
+                spec.script_timeout,
+                spec.script_user.clone(),
+            );
+        }
+        // The socket was bound to this source; the data-plane link and adoption belong
+        // to the running instance.
+        spec.fsm.primary_address = self.spec.fsm.primary_address;
+        spec.gate = self.spec.gate.take();
+        spec.adopt_master = self.spec.adopt_master;
+        let params = spec.fsm.clone();
+        self.spec = spec;
+        self.status
+            .send_modify(|s| s.base_priority = params.priority);
+        self.handle(Event::Reconfigure(params)).await;
     }
 
     async fn on_tracking(&mut self, faults: Vec<String>, priority: u8) {
@@ -348,19 +413,8 @@ impl Runner {
     }
 
     async fn on_packet(&mut self, r: super::socket::Received) {
-        if self.spec.multicast_group.is_none() && !self.spec.unicast_peers.contains(&r.src) {
-            return self.count_drop(DropReason::NotAPeer, r.src);
-        }
-        let advert = match packet::decode(&r.payload, r.src, r.dst) {
-            Ok(a) => a,
-            Err(reason) => return self.count_drop(reason, r.src),
-        };
-        if advert.vrid != self.spec.fsm.vrid && self.spec.sibling_vrids.contains(&advert.vrid) {
-            return; // another instance's advert on the same interface
-        }
-        match packet::validate(&advert, r.ttl, &self.expect()) {
-            Ok(v) if v.address_mismatch => self.count_drop(DropReason::AddressMismatch, r.src),
-            Ok(_) => {
+        match screen(&self.spec, &self.expect(), &r) {
+            Screened::Accept(advert) => {
                 self.status.send_modify(|s| s.adverts_received += 1);
                 self.handle(Event::Advert {
                     from: r.src,
@@ -369,7 +423,8 @@ impl Runner {
                 })
                 .await;
             }
-            Err(reason) => self.count_drop(reason, r.src),
+            Screened::Sibling => {}
+            Screened::Drop(reason) => self.count_drop(reason, r.src),
         }
     }
 
@@ -539,6 +594,37 @@ impl Runner {
     }
 }
 
+/// What becomes of a received packet.
+#[derive(Debug, PartialEq, Eq)]
+enum Screened {
+    Accept(Advert),
+    /// Another instance's advert on the same interface: not ours, not a drop.
+    Sibling,
+    /// Counted under the reason's label.
+    Drop(DropReason),
+}
+
+/// Every check on a received packet, in keepalived's order: the unicast peer list, then
+/// the decoding checks (version, length, type, checksum), then the instance's (VRID, TTL
+/// 255 / hop limit 255 when multicast, version, auth, interval, addresses).
+fn screen(spec: &InstanceSpec, expect: &Expect, r: &super::socket::Received) -> Screened {
+    if spec.multicast_group.is_none() && !spec.unicast_peers.contains(&r.src) {
+        return Screened::Drop(DropReason::NotAPeer);
+    }
+    let advert = match packet::decode(&r.payload, r.src, r.dst) {
+        Ok(a) => a,
+        Err(reason) => return Screened::Drop(reason),
+    };
+    if advert.vrid != spec.fsm.vrid && spec.sibling_vrids.contains(&advert.vrid) {
+        return Screened::Sibling;
+    }
+    match packet::validate(&advert, r.ttl, expect) {
+        Ok(v) if v.address_mismatch => Screened::Drop(DropReason::AddressMismatch),
+        Ok(_) => Screened::Accept(advert),
+        Err(reason) => Screened::Drop(reason),
+    }
+}
+
 /// Gratuitous ARPs / unsolicited NAs for the VIPs: a burst now, another after `delay`,
 /// then one every `refresh`, until the task is aborted (mastership ends).
 async fn announce(vips: Vec<Vip>, policy: GarpPolicy, instance: String) {
@@ -569,5 +655,162 @@ async fn burst(vips: &[Vip], policy: &GarpPolicy, instance: &str) {
                 warn!(instance, vip = %v.addr, error = %e, "announcing VIP failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::proto::VRRP_GROUP_V4;
+    use crate::vrrp::socket::Received;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn spec(unicast: bool) -> InstanceSpec {
+        InstanceSpec {
+            fsm: fsm::Params {
+                name: "VI_1".into(),
+                version: Version::V2,
+                vrid: 51,
+                priority: 100,
+                advert_interval_cs: 100,
+                initial_state: State::Backup,
+                preempt: true,
+                preempt_delay: Duration::ZERO,
+                primary_address: ip("10.0.0.1"),
+                in_sync_group: false,
+            },
+            interface: "eth0".into(),
+            vips: vec![Vip {
+                addr: ip("198.18.0.100"),
+                prefix: 24,
+                dev: "eth0".into(),
+                label: None,
+            }],
+            excluded: Vec::new(),
+            auth_pass: Some(packet::auth_field("secret").0),
+            multicast_group: (!unicast).then_some(IpAddr::V4(VRRP_GROUP_V4)),
+            unicast_peers: if unicast {
+                vec![ip("10.0.0.2")]
+            } else {
+                Vec::new()
+            },
+            garp: GarpPolicy {
+                delay: Duration::ZERO,
+                repeat: 1,
+                refresh: None,
+                interval: Duration::ZERO,
+            },
+            notify: NotifyScripts::default(),
+            script_timeout: Duration::from_secs(5),
+            script_user: None,
+            sibling_vrids: vec![52],
+            gate: None,
+            adopt_master: false,
+        }
+    }
+
+    fn expect(spec: &InstanceSpec) -> Expect {
+        Expect {
+            version: spec.fsm.version,
+            vrid: spec.fsm.vrid,
+            auth_pass: spec.auth_pass,
+            interval_cs: spec.fsm.advert_interval_cs,
+            multicast: spec.multicast_group.is_some(),
+            addresses: spec.vips.iter().map(|v| v.addr).collect(),
+        }
+    }
+
+    fn advert(vrid: u8, pass: &str, addresses: &[&str]) -> Advert {
+        Advert {
+            version: Version::V2,
+            vrid,
+            priority: 150,
+            interval_cs: 100,
+            addresses: addresses.iter().map(|a| ip(a)).collect(),
+            auth_pass: Some(packet::auth_field(pass).0),
+        }
+    }
+
+    fn received(src: &str, dst: IpAddr, ttl: u8, a: &Advert) -> Received {
+        Received {
+            src: ip(src),
+            dst,
+            ttl,
+            ifindex: 1,
+            payload: packet::encode(a, ip(src), dst).unwrap(),
+        }
+    }
+
+    #[test]
+    fn every_drop_reason_of_a_received_packet() {
+        let group = IpAddr::V4(VRRP_GROUP_V4);
+        let (m, u) = (spec(false), spec(true));
+        let good = advert(51, "secret", &["198.18.0.100"]);
+        let screen_m = |r: &Received| screen(&m, &expect(&m), r);
+        assert_eq!(
+            screen_m(&received("10.0.0.2", group, 255, &good)),
+            Screened::Accept(good.clone())
+        );
+        let cases = [
+            (received("10.0.0.2", group, 254, &good), DropReason::BadTtl),
+            (
+                received(
+                    "10.0.0.2",
+                    group,
+                    255,
+                    &advert(51, "wrong", &["198.18.0.100"]),
+                ),
+                DropReason::AuthMismatch,
+            ),
+            (
+                received(
+                    "10.0.0.2",
+                    group,
+                    255,
+                    &advert(53, "secret", &["198.18.0.100"]),
+                ),
+                DropReason::WrongVrid,
+            ),
+            (
+                received(
+                    "10.0.0.2",
+                    group,
+                    255,
+                    &advert(51, "secret", &["198.18.0.101"]),
+                ),
+                DropReason::AddressMismatch,
+            ),
+        ];
+        for (r, reason) in &cases {
+            assert_eq!(screen_m(r), Screened::Drop(*reason), "{reason:?}");
+        }
+        let mut short = received("10.0.0.2", group, 255, &good);
+        short.payload.truncate(13);
+        assert_eq!(screen_m(&short), Screened::Drop(DropReason::BadLength));
+        let mut version = received("10.0.0.2", group, 255, &good);
+        version.payload[0] = 0x31;
+        assert_eq!(screen_m(&version), Screened::Drop(DropReason::BadVersion));
+        assert_eq!(
+            screen_m(&received(
+                "10.0.0.3",
+                group,
+                255,
+                &advert(52, "x", &["198.18.0.1"])
+            )),
+            Screened::Sibling
+        );
+        // Unicast: only the configured peers, whatever the TTL.
+        let to_us = ip("10.0.0.1");
+        assert_eq!(
+            screen(&u, &expect(&u), &received("10.0.0.9", to_us, 255, &good)),
+            Screened::Drop(DropReason::NotAPeer)
+        );
+        assert_eq!(
+            screen(&u, &expect(&u), &received("10.0.0.2", to_us, 64, &good)),
+            Screened::Accept(good)
+        );
     }
 }

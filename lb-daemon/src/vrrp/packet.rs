@@ -315,19 +315,14 @@ fn push_address(msg: &mut Vec<u8>, address: IpAddr) {
 }
 
 /// Message length as keepalived expects it (`expected_vrrp_pkt_len`): the v2 auth data is
-/// always there over IPv4, whatever the auth type. `version_nibble` is the raw field, so
-/// unknown versions get a length too (keepalived checks the length before the version).
-fn expected_len(version_nibble: u8, family: Family, count: usize) -> usize {
-    let auth = if family == Family::V4 && version_nibble == 2 {
+/// always there over IPv4, whatever the auth type.
+fn message_len(version: Version, family: Family, count: usize) -> usize {
+    let auth = if family == Family::V4 && version == Version::V2 {
         AUTH_LEN
     } else {
         0
     };
     HEADER_LEN + auth + count * family.addr_len()
-}
-
-fn message_len(version: Version, family: Family, count: usize) -> usize {
-    expected_len(version.number(), family, count)
 }
 
 /// A decoded advert and how its checksum was made.
@@ -346,7 +341,8 @@ pub struct Decoded {
 /// version, type, count/length consistency and the checksum; does not check instance settings.
 ///
 /// Order as keepalived (`vrrp_check_packet`), leaving out the per-instance checks that
-/// [`validate`] does: length, version, v2 auth type, type, checksum. Length must match the
+/// [`validate`] does, except that the version comes first: version, length, v2 auth type,
+/// type, checksum. Length must match the
 /// count exactly (keepalived logs "packet too long/short"). A v3 IPv4 unicast advert with the
 /// legacy checksum is accepted, as keepalived does; see [`decode_detailed`] to tell.
 pub fn decode(bytes: &[u8], src: IpAddr, dst: IpAddr) -> Result<Advert, DropReason> {
@@ -361,10 +357,19 @@ pub fn decode_detailed(bytes: &[u8], src: IpAddr, dst: IpAddr) -> Result<Decoded
         return Err(DropReason::TooShort);
     };
     let count = usize::from(count);
-    if bytes.len() != expected_len(vers_type >> 4, family, count) {
+    // The version before the length: a length computed for a version nobody speaks, or
+    // a v2 advert relabelled v3 (its auth data left), is a version error, not a length one.
+    let version = parse_version(vers_type >> 4, family)?;
+    if bytes.len() != message_len(version, family, count) {
+        let other = match version {
+            Version::V2 => Version::V3,
+            Version::V3 => Version::V2,
+        };
+        if bytes.len() == message_len(other, family, count) {
+            return Err(DropReason::BadVersion);
+        }
         return Err(DropReason::BadLength);
     }
-    let version = parse_version(vers_type >> 4, family)?;
     let auth_pass = match version {
         Version::V2 => parse_auth(field4, bytes)?,
         Version::V3 => None,
@@ -942,6 +947,31 @@ mod tests {
     }
 
     #[test]
+    fn a_wrong_version_is_bad_version_whatever_the_length() {
+        // Issue 16: a v2 advert (with its auth data) under another version number was
+        // counted as bad_length.
+        for version in [0u8, 1, 3, 4, 15] {
+            let mut bytes = V2_PASS;
+            bytes[0] = version << 4 | TYPE_ADVERTISEMENT;
+            assert_eq!(
+                decode(&bytes, src4(), mcast4()),
+                Err(DropReason::BadVersion),
+                "version {version}"
+            );
+        }
+        let mut bytes = V3_V4_MCAST.to_vec();
+        bytes[0] = 0x21;
+        assert_eq!(
+            decode(&bytes, src4(), mcast4()),
+            Err(DropReason::BadVersion)
+        );
+        // A real length error stays one.
+        bytes[0] = 0x31;
+        bytes.push(0);
+        assert_eq!(decode(&bytes, src4(), mcast4()), Err(DropReason::BadLength));
+    }
+
+    #[test]
     fn rejects_v2_over_ipv6() {
         // keepalived's non-strict "v2 over IPv6" has no auth data; we do not take it.
         let mut bytes = V3_V6;
@@ -981,9 +1011,14 @@ mod tests {
         let mut long = V3_V4_MCAST.to_vec();
         long.extend_from_slice(&[0, 0]);
         assert_eq!(decode(&long, src4(), mcast4()), Err(DropReason::BadLength));
-        // A v2 packet without its auth data is short by 8.
+        // A v2 packet without its auth data is short by 8: it has v3's layout, so the
+        // version is what is wrong (issue 16).
         assert_eq!(
             decode(&V2_PASS[..16], src4(), mcast4()),
+            Err(DropReason::BadVersion)
+        );
+        assert_eq!(
+            decode(&V2_PASS[..20], src4(), mcast4()),
             Err(DropReason::BadLength)
         );
         // v3 over IPv6 counts 16 bytes per address.

@@ -36,8 +36,10 @@ pub struct Vrrp {
     pub instances: Vec<InstanceHandle>,
     /// Each instance's tracking task, by instance name.
     tracking: HashMap<String, tokio::task::JoinHandle<()>>,
-    /// Script runners and the sync-group task.
+    /// The sync-group task.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Each `vrrp_script`'s runner, by script name.
+    script_tasks: HashMap<String, tokio::task::JoinHandle<()>>,
     /// What new instances need: shared script states, the report channel, the gate.
     scripts: HashMap<String, watch::Receiver<bool>>,
     reports: mpsc::UnboundedSender<Report>,
@@ -56,12 +58,13 @@ impl Vrrp {
     ) -> Result<Vrrp> {
         let neigh = Neighbours::new().context("opening rtnetlink")?;
         let (reports, reports_rx) = mpsc::unbounded_channel();
-        let mut tasks = Vec::new();
-        let scripts = start_scripts(config, &mut tasks);
+        let mut script_tasks = HashMap::new();
+        let scripts = start_scripts(config, |_| true, &mut script_tasks);
         let mut vrrp = Vrrp {
             instances: Vec::new(),
             tracking: HashMap::new(),
-            tasks,
+            tasks: Vec::new(),
+            script_tasks,
             scripts,
             reports,
             gate,
@@ -92,16 +95,77 @@ impl Vrrp {
         spec.gate = self.gate.clone();
         spec.adopt_master = adopt_master;
         let handle = instance::spawn(spec, self.reports.clone())?;
-        self.tracking.insert(
-            inst.name.clone(),
-            tokio::spawn(track_instance(
-                inst.clone(),
-                self.scripts.clone(),
-                handle.commands.clone(),
-            )),
-        );
+        self.track(inst, handle.commands.clone());
         self.instances.push(handle);
         Ok(())
+    }
+
+    /// (Re)starts the tracking of `inst`, replacing the one it had.
+    fn track(&mut self, inst: &config::VrrpInstance, commands: mpsc::UnboundedSender<Command>) {
+        let task = tokio::spawn(track_instance(inst.clone(), self.scripts.clone(), commands));
+        if let Some(old) = self.tracking.insert(inst.name.clone(), task) {
+            old.abort();
+        }
+    }
+
+    /// Applies a changed instance to its running task (see [`same_socket`]).
+    async fn reconfigure_instance(
+        &mut self,
+        inst: &config::VrrpInstance,
+        neigh: &Neighbours,
+    ) -> Result<()> {
+        let spec = instance_spec(&self.config, inst, neigh).await?;
+        let Some(commands) = self
+            .instances
+            .iter()
+            .find(|h| h.name == inst.name)
+            .map(|h| h.commands.clone())
+        else {
+            return Err(anyhow!("instance {} is not running", inst.name));
+        };
+        commands
+            .send(Command::Reconfigure(Box::new(spec)))
+            .map_err(|_| anyhow!("instance {} has stopped", inst.name))?;
+        self.track(inst, commands);
+        Ok(())
+    }
+
+    /// Restarts the runners of the scripts that were added or changed, stops the removed
+    /// ones; an unchanged script keeps its runner and its up/down state. Returns the
+    /// names of the scripts (re)started or stopped.
+    fn apply_scripts(&mut self, old: &Config, new: &Config) -> Vec<String> {
+        let changed = |name: &str| {
+            let find = |c: &Config| c.vrrp_scripts.iter().find(|s| s.name == name).cloned();
+            find(old) != find(new) || !self.script_tasks.contains_key(name)
+        };
+        let restart: Vec<String> = new
+            .vrrp_scripts
+            .iter()
+            .map(|s| s.name.clone())
+            .filter(|n| changed(n))
+            .collect();
+        let mut touched: Vec<String> = self
+            .script_tasks
+            .keys()
+            .filter(|n| restart.contains(n) || !new.vrrp_scripts.iter().any(|s| &s.name == *n))
+            .cloned()
+            .collect();
+        for name in &touched {
+            if let Some(task) = self.script_tasks.remove(name) {
+                task.abort();
+            }
+            self.scripts.remove(name);
+        }
+        let started = start_scripts(
+            new,
+            |n| restart.iter().any(|r| r == n),
+            &mut self.script_tasks,
+        );
+        touched.extend(started.keys().cloned());
+        self.scripts.extend(started);
+        touched.sort();
+        touched.dedup();
+        touched
     }
 
     /// Stops one instance gracefully (priority 0, VIPs removed).
@@ -122,17 +186,18 @@ impl Vrrp {
     }
 
     /// Applies a reloaded configuration: unchanged instances keep running untouched (no
-    /// VIP flap, no failover); removed ones stop gracefully; changed ones restart; new
-    /// ones start. Changes to scripts, sync groups, or instances inside a sync group
-    /// need a restart (refused, nothing changed).
+    /// VIP flap, no failover); changed ones take their new priority, interval, tracking,
+    /// VIPs, peers, notify scripts in place, keeping their state ([`same_socket`]); ones
+    /// whose socket changes restart; removed ones stop gracefully; new ones start.
+    /// Changed `vrrp_script`s get new runners. Changes to sync groups, or to instances
+    /// inside a sync group, need a restart (refused, nothing changed).
     /// Returns whether anything changed, and a summary.
     pub async fn apply(&mut self, new: &Config) -> Result<(bool, String), String> {
         let old = self.config.clone();
         let old = &old;
-        if new.vrrp_scripts != old.vrrp_scripts || new.vrrp_sync_groups != old.vrrp_sync_groups {
+        if new.vrrp_sync_groups != old.vrrp_sync_groups {
             return Err(
-                "vrrp_script or vrrp_sync_group sections changed: restart the daemon to apply them"
-                    .into(),
+                "vrrp_sync_group sections changed: restart the daemon to apply them".into(),
             );
         }
         let in_group =
@@ -154,20 +219,37 @@ impl Vrrp {
                 "vrrp_instance {name} belongs to a sync group: restart the daemon to change it"
             ));
         }
-        if changed.is_empty() {
+        let scripts_changed = new.vrrp_scripts != old.vrrp_scripts;
+        if changed.is_empty() && !scripts_changed {
             self.config = new.clone();
             return Ok((false, "VRRP instances unchanged".into()));
         }
         let neigh = Neighbours::new().map_err(|e| e.to_string())?;
-        for name in &changed {
+        let (in_place, restart): (Vec<String>, Vec<String>) =
+            changed.iter().cloned().partition(|name| {
+                match (old.vrrp_instance(name), new.vrrp_instance(name)) {
+                    (Some(o), Some(n)) => same_socket(o, n),
+                    _ => false,
+                }
+            });
+        for name in &restart {
             if old.vrrp_instance(name).is_some() {
                 info!(instance = %name, "reload: stopping the old instance");
                 self.stop_instance(name).await;
             }
         }
         self.config = new.clone();
+        let scripts = self.apply_scripts(old, new);
+        for name in &in_place {
+            if let Some(inst) = new.vrrp_instance(name) {
+                info!(instance = %name, "reload: applying the changes in place");
+                self.reconfigure_instance(inst, &neigh)
+                    .await
+                    .map_err(|e| format!("instance {name}: {e:#}"))?;
+            }
+        }
         let mut started = Vec::new();
-        for name in &changed {
+        for name in &restart {
             if let Some(inst) = new.vrrp_instance(name) {
                 info!(instance = %name, "reload: starting the instance");
                 self.start_instance(inst, &neigh, false)
@@ -176,17 +258,24 @@ impl Vrrp {
                 started.push(name.clone());
             }
         }
-        // The instances that kept running learn their new neighbours' VRIDs.
-        for h in &self.instances {
-            if let Some(inst) = new.vrrp_instance(&h.name) {
-                let _ = h
-                    .commands
-                    .send(Command::SiblingVrids(sibling_vrids(new, inst)));
+        // The instances that kept running learn their new neighbours' VRIDs, and those
+        // tracking a restarted script follow its new runner.
+        for inst in &new.vrrp_instances {
+            let Some(h) = self.instances.iter().find(|h| h.name == inst.name) else {
+                continue;
+            };
+            let commands = h.commands.clone();
+            let _ = commands.send(Command::SiblingVrids(sibling_vrids(new, inst)));
+            let follows = inst.track_script.iter().any(|t| scripts.contains(&t.name));
+            if follows && !changed.contains(&inst.name) {
+                self.track(inst, commands);
             }
         }
         Ok((
             true,
-            format!("VRRP instances restarted: {changed:?}; started: {started:?}; the others kept their state"),
+            format!(
+                "VRRP instances changed in place: {in_place:?}; restarted or started: {started:?}; scripts restarted: {scripts:?}; the others kept their state"
+            ),
         ))
     }
 
@@ -215,7 +304,12 @@ impl Vrrp {
         for h in &self.instances {
             h.task.abort();
         }
-        for t in self.tracking.values().chain(self.tasks.iter()) {
+        for t in self
+            .tracking
+            .values()
+            .chain(&self.tasks)
+            .chain(self.script_tasks.values())
+        {
             t.abort();
         }
         masters
@@ -234,7 +328,12 @@ impl Vrrp {
                 warn!(instance = %h.name, "instance did not stop within 5s");
             }
         }
-        for t in self.tracking.values().chain(self.tasks.iter()) {
+        for t in self
+            .tracking
+            .values()
+            .chain(&self.tasks)
+            .chain(self.script_tasks.values())
+        {
             t.abort();
         }
     }
@@ -375,14 +474,33 @@ fn notify_scripts(n: &config::Notify) -> NotifyScripts {
     }
 }
 
+/// Whether a changed instance keeps its socket, so the change applies in place: same
+/// interface, VRID, version, family, source address, and multicast group or unicast.
+fn same_socket(old: &config::VrrpInstance, new: &config::VrrpInstance) -> bool {
+    let identity = |i: &config::VrrpInstance| {
+        (
+            i.interface.clone(),
+            i.virtual_router_id,
+            i.version,
+            i.family,
+            i.unicast_src_ip,
+            i.is_unicast(),
+            i.mcast_group,
+        )
+    };
+    identity(old) == identity(new)
+}
+
 /// Each `vrrp_script` runs once, whatever the number of instances tracking it (as in
-/// keepalived); its up/down state is shared through a watch channel.
+/// keepalived); its up/down state is shared through a watch channel. Only the scripts
+/// `wanted` names.
 fn start_scripts(
     config: &Config,
-    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    wanted: impl Fn(&str) -> bool,
+    tasks: &mut HashMap<String, tokio::task::JoinHandle<()>>,
 ) -> HashMap<String, watch::Receiver<bool>> {
     let mut out = HashMap::new();
-    for s in &config.vrrp_scripts {
+    for s in config.vrrp_scripts.iter().filter(|s| wanted(&s.name)) {
         let used = config
             .vrrp_instances
             .iter()
@@ -397,13 +515,16 @@ fn start_scripts(
             timeout: s.timeout,
             user: s.user.clone().or_else(|| script_user(config)),
         };
-        tasks.push(tokio::spawn(run_vrrp_script(
+        tasks.insert(
             s.name.clone(),
-            job,
-            s.interval,
-            ScriptState::new(s.rise, s.fall, false),
-            tx,
-        )));
+            tokio::spawn(run_vrrp_script(
+                s.name.clone(),
+                job,
+                s.interval,
+                ScriptState::new(s.rise, s.fall, false),
+                tx,
+            )),
+        );
         out.insert(s.name.clone(), rx);
     }
     out
@@ -446,7 +567,9 @@ async fn track_instance(
     scripts: HashMap<String, watch::Receiver<bool>>,
     commands: mpsc::UnboundedSender<Command>,
 ) {
-    let mut last = (Vec::<String>::new(), inst.priority);
+    // The first verdict always goes out: after a reload the instance may still carry the
+    // fault or the weights of the tracking this task replaces.
+    let mut last: Option<(Vec<String>, u8)> = None;
     loop {
         let mut tracked = vec![Tracked::Binary {
             // keepalived tracks the instance's own interface (weight 0: down => FAULT).
@@ -480,7 +603,7 @@ async fn track_instance(
         let verdict = track::verdict(&tracked);
         let priority = fsm::effective_priority(inst.priority, verdict.weight);
         let now = (verdict.faults.clone(), priority);
-        if now != last {
+        if last.as_ref() != Some(&now) {
             if commands
                 .send(Command::Tracking {
                     faults: verdict.faults,
@@ -490,7 +613,7 @@ async fn track_instance(
             {
                 return;
             }
-            last = now;
+            last = Some(now);
         }
         tokio::time::sleep(TRACK_POLL).await;
     }
@@ -584,6 +707,75 @@ async fn sync_groups(config: Config, members: Members, mut rx: mpsc::UnboundedRe
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(check_a: &str, check_b: &str, src: &str) -> Config {
+        let text = format!(
+            "[[vrrp_script]]\nname = \"a\"\nscript = \"{check_a}\"\ninterval = \"1s\"\n\n\
+             [[vrrp_script]]\nname = \"b\"\nscript = \"{check_b}\"\ninterval = \"1s\"\n\n\
+             [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"lo\"\nvirtual_router_id = 51\n\
+             virtual_ipaddress = [\"198.18.0.100\"]\ntrack_script = [\"a\", \"b\"]\n{src}"
+        );
+        Config::from_str(&text, "lb.toml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config
+    }
+
+    #[test]
+    fn only_a_new_socket_restarts_an_instance() {
+        let base = config("true", "true", "");
+        let old = &base.vrrp_instances[0];
+        let mut new = old.clone();
+        new.priority = 200;
+        new.advert_int = Duration::from_secs(2);
+        new.nopreempt = true;
+        new.virtual_ipaddress.clear();
+        new.track_script.clear();
+        assert!(
+            same_socket(old, &new),
+            "priority, interval, VIPs, tracking: in place"
+        );
+        let moved = config("true", "true", "unicast_src_ip = \"127.0.0.1\"\n");
+        assert!(!same_socket(old, &moved.vrrp_instances[0]));
+        let mut vrid = old.clone();
+        vrid.virtual_router_id = 52;
+        assert!(!same_socket(old, &vrid));
+        let mut unicast = old.clone();
+        unicast.unicast_peers = vec!["127.0.0.2".parse().unwrap()];
+        assert!(!same_socket(old, &unicast));
+    }
+
+    #[tokio::test]
+    async fn a_reload_restarts_only_the_changed_scripts() {
+        let old = config("true", "true", "");
+        let (reports, _rx) = mpsc::unbounded_channel();
+        let mut script_tasks = HashMap::new();
+        let scripts = start_scripts(&old, |_| true, &mut script_tasks);
+        let mut vrrp = Vrrp {
+            instances: Vec::new(),
+            tracking: HashMap::new(),
+            tasks: Vec::new(),
+            script_tasks,
+            scripts,
+            reports,
+            gate: None,
+            config: old.clone(),
+        };
+        let kept = vrrp.script_tasks["b"].id();
+        let new = config("false", "true", "");
+        assert_eq!(vrrp.apply_scripts(&old, &new), vec!["a".to_string()]);
+        assert_eq!(vrrp.script_tasks["b"].id(), kept, "b keeps its runner");
+        assert!(vrrp.scripts.contains_key("a") && vrrp.scripts.contains_key("b"));
+        // Unchanged: nothing restarts.
+        assert!(vrrp.apply_scripts(&new, &new).is_empty());
+        for t in vrrp.script_tasks.values() {
+            t.abort();
         }
     }
 }

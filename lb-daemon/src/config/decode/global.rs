@@ -125,10 +125,21 @@ pub(super) fn version(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<VrrpVers
 
 fn metrics_listen(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<SocketAddr> {
     let text = f.str(d)?;
-    let addr = text.trim().parse().ok();
-    if addr.is_none() {
-        f.error(d, format!("`{text}` is not a socket address"))
-            .hint("write ADDRESS:PORT, e.g. \"127.0.0.1:9100\" or \"[::1]:9100\"");
+    let addr: Option<SocketAddr> = text.trim().parse().ok();
+    match addr {
+        None => {
+            f.error(d, format!("`{text}` is not a socket address"))
+                .hint("write ADDRESS:PORT, e.g. \"127.0.0.1:9100\" or \"[::1]:9100\"");
+        }
+        // The endpoint has no authentication: say so when it leaves the host.
+        Some(a) if !a.ip().is_loopback() => {
+            f.warning(
+                d,
+                format!("metrics on {a} are reachable from other hosts, without authentication"),
+            )
+            .hint("listen on 127.0.0.1 or ::1 and scrape through a proxy, or firewall the port");
+        }
+        Some(_) => {}
     }
     addr
 }

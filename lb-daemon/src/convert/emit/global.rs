@@ -155,7 +155,7 @@ const RULES: &[(&str, Rule)] = &[
     ("dbus_service_name", SNMP),
     (
         "enable_script_security",
-        Rule::Approx("lb-daemon does not refuse scripts that non-root users could modify: check their permissions yourself"),
+        Rule::Note("always on in lb-daemon: a script run as root that a non-root user could modify is refused"),
     ),
     ("startup_script_timeout", Rule::Note("ignored")),
     ("shutdown_script_timeout", Rule::Note("ignored")),

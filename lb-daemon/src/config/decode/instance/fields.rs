@@ -21,6 +21,9 @@ pub(super) fn virtual_address(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<
         AddressError::BadInterface(_) => {
             "interface names have 1 to 15 characters, without `/`, `:` or spaces"
         }
+        AddressError::NotUnicast { .. } => {
+            "a virtual address is one unicast address of the service"
+        }
         _ => "write \"ADDR[/LEN][ dev IFACE][ label LABEL]\", e.g. \"198.18.0.100/24 dev eth0\"",
     };
     f.error(d, error.to_string()).hint(hint);
