@@ -54,6 +54,26 @@ pub async fn list(
     ))
 }
 
+/// Every address on the interface with its prefix length, in the kernel's order.
+pub async fn with_prefixes(
+    handle: &rtnetlink::Handle,
+    ifindex: u32,
+) -> Result<Vec<(IpAddr, u8)>, rtnetlink::Error> {
+    let msgs: Vec<AddressMessage> = handle
+        .address()
+        .get()
+        .set_link_index_filter(ifindex)
+        .execute()
+        .try_collect()
+        .await?;
+    Ok(msgs
+        .iter()
+        // The dump may ignore the index filter on old kernels: check it again.
+        .filter(|m| m.header.index == ifindex)
+        .filter_map(|m| Some((address_of(m)?, m.header.prefix_len)))
+        .collect())
+}
+
 /// Adds the address (with prefix and label); an address already there is fine. IPv6
 /// addresses are added with IFA_F_NODAD so they can be used (and announced) at once.
 pub async fn add(handle: &rtnetlink::Handle, a: OnLink<'_>) -> Result<(), rtnetlink::Error> {
