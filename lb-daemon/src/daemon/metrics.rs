@@ -31,7 +31,40 @@ pub fn render(s: &Snapshot) -> String {
     services(&mut out, s);
     dataplane(&mut out, s);
     health(&mut out, s);
+    bgp(&mut out, s);
     out.text
+}
+
+fn bgp(out: &mut Exposition, s: &Snapshot) {
+    let Some(b) = &s.bgp else { return };
+    let name = "lb_bgp_session_up";
+    let mut f = out.family(
+        name,
+        "gauge",
+        "Whether BIRD's BGP session (by protocol name) is established (none while BIRD is unreachable).",
+    );
+    for session in &b.sessions {
+        f.sample(name, &[("peer", &session.name)], u8::from(session.up));
+    }
+    f.finish();
+    let name = "lb_vip_announced";
+    let mut f = out.family(
+        name,
+        "gauge",
+        "Whether this node announces the VIP by BGP (its address is on the VIP interface).",
+    );
+    for v in &b.vips {
+        f.sample(name, &[("vip", &v.vip)], u8::from(v.announced));
+    }
+    f.finish();
+    let name = "lb_bgp_drained";
+    let mut f = out.family(
+        name,
+        "gauge",
+        "Whether the node is drained (lb-daemon drain).",
+    );
+    f.sample(name, &[], u8::from(b.drained));
+    f.finish();
 }
 
 fn vrrp(out: &mut Exposition, s: &Snapshot) {
@@ -468,6 +501,7 @@ mod tests {
 
     fn sample() -> Snapshot {
         Snapshot {
+            bgp: None,
             router_id: "lb1".into(),
             dataplane: "xdp".into(),
             instances: vec![
@@ -785,6 +819,48 @@ mod tests {
             value(&samples, "lb_healthcheck_duration_seconds_count", &[]),
             30.0
         );
+    }
+
+    #[test]
+    fn bgp_metrics() {
+        use crate::daemon::snapshot::{BgpSessionSnapshot, BgpSnapshot, VipSnapshot};
+        let mut s = Snapshot::default();
+        assert!(!render(&s).contains("lb_bgp"));
+        s.bgp = Some(BgpSnapshot {
+            sessions: vec![
+                BgpSessionSnapshot {
+                    name: "router_v4".into(),
+                    up: true,
+                    info: "Established".into(),
+                },
+                BgpSessionSnapshot {
+                    name: "router_v6".into(),
+                    up: false,
+                    info: "Active".into(),
+                },
+            ],
+            drained: true,
+            vips: vec![VipSnapshot {
+                vip: "198.51.100.10".into(),
+                announced: false,
+                state: "withdrawn: drained".into(),
+            }],
+            ..BgpSnapshot::default()
+        });
+        let (samples, _) = parse(&render(&s));
+        assert_eq!(
+            value(&samples, "lb_bgp_session_up", &[("peer", "router_v4")]),
+            1.0
+        );
+        assert_eq!(
+            value(&samples, "lb_bgp_session_up", &[("peer", "router_v6")]),
+            0.0
+        );
+        assert_eq!(
+            value(&samples, "lb_vip_announced", &[("vip", "198.51.100.10")]),
+            0.0
+        );
+        assert_eq!(value(&samples, "lb_bgp_drained", &[]), 1.0);
     }
 
     #[test]
