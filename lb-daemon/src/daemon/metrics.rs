@@ -37,34 +37,37 @@ pub fn render(s: &Snapshot) -> String {
 
 fn bgp(out: &mut Exposition, s: &Snapshot) {
     let Some(b) = &s.bgp else { return };
-    let name = "lb_bgp_session_up";
-    let mut f = out.family(
-        name,
-        "gauge",
-        "Whether BIRD's BGP session (by protocol name) is established (none while BIRD is unreachable).",
-    );
-    for session in &b.sessions {
-        f.sample(name, &[("peer", &session.name)], u8::from(session.up));
+    type Samples<'a> = Vec<(Vec<(&'static str, &'a str)>, bool)>;
+    let families: [(&str, &str, Samples<'_>); 3] = [
+        (
+            "lb_bgp_session_up",
+            "Whether BIRD's BGP session (by protocol name) is established (none while BIRD is unreachable).",
+            b.sessions
+                .iter()
+                .map(|x| (vec![("peer", x.name.as_str())], x.up))
+                .collect(),
+        ),
+        (
+            "lb_vip_announced",
+            "Whether this node announces the VIP by BGP (its address is on the VIP interface).",
+            b.vips
+                .iter()
+                .map(|v| (vec![("vip", v.vip.as_str())], v.announced))
+                .collect(),
+        ),
+        (
+            "lb_bgp_drained",
+            "Whether the node is drained (lb-daemon drain).",
+            vec![(Vec::new(), b.drained)],
+        ),
+    ];
+    for (name, help, samples) in families {
+        let mut f = out.family(name, "gauge", help);
+        for (labels, value) in samples {
+            f.sample(name, &labels, u8::from(value));
+        }
+        f.finish();
     }
-    f.finish();
-    let name = "lb_vip_announced";
-    let mut f = out.family(
-        name,
-        "gauge",
-        "Whether this node announces the VIP by BGP (its address is on the VIP interface).",
-    );
-    for v in &b.vips {
-        f.sample(name, &[("vip", &v.vip)], u8::from(v.announced));
-    }
-    f.finish();
-    let name = "lb_bgp_drained";
-    let mut f = out.family(
-        name,
-        "gauge",
-        "Whether the node is drained (lb-daemon drain).",
-    );
-    f.sample(name, &[], u8::from(b.drained));
-    f.finish();
 }
 
 fn vrrp(out: &mut Exposition, s: &Snapshot) {
