@@ -145,3 +145,22 @@ fn bad_values() {
     let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![2, 3, 5], "{errors:#?}");
 }
+
+#[test]
+fn bgp_interfaces_must_exist_when_something_is_announced() {
+    let config = load(&announced(
+        "[bgp]\ninterfaces = [\"eth0\", \"nosuch0\"]\n",
+        "",
+    ))
+    .config;
+    let errors = check_interfaces(&config, |name| name == "eth0");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(at(&errors[0]), (2, 23));
+    assert_eq!(errors[0].message, "interface `nosuch0` does not exist");
+    // Nothing announced: [bgp].interfaces are not used, so not checked.
+    let text = format!(
+        "[bgp]\ninterfaces = [\"nosuch0\"]\n{BASE}[[virtual_server]]\naddress = \"198.18.0.100\"\n\
+         port = 80\n[[virtual_server.real_server]]\naddress = \"10.0.1.1\"\n"
+    );
+    assert!(check_interfaces(&load(&text).config, |name| name == "eth0").is_empty());
+}
