@@ -24,7 +24,16 @@ const SETTLE: Duration = Duration::from_secs(20);
 struct Daemon {
     dir: PathBuf,
     socket: PathBuf,
+    /// Its bpffs directory, removed on drop (a failed test leaves no pins).
+    pin: PathBuf,
     child: Option<NsChild>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        drop(self.child.take());
+        let _ = std::fs::remove_dir_all(&self.pin);
+    }
 }
 
 impl Daemon {
@@ -39,10 +48,27 @@ impl Daemon {
         let dir = dir.join(name);
         std::fs::create_dir_all(&dir)?;
         let socket = dir.join("lb.sock");
-        let conf = dir.join("lb.toml");
+        let pin = PathBuf::from(unique_name("/sys/fs/bpf/lbbgp"));
         std::fs::write(dir.join("up"), "")?;
-        std::fs::write(&conf, config(&dir, name, bird_socket, backend))?;
-        let log = std::fs::File::create(dir.join("log"))?;
+        let text = config(&dir, name, bird_socket, backend, &pin);
+        std::fs::write(dir.join("lb.toml"), text)?;
+        let mut daemon = Daemon {
+            dir,
+            socket,
+            pin,
+            child: None,
+        };
+        daemon.run(ns)?;
+        Ok(daemon)
+    }
+
+    /// `lb-daemon run` on the node's lb.toml (again, after a stop).
+    fn run(&mut self, ns: &Netns) -> Result<()> {
+        let conf = self.dir.join("lb.toml");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("log"))?;
         let bin = daemon_bin();
         let argv = [
             bin.to_str().context("path")?,
@@ -50,12 +76,8 @@ impl Daemon {
             "--config",
             conf.to_str().context("path")?,
         ];
-        let child = ns.spawn_with(&argv, log.try_clone()?.into(), log.into())?;
-        Ok(Daemon {
-            dir,
-            socket,
-            child: Some(child),
-        })
+        self.child = Some(ns.spawn_with(&argv, log.try_clone()?.into(), log.into())?);
+        Ok(())
     }
 
     fn log(&self) -> String {
@@ -130,9 +152,8 @@ impl Daemon {
 
 /// One virtual server announced by BGP, with a check this node alone can fail (the file
 /// `up` in its directory).
-fn config(dir: &Path, name: &str, bird_socket: &Path, backend: &str) -> String {
-    let d = dir.display();
-    let pin = unique_name("/sys/fs/bpf/lbbgp");
+fn config(dir: &Path, name: &str, bird_socket: &Path, backend: &str, pin: &Path) -> String {
+    let (d, pin) = (dir.display(), pin.display());
     format!(
         r#"[global]
 router_id = "{name}"
@@ -293,6 +314,21 @@ fn scenario(tier: &Tier, d: &mut [Daemon]) -> Result<()> {
     d[2].wait_exit(Duration::from_secs(10))?;
     assert!(!has_vip(&tier.nodes[2].ns));
     assert!(!d[2].log().contains("draining"), "{}", d[2].log());
+
+    // `stop --keep-dataplane` leaves the address; the next daemon keeps it (it is never
+    // withdrawn while the service is ready) and announces it as its own.
+    d[0].cli(&["stop", "--keep-dataplane"])?;
+    d[0].wait_exit(Duration::from_secs(10))?;
+    assert!(has_vip(&tier.nodes[0].ns));
+    d[0].run(&tier.nodes[0].ns)?;
+    d[0].wait_status("the VIP announced by the new daemon", |s| {
+        s["bgp"]["vips"][0]["state"] == "announced"
+    })?;
+    assert!(has_vip(&tier.nodes[0].ns));
+    assert!(!d[0].log().contains("VIP withdrawn"), "{}", d[0].log());
+    d[0].cli(&["stop", "--no-drain"])?;
+    d[0].wait_exit(Duration::from_secs(10))?;
+    assert!(!has_vip(&tier.nodes[0].ns));
     Ok(())
 }
 
@@ -318,7 +354,13 @@ fn a_foreign_link_named_like_the_bgp_interface_stops_the_start() -> Result<()> {
     let conf = dir.join("lb.toml");
     std::fs::write(
         &conf,
-        config(&dir, "lbw", &dir.join("bird.ctl"), "10.0.0.2"),
+        config(
+            &dir,
+            "lbw",
+            &dir.join("bird.ctl"),
+            "10.0.0.2",
+            &dir.join("pin"),
+        ),
     )?;
     let out = Command::new("ip")
         .args(["netns", "exec", ns.name()])

@@ -246,11 +246,13 @@ impl Announcer {
         let Some(drain) = self.drain.as_mut() else {
             return;
         };
-        if let Some(end) = drain.observe(packets, Instant::now()) {
+        let end = drain.observe(packets, Instant::now());
+        // Status first: whoever waited may look at it at once.
+        self.publish();
+        if let Some(end) = end {
             info!(?end, "drain complete");
             self.wake_stop_waiters();
         }
-        self.publish();
     }
 
     fn wake_stop_waiters(&mut self) {
@@ -377,3 +379,6 @@ impl Announcer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
