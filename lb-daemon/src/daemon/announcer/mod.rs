@@ -136,14 +136,17 @@ impl Announcer {
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         let mut polling = false;
+        let mut owner_gone = false;
         self.evaluate().await;
         loop {
             let wake = self.vips.wake_in().unwrap_or(Duration::from_secs(3600));
             tokio::select! {
-                changed = self.readiness.changed() => {
+                changed = self.readiness.changed(), if !owner_gone => {
                     if changed.is_err() {
-                        // The owner is gone: the daemon is stopping; wait for its word.
-                        self.readiness = watch::channel(Readiness::new()).1;
+                        // The owner is gone: the daemon is stopping (perhaps keeping the
+                        // data plane). Nothing to re-evaluate: wait for its word.
+                        owner_gone = true;
+                        continue;
                     }
                     self.evaluate().await;
                 }
