@@ -38,7 +38,11 @@ use super::{
 };
 use crate::{
     config::{self, Config},
-    dataplane::{self, from_config::service_id, ServiceId},
+    dataplane::{
+        self,
+        from_config::{attach_interfaces, gating_instance, service_id},
+        ServiceId,
+    },
     health::{runner::Update, verdict::DesiredBackend},
     net::neigh::Neighbours,
     vrrp::instance::GateRequest,
@@ -149,39 +153,17 @@ pub struct Owner {
     readiness: Option<watch::Sender<Readiness>>,
 }
 
-/// The instance whose virtual_ipaddress holds `addr`.
-fn owning_instance(config: &Config, addr: IpAddr) -> Option<&config::VrrpInstance> {
-    config
-        .vrrp_instances
-        .iter()
-        .find(|i| i.all_addresses().any(|v| v.address == addr))
-}
-
 fn services_of(config: &Config) -> Vec<Service> {
     config
         .virtual_servers
         .iter()
-        .map(|vs| {
-            let bgp = vs.announce == config::Announce::Bgp;
-            // check-config refuses a VIP both announced and VRRP-held.
-            let inst = owning_instance(config, vs.address).filter(|_| !bgp);
-            let interfaces = if !vs.interfaces.is_empty() {
-                vs.interfaces.clone()
-            } else if bgp {
-                config.bgp.interfaces.clone()
-            } else if let Some(i) = inst {
-                vec![i.interface.clone()]
-            } else {
-                Vec::new()
-            };
-            Service {
-                id: service_id(vs),
-                vs: vs.clone(),
-                instance: inst.map(|i| i.name.clone()),
-                bgp,
-                interfaces,
-                real_interfaces: Vec::new(),
-            }
+        .map(|vs| Service {
+            id: service_id(vs),
+            vs: vs.clone(),
+            instance: gating_instance(config, vs).map(|i| i.name.clone()),
+            bgp: vs.announce == config::Announce::Bgp,
+            interfaces: attach_interfaces(config, vs),
+            real_interfaces: Vec::new(),
         })
         .collect()
 }
