@@ -174,4 +174,15 @@ address = "10.0.1.1"
     fn needed_interfaces_are_the_instances_and_the_written_ones_once_each() {
         assert_eq!(needed_interfaces(&config("maglev")), ["eth0", "eth1"]);
     }
+
+    #[test]
+    fn bgp_services_need_the_bgp_interfaces() {
+        let text = format!(
+            "[bgp]\ninterfaces = [\"up0\", \"up1\"]\n{}\n[[virtual_server]]\naddress = \"198.51.100.10\"\n\
+             port = 80\nannounce = \"bgp\"\n[[virtual_server.real_server]]\naddress = \"10.0.1.1\"\n",
+            TEXT.replace("ALGO", "maglev")
+        );
+        let config = Config::from_str(&text, "lb.toml").unwrap().config;
+        assert_eq!(needed_interfaces(&config), ["eth0", "eth1", "up0", "up1"]);
+    }
 }
