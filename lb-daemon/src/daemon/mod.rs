@@ -2,6 +2,7 @@
 //! forwarding plane ([`dataplane_owner`]) and how the daemon shows itself.
 
 mod admission;
+pub mod announcer;
 pub mod app;
 pub mod control;
 pub mod dataplane_owner;

@@ -9,7 +9,7 @@ use tracing::{debug, info, warn};
 use super::plane::Plane;
 use crate::{
     config::{self, Config},
-    dataplane::{self, Capacity, Dataplane, LoadOptions},
+    dataplane::{self, from_config::attach_interfaces, Capacity, Dataplane, LoadOptions},
     ipvs,
 };
 
@@ -64,22 +64,12 @@ pub fn ipvs_only(config: &Config) -> Option<String> {
         })
 }
 
-/// The interfaces XDP must run on: each virtual server's `interfaces`, else its VRRP
-/// instance's interface (NAT reals' interfaces are found only when programmed).
+/// The interfaces XDP must run on: where each virtual server attaches
+/// ([`attach_interfaces`]), each once.
 pub fn needed_interfaces(config: &Config) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for vs in &config.virtual_servers {
-        let ifs = if !vs.interfaces.is_empty() {
-            vs.interfaces.clone()
-        } else {
-            config
-                .vrrp_instances
-                .iter()
-                .find(|i| i.all_addresses().any(|v| v.address == vs.address))
-                .map(|i| vec![i.interface.clone()])
-                .unwrap_or_default()
-        };
-        for i in ifs {
+        for i in attach_interfaces(config, vs) {
             if !out.contains(&i) {
                 out.push(i);
             }
@@ -183,5 +173,16 @@ address = "10.0.1.1"
     #[test]
     fn needed_interfaces_are_the_instances_and_the_written_ones_once_each() {
         assert_eq!(needed_interfaces(&config("maglev")), ["eth0", "eth1"]);
+    }
+
+    #[test]
+    fn bgp_services_need_the_bgp_interfaces() {
+        let text = format!(
+            "[bgp]\ninterfaces = [\"up0\", \"up1\"]\n{}\n[[virtual_server]]\naddress = \"198.51.100.10\"\n\
+             port = 80\nannounce = \"bgp\"\n[[virtual_server.real_server]]\naddress = \"10.0.1.1\"\n",
+            TEXT.replace("ALGO", "maglev")
+        );
+        let config = Config::from_str(&text, "lb.toml").unwrap().config;
+        assert_eq!(needed_interfaces(&config), ["eth0", "eth1", "up0", "up1"]);
     }
 }

@@ -6,7 +6,7 @@
 use super::spec::{
     default_idle_timeout, BackendSpec, ForwardMode, HashMode, ServiceId, ServiceSpec,
 };
-use crate::config::{LbAlgo, LbKind, VirtualServer};
+use crate::config::{Announce, Config, LbAlgo, LbKind, VirtualServer, VrrpInstance};
 
 /// The service a virtual server configures.
 pub fn service_id(vs: &VirtualServer) -> ServiceId {
@@ -14,6 +14,34 @@ pub fn service_id(vs: &VirtualServer) -> ServiceId {
         vip: vs.address,
         port: vs.port,
         protocol: vs.protocol,
+    }
+}
+
+/// The VRRP instance that gates the virtual server: the one whose virtual_ipaddress holds
+/// its address (None: always served, or announced by BGP, which check-config keeps apart
+/// from VRRP).
+pub fn gating_instance<'c>(config: &'c Config, vs: &VirtualServer) -> Option<&'c VrrpInstance> {
+    if vs.announce == Announce::Bgp {
+        return None;
+    }
+    config
+        .vrrp_instances
+        .iter()
+        .find(|i| i.all_addresses().any(|v| v.address == vs.address))
+}
+
+/// Where the data plane attaches for the virtual server: its own `interfaces`, else
+/// `[bgp].interfaces` when announced by BGP, else its VRRP instance's interface (NAT
+/// reals' interfaces are found only when it is programmed).
+pub fn attach_interfaces(config: &Config, vs: &VirtualServer) -> Vec<String> {
+    if !vs.interfaces.is_empty() {
+        vs.interfaces.clone()
+    } else if vs.announce == Announce::Bgp {
+        config.bgp.interfaces.clone()
+    } else {
+        gating_instance(config, vs)
+            .map(|i| vec![i.interface.clone()])
+            .unwrap_or_default()
     }
 }
 
