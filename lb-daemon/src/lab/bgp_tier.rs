@@ -415,9 +415,20 @@ impl TierService {
     }
 }
 
+/// Who puts the VIPs on the nodes' VIP interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announce {
+    /// The daemon (`announce = "bgp"`, a `[bgp]` section).
+    Bgp,
+    /// The caller ([`LbNode::add_vip`]); the daemon serves the VIPs always (no `announce`),
+    /// with XDP on the uplink by each virtual server's `interfaces`.
+    ByHand,
+}
+
 /// Settings of the nodes' daemons that the scenarios vary.
 #[derive(Debug, Clone, Copy)]
 pub struct DaemonSettings {
+    pub announce: Announce,
     /// `[bgp] hold_down`.
     pub hold_down: Duration,
     /// `[bgp] drain_timeout` and `drain_idle`.
@@ -430,6 +441,7 @@ pub struct DaemonSettings {
 impl Default for DaemonSettings {
     fn default() -> Self {
         DaemonSettings {
+            announce: Announce::Bgp,
             hold_down: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(30),
             drain_idle: Duration::from_secs(3),
@@ -455,17 +467,17 @@ pub fn daemon_config(
 ) -> String {
     let mut c = format!(
         "[global]\nrouter_id = \"{name}\"\ncontrol_socket = \"{dir}/lb.sock\"\n\
-         bpf_pin_path = \"{pin}\"\ndataplane = \"xdp\"\nmetrics_listen = \"127.0.0.1:9469\"\n\n\
-         [bgp]\ninterface = \"{VIP_INTERFACE}\"\nbird_socket = \"{socket}\"\n\
-         hold_down = \"{hold}\"\ndrain_timeout = \"{timeout}\"\ndrain_idle = \"{idle}\"\n\
-         interfaces = [\"{NODE_UPLINK}\"]\n",
+         bpf_pin_path = \"{pin}\"\ndataplane = \"xdp\"\nmetrics_listen = \"127.0.0.1:9469\"\n",
         dir = dir.display(),
         pin = pin_dir.display(),
-        socket = bird_socket.display(),
-        hold = millis(settings.hold_down),
-        timeout = millis(settings.drain_timeout),
-        idle = millis(settings.drain_idle),
     );
+    let per_service = match settings.announce {
+        Announce::Bgp => {
+            bgp_section(&mut c, bird_socket, settings);
+            "announce = \"bgp\"\n".to_owned()
+        }
+        Announce::ByHand => format!("interfaces = [\"{NODE_UPLINK}\"]\n"),
+    };
     for service in services {
         let kind = match service.mode {
             ForwardMode::Dr => "DR",
@@ -475,7 +487,7 @@ pub fn daemon_config(
         let _ = write!(
             c,
             "\n[[virtual_server]]\naddress = \"{vip}\"\nport = {VIP_PORT}\nprotocol = \"TCP\"\n\
-             lb_kind = \"{kind}\"\ndelay_loop = \"{delay}\"\nannounce = \"bgp\"\n",
+             lb_kind = \"{kind}\"\ndelay_loop = \"{delay}\"\n{per_service}",
             vip = service.vip,
             delay = millis(settings.delay_loop),
         );
@@ -489,6 +501,20 @@ pub fn daemon_config(
         }
     }
     c
+}
+
+/// The `[bgp]` section: the tier's VIP interface, the node's BIRD, XDP on the uplink.
+fn bgp_section(c: &mut String, bird_socket: &Path, settings: &DaemonSettings) {
+    let _ = write!(
+        c,
+        "\n[bgp]\ninterface = \"{VIP_INTERFACE}\"\nbird_socket = \"{socket}\"\n\
+         hold_down = \"{hold}\"\ndrain_timeout = \"{timeout}\"\ndrain_idle = \"{idle}\"\n\
+         interfaces = [\"{NODE_UPLINK}\"]\n",
+        socket = bird_socket.display(),
+        hold = millis(settings.hold_down),
+        timeout = millis(settings.drain_timeout),
+        idle = millis(settings.drain_idle),
+    );
 }
 
 /// A long-lived connection of the client, with the node and backend it started on.
@@ -670,13 +696,14 @@ impl Tier {
             VIP_RANGE_V6,
         );
         let router_bird = Bird::start(&router, dir, "router", &config)?;
+        let bpf = bpffs_for_daemons(dir)?;
         let mut nodes = Vec::new();
         for (name, ns, v4, v6, link_local, port, backend_port, config) in pending {
             let bird = Bird::start(&ns, dir, &name, &config)?;
             let node_dir = dir.join(&name);
             std::fs::create_dir_all(&node_dir)?;
             nodes.push(LbNode {
-                pin_dir: PathBuf::from("/sys/fs/bpf").join(unique_name(&format!("lb-bgp-{name}"))),
+                pin_dir: bpf.join(&name),
                 dir: node_dir,
                 daemon: None,
                 name,
@@ -870,7 +897,34 @@ impl Tier {
             );
             self.start_daemon(i, exe, &config)?;
         }
+        if settings.announce == Announce::ByHand {
+            for node in &self.nodes {
+                for service in services {
+                    node.add_vip(&service.vip.to_string())?;
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Waits until `vip` is routed through every node and the client's connections are
+    /// answered (the data planes programmed, the health checks passed).
+    pub fn wait_serving(&self, vip: &str, timeout: Duration) -> Result<()> {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        let start = Instant::now();
+        self.wait_nexthops(vip, &all, timeout)?;
+        let mut last = anyhow!("not tried");
+        while start.elapsed() < timeout {
+            match self.requests(vip, 30) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(last.context(format!(
+            "{vip} not served within {timeout:?}\n{}",
+            self.logs()
+        )))
     }
 
     /// Starts (or restarts) node `i`'s daemon on `config`.
@@ -1012,6 +1066,13 @@ impl Tier {
             if n.daemon.is_some() {
                 let log = std::fs::read_to_string(n.dir.join("log")).unwrap_or_default();
                 let _ = write!(s, "--- {} lb-daemon:\n{log}", n.name);
+                let counters = crate::cli::counters::read(&n.pin_dir).unwrap_or_default();
+                let nonzero: Vec<String> = counters
+                    .iter()
+                    .filter(|(_, v)| *v > 0)
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let _ = writeln!(s, "--- {} counters: {}", n.name, nonzero.join(" "));
             }
         }
         for family in ["-4", "-6"] {
@@ -1036,8 +1097,25 @@ impl Drop for Tier {
         for pin in pins {
             bpffs::remove_pins(&pin);
         }
+        let _ = nix::mount::umount2(&self.dir.join("bpf"), nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A bpffs of the tier's own for the daemons' pins: `ip netns exec` mounts a fresh /sys,
+/// which hides /sys/fs/bpf, while a mount made here is seen by the daemons and by us.
+fn bpffs_for_daemons(dir: &Path) -> Result<PathBuf> {
+    let bpf = dir.join("bpf");
+    std::fs::create_dir_all(&bpf)?;
+    nix::mount::mount(
+        Some("bpf"),
+        &bpf,
+        Some("bpf"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .with_context(|| format!("mounting a bpffs on {}", bpf.display()))?;
+    Ok(bpf)
 }
 
 fn addresses(ns: &Netns, dev: &str, v4: &str, v6: &str) -> Result<()> {
