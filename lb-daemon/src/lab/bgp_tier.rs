@@ -882,8 +882,20 @@ impl Tier {
         let backends = self
             .backends
             .iter()
-            .map(|b| Ok((b.v4.parse()?, b.v6.parse()?)))
+            .map(|b| Ok((b.v4.parse::<IpAddr>()?, b.v6.parse::<IpAddr>()?)))
             .collect::<Result<Vec<_>>>()?;
+        // The daemon leaves out a backend whose next hop does not resolve within its
+        // lookup timeout until the backend set next changes, and nodes with different
+        // backend sets send moved flows elsewhere: start with the neighbours known.
+        let targets: Vec<String> = backends
+            .iter()
+            .flat_map(|(v4, v6)| [v4.to_string(), v6.to_string()])
+            .collect();
+        for node in &self.nodes {
+            for t in &targets {
+                node.ns.sh(&format!("ping -c1 -W2 {t} >/dev/null"))?;
+            }
+        }
         for i in 0..self.nodes.len() {
             let node = &self.nodes[i];
             let config = daemon_config(
