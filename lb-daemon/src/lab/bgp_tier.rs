@@ -625,6 +625,19 @@ impl Tier {
             // Only the link-local address set below: the router's IPv6 next hop is known.
             ns.sh("sysctl -qw net.ipv6.conf.default.addr_gen_mode=1")?;
             let port = uplink.plug(&ns, NODE_UPLINK)?;
+            // A cut port loses its learnt MAC and the bridge would flood the node's frames
+            // to the other nodes, whose XDP forwards them: a cut must blackhole them, as
+            // on a router's point-to-point link.
+            uplink.ns().ip(&[
+                "link",
+                "set",
+                "dev",
+                &port,
+                "type",
+                "bridge_slave",
+                "flood",
+                "off",
+            ])?;
             let (v4, v6) = (format!("10.90.0.{host}"), format!("fd00:90::{host}"));
             addresses(&ns, NODE_UPLINK, &format!("{v4}/24"), &format!("{v6}/64"))?;
             let link_local = format!("fe80::{host}");
@@ -973,40 +986,26 @@ impl Tier {
         requests_to(&self.client, self.addressing(vip)?, n)
     }
 
-    /// The node the router sends the client's TCP flow from `port` to `vip` through (its
-    /// L4 multipath hash, asked with `ip route get`).
-    pub fn node_for(&self, vip: &str, port: u16) -> Result<usize> {
-        let a = self.addressing(vip)?;
-        let family = if a.vip.is_ipv4() { "-4" } else { "-6" };
-        let (client, port) = (a.client.to_string(), port.to_string());
-        let out = self.router.ip(&[
-            family, "route", "get", vip, "from", &client, "iif", "cl0", "ipproto", "tcp", "sport",
-            &port, "dport", "80",
-        ])?;
-        let via = out
-            .split_whitespace()
-            .skip_while(|w| *w != "via")
-            .nth(1)
-            .ok_or_else(|| anyhow!("no next hop for {vip} from port {port}: {out}"))?;
-        self.nodes
-            .iter()
-            .position(|n| via == n.v4 || via == n.v6 || via == n.link_local)
-            .ok_or_else(|| anyhow!("{vip} from port {port} goes via {via}, no LB node: {out}"))
-    }
-
-    /// `n` long-lived connections to `vip`, each asked once (its backend recorded) and
-    /// placed on the node the router hashes it to.
+    /// `n` long-lived connections to `vip`, opened one by one, each asked once (its
+    /// backend recorded) and placed on the node whose data plane counted its new flow.
+    /// (The router's choice cannot be asked of `ip route get`: a forwarded packet keeps
+    /// the hash the client's socket gave it, and the router's L4 multipath uses that.)
     pub fn open_tracked(&self, vip: &str, n: usize) -> Result<Vec<Tracked>> {
         let a = self.addressing(vip)?;
         (0..n)
             .map(|_| {
+                let before = self.flows_per_node()?;
                 let mut conn = open_to(&self.client, a)?;
                 let backend = conn.ask()?.backend;
-                let port = conn.local_port()?;
-                let node = self.node_for(vip, port)?;
+                let after = self.flows_per_node()?;
+                let node = after
+                    .iter()
+                    .zip(&before)
+                    .position(|(a, b)| a > b)
+                    .ok_or_else(|| anyhow!("no node counted the new flow to {vip}"))?;
                 Ok(Tracked {
+                    port: conn.local_port()?,
                     conn,
-                    port,
                     node,
                     backend,
                 })
