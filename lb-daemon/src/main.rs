@@ -98,11 +98,27 @@ enum Command {
         #[command(flatten)]
         control: ControlSocket,
     },
-    /// Stop the running daemon (SIGTERM does the same); with --keep-dataplane the XDP
-    /// program, its maps and the VIPs stay for a new daemon to adopt (upgrades).
+    /// Stop the running daemon (SIGTERM does the same): VIPs announced by BGP are drained
+    /// first (--no-drain skips it); with --keep-dataplane the XDP program, its maps and
+    /// the VIPs stay for a new daemon to adopt (upgrades).
     Stop {
         #[arg(long)]
         keep_dataplane: bool,
+        /// Withdraw the BGP-announced VIPs at once instead of draining them.
+        #[arg(long, conflicts_with = "keep_dataplane")]
+        no_drain: bool,
+        #[command(flatten)]
+        control: ControlSocket,
+    },
+    /// Withdraw every VIP this node announces by BGP; forwarding goes on for the flows
+    /// still arriving until drain_idle without a packet or drain_timeout. Returns at once:
+    /// `status` shows the drain's progress.
+    Drain {
+        #[command(flatten)]
+        control: ControlSocket,
+    },
+    /// Announce the VIPs again (those that are ready) after a drain.
+    Undrain {
         #[command(flatten)]
         control: ControlSocket,
     },
@@ -159,8 +175,11 @@ fn main() -> Result<()> {
         Command::Reload { control } => cli::control_cmd::reload(&control.path()?),
         Command::Stop {
             keep_dataplane,
+            no_drain,
             control,
-        } => cli::control_cmd::stop(&control.path()?, keep_dataplane),
+        } => cli::control_cmd::stop(&control.path()?, keep_dataplane, !no_drain),
+        Command::Drain { control } => cli::control_cmd::drain(&control.path()?, "drain"),
+        Command::Undrain { control } => cli::control_cmd::drain(&control.path()?, "undrain"),
         Command::Genhash {
             url,
             virtualhost,

@@ -112,6 +112,11 @@ fn the_full_example_is_valid() {
 }
 
 #[test]
+fn the_bgp_example_is_valid() {
+    assert_example_valid("bgp.toml");
+}
+
+#[test]
 fn nat_services_are_accepted_and_snat_needs_nat() {
     let nat = format!(
         "{VALID}\n[global.lvs_timeouts]\ntcp = \"1h\"\n\n[[virtual_server]]\naddress = \"198.18.0.100\"\nport = 80\nlb_kind = \"NAT\"\nsnat_address = \"10.0.1.1\"\n\n[[virtual_server.real_server]]\naddress = \"10.0.1.21\"\nport = 8080\n"

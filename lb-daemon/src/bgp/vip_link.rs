@@ -11,15 +11,15 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use futures::TryStreamExt;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
-use rtnetlink::{LinkDummy, LinkIfb, LinkUnspec};
+use rtnetlink::packet_route::link::{InfoKind, LinkFlags, LinkMessage};
+use rtnetlink::{LinkDummy, LinkIfb};
 
-use crate::vrrp::vip::{Vip, VipError, VipManager};
+use crate::net::address::{self, OnLink};
+use crate::net::link;
+use crate::net::rtnl::{self, errno};
 
 /// The interface name used when the configuration names none.
-pub const DEFAULT_INTERFACE: &str = "lb-vip0";
+pub const DEFAULT_INTERFACE: &str = crate::config::DEFAULT_BGP_INTERFACE;
 
 /// Longest interface name the kernel keeps (IFNAMSIZ - 1).
 const IFNAME_MAX: usize = 15;
@@ -62,7 +62,7 @@ pub enum VipLinkError {
         source: rtnetlink::Error,
     },
     #[error(transparent)]
-    Address(#[from] VipError),
+    Connect(#[from] rtnl::ConnectError),
 }
 
 /// The VIP interface, known to exist and be up.
@@ -72,7 +72,6 @@ pub struct VipLink {
     index: u32,
     kind: LinkKind,
     handle: rtnetlink::Handle,
-    addresses: VipManager,
 }
 
 impl VipLink {
@@ -87,10 +86,7 @@ impl VipLink {
                 name: name.to_owned(),
             });
         }
-        let addresses = VipManager::new()?;
-        let (connection, handle, _) =
-            rtnetlink::new_connection().map_err(|e| VipLinkError::Address(VipError::Socket(e)))?;
-        tokio::spawn(connection);
+        let handle = rtnl::connect()?;
         let netlink = |op| {
             move |source| VipLinkError::Netlink {
                 op,
@@ -99,14 +95,14 @@ impl VipLink {
             }
         };
 
-        let (index, kind) = match find(&handle, name).await.map_err(netlink("look up"))? {
-            Some(link) => (link.header.index, checked_kind(name, &link)?),
+        let (index, kind) = match link::find(&handle, name)
+            .await
+            .map_err(netlink("look up"))?
+        {
+            Some(found) => (found.header.index, checked_kind(name, &found)?),
             None => create(&handle, name).await?,
         };
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
+        link::set_up(&handle, index)
             .await
             .map_err(netlink("bring up"))?;
         tracing::debug!(interface = name, %kind, index, "VIP interface ready");
@@ -115,7 +111,6 @@ impl VipLink {
             index,
             kind,
             handle,
-            addresses,
         })
     }
 
@@ -133,53 +128,48 @@ impl VipLink {
 
     /// Puts `addr` on the interface as a /32 or /128 (announces it); already there is fine.
     pub async fn add(&self, addr: IpAddr) -> Result<(), VipLinkError> {
-        Ok(self.addresses.add(&self.vip(addr)).await?)
+        address::add(&self.handle, self.on_link(addr))
+            .await
+            .map_err(|source| self.netlink("add an address to", source))
     }
 
     /// Takes `addr` off the interface (withdraws it); already gone is fine.
     pub async fn remove(&self, addr: IpAddr) -> Result<(), VipLinkError> {
-        Ok(self.addresses.remove(&self.vip(addr)).await?)
+        address::remove(&self.handle, self.on_link(addr))
+            .await
+            .map_err(|source| self.netlink("remove an address from", source))
     }
 
     /// The host addresses (/32 and /128) on the interface, i.e. what BIRD announces,
     /// sorted. The IPv6 link-local address and any shorter prefix are left out.
     pub async fn addresses(&self) -> Result<Vec<IpAddr>, VipLinkError> {
-        let messages: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(self.index)
-            .execute()
-            .try_collect()
+        let all = address::with_prefixes(&self.handle, self.index)
             .await
-            .map_err(|source| VipLinkError::Netlink {
-                op: "list the addresses of",
-                name: self.name.clone(),
-                source,
-            })?;
-        let mut found: Vec<IpAddr> = messages
-            .iter()
-            // The dump may ignore the index filter on old kernels: check it again.
-            .filter(|m| m.header.index == self.index)
-            .filter_map(|m| {
-                let addr = m.attributes.iter().find_map(|a| match a {
-                    AddressAttribute::Local(a) | AddressAttribute::Address(a) => Some(*a),
-                    _ => None,
-                })?;
-                (m.header.prefix_len == host_prefix(addr)).then_some(addr)
-            })
+            .map_err(|source| self.netlink("list the addresses of", source))?;
+        let mut found: Vec<IpAddr> = all
+            .into_iter()
+            .filter(|&(addr, prefix)| prefix == host_prefix(addr))
+            .map(|(addr, _)| addr)
             .collect();
         found.sort();
         found.dedup();
         Ok(found)
     }
 
-    fn vip(&self, addr: IpAddr) -> Vip {
-        Vip {
+    fn on_link(&self, addr: IpAddr) -> OnLink<'static> {
+        OnLink {
+            ifindex: self.index,
             addr,
             prefix: host_prefix(addr),
-            dev: self.name.clone(),
             label: None,
+        }
+    }
+
+    fn netlink(&self, op: &'static str, source: rtnetlink::Error) -> VipLinkError {
+        VipLinkError::Netlink {
+            op,
+            name: self.name.clone(),
+            source,
         }
     }
 }
@@ -191,34 +181,16 @@ fn host_prefix(addr: IpAddr) -> u8 {
     }
 }
 
-async fn find(
-    handle: &rtnetlink::Handle,
-    name: &str,
-) -> Result<Option<LinkMessage>, rtnetlink::Error> {
-    let mut links = handle.link().get().match_name(name.to_owned()).execute();
-    match links.try_next().await {
-        Err(e) if matches!(errno(&e), Some(libc::ENODEV | libc::EINVAL)) => Ok(None),
-        result => result,
-    }
-}
-
 /// The link's kind, if it is one we may use.
-fn checked_kind(name: &str, link: &LinkMessage) -> Result<LinkKind, VipLinkError> {
-    let kind = link.attributes.iter().find_map(|a| match a {
-        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
-            LinkInfo::Kind(k) => Some(k.clone()),
-            _ => None,
-        }),
-        _ => None,
-    });
-    match kind {
+fn checked_kind(name: &str, found: &LinkMessage) -> Result<LinkKind, VipLinkError> {
+    match link::kind(found) {
         Some(InfoKind::Dummy) => Ok(LinkKind::Dummy),
         Some(InfoKind::Ifb) => Ok(LinkKind::Ifb),
         other => Err(VipLinkError::WrongKind {
             name: name.to_owned(),
             kind: match other {
                 Some(k) => format!("a {k}"),
-                None if link.header.flags.contains(LinkFlags::Loopback) => "the loopback".into(),
+                None if found.header.flags.contains(LinkFlags::Loopback) => "the loopback".into(),
                 None => "a physical interface".into(),
             },
         }),
@@ -227,11 +199,18 @@ fn checked_kind(name: &str, link: &LinkMessage) -> Result<LinkKind, VipLinkError
 
 /// Creates a dummy link, or an ifb one where the kernel has no dummy driver.
 async fn create(handle: &rtnetlink::Handle, name: &str) -> Result<(u32, LinkKind), VipLinkError> {
+    let netlink = |op| {
+        move |source| VipLinkError::Netlink {
+            op,
+            name: name.to_owned(),
+            source,
+        }
+    };
     for (kind, message) in [
         (LinkKind::Dummy, LinkDummy::new(name).build()),
         (LinkKind::Ifb, LinkIfb::new(name).build()),
     ] {
-        match handle.link().add(message).execute().await {
+        match link::add(handle, message).await {
             Ok(()) => {}
             // No such driver (EOPNOTSUPP: "Unknown device type"): try the next kind.
             Err(e) if errno(&e) == Some(libc::EOPNOTSUPP) => {
@@ -240,36 +219,17 @@ async fn create(handle: &rtnetlink::Handle, name: &str) -> Result<(u32, LinkKind
             }
             // Someone created it meanwhile: use it if it is of a usable kind.
             Err(e) if errno(&e) == Some(libc::EEXIST) => {}
-            Err(source) => {
-                return Err(VipLinkError::Netlink {
-                    op: "create",
-                    name: name.to_owned(),
-                    source,
-                })
-            }
+            Err(source) => return Err(netlink("create")(source)),
         }
-        let link = find(handle, name)
-            .await
-            .map_err(|source| VipLinkError::Netlink {
-                op: "look up",
-                name: name.to_owned(),
-                source,
-            })?;
-        let Some(link) = link else { continue };
-        let kind = checked_kind(name, &link)?;
+        let found = link::find(handle, name).await.map_err(netlink("look up"))?;
+        let Some(found) = found else { continue };
+        let kind = checked_kind(name, &found)?;
         tracing::info!(interface = name, %kind, "created the VIP interface");
-        return Ok((link.header.index, kind));
+        return Ok((found.header.index, kind));
     }
     Err(VipLinkError::NoLinkType {
         name: name.to_owned(),
     })
-}
-
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
-    match e {
-        rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
-        _ => None,
-    }
 }
 
 fn hint(e: &rtnetlink::Error) -> &'static str {

@@ -11,6 +11,10 @@ use crate::daemon::{control, snapshot::Snapshot, status_view};
 
 /// A status is a copy of in-memory state: anything slower means a stuck daemon.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `stop` waits for the daemon to go.
+const STOP_WAIT: Duration = Duration::from_secs(15);
+/// ... when it drains first (the daemon bounds the drain by its drain_timeout).
+const STOP_DRAIN_WAIT: Duration = Duration::from_secs(15 * 60);
 /// A reload waits for the daemon to apply the file (sockets, VIPs, maps, first checks).
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -75,23 +79,47 @@ pub fn reload(socket: &Path) -> Result<()> {
 /// Asks the daemon to stop; with `keep_dataplane` it leaves the XDP program attached,
 /// the maps pinned and the VIPs in place for the next daemon (upgrades). Waits until the
 /// process has released the control socket.
-pub fn stop(socket: &Path, keep_dataplane: bool) -> Result<()> {
-    let command = if keep_dataplane {
-        "stop keep-dataplane"
-    } else {
-        "stop"
+/// With `drain` (the default) the daemon drains its BGP-announced VIPs first, which may
+/// take up to its drain_timeout.
+pub fn stop(socket: &Path, keep_dataplane: bool, drain: bool) -> Result<()> {
+    let command = match (keep_dataplane, drain) {
+        (true, _) => "stop keep-dataplane",
+        (false, true) => "stop",
+        (false, false) => "stop no-drain",
     };
     let line = control::request(socket, command, STATUS_TIMEOUT)?;
     let reply = control::Reply::parse(&line)?;
     if !reply.ok {
         bail!("stop refused: {}", reply.error.unwrap_or_default());
     }
-    println!("{}", reply.message.unwrap_or_else(|| "stopping".into()));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let message = reply.message.unwrap_or_else(|| "stopping".into());
+    println!("{message}");
+    let wait = if message.contains("draining") {
+        STOP_DRAIN_WAIT
+    } else {
+        STOP_WAIT
+    };
+    let deadline = std::time::Instant::now() + wait;
     while socket.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     Ok(())
+}
+
+/// `lb-daemon drain` / `undrain`: prints the daemon's answer.
+pub fn drain(socket: &Path, command: &str) -> Result<()> {
+    let line = control::request(socket, command, STATUS_TIMEOUT)?;
+    let reply = control::Reply::parse(&line)?;
+    match (reply.ok, reply.message, reply.error) {
+        (true, message, _) => {
+            println!("{}", message.unwrap_or_else(|| format!("{command}ed")));
+            Ok(())
+        }
+        (false, _, error) => bail!(
+            "{command} refused: {}",
+            error.unwrap_or_else(|| "no reason given".into())
+        ),
+    }
 }
 
 #[cfg(test)]

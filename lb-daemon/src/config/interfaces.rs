@@ -50,5 +50,12 @@ pub fn check_interfaces(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<D
             missing(base.key("interfaces").index(j), name);
         }
     }
+    // [bgp].interfaces matter only to announced services.
+    if config.bgp_servers().next().is_some() {
+        let base = KeyPath::root().key("bgp").key("interfaces");
+        for (j, name) in config.bgp.interfaces.iter().enumerate() {
+            missing(base.clone().index(j), name);
+        }
+    }
     diagnostics
 }

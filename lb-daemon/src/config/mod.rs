@@ -105,6 +105,7 @@ impl Config {
                 vrrp_instances: decoded.instances,
                 vrrp_sync_groups: decoded.groups,
                 virtual_servers: decoded.virtual_servers,
+                bgp: decoded.bgp,
                 source,
             },
             warnings,

@@ -50,6 +50,8 @@ pub struct Config {
     pub vrrp_instances: Vec<VrrpInstance>,
     pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
     pub virtual_servers: Vec<VirtualServer>,
+    /// `[bgp]`: defaults when absent (used only when a virtual server announces by BGP).
+    pub bgp: Bgp,
     /// Where each key was written, for diagnostics issued after loading.
     pub(crate) source: SourceIndex,
 }
@@ -366,7 +368,66 @@ pub struct VirtualServer {
     /// NAT only: the source address the reals see (full-NAT), so their replies come
     /// back to this node whatever their routing.
     pub snat_address: Option<IpAddr>,
+    /// How this node makes the VIP reach it: VRRP (or always served), or a BGP
+    /// announcement through BIRD.
+    pub announce: Announce,
     pub real_servers: Vec<RealServer>,
+}
+
+/// `announce`: who draws the VIP's traffic to this node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Announce {
+    /// As keepalived: held by the VRRP instance whose virtual_ipaddress has the address,
+    /// or always served when none does.
+    #[default]
+    Vrrp,
+    /// Announced through BIRD while the service is programmed and has quorum.
+    Bgp,
+}
+
+pub const DEFAULT_BGP_INTERFACE: &str = "lb-vip0";
+pub const DEFAULT_BIRD_SOCKET: &str = "/run/bird/bird.ctl";
+pub const DEFAULT_BGP_HOLD_DOWN: Duration = Duration::from_secs(5);
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_DRAIN_IDLE: Duration = Duration::from_secs(3);
+
+/// `[bgp]`: active-active VIPs announced through BIRD (docs/bgp.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bgp {
+    /// The dummy (or ifb) link whose addresses BIRD's `protocol direct` exports.
+    pub interface: String,
+    /// BIRD's control socket, read for session states.
+    pub bird_socket: PathBuf,
+    /// After quorum was lost, it must hold this long before the VIP is announced again.
+    pub hold_down: Duration,
+    /// A drain keeps forwarding at most this long...
+    pub drain_timeout: Duration,
+    /// ... or until no packet arrived for this long.
+    pub drain_idle: Duration,
+    /// Where announced services attach (a virtual server's own `interfaces` override it).
+    pub interfaces: Vec<String>,
+}
+
+impl Default for Bgp {
+    fn default() -> Self {
+        Self {
+            interface: DEFAULT_BGP_INTERFACE.into(),
+            bird_socket: PathBuf::from(DEFAULT_BIRD_SOCKET),
+            hold_down: DEFAULT_BGP_HOLD_DOWN,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            drain_idle: DEFAULT_DRAIN_IDLE,
+            interfaces: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The virtual servers announced by BGP.
+    pub fn bgp_servers(&self) -> impl Iterator<Item = &VirtualServer> {
+        self.virtual_servers
+            .iter()
+            .filter(|v| v.announce == Announce::Bgp)
+    }
 }
 
 /// `[[virtual_server.real_server]]`.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 
+mod bgp;
 mod virtual_server;
 
 const FULL: &str = r#"[global]

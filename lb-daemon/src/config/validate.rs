@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 
 use super::address::AddressFamily;
-use super::decode::{endpoint, GroupFacts, InstanceFacts, Named, ServerFacts};
+use super::decode::{endpoint, BgpFacts, GroupFacts, InstanceFacts, Named, ServerFacts};
 use super::reader::Decoder;
-use super::schema::VrrpInstance;
+use super::schema::{Bgp, VrrpInstance};
 use super::suggest;
 
 /// Each name once per section.
@@ -167,6 +167,10 @@ pub(crate) fn virtual_servers(
         let Some((address, path, span)) = &server.address else {
             continue;
         };
+        // Announced by BGP: no VRRP instance is expected (one holding it is an error).
+        if server.announce_bgp.is_some() {
+            continue;
+        }
         let moved = instances
             .iter()
             .flat_map(|i| i.all_addresses())
@@ -178,6 +182,52 @@ pub(crate) fn virtual_servers(
                 format!("{address} is in no vrrp_instance's virtual_ipaddress"),
             )
             .hint("it is served only while this host has the address; add it to a vrrp_instance to fail it over");
+        }
+    }
+}
+
+/// `announce = "bgp"`: not on a VIP a VRRP instance holds (the two would fight over the
+/// address), and with somewhere to attach (`[bgp].interfaces` or the server's own).
+pub(crate) fn announced(
+    d: &mut Decoder<'_>,
+    servers: &[ServerFacts],
+    instances: Option<&[VrrpInstance]>,
+    bgp: &Bgp,
+    bgp_facts: &BgpFacts,
+) {
+    let mut missing_interfaces = false;
+    for server in servers {
+        let (Some((path, span)), Some((address, _, _))) = (&server.announce_bgp, &server.address)
+        else {
+            continue;
+        };
+        let holder = instances.and_then(|all| {
+            all.iter()
+                .find(|i| i.all_addresses().any(|v| v.address == *address))
+        });
+        if let Some(instance) = holder {
+            d.error(
+                path,
+                span.clone(),
+                format!(
+                    "{address} is announced by BGP and also held by vrrp_instance `{}`",
+                    instance.name
+                ),
+            )
+            .hint("a VIP is either announced by BGP (active-active) or moved by VRRP: remove announce, or remove the address from the instance's virtual_ipaddress");
+        }
+        if !server.has_interfaces && bgp.interfaces.is_empty() && !missing_interfaces {
+            missing_interfaces = true;
+            let (path, span) = bgp_facts
+                .section
+                .clone()
+                .unwrap_or_else(|| (path.clone(), span.clone()));
+            d.error(
+                &path,
+                span,
+                "announce = \"bgp\" needs the interfaces where the data plane attaches",
+            )
+            .hint("write interfaces = [\"eth0\"] (the uplinks the routers send the VIP traffic to) in [bgp], or in the virtual server");
         }
     }
 }

@@ -8,8 +8,12 @@
 //! forwarded while the VRRP instance holding its VIP is MASTER (services no instance
 //! holds always are), with the healthy backends of the moment. VRRP and the health
 //! checks send to the owner directly.
-//! SIGTERM/SIGINT stop it gracefully: priority-0 adverts, VIPs removed, services removed,
-//! XDP detached and maps unpinned (or our IPVS services deleted).
+//! Virtual servers announced by BGP get an announcer ([`announcer`]) that owns the VIP
+//! interface; the owner tells it which services are ready.
+//! SIGTERM/SIGINT stop it gracefully: BGP-announced VIPs drained (withdrawn, then
+//! forwarding until the traffic ends or `drain_timeout`), priority-0 adverts, VIPs
+//! removed, services removed, XDP detached and maps unpinned (or our IPVS services
+//! deleted).
 
 use std::{
     path::{Path, PathBuf},
@@ -24,6 +28,7 @@ use tokio::{
 use tracing::{error, info};
 
 use super::{
+    announcer::{Announcer, AnnouncerHandle, Cmd, Readiness},
     control::{self, Action, ReloadRequest},
     dataplane_owner::{Msg, Owner, OwnerHandle},
     kept_masters, metrics, plane_choice,
@@ -32,6 +37,7 @@ use super::{
     view::View,
 };
 use crate::{
+    bgp::vip_link::VipLink,
     config::{self, Loaded},
     health::runner::{Health, Update},
     vrrp::runtime::Vrrp,
@@ -64,6 +70,8 @@ pub(super) struct Daemon {
     pub(super) health: Health,
     pub(super) vrrp: Option<Vrrp>,
     pub(super) view: Arc<RwLock<View>>,
+    /// Present when some virtual server is announced by BGP.
+    pub(super) announcer: Option<AnnouncerHandle>,
     /// Kept for the daemon's life: dropping them closes the socket and the listener.
     _control: control::ControlHandle,
     _metrics: Option<tokio::task::JoinHandle<()>>,
@@ -71,7 +79,8 @@ pub(super) struct Daemon {
 
 /// How the main loop ended.
 enum Stop {
-    Shutdown,
+    /// Drain the BGP-announced VIPs first when `drain`.
+    Shutdown { drain: bool },
     /// `lb-daemon stop --keep-dataplane`.
     KeepDataplane,
 }
@@ -83,8 +92,8 @@ async fn serve(path: &Path, config: config::Config, load: LoadConfig) -> Result<
     let (mut daemon, mut reloads) = Daemon::start(path, config, load).await?;
     let stop = loop {
         tokio::select! {
-            _ = term.recv() => break Stop::Shutdown,
-            _ = int.recv() => break Stop::Shutdown,
+            _ = term.recv() => break Stop::Shutdown { drain: true },
+            _ = int.recv() => break Stop::Shutdown { drain: true },
             _ = hup.recv() => {
                 let _ = daemon.reload().await;
             }
@@ -92,13 +101,21 @@ async fn serve(path: &Path, config: config::Config, load: LoadConfig) -> Result<
                 Action::Reload => {
                     let _ = req.reply.send(daemon.reload().await);
                 }
-                Action::Stop { keep_dataplane } => {
+                Action::Stop { keep_dataplane, drain } => {
                     let _ = req.reply.send(Ok(if keep_dataplane {
                         "stopping; the data plane and the VIPs stay for the next daemon".into()
+                    } else if drain && daemon.announcer.is_some() {
+                        "stopping: draining the announced VIPs first".into()
                     } else {
                         "stopping".into()
                     }));
-                    break if keep_dataplane { Stop::KeepDataplane } else { Stop::Shutdown };
+                    break if keep_dataplane { Stop::KeepDataplane } else { Stop::Shutdown { drain } };
+                }
+                Action::Drain => {
+                    let _ = req.reply.send(daemon.ask_announcer(|reply| Cmd::Drain { reply }).await);
+                }
+                Action::Undrain => {
+                    let _ = req.reply.send(daemon.ask_announcer(|reply| Cmd::Undrain { reply }).await);
                 }
             },
         }
@@ -106,7 +123,7 @@ async fn serve(path: &Path, config: config::Config, load: LoadConfig) -> Result<
     systemd::stopping();
     match stop {
         Stop::KeepDataplane => daemon.keep().await,
-        Stop::Shutdown => daemon.stop().await,
+        Stop::Shutdown { drain } => daemon.stop(drain).await,
     }
     info!("stopped");
     Ok(())
@@ -123,9 +140,37 @@ impl Daemon {
         if config.vrrp_instances.is_empty() && config.virtual_servers.is_empty() {
             bail!("the configuration has no vrrp_instance and no virtual_server: nothing to run");
         }
+        // Before anything is attached: a foreign link of that name stops the start here.
+        let vip_link = if config.bgp_servers().next().is_some() {
+            let name = &config.bgp.interface;
+            Some(
+                VipLink::ensure(name)
+                    .await
+                    .with_context(|| format!("[bgp] interface {name}"))?,
+            )
+        } else {
+            None
+        };
+        let (readiness_tx, readiness) = tokio::sync::watch::channel(Readiness::new());
         let (dataplane, owner) = match plane_choice::choose(&config)? {
-            Some(plane) => (plane.name(), Some(Owner::new(&config, plane)?.spawn())),
+            Some(plane) => {
+                let name = plane.name();
+                let mut owner = Owner::new(&config, plane)?;
+                if vip_link.is_some() {
+                    owner = owner.with_readiness(readiness_tx);
+                }
+                (name, Some(owner.spawn()))
+            }
             None => ("none", None),
+        };
+        let announcer = match (vip_link, &owner) {
+            (Some(link), Some(owner)) => Some(
+                Announcer::new(link, &config, readiness, owner.msgs.clone())
+                    .await
+                    .context("taking over the [bgp] interface")?
+                    .spawn(),
+            ),
+            _ => None,
         };
         // Without an owner no virtual server sends updates: they would go nowhere.
         let updates = match &owner {
@@ -139,7 +184,8 @@ impl Daemon {
             let gate = owner.as_ref().map(|o| o.gate.clone());
             Some(Vrrp::start(&config, gate, &kept_masters::take(&config)).await?)
         };
-        let view = make_view(&config, dataplane, vrrp.as_ref(), &health);
+        let view = make_view(&config, dataplane, vrrp.as_ref(), &health)
+            .with_bgp(announcer.as_ref().map(|a| Arc::clone(&a.status)));
         if let Some(owner) = &owner {
             view.spawn_refresher(owner.msgs.clone());
         }
@@ -176,6 +222,7 @@ impl Daemon {
             health,
             vrrp,
             view,
+            announcer,
             _control: control,
             _metrics: metrics,
         };
@@ -186,6 +233,8 @@ impl Daemon {
     /// VIPs stay, the XDP links are pinned and the maps stay pinned, and the MASTER
     /// instances are written down for the next daemon, which takes them over at once.
     async fn keep(self) {
+        // Dropping the announcer's handle ends it without a word: the addresses stay.
+        drop(self.announcer);
         self.health.stop();
         let masters = self.vrrp.map(Vrrp::abandon).unwrap_or_default();
         kept_masters::record(&self.config, &masters);
@@ -203,7 +252,22 @@ impl Daemon {
         }
     }
 
-    async fn stop(self) {
+    /// Stops every part; the announced VIPs first (drained when `drain`), while the data
+    /// plane still forwards.
+    async fn stop(self, drain: bool) {
+        if let Some(announcer) = &self.announcer {
+            if drain {
+                let (tx, rx) = oneshot::channel();
+                if announcer.cmds.send(Cmd::DrainForStop { reply: tx }).is_ok() {
+                    let bound = self.config.bgp.drain_timeout + std::time::Duration::from_secs(2);
+                    let _ = tokio::time::timeout(bound, rx).await;
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            if announcer.cmds.send(Cmd::WithdrawAll { reply: tx }).is_ok() {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await;
+            }
+        }
         self.health.stop();
         if let Some(vrrp) = self.vrrp {
             info!("stopping: priority-0 adverts, removing VIPs");
@@ -215,6 +279,28 @@ impl Daemon {
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await;
             }
         }
+    }
+}
+
+impl Daemon {
+    /// Hands a drain/undrain to the announcer and returns its answer.
+    async fn ask_announcer(
+        &self,
+        cmd: impl FnOnce(oneshot::Sender<String>) -> Cmd,
+    ) -> Result<String, String> {
+        let Some(announcer) = &self.announcer else {
+            return Err(
+                "no virtual_server is announced by BGP (announce = \"bgp\"): nothing to drain"
+                    .into(),
+            );
+        };
+        let (tx, rx) = oneshot::channel();
+        announcer
+            .cmds
+            .send(cmd(tx))
+            .map_err(|_| "the BGP announcer has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the BGP announcer dropped the request".to_string())
     }
 }
 

@@ -6,6 +6,9 @@
 //! - `status`: the [`Snapshot`].
 //! - `reload`: `{"ok":true,"message":...}` or `{"ok":false,"error":...}`, once the daemon
 //!   has applied (or refused) the configuration file.
+//! - `drain` / `undrain`: withdraw every VIP announced by BGP (forwarding goes on) / announce
+//!   them again; `{"ok":true,"message":...}` at once (`status` shows the drain's progress).
+//! - `stop`, `stop no-drain`, `stop keep-dataplane`: see [`Action::Stop`].
 //! - anything else: `{"ok":false,"error":"unknown command ..."}`.
 
 use std::io::{self, BufRead, BufReader, Write};
@@ -46,7 +49,11 @@ pub enum Action {
     /// maps pinned, and the VIPs stay, for a new daemon to adopt (upgrades).
     Stop {
         keep_dataplane: bool,
+        /// Drain the VIPs announced by BGP first (the default; `stop --no-drain` skips it).
+        drain: bool,
     },
+    Drain,
+    Undrain,
 }
 
 /// The answer to `reload` (and to a request the daemon could not serve).
@@ -248,26 +255,17 @@ async fn answer(
             Err(e) => Reply::error(format!("serializing the status: {e}")).to_line(),
         },
         "reload" => ask_daemon(reload, Action::Reload).await,
-        "stop" => {
-            ask_daemon(
-                reload,
-                Action::Stop {
-                    keep_dataplane: false,
-                },
-            )
-            .await
+        "stop" | "stop no-drain" | "stop keep-dataplane" => {
+            let action = Action::Stop {
+                keep_dataplane: command == "stop keep-dataplane",
+                drain: command == "stop",
+            };
+            ask_daemon(reload, action).await
         }
-        "stop keep-dataplane" => {
-            ask_daemon(
-                reload,
-                Action::Stop {
-                    keep_dataplane: true,
-                },
-            )
-            .await
-        }
+        "drain" => ask_daemon(reload, Action::Drain).await,
+        "undrain" => ask_daemon(reload, Action::Undrain).await,
         other => Reply::error(format!(
-            "unknown command {other:?} (expected status, reload, stop or stop keep-dataplane)"
+            "unknown command {other:?} (expected status, reload, drain, undrain, stop, stop no-drain or stop keep-dataplane)"
         ))
         .to_line(),
     }
@@ -423,11 +421,54 @@ mod tests {
         let unknown = ask(&path, "restart").await.unwrap();
         assert_eq!(
             unknown,
-            r#"{"ok":false,"error":"unknown command \"restart\" (expected status, reload, stop or stop keep-dataplane)"}"#
+            r#"{"ok":false,"error":"unknown command \"restart\" (expected status, reload, drain, undrain, stop, stop no-drain or stop keep-dataplane)"}"#
         );
 
         drop(handle);
         assert!(!path.exists(), "the socket file goes with the handle");
+    }
+
+    #[tokio::test]
+    async fn drain_undrain_and_the_stops_reach_the_daemon() {
+        let dir = TempDir::new();
+        let path = dir.0.join("lb.sock");
+        let (tx, mut rx) = mpsc::unbounded_channel::<ReloadRequest>();
+        let _handle = serve_control(&path, Arc::new(snapshot), tx).await.unwrap();
+        let daemon = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Some(req) = rx.recv().await {
+                seen.push(req.action);
+                let _ = req.reply.send(Ok(format!("{:?}", req.action)));
+                if seen.len() == 5 {
+                    break;
+                }
+            }
+            seen
+        });
+        for command in [
+            "drain",
+            "undrain",
+            "stop",
+            "stop no-drain",
+            "stop keep-dataplane",
+        ] {
+            let reply = Reply::parse(&ask(&path, command).await.unwrap()).unwrap();
+            assert!(reply.ok, "{command}: {reply:?}");
+        }
+        let stop = |keep_dataplane, drain| Action::Stop {
+            keep_dataplane,
+            drain,
+        };
+        assert_eq!(
+            daemon.await.unwrap(),
+            vec![
+                Action::Drain,
+                Action::Undrain,
+                stop(false, true),
+                stop(false, false),
+                stop(true, false),
+            ]
+        );
     }
 
     #[tokio::test]

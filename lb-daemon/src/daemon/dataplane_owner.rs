@@ -10,6 +10,11 @@
 //! A virtual server belongs to the VRRP instance whose `virtual_ipaddress` holds its
 //! address; a virtual server no instance holds is served whenever the daemon runs.
 //!
+//! A virtual server announced by BGP (`announce = "bgp"`) is served from the start on
+//! `[bgp].interfaces` (or its own); after every event the owner publishes each such
+//! service's readiness (programmed, quorum) to the announcer ([`super::announcer`]),
+//! which decides whether its VIP is announced.
+//!
 //! The owner keeps the desired state by [`ServiceId`] and decides when a service is
 //! programmed; the [`ForwardingPlane`] (XDP, IPVS) does it. Backends' next hops come
 //! from a cache ([`NextHops`]) filled ahead of need, so a MASTER transition programs its
@@ -22,11 +27,12 @@ use std::{
 };
 
 use anyhow::Result;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 pub use super::plane::Plane;
 use super::{
+    announcer::{Readiness, ServiceReadiness},
     next_hops::{NextHops, Resolved, Resolver},
     plane::{ipvs::IPVS_RECONCILE_EVERY, ForwardingPlane, Programming},
 };
@@ -97,6 +103,8 @@ struct Service {
     vs: config::VirtualServer,
     /// The VRRP instance holding its address (None: always served).
     instance: Option<String>,
+    /// Announced by BGP: its readiness goes to the announcer.
+    bgp: bool,
     /// Interfaces to attach to when serving.
     interfaces: Vec<String>,
     /// NAT without `interfaces`: the interfaces its reals are routed through (their
@@ -135,6 +143,10 @@ pub struct Owner {
     desired: HashMap<ServiceId, Vec<DesiredBackend>>,
     masters: HashSet<String>,
     nat_timeouts: dataplane::NatTimeouts,
+    /// Quorum of each service's last health update.
+    quorum: HashMap<ServiceId, bool>,
+    /// Where the BGP services' readiness goes (None: no announcer).
+    readiness: Option<watch::Sender<Readiness>>,
 }
 
 /// The instance whose virtual_ipaddress holds `addr`.
@@ -150,9 +162,13 @@ fn services_of(config: &Config) -> Vec<Service> {
         .virtual_servers
         .iter()
         .map(|vs| {
-            let inst = owning_instance(config, vs.address);
+            let bgp = vs.announce == config::Announce::Bgp;
+            // check-config refuses a VIP both announced and VRRP-held.
+            let inst = owning_instance(config, vs.address).filter(|_| !bgp);
             let interfaces = if !vs.interfaces.is_empty() {
                 vs.interfaces.clone()
+            } else if bgp {
+                config.bgp.interfaces.clone()
             } else if let Some(i) = inst {
                 vec![i.interface.clone()]
             } else {
@@ -162,6 +178,7 @@ fn services_of(config: &Config) -> Vec<Service> {
                 id: service_id(vs),
                 vs: vs.clone(),
                 instance: inst.map(|i| i.name.clone()),
+                bgp,
                 interfaces,
                 real_interfaces: Vec::new(),
             }
@@ -201,7 +218,41 @@ impl Owner {
             desired: HashMap::new(),
             masters: HashSet::new(),
             nat_timeouts: config.global.lvs_timeouts,
+            quorum: HashMap::new(),
+            readiness: None,
         })
+    }
+
+    /// Publishes the BGP services' readiness on `tx` (for the announcer).
+    pub fn with_readiness(mut self, tx: watch::Sender<Readiness>) -> Owner {
+        self.readiness = Some(tx);
+        self
+    }
+
+    /// Tells the announcer, if anything changed, which BGP services are programmed and
+    /// have quorum.
+    fn publish_readiness(&self) {
+        let Some(tx) = &self.readiness else { return };
+        let now: Readiness = self
+            .services
+            .iter()
+            .filter(|s| s.bgp)
+            .map(|s| {
+                let r = ServiceReadiness {
+                    vip: s.vs.address,
+                    programmed: self.plane.is_programmed(&s.id),
+                    quorum: self.quorum.get(&s.id).copied(),
+                };
+                (s.id, r)
+            })
+            .collect();
+        tx.send_if_modified(|old| {
+            let changed = *old != now;
+            if changed {
+                *old = now;
+            }
+            changed
+        });
     }
 
     /// Runs the owner in a task of its own; its handle.
@@ -246,6 +297,7 @@ impl Owner {
                 warn!(error = %format!("{e:#}"), "programming a service failed");
             }
         }
+        self.publish_readiness();
         let mut sweep = tokio::time::interval(NAT_SWEEP_EVERY);
         let mut misses = tokio::time::interval(NEIGH_MISS_EVERY);
         let later = |every| tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -275,6 +327,7 @@ impl Owner {
                 _ = reconcile.tick() => self.plane.reconcile(),
                 _ = refresh.tick() => self.prefetch(self.next_hops.addresses()),
             }
+            self.publish_readiness();
         }
     }
 
@@ -337,8 +390,10 @@ impl Owner {
                 info!(service = %id, "service removed by reload");
             }
         }
-        // The new checks resend every desired set (the reals may have changed).
+        // The new checks resend every desired set (the reals may have changed); the
+        // quorum known so far stays until they do, so a reload does not flap a route.
         self.desired.clear();
+        self.quorum.retain(|id, _| kept.contains(id));
         self.services = new;
         self.plane.configured(kept);
         self.release_unused_interfaces();
@@ -371,6 +426,7 @@ impl Owner {
             return;
         };
         let addrs: Vec<IpAddr> = u.backends.iter().map(|b| b.addr).collect();
+        self.quorum.insert(id, u.quorum_up);
         self.desired.insert(id, u.backends);
         if self.service(&id).is_some_and(|s| self.active(s)) {
             // A changed backend set is looked up afresh, as programming always did.

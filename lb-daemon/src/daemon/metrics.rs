@@ -31,7 +31,43 @@ pub fn render(s: &Snapshot) -> String {
     services(&mut out, s);
     dataplane(&mut out, s);
     health(&mut out, s);
+    bgp(&mut out, s);
     out.text
+}
+
+fn bgp(out: &mut Exposition, s: &Snapshot) {
+    let Some(b) = &s.bgp else { return };
+    type Samples<'a> = Vec<(Vec<(&'static str, &'a str)>, bool)>;
+    let families: [(&str, &str, Samples<'_>); 3] = [
+        (
+            "lb_bgp_session_up",
+            "Whether BIRD's BGP session (by protocol name) is established (none while BIRD is unreachable).",
+            b.sessions
+                .iter()
+                .map(|x| (vec![("peer", x.name.as_str())], x.up))
+                .collect(),
+        ),
+        (
+            "lb_vip_announced",
+            "Whether this node announces the VIP by BGP (its address is on the VIP interface).",
+            b.vips
+                .iter()
+                .map(|v| (vec![("vip", v.vip.as_str())], v.announced))
+                .collect(),
+        ),
+        (
+            "lb_bgp_drained",
+            "Whether the node is drained (lb-daemon drain).",
+            vec![(Vec::new(), b.drained)],
+        ),
+    ];
+    for (name, help, samples) in families {
+        let mut f = out.family(name, "gauge", help);
+        for (labels, value) in samples {
+            f.sample(name, &labels, u8::from(value));
+        }
+        f.finish();
+    }
 }
 
 fn vrrp(out: &mut Exposition, s: &Snapshot) {
@@ -468,6 +504,7 @@ mod tests {
 
     fn sample() -> Snapshot {
         Snapshot {
+            bgp: None,
             router_id: "lb1".into(),
             dataplane: "xdp".into(),
             instances: vec![
@@ -785,6 +822,48 @@ mod tests {
             value(&samples, "lb_healthcheck_duration_seconds_count", &[]),
             30.0
         );
+    }
+
+    #[test]
+    fn bgp_metrics() {
+        use crate::daemon::snapshot::{BgpSessionSnapshot, BgpSnapshot, VipSnapshot};
+        let mut s = Snapshot::default();
+        assert!(!render(&s).contains("lb_bgp"));
+        s.bgp = Some(BgpSnapshot {
+            sessions: vec![
+                BgpSessionSnapshot {
+                    name: "router_v4".into(),
+                    up: true,
+                    info: "Established".into(),
+                },
+                BgpSessionSnapshot {
+                    name: "router_v6".into(),
+                    up: false,
+                    info: "Active".into(),
+                },
+            ],
+            drained: true,
+            vips: vec![VipSnapshot {
+                vip: "198.51.100.10".into(),
+                announced: false,
+                state: "withdrawn: drained".into(),
+            }],
+            ..BgpSnapshot::default()
+        });
+        let (samples, _) = parse(&render(&s));
+        assert_eq!(
+            value(&samples, "lb_bgp_session_up", &[("peer", "router_v4")]),
+            1.0
+        );
+        assert_eq!(
+            value(&samples, "lb_bgp_session_up", &[("peer", "router_v6")]),
+            0.0
+        );
+        assert_eq!(
+            value(&samples, "lb_vip_announced", &[("vip", "198.51.100.10")]),
+            0.0
+        );
+        assert_eq!(value(&samples, "lb_bgp_drained", &[]), 1.0);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The daemon as a whole: the parts wired together ([`app`]), the task that owns the
 //! forwarding plane ([`dataplane_owner`]) and how the daemon shows itself.
 
+pub mod announcer;
 pub mod app;
 pub mod control;
 pub mod dataplane_owner;

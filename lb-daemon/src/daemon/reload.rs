@@ -3,7 +3,10 @@
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
+use std::sync::Arc;
+
 use super::{
+    announcer::{self, Cmd},
     app::{make_view, Daemon},
     dataplane_owner::Msg,
     systemd,
@@ -45,6 +48,12 @@ impl Daemon {
                     .into(),
             );
         }
+        if new.bgp != self.config.bgp {
+            return Err("[bgp] changed: restart the daemon to apply it".into());
+        }
+        if self.announcer.is_some() != new.bgp_servers().next().is_some() {
+            return Err("announce = \"bgp\" was added to a daemon started without it (or removed from all virtual servers): restart the daemon".into());
+        }
         let (vrrp_changed, vrrp_summary) = match self.vrrp.as_mut() {
             Some(vrrp) => vrrp.apply(&new).await?,
             None => (false, "no VRRP instances".to_string()),
@@ -64,9 +73,14 @@ impl Daemon {
             let old =
                 std::mem::replace(&mut self.health, Health::start(&new, self.updates.clone()));
             old.stop();
+            if let Some(announcer) = &self.announcer {
+                let vips = announcer::announced_vips(&new);
+                let _ = announcer.cmds.send(Cmd::Reconfigure { vips });
+            }
         }
         let n = new.virtual_servers.len();
-        let view = make_view(&new, self.dataplane, self.vrrp.as_ref(), &self.health);
+        let view = make_view(&new, self.dataplane, self.vrrp.as_ref(), &self.health)
+            .with_bgp(self.announcer.as_ref().map(|a| Arc::clone(&a.status)));
         if let Some(owner) = &self.owner {
             view.spawn_refresher(owner.msgs.clone());
         }

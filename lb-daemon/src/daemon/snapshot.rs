@@ -15,6 +15,42 @@ pub struct Snapshot {
     /// Data-plane drop counters by reason (`lb_dataplane_drops_total{reason}`).
     pub dataplane_drops: BTreeMap<String, u64>,
     pub health: HealthCounters,
+    /// Present when some virtual server is announced by BGP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bgp: Option<BgpSnapshot>,
+}
+
+/// Active-active announcement: the VIPs, the drain and BIRD's sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpSnapshot {
+    /// The dummy link holding the announced VIPs.
+    pub interface: String,
+    /// "ok" or "unreachable: <error>".
+    pub bird: String,
+    pub sessions: Vec<BgpSessionSnapshot>,
+    /// Drained by the operator (`lb-daemon drain`): every VIP withdrawn.
+    pub drained: bool,
+    /// The drain's progress ("draining for 2.0s ...", "drained: ...").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<String>,
+    pub vips: Vec<VipSnapshot>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BgpSessionSnapshot {
+    /// The protocol's name in bird.conf.
+    pub name: String,
+    pub up: bool,
+    /// BIRD's words: `Established`, `Active  Socket: Connection refused`, ...
+    pub info: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipSnapshot {
+    pub vip: String,
+    pub announced: bool,
+    /// `announced` or `withdrawn: drained|not programmed|below quorum|hold-down (Ns left)`.
+    pub state: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::metrics::host_port;
-use super::snapshot::{InstanceSnapshot, ServiceSnapshot, Snapshot};
+use super::snapshot::{BgpSnapshot, InstanceSnapshot, ServiceSnapshot, Snapshot};
 
 /// Renders `s` as of now (transition ages depend on the clock).
 pub fn render(s: &Snapshot) -> String {
@@ -36,9 +36,41 @@ pub fn render_at(s: &Snapshot, now_unix: u64) -> String {
     if s.services.is_empty() {
         out.push_str("\nno virtual servers\n");
     }
+    if let Some(b) = &s.bgp {
+        out.push('\n');
+        out.push_str(&bgp(b));
+    }
     for v in &s.services {
         out.push('\n');
         out.push_str(&service(v));
+    }
+    out
+}
+
+/// ```text
+/// bgp on lb-vip0, bird ok, not drained
+/// VIP            ANNOUNCE
+/// 198.51.100.10  announced
+///   SESSION    STATE  INFO
+///   router_v4  up     Established
+/// ```
+fn bgp(b: &BgpSnapshot) -> String {
+    let drained = match (&b.drain, b.drained) {
+        (Some(progress), true) => progress.clone(),
+        (None, true) => "drained".into(),
+        (_, false) => "not drained".into(),
+    };
+    let mut out = format!("bgp on {}, bird {}, {drained}\n", b.interface, b.bird);
+    let mut rows = vec![row(["VIP", "ANNOUNCE"])];
+    rows.extend(b.vips.iter().map(|v| vec![v.vip.clone(), v.state.clone()]));
+    out.push_str(&table(&rows, &[Align::Left; 2], ""));
+    if !b.sessions.is_empty() {
+        let mut rows = vec![row(["SESSION", "STATE", "INFO"])];
+        rows.extend(b.sessions.iter().map(|s| {
+            let state = if s.up { "up" } else { "down" };
+            vec![s.name.clone(), state.into(), s.info.clone()]
+        }));
+        out.push_str(&table(&rows, &[Align::Left; 3], "  "));
     }
     out
 }
@@ -264,6 +296,55 @@ VI_BACKUP  BACKUP  100/100   -         -
   no backends
 ";
         assert_eq!(render_at(&snapshot(), 1_000_000), expected);
+    }
+
+    #[test]
+    fn renders_the_bgp_announcements() {
+        use crate::daemon::snapshot::{BgpSessionSnapshot, VipSnapshot};
+        let mut s = Snapshot {
+            router_id: "lb1".into(),
+            dataplane: "xdp".into(),
+            ..Snapshot::default()
+        };
+        s.bgp = Some(BgpSnapshot {
+            interface: "lb-vip0".into(),
+            bird: "ok".into(),
+            sessions: vec![BgpSessionSnapshot {
+                name: "router_v4".into(),
+                up: true,
+                info: "Established".into(),
+            }],
+            drained: false,
+            drain: None,
+            vips: vec![
+                VipSnapshot {
+                    vip: "198.51.100.10".into(),
+                    announced: true,
+                    state: "announced".into(),
+                },
+                VipSnapshot {
+                    vip: "2001:db8:100::10".into(),
+                    announced: false,
+                    state: "withdrawn: hold-down (3s left)".into(),
+                },
+            ],
+        });
+        let text = render_at(&s, 0);
+        assert!(
+            text.contains(
+                "bgp on lb-vip0, bird ok, not drained\n\
+                 VIP               ANNOUNCE\n\
+                 198.51.100.10     announced\n\
+                 2001:db8:100::10  withdrawn: hold-down (3s left)\n\
+                 \x20 SESSION    STATE  INFO\n\
+                 \x20 router_v4  up     Established\n"
+            ),
+            "{text}"
+        );
+        let b = s.bgp.as_mut().unwrap();
+        b.drained = true;
+        b.bird = "unreachable: no socket".into();
+        assert!(render_at(&s, 0).contains("bgp on lb-vip0, bird unreachable: no socket, drained\n"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     net::IpAddr,
-    sync::{atomic::Ordering, Arc, Mutex},
+    sync::{atomic::Ordering, Arc, Mutex, RwLock},
     time::{Duration, UNIX_EPOCH},
 };
 
@@ -13,7 +13,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{
     dataplane_owner::Msg,
-    snapshot::{BackendSnapshot, HealthCounters, InstanceSnapshot, ServiceSnapshot, Snapshot},
+    snapshot::{
+        BackendSnapshot, BgpSnapshot, HealthCounters, InstanceSnapshot, ServiceSnapshot, Snapshot,
+    },
 };
 use crate::{
     config::Config,
@@ -38,6 +40,8 @@ pub struct View {
     health: Vec<watch::Receiver<ServiceStatus>>,
     health_counters: Arc<Counters>,
     dp: Arc<Mutex<DataplaneView>>,
+    /// The announcer's status, when some VIP is announced by BGP.
+    bgp: Option<Arc<RwLock<BgpSnapshot>>>,
 }
 
 impl View {
@@ -71,7 +75,14 @@ impl View {
             health,
             health_counters,
             dp: Arc::default(),
+            bgp: None,
         }
+    }
+
+    /// Shows the announcer's status too.
+    pub fn with_bgp(mut self, bgp: Option<Arc<RwLock<BgpSnapshot>>>) -> View {
+        self.bgp = bgp;
+        self
     }
 
     /// Fetches the data plane's counters every second (and once at once).
@@ -117,6 +128,10 @@ impl View {
                 .collect(),
             dataplane_drops: drops(&dp_counters),
             health: health_counters(&self.health_counters),
+            bgp: self
+                .bgp
+                .as_ref()
+                .and_then(|b| b.read().ok().map(|s| s.clone())),
         }
     }
 

@@ -27,13 +27,7 @@ pub async fn list(
     handle: &rtnetlink::Handle,
     ifindex: u32,
 ) -> Result<(Vec<Ipv4Addr>, Vec<Ipv6Addr>), rtnetlink::Error> {
-    let msgs: Vec<AddressMessage> = handle
-        .address()
-        .get()
-        .set_link_index_filter(ifindex)
-        .execute()
-        .try_collect()
-        .await?;
+    let msgs = dump(handle, ifindex).await?;
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
     for msg in &msgs {
@@ -52,6 +46,34 @@ pub async fn list(
         v4.into_iter().map(|(_, a)| a).collect(),
         v6.into_iter().map(|(_, a)| a).collect(),
     ))
+}
+
+/// Every address on the interface with its prefix length, in the kernel's order.
+pub async fn with_prefixes(
+    handle: &rtnetlink::Handle,
+    ifindex: u32,
+) -> Result<Vec<(IpAddr, u8)>, rtnetlink::Error> {
+    let msgs = dump(handle, ifindex).await?;
+    Ok(msgs
+        .iter()
+        // The dump may ignore the index filter on old kernels: check it again.
+        .filter(|m| m.header.index == ifindex)
+        .filter_map(|m| Some((address_of(m)?, m.header.prefix_len)))
+        .collect())
+}
+
+/// RTM_GETADDR for the interface's addresses.
+async fn dump(
+    handle: &rtnetlink::Handle,
+    ifindex: u32,
+) -> Result<Vec<AddressMessage>, rtnetlink::Error> {
+    handle
+        .address()
+        .get()
+        .set_link_index_filter(ifindex)
+        .execute()
+        .try_collect()
+        .await
 }
 
 /// Adds the address (with prefix and label); an address already there is fine. IPv6

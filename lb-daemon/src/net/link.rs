@@ -4,9 +4,10 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+use rtnetlink::LinkUnspec;
 
-use super::rtnl::first;
+use super::rtnl::{errno, first};
 
 /// What the data plane needs to know about one interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,42 @@ pub async fn by_name(
     name: &str,
 ) -> Result<Option<LinkMessage>, rtnetlink::Error> {
     first(handle.link().get().match_name(name).execute()).await
+}
+
+/// Like [`by_name`], with "no such device" (ENODEV, or EINVAL on some kernels) as `None`.
+pub async fn find(
+    handle: &rtnetlink::Handle,
+    name: &str,
+) -> Result<Option<LinkMessage>, rtnetlink::Error> {
+    match by_name(handle, name).await {
+        Err(e) if matches!(errno(&e), Some(libc::ENODEV | libc::EINVAL)) => Ok(None),
+        result => result,
+    }
+}
+
+/// The link's kind (IFLA_INFO_KIND): None for physical ports and the loopback.
+pub fn kind(msg: &LinkMessage) -> Option<InfoKind> {
+    msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+            LinkInfo::Kind(k) => Some(k.clone()),
+            _ => None,
+        }),
+        _ => None,
+    })
+}
+
+/// RTM_NEWLINK: creates a link from a prepared message (`LinkDummy::new(name).build()`).
+pub async fn add(handle: &rtnetlink::Handle, msg: LinkMessage) -> Result<(), rtnetlink::Error> {
+    handle.link().add(msg).execute().await
+}
+
+/// Sets the interface up.
+pub async fn set_up(handle: &rtnetlink::Handle, ifindex: u32) -> Result<(), rtnetlink::Error> {
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(ifindex).up().build())
+        .execute()
+        .await
 }
 
 /// RTM_GETLINK for the interface with index `ifindex`.

@@ -5,6 +5,7 @@
 //! so an instance with a bad priority still takes part in the duplicate-name check.
 //! A new section is a new module here plus one line in [`document`].
 
+mod bgp;
 mod global;
 mod instance;
 mod script;
@@ -15,10 +16,11 @@ use toml::de::DeTable;
 use toml::Spanned;
 
 use super::reader::{Decoder, Table};
-use super::schema::{Global, Notify, VirtualServer, VrrpInstance, VrrpScript, VrrpSyncGroup};
+use super::schema::{Bgp, Global, Notify, VirtualServer, VrrpInstance, VrrpScript, VrrpSyncGroup};
 use super::source::{KeyPath, Span};
 use super::validate;
 
+pub(crate) use bgp::BgpFacts;
 pub(crate) use instance::InstanceFacts;
 pub(crate) use sync_group::GroupFacts;
 pub(crate) use virtual_server::{endpoint, ServerFacts};
@@ -56,6 +58,7 @@ pub(crate) struct Decoded {
     pub instances: Vec<VrrpInstance>,
     pub groups: Vec<VrrpSyncGroup>,
     pub virtual_servers: Vec<VirtualServer>,
+    pub bgp: Bgp,
 }
 
 pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Decoded {
@@ -66,6 +69,9 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
         Some(table) => global::decode(d, table),
         None => Global::default(),
     };
+
+    let bgp_table = top.get(d, "bgp").and_then(|f| f.table(d));
+    let (bgp, bgp_facts) = bgp::decode(d, bgp_table);
 
     let mut script_names = Vec::new();
     let mut scripts = Vec::new();
@@ -109,6 +115,7 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
     // Which addresses VRRP moves is known only when every instance decoded.
     let all_instances = (instances.len() == instance_facts.len()).then_some(&instances[..]);
     validate::virtual_servers(d, &server_facts, all_instances);
+    validate::announced(d, &server_facts, all_instances, &bgp, &bgp_facts);
 
     top.finish(d);
     Decoded {
@@ -117,6 +124,7 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
         instances,
         groups,
         virtual_servers,
+        bgp,
     }
 }
 

@@ -79,6 +79,10 @@ impl Running {
     }
 
     fn health(&self, vip: &str, port: u16, backends: &[(&str, u32)]) {
+        self.health_quorum(vip, port, backends, true);
+    }
+
+    fn health_quorum(&self, vip: &str, port: u16, backends: &[(&str, u32)], quorum_up: bool) {
         let update = Update {
             service: ServiceRef {
                 address: vip.parse().unwrap(),
@@ -94,7 +98,7 @@ impl Running {
                     sorry: false,
                 })
                 .collect(),
-            quorum_up: true,
+            quorum_up,
         };
         self.handle.health.send(update).unwrap();
     }
@@ -220,4 +224,88 @@ async fn a_service_a_reload_adds_is_forwarded_with_its_first_desired_set() {
         owner.forwarding().await,
         services(&[(UNHELD, &["10.0.1.9:443 1"])])
     );
+}
+
+const BGP_CONFIG: &str = r#"
+[bgp]
+interfaces = ["eth0", "eth1"]
+
+[[virtual_server]]
+address = "198.51.100.10"
+port = 80
+announce = "bgp"
+[[virtual_server.real_server]]
+address = "10.0.1.1"
+
+[[virtual_server]]
+address = "198.51.100.10"
+port = 443
+announce = "bgp"
+interfaces = ["eth2"]
+[[virtual_server.real_server]]
+address = "10.0.1.1"
+
+[[virtual_server]]
+address = "10.0.0.9"
+port = 443
+[[virtual_server.real_server]]
+address = "10.0.1.9"
+"#;
+
+/// The announcer's inputs: BGP services are served from the start on [bgp].interfaces
+/// (or their own), and their readiness follows programming and each health update.
+#[tokio::test]
+async fn bgp_services_report_their_readiness_to_the_announcer() {
+    use crate::daemon::announcer::{Readiness, ServiceReadiness};
+    let plane = MemoryPlane::default();
+    let state = Arc::clone(&plane.state);
+    let (tx, mut rx) = tokio::sync::watch::channel(Readiness::new());
+    let owner = Owner::new(
+        &config(BGP_CONFIG),
+        Box::new(plane) as Box<dyn ForwardingPlane>,
+    )
+    .unwrap()
+    .with_readiness(tx);
+    let owner = Running {
+        handle: owner.spawn(),
+        state,
+    };
+    let vip: IpAddr = "198.51.100.10".parse().unwrap();
+    let id = |port| ServiceId {
+        vip,
+        port,
+        protocol: config::Protocol::Tcp,
+    };
+    let r = |programmed, quorum| ServiceReadiness {
+        vip,
+        programmed,
+        quorum,
+    };
+    owner.forwarding().await;
+    // Programmed at start (no VRRP instance gates them), quorum not known yet; the
+    // service that is not announced is not reported.
+    let seen = rx.borrow_and_update().clone();
+    assert_eq!(
+        seen,
+        Readiness::from([(id(80), r(true, None)), (id(443), r(true, None))])
+    );
+    let interfaces = owner.state.lock().unwrap().interfaces.clone();
+    assert_eq!(interfaces["198.51.100.10:80 TCP"], vec!["eth0", "eth1"]);
+    assert_eq!(interfaces["198.51.100.10:443 TCP"], vec!["eth2"]);
+
+    owner.health("198.51.100.10", 80, &[("10.0.1.1", 1)]);
+    owner.health_quorum("198.51.100.10", 443, &[], false);
+    owner.forwarding().await;
+    assert!(rx.has_changed().unwrap());
+    assert_eq!(
+        *rx.borrow_and_update(),
+        Readiness::from([
+            (id(80), r(true, Some(true))),
+            (id(443), r(true, Some(false)))
+        ])
+    );
+    // Nothing changed: no wake-up for the announcer.
+    owner.health("198.51.100.10", 80, &[("10.0.1.1", 2)]);
+    owner.forwarding().await;
+    assert!(!rx.has_changed().unwrap());
 }

@@ -15,6 +15,8 @@ use crate::dataplane::{NatTimeouts, ServiceId, ServiceStatus};
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Forwarding {
     pub services: BTreeMap<String, Vec<String>>,
+    /// Where each service was last programmed to attach.
+    pub interfaces: BTreeMap<String, Vec<String>>,
     /// Set by a stop: "shutdown" or "kept".
     pub stopped: Option<&'static str>,
 }
@@ -40,7 +42,10 @@ impl ForwardingPlane for MemoryPlane {
             .iter()
             .map(|b| format!("{}:{} {}", b.addr, b.port, b.weight))
             .collect();
-        self.with(|f| f.services.insert(s.id.to_string(), backends));
+        self.with(|f| {
+            f.services.insert(s.id.to_string(), backends);
+            f.interfaces.insert(s.id.to_string(), s.interfaces.to_vec());
+        });
         Ok(s.real_interfaces.to_vec())
     }
 

@@ -18,7 +18,7 @@ use toml::de::DeTable;
 use crate::config::address::{valid_ifname, AddressFamily};
 use crate::config::reader::{peek_int, peek_str, Decoder, Field, Table};
 use crate::config::schema::{
-    Dataplane, Global, LbAlgo, LbKind, Protocol, VirtualServer, PERSISTENCE_TIMEOUT_MAX,
+    Announce, Dataplane, Global, LbAlgo, LbKind, Protocol, VirtualServer, PERSISTENCE_TIMEOUT_MAX,
 };
 use crate::config::source::{KeyPath, Span};
 use lb_common::maglev::{DEFAULT_TABLE_SIZE, TABLE_SIZES};
@@ -52,6 +52,8 @@ const LB_KINDS: &[(&str, LbKind)] = &[
     ("NAT", LbKind::Nat),
 ];
 
+const ANNOUNCES: &[(&str, Announce)] = &[("vrrp", Announce::Vrrp), ("bgp", Announce::Bgp)];
+
 const MAGLEV_HINT: &str =
     "use lb_algo = \"maglev\" or \"maglev_src\", or set dataplane = \"ipvs\" in [global]";
 
@@ -61,6 +63,10 @@ pub(crate) struct ServerFacts {
     pub address: Option<(IpAddr, KeyPath, Span)>,
     /// Address, port and protocol, when all three are valid.
     pub service: Option<(IpAddr, u16, Protocol)>,
+    /// `announce = "bgp"`, with where it was written.
+    pub announce_bgp: Option<(KeyPath, Span)>,
+    /// The server names its own `interfaces`.
+    pub has_interfaces: bool,
 }
 
 /// `ADDR:PORT` (`[ADDR]:PORT` for IPv6), as the servers are shown in diagnostics.
@@ -175,6 +181,18 @@ pub(super) fn decode(
         Some(addr)
     });
 
+    let announce_field = t.get(d, "announce");
+    let announce = announce_field
+        .as_ref()
+        .and_then(|f| f.keyword(d, ANNOUNCES))
+        .unwrap_or_default();
+    if let Some(f) = &announce_field {
+        if announce == Announce::Bgp && lb_kind == LbKind::Nat && snat_address.is_none() {
+            f.error(d, "a plain NAT service cannot be announced by BGP")
+                .hint("in a BGP tier replies must return through the node that translated them: use full-NAT (snat_address = this node's address) or DR/TUN");
+        }
+    }
+
     let context = RealContext {
         address: vip,
         port,
@@ -215,6 +233,11 @@ pub(super) fn decode(
             (Some(a), Some(p), Some(proto)) => Some((a, p, proto)),
             _ => None,
         },
+        announce_bgp: announce_field
+            .as_ref()
+            .filter(|_| announce == Announce::Bgp)
+            .map(|f| (f.path().clone(), f.span())),
+        has_interfaces: !interfaces.is_empty(),
     };
     let (Some(address), Some(port), Some(protocol), Some(lb_algo)) = (vip, port, protocol, lb_algo)
     else {
@@ -242,6 +265,7 @@ pub(super) fn decode(
         alpha,
         interfaces,
         snat_address,
+        announce,
         real_servers: reals,
     };
     (Some(server), facts)
@@ -434,7 +458,7 @@ fn sorry_server(
     Some((address?, port?))
 }
 
-fn interfaces(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Vec<String> {
+pub(super) fn interfaces(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for item in f.array(d).unwrap_or_default() {
         let Some(name) = item.str(d) else { continue };
