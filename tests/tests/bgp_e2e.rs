@@ -108,7 +108,6 @@ fn node_loss_and_return(tier: &Tier, vip: &str, drain: bool) {
 }
 
 #[test]
-#[ignore = "needs the daemon's BGP side (announce = \"bgp\", drain): on until bgp-daemon is merged"]
 fn dr_tier_spreads_survives_node_loss_and_return_and_drains() {
     let tier = tier(&[VIP_V4], ForwardMode::Dr, DaemonSettings::default());
     spread(&tier, VIP_V4);
@@ -122,7 +121,6 @@ fn dr_tier_spreads_survives_node_loss_and_return_and_drains() {
 }
 
 #[test]
-#[ignore = "needs the daemon's BGP side (announce = \"bgp\", drain): on until bgp-daemon is merged"]
 fn failed_backend_keeps_the_vip_and_all_failed_withdraw_it() {
     let mut tier = tier(&[VIP_V4], ForwardMode::Dr, DaemonSettings::default());
     let names = tier.node_names();
@@ -162,7 +160,6 @@ fn failed_backend_keeps_the_vip_and_all_failed_withdraw_it() {
 }
 
 #[test]
-#[ignore = "needs the daemon's BGP side (announce = \"bgp\", drain): on until bgp-daemon is merged"]
 fn tun_tier_spreads_and_survives_node_loss() {
     let tier = tier(&[VIP_V4], ForwardMode::Tun, DaemonSettings::default());
     spread(&tier, VIP_V4);
@@ -170,7 +167,6 @@ fn tun_tier_spreads_and_survives_node_loss() {
 }
 
 #[test]
-#[ignore = "needs the daemon's BGP side (announce = \"bgp\", drain): on until bgp-daemon is merged"]
 fn ipv6_vip_over_the_same_sessions() {
     let tier = tier(
         &[VIP_V4, VIP_V6],
