@@ -933,15 +933,24 @@ impl Tier {
     }
 
     /// Waits until `vip` is routed through every node and the client's connections are
-    /// answered (the data planes programmed, the health checks passed).
+    /// answered by every serving backend (the data planes programmed, the checks passed).
     pub fn wait_serving(&self, vip: &str, timeout: Duration) -> Result<()> {
         let all: Vec<usize> = (0..self.nodes.len()).collect();
         let start = Instant::now();
         self.wait_nexthops(vip, &all, timeout)?;
         let mut last = anyhow!("not tried");
+        let serving = self.backends.iter().filter(|b| b.server.is_some()).count();
         while start.elapsed() < timeout {
-            match self.requests(vip, 30) {
-                Ok(_) => return Ok(()),
+            match self.requests(vip, 60) {
+                Ok(replies) => {
+                    let mut seen: Vec<&str> = replies.iter().map(|r| r.backend.as_str()).collect();
+                    seen.sort_unstable();
+                    seen.dedup();
+                    if seen.len() == serving {
+                        return Ok(());
+                    }
+                    last = anyhow!("only {seen:?} answer");
+                }
                 Err(e) => last = e,
             }
             std::thread::sleep(Duration::from_millis(100));

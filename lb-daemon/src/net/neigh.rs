@@ -136,6 +136,9 @@ impl Entry {
 #[derive(Debug, Clone)]
 pub struct Neighbours {
     handle: rtnetlink::Handle,
+    /// The kernel runs one dump at a time per netlink socket and answers a concurrent
+    /// one EBUSY; lookups run concurrently (next hops), so their dumps take turns.
+    dumps: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Neighbours {
@@ -146,7 +149,10 @@ impl Neighbours {
             rtnl::ConnectError::NoRuntime => NeighError::NoRuntime,
             rtnl::ConnectError::Socket(e) => NeighError::Socket(e),
         })?;
-        Ok(Neighbours { handle })
+        Ok(Neighbours {
+            handle,
+            dumps: Default::default(),
+        })
     }
 
     /// Facts about the interface called `name`.
@@ -237,12 +243,13 @@ impl Neighbours {
         let ifindex = msg.header.index;
         let name = link::name(&msg).unwrap_or_else(|| format!("#{ifindex}"));
         let mac = link::mac(&msg).ok_or_else(|| NeighError::NotEthernet(name.clone()))?;
-        let (ipv4, ipv6) = address::list(&self.handle, ifindex)
-            .await
-            .map_err(|source| NeighError::Netlink {
-                what: format!("address dump of interface #{ifindex}"),
-                source,
-            })?;
+        let turn = self.dumps.lock().await;
+        let addresses = address::list(&self.handle, ifindex).await;
+        drop(turn);
+        let (ipv4, ipv6) = addresses.map_err(|source| NeighError::Netlink {
+            what: format!("address dump of interface #{ifindex}"),
+            source,
+        })?;
         Ok(LinkFacts {
             ifindex,
             name,
