@@ -22,6 +22,8 @@ use std::{
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub mod bgp_tier;
+
 use crate::{
     dataplane::{
         self, bpffs, Capacity, Dataplane, ForwardMode, HashMode, HelperProgram, LoadOptions,
@@ -321,8 +323,9 @@ fn unspecified_like(addr: IpAddr) -> IpAddr {
     }
 }
 
-/// The backend's TCP service on `port` (of the family of `any`), on its own thread.
-fn start_server(
+/// The backend's TCP service on `port` (of the family of `any`; `::` also takes IPv4 where
+/// `bindv6only` is off), on its own thread.
+pub(crate) fn start_server(
     ns: &Netns,
     i: usize,
     any: IpAddr,
@@ -564,9 +567,7 @@ impl Lab {
     /// A long-lived connection from the client: `LabConn::ask` sends a line and reads the
     /// reply on the same TCP connection (one flow).
     pub fn open(&self) -> Result<LabConn> {
-        let a = self.opts.addrs;
-        let stream = self.client.run(move || connect(a.client, a.vip, None))?;
-        Ok(LabConn { stream })
+        open_to(&self.client, self.opts.addrs)
     }
 
     pub fn lb_ns(&self) -> &Netns {
@@ -611,7 +612,11 @@ pub fn requests_to(client: &Netns, a: Addressing, n: usize) -> Result<Vec<Reply>
 
 /// A long-lived connection to the (IPv4) VIP.
 pub fn open_from(client: &Netns) -> Result<LabConn> {
-    let a = Addressing::v4();
+    open_to(client, Addressing::v4())
+}
+
+/// A long-lived connection to `a.vip` from `a.client` in `client`.
+pub fn open_to(client: &Netns, a: Addressing) -> Result<LabConn> {
     let stream = client.run(move || connect(a.client, a.vip, None))?;
     Ok(LabConn { stream })
 }
@@ -636,6 +641,11 @@ pub struct LabConn {
 impl LabConn {
     pub fn ask(&mut self) -> Result<Reply> {
         exchange(&mut self.stream)
+    }
+
+    /// The client's port: with the addresses, what a router's L4 ECMP hash sees.
+    pub fn local_port(&self) -> Result<u16> {
+        Ok(self.stream.local_addr()?.port())
     }
 }
 

@@ -1,7 +1,6 @@
 //! Support for the packet fixtures, the network-namespace tests and the benchmarks.
 
 pub mod bench;
-pub mod bgp_lab;
 pub mod family;
 pub mod frames;
 pub mod harness;

@@ -1,5 +1,5 @@
 //! lb-daemon announcing VIPs by BGP (issue 12, the daemon side): real `lb-daemon run`
-//! processes on the 3 LB nodes of `bgp_lab`'s tier, each beside its BIRD. The daemon, not
+//! processes on the 3 LB nodes of `lab::bgp_tier`'s tier, each beside its BIRD. The daemon, not
 //! the test, puts the VIP on lb-vip0 once the service is programmed; the router's ECMP
 //! route follows health (quorum), `drain` / `undrain`, `stop`; a BIRD that stops is
 //! reported and survived; a foreign link named like the [bgp] interface stops the start.
@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use lb_daemon::lab::bgp_tier::{Tier, VIP_INTERFACE};
 use lb_daemon::netns::{unique_name, Netns, NsChild};
-use lb_tests::bgp_lab::{Tier, VIP_INTERFACE};
 use lb_tests::vrrp_lab::daemon_bin;
 use serde_json::Value;
 

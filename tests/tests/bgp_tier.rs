@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use lb_daemon::bgp::bird::SessionState;
-use lb_tests::bgp_lab::Tier;
+use lb_daemon::lab::bgp_tier::Tier;
 
 /// Withdrawals and BFD must act well within this.
 const FAST: Duration = Duration::from_secs(1);
@@ -89,7 +89,7 @@ fn sessions_are_read_through_the_bird_client() {
 /// them after a change).
 #[test]
 fn documented_configs_are_the_tested_ones() {
-    let (node, router) = lb_tests::bgp_lab::documented_configs();
+    let (node, router) = lb_daemon::lab::bgp_tier::documented_configs();
     if std::env::var_os("LB_PRINT_BIRD_CONF").is_some() {
         println!("=== node\n{node}=== router\n{router}===");
     }

@@ -7,6 +7,18 @@ use aya::maps::{MapData, PerCpuArray};
 use lb_common::{map_names, Counter};
 
 pub fn run(pin_dir: &Path) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    for (name, value) in read(pin_dir)? {
+        // A closed pipe (`| head`) ends the listing quietly.
+        if writeln!(out, "{name:<20} {value}").is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Every global counter (summed over CPUs) with its name, in index order.
+pub fn read(pin_dir: &Path) -> Result<Vec<(&'static str, u64)>> {
     let path = pin_dir.join(map_names::STATS);
     let data = MapData::from_pin(&path).with_context(|| {
         format!(
@@ -16,13 +28,8 @@ pub fn run(pin_dir: &Path) -> Result<()> {
         )
     })?;
     let map: PerCpuArray<MapData, u64> = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(data))?;
-    let mut out = std::io::stdout().lock();
-    for (counter, name) in Counter::ALL {
-        let value: u64 = map.get(&(counter as u32), 0)?.iter().sum();
-        // A closed pipe (`| head`) ends the listing quietly.
-        if writeln!(out, "{name:<20} {value}").is_err() {
-            break;
-        }
-    }
-    Ok(())
+    Counter::ALL
+        .iter()
+        .map(|&(counter, name)| Ok((name, map.get(&(counter as u32), 0)?.iter().sum())))
+        .collect()
 }

@@ -5,3 +5,4 @@ pub mod failover;
 pub mod health;
 pub mod master_to_forwarding;
 pub mod report;
+pub mod scaleout;

@@ -9,7 +9,7 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about = "lb benchmarks; results are written to docs/benchmarks.md")]
 struct Args {
-    /// What to measure: datapath, failover, health, master-to-forwarding
+    /// What to measure: datapath, failover, health, master-to-forwarding, scaleout
     what: String,
     /// Markdown file to update (its section for this benchmark is replaced).
     #[arg(long, default_value = "docs/benchmarks.md")]
@@ -29,10 +29,11 @@ fn main() -> Result<()> {
         "failover" => lb_tests::bench::failover::run()?,
         "health" => lb_tests::bench::health::run()?,
         "master-to-forwarding" => lb_tests::bench::master_to_forwarding::run()?,
+        "scaleout" => lb_tests::bench::scaleout::run()?,
         // Run by `cargo xtask bench health` inside the IPVS kernel's VM.
         "health-reference" => lb_tests::bench::health::run_reference()?,
         other => bail!(
-            "unknown benchmark {other:?}; available: datapath, failover, health, master-to-forwarding (health-reference runs in the IPVS VM)"
+            "unknown benchmark {other:?}; available: datapath, failover, health, master-to-forwarding, scaleout (health-reference runs in the IPVS VM)"
         ),
     };
     println!("{section}");

@@ -1,7 +1,9 @@
 //! `lb-daemon lab` (feature `lab`): the load balancer at work in network namespaces,
 //! narrated. [`dataplane`] drives one LB node in-process (and the NAT labs); [`ha`] runs
-//! two `lb-daemon run` nodes in one VRRP group.
+//! two `lb-daemon run` nodes in one VRRP group; [`bgp`] runs three nodes announcing by BGP
+//! behind an ECMP router.
 
+pub mod bgp;
 pub mod dataplane;
 pub mod ha;
 
@@ -18,12 +20,14 @@ pub enum Mode {
     Nat,
     /// Full-NAT: `snat_address` (data-plane lab).
     FullNat,
+    /// Active-active: 3 nodes announcing the VIP by BGP (BIRD 2) to an ECMP router (DR).
+    Bgp,
 }
 
 impl Mode {
     fn forward_mode(self) -> ForwardMode {
         match self {
-            Mode::Dr => ForwardMode::Dr,
+            Mode::Dr | Mode::Bgp => ForwardMode::Dr,
             Mode::Tun => ForwardMode::Tun,
             Mode::Nat => ForwardMode::Nat { snat: None },
             // The lab puts its own internal address here.
@@ -48,9 +52,21 @@ pub struct LabArgs {
     /// Only the data plane (one LB node driven in-process, no VRRP, no daemon).
     #[arg(long)]
     pub dataplane_only: bool,
+    /// `--mode bgp` with the VIPs put on the nodes by the lab instead of announced by the
+    /// daemons (shows the traffic side alone).
+    #[arg(long, hide = true)]
+    pub announce_by_hand: bool,
 }
 
 pub fn run(args: LabArgs) -> Result<()> {
+    if args.mode == Mode::Bgp {
+        let announce = if args.announce_by_hand {
+            crate::lab::bgp_tier::Announce::ByHand
+        } else {
+            crate::lab::bgp_tier::Announce::Bgp
+        };
+        return bgp::run(args.backends, args.pause, announce);
+    }
     let mode = args.mode.forward_mode();
     // The NAT labs show the data plane (the NAT pair failover is an e2e test).
     if args.dataplane_only || mode.is_nat() {

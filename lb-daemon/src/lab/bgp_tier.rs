@@ -18,17 +18,30 @@
 //! derive from an IPv4 session (extended next hop, RFC 8950, would be needed), and separate
 //! sessions fail and recover independently, each watched by its own BFD session.
 //!
-//! Everything is torn down on drop, even on panic: BIRD processes, namespaces, files.
+//! With [`Tier::serve`] the backends run the lab's TCP service (DR, or TUN with `lb_decap`)
+//! and [`Tier::start_daemons`] runs `lb-daemon run` on every node with a generated
+//! configuration that announces the VIPs by BGP (`announce = "bgp"`, health-checked
+//! backends); without them the VIPs can be put on the nodes by hand ([`LbNode::add_vip`]).
+//!
+//! Everything is torn down on drop, even on panic: daemons, BIRD processes, namespaces,
+//! pinned maps, files.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use lb_daemon::bgp::bird::{BgpSession, BirdClient, SessionState};
-use lb_daemon::netns::{unique_name, Netns, NsChild, Switch};
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::bgp::bird::{BgpSession, BirdClient, SessionState};
+use crate::dataplane::{bpffs, ForwardMode, HelperProgram};
+use crate::lab::{open_to, requests_to, start_server, Addressing, LabConn, Reply, VIP_PORT};
+use crate::netns::{unique_name, Netns, NsChild, Switch};
 
 pub const BIRD: &str = "/usr/sbin/bird";
 pub const ROUTER_AS: u32 = 65000;
@@ -41,6 +54,12 @@ pub const VIP_RANGE_V6: &str = "2001:db8:100::/64";
 /// Router's uplink interface (towards the LB nodes) and a node's.
 pub const ROUTER_UPLINK: &str = "up0";
 pub const NODE_UPLINK: &str = "eth0";
+/// The client behind the router.
+pub const CLIENT_V4: &str = "10.91.0.2";
+pub const CLIENT_V6: &str = "fd00:91::2";
+/// The VIPs the tier's tests, lab and benchmark use.
+pub const VIP_V4: &str = "198.51.100.10";
+pub const VIP_V6: &str = "2001:db8:100::10";
 
 /// One BGP neighbour as a configuration names it.
 #[derive(Debug, Clone)]
@@ -300,7 +319,14 @@ pub struct LbNode {
     pub link_local: String,
     /// The node's port on the uplink switch: down = the node's link is cut.
     pub port: String,
+    /// The node's port on the backends' switch.
+    pub backend_port: String,
     pub bird: Bird,
+    /// Files of this node's daemon (configuration, control socket, log).
+    pub dir: PathBuf,
+    /// bpffs directory of this node's data plane.
+    pub pin_dir: PathBuf,
+    daemon: Option<NsChild>,
 }
 
 impl LbNode {
@@ -332,6 +358,9 @@ pub struct Backend {
     pub ns: Netns,
     pub v4: String,
     pub v6: String,
+    index: usize,
+    server: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    _decap: Option<HelperProgram>,
 }
 
 impl Backend {
@@ -341,6 +370,199 @@ impl Backend {
             .ip(&["addr", "add", &format!("{vip}/{len}"), "dev", "lo"])?;
         Ok(())
     }
+
+    /// Starts the lab's TCP service on port 80, IPv4 and IPv6 (answers `<name> <client>`).
+    pub fn start_server(&mut self) -> Result<()> {
+        self.stop_server();
+        let any = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+        self.server = Some(start_server(&self.ns, self.index, any, VIP_PORT)?);
+        Ok(())
+    }
+
+    /// Stops the service (the host stays up: connections and health checks are refused).
+    pub fn stop_server(&mut self) {
+        if let Some((stop, handle)) = self.server.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = handle.join();
+        }
+    }
+
+    /// The backend's name in replies (`backend1`, ...).
+    pub fn name(&self) -> String {
+        crate::lab::backend_name(self.index)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop_server();
+    }
+}
+
+/// A virtual service of the tier: a VIP on port 80/TCP over every backend, announced by BGP.
+#[derive(Debug, Clone, Copy)]
+pub struct TierService {
+    pub vip: IpAddr,
+    pub mode: ForwardMode,
+}
+
+impl TierService {
+    pub fn new(vip: &str, mode: ForwardMode) -> Result<TierService> {
+        Ok(TierService {
+            vip: vip.parse().with_context(|| format!("VIP {vip:?}"))?,
+            mode,
+        })
+    }
+}
+
+/// Who puts the VIPs on the nodes' VIP interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announce {
+    /// The daemon (`announce = "bgp"`, a `[bgp]` section).
+    Bgp,
+    /// The caller ([`LbNode::add_vip`]); the daemon serves the VIPs always (no `announce`),
+    /// with XDP on the uplink by each virtual server's `interfaces`.
+    ByHand,
+}
+
+/// Settings of the nodes' daemons that the scenarios vary.
+#[derive(Debug, Clone, Copy)]
+pub struct DaemonSettings {
+    pub announce: Announce,
+    /// `[bgp] hold_down`.
+    pub hold_down: Duration,
+    /// `[bgp] drain_timeout` and `drain_idle`.
+    pub drain_timeout: Duration,
+    pub drain_idle: Duration,
+    /// Health-check period of the backends (`delay_loop`).
+    pub delay_loop: Duration,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            announce: Announce::Bgp,
+            hold_down: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(30),
+            drain_idle: Duration::from_secs(3),
+            delay_loop: Duration::from_millis(500),
+        }
+    }
+}
+
+fn millis(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+/// The `lb-daemon run` configuration of LB node `name`: XDP on its uplink, the VIPs
+/// announced by BGP through `bird_socket`, each service over `backends` with TCP checks.
+pub fn daemon_config(
+    name: &str,
+    dir: &Path,
+    pin_dir: &Path,
+    bird_socket: &Path,
+    services: &[TierService],
+    backends: &[(IpAddr, IpAddr)],
+    settings: &DaemonSettings,
+) -> String {
+    let mut c = format!(
+        "[global]\nrouter_id = \"{name}\"\ncontrol_socket = \"{dir}/lb.sock\"\n\
+         bpf_pin_path = \"{pin}\"\ndataplane = \"xdp\"\nmetrics_listen = \"127.0.0.1:9469\"\n",
+        dir = dir.display(),
+        pin = pin_dir.display(),
+    );
+    let per_service = match settings.announce {
+        Announce::Bgp => {
+            bgp_section(&mut c, bird_socket, settings);
+            "announce = \"bgp\"\n".to_owned()
+        }
+        Announce::ByHand => format!("interfaces = [\"{NODE_UPLINK}\"]\n"),
+    };
+    for service in services {
+        let kind = match service.mode {
+            ForwardMode::Dr => "DR",
+            ForwardMode::Tun => "TUN",
+            ForwardMode::Nat { .. } => "NAT",
+        };
+        let _ = write!(
+            c,
+            "\n[[virtual_server]]\naddress = \"{vip}\"\nport = {VIP_PORT}\nprotocol = \"TCP\"\n\
+             lb_kind = \"{kind}\"\ndelay_loop = \"{delay}\"\n{per_service}",
+            vip = service.vip,
+            delay = millis(settings.delay_loop),
+        );
+        for &(v4, v6) in backends {
+            let addr = if service.vip.is_ipv4() { v4 } else { v6 };
+            let _ = write!(
+                c,
+                "\n[[virtual_server.real_server]]\naddress = \"{addr}\"\nport = {VIP_PORT}\n\
+                 tcp_check = {{ connect_timeout = \"500ms\", retry = 0, warmup = \"0s\" }}\n"
+            );
+        }
+    }
+    c
+}
+
+/// The `[bgp]` section: the tier's VIP interface, the node's BIRD, XDP on the uplink.
+fn bgp_section(c: &mut String, bird_socket: &Path, settings: &DaemonSettings) {
+    let _ = write!(
+        c,
+        "\n[bgp]\ninterface = \"{VIP_INTERFACE}\"\nbird_socket = \"{socket}\"\n\
+         hold_down = \"{hold}\"\ndrain_timeout = \"{timeout}\"\ndrain_idle = \"{idle}\"\n\
+         interfaces = [\"{NODE_UPLINK}\"]\n",
+        socket = bird_socket.display(),
+        hold = millis(settings.hold_down),
+        timeout = millis(settings.drain_timeout),
+        idle = millis(settings.drain_idle),
+    );
+}
+
+/// A long-lived connection of the client, with the node and backend it started on.
+pub struct Tracked {
+    pub conn: LabConn,
+    pub port: u16,
+    pub node: usize,
+    pub backend: String,
+}
+
+/// What asking once more on every tracked connection found.
+#[derive(Debug, Default)]
+pub struct Survival {
+    pub total: usize,
+    /// Answered by the backend it started on.
+    pub kept: usize,
+    /// "port 40123 (via lb2, backend1): ..." for every connection that failed or moved.
+    pub lost: Vec<String>,
+}
+
+impl Survival {
+    pub fn all_kept(&self) -> bool {
+        self.kept == self.total
+    }
+}
+
+/// Asks once on every connection; the ones that fail or reach another backend are lost.
+pub fn check_tracked(conns: &mut [Tracked], names: &[String]) -> Survival {
+    let mut s = Survival {
+        total: conns.len(),
+        ..Survival::default()
+    };
+    for t in conns.iter_mut() {
+        let what = format!(
+            "port {} (via {}, {})",
+            t.port,
+            names.get(t.node).map_or("?", String::as_str),
+            t.backend
+        );
+        match t.conn.ask() {
+            Ok(r) if r.backend == t.backend => s.kept += 1,
+            Ok(r) => s
+                .lost
+                .push(format!("{what}: now answered by {}", r.backend)),
+            Err(e) => s.lost.push(format!("{what}: {e:#}")),
+        }
+    }
+    s
 }
 
 pub struct Tier {
@@ -351,6 +573,9 @@ pub struct Tier {
     pub backends: Vec<Backend>,
     pub uplink: Switch,
     pub backend_net: Switch,
+    /// `lb_pass` on the nodes' switch ports once daemons run (native XDP redirect into a
+    /// veth needs an XDP program on its peer).
+    passes: Vec<HelperProgram>,
     dir: PathBuf,
 }
 
@@ -381,10 +606,16 @@ impl Tier {
         addresses(&router, "be0", "10.92.0.1/24", "fd00:92::1/64")?;
 
         let client = Netns::new("bgp-c")?;
-        lb_daemon::netns::veth(&router, "cl0", &client, "eth0")?;
+        crate::netns::veth(&router, "cl0", &client, "eth0")?;
         addresses(&router, "cl0", "10.91.0.1/24", "fd00:91::1/64")?;
         addresses(&client, "eth0", "10.91.0.2/24", "fd00:91::2/64")?;
         default_routes(&client, "10.91.0.1", "fd00:91::1")?;
+        // The client computes its own checksums and sends segments that still fit once
+        // a TUN node adds its tunnel header.
+        client
+            .sh("ethtool -K eth0 tx off tso off gso off >/dev/null && ip link set eth0 mtu 1400")?;
+        // DR replies come from the VIP through be0 while the VIP's route points up0.
+        router.sh("sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0")?;
 
         let mut router_peers = Vec::new();
         let mut pending = Vec::new();
@@ -394,6 +625,19 @@ impl Tier {
             // Only the link-local address set below: the router's IPv6 next hop is known.
             ns.sh("sysctl -qw net.ipv6.conf.default.addr_gen_mode=1")?;
             let port = uplink.plug(&ns, NODE_UPLINK)?;
+            // A cut port loses its learnt MAC and the bridge would flood the node's frames
+            // to the other nodes, whose XDP forwards them: a cut must blackhole them, as
+            // on a router's point-to-point link.
+            uplink.ns().ip(&[
+                "link",
+                "set",
+                "dev",
+                &port,
+                "type",
+                "bridge_slave",
+                "flood",
+                "off",
+            ])?;
             let (v4, v6) = (format!("10.90.0.{host}"), format!("fd00:90::{host}"));
             addresses(&ns, NODE_UPLINK, &format!("{v4}/24"), &format!("{v6}/64"))?;
             let link_local = format!("fe80::{host}");
@@ -405,7 +649,7 @@ impl Tier {
                 NODE_UPLINK,
                 "nodad",
             ])?;
-            backend_net.plug(&ns, "be0")?;
+            let backend_port = backend_net.plug(&ns, "be0")?;
             addresses(
                 &ns,
                 "be0",
@@ -454,7 +698,7 @@ impl Tier {
                 VIP_RANGE_V4,
                 VIP_RANGE_V6,
             );
-            pending.push((name, ns, v4, v6, link_local, port, config));
+            pending.push((name, ns, v4, v6, link_local, port, backend_port, config));
         }
 
         let config = router_config(
@@ -465,16 +709,23 @@ impl Tier {
             VIP_RANGE_V6,
         );
         let router_bird = Bird::start(&router, dir, "router", &config)?;
+        let bpf = bpffs_for_daemons(dir)?;
         let mut nodes = Vec::new();
-        for (name, ns, v4, v6, link_local, port, config) in pending {
+        for (name, ns, v4, v6, link_local, port, backend_port, config) in pending {
             let bird = Bird::start(&ns, dir, &name, &config)?;
+            let node_dir = dir.join(&name);
+            std::fs::create_dir_all(&node_dir)?;
             nodes.push(LbNode {
+                pin_dir: bpf.join(&name),
+                dir: node_dir,
+                daemon: None,
                 name,
                 ns,
                 v4,
                 v6,
                 link_local,
                 port,
+                backend_port,
                 bird,
             });
         }
@@ -489,7 +740,14 @@ impl Tier {
             default_routes(&ns, "10.92.0.1", "fd00:92::1")?;
             // DR: the VIPs on lo must not be answered for on the segment.
             ns.sh("sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2")?;
-            backends.push(Backend { ns, v4, v6 });
+            backends.push(Backend {
+                ns,
+                v4,
+                v6,
+                index: j,
+                server: None,
+                _decap: None,
+            });
         }
 
         let tier = Tier {
@@ -500,6 +758,7 @@ impl Tier {
             backends,
             uplink,
             backend_net,
+            passes: Vec::new(),
             dir: dir.to_owned(),
         };
         tier.wait_sessions_up(Duration::from_secs(20))?;
@@ -596,11 +855,245 @@ impl Tier {
         }
     }
 
-    /// Every BIRD's log and the router's routes, for failure messages.
+    /// Makes the backends serve: each holds every VIP on `lo` and runs the lab's TCP
+    /// service; with `tun`, `lb_decap` strips the nodes' tunnel headers.
+    pub fn serve(&mut self, vips: &[&str], tun: bool) -> Result<()> {
+        for b in &mut self.backends {
+            for vip in vips {
+                b.hold_vip(vip)?;
+            }
+            if tun && b._decap.is_none() {
+                let decap = b.ns.run(|| HelperProgram::decap("eth0"));
+                b._decap = Some(decap.with_context(|| format!("lb_decap on {}", b.name()))?);
+            }
+            b.start_server()?;
+        }
+        Ok(())
+    }
+
+    /// Runs `lb-daemon run` (binary `exe`) on every node with [`daemon_config`] over all
+    /// backends; returns at once (wait with [`Tier::wait_nexthops`]).
+    pub fn start_daemons(
+        &mut self,
+        exe: &Path,
+        services: &[TierService],
+        settings: &DaemonSettings,
+    ) -> Result<()> {
+        if self.passes.is_empty() {
+            for node in &self.nodes {
+                for (switch, port) in [
+                    (&self.uplink, &node.port),
+                    (&self.backend_net, &node.backend_port),
+                ] {
+                    let port = port.clone();
+                    let pass = switch.ns().run(move || HelperProgram::pass(&port));
+                    self.passes
+                        .push(pass.context("lb_pass on a node's switch port")?);
+                }
+            }
+        }
+        let backends = self
+            .backends
+            .iter()
+            .map(|b| Ok((b.v4.parse::<IpAddr>()?, b.v6.parse::<IpAddr>()?)))
+            .collect::<Result<Vec<_>>>()?;
+        // The daemon leaves out a backend whose next hop does not resolve within its
+        // lookup timeout until the backend set next changes, and nodes with different
+        // backend sets send moved flows elsewhere: start with the neighbours known.
+        let targets: Vec<String> = backends
+            .iter()
+            .flat_map(|(v4, v6)| [v4.to_string(), v6.to_string()])
+            .collect();
+        for node in &self.nodes {
+            for t in &targets {
+                node.ns.sh(&format!("ping -c1 -W2 {t} >/dev/null"))?;
+            }
+        }
+        for i in 0..self.nodes.len() {
+            let node = &self.nodes[i];
+            let config = daemon_config(
+                &node.name,
+                &node.dir,
+                &node.pin_dir,
+                &node.bird.socket,
+                services,
+                &backends,
+                settings,
+            );
+            self.start_daemon(i, exe, &config)?;
+        }
+        if settings.announce == Announce::ByHand {
+            for node in &self.nodes {
+                for service in services {
+                    node.add_vip(&service.vip.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `vip` is routed through every node and the client's connections are
+    /// answered by every serving backend (the data planes programmed, the checks passed).
+    pub fn wait_serving(&self, vip: &str, timeout: Duration) -> Result<()> {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        let start = Instant::now();
+        self.wait_nexthops(vip, &all, timeout)?;
+        let mut last = anyhow!("not tried");
+        let serving = self.backends.iter().filter(|b| b.server.is_some()).count();
+        while start.elapsed() < timeout {
+            match self.requests(vip, 60) {
+                Ok(replies) => {
+                    let mut seen: Vec<&str> = replies.iter().map(|r| r.backend.as_str()).collect();
+                    seen.sort_unstable();
+                    seen.dedup();
+                    if seen.len() == serving {
+                        return Ok(());
+                    }
+                    last = anyhow!("only {seen:?} answer");
+                }
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(last.context(format!(
+            "{vip} not served within {timeout:?}\n{}",
+            self.logs()
+        )))
+    }
+
+    /// Starts (or restarts) node `i`'s daemon on `config`.
+    pub fn start_daemon(&mut self, i: usize, exe: &Path, config: &str) -> Result<()> {
+        let node = &mut self.nodes[i];
+        node.daemon.take();
+        let conf = node.dir.join("lb.toml");
+        std::fs::write(&conf, config)?;
+        let log = std::fs::File::create(node.dir.join("log"))?;
+        let exe = exe.to_str().context("non-UTF-8 daemon path")?;
+        let child = node.ns.spawn_with(
+            &[exe, "run", "--config", path_str(&conf)?],
+            Stdio::from(log.try_clone()?),
+            Stdio::from(log),
+        )?;
+        node.daemon = Some(child);
+        Ok(())
+    }
+
+    /// The client's addressing towards `vip` (for the lab's request helpers).
+    pub fn addressing(&self, vip: &str) -> Result<Addressing> {
+        let vip: IpAddr = vip.parse().with_context(|| format!("VIP {vip:?}"))?;
+        let client = if vip.is_ipv4() { CLIENT_V4 } else { CLIENT_V6 };
+        let client = client.parse()?;
+        Ok(Addressing {
+            client,
+            lb: client,
+            vip,
+        })
+    }
+
+    /// `n` short connections from the client to `vip`; the replies.
+    pub fn requests(&self, vip: &str, n: usize) -> Result<Vec<Reply>> {
+        requests_to(&self.client, self.addressing(vip)?, n)
+    }
+
+    /// `n` long-lived connections to `vip`, opened one by one, each asked once (its
+    /// backend recorded) and placed on the node whose data plane counted its new flow.
+    /// (The router's choice cannot be asked of `ip route get`: a forwarded packet keeps
+    /// the hash the client's socket gave it, and the router's L4 multipath uses that.)
+    pub fn open_tracked(&self, vip: &str, n: usize) -> Result<Vec<Tracked>> {
+        let a = self.addressing(vip)?;
+        (0..n)
+            .map(|_| {
+                let before = self.flows_per_node()?;
+                let mut conn = open_to(&self.client, a)?;
+                let backend = conn.ask()?.backend;
+                let after = self.flows_per_node()?;
+                let node = after
+                    .iter()
+                    .zip(&before)
+                    .position(|(a, b)| a > b)
+                    .ok_or_else(|| anyhow!("no node counted the new flow to {vip}"))?;
+                Ok(Tracked {
+                    port: conn.local_port()?,
+                    conn,
+                    node,
+                    backend,
+                })
+            })
+            .collect()
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// Node `i`'s data-plane counters (summed over CPUs), by name.
+    pub fn counters(&self, i: usize) -> Result<BTreeMap<&'static str, u64>> {
+        Ok(crate::cli::counters::read(&self.nodes[i].pin_dir)?
+            .into_iter()
+            .collect())
+    }
+
+    /// New flows each node's data plane has seen so far (connection-table misses).
+    pub fn flows_per_node(&self) -> Result<Vec<u64>> {
+        (0..self.nodes.len())
+            .map(|i| {
+                Ok(self
+                    .counters(i)?
+                    .get("conntrack_miss")
+                    .copied()
+                    .unwrap_or(0))
+            })
+            .collect()
+    }
+
+    /// Node `i`'s control socket.
+    pub fn socket(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("lb.sock")
+    }
+
+    /// Starts `lb-daemon drain` (or `undrain`) against node `i`; the command may wait for
+    /// the drain to complete, so the caller decides whether to wait for it.
+    pub fn drain_command(&self, exe: &Path, i: usize, verb: &str) -> Result<std::process::Child> {
+        std::process::Command::new(exe)
+            .arg(verb)
+            .arg("--socket")
+            .arg(self.socket(i))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {} {verb}", exe.display()))
+    }
+
+    /// Node `i`'s `/metrics` page.
+    pub fn metrics(&self, i: usize) -> Result<String> {
+        self.nodes[i].ns.run(|| -> Result<String> {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect("127.0.0.1:9469")?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.write_all(b"GET /metrics HTTP/1.0\r\nHost: lb\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })
+    }
+
+    /// Every daemon's and BIRD's log and the router's routes, for failure messages.
     pub fn logs(&self) -> String {
         let mut s = format!("--- router BIRD:\n{}", self.router_bird.log());
         for n in &self.nodes {
             let _ = write!(s, "--- {} BIRD:\n{}", n.name, n.bird.log());
+            if n.daemon.is_some() {
+                let log = std::fs::read_to_string(n.dir.join("log")).unwrap_or_default();
+                let _ = write!(s, "--- {} lb-daemon:\n{log}", n.name);
+                let counters = crate::cli::counters::read(&n.pin_dir).unwrap_or_default();
+                let nonzero: Vec<String> = counters
+                    .iter()
+                    .filter(|(_, v)| *v > 0)
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let _ = writeln!(s, "--- {} counters: {}", n.name, nonzero.join(" "));
+            }
         }
         for family in ["-4", "-6"] {
             let routes = self.router.ip(&[family, "route"]).unwrap_or_default();
@@ -612,11 +1105,37 @@ impl Tier {
 
 impl Drop for Tier {
     fn drop(&mut self) {
-        // The nodes' BIRDs and namespaces go first, the router's with the fields; the
-        // files are ours to remove.
+        // The daemons first (their maps stay pinned), then the nodes' BIRDs and namespaces;
+        // the router's go with the fields. The pins and files are ours to remove.
+        for node in &mut self.nodes {
+            node.daemon.take();
+        }
+        let pins: Vec<PathBuf> = self.nodes.iter().map(|n| n.pin_dir.clone()).collect();
         self.nodes.clear();
+        self.backends.clear();
+        self.passes.clear();
+        for pin in pins {
+            bpffs::remove_pins(&pin);
+        }
+        let _ = nix::mount::umount2(&self.dir.join("bpf"), nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A bpffs of the tier's own for the daemons' pins: `ip netns exec` mounts a fresh /sys,
+/// which hides /sys/fs/bpf, while a mount made here is seen by the daemons and by us.
+fn bpffs_for_daemons(dir: &Path) -> Result<PathBuf> {
+    let bpf = dir.join("bpf");
+    std::fs::create_dir_all(&bpf)?;
+    nix::mount::mount(
+        Some("bpf"),
+        &bpf,
+        Some("bpf"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .with_context(|| format!("mounting a bpffs on {}", bpf.display()))?;
+    Ok(bpf)
 }
 
 fn addresses(ns: &Netns, dev: &str, v4: &str, v6: &str) -> Result<()> {
