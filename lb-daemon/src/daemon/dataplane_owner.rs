@@ -295,7 +295,7 @@ impl Owner {
                 biased;
                 Some(req) = inbox.gate.recv() => self.on_gate(req).await,
                 Some(update) = inbox.health.recv() => self.on_health(update).await,
-                Some(results) = lookups_done.recv() => self.next_hops.record(results),
+                Some(results) = lookups_done.recv() => self.on_lookups(results),
                 msg = inbox.msgs.recv() => match msg {
                     Some(msg) => {
                         if self.on_msg(msg) == Running::Stopped {
@@ -311,6 +311,34 @@ impl Owner {
             }
             self.publish_readiness();
         }
+    }
+
+    /// Background lookups answered: services forwarding to a backend whose next hop just
+    /// appeared (it was left out) or changed (a new MAC) are programmed again.
+    fn on_lookups(&mut self, results: Vec<Resolved>) {
+        let changed = self.next_hops.record(results);
+        for id in self.active_services_using(&changed) {
+            if let Err(e) = self.program(&id) {
+                warn!(error = %format!("{e:#}"), "updating a service failed");
+            }
+        }
+    }
+
+    /// The forwarded services with a desired backend among `addrs`.
+    fn active_services_using(&self, addrs: &HashSet<IpAddr>) -> Vec<ServiceId> {
+        if addrs.is_empty() {
+            return Vec::new();
+        }
+        self.services
+            .iter()
+            .filter(|s| self.active(s))
+            .filter(|s| {
+                self.desired
+                    .get(&s.id)
+                    .is_some_and(|d| d.iter().any(|b| addrs.contains(&b.addr)))
+            })
+            .map(|s| s.id)
+            .collect()
     }
 
     fn on_msg(&mut self, msg: Msg) -> Running {

@@ -41,18 +41,24 @@ impl NextHops {
         self.0.keys().copied().collect()
     }
 
-    /// Records lookups: a success replaces the entry, a failure removes it.
-    pub fn record(&mut self, results: impl IntoIterator<Item = Resolved>) {
+    /// Records lookups: a success replaces the entry, a failure removes it. Returns the
+    /// addresses whose next hop appeared or changed (their services need reprogramming:
+    /// a backend left out for want of a next hop comes back, a new MAC is used).
+    pub fn record(&mut self, results: impl IntoIterator<Item = Resolved>) -> HashSet<IpAddr> {
+        let mut changed = HashSet::new();
         for r in results {
             match r.egress {
                 Ok(egress) => {
-                    self.0.insert(r.addr, egress);
+                    if self.0.insert(r.addr, egress) != Some(egress) {
+                        changed.insert(r.addr);
+                    }
                 }
                 Err(_) => {
                     self.0.remove(&r.addr);
                 }
             }
         }
+        changed
     }
 
     /// Forgets addresses no configured backend has any more.
@@ -117,6 +123,19 @@ mod tests {
         }]);
         assert_eq!(hops.get(a), Some(egress(3)));
         assert_eq!(hops.missing([a, b, b]), [b]);
+        let same = hops.record([Resolved {
+            addr: a,
+            egress: Ok(egress(3)),
+        }]);
+        assert!(
+            same.is_empty(),
+            "an unchanged next hop needs no reprogramming"
+        );
+        let moved = hops.record([Resolved {
+            addr: a,
+            egress: Ok(egress(4)),
+        }]);
+        assert_eq!(moved, HashSet::from([a]));
         hops.record([Resolved {
             addr: a,
             egress: Err("no route".into()),

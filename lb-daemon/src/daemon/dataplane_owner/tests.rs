@@ -306,3 +306,50 @@ async fn bgp_services_report_their_readiness_to_the_announcer() {
     owner.forwarding().await;
     assert!(!rx.has_changed().unwrap());
 }
+
+/// A next hop that appears (a backend left out for want of it) or changes (a new MAC)
+/// reprograms exactly the forwarded services that use that backend.
+#[test]
+fn a_new_next_hop_reprograms_the_forwarded_services_using_it() {
+    let mut owner = Owner::new(
+        &config(CONFIG),
+        Box::new(MemoryPlane::default()) as Box<dyn ForwardingPlane>,
+    )
+    .unwrap();
+    let id = |vip: &str, port| ServiceId {
+        vip: vip.parse().unwrap(),
+        port,
+        protocol: config::Protocol::Tcp,
+    };
+    let backend = |addr: &str, port| DesiredBackend {
+        addr: addr.parse().unwrap(),
+        port,
+        weight: 1,
+        sorry: false,
+    };
+    owner
+        .desired
+        .insert(id("10.0.0.1", 80), vec![backend("10.0.1.1", 80)]);
+    owner
+        .desired
+        .insert(id("10.0.0.9", 443), vec![backend("10.0.1.9", 443)]);
+    let addrs = |a: &[&str]| {
+        a.iter()
+            .map(|a| a.parse().unwrap())
+            .collect::<HashSet<IpAddr>>()
+    };
+    // The held service is not forwarded while its instance is BACKUP.
+    assert!(owner
+        .active_services_using(&addrs(&["10.0.1.1"]))
+        .is_empty());
+    assert_eq!(
+        owner.active_services_using(&addrs(&["10.0.1.9", "10.0.7.7"])),
+        [id("10.0.0.9", 443)]
+    );
+    owner.masters.insert("VI_1".into());
+    assert_eq!(
+        owner.active_services_using(&addrs(&["10.0.1.1"])),
+        [id("10.0.0.1", 80)]
+    );
+    assert!(owner.active_services_using(&HashSet::new()).is_empty());
+}
