@@ -21,6 +21,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "psmisc",
     // The real VRRP peer of the interoperability tests.
     "keepalived",
+    // The BGP speaker of the active-active tier (each LB node and the test router).
+    "bird2",
     // The VM tests (`cargo xtask test --vm`): a kernel with IPVS modules, qemu to boot it
     // (virtme-ng drives it), busybox for virtme-ng's init, ipvsadm to compare with.
     "linux-image-amd64",
