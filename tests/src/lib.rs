@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bgp_lab;
+pub mod daemon_lab;
 pub mod family;
 pub mod frames;
 pub mod harness;

@@ -34,6 +34,8 @@ pub fn render(s: &Snapshot) -> String {
     out.text
 }
 
+/// The VRRP instance's label is `vrrp_instance`: Prometheus gives every scraped series
+/// an `instance` label (the target), and would rename ours to `exported_instance`.
 fn vrrp(out: &mut Exposition, s: &Snapshot) {
     type Value = fn(&InstanceSnapshot) -> u64;
     let per_instance: [(&str, &str, &str, Value); 6] = [
@@ -77,7 +79,7 @@ fn vrrp(out: &mut Exposition, s: &Snapshot) {
     for (name, kind, help, value) in per_instance {
         let mut f = out.family(name, kind, help);
         for inst in &s.instances {
-            f.sample(name, &[("instance", &inst.name)], value(inst));
+            f.sample(name, &[("vrrp_instance", &inst.name)], value(inst));
         }
         f.finish();
     }
@@ -85,7 +87,11 @@ fn vrrp(out: &mut Exposition, s: &Snapshot) {
     let mut f = out.family(name, "counter", "VRRP advertisements dropped, by reason.");
     for inst in &s.instances {
         for (reason, n) in &inst.adverts_dropped {
-            f.sample(name, &[("instance", &inst.name), ("reason", reason)], *n);
+            f.sample(
+                name,
+                &[("vrrp_instance", &inst.name), ("reason", reason)],
+                *n,
+            );
         }
     }
     f.finish();
@@ -682,21 +688,27 @@ mod tests {
         assert_eq!(types["lb_backend_bytes_total"], "counter");
         assert_eq!(types["lb_healthcheck_duration_seconds"], "histogram");
         let v = |name, labels: &[(&str, &str)]| value(&samples, name, labels);
-        assert_eq!(v("lb_vrrp_state", &[("instance", "VI_1")]), 2.0);
+        assert_eq!(v("lb_vrrp_state", &[("vrrp_instance", "VI_1")]), 2.0);
         assert_eq!(
-            v("lb_vrrp_state", &[("instance", "odd \"name\"\\\nx")]),
+            v("lb_vrrp_state", &[("vrrp_instance", "odd \"name\"\\\nx")]),
             1.0
         );
-        assert_eq!(v("lb_vrrp_priority", &[("instance", "VI_1")]), 90.0);
-        assert_eq!(v("lb_vrrp_transitions_total", &[("instance", "VI_1")]), 3.0);
+        assert_eq!(v("lb_vrrp_priority", &[("vrrp_instance", "VI_1")]), 90.0);
         assert_eq!(
-            v("lb_vrrp_adverts_received_total", &[("instance", "VI_1")]),
+            v("lb_vrrp_transitions_total", &[("vrrp_instance", "VI_1")]),
+            3.0
+        );
+        assert_eq!(
+            v(
+                "lb_vrrp_adverts_received_total",
+                &[("vrrp_instance", "VI_1")]
+            ),
             10.0
         );
         assert_eq!(
             v(
                 "lb_vrrp_adverts_dropped_total",
-                &[("instance", "VI_1"), ("reason", "auth")]
+                &[("vrrp_instance", "VI_1"), ("reason", "auth")]
             ),
             2.0
         );
