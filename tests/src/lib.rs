@@ -7,4 +7,5 @@ pub mod family;
 pub mod frames;
 pub mod harness;
 pub mod ipvsadm;
+pub mod prometheus;
 pub mod vrrp_lab;

@@ -8,7 +8,10 @@
 use std::{path::Path, process::Stdio, time::Duration};
 
 use lb_daemon::{dataplane::ForwardMode, netns::NsChild};
-use lb_tests::daemon_lab::{http_get, running_pair, METRICS_ADDR};
+use lb_tests::{
+    daemon_lab::{http_get, running_pair, METRICS_ADDR},
+    prometheus::dashboard_exprs,
+};
 
 /// Prometheus in `ns`, scraping the daemon every second; killed on drop ([`NsChild`]).
 fn start_prometheus(
@@ -114,6 +117,26 @@ fn prometheus_scrapes_the_daemon() {
     );
     let checks = query(ns, &listen, "lb_healthcheck_total").expect("checks");
     assert!(checks[0].1 > 0.0, "{checks:?}");
+
+    let attached = query(ns, &listen, "lb_xdp_attached_info").expect("attachments");
+    assert!(
+        attached
+            .iter()
+            .any(|(l, _)| l["interface"] == "eth0" && l["mode"] == "native"),
+        "{attached:?}"
+    );
+    let capacity = query(
+        ns,
+        &listen,
+        "lb_dataplane_table_capacity{table=\"conntrack\"}",
+    )
+    .expect("table capacity");
+    assert_eq!(capacity.len(), 1, "{capacity:?}");
+    assert!(capacity[0].1 > 0.0, "{capacity:?}");
+    // Every dashboard query is valid PromQL, and finds data where the lab has some.
+    for expr in dashboard_exprs().expect("dashboard") {
+        query(ns, &listen, &expr).unwrap_or_else(|e| panic!("dashboard query {expr}: {e:#}"));
+    }
 
     // promtool's lint of the raw exposition.
     let raw = http_get(ns, METRICS_ADDR, "/metrics").expect("/metrics");

@@ -47,6 +47,10 @@ pub enum Msg {
     Counters {
         reply: oneshot::Sender<Vec<(String, u64)>>,
     },
+    /// Table use and attachments.
+    Usage {
+        reply: oneshot::Sender<dataplane::PlaneUsage>,
+    },
     /// A reloaded configuration (its VRRP side unchanged): services are re-derived,
     /// removed ones unprogrammed; the new health checks send fresh desired sets.
     Reconfigure {
@@ -285,6 +289,9 @@ impl Owner {
             }
             Msg::Counters { reply } => {
                 let _ = reply.send(self.plane.counters());
+            }
+            Msg::Usage { reply } => {
+                let _ = reply.send(self.plane.usage());
             }
             Msg::Reconfigure { config, reply } => {
                 self.reconfigure(&config);

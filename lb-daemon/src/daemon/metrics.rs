@@ -15,7 +15,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
-use super::snapshot::{BackendSnapshot, InstanceSnapshot, ServiceSnapshot, Snapshot};
+use super::snapshot::{
+    BackendSnapshot, InstanceSnapshot, ServiceSnapshot, Snapshot, TableSnapshot,
+};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -191,6 +193,34 @@ fn dataplane(out: &mut Exposition, s: &Snapshot) {
     );
     f.sample(name, &[("dataplane", &s.dataplane)], 1);
     f.finish();
+    let name = "lb_xdp_attached_info";
+    let help =
+        "Interfaces the XDP program is attached to; mode native, or generic (the slow SKB path).";
+    let mut f = out.family(name, "gauge", help);
+    for a in &s.xdp_attachments {
+        f.sample(name, &[("interface", &a.interface), ("mode", &a.mode)], 1);
+    }
+    f.finish();
+    type TableValue = fn(&TableSnapshot) -> u64;
+    let per_table: [(&str, &str, TableValue); 2] = [
+        (
+            "lb_dataplane_table_entries",
+            "Entries in the data plane's flow table (conntrack, nat).",
+            |t| t.entries,
+        ),
+        (
+            "lb_dataplane_table_capacity",
+            "Capacity of the data plane's flow table (conntrack, nat).",
+            |t| t.capacity,
+        ),
+    ];
+    for (name, help, value) in per_table {
+        let mut f = out.family(name, "gauge", help);
+        for t in &s.tables {
+            f.sample(name, &[("table", &t.table)], value(t));
+        }
+        f.finish();
+    }
     let name = "lb_dataplane_drops_total";
     let mut f = out.family(
         name,
@@ -469,7 +499,7 @@ fn response(status: &str, content_type: &str, body: &str, head_only: bool) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::snapshot::HealthCounters;
+    use crate::daemon::snapshot::{AttachmentSnapshot, HealthCounters};
     use std::collections::{BTreeMap, HashMap};
 
     fn sample() -> Snapshot {
@@ -552,6 +582,15 @@ mod tests {
                 duration_buckets: vec![(0.01, 5), (0.1, 15), (1.0, 18)],
                 duration_sum_seconds: 3.25,
             },
+            tables: vec![TableSnapshot {
+                table: "conntrack".into(),
+                entries: 100,
+                capacity: 65536,
+            }],
+            xdp_attachments: vec![AttachmentSnapshot {
+                interface: "eth0".into(),
+                mode: "generic".into(),
+            }],
         }
     }
 
@@ -758,6 +797,21 @@ mod tests {
         );
         assert_eq!(v("lb_dataplane_info", &[("dataplane", "xdp")]), 1.0);
         assert_eq!(v("lb_healthcheck_total", &[]), 20.0);
+        assert_eq!(
+            v(
+                "lb_xdp_attached_info",
+                &[("interface", "eth0"), ("mode", "generic")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            v("lb_dataplane_table_entries", &[("table", "conntrack")]),
+            100.0
+        );
+        assert_eq!(
+            v("lb_dataplane_table_capacity", &[("table", "conntrack")]),
+            65536.0
+        );
         assert_eq!(v("lb_healthcheck_failures_total", &[]), 4.0);
         assert_eq!(v("lb_healthcheck_duration_seconds_sum", &[]), 3.25);
         assert_eq!(v("lb_healthcheck_duration_seconds_count", &[]), 20.0);

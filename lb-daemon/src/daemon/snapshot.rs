@@ -15,6 +15,27 @@ pub struct Snapshot {
     /// Data-plane drop counters by reason (`lb_dataplane_drops_total{reason}`).
     pub dataplane_drops: BTreeMap<String, u64>,
     pub health: HealthCounters,
+    /// The data plane's flow tables (XDP): entries and capacity.
+    #[serde(default)]
+    pub tables: Vec<TableSnapshot>,
+    /// Interfaces the XDP program is attached to, and in which mode.
+    #[serde(default)]
+    pub xdp_attachments: Vec<AttachmentSnapshot>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSnapshot {
+    /// "conntrack" or "nat".
+    pub table: String,
+    pub entries: u64,
+    pub capacity: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentSnapshot {
+    pub interface: String,
+    /// "native" or "generic" (the kernel's slower SKB path).
+    pub mode: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

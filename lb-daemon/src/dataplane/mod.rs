@@ -14,6 +14,7 @@ pub mod nat;
 mod object;
 mod program;
 pub mod spec;
+mod tables;
 #[cfg(feature = "lab")]
 mod testrun;
 
@@ -44,6 +45,7 @@ pub use spec::{
     default_idle_timeout, BackendSpec, Egress, ForwardMode, HashMode, Protocol, ServiceId,
     ServiceSpec, SpecError,
 };
+pub use tables::{PlaneUsage, TableUse};
 #[cfg(feature = "lab")]
 pub use testrun::TestRunOutput;
 
