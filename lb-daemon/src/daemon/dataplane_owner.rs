@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 
 pub use super::plane::Plane;
 use super::{
+    counter_totals::CounterTotals,
     next_hops::{NextHops, Resolved, Resolver},
     plane::{ipvs::IPVS_RECONCILE_EVERY, ForwardingPlane, Programming},
 };
@@ -139,6 +140,8 @@ pub struct Owner {
     desired: HashMap<ServiceId, Vec<DesiredBackend>>,
     masters: HashSet<String>,
     nat_timeouts: dataplane::NatTimeouts,
+    /// Lifetime totals: the plane's counters restart when a service is re-programmed.
+    totals: CounterTotals,
 }
 
 /// The instance whose virtual_ipaddress holds `addr`.
@@ -205,6 +208,7 @@ impl Owner {
             desired: HashMap::new(),
             masters: HashSet::new(),
             nat_timeouts: config.global.lvs_timeouts,
+            totals: CounterTotals::default(),
         })
     }
 
@@ -285,10 +289,12 @@ impl Owner {
     fn on_msg(&mut self, msg: Msg) -> Running {
         match msg {
             Msg::Status { reply } => {
-                let _ = reply.send(self.plane.status());
+                let live = self.plane.status();
+                let _ = reply.send(self.totals.status(live));
             }
             Msg::Counters { reply } => {
-                let _ = reply.send(self.plane.counters());
+                let live = self.plane.counters();
+                let _ = reply.send(self.totals.counters(live));
             }
             Msg::Usage { reply } => {
                 let _ = reply.send(self.plane.usage());
@@ -339,6 +345,7 @@ impl Owner {
             .map(|s| s.id)
             .filter(|id| !kept.contains(id))
             .collect();
+        self.retire_counters(&dropped);
         for id in dropped {
             if self.unserve(&id) {
                 info!(service = %id, "service removed by reload");
@@ -352,6 +359,18 @@ impl Owner {
         let backends = backend_addresses(&config.virtual_servers);
         self.next_hops.retain(&backends);
         self.prefetch(self.next_hops.missing(backends));
+    }
+
+    /// Banks the counters of those of `ids` about to be removed from the plane (which
+    /// drops them): one read of the plane for all of them.
+    fn retire_counters(&mut self, ids: &[ServiceId]) {
+        if !ids.iter().any(|id| self.plane.is_programmed(id)) {
+            return;
+        }
+        let last = self.plane.status();
+        for id in ids {
+            self.totals.retire(*id, last.iter().find(|s| s.id == *id));
+        }
     }
 
     /// Stops forwarding `id` if it is programmed; whether it was.
@@ -407,6 +426,7 @@ impl Owner {
             .filter(|s| s.instance.as_deref() == Some(instance))
             .map(|s| s.id)
             .collect();
+        self.retire_counters(&mine);
         for id in mine {
             self.unserve(&id);
         }

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod control;
+pub mod counter_totals;
 pub mod dataplane_owner;
 mod kept_masters;
 pub mod metrics;
