@@ -50,6 +50,19 @@ enum Command {
         #[arg(long, default_value = DEFAULT_PIN_DIR)]
         pin_dir: PathBuf,
     },
+    /// Which service and backend the running data plane gives a flow, and why (connection
+    /// table or Maglev slot), read from its pinned maps without changing them.
+    Explain {
+        /// The client's address and port, e.g. 198.51.100.7:40000.
+        client: std::net::SocketAddr,
+        /// The virtual service's address and port, e.g. 192.0.2.10:80.
+        vip: std::net::SocketAddr,
+        #[arg(long, value_enum, default_value = "tcp")]
+        proto: cli::explain::Proto,
+        /// The data plane's bpf_pin_path.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+    },
     /// Strip TUN encapsulation on a backend host without ipip/ip6tnl devices: attach
     /// lb_decap to the interface until Ctrl-C.
     Decap {
@@ -148,6 +161,12 @@ fn main() -> Result<()> {
         ),
         Command::Counters { pin_dir } => cli::counters::run(&pin_dir),
         Command::Decap { interface } => cli::decap::run(&interface),
+        Command::Explain {
+            client,
+            vip,
+            proto,
+            pin_dir,
+        } => cli::explain::run(client, vip, proto, &pin_dir),
         Command::Run { config, .. } => cli::run::run(&config),
         Command::CheckConfig { file, .. } => cli::check_config::run(&file),
         Command::Convert {

@@ -7,6 +7,7 @@ mod alloc;
 pub mod bpffs;
 mod counters;
 mod egress;
+pub mod explain;
 pub mod from_config;
 mod helper_program;
 pub mod maglev;
