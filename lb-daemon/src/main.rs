@@ -105,6 +105,13 @@ enum Command {
         #[command(flatten)]
         control: ControlSocket,
     },
+    /// A live view of the running daemon (like `ipvsadm -L --rate` and `top`): VRRP
+    /// instances, services and backends with health, weight and rates, every second;
+    /// keys: s sort, / filter, q quit.
+    Top {
+        #[command(flatten)]
+        control: ControlSocket,
+    },
     /// Ask the running daemon to reload its configuration file; exit non-zero, with the
     /// reason, when it keeps the running configuration.
     Reload {
@@ -175,6 +182,7 @@ fn main() -> Result<()> {
             config_id,
         } => cli::convert::run(&file, output.as_deref(), config_id),
         Command::Status { json, control } => cli::control_cmd::status(&control.path()?, json),
+        Command::Top { control } => lb_daemon::top::run(&control.path()?),
         Command::Reload { control } => cli::control_cmd::reload(&control.path()?),
         Command::Stop {
             keep_dataplane,
