@@ -32,6 +32,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "prometheus",
     // `xdpdump`: watching the XDP program's packets (docs/observability.md).
     "xdp-tools",
+    // `lb-daemon top`'s screen test runs it in a tmux pane.
+    "tmux",
 ];
 
 /// Services Debian's `prometheus` package starts; the tests run their own Prometheus,
