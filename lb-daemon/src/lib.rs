@@ -22,4 +22,5 @@ pub mod net;
 #[cfg(any(test, feature = "lab"))]
 pub mod netns;
 pub mod script;
+pub mod top;
 pub mod vrrp;

@@ -50,6 +50,19 @@ enum Command {
         #[arg(long, default_value = DEFAULT_PIN_DIR)]
         pin_dir: PathBuf,
     },
+    /// Which service and backend the running data plane gives a flow, and why (connection
+    /// table or Maglev slot), read from its pinned maps without changing them.
+    Explain {
+        /// The client's address and port, e.g. 198.51.100.7:40000.
+        client: std::net::SocketAddr,
+        /// The virtual service's address and port, e.g. 192.0.2.10:80.
+        vip: std::net::SocketAddr,
+        #[arg(long, value_enum, default_value = "tcp")]
+        proto: cli::explain::Proto,
+        /// The data plane's bpf_pin_path.
+        #[arg(long, default_value = DEFAULT_PIN_DIR)]
+        pin_dir: PathBuf,
+    },
     /// Strip TUN encapsulation on a backend host without ipip/ip6tnl devices: attach
     /// lb_decap to the interface until Ctrl-C.
     Decap {
@@ -89,6 +102,13 @@ enum Command {
         /// Print the raw snapshot as one line of JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        control: ControlSocket,
+    },
+    /// A live view of the running daemon (like `ipvsadm -L --rate` and `top`): VRRP
+    /// instances, services and backends with health, weight and rates, every second;
+    /// keys: s sort, / filter, q quit.
+    Top {
         #[command(flatten)]
         control: ControlSocket,
     },
@@ -179,6 +199,12 @@ fn run(args: Cli) -> Result<()> {
         ),
         Command::Counters { pin_dir } => cli::counters::run(&pin_dir),
         Command::Decap { interface } => cli::decap::run(&interface),
+        Command::Explain {
+            client,
+            vip,
+            proto,
+            pin_dir,
+        } => cli::explain::run(client, vip, proto, &pin_dir),
         Command::Run { config, .. } => cli::run::run(&config),
         Command::CheckConfig { file, .. } => cli::check_config::run(&file),
         Command::Convert {
@@ -187,6 +213,7 @@ fn run(args: Cli) -> Result<()> {
             config_id,
         } => cli::convert::run(&file, output.as_deref(), config_id),
         Command::Status { json, control } => cli::control_cmd::status(&control.path()?, json),
+        Command::Top { control } => lb_daemon::top::run(&control.path()?),
         Command::Reload { control } => cli::control_cmd::reload(&control.path()?),
         Command::Stop {
             keep_dataplane,

@@ -1,8 +1,10 @@
 //! Support for the packet fixtures, the network-namespace tests and the benchmarks.
 
 pub mod bench;
+pub mod daemon_lab;
 pub mod family;
 pub mod frames;
 pub mod harness;
 pub mod ipvsadm;
+pub mod prometheus;
 pub mod vrrp_lab;

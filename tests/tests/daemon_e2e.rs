@@ -180,7 +180,7 @@ fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
         out
     });
     assert!(
-        metrics.contains("lb_vrrp_state{instance=\"VI_1\"} 2"),
+        metrics.contains("lb_vrrp_state{vrrp_instance=\"VI_1\"} 2"),
         "{metrics}"
     );
     assert!(metrics.contains("lb_backend_up{"), "{metrics}");

@@ -29,7 +29,18 @@ pub const APT_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "busybox-static",
     "ipvsadm",
+    // The metrics test scrapes with a real Prometheus and checks with promtool; the
+    // alert rules are unit-tested with `promtool test rules`.
+    "prometheus",
+    // `xdpdump`: watching the XDP program's packets (docs/observability.md).
+    "xdp-tools",
+    // `lb-daemon top`'s screen test runs it in a tmux pane.
+    "tmux",
 ];
+
+/// Services Debian's `prometheus` package starts; the tests run their own Prometheus,
+/// so the packaged ones are stopped and disabled (they would hold ports 9090 and 9100).
+const PACKAGED_SERVICES: &[&str] = &["prometheus", "prometheus-node-exporter"];
 
 /// virtme-ng (`vng`) boots a kernel on this machine's root filesystem; from PyPI.
 const VIRTME_NG: &str = "virtme-ng";
@@ -261,7 +272,29 @@ fn apt_packages(root: bool) -> Result<Option<String>> {
             .args(&missing),
     )?;
     report(STEP, &format!("installed {list}"));
+    stop_packaged_services();
     Ok(None)
+}
+
+/// Stops and disables [`PACKAGED_SERVICES`]; without systemd (a container) there is
+/// nothing running to stop, so failures are reported, not fatal.
+fn stop_packaged_services() {
+    for verb in ["stop", "disable"] {
+        let status = Command::new("systemctl")
+            .arg(verb)
+            .args(PACKAGED_SERVICES)
+            .stderr(std::process::Stdio::null())
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            report(
+                "packaged services",
+                &format!(
+                    "systemctl {verb} {} failed (no systemd?)",
+                    PACKAGED_SERVICES.join(" ")
+                ),
+            );
+        }
+    }
 }
 
 /// Whether the last mount at `mountpoint` in /proc/mounts content is a bpf filesystem

@@ -5,6 +5,7 @@ pub mod control_cmd;
 pub mod convert;
 pub mod counters;
 pub mod decap;
+pub mod explain;
 pub mod genhash;
 #[cfg(feature = "lab")]
 pub mod lab;

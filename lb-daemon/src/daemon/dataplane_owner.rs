@@ -33,6 +33,7 @@ use tracing::{debug, info, warn};
 pub use super::plane::Plane;
 use super::{
     announcer::{Readiness, ServiceReadiness},
+    counter_totals::CounterTotals,
     next_hops::{NextHops, Resolved, Resolver},
     plane::{ipvs::IPVS_RECONCILE_EVERY, ForwardingPlane, Programming},
 };
@@ -56,6 +57,10 @@ pub enum Msg {
     /// Counters by name.
     Counters {
         reply: oneshot::Sender<Vec<(String, u64)>>,
+    },
+    /// Table use and attachments.
+    Usage {
+        reply: oneshot::Sender<dataplane::PlaneUsage>,
     },
     /// A reloaded configuration (its VRRP side unchanged): services are re-derived,
     /// removed ones unprogrammed; the new health checks send fresh desired sets.
@@ -151,6 +156,8 @@ pub struct Owner {
     quorum: HashMap<ServiceId, bool>,
     /// Where the BGP services' readiness goes (None: no announcer).
     readiness: Option<watch::Sender<Readiness>>,
+    /// Lifetime totals: the plane's counters restart when a service is re-programmed.
+    totals: CounterTotals,
 }
 
 fn services_of(config: &Config) -> Vec<Service> {
@@ -202,6 +209,7 @@ impl Owner {
             nat_timeouts: config.global.lvs_timeouts,
             quorum: HashMap::new(),
             readiness: None,
+            totals: CounterTotals::default(),
         })
     }
 
@@ -344,10 +352,15 @@ impl Owner {
     fn on_msg(&mut self, msg: Msg) -> Running {
         match msg {
             Msg::Status { reply } => {
-                let _ = reply.send(self.plane.status());
+                let live = self.plane.status();
+                let _ = reply.send(self.totals.status(live));
             }
             Msg::Counters { reply } => {
-                let _ = reply.send(self.plane.counters());
+                let live = self.plane.counters();
+                let _ = reply.send(self.totals.counters(live));
+            }
+            Msg::Usage { reply } => {
+                let _ = reply.send(self.plane.usage());
             }
             Msg::Reconfigure { config, reply } => {
                 self.reconfigure(&config);
@@ -395,6 +408,7 @@ impl Owner {
             .map(|s| s.id)
             .filter(|id| !kept.contains(id))
             .collect();
+        self.retire_counters(&dropped);
         for id in dropped {
             if self.unserve(&id) {
                 info!(service = %id, "service removed by reload");
@@ -410,6 +424,18 @@ impl Owner {
         let backends = backend_addresses(&config.virtual_servers);
         self.next_hops.retain(&backends);
         self.prefetch(self.next_hops.missing(backends));
+    }
+
+    /// Banks the counters of those of `ids` about to be removed from the plane (which
+    /// drops them): one read of the plane for all of them.
+    fn retire_counters(&mut self, ids: &[ServiceId]) {
+        if !ids.iter().any(|id| self.plane.is_programmed(id)) {
+            return;
+        }
+        let last = self.plane.status();
+        for id in ids {
+            self.totals.retire(*id, last.iter().find(|s| s.id == *id));
+        }
     }
 
     /// Stops forwarding `id` if it is programmed; whether it was.
@@ -466,6 +492,7 @@ impl Owner {
             .filter(|s| s.instance.as_deref() == Some(instance))
             .map(|s| s.id)
             .collect();
+        self.retire_counters(&mine);
         for id in mine {
             self.unserve(&id);
         }

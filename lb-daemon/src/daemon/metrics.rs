@@ -16,7 +16,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 use super::admission::{Admission, Admitted};
-use super::snapshot::{BackendSnapshot, InstanceSnapshot, ServiceSnapshot, Snapshot};
+use super::snapshot::{
+    BackendSnapshot, InstanceSnapshot, ServiceSnapshot, Snapshot, TableSnapshot,
+};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -73,6 +75,8 @@ fn bgp(out: &mut Exposition, s: &Snapshot) {
     }
 }
 
+/// The VRRP instance's label is `vrrp_instance`: Prometheus gives every scraped series
+/// an `instance` label (the target), and would rename ours to `exported_instance`.
 fn vrrp(out: &mut Exposition, s: &Snapshot) {
     type Value = fn(&InstanceSnapshot) -> u64;
     let per_instance: [(&str, &str, &str, Value); 6] = [
@@ -116,7 +120,7 @@ fn vrrp(out: &mut Exposition, s: &Snapshot) {
     for (name, kind, help, value) in per_instance {
         let mut f = out.family(name, kind, help);
         for inst in &s.instances {
-            f.sample(name, &[("instance", &inst.name)], value(inst));
+            f.sample(name, &[("vrrp_instance", &inst.name)], value(inst));
         }
         f.finish();
     }
@@ -124,7 +128,11 @@ fn vrrp(out: &mut Exposition, s: &Snapshot) {
     let mut f = out.family(name, "counter", "VRRP advertisements dropped, by reason.");
     for inst in &s.instances {
         for (reason, n) in &inst.adverts_dropped {
-            f.sample(name, &[("instance", &inst.name), ("reason", reason)], *n);
+            f.sample(
+                name,
+                &[("vrrp_instance", &inst.name), ("reason", reason)],
+                *n,
+            );
         }
     }
     f.finish();
@@ -224,6 +232,34 @@ fn dataplane(out: &mut Exposition, s: &Snapshot) {
     );
     f.sample(name, &[("dataplane", &s.dataplane)], 1);
     f.finish();
+    let name = "lb_xdp_attached_info";
+    let help =
+        "Interfaces the XDP program is attached to; mode native, or generic (the slow SKB path).";
+    let mut f = out.family(name, "gauge", help);
+    for a in &s.xdp_attachments {
+        f.sample(name, &[("interface", &a.interface), ("mode", &a.mode)], 1);
+    }
+    f.finish();
+    type TableValue = fn(&TableSnapshot) -> u64;
+    let per_table: [(&str, &str, TableValue); 2] = [
+        (
+            "lb_dataplane_table_entries",
+            "Entries in the data plane's flow table (conntrack, nat).",
+            |t| t.entries,
+        ),
+        (
+            "lb_dataplane_table_capacity",
+            "Capacity of the data plane's flow table (conntrack, nat).",
+            |t| t.capacity,
+        ),
+    ];
+    for (name, help, value) in per_table {
+        let mut f = out.family(name, "gauge", help);
+        for t in &s.tables {
+            f.sample(name, &[("table", &t.table)], value(t));
+        }
+        f.finish();
+    }
     let name = "lb_dataplane_drops_total";
     let mut f = out.family(
         name,
@@ -515,7 +551,7 @@ fn response(status: &str, content_type: &str, body: &str, head_only: bool) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::snapshot::HealthCounters;
+    use crate::daemon::snapshot::{AttachmentSnapshot, HealthCounters};
     use std::collections::{BTreeMap, HashMap};
 
     fn sample() -> Snapshot {
@@ -599,6 +635,15 @@ mod tests {
                 duration_buckets: vec![(0.01, 5), (0.1, 15), (1.0, 18)],
                 duration_sum_seconds: 3.25,
             },
+            tables: vec![TableSnapshot {
+                table: "conntrack".into(),
+                entries: 100,
+                capacity: 65536,
+            }],
+            xdp_attachments: vec![AttachmentSnapshot {
+                interface: "eth0".into(),
+                mode: "generic".into(),
+            }],
         }
     }
 
@@ -735,21 +780,27 @@ mod tests {
         assert_eq!(types["lb_backend_bytes_total"], "counter");
         assert_eq!(types["lb_healthcheck_duration_seconds"], "histogram");
         let v = |name, labels: &[(&str, &str)]| value(&samples, name, labels);
-        assert_eq!(v("lb_vrrp_state", &[("instance", "VI_1")]), 2.0);
+        assert_eq!(v("lb_vrrp_state", &[("vrrp_instance", "VI_1")]), 2.0);
         assert_eq!(
-            v("lb_vrrp_state", &[("instance", "odd \"name\"\\\nx")]),
+            v("lb_vrrp_state", &[("vrrp_instance", "odd \"name\"\\\nx")]),
             1.0
         );
-        assert_eq!(v("lb_vrrp_priority", &[("instance", "VI_1")]), 90.0);
-        assert_eq!(v("lb_vrrp_transitions_total", &[("instance", "VI_1")]), 3.0);
+        assert_eq!(v("lb_vrrp_priority", &[("vrrp_instance", "VI_1")]), 90.0);
         assert_eq!(
-            v("lb_vrrp_adverts_received_total", &[("instance", "VI_1")]),
+            v("lb_vrrp_transitions_total", &[("vrrp_instance", "VI_1")]),
+            3.0
+        );
+        assert_eq!(
+            v(
+                "lb_vrrp_adverts_received_total",
+                &[("vrrp_instance", "VI_1")]
+            ),
             10.0
         );
         assert_eq!(
             v(
                 "lb_vrrp_adverts_dropped_total",
-                &[("instance", "VI_1"), ("reason", "auth")]
+                &[("vrrp_instance", "VI_1"), ("reason", "auth")]
             ),
             2.0
         );
@@ -799,6 +850,21 @@ mod tests {
         );
         assert_eq!(v("lb_dataplane_info", &[("dataplane", "xdp")]), 1.0);
         assert_eq!(v("lb_healthcheck_total", &[]), 20.0);
+        assert_eq!(
+            v(
+                "lb_xdp_attached_info",
+                &[("interface", "eth0"), ("mode", "generic")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            v("lb_dataplane_table_entries", &[("table", "conntrack")]),
+            100.0
+        );
+        assert_eq!(
+            v("lb_dataplane_table_capacity", &[("table", "conntrack")]),
+            65536.0
+        );
         assert_eq!(v("lb_healthcheck_failures_total", &[]), 4.0);
         assert_eq!(v("lb_healthcheck_duration_seconds_sum", &[]), 3.25);
         assert_eq!(v("lb_healthcheck_duration_seconds_count", &[]), 20.0);

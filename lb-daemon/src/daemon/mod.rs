@@ -5,6 +5,7 @@ mod admission;
 pub mod announcer;
 pub mod app;
 pub mod control;
+pub mod counter_totals;
 pub mod dataplane_owner;
 mod kept_masters;
 pub mod metrics;

@@ -18,6 +18,27 @@ pub struct Snapshot {
     /// Present when some virtual server is announced by BGP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bgp: Option<BgpSnapshot>,
+    /// The data plane's flow tables (XDP): entries and capacity.
+    #[serde(default)]
+    pub tables: Vec<TableSnapshot>,
+    /// Interfaces the XDP program is attached to, and in which mode.
+    #[serde(default)]
+    pub xdp_attachments: Vec<AttachmentSnapshot>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSnapshot {
+    /// "conntrack" or "nat".
+    pub table: String,
+    pub entries: u64,
+    pub capacity: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentSnapshot {
+    pub interface: String,
+    /// "native" or "generic" (the kernel's slower SKB path).
+    pub mode: String,
 }
 
 /// Active-active announcement: the VIPs, the drain and BIRD's sessions.

@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{
     dataplane_owner::Msg,
     snapshot::{
-        BackendSnapshot, BgpSnapshot, HealthCounters, InstanceSnapshot, ServiceSnapshot, Snapshot,
+        AttachmentSnapshot, BackendSnapshot, BgpSnapshot, HealthCounters, InstanceSnapshot,
+        ServiceSnapshot, Snapshot, TableSnapshot,
     },
 };
 use crate::{
@@ -29,6 +30,7 @@ use crate::{
 struct DataplaneView {
     services: Vec<dataplane::ServiceStatus>,
     counters: Vec<(String, u64)>,
+    usage: dataplane::PlaneUsage,
 }
 
 #[derive(Clone)]
@@ -92,14 +94,20 @@ impl View {
             loop {
                 let (stx, srx) = oneshot::channel();
                 let (ctx, crx) = oneshot::channel();
+                let (utx, urx) = oneshot::channel();
                 if owner.send(Msg::Status { reply: stx }).is_err()
                     || owner.send(Msg::Counters { reply: ctx }).is_err()
+                    || owner.send(Msg::Usage { reply: utx }).is_err()
                 {
                     return;
                 }
-                if let (Ok(services), Ok(counters)) = (srx.await, crx.await) {
+                if let (Ok(services), Ok(counters), Ok(usage)) = (srx.await, crx.await, urx.await) {
                     if let Ok(mut v) = dp.lock() {
-                        *v = DataplaneView { services, counters };
+                        *v = DataplaneView {
+                            services,
+                            counters,
+                            usage,
+                        };
                     }
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -111,8 +119,8 @@ impl View {
         let dp = self
             .dp
             .lock()
-            .map(|v| (v.services.clone(), v.counters.clone()));
-        let (dp_services, dp_counters) = dp.unwrap_or_default();
+            .map(|v| (v.services.clone(), v.counters.clone(), v.usage.clone()));
+        let (dp_services, dp_counters, usage) = dp.unwrap_or_default();
         Snapshot {
             router_id: self.router_id.clone(),
             dataplane: self.dataplane.clone(),
@@ -132,6 +140,23 @@ impl View {
                 .bgp
                 .as_ref()
                 .and_then(|b| b.read().ok().map(|s| s.clone())),
+            tables: usage
+                .tables
+                .iter()
+                .map(|t| TableSnapshot {
+                    table: t.table.to_string(),
+                    entries: t.entries,
+                    capacity: t.capacity,
+                })
+                .collect(),
+            xdp_attachments: usage
+                .attached
+                .iter()
+                .map(|(interface, mode)| AttachmentSnapshot {
+                    interface: interface.clone(),
+                    mode: mode.name().to_string(),
+                })
+                .collect(),
         }
     }
 

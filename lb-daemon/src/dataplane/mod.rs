@@ -7,6 +7,7 @@ mod alloc;
 pub mod bpffs;
 mod counters;
 mod egress;
+pub mod explain;
 pub mod from_config;
 mod helper_program;
 pub mod maglev;
@@ -14,6 +15,7 @@ pub mod nat;
 mod object;
 mod program;
 pub mod spec;
+mod tables;
 #[cfg(feature = "lab")]
 mod testrun;
 
@@ -44,6 +46,7 @@ pub use spec::{
     default_idle_timeout, BackendSpec, Egress, ForwardMode, HashMode, Protocol, ServiceId,
     ServiceSpec, SpecError,
 };
+pub use tables::{PlaneUsage, TableUse};
 #[cfg(feature = "lab")]
 pub use testrun::TestRunOutput;
 

@@ -353,3 +353,69 @@ fn a_new_next_hop_reprograms_the_forwarded_services_using_it() {
     );
     assert!(owner.active_services_using(&HashSet::new()).is_empty());
 }
+
+impl Running {
+    /// The plane counts `packets` more for the service `vip`:`port` (TCP).
+    fn count(&self, vip: &str, port: u16, packets: u64) {
+        let id = ServiceId {
+            vip: vip.parse().unwrap(),
+            port,
+            protocol: config::Protocol::Tcp,
+        };
+        let mut state = self.state.lock().unwrap();
+        let traffic = state.traffic.get_mut(&id).expect("a programmed service");
+        traffic.packets += packets;
+        traffic.bytes += packets * 100;
+    }
+
+    /// (packets, bytes) of the service `vip`:`port` as the owner reports them.
+    async fn reported(&self, vip: &str, port: u16) -> (u64, u64) {
+        let (reply, done) = oneshot::channel();
+        self.handle.msgs.send(Msg::Status { reply }).unwrap();
+        let status = done.await.unwrap();
+        let s = status
+            .iter()
+            .find(|s| s.id.vip.to_string() == vip && s.id.port == port)
+            .expect("the service is reported");
+        (s.traffic.packets, s.traffic.bytes)
+    }
+
+    async fn reload(&self, text: &str) {
+        let (reply, done) = oneshot::channel();
+        let config = Box::new(config(text));
+        let msg = Msg::Reconfigure { config, reply };
+        self.handle.msgs.send(msg).unwrap();
+        done.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn counters_carry_on_across_mastership_and_reloads() {
+    let owner = Running::start(CONFIG);
+    owner.health("10.0.0.1", 80, &[("10.0.1.1", 1)]);
+    owner.health("10.0.0.9", 443, &[("10.0.1.9", 1)]);
+    owner.become_master().await;
+    owner.forwarding().await;
+    owner.count("10.0.0.1", 80, 10);
+    assert_eq!(owner.reported("10.0.0.1", 80).await, (10, 1000));
+    // Counted more, then left MASTER: the plane dropped the counters, not the owner.
+    owner.count("10.0.0.1", 80, 5);
+    owner.left_master();
+    assert_eq!(owner.reported("10.0.0.1", 80).await, (15, 1500));
+    assert_eq!(owner.state.lock().unwrap().traffic.len(), 1, "removed");
+    // MASTER again: the plane counts from 0, the report goes on from 15.
+    owner.become_master().await;
+    owner.forwarding().await;
+    owner.count("10.0.0.1", 80, 30);
+    assert_eq!(owner.reported("10.0.0.1", 80).await, (45, 4500));
+    // A reload that drops the unheld service, then one that brings it back.
+    owner.count("10.0.0.9", 443, 7);
+    owner.reload(held_only()).await;
+    assert_eq!(owner.reported("10.0.0.9", 443).await, (7, 700));
+    owner.reload(CONFIG).await;
+    owner.health("10.0.0.9", 443, &[("10.0.1.9", 1)]);
+    owner.forwarding().await;
+    owner.count("10.0.0.9", 443, 1);
+    assert_eq!(owner.reported("10.0.0.9", 443).await, (8, 800));
+    assert_eq!(owner.reported("10.0.0.1", 80).await, (45, 4500));
+}

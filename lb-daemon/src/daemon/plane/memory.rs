@@ -2,11 +2,12 @@
 //! check gating, health updates, reload and stop against it.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
 use anyhow::Result;
+use lb_common::Traffic;
 
 use super::{ForwardingPlane, Programming};
 use crate::dataplane::{NatTimeouts, ServiceId, ServiceStatus};
@@ -19,6 +20,9 @@ pub struct Forwarding {
     pub interfaces: BTreeMap<String, Vec<String>>,
     /// Set by a stop: "shutdown" or "kept".
     pub stopped: Option<&'static str>,
+    /// Each programmed service's counters: tests add traffic; removal drops them, as
+    /// the data plane drops a service's counters with the service.
+    pub traffic: HashMap<ServiceId, Traffic>,
 }
 
 /// The plane; tests keep a clone of `state` to look inside while the owner runs.
@@ -45,6 +49,7 @@ impl ForwardingPlane for MemoryPlane {
         self.with(|f| {
             f.services.insert(s.id.to_string(), backends);
             f.interfaces.insert(s.id.to_string(), s.interfaces.to_vec());
+            f.traffic.entry(s.id).or_default();
         });
         Ok(s.real_interfaces.to_vec())
     }
@@ -54,11 +59,26 @@ impl ForwardingPlane for MemoryPlane {
     }
 
     fn remove(&mut self, id: &ServiceId) {
-        self.with(|f| f.services.remove(&id.to_string()));
+        self.with(|f| {
+            f.services.remove(&id.to_string());
+            f.traffic.remove(id);
+        });
     }
 
     fn status(&mut self) -> Vec<ServiceStatus> {
-        Vec::new()
+        self.with(|f| {
+            f.traffic
+                .iter()
+                .map(|(id, traffic)| ServiceStatus {
+                    id: *id,
+                    mode: None,
+                    table_size: 0,
+                    traffic: *traffic,
+                    backends: Vec::new(),
+                    nat_connections: None,
+                })
+                .collect()
+        })
     }
 
     fn keep(&mut self) -> Result<Vec<String>, String> {

@@ -22,7 +22,7 @@ use tracing::warn;
 use super::next_hops::NextHops;
 use crate::{
     config,
-    dataplane::{Dataplane, NatTimeouts, ServiceId, ServiceStatus},
+    dataplane::{Dataplane, NatTimeouts, PlaneUsage, ServiceId, ServiceStatus},
     health::verdict::DesiredBackend,
     ipvs::Ipvs,
 };
@@ -96,6 +96,11 @@ pub trait ForwardingPlane: Send {
     /// Counters by name.
     fn counters(&self) -> Vec<(String, u64)> {
         Vec::new()
+    }
+
+    /// How full its tables are and where it runs (metrics).
+    fn usage(&self) -> PlaneUsage {
+        PlaneUsage::default()
     }
 
     /// Removes the NAT entries of finished or idle connections.

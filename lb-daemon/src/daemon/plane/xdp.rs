@@ -112,6 +112,17 @@ impl ForwardingPlane for XdpPlane {
             .unwrap_or_default()
     }
 
+    fn usage(&self) -> dataplane::PlaneUsage {
+        self.dp.usage().unwrap_or_else(|e| {
+            // Every second: not worth a warning each time.
+            tracing::debug!(error = %e, "reading the data plane's table use");
+            dataplane::PlaneUsage {
+                attached: self.dp.attached(),
+                ..Default::default()
+            }
+        })
+    }
+
     fn sweep_nat(&mut self, timeouts: &NatTimeouts) {
         let now = dataplane::nat::monotonic_ns();
         match self.dp.sweep_nat(timeouts, now) {
