@@ -53,7 +53,38 @@ pub mod program_names {
     pub const MAC_SWAP: &str = "lb_mac_swap";
     /// Strips TUN encapsulation on a backend that has no tunnel device.
     pub const DECAP: &str = "lb_decap";
+    /// Always `XDP_DROP`: the veth peer of the live-frames benchmark.
+    pub const DROP: &str = "lb_drop";
+    /// Live-frames benchmark wrapper: restores the frame, varies the flow, tail-calls
+    /// the program under test (`lb_bench_progs[0]`).
+    pub const BENCH_WRAP: &str = "lb_bench_wrap";
 }
+
+/// Maps of the live-frames benchmark wrapper (never pinned; unused by the daemon).
+pub mod bench_maps {
+    pub const FRAME: &str = "lb_bench_frame";
+    pub const PROGS: &str = "lb_bench_progs";
+    pub const SEQ: &str = "lb_bench_seq";
+}
+
+/// Value of `lb_bench_frame`: the headers the benchmark wrapper writes back into every
+/// live frame (live mode recycles pages without restoring their data), and how it
+/// varies the flow from packet to packet.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct BenchFrame {
+    /// The first `words * 8` bytes of the frame.
+    pub head: [u64; BENCH_HEAD_WORDS],
+    pub words: u32,
+    /// Offset of a 32-bit big-endian word (the client address's last word) that becomes
+    /// `vary_base + (n % flows)` for the n-th packet on this CPU (`flows == 0`: `n`).
+    pub vary_offset: u32,
+    pub vary_base: u32,
+    pub flows: u32,
+}
+
+/// Header bytes the benchmark wrapper restores: enough for Ethernet + IPv6 + TCP.
+pub const BENCH_HEAD_WORDS: usize = 10;
 
 /// Default map capacities compiled into the object; user space may override them at
 /// load time (`LoadOptions`).
@@ -436,6 +467,7 @@ const _: () = {
     assert!(core::mem::size_of::<NatEntry>() == 80);
     assert!(core::mem::size_of::<NatReal>() == 24);
     assert!(core::mem::size_of::<NeighMiss>() == 24);
+    assert!(core::mem::size_of::<BenchFrame>() == 96);
 };
 
 #[cfg(feature = "user")]
@@ -450,4 +482,5 @@ mod pod {
     unsafe impl aya::Pod for super::NatEntry {}
     unsafe impl aya::Pod for super::NatReal {}
     unsafe impl aya::Pod for super::NeighMiss {}
+    unsafe impl aya::Pod for super::BenchFrame {}
 }

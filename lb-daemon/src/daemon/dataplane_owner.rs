@@ -24,9 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     config::{self, Config},
-    dataplane::{
-        self, from_config::service_id, BackendSpec, Dataplane, ServiceId, ServiceSpec,
-    },
+    dataplane::{self, from_config::service_id, BackendSpec, Dataplane, ServiceId, ServiceSpec},
     health::runner::Update,
     ipvs::{self, Ipvs},
     net::neigh::Neighbours,

@@ -9,6 +9,7 @@ mod counters;
 mod egress;
 pub mod from_config;
 mod helper_program;
+pub mod live;
 pub mod maglev;
 pub mod nat;
 mod object;
