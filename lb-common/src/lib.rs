@@ -26,8 +26,10 @@ pub mod map_names {
     pub const NAT_REALS: &str = "lb_nat_reals";
     pub const NEIGH_MISS: &str = "lb_neigh_miss";
     pub const FLAGS: &str = "lb_flags";
+    pub const VIP_FILTER: &str = "lb_vip_filter";
+    pub const SERVICE_INFO: &str = "lb_service_info";
     /// Every map, in the order `docs/maps.md` lists them.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 13] = [
         SERVICES,
         BACKENDS,
         MAGLEV,
@@ -39,6 +41,8 @@ pub mod map_names {
         NAT_REALS,
         NEIGH_MISS,
         FLAGS,
+        VIP_FILTER,
+        SERVICE_INFO,
     ];
 }
 
@@ -100,6 +104,27 @@ pub mod capacity {
     pub const NAT_REALS: u32 = 4096;
     /// Next hops the data plane found unresolved, for user space to resolve.
     pub const NEIGH_MISS: u32 = 256;
+    /// Slots of `lb_vip_filter` (a power of two: the slot is the top bits of a hash).
+    pub const VIP_FILTER_SLOTS: u32 = 1 << VIP_FILTER_BITS;
+    pub const VIP_FILTER_BITS: u32 = 16;
+}
+
+/// Values of `lb_vip_filter[vip_slot(dst)]`: what the services on the destination
+/// addresses hashing to that slot need. 0: no service, the packet is not for a VIP.
+pub mod vip_filter {
+    /// A DR or TUN service without persistence: its established flows are found with
+    /// one connection-table lookup, keyed by the full 5-tuple, before any service lookup.
+    pub const FAST: u8 = 1;
+    /// A NAT or persistent service: the service is looked up first.
+    pub const SLOW: u8 = 2;
+}
+
+/// The `lb_vip_filter` slot of a destination address (the top bits of a multiplicative
+/// hash of its words, family-blind: a collision only costs a service lookup).
+#[inline(always)]
+pub fn vip_slot(addr: &Addr) -> u32 {
+    let x = addr[0] ^ addr[1].rotate_left(8) ^ addr[2].rotate_left(16) ^ addr[3].rotate_left(24);
+    x.wrapping_mul(0x9e37_79b1) >> (32 - capacity::VIP_FILTER_BITS)
 }
 
 /// Source ports full-NAT (`snat_address`) allocates: below Linux's default ephemeral

@@ -17,6 +17,17 @@ use crate::types::{Packet, Tuple};
 pub static SERVICES: HashMap<ServiceKey, ServiceInfo, { capacity::SERVICES as usize }> =
     HashMap::new();
 
+/// What the services on destination addresses hashing to each slot need
+/// ([`lb_common::vip_filter`]): read before anything else, so that a packet not for a VIP
+/// costs one array read, and a DR/TUN flow's connection-table entry is looked up first.
+#[btf_map(name = "lb_vip_filter")]
+pub static VIP_FILTER: Array<u8, { capacity::VIP_FILTER_SLOTS as usize }> = Array::new();
+
+/// `lb_services`' values by service id: what an established flow found in the connection
+/// table needs of its service (reached through its backend's `service`).
+#[btf_map(name = "lb_service_info")]
+pub static SERVICE_INFO: Array<ServiceInfo, { capacity::SERVICES as usize }> = Array::new();
+
 #[btf_map(name = "lb_backends")]
 pub static BACKENDS: Array<Backend, { capacity::BACKENDS as usize }> = Array::new();
 

@@ -5,7 +5,7 @@
 
 use core::mem::{offset_of, size_of};
 
-use lb_common::{Addr, IPPROTO_TCP};
+use lb_common::{Addr, FlowKey, IPPROTO_TCP};
 
 pub const ETH_LEN: usize = 14;
 pub const VLAN_LEN: usize = 4;
@@ -144,6 +144,20 @@ impl Packet {
     #[inline(always)]
     pub fn l4(&self) -> usize {
         self.l4 & 0xff
+    }
+
+    /// The packet's 5-tuple as a table key (connection table, NAT table).
+    #[inline(always)]
+    pub fn flow(&self) -> FlowKey {
+        FlowKey {
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            proto: self.proto,
+            family: self.family,
+            pad: 0,
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod alloc;
 pub mod bpffs;
 mod counters;
 mod egress;
+mod fastpath;
 pub mod from_config;
 mod helper_program;
 pub mod live;
@@ -134,6 +135,8 @@ impl Capacity {
             map_names::NAT_REALS => (size::<ServiceKey>(), size::<NatReal>(), self.backends),
             map_names::FLAGS => (u32s, u32s, 1),
             map_names::NEIGH_MISS => (size::<NeighMiss>(), size::<u64>(), capacity::NEIGH_MISS),
+            map_names::VIP_FILTER => (u32s, size::<u8>(), capacity::VIP_FILTER_SLOTS),
+            map_names::SERVICE_INFO => (u32s, size::<ServiceInfo>(), self.services),
             _ => (u32s, size::<Traffic>(), self.backends),
         };
         MapShape {
@@ -144,8 +147,9 @@ impl Capacity {
     }
 
     /// The maps whose size is configurable, with their size.
-    fn sized_maps(&self) -> [(&'static str, u32); 8] {
+    fn sized_maps(&self) -> [(&'static str, u32); 9] {
         [
+            (map_names::SERVICE_INFO, self.services),
             (map_names::NAT, self.nat),
             (map_names::NAT_REALS, self.backends),
             (map_names::SERVICES, self.services),
@@ -223,6 +227,8 @@ pub struct Dataplane {
     next_generation: u32,
     attachments: HashMap<u32, Attachment>,
     adopted: bool,
+    /// What `lb_vip_filter` holds.
+    vip_filter: Vec<u8>,
 }
 
 impl Dataplane {
@@ -276,9 +282,11 @@ impl Dataplane {
             next_generation: 1,
             attachments: HashMap::new(),
             adopted,
+            vip_filter: vec![0; capacity::VIP_FILTER_SLOTS as usize],
         };
         if adopted {
             dp.adopt()?;
+            dp.read_vip_filter()?;
             info!(services = dp.services.len(), pin_dir = %dp.pin_dir.display(), "re-using pinned maps");
         }
         Ok(dp)
