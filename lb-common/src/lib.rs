@@ -272,6 +272,26 @@ pub struct Conn {
     pub last_seen_ns: u64,
 }
 
+/// Indexes of `lb_flags`, the data plane's global settings (written by user space).
+pub mod flags_index {
+    /// [`super::global_flags`].
+    pub const FLAGS: u32 = 0;
+    /// The flood guard: new DR/TUN flows per CPU per second that get a connection-table
+    /// entry; 0 = no limit.
+    pub const NEW_FLOW_LIMIT: u32 = 1;
+    pub const COUNT: u32 = 2;
+}
+
+/// Per-CPU state of the flood guard (`lb_flood`, not pinned).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FloodWindow {
+    /// Start of the current one-second window (`bpf_ktime_get_coarse_ns`).
+    pub start_ns: u64,
+    /// New flows recorded in it.
+    pub count: u64,
+}
+
 /// Bits of `lb_flags[0]`, the data plane's global switches (set by user space).
 pub mod global_flags {
     /// A NAT service is programmed: packets not for a VIP may be NAT replies.
@@ -431,10 +451,13 @@ pub enum Counter {
     /// A NAT reply the routing table cannot forward (no route, forwarding disabled on
     /// the interface, ...): dropped.
     FibFailed = 30,
+    /// A new DR/TUN flow above the flood guard's rate (`new_flow_limit` per CPU per
+    /// second): forwarded by Maglev without a connection-table entry.
+    FloodGuard = 31,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 31;
+    pub const COUNT: u32 = 32;
 
     /// The counter at index `i` of [`Counter::ALL`].
     #[inline(always)]
@@ -478,6 +501,7 @@ impl Counter {
         (Counter::IcmpTranslated, "icmp_translated"),
         (Counter::FibNoNeigh, "fib_no_neigh"),
         (Counter::FibFailed, "fib_failed"),
+        (Counter::FloodGuard, "flood_guard"),
     ];
 }
 
@@ -493,6 +517,7 @@ const _: () = {
     assert!(core::mem::size_of::<NatReal>() == 24);
     assert!(core::mem::size_of::<NeighMiss>() == 24);
     assert!(core::mem::size_of::<BenchFrame>() == 96);
+    assert!(core::mem::size_of::<FloodWindow>() == 16);
 };
 
 #[cfg(feature = "user")]

@@ -7,8 +7,8 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lb_common::{
-    capacity, Backend, Conn, Counter, FlowKey, NatEntry, NatReal, NeighMiss, ServiceInfo,
-    ServiceKey, Traffic,
+    capacity, flags_index, Backend, Conn, Counter, FloodWindow, FlowKey, NatEntry, NatReal,
+    NeighMiss, ServiceInfo, ServiceKey, Traffic,
 };
 
 use crate::types::{Packet, Tuple};
@@ -76,7 +76,11 @@ pub static NEIGH_MISS: LruHashMap<NeighMiss, u64, { capacity::NEIGH_MISS as usiz
 
 /// Global switches ([`lb_common::global_flags`]): one entry, written by user space.
 #[btf_map(name = "lb_flags")]
-pub static FLAGS: Array<u32, 1> = Array::new();
+pub static FLAGS: Array<u32, { flags_index::COUNT as usize }> = Array::new();
+
+/// The flood guard's per-CPU window. Not pinned: a restart merely opens a new window.
+#[btf_map(name = "lb_flood")]
+pub static FLOOD: PerCpuArray<FloodWindow, 1> = PerCpuArray::new();
 
 /// Per-CPU working memory for one packet: the parsed headers and the matched service
 /// live here instead of on the stack, whose 512 bytes the verifier counts over the

@@ -3,12 +3,12 @@
 
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lb_common::{
-    backend_flags, hash, mode, service_flags, Backend, Conn, Counter, FlowKey, ServiceInfo,
-    ServiceKey, IPPROTO_TCP, NO_BACKEND,
+    backend_flags, flags_index, hash, mode, service_flags, Backend, Conn, Counter, FlowKey,
+    ServiceInfo, ServiceKey, IPPROTO_TCP, NO_BACKEND,
 };
 
 use crate::{
-    maps::{BACKENDS, CONNTRACK, MAGLEV, SERVICES, SERVICE_INFO},
+    maps::{BACKENDS, CONNTRACK, FLAGS, FLOOD, MAGLEV, SERVICES, SERVICE_INFO},
     stats,
     types::{is_new_syn, Packet},
 };
@@ -133,6 +133,16 @@ pub fn choose_backend(
     }
     stats::count(Counter::ConntrackMiss);
     let (id, b) = pick(pkt, svc)?;
+    if flooded(now) {
+        // Above the rate, a new flow goes where Maglev says without an entry, so a flood
+        // never evicts established flows' entries. A new connection on a remembered
+        // tuple must not leave the old connection's entry behind for its next packets.
+        stats::count(Counter::FloodGuard);
+        if reused {
+            let _ = CONNTRACK.remove(&flow);
+        }
+        return Some((id, b));
+    }
     let conn = Conn {
         backend: id,
         generation: b.generation,
@@ -141,6 +151,27 @@ pub fn choose_backend(
     // A full table evicts the least recently used flow; nothing to do on error.
     let _ = CONNTRACK.insert(&flow, &conn, 0);
     Some((id, b))
+}
+
+/// The flood guard (Katran's spirit): true when this CPU has recorded more than
+/// `lb_flags[NEW_FLOW_LIMIT]` new flows in the current one-second window.
+#[inline(always)]
+fn flooded(now: u64) -> bool {
+    let limit = match FLAGS.get(flags_index::NEW_FLOW_LIMIT) {
+        Some(&l) if l != 0 => l as u64,
+        _ => return false,
+    };
+    let Some(w) = FLOOD.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's slot, used by this program run only.
+    let w = unsafe { &mut *w };
+    if now.wrapping_sub(w.start_ns) >= 1_000_000_000 {
+        w.start_ns = now;
+        w.count = 0;
+    }
+    w.count += 1;
+    w.count > limit
 }
 
 /// The Maglev choice for this packet (no connection table). `None` = drop (counted).

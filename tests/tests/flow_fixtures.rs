@@ -140,3 +140,23 @@ fn a_persistent_service_keeps_its_template_semantics() {
         assert_eq!(dr_target(&out.frame), first);
     }
 }
+
+#[test]
+fn the_flood_guard_forwards_new_flows_above_the_limit_without_an_entry() {
+    let s = spec(ForwardMode::Dr);
+    let mut t = setup(&s);
+    t.dp.set_new_flow_limit(2).expect("flood guard");
+    let established = Flow::tcp(CLIENT4, 42000, VIP4, 80);
+    let backend = dr_target(&t.run(&frame_of(&established)).frame);
+    // The second new flow of the window still gets an entry; the next ones do not,
+    // but are forwarded where Maglev says all the same.
+    for port in 42001..42011 {
+        let out = t.run(&frame_of(&Flow::tcp(CLIENT4, port, VIP4, 80)));
+        assert_eq!(out.action, XDP_TX);
+    }
+    assert_eq!(t.counter(Counter::FloodGuard), 9);
+    // The established flow keeps its entry (and its backend) through the flood.
+    let hits = t.counter(Counter::ConntrackHit);
+    assert_eq!(dr_target(&t.run(&frame_of(&established)).frame), backend);
+    assert_eq!(t.counter(Counter::ConntrackHit), hits + 1);
+}

@@ -4,11 +4,22 @@
 //! lookup).
 
 use aya::maps::{Array, MapData};
-use lb_common::{map_names, mode, service_flags, vip_filter, vip_slot, ServiceInfo};
+use lb_common::{flags_index, map_names, mode, service_flags, vip_filter, vip_slot, ServiceInfo};
 
 use super::{map_err, Dataplane, DataplaneError};
 
 impl Dataplane {
+    /// The flood guard: at most `per_cpu_per_s` new DR/TUN flows per CPU per second get
+    /// a connection-table entry; those above are forwarded by Maglev alone and counted
+    /// (`flood_guard`). 0: no limit.
+    pub fn set_new_flow_limit(&mut self, per_cpu_per_s: u32) -> Result<(), DataplaneError> {
+        let name = map_names::FLAGS;
+        let mut map: Array<&mut MapData, u32> =
+            Array::try_from(self.map_mut(name)?).map_err(|e| map_err(name, e))?;
+        map.set(flags_index::NEW_FLOW_LIMIT, per_cpu_per_s, 0)
+            .map_err(|e| map_err(name, e))
+    }
+
     /// Writes the slots of `lb_vip_filter` that differ from what the services need.
     pub(super) fn sync_vip_filter(&mut self) -> Result<(), DataplaneError> {
         let mut wanted = vec![0u8; self.vip_filter.len()];

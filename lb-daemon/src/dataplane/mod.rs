@@ -30,8 +30,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use lb_common::{
-    capacity, map_names, program_names, Backend, Conn, Counter, FlowKey, NatEntry, NatReal,
-    NeighMiss, ServiceInfo, ServiceKey, Traffic,
+    capacity, flags_index, map_names, program_names, Backend, Conn, Counter, FlowKey, NatEntry,
+    NatReal, NeighMiss, ServiceInfo, ServiceKey, Traffic,
 };
 use tracing::{info, warn};
 
@@ -133,7 +133,7 @@ impl Capacity {
             map_names::SERVICE_STATS => (u32s, size::<Traffic>(), self.services),
             map_names::NAT => (size::<FlowKey>(), size::<NatEntry>(), self.nat),
             map_names::NAT_REALS => (size::<ServiceKey>(), size::<NatReal>(), self.backends),
-            map_names::FLAGS => (u32s, u32s, 1),
+            map_names::FLAGS => (u32s, u32s, flags_index::COUNT),
             map_names::NEIGH_MISS => (size::<NeighMiss>(), size::<u64>(), capacity::NEIGH_MISS),
             map_names::VIP_FILTER => (u32s, size::<u8>(), capacity::VIP_FILTER_SLOTS),
             map_names::SERVICE_INFO => (u32s, size::<ServiceInfo>(), self.services),

@@ -29,6 +29,9 @@ const NEW_BASE4: u32 = u32::from_be_bytes([100, 64, 0, 0]) + 3_000_000;
 const EST_TARGET: f64 = 1.75;
 const NEW_TARGET: f64 = 5.2;
 const NON_VIP_NS_TARGET: f64 = 16.0;
+const FLOOD_TARGET: f64 = 1.7;
+/// Katran's default flood threshold.
+const FLOOD_LIMIT: u32 = 125_000;
 
 struct Live {
     repeat: u32,
@@ -101,6 +104,8 @@ struct Case {
     two_cpus: bool,
     /// vs the MAC swap (ratio target) or vs XDP_PASS (ns above it).
     check: Check,
+    /// The flood guard's limit (new flows per CPU per second; 0: none).
+    flood_limit: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -166,6 +171,7 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
                 flows: FLOWS,
                 two_cpus: false,
                 check: Check::Swap(Some(EST_TARGET)),
+                flood_limit: 0,
             },
             Case {
                 name: format!("live {label}: UDP (established)"),
@@ -173,6 +179,7 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
                 flows: FLOWS,
                 two_cpus: false,
                 check: Check::Swap(Some(EST_TARGET)),
+                flood_limit: 0,
             },
             Case {
                 name: format!("live {label}: IPv6 established TCP flow"),
@@ -180,6 +187,7 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
                 flows: FLOWS,
                 two_cpus: false,
                 check: Check::Swap(Some(EST_TARGET)),
+                flood_limit: 0,
             },
             Case {
                 name: format!("live {label}: new TCP flow every packet (insert)"),
@@ -187,6 +195,17 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
                 flows: 0,
                 two_cpus: false,
                 check: Check::Swap(Some(NEW_TARGET)),
+                flood_limit: 0,
+            },
+            Case {
+                name: format!(
+                    "live {label}: new-flow flood, flood guard at {FLOOD_LIMIT} new flows/s per CPU"
+                ),
+                frame: tcp4.clone(),
+                flows: 0,
+                two_cpus: false,
+                check: Check::Swap(Some(FLOOD_TARGET)),
+                flood_limit: FLOOD_LIMIT,
             },
             Case {
                 name: format!("live {label}: non-VIP packet (pass)"),
@@ -194,6 +213,7 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
                 flows: FLOWS,
                 two_cpus: false,
                 check: Check::PassPlusNs(NON_VIP_NS_TARGET),
+                flood_limit: 0,
             },
         ];
         if mode == ForwardMode::Dr {
@@ -209,6 +229,7 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
                 flows: FLOWS,
                 two_cpus: false,
                 check: Check::Swap(Some(EST_TARGET)),
+                flood_limit: 0,
             });
             cases.push(Case {
                 name: "live DR: established TCP flow, two CPUs sending".into(),
@@ -216,9 +237,11 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
                 flows: FLOWS,
                 two_cpus: true,
                 check: Check::Swap(None),
+                flood_limit: 0,
             });
         }
         for c in cases {
+            t.dp.set_new_flow_limit(c.flood_limit)?;
             let base = (c.flows == 0).then_some(NEW_BASE4);
             let fd =
                 t.dp.live_wrap(program_names::LB, &template(&c.frame, c.flows, base))?;
