@@ -4,8 +4,8 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{
-    global_flags, mode, vip_filter, vip_slot, Counter, ServiceInfo, ServiceKey, IPPROTO_ICMP,
-    IPPROTO_TCP,
+    global_flags, mode, vip_filter, vip_slot, Counter, ServiceInfo, ServiceKey, ETH_P_IP,
+    ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
 };
 
 use crate::{
@@ -16,7 +16,10 @@ use crate::{
     route::{self, Hop},
     select::{choose_backend, established, find_service},
     stats,
-    types::{is_new_syn, Packet},
+    types::{
+        is_new_syn, Ipv4Hdr, Ipv6Hdr, Packet, ETH_LEN, ETH_PROTO_OFFSET, IPV4_LEN, IPV6_LEN,
+        TCP_LEN, UDP_LEN,
+    },
 };
 
 /// [`fast_path`] found no valid connection-table entry.
@@ -25,6 +28,9 @@ const MISS: u32 = u32::MAX;
 /// Returns the XDP action for one frame.
 #[inline(always)]
 pub fn process(ctx: &XdpContext) -> u32 {
+    if plainly_not_for_a_vip(ctx) {
+        return xdp_action::XDP_PASS;
+    }
     let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
         return xdp_action::XDP_PASS;
     };
@@ -90,6 +96,48 @@ pub fn process(ctx: &XdpContext) -> u32 {
         return nat::new_flow(ctx, pkt, key, svc, bytes);
     }
     balance(ctx, pkt, key, svc, fast)
+}
+
+/// The cheap exit for traffic we must not touch: an untagged IPv4 (no options, not a
+/// fragment) or IPv6 TCP/UDP packet with its whole L4 header, to an address no service
+/// uses (one array read), while no NAT service needs its replies. Exactly the packets the
+/// full parse would pass without counting anything; every other packet takes that path.
+#[inline(always)]
+fn plainly_not_for_a_vip(ctx: &XdpContext) -> bool {
+    if FLAGS.get(0).is_none_or(|f| f & global_flags::NAT != 0) {
+        return false;
+    }
+    let Some(ethertype) = packet::read::<u16>(ctx, ETH_PROTO_OFFSET) else {
+        return false;
+    };
+    let (dst, proto, l4) = if ethertype == ETH_P_IP.to_be() {
+        let Some(ip) = packet::read::<Ipv4Hdr>(ctx, ETH_LEN) else {
+            return false;
+        };
+        if ip.ver_ihl != 0x45
+            || u16::from_be(ip.tot_len) < IPV4_LEN as u16
+            || u16::from_be(ip.frag_off) & 0x3fff != 0
+        {
+            return false;
+        }
+        ([ip.dst, 0, 0, 0], ip.proto, ETH_LEN + IPV4_LEN)
+    } else if ethertype == ETH_P_IPV6.to_be() {
+        let Some(ip) = packet::read::<Ipv6Hdr>(ctx, ETH_LEN) else {
+            return false;
+        };
+        (ip.dst, ip.next_hdr, ETH_LEN + IPV6_LEN)
+    } else {
+        return false;
+    };
+    let l4_len = match proto {
+        IPPROTO_TCP => TCP_LEN,
+        IPPROTO_UDP => UDP_LEN,
+        _ => return false,
+    };
+    if ctx.data() + l4 + l4_len > ctx.data_end() {
+        return false;
+    }
+    VIP_FILTER.get(vip_slot(&dst)).is_some_and(|&f| f == 0)
 }
 
 /// Not for a VIP: a NAT'ed reply, else management traffic or the host's own. Without NAT

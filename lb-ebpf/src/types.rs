@@ -68,6 +68,7 @@ const _: () = assert!(size_of::<Ipv6Hdr>() == IPV6_LEN);
 // Field offsets within a header, for reading or writing single fields in place.
 pub const ETH_DST_OFFSET: usize = offset_of!(EthHdr, dst);
 pub const ETH_SRC_OFFSET: usize = offset_of!(EthHdr, src);
+pub const ETH_PROTO_OFFSET: usize = offset_of!(EthHdr, proto);
 /// An 802.1Q tag follows the MAC addresses: its TCI, then the encapsulated EtherType
 /// (the tagged frame's [`EthHdr::proto`] is 0x8100).
 pub const VLAN_TCI_OFFSET: usize = ETH_LEN;

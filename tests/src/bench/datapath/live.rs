@@ -208,6 +208,22 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
                 flood_limit: FLOOD_LIMIT,
             },
             Case {
+                name: format!(
+                    "live {label}: SYN flood (new flow every packet), flood guard at {FLOOD_LIMIT}/s per CPU"
+                ),
+                frame: frames::frame(
+                    LB_MAC,
+                    CLIENT_MAC,
+                    None,
+                    &Flow::tcp("100.64.0.0", 40000, VIP4, 80).with_flags(frames::TCP_SYN),
+                    b"0123456789abcdef",
+                ),
+                flows: 0,
+                two_cpus: false,
+                check: Check::Swap(Some(FLOOD_TARGET)),
+                flood_limit: FLOOD_LIMIT,
+            },
+            Case {
                 name: format!("live {label}: non-VIP packet (pass)"),
                 frame: tcp_frame("198.18.200.1", "100.64.0.0"),
                 flows: FLOWS,
