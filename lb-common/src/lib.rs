@@ -26,8 +26,10 @@ pub mod map_names {
     pub const NAT_REALS: &str = "lb_nat_reals";
     pub const NEIGH_MISS: &str = "lb_neigh_miss";
     pub const FLAGS: &str = "lb_flags";
+    pub const VIP_FILTER: &str = "lb_vip_filter";
+    pub const SERVICE_INFO: &str = "lb_service_info";
     /// Every map, in the order `docs/maps.md` lists them.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 13] = [
         SERVICES,
         BACKENDS,
         MAGLEV,
@@ -39,6 +41,8 @@ pub mod map_names {
         NAT_REALS,
         NEIGH_MISS,
         FLAGS,
+        VIP_FILTER,
+        SERVICE_INFO,
     ];
 }
 
@@ -53,7 +57,38 @@ pub mod program_names {
     pub const MAC_SWAP: &str = "lb_mac_swap";
     /// Strips TUN encapsulation on a backend that has no tunnel device.
     pub const DECAP: &str = "lb_decap";
+    /// Always `XDP_DROP`: the veth peer of the live-frames benchmark.
+    pub const DROP: &str = "lb_drop";
+    /// Live-frames benchmark wrapper: restores the frame, varies the flow, tail-calls
+    /// the program under test (`lb_bench_progs[0]`).
+    pub const BENCH_WRAP: &str = "lb_bench_wrap";
 }
+
+/// Maps of the live-frames benchmark wrapper (never pinned; unused by the daemon).
+pub mod bench_maps {
+    pub const FRAME: &str = "lb_bench_frame";
+    pub const PROGS: &str = "lb_bench_progs";
+    pub const SEQ: &str = "lb_bench_seq";
+}
+
+/// Value of `lb_bench_frame`: the headers the benchmark wrapper writes back into every
+/// live frame (live mode recycles pages without restoring their data), and how it
+/// varies the flow from packet to packet.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct BenchFrame {
+    /// The first `words * 8` bytes of the frame.
+    pub head: [u64; BENCH_HEAD_WORDS],
+    pub words: u32,
+    /// Offset of a 32-bit big-endian word (the client address's last word) that becomes
+    /// `vary_base + (n % flows)` for the n-th packet on this CPU (`flows == 0`: `n`).
+    pub vary_offset: u32,
+    pub vary_base: u32,
+    pub flows: u32,
+}
+
+/// Header bytes the benchmark wrapper restores: enough for Ethernet + IPv6 + TCP.
+pub const BENCH_HEAD_WORDS: usize = 10;
 
 /// Default map capacities compiled into the object; user space may override them at
 /// load time (`LoadOptions`).
@@ -69,6 +104,27 @@ pub mod capacity {
     pub const NAT_REALS: u32 = 4096;
     /// Next hops the data plane found unresolved, for user space to resolve.
     pub const NEIGH_MISS: u32 = 256;
+    /// Slots of `lb_vip_filter` (a power of two: the slot is the top bits of a hash).
+    pub const VIP_FILTER_SLOTS: u32 = 1 << VIP_FILTER_BITS;
+    pub const VIP_FILTER_BITS: u32 = 16;
+}
+
+/// Values of `lb_vip_filter[vip_slot(dst)]`: what the services on the destination
+/// addresses hashing to that slot need. 0: no service, the packet is not for a VIP.
+pub mod vip_filter {
+    /// A DR or TUN service without persistence: its established flows are found with
+    /// one connection-table lookup, keyed by the full 5-tuple, before any service lookup.
+    pub const FAST: u8 = 1;
+    /// A NAT or persistent service: the service is looked up first.
+    pub const SLOW: u8 = 2;
+}
+
+/// The `lb_vip_filter` slot of a destination address (the top bits of a multiplicative
+/// hash of its words, family-blind: a collision only costs a service lookup).
+#[inline(always)]
+pub fn vip_slot(addr: &Addr) -> u32 {
+    let x = addr[0] ^ addr[1].rotate_left(8) ^ addr[2].rotate_left(16) ^ addr[3].rotate_left(24);
+    x.wrapping_mul(0x9e37_79b1) >> (32 - capacity::VIP_FILTER_BITS)
 }
 
 /// Source ports full-NAT (`snat_address`) allocates: below Linux's default ephemeral
@@ -214,6 +270,26 @@ pub struct Conn {
     pub generation: u32,
     /// `bpf_ktime_get_ns()` of the last packet.
     pub last_seen_ns: u64,
+}
+
+/// Indexes of `lb_flags`, the data plane's global settings (written by user space).
+pub mod flags_index {
+    /// [`super::global_flags`].
+    pub const FLAGS: u32 = 0;
+    /// The flood guard: new DR/TUN flows per CPU per second that get a connection-table
+    /// entry; 0 = no limit.
+    pub const NEW_FLOW_LIMIT: u32 = 1;
+    pub const COUNT: u32 = 2;
+}
+
+/// Per-CPU state of the flood guard (`lb_flood`, not pinned).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FloodWindow {
+    /// Start of the current one-second window (`bpf_ktime_get_coarse_ns`).
+    pub start_ns: u64,
+    /// New flows recorded in it.
+    pub count: u64,
 }
 
 /// Bits of `lb_flags[0]`, the data plane's global switches (set by user space).
@@ -375,10 +451,13 @@ pub enum Counter {
     /// A NAT reply the routing table cannot forward (no route, forwarding disabled on
     /// the interface, ...): dropped.
     FibFailed = 30,
+    /// A new DR/TUN flow above the flood guard's rate (`new_flow_limit` per CPU per
+    /// second): forwarded by Maglev without a connection-table entry.
+    FloodGuard = 31,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 31;
+    pub const COUNT: u32 = 32;
 
     /// The counter at index `i` of [`Counter::ALL`].
     #[inline(always)]
@@ -422,6 +501,7 @@ impl Counter {
         (Counter::IcmpTranslated, "icmp_translated"),
         (Counter::FibNoNeigh, "fib_no_neigh"),
         (Counter::FibFailed, "fib_failed"),
+        (Counter::FloodGuard, "flood_guard"),
     ];
 }
 
@@ -436,6 +516,8 @@ const _: () = {
     assert!(core::mem::size_of::<NatEntry>() == 80);
     assert!(core::mem::size_of::<NatReal>() == 24);
     assert!(core::mem::size_of::<NeighMiss>() == 24);
+    assert!(core::mem::size_of::<BenchFrame>() == 96);
+    assert!(core::mem::size_of::<FloodWindow>() == 16);
 };
 
 #[cfg(feature = "user")]
@@ -450,4 +532,5 @@ mod pod {
     unsafe impl aya::Pod for super::NatEntry {}
     unsafe impl aya::Pod for super::NatReal {}
     unsafe impl aya::Pod for super::NeighMiss {}
+    unsafe impl aya::Pod for super::BenchFrame {}
 }

@@ -17,7 +17,7 @@ use crate::{
     stats,
     types::{
         EthHdr, Ipv4Hdr, Ipv6Hdr, Packet, ETH_DST_OFFSET, ETH_LEN, ETH_SRC_OFFSET, IPV4_LEN,
-        IPV6_LEN, VLAN_PROTO_OFFSET, VLAN_TCI_OFFSET,
+        IPV6_LEN, VLAN_LEN, VLAN_PROTO_OFFSET, VLAN_TCI_OFFSET,
     },
 };
 
@@ -60,6 +60,11 @@ pub fn transmit_via(ctx: &XdpContext, ifindex: u32) -> u32 {
 }
 
 /// Prepends an outer IPv4 or IPv6 header to the IP datagram, keeping any VLAN tag.
+///
+/// The tagged and untagged frames take separate branches with constant offsets: when the
+/// tag was an `Option` tested twice, LLVM re-compared the header offset for the second
+/// test, and Linux 6.1's verifier, which cannot decide `const > reg`, explored the
+/// impossible combination with a register holding something else and rejected it.
 #[inline(always)]
 fn encapsulate(ctx: &XdpContext, pkt: &Packet, backend: &Backend) -> Option<()> {
     let outer_len = match backend.family {
@@ -68,43 +73,55 @@ fn encapsulate(ctx: &XdpContext, pkt: &Packet, backend: &Backend) -> Option<()> 
         // IPv6 in IPv4 is not offered (rejected by configuration).
         _ => return None,
     };
-    // The VLAN tag (if any) travels with the new Ethernet header.
-    let vlan_tci: Option<u16> = if pkt.l3() > ETH_LEN {
-        Some(read(ctx, VLAN_TCI_OFFSET)?)
-    } else {
-        None
-    };
-    // SAFETY: the helper validates the adjustment against the frame's headroom.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(outer_len as i32)) } != 0 {
-        return None;
-    }
     let outer_proto = if backend.family == FAMILY_V4 {
         ETH_P_IP
     } else {
         ETH_P_IPV6
-    };
-    let eth = EthHdr {
+    }
+    .to_be();
+    if pkt.l3() > ETH_LEN {
+        // The VLAN tag travels with the new Ethernet header.
+        let tci: u16 = read(ctx, VLAN_TCI_OFFSET)?;
+        grow(ctx, outer_len)?;
+        write(ctx, 0, eth_to(backend, ETH_P_8021Q.to_be()))?;
+        write(ctx, VLAN_TCI_OFFSET, tci)?;
+        write(ctx, VLAN_PROTO_OFFSET, outer_proto)?;
+        write_outer(ctx, ETH_LEN + VLAN_LEN, pkt, backend)
+    } else {
+        grow(ctx, outer_len)?;
+        write(ctx, 0, eth_to(backend, outer_proto))?;
+        write_outer(ctx, ETH_LEN, pkt, backend)
+    }
+}
+
+/// Room for `len` more bytes in front of the frame.
+#[inline(always)]
+fn grow(ctx: &XdpContext, len: usize) -> Option<()> {
+    // SAFETY: the helper validates the adjustment against the frame's headroom.
+    (unsafe { bpf_xdp_adjust_head(ctx.ctx, -(len as i32)) } == 0).then_some(())
+}
+
+#[inline(always)]
+fn eth_to(backend: &Backend, proto: u16) -> EthHdr {
+    EthHdr {
         dst: backend.mac,
         src: backend.src_mac,
-        proto: match vlan_tci {
-            Some(_) => ETH_P_8021Q.to_be(),
-            None => outer_proto.to_be(),
-        },
-    };
-    write(ctx, 0, eth)?;
-    if let Some(tci) = vlan_tci {
-        write(ctx, VLAN_TCI_OFFSET, tci)?;
-        write(ctx, VLAN_PROTO_OFFSET, outer_proto.to_be())?;
+        proto,
     }
-    let inner_proto = if pkt.family == FAMILY_V4 {
-        IPPROTO_IPIP
-    } else {
-        IPPROTO_IPV6
-    };
+}
+
+/// The outer IP header at `l3`.
+#[inline(always)]
+fn write_outer(ctx: &XdpContext, l3: usize, pkt: &Packet, backend: &Backend) -> Option<()> {
     if backend.family == FAMILY_V4 {
-        write(ctx, pkt.l3(), outer_ipv4(pkt, backend))
+        write(ctx, l3, outer_ipv4(pkt, backend))
     } else {
-        write(ctx, pkt.l3(), outer_ipv6(pkt, backend, inner_proto))
+        let inner_proto = if pkt.family == FAMILY_V4 {
+            IPPROTO_IPIP
+        } else {
+            IPPROTO_IPV6
+        };
+        write(ctx, l3, outer_ipv6(pkt, backend, inner_proto))
     }
 }
 

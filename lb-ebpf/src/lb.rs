@@ -3,22 +3,34 @@
 //! [`crate::icmp`].
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
-use lb_common::{global_flags, mode, Counter, ServiceInfo, ServiceKey, IPPROTO_ICMP};
+use lb_common::{
+    global_flags, mode, vip_filter, vip_slot, Counter, ServiceInfo, ServiceKey, ETH_P_IP,
+    ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
+};
 
 use crate::{
     forward, icmp,
-    maps::{Scratch, FLAGS, SCRATCH},
+    maps::{Scratch, FLAGS, SCRATCH, VIP_FILTER},
     nat,
     packet::{self, Skip},
     route::{self, Hop},
-    select::{choose_backend, find_service},
+    select::{choose_backend, established, find_service},
     stats,
-    types::Packet,
+    types::{
+        is_new_syn, Ipv4Hdr, Ipv6Hdr, Packet, ETH_LEN, ETH_PROTO_OFFSET, IPV4_LEN, IPV6_LEN,
+        TCP_LEN, UDP_LEN,
+    },
 };
+
+/// [`fast_path`] found no valid connection-table entry.
+const MISS: u32 = u32::MAX;
 
 /// Returns the XDP action for one frame.
 #[inline(always)]
 pub fn process(ctx: &XdpContext) -> u32 {
+    if plainly_not_for_a_vip(ctx) {
+        return xdp_action::XDP_PASS;
+    }
     let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
         return xdp_action::XDP_PASS;
     };
@@ -55,13 +67,23 @@ pub fn process(ctx: &XdpContext) -> u32 {
             return route::send(ctx, result, hop);
         }
     }
-    if !find_service(pkt, key, svc) {
-        // Not for a VIP: a NAT'ed reply, else management traffic or the host's own.
-        // Without NAT services, no table lookup is spent on it.
-        if FLAGS.get(0).is_some_and(|f| f & global_flags::NAT != 0) {
-            return nat::to_client(ctx, pkt);
+    // One array read tells a packet for no VIP from the rest.
+    let filter = VIP_FILTER.get(vip_slot(&pkt.dst)).copied().unwrap_or(0);
+    if filter == 0 {
+        return not_for_vip(ctx, pkt);
+    }
+    // An established DR/TUN flow: one connection-table lookup and out. A new connection
+    // (SYN) is scheduled afresh even on a remembered tuple, so it skips this.
+    let fast =
+        filter & vip_filter::FAST != 0 && !(pkt.proto == IPPROTO_TCP && is_new_syn(pkt.tcp_flags));
+    if fast {
+        let action = fast_path(ctx, pkt);
+        if action != MISS {
+            return action;
         }
-        return xdp_action::XDP_PASS;
+    }
+    if !find_service(pkt, key, svc) {
+        return not_for_vip(ctx, pkt);
     }
     stats::count(Counter::VipPackets);
     let bytes = (ctx.data_end() - ctx.data()) as u64;
@@ -73,14 +95,87 @@ pub fn process(ctx: &XdpContext) -> u32 {
         }
         return nat::new_flow(ctx, pkt, key, svc, bytes);
     }
-    balance(ctx, pkt, key, svc, bytes)
+    balance(ctx, pkt, key, svc, fast)
+}
+
+/// The cheap exit for traffic we must not touch: an untagged IPv4 (no options, not a
+/// fragment) or IPv6 TCP/UDP packet with its whole L4 header, to an address no service
+/// uses (one array read), while no NAT service needs its replies. Exactly the packets the
+/// full parse would pass without counting anything; every other packet takes that path.
+#[inline(always)]
+fn plainly_not_for_a_vip(ctx: &XdpContext) -> bool {
+    if FLAGS.get(0).is_none_or(|f| f & global_flags::NAT != 0) {
+        return false;
+    }
+    let Some(ethertype) = packet::read::<u16>(ctx, ETH_PROTO_OFFSET) else {
+        return false;
+    };
+    let (dst, proto, l4) = if ethertype == ETH_P_IP.to_be() {
+        let Some(ip) = packet::read::<Ipv4Hdr>(ctx, ETH_LEN) else {
+            return false;
+        };
+        if ip.ver_ihl != 0x45
+            || u16::from_be(ip.tot_len) < IPV4_LEN as u16
+            || u16::from_be(ip.frag_off) & 0x3fff != 0
+        {
+            return false;
+        }
+        ([ip.dst, 0, 0, 0], ip.proto, ETH_LEN + IPV4_LEN)
+    } else if ethertype == ETH_P_IPV6.to_be() {
+        let Some(ip) = packet::read::<Ipv6Hdr>(ctx, ETH_LEN) else {
+            return false;
+        };
+        (ip.dst, ip.next_hdr, ETH_LEN + IPV6_LEN)
+    } else {
+        return false;
+    };
+    let l4_len = match proto {
+        IPPROTO_TCP => TCP_LEN,
+        IPPROTO_UDP => UDP_LEN,
+        _ => return false,
+    };
+    if ctx.data() + l4 + l4_len > ctx.data_end() {
+        return false;
+    }
+    VIP_FILTER.get(vip_slot(&dst)).is_some_and(|&f| f == 0)
+}
+
+/// Not for a VIP: a NAT'ed reply, else management traffic or the host's own. Without NAT
+/// services, no table lookup is spent on it.
+#[inline(always)]
+fn not_for_vip(ctx: &XdpContext, pkt: &Packet) -> u32 {
+    if FLAGS.get(0).is_some_and(|f| f & global_flags::NAT != 0) {
+        return nat::to_client(ctx, pkt);
+    }
+    xdp_action::XDP_PASS
+}
+
+/// An established DR/TUN flow forwarded on its connection-table entry, else [`MISS`].
+#[inline(never)]
+fn fast_path(ctx: &XdpContext, pkt: &Packet) -> u32 {
+    let Some((svc, backend_id, backend)) = established(pkt) else {
+        return MISS;
+    };
+    stats::count(Counter::VipPackets);
+    let bytes = (ctx.data_end() - ctx.data()) as u64;
+    stats::count_service(svc.id, bytes);
+    stats::count_backend(backend_id, bytes);
+    forward::forward(ctx, pkt, svc.flags & mode::MASK, backend)
 }
 
 /// DR and TUN. Each path is its own BPF function so that their stacks do not add up
 /// (the verifier allows 512 bytes for the deepest chain of calls).
 #[inline(never)]
-fn balance(ctx: &XdpContext, pkt: &Packet, key: &ServiceKey, svc: &ServiceInfo, bytes: u64) -> u32 {
-    let Some((backend_id, backend)) = choose_backend(pkt, key, svc) else {
+fn balance(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    key: &ServiceKey,
+    svc: &ServiceInfo,
+    looked_up: bool,
+) -> u32 {
+    // Recomputed rather than passed: a BPF function takes at most five arguments.
+    let bytes = (ctx.data_end() - ctx.data()) as u64;
+    let Some((backend_id, backend)) = choose_backend(pkt, key, svc, looked_up) else {
         return xdp_action::XDP_DROP;
     };
     stats::count_backend(backend_id, bytes);

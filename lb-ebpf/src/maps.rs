@@ -7,8 +7,8 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lb_common::{
-    capacity, Backend, Conn, Counter, FlowKey, NatEntry, NatReal, NeighMiss, ServiceInfo,
-    ServiceKey, Traffic,
+    capacity, flags_index, Backend, Conn, Counter, FloodWindow, FlowKey, NatEntry, NatReal,
+    NeighMiss, ServiceInfo, ServiceKey, Traffic,
 };
 
 use crate::types::{Packet, Tuple};
@@ -16,6 +16,17 @@ use crate::types::{Packet, Tuple};
 #[btf_map(name = "lb_services")]
 pub static SERVICES: HashMap<ServiceKey, ServiceInfo, { capacity::SERVICES as usize }> =
     HashMap::new();
+
+/// What the services on destination addresses hashing to each slot need
+/// ([`lb_common::vip_filter`]): read before anything else, so that a packet not for a VIP
+/// costs one array read, and a DR/TUN flow's connection-table entry is looked up first.
+#[btf_map(name = "lb_vip_filter")]
+pub static VIP_FILTER: Array<u8, { capacity::VIP_FILTER_SLOTS as usize }> = Array::new();
+
+/// `lb_services`' values by service id: what an established flow found in the connection
+/// table needs of its service (reached through its backend's `service`).
+#[btf_map(name = "lb_service_info")]
+pub static SERVICE_INFO: Array<ServiceInfo, { capacity::SERVICES as usize }> = Array::new();
 
 #[btf_map(name = "lb_backends")]
 pub static BACKENDS: Array<Backend, { capacity::BACKENDS as usize }> = Array::new();
@@ -65,7 +76,11 @@ pub static NEIGH_MISS: LruHashMap<NeighMiss, u64, { capacity::NEIGH_MISS as usiz
 
 /// Global switches ([`lb_common::global_flags`]): one entry, written by user space.
 #[btf_map(name = "lb_flags")]
-pub static FLAGS: Array<u32, 1> = Array::new();
+pub static FLAGS: Array<u32, { flags_index::COUNT as usize }> = Array::new();
+
+/// The flood guard's per-CPU window. Not pinned: a restart merely opens a new window.
+#[btf_map(name = "lb_flood")]
+pub static FLOOD: PerCpuArray<FloodWindow, 1> = PerCpuArray::new();
 
 /// Per-CPU working memory for one packet: the parsed headers and the matched service
 /// live here instead of on the stack, whose 512 bytes the verifier counts over the

@@ -34,7 +34,7 @@ pub const NEW_FLOW: u32 = u32::MAX;
 /// [`to_client`]: the verifier counts 512 bytes of stack over the deepest call chain.
 #[inline(never)]
 pub fn to_real(ctx: &XdpContext, pkt: &Packet, bytes: u64) -> u32 {
-    let flow = flow_of(pkt);
+    let flow = pkt.flow();
     let flags = pkt.tcp_flags;
     // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
@@ -68,13 +68,13 @@ pub fn new_flow(
     svc: &ServiceInfo,
     bytes: u64,
 ) -> u32 {
-    let flow = flow_of(pkt);
+    let flow = pkt.flow();
     let flags = pkt.tcp_flags;
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let persistent = svc.flags & service_flags::PERSISTENT != 0;
     let chosen = if persistent {
-        choose_backend(pkt, key, svc)
+        choose_backend(pkt, key, svc, false)
     } else {
         pick(pkt, svc)
     };
@@ -158,7 +158,7 @@ pub fn to_client(ctx: &XdpContext, pkt: &Packet) -> u32 {
 
 #[inline(always)]
 fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
-    let flow = flow_of(pkt);
+    let flow = pkt.flow();
     if let Some(entry) = NAT.get_ptr_mut(&flow) {
         // SAFETY: as in `to_real`.
         let e = unsafe { &mut *entry };
@@ -275,19 +275,6 @@ fn reverse_key(fwd: &NatEntry, pkt: &Packet) -> FlowKey {
         dst: fwd.src,
         sport: fwd.dport,
         dport: fwd.sport,
-        proto: pkt.proto,
-        family: pkt.family,
-        pad: 0,
-    }
-}
-
-#[inline(always)]
-fn flow_of(pkt: &Packet) -> FlowKey {
-    FlowKey {
-        src: pkt.src,
-        dst: pkt.dst,
-        sport: pkt.sport,
-        dport: pkt.dport,
         proto: pkt.proto,
         family: pkt.family,
         pad: 0,

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
-use crate::{baseline, decap, lb, stats};
+use crate::{baseline, bench, decap, lb, stats};
 
 /// The load balancer: steers packets for configured virtual services to a backend and
 /// passes everything else to the kernel untouched.
@@ -25,6 +25,19 @@ pub fn lb_pass(_ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn lb_mac_swap(ctx: XdpContext) -> u32 {
     baseline::mac_swap(&ctx)
+}
+
+/// Always `XDP_DROP`: the veth peer of the live-frames benchmark, so that transmitted
+/// frames go no further.
+#[xdp]
+pub fn lb_drop(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_DROP
+}
+
+/// The live-frames benchmark wrapper ([`bench::wrap`]).
+#[xdp]
+pub fn lb_bench_wrap(ctx: XdpContext) -> u32 {
+    bench::wrap(&ctx)
 }
 
 #[panic_handler]

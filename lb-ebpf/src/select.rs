@@ -3,12 +3,12 @@
 
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lb_common::{
-    backend_flags, hash, service_flags, Backend, Conn, Counter, FlowKey, ServiceInfo, ServiceKey,
-    IPPROTO_TCP, NO_BACKEND,
+    backend_flags, flags_index, hash, mode, service_flags, Backend, Conn, Counter, FlowKey,
+    ServiceInfo, ServiceKey, IPPROTO_TCP, NO_BACKEND,
 };
 
 use crate::{
-    maps::{BACKENDS, CONNTRACK, MAGLEV, SERVICES},
+    maps::{BACKENDS, CONNTRACK, FLAGS, FLOOD, MAGLEV, SERVICES, SERVICE_INFO},
     stats,
     types::{is_new_syn, Packet},
 };
@@ -52,13 +52,44 @@ fn copy_service(dst: &mut ServiceInfo, src: &ServiceInfo) {
     dst.snat[3] = src.snat[3];
 }
 
+/// The fast path: an established flow of a DR/TUN service without persistence, found
+/// with one hash lookup (the connection table, keyed by the full 5-tuple) and array reads
+/// (its backend, and through the backend's `service` its service). `None`: no valid entry
+/// (a stale or expired one is counted), and the caller schedules the packet.
+#[inline(always)]
+pub fn established(pkt: &Packet) -> Option<(&'static ServiceInfo, u32, &'static Backend)> {
+    let conn = CONNTRACK.get_ptr_mut(&pkt.flow())?;
+    // SAFETY: as in `choose_backend`.
+    let c = unsafe { &mut *conn };
+    let Some(b) = active_backend(c.backend).filter(|b| b.generation == c.generation) else {
+        stats::count(Counter::ConntrackStale);
+        return None;
+    };
+    let svc = SERVICE_INFO.get(b.service)?;
+    // A service turned NAT or persistent since: its flows are kept elsewhere.
+    if svc.flags & mode::MASK == mode::NAT || svc.flags & service_flags::PERSISTENT != 0 {
+        return None;
+    }
+    // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    if now.saturating_sub(c.last_seen_ns) > svc.timeout_s as u64 * 1_000_000_000 {
+        stats::count(Counter::ConntrackExpired);
+        return None;
+    }
+    c.last_seen_ns = now;
+    stats::count(Counter::ConntrackHit);
+    Some((svc, c.backend, b))
+}
+
 /// The backend for this flow: the connection table's if it is still valid, else a fresh
-/// Maglev pick (remembered in the table). `None` = drop (counted).
+/// Maglev pick (remembered in the table). `None` = drop (counted). `looked_up`: the
+/// fast path ([`established`]) already found no valid entry under this flow's 5-tuple.
 #[inline(always)]
 pub fn choose_backend(
     pkt: &Packet,
     svc_key: &ServiceKey,
     svc: &ServiceInfo,
+    looked_up: bool,
 ) -> Option<(u32, &'static Backend)> {
     let persistent = svc.flags & service_flags::PERSISTENT != 0;
     let flow = FlowKey {
@@ -78,7 +109,7 @@ pub fn choose_backend(
     // is scheduled afresh, like IPVS's connection reuse: its backend is then the Maglev
     // choice every node makes, which is what lets it survive a failover.
     let reused = !persistent && pkt.proto == IPPROTO_TCP && is_new_syn(pkt.tcp_flags);
-    let existing = if reused {
+    let existing = if reused || (looked_up && !persistent) {
         None
     } else {
         CONNTRACK.get_ptr_mut(&flow)
@@ -102,6 +133,16 @@ pub fn choose_backend(
     }
     stats::count(Counter::ConntrackMiss);
     let (id, b) = pick(pkt, svc)?;
+    if flooded(now) {
+        // Above the rate, a new flow goes where Maglev says without an entry, so a flood
+        // never evicts established flows' entries. A new connection on a remembered
+        // tuple must not leave the old connection's entry behind for its next packets.
+        stats::count(Counter::FloodGuard);
+        if reused {
+            let _ = CONNTRACK.remove(&flow);
+        }
+        return Some((id, b));
+    }
     let conn = Conn {
         backend: id,
         generation: b.generation,
@@ -110,6 +151,27 @@ pub fn choose_backend(
     // A full table evicts the least recently used flow; nothing to do on error.
     let _ = CONNTRACK.insert(&flow, &conn, 0);
     Some((id, b))
+}
+
+/// The flood guard (Katran's spirit): true when this CPU has recorded more than
+/// `lb_flags[NEW_FLOW_LIMIT]` new flows in the current one-second window.
+#[inline(always)]
+fn flooded(now: u64) -> bool {
+    let limit = match FLAGS.get(flags_index::NEW_FLOW_LIMIT) {
+        Some(&l) if l != 0 => l as u64,
+        _ => return false,
+    };
+    let Some(w) = FLOOD.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's slot, used by this program run only.
+    let w = unsafe { &mut *w };
+    if now.wrapping_sub(w.start_ns) >= 1_000_000_000 {
+        w.start_ns = now;
+        w.count = 0;
+    }
+    w.count += 1;
+    w.count > limit
 }
 
 /// The Maglev choice for this packet (no connection table). `None` = drop (counted).

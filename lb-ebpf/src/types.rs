@@ -5,7 +5,7 @@
 
 use core::mem::{offset_of, size_of};
 
-use lb_common::{Addr, IPPROTO_TCP};
+use lb_common::{Addr, FlowKey, IPPROTO_TCP};
 
 pub const ETH_LEN: usize = 14;
 pub const VLAN_LEN: usize = 4;
@@ -68,6 +68,7 @@ const _: () = assert!(size_of::<Ipv6Hdr>() == IPV6_LEN);
 // Field offsets within a header, for reading or writing single fields in place.
 pub const ETH_DST_OFFSET: usize = offset_of!(EthHdr, dst);
 pub const ETH_SRC_OFFSET: usize = offset_of!(EthHdr, src);
+pub const ETH_PROTO_OFFSET: usize = offset_of!(EthHdr, proto);
 /// An 802.1Q tag follows the MAC addresses: its TCI, then the encapsulated EtherType
 /// (the tagged frame's [`EthHdr::proto`] is 0x8100).
 pub const VLAN_TCI_OFFSET: usize = ETH_LEN;
@@ -144,6 +145,20 @@ impl Packet {
     #[inline(always)]
     pub fn l4(&self) -> usize {
         self.l4 & 0xff
+    }
+
+    /// The packet's 5-tuple as a table key (connection table, NAT table).
+    #[inline(always)]
+    pub fn flow(&self) -> FlowKey {
+        FlowKey {
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            proto: self.proto,
+            family: self.family,
+            pad: 0,
+        }
     }
 }
 

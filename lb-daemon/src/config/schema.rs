@@ -94,6 +94,9 @@ impl Config {
     }
 }
 
+/// Katran's default: 125,000 new flows per second per CPU.
+pub const DEFAULT_NEW_FLOW_LIMIT: u32 = 125_000;
+
 /// `[global]`: keepalived's `global_defs`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Global {
@@ -128,6 +131,9 @@ pub struct Global {
     pub conntrack_size: u32,
     /// NAT translation entries (two per NAT'ed connection).
     pub nat_table_size: u32,
+    /// Flood guard: new DR/TUN flows per CPU per second that get a connection-table
+    /// entry (the rest are forwarded by Maglev alone, counted as `flood_guard`); 0: none.
+    pub new_flow_limit: u32,
 }
 
 impl Default for Global {
@@ -150,6 +156,7 @@ impl Default for Global {
             vrrp_gna_interval: Duration::ZERO,
             lvs_timeouts: NatTimeouts::default(),
             conntrack_size: lb_common::capacity::CONNTRACK,
+            new_flow_limit: DEFAULT_NEW_FLOW_LIMIT,
             nat_table_size: lb_common::capacity::NAT,
         }
     }

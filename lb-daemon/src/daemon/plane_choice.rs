@@ -79,7 +79,7 @@ pub fn needed_interfaces(config: &Config) -> Vec<String> {
 }
 
 fn load_xdp(config: &Config) -> Result<Dataplane> {
-    let dp = Dataplane::load(&LoadOptions {
+    let mut dp = Dataplane::load(&LoadOptions {
         pin_dir: config.global.bpf_pin_path.clone(),
         capacity: Capacity {
             conntrack: config.global.conntrack_size,
@@ -88,6 +88,8 @@ fn load_xdp(config: &Config) -> Result<Dataplane> {
         },
     })
     .context("loading the XDP data plane (root, BPF, a bpffs for bpf_pin_path)")?;
+    dp.set_new_flow_limit(config.global.new_flow_limit)
+        .context("setting new_flow_limit")?;
     if dp.adopted() {
         info!(pin_dir = %config.global.bpf_pin_path.display(), "re-using the pinned maps of a previous run");
     }

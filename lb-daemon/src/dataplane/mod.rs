@@ -8,8 +8,10 @@ pub mod bpffs;
 mod counters;
 mod egress;
 pub mod explain;
+mod fastpath;
 pub mod from_config;
 mod helper_program;
+pub mod live;
 pub mod maglev;
 pub mod nat;
 mod object;
@@ -31,8 +33,8 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use lb_common::{
-    capacity, map_names, program_names, Backend, Conn, Counter, FlowKey, NatEntry, NatReal,
-    NeighMiss, ServiceInfo, ServiceKey, Traffic,
+    capacity, flags_index, map_names, program_names, Backend, Conn, Counter, FlowKey, NatEntry,
+    NatReal, NeighMiss, ServiceInfo, ServiceKey, Traffic,
 };
 use tracing::{info, warn};
 
@@ -136,8 +138,10 @@ impl Capacity {
             map_names::SERVICE_STATS => (u32s, size::<Traffic>(), self.services),
             map_names::NAT => (size::<FlowKey>(), size::<NatEntry>(), self.nat),
             map_names::NAT_REALS => (size::<ServiceKey>(), size::<NatReal>(), self.backends),
-            map_names::FLAGS => (u32s, u32s, 1),
+            map_names::FLAGS => (u32s, u32s, flags_index::COUNT),
             map_names::NEIGH_MISS => (size::<NeighMiss>(), size::<u64>(), capacity::NEIGH_MISS),
+            map_names::VIP_FILTER => (u32s, size::<u8>(), capacity::VIP_FILTER_SLOTS),
+            map_names::SERVICE_INFO => (u32s, size::<ServiceInfo>(), self.services),
             _ => (u32s, size::<Traffic>(), self.backends),
         };
         MapShape {
@@ -148,8 +152,9 @@ impl Capacity {
     }
 
     /// The maps whose size is configurable, with their size.
-    fn sized_maps(&self) -> [(&'static str, u32); 8] {
+    fn sized_maps(&self) -> [(&'static str, u32); 9] {
         [
+            (map_names::SERVICE_INFO, self.services),
             (map_names::NAT, self.nat),
             (map_names::NAT_REALS, self.backends),
             (map_names::SERVICES, self.services),
@@ -227,6 +232,8 @@ pub struct Dataplane {
     next_generation: u32,
     attachments: HashMap<u32, Attachment>,
     adopted: bool,
+    /// What `lb_vip_filter` holds.
+    vip_filter: Vec<u8>,
 }
 
 impl Dataplane {
@@ -280,9 +287,11 @@ impl Dataplane {
             next_generation: 1,
             attachments: HashMap::new(),
             adopted,
+            vip_filter: vec![0; capacity::VIP_FILTER_SLOTS as usize],
         };
         if adopted {
             dp.adopt()?;
+            dp.read_vip_filter()?;
             info!(services = dp.services.len(), pin_dir = %dp.pin_dir.display(), "re-using pinned maps");
         }
         Ok(dp)

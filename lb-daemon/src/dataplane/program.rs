@@ -42,6 +42,7 @@ impl Dataplane {
         self.services.insert(id, state);
         result?;
         self.sync_nat_reals()?;
+        self.sync_vip_filter()?;
         debug!(service = %id, ?report, "service programmed");
         Ok(report)
     }
@@ -205,6 +206,7 @@ impl Dataplane {
         state.info.timeout_s = spec.timeout().as_secs().min(u32::MAX as u64) as u32;
         let key = spec.id.key();
         let info = state.info;
+        self.write_service_info(info.id, info)?;
         self.services_map()?
             .insert(key, info, 0)
             .map_err(|source| super::map_err(map_names::SERVICES, source))?;
@@ -283,8 +285,10 @@ impl Dataplane {
         let empty = vec![NO_BACKEND; state.info.ring_size as usize];
         self.write_ring(state.info.ring_offset, &state.ring, &empty)?;
         self.rings.release(state.info.ring_offset);
+        self.write_service_info(state.info.id, ServiceInfo::default())?;
         self.service_ids.release(state.info.id);
         self.sync_nat_reals()?;
+        self.sync_vip_filter()?;
         debug!(service = %id, "service removed");
         Ok(())
     }

@@ -20,12 +20,15 @@ struct Args {
     /// Runs per row; the reported figure is the median of the runs' medians.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// datapath: packets per live-frames run (0: no live-frames rows; `--calls 0`: only those).
+    #[arg(long, default_value_t = 10_000_000)]
+    live_repeat: u32,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     let section = match args.what.as_str() {
-        "datapath" => lb_tests::bench::datapath::run(args.calls, args.runs)?,
+        "datapath" => lb_tests::bench::datapath::run(args.calls, args.runs, args.live_repeat)?,
         "failover" => lb_tests::bench::failover::run()?,
         "health" => lb_tests::bench::health::run()?,
         "master-to-forwarding" => lb_tests::bench::master_to_forwarding::run()?,

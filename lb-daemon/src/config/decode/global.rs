@@ -89,6 +89,10 @@ pub(super) fn decode(d: &mut Decoder<'_>, t: Table<'_, '_>) -> Global {
             .get(d, "nat_table_size")
             .and_then(|f| f.int(d, TABLE_SIZES))
             .unwrap_or(defaults.nat_table_size),
+        new_flow_limit: t
+            .get(d, "new_flow_limit")
+            .and_then(|f| f.int(d, 0..=u32::MAX as i64))
+            .unwrap_or(defaults.new_flow_limit),
     };
     t.finish(d);
     global
