@@ -1,6 +1,8 @@
 //! Development tasks: `cargo xtask <command>` (alias in .cargo/config.toml).
 
 mod build;
+
+mod progress;
 mod setup;
 mod summary;
 mod util;
