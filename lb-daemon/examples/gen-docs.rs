@@ -33,9 +33,13 @@ fn main() -> Result<()> {
 
 /// `name.8` for `cmd`, then `name-sub.8` for each visible subcommand, recursively.
 fn write_pages(cmd: &clap::Command, name: &str, dir: &Path) -> Result<()> {
-    let page = cmd.clone().name(name).section("8");
+    // clap names are &'static str without its `string` feature; a one-shot tool may leak.
+    let page = cmd
+        .clone()
+        .name(&*Box::leak(name.to_string().into_boxed_str()));
     let mut text = Vec::new();
     clap_mangen::Man::new(page)
+        .section("8")
         .render(&mut text)
         .with_context(|| format!("rendering the {name} page"))?;
     let path = dir.join(format!("{name}.8"));
