@@ -1,7 +1,8 @@
 //! systemd's watchdog: a daemon started with `WATCHDOG_USEC` pings `WATCHDOG=1` on
 //! `NOTIFY_SOCKET` from its main loop; while the loop is wedged (the debug build's
 //! `debug-block-loop` control request) the pings stop, and they resume after, so
-//! systemd would have restarted a daemon wedged for longer than `WatchdogSec=`.
+//! systemd would have restarted a daemon wedged for longer than `WatchdogSec=`. Also
+//! the log style: plain text in a file, `<N>` priorities under journald.
 //! Runs `target/debug/lb-daemon` (`cargo build -p lb-daemon`) in a namespace of its own.
 //! Needs root.
 
@@ -35,7 +36,7 @@ impl Drop for Daemon {
     }
 }
 
-fn start(dir: &Path, notify: &Path, watchdog_pid: Option<&str>) -> Daemon {
+fn start(dir: &Path, notify: &Path, watchdog_pid: Option<&str>, extra_env: &[&str]) -> Daemon {
     let ns = Netns::new("lb-wd").unwrap();
     ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
         .unwrap();
@@ -68,7 +69,10 @@ virtual_ipaddress = ["192.0.2.100/32"]
     let watchdog_env = format!("WATCHDOG_USEC={WATCHDOG_USEC}");
     let pid_env = watchdog_pid.map(|pid| format!("WATCHDOG_PID={pid}"));
     let daemon = daemon_bin();
-    let mut argv = vec!["env", "-u", "WATCHDOG_PID", &notify_env, &watchdog_env];
+    // env's options (-u) must come before its assignments.
+    let mut argv = vec!["env", "-u", "WATCHDOG_PID"];
+    argv.extend(extra_env);
+    argv.extend([notify_env.as_str(), watchdog_env.as_str()]);
     argv.extend(pid_env.as_deref());
     argv.extend([daemon.to_str().unwrap(), "run", "--config"]);
     argv.push(config.to_str().unwrap());
@@ -134,7 +138,7 @@ fn collect_until(sock: &UnixDatagram, limit: Duration, want: impl Fn(&str) -> bo
 #[test]
 fn pings_stop_while_the_loop_is_blocked_and_resume_after() {
     let (dir, sock, notify) = setup("lb-wd");
-    let _daemon = start(&dir, &notify, None);
+    let daemon = start(&dir, &notify, None, &["-u", "JOURNAL_STREAM"]);
     wait_ready(&sock);
 
     // The reply itself waits for the loop (one thread), so ask from another thread
@@ -176,6 +180,12 @@ fn pings_stop_while_the_loop_is_blocked_and_resume_after() {
     );
     let before = at + 1;
     let resumed = stamps.len() - before;
+    let log = std::fs::read_to_string(daemon.dir.join("daemon.log")).unwrap();
+    assert!(!log.contains('\x1b'), "colour codes in a log file: {log}");
+    assert!(
+        !log.starts_with('<'),
+        "journal priorities outside journald: {log}"
+    );
     assert!(before >= 3, "pings before the block: {stamps:?}");
     assert!(resumed >= 3, "the pings did not resume: {stamps:?}");
 }
@@ -184,8 +194,21 @@ fn pings_stop_while_the_loop_is_blocked_and_resume_after() {
 fn another_process_watchdog_gets_no_pings() {
     let (dir, sock, notify) = setup("lb-wd-pid");
     // PID 1 is never the daemon: the watchdog is someone else's.
-    let _daemon = start(&dir, &notify, Some("1"));
+    // Under journald too: every log line carries its syslog priority.
+    let daemon = start(&dir, &notify, Some("1"), &["JOURNAL_STREAM=8:12345"]);
     wait_ready(&sock);
     let messages = collect(&sock, Duration::from_secs(1));
     assert_eq!(pings(&messages), 0, "{messages:?}");
+
+    let log = std::fs::read_to_string(daemon.dir.join("daemon.log")).unwrap();
+    assert!(!log.is_empty());
+    assert!(!log.contains('\x1b'), "colour codes in the journal: {log}");
+    for line in log.lines() {
+        let priority = line.strip_prefix('<').and_then(|l| l.chars().next());
+        assert!(
+            priority.is_some_and(|p| p.is_ascii_digit()) && line.get(2..3) == Some(">"),
+            "a line without its <N> priority: {line:?}"
+        );
+    }
+    assert!(log.contains("<6>"), "{log}");
 }

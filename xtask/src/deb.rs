@@ -80,6 +80,7 @@ pub fn build() -> Result<PathBuf> {
             .arg(&deb),
     )?;
     fs::remove_dir_all(&stage)?;
+    fs::remove_file(&daemon)?;
     step.done();
     println!("deb: {}", deb.display());
     Ok(deb)
