@@ -1,6 +1,10 @@
 //! Development tasks: `cargo xtask <command>` (alias in .cargo/config.toml).
 
 mod build;
+mod deb;
+mod man;
+
+mod progress;
 mod setup;
 mod summary;
 mod util;
@@ -55,6 +59,10 @@ enum Task {
         #[arg(last = true)]
         args: Vec<OsString>,
     },
+    /// Man pages and bash/zsh/fish completions from lb-daemon's CLI (target/man).
+    Man,
+    /// The Debian package (target/deb/lb-daemon_VERSION_ARCH.deb).
+    Deb,
     /// Set up, build the eBPF object and run lb-bench.
     Bench {
         /// Benchmark name (e.g. `datapath`); lb-bench checks it.
@@ -67,6 +75,9 @@ enum Task {
 
 /// Tells tests, the daemon and benchmarks which eBPF object to load.
 const OBJECT_ENV: &str = "LB_EBPF_OBJECT";
+
+/// Tells `tests/tests/deb.rs` which package to install.
+const DEB_ENV: &str = "LB_DEB";
 
 fn main() -> ExitCode {
     match run_task(Cli::parse().command) {
@@ -88,6 +99,8 @@ fn run_task(task: Task) -> Result<()> {
         Task::Test { vm, no_vm, args } => test(&args, vm_plan(vm, no_vm, &args)),
         Task::Run { args } => run(args),
         Task::Bench { what, args } => bench(what, &args),
+        Task::Man => man::generate(false).map(drop),
+        Task::Deb => deb::build().map(drop),
     }
 }
 
@@ -143,6 +156,11 @@ fn workspace_tests(args: &[OsString], object: &Path, totals: &mut summary::Total
         cmd.args(["--workspace", "--exclude", "lb-ebpf"]);
     }
     cmd.args(args).env(OBJECT_ENV, object);
+    // The package test installs the package as shipped (release, no lab); built once
+    // here, and only when that test is among those selected.
+    if runs_deb_test(args) {
+        cmd.env(DEB_ENV, deb::build()?);
+    }
     let (counted, result) = summary::run_counted(&mut cmd);
     totals.add(&counted);
     result
@@ -154,6 +172,37 @@ fn selects_packages(args: &[OsString]) -> bool {
         .map(|a| a.to_string_lossy())
         .take_while(|a| a != "--")
         .any(|a| a == "--package" || a.starts_with("--package=") || a.starts_with("-p"))
+}
+
+/// Whether the selected tests may include `lb-tests`' `deb` test: not when packages
+/// other than lb-tests, only library tests, or other test targets are named.
+fn runs_deb_test(args: &[OsString]) -> bool {
+    let cargo: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .take_while(|a| a != "--")
+        .collect();
+    let value_of = |flag: &str, short: Option<&str>| -> Vec<String> {
+        let mut values = Vec::new();
+        for (i, a) in cargo.iter().enumerate() {
+            if a == flag || Some(a.as_str()) == short {
+                values.extend(cargo.get(i + 1).cloned());
+            } else if let Some(v) = a.strip_prefix(&format!("{flag}=")) {
+                values.push(v.to_string());
+            } else if let Some(v) = short.and_then(|s| a.strip_prefix(s)) {
+                values.push(v.to_string());
+            }
+        }
+        values
+    };
+    let packages = value_of("--package", Some("-p"));
+    let tests = value_of("--test", None);
+    let only_lib = cargo
+        .iter()
+        .any(|a| a == "--lib" || a == "--bins" || a == "--doc");
+    (packages.is_empty() || packages.iter().any(|p| p == "lb-tests"))
+        && (tests.is_empty() || tests.iter().any(|t| t == "deb"))
+        && !only_lib
 }
 
 fn run(mut args: Vec<OsString>) -> Result<()> {
@@ -169,8 +218,12 @@ fn run(mut args: Vec<OsString>) -> Result<()> {
 
 fn bench(what: OsString, args: &[OsString]) -> Result<()> {
     setup::setup()?;
+    let health = what == "health";
+    let mut progress = progress::Progress::new("bench", if health { 3 } else { 2 });
     // Benchmarks that run the daemon use the release build.
+    let step = progress.step("build (release)");
     let (object, daemon) = build::build_all()?;
+    step.done();
     let mut cmd = util::host_cargo()?;
     cmd.args([
         "run",
@@ -185,16 +238,20 @@ fn bench(what: OsString, args: &[OsString]) -> Result<()> {
     .args(args)
     .env(OBJECT_ENV, &object)
     .env("LB_DAEMON_BIN", &daemon);
+    let step = progress.step(&format!("lb-bench {}", what.to_string_lossy()));
     util::run(&mut cmd)?;
+    step.done();
     // keepalived's checker, the health benchmark's reference, needs IPVS: it runs, with
     // our daemon at the same load, in the IPVS kernel's VM.
-    if what == "health" {
+    if health {
+        let step = progress.step("keepalived reference (VM)");
         let bench = util::target_dir().join("release").join("lb-bench");
         vm::bench_health_reference(
             &bench,
             &daemon,
             &util::workspace_root().join("docs/benchmarks.md"),
         )?;
+        step.done();
     }
     Ok(())
 }
@@ -253,6 +310,26 @@ mod tests {
         assert!(selects_packages(&os(&["-plb-tests"])));
         assert!(!selects_packages(&os(&["maglev", "--", "-p"])));
         assert!(!selects_packages(&os(&[])));
+    }
+
+    #[test]
+    fn builds_the_package_only_when_its_test_may_run() {
+        let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(runs_deb_test(&os(&[])));
+        assert!(runs_deb_test(&os(&["-p", "lb-tests"])));
+        assert!(runs_deb_test(&os(&["-p", "lb-tests", "--test", "deb"])));
+        assert!(runs_deb_test(&os(&["--package=lb-tests", "--test=deb"])));
+        assert!(!runs_deb_test(&os(&["-p", "lb-daemon"])));
+        assert!(!runs_deb_test(&os(&["-plb-common"])));
+        assert!(!runs_deb_test(&os(&[
+            "-p",
+            "lb-tests",
+            "--test",
+            "watchdog_e2e"
+        ])));
+        assert!(!runs_deb_test(&os(&["--lib"])));
+        // After `--` the arguments are the test binaries'.
+        assert!(runs_deb_test(&os(&["--", "--test", "x"])));
     }
 
     #[test]

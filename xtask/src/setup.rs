@@ -8,6 +8,7 @@ use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 
+use crate::progress::Progress;
 use crate::util;
 
 /// Debian packages the tests, the lab demo and the benchmarks use.
@@ -57,16 +58,29 @@ fn report(step: &str, message: &str) {
 
 pub fn setup() -> Result<()> {
     let root = util::is_root()?;
+    let mut progress = Progress::new("setup", 6);
+    let step = progress.step("nightly toolchain");
     nightly_toolchain()?;
     let sysroot = util::nightly_sysroot()?;
+    step.done();
+    let step = progress.step("rust-src");
     rust_src(&sysroot)?;
+    step.done();
+    let step = progress.step("bpf-linker");
     bpf_linker(&sysroot)?;
+    step.done();
 
     // Steps that need root report what is missing instead of failing one by one.
     let mut needs_root = Vec::new();
+    let step = progress.step("apt packages");
     needs_root.extend(apt_packages(root)?);
+    step.done();
+    let step = progress.step("bpffs");
     needs_root.extend(bpffs(root)?);
+    step.done();
+    let step = progress.step("virtme-ng");
     virtme_ng()?;
+    step.done();
     if !needs_root.is_empty() {
         bail!(
             "setup needs root for: {}; re-run `cargo xtask setup` as root",

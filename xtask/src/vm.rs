@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::progress::Progress;
 use crate::util;
 
 /// The test targets (of `lb-tests`) that run in the VM, with their test-binary
@@ -56,9 +57,12 @@ const VM_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Runs the VM tests; adds their `test result:` lines to `totals`.
 pub fn run(object: &Path, totals: &mut crate::summary::Totals) -> Result<()> {
+    let mut progress = Progress::new("vm", 3);
     let kernel = find_kernel(Path::new("/boot"), Path::new("/lib/modules"))?;
     let tests = selected()?;
+    let step = progress.step("building the VM tests");
     let binaries = build_test_binaries(&tests)?;
+    step.done();
     let root = util::workspace_root();
     let out_dir = util::target_dir().join("vm");
     if out_dir.exists() {
@@ -75,10 +79,11 @@ pub fn run(object: &Path, totals: &mut crate::summary::Totals) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let started = Instant::now();
+    let step = progress.step("booting the VM and running the tests");
     let status = boot(&kernel, &script, &out_dir)?;
+    step.done();
     let console = out_dir.join("console.log");
-    println!("vm: finished in {:.0?}", started.elapsed());
+    let step = progress.step("collecting the results");
     let mut failed = Vec::new();
     for (name, _) in &binaries {
         let log = fs::read_to_string(out_dir.join(format!("{name}.log"))).unwrap_or_default();
@@ -90,6 +95,7 @@ pub fn run(object: &Path, totals: &mut crate::summary::Totals) -> Result<()> {
             Err(_) => failed.push(format!("{name} (did not run)")),
         }
     }
+    step.done();
     if !failed.is_empty() {
         bail!(
             "VM tests failed: {} (vng {status}; console in {})",

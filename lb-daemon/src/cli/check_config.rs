@@ -52,3 +52,37 @@ pub fn run(path: &Path) -> Result<()> {
     println!("{}: OK", path.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// The Debian package's /etc/lb/lb.toml.
+    const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/debian/lb.toml");
+
+    /// The shipped file with its commented example sections and keys uncommented.
+    fn uncommented(text: &str) -> String {
+        text.lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest) if rest.starts_with('[') || rest.contains(" = ") => rest,
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_packaged_configuration_and_its_example_are_valid() {
+        let dir = std::env::temp_dir().join(crate::netns::unique_name("lb-conffile"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = std::fs::read_to_string(SHIPPED).unwrap();
+        let example = dir.join("example.toml");
+        std::fs::write(&example, uncommented(&text)).unwrap();
+        for path in [std::path::Path::new(SHIPPED), &example] {
+            if let Err(errors) = crate::convert::load(path) {
+                panic!("{}: {errors}", path.display());
+            }
+        }
+        let loaded = crate::convert::load(&example).ok().unwrap().loaded;
+        assert_eq!(loaded.config.vrrp_instances.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

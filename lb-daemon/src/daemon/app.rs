@@ -35,6 +35,7 @@ use super::{
     snapshot::Snapshot,
     systemd,
     view::View,
+    watchdog,
 };
 use crate::{
     bgp::vip_link::VipLink,
@@ -90,8 +91,10 @@ async fn serve(path: &Path, config: config::Config, load: LoadConfig) -> Result<
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let (mut daemon, mut reloads) = Daemon::start(path, config, load).await?;
+    let mut watchdog = watchdog::Pinger::new(watchdog::from_env());
     let stop = loop {
         tokio::select! {
+            () = watchdog.tick() => systemd::watchdog(),
             _ = term.recv() => break Stop::Shutdown { drain: true },
             _ = int.recv() => break Stop::Shutdown { drain: true },
             _ = hup.recv() => {
@@ -116,6 +119,12 @@ async fn serve(path: &Path, config: config::Config, load: LoadConfig) -> Result<
                 }
                 Action::Undrain => {
                     let _ = req.reply.send(daemon.ask_announcer(|reply| Cmd::Undrain { reply }).await);
+                }
+                #[cfg(debug_assertions)]
+                Action::DebugBlockLoop(how_long) => {
+                    let _ = req.reply.send(Ok(format!("blocking the main loop for {how_long:?}")));
+                    // Blocks the whole (current-thread) runtime, as a wedged daemon would.
+                    std::thread::sleep(how_long);
                 }
             },
         }

@@ -60,6 +60,9 @@ pub enum Action {
     },
     Drain,
     Undrain,
+    /// Debug builds only: block the main loop this long (the watchdog test's wedge).
+    #[cfg(debug_assertions)]
+    DebugBlockLoop(Duration),
 }
 
 /// The answer to `reload` (and to a request the daemon could not serve).
@@ -283,11 +286,27 @@ async fn answer(
         }
         "drain" => ask_daemon(reload, Action::Drain).await,
         "undrain" => ask_daemon(reload, Action::Undrain).await,
+        #[cfg(debug_assertions)]
+        other if other.starts_with("debug-block-loop ") => match debug_block_secs(other) {
+            Ok(secs) => ask_daemon(reload, Action::DebugBlockLoop(secs)).await,
+            Err(e) => Reply::error(e).to_line(),
+        },
         other => Reply::error(format!(
             "unknown command {other:?} (expected status, reload, drain, undrain, stop, stop no-drain or stop keep-dataplane)"
         ))
         .to_line(),
     }
+}
+
+/// `debug-block-loop SECS` (debug builds only).
+#[cfg(debug_assertions)]
+fn debug_block_secs(command: &str) -> std::result::Result<Duration, String> {
+    let secs = command.trim_start_matches("debug-block-loop").trim();
+    secs.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && (0.0..=300.0).contains(s))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("debug-block-loop: {secs:?} is not a number of seconds (0 to 300)"))
 }
 
 /// Hands a request to the daemon and turns its answer into a reply line.

@@ -17,3 +17,4 @@ pub mod snapshot;
 pub mod status_view;
 pub mod systemd;
 pub mod view;
+pub mod watchdog;

@@ -40,6 +40,11 @@ pub fn reloading() {
     notify(&reloading_message(monotonic_usec()));
 }
 
+/// The main loop is alive (`WatchdogSec=`; see [`super::watchdog`]).
+pub fn watchdog() {
+    notify("WATCHDOG=1");
+}
+
 /// Free-form status shown by `systemctl status`.
 pub fn status(msg: &str) {
     notify(&status_message(msg));

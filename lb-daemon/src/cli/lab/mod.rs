@@ -43,6 +43,7 @@ pub struct LabArgs {
     /// Forwarding mode (keepalived's lb_kind).
     #[arg(long, value_enum, default_value = "dr")]
     pub mode: Mode,
+    /// How many backend namespaces serve TCP behind the VIP.
     #[arg(long, default_value_t = 3)]
     pub backends: usize,
     /// Keep the lab up after the demo until Ctrl-C (to explore it with `ip netns exec`
