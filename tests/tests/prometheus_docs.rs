@@ -17,7 +17,6 @@ use lb_daemon::daemon::{
 };
 use lb_tests::prometheus::{dashboard_exprs, docs_dir};
 
-
 fn promtool(args: &[&str]) -> String {
     let out = Command::new("promtool")
         .args(args)
