@@ -65,7 +65,8 @@ enum Task {
     Deb,
     /// Set up, build the eBPF object and run lb-bench.
     Bench {
-        /// Benchmark name (e.g. `datapath`); lb-bench checks it.
+        /// Benchmark name (e.g. `datapath`; `plot` redraws the charts from
+        /// docs/benchmarks.md); lb-bench checks it.
         what: OsString,
         /// Extra lb-bench arguments.
         #[arg(last = true)]
@@ -217,6 +218,10 @@ fn run(mut args: Vec<OsString>) -> Result<()> {
 }
 
 fn bench(what: OsString, args: &[OsString]) -> Result<()> {
+    // Redrawing the charts from the recorded tables needs no set-up nor eBPF object.
+    if what == "plot" {
+        return util::run(lb_bench()?.arg("plot").args(args));
+    }
     setup::setup()?;
     let health = what == "health";
     let mut progress = progress::Progress::new("bench", if health { 3 } else { 2 });
@@ -224,20 +229,11 @@ fn bench(what: OsString, args: &[OsString]) -> Result<()> {
     let step = progress.step("build (release)");
     let (object, daemon) = build::build_all()?;
     step.done();
-    let mut cmd = util::host_cargo()?;
-    cmd.args([
-        "run",
-        "--release",
-        "--package",
-        "lb-tests",
-        "--bin",
-        "lb-bench",
-        "--",
-    ])
-    .arg(&what)
-    .args(args)
-    .env(OBJECT_ENV, &object)
-    .env("LB_DAEMON_BIN", &daemon);
+    let mut cmd = lb_bench()?;
+    cmd.arg(&what)
+        .args(args)
+        .env(OBJECT_ENV, &object)
+        .env("LB_DAEMON_BIN", &daemon);
     let step = progress.step(&format!("lb-bench {}", what.to_string_lossy()));
     util::run(&mut cmd)?;
     step.done();
@@ -251,9 +247,26 @@ fn bench(what: OsString, args: &[OsString]) -> Result<()> {
             &daemon,
             &util::workspace_root().join("docs/benchmarks.md"),
         )?;
+        // The VM wrote its table into a copy: the health chart is redrawn here.
+        util::run(lb_bench()?.arg("plot"))?;
         step.done();
     }
     Ok(())
+}
+
+/// `cargo run --release -p lb-tests --bin lb-bench --`, arguments to follow.
+fn lb_bench() -> Result<Command> {
+    let mut cmd = util::host_cargo()?;
+    cmd.args([
+        "run",
+        "--release",
+        "--package",
+        "lb-tests",
+        "--bin",
+        "lb-bench",
+        "--",
+    ]);
+    Ok(cmd)
 }
 
 /// Replaces xtask with `cmd`, so its exit status and signals (Ctrl-C) are the daemon's.

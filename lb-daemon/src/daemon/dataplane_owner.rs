@@ -473,25 +473,24 @@ impl Owner {
         }
     }
 
-    async fn become_master(&mut self, instance: &str) -> Result<()> {
-        self.masters.insert(instance.to_string());
-        let mine: Vec<ServiceId> = self
-            .services
+    /// The services gated by `instance`'s VRRP state.
+    fn services_of(&self, instance: &str) -> Vec<ServiceId> {
+        self.services
             .iter()
             .filter(|s| s.instance.as_deref() == Some(instance))
             .map(|s| s.id)
-            .collect();
+            .collect()
+    }
+
+    async fn become_master(&mut self, instance: &str) -> Result<()> {
+        self.masters.insert(instance.to_string());
+        let mine = self.services_of(instance);
         self.serve_all(&mine).await
     }
 
     fn left_master(&mut self, instance: &str) {
         self.masters.remove(instance);
-        let mine: Vec<ServiceId> = self
-            .services
-            .iter()
-            .filter(|s| s.instance.as_deref() == Some(instance))
-            .map(|s| s.id)
-            .collect();
+        let mine = self.services_of(instance);
         self.retire_counters(&mine);
         for id in mine {
             self.unserve(&id);

@@ -4,5 +4,6 @@ pub mod datapath;
 pub mod failover;
 pub mod health;
 pub mod master_to_forwarding;
+pub mod plot;
 pub mod report;
 pub mod scaleout;

@@ -9,7 +9,8 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about = "lb benchmarks; results are written to docs/benchmarks.md")]
 struct Args {
-    /// What to measure: datapath, failover, health, master-to-forwarding, scaleout
+    /// What to measure: datapath, failover, health, master-to-forwarding, scaleout; or
+    /// `plot` to redraw the charts from the tables already in the file
     what: String,
     /// Markdown file to update (its section for this benchmark is replaced).
     #[arg(long, default_value = "docs/benchmarks.md")]
@@ -27,6 +28,9 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.what == "plot" {
+        return plot(&args.output);
+    }
     let section = match args.what.as_str() {
         "datapath" => lb_tests::bench::datapath::run(args.calls, args.runs, args.live_repeat)?,
         "failover" => lb_tests::bench::failover::run()?,
@@ -36,12 +40,20 @@ fn main() -> Result<()> {
         // Run by `cargo xtask bench health` inside the IPVS kernel's VM.
         "health-reference" => lb_tests::bench::health::run_reference()?,
         other => bail!(
-            "unknown benchmark {other:?}; available: datapath, failover, health, master-to-forwarding, scaleout (health-reference runs in the IPVS VM)"
+            "unknown benchmark {other:?}; available: datapath, failover, health, master-to-forwarding, scaleout, plot (health-reference runs in the IPVS VM)"
         ),
     };
     println!("{section}");
     lb_tests::bench::report::write_section(&args.output, &args.what, &section)
         .with_context(|| format!("writing {}", args.output.display()))?;
     println!("written to {}", args.output.display());
+    plot(&args.output)
+}
+
+/// Redraws the SVG charts of the tables in `doc` (docs/benchmarks/*.svg).
+fn plot(doc: &std::path::Path) -> Result<()> {
+    for chart in lb_tests::bench::plot::render(doc)? {
+        println!("chart: {}", chart.display());
+    }
     Ok(())
 }
