@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lb_daemon::config::{Config, Diagnostic, LbAlgo, LbKind};
+use lb_daemon::config::{AuthType, Config, Diagnostic, LbAlgo, LbKind};
 use lb_daemon::convert::convert_file;
 
 fn fixtures() -> PathBuf {
@@ -123,6 +123,17 @@ fn sample_styles_keep_their_meaning() {
     assert_eq!(vi.track_script[1].weight, -30);
     assert_eq!(vi.track_file[0].weight, -10);
     assert_eq!(vi.track_interface[0].weight, -20);
+    let ah = load(&fixtures().join("ok/sample_ah.conf"), "lb1");
+    for (name, pass) in [("VI_AH_OWNER", "ah-key-1"), ("VI_AH", "longer-t")] {
+        let auth = ah
+            .vrrp_instance(name)
+            .unwrap()
+            .authentication
+            .clone()
+            .unwrap();
+        assert_eq!(auth.auth_type, AuthType::Ah);
+        assert_eq!(auth.auth_pass, pass);
+    }
     let unicast = load(&fixtures().join("ok/sample_unicast.conf"), "lb1");
     assert_eq!(
         unicast.vrrp_instance("VI_UNICAST").unwrap().unicast_peers[0].to_string(),

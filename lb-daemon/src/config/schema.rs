@@ -279,7 +279,7 @@ impl VrrpInstance {
     }
 }
 
-/// `authentication = { auth_type = "PASS", auth_pass = "…" }`.
+/// `authentication = { auth_type = "PASS" | "AH", auth_pass = "…" }`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Authentication {
     pub auth_type: AuthType,
@@ -287,10 +287,12 @@ pub struct Authentication {
     pub auth_pass: String,
 }
 
-/// Only the simple password: keepalived's IPsec AH variant is not supported.
+/// VRRPv2 authentication: keepalived's simple password (`PASS`, in every advert) or IPsec
+/// AH (`AH`: HMAC-MD5-96 keyed with the password, with anti-replay sequence numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AuthType {
     Pass,
+    Ah,
 }
 
 /// Scripts run on state changes (keepalived's `notify_*` keys).

@@ -802,9 +802,37 @@ fn authentication_rules() {
         .message
         .starts_with("ignored: VRRPv3 has no authentication"));
 
-    let e = error(&auth(2, "AH", "secret"));
+    // IPsec AH: loaded; keepalived's rules: an AH non-owner starts as BACKUP, an
+    // IPv6 instance (which is VRRPv3) has none (warnings).
+    let loaded = load(&auth(2, "AH", "secret"));
+    let vi = &loaded.config.vrrp_instances[0];
+    assert_eq!(
+        vi.authentication.as_ref().map(|a| a.auth_type),
+        Some(AuthType::Ah)
+    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let master = format!(
+        "{}state = \"MASTER\"\npriority = 150\n",
+        auth(2, "ah", "secret")
+    );
+    let loaded = load(&master);
+    assert_eq!(loaded.config.vrrp_instances[0].state, InitialState::Backup);
+    assert!(loaded.warnings[0]
+        .message
+        .contains("state MASTER becomes BACKUP"));
+    assert_eq!(at(&loaded.warnings[0]), (7, 18));
+    let owner = format!(
+        "{}state = \"MASTER\"\npriority = 255\n",
+        auth(2, "AH", "secret")
+    );
+    let loaded = load(&owner);
+    assert_eq!(loaded.config.vrrp_instances[0].state, InitialState::Master);
+    let v6 = auth(2, "AH", "secret").replace("198.18.0.100", "2001:db8::100");
+    let loaded = load(&v6.replace("version = 2", "version = 3"));
+    assert_eq!(loaded.config.vrrp_instances[0].authentication, None);
+    let e = error(&auth(2, "ESP", "secret"));
     assert_eq!(e.key, "vrrp_instance \"VI_1\".authentication.auth_type");
-    assert_eq!(e.message, "IPsec AH authentication is not supported");
+    assert_eq!(e.message, "unknown value `ESP`");
     let e = error(&auth(2, "PSS", "secret"));
     assert_eq!(e.hint.as_deref(), Some("did you mean `PASS`?"));
 }

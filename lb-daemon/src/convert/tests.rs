@@ -29,6 +29,20 @@ fn vi(body: &str) -> String {
 }
 
 #[test]
+fn auth_type_ah_converts() {
+    let toml = convert(&vi(
+        " virtual_ipaddress {\n  10.0.0.1\n }\n authentication {\n  auth_type ah\n  auth_pass s3cret\n }",
+    ));
+    assert!(
+        toml.contains("authentication = { auth_type = \"AH\", auth_pass = \"s3cret\" }"),
+        "{toml}"
+    );
+    let bad = errors(&vi(" authentication {\n  auth_type ESP\n  auth_pass x\n }"));
+    assert_eq!((bad[0].line, bad[0].column), (5, 13));
+    assert!(bad[0].hint.as_deref().unwrap().contains("auth_type AH"));
+}
+
+#[test]
 fn comments_quotes_and_attached_braces() {
     let toml = convert(
         "! bang\nvrrp_script s{ script \"echo # not a comment\" # comment\n interval 2 }\n",
@@ -96,8 +110,6 @@ fn refused_constructs_say_where_and_what_to_do() {
         .as_deref()
         .unwrap()
         .contains("one `virtual_server ADDR PORT`"));
-    let ah = errors(&vi(" authentication {\n  auth_type AH\n  auth_pass x\n }"));
-    assert_eq!((ah[0].line, ah[0].column), (5, 13));
     let vmac = errors(&vi(" use_vmac"));
     assert!(vmac[0].message.contains("cannot be expressed"), "{vmac:?}");
 }

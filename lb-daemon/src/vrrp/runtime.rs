@@ -19,7 +19,7 @@ use super::{
     packet,
     sync_group::{MemberStatus, SyncGroup},
     track::{self, ScriptState, Tracked},
-    types::{State, Version},
+    types::{InstanceAuth, State, Version},
     vip::Vip,
 };
 use crate::{
@@ -409,10 +409,16 @@ async fn instance_spec(
         interface: inst.interface.clone(),
         vips: vips(inst, &inst.virtual_ipaddress),
         excluded: vips(inst, &inst.virtual_ipaddress_excluded),
-        auth_pass: inst
-            .authentication
-            .as_ref()
-            .map(|a| packet::auth_field(&a.auth_pass).0),
+        auth: match &inst.authentication {
+            None => InstanceAuth::None,
+            Some(a) => {
+                let key = packet::auth_field(&a.auth_pass).0;
+                match a.auth_type {
+                    config::AuthType::Pass => InstanceAuth::Pass(key),
+                    config::AuthType::Ah => InstanceAuth::Ah(key),
+                }
+            }
+        },
         multicast_group: (!inst.is_unicast()).then_some(inst.mcast_group),
         unicast_peers: inst.unicast_peers.clone(),
         garp: GarpPolicy {
@@ -475,7 +481,8 @@ fn notify_scripts(n: &config::Notify) -> NotifyScripts {
 }
 
 /// Whether a changed instance keeps its socket, so the change applies in place: same
-/// interface, VRID, version, family, source address, and multicast group or unicast.
+/// interface, VRID, version, family, source address, multicast group or unicast, and
+/// whether the authentication is IPsec AH.
 fn same_socket(old: &config::VrrpInstance, new: &config::VrrpInstance) -> bool {
     let identity = |i: &config::VrrpInstance| {
         (
@@ -486,6 +493,10 @@ fn same_socket(old: &config::VrrpInstance, new: &config::VrrpInstance) -> bool {
             i.unicast_src_ip,
             i.is_unicast(),
             i.mcast_group,
+            // AH adverts come through an IP protocol 51 socket.
+            i.authentication
+                .as_ref()
+                .is_some_and(|a| a.auth_type == config::AuthType::Ah),
         )
     };
     identity(old) == identity(new)

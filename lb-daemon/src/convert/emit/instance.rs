@@ -239,17 +239,12 @@ fn authentication(ctx: &mut Ctx<'_>, s: &mut Section, stmt: &Stmt, context: &str
                 let Some(w) = a.one(ctx.d) else { continue };
                 match w.text.to_ascii_uppercase().as_str() {
                     "PASS" => auth_type = Some("PASS"),
-                    "AH" => ctx.d.error(
-                        &w.pos,
-                        context,
-                        "IPsec AH authentication cannot be expressed for lb-daemon",
-                        Some("use `auth_type PASS` on every router of the group, or remove authentication".into()),
-                    ),
+                    "AH" => auth_type = Some("AH"),
                     _ => ctx.d.error(
                         &w.pos,
                         context,
                         format!("`{}` is not an auth_type", w.text),
-                        Some("write `auth_type PASS`".into()),
+                        Some("write `auth_type PASS` or `auth_type AH`".into()),
                     ),
                 }
             }

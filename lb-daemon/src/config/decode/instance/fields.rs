@@ -5,7 +5,7 @@ use crate::config::reader::{Decoder, Field};
 use crate::config::schema::{AuthType, Authentication, AUTH_PASS_MAX_LEN};
 
 /// `None`: known to keepalived but refused here.
-const AUTH_TYPES: &[(&str, Option<AuthType>)] = &[("PASS", Some(AuthType::Pass)), ("AH", None)];
+const AUTH_TYPES: &[(&str, AuthType)] = &[("PASS", AuthType::Pass), ("AH", AuthType::Ah)];
 
 /// One `virtual_ipaddress` string, in keepalived's syntax.
 pub(super) fn virtual_address(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<VirtualAddress> {
@@ -30,17 +30,12 @@ pub(super) fn virtual_address(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<
     None
 }
 
-/// `authentication = { auth_type = "PASS", auth_pass = "…" }`.
+/// `authentication = { auth_type = "PASS" | "AH", auth_pass = "…" }`.
 pub(super) fn authentication(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<Authentication> {
     let mut t = f.table(d)?;
-    let auth_type = t.required(d, "auth_type").and_then(|f| {
-        let kind = f.keyword(d, AUTH_TYPES)?;
-        if kind.is_none() {
-            f.error(d, "IPsec AH authentication is not supported")
-                .hint("use auth_type = \"PASS\", or remove authentication");
-        }
-        kind
-    });
+    let auth_type = t
+        .required(d, "auth_type")
+        .and_then(|f| f.keyword(d, AUTH_TYPES));
     let auth_pass = t.required(d, "auth_pass").and_then(|f| {
         let pass = f.string(d)?;
         if pass.len() <= AUTH_PASS_MAX_LEN {

@@ -116,6 +116,8 @@ pub(super) fn decode(
         },
     };
     let (state, priority) = rules::state_and_priority(d, &f);
+    let (authentication, state) =
+        rules::authentication(d, f.authentication, version, family, state, priority);
     let (nopreempt, preempt_delay) = rules::preemption(
         d,
         f.nopreempt.as_ref(),
@@ -123,7 +125,6 @@ pub(super) fn decode(
         state,
         priority,
     );
-    let authentication = rules::authentication(d, f.authentication, version);
 
     let facts = InstanceFacts {
         name: f.name.clone(),
