@@ -14,11 +14,14 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
+use crate::config::{IpRoute, IpRule};
+
 use super::{
     ah::{self, AhError, SeqCounter},
     fsm::{self, Action, Event},
     notify::{Notifier, NotifyScripts, NotifyState, Subject},
     packet::{self, DropReason, Expect},
+    routes,
     socket::{SocketConfig, VrrpSocket},
     types::{Advert, Auth, InstanceAuth, State, Version},
     vip::{self, Vip, VipManager},
@@ -45,6 +48,10 @@ pub struct InstanceSpec {
     pub vips: Vec<Vip>,
     /// `virtual_ipaddress_excluded`: held while master like `vips`, never advertised.
     pub excluded: Vec<Vip>,
+    /// `virtual_routes` / `virtual_rules`: added after the VIPs on becoming master,
+    /// removed before them on leaving it.
+    pub routes: Vec<IpRoute>,
+    pub rules: Vec<IpRule>,
     /// VRRPv2 authentication (v3: always none).
     pub auth: InstanceAuth,
     /// The multicast group, or None for unicast to `unicast_peers`.
@@ -342,6 +349,21 @@ impl Runner {
                     warn!(instance = %name, vip = %v.addr, error = %e, "adding VIP failed");
                 }
             }
+            let handle = self.vips.handle();
+            routes::uninstall(
+                handle,
+                &name,
+                &routes::missing(&self.spec.routes, &spec.routes),
+                &routes::missing(&self.spec.rules, &spec.rules),
+            )
+            .await;
+            routes::install(
+                handle,
+                &name,
+                &routes::missing(&spec.routes, &self.spec.routes),
+                &routes::missing(&spec.rules, &self.spec.rules),
+            )
+            .await;
             if !added.is_empty() || spec.garp != self.spec.garp {
                 if let Some(old) = self.garp.take() {
                     old.abort();
@@ -549,6 +571,13 @@ impl Runner {
                 warn!(instance = %self.spec.fsm.name, vip = %v.addr, error = %e, "adding VIP failed");
             }
         }
+        routes::install(
+            self.vips.handle(),
+            &self.spec.fsm.name,
+            &self.spec.routes,
+            &self.spec.rules,
+        )
+        .await;
         if let Some(old) = self.garp.take() {
             old.abort();
         }
@@ -563,6 +592,13 @@ impl Runner {
         if let Some(garp) = self.garp.take() {
             garp.abort();
         }
+        routes::uninstall(
+            self.vips.handle(),
+            &self.spec.fsm.name,
+            &self.spec.routes,
+            &self.spec.rules,
+        )
+        .await;
         for v in self.spec.held() {
             if let Err(e) = self.vips.remove(v).await {
                 warn!(instance = %self.spec.fsm.name, vip = %v.addr, error = %e, "removing VIP failed");
@@ -759,6 +795,8 @@ mod tests {
                 label: None,
             }],
             excluded: Vec::new(),
+            routes: Vec::new(),
+            rules: Vec::new(),
             auth: InstanceAuth::Pass(packet::auth_field("secret").0),
             multicast_group: (!unicast).then_some(IpAddr::V4(VRRP_GROUP_V4)),
             unicast_peers: if unicast {

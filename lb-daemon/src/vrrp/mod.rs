@@ -15,6 +15,7 @@ pub mod fsm;
 pub mod instance;
 pub mod notify;
 pub mod packet;
+pub mod routes;
 pub mod runtime;
 pub mod socket;
 pub mod sync_group;
