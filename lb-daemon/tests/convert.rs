@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lb_daemon::config::{Config, Diagnostic, LbAlgo, LbKind};
+use lb_daemon::config::{AuthType, Config, Diagnostic, LbAlgo, LbKind};
 use lb_daemon::convert::convert_file;
 
 fn fixtures() -> PathBuf {
@@ -113,9 +113,13 @@ fn sample_styles_keep_their_meaning() {
     assert_eq!(vs.persistence_timeout.unwrap().as_secs(), 50);
     let sync = load(&fixtures().join("ok/sample_sync_group.conf"), "lb1");
     assert_eq!(sync.vrrp_sync_groups[0].group, ["VI_1", "VI_2"]);
+    let vi2 = sync.vrrp_instance("VI_2").unwrap();
     assert_eq!(
-        sync.vrrp_instance("VI_2").unwrap().virtual_ipaddress.len(),
-        2
+        (
+            vi2.virtual_ipaddress.len(),
+            vi2.virtual_ipaddress_excluded.len()
+        ),
+        (1, 1)
     );
     let scripts = load(&fixtures().join("ok/sample_scripts.conf"), "lb1");
     let vi = scripts.vrrp_instance("VI_1").unwrap();
@@ -123,6 +127,30 @@ fn sample_styles_keep_their_meaning() {
     assert_eq!(vi.track_script[1].weight, -30);
     assert_eq!(vi.track_file[0].weight, -10);
     assert_eq!(vi.track_interface[0].weight, -20);
+    let ah = load(&fixtures().join("ok/sample_ah.conf"), "lb1");
+    for (name, pass) in [("VI_AH_OWNER", "ah-key-1"), ("VI_AH", "longer-t")] {
+        let auth = ah
+            .vrrp_instance(name)
+            .unwrap()
+            .authentication
+            .clone()
+            .unwrap();
+        assert_eq!(auth.auth_type, AuthType::Ah);
+        assert_eq!(auth.auth_pass, pass);
+    }
+    let routes = load(&fixtures().join("ok/sample_routes.conf"), "lb1");
+    let vi = routes.vrrp_instance("VI_ROUTES").unwrap();
+    assert_eq!(vi.virtual_ipaddress_excluded.len(), 2);
+    assert_eq!((vi.virtual_routes.len(), vi.virtual_rules.len()), (3, 3));
+    let statics = &routes.static_network;
+    assert_eq!(
+        (
+            statics.ipaddress.len(),
+            statics.routes.len(),
+            statics.rules.len()
+        ),
+        (1, 2, 1)
+    );
     let unicast = load(&fixtures().join("ok/sample_unicast.conf"), "lb1");
     assert_eq!(
         unicast.vrrp_instance("VI_UNICAST").unwrap().unicast_peers[0].to_string(),

@@ -250,6 +250,8 @@ pub struct Ours<'a> {
     pub version: u8,
     pub advert_int: &'a str,
     pub password: Option<&'a str>,
+    /// With a password: IPsec AH (`auth_type AH`) instead of the simple password.
+    pub ah: bool,
     pub vip: &'a str,
     pub unicast: Option<(&'a str, &'a [&'a str])>,
     pub nopreempt: bool,
@@ -268,8 +270,9 @@ impl Ours<'_> {
             self.vip
         );
         if let Some(p) = self.password {
+            let kind = if self.ah { "AH" } else { "PASS" };
             s.push_str(&format!(
-                "authentication = {{ auth_type = \"PASS\", auth_pass = \"{p}\" }}\n"
+                "authentication = {{ auth_type = \"{kind}\", auth_pass = \"{p}\" }}\n"
             ));
         }
         if let Some((src, peers)) = self.unicast {
@@ -293,8 +296,9 @@ pub fn keepalived_conf(o: &Ours<'_>) -> String {
         o.name, o.state, o.priority, o.advert_int.trim_matches('"'), o.version
     );
     if let Some(p) = o.password {
+        let kind = if o.ah { "AH" } else { "PASS" };
         s.push_str(&format!(
-            "  authentication {{\n    auth_type PASS\n    auth_pass {p}\n  }}\n"
+            "  authentication {{\n    auth_type {kind}\n    auth_pass {p}\n  }}\n"
         ));
     }
     if let Some((src, peers)) = o.unicast {

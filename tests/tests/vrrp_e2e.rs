@@ -24,6 +24,7 @@ fn node<'a>(
         version,
         advert_int,
         password,
+        ah: false,
         vip: "198.18.0.100/24",
         unicast: None,
         nopreempt: false,

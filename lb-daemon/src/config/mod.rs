@@ -29,6 +29,7 @@ mod duration;
 pub mod file_text;
 mod interfaces;
 mod reader;
+pub mod route;
 mod schema;
 mod source;
 pub(crate) mod suggest;
@@ -46,6 +47,7 @@ pub use availability::check_availability;
 pub use diagnostic::{cap, ConfigErrors, Diagnostic, Invalid, Severity, MAX_ERRORS};
 pub use duration::{parse_duration, DurationError};
 pub use interfaces::check_interfaces;
+pub use route::{IpRoute, IpRule, Prefix, RouteError, RuleAction};
 pub use schema::*;
 
 use reader::Decoder;
@@ -126,6 +128,7 @@ impl Config {
                 vrrp_sync_groups: decoded.groups,
                 virtual_servers: decoded.virtual_servers,
                 bgp: decoded.bgp,
+                static_network: decoded.static_network,
                 source,
             },
             warnings,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::address::{AddressFamily, VirtualAddress};
 use super::check::CheckSpec;
+use super::route::{IpRoute, IpRule};
 use super::source::SourceIndex;
 
 pub use lb_common::Protocol;
@@ -52,6 +53,8 @@ pub struct Config {
     pub virtual_servers: Vec<VirtualServer>,
     /// `[bgp]`: defaults when absent (used only when a virtual server announces by BGP).
     pub bgp: Bgp,
+    /// `[static]`: keepalived's `static_ipaddress`, `static_routes`, `static_rules`.
+    pub static_network: StaticNetwork,
     /// Where each key was written, for diagnostics issued after loading.
     pub(crate) source: SourceIndex,
 }
@@ -262,6 +265,10 @@ pub struct VrrpInstance {
     /// but not carried in adverts, so of any family (a dual-stack instance: an IPv6
     /// address beside an IPv4 instance's).
     pub virtual_ipaddress_excluded: Vec<VirtualAddress>,
+    /// `virtual_routes`: added while MASTER, removed when leaving it (keepalived's syntax).
+    pub virtual_routes: Vec<IpRoute>,
+    /// `virtual_rules`: policy rules added while MASTER.
+    pub virtual_rules: Vec<IpRule>,
     pub track_interface: Vec<TrackInterface>,
     pub track_script: Vec<TrackScript>,
     pub track_file: Vec<TrackFile>,
@@ -279,7 +286,23 @@ impl VrrpInstance {
     }
 }
 
-/// `authentication = { auth_type = "PASS", auth_pass = "…" }`.
+/// `[static]`: addresses, routes and rules the daemon adds at start and removes at stop,
+/// whatever the VRRP states (keepalived's `static_ipaddress`, `static_routes`,
+/// `static_rules`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StaticNetwork {
+    pub ipaddress: Vec<VirtualAddress>,
+    pub routes: Vec<IpRoute>,
+    pub rules: Vec<IpRule>,
+}
+
+impl StaticNetwork {
+    pub fn is_empty(&self) -> bool {
+        self.ipaddress.is_empty() && self.routes.is_empty() && self.rules.is_empty()
+    }
+}
+
+/// `authentication = { auth_type = "PASS" | "AH", auth_pass = "…" }`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Authentication {
     pub auth_type: AuthType,
@@ -287,10 +310,12 @@ pub struct Authentication {
     pub auth_pass: String,
 }
 
-/// Only the simple password: keepalived's IPsec AH variant is not supported.
+/// VRRPv2 authentication: keepalived's simple password (`PASS`, in every advert) or IPsec
+/// AH (`AH`: HMAC-MD5-96 keyed with the password, with anti-replay sequence numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AuthType {
     Pass,
+    Ah,
 }
 
 /// Scripts run on state changes (keepalived's `notify_*` keys).

@@ -802,9 +802,37 @@ fn authentication_rules() {
         .message
         .starts_with("ignored: VRRPv3 has no authentication"));
 
-    let e = error(&auth(2, "AH", "secret"));
+    // IPsec AH: loaded; keepalived's rules: an AH non-owner starts as BACKUP, an
+    // IPv6 instance (which is VRRPv3) has none (warnings).
+    let loaded = load(&auth(2, "AH", "secret"));
+    let vi = &loaded.config.vrrp_instances[0];
+    assert_eq!(
+        vi.authentication.as_ref().map(|a| a.auth_type),
+        Some(AuthType::Ah)
+    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let master = format!(
+        "{}state = \"MASTER\"\npriority = 150\n",
+        auth(2, "ah", "secret")
+    );
+    let loaded = load(&master);
+    assert_eq!(loaded.config.vrrp_instances[0].state, InitialState::Backup);
+    assert!(loaded.warnings[0]
+        .message
+        .contains("state MASTER becomes BACKUP"));
+    assert_eq!(at(&loaded.warnings[0]), (7, 18));
+    let owner = format!(
+        "{}state = \"MASTER\"\npriority = 255\n",
+        auth(2, "AH", "secret")
+    );
+    let loaded = load(&owner);
+    assert_eq!(loaded.config.vrrp_instances[0].state, InitialState::Master);
+    let v6 = auth(2, "AH", "secret").replace("198.18.0.100", "2001:db8::100");
+    let loaded = load(&v6.replace("version = 2", "version = 3"));
+    assert_eq!(loaded.config.vrrp_instances[0].authentication, None);
+    let e = error(&auth(2, "ESP", "secret"));
     assert_eq!(e.key, "vrrp_instance \"VI_1\".authentication.auth_type");
-    assert_eq!(e.message, "IPsec AH authentication is not supported");
+    assert_eq!(e.message, "unknown value `ESP`");
     let e = error(&auth(2, "PSS", "secret"));
     assert_eq!(e.hint.as_deref(), Some("did you mean `PASS`?"));
 }
@@ -1071,4 +1099,39 @@ fn metrics_off_the_loopback_is_a_warning() {
         open.warnings[0]
     );
     assert_eq!((open.warnings[0].line, open.warnings[0].column), (2, 18));
+}
+
+#[test]
+fn routes_rules_and_static_network() {
+    let text = format!(
+        "{BASE}virtual_routes = [\"10.1.0.0/16 via 198.18.0.254 dev eth0\"]\nvirtual_rules = [\"from 198.18.0.100 table 100\", \"to 10.0.0.0/8 table 5 preference 7\"]\n\n[static]\nipaddress = [\"192.0.2.5/24 dev eth0\"]\nroutes = [\"blackhole 10.9.0.0/16\"]\nrules = [\"fwmark 1 table 9\"]\n"
+    );
+    let loaded = load(&text);
+    let vi = &loaded.config.vrrp_instances[0];
+    assert_eq!(vi.virtual_routes[0].via, Some(ip("198.18.0.254")));
+    // keepalived's automatic preferences: static rules first, counting down from 16384.
+    assert_eq!(loaded.config.static_network.rules[0].priority, Some(16384));
+    assert_eq!(vi.virtual_rules[0].priority, Some(16383));
+    assert_eq!(vi.virtual_rules[1].priority, Some(7));
+    assert_eq!(loaded.config.static_network.routes[0].kind, 6);
+    let mut warned: Vec<(usize, usize)> = loaded.warnings.iter().map(at).collect();
+    warned.sort();
+    assert_eq!(warned, vec![(7, 18), (12, 10)], "{:#?}", loaded.warnings);
+
+    let e = error(&format!("{BASE}virtual_routes = [\"10.1.0.0/16 via\"]\n"));
+    assert_eq!(at(&e), (6, 19));
+    assert_eq!(e.message, "route `10.1.0.0/16 via`: `via` needs a value");
+    assert!(e
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("10.1.0.0/16 via 192.168.1.1 dev eth0"));
+    let e = error(&format!("{BASE}virtual_rules = [\"from 10.0.0.0/8\"]\n"));
+    assert!(e.message.contains("no action"), "{e:?}");
+    let e = error(&format!(
+        "{BASE}\n[static]\nipaddress = [\"192.0.2.5/24\"]\n"
+    ));
+    assert_eq!(e.message, "static address 192.0.2.5 has no interface");
+    let e = error(&format!("{BASE}\n[static]\nstatic_routes = []\n"));
+    assert!(e.hint.as_deref().unwrap().contains("`routes`"), "{e:?}");
 }

@@ -29,6 +29,20 @@ fn vi(body: &str) -> String {
 }
 
 #[test]
+fn auth_type_ah_converts() {
+    let toml = convert(&vi(
+        " virtual_ipaddress {\n  10.0.0.1\n }\n authentication {\n  auth_type ah\n  auth_pass s3cret\n }",
+    ));
+    assert!(
+        toml.contains("authentication = { auth_type = \"AH\", auth_pass = \"s3cret\" }"),
+        "{toml}"
+    );
+    let bad = errors(&vi(" authentication {\n  auth_type ESP\n  auth_pass x\n }"));
+    assert_eq!((bad[0].line, bad[0].column), (5, 13));
+    assert!(bad[0].hint.as_deref().unwrap().contains("auth_type AH"));
+}
+
+#[test]
 fn comments_quotes_and_attached_braces() {
     let toml = convert(
         "! bang\nvrrp_script s{ script \"echo # not a comment\" # comment\n interval 2 }\n",
@@ -96,8 +110,6 @@ fn refused_constructs_say_where_and_what_to_do() {
         .as_deref()
         .unwrap()
         .contains("one `virtual_server ADDR PORT`"));
-    let ah = errors(&vi(" authentication {\n  auth_type AH\n  auth_pass x\n }"));
-    assert_eq!((ah[0].line, ah[0].column), (5, 13));
     let vmac = errors(&vi(" use_vmac"));
     assert!(vmac[0].message.contains("cannot be expressed"), "{vmac:?}");
 }
@@ -247,4 +259,32 @@ fn include_of_a_device_or_a_bad_file_says_what_it_is() {
     let e = super::convert_file(&dir.join("bad.conf"), "x").unwrap_err();
     assert_eq!((e.errors[0].line, e.errors[0].column), (2, 14));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn routes_rules_and_static_blocks_convert_and_errors_point_at_the_line() {
+    let toml = convert(&format!(
+        "static_routes {{\n 10.9.0.0/16 dev lo\n}}\n{}",
+        vi(" virtual_ipaddress {\n  10.0.0.1\n }\n virtual_ipaddress_excluded {\n  10.0.0.2\n }\n virtual_rules {\n  from 10.0.0.1 table 7 preference 3\n }")
+    ));
+    assert!(
+        toml.contains("[static]\nroutes = [\"10.9.0.0/16 dev lo\"]"),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("virtual_ipaddress_excluded = [\"10.0.0.2\"]"),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("virtual_rules = [\"from 10.0.0.1 table 7 preference 3\"]"),
+        "{toml}"
+    );
+    let bad = errors(&vi(
+        " virtual_routes {\n  10.1.0.0/16 via 10.0.0.1\n  10.2.0.0/16 frob\n }",
+    ));
+    assert_eq!((bad[0].line, bad[0].column), (6, 3));
+    assert!(bad[0].message.contains("unknown keyword `frob`"), "{bad:?}");
+    let bad = errors("static_ipaddress {\n 192.0.2.1/24\n}\n");
+    assert_eq!(bad[0].line, 2);
+    assert!(bad[0].hint.as_deref().unwrap().contains("dev IFACE"));
 }

@@ -7,10 +7,12 @@
 //! - [`link`]: interface facts and lookup by name or index.
 //! - [`address`]: listing, adding and removing addresses on a link.
 //! - [`neigh`]: next-hop resolution through routes and the neighbour table.
+//! - [`route`]: adding and removing routes and policy rules (keepalived's syntax).
 
 pub mod address;
 pub mod checksum;
 pub mod link;
 pub mod neigh;
 pub mod proto;
+pub mod route;
 pub mod rtnl;

@@ -14,12 +14,16 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
+use crate::config::{IpRoute, IpRule};
+
 use super::{
+    ah::{self, AhError, SeqCounter},
     fsm::{self, Action, Event},
     notify::{Notifier, NotifyScripts, NotifyState, Subject},
     packet::{self, DropReason, Expect},
+    routes,
     socket::{SocketConfig, VrrpSocket},
-    types::{Advert, State, Version},
+    types::{Advert, Auth, InstanceAuth, State, Version},
     vip::{self, Vip, VipManager},
 };
 
@@ -44,7 +48,12 @@ pub struct InstanceSpec {
     pub vips: Vec<Vip>,
     /// `virtual_ipaddress_excluded`: held while master like `vips`, never advertised.
     pub excluded: Vec<Vip>,
-    pub auth_pass: Option<[u8; 8]>,
+    /// `virtual_routes` / `virtual_rules`: added after the VIPs on becoming master,
+    /// removed before them on leaving it.
+    pub routes: Vec<IpRoute>,
+    pub rules: Vec<IpRule>,
+    /// VRRPv2 authentication (v3: always none).
+    pub auth: InstanceAuth,
     /// The multicast group, or None for unicast to `unicast_peers`.
     pub multicast_group: Option<IpAddr>,
     pub unicast_peers: Vec<IpAddr>,
@@ -158,6 +167,7 @@ pub fn spawn(
         family_v6: spec.fsm.primary_address.is_ipv6(),
         src: spec.fsm.primary_address,
         multicast_group: spec.multicast_group,
+        ah_key: spec.auth.ah_key(),
     })
     .map_err(|e| {
         anyhow::anyhow!(
@@ -202,6 +212,7 @@ pub fn spawn(
         timers: Timers::default(),
         garp: None,
         drop_log: DropLog::default(),
+        ah_seq: SeqCounter::default(),
     };
     let task = tokio::spawn(runner.run(cmd_rx));
     Ok(InstanceHandle {
@@ -250,6 +261,8 @@ struct Runner {
     /// The gratuitous-ARP task of the current mastership.
     garp: Option<tokio::task::JoinHandle<()>>,
     drop_log: DropLog,
+    /// `auth_type AH`: keepalived's one sequence counter, for sending and receiving.
+    ah_seq: SeqCounter,
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -336,6 +349,21 @@ impl Runner {
                     warn!(instance = %name, vip = %v.addr, error = %e, "adding VIP failed");
                 }
             }
+            let handle = self.vips.handle();
+            routes::uninstall(
+                handle,
+                &name,
+                &routes::missing(&self.spec.routes, &spec.routes),
+                &routes::missing(&self.spec.rules, &spec.rules),
+            )
+            .await;
+            routes::install(
+                handle,
+                &name,
+                &routes::missing(&spec.routes, &self.spec.routes),
+                &routes::missing(&spec.rules, &self.spec.rules),
+            )
+            .await;
             if !added.is_empty() || spec.garp != self.spec.garp {
                 if let Some(old) = self.garp.take() {
                     old.abort();
@@ -396,7 +424,7 @@ impl Runner {
         Expect {
             version: self.spec.fsm.version,
             vrid: self.spec.fsm.vrid,
-            auth_pass: self.spec.auth_pass,
+            auth: self.spec.auth.wire(),
             interval_cs: self.spec.fsm.advert_interval_cs,
             multicast: self.spec.multicast_group.is_some(),
             addresses: self.spec.vips.iter().map(|v| v.addr).collect(),
@@ -413,9 +441,13 @@ impl Runner {
     }
 
     async fn on_packet(&mut self, r: super::socket::Received) {
-        match screen(&self.spec, &self.expect(), &r) {
-            Screened::Accept(advert) => {
+        let expect = self.expect();
+        match screen(&self.spec, &expect, &r, &mut self.ah_seq) {
+            Screened::Accept(advert, seq) => {
                 self.status.send_modify(|s| s.adverts_received += 1);
+                if let Some(seq) = seq {
+                    self.ah_on_advert(&advert, r.src, seq);
+                }
                 self.handle(Event::Advert {
                     from: r.src,
                     priority: advert.priority,
@@ -423,8 +455,24 @@ impl Runner {
                 })
                 .await;
             }
-            Screened::Sibling => {}
+            Screened::Sibling | Screened::Ignore => {}
             Screened::Drop(reason) => self.count_drop(reason, r.src),
+        }
+    }
+
+    /// keepalived's `vrrp_state_master_rx`: a MASTER hearing a lower-priority AH advert
+    /// takes its sequence number plus one ("Syncing seq_num"), so its next adverts are
+    /// accepted by a peer that counted past ours.
+    fn ah_on_advert(&mut self, advert: &Advert, from: IpAddr, seq: u32) {
+        if self.fsm.state() != State::Master {
+            return;
+        }
+        let ours = self.fsm.effective_priority();
+        let lower = advert.priority < ours
+            || (advert.priority == ours && from < self.spec.fsm.primary_address);
+        if advert.priority != 0 && lower {
+            info!(instance = %self.spec.fsm.name, %from, seq, "IPsec AH: syncing the sequence number with a lower-priority advert");
+            self.ah_seq.on_lower_priority(seq);
         }
     }
 
@@ -477,9 +525,9 @@ impl Runner {
             priority,
             interval_cs: self.spec.fsm.advert_interval_cs,
             addresses: self.spec.vips.iter().map(|v| v.addr).collect(),
-            auth_pass: match self.spec.fsm.version {
-                Version::V2 => self.spec.auth_pass,
-                Version::V3 => None,
+            auth: match self.spec.fsm.version {
+                Version::V2 => self.spec.auth.wire(),
+                Version::V3 => Auth::None,
             },
         }
     }
@@ -487,6 +535,8 @@ impl Runner {
     async fn send_advert(&mut self, priority: u8) {
         let advert = self.advert(priority);
         let src = self.spec.fsm.primary_address;
+        // AH: one sequence number per advert, whatever the number of unicast peers.
+        let seq = self.spec.auth.ah_key().map(|_| self.ah_seq.next_to_send());
         let destinations: Vec<IpAddr> = match self.spec.multicast_group {
             Some(group) => vec![group],
             None => self.spec.unicast_peers.clone(),
@@ -499,7 +549,11 @@ impl Runner {
                     return;
                 }
             };
-            match self.socket.send(&bytes, dst).await {
+            let sent = match seq {
+                Some(seq) => self.socket.send_ah(&bytes, dst, seq).await,
+                None => self.socket.send(&bytes, dst).await,
+            };
+            match sent {
                 Ok(()) => self.status.send_modify(|s| s.adverts_sent += 1),
                 Err(e) => {
                     warn!(instance = %self.spec.fsm.name, %dst, error = %e, "sending advert failed")
@@ -509,12 +563,21 @@ impl Runner {
     }
 
     async fn add_vips(&mut self) {
+        // `vrrp_state_goto_master`: a cycled AH counter starts again.
+        self.ah_seq.on_become_master();
         self.gate_become_master().await;
         for v in self.spec.held() {
             if let Err(e) = self.vips.add(v).await {
                 warn!(instance = %self.spec.fsm.name, vip = %v.addr, error = %e, "adding VIP failed");
             }
         }
+        routes::install(
+            self.vips.handle(),
+            &self.spec.fsm.name,
+            &self.spec.routes,
+            &self.spec.rules,
+        )
+        .await;
         if let Some(old) = self.garp.take() {
             old.abort();
         }
@@ -529,6 +592,13 @@ impl Runner {
         if let Some(garp) = self.garp.take() {
             garp.abort();
         }
+        routes::uninstall(
+            self.vips.handle(),
+            &self.spec.fsm.name,
+            &self.spec.routes,
+            &self.spec.rules,
+        )
+        .await;
         for v in self.spec.held() {
             if let Err(e) = self.vips.remove(v).await {
                 warn!(instance = %self.spec.fsm.name, vip = %v.addr, error = %e, "removing VIP failed");
@@ -597,9 +667,12 @@ impl Runner {
 /// What becomes of a received packet.
 #[derive(Debug, PartialEq, Eq)]
 enum Screened {
-    Accept(Advert),
+    /// With `auth_type AH`, the advert's sequence number.
+    Accept(Advert, Option<u32>),
     /// Another instance's advert on the same interface: not ours, not a drop.
     Sibling,
+    /// An AH header protecting another protocol: keepalived ignores it silently.
+    Ignore,
     /// Counted under the reason's label.
     Drop(DropReason),
 }
@@ -607,20 +680,52 @@ enum Screened {
 /// Every check on a received packet, in keepalived's order: the unicast peer list, then
 /// the decoding checks (version, length, type, checksum), then the instance's (VRID, TTL
 /// 255 / hop limit 255 when multicast, version, auth, interval, addresses).
-fn screen(spec: &InstanceSpec, expect: &Expect, r: &super::socket::Received) -> Screened {
+///
+/// With `auth_type AH` the VRRP message follows the AH header; the instance is found by
+/// VRID first (keepalived's dispatcher), then the AH header is checked (ICV, SPI, sequence
+/// number against `ah_seq`, which moves on success) before the instance's checks.
+fn screen(
+    spec: &InstanceSpec,
+    expect: &Expect,
+    r: &super::socket::Received,
+    ah_seq: &mut SeqCounter,
+) -> Screened {
     if spec.multicast_group.is_none() && !spec.unicast_peers.contains(&r.src) {
         return Screened::Drop(DropReason::NotAPeer);
     }
-    let advert = match packet::decode(&r.payload, r.src, r.dst) {
+    let key = spec.auth.ah_key();
+    let msg = match key {
+        Some(_) => match r.payload.get(ah::AH_LEN..) {
+            Some(msg) => msg,
+            None => return Screened::Drop(DropReason::TooShort),
+        },
+        None => &r.payload[..],
+    };
+    let advert = match packet::decode(msg, r.src, r.dst) {
         Ok(a) => a,
         Err(reason) => return Screened::Drop(reason),
     };
     if advert.vrid != spec.fsm.vrid && spec.sibling_vrids.contains(&advert.vrid) {
         return Screened::Sibling;
     }
+    let mut seq = None;
+    if let Some(key) = key {
+        if advert.vrid == spec.fsm.vrid && advert.auth == Auth::Ah {
+            let unicast = spec.multicast_group.is_none();
+            match ah::open(&r.ip_header, &r.payload, &key, unicast, ah_seq) {
+                Ok(opened) => seq = Some(opened.seq),
+                Err(AhError::NotVrrp) => return Screened::Ignore,
+                Err(AhError::TooShort) => return Screened::Drop(DropReason::TooShort),
+                Err(AhError::BadIcv | AhError::BadSpi) => {
+                    return Screened::Drop(DropReason::AhAuthFailure)
+                }
+                Err(AhError::Replay) => return Screened::Drop(DropReason::AhReplay),
+            }
+        }
+    }
     match packet::validate(&advert, r.ttl, expect) {
         Ok(v) if v.address_mismatch => Screened::Drop(DropReason::AddressMismatch),
-        Ok(_) => Screened::Accept(advert),
+        Ok(_) => Screened::Accept(advert, seq),
         Err(reason) => Screened::Drop(reason),
     }
 }
@@ -690,7 +795,9 @@ mod tests {
                 label: None,
             }],
             excluded: Vec::new(),
-            auth_pass: Some(packet::auth_field("secret").0),
+            routes: Vec::new(),
+            rules: Vec::new(),
+            auth: InstanceAuth::Pass(packet::auth_field("secret").0),
             multicast_group: (!unicast).then_some(IpAddr::V4(VRRP_GROUP_V4)),
             unicast_peers: if unicast {
                 vec![ip("10.0.0.2")]
@@ -716,7 +823,7 @@ mod tests {
         Expect {
             version: spec.fsm.version,
             vrid: spec.fsm.vrid,
-            auth_pass: spec.auth_pass,
+            auth: spec.auth.wire(),
             interval_cs: spec.fsm.advert_interval_cs,
             multicast: spec.multicast_group.is_some(),
             addresses: spec.vips.iter().map(|v| v.addr).collect(),
@@ -730,7 +837,7 @@ mod tests {
             priority: 150,
             interval_cs: 100,
             addresses: addresses.iter().map(|a| ip(a)).collect(),
-            auth_pass: Some(packet::auth_field(pass).0),
+            auth: Auth::Pass(packet::auth_field(pass).0),
         }
     }
 
@@ -741,6 +848,7 @@ mod tests {
             ttl,
             ifindex: 1,
             payload: packet::encode(a, ip(src), dst).unwrap(),
+            ip_header: Vec::new(),
         }
     }
 
@@ -749,10 +857,10 @@ mod tests {
         let group = IpAddr::V4(VRRP_GROUP_V4);
         let (m, u) = (spec(false), spec(true));
         let good = advert(51, "secret", &["198.18.0.100"]);
-        let screen_m = |r: &Received| screen(&m, &expect(&m), r);
+        let screen_m = |r: &Received| screen(&m, &expect(&m), r, &mut SeqCounter::default());
         assert_eq!(
             screen_m(&received("10.0.0.2", group, 255, &good)),
-            Screened::Accept(good.clone())
+            Screened::Accept(good.clone(), None)
         );
         let cases = [
             (received("10.0.0.2", group, 254, &good), DropReason::BadTtl),
@@ -805,12 +913,105 @@ mod tests {
         // Unicast: only the configured peers, whatever the TTL.
         let to_us = ip("10.0.0.1");
         assert_eq!(
-            screen(&u, &expect(&u), &received("10.0.0.9", to_us, 255, &good)),
+            screen(
+                &u,
+                &expect(&u),
+                &received("10.0.0.9", to_us, 255, &good),
+                &mut SeqCounter::default()
+            ),
             Screened::Drop(DropReason::NotAPeer)
         );
         assert_eq!(
-            screen(&u, &expect(&u), &received("10.0.0.2", to_us, 64, &good)),
-            Screened::Accept(good)
+            screen(
+                &u,
+                &expect(&u),
+                &received("10.0.0.2", to_us, 64, &good),
+                &mut SeqCounter::default()
+            ),
+            Screened::Accept(good, None)
+        );
+    }
+
+    /// An AH packet as the socket delivers it: the IPv4 header, then AH and the message.
+    fn ah_received(src: &str, seq: u32, key: &[u8; 8], a: &Advert) -> Received {
+        let group = IpAddr::V4(VRRP_GROUP_V4);
+        let msg = packet::encode(a, ip(src), group).unwrap();
+        let mut h = [0u8; 20];
+        h[0] = 0x45;
+        h[8] = 255;
+        h[9] = ah::IPPROTO_AH;
+        h[2..4].copy_from_slice(&((20 + ah::AH_LEN + msg.len()) as u16).to_be_bytes());
+        h[5] = seq as u8;
+        h[12..16].copy_from_slice(&[10, 0, 0, 2]);
+        h[16..20].copy_from_slice(&VRRP_GROUP_V4.octets());
+        let mut payload = ah::seal(&h, &msg, seq, key, false).to_vec();
+        payload.extend_from_slice(&msg);
+        Received {
+            src: ip(src),
+            dst: group,
+            ttl: 255,
+            ifindex: 1,
+            payload,
+            ip_header: h.to_vec(),
+        }
+    }
+
+    #[test]
+    fn ah_adverts_wrong_key_replay_and_siblings() {
+        let key = packet::auth_field("secret").0;
+        let mut s = spec(false);
+        s.auth = InstanceAuth::Ah(key);
+        let mut good = advert(51, "", &["198.18.0.100"]);
+        good.auth = Auth::Ah;
+        let mut c = SeqCounter::default();
+        let e = expect(&s);
+        assert_eq!(
+            screen(&s, &e, &ah_received("10.0.0.2", 5, &key, &good), &mut c),
+            Screened::Accept(good.clone(), Some(5))
+        );
+        assert_eq!(c.seq, 5);
+        for (r, reason) in [
+            (
+                ah_received("10.0.0.2", 5, &key, &good),
+                DropReason::AhReplay,
+            ),
+            (
+                ah_received("10.0.0.2", 3, &key, &good),
+                DropReason::AhReplay,
+            ),
+            (
+                ah_received("10.0.0.2", 9, b"other\0\0\0", &good),
+                DropReason::AhAuthFailure,
+            ),
+        ] {
+            assert_eq!(
+                screen(&s, &e, &r, &mut c),
+                Screened::Drop(reason),
+                "{reason:?}"
+            );
+        }
+        assert_eq!(c.seq, 5, "refused packets do not move the counter");
+        // A PASS advert that reached the AH socket: an auth type mismatch.
+        let mut pass = ah_received("10.0.0.2", 6, &key, &good);
+        let plain = advert(51, "secret", &["198.18.0.100"]);
+        let msg = packet::encode(&plain, ip("10.0.0.2"), IpAddr::V4(VRRP_GROUP_V4)).unwrap();
+        pass.payload.truncate(ah::AH_LEN);
+        pass.payload.extend_from_slice(&msg);
+        assert_eq!(
+            screen(&s, &e, &pass, &mut c),
+            Screened::Drop(DropReason::AuthMismatch)
+        );
+        // A sibling instance's AH advert (its own key) is not ours and not a failure.
+        let mut sibling = advert(52, "", &["198.18.0.1"]);
+        sibling.auth = Auth::Ah;
+        assert_eq!(
+            screen(
+                &s,
+                &e,
+                &ah_received("10.0.0.3", 1, b"sibling\0", &sibling),
+                &mut c
+            ),
+            Screened::Sibling
         );
     }
 }

@@ -10,10 +10,12 @@
 //! - [`notify`]: notify scripts; [`instance`]: one instance's task; [`runtime`]: all of
 //!   them, built from the configuration.
 
+pub mod ah;
 pub mod fsm;
 pub mod instance;
 pub mod notify;
 pub mod packet;
+pub mod routes;
 pub mod runtime;
 pub mod socket;
 pub mod sync_group;

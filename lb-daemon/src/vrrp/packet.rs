@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::types::{Advert, Version};
+use super::types::{Advert, Auth, Version};
 use crate::net::checksum::{checksum, partial_sum, pseudo_header_v4, pseudo_header_v6};
 use crate::net::proto::{IPPROTO_VRRP, VRRP_GROUP_V4, VRRP_TTL};
 /// Most virtual addresses one advert carries (the count field is 8 bits).
@@ -24,6 +24,7 @@ const CHECKSUM_OFFSET: usize = 6;
 const TYPE_ADVERTISEMENT: u8 = 1;
 const AUTH_NONE: u8 = 0;
 const AUTH_PASS: u8 = 1;
+const AUTH_AH: u8 = 2;
 const CS_PER_SECOND: u16 = 100;
 
 /// Why a received advert is not accepted. `label()` gives the metric/log label (snake_case).
@@ -48,9 +49,16 @@ pub enum DropReason {
     BadTtl,
     #[error("virtual router id of another instance")]
     WrongVrid,
-    /// v2 auth type or password differs, or auth type is AH (2) or unknown.
+    /// v2 auth type or password differs, or the auth type is unknown, or an AH packet
+    /// reached an instance without AH (or the reverse).
     #[error("authentication type or password mismatch")]
     AuthMismatch,
+    /// `auth_type AH`: the HMAC-MD5-96 or the SPI is wrong (another key, an altered packet).
+    #[error("IPsec AH authentication failed (wrong auth_pass or altered packet)")]
+    AhAuthFailure,
+    /// `auth_type AH`: a sequence number not above the last one seen (a replay).
+    #[error("IPsec AH sequence number already seen (replayed advert)")]
+    AhReplay,
     /// v2 advert interval differs from ours.
     #[error("advertisement interval mismatch")]
     IntervalMismatch,
@@ -67,7 +75,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::TooShort,
         DropReason::BadVersion,
         DropReason::BadType,
@@ -76,6 +84,8 @@ impl DropReason {
         DropReason::BadTtl,
         DropReason::WrongVrid,
         DropReason::AuthMismatch,
+        DropReason::AhAuthFailure,
+        DropReason::AhReplay,
         DropReason::IntervalMismatch,
         DropReason::FamilyMismatch,
         DropReason::NotAPeer,
@@ -92,6 +102,8 @@ impl DropReason {
             DropReason::BadTtl => "bad_ttl",
             DropReason::WrongVrid => "wrong_vrid",
             DropReason::AuthMismatch => "auth_mismatch",
+            DropReason::AhAuthFailure => "ah_auth_failure",
+            DropReason::AhReplay => "ah_replay",
             DropReason::IntervalMismatch => "interval_mismatch",
             DropReason::FamilyMismatch => "family_mismatch",
             DropReason::NotAPeer => "not_a_peer",
@@ -232,7 +244,11 @@ pub fn encode(advert: &Advert, src: IpAddr, dst: IpAddr) -> Result<Vec<u8>, Enco
     }
     if advert.version == Version::V2 {
         // keepalived leaves the auth data zeroed for auth type 0 (`vrrp_build_vrrp_v2`).
-        msg.extend_from_slice(&advert.auth_pass.unwrap_or([0; AUTH_LEN]));
+        // AH leaves them zeroed too: its HMAC is in the AH header.
+        match advert.auth {
+            Auth::Pass(pass) => msg.extend_from_slice(&pass),
+            Auth::None | Auth::Ah => msg.extend_from_slice(&[0; AUTH_LEN]),
+        }
     }
 
     let sum = message_checksum(&msg, advert.version, ends);
@@ -277,15 +293,15 @@ fn version_fields(advert: &Advert) -> Result<[u8; 2], EncodeError> {
     let cs = advert.interval_cs;
     match advert.version {
         Version::V2 => {
-            let auth_type = if advert.auth_pass.is_some() {
-                AUTH_PASS
-            } else {
-                AUTH_NONE
+            let auth_type = match advert.auth {
+                Auth::None => AUTH_NONE,
+                Auth::Pass(_) => AUTH_PASS,
+                Auth::Ah => AUTH_AH,
             };
             Ok([auth_type, v2_interval_secs(cs)?])
         }
         Version::V3 => {
-            if advert.auth_pass.is_some() {
+            if advert.auth != Auth::None {
                 return Err(EncodeError::V3Auth);
             }
             if cs == 0 || cs > MAX_V3_INTERVAL_CS {
@@ -370,9 +386,9 @@ pub fn decode_detailed(bytes: &[u8], src: IpAddr, dst: IpAddr) -> Result<Decoded
         }
         return Err(DropReason::BadLength);
     }
-    let auth_pass = match version {
+    let auth = match version {
         Version::V2 => parse_auth(field4, bytes)?,
-        Version::V3 => None,
+        Version::V3 => Auth::None,
     };
     if vers_type & 0x0f != TYPE_ADVERTISEMENT {
         return Err(DropReason::BadType);
@@ -387,7 +403,7 @@ pub fn decode_detailed(bytes: &[u8], src: IpAddr, dst: IpAddr) -> Result<Decoded
         priority,
         interval_cs: interval_cs(version, field4, field5),
         addresses: parse_addresses(body, family),
-        auth_pass,
+        auth,
     };
     Ok(Decoded {
         advert,
@@ -406,14 +422,16 @@ fn parse_version(nibble: u8, family: Family) -> Result<Version, DropReason> {
 
 /// Auth type 0: the auth data is ignored, whatever it holds (keepalived never reads it).
 /// Type 1: the password is the last 8 bytes (keepalived reads it at the end of the packet).
-/// Type 2 (IP AH) is not supported; keepalived drops other values as "Invalid auth type".
-fn parse_auth(auth_type: u8, msg: &[u8]) -> Result<Option<[u8; AUTH_LEN]>, DropReason> {
+/// Type 2 (IP AH): the auth data is ignored; the AH header was checked before (see
+/// [`super::ah`]). keepalived drops other values as "Invalid auth type".
+fn parse_auth(auth_type: u8, msg: &[u8]) -> Result<Auth, DropReason> {
     match auth_type {
-        AUTH_NONE => Ok(None),
+        AUTH_NONE => Ok(Auth::None),
         AUTH_PASS => msg
             .split_last_chunk::<AUTH_LEN>()
-            .map(|(_, pass)| Some(*pass))
+            .map(|(_, pass)| Auth::Pass(*pass))
             .ok_or(DropReason::BadLength),
+        AUTH_AH => Ok(Auth::Ah),
         _ => Err(DropReason::AuthMismatch),
     }
 }
@@ -468,8 +486,8 @@ fn parse_addresses(body: &[u8], family: Family) -> Vec<IpAddr> {
 pub struct Expect {
     pub version: Version,
     pub vrid: u8,
-    /// v2 only: `Some` = auth type 1 with this field (see [`auth_field`]).
-    pub auth_pass: Option<[u8; 8]>,
+    /// v2 only: the auth type (and password, see [`auth_field`]) the instance uses.
+    pub auth: Auth,
     /// Our configured interval; only v2 compares it.
     pub interval_cs: u16,
     /// The instance multicasts (no unicast peers).
@@ -510,7 +528,7 @@ pub fn validate(advert: &Advert, ttl: u8, expect: &Expect) -> Result<Validated, 
         return Err(DropReason::BadVersion);
     }
     if expect.version == Version::V2 {
-        check_auth(advert.auth_pass, expect.auth_pass)?;
+        check_auth(advert.auth, expect.auth)?;
         if advert.interval_cs != expect.interval_cs {
             return Err(DropReason::IntervalMismatch);
         }
@@ -532,10 +550,10 @@ fn check_family(advert: &Advert, expect: &Expect) -> Result<(), DropReason> {
     }
 }
 
-fn check_auth(got: Option<[u8; 8]>, want: Option<[u8; 8]>) -> Result<(), DropReason> {
+fn check_auth(got: Auth, want: Auth) -> Result<(), DropReason> {
     match (got, want) {
-        (None, None) => Ok(()),
-        (Some(got), Some(want)) if constant_time_eq(&got, &want) => Ok(()),
+        (Auth::None, Auth::None) | (Auth::Ah, Auth::Ah) => Ok(()),
+        (Auth::Pass(got), Auth::Pass(want)) if constant_time_eq(&got, &want) => Ok(()),
         _ => Err(DropReason::AuthMismatch),
     }
 }
@@ -740,13 +758,13 @@ mod tests {
             priority,
             interval_cs,
             addresses: addrs.to_vec(),
-            auth_pass: None,
+            auth: Auth::None,
         }
     }
 
     fn v2_pass_advert(priority: u8) -> Advert {
         Advert {
-            auth_pass: Some(*b"secret12"),
+            auth: Auth::Pass(*b"secret12"),
             ..advert(
                 Version::V2,
                 51,
@@ -1067,8 +1085,12 @@ mod tests {
     }
 
     #[test]
-    fn rejects_v2_auth_ah_and_unknown_types() {
-        for auth_type in [2u8, 3, 255] {
+    fn decodes_v2_auth_ah_and_rejects_unknown_types() {
+        let mut ah = V2_PASS;
+        ah[4] = 2;
+        reseal(&mut ah, Version::V2, src4(), mcast4());
+        assert_eq!(decode(&ah, src4(), mcast4()).map(|a| a.auth), Ok(Auth::Ah));
+        for auth_type in [3u8, 255] {
             let mut bytes = V2_PASS;
             bytes[4] = auth_type;
             reseal(&mut bytes, Version::V2, src4(), mcast4());
@@ -1086,7 +1108,7 @@ mod tests {
         bytes[12..].copy_from_slice(b"garbage!");
         reseal(&mut bytes, Version::V2, src4(), mcast4());
         let decoded = decode(&bytes, src4(), mcast4()).expect("accepted");
-        assert_eq!(decoded.auth_pass, None);
+        assert_eq!(decoded.auth, Auth::None);
         assert_eq!(decoded.addresses, vec![v4("198.18.0.102")]);
     }
 
@@ -1152,7 +1174,7 @@ mod tests {
         );
 
         let v3_auth = Advert {
-            auth_pass: Some(*b"secret12"),
+            auth: Auth::Pass(*b"secret12"),
             ..v3(100)
         };
         assert_eq!(encode_err(&v3_auth, s4, m4), Some(EncodeError::V3Auth));
@@ -1197,7 +1219,7 @@ mod tests {
         Expect {
             version: Version::V2,
             vrid: 51,
-            auth_pass: Some(auth_field("secret12345").0),
+            auth: Auth::Pass(auth_field("secret12345").0),
             interval_cs: 100,
             multicast: true,
             addresses: vec![v4("198.18.0.100"), v4("198.18.0.101")],
@@ -1208,7 +1230,7 @@ mod tests {
         Expect {
             version: Version::V3,
             vrid: 54,
-            auth_pass: None,
+            auth: Auth::None,
             interval_cs: 100,
             multicast: false,
             addresses: vec![v4("198.18.0.105")],
@@ -1253,7 +1275,7 @@ mod tests {
     fn validate_wrong_version() {
         let expect = Expect {
             version: Version::V3,
-            auth_pass: None,
+            auth: Auth::None,
             ..expect_v2_pass()
         };
         assert_eq!(
@@ -1265,7 +1287,7 @@ mod tests {
     #[test]
     fn validate_wrong_password() {
         let expect = Expect {
-            auth_pass: Some(auth_field("secret13").0),
+            auth: Auth::Pass(auth_field("secret13").0),
             ..expect_v2_pass()
         };
         assert_eq!(
@@ -1277,7 +1299,7 @@ mod tests {
     #[test]
     fn validate_auth_type_mismatch() {
         let no_auth = Expect {
-            auth_pass: None,
+            auth: Auth::None,
             ..expect_v2_pass()
         };
         assert_eq!(
@@ -1285,7 +1307,7 @@ mod tests {
             Err(DropReason::AuthMismatch)
         );
         let unauthenticated = Advert {
-            auth_pass: None,
+            auth: Auth::None,
             ..v2_pass_advert(100)
         };
         assert_eq!(

@@ -16,11 +16,11 @@ use super::{
     fsm,
     instance::{self, Command, GarpPolicy, InstanceHandle, InstanceSpec, InstanceStatus, Report},
     notify::{Notifier, NotifyScripts, NotifyState, Subject},
-    packet,
+    packet, routes,
     sync_group::{MemberStatus, SyncGroup},
     track::{self, ScriptState, Tracked},
-    types::{State, Version},
-    vip::Vip,
+    types::{InstanceAuth, State, Version},
+    vip::{Vip, VipManager},
 };
 use crate::{
     config::{self, Config},
@@ -45,6 +45,8 @@ pub struct Vrrp {
     reports: mpsc::UnboundedSender<Report>,
     gate: Option<mpsc::UnboundedSender<instance::GateRequest>>,
     config: Config,
+    /// Adds and removes the `[static]` addresses, routes and rules.
+    statics: VipManager,
 }
 
 impl Vrrp {
@@ -60,6 +62,15 @@ impl Vrrp {
         let (reports, reports_rx) = mpsc::unbounded_channel();
         let mut script_tasks = HashMap::new();
         let scripts = start_scripts(config, |_| true, &mut script_tasks);
+        let statics = VipManager::new().context("opening rtnetlink")?;
+        // keepalived adds the static addresses, routes and rules before the instances.
+        routes::apply_static(
+            statics.handle(),
+            &statics,
+            &config::StaticNetwork::default(),
+            &config.static_network,
+        )
+        .await;
         let mut vrrp = Vrrp {
             instances: Vec::new(),
             tracking: HashMap::new(),
@@ -69,6 +80,7 @@ impl Vrrp {
             reports,
             gate,
             config: config.clone(),
+            statics,
         };
         for inst in &config.vrrp_instances {
             vrrp.start_instance(inst, &neigh, adopt_masters.contains(&inst.name))
@@ -219,6 +231,16 @@ impl Vrrp {
                 "vrrp_instance {name} belongs to a sync group: restart the daemon to change it"
             ));
         }
+        if new.static_network != old.static_network {
+            info!("reload: applying the [static] changes");
+            routes::apply_static(
+                self.statics.handle(),
+                &self.statics,
+                &old.static_network,
+                &new.static_network,
+            )
+            .await;
+        }
         let scripts_changed = new.vrrp_scripts != old.vrrp_scripts;
         if changed.is_empty() && !scripts_changed {
             self.config = new.clone();
@@ -315,7 +337,8 @@ impl Vrrp {
         masters
     }
 
-    /// Graceful stop: every instance sends priority 0 and gives its VIPs up.
+    /// Graceful stop: every instance sends priority 0 and gives its VIPs up; then the
+    /// `[static]` rules, routes and addresses go (keepalived's `stop_vrrp`).
     pub async fn shutdown(self) {
         for h in &self.instances {
             let _ = h.commands.send(Command::Shutdown);
@@ -328,6 +351,13 @@ impl Vrrp {
                 warn!(instance = %h.name, "instance did not stop within 5s");
             }
         }
+        routes::apply_static(
+            self.statics.handle(),
+            &self.statics,
+            &self.config.static_network,
+            &config::StaticNetwork::default(),
+        )
+        .await;
         for t in self
             .tracking
             .values()
@@ -409,10 +439,18 @@ async fn instance_spec(
         interface: inst.interface.clone(),
         vips: vips(inst, &inst.virtual_ipaddress),
         excluded: vips(inst, &inst.virtual_ipaddress_excluded),
-        auth_pass: inst
-            .authentication
-            .as_ref()
-            .map(|a| packet::auth_field(&a.auth_pass).0),
+        routes: inst.virtual_routes.clone(),
+        rules: inst.virtual_rules.clone(),
+        auth: match &inst.authentication {
+            None => InstanceAuth::None,
+            Some(a) => {
+                let key = packet::auth_field(&a.auth_pass).0;
+                match a.auth_type {
+                    config::AuthType::Pass => InstanceAuth::Pass(key),
+                    config::AuthType::Ah => InstanceAuth::Ah(key),
+                }
+            }
+        },
         multicast_group: (!inst.is_unicast()).then_some(inst.mcast_group),
         unicast_peers: inst.unicast_peers.clone(),
         garp: GarpPolicy {
@@ -475,7 +513,8 @@ fn notify_scripts(n: &config::Notify) -> NotifyScripts {
 }
 
 /// Whether a changed instance keeps its socket, so the change applies in place: same
-/// interface, VRID, version, family, source address, and multicast group or unicast.
+/// interface, VRID, version, family, source address, multicast group or unicast, and
+/// whether the authentication is IPsec AH.
 fn same_socket(old: &config::VrrpInstance, new: &config::VrrpInstance) -> bool {
     let identity = |i: &config::VrrpInstance| {
         (
@@ -486,6 +525,10 @@ fn same_socket(old: &config::VrrpInstance, new: &config::VrrpInstance) -> bool {
             i.unicast_src_ip,
             i.is_unicast(),
             i.mcast_group,
+            // AH adverts come through an IP protocol 51 socket.
+            i.authentication
+                .as_ref()
+                .is_some_and(|a| a.auth_type == config::AuthType::Ah),
         )
     };
     identity(old) == identity(new)
@@ -766,6 +809,7 @@ mod tests {
             reports,
             gate: None,
             config: old.clone(),
+            statics: VipManager::new().unwrap(),
         };
         let kept = vrrp.script_tasks["b"].id();
         let new = config("false", "true", "");

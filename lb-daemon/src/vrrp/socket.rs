@@ -37,6 +37,7 @@ use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type}
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use super::ah::{self, IPPROTO_AH};
 use crate::net::proto::{IPPROTO_VRRP, VRRP_TTL};
 
 /// IPv4 TOS / IPv6 traffic class of adverts: precedence "internetwork control" (DSCP CS6).
@@ -58,8 +59,11 @@ pub struct Received {
     pub ttl: u8,
     /// Interface the packet arrived on.
     pub ifindex: u32,
-    /// The VRRP message, without IP header.
+    /// The IP payload: the VRRP message, or with `auth_type AH` the AH header and the VRRP
+    /// message.
     pub payload: Vec<u8>,
+    /// IPv4: the IP header as received (the AH ICV covers it); IPv6: empty.
+    pub ip_header: Vec<u8>,
 }
 
 /// What a [`VrrpSocket`] is for.
@@ -74,6 +78,9 @@ pub struct SocketConfig {
     /// / [`VRRP_GROUP_V6`](crate::net::proto::VRRP_GROUP_V6) unless configured otherwise);
     /// `None` = unicast peers.
     pub multicast_group: Option<IpAddr>,
+    /// VRRPv2 `auth_type AH` (IPv4 only): the 8-byte key. The socket is then an IP
+    /// protocol 51 socket, as keepalived's, and [`VrrpSocket::send_ah`] wraps adverts.
+    pub ah_key: Option<[u8; 8]>,
 }
 
 /// A raw VRRP socket bound to one interface, registered with the tokio reactor. `recv` and
@@ -98,7 +105,12 @@ impl VrrpSocket {
     pub fn open(cfg: &SocketConfig) -> io::Result<Self> {
         check_config(cfg)?;
         let ifindex = interface_index(&cfg.interface)?;
-        let fd = raw_socket(cfg.family_v6).map_err(|e| context(e, cfg, "socket()"))?;
+        let protocol = if cfg.ah_key.is_some() {
+            IPPROTO_AH
+        } else {
+            IPPROTO_VRRP
+        };
+        let fd = raw_socket(cfg.family_v6, protocol).map_err(|e| context(e, cfg, "socket()"))?;
         let setup = if cfg.family_v6 {
             setup_v6(&fd, cfg, ifindex)
         } else {
@@ -165,6 +177,33 @@ impl VrrpSocket {
         }
     }
 
+    /// Sends a VRRP message wrapped in keepalived's IPsec AH header, with sequence number
+    /// `seq` (see [`ah::SeqCounter`]). Only for sockets opened with an `ah_key`.
+    pub async fn send_ah(&self, payload: &[u8], dst: IpAddr, seq: u32) -> io::Result<()> {
+        let (Some(key), IpAddr::V4(src), IpAddr::V4(dst)) = (self.cfg.ah_key, self.cfg.src, dst)
+        else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "VRRP socket on {}: AH adverts need an AH socket and IPv4 ({dst})",
+                    self.cfg.interface
+                ),
+            ));
+        };
+        let flags = if dst.is_multicast() {
+            MsgFlags::from_bits_retain(libc::MSG_DONTROUTE)
+        } else {
+            MsgFlags::empty()
+        };
+        let id = self.next_ip_id();
+        let mut header = ipv4_header(src, dst, ah::AH_LEN + payload.len(), id)?;
+        header[9] = IPPROTO_AH;
+        let unicast = self.cfg.multicast_group.is_none();
+        let ah_header = ah::seal(&header, payload, seq, &key, unicast);
+        self.send_v4_parts(dst, &header, &[&ah_header, payload], flags)
+            .await
+    }
+
     async fn send_v4(
         &self,
         src: Ipv4Addr,
@@ -173,7 +212,19 @@ impl VrrpSocket {
         flags: MsgFlags,
     ) -> io::Result<()> {
         let header = ipv4_header(src, dst, payload.len(), self.next_ip_id())?;
-        let iov = [IoSlice::new(&header), IoSlice::new(payload)];
+        self.send_v4_parts(dst, &header, &[payload], flags).await
+    }
+
+    async fn send_v4_parts(
+        &self,
+        dst: Ipv4Addr,
+        header: &[u8; IPV4_HEADER_LEN],
+        parts: &[&[u8]],
+        flags: MsgFlags,
+    ) -> io::Result<()> {
+        let mut iov = vec![IoSlice::new(header)];
+        iov.extend(parts.iter().map(|p| IoSlice::new(p)));
+        let total: usize = iov.iter().map(|s| s.len()).sum();
         // With IP_HDRINCL the address only routes the packet; the header says the rest.
         let addr = SockaddrIn::from(SocketAddrV4::new(dst, 0));
         let sent = self
@@ -182,7 +233,7 @@ impl VrrpSocket {
                 Ok(sendmsg(fd.as_raw_fd(), &iov, &[], flags, Some(&addr))?)
             })
             .await?;
-        check_sent(sent, header.len() + payload.len())
+        check_sent(sent, total)
     }
 
     async fn send_v6(
@@ -297,6 +348,7 @@ fn parse_v4(data: &[u8], ifindex: u32) -> Option<Received> {
         ttl: data[8],
         ifindex,
         payload: data[header_len..].to_vec(),
+        ip_header: data[..header_len].to_vec(),
     })
 }
 
@@ -309,6 +361,7 @@ fn parse_v6(data: &[u8], src: Option<SockaddrStorage>, info: Ancillary) -> Optio
         ttl: info.hop_limit?,
         ifindex: info.ifindex?,
         payload: data.to_vec(),
+        ip_header: Vec::new(),
     })
 }
 
@@ -362,6 +415,12 @@ fn check_config(cfg: &SocketConfig) -> io::Result<()> {
             cfg.interface, cfg.src
         ));
     }
+    if cfg.ah_key.is_some() && cfg.family_v6 {
+        return invalid(format!(
+            "VRRP socket on {}: IPsec AH authentication is IPv4 only (as in keepalived)",
+            cfg.interface
+        ));
+    }
     match cfg.multicast_group {
         Some(g) if g.is_ipv6() != cfg.family_v6 || !g.is_multicast() => invalid(format!(
             "VRRP socket on {}: {g} is not a multicast group of the instance's address family",
@@ -393,10 +452,10 @@ fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
     unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)
 }
 
-/// A non-blocking raw IPPROTO_VRRP socket (socket2 sets close-on-exec).
-fn raw_socket(v6: bool) -> io::Result<Socket> {
+/// A non-blocking raw IPPROTO_VRRP (or IPPROTO_AH) socket (socket2 sets close-on-exec).
+fn raw_socket(v6: bool, protocol: u8) -> io::Result<Socket> {
     let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
-    let protocol = Protocol::from(libc::c_int::from(IPPROTO_VRRP));
+    let protocol = Protocol::from(libc::c_int::from(protocol));
     Socket::new(domain, Type::RAW.nonblocking(), Some(protocol))
 }
 
@@ -779,6 +838,7 @@ mod tests {
             family_v6: src.is_ipv6(),
             src,
             multicast_group: group,
+            ah_key: None,
         }
     }
 

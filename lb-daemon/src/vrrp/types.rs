@@ -65,7 +65,48 @@ pub struct Advert {
     pub interval_cs: u16,
     /// The virtual addresses, all of one family.
     pub addresses: Vec<IpAddr>,
-    /// v2 simple-password authentication (auth type 1): the 8-byte field, zero padded.
-    /// `None` = auth type 0.
-    pub auth_pass: Option<[u8; 8]>,
+    /// v2 authentication as the message says it (v3: always [`Auth::None`]).
+    pub auth: Auth,
+}
+
+/// The VRRPv2 auth type of a message and what its 8 auth bytes hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Auth {
+    /// Type 0: the auth bytes are zero (ignored on receipt).
+    #[default]
+    None,
+    /// Type 1, simple password: the 8-byte field, zero padded.
+    Pass([u8; 8]),
+    /// Type 2, IPsec AH: the auth bytes are zero; the AH header in front of the message
+    /// carries the HMAC (see [`super::ah`]).
+    Ah,
+}
+
+/// An instance's VRRPv2 authentication (`authentication { auth_type … auth_pass … }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstanceAuth {
+    #[default]
+    None,
+    /// `auth_type PASS`: the password field (8 bytes, zero padded).
+    Pass([u8; 8]),
+    /// `auth_type AH`: the HMAC-MD5 key (the password, 8 bytes, zero padded).
+    Ah([u8; 8]),
+}
+
+impl InstanceAuth {
+    /// What the VRRP message says.
+    pub fn wire(self) -> Auth {
+        match self {
+            InstanceAuth::None => Auth::None,
+            InstanceAuth::Pass(p) => Auth::Pass(p),
+            InstanceAuth::Ah(_) => Auth::Ah,
+        }
+    }
+
+    pub fn ah_key(self) -> Option<[u8; 8]> {
+        match self {
+            InstanceAuth::Ah(key) => Some(key),
+            _ => None,
+        }
+    }
 }

@@ -119,6 +119,11 @@ impl VipManager {
         Ok(VipManager { handle })
     }
 
+    /// The rtnetlink handle (routes and rules go through the same socket).
+    pub fn handle(&self) -> &rtnetlink::Handle {
+        &self.handle
+    }
+
     /// Adds the address (with prefix and label, like `ip addr add A/P dev D label L`); an
     /// address already there is fine. IPv6 addresses are added with IFA_F_NODAD so they can
     /// be used (and announced) at once, as keepalived does.

@@ -82,6 +82,7 @@ fn node(name: &'static str, priority: u8, case: &Case) -> Ours<'static> {
         version: case.version,
         advert_int: case.advert,
         password: None,
+        ah: false,
         vip: "198.18.0.100/24",
         unicast: None,
         nopreempt: false,

@@ -9,6 +9,7 @@ mod bgp;
 mod global;
 mod instance;
 mod script;
+mod static_network;
 mod sync_group;
 mod virtual_server;
 
@@ -16,7 +17,10 @@ use toml::de::DeTable;
 use toml::Spanned;
 
 use super::reader::{Decoder, Table};
-use super::schema::{Bgp, Global, Notify, VirtualServer, VrrpInstance, VrrpScript, VrrpSyncGroup};
+use super::route::RULE_START_PRIORITY;
+use super::schema::{
+    Bgp, Global, Notify, StaticNetwork, VirtualServer, VrrpInstance, VrrpScript, VrrpSyncGroup,
+};
 use super::source::{KeyPath, Span};
 use super::validate;
 
@@ -36,6 +40,18 @@ const TOP_RENAMES: &[(&str, &str)] = &[
     (
         "virtual_servers",
         "write each virtual server as [[virtual_server]]",
+    ),
+    (
+        "static_ipaddress",
+        "keepalived's static_ipaddress is `ipaddress` in a [static] table",
+    ),
+    (
+        "static_routes",
+        "keepalived's static_routes is `routes` in a [static] table",
+    ),
+    (
+        "static_rules",
+        "keepalived's static_rules is `rules` in a [static] table",
     ),
     (
         "virtual_server_group",
@@ -59,6 +75,7 @@ pub(crate) struct Decoded {
     pub groups: Vec<VrrpSyncGroup>,
     pub virtual_servers: Vec<VirtualServer>,
     pub bgp: Bgp,
+    pub static_network: StaticNetwork,
 }
 
 pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Decoded {
@@ -68,6 +85,11 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
     let global = match top.get(d, "global").and_then(|f| f.table(d)) {
         Some(table) => global::decode(d, table),
         None => Global::default(),
+    };
+
+    let mut static_network = match top.get(d, "static").and_then(|f| f.table(d)) {
+        Some(table) => static_network::decode(d, table),
+        None => StaticNetwork::default(),
     };
 
     let bgp_table = top.get(d, "bgp").and_then(|f| f.table(d));
@@ -118,6 +140,7 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
     validate::announced(d, &server_facts, all_instances, &bgp, &bgp_facts);
 
     top.finish(d);
+    rule_preferences(&mut static_network, &mut instances);
     Decoded {
         global,
         scripts,
@@ -125,6 +148,23 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
         groups,
         virtual_servers,
         bgp,
+        static_network,
+    }
+}
+
+/// keepalived gives rules without a preference one counting down from 16384 per family, in
+/// the order they are read (static rules, then each instance's).
+fn rule_preferences(statics: &mut StaticNetwork, instances: &mut [VrrpInstance]) {
+    let mut next = [RULE_START_PRIORITY; 2];
+    let rules = statics.rules.iter_mut().chain(
+        instances
+            .iter_mut()
+            .flat_map(|i| i.virtual_rules.iter_mut()),
+    );
+    for rule in rules.filter(|r| r.priority.is_none()) {
+        let n = &mut next[usize::from(rule.v6)];
+        rule.priority = Some(*n);
+        *n = n.saturating_sub(1);
     }
 }
 

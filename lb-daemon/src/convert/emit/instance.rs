@@ -1,5 +1,6 @@
 //! `vrrp_instance NAME { … }` → `[[vrrp_instance]]`.
 
+use super::routes;
 use super::script::block_name;
 use super::server_group::addresses;
 use super::{Ctx, Rule};
@@ -25,6 +26,8 @@ const KNOWN: &[&str] = &[
     "mcast_dst_ip",
     "virtual_ipaddress",
     "virtual_ipaddress_excluded",
+    "virtual_routes",
+    "virtual_rules",
     "track_interface",
     "track_script",
     "track_file",
@@ -80,14 +83,6 @@ const RULES: &[(&str, Rule)] = &[
     ("vmac_xmit_base", VMAC),
     ("use_ipvlan", VMAC),
     ("vrf", Rule::Refuse("VRFs are not supported: run lb-daemon in the VRF's context and remove vrf")),
-    (
-        "virtual_routes",
-        Rule::Refuse("routes do not move with the instance: add them from notify_master / notify_backup scripts and remove the block"),
-    ),
-    (
-        "virtual_rules",
-        Rule::Refuse("policy rules do not move with the instance: add them from notify_master / notify_backup scripts and remove the block"),
-    ),
     ("track_process", Rule::Refuse("track the process with a vrrp_script (e.g. `script \"pidof haproxy\"`) in track_script")),
     ("track_bfd", Rule::Refuse("BFD is not supported: track the peer with a vrrp_script in track_script")),
 ];
@@ -168,16 +163,17 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
             }
             "virtual_ipaddress_excluded" => {
                 if ctx.needs_block(entry, &context) {
-                    ctx.approx(
-                        &mut s,
-                        entry,
-                        &context,
-                        "the excluded addresses are added to virtual_ipaddress, so they also appear in the adverts",
-                    );
+                    let mut excluded = Vec::new();
                     for line in entry.body() {
-                        vips.extend(virtual_address(ctx, &mut s, line, &context));
+                        excluded.extend(virtual_address(ctx, &mut s, line, &context));
                     }
-                    s.set("virtual_ipaddress", Value::Array(vips.clone()), pos);
+                    s.set("virtual_ipaddress_excluded", Value::Array(excluded), pos);
+                }
+            }
+            "virtual_routes" | "virtual_rules" => {
+                if ctx.needs_block(entry, &context) {
+                    let items = routes::lines(ctx, entry, &context, kw == "virtual_rules");
+                    s.set(kw, Value::Array(items), pos);
                 }
             }
             "track_interface" | "track_script" | "track_file" => {
@@ -239,17 +235,12 @@ fn authentication(ctx: &mut Ctx<'_>, s: &mut Section, stmt: &Stmt, context: &str
                 let Some(w) = a.one(ctx.d) else { continue };
                 match w.text.to_ascii_uppercase().as_str() {
                     "PASS" => auth_type = Some("PASS"),
-                    "AH" => ctx.d.error(
-                        &w.pos,
-                        context,
-                        "IPsec AH authentication cannot be expressed for lb-daemon",
-                        Some("use `auth_type PASS` on every router of the group, or remove authentication".into()),
-                    ),
+                    "AH" => auth_type = Some("AH"),
                     _ => ctx.d.error(
                         &w.pos,
                         context,
                         format!("`{}` is not an auth_type", w.text),
-                        Some("write `auth_type PASS`".into()),
+                        Some("write `auth_type PASS` or `auth_type AH`".into()),
                     ),
                 }
             }
@@ -307,7 +298,12 @@ fn unicast_peers(ctx: &mut Ctx<'_>, s: &mut Section, stmt: &Stmt, context: &str)
 
 /// One `virtual_ipaddress` line: `ADDR[/LEN] [dev IF] [label L] [brd B] [scope S] …`;
 /// an IPv4 range (`192.168.1.10-20/24`) is one address per line here.
-fn virtual_address(ctx: &mut Ctx<'_>, s: &mut Section, line: &Stmt, context: &str) -> Vec<Value> {
+pub(super) fn virtual_address(
+    ctx: &mut Ctx<'_>,
+    s: &mut Section,
+    line: &Stmt,
+    context: &str,
+) -> Vec<Value> {
     let first = &line.words[0];
     let (addr, prefix) = match first.text.split_once('/') {
         Some((a, p)) => (a, Some(p)),

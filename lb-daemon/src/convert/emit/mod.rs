@@ -8,6 +8,7 @@
 mod checker;
 mod global;
 mod instance;
+mod routes;
 mod script;
 mod server_group;
 mod sync_group;
@@ -149,9 +150,13 @@ pub(crate) fn document(stmts: &[Stmt], d: &mut Diags, header: &[String]) -> Rend
         }
     }
     let mut sections = Vec::new();
+    let mut statics = Section::new("[static]", None);
     for stmt in stmts {
         match stmt.keyword() {
             "global_defs" | "vrrp_track_file" | "virtual_server_group" => {}
+            kw @ ("static_ipaddress" | "static_routes" | "static_rules") => {
+                static_block(&mut ctx, &mut statics, stmt, kw)
+            }
             "vrrp_script" => sections.extend(script::convert(&mut ctx, stmt)),
             "vrrp_instance" => sections.extend(instance::convert(&mut ctx, stmt)),
             "vrrp_sync_group" => sections.extend(sync_group::convert(&mut ctx, stmt)),
@@ -164,26 +169,54 @@ pub(crate) fn document(stmts: &[Stmt], d: &mut Diags, header: &[String]) -> Rend
         out.line(&format!("# {line}"), None);
     }
     out.section(&global);
+    if ["ipaddress", "routes", "rules"]
+        .iter()
+        .any(|k| statics.has(k))
+    {
+        out.section(&statics);
+    }
     for section in &sections {
         out.section(section);
     }
     out
 }
 
+/// `static_ipaddress { }`, `static_routes { }`, `static_rules { }` → `[static]`
+/// `ipaddress`, `routes`, `rules` (a block written twice adds to the first, as keepalived).
+fn static_block(ctx: &mut Ctx<'_>, statics: &mut Section, stmt: &Stmt, kw: &str) {
+    if !ctx.needs_block(stmt, kw) {
+        return;
+    }
+    let (key, mut items) = match kw {
+        "static_ipaddress" => {
+            let mut items = Vec::new();
+            for line in stmt.body() {
+                if !line.args().iter().any(|w| w.text == "dev") {
+                    ctx.d.error(
+                        line.pos(),
+                        kw,
+                        format!("static address `{}` has no interface", line.keyword()),
+                        Some("add `dev IFACE` (keepalived needs it too)".into()),
+                    );
+                    continue;
+                }
+                items.extend(instance::virtual_address(ctx, statics, line, kw));
+            }
+            ("ipaddress", items)
+        }
+        "static_rules" => ("rules", routes::lines(ctx, stmt, kw, true)),
+        _ => ("routes", routes::lines(ctx, stmt, kw, false)),
+    };
+    if let Some(super::toml_out::Value::Array(before)) = statics.get(key) {
+        let mut all = before.clone();
+        all.append(&mut items);
+        items = all;
+    }
+    statics.set(key, super::toml_out::Value::Array(items), stmt.pos());
+}
+
 /// Top-level keywords other than the blocks converted above.
 const TOP_RULES: &[(&str, Rule)] = &[
-    (
-        "static_ipaddress",
-        Rule::Refuse("configure static addresses with the system's network configuration (ip addr, systemd-networkd) and remove the block"),
-    ),
-    (
-        "static_routes",
-        Rule::Refuse("configure static routes with the system's network configuration and remove the block"),
-    ),
-    (
-        "static_rules",
-        Rule::Refuse("configure policy rules with the system's network configuration and remove the block"),
-    ),
     (
         "vrrp_track_process",
         Rule::Refuse("track the process with a vrrp_script (e.g. `script \"pidof haproxy\"`) and track_script"),
@@ -216,6 +249,9 @@ const TOP_RULES: &[(&str, Rule)] = &[
 
 const TOP_KNOWN: &[&str] = &[
     "global_defs",
+    "static_ipaddress",
+    "static_routes",
+    "static_rules",
     "vrrp_track_file",
     "virtual_server_group",
     "vrrp_script",

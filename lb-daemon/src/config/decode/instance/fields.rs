@@ -2,13 +2,14 @@
 
 use crate::config::address::{AddressError, VirtualAddress};
 use crate::config::reader::{Decoder, Field};
+use crate::config::route::{IpRoute, IpRule};
 use crate::config::schema::{AuthType, Authentication, AUTH_PASS_MAX_LEN};
 
 /// `None`: known to keepalived but refused here.
-const AUTH_TYPES: &[(&str, Option<AuthType>)] = &[("PASS", Some(AuthType::Pass)), ("AH", None)];
+const AUTH_TYPES: &[(&str, AuthType)] = &[("PASS", AuthType::Pass), ("AH", AuthType::Ah)];
 
 /// One `virtual_ipaddress` string, in keepalived's syntax.
-pub(super) fn virtual_address(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<VirtualAddress> {
+pub(crate) fn virtual_address(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<VirtualAddress> {
     let text = f.str(d)?;
     let error = match text.parse::<VirtualAddress>() {
         Ok(vip) => return Some(vip),
@@ -30,17 +31,12 @@ pub(super) fn virtual_address(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<
     None
 }
 
-/// `authentication = { auth_type = "PASS", auth_pass = "…" }`.
+/// `authentication = { auth_type = "PASS" | "AH", auth_pass = "…" }`.
 pub(super) fn authentication(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<Authentication> {
     let mut t = f.table(d)?;
-    let auth_type = t.required(d, "auth_type").and_then(|f| {
-        let kind = f.keyword(d, AUTH_TYPES)?;
-        if kind.is_none() {
-            f.error(d, "IPsec AH authentication is not supported")
-                .hint("use auth_type = \"PASS\", or remove authentication");
-        }
-        kind
-    });
+    let auth_type = t
+        .required(d, "auth_type")
+        .and_then(|f| f.keyword(d, AUTH_TYPES));
     let auth_pass = t.required(d, "auth_pass").and_then(|f| {
         let pass = f.string(d)?;
         if pass.len() <= AUTH_PASS_MAX_LEN {
@@ -62,4 +58,41 @@ pub(super) fn authentication(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<A
         auth_type: auth_type?,
         auth_pass: auth_pass?,
     })
+}
+
+/// One `virtual_routes` / `static_routes` string, in keepalived's (`ip route`) syntax.
+pub(crate) fn route(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<IpRoute> {
+    let text = f.str(d)?;
+    match text.parse::<IpRoute>() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            f.error(d, format!("route `{text}`: {e}")).hint(
+                "write \"[TYPE] DEST|default [via ADDR] [dev IF] [src ADDR] [table N] [metric N] [scope S] [protocol P] [onlink] [mtu N] [no_track]\", e.g. \"10.1.0.0/16 via 192.168.1.1 dev eth0\"",
+            );
+            None
+        }
+    }
+}
+
+/// One `virtual_rules` / `static_rules` string, in keepalived's (`ip rule`) syntax.
+pub(crate) fn rule(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<IpRule> {
+    let text = f.str(d)?;
+    match text.parse::<IpRule>() {
+        Ok(r) => {
+            if r.priority.is_none() {
+                f.warning(
+                    d,
+                    "rule without a preference: it gets one counting down from 16384, as in keepalived; this is probably not what you want",
+                )
+                .hint("add `preference N`");
+            }
+            Some(r)
+        }
+        Err(e) => {
+            f.error(d, format!("rule `{text}`: {e}")).hint(
+                "write \"[from PREFIX] [to PREFIX] [fwmark N[/M]] [iif IF] [oif IF] [preference N] ACTION\" with ACTION `table N`, `goto N`, `nop`, `blackhole`, `unreachable` or `prohibit`, e.g. \"from 10.0.0.0/8 table 100 preference 100\"",
+            );
+            None
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! authentication, state ↔ priority ↔ preemption), following keepalived's
 //! `vrrp_complete_instance`.
 
-mod fields;
+pub(super) mod fields;
 mod rules;
 mod track;
 
@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::{global, name, notify, Named};
 use crate::config::address::{AddressFamily, VirtualAddress};
 use crate::config::reader::{Decoder, Field, Table};
+use crate::config::route::{IpRoute, IpRule};
 use crate::config::schema::{
     Authentication, Global, InitialState, Notify, TrackFile, TrackInterface, TrackScript,
     VrrpInstance, VrrpScript, VrrpVersion, DEFAULT_ADVERT_INT,
@@ -73,6 +74,8 @@ struct Fields<'a, 'i> {
     vips_span: Option<Span>,
     vips: Vec<At<'a, 'i, VirtualAddress>>,
     excluded: Vec<At<'a, 'i, VirtualAddress>>,
+    virtual_routes: Vec<At<'a, 'i, IpRoute>>,
+    virtual_rules: Vec<At<'a, 'i, IpRule>>,
     track_interface: Vec<At<'a, 'i, TrackInterface>>,
     track_script: Vec<At<'a, 'i, TrackScript>>,
     track_file: Vec<At<'a, 'i, TrackFile>>,
@@ -116,6 +119,8 @@ pub(super) fn decode(
         },
     };
     let (state, priority) = rules::state_and_priority(d, &f);
+    let (authentication, state) =
+        rules::authentication(d, f.authentication, version, family, state, priority);
     let (nopreempt, preempt_delay) = rules::preemption(
         d,
         f.nopreempt.as_ref(),
@@ -123,7 +128,6 @@ pub(super) fn decode(
         state,
         priority,
     );
-    let authentication = rules::authentication(d, f.authentication, version);
 
     let facts = InstanceFacts {
         name: f.name.clone(),
@@ -156,6 +160,8 @@ pub(super) fn decode(
         unicast_peers: values(f.unicast_peers),
         virtual_ipaddress: values(f.vips),
         virtual_ipaddress_excluded: values(f.excluded),
+        virtual_routes: values(f.virtual_routes),
+        virtual_rules: values(f.virtual_rules),
         track_interface: values(f.track_interface),
         track_script: values(f.track_script),
         track_file: values(f.track_file),
@@ -207,6 +213,8 @@ fn read_fields<'a, 'i>(
         "virtual_ipaddress_excluded",
         fields::virtual_address,
     );
+    let virtual_routes = list(d, &mut t, "virtual_routes", fields::route);
+    let virtual_rules = list(d, &mut t, "virtual_rules", fields::rule);
     let track_interface = list(d, &mut t, "track_interface", track::interface);
     let track_script = list(d, &mut t, "track_script", |d, f| {
         track::script(d, f, known_scripts, scripts)
@@ -248,6 +256,8 @@ fn read_fields<'a, 'i>(
         vips_span,
         vips,
         excluded,
+        virtual_routes,
+        virtual_rules,
         track_interface,
         track_script,
         track_file,

@@ -10,7 +10,7 @@ use super::{At, Fields};
 use crate::config::address::{AddressFamily, VirtualAddress};
 use crate::config::reader::{Decoder, Field};
 use crate::config::schema::{
-    Authentication, Global, InitialState, VrrpVersion, DEFAULT_PRIORITY, PRIORITY_OWNER,
+    AuthType, Authentication, Global, InitialState, VrrpVersion, DEFAULT_PRIORITY, PRIORITY_OWNER,
 };
 use crate::config::source::{KeyPath, Span};
 
@@ -271,13 +271,21 @@ pub(super) fn preemption(
     (nopreempt_value, delay)
 }
 
-/// keepalived ignores authentication in VRRPv3 (RFC 5798 has none), with a warning.
+/// keepalived's authentication rules (`vrrp_complete_instance`): VRRPv3 has none, AH is
+/// IPv4 only (each ignored, with a warning, as keepalived; an empty password is an error);
+/// and an AH instance that is not the address owner starts as BACKUP, to learn the
+/// master's sequence number before it may take over (the returned state).
 pub(super) fn authentication(
     d: &mut Decoder<'_>,
     written: Option<At<'_, '_, Authentication>>,
     version: VrrpVersion,
-) -> Option<Authentication> {
-    let auth = written?;
+    family: AddressFamily,
+    state: InitialState,
+    priority: u8,
+) -> (Option<Authentication>, InitialState) {
+    let Some(auth) = written else {
+        return (None, state);
+    };
     if version == VrrpVersion::V3 {
         auth.field
             .warning(
@@ -285,7 +293,28 @@ pub(super) fn authentication(
                 "ignored: VRRPv3 has no authentication (keepalived ignores it too)",
             )
             .hint("remove it, or set version = 2");
-        return None;
+        return (None, state);
     }
-    Some(auth.value)
+    if auth.value.auth_type != AuthType::Ah {
+        return (Some(auth.value), state);
+    }
+    if family == AddressFamily::V6 {
+        auth.field
+            .warning(
+                d,
+                "ignored: IPsec AH authentication is IPv4 only (keepalived ignores it too)",
+            )
+            .hint("remove authentication from this IPv6 instance");
+        return (None, state);
+    }
+    if state == InitialState::Master && priority != PRIORITY_OWNER {
+        auth.field
+            .warning(
+                d,
+                "with auth_type AH, state MASTER becomes BACKUP (keepalived: an AH router learns the master's sequence number before it takes over)",
+            )
+            .hint("write state = \"BACKUP\", or priority = 255 for the address owner");
+        return (Some(auth.value), InitialState::Backup);
+    }
+    (Some(auth.value), state)
 }

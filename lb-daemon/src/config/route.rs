@@ -1,0 +1,663 @@
+//! `virtual_routes` / `static_routes` and `virtual_rules` / `static_rules` lines in
+//! keepalived 2.2.7's syntax (`vrrp_iproute.c` `alloc_route`, `vrrp_iprule.c`
+//! `alloc_rule`, which follow `ip route` / `ip rule`), as plain data.
+//!
+//! Routes: `[to] [TYPE] DEST|default [src ADDR] [via|gw [inet|inet6] ADDR] [from PREFIX]
+//! [dev|oif IF] [table N] [metric|priority|preference N] [scope S] [protocol P] [tos N]
+//! [onlink] [mtu [lock] N] [advmss [lock] N] [hoplimit N] [initcwnd N] [initrwnd N]
+//! [inet|inet6] [add|prepend] [no_track]`.
+//!
+//! Rules: `[from PREFIX|all] [to PREFIX|all] [not] [preference|priority|order N] [tos N]
+//! [fwmark N[/MASK]] [dev|iif IF] [oif IF] [suppress_prefixlength N]
+//! [suppress_ifgroup N] [protocol P] [inet|inet6] [no_track]` and one action: `table|lookup
+//! N`, `goto N`, `nop`, `blackhole`, `unreachable`, `prohibit` (with or without `type`).
+//!
+//! As keepalived, what is not marked `no_track` gets protocol 18 (`keepalived`), and a rule
+//! without a preference gets one counting down from 16384 (the decoder assigns it, with a
+//! keepalived-like warning). The family is the addresses' (IPv4 when there is none).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// keepalived's `RTPROT_KEEPALIVED`.
+pub const RTPROT_KEEPALIVED: u8 = 18;
+/// keepalived's `RULE_START_PRIORITY`: rules without a preference count down from here.
+pub const RULE_START_PRIORITY: u32 = 16_384;
+
+/// An address with its prefix length (`10.0.0.0/8`; a bare address is a host prefix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Prefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// Route metrics (RTAX_*) keepalived accepts, with their kernel numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    Mtu(u32),
+    Advmss(u32),
+    Hoplimit(u32),
+    Initcwnd(u32),
+    Initrwnd(u32),
+}
+
+/// One route line.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IpRoute {
+    /// As written (logs, status).
+    pub text: String,
+    pub v6: bool,
+    /// RTN_* (1 unicast, 2 local, 3 broadcast, 4 anycast, 5 multicast, 6 blackhole,
+    /// 7 unreachable, 8 prohibit, 9 throw, 10 nat).
+    pub kind: u8,
+    pub dst: Prefix,
+    /// `src`: the preferred source address.
+    pub src: Option<IpAddr>,
+    pub via: Option<IpAddr>,
+    /// `from`: IPv6 source prefix.
+    pub from: Option<Prefix>,
+    pub dev: Option<String>,
+    pub table: Option<u32>,
+    pub metric: Option<u32>,
+    /// RT_SCOPE_*: 0 universe (global), 200 site, 253 link, 254 host, 255 nowhere.
+    pub scope: Option<u8>,
+    pub protocol: u8,
+    pub tos: Option<u8>,
+    pub onlink: bool,
+    /// Locked metrics are the `lock` flag bits (1 << RTAX).
+    pub metrics: Vec<Metric>,
+    pub locks: u32,
+}
+
+/// What a rule does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RuleAction {
+    Table(u32),
+    Goto(u32),
+    Nop,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+/// One rule line.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IpRule {
+    pub text: String,
+    pub v6: bool,
+    pub from: Option<Prefix>,
+    pub to: Option<Prefix>,
+    pub invert: bool,
+    /// `None` until the decoder assigns keepalived's automatic preference.
+    pub priority: Option<u32>,
+    pub tos: Option<u8>,
+    pub fwmark: Option<(u32, Option<u32>)>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    pub suppress_prefixlength: Option<u32>,
+    pub suppress_ifgroup: Option<u32>,
+    pub protocol: u8,
+    pub action: RuleAction,
+}
+
+/// Why a line is refused; the message says what was expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("`{0}` needs a value")]
+    Missing(String),
+    #[error("`{value}` is not a valid {what}")]
+    Bad { what: &'static str, value: String },
+    #[error("unknown keyword `{0}`")]
+    Unknown(String),
+    #[error("`{0}` is not supported by lb-daemon (keepalived's multipath, encapsulation and track groups are not)")]
+    Unsupported(String),
+    #[error("IPv4 and IPv6 addresses mixed")]
+    MixedFamilies,
+    #[error("no destination")]
+    NoDestination,
+    #[error("no action (table, goto, nop, blackhole, unreachable or prohibit)")]
+    NoAction,
+    #[error("more than one action")]
+    TwoActions,
+    #[error("goto {target} needs a preference below it")]
+    BadGoto { target: u32 },
+    #[error("`{0}` is IPv6 only")]
+    V6Only(&'static str),
+}
+
+struct Words<'a> {
+    words: Vec<&'a str>,
+    i: usize,
+}
+
+impl<'a> Words<'a> {
+    fn new(s: &'a str) -> Self {
+        Words {
+            words: s.split_whitespace().collect(),
+            i: 0,
+        }
+    }
+
+    fn next(&mut self) -> Option<&'a str> {
+        let w = self.words.get(self.i).copied();
+        self.i += 1;
+        w
+    }
+
+    fn value(&mut self, key: &str) -> Result<&'a str, RouteError> {
+        self.next()
+            .ok_or_else(|| RouteError::Missing(key.to_owned()))
+    }
+}
+
+fn bad(what: &'static str, value: &str) -> RouteError {
+    RouteError::Bad {
+        what,
+        value: value.to_owned(),
+    }
+}
+
+fn number<T: FromStr>(what: &'static str, s: &str) -> Result<T, RouteError> {
+    let parsed = if let Some(hex) = s.strip_prefix("0x") {
+        u64::from_str_radix(hex, 16)
+            .ok()
+            .and_then(|v| v.to_string().parse().ok())
+    } else {
+        s.parse().ok()
+    };
+    parsed.ok_or_else(|| bad(what, s))
+}
+
+/// `ADDR[/LEN]`; `default`/`all` when `any` is allowed (prefix length 0, family unknown).
+fn prefix(s: &str, any: bool) -> Result<Option<Prefix>, RouteError> {
+    if any && matches!(s, "default" | "all" | "any") {
+        return Ok(None);
+    }
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (s, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| bad("address or prefix", s))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| bad("prefix length", l))?,
+        None => max,
+    };
+    Ok(Some(Prefix { addr, len }))
+}
+
+/// The family seen so far: `None` until an address or `inet`/`inet6` says.
+#[derive(Default)]
+struct Family(Option<bool>);
+
+impl Family {
+    fn see(&mut self, v6: bool) -> Result<(), RouteError> {
+        match self.0 {
+            Some(f) if f != v6 => Err(RouteError::MixedFamilies),
+            _ => {
+                self.0 = Some(v6);
+                Ok(())
+            }
+        }
+    }
+
+    fn addr(&mut self, a: IpAddr) -> Result<(), RouteError> {
+        self.see(a.is_ipv6())
+    }
+}
+
+const ROUTE_TYPES: &[(&str, u8)] = &[
+    ("unicast", 1),
+    ("local", 2),
+    ("broadcast", 3),
+    ("anycast", 4),
+    ("multicast", 5),
+    ("blackhole", 6),
+    ("unreachable", 7),
+    ("prohibit", 8),
+    ("throw", 9),
+    ("nat", 10),
+];
+
+fn table_id(s: &str) -> Result<u32, RouteError> {
+    match s {
+        "default" => Ok(253),
+        "main" => Ok(254),
+        "local" => Ok(255),
+        _ => number("routing table (a number, main, local or default)", s),
+    }
+}
+
+fn scope(s: &str) -> Result<u8, RouteError> {
+    match s {
+        "global" | "universe" => Ok(0),
+        "site" => Ok(200),
+        "link" => Ok(253),
+        "host" => Ok(254),
+        "nowhere" => Ok(255),
+        _ => number("scope (global, site, link, host, nowhere or a number)", s),
+    }
+}
+
+fn protocol(s: &str) -> Result<u8, RouteError> {
+    match s {
+        "redirect" => Ok(1),
+        "kernel" => Ok(2),
+        "boot" => Ok(3),
+        "static" => Ok(4),
+        "keepalived" => Ok(RTPROT_KEEPALIVED),
+        "bird" => Ok(12),
+        _ => number(
+            "protocol (kernel, boot, static, keepalived, … or a number)",
+            s,
+        ),
+    }
+}
+
+const UNSUPPORTED_ROUTE: &[&str] = &[
+    "nexthop",
+    "or",
+    "encap",
+    "expires",
+    "rtt",
+    "rttvar",
+    "reordering",
+    "window",
+    "cwnd",
+    "ssthresh",
+    "realms",
+    "rto_min",
+    "features",
+    "quickack",
+    "congctl",
+    "pref",
+    "ttl-propagate",
+    "fastopen_no_cookie",
+    "append",
+    "track_group",
+    "vrf",
+    "as",
+];
+
+const UNSUPPORTED_RULE: &[&str] = &[
+    "realms",
+    "tunnel-id",
+    "uidrange",
+    "l3mdev",
+    "ipproto",
+    "sport",
+    "dport",
+    "track_group",
+];
+
+/// RTAX_* numbers and their lock bits.
+fn metric(key: &str, w: &mut Words<'_>, locks: &mut u32) -> Result<Metric, RouteError> {
+    let mut value = w.value(key)?;
+    let lockable = matches!(key, "mtu" | "advmss");
+    if lockable && value == "lock" {
+        let rtax = if key == "mtu" { 2 } else { 8 };
+        *locks |= 1 << rtax;
+        value = w.value(key)?;
+    }
+    let n: u32 = number("number", value)?;
+    Ok(match key {
+        "mtu" => Metric::Mtu(n),
+        "advmss" => Metric::Advmss(n),
+        "hoplimit" => Metric::Hoplimit(n.min(255)),
+        "initcwnd" => Metric::Initcwnd(n),
+        _ => Metric::Initrwnd(n),
+    })
+}
+
+impl FromStr for IpRoute {
+    type Err = RouteError;
+
+    fn from_str(s: &str) -> Result<Self, RouteError> {
+        let mut w = Words::new(s);
+        let mut fam = Family::default();
+        let mut r = IpRoute {
+            text: s.split_whitespace().collect::<Vec<_>>().join(" "),
+            v6: false,
+            kind: 1,
+            dst: Prefix {
+                addr: IpAddr::from([0, 0, 0, 0]),
+                len: 0,
+            },
+            src: None,
+            via: None,
+            from: None,
+            dev: None,
+            table: None,
+            metric: None,
+            scope: None,
+            protocol: RTPROT_KEEPALIVED,
+            tos: None,
+            onlink: false,
+            metrics: Vec::new(),
+            locks: 0,
+        };
+        let mut dst: Option<Option<Prefix>> = None;
+        let mut protocol = None;
+        let mut no_track = false;
+        while let Some(key) = w.next() {
+            match key {
+                "inet" => fam.see(false)?,
+                "inet6" => fam.see(true)?,
+                "src" => {
+                    let v = w.value(key)?;
+                    let a: IpAddr = v.parse().map_err(|_| bad("source address", v))?;
+                    fam.addr(a)?;
+                    r.src = Some(a);
+                }
+                "via" | "gw" => {
+                    let mut v = w.value(key)?;
+                    if matches!(v, "inet" | "inet6") {
+                        fam.see(v == "inet6")?;
+                        v = w.value(key)?;
+                    }
+                    let a: IpAddr = v.parse().map_err(|_| bad("gateway address", v))?;
+                    fam.addr(a)?;
+                    r.via = Some(a);
+                }
+                "from" => {
+                    let v = w.value(key)?;
+                    let p = prefix(v, false)?.ok_or_else(|| bad("source prefix", v))?;
+                    if p.addr.is_ipv4() {
+                        return Err(RouteError::V6Only("from"));
+                    }
+                    fam.addr(p.addr)?;
+                    r.from = Some(p);
+                }
+                "tos" | "dsfield" => r.tos = Some(number("TOS", w.value(key)?)?),
+                "table" => r.table = Some(table_id(w.value(key)?)?),
+                "protocol" => protocol = Some(self::protocol(w.value(key)?)?),
+                "scope" => r.scope = Some(scope(w.value(key)?)?),
+                "metric" | "priority" | "preference" => {
+                    r.metric = Some(number("metric", w.value(key)?)?)
+                }
+                "dev" | "oif" => r.dev = Some(w.value(key)?.to_owned()),
+                "onlink" => r.onlink = true,
+                "mtu" | "advmss" | "hoplimit" | "initcwnd" | "initrwnd" => {
+                    r.metrics.push(metric(key, &mut w, &mut r.locks)?)
+                }
+                "add" | "prepend" => {}
+                "no_track" => no_track = true,
+                k if UNSUPPORTED_ROUTE.contains(&k) => {
+                    return Err(RouteError::Unsupported(k.to_owned()))
+                }
+                mut k => {
+                    if k == "to" {
+                        k = w.value(key)?;
+                    }
+                    if let Some((_, t)) = ROUTE_TYPES.iter().find(|(n, _)| *n == k) {
+                        r.kind = *t;
+                        k = w.value(k)?;
+                    }
+                    let is_addr = k.contains(['.', ':'])
+                        || k.starts_with(|c: char| c.is_ascii_digit())
+                        || matches!(k, "default" | "all" | "any");
+                    if !is_addr {
+                        return Err(RouteError::Unknown(k.to_owned()));
+                    }
+                    let p = prefix(k, true)?;
+                    if let Some(p) = p {
+                        fam.addr(p.addr)?;
+                    }
+                    dst = Some(p);
+                }
+            }
+        }
+        let dst = dst.ok_or(RouteError::NoDestination)?;
+        r.v6 = fam.0.unwrap_or(false);
+        r.dst = dst.unwrap_or(Prefix {
+            addr: if r.v6 {
+                IpAddr::from([0u16; 8])
+            } else {
+                IpAddr::from([0u8; 4])
+            },
+            len: 0,
+        });
+        // keepalived (`netlink_route`): the written protocol only with no_track, else 18.
+        r.protocol = match (no_track, protocol) {
+            (true, Some(p)) => p,
+            _ => RTPROT_KEEPALIVED,
+        };
+        Ok(r)
+    }
+}
+
+impl FromStr for IpRule {
+    type Err = RouteError;
+
+    fn from_str(s: &str) -> Result<Self, RouteError> {
+        let mut w = Words::new(s);
+        let mut fam = Family::default();
+        let mut r = IpRule {
+            text: s.split_whitespace().collect::<Vec<_>>().join(" "),
+            v6: false,
+            from: None,
+            to: None,
+            invert: false,
+            priority: None,
+            tos: None,
+            fwmark: None,
+            iif: None,
+            oif: None,
+            suppress_prefixlength: None,
+            suppress_ifgroup: None,
+            protocol: RTPROT_KEEPALIVED,
+            action: RuleAction::Nop,
+        };
+        let mut action = None;
+        let mut protocol = None;
+        let mut no_track = false;
+        let mut set_action = |a: RuleAction| match action.replace(a) {
+            Some(_) => Err(RouteError::TwoActions),
+            None => Ok(()),
+        };
+        while let Some(key) = w.next() {
+            match key {
+                "inet" => fam.see(false)?,
+                "inet6" => fam.see(true)?,
+                "from" | "to" => {
+                    let p = prefix(w.value(key)?, true)?;
+                    if let Some(p) = p {
+                        fam.addr(p.addr)?;
+                    }
+                    if key == "from" {
+                        r.from = p;
+                    } else {
+                        r.to = p;
+                    }
+                }
+                "table" | "lookup" => set_action(RuleAction::Table(table_id(w.value(key)?)?))?,
+                "not" => r.invert = true,
+                "preference" | "order" | "priority" | "pref" => {
+                    r.priority = Some(number("preference", w.value(key)?)?)
+                }
+                "tos" | "dsfield" => r.tos = Some(number("TOS", w.value(key)?)?),
+                "fwmark" => {
+                    let v = w.value(key)?;
+                    r.fwmark = Some(match v.split_once('/') {
+                        Some((m, mask)) => (number("fwmark", m)?, Some(number("mask", mask)?)),
+                        None => (number("fwmark", v)?, None),
+                    });
+                }
+                "suppress_prefixlength" | "sup_pl" => {
+                    r.suppress_prefixlength = Some(number("prefix length", w.value(key)?)?)
+                }
+                "suppress_ifgroup" | "sup_group" => {
+                    r.suppress_ifgroup = Some(number("interface group", w.value(key)?)?)
+                }
+                "dev" | "iif" => r.iif = Some(w.value(key)?.to_owned()),
+                "oif" => r.oif = Some(w.value(key)?.to_owned()),
+                "protocol" => protocol = Some(self::protocol(w.value(key)?)?),
+                "no_track" => no_track = true,
+                "type" => {
+                    let v = w.value(key)?;
+                    set_action(rule_type(v).ok_or_else(|| bad("rule type", v))?)?;
+                }
+                "goto" => set_action(RuleAction::Goto(number("goto target", w.value(key)?)?))?,
+                "nop" => set_action(RuleAction::Nop)?,
+                k if UNSUPPORTED_RULE.contains(&k) => {
+                    return Err(RouteError::Unsupported(k.to_owned()))
+                }
+                k => match rule_type(k) {
+                    Some(a) => set_action(a)?,
+                    None => return Err(RouteError::Unknown(k.to_owned())),
+                },
+            }
+        }
+        r.action = action.ok_or(RouteError::NoAction)?;
+        if let RuleAction::Goto(target) = r.action {
+            if r.priority.is_none_or(|p| p >= target) {
+                return Err(RouteError::BadGoto { target });
+            }
+        }
+        r.v6 = fam.0.unwrap_or(false);
+        r.protocol = match (no_track, protocol) {
+            (true, Some(p)) => p,
+            (true, None) => 0,
+            (false, _) => RTPROT_KEEPALIVED,
+        };
+        Ok(r)
+    }
+}
+
+fn rule_type(s: &str) -> Option<RuleAction> {
+    match s {
+        "blackhole" => Some(RuleAction::Blackhole),
+        "unreachable" => Some(RuleAction::Unreachable),
+        "prohibit" => Some(RuleAction::Prohibit),
+        _ => None,
+    }
+}
+
+impl fmt::Display for IpRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Display for IpRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(s: &str) -> IpRoute {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn rule(s: &str) -> IpRule {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn routes_in_keepalived_syntax() {
+        let r = route("10.1.0.0/16 via 192.168.1.1 dev eth0 table 100 metric 5 src 192.168.1.10");
+        assert_eq!(r.dst.to_string(), "10.1.0.0/16");
+        assert_eq!(r.via, Some("192.168.1.1".parse().unwrap()));
+        assert_eq!(
+            (r.dev.as_deref(), r.table, r.metric, r.v6, r.kind),
+            (Some("eth0"), Some(100), Some(5), false, 1)
+        );
+        assert_eq!(r.src, Some("192.168.1.10".parse().unwrap()));
+        assert_eq!(r.protocol, RTPROT_KEEPALIVED);
+        let d = route("default via 2001:db8::1 dev eth0");
+        assert!(d.v6);
+        assert_eq!(d.dst.to_string(), "::/0");
+        let b = route("blackhole 10.9.0.0/16 table main no_track");
+        assert_eq!(
+            (b.kind, b.table, b.protocol),
+            (6, Some(254), RTPROT_KEEPALIVED)
+        );
+        let h = route("to 10.2.0.1 dev eth1 scope link mtu lock 1400 onlink gw 10.0.0.1");
+        assert_eq!(h.dst.len, 32);
+        assert_eq!((h.scope, h.onlink), (Some(253), true));
+        assert_eq!(h.metrics, vec![Metric::Mtu(1400)]);
+        assert_eq!(h.locks, 1 << 2);
+        let p = route("unreachable default inet6");
+        assert_eq!((p.kind, p.v6, p.dst.len), (7, true, 0));
+    }
+
+    #[test]
+    fn bad_routes_say_why() {
+        for (line, want) in [
+            ("via 10.0.0.1", RouteError::NoDestination),
+            ("10.0.0.0/8 via 2001:db8::1", RouteError::MixedFamilies),
+            ("10.0.0.0/40", bad("prefix length", "40")),
+            ("10.0.0.0/8 metric x", bad("metric", "x")),
+            ("10.0.0.0/8 dev", RouteError::Missing("dev".into())),
+            (
+                "10.0.0.0/8 frobnicate",
+                RouteError::Unknown("frobnicate".into()),
+            ),
+            (
+                "10.0.0.0/8 nexthop via 1.1.1.1",
+                RouteError::Unsupported("nexthop".into()),
+            ),
+            ("10.0.0.0/8 from 10.0.0.0/8", RouteError::V6Only("from")),
+        ] {
+            assert_eq!(line.parse::<IpRoute>(), Err(want), "{line}");
+        }
+    }
+
+    #[test]
+    fn rules_in_keepalived_syntax() {
+        let r = rule("from 192.168.1.0/24 table 100 priority 100");
+        assert_eq!(r.from.unwrap().to_string(), "192.168.1.0/24");
+        assert_eq!(
+            (r.action, r.priority, r.v6),
+            (RuleAction::Table(100), Some(100), false)
+        );
+        let m = rule("fwmark 0x10/0xff lookup main iif eth0 not");
+        assert_eq!(m.fwmark, Some((16, Some(255))));
+        assert_eq!(
+            (m.action, m.invert, m.priority),
+            (RuleAction::Table(254), true, None)
+        );
+        let g = rule("to 2001:db8::/32 preference 10 goto 20");
+        assert!(g.v6);
+        assert_eq!(g.action, RuleAction::Goto(20));
+        let b = rule("from all type blackhole pref 5 no_track");
+        assert_eq!((b.action, b.protocol), (RuleAction::Blackhole, 0));
+        assert_eq!(rule("to 10.0.0.1 prohibit").action, RuleAction::Prohibit);
+    }
+
+    #[test]
+    fn bad_rules_say_why() {
+        for (line, want) in [
+            ("from 10.0.0.0/8", RouteError::NoAction),
+            ("table 1 table 2", RouteError::TwoActions),
+            ("goto 5", RouteError::BadGoto { target: 5 }),
+            ("pref 9 goto 5", RouteError::BadGoto { target: 5 }),
+            (
+                "from 10.0.0.1 to 2001:db8::1 table 1",
+                RouteError::MixedFamilies,
+            ),
+            (
+                "uidrange 1-2 table 1",
+                RouteError::Unsupported("uidrange".into()),
+            ),
+            ("frob table 1", RouteError::Unknown("frob".into())),
+        ] {
+            assert_eq!(line.parse::<IpRule>(), Err(want), "{line}");
+        }
+    }
+}

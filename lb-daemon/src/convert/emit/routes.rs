@@ -1,0 +1,43 @@
+//! `virtual_routes` / `virtual_rules` blocks of an instance and the top-level
+//! `static_ipaddress` / `static_routes` / `static_rules` blocks: each line is kept as
+//! written (the loader reads keepalived's syntax), checked here so an error points at
+//! its own line.
+
+use super::Ctx;
+use crate::config::{IpRoute, IpRule};
+use crate::convert::parser::Stmt;
+use crate::convert::toml_out::Value;
+
+const ROUTE_HINT: &str = "write `[TYPE] DEST|default [via ADDR] [dev IF] [src ADDR] [table N] [metric N] [scope S] [protocol P] [onlink] [mtu N] [no_track]`";
+const RULE_HINT: &str = "write `[from PREFIX] [to PREFIX] [fwmark N[/M]] [iif IF] [oif IF] [preference N]` and one of `table N`, `goto N`, `nop`, `blackhole`, `unreachable`, `prohibit`";
+
+/// The block's lines as strings; `rules`: `ip rule` lines, else `ip route` ones.
+pub(super) fn lines(ctx: &mut Ctx<'_>, block: &Stmt, context: &str, rules: bool) -> Vec<Value> {
+    let mut out = Vec::new();
+    for line in block.body() {
+        let text: Vec<&str> = line.words.iter().map(|w| w.text.as_str()).collect();
+        let text = text.join(" ");
+        let checked = if rules {
+            text.parse::<IpRule>()
+                .map(|_| ())
+                .map_err(|e| (e, RULE_HINT))
+        } else {
+            text.parse::<IpRoute>()
+                .map(|_| ())
+                .map_err(|e| (e, ROUTE_HINT))
+        };
+        match checked {
+            Ok(()) => out.push(Value::Str(text)),
+            Err((e, hint)) => {
+                let what = if rules { "rule" } else { "route" };
+                ctx.d.error(
+                    line.pos(),
+                    context,
+                    format!("{what} `{text}`: {e}"),
+                    Some(hint.to_owned()),
+                );
+            }
+        }
+    }
+    out
+}
