@@ -152,6 +152,8 @@ pub enum CheckKind {
     Smtp(SmtpCheck),
     Dns(DnsCheck),
     Udp(UdpCheck),
+    /// ICMP / ICMPv6 echo (no port).
+    Ping,
 }
 
 impl CheckKind {
@@ -165,6 +167,7 @@ impl CheckKind {
             CheckKind::Smtp(_) => "SMTP_CHECK",
             CheckKind::Dns(_) => "DNS_CHECK",
             CheckKind::Udp(_) => "UDP_CHECK",
+            CheckKind::Ping => "PING_CHECK",
         }
     }
 }

@@ -248,3 +248,28 @@ fn include_of_a_device_or_a_bad_file_says_what_it_is() {
     assert_eq!((e.errors[0].line, e.errors[0].column), (2, 14));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn ping_check_converts_and_drops_its_port() {
+    let text = "virtual_server 10.0.0.1 80 {\n lb_kind DR\n real_server 10.0.0.2 80 {\n  \
+                PING_CHECK {\n   connect_ip 10.0.0.3\n   connect_port 80\n   retry 2\n   \
+                delay_before_retry 2\n  }\n }\n}\n";
+    let toml = convert(text);
+    assert!(
+        toml.contains("[[virtual_server.real_server.ping_check]]"),
+        "{toml}"
+    );
+    assert!(toml.contains("connect_ip = \"10.0.0.3\""), "{toml}");
+    assert!(!toml.contains("connect_port = 80"), "{toml}");
+    assert!(
+        toml.contains("# connect_port 80: ICMP echo has no port"),
+        "{toml}"
+    );
+    let config = match Config::from_str(&toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{toml}"),
+    };
+    let check = &config.virtual_servers[0].real_servers[0].checks[0];
+    assert_eq!(check.kind, crate::config::check::CheckKind::Ping);
+    assert_eq!(check.common.retry, 2);
+}

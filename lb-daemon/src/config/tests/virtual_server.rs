@@ -1236,3 +1236,39 @@ fn server_interfaces_are_checked_by_the_caller() {
     let e = error(&with_server("interfaces = [\"a/b\"]\n", ""));
     assert_eq!(e.message, "`a/b` is not a valid interface name");
 }
+
+#[test]
+fn ping_check_needs_no_port_and_refuses_one() {
+    let text = |check: &str| {
+        format!(
+            "{BASE}[[virtual_server]]\naddress = \"198.18.0.100\"\nport = 0\n\
+             [[virtual_server.real_server]]\naddress = \"198.18.0.21\"\n{check}\n"
+        )
+    };
+    let vs = server(&text(
+        "ping_check = { connect_ip = \"198.18.0.31\", connect_timeout = \"2s\", retry = 3 }",
+    ));
+    let check = &vs.real_servers[0].checks[0];
+    assert_eq!(check.kind, CheckKind::Ping);
+    assert_eq!(check.kind.name(), "PING_CHECK");
+    assert_eq!(
+        check.common,
+        Common {
+            connect_ip: Some(ip("198.18.0.31")),
+            connect_timeout: secs(2),
+            retry: 3,
+            ..default_common()
+        }
+    );
+    let e = error(&text("ping_check = { connect_port = 80 }"));
+    assert_eq!(
+        e.key,
+        "virtual_server \"198.18.0.100:0\".real_server \"198.18.0.21\".ping_check.connect_port"
+    );
+    assert_eq!(at(&e), (11, 16));
+    assert_eq!(e.message, "unknown key");
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("ping_check sends ICMP echo requests, which have no port")
+    );
+}

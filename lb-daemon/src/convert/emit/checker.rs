@@ -1,6 +1,6 @@
 //! A real server's checkers: `TCP_CHECK { … }` → `[[virtual_server.real_server.tcp_check]]`,
 //! and likewise HTTP_GET (with its `url` blocks), SSL_GET, MISC_CHECK, SMTP_CHECK (one
-//! smtp_check per `host` block), DNS_CHECK and UDP_CHECK.
+//! smtp_check per `host` block), DNS_CHECK, UDP_CHECK and PING_CHECK.
 
 use super::global::script_user;
 use super::{Ctx, Rule};
@@ -18,6 +18,7 @@ const KINDS: &[(&str, &str)] = &[
     ("SMTP_CHECK", "smtp_check"),
     ("DNS_CHECK", "dns_check"),
     ("UDP_CHECK", "udp_check"),
+    ("PING_CHECK", "ping_check"),
 ];
 
 const COMMON: &[&str] = &[
@@ -111,6 +112,11 @@ const UDP_RULES: &[(&str, Rule)] = &[
     ),
 ];
 
+const PING_RULES: &[(&str, Rule)] = &[(
+    "connect_port",
+    Rule::Note("ICMP echo has no port (keepalived ignores it too): dropped"),
+)];
+
 /// The checker sections of `stmt`; `None` when `stmt` is no checker.
 pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt, rs_context: &str) -> Option<Vec<Section>> {
     let (_, key) = KINDS.iter().find(|(k, _)| *k == stmt.keyword())?;
@@ -124,6 +130,9 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt, rs_context: &str) -> Optio
     for entry in stmt.body() {
         let handled = match *key {
             "misc_check" => misc(ctx, &mut s, entry, &context),
+            "ping_check" if entry.keyword() == "connect_port" => {
+                ctx.rule(&mut s, entry, &context, PING_RULES)
+            }
             _ => {
                 common(ctx, &mut s, entry, &context)
                     || match *key {

@@ -128,6 +128,7 @@ const REAL_KNOWN: &[&str] = &[
     "SMTP_CHECK",
     "DNS_CHECK",
     "UDP_CHECK",
+    "PING_CHECK",
 ];
 
 const TUNNEL: Rule =
@@ -153,10 +154,6 @@ const REAL_RULES: &[(&str, Rule)] = &[
     (
         "BFD_CHECK",
         Rule::Refuse("BFD is not supported: use a TCP_CHECK or a MISC_CHECK"),
-    ),
-    (
-        "PING_CHECK",
-        Rule::Refuse("PING_CHECK is not supported: use a TCP_CHECK, or a MISC_CHECK running ping"),
     ),
 ];
 

@@ -1,5 +1,5 @@
 //! keepalived's health checkers (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, SMTP_CHECK,
-//! DNS_CHECK, UDP_CHECK) as async functions: one attempt ([`check_once`]), keepalived's
+//! DNS_CHECK, UDP_CHECK, PING_CHECK) as async functions: one attempt ([`check_once`]), keepalived's
 //! retry loop ([`check`]) and the `genhash` helper. The scheduler decides when to run
 //! them and what an outcome does to a real server.
 
@@ -7,6 +7,7 @@ mod dns;
 mod genhash;
 mod http;
 mod misc;
+pub mod ping;
 mod smtp;
 mod tcp;
 mod udp;
@@ -47,6 +48,7 @@ pub async fn check_once(spec: &CheckSpec, target: Target) -> Outcome {
         CheckKind::Smtp(smtp) => smtp::run(smtp, target, common).await,
         CheckKind::Dns(dns) => dns::run(dns, target, common).await,
         CheckKind::Udp(udp) => udp::run(udp, target, common).await,
+        CheckKind::Ping => ping::run(target, common).await,
     };
     Outcome {
         up: verdict.up,

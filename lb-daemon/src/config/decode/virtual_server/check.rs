@@ -86,6 +86,14 @@ const SMTP_RENAMES: &[(&str, &str)] = &[
     ),
 ];
 
+const PING_RENAMES: &[(&str, &str)] = &[
+    ALPHA,
+    (
+        "connect_port",
+        "ping_check sends ICMP echo requests, which have no port",
+    ),
+];
+
 /// keepalived's checkers, by their key here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -96,10 +104,11 @@ pub(super) enum Kind {
     Smtp,
     Dns,
     Udp,
+    Ping,
 }
 
 impl Kind {
-    pub(super) const ALL: [Kind; 7] = [
+    pub(super) const ALL: [Kind; 8] = [
         Kind::Tcp,
         Kind::Http,
         Kind::Ssl,
@@ -107,6 +116,7 @@ impl Kind {
         Kind::Smtp,
         Kind::Dns,
         Kind::Udp,
+        Kind::Ping,
     ];
 
     /// keepalived's keyword in lower case.
@@ -119,6 +129,7 @@ impl Kind {
             Kind::Smtp => "smtp_check",
             Kind::Dns => "dns_check",
             Kind::Udp => "udp_check",
+            Kind::Ping => "ping_check",
         }
     }
 
@@ -144,12 +155,18 @@ impl Kind {
         self != Kind::Misc
     }
 
+    /// PING_CHECK has no port.
+    fn needs_port(self) -> bool {
+        !matches!(self, Kind::Misc | Kind::Ping)
+    }
+
     fn renames(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Kind::Http => HTTP_RENAMES,
             Kind::Ssl => SSL_RENAMES,
             Kind::Misc => MISC_RENAMES,
             Kind::Smtp => SMTP_RENAMES,
+            Kind::Ping => PING_RENAMES,
             Kind::Tcp | Kind::Dns | Kind::Udp => TCP_RENAMES,
         }
     }
@@ -247,6 +264,7 @@ pub(super) fn decode(
         })),
         Kind::Dns => Some(CheckKind::Dns(dns(d, &mut t))),
         Kind::Udp => udp(d, &mut t).map(CheckKind::Udp),
+        Kind::Ping => Some(CheckKind::Ping),
     };
     t.finish(d);
     let check = check.filter(|_| d.error_count() == errors_before)?;
@@ -269,10 +287,12 @@ fn common(d: &mut Decoder<'_>, t: &mut Table<'_, '_>, kind: Kind, target: &Targe
     let mut connect_timeout = None;
     if kind.connects() {
         connect_ip = t.get(d, "connect_ip").and_then(|f| ip(d, &f));
-        connect_port = t
-            .get(d, "connect_port")
-            .and_then(|f| f.int::<u16>(d, 1..=65_535));
-        if target.port == 0 && t.span_of("connect_port").is_none() {
+        if kind.needs_port() {
+            connect_port = t
+                .get(d, "connect_port")
+                .and_then(|f| f.int::<u16>(d, 1..=65_535));
+        }
+        if kind.needs_port() && target.port == 0 && t.span_of("connect_port").is_none() {
             d.error(
                 t.path(),
                 t.span(),
