@@ -129,6 +129,7 @@ const REAL_KNOWN: &[&str] = &[
     "DNS_CHECK",
     "UDP_CHECK",
     "PING_CHECK",
+    "FILE_CHECK",
 ];
 
 const TUNNEL: Rule =
@@ -146,10 +147,6 @@ const REAL_RULES: &[(&str, Rule)] = &[
     (
         "lvs_method",
         Rule::Refuse("lb-daemon forwards every real server of a virtual server the same way: set lb_kind on the virtual_server and remove this line"),
-    ),
-    (
-        "FILE_CHECK",
-        Rule::Refuse("FILE_CHECK is not supported: use a MISC_CHECK that reads the file (e.g. `misc_path \"test -e /PATH\"`)"),
     ),
     (
         "BFD_CHECK",

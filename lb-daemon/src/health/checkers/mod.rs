@@ -21,7 +21,7 @@ use std::{
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use super::spec::{CheckKind, CheckSpec, Outcome, Target};
+use super::spec::{CheckKind, CheckSpec, FileCheck, Outcome, Target};
 
 pub use genhash::{genhash, GenhashError};
 
@@ -49,12 +49,35 @@ pub async fn check_once(spec: &CheckSpec, target: Target) -> Outcome {
         CheckKind::Dns(dns) => dns::run(dns, target, common).await,
         CheckKind::Udp(udp) => udp::run(udp, target, common).await,
         CheckKind::Ping => ping::run(target, common).await,
+        CheckKind::File(file) => {
+            let value = crate::track_file::read(&file.file);
+            return file_outcome(file, value);
+        }
     };
     Outcome {
         up: verdict.up,
         weight: verdict.weight,
+        offset: None,
         reason: verdict.reason,
         duration: start.elapsed(),
+    }
+}
+
+/// FILE_CHECK's outcome for the file's current value (`None`: not a valid number, taken
+/// as 0 here; the runner's watcher keeps the previous value instead).
+pub fn file_outcome(file: &FileCheck, value: Option<i64>) -> Outcome {
+    use crate::track_file::{checker_effect, Effect};
+    let shown = value.map_or_else(|| "an invalid number".to_owned(), |v| v.to_string());
+    let (up, offset) = match checker_effect(value.unwrap_or(0), file.weight, file.reverse) {
+        Effect::Fault => (false, None),
+        Effect::Offset(o) => (true, Some(o)),
+    };
+    Outcome {
+        up,
+        weight: None,
+        offset: offset.filter(|_| file.weight != 0),
+        reason: format!("{} holds {shown}", file.file.display()),
+        duration: Duration::ZERO,
     }
 }
 
