@@ -23,4 +23,5 @@ pub mod net;
 pub mod netns;
 pub mod script;
 pub mod top;
+pub mod track_file;
 pub mod vrrp;

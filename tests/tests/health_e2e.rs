@@ -364,3 +364,30 @@ async fn checks_run_over_ipv6() {
     let (_, _) = wait_for(&mut rx, Duration::from_secs(3), |u| u.backends.is_empty()).await;
     health.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_check_sets_the_weight_and_the_state_from_the_watched_file() {
+    let a = Real::start(loopback(9, 0)).await;
+    let dir = scratch("file-check");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("weight");
+    std::fs::write(&file, "2\n").unwrap();
+    let check = format!(
+        "weight = 5\nfile_check = [{{ file = \"{0}\", weight = 3 }}, {{ file = \"{0}.down\", weight = 0 }}]",
+        file.display()
+    );
+    let text = format!("{VS}{}", real_block(&a, &check));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let health = Health::start(&load(&text), tx);
+    // 5 + 2 × 3.
+    wait_for(&mut rx, Duration::from_secs(5), |u| has(u, &a, 11)).await;
+    std::fs::write(&file, "-1").unwrap();
+    wait_for(&mut rx, Duration::from_secs(5), |u| has(u, &a, 2)).await;
+    // The weight-0 file: non-zero is down.
+    std::fs::write(dir.join("weight.down"), "1").unwrap();
+    wait_for(&mut rx, Duration::from_secs(5), |u| absent(u, &a)).await;
+    std::fs::remove_file(dir.join("weight.down")).unwrap();
+    wait_for(&mut rx, Duration::from_secs(5), |u| has(u, &a, 2)).await;
+    health.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

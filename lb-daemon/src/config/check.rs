@@ -152,6 +152,19 @@ pub enum CheckKind {
     Smtp(SmtpCheck),
     Dns(DnsCheck),
     Udp(UdpCheck),
+    /// ICMP / ICMPv6 echo (no port).
+    Ping,
+    /// A file's value sets the weight or the state (keepalived's FILE_CHECK).
+    File(FileCheck),
+}
+
+/// FILE_CHECK: the integer in `file` × `weight` (× -1 with `reverse`) is added to the
+/// real server's weight; with weight 0 a non-zero value (zero with `reverse`) means down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileCheck {
+    pub file: PathBuf,
+    pub weight: i32,
+    pub reverse: bool,
 }
 
 impl CheckKind {
@@ -165,6 +178,8 @@ impl CheckKind {
             CheckKind::Smtp(_) => "SMTP_CHECK",
             CheckKind::Dns(_) => "DNS_CHECK",
             CheckKind::Udp(_) => "UDP_CHECK",
+            CheckKind::Ping => "PING_CHECK",
+            CheckKind::File(_) => "FILE_CHECK",
         }
     }
 }

@@ -344,11 +344,13 @@ pub struct TrackScript {
     pub weight: i32,
 }
 
-/// A file holding an integer, multiplied by `weight` and added to the priority.
+/// A file holding an integer, multiplied by `weight` (and by -1 with `reverse`) and
+/// added to the priority; with weight 0, non-zero (zero with `reverse`) means FAULT.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrackFile {
     pub path: PathBuf,
     pub weight: i32,
+    pub reverse: bool,
 }
 
 /// `[[vrrp_sync_group]]`: instances that change state together.

@@ -47,7 +47,7 @@ unicast_peers = ["198.18.0.12"]
 virtual_ipaddress = ["198.18.0.100/24", "198.18.0.101 dev eth1 label eth1:vip"]
 track_interface = ["eth1", { name = "eth2", weight = -10 }]
 track_script = ["chk_haproxy", { name = "chk_dns", weight = -30 }]
-track_file = [{ name = "/etc/lb/prio", weight = 2 }, "/etc/lb/other"]
+track_file = [{ name = "/etc/lb/prio", weight = 2, reverse = true }, "/etc/lb/other"]
 notify_master = "/etc/lb/notify.sh master"
 notify_backup = "/etc/lb/notify.sh backup"
 notify_fault = "/etc/lb/notify.sh fault"
@@ -198,11 +198,13 @@ fn full_example_loads_with_its_values() {
         vec![
             TrackFile {
                 path: "/etc/lb/prio".into(),
-                weight: 2
+                weight: 2,
+                reverse: true,
             },
             TrackFile {
                 path: "/etc/lb/other".into(),
-                weight: 1
+                weight: 1,
+                reverse: false,
             },
         ]
     );

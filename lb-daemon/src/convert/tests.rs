@@ -288,3 +288,84 @@ fn routes_rules_and_static_blocks_convert_and_errors_point_at_the_line() {
     assert_eq!(bad[0].line, 2);
     assert!(bad[0].hint.as_deref().unwrap().contains("dev IFACE"));
 }
+
+#[test]
+fn ping_check_converts_and_drops_its_port() {
+    let text = "virtual_server 10.0.0.1 80 {\n lb_kind DR\n real_server 10.0.0.2 80 {\n  \
+                PING_CHECK {\n   connect_ip 10.0.0.3\n   connect_port 80\n   retry 2\n   \
+                delay_before_retry 2\n  }\n }\n}\n";
+    let toml = convert(text);
+    assert!(
+        toml.contains("[[virtual_server.real_server.ping_check]]"),
+        "{toml}"
+    );
+    assert!(toml.contains("connect_ip = \"10.0.0.3\""), "{toml}");
+    assert!(!toml.contains("connect_port = 80"), "{toml}");
+    assert!(
+        toml.contains("# connect_port 80: ICMP echo has no port"),
+        "{toml}"
+    );
+    let config = match Config::from_str(&toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{toml}"),
+    };
+    let check = &config.virtual_servers[0].real_servers[0].checks[0];
+    assert_eq!(check.kind, crate::config::check::CheckKind::Ping);
+    assert_eq!(check.common.retry, 2);
+}
+
+#[test]
+fn file_check_and_track_file_take_the_tracked_files_path_weight_and_reverse() {
+    let text = "track_file weight_file {\n file /run/lb/w1\n weight 3 reverse\n}\n\
+                vrrp_track_file prio {\n file /run/lb/prio\n}\n\
+                virtual_server 10.0.0.1 80 {\n lb_kind DR\n \
+                real_server 10.0.0.2 80 {\n  FILE_CHECK {\n   track_file weight_file\n  }\n }\n \
+                real_server 10.0.0.3 80 {\n  FILE_CHECK {\n   track_file prio\n   weight 0 reverse\n  }\n }\n \
+                real_server 10.0.0.4 80 {\n  FILE_CHECK {\n   track_file weight_file\n   weight 2\n  }\n }\n}\n";
+    let vi_text = vi(" track_file {\n  weight_file\n  prio weight -2 reverse\n }");
+    let toml = convert(&format!("{text}{vi_text}"));
+    let config = match Config::from_str(&toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{toml}"),
+    };
+    use crate::config::check::{CheckKind, FileCheck};
+    let files: Vec<FileCheck> = config.virtual_servers[0]
+        .real_servers
+        .iter()
+        .map(|r| match &r.checks[0].kind {
+            CheckKind::File(f) => f.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let file = |path: &str, weight, reverse| FileCheck {
+        file: path.into(),
+        weight,
+        reverse,
+    };
+    assert_eq!(
+        files,
+        [
+            file("/run/lb/w1", 3, true),
+            file("/run/lb/prio", 0, true),
+            // A weight on the FILE_CHECK drops the file's `reverse` (check_file.c).
+            file("/run/lb/w1", 2, false),
+        ]
+    );
+    let tracked: Vec<(String, i32, bool)> = config.vrrp_instances[0]
+        .track_file
+        .iter()
+        .map(|t| (t.path.display().to_string(), t.weight, t.reverse))
+        .collect();
+    assert_eq!(
+        tracked,
+        [
+            ("/run/lb/w1".to_owned(), 3, true),
+            ("/run/lb/prio".to_owned(), -2, true)
+        ]
+    );
+    let missing = errors(
+        "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  FILE_CHECK {\n   track_file nope\n  }\n }\n}\n",
+    );
+    assert_eq!((missing[0].line, missing[0].column), (4, 15));
+    assert_eq!(missing[0].message, "no track_file is named `nope`");
+}

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use super::{
     checkers,
     from_config::{HealthPlan, PlannedCheck, ServicePlan, ServiceScripts},
-    spec::Outcome,
+    spec::{CheckKind, FileCheck, Outcome},
     verdict::{DesiredBackend, HealthEvent, ServiceHealth},
 };
 use crate::dataplane::ServiceId;
@@ -153,12 +153,22 @@ fn start_service(
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
     for check in checks {
-        tasks.push(tokio::spawn(check_loop(
-            check,
-            done_tx.clone(),
-            Arc::clone(&counters),
-            Arc::clone(&real_up),
-        )));
+        let task = if let CheckKind::File(file) = &check.spec.kind {
+            tokio::spawn(file_loop(
+                check.real,
+                check.checker,
+                file.clone(),
+                done_tx.clone(),
+            ))
+        } else {
+            tokio::spawn(check_loop(
+                check,
+                done_tx.clone(),
+                Arc::clone(&counters),
+                Arc::clone(&real_up),
+            ))
+        };
+        tasks.push(task);
     }
     let owner = ServiceOwner {
         service,
@@ -229,6 +239,35 @@ async fn check_loop(
             .is_err()
         {
             return;
+        }
+    }
+}
+
+/// FILE_CHECK: the file is watched, and each new value is an outcome at once (keepalived
+/// reacts to inotify events; there is no schedule). Not counted as checks.
+async fn file_loop(
+    real: usize,
+    checker: usize,
+    file: FileCheck,
+    done: mpsc::UnboundedSender<Finished>,
+) {
+    let mut value = crate::track_file::watch(file.file.clone());
+    loop {
+        let current = *value.borrow_and_update();
+        let outcome = checkers::file_outcome(&file, Some(current));
+        if done
+            .send(Finished {
+                real,
+                checker,
+                outcome,
+            })
+            .is_err()
+        {
+            return;
+        }
+        tokio::select! {
+            changed = value.changed() => if changed.is_err() { return },
+            _ = done.closed() => return,
         }
     }
 }

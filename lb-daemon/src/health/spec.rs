@@ -12,6 +12,8 @@ pub struct Outcome {
     pub up: bool,
     /// `misc_dynamic`: the weight the script asked for.
     pub weight: Option<u32>,
+    /// FILE_CHECK: added to the real server's configured weight while up.
+    pub offset: Option<i64>,
     /// Why (for logs): "connected", "refused", "timeout", "status 503",
     /// "digest mismatch", "TLS error: ...", "exit 1", ...
     pub reason: String,

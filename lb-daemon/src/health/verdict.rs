@@ -210,6 +210,8 @@ struct Checker {
     has_run: bool,
     /// misc_dynamic: the weight this checker asked for, while it holds.
     dynamic: Option<u32>,
+    /// FILE_CHECK: added to the configured weight, while it holds.
+    offset: Option<i64>,
     reason: Option<String>,
     /// When `reason` was recorded (the service's record counter), to find the latest.
     seen: u64,
@@ -222,6 +224,7 @@ impl Checker {
             verdict: Verdict::initial(params),
             has_run: false,
             dynamic: None,
+            offset: None,
             reason: None,
             seen: 0,
         }
@@ -241,7 +244,9 @@ impl Checker {
             // (check_misc.c `misc_check_child_thread`); exit 0 (None) restores the
             // configured weight.
             self.dynamic = outcome.weight;
+            self.offset = outcome.offset;
         } else if !self.verdict.is_up() {
+            self.offset = None;
             // A failed misc check drops its weight; while `fall` is not reached yet the
             // checker still holds, and so does its weight.
             self.dynamic = None;
@@ -268,8 +273,9 @@ impl Real {
     }
 
     /// keepalived's effective weight: the configured weight plus each misc_dynamic
-    /// checker's offset from it (check_misc.c `cur_weight`), clamped as IPVS wants. With
-    /// one dynamic checker this is simply the weight it asked for.
+    /// checker's offset from it and each FILE_CHECK's value × weight (check_misc.c and
+    /// track_file.c `cur_weight`), clamped as IPVS wants. With one dynamic checker this
+    /// is simply the weight it asked for.
     fn weight(&self) -> u32 {
         let configured = i64::from(self.cfg.weight);
         let offsets: i64 = self
@@ -277,7 +283,8 @@ impl Real {
             .iter()
             .filter_map(|c| c.dynamic)
             .map(|w| i64::from(w) - configured)
-            .sum();
+            .chain(self.checkers.iter().filter_map(|c| c.offset))
+            .fold(0i64, i64::saturating_add);
         let clamped = (configured + offsets).clamp(0, i64::from(WEIGHT_LIMIT));
         u32::try_from(clamped).unwrap_or(WEIGHT_LIMIT)
     }
@@ -583,6 +590,7 @@ mod tests {
         Outcome {
             up: true,
             weight: None,
+            offset: None,
             reason: reason.into(),
             duration: Duration::from_millis(1),
         }
@@ -816,6 +824,38 @@ mod tests {
         assert!(h.real_up(0));
         assert!(!h.real_up(5));
         assert_eq!(h.last_reason(5), None);
+    }
+
+    // --- FILE_CHECK offsets
+
+    fn file_offset(offset: i64) -> Outcome {
+        Outcome {
+            offset: Some(offset),
+            ..ok(&format!("/w holds {offset}"))
+        }
+    }
+
+    #[test]
+    fn file_offsets_add_to_the_configured_weight_and_clamp_at_zero() {
+        let mut h = start(service(vec![
+            real(21, 5, vec![params(1, 1, false), params(1, 1, false)]),
+            simple(22),
+        ]));
+        h.record(0, 0, &file_offset(3));
+        assert_eq!(h.real_weight(0), Some(8));
+        // A second checker's offset adds up; a misc_dynamic weight counts from the configured one.
+        h.record(0, 1, &dynamic(7));
+        assert_eq!(h.real_weight(0), Some(10));
+        h.record(0, 0, &file_offset(-20));
+        assert_eq!(h.real_weight(0), Some(0), "clamped at 0, still up");
+        assert_eq!(h.desired(), vec![backend(21, 0), backend(22, 1)]);
+        // The file's fault: the real goes down and its offset is dropped.
+        h.record(0, 0, &fail("/w holds 1"));
+        assert!(!h.real_up(0));
+        assert_eq!(h.real_weight(0), Some(7));
+        h.record(0, 0, &file_offset(0));
+        assert!(h.real_up(0));
+        assert_eq!(h.real_weight(0), Some(7));
     }
 
     // --- misc_dynamic weights

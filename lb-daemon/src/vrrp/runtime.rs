@@ -613,6 +613,12 @@ async fn track_instance(
     // The first verdict always goes out: after a reload the instance may still carry the
     // fault or the weights of the tracking this task replaces.
     let mut last: Option<(Vec<String>, u8)> = None;
+    // Watched (inotify), not re-read on every poll.
+    let files: Vec<_> = inst
+        .track_file
+        .iter()
+        .map(|t| (t, crate::track_file::watch(t.path.clone())))
+        .collect();
     loop {
         let mut tracked = vec![Tracked::Binary {
             // keepalived tracks the instance's own interface (weight 0: down => FAULT).
@@ -635,12 +641,12 @@ async fn track_instance(
                 weight: t.weight,
             });
         }
-        for t in &inst.track_file {
-            let content = tokio::fs::read_to_string(&t.path).await.unwrap_or_default();
+        for (t, value) in &files {
             tracked.push(Tracked::File {
                 name: t.path.display().to_string(),
-                value: track::parse_track_file(&content),
+                value: *value.borrow(),
                 weight: t.weight,
+                reverse: t.reverse,
             });
         }
         let verdict = track::verdict(&tracked);

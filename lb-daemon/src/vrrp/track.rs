@@ -4,6 +4,8 @@
 //! The rules are pure functions (tested without processes or links); `track_io` runs the
 //! scripts and watches links and files.
 
+use crate::track_file::{self, Effect};
+
 /// A tracked script's result history with keepalived's `rise`/`fall` hysteresis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptState {
@@ -53,12 +55,14 @@ pub enum Tracked {
     /// A script or an interface: up or down, with its weight. keepalived: weight 0 =>
     /// down means FAULT; weight > 0 is added while up; weight < 0 is added while down.
     Binary { name: String, up: bool, weight: i32 },
-    /// `track_file`: the file's integer times the weight is added; with weight 0 a
-    /// non-zero value means FAULT.
+    /// `track_file`: the file's integer times the weight (negated with `reverse`) is
+    /// added, FAULT at -254 or below; with weight 0 a non-zero value means FAULT (a zero
+    /// one with `reverse`). See [`crate::track_file::vrrp_effect`].
     File {
         name: String,
         value: i64,
         weight: i32,
+        reverse: bool,
     },
 }
 
@@ -85,31 +89,16 @@ pub fn verdict(tracked: &[Tracked]) -> Verdict {
                 name,
                 value,
                 weight,
-            } => {
-                if *weight == 0 {
-                    if *value != 0 {
-                        v.faults.push(name.clone());
-                    }
-                } else {
-                    let add = value.saturating_mul(*weight as i64);
-                    v.weight = v
-                        .weight
-                        .saturating_add(add.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+                reverse,
+            } => match track_file::vrrp_effect(*value, *weight, *reverse) {
+                Effect::Fault => v.faults.push(name.clone()),
+                Effect::Offset(add) => {
+                    v.weight = v.weight.saturating_add(add as i32);
                 }
-            }
+            },
         }
     }
     v
-}
-
-/// The integer a `track_file` holds: its first token, 0 when empty or unreadable (as
-/// keepalived does for a missing file).
-pub fn parse_track_file(content: &str) -> i64 {
-    content
-        .split_whitespace()
-        .next()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -167,23 +156,40 @@ mod tests {
                 name: "/a".into(),
                 value: 3,
                 weight: -2,
+                reverse: false,
             },
             Tracked::File {
                 name: "/b".into(),
                 value: 1,
                 weight: 0,
+                reverse: false,
             },
             Tracked::File {
                 name: "/c".into(),
                 value: 0,
                 weight: 0,
+                reverse: false,
+            },
+            Tracked::File {
+                name: "/d".into(),
+                value: 0,
+                weight: 0,
+                reverse: true,
+            },
+            Tracked::File {
+                name: "/e".into(),
+                value: 2,
+                weight: 5,
+                reverse: true,
+            },
+            Tracked::File {
+                name: "/f".into(),
+                value: -200,
+                weight: 2,
+                reverse: false,
             },
         ]);
-        assert_eq!(v.weight, -6);
-        assert_eq!(v.faults, vec!["/b".to_string()]);
-        assert_eq!(parse_track_file(" 42\n"), 42);
-        assert_eq!(parse_track_file("-5 trailing"), -5);
-        assert_eq!(parse_track_file(""), 0);
-        assert_eq!(parse_track_file("x"), 0);
+        assert_eq!(v.weight, -16);
+        assert_eq!(v.faults, ["/b", "/d", "/f"]);
     }
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::{at, error, ip, load, rejected, BASE};
 use crate::config::check::{
-    BodyMatch, CheckKind, CheckSpec, Common, DnsCheck, DnsType, HttpCheck, MiscCheck, SmtpCheck,
-    StatusMatch, TlsOptions, UdpCheck, Url,
+    BodyMatch, CheckKind, CheckSpec, Common, DnsCheck, DnsType, FileCheck, HttpCheck, MiscCheck,
+    SmtpCheck, StatusMatch, TlsOptions, UdpCheck, Url,
 };
 use crate::config::*;
 
@@ -1235,4 +1235,100 @@ fn server_interfaces_are_checked_by_the_caller() {
     );
     let e = error(&with_server("interfaces = [\"a/b\"]\n", ""));
     assert_eq!(e.message, "`a/b` is not a valid interface name");
+}
+
+#[test]
+fn ping_check_needs_no_port_and_refuses_one() {
+    let text = |check: &str| {
+        format!(
+            "{BASE}[[virtual_server]]\naddress = \"198.18.0.100\"\nport = 0\n\
+             [[virtual_server.real_server]]\naddress = \"198.18.0.21\"\n{check}\n"
+        )
+    };
+    let vs = server(&text(
+        "ping_check = { connect_ip = \"198.18.0.31\", connect_timeout = \"2s\", retry = 3 }",
+    ));
+    let check = &vs.real_servers[0].checks[0];
+    assert_eq!(check.kind, CheckKind::Ping);
+    assert_eq!(check.kind.name(), "PING_CHECK");
+    assert_eq!(
+        check.common,
+        Common {
+            connect_ip: Some(ip("198.18.0.31")),
+            connect_timeout: secs(2),
+            retry: 3,
+            ..default_common()
+        }
+    );
+    let e = error(&text("ping_check = { connect_port = 80 }"));
+    assert_eq!(
+        e.key,
+        "virtual_server \"198.18.0.100:0\".real_server \"198.18.0.21\".ping_check.connect_port"
+    );
+    assert_eq!(at(&e), (11, 16));
+    assert_eq!(e.message, "unknown key");
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("ping_check sends ICMP echo requests, which have no port")
+    );
+}
+
+#[test]
+fn file_check_reads_its_file_weight_and_reverse() {
+    let vs = server(&with_real(
+        "file_check = [{ file = \"/run/lb/w\" }, { file = \"/run/lb/x\", weight = -3, reverse = true }]\n",
+    ));
+    let kinds: Vec<CheckKind> = vs.real_servers[0]
+        .checks
+        .iter()
+        .map(|c| c.kind.clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            CheckKind::File(FileCheck {
+                file: "/run/lb/w".into(),
+                weight: 1,
+                reverse: false
+            }),
+            CheckKind::File(FileCheck {
+                file: "/run/lb/x".into(),
+                weight: -3,
+                reverse: true
+            }),
+        ]
+    );
+    assert_eq!(vs.real_servers[0].checks[0].kind.name(), "FILE_CHECK");
+    let cases: &[(&str, &str, &str, Option<&str>)] = &[
+        (
+            "file_check = { file = \"w\" }",
+            "file_check.file",
+            "`w` is not an absolute path",
+            Some("write the file's full path, e.g. \"/etc/lb/weight\""),
+        ),
+        (
+            "file_check = { weight = 2 }",
+            "file_check",
+            "missing required key `file`",
+            None,
+        ),
+        (
+            "file_check = { file = \"/w\", delay_loop = \"1s\" }",
+            "file_check.delay_loop",
+            "unknown key",
+            Some("file_check has no schedule: the file is watched and re-read when it changes"),
+        ),
+        (
+            "file_check = { file = \"/w\", track_file = \"w\" }",
+            "file_check.track_file",
+            "unknown key",
+            Some("write the file's path: file = \"/PATH\""),
+        ),
+    ];
+    for (line, key, message, hint) in cases {
+        let e = error(&with_real(&format!("{line}\n")));
+        assert_eq!(e.key, format!("{REAL}.{key}"), "{line}");
+        assert_eq!(e.message, *message, "{line}");
+        assert_eq!(e.hint.as_deref(), *hint, "{line}");
+    }
 }

@@ -1,6 +1,7 @@
 //! A real server's checkers: `TCP_CHECK { … }` → `[[virtual_server.real_server.tcp_check]]`,
 //! and likewise HTTP_GET (with its `url` blocks), SSL_GET, MISC_CHECK, SMTP_CHECK (one
-//! smtp_check per `host` block), DNS_CHECK and UDP_CHECK.
+//! smtp_check per `host` block), DNS_CHECK, UDP_CHECK and PING_CHECK; FILE_CHECK names a
+//! `track_file` block, whose path it takes.
 
 use super::global::script_user;
 use super::{Ctx, Rule};
@@ -18,6 +19,7 @@ const KINDS: &[(&str, &str)] = &[
     ("SMTP_CHECK", "smtp_check"),
     ("DNS_CHECK", "dns_check"),
     ("UDP_CHECK", "udp_check"),
+    ("PING_CHECK", "ping_check"),
 ];
 
 const COMMON: &[&str] = &[
@@ -111,8 +113,16 @@ const UDP_RULES: &[(&str, Rule)] = &[
     ),
 ];
 
+const PING_RULES: &[(&str, Rule)] = &[(
+    "connect_port",
+    Rule::Note("ICMP echo has no port (keepalived ignores it too): dropped"),
+)];
+
 /// The checker sections of `stmt`; `None` when `stmt` is no checker.
 pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt, rs_context: &str) -> Option<Vec<Section>> {
+    if stmt.keyword() == "FILE_CHECK" {
+        return Some(file_check(ctx, stmt, rs_context).into_iter().collect());
+    }
     let (_, key) = KINDS.iter().find(|(k, _)| *k == stmt.keyword())?;
     let context = format!("{rs_context}: {}", stmt.keyword());
     if !ctx.needs_block(stmt, &context) {
@@ -124,6 +134,9 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt, rs_context: &str) -> Optio
     for entry in stmt.body() {
         let handled = match *key {
             "misc_check" => misc(ctx, &mut s, entry, &context),
+            "ping_check" if entry.keyword() == "connect_port" => {
+                ctx.rule(&mut s, entry, &context, PING_RULES)
+            }
             _ => {
                 common(ctx, &mut s, entry, &context)
                     || match *key {
@@ -172,6 +185,79 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt, rs_context: &str) -> Optio
     }
     Some(checks)
 }
+
+/// `FILE_CHECK { track_file NAME  weight W [reverse] }` → `file_check = { file, weight,
+/// reverse }`. keepalived: without `weight`, the track_file's weight and reverse; with
+/// it, `reverse` only if written (`check_file.c`).
+fn file_check(ctx: &mut Ctx<'_>, stmt: &Stmt, rs_context: &str) -> Option<Section> {
+    let context = format!("{rs_context}: FILE_CHECK");
+    if !ctx.needs_block(stmt, &context) {
+        return None;
+    }
+    let mut s = Section::new(
+        "[[virtual_server.real_server.file_check]]",
+        Some(stmt.pos()),
+    );
+    let mut file = None;
+    let mut weight = None;
+    for entry in stmt.body() {
+        let a = Args::new(entry, &context);
+        match entry.keyword() {
+            "track_file" => {
+                let Some(name) = a.one(ctx.d) else { continue };
+                match ctx.track_files.get(&name.text) {
+                    Some(f) => file = Some(f.clone()),
+                    None => {
+                        let known: Vec<&str> = ctx.track_files.keys().map(String::as_str).collect();
+                        let hint =
+                            crate::config::suggest::closest(&name.text, known.iter().copied())
+                                .map(|k| format!("did you mean `{k}`?"))
+                                .unwrap_or_else(|| {
+                                    "define it: `track_file NAME { file /PATH }`".into()
+                                });
+                        ctx.d.error(
+                            &name.pos,
+                            &context,
+                            format!("no track_file is named `{}`", name.text),
+                            Some(hint),
+                        );
+                    }
+                }
+            }
+            "weight" => match entry.args() {
+                [w, option] if matches!(option.text.as_str(), "reverse" | "noreverse") => {
+                    weight = int_word(&a, ctx.d, w, FILE_WEIGHT_RANGE)
+                        .map(|w| (w, option.text == "reverse"));
+                }
+                _ => weight = a.int(ctx.d, FILE_WEIGHT_RANGE).map(|w| (w, false)),
+            },
+            _ => ctx.unknown(entry, &context, &["track_file", "weight"], &[]),
+        }
+    }
+    let Some(file) = file else {
+        if !stmt.body().iter().any(|e| e.keyword() == "track_file") {
+            ctx.d.error(
+                stmt.pos(),
+                &context,
+                "FILE_CHECK has no track_file",
+                Some(
+                    "add `track_file NAME`, naming a `track_file NAME { file /PATH }` block".into(),
+                ),
+            );
+        }
+        return None;
+    };
+    let (weight, reverse) = weight.unwrap_or((file.weight.unwrap_or(1), file.reverse));
+    s.set("file", Value::Str(file.path), stmt.pos());
+    s.set("weight", Value::Int(weight), stmt.pos());
+    if reverse {
+        s.set("reverse", Value::Bool(true), stmt.pos());
+    }
+    Some(s)
+}
+
+/// keepalived's FILE_CHECK weight range.
+const FILE_WEIGHT_RANGE: std::ops::RangeInclusive<i64> = -(i32::MAX as i64)..=i32::MAX as i64;
 
 fn known(key: &str) -> Vec<&'static str> {
     if key == "misc_check" {

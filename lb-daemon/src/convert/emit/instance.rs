@@ -410,8 +410,20 @@ fn tracked(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Vec<Value> {
     for line in stmt.body() {
         let a = Args::new(line, context);
         let name = &line.words[0];
+        let mut reverse = None;
         let weight = match line.args() {
             [] => None,
+            [w, value, r]
+                if w.text == "weight"
+                    && stmt.keyword() == "track_file"
+                    && matches!(r.text.as_str(), "reverse" | "noreverse") =>
+            {
+                reverse = Some(r.text == "reverse");
+                match int_word(&a, ctx.d, value, WEIGHT_RANGE) {
+                    Some(n) => Some(n),
+                    None => continue,
+                }
+            }
             [w, value] if w.text == "weight" => match int_word(&a, ctx.d, value, WEIGHT_RANGE) {
                 Some(n) => Some(n),
                 None => continue,
@@ -437,21 +449,24 @@ fn tracked(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Vec<Value> {
         };
         let target = if stmt.keyword() == "track_file" {
             match ctx.track_files.get(&name.text) {
-                Some((path, file_weight)) => {
-                    let weight = weight.or(*file_weight);
-                    entry(path.clone(), weight)
+                Some(file) => {
+                    // keepalived: the line's weight replaces the file's; `reverse` is the
+                    // file's unless the line says (`vrrp_alloc_track_file`).
+                    let (weight, reverse) = match weight {
+                        Some(w) => (Some(w), reverse.unwrap_or(file.reverse)),
+                        None => (file.weight, file.reverse),
+                    };
+                    file_entry(file.path.clone(), weight, reverse)
                 }
                 None => {
                     let known: Vec<&str> = ctx.track_files.keys().map(String::as_str).collect();
                     let hint = suggest::closest(&name.text, known.iter().copied())
                         .map(|k| format!("did you mean `{k}`?"))
-                        .unwrap_or_else(|| {
-                            "define it: `vrrp_track_file NAME { file /PATH }`".into()
-                        });
+                        .unwrap_or_else(|| "define it: `track_file NAME { file /PATH }`".into());
                     ctx.d.error(
                         &name.pos,
                         context,
-                        format!("no vrrp_track_file is named `{}`", name.text),
+                        format!("no track_file is named `{}`", name.text),
                         Some(hint),
                     );
                     continue;
@@ -463,6 +478,17 @@ fn tracked(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Vec<Value> {
         items.push(target);
     }
     items
+}
+
+fn file_entry(path: String, weight: Option<i64>, reverse: bool) -> Value {
+    if !reverse {
+        return entry(path, weight);
+    }
+    Value::Table(vec![
+        ("name".into(), Value::Str(path)),
+        ("weight".into(), Value::Int(weight.unwrap_or(1))),
+        ("reverse".into(), Value::Bool(true)),
+    ])
 }
 
 fn entry(name: String, weight: Option<i64>) -> Value {

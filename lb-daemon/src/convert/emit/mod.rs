@@ -41,8 +41,8 @@ pub(crate) struct Ctx<'d> {
     pub ipvs: bool,
     /// keepalived's `default_interface`, for instances that name none.
     pub default_interface: Option<(String, Pos)>,
-    /// `vrrp_track_file NAME { file PATH weight W }`.
-    pub track_files: HashMap<String, (String, Option<i64>)>,
+    /// `track_file NAME { file PATH weight W [reverse] }` (or `vrrp_track_file`).
+    pub track_files: HashMap<String, TrackedFile>,
     pub server_groups: HashMap<String, Vec<GroupEntry>>,
 }
 
@@ -144,7 +144,7 @@ pub(crate) fn document(stmts: &[Stmt], d: &mut Diags, header: &[String]) -> Rend
     let mut global = global::convert(&mut ctx, stmts);
     for stmt in stmts {
         match stmt.keyword() {
-            "vrrp_track_file" => script::track_file(&mut ctx, stmt),
+            "vrrp_track_file" | "track_file" => script::track_file(&mut ctx, stmt),
             "virtual_server_group" => server_group::read(&mut ctx, stmt),
             _ => {}
         }
@@ -153,7 +153,7 @@ pub(crate) fn document(stmts: &[Stmt], d: &mut Diags, header: &[String]) -> Rend
     let mut statics = Section::new("[static]", None);
     for stmt in stmts {
         match stmt.keyword() {
-            "global_defs" | "vrrp_track_file" | "virtual_server_group" => {}
+            "global_defs" | "vrrp_track_file" | "track_file" | "virtual_server_group" => {}
             kw @ ("static_ipaddress" | "static_routes" | "static_rules") => {
                 static_block(&mut ctx, &mut statics, stmt, kw)
             }
@@ -253,12 +253,22 @@ const TOP_KNOWN: &[&str] = &[
     "static_routes",
     "static_rules",
     "vrrp_track_file",
+    "track_file",
     "virtual_server_group",
     "vrrp_script",
     "vrrp_instance",
     "vrrp_sync_group",
     "virtual_server",
 ];
+
+/// A `track_file` definition, as its users need it.
+#[derive(Clone, Debug)]
+pub(crate) struct TrackedFile {
+    pub path: String,
+    /// `None`: keepalived's default, 1.
+    pub weight: Option<i64>,
+    pub reverse: bool,
+}
 
 /// Top-level keywords other than blocks: their comments go to `[global]`.
 fn top_level_other(ctx: &mut Ctx<'_>, global: &mut Section, stmt: &Stmt) {

@@ -102,20 +102,28 @@ fn weight(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str) {
     }
 }
 
-/// `vrrp_track_file NAME { file PATH  weight W }`.
+/// `track_file NAME { file PATH  weight W [reverse]  init_file [V] [overwrite] }` (also
+/// spelt `vrrp_track_file`).
 pub(super) fn track_file(ctx: &mut Ctx<'_>, stmt: &Stmt) {
     let Some(name) = block_name(ctx, stmt) else {
         return;
     };
-    let context = format!("vrrp_track_file {name}");
+    let context = format!("{} {name}", stmt.keyword());
     let mut path = None;
     let mut weight = None;
+    let mut reverse = false;
     let mut scratch = Section::new("", None);
     for entry in stmt.body() {
         let a = Args::new(entry, &context);
         match entry.keyword() {
             "file" => path = a.one(ctx.d).map(|w| w.text.clone()),
-            "weight" => weight = a.int(ctx.d, WEIGHT_RANGE),
+            "weight" => match entry.args() {
+                [w, option] if matches!(option.text.as_str(), "reverse" | "noreverse") => {
+                    weight = int_word(&a, ctx.d, w, WEIGHT_RANGE);
+                    reverse = option.text == "reverse";
+                }
+                _ => weight = a.int(ctx.d, WEIGHT_RANGE),
+            },
             "init_file" => ctx.approx(
                 &mut scratch,
                 entry,
@@ -127,12 +135,19 @@ pub(super) fn track_file(ctx: &mut Ctx<'_>, stmt: &Stmt) {
     }
     match path {
         Some(path) => {
-            ctx.track_files.insert(name, (path, weight));
+            ctx.track_files.insert(
+                name,
+                super::TrackedFile {
+                    path,
+                    weight,
+                    reverse,
+                },
+            );
         }
         None => ctx.d.error(
             stmt.pos(),
             &context,
-            "a vrrp_track_file needs `file`",
+            format!("a {} needs `file`", stmt.keyword()),
             Some("add `file /PATH` to the block".into()),
         ),
     }

@@ -128,6 +128,8 @@ const REAL_KNOWN: &[&str] = &[
     "SMTP_CHECK",
     "DNS_CHECK",
     "UDP_CHECK",
+    "PING_CHECK",
+    "FILE_CHECK",
 ];
 
 const TUNNEL: Rule =
@@ -147,16 +149,8 @@ const REAL_RULES: &[(&str, Rule)] = &[
         Rule::Refuse("lb-daemon forwards every real server of a virtual server the same way: set lb_kind on the virtual_server and remove this line"),
     ),
     (
-        "FILE_CHECK",
-        Rule::Refuse("FILE_CHECK is not supported: use a MISC_CHECK that reads the file (e.g. `misc_path \"test -e /PATH\"`)"),
-    ),
-    (
         "BFD_CHECK",
         Rule::Refuse("BFD is not supported: use a TCP_CHECK or a MISC_CHECK"),
-    ),
-    (
-        "PING_CHECK",
-        Rule::Refuse("PING_CHECK is not supported: use a TCP_CHECK, or a MISC_CHECK running ping"),
     ),
 ];
 

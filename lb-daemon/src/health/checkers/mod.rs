@@ -1,5 +1,5 @@
 //! keepalived's health checkers (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, SMTP_CHECK,
-//! DNS_CHECK, UDP_CHECK) as async functions: one attempt ([`check_once`]), keepalived's
+//! DNS_CHECK, UDP_CHECK, PING_CHECK) as async functions: one attempt ([`check_once`]), keepalived's
 //! retry loop ([`check`]) and the `genhash` helper. The scheduler decides when to run
 //! them and what an outcome does to a real server.
 
@@ -7,6 +7,7 @@ mod dns;
 mod genhash;
 mod http;
 mod misc;
+pub mod ping;
 mod smtp;
 mod tcp;
 mod udp;
@@ -20,7 +21,7 @@ use std::{
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use super::spec::{CheckKind, CheckSpec, Outcome, Target};
+use super::spec::{CheckKind, CheckSpec, FileCheck, Outcome, Target};
 
 pub use genhash::{genhash, GenhashError};
 
@@ -47,12 +48,36 @@ pub async fn check_once(spec: &CheckSpec, target: Target) -> Outcome {
         CheckKind::Smtp(smtp) => smtp::run(smtp, target, common).await,
         CheckKind::Dns(dns) => dns::run(dns, target, common).await,
         CheckKind::Udp(udp) => udp::run(udp, target, common).await,
+        CheckKind::Ping => ping::run(target, common).await,
+        CheckKind::File(file) => {
+            let value = crate::track_file::read(&file.file);
+            return file_outcome(file, value);
+        }
     };
     Outcome {
         up: verdict.up,
         weight: verdict.weight,
+        offset: None,
         reason: verdict.reason,
         duration: start.elapsed(),
+    }
+}
+
+/// FILE_CHECK's outcome for the file's current value (`None`: not a valid number, taken
+/// as 0 here; the runner's watcher keeps the previous value instead).
+pub fn file_outcome(file: &FileCheck, value: Option<i64>) -> Outcome {
+    use crate::track_file::{checker_effect, Effect};
+    let shown = value.map_or_else(|| "an invalid number".to_owned(), |v| v.to_string());
+    let (up, offset) = match checker_effect(value.unwrap_or(0), file.weight, file.reverse) {
+        Effect::Fault => (false, None),
+        Effect::Offset(o) => (true, Some(o)),
+    };
+    Outcome {
+        up,
+        weight: None,
+        offset: offset.filter(|_| file.weight != 0),
+        reason: format!("{} holds {shown}", file.file.display()),
+        duration: Duration::ZERO,
     }
 }
 

@@ -1,5 +1,5 @@
 //! `track_interface`, `track_script`, `track_file`: each entry a bare name or
-//! `{ name = …, weight = … }`.
+//! `{ name = …, weight = … }` (`track_file` also takes `reverse = true`).
 
 use std::path::PathBuf;
 
@@ -16,9 +16,15 @@ struct Tracked {
     path: KeyPath,
     span: Span,
     weight: Option<i32>,
+    /// `track_file` only: the value counts negated.
+    reverse: bool,
 }
 
 fn tracked(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<Tracked> {
+    tracked_with(d, f, false)
+}
+
+fn tracked_with(d: &mut Decoder<'_>, f: &Field<'_, '_>, reversible: bool) -> Option<Tracked> {
     if let Some(name) = f.peek_str() {
         if name.trim().is_empty() {
             f.error(d, "must not be empty");
@@ -29,6 +35,7 @@ fn tracked(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<Tracked> {
             path: f.path().clone(),
             span: f.span(),
             weight: None,
+            reverse: false,
         });
     }
     if !f.is_table() {
@@ -39,6 +46,7 @@ fn tracked(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<Tracked> {
     let errors_before = d.error_count();
     let name = name(d, &mut t);
     let weight = t.get(d, "weight").and_then(|f| f.int(d, WEIGHT_RANGE));
+    let reverse = reversible && t.get(d, "reverse").and_then(|f| f.bool(d)).unwrap_or(false);
     t.finish(d);
     let name = name.filter(|_| d.error_count() == errors_before)?;
     Some(Tracked {
@@ -46,6 +54,7 @@ fn tracked(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<Tracked> {
         path: name.path,
         span: name.span,
         weight,
+        reverse,
     })
 }
 
@@ -96,7 +105,7 @@ pub(super) fn script(
 }
 
 pub(super) fn file(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<TrackFile> {
-    let entry = tracked(d, f)?;
+    let entry = tracked_with(d, f, true)?;
     let path = PathBuf::from(&entry.name);
     if !path.is_absolute() {
         d.error(
@@ -110,5 +119,6 @@ pub(super) fn file(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<TrackFile> 
     Some(TrackFile {
         path,
         weight: entry.weight.unwrap_or(1),
+        reverse: entry.reverse,
     })
 }

@@ -12,7 +12,7 @@ use super::http;
 use super::ip;
 use crate::config::address::AddressFamily;
 use crate::config::check::{
-    CheckKind, CheckSpec, Common, DnsCheck, DnsType, MiscCheck, SmtpCheck, UdpCheck,
+    CheckKind, CheckSpec, Common, DnsCheck, DnsType, FileCheck, MiscCheck, SmtpCheck, UdpCheck,
 };
 use crate::config::reader::{Decoder, Field, Table};
 use crate::config::schema::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_DELAY_LOOP, DEFAULT_SMTP_HELO};
@@ -86,6 +86,35 @@ const SMTP_RENAMES: &[(&str, &str)] = &[
     ),
 ];
 
+const PING_RENAMES: &[(&str, &str)] = &[
+    ALPHA,
+    (
+        "connect_port",
+        "ping_check sends ICMP echo requests, which have no port",
+    ),
+];
+
+const FILE_WATCHED: &str =
+    "file_check has no schedule: the file is watched and re-read when it changes";
+const FILE_RENAMES: &[(&str, &str)] = &[
+    ("track_file", "write the file's path: file = \"/PATH\""),
+    ("name", "write the file's path: file = \"/PATH\""),
+    ("path", "write the file's path: file = \"/PATH\""),
+    ("delay_loop", FILE_WATCHED),
+    ("retry", FILE_WATCHED),
+    ("delay_before_retry", FILE_WATCHED),
+    ("warmup", FILE_WATCHED),
+    (
+        "connect_timeout",
+        "file_check reads a file and connects nowhere",
+    ),
+    ("connect_ip", "file_check reads a file and connects nowhere"),
+    (
+        "connect_port",
+        "file_check reads a file and connects nowhere",
+    ),
+];
+
 /// keepalived's checkers, by their key here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -96,10 +125,12 @@ pub(super) enum Kind {
     Smtp,
     Dns,
     Udp,
+    Ping,
+    File,
 }
 
 impl Kind {
-    pub(super) const ALL: [Kind; 7] = [
+    pub(super) const ALL: [Kind; 9] = [
         Kind::Tcp,
         Kind::Http,
         Kind::Ssl,
@@ -107,6 +138,8 @@ impl Kind {
         Kind::Smtp,
         Kind::Dns,
         Kind::Udp,
+        Kind::Ping,
+        Kind::File,
     ];
 
     /// keepalived's keyword in lower case.
@@ -119,6 +152,8 @@ impl Kind {
             Kind::Smtp => "smtp_check",
             Kind::Dns => "dns_check",
             Kind::Udp => "udp_check",
+            Kind::Ping => "ping_check",
+            Kind::File => "file_check",
         }
     }
 
@@ -141,7 +176,12 @@ impl Kind {
 
     /// MISC_CHECK runs a command instead of connecting.
     fn connects(self) -> bool {
-        self != Kind::Misc
+        !matches!(self, Kind::Misc | Kind::File)
+    }
+
+    /// PING_CHECK has no port.
+    fn needs_port(self) -> bool {
+        !matches!(self, Kind::Misc | Kind::Ping | Kind::File)
     }
 
     fn renames(self) -> &'static [(&'static str, &'static str)] {
@@ -150,6 +190,8 @@ impl Kind {
             Kind::Ssl => SSL_RENAMES,
             Kind::Misc => MISC_RENAMES,
             Kind::Smtp => SMTP_RENAMES,
+            Kind::Ping => PING_RENAMES,
+            Kind::File => FILE_RENAMES,
             Kind::Tcp | Kind::Dns | Kind::Udp => TCP_RENAMES,
         }
     }
@@ -232,7 +274,11 @@ pub(super) fn decode(
 ) -> Option<CheckSpec> {
     let errors_before = d.error_count();
     let mut t = t.with_renames(kind.renames());
-    let common = common(d, &mut t, kind, target);
+    let common = if kind == Kind::File {
+        file_common(target)
+    } else {
+        common(d, &mut t, kind, target)
+    };
     let vhost = target.inherited.virtualhost.as_deref();
     let check = match kind {
         Kind::Tcp => Some(CheckKind::Tcp),
@@ -247,6 +293,8 @@ pub(super) fn decode(
         })),
         Kind::Dns => Some(CheckKind::Dns(dns(d, &mut t))),
         Kind::Udp => udp(d, &mut t).map(CheckKind::Udp),
+        Kind::Ping => Some(CheckKind::Ping),
+        Kind::File => file(d, &mut t).map(CheckKind::File),
     };
     t.finish(d);
     let check = check.filter(|_| d.error_count() == errors_before)?;
@@ -269,10 +317,12 @@ fn common(d: &mut Decoder<'_>, t: &mut Table<'_, '_>, kind: Kind, target: &Targe
     let mut connect_timeout = None;
     if kind.connects() {
         connect_ip = t.get(d, "connect_ip").and_then(|f| ip(d, &f));
-        connect_port = t
-            .get(d, "connect_port")
-            .and_then(|f| f.int::<u16>(d, 1..=65_535));
-        if target.port == 0 && t.span_of("connect_port").is_none() {
+        if kind.needs_port() {
+            connect_port = t
+                .get(d, "connect_port")
+                .and_then(|f| f.int::<u16>(d, 1..=65_535));
+        }
+        if kind.needs_port() && target.port == 0 && t.span_of("connect_port").is_none() {
             d.error(
                 t.path(),
                 t.span(),
@@ -358,6 +408,49 @@ fn retry(d: &mut Decoder<'_>, t: &mut Table<'_, '_>) -> Option<u32> {
         .warning(d, "deprecated: use `retry`")
         .hint(format!("write retry = {value}"));
     Some(value)
+}
+
+/// FILE_CHECK has no schedule, retries or hysteresis: the file's value is its state.
+fn file_common(target: &Target<'_>) -> Common {
+    let delay_loop = target.inherited.delay_loop;
+    Common {
+        connect_ip: None,
+        connect_port: None,
+        bind_to: None,
+        connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        retry: 0,
+        delay_before_retry: Duration::ZERO,
+        delay_loop,
+        warmup: Duration::ZERO,
+        rise: 1,
+        fall: 1,
+    }
+}
+
+/// keepalived's FILE_CHECK weight range (`-IPVS_WEIGHT_LIMIT ..= IPVS_WEIGHT_LIMIT`).
+const FILE_WEIGHT_RANGE: std::ops::RangeInclusive<i64> = -(i32::MAX as i64)..=i32::MAX as i64;
+
+fn file(d: &mut Decoder<'_>, t: &mut Table<'_, '_>) -> Option<FileCheck> {
+    let file = t.required(d, "file").and_then(|f| {
+        let path = std::path::PathBuf::from(f.string(d)?);
+        if !path.is_absolute() {
+            f.error(d, format!("`{}` is not an absolute path", path.display()))
+                .hint("write the file's full path, e.g. \"/etc/lb/weight\"");
+            return None;
+        }
+        Some(path)
+    });
+    // keepalived: a tracked file's weight defaults to 1 (the file's value counts as is).
+    let weight = t
+        .get(d, "weight")
+        .and_then(|f| f.int(d, FILE_WEIGHT_RANGE))
+        .unwrap_or(1);
+    let reverse = t.get(d, "reverse").and_then(|f| f.bool(d)).unwrap_or(false);
+    Some(FileCheck {
+        file: file?,
+        weight,
+        reverse,
+    })
 }
 
 fn misc(d: &mut Decoder<'_>, t: &mut Table<'_, '_>, vs_delay_loop: Duration) -> Option<MiscCheck> {
