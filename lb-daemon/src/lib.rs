@@ -13,6 +13,7 @@ pub mod config;
 pub mod convert;
 pub mod daemon;
 pub mod dataplane;
+pub mod email;
 pub mod health;
 pub mod ipvs;
 #[cfg(feature = "lab")]

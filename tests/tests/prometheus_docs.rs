@@ -93,6 +93,7 @@ fn full_snapshot() -> Snapshot {
             }],
             ..Default::default()
         }),
+        email: Default::default(),
     }
 }
 

@@ -78,8 +78,9 @@ pub fn setup() -> Result<()> {
     let step = progress.step("bpffs");
     needs_root.extend(bpffs(root)?);
     step.done();
-    let step = progress.step("virtme-ng");
+    let step = progress.step("pip packages");
     virtme_ng()?;
+    aiosmtpd()?;
     step.done();
     if !needs_root.is_empty() {
         bail!(
@@ -97,24 +98,43 @@ fn virtme_ng() -> Result<()> {
         return Ok(());
     }
     report(STEP, "installing with pip");
-    // Debian's system Python refuses user installs without --break-system-packages.
-    let installed = util::succeeds(Command::new("pip").args(["install", VIRTME_NG]))
-        || util::succeeds(Command::new("pip").args([
-            "install",
-            "--break-system-packages",
-            VIRTME_NG,
-        ]))
-        || util::succeeds(Command::new("pip3").args([
-            "install",
-            "--break-system-packages",
-            VIRTME_NG,
-        ]));
     ensure!(
-        installed && util::succeeds(Command::new("vng").arg("--version")),
+        pip_install(VIRTME_NG) && util::succeeds(Command::new("vng").arg("--version")),
         "cannot install virtme-ng: run `pip install {VIRTME_NG}` (with --break-system-packages on Debian's Python) and make sure `vng` is on PATH"
     );
     report(STEP, "installed");
     Ok(())
+}
+
+/// The real SMTP server the e-mail alert tests deliver to (PyPI's aiosmtpd).
+const AIOSMTPD: &str = "aiosmtpd";
+
+fn aiosmtpd() -> Result<()> {
+    const STEP: &str = "aiosmtpd";
+    let present = || util::succeeds(Command::new("python3").args(["-c", "import aiosmtpd"]));
+    if present() {
+        report(STEP, "ok");
+        return Ok(());
+    }
+    report(STEP, "installing with pip");
+    ensure!(
+        pip_install(AIOSMTPD) && present(),
+        "cannot install aiosmtpd: run `pip install {AIOSMTPD}` (with --break-system-packages on Debian's Python)"
+    );
+    report(STEP, "installed");
+    Ok(())
+}
+
+/// `pip install PACKAGE`; Debian's system Python refuses it without
+/// --break-system-packages.
+fn pip_install(package: &str) -> bool {
+    util::succeeds(Command::new("pip").args(["install", package]))
+        || util::succeeds(Command::new("pip").args(["install", "--break-system-packages", package]))
+        || util::succeeds(Command::new("pip3").args([
+            "install",
+            "--break-system-packages",
+            package,
+        ]))
 }
 
 pub fn has_nightly(toolchain_list: &str) -> bool {

@@ -137,6 +137,92 @@ pub struct Global {
     /// Flood guard: new DR/TUN flows per CPU per second that get a connection-table
     /// entry (the rest are forwarded by Maglev alone, counted as `flood_guard`); 0: none.
     pub new_flow_limit: u32,
+    /// keepalived's e-mail alerts (`notification_email`, `smtp_server`, ...).
+    pub email: Email,
+}
+
+/// keepalived's default `smtp_connect_timeout`.
+pub const DEFAULT_SMTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// keepalived's default SMTP port.
+pub const DEFAULT_SMTP_PORT: u16 = 25;
+
+/// E-mail alerts, as keepalived's `global_defs` sets them. Nothing is sent unless both
+/// `notification_email` and `smtp_server` are set (keepalived's rule).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email {
+    /// `notification_email { ... }`: the recipients.
+    pub to: Vec<String>,
+    /// `notification_email_from`; `None`: `USER@HOSTNAME`, as keepalived.
+    pub from: Option<String>,
+    pub smtp_server: Option<SmtpServer>,
+    /// `smtp_helo_name`; `None`: the host name.
+    pub helo_name: Option<String>,
+    /// Connecting and each reply (keepalived's `smtp_connect_timeout`).
+    pub connect_timeout: Duration,
+    /// The global `smtp_alert` and its VRRP and checker overrides (unset: `None`).
+    pub smtp_alert: Option<bool>,
+    pub smtp_alert_vrrp: Option<bool>,
+    pub smtp_alert_checker: Option<bool>,
+    /// `no_email_faults`: no e-mail when an instance or group enters FAULT.
+    pub no_email_faults: bool,
+}
+
+impl Default for Email {
+    fn default() -> Self {
+        Self {
+            to: Vec::new(),
+            from: None,
+            smtp_server: None,
+            helo_name: None,
+            connect_timeout: DEFAULT_SMTP_CONNECT_TIMEOUT,
+            smtp_alert: None,
+            smtp_alert_vrrp: None,
+            smtp_alert_checker: None,
+            no_email_faults: false,
+        }
+    }
+}
+
+impl Email {
+    /// Whether an instance or sync group with this `smtp_alert` sends e-mail
+    /// (keepalived: its own, else `smtp_alert_vrrp`, else `smtp_alert`, else no).
+    pub fn vrrp_alerts(&self, own: Option<bool>) -> bool {
+        own.or(self.smtp_alert_vrrp)
+            .or(self.smtp_alert)
+            .unwrap_or(false)
+    }
+
+    /// Whether a virtual server with this `smtp_alert` sends e-mail on quorum changes.
+    pub fn virtual_server_alerts(&self, own: Option<bool>) -> bool {
+        own.or(self.smtp_alert_checker)
+            .or(self.smtp_alert)
+            .unwrap_or(false)
+    }
+
+    /// Whether a real server with this `smtp_alert` sends e-mail when it goes up or down
+    /// (keepalived's default here is yes, unlike the others: check_data.c).
+    pub fn real_server_alerts(&self, own: Option<bool>) -> bool {
+        own.or(self.smtp_alert_checker)
+            .or(self.smtp_alert)
+            .unwrap_or(true)
+    }
+}
+
+/// `smtp_server ADDR [PORT]`: an IP address or a host name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmtpServer {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for SmtpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
 }
 
 impl Default for Global {
@@ -161,6 +247,7 @@ impl Default for Global {
             conntrack_size: lb_common::capacity::CONNTRACK,
             new_flow_limit: DEFAULT_NEW_FLOW_LIMIT,
             nat_table_size: lb_common::capacity::NAT,
+            email: Email::default(),
         }
     }
 }
@@ -328,6 +415,8 @@ pub struct Notify {
     /// keepalived's plain `notify`: run on every transition with
     /// `GROUP|INSTANCE NAME STATE PRIORITY` appended.
     pub any: Option<String>,
+    /// The instance's or group's own `smtp_alert` (unset: the global setting).
+    pub smtp_alert: Option<bool>,
 }
 
 /// An interface whose link state moves the priority (weight ≠ 0) or causes FAULT (0).
@@ -405,6 +494,8 @@ pub struct VirtualServer {
     /// How this node makes the VIP reach it: VRRP (or always served), or a BGP
     /// announcement through BIRD.
     pub announce: Announce,
+    /// `smtp_alert`: e-mail on quorum changes (unset: the global setting).
+    pub smtp_alert: Option<bool>,
     pub real_servers: Vec<RealServer>,
 }
 
@@ -476,6 +567,8 @@ pub struct RealServer {
     pub inhibit_on_failure: bool,
     pub notify_up: Option<String>,
     pub notify_down: Option<String>,
+    /// `smtp_alert`: e-mail when it goes up or down (unset: the global setting).
+    pub smtp_alert: Option<bool>,
     /// Health checks, in the order written, every default filled in (the real server's
     /// address and port are the checks' target unless `connect_ip`/`connect_port` say
     /// otherwise). None: the real server is always up.

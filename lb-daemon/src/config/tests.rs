@@ -1137,3 +1137,40 @@ fn routes_rules_and_static_network() {
     let e = error(&format!("{BASE}\n[static]\nstatic_routes = []\n"));
     assert!(e.hint.as_deref().unwrap().contains("`routes`"), "{e:?}");
 }
+
+#[test]
+fn email_settings_load_with_keepalived_defaults_and_errors_point_at_the_value() {
+    let loaded = load(
+        "[global]\nnotification_email = [\"ops@example.com\"]\nsmtp_server = \"192.0.2.25 587\"\n\
+         smtp_alert_vrrp = false\nno_email_faults = true\n\
+         [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"lo\"\nvirtual_router_id = 1\nsmtp_alert = true\n",
+    );
+    let email = &loaded.config.global.email;
+    assert_eq!(email.to, ["ops@example.com"]);
+    assert_eq!(
+        email.smtp_server,
+        Some(SmtpServer {
+            host: "192.0.2.25".into(),
+            port: 587
+        })
+    );
+    assert_eq!(email.connect_timeout, DEFAULT_SMTP_CONNECT_TIMEOUT);
+    assert!(email.no_email_faults);
+    // keepalived's precedence: own, then the VRRP/checker default, then smtp_alert;
+    // real servers default to yes, the rest to no.
+    assert!(email.vrrp_alerts(loaded.config.vrrp_instances[0].notify.smtp_alert));
+    assert!(!email.vrrp_alerts(None));
+    assert!(email.real_server_alerts(None));
+    assert!(!email.virtual_server_alerts(None));
+    let e = error("[global]\nsmtp_server = \"mail.example.com 99999\"\n");
+    assert_eq!((e.key.as_str(), e.line), ("global.smtp_server", 2));
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("ADDRESS PORT"),
+        "{e:?}"
+    );
+    let e =
+        error("[global]\nnotification_email = [\"ops@example.com\", \"x\\r\\nRCPT TO:<a@b>\"]\n");
+    assert!(e.message.contains("is not an e-mail address"), "{e:?}");
+    let e = error("[global]\nsmtp_helo_name = \"a b\"\n");
+    assert!(e.message.contains("is not a host name"), "{e:?}");
+}

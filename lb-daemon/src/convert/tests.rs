@@ -369,3 +369,40 @@ fn file_check_and_track_file_take_the_tracked_files_path_weight_and_reverse() {
     assert_eq!((missing[0].line, missing[0].column), (4, 15));
     assert_eq!(missing[0].message, "no track_file is named `nope`");
 }
+
+#[test]
+fn email_alerts_convert_from_global_defs_instances_groups_and_servers() {
+    let text = "global_defs {\n notification_email {\n  ops@example.com\n  noc@example.com\n }\n \
+                notification_email_from lb@example.com\n smtp_server 192.0.2.25 587\n \
+                smtp_helo_name lb1.example.com\n smtp_connect_timeout 10\n smtp_alert\n \
+                no_email_faults\n}\n";
+    let vs = "virtual_server 10.0.0.1 80 {\n lb_kind DR\n smtp_alert off\n \
+              real_server 10.0.0.2 80 {\n  smtp_alert\n  TCP_CHECK {\n  }\n }\n}\n";
+    let group = "vrrp_sync_group G {\n group {\n  VI_1\n }\n smtp_alert no\n}\n";
+    let toml = convert(&format!(
+        "{text}{vs}{group}{}",
+        vi(" virtual_ipaddress {\n  10.0.0.1\n }\n smtp_alert")
+    ));
+    let config = match Config::from_str(&toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{toml}"),
+    };
+    let email = &config.global.email;
+    assert_eq!(email.to, ["ops@example.com", "noc@example.com"], "{toml}");
+    assert_eq!(email.from.as_deref(), Some("lb@example.com"));
+    assert_eq!(email.smtp_server.as_ref().map(|s| s.port), Some(587));
+    assert_eq!(email.helo_name.as_deref(), Some("lb1.example.com"));
+    assert_eq!(email.connect_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(email.smtp_alert, Some(true));
+    assert!(email.no_email_faults);
+    assert_eq!(config.vrrp_instances[0].notify.smtp_alert, Some(true));
+    assert_eq!(config.vrrp_sync_groups[0].notify.smtp_alert, Some(false));
+    assert_eq!(config.virtual_servers[0].smtp_alert, Some(false));
+    assert_eq!(
+        config.virtual_servers[0].real_servers[0].smtp_alert,
+        Some(true)
+    );
+    let bad = errors("global_defs {\n smtp_server 192.0.2.25 25 extra\n}\n");
+    assert_eq!(bad[0].line, 2);
+    assert!(bad[0].message.contains("smtp_server"), "{bad:?}");
+}

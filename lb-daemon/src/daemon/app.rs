@@ -40,7 +40,11 @@ use super::{
 use crate::{
     bgp::vip_link::VipLink,
     config::{self, Loaded},
-    health::runner::{Health, Update},
+    email::{self, Mailer},
+    health::{
+        from_config::plan,
+        runner::{Health, Update},
+    },
     vrrp::runtime::Vrrp,
 };
 
@@ -73,6 +77,8 @@ pub(super) struct Daemon {
     pub(super) view: Arc<RwLock<View>>,
     /// Present when some virtual server is announced by BGP.
     pub(super) announcer: Option<AnnouncerHandle>,
+    /// E-mail alerts (settings replaced on reload).
+    pub(super) mailer: Mailer,
     /// Kept for the daemon's life: dropping them closes the socket and the listener.
     _control: control::ControlHandle,
     _metrics: Option<tokio::task::JoinHandle<()>>,
@@ -186,15 +192,21 @@ impl Daemon {
             Some(owner) => owner.health.clone(),
             None => mpsc::unbounded_channel().0,
         };
-        let health = Health::start(&config, updates.clone());
+        let mailer = Mailer::start(email::Settings::from_config(
+            &config.global,
+            &email::host_name(),
+        ));
+        let health = Health::run(plan(&config), updates.clone(), Some(mailer.clone()));
         let vrrp = if config.vrrp_instances.is_empty() {
             None
         } else {
             let gate = owner.as_ref().map(|o| o.gate.clone());
-            Some(Vrrp::start(&config, gate, &kept_masters::take(&config)).await?)
+            let kept = kept_masters::take(&config);
+            Some(Vrrp::start(&config, gate, &kept, Some(mailer.clone())).await?)
         };
         let view = make_view(&config, dataplane, vrrp.as_ref(), &health)
-            .with_bgp(announcer.as_ref().map(|a| Arc::clone(&a.status)));
+            .with_bgp(announcer.as_ref().map(|a| Arc::clone(&a.status)))
+            .with_mail(mailer.clone());
         if let Some(owner) = &owner {
             view.spawn_refresher(owner.msgs.clone());
         }
@@ -232,6 +244,7 @@ impl Daemon {
             vrrp,
             view,
             announcer,
+            mailer,
             _control: control,
             _metrics: metrics,
         };
@@ -288,6 +301,8 @@ impl Daemon {
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await;
             }
         }
+        // The "Stopping" alerts of the instances, while the SMTP server answers quickly.
+        self.mailer.flush(std::time::Duration::from_secs(3)).await;
     }
 }
 

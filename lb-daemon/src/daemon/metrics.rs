@@ -37,7 +37,26 @@ pub fn render(s: &Snapshot) -> String {
     dataplane(&mut out, s);
     health(&mut out, s);
     bgp(&mut out, s);
+    email(&mut out, s);
     out.text
+}
+
+fn email(out: &mut Exposition, s: &Snapshot) {
+    let name = "lb_email_alerts_total";
+    let mut f = out.family(
+        name,
+        "counter",
+        "E-mail alerts (smtp_alert) by result: sent, failed (SMTP error or unreachable), dropped (queue full).",
+    );
+    let e = &s.email;
+    for (result, n) in [
+        ("sent", e.sent),
+        ("failed", e.failed),
+        ("dropped", e.dropped),
+    ] {
+        f.sample(name, &[("result", result)], n);
+    }
+    f.finish();
 }
 
 fn bgp(out: &mut Exposition, s: &Snapshot) {
@@ -551,7 +570,7 @@ fn response(status: &str, content_type: &str, body: &str, head_only: bool) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::snapshot::{AttachmentSnapshot, HealthCounters};
+    use crate::daemon::snapshot::{AttachmentSnapshot, EmailCounters, HealthCounters};
     use std::collections::{BTreeMap, HashMap};
 
     fn sample() -> Snapshot {
@@ -644,6 +663,11 @@ mod tests {
                 interface: "eth0".into(),
                 mode: "generic".into(),
             }],
+            email: EmailCounters {
+                sent: 3,
+                failed: 1,
+                dropped: 0,
+            },
         }
     }
 

@@ -11,7 +11,8 @@ use super::{
     dataplane_owner::Msg,
     systemd,
 };
-use crate::health::runner::Health;
+use crate::email;
+use crate::health::{from_config::plan, runner::Health};
 
 impl Daemon {
     /// Re-reads the configuration file. An invalid file changes nothing. Virtual servers
@@ -40,7 +41,12 @@ impl Daemon {
             warn!("{w}");
         }
         let new = loaded.config;
-        if new.global != self.config.global {
+        // The e-mail settings apply in place; the rest of [global] needs a restart.
+        let without_email = |g: &crate::config::Global| crate::config::Global {
+            email: crate::config::Email::default(),
+            ..g.clone()
+        };
+        if without_email(&new.global) != without_email(&self.config.global) {
             return Err("[global] changed: restart the daemon to apply it".into());
         }
         if self.vrrp.is_none() != new.vrrp_instances.is_empty() {
@@ -74,8 +80,8 @@ impl Daemon {
                 });
                 let _ = rx.await;
             }
-            let old =
-                std::mem::replace(&mut self.health, Health::start(&new, self.updates.clone()));
+            let health = Health::run(plan(&new), self.updates.clone(), Some(self.mailer.clone()));
+            let old = std::mem::replace(&mut self.health, health);
             old.stop();
             if let Some(announcer) = &self.announcer {
                 let vips = announcer::announced_vips(&new);
@@ -83,8 +89,13 @@ impl Daemon {
             }
         }
         let n = new.virtual_servers.len();
+        self.mailer.configure(email::Settings::from_config(
+            &new.global,
+            &email::host_name(),
+        ));
         let view = make_view(&new, self.dataplane, self.vrrp.as_ref(), &self.health)
-            .with_bgp(self.announcer.as_ref().map(|a| Arc::clone(&a.status)));
+            .with_bgp(self.announcer.as_ref().map(|a| Arc::clone(&a.status)))
+            .with_mail(self.mailer.clone());
         if let Some(owner) = &self.owner {
             view.spawn_refresher(owner.msgs.clone());
         }

@@ -24,6 +24,18 @@ pub struct Snapshot {
     /// Interfaces the XDP program is attached to, and in which mode.
     #[serde(default)]
     pub xdp_attachments: Vec<AttachmentSnapshot>,
+    /// E-mail alerts (keepalived's `smtp_alert`): what became of them.
+    #[serde(default)]
+    pub email: EmailCounters,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailCounters {
+    pub sent: u64,
+    /// The SMTP server refused, timed out or could not be reached.
+    pub failed: u64,
+    /// The queue was full (a slow or dead SMTP server).
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,13 +14,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{
     dataplane_owner::Msg,
     snapshot::{
-        AttachmentSnapshot, BackendSnapshot, BgpSnapshot, HealthCounters, InstanceSnapshot,
-        ServiceSnapshot, Snapshot, TableSnapshot,
+        AttachmentSnapshot, BackendSnapshot, BgpSnapshot, EmailCounters, HealthCounters,
+        InstanceSnapshot, ServiceSnapshot, Snapshot, TableSnapshot,
     },
 };
 use crate::{
     config::Config,
     dataplane,
+    email::Mailer,
     health::runner::{self, Counters, ServiceStatus},
     vrrp::instance::InstanceStatus,
 };
@@ -44,6 +45,7 @@ pub struct View {
     dp: Arc<Mutex<DataplaneView>>,
     /// The announcer's status, when some VIP is announced by BGP.
     bgp: Option<Arc<RwLock<BgpSnapshot>>>,
+    mail: Option<Mailer>,
 }
 
 impl View {
@@ -78,7 +80,14 @@ impl View {
             health_counters,
             dp: Arc::default(),
             bgp: None,
+            mail: None,
         }
+    }
+
+    /// Counts the e-mail alerts too.
+    pub fn with_mail(mut self, mail: Mailer) -> View {
+        self.mail = Some(mail);
+        self
     }
 
     /// Shows the announcer's status too.
@@ -157,6 +166,18 @@ impl View {
                     mode: mode.name().to_string(),
                 })
                 .collect(),
+            email: self
+                .mail
+                .as_ref()
+                .map(|m| {
+                    let c = m.counters();
+                    EmailCounters {
+                        sent: c.sent.load(Ordering::Relaxed),
+                        failed: c.failed.load(Ordering::Relaxed),
+                        dropped: c.dropped.load(Ordering::Relaxed),
+                    }
+                })
+                .unwrap_or_default(),
         }
     }
 

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::config::{Config, VirtualServer};
 use crate::dataplane::{from_config::service_id, ServiceId};
+use crate::email::Endpoint;
 
 /// Everything the health runner starts from.
 #[derive(Debug, Clone)]
@@ -32,6 +33,19 @@ pub struct ServicePlan {
     pub verdict: ServiceConfig,
     pub checks: Vec<PlannedCheck>,
     pub scripts: ServiceScripts,
+    pub alerts: ServiceAlerts,
+}
+
+/// What the e-mail alerts of a service say and whether each part sends them
+/// (keepalived's `smtp_alert` on the virtual and real servers).
+#[derive(Debug, Clone)]
+pub struct ServiceAlerts {
+    pub service: Endpoint,
+    pub smtp_alert: Option<bool>,
+    pub quorum: u32,
+    pub hysteresis: u32,
+    /// By real server index: where it is and its own `smtp_alert`.
+    pub reals: Vec<(Endpoint, Option<bool>)>,
 }
 
 /// One checker of one real server, with where it connects.
@@ -72,7 +86,7 @@ impl Health {
     /// Starts checking every virtual service of `config`; updates go to `updates`, the
     /// initial desired set of each service first.
     pub fn start(config: &Config, updates: mpsc::UnboundedSender<Update>) -> Health {
-        Health::run(plan(config), updates)
+        Health::run(plan(config), updates, None)
     }
 }
 
@@ -91,6 +105,26 @@ fn service_plan(vs: &VirtualServer) -> ServicePlan {
         verdict: verdict_config(vs),
         checks: planned_checks(vs),
         scripts: scripts(vs),
+        alerts: alerts(vs),
+    }
+}
+
+fn alerts(vs: &VirtualServer) -> ServiceAlerts {
+    let endpoint = |address, port| Endpoint {
+        address,
+        protocol: vs.protocol,
+        port,
+    };
+    ServiceAlerts {
+        service: endpoint(vs.address, vs.port),
+        smtp_alert: vs.smtp_alert,
+        quorum: vs.quorum,
+        hysteresis: vs.hysteresis,
+        reals: vs
+            .real_servers
+            .iter()
+            .map(|r| (endpoint(r.address, r.port), r.smtp_alert))
+            .collect(),
     }
 }
 

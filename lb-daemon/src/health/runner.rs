@@ -6,6 +6,7 @@
 //! (`health::from_config`) and never reads the configuration itself.
 
 use std::{
+    collections::HashMap,
     net::IpAddr,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -22,11 +23,12 @@ use tracing::{info, warn};
 
 use super::{
     checkers,
-    from_config::{HealthPlan, PlannedCheck, ServicePlan, ServiceScripts},
+    from_config::{HealthPlan, PlannedCheck, ServiceAlerts, ServicePlan, ServiceScripts},
     spec::{CheckKind, FileCheck, Outcome},
     verdict::{DesiredBackend, HealthEvent, ServiceHealth},
 };
 use crate::dataplane::ServiceId;
+use crate::email::{message, Alert, CheckFamily, Mailer};
 use crate::script::{self, Script};
 
 /// The new desired backend set of a service (sent on every change).
@@ -93,8 +95,13 @@ pub struct Health {
 
 impl Health {
     /// Starts checking every service of `plan` (see `from_config::plan`); updates go
-    /// to `updates`, the initial desired set of each service first.
-    pub fn run(plan: HealthPlan, updates: mpsc::UnboundedSender<Update>) -> Health {
+    /// to `updates`, the initial desired set of each service first; e-mail alerts to
+    /// `mailer`.
+    pub fn run(
+        plan: HealthPlan,
+        updates: mpsc::UnboundedSender<Update>,
+        mailer: Option<Mailer>,
+    ) -> Health {
         let counters = Arc::new(Counters::default());
         let mut tasks = Vec::new();
         let mut status = Vec::new();
@@ -105,6 +112,7 @@ impl Health {
                 Arc::clone(&counters),
                 plan.script_user.clone(),
                 plan.script_timeout,
+                mailer.clone(),
             );
             status.push(rx);
             tasks.append(&mut t);
@@ -135,13 +143,19 @@ fn start_service(
     counters: Arc<Counters>,
     script_user: Option<String>,
     script_timeout: Duration,
+    mailer: Option<Mailer>,
 ) -> (watch::Receiver<ServiceStatus>, Vec<JoinHandle<()>>) {
     let ServicePlan {
         service,
         verdict,
         checks,
         scripts,
+        alerts,
     } = plan;
+    let families = checks
+        .iter()
+        .map(|c| ((c.real, c.checker), family(&c.spec.kind)))
+        .collect();
     let reals = verdict.reals.len();
     let (health, startup) = ServiceHealth::new(verdict);
     let real_up: Arc<Vec<AtomicBool>> = Arc::new(
@@ -180,6 +194,11 @@ fn start_service(
         status: status_tx,
         counters,
         real_up,
+        mail: mailer.map(|mailer| ServiceMail {
+            mailer,
+            alerts,
+            families,
+        }),
     };
     tasks.push(tokio::spawn(owner.run(startup, done_rx)));
     (status_rx, tasks)
@@ -282,6 +301,65 @@ struct ServiceOwner {
     status: watch::Sender<ServiceStatus>,
     counters: Arc<Counters>,
     real_up: Arc<Vec<AtomicBool>>,
+    mail: Option<ServiceMail>,
+}
+
+/// A service's e-mail alerts: where they go, what they name, which checker is which.
+struct ServiceMail {
+    mailer: Mailer,
+    alerts: ServiceAlerts,
+    families: HashMap<(usize, usize), CheckFamily>,
+}
+
+impl ServiceMail {
+    /// keepalived's alert for a verdict change that `checker` of `real` caused.
+    fn on_event(&self, event: &HealthEvent, checker: usize) {
+        let a = &self.alerts;
+        match event {
+            HealthEvent::RealUp { real, .. } | HealthEvent::RealDown { real, .. } => {
+                let Some((endpoint, own)) = a.reals.get(*real) else {
+                    return;
+                };
+                let up = matches!(event, HealthEvent::RealUp { .. });
+                let family = self
+                    .families
+                    .get(&(*real, checker))
+                    .copied()
+                    .unwrap_or(CheckFamily::Tcp);
+                let alert = Alert::RealServer {
+                    real: *endpoint,
+                    service: a.service,
+                    up,
+                    body: message::check_body(family, up),
+                };
+                self.mailer.send(alert, *own);
+            }
+            HealthEvent::QuorumUp { alive_weight } | HealthEvent::QuorumDown { alive_weight } => {
+                let up = matches!(event, HealthEvent::QuorumUp { .. });
+                let alert = Alert::VirtualServer {
+                    service: a.service,
+                    up,
+                    body: message::quorum_body(up, a.quorum, a.hysteresis, *alive_weight),
+                };
+                self.mailer.send(alert, a.smtp_alert);
+            }
+            HealthEvent::WeightChanged { .. } | HealthEvent::DesiredChanged => {}
+        }
+    }
+}
+
+/// How keepalived words a checker's alerts.
+fn family(kind: &CheckKind) -> CheckFamily {
+    match kind {
+        CheckKind::Tcp => CheckFamily::Tcp,
+        CheckKind::Http(_) | CheckKind::Ssl(_) => CheckFamily::Http,
+        CheckKind::Misc(_) => CheckFamily::Misc,
+        CheckKind::Smtp(_) => CheckFamily::Smtp,
+        CheckKind::Dns(_) => CheckFamily::Dns,
+        CheckKind::Udp(_) => CheckFamily::Udp,
+        CheckKind::Ping => CheckFamily::Ping,
+        CheckKind::File(_) => CheckFamily::File,
+    }
 }
 
 impl ServiceOwner {
@@ -289,7 +367,21 @@ impl ServiceOwner {
         self.handle(startup);
         self.publish();
         while let Some(f) = done.recv().await {
+            let was_up = self.health.real_up(f.real);
             let events = self.health.record(f.real, f.checker, &f.outcome);
+            if let Some(mail) = &self.mail {
+                for event in &events {
+                    // A real confirmed in the state it started in (alpha) is no news.
+                    let news = match event {
+                        HealthEvent::RealUp { .. } => !was_up,
+                        HealthEvent::RealDown { .. } => was_up,
+                        _ => true,
+                    };
+                    if news {
+                        mail.on_event(event, f.checker);
+                    }
+                }
+            }
             // Status first: whoever sees the update may look at the status at once. Only
             // this real's entry changes (a full rebuild per check would cost O(reals)).
             let entry = real_status(&self.health, f.real);

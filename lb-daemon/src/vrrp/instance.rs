@@ -59,6 +59,8 @@ pub struct InstanceSpec {
     pub unicast_peers: Vec<IpAddr>,
     pub garp: GarpPolicy,
     pub notify: NotifyScripts,
+    /// E-mail alerts on transitions (`smtp_alert` resolved), or none.
+    pub mail: Option<crate::email::MailAlerts>,
     pub script_timeout: Duration,
     pub script_user: Option<String>,
     /// VRIDs of the other instances on the same interface and family: their adverts are
@@ -200,6 +202,7 @@ pub fn spawn(
         spec.notify.clone(),
         spec.script_timeout,
         spec.script_user.clone(),
+        spec.mail.clone(),
     );
     let runner = Runner {
         fsm: fsm::Instance::new(spec.fsm.clone()),
@@ -382,6 +385,8 @@ impl Runner {
                 self.spec.script_timeout,
                 &self.spec.script_user,
             )
+            || spec.mail.as_ref().map(|m| m.smtp_alert)
+                != self.spec.mail.as_ref().map(|m| m.smtp_alert)
         {
             self.notifier = Notifier::spawn(
                 Subject::Instance,
@@ -389,6 +394,7 @@ impl Runner {
                 spec.notify.clone(),
                 spec.script_timeout,
                 spec.script_user.clone(),
+                spec.mail.clone(),
             );
         }
         // The socket was bound to this source; the data-plane link and adoption belong
@@ -811,6 +817,7 @@ mod tests {
                 interval: Duration::ZERO,
             },
             notify: NotifyScripts::default(),
+            mail: None,
             script_timeout: Duration::from_secs(5),
             script_user: None,
             sibling_vrids: vec![52],

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::email::{Alert, MailAlerts, VrrpState};
 use crate::script::{self, Script};
 
 /// What the scripts are told.
@@ -113,6 +114,8 @@ pub struct Notifier {
     scripts: NotifyScripts,
     timeout: Duration,
     user: Option<String>,
+    /// Where e-mail alerts go, when this instance or group sends them (`smtp_alert`).
+    mail: Option<MailAlerts>,
     tx: mpsc::UnboundedSender<Vec<Script>>,
 }
 
@@ -124,6 +127,7 @@ impl Notifier {
         scripts: NotifyScripts,
         timeout: Duration,
         user: Option<String>,
+        mail: Option<MailAlerts>,
     ) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Script>>();
         let owner = name.to_string();
@@ -145,11 +149,25 @@ impl Notifier {
             scripts,
             timeout,
             user,
+            mail,
             tx,
         }
     }
 
     pub fn notify(&self, state: NotifyState, priority: u8) {
+        if let Some(mail) = &self.mail {
+            let name = self.name.clone();
+            let state = match state {
+                NotifyState::Master => VrrpState::Master,
+                NotifyState::Backup => VrrpState::Backup,
+                NotifyState::Fault => VrrpState::Fault,
+                NotifyState::Stop => VrrpState::Stop,
+            };
+            mail.send(match self.subject {
+                Subject::Instance => Alert::Instance { name, state },
+                Subject::Group => Alert::Group { name, state },
+            });
+        }
         let jobs = self.scripts.jobs(
             self.subject,
             &self.name,
@@ -209,6 +227,7 @@ mod tests {
             "VI_1",
             scripts,
             Duration::from_secs(5),
+            None,
             None,
         );
         n.notify(NotifyState::Backup, 100);

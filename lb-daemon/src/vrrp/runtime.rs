@@ -22,6 +22,7 @@ use super::{
     types::{InstanceAuth, State, Version},
     vip::{Vip, VipManager},
 };
+use crate::email::{MailAlerts, Mailer};
 use crate::{
     config::{self, Config},
     net::neigh::Neighbours,
@@ -47,6 +48,8 @@ pub struct Vrrp {
     config: Config,
     /// Adds and removes the `[static]` addresses, routes and rules.
     statics: VipManager,
+    /// E-mail alerts (each instance and group decides by its `smtp_alert`).
+    mailer: Option<Mailer>,
 }
 
 impl Vrrp {
@@ -57,6 +60,7 @@ impl Vrrp {
         config: &Config,
         gate: Option<mpsc::UnboundedSender<instance::GateRequest>>,
         adopt_masters: &[String],
+        mailer: Option<Mailer>,
     ) -> Result<Vrrp> {
         let neigh = Neighbours::new().context("opening rtnetlink")?;
         let (reports, reports_rx) = mpsc::unbounded_channel();
@@ -81,6 +85,7 @@ impl Vrrp {
             gate,
             config: config.clone(),
             statics,
+            mailer,
         };
         for inst in &config.vrrp_instances {
             vrrp.start_instance(inst, &neigh, adopt_masters.contains(&inst.name))
@@ -88,6 +93,7 @@ impl Vrrp {
         }
         vrrp.tasks.push(tokio::spawn(sync_groups(
             config.clone(),
+            vrrp.mailer.clone(),
             vrrp.instances
                 .iter()
                 .map(|h| (h.name.clone(), (h.commands.clone(), h.status.clone())))
@@ -104,12 +110,18 @@ impl Vrrp {
         adopt_master: bool,
     ) -> Result<()> {
         let mut spec = instance_spec(&self.config, inst, neigh).await?;
+        spec.mail = self.mail_for(&inst.notify);
         spec.gate = self.gate.clone();
         spec.adopt_master = adopt_master;
         let handle = instance::spawn(spec, self.reports.clone())?;
         self.track(inst, handle.commands.clone());
         self.instances.push(handle);
         Ok(())
+    }
+
+    /// Where an instance with these settings sends its e-mail alerts.
+    fn mail_for(&self, notify: &config::Notify) -> Option<MailAlerts> {
+        mail_for(self.mailer.as_ref(), notify)
     }
 
     /// (Re)starts the tracking of `inst`, replacing the one it had.
@@ -126,7 +138,8 @@ impl Vrrp {
         inst: &config::VrrpInstance,
         neigh: &Neighbours,
     ) -> Result<()> {
-        let spec = instance_spec(&self.config, inst, neigh).await?;
+        let mut spec = instance_spec(&self.config, inst, neigh).await?;
+        spec.mail = self.mail_for(&inst.notify);
         let Some(commands) = self
             .instances
             .iter()
@@ -460,6 +473,7 @@ async fn instance_spec(
             interval,
         },
         notify: notify_scripts(&inst.notify),
+        mail: None,
         script_timeout: g.script_timeout,
         script_user: script_user(config),
         sibling_vrids: sibling_vrids(config, inst),
@@ -678,7 +692,19 @@ type Members = HashMap<
 
 /// Moves the members of each sync group together, answers members' requests, and runs
 /// the groups' notify scripts.
-async fn sync_groups(config: Config, members: Members, mut rx: mpsc::UnboundedReceiver<Report>) {
+fn mail_for(mailer: Option<&Mailer>, notify: &config::Notify) -> Option<MailAlerts> {
+    mailer.map(|m| MailAlerts {
+        mailer: m.clone(),
+        smtp_alert: notify.smtp_alert,
+    })
+}
+
+async fn sync_groups(
+    config: Config,
+    mailer: Option<Mailer>,
+    members: Members,
+    mut rx: mpsc::UnboundedReceiver<Report>,
+) {
     let groups: Vec<(SyncGroup, Notifier)> = config
         .vrrp_sync_groups
         .iter()
@@ -691,6 +717,7 @@ async fn sync_groups(config: Config, members: Members, mut rx: mpsc::UnboundedRe
                     notify_scripts(&g.notify),
                     config.global.script_timeout,
                     script_user(&config),
+                    mail_for(mailer.as_ref(), &g.notify),
                 ),
             )
         })
@@ -816,6 +843,7 @@ mod tests {
             gate: None,
             config: old.clone(),
             statics: VipManager::new().unwrap(),
+            mailer: None,
         };
         let kept = vrrp.script_tasks["b"].id();
         let new = config("false", "true", "");

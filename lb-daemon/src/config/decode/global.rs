@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::config::reader::{Decoder, Field, Table};
-use crate::config::schema::{Dataplane, Global, VrrpVersion};
+use crate::config::schema::{Dataplane, Email, Global, SmtpServer, VrrpVersion, DEFAULT_SMTP_PORT};
 use crate::config::NatTimeouts;
 
 const RENAMES: &[(&str, &str)] = &[
@@ -93,6 +93,7 @@ pub(super) fn decode(d: &mut Decoder<'_>, t: Table<'_, '_>) -> Global {
             .get(d, "new_flow_limit")
             .and_then(|f| f.int(d, 0..=u32::MAX as i64))
             .unwrap_or(defaults.new_flow_limit),
+        email: email(d, &mut t),
     };
     t.finish(d);
     global
@@ -164,4 +165,91 @@ where
         return None;
     }
     Some(addr)
+}
+
+/// keepalived's e-mail settings, flat in `[global]` as in `global_defs`.
+fn email(d: &mut Decoder<'_>, t: &mut Table<'_, '_>) -> Email {
+    let defaults = Email::default();
+    let mut flag = |key| t.get(d, key).and_then(|f| f.bool(d));
+    let (smtp_alert, smtp_alert_vrrp, smtp_alert_checker) = (
+        flag("smtp_alert"),
+        flag("smtp_alert_vrrp"),
+        flag("smtp_alert_checker"),
+    );
+    let no_email_faults = flag("no_email_faults").unwrap_or(false);
+    Email {
+        to: t
+            .get(d, "notification_email")
+            .and_then(|f| f.array(d))
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|f| {
+                        mail_word(d, f, "an e-mail address", "e.g. \"ops@example.com\"")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        from: t
+            .get(d, "notification_email_from")
+            .and_then(|f| mail_word(d, &f, "an e-mail address", "e.g. \"lb1@example.com\"")),
+        smtp_server: t.get(d, "smtp_server").and_then(|f| smtp_server(d, &f)),
+        helo_name: t
+            .get(d, "smtp_helo_name")
+            .and_then(|f| mail_word(d, &f, "a host name", "e.g. \"lb1.example.com\"")),
+        connect_timeout: t
+            .get(d, "smtp_connect_timeout")
+            .and_then(|f| f.nonzero_duration(d))
+            .unwrap_or(defaults.connect_timeout),
+        smtp_alert,
+        smtp_alert_vrrp,
+        smtp_alert_checker,
+        no_email_faults,
+    }
+}
+
+/// One word that goes into an SMTP command line: no spaces, no control characters
+/// (a CR or LF would inject commands), no angle brackets.
+fn mail_word(d: &mut Decoder<'_>, f: &Field<'_, '_>, what: &str, example: &str) -> Option<String> {
+    let text = f.string(d)?;
+    let word = text.trim();
+    let bad = word
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>');
+    let not_address = what.contains("e-mail") && !word.contains('@');
+    if bad || not_address {
+        f.error(d, format!("`{text}` is not {what}")).hint(example);
+        return None;
+    }
+    Some(word.to_owned())
+}
+
+/// `smtp_server = "ADDR [PORT]"` (keepalived's syntax): an IP address or a host name.
+fn smtp_server(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<SmtpServer> {
+    let text = f.string(d)?;
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let hint =
+        "write \"ADDRESS\" or \"ADDRESS PORT\", e.g. \"192.0.2.25\" or \"mail.example.com 587\"";
+    let port = match words.get(1).map(|p| p.parse::<u16>()) {
+        None => Some(DEFAULT_SMTP_PORT),
+        Some(Ok(p)) if p > 0 => Some(p),
+        Some(_) => None,
+    };
+    let host = words.first().copied().unwrap_or_default();
+    let host_ok = !host.is_empty()
+        && (host.parse::<std::net::IpAddr>().is_ok()
+            || host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+    match port {
+        Some(port) if words.len() <= 2 && host_ok => Some(SmtpServer {
+            host: host.to_owned(),
+            port,
+        }),
+        _ => {
+            f.error(d, format!("`{text}` is not an SMTP server"))
+                .hint(hint);
+            None
+        }
+    }
 }

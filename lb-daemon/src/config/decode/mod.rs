@@ -199,5 +199,6 @@ fn notify(d: &mut Decoder<'_>, t: &mut Table<'_, '_>) -> Notify {
         fault: script("notify_fault"),
         stop: script("notify_stop"),
         any: script("notify"),
+        smtp_alert: t.get(d, "smtp_alert").and_then(|f| f.bool(d)),
     }
 }

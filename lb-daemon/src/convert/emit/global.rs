@@ -13,6 +13,14 @@ const CONTEXT: &str = "global_defs";
 const KNOWN: &[&str] = &[
     "router_id",
     "notification_email",
+    "notification_email_from",
+    "smtp_server",
+    "smtp_helo_name",
+    "smtp_connect_timeout",
+    "smtp_alert",
+    "smtp_alert_vrrp",
+    "smtp_alert_checker",
+    "no_email_faults",
     "vrrp_mcast_group4",
     "vrrp_mcast_group6",
     "vrrp_garp_master_delay",
@@ -31,8 +39,6 @@ const KNOWN: &[&str] = &[
     "script_timeout",
 ];
 
-const EMAIL: Rule =
-    Rule::Note("keepalived's e-mail alerts; lb-daemon sends no e-mail (use notify scripts)");
 const TUNING: Rule = Rule::Note("keepalived process tuning, nothing to tune in lb-daemon: ignored");
 const SNMP: Rule =
     Rule::Note("no SNMP/D-Bus in lb-daemon (Prometheus metrics: metrics_listen): ignored");
@@ -41,15 +47,10 @@ const FIFO: Rule = Rule::Refuse(
 );
 
 const RULES: &[(&str, Rule)] = &[
-    ("notification_email_from", EMAIL),
-    ("smtp_server", EMAIL),
-    ("smtp_helo_name", EMAIL),
-    ("smtp_connect_timeout", EMAIL),
-    ("smtp_alert", EMAIL),
-    ("smtp_alert_vrrp", EMAIL),
-    ("smtp_alert_checker", EMAIL),
-    ("no_email_faults", EMAIL),
-    ("no_checker_emails", EMAIL),
+    (
+        "no_checker_emails",
+        Rule::Note("lb-daemon sends one e-mail per real server going up or down, as keepalived with no_checker_emails: ignored"),
+    ),
     ("checker_log_all_failures", Rule::Note("lb-daemon logs every check verdict change: ignored")),
     ("vrrp_skip_check_adv_addr", Rule::Note("an optimisation of keepalived's advert checks: ignored")),
     ("vrrp_check_unicast_src", Rule::Approx("lb-daemon accepts unicast adverts from any source")),
@@ -225,19 +226,40 @@ fn entry(ctx: &mut Ctx<'_>, g: &mut Section, stmt: &Stmt) {
             }
         }
         "notification_email" => {
-            let addresses: Vec<String> = stmt
+            // keepalived reads the addresses as words, one or several per line.
+            let addresses: Vec<Value> = stmt
                 .body()
                 .iter()
-                .flat_map(|s| s.words.iter().map(|w| w.text.clone()))
-                .chain(stmt.args().iter().map(|w| w.text.clone()))
+                .flat_map(|s| s.words.iter())
+                .chain(stmt.args().iter())
+                .map(|w| Value::str(&w.text))
                 .collect();
-            g.comment(
-                format!(
-                    "notification_email {{ {} }}: keepalived's e-mail alerts; lb-daemon sends no e-mail (use notify scripts)",
-                    addresses.join(" ")
-                ),
-                Some(pos),
-            );
+            g.set(kw, Value::Array(addresses), pos);
+        }
+        "notification_email_from" | "smtp_helo_name" => {
+            if let Some(v) = a.string(d) {
+                g.set(kw, v, pos);
+            }
+        }
+        "smtp_server" => match stmt.args() {
+            [host] => g.set(kw, Value::str(&host.text), pos),
+            [host, port] => g.set(kw, Value::str(format!("{} {}", host.text, port.text)), pos),
+            _ => d.error(
+                pos,
+                CONTEXT,
+                "smtp_server takes an address and an optional port",
+                Some("write `smtp_server 192.0.2.25` or `smtp_server 192.0.2.25 587`".into()),
+            ),
+        },
+        "smtp_connect_timeout" => {
+            if let Some(v) = a.seconds(d) {
+                g.set(kw, v, pos);
+            }
+        }
+        "smtp_alert" | "smtp_alert_vrrp" | "smtp_alert_checker" | "no_email_faults" => {
+            if let Some(b) = a.flag(d) {
+                g.set(kw, Value::Bool(b), pos);
+            }
         }
         "vrrp_mcast_group4" | "vrrp_mcast_group6" => {
             if let Some(ip) = a.ip(d) {

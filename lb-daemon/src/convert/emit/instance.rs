@@ -39,6 +39,7 @@ const KNOWN: &[&str] = &[
     "garp_master_delay",
     "garp_master_repeat",
     "garp_master_refresh",
+    "smtp_alert",
 ];
 
 const VMAC: Rule = Rule::Refuse(
@@ -47,7 +48,6 @@ const VMAC: Rule = Rule::Refuse(
 
 const RULES: &[(&str, Rule)] = &[
     ("preempt", Rule::Note("preemption is the default")),
-    ("smtp_alert", Rule::Note("keepalived's e-mail alerts; lb-daemon sends no e-mail (use notify scripts)")),
     ("debug", Rule::Note("ignored (RUST_LOG=debug shows lb-daemon's detail)")),
     ("skip_check_adv_addr", Rule::Note("an optimisation of keepalived's advert checks: ignored")),
     ("accept", Rule::Note("lb-daemon never drops traffic to the VIPs: ignored")),
@@ -134,6 +134,11 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
             "version" => {
                 if let Some(n) = a.int(ctx.d, 2..=3) {
                     s.set(kw, Value::Int(n), pos);
+                }
+            }
+            "smtp_alert" => {
+                if let Some(b) = a.flag(ctx.d) {
+                    s.set(kw, Value::Bool(b), pos);
                 }
             }
             "nopreempt" => {

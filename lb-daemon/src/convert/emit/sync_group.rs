@@ -13,13 +13,10 @@ const KNOWN: &[&str] = &[
     "notify_fault",
     "notify_stop",
     "notify",
+    "smtp_alert",
 ];
 
 const RULES: &[(&str, Rule)] = &[
-    (
-        "smtp_alert",
-        Rule::Note("keepalived's e-mail alerts; lb-daemon sends no e-mail (use notify scripts)"),
-    ),
     (
         "global_tracking",
         Rule::Note("each instance keeps its own tracking here: ignored"),
@@ -77,6 +74,11 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
             "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
                 if let Some(v) = Args::new(entry, &context).command(ctx.d) {
                     s.set(kw, v, entry.pos());
+                }
+            }
+            "smtp_alert" => {
+                if let Some(b) = Args::new(entry, &context).flag(ctx.d) {
+                    s.set(kw, Value::Bool(b), entry.pos());
                 }
             }
             _ => {

@@ -39,6 +39,7 @@ const KNOWN: &[&str] = &[
     "quorum_up",
     "quorum_down",
     "inhibit_on_failure",
+    "smtp_alert",
     "real_server",
 ];
 
@@ -48,10 +49,6 @@ const RULES: &[(&str, Rule)] = &[
         Rule::Note(
             "lb-daemon forwards a service only while the instance holding its address is MASTER",
         ),
-    ),
-    (
-        "smtp_alert",
-        Rule::Note("keepalived's e-mail alerts; lb-daemon sends no e-mail (use notify scripts)"),
     ),
     (
         "ip_family",
@@ -112,6 +109,7 @@ const RULES: &[(&str, Rule)] = &[
 const REAL_KNOWN: &[&str] = &[
     "weight",
     "inhibit_on_failure",
+    "smtp_alert",
     "notify_up",
     "notify_down",
     "delay_loop",
@@ -136,7 +134,6 @@ const TUNNEL: Rule =
     Rule::Refuse("lb-daemon tunnels with IP-in-IP only: remove the GUE/GRE tunnel settings");
 
 const REAL_RULES: &[(&str, Rule)] = &[
-    ("smtp_alert", Rule::Note("keepalived's e-mail alerts; lb-daemon sends no e-mail (use notify scripts)")),
     ("uthreshold", Rule::Approx("no connection limit per real server")),
     ("lthreshold", Rule::Approx("no connection limit per real server")),
     ("tunnel_type", TUNNEL),
@@ -315,7 +312,7 @@ fn body(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Section {
                     s.set(kw, v, pos);
                 }
             }
-            "alpha" | "inhibit_on_failure" => {
+            "alpha" | "inhibit_on_failure" | "smtp_alert" => {
                 if let Some(b) = a.flag(ctx.d) {
                     s.set(kw, Value::Bool(b), pos);
                 }
@@ -511,7 +508,7 @@ fn real_server(ctx: &mut Ctx<'_>, stmt: &Stmt, vs_context: &str) -> Option<Secti
                     s.set(kw, Value::Int(n), pos);
                 }
             }
-            "inhibit_on_failure" => {
+            "inhibit_on_failure" | "smtp_alert" => {
                 if let Some(b) = a.flag(ctx.d) {
                     s.set(kw, Value::Bool(b), pos);
                 }

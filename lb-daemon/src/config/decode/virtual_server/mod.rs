@@ -164,6 +164,7 @@ pub(super) fn decode(
         .get(d, "sorry_server")
         .and_then(|f| sorry_server(d, &f, vip, port, lb_kind));
     let alpha = t.get(d, "alpha").and_then(|f| f.bool(d)).unwrap_or(false);
+    let smtp_alert = t.get(d, "smtp_alert").and_then(|f| f.bool(d));
     let interfaces = t
         .get(d, "interfaces")
         .map(|f| interfaces(d, &f))
@@ -266,6 +267,7 @@ pub(super) fn decode(
         interfaces,
         snat_address,
         announce,
+        smtp_alert,
         real_servers: reals,
     };
     (Some(server), facts)

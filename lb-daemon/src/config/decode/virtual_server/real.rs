@@ -80,6 +80,7 @@ pub(super) fn decode(
         .unwrap_or(vs.inhibit_on_failure);
     let notify_up = t.get(d, "notify_up").and_then(|f| f.string(d));
     let notify_down = t.get(d, "notify_down").and_then(|f| f.string(d));
+    let smtp_alert = t.get(d, "smtp_alert").and_then(|f| f.bool(d));
     let inherited = Inherited::read(d, &mut t, Some(vs.inherited));
     let target = Target {
         address: address.as_ref().map(|(a, _, _)| *a),
@@ -116,6 +117,7 @@ pub(super) fn decode(
             inhibit_on_failure,
             notify_up,
             notify_down,
+            smtp_alert,
             checks,
         }),
         _ => None,
