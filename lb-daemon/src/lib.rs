@@ -7,13 +7,13 @@
 //! - `lab` and `netns` (feature `lab`): the namespace labs (`lb-daemon lab`) and the
 //!   helpers the tests build them with; the production binary carries neither.
 
+pub mod alerts;
 pub mod bgp;
 pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod daemon;
 pub mod dataplane;
-pub mod email;
 pub mod health;
 pub mod ipvs;
 #[cfg(feature = "lab")]

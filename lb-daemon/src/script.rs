@@ -160,6 +160,10 @@ fn writable_by_non_root(path: &Path) -> Option<&'static str> {
     let meta = std::fs::symlink_metadata(path).ok()?;
     if meta.uid() != 0 {
         Some("owned by a non-root user")
+    } else if meta.file_type().is_symlink() {
+        // A symlink's mode is always 0777 and means nothing: its owner and its
+        // directory decide who can change it, and its target is checked on its own.
+        None
     } else if meta.mode() & 0o020 != 0 && meta.gid() != 0 {
         Some("writable by a non-root group")
     } else if meta.mode() & 0o002 != 0 {
@@ -244,6 +248,15 @@ mod tests {
         let link = sub.join("link.sh");
         std::os::unix::fs::symlink(&ok, &link).unwrap();
         assert!(check_secure(&link.display().to_string()).is_err());
+        // A root-owned symlink in a safe directory to a safe file is safe (a symlink's
+        // mode is always 0777: Debian's /usr/bin/sh -> dash).
+        let safe_link = dir.0.join("safe-link.sh");
+        std::os::unix::fs::symlink(&ok, &safe_link).unwrap();
+        assert_eq!(check_secure(&safe_link.display().to_string()), Ok(()));
+        // ... but not one to an unsafe file.
+        let to_world = dir.0.join("to-world.sh");
+        std::os::unix::fs::symlink(&world, &to_world).unwrap();
+        assert!(check_secure(&to_world.display().to_string()).is_err());
         // Commands found on PATH, and shell builtins.
         assert_eq!(check_secure("test -f /etc/hostname"), Ok(()));
         assert_eq!(check_secure("exit 0"), Ok(()));

@@ -94,6 +94,7 @@ fn full_snapshot() -> Snapshot {
             ..Default::default()
         }),
         email: Default::default(),
+        notify_fifo: Default::default(),
     }
 }
 

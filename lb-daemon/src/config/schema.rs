@@ -139,6 +139,18 @@ pub struct Global {
     pub new_flow_limit: u32,
     /// keepalived's e-mail alerts (`notification_email`, `smtp_server`, ...).
     pub email: Email,
+    /// keepalived's `notify_fifo` (VRRP and LVS lines), `vrrp_notify_fifo`,
+    /// `lvs_notify_fifo`, each with its optional `*_script`.
+    pub notify_fifo: Option<NotifyFifo>,
+    pub vrrp_notify_fifo: Option<NotifyFifo>,
+    pub lvs_notify_fifo: Option<NotifyFifo>,
+}
+
+/// A notify FIFO and the script started to read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotifyFifo {
+    pub path: PathBuf,
+    pub script: Option<String>,
 }
 
 /// keepalived's default `smtp_connect_timeout`.
@@ -248,6 +260,9 @@ impl Default for Global {
             new_flow_limit: DEFAULT_NEW_FLOW_LIMIT,
             nat_table_size: lb_common::capacity::NAT,
             email: Email::default(),
+            notify_fifo: None,
+            vrrp_notify_fifo: None,
+            lvs_notify_fifo: None,
         }
     }
 }

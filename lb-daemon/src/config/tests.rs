@@ -1174,3 +1174,35 @@ fn email_settings_load_with_keepalived_defaults_and_errors_point_at_the_value() 
     let e = error("[global]\nsmtp_helo_name = \"a b\"\n");
     assert!(e.message.contains("is not a host name"), "{e:?}");
 }
+
+#[test]
+fn notify_fifos_load_and_a_script_needs_its_fifo() {
+    let loaded = load(
+        "[global]\nnotify_fifo = \"/run/lb/notify.fifo\"\nnotify_fifo_script = \"/usr/local/bin/reader\"\n\
+         lvs_notify_fifo = \"/run/lb/lvs.fifo\"\n",
+    );
+    let g = &loaded.config.global;
+    assert_eq!(
+        g.notify_fifo,
+        Some(NotifyFifo {
+            path: "/run/lb/notify.fifo".into(),
+            script: Some("/usr/local/bin/reader".into())
+        })
+    );
+    assert_eq!(g.vrrp_notify_fifo, None);
+    assert_eq!(
+        g.lvs_notify_fifo.as_ref().map(|f| f.script.clone()),
+        Some(None)
+    );
+    let e = error("[global]\nvrrp_notify_fifo_script = \"/usr/local/bin/reader\"\n");
+    assert_eq!(
+        (e.key.as_str(), e.line),
+        ("global.vrrp_notify_fifo_script", 2)
+    );
+    assert!(e.message.contains("without vrrp_notify_fifo"), "{e:?}");
+    let e = error("[global]\nnotify_fifo = \"/run/x\"\nlvs_notify_fifo = \"/run/x\"\n");
+    assert_eq!((e.key.as_str(), e.line), ("global.lvs_notify_fifo", 3));
+    assert!(e.message.contains("is already the notify_fifo"), "{e:?}");
+    let e = error("[global]\nnotify_fifo = \"relative.fifo\"\n");
+    assert!(e.message.contains("absolute"), "{e:?}");
+}

@@ -406,3 +406,41 @@ fn email_alerts_convert_from_global_defs_instances_groups_and_servers() {
     assert_eq!(bad[0].line, 2);
     assert!(bad[0].message.contains("smtp_server"), "{bad:?}");
 }
+
+#[test]
+fn notify_fifos_convert_and_their_owners_are_approximated() {
+    let text = "global_defs {\n notify_fifo /run/k.fifo\n notify_fifo_script /usr/local/bin/r\n \
+                vrrp_notify_fifo /run/v.fifo lb lb\n}\n";
+    let c = match convert_str(
+        &format!("{text}{}", vi(" virtual_ipaddress {\n  10.0.0.1\n }")),
+        Path::new("k.conf"),
+        "lb1",
+    ) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let config = match Config::from_str(&c.toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{}", c.toml),
+    };
+    let g = &config.global;
+    assert_eq!(
+        g.notify_fifo.as_ref().map(|f| f.path.display().to_string()),
+        Some("/run/k.fifo".into())
+    );
+    assert_eq!(
+        g.notify_fifo.as_ref().and_then(|f| f.script.clone()),
+        Some("/usr/local/bin/r".into())
+    );
+    assert_eq!(
+        g.vrrp_notify_fifo
+            .as_ref()
+            .map(|f| f.path.display().to_string()),
+        Some("/run/v.fifo".into())
+    );
+    assert!(
+        c.toml.contains("approximated: vrrp_notify_fifo"),
+        "{}",
+        c.toml
+    );
+}

@@ -38,9 +38,13 @@ use super::{
     watchdog,
 };
 use crate::{
+    alerts::{
+        email::{self, Mailer},
+        fifo::{self, NotifyFifos},
+        Alerts,
+    },
     bgp::vip_link::VipLink,
     config::{self, Loaded},
-    email::{self, Mailer},
     health::{
         from_config::plan,
         runner::{Health, Update},
@@ -77,8 +81,9 @@ pub(super) struct Daemon {
     pub(super) view: Arc<RwLock<View>>,
     /// Present when some virtual server is announced by BGP.
     pub(super) announcer: Option<AnnouncerHandle>,
-    /// E-mail alerts (settings replaced on reload).
+    /// E-mail alerts (settings replaced on reload) and notify FIFOs.
     pub(super) mailer: Mailer,
+    pub(super) alerts: Alerts,
     /// Kept for the daemon's life: dropping them closes the socket and the listener.
     _control: control::ControlHandle,
     _metrics: Option<tokio::task::JoinHandle<()>>,
@@ -196,17 +201,28 @@ impl Daemon {
             &config.global,
             &email::host_name(),
         ));
-        let health = Health::run(plan(&config), updates.clone(), Some(mailer.clone()));
+        let fifo_specs = fifo::specs(&config.global);
+        let fifos = if fifo_specs.is_empty() {
+            None
+        } else {
+            let user = crate::vrrp::runtime::script_user(&config);
+            Some(NotifyFifos::open(&fifo_specs, user.as_deref()).context("[global] notify FIFOs")?)
+        };
+        let alerts = Alerts {
+            mailer: Some(mailer.clone()),
+            fifos,
+        };
+        let health = Health::run(plan(&config), updates.clone(), alerts.clone());
         let vrrp = if config.vrrp_instances.is_empty() {
             None
         } else {
             let gate = owner.as_ref().map(|o| o.gate.clone());
             let kept = kept_masters::take(&config);
-            Some(Vrrp::start(&config, gate, &kept, Some(mailer.clone())).await?)
+            Some(Vrrp::start(&config, gate, &kept, alerts.clone()).await?)
         };
         let view = make_view(&config, dataplane, vrrp.as_ref(), &health)
             .with_bgp(announcer.as_ref().map(|a| Arc::clone(&a.status)))
-            .with_mail(mailer.clone());
+            .with_alerts(alerts.clone());
         if let Some(owner) = &owner {
             view.spawn_refresher(owner.msgs.clone());
         }
@@ -245,6 +261,7 @@ impl Daemon {
             view,
             announcer,
             mailer,
+            alerts,
             _control: control,
             _metrics: metrics,
         };
@@ -259,6 +276,9 @@ impl Daemon {
         drop(self.announcer);
         self.health.stop();
         let masters = self.vrrp.map(Vrrp::abandon).unwrap_or_default();
+        if let Some(fifos) = &self.alerts.fifos {
+            fifos.close().await;
+        }
         kept_masters::record(&self.config, &masters);
         if let Some(owner) = self.owner {
             let (tx, rx) = oneshot::channel();
@@ -303,6 +323,9 @@ impl Daemon {
         }
         // The "Stopping" alerts of the instances, while the SMTP server answers quickly.
         self.mailer.flush(std::time::Duration::from_secs(3)).await;
+        if let Some(fifos) = &self.alerts.fifos {
+            fifos.close().await;
+        }
     }
 }
 

@@ -42,18 +42,25 @@ pub fn render(s: &Snapshot) -> String {
 }
 
 fn email(out: &mut Exposition, s: &Snapshot) {
-    let name = "lb_email_alerts_total";
-    let mut f = out.family(
-        name,
-        "counter",
+    let (e, n) = (&s.email, &s.notify_fifo);
+    by_result(
+        out,
+        "lb_email_alerts_total",
         "E-mail alerts (smtp_alert) by result: sent, failed (SMTP error or unreachable), dropped (queue full).",
+        &[("sent", e.sent), ("failed", e.failed), ("dropped", e.dropped)],
     );
-    let e = &s.email;
-    for (result, n) in [
-        ("sent", e.sent),
-        ("failed", e.failed),
-        ("dropped", e.dropped),
-    ] {
+    by_result(
+        out,
+        "lb_notify_fifo_lines_total",
+        "Lines for the notify FIFOs by result: written, dropped (the FIFO was full: no reader, or a slow one).",
+        &[("written", n.written), ("dropped", n.dropped)],
+    );
+}
+
+/// A counter family with one sample per `result` label.
+fn by_result(out: &mut Exposition, name: &str, help: &str, results: &[(&str, u64)]) {
+    let mut f = out.family(name, "counter", help);
+    for (result, n) in results {
         f.sample(name, &[("result", result)], n);
     }
     f.finish();
@@ -570,7 +577,9 @@ fn response(status: &str, content_type: &str, body: &str, head_only: bool) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::snapshot::{AttachmentSnapshot, EmailCounters, HealthCounters};
+    use crate::daemon::snapshot::{
+        AttachmentSnapshot, EmailCounters, FifoCounters, HealthCounters,
+    };
     use std::collections::{BTreeMap, HashMap};
 
     fn sample() -> Snapshot {
@@ -667,6 +676,10 @@ mod tests {
                 sent: 3,
                 failed: 1,
                 dropped: 0,
+            },
+            notify_fifo: FifoCounters {
+                written: 7,
+                dropped: 2,
             },
         }
     }

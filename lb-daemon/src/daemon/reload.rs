@@ -11,7 +11,7 @@ use super::{
     dataplane_owner::Msg,
     systemd,
 };
-use crate::email;
+use crate::alerts::email;
 use crate::health::{from_config::plan, runner::Health};
 
 impl Daemon {
@@ -80,7 +80,7 @@ impl Daemon {
                 });
                 let _ = rx.await;
             }
-            let health = Health::run(plan(&new), self.updates.clone(), Some(self.mailer.clone()));
+            let health = Health::run(plan(&new), self.updates.clone(), self.alerts.clone());
             let old = std::mem::replace(&mut self.health, health);
             old.stop();
             if let Some(announcer) = &self.announcer {
@@ -95,7 +95,7 @@ impl Daemon {
         ));
         let view = make_view(&new, self.dataplane, self.vrrp.as_ref(), &self.health)
             .with_bgp(self.announcer.as_ref().map(|a| Arc::clone(&a.status)))
-            .with_mail(self.mailer.clone());
+            .with_alerts(self.alerts.clone());
         if let Some(owner) = &self.owner {
             view.spawn_refresher(owner.msgs.clone());
         }

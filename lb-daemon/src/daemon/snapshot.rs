@@ -27,6 +27,15 @@ pub struct Snapshot {
     /// E-mail alerts (keepalived's `smtp_alert`): what became of them.
     #[serde(default)]
     pub email: EmailCounters,
+    /// Notify FIFOs: lines written, and dropped because a FIFO was full.
+    #[serde(default)]
+    pub notify_fifo: FifoCounters,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FifoCounters {
+    pub written: u64,
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,14 +14,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{
     dataplane_owner::Msg,
     snapshot::{
-        AttachmentSnapshot, BackendSnapshot, BgpSnapshot, EmailCounters, HealthCounters,
-        InstanceSnapshot, ServiceSnapshot, Snapshot, TableSnapshot,
+        AttachmentSnapshot, BackendSnapshot, BgpSnapshot, EmailCounters, FifoCounters,
+        HealthCounters, InstanceSnapshot, ServiceSnapshot, Snapshot, TableSnapshot,
     },
 };
 use crate::{
+    alerts::Alerts,
     config::Config,
     dataplane,
-    email::Mailer,
     health::runner::{self, Counters, ServiceStatus},
     vrrp::instance::InstanceStatus,
 };
@@ -45,7 +45,7 @@ pub struct View {
     dp: Arc<Mutex<DataplaneView>>,
     /// The announcer's status, when some VIP is announced by BGP.
     bgp: Option<Arc<RwLock<BgpSnapshot>>>,
-    mail: Option<Mailer>,
+    alerts: Alerts,
 }
 
 impl View {
@@ -80,13 +80,13 @@ impl View {
             health_counters,
             dp: Arc::default(),
             bgp: None,
-            mail: None,
+            alerts: Alerts::default(),
         }
     }
 
-    /// Counts the e-mail alerts too.
-    pub fn with_mail(mut self, mail: Mailer) -> View {
-        self.mail = Some(mail);
+    /// Counts the e-mail alerts and notify-FIFO lines too.
+    pub fn with_alerts(mut self, alerts: Alerts) -> View {
+        self.alerts = alerts;
         self
     }
 
@@ -166,8 +166,18 @@ impl View {
                     mode: mode.name().to_string(),
                 })
                 .collect(),
+            notify_fifo: self
+                .alerts
+                .fifos
+                .as_ref()
+                .map(|f| {
+                    let (written, dropped) = f.counts();
+                    FifoCounters { written, dropped }
+                })
+                .unwrap_or_default(),
             email: self
-                .mail
+                .alerts
+                .mailer
                 .as_ref()
                 .map(|m| {
                     let c = m.counters();

@@ -12,9 +12,9 @@ use super::{
     spec::{CheckSpec, Target},
     verdict::{CheckerParams, HealthScript, RealConfig, ServiceConfig, SorryServer},
 };
+use crate::alerts::{email::Endpoint, Alerts};
 use crate::config::{Config, VirtualServer};
 use crate::dataplane::{from_config::service_id, ServiceId};
-use crate::email::Endpoint;
 
 /// Everything the health runner starts from.
 #[derive(Debug, Clone)]
@@ -86,7 +86,7 @@ impl Health {
     /// Starts checking every virtual service of `config`; updates go to `updates`, the
     /// initial desired set of each service first.
     pub fn start(config: &Config, updates: mpsc::UnboundedSender<Update>) -> Health {
-        Health::run(plan(config), updates, None)
+        Health::run(plan(config), updates, Alerts::default())
     }
 }
 

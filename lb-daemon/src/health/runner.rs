@@ -27,8 +27,11 @@ use super::{
     spec::{CheckKind, FileCheck, Outcome},
     verdict::{DesiredBackend, HealthEvent, ServiceHealth},
 };
+use crate::alerts::{
+    email::{message, CheckFamily},
+    Alerts,
+};
 use crate::dataplane::ServiceId;
-use crate::email::{message, Alert, CheckFamily, Mailer};
 use crate::script::{self, Script};
 
 /// The new desired backend set of a service (sent on every change).
@@ -95,13 +98,9 @@ pub struct Health {
 
 impl Health {
     /// Starts checking every service of `plan` (see `from_config::plan`); updates go
-    /// to `updates`, the initial desired set of each service first; e-mail alerts to
-    /// `mailer`.
-    pub fn run(
-        plan: HealthPlan,
-        updates: mpsc::UnboundedSender<Update>,
-        mailer: Option<Mailer>,
-    ) -> Health {
+    /// to `updates`, the initial desired set of each service first; verdict changes
+    /// also to `alerts` (e-mail, notify FIFOs).
+    pub fn run(plan: HealthPlan, updates: mpsc::UnboundedSender<Update>, alerts: Alerts) -> Health {
         let counters = Arc::new(Counters::default());
         let mut tasks = Vec::new();
         let mut status = Vec::new();
@@ -112,7 +111,7 @@ impl Health {
                 Arc::clone(&counters),
                 plan.script_user.clone(),
                 plan.script_timeout,
-                mailer.clone(),
+                alerts.clone(),
             );
             status.push(rx);
             tasks.append(&mut t);
@@ -143,7 +142,7 @@ fn start_service(
     counters: Arc<Counters>,
     script_user: Option<String>,
     script_timeout: Duration,
-    mailer: Option<Mailer>,
+    sink: Alerts,
 ) -> (watch::Receiver<ServiceStatus>, Vec<JoinHandle<()>>) {
     let ServicePlan {
         service,
@@ -194,11 +193,11 @@ fn start_service(
         status: status_tx,
         counters,
         real_up,
-        mail: mailer.map(|mailer| ServiceMail {
-            mailer,
+        reports: ServiceReports {
+            sink,
             alerts,
             families,
-        }),
+        },
     };
     tasks.push(tokio::spawn(owner.run(startup, done_rx)));
     (status_rx, tasks)
@@ -301,17 +300,18 @@ struct ServiceOwner {
     status: watch::Sender<ServiceStatus>,
     counters: Arc<Counters>,
     real_up: Arc<Vec<AtomicBool>>,
-    mail: Option<ServiceMail>,
+    reports: ServiceReports,
 }
 
-/// A service's e-mail alerts: where they go, what they name, which checker is which.
-struct ServiceMail {
-    mailer: Mailer,
+/// A service's alerts (e-mail, notify FIFOs): where they go, what they name, which
+/// checker is which.
+struct ServiceReports {
+    sink: Alerts,
     alerts: ServiceAlerts,
     families: HashMap<(usize, usize), CheckFamily>,
 }
 
-impl ServiceMail {
+impl ServiceReports {
     /// keepalived's alert for a verdict change that `checker` of `real` caused.
     fn on_event(&self, event: &HealthEvent, checker: usize) {
         let a = &self.alerts;
@@ -326,22 +326,13 @@ impl ServiceMail {
                     .get(&(*real, checker))
                     .copied()
                     .unwrap_or(CheckFamily::Tcp);
-                let alert = Alert::RealServer {
-                    real: *endpoint,
-                    service: a.service,
-                    up,
-                    body: message::check_body(family, up),
-                };
-                self.mailer.send(alert, *own);
+                let body = message::check_body(family, up);
+                self.sink.real_server(*endpoint, a.service, up, body, *own);
             }
             HealthEvent::QuorumUp { alive_weight } | HealthEvent::QuorumDown { alive_weight } => {
                 let up = matches!(event, HealthEvent::QuorumUp { .. });
-                let alert = Alert::VirtualServer {
-                    service: a.service,
-                    up,
-                    body: message::quorum_body(up, a.quorum, a.hysteresis, *alive_weight),
-                };
-                self.mailer.send(alert, a.smtp_alert);
+                let body = message::quorum_body(up, a.quorum, a.hysteresis, *alive_weight);
+                self.sink.virtual_server(a.service, up, body, a.smtp_alert);
             }
             HealthEvent::WeightChanged { .. } | HealthEvent::DesiredChanged => {}
         }
@@ -369,7 +360,7 @@ impl ServiceOwner {
         while let Some(f) = done.recv().await {
             let was_up = self.health.real_up(f.real);
             let events = self.health.record(f.real, f.checker, &f.outcome);
-            if let Some(mail) = &self.mail {
+            {
                 for event in &events {
                     // A real confirmed in the state it started in (alpha) is no news.
                     let news = match event {
@@ -378,7 +369,7 @@ impl ServiceOwner {
                         _ => true,
                     };
                     if news {
-                        mail.on_event(event, f.checker);
+                        self.reports.on_event(event, f.checker);
                     }
                 }
             }

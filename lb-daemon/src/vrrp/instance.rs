@@ -59,8 +59,8 @@ pub struct InstanceSpec {
     pub unicast_peers: Vec<IpAddr>,
     pub garp: GarpPolicy,
     pub notify: NotifyScripts,
-    /// E-mail alerts on transitions (`smtp_alert` resolved), or none.
-    pub mail: Option<crate::email::MailAlerts>,
+    /// E-mail alerts and notify-FIFO lines on transitions, or none.
+    pub report: Option<crate::alerts::Reporter>,
     pub script_timeout: Duration,
     pub script_user: Option<String>,
     /// VRIDs of the other instances on the same interface and family: their adverts are
@@ -202,7 +202,7 @@ pub fn spawn(
         spec.notify.clone(),
         spec.script_timeout,
         spec.script_user.clone(),
-        spec.mail.clone(),
+        spec.report.clone(),
     );
     let runner = Runner {
         fsm: fsm::Instance::new(spec.fsm.clone()),
@@ -385,8 +385,8 @@ impl Runner {
                 self.spec.script_timeout,
                 &self.spec.script_user,
             )
-            || spec.mail.as_ref().map(|m| m.smtp_alert)
-                != self.spec.mail.as_ref().map(|m| m.smtp_alert)
+            || spec.report.as_ref().map(|m| m.smtp_alert)
+                != self.spec.report.as_ref().map(|m| m.smtp_alert)
         {
             self.notifier = Notifier::spawn(
                 Subject::Instance,
@@ -394,7 +394,7 @@ impl Runner {
                 spec.notify.clone(),
                 spec.script_timeout,
                 spec.script_user.clone(),
-                spec.mail.clone(),
+                spec.report.clone(),
             );
         }
         // The socket was bound to this source; the data-plane link and adoption belong
@@ -817,7 +817,7 @@ mod tests {
                 interval: Duration::ZERO,
             },
             notify: NotifyScripts::default(),
-            mail: None,
+            report: None,
             script_timeout: Duration::from_secs(5),
             script_user: None,
             sibling_vrids: vec![52],

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::email::{Alert, MailAlerts, VrrpState};
+use crate::alerts::{email::VrrpState, Reporter};
 use crate::script::{self, Script};
 
 /// What the scripts are told.
@@ -114,8 +114,8 @@ pub struct Notifier {
     scripts: NotifyScripts,
     timeout: Duration,
     user: Option<String>,
-    /// Where e-mail alerts go, when this instance or group sends them (`smtp_alert`).
-    mail: Option<MailAlerts>,
+    /// Where e-mail alerts and notify-FIFO lines go.
+    report: Option<Reporter>,
     tx: mpsc::UnboundedSender<Vec<Script>>,
 }
 
@@ -127,7 +127,7 @@ impl Notifier {
         scripts: NotifyScripts,
         timeout: Duration,
         user: Option<String>,
-        mail: Option<MailAlerts>,
+        report: Option<Reporter>,
     ) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<Script>>();
         let owner = name.to_string();
@@ -149,24 +149,22 @@ impl Notifier {
             scripts,
             timeout,
             user,
-            mail,
+            report,
             tx,
         }
     }
 
     pub fn notify(&self, state: NotifyState, priority: u8) {
-        if let Some(mail) = &self.mail {
-            let name = self.name.clone();
+        if let Some(r) = &self.report {
             let state = match state {
                 NotifyState::Master => VrrpState::Master,
                 NotifyState::Backup => VrrpState::Backup,
                 NotifyState::Fault => VrrpState::Fault,
                 NotifyState::Stop => VrrpState::Stop,
             };
-            mail.send(match self.subject {
-                Subject::Instance => Alert::Instance { name, state },
-                Subject::Group => Alert::Group { name, state },
-            });
+            let group = self.subject == Subject::Group;
+            r.alerts
+                .vrrp(group, &self.name, state, priority, r.smtp_alert);
         }
         let jobs = self.scripts.jobs(
             self.subject,

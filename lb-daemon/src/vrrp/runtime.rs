@@ -22,7 +22,7 @@ use super::{
     types::{InstanceAuth, State, Version},
     vip::{Vip, VipManager},
 };
-use crate::email::{MailAlerts, Mailer};
+use crate::alerts::{Alerts, Reporter};
 use crate::{
     config::{self, Config},
     net::neigh::Neighbours,
@@ -48,8 +48,8 @@ pub struct Vrrp {
     config: Config,
     /// Adds and removes the `[static]` addresses, routes and rules.
     statics: VipManager,
-    /// E-mail alerts (each instance and group decides by its `smtp_alert`).
-    mailer: Option<Mailer>,
+    /// E-mail alerts and notify FIFOs.
+    alerts: Alerts,
 }
 
 impl Vrrp {
@@ -60,7 +60,7 @@ impl Vrrp {
         config: &Config,
         gate: Option<mpsc::UnboundedSender<instance::GateRequest>>,
         adopt_masters: &[String],
-        mailer: Option<Mailer>,
+        alerts: Alerts,
     ) -> Result<Vrrp> {
         let neigh = Neighbours::new().context("opening rtnetlink")?;
         let (reports, reports_rx) = mpsc::unbounded_channel();
@@ -85,7 +85,7 @@ impl Vrrp {
             gate,
             config: config.clone(),
             statics,
-            mailer,
+            alerts,
         };
         for inst in &config.vrrp_instances {
             vrrp.start_instance(inst, &neigh, adopt_masters.contains(&inst.name))
@@ -93,7 +93,7 @@ impl Vrrp {
         }
         vrrp.tasks.push(tokio::spawn(sync_groups(
             config.clone(),
-            vrrp.mailer.clone(),
+            vrrp.alerts.clone(),
             vrrp.instances
                 .iter()
                 .map(|h| (h.name.clone(), (h.commands.clone(), h.status.clone())))
@@ -110,7 +110,7 @@ impl Vrrp {
         adopt_master: bool,
     ) -> Result<()> {
         let mut spec = instance_spec(&self.config, inst, neigh).await?;
-        spec.mail = self.mail_for(&inst.notify);
+        spec.report = self.report_for(&inst.notify);
         spec.gate = self.gate.clone();
         spec.adopt_master = adopt_master;
         let handle = instance::spawn(spec, self.reports.clone())?;
@@ -119,9 +119,9 @@ impl Vrrp {
         Ok(())
     }
 
-    /// Where an instance with these settings sends its e-mail alerts.
-    fn mail_for(&self, notify: &config::Notify) -> Option<MailAlerts> {
-        mail_for(self.mailer.as_ref(), notify)
+    /// How an instance with these settings reports its transitions.
+    fn report_for(&self, notify: &config::Notify) -> Option<Reporter> {
+        report_for(&self.alerts, notify)
     }
 
     /// (Re)starts the tracking of `inst`, replacing the one it had.
@@ -139,7 +139,7 @@ impl Vrrp {
         neigh: &Neighbours,
     ) -> Result<()> {
         let mut spec = instance_spec(&self.config, inst, neigh).await?;
-        spec.mail = self.mail_for(&inst.notify);
+        spec.report = self.report_for(&inst.notify);
         let Some(commands) = self
             .instances
             .iter()
@@ -473,7 +473,7 @@ async fn instance_spec(
             interval,
         },
         notify: notify_scripts(&inst.notify),
-        mail: None,
+        report: None,
         script_timeout: g.script_timeout,
         script_user: script_user(config),
         sibling_vrids: sibling_vrids(config, inst),
@@ -496,7 +496,7 @@ fn vips(inst: &config::VrrpInstance, addrs: &[config::VirtualAddress]) -> Vec<Vi
 
 /// The user scripts run as: `script_user`, else keepalived's default — the
 /// `keepalived_script` user when it exists, else the daemon's own user.
-fn script_user(config: &Config) -> Option<String> {
+pub(crate) fn script_user(config: &Config) -> Option<String> {
     const KEEPALIVED_SCRIPT: &str = "keepalived_script";
     config.global.script_user.clone().or_else(|| {
         nix::unistd::User::from_name(KEEPALIVED_SCRIPT)
@@ -692,16 +692,16 @@ type Members = HashMap<
 
 /// Moves the members of each sync group together, answers members' requests, and runs
 /// the groups' notify scripts.
-fn mail_for(mailer: Option<&Mailer>, notify: &config::Notify) -> Option<MailAlerts> {
-    mailer.map(|m| MailAlerts {
-        mailer: m.clone(),
+fn report_for(alerts: &Alerts, notify: &config::Notify) -> Option<Reporter> {
+    Some(Reporter {
+        alerts: alerts.clone(),
         smtp_alert: notify.smtp_alert,
     })
 }
 
 async fn sync_groups(
     config: Config,
-    mailer: Option<Mailer>,
+    alerts: Alerts,
     members: Members,
     mut rx: mpsc::UnboundedReceiver<Report>,
 ) {
@@ -717,7 +717,7 @@ async fn sync_groups(
                     notify_scripts(&g.notify),
                     config.global.script_timeout,
                     script_user(&config),
-                    mail_for(mailer.as_ref(), &g.notify),
+                    report_for(&alerts, &g.notify),
                 ),
             )
         })
@@ -843,7 +843,7 @@ mod tests {
             gate: None,
             config: old.clone(),
             statics: VipManager::new().unwrap(),
-            mailer: None,
+            alerts: Alerts::default(),
         };
         let kept = vrrp.script_tasks["b"].id();
         let new = config("false", "true", "");

@@ -3,7 +3,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::config::reader::{Decoder, Field, Table};
-use crate::config::schema::{Dataplane, Email, Global, SmtpServer, VrrpVersion, DEFAULT_SMTP_PORT};
+use crate::config::schema::{
+    Dataplane, Email, Global, NotifyFifo, SmtpServer, VrrpVersion, DEFAULT_SMTP_PORT,
+};
 use crate::config::NatTimeouts;
 
 const RENAMES: &[(&str, &str)] = &[
@@ -94,7 +96,32 @@ pub(super) fn decode(d: &mut Decoder<'_>, t: Table<'_, '_>) -> Global {
             .and_then(|f| f.int(d, 0..=u32::MAX as i64))
             .unwrap_or(defaults.new_flow_limit),
         email: email(d, &mut t),
+        notify_fifo: notify_fifo(d, &mut t, "notify_fifo", "notify_fifo_script"),
+        vrrp_notify_fifo: notify_fifo(d, &mut t, "vrrp_notify_fifo", "vrrp_notify_fifo_script"),
+        lvs_notify_fifo: notify_fifo(d, &mut t, "lvs_notify_fifo", "lvs_notify_fifo_script"),
     };
+    let fifos = [
+        ("notify_fifo", &global.notify_fifo),
+        ("vrrp_notify_fifo", &global.vrrp_notify_fifo),
+        ("lvs_notify_fifo", &global.lvs_notify_fifo),
+    ];
+    for (i, (key, fifo)) in fifos.iter().enumerate() {
+        let Some(fifo) = fifo else { continue };
+        if let Some((earlier, _)) = fifos[..i]
+            .iter()
+            .find(|(_, f)| f.as_ref().is_some_and(|f| f.path == fifo.path))
+        {
+            if let Some(span) = t.span_of(key) {
+                let path = t.path().key(key);
+                d.error(
+                    &path,
+                    span,
+                    format!("{} is already the {earlier}", fifo.path.display()),
+                )
+                .hint("give each FIFO its own path (a line would be written twice)");
+            }
+        }
+    }
     t.finish(d);
     global
 }
@@ -251,5 +278,29 @@ fn smtp_server(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<SmtpServer> {
                 .hint(hint);
             None
         }
+    }
+}
+
+/// `notify_fifo = "/run/lb/notify.fifo"` and its reader `notify_fifo_script` (and the
+/// `vrrp_` / `lvs_` ones): a script without its FIFO is an error.
+fn notify_fifo(
+    d: &mut Decoder<'_>,
+    t: &mut Table<'_, '_>,
+    key: &'static str,
+    script_key: &'static str,
+) -> Option<NotifyFifo> {
+    let path = t.get(d, key).and_then(|f| f.absolute_path(d));
+    let script_field = t.get(d, script_key);
+    let script = script_field.as_ref().and_then(|f| f.string(d));
+    match (path, script_field) {
+        (Some(path), _) => Some(NotifyFifo { path, script }),
+        (None, Some(f)) if script.is_some() && t.span_of(key).is_none() => {
+            f.error(d, format!("{script_key} without {key}"))
+                .hint(format!(
+                    "add {key} = \"/run/lb/{key}\" (the FIFO the script reads)"
+                ));
+            None
+        }
+        _ => None,
     }
 }

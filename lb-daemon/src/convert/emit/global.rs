@@ -21,6 +21,12 @@ const KNOWN: &[&str] = &[
     "smtp_alert_vrrp",
     "smtp_alert_checker",
     "no_email_faults",
+    "notify_fifo",
+    "notify_fifo_script",
+    "vrrp_notify_fifo",
+    "vrrp_notify_fifo_script",
+    "lvs_notify_fifo",
+    "lvs_notify_fifo_script",
     "vrrp_mcast_group4",
     "vrrp_mcast_group6",
     "vrrp_garp_master_delay",
@@ -42,9 +48,6 @@ const KNOWN: &[&str] = &[
 const TUNING: Rule = Rule::Note("keepalived process tuning, nothing to tune in lb-daemon: ignored");
 const SNMP: Rule =
     Rule::Note("no SNMP/D-Bus in lb-daemon (Prometheus metrics: metrics_listen): ignored");
-const FIFO: Rule = Rule::Refuse(
-    "lb-daemon has no notify FIFO: call the FIFO's reader from notify scripts (notify_master, notify_backup, notify_fault, notify) and remove this line",
-);
 
 const RULES: &[(&str, Rule)] = &[
     (
@@ -133,7 +136,7 @@ const RULES: &[(&str, Rule)] = &[
     ("vrrp_lower_prio_no_advert", Rule::Approx("the master always answers a lower-priority advert with its own")),
     ("vrrp_higher_prio_send_advert", Rule::Approx("no extra advert before yielding to a higher priority")),
     ("vrrp_notify_priority_changes", Rule::Approx("notify scripts run on state changes only")),
-    ("fifo_write_vrrp_states_on_reload", Rule::Note("no notify FIFO: ignored")),
+    ("fifo_write_vrrp_states_on_reload", Rule::Note("the states are written on transitions only: ignored")),
     ("max_auto_priority", TUNING),
     ("min_auto_priority_delay", TUNING),
     ("rs_init_notifies", Rule::Approx("real servers' notify_up scripts do not run at start")),
@@ -168,12 +171,6 @@ const RULES: &[(&str, Rule)] = &[
         "shutdown_script",
         Rule::Refuse("run it from the systemd unit (ExecStopPost=) and remove this line"),
     ),
-    ("notify_fifo", FIFO),
-    ("notify_fifo_script", FIFO),
-    ("vrrp_notify_fifo", FIFO),
-    ("vrrp_notify_fifo_script", FIFO),
-    ("lvs_notify_fifo", FIFO),
-    ("lvs_notify_fifo_script", FIFO),
     (
         "net_namespace",
         Rule::Refuse("run lb-daemon inside the namespace (`ip netns exec NAME lb-daemon run …`) and remove net_namespace"),
@@ -256,6 +253,27 @@ fn entry(ctx: &mut Ctx<'_>, g: &mut Section, stmt: &Stmt) {
                 g.set(kw, v, pos);
             }
         }
+        "notify_fifo"
+        | "vrrp_notify_fifo"
+        | "lvs_notify_fifo"
+        | "notify_fifo_script"
+        | "vrrp_notify_fifo_script"
+        | "lvs_notify_fifo_script" => match stmt.args() {
+            [] => {
+                a.one(d);
+            }
+            [first, owner @ ..] => {
+                g.set(kw, Value::str(&first.text), pos);
+                if !owner.is_empty() {
+                    ctx.approx(
+                        g,
+                        stmt,
+                        CONTEXT,
+                        "the FIFO belongs to the daemon's user and its script runs as script_user",
+                    );
+                }
+            }
+        },
         "smtp_alert" | "smtp_alert_vrrp" | "smtp_alert_checker" | "no_email_faults" => {
             if let Some(b) = a.flag(d) {
                 g.set(kw, Value::Bool(b), pos);

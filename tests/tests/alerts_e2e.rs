@@ -1,13 +1,14 @@
-//! keepalived's e-mail alerts, delivered to a real SMTP server the tests start (PyPI's
-//! aiosmtpd, storing each message in a Maildir that the tests read back): VRRP instance
-//! and sync-group transitions and the stop of a running daemon in a namespace (with a
-//! reload that changes the recipients in place), real servers going down and up and a
-//! virtual server losing and regaining quorum, and a dead SMTP server that costs
-//! nothing but counted failures and drops. Needs root and `cargo xtask setup`
-//! (aiosmtpd) for the daemon test.
+//! keepalived's e-mail alerts and notify FIFOs. Mail is delivered to a real SMTP server
+//! the tests start (PyPI's aiosmtpd, storing each message in a Maildir that the tests
+//! read back); FIFO lines are read by the `notify_fifo_script` the daemon starts. VRRP
+//! instance and sync-group transitions and the stop of a running daemon in a namespace
+//! (with a reload that changes the recipients in place), real servers going down and up
+//! and a virtual server losing and regaining quorum, and a dead SMTP server that costs
+//! nothing but counted failures and drops. Needs root and `cargo xtask setup` (aiosmtpd).
 
 use std::{
     net::SocketAddr,
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
@@ -18,9 +19,13 @@ use std::{
 };
 
 use lb_daemon::{
+    alerts::{
+        email::{self, Alert, Mailer, VrrpState},
+        fifo::{Carries, FifoSpec, NotifyFifos},
+        Alerts,
+    },
     config::Config,
     daemon::control,
-    email::{self, Alert, Mailer, VrrpState},
     health::{from_config::plan, runner::Health},
     netns::{unique_name, Netns, NsChild},
 };
@@ -207,6 +212,12 @@ struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            for log in ["daemon.log", "smtpd.log"] {
+                let text = std::fs::read_to_string(self.dir.join(log)).unwrap_or_default();
+                eprintln!("--- {log}:\n{text}");
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -218,6 +229,8 @@ router_id = "lb-mail"
 control_socket = "{dir}/lb.sock"
 smtp_server = "127.0.0.1 2525"
 smtp_alert = true
+notify_fifo = "{dir}/notify.fifo"
+notify_fifo_script = "sh -c 'while read -r l; do echo \"$l\" >> {dir}/fifo.log; done < \"$0\"'"
 {email}
 [[vrrp_instance]]
 name = "VI_1"
@@ -246,6 +259,26 @@ fn lab() -> Netns {
         .unwrap();
     ns.ip(&["link", "set", "d0", "up"]).unwrap();
     ns
+}
+
+fn fifo_lines(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("fifo.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+fn wait_line(dir: &Path, line: &str) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !fifo_lines(dir).iter().any(|l| l == line) {
+        assert!(
+            Instant::now() < end,
+            "no FIFO line {line:?}: {:?}",
+            fifo_lines(dir)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn start_daemon(ns: Netns, dir: &Path) -> Daemon {
@@ -285,7 +318,7 @@ fn ask(dir: &Path, command: &str) -> String {
 }
 
 #[test]
-fn vrrp_transitions_reload_and_stop_are_mailed_as_keepalived_does() {
+fn vrrp_transitions_reload_and_stop_are_mailed_and_written_to_the_fifo() {
     let dir = scratch("lb-mail");
     let ns = lab();
     // The server first: the daemon's first transition is mailed at once.
@@ -308,6 +341,9 @@ fn vrrp_transitions_reload_and_stop_are_mailed_as_keepalived_does() {
         group.body,
         "=> All VRRP group instances are now in MASTER state <="
     );
+    // The same events on the FIFO, read by the script the daemon started.
+    wait_line(&dir, "INSTANCE \"VI_1\" MASTER 150");
+    wait_line(&dir, "GROUP \"G1\" MASTER 0");
     // Every alert so far delivered (counted once the server has answered QUIT).
     let delivered = mails(&smtp.maildir).len() as u64;
     let end = Instant::now() + Duration::from_secs(10);
@@ -357,6 +393,13 @@ fn vrrp_transitions_reload_and_stop_are_mailed_as_keepalived_does() {
         stop.headers
     );
     assert_eq!(stop.header("X-MailFrom"), "lb@example.com");
+    wait_line(&dir, "INSTANCE \"VI_1\" STOP 150");
+    // The FIFO the daemon created is gone once it has stopped.
+    let end = Instant::now() + Duration::from_secs(10);
+    while dir.join("notify.fifo").exists() {
+        assert!(Instant::now() < end, "the FIFO was not removed at stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     drop(daemon);
 }
 
@@ -433,8 +476,22 @@ tcp_check = {{ connect_timeout = "200ms", retry = 0, warmup = "0s" }}
     );
     let config = load(&text);
     let mailer = Mailer::start(email::Settings::from_config(&config.global, "host"));
+    let fifo = dir.join("lvs.fifo");
+    let fifos = NotifyFifos::open(
+        &[FifoSpec {
+            path: fifo.clone(),
+            script: None,
+            carries: Carries::Lvs,
+        }],
+        None,
+    )
+    .unwrap();
+    let alerts = Alerts {
+        mailer: Some(mailer.clone()),
+        fifos: Some(fifos.clone()),
+    };
     let (tx, _rx) = mpsc::unbounded_channel();
-    let health = Health::run(plan(&config), tx, Some(mailer.clone()));
+    let health = Health::run(plan(&config), tx, alerts);
     tokio::time::sleep(Duration::from_millis(500)).await;
     real.stop();
     let rs = format!(
@@ -463,6 +520,26 @@ tcp_check = {{ connect_timeout = "200ms", retry = 0, warmup = "0s" }}
     assert_eq!(gained.body, "=> Gained quorum 1+0=1 <= 1 <=");
     assert_eq!(mailer.counters().sent.load(Ordering::Relaxed), 4);
     assert_eq!(mailer.counters().failed.load(Ordering::Relaxed), 0);
+    // keepalived's LVS lines, in order, on the FIFO (read without blocking: the daemon's
+    // own descriptor keeps it open).
+    let mut text = String::new();
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let _ = std::io::Read::read_to_string(&mut reader, &mut text);
+    let rs_line = format!(
+        "RS [127.0.0.61]:tcp:{} [198.18.0.100]:tcp:80",
+        real.addr.port()
+    );
+    assert_eq!(
+        text,
+        format!(
+            "{rs_line} DOWN\nVS [198.18.0.100]:tcp:80 DOWN\n{rs_line} UP\nVS [198.18.0.100]:tcp:80 UP\n"
+        )
+    );
+    fifos.close().await;
     again.stop();
     health.stop();
     let _ = std::fs::remove_dir_all(&dir);

@@ -83,21 +83,6 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// A sender of alerts with its own `smtp_alert` setting (an instance, a sync group, a
-/// virtual or real server).
-#[derive(Debug, Clone)]
-pub struct MailAlerts {
-    pub mailer: Mailer,
-    /// `smtp_alert` as written (unset: the global defaults decide).
-    pub smtp_alert: Option<bool>,
-}
-
-impl MailAlerts {
-    pub fn send(&self, alert: Alert) {
-        self.mailer.send(alert, self.smtp_alert);
-    }
-}
-
 /// What became of the alerts, for metrics and status.
 #[derive(Debug, Default)]
 pub struct Counters {

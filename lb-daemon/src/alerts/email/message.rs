@@ -247,17 +247,19 @@ pub fn rfc5322_date(unix_secs: i64) -> String {
     )
 }
 
+/// A TCP endpoint from text (tests).
+#[cfg(test)]
+pub(crate) fn ep(a: &str, port: u16) -> Endpoint {
+    Endpoint {
+        address: a.parse().unwrap(),
+        protocol: Protocol::Tcp,
+        port,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ep(a: &str, port: u16) -> Endpoint {
-        Endpoint {
-            address: a.parse().unwrap(),
-            protocol: Protocol::Tcp,
-            port,
-        }
-    }
 
     #[test]
     fn subjects_and_bodies_are_keepalived_s() {
