@@ -7,4 +7,5 @@ pub mod frames;
 pub mod harness;
 pub mod ipvsadm;
 pub mod prometheus;
+pub mod single_node;
 pub mod vrrp_lab;

@@ -27,9 +27,9 @@ use lb_daemon::{
     config::Config,
     daemon::control,
     health::{from_config::plan, runner::Health},
-    netns::{unique_name, Netns, NsChild},
+    netns::{unique_name, Netns},
 };
-use lb_tests::vrrp_lab::daemon_bin;
+use lb_tests::single_node::SingleNode;
 use tokio::{net::TcpListener, sync::mpsc, task::JoinHandle};
 
 /// One delivered message, as the SMTP server stored it.
@@ -203,25 +203,6 @@ smtp_helo_name = "lb.example.com"
 smtp_connect_timeout = "2s"
 "#;
 
-/// A daemon with one VRRP instance in a sync group, in a namespace of its own.
-struct Daemon {
-    _ns: Netns,
-    dir: PathBuf,
-    _child: NsChild,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for log in ["daemon.log", "smtpd.log"] {
-                let text = std::fs::read_to_string(self.dir.join(log)).unwrap_or_default();
-                eprintln!("--- {log}:\n{text}");
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn daemon_config(dir: &Path, email: &str) -> String {
     format!(
         r#"[global]
@@ -249,18 +230,6 @@ group = ["VI_1"]
     )
 }
 
-fn lab() -> Netns {
-    let ns = Netns::new("lb-mail").unwrap();
-    ns.ip(&["link", "set", "lo", "up"]).unwrap();
-    ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
-        .unwrap();
-    ns.ip(&["link", "set", "d1", "up"]).unwrap();
-    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "d0"])
-        .unwrap();
-    ns.ip(&["link", "set", "d0", "up"]).unwrap();
-    ns
-}
-
 fn fifo_lines(dir: &Path) -> Vec<String> {
     std::fs::read_to_string(dir.join("fifo.log"))
         .unwrap_or_default()
@@ -281,30 +250,6 @@ fn wait_line(dir: &Path, line: &str) {
     }
 }
 
-fn start_daemon(ns: Netns, dir: &Path) -> Daemon {
-    let config = dir.join("lb.toml");
-    std::fs::write(&config, daemon_config(dir, EMAIL)).unwrap();
-    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
-    let bin = daemon_bin();
-    let child = ns
-        .spawn_with(
-            &[
-                bin.to_str().unwrap(),
-                "run",
-                "--config",
-                config.to_str().unwrap(),
-            ],
-            Stdio::null(),
-            Stdio::from(log),
-        )
-        .expect("starting lb-daemon");
-    Daemon {
-        _ns: ns,
-        dir: dir.to_path_buf(),
-        _child: child,
-    }
-}
-
 fn ask(dir: &Path, command: &str) -> String {
     let sock = dir.join("lb.sock");
     let end = Instant::now() + Duration::from_secs(20);
@@ -319,11 +264,11 @@ fn ask(dir: &Path, command: &str) -> String {
 
 #[test]
 fn vrrp_transitions_reload_and_stop_are_mailed_and_written_to_the_fifo() {
-    let dir = scratch("lb-mail");
-    let ns = lab();
+    let mut node = SingleNode::new("lb-mail");
+    let dir = node.dir.clone();
     // The server first: the daemon's first transition is mailed at once.
-    let smtp = SmtpServer::start(&dir, "127.0.0.1:2525", Some(&ns));
-    let daemon = start_daemon(ns, &dir);
+    let smtp = SmtpServer::start(&dir, "127.0.0.1:2525", Some(&node.ns));
+    node.start(&daemon_config(&dir, EMAIL));
     let master = smtp.wait_for(
         "[lb-mail] VRRP Instance VI_1 - Entering MASTER state",
         Duration::from_secs(15),
@@ -400,7 +345,7 @@ fn vrrp_transitions_reload_and_stop_are_mailed_and_written_to_the_fifo() {
         assert!(Instant::now() < end, "the FIFO was not removed at stop");
         std::thread::sleep(Duration::from_millis(50));
     }
-    drop(daemon);
+    drop(node);
 }
 
 /// A TCP listener that accepts and closes; dropping it refuses.

@@ -124,6 +124,7 @@ impl Config {
             config: Config {
                 global: decoded.global,
                 vrrp_scripts: decoded.scripts,
+                vrrp_track_processes: decoded.processes,
                 vrrp_instances: decoded.instances,
                 vrrp_sync_groups: decoded.groups,
                 virtual_servers: decoded.virtual_servers,

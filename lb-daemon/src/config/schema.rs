@@ -48,6 +48,7 @@ pub const REAL_WEIGHT_MAX: u32 = 65_535;
 pub struct Config {
     pub global: Global,
     pub vrrp_scripts: Vec<VrrpScript>,
+    pub vrrp_track_processes: Vec<VrrpTrackProcess>,
     pub vrrp_instances: Vec<VrrpInstance>,
     pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
     pub virtual_servers: Vec<VirtualServer>,
@@ -374,6 +375,7 @@ pub struct VrrpInstance {
     pub track_interface: Vec<TrackInterface>,
     pub track_script: Vec<TrackScript>,
     pub track_file: Vec<TrackFile>,
+    pub track_process: Vec<TrackProcess>,
     /// The instance's own `mcast_group`, else the global group of its family.
     pub mcast_group: IpAddr,
     pub notify: Notify,
@@ -439,6 +441,56 @@ pub struct Notify {
 pub struct TrackInterface {
     pub name: String,
     pub weight: i32,
+}
+
+/// `/proc/PID/comm` holds this many characters of a process's name.
+pub const PROCESS_COMM_MAX: usize = 15;
+
+/// `[[vrrp_track_process]]`: keepalived's `vrrp_track_process`: how many processes of a
+/// name run moves the priority of the instances tracking it (or puts them in FAULT).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VrrpTrackProcess {
+    pub name: String,
+    /// The process's name (`/proc/PID/comm`), or with [`Self::full_command`] the
+    /// command's first word as started (`argv[0]`).
+    pub process: String,
+    /// The command's arguments to match ([`Self::param_match`]); any when empty.
+    pub parameters: Vec<String>,
+    pub param_match: ParamMatch,
+    /// Match the command line (`/proc/PID/cmdline`) rather than the name; implied by
+    /// parameters or `param_match`, as in keepalived.
+    pub full_command: bool,
+    /// As a `vrrp_script`'s: added while up (> 0) or down (< 0); 0: down means FAULT.
+    pub weight: i32,
+    /// keepalived's `weight W reverse`: the weight counts the other way.
+    pub reverse: bool,
+    /// Up while `quorum <= running <= quorum_max`.
+    pub quorum: u32,
+    pub quorum_max: u32,
+    /// How long the count must stay in (out of) quorum before the state changes.
+    pub fork_delay: Duration,
+    pub terminate_delay: Duration,
+}
+
+/// How a tracked process's arguments must match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamMatch {
+    /// No parameters given: any.
+    Any,
+    /// Exactly these arguments.
+    Exact,
+    /// The arguments start with these.
+    Initial,
+    /// These arguments appear in a row somewhere.
+    Partial,
+}
+
+/// A tracked [`VrrpTrackProcess`] with the entry's own weight (else the process's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackProcess {
+    pub name: String,
+    pub weight: i32,
+    pub reverse: bool,
 }
 
 /// A tracked [`VrrpScript`]; `weight` is the entry's own or else the script's.

@@ -1206,3 +1206,54 @@ fn notify_fifos_load_and_a_script_needs_its_fifo() {
     let e = error("[global]\nnotify_fifo = \"relative.fifo\"\n");
     assert!(e.message.contains("absolute"), "{e:?}");
 }
+
+#[test]
+fn track_process_loads_with_keepalived_defaults_and_checks_its_names() {
+    let text = "[[vrrp_track_process]]\nname = \"proxy\"\nprocess = \"haproxy\"\nweight = -20\n\
+                quorum_max = 4\ndelay = \"2s\"\n\
+                [[vrrp_track_process]]\nname = \"cfg\"\nprocess = \"/usr/sbin/haproxy\"\n\
+                parameters = [\"-f\", \"/etc/haproxy/haproxy.cfg\"]\nparam_match = \"initial\"\n\
+                [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"lo\"\nvirtual_router_id = 1\n\
+                track_process = [\"proxy\", { name = \"cfg\", weight = 10, reverse = true }]\n";
+    let config = load(text).config;
+    let [proxy, cfg] = &config.vrrp_track_processes[..] else {
+        panic!("{:?}", config.vrrp_track_processes)
+    };
+    assert_eq!((proxy.quorum, proxy.quorum_max), (1, 4));
+    assert_eq!(proxy.fork_delay, Duration::from_secs(2));
+    assert_eq!(proxy.terminate_delay, Duration::from_secs(2));
+    assert!(!proxy.full_command);
+    assert!(cfg.full_command, "parameters imply the command line");
+    assert_eq!(cfg.param_match, ParamMatch::Initial);
+    assert_eq!(
+        config.vrrp_instances[0].track_process,
+        [
+            TrackProcess {
+                name: "proxy".into(),
+                weight: -20,
+                reverse: false
+            },
+            TrackProcess {
+                name: "cfg".into(),
+                weight: 10,
+                reverse: true
+            }
+        ]
+    );
+    let e = error(&text.replace("\"proxy\", {", "\"prxy\", {"));
+    assert!(
+        e.message.contains("no vrrp_track_process is named `prxy`"),
+        "{e:?}"
+    );
+    assert_eq!(e.hint.as_deref(), Some("did you mean `proxy`?"));
+    let e = error("[[vrrp_track_process]]\nname = \"x\"\nprocess = \"a-very-long-daemon-name\"\n");
+    assert!(e.message.contains("longer than the 15 characters"), "{e:?}");
+    assert_eq!(e.line, 3);
+    let e = error(
+        "[[vrrp_track_process]]\nname = \"x\"\nprocess = \"nginx\"\nquorum = 3\nquorum_max = 2\n",
+    );
+    assert!(
+        e.message.contains("quorum_max 2 is below quorum 3"),
+        "{e:?}"
+    );
+}

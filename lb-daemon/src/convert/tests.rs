@@ -444,3 +444,28 @@ fn notify_fifos_convert_and_their_owners_are_approximated() {
         c.toml
     );
 }
+
+#[test]
+fn track_process_converts_with_its_options_and_reverse() {
+    let text = "vrrp_track_process proxy {\n process /usr/sbin/haproxy -f /etc/haproxy/haproxy.cfg\n \
+                param_match initial\n weight -20 reverse\n quorum 2\n quorum_max 4\n delay 1.5\n}\n";
+    let toml = convert(&format!(
+        "{text}{}",
+        vi(" virtual_ipaddress {\n  10.0.0.1\n }\n track_process {\n  proxy weight 10 reverse\n }")
+    ));
+    let config = match Config::from_str(&toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{toml}"),
+    };
+    let p = &config.vrrp_track_processes[0];
+    assert_eq!(p.process, "/usr/sbin/haproxy");
+    assert_eq!(p.parameters, ["-f", "/etc/haproxy/haproxy.cfg"]);
+    assert_eq!(p.param_match, crate::config::ParamMatch::Initial);
+    assert!(p.full_command && p.reverse);
+    assert_eq!((p.weight, p.quorum, p.quorum_max), (-20, 2, 4));
+    assert_eq!(p.fork_delay, std::time::Duration::from_millis(1500));
+    let t = &config.vrrp_instances[0].track_process[0];
+    assert_eq!((t.name.as_str(), t.weight, t.reverse), ("proxy", 10, true));
+    let bad = errors("vrrp_track_process p {\n weight 1\n}\n");
+    assert!(bad[0].message.contains("needs `process`"), "{bad:?}");
+}

@@ -15,6 +15,7 @@ pub mod fsm;
 pub mod instance;
 pub mod notify;
 pub mod packet;
+pub mod process;
 pub mod routes;
 pub mod runtime;
 pub mod socket;

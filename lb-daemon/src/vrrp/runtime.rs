@@ -16,7 +16,7 @@ use super::{
     fsm,
     instance::{self, Command, GarpPolicy, InstanceHandle, InstanceSpec, InstanceStatus, Report},
     notify::{Notifier, NotifyScripts, NotifyState, Subject},
-    packet, routes,
+    packet, process, routes,
     sync_group::{MemberStatus, SyncGroup},
     track::{self, ScriptState, Tracked},
     types::{InstanceAuth, State, Version},
@@ -50,6 +50,9 @@ pub struct Vrrp {
     statics: VipManager,
     /// E-mail alerts and notify FIFOs.
     alerts: Alerts,
+    /// Each `vrrp_track_process`'s up/down state, and the task watching /proc.
+    processes: HashMap<String, watch::Receiver<bool>>,
+    process_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Vrrp {
@@ -66,6 +69,7 @@ impl Vrrp {
         let (reports, reports_rx) = mpsc::unbounded_channel();
         let mut script_tasks = HashMap::new();
         let scripts = start_scripts(config, |_| true, &mut script_tasks);
+        let (processes, process_task) = process::start(&config.vrrp_track_processes);
         let statics = VipManager::new().context("opening rtnetlink")?;
         // keepalived adds the static addresses, routes and rules before the instances.
         routes::apply_static(
@@ -86,6 +90,8 @@ impl Vrrp {
             config: config.clone(),
             statics,
             alerts,
+            processes,
+            process_task,
         };
         for inst in &config.vrrp_instances {
             vrrp.start_instance(inst, &neigh, adopt_masters.contains(&inst.name))
@@ -126,7 +132,12 @@ impl Vrrp {
 
     /// (Re)starts the tracking of `inst`, replacing the one it had.
     fn track(&mut self, inst: &config::VrrpInstance, commands: mpsc::UnboundedSender<Command>) {
-        let task = tokio::spawn(track_instance(inst.clone(), self.scripts.clone(), commands));
+        let task = tokio::spawn(track_instance(
+            inst.clone(),
+            self.scripts.clone(),
+            self.processes.clone(),
+            commands,
+        ));
         if let Some(old) = self.tracking.insert(inst.name.clone(), task) {
             old.abort();
         }
@@ -255,7 +266,15 @@ impl Vrrp {
             .await;
         }
         let scripts_changed = new.vrrp_scripts != old.vrrp_scripts;
-        if changed.is_empty() && !scripts_changed {
+        let processes_changed = new.vrrp_track_processes != old.vrrp_track_processes;
+        if processes_changed {
+            info!("reload: restarting the process tracking");
+            if let Some(t) = self.process_task.take() {
+                t.abort();
+            }
+            (self.processes, self.process_task) = process::start(&new.vrrp_track_processes);
+        }
+        if changed.is_empty() && !scripts_changed && !processes_changed {
             self.config = new.clone();
             return Ok((false, "VRRP instances unchanged".into()));
         }
@@ -301,7 +320,8 @@ impl Vrrp {
             };
             let commands = h.commands.clone();
             let _ = commands.send(Command::SiblingVrids(sibling_vrids(new, inst)));
-            let follows = inst.track_script.iter().any(|t| scripts.contains(&t.name));
+            let follows = inst.track_script.iter().any(|t| scripts.contains(&t.name))
+                || (processes_changed && !inst.track_process.is_empty());
             if follows && !changed.contains(&inst.name) {
                 self.track(inst, commands);
             }
@@ -344,6 +364,7 @@ impl Vrrp {
             .values()
             .chain(&self.tasks)
             .chain(self.script_tasks.values())
+            .chain(&self.process_task)
         {
             t.abort();
         }
@@ -376,6 +397,7 @@ impl Vrrp {
             .values()
             .chain(&self.tasks)
             .chain(self.script_tasks.values())
+            .chain(&self.process_task)
         {
             t.abort();
         }
@@ -622,6 +644,7 @@ fn link_up(ifname: &str) -> bool {
 async fn track_instance(
     inst: config::VrrpInstance,
     scripts: HashMap<String, watch::Receiver<bool>>,
+    processes: HashMap<String, watch::Receiver<bool>>,
     commands: mpsc::UnboundedSender<Command>,
 ) {
     // The first verdict always goes out: after a reload the instance may still carry the
@@ -653,6 +676,24 @@ async fn track_instance(
                 name: t.name.clone(),
                 up,
                 weight: t.weight,
+            });
+        }
+        for t in &inst.track_process {
+            let up = processes
+                .get(&t.name)
+                .map(|rx| *rx.borrow())
+                .unwrap_or(true);
+            // `reverse` counts the weight the other way: the same as the opposite state
+            // with the opposite weight (weight 0 reversed: FAULT while it runs).
+            let (up, weight) = if t.reverse {
+                (!up, -t.weight)
+            } else {
+                (up, t.weight)
+            };
+            tracked.push(Tracked::Binary {
+                name: format!("process {}", t.name),
+                up,
+                weight,
             });
         }
         for (t, value) in &files {
@@ -844,6 +885,8 @@ mod tests {
             config: old.clone(),
             statics: VipManager::new().unwrap(),
             alerts: Alerts::default(),
+            processes: HashMap::new(),
+            process_task: None,
         };
         let kept = vrrp.script_tasks["b"].id();
         let new = config("false", "true", "");

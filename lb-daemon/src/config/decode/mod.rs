@@ -11,6 +11,7 @@ mod instance;
 mod script;
 mod static_network;
 mod sync_group;
+mod track_process;
 mod virtual_server;
 
 use toml::de::DeTable;
@@ -20,6 +21,7 @@ use super::reader::{Decoder, Table};
 use super::route::RULE_START_PRIORITY;
 use super::schema::{
     Bgp, Global, Notify, StaticNetwork, VirtualServer, VrrpInstance, VrrpScript, VrrpSyncGroup,
+    VrrpTrackProcess,
 };
 use super::source::{KeyPath, Span};
 use super::validate;
@@ -71,6 +73,7 @@ pub(crate) struct Named {
 pub(crate) struct Decoded {
     pub global: Global,
     pub scripts: Vec<VrrpScript>,
+    pub processes: Vec<VrrpTrackProcess>,
     pub instances: Vec<VrrpInstance>,
     pub groups: Vec<VrrpSyncGroup>,
     pub virtual_servers: Vec<VirtualServer>,
@@ -104,11 +107,25 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
     }
     validate::unique_names(d, "vrrp_script", &script_names);
 
-    let known_scripts: Vec<&str> = script_names.iter().map(|n| n.name.as_str()).collect();
+    let mut process_names = Vec::new();
+    let mut processes = Vec::new();
+    for table in sections(d, &mut top, "vrrp_track_process") {
+        let (process, name) = track_process::decode(d, table);
+        process_names.extend(name);
+        processes.extend(process);
+    }
+    validate::unique_names(d, "vrrp_track_process", &process_names);
+
+    let known = instance::Known {
+        scripts: script_names.iter().map(|n| n.name.as_str()).collect(),
+        script_defs: &scripts,
+        processes: process_names.iter().map(|n| n.name.as_str()).collect(),
+        process_defs: &processes,
+    };
     let mut instance_facts = Vec::new();
     let mut instances = Vec::new();
     for table in sections(d, &mut top, "vrrp_instance") {
-        let (instance, facts) = instance::decode(d, table, &global, &known_scripts, &scripts);
+        let (instance, facts) = instance::decode(d, table, &global, &known);
         instance_facts.push(facts);
         instances.extend(instance);
     }
@@ -144,6 +161,7 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
     Decoded {
         global,
         scripts,
+        processes,
         instances,
         groups,
         virtual_servers,

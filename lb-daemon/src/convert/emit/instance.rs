@@ -31,6 +31,7 @@ const KNOWN: &[&str] = &[
     "track_interface",
     "track_script",
     "track_file",
+    "track_process",
     "notify_master",
     "notify_backup",
     "notify_fault",
@@ -48,43 +49,128 @@ const VMAC: Rule = Rule::Refuse(
 
 const RULES: &[(&str, Rule)] = &[
     ("preempt", Rule::Note("preemption is the default")),
-    ("debug", Rule::Note("ignored (RUST_LOG=debug shows lb-daemon's detail)")),
-    ("skip_check_adv_addr", Rule::Note("an optimisation of keepalived's advert checks: ignored")),
-    ("accept", Rule::Note("lb-daemon never drops traffic to the VIPs: ignored")),
-    ("native_ipv6", Rule::Note("the family follows the virtual addresses: ignored")),
-    ("kernel_rx_buf_size", Rule::Note("keepalived socket tuning: ignored")),
-    ("lvs_sync_daemon_interface", Rule::Note("no connection-state sync: ignored")),
-    ("linkbeat_use_polling", Rule::Note("lb-daemon watches links through netlink: ignored")),
-    ("no_accept", Rule::Approx("lb-daemon does not drop traffic to the VIPs while BACKUP")),
-    ("strict_mode", Rule::Approx("lb-daemon does not enforce keepalived's strict mode")),
-    ("check_unicast_src", Rule::Approx("lb-daemon accepts unicast adverts from any source")),
-    ("dont_track_primary", Rule::Approx("the instance's interface going down still means FAULT")),
-    ("promote_secondaries", Rule::Approx("the kernel's promote_secondaries setting is left as it is")),
-    ("unicast_ttl", Rule::Approx("unicast adverts are sent with TTL 255")),
-    ("unicast_fault_no_peer", Rule::Approx("an instance with no unicast peer is not put in FAULT")),
-    ("old_unicast_checksum", Rule::Approx("adverts use the RFC checksum (keepalived ≥ 2.2's)")),
-    ("track_src_ip", Rule::Approx("the source address is not tracked")),
-    ("garp_master_refresh_repeat", Rule::Approx("each refresh sends one gratuitous ARP")),
-    ("garp_lower_prio_delay", Rule::Approx("no gratuitous ARP burst after a lower-priority advert")),
-    ("garp_lower_prio_repeat", Rule::Approx("no gratuitous ARP burst after a lower-priority advert")),
-    ("garp_extra_if", Rule::Approx("gratuitous ARPs are sent on the VIP's own interface only")),
-    ("vmac_garp_intvl", Rule::Note("no VMAC interfaces in lb-daemon: ignored")),
-    ("down_timer_adverts", Rule::Approx("the master-down timer is RFC 5798's (3 adverts plus skew)")),
-    ("lower_prio_no_advert", Rule::Approx("the master always answers a lower-priority advert with its own")),
-    ("higher_prio_send_advert", Rule::Approx("no extra advert before yielding to a higher priority")),
-    ("notify_priority_changes", Rule::Approx("notify scripts run on state changes only")),
-    ("notify_deleted", Rule::Approx("not run: notify_stop runs when the instance stops")),
+    (
+        "debug",
+        Rule::Note("ignored (RUST_LOG=debug shows lb-daemon's detail)"),
+    ),
+    (
+        "skip_check_adv_addr",
+        Rule::Note("an optimisation of keepalived's advert checks: ignored"),
+    ),
+    (
+        "accept",
+        Rule::Note("lb-daemon never drops traffic to the VIPs: ignored"),
+    ),
+    (
+        "native_ipv6",
+        Rule::Note("the family follows the virtual addresses: ignored"),
+    ),
+    (
+        "kernel_rx_buf_size",
+        Rule::Note("keepalived socket tuning: ignored"),
+    ),
+    (
+        "lvs_sync_daemon_interface",
+        Rule::Note("no connection-state sync: ignored"),
+    ),
+    (
+        "linkbeat_use_polling",
+        Rule::Note("lb-daemon watches links through netlink: ignored"),
+    ),
+    (
+        "no_accept",
+        Rule::Approx("lb-daemon does not drop traffic to the VIPs while BACKUP"),
+    ),
+    (
+        "strict_mode",
+        Rule::Approx("lb-daemon does not enforce keepalived's strict mode"),
+    ),
+    (
+        "check_unicast_src",
+        Rule::Approx("lb-daemon accepts unicast adverts from any source"),
+    ),
+    (
+        "dont_track_primary",
+        Rule::Approx("the instance's interface going down still means FAULT"),
+    ),
+    (
+        "promote_secondaries",
+        Rule::Approx("the kernel's promote_secondaries setting is left as it is"),
+    ),
+    (
+        "unicast_ttl",
+        Rule::Approx("unicast adverts are sent with TTL 255"),
+    ),
+    (
+        "unicast_fault_no_peer",
+        Rule::Approx("an instance with no unicast peer is not put in FAULT"),
+    ),
+    (
+        "old_unicast_checksum",
+        Rule::Approx("adverts use the RFC checksum (keepalived ≥ 2.2's)"),
+    ),
+    (
+        "track_src_ip",
+        Rule::Approx("the source address is not tracked"),
+    ),
+    (
+        "garp_master_refresh_repeat",
+        Rule::Approx("each refresh sends one gratuitous ARP"),
+    ),
+    (
+        "garp_lower_prio_delay",
+        Rule::Approx("no gratuitous ARP burst after a lower-priority advert"),
+    ),
+    (
+        "garp_lower_prio_repeat",
+        Rule::Approx("no gratuitous ARP burst after a lower-priority advert"),
+    ),
+    (
+        "garp_extra_if",
+        Rule::Approx("gratuitous ARPs are sent on the VIP's own interface only"),
+    ),
+    (
+        "vmac_garp_intvl",
+        Rule::Note("no VMAC interfaces in lb-daemon: ignored"),
+    ),
+    (
+        "down_timer_adverts",
+        Rule::Approx("the master-down timer is RFC 5798's (3 adverts plus skew)"),
+    ),
+    (
+        "lower_prio_no_advert",
+        Rule::Approx("the master always answers a lower-priority advert with its own"),
+    ),
+    (
+        "higher_prio_send_advert",
+        Rule::Approx("no extra advert before yielding to a higher priority"),
+    ),
+    (
+        "notify_priority_changes",
+        Rule::Approx("notify scripts run on state changes only"),
+    ),
+    (
+        "notify_deleted",
+        Rule::Approx("not run: notify_stop runs when the instance stops"),
+    ),
     (
         "notify_master_rx_lower_pri",
-        Rule::Refuse("lb-daemon has no such notification: remove it (notify_master runs on becoming MASTER)"),
+        Rule::Refuse(
+            "lb-daemon has no such notification: remove it (notify_master runs on becoming MASTER)",
+        ),
     ),
     ("use_vmac", VMAC),
     ("use_vmac_addr", VMAC),
     ("vmac_xmit_base", VMAC),
     ("use_ipvlan", VMAC),
-    ("vrf", Rule::Refuse("VRFs are not supported: run lb-daemon in the VRF's context and remove vrf")),
-    ("track_process", Rule::Refuse("track the process with a vrrp_script (e.g. `script \"pidof haproxy\"`) in track_script")),
-    ("track_bfd", Rule::Refuse("BFD is not supported: track the peer with a vrrp_script in track_script")),
+    (
+        "vrf",
+        Rule::Refuse("VRFs are not supported: run lb-daemon in the VRF's context and remove vrf"),
+    ),
+    (
+        "track_bfd",
+        Rule::Refuse("BFD is not supported: track the peer with a vrrp_script in track_script"),
+    ),
 ];
 
 pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
@@ -181,7 +267,7 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
                     s.set(kw, Value::Array(items), pos);
                 }
             }
-            "track_interface" | "track_script" | "track_file" => {
+            "track_interface" | "track_script" | "track_file" | "track_process" => {
                 if ctx.needs_block(entry, &context) {
                     let items = tracked(ctx, entry, &context);
                     s.set(kw, Value::Array(items), pos);
@@ -420,7 +506,7 @@ fn tracked(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Vec<Value> {
             [] => None,
             [w, value, r]
                 if w.text == "weight"
-                    && stmt.keyword() == "track_file"
+                    && matches!(stmt.keyword(), "track_file" | "track_process")
                     && matches!(r.text.as_str(), "reverse" | "noreverse") =>
             {
                 reverse = Some(r.text == "reverse");
@@ -477,6 +563,8 @@ fn tracked(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Vec<Value> {
                     continue;
                 }
             }
+        } else if reverse == Some(true) {
+            file_entry(name.text.clone(), weight, true)
         } else {
             entry(name.text.clone(), weight)
         };

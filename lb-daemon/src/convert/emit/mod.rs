@@ -158,6 +158,7 @@ pub(crate) fn document(stmts: &[Stmt], d: &mut Diags, header: &[String]) -> Rend
                 static_block(&mut ctx, &mut statics, stmt, kw)
             }
             "vrrp_script" => sections.extend(script::convert(&mut ctx, stmt)),
+            "vrrp_track_process" => sections.extend(script::track_process(&mut ctx, stmt)),
             "vrrp_instance" => sections.extend(instance::convert(&mut ctx, stmt)),
             "vrrp_sync_group" => sections.extend(sync_group::convert(&mut ctx, stmt)),
             "virtual_server" => sections.extend(virtual_server::convert(&mut ctx, stmt)),
@@ -218,10 +219,6 @@ fn static_block(ctx: &mut Ctx<'_>, statics: &mut Section, stmt: &Stmt, kw: &str)
 /// Top-level keywords other than the blocks converted above.
 const TOP_RULES: &[(&str, Rule)] = &[
     (
-        "vrrp_track_process",
-        Rule::Refuse("track the process with a vrrp_script (e.g. `script \"pidof haproxy\"`) and track_script"),
-    ),
-    (
         "bfd_instance",
         Rule::Refuse("BFD is not supported: track the peer with a vrrp_script instead"),
     ),
@@ -256,6 +253,7 @@ const TOP_KNOWN: &[&str] = &[
     "track_file",
     "virtual_server_group",
     "vrrp_script",
+    "vrrp_track_process",
     "vrrp_instance",
     "vrrp_sync_group",
     "virtual_server",

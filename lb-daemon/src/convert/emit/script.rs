@@ -102,6 +102,104 @@ fn weight(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str) {
     }
 }
 
+const PROCESS_KNOWN: &[&str] = &[
+    "process",
+    "param_match",
+    "weight",
+    "quorum",
+    "quorum_max",
+    "fork_delay",
+    "terminate_delay",
+    "delay",
+    "full_command",
+];
+
+/// `vrrp_track_process NAME { process NAME [ARGS…]  param_match [initial|partial]
+/// weight W [reverse]  quorum N  quorum_max N  fork_delay S  terminate_delay S  delay S
+/// full_command }` → `[[vrrp_track_process]]`.
+pub(super) fn track_process(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
+    let name = block_name(ctx, stmt)?;
+    let context = format!("vrrp_track_process {name}");
+    let mut s = Section::new("[[vrrp_track_process]]", Some(stmt.pos()));
+    s.set("name", Value::str(&name), stmt.pos());
+    for entry in stmt.body() {
+        let a = Args::new(entry, &context);
+        let pos = entry.pos();
+        let kw = entry.keyword();
+        match kw {
+            "process" => match entry.args() {
+                [] => {
+                    a.one(ctx.d);
+                }
+                [process, params @ ..] => {
+                    s.set("process", Value::str(&process.text), pos);
+                    if !params.is_empty() {
+                        let params = params.iter().map(|w| Value::str(&w.text)).collect();
+                        s.set("parameters", Value::Array(params), pos);
+                    }
+                }
+            },
+            "param_match" => match entry.args() {
+                [] => s.set(kw, Value::str("exact"), pos),
+                [m] if matches!(m.text.as_str(), "initial" | "partial") => {
+                    s.set(kw, Value::str(&m.text), pos)
+                }
+                [m, ..] => ctx.d.error(
+                    &m.pos,
+                    &context,
+                    format!("`{}` is not a param_match", m.text),
+                    Some(
+                        "write `param_match`, `param_match initial` or `param_match partial`"
+                            .into(),
+                    ),
+                ),
+            },
+            "weight" => match entry.args() {
+                [w] => {
+                    if let Some(n) = int_word(&a, ctx.d, w, WEIGHT_RANGE) {
+                        s.set(kw, Value::Int(n), pos);
+                    }
+                }
+                [w, r] if r.text == "reverse" => {
+                    if let Some(n) = int_word(&a, ctx.d, w, WEIGHT_RANGE) {
+                        s.set(kw, Value::Int(n), pos);
+                        s.set("reverse", Value::Bool(true), pos);
+                    }
+                }
+                _ => {
+                    a.one(ctx.d);
+                }
+            },
+            "quorum" | "quorum_max" => {
+                let low = if kw == "quorum" { 1 } else { 0 };
+                if let Some(n) = a.int(ctx.d, low..=65_535) {
+                    s.set(kw, Value::Int(n), pos);
+                }
+            }
+            "fork_delay" | "terminate_delay" | "delay" => {
+                if let Some(v) = a.seconds(ctx.d) {
+                    s.set(kw, v, pos);
+                }
+            }
+            "full_command" => {
+                if a.none(ctx.d) {
+                    s.set(kw, Value::Bool(true), pos);
+                }
+            }
+            _ => ctx.unknown(entry, &context, PROCESS_KNOWN, &[]),
+        }
+    }
+    if !s.has("process") {
+        ctx.d.error(
+            stmt.pos(),
+            &context,
+            "a vrrp_track_process needs `process`",
+            Some("add `process NAME` to the block".into()),
+        );
+    }
+    Some(s)
+}
+
 /// `track_file NAME { file PATH  weight W [reverse]  init_file [V] [overwrite] }` (also
 /// spelt `vrrp_track_file`).
 pub(super) fn track_file(ctx: &mut Ctx<'_>, stmt: &Stmt) {

@@ -43,7 +43,7 @@ const RULES: &[(&str, Rule)] = &[
     ),
     (
         "track_process",
-        Rule::Refuse("track the process with a vrrp_script in each member's track_script"),
+        Rule::Refuse("move the track_process block into each member vrrp_instance"),
     ),
     (
         "track_bfd",

@@ -15,8 +15,8 @@ use crate::config::address::{AddressFamily, VirtualAddress};
 use crate::config::reader::{Decoder, Field, Table};
 use crate::config::route::{IpRoute, IpRule};
 use crate::config::schema::{
-    Authentication, Global, InitialState, Notify, TrackFile, TrackInterface, TrackScript,
-    VrrpInstance, VrrpScript, VrrpVersion, DEFAULT_ADVERT_INT,
+    Authentication, Global, InitialState, Notify, TrackFile, TrackInterface, TrackProcess,
+    TrackScript, VrrpInstance, VrrpScript, VrrpTrackProcess, VrrpVersion, DEFAULT_ADVERT_INT,
 };
 use crate::config::source::{KeyPath, Span};
 
@@ -79,6 +79,7 @@ struct Fields<'a, 'i> {
     track_interface: Vec<At<'a, 'i, TrackInterface>>,
     track_script: Vec<At<'a, 'i, TrackScript>>,
     track_file: Vec<At<'a, 'i, TrackFile>>,
+    track_process: Vec<At<'a, 'i, TrackProcess>>,
     mcast_group: Option<At<'a, 'i, IpAddr>>,
     notify: Notify,
     garp_master_delay: Duration,
@@ -86,15 +87,23 @@ struct Fields<'a, 'i> {
     garp_master_refresh: Option<Duration>,
 }
 
+/// What instances may track: the names written (some may not have decoded) and the
+/// definitions that decoded.
+pub(crate) struct Known<'a> {
+    pub scripts: Vec<&'a str>,
+    pub script_defs: &'a [VrrpScript],
+    pub processes: Vec<&'a str>,
+    pub process_defs: &'a [VrrpTrackProcess],
+}
+
 pub(super) fn decode(
     d: &mut Decoder<'_>,
     t: Table<'_, '_>,
     global: &Global,
-    known_scripts: &[&str],
-    scripts: &[VrrpScript],
+    known: &Known<'_>,
 ) -> (Option<VrrpInstance>, InstanceFacts) {
     let errors_before = d.error_count();
-    let f = read_fields(d, t, global, known_scripts, scripts);
+    let f = read_fields(d, t, global, known);
 
     let family = rules::family(&f);
     rules::check_vips(d, &f.vips, family);
@@ -165,6 +174,7 @@ pub(super) fn decode(
         track_interface: values(f.track_interface),
         track_script: values(f.track_script),
         track_file: values(f.track_file),
+        track_process: values(f.track_process),
         mcast_group,
         notify: f.notify,
         garp_master_delay: f.garp_master_delay,
@@ -178,8 +188,7 @@ fn read_fields<'a, 'i>(
     d: &mut Decoder<'_>,
     t: Table<'a, 'i>,
     global: &Global,
-    known_scripts: &[&str],
-    scripts: &[VrrpScript],
+    known: &Known<'_>,
 ) -> Fields<'a, 'i> {
     let mut t = t.with_renames(RENAMES);
     let name = name(d, &mut t);
@@ -217,9 +226,12 @@ fn read_fields<'a, 'i>(
     let virtual_rules = list(d, &mut t, "virtual_rules", fields::rule);
     let track_interface = list(d, &mut t, "track_interface", track::interface);
     let track_script = list(d, &mut t, "track_script", |d, f| {
-        track::script(d, f, known_scripts, scripts)
+        track::script(d, f, &known.scripts, known.script_defs)
     });
     let track_file = list(d, &mut t, "track_file", track::file);
+    let track_process = list(d, &mut t, "track_process", |d, f| {
+        track::process(d, f, &known.processes, known.process_defs)
+    });
     let mcast_group = read(d, &mut t, "mcast_group", ip);
     let notify = notify(d, &mut t);
     let garp_master_delay = t
@@ -261,6 +273,7 @@ fn read_fields<'a, 'i>(
         track_interface,
         track_script,
         track_file,
+        track_process,
         mcast_group,
         notify,
         garp_master_delay,

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use crate::config::address::valid_ifname;
 use crate::config::decode::name;
 use crate::config::reader::{Decoder, Field};
-use crate::config::schema::{TrackFile, TrackInterface, TrackScript, VrrpScript, WEIGHT_RANGE};
+use crate::config::schema::{
+    TrackFile, TrackInterface, TrackProcess, TrackScript, VrrpScript, VrrpTrackProcess,
+    WEIGHT_RANGE,
+};
 use crate::config::source::{KeyPath, Span};
 use crate::config::suggest;
 
@@ -74,6 +77,23 @@ pub(super) fn interface(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<TrackI
     })
 }
 
+/// Whether `entry` names one of `known` (a `section`); an error with the closest
+/// name otherwise.
+fn defined(d: &mut Decoder<'_>, entry: &Tracked, known: &[&str], section: &str) -> bool {
+    if known.contains(&entry.name.as_str()) {
+        return true;
+    }
+    let hint = suggest::closest(&entry.name, known.iter().copied())
+        .map(|s| format!("did you mean `{s}`?"));
+    d.error(
+        &entry.path,
+        entry.span.clone(),
+        format!("no {section} is named `{}`", entry.name),
+    )
+    .maybe_hint(hint);
+    false
+}
+
 /// `known` lists every script name, `scripts` only those that decoded.
 pub(super) fn script(
     d: &mut Decoder<'_>,
@@ -82,15 +102,7 @@ pub(super) fn script(
     scripts: &[VrrpScript],
 ) -> Option<TrackScript> {
     let entry = tracked(d, f)?;
-    if !known.contains(&entry.name.as_str()) {
-        let hint = suggest::closest(&entry.name, known.iter().copied())
-            .map(|s| format!("did you mean `{s}`?"));
-        d.error(
-            &entry.path,
-            entry.span,
-            format!("no vrrp_script is named `{}`", entry.name),
-        )
-        .maybe_hint(hint);
+    if !defined(d, &entry, known, "vrrp_script") {
         return None;
     }
     // A script with errors of its own has no weight; the file is rejected anyway.
@@ -100,6 +112,30 @@ pub(super) fn script(
         .map_or(0, |s| s.weight);
     Some(TrackScript {
         weight: entry.weight.unwrap_or(script_weight),
+        name: entry.name,
+    })
+}
+
+/// `track_process = ["NAME", { name = "NAME", weight = W, reverse = true }]`.
+pub(super) fn process(
+    d: &mut Decoder<'_>,
+    f: &Field<'_, '_>,
+    known: &[&str],
+    processes: &[VrrpTrackProcess],
+) -> Option<TrackProcess> {
+    let entry = tracked_with(d, f, true)?;
+    if !defined(d, &entry, known, "vrrp_track_process") {
+        return None;
+    }
+    let def = processes.iter().find(|p| p.name == entry.name);
+    Some(TrackProcess {
+        weight: entry.weight.or(def.map(|p| p.weight)).unwrap_or(0),
+        // An entry's own weight brings its own `reverse` (keepalived's track_process).
+        reverse: if entry.weight.is_some() {
+            entry.reverse
+        } else {
+            entry.reverse || def.is_some_and(|p| p.reverse)
+        },
         name: entry.name,
     })
 }
