@@ -336,6 +336,8 @@ pub struct VrrpScript {
     /// Added to the priority while the script succeeds (> 0) or fails (< 0); 0 puts the
     /// tracking instances in FAULT on failure.
     pub weight: i32,
+    /// keepalived's `weight W reverse`: the weight counts the other way.
+    pub reverse: bool,
     pub rise: u32,
     pub fall: u32,
     /// `None`: [`Global::script_user`].
@@ -441,6 +443,8 @@ pub struct Notify {
 pub struct TrackInterface {
     pub name: String,
     pub weight: i32,
+    /// The weight counts the other way (keepalived's `weight W reverse`).
+    pub reverse: bool,
 }
 
 /// `/proc/PID/comm` holds this many characters of a process's name.
@@ -498,6 +502,8 @@ pub struct TrackProcess {
 pub struct TrackScript {
     pub name: String,
     pub weight: i32,
+    /// The entry's `reverse` with its own weight, else the script's.
+    pub reverse: bool,
 }
 
 /// A file holding an integer, multiplied by `weight` (and by -1 with `reverse`) and

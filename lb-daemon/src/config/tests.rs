@@ -171,11 +171,13 @@ fn full_example_loads_with_its_values() {
         vec![
             TrackInterface {
                 name: "eth1".into(),
-                weight: 0
+                weight: 0,
+                reverse: false
             },
             TrackInterface {
                 name: "eth2".into(),
-                weight: -10
+                weight: -10,
+                reverse: false
             },
         ]
     );
@@ -185,11 +187,13 @@ fn full_example_loads_with_its_values() {
         vec![
             TrackScript {
                 name: "chk_haproxy".into(),
-                weight: -20
+                weight: -20,
+                reverse: false
             },
             TrackScript {
                 name: "chk_dns".into(),
-                weight: -30
+                weight: -30,
+                reverse: false
             },
         ]
     );

@@ -469,3 +469,29 @@ fn track_process_converts_with_its_options_and_reverse() {
     let bad = errors("vrrp_track_process p {\n weight 1\n}\n");
     assert!(bad[0].message.contains("needs `process`"), "{bad:?}");
 }
+
+#[test]
+fn weight_reverse_converts_for_scripts_and_interfaces() {
+    let text = "vrrp_script chk {\n script \"true\"\n weight 10 reverse\n}\n";
+    let toml = convert(&format!(
+        "{text}{}",
+        vi(
+            " virtual_ipaddress {\n  10.0.0.1\n }\n track_script {\n  chk\n }\n \
+            track_interface {\n  lo weight -5 reverse\n }"
+        )
+    ));
+    let config = match Config::from_str(&toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{toml}"),
+    };
+    assert!(config.vrrp_scripts[0].reverse, "{toml}");
+    let vi = &config.vrrp_instances[0];
+    assert_eq!(
+        (vi.track_script[0].weight, vi.track_script[0].reverse),
+        (10, true)
+    );
+    assert_eq!(
+        (vi.track_interface[0].weight, vi.track_interface[0].reverse),
+        (-5, true)
+    );
+}

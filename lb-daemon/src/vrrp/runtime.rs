@@ -664,37 +664,20 @@ async fn track_instance(
             weight: 0,
         }];
         for t in &inst.track_interface {
-            tracked.push(Tracked::Binary {
-                name: t.name.clone(),
-                up: link_up(&t.name),
-                weight: t.weight,
-            });
+            let up = link_up(&t.name);
+            tracked.push(Tracked::binary(&t.name, up, t.weight, t.reverse));
         }
         for t in &inst.track_script {
             let up = scripts.get(&t.name).map(|rx| *rx.borrow()).unwrap_or(true);
-            tracked.push(Tracked::Binary {
-                name: t.name.clone(),
-                up,
-                weight: t.weight,
-            });
+            tracked.push(Tracked::binary(&t.name, up, t.weight, t.reverse));
         }
         for t in &inst.track_process {
             let up = processes
                 .get(&t.name)
                 .map(|rx| *rx.borrow())
                 .unwrap_or(true);
-            // `reverse` counts the weight the other way: the same as the opposite state
-            // with the opposite weight (weight 0 reversed: FAULT while it runs).
-            let (up, weight) = if t.reverse {
-                (!up, -t.weight)
-            } else {
-                (up, t.weight)
-            };
-            tracked.push(Tracked::Binary {
-                name: format!("process {}", t.name),
-                up,
-                weight,
-            });
+            let name = format!("process {}", t.name);
+            tracked.push(Tracked::binary(&name, up, t.weight, t.reverse));
         }
         for (t, value) in &files {
             tracked.push(Tracked::File {

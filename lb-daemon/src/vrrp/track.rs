@@ -66,6 +66,24 @@ pub enum Tracked {
     },
 }
 
+impl Tracked {
+    /// A script, interface or process; with keepalived's `reverse` the weight counts
+    /// the other way, which is the opposite state with the opposite weight (a positive
+    /// weight is subtracted while up; weight 0: FAULT while up).
+    pub fn binary(name: &str, up: bool, weight: i32, reverse: bool) -> Tracked {
+        let (up, weight) = if reverse {
+            (!up, -weight)
+        } else {
+            (up, weight)
+        };
+        Tracked::Binary {
+            name: name.to_string(),
+            up,
+            weight,
+        }
+    }
+}
+
 /// What tracking means for an instance right now.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Verdict {
@@ -120,6 +138,19 @@ mod tests {
         let mut init_fail = ScriptState::new(1, 1, true);
         assert!(!init_fail.up());
         assert_eq!(init_fail.record(true), Some(true));
+    }
+
+    #[test]
+    fn reverse_counts_the_weight_the_other_way_as_keepalived() {
+        // keepalived (vrrp_track.c): a reversed positive weight is subtracted while up,
+        // a reversed negative one added while down, a reversed 0 faults while up.
+        let v = |up, w| verdict(&[Tracked::binary("s", up, w, true)]);
+        assert_eq!(v(true, 10).weight, -10);
+        assert_eq!(v(false, 10).weight, 0);
+        assert_eq!(v(false, -10).weight, 10);
+        assert_eq!(v(true, -10).weight, 0);
+        assert_eq!(v(true, 0).faults, ["s"]);
+        assert!(v(false, 0).faults.is_empty());
     }
 
     fn binary(name: &str, up: bool, weight: i32) -> Tracked {

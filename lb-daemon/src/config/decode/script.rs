@@ -24,6 +24,7 @@ pub(super) fn decode(
         .get(d, "weight")
         .and_then(|f| f.int(d, WEIGHT_RANGE))
         .unwrap_or(0);
+    let reverse = t.get(d, "reverse").and_then(|f| f.bool(d)).unwrap_or(false);
     let rise = t
         .get(d, "rise")
         .and_then(|f| f.int(d, 1..=i64::MAX))
@@ -42,6 +43,7 @@ pub(super) fn decode(
             interval,
             timeout,
             weight,
+            reverse,
             rise,
             fall,
             user,

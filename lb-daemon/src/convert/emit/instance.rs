@@ -505,9 +505,7 @@ fn tracked(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Vec<Value> {
         let weight = match line.args() {
             [] => None,
             [w, value, r]
-                if w.text == "weight"
-                    && matches!(stmt.keyword(), "track_file" | "track_process")
-                    && matches!(r.text.as_str(), "reverse" | "noreverse") =>
+                if w.text == "weight" && matches!(r.text.as_str(), "reverse" | "noreverse") =>
             {
                 reverse = Some(r.text == "reverse");
                 match int_word(&a, ctx.d, value, WEIGHT_RANGE) {
@@ -519,15 +517,6 @@ fn tracked(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Vec<Value> {
                 Some(n) => Some(n),
                 None => continue,
             },
-            [w, _, r] if w.text == "weight" && r.text == "reverse" => {
-                ctx.d.error(
-                    &r.pos,
-                    context,
-                    "`weight … reverse` cannot be expressed for lb-daemon",
-                    Some("invert what is tracked and drop `reverse`".into()),
-                );
-                continue;
-            }
             [other, ..] => {
                 ctx.d.error(
                     &other.pos,

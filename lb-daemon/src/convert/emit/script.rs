@@ -80,8 +80,7 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
     Some(s)
 }
 
-/// `weight N [reverse]`: `reverse` (the weight applies while the script fails) has no
-/// equivalent.
+/// `weight N [reverse]`.
 fn weight(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str) {
     let a = Args::new(entry, context);
     match entry.args() {
@@ -90,12 +89,12 @@ fn weight(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str) {
                 s.set("weight", Value::Int(n), entry.pos());
             }
         }
-        [_, r] if r.text == "reverse" => ctx.d.error(
-            &r.pos,
-            context,
-            "`weight … reverse` cannot be expressed for lb-daemon",
-            Some("invert the script's exit status and drop `reverse`".into()),
-        ),
+        [w, r] if r.text == "reverse" => {
+            if let Some(n) = int_word(&a, ctx.d, w, WEIGHT_RANGE) {
+                s.set("weight", Value::Int(n), entry.pos());
+                s.set("reverse", Value::Bool(true), entry.pos());
+            }
+        }
         _ => {
             a.one(ctx.d);
         }

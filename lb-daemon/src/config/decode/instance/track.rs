@@ -1,5 +1,5 @@
 //! `track_interface`, `track_script`, `track_file`: each entry a bare name or
-//! `{ name = …, weight = … }` (`track_file` also takes `reverse = true`).
+//! `{ name = …, weight = …, reverse = true }`.
 
 use std::path::PathBuf;
 
@@ -19,15 +19,11 @@ struct Tracked {
     path: KeyPath,
     span: Span,
     weight: Option<i32>,
-    /// `track_file` only: the value counts negated.
+    /// The weight (a file's value) counts the other way.
     reverse: bool,
 }
 
 fn tracked(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<Tracked> {
-    tracked_with(d, f, false)
-}
-
-fn tracked_with(d: &mut Decoder<'_>, f: &Field<'_, '_>, reversible: bool) -> Option<Tracked> {
     if let Some(name) = f.peek_str() {
         if name.trim().is_empty() {
             f.error(d, "must not be empty");
@@ -49,7 +45,7 @@ fn tracked_with(d: &mut Decoder<'_>, f: &Field<'_, '_>, reversible: bool) -> Opt
     let errors_before = d.error_count();
     let name = name(d, &mut t);
     let weight = t.get(d, "weight").and_then(|f| f.int(d, WEIGHT_RANGE));
-    let reverse = reversible && t.get(d, "reverse").and_then(|f| f.bool(d)).unwrap_or(false);
+    let reverse = t.get(d, "reverse").and_then(|f| f.bool(d)).unwrap_or(false);
     t.finish(d);
     let name = name.filter(|_| d.error_count() == errors_before)?;
     Some(Tracked {
@@ -74,6 +70,7 @@ pub(super) fn interface(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<TrackI
     Some(TrackInterface {
         name: entry.name,
         weight: entry.weight.unwrap_or(0),
+        reverse: entry.reverse,
     })
 }
 
@@ -106,12 +103,15 @@ pub(super) fn script(
         return None;
     }
     // A script with errors of its own has no weight; the file is rejected anyway.
-    let script_weight = scripts
-        .iter()
-        .find(|s| s.name == entry.name)
-        .map_or(0, |s| s.weight);
+    let def = scripts.iter().find(|s| s.name == entry.name);
     Some(TrackScript {
-        weight: entry.weight.unwrap_or(script_weight),
+        weight: entry.weight.or(def.map(|s| s.weight)).unwrap_or(0),
+        // An entry's own weight brings its own `reverse` (keepalived's vrrp_track.c).
+        reverse: if entry.weight.is_some() {
+            entry.reverse
+        } else {
+            entry.reverse || def.is_some_and(|s| s.reverse)
+        },
         name: entry.name,
     })
 }
@@ -123,7 +123,7 @@ pub(super) fn process(
     known: &[&str],
     processes: &[VrrpTrackProcess],
 ) -> Option<TrackProcess> {
-    let entry = tracked_with(d, f, true)?;
+    let entry = tracked(d, f)?;
     if !defined(d, &entry, known, "vrrp_track_process") {
         return None;
     }
@@ -141,7 +141,7 @@ pub(super) fn process(
 }
 
 pub(super) fn file(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<TrackFile> {
-    let entry = tracked_with(d, f, true)?;
+    let entry = tracked(d, f)?;
     let path = PathBuf::from(&entry.name);
     if !path.is_absolute() {
         d.error(
