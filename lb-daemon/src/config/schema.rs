@@ -271,6 +271,30 @@ pub struct VrrpInstance {
     pub garp_master_delay: Duration,
     pub garp_master_repeat: u32,
     pub garp_master_refresh: Option<Duration>,
+    /// `split_brain_check = true` and its settings (None: off, keepalived's behaviour).
+    pub split_brain: Option<SplitBrainCheck>,
+}
+
+/// Split-brain detection for an instance: while MASTER, probe the VIPs every `interval`
+/// (ARP) and count adverts from another MASTER; see docs/vrrp.md.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitBrainCheck {
+    /// `split_brain_check_interval`, default the instance's `advert_int`.
+    pub interval: Duration,
+    /// `split_brain_resolution`, default `alert`.
+    pub resolution: SplitBrainResolution,
+    /// `notify_split_brain`: run when an episode begins and ends.
+    pub notify: Option<String>,
+}
+
+/// `split_brain_resolution`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SplitBrainResolution {
+    /// The node with the lower priority (then the lower address) steps down to BACKUP.
+    StepDown,
+    /// Both stay MASTER; logs, metrics and `notify_split_brain` only.
+    #[default]
+    Alert,
 }
 
 impl VrrpInstance {

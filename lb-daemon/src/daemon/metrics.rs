@@ -79,7 +79,7 @@ fn bgp(out: &mut Exposition, s: &Snapshot) {
 /// an `instance` label (the target), and would rename ours to `exported_instance`.
 fn vrrp(out: &mut Exposition, s: &Snapshot) {
     type Value = fn(&InstanceSnapshot) -> u64;
-    let per_instance: [(&str, &str, &str, Value); 6] = [
+    let per_instance: [(&str, &str, &str, Value); 9] = [
         (
             "lb_vrrp_state",
             "gauge",
@@ -115,6 +115,24 @@ fn vrrp(out: &mut Exposition, s: &Snapshot) {
             "counter",
             "VRRP advertisements sent.",
             |i| i.adverts_sent,
+        ),
+        (
+            "lb_vrrp_split_brain",
+            "gauge",
+            "1 while another node holds this instance's VIPs too (split brain).",
+            |i| i.split_brain.is_some().into(),
+        ),
+        (
+            "lb_vrrp_split_brain_total",
+            "counter",
+            "Split-brain episodes detected.",
+            |i| i.split_brain_total,
+        ),
+        (
+            "lb_vrrp_foreign_master_adverts_total",
+            "counter",
+            "Adverts from another MASTER received while MASTER (it does not hear us).",
+            |i| i.foreign_master_adverts,
         ),
     ];
     for (name, kind, help, value) in per_instance {
@@ -573,6 +591,9 @@ mod tests {
                         ("auth".to_string(), 2),
                         ("ttl".to_string(), 1),
                     ]),
+                    split_brain: Some("node 10.0.0.2 (priority 150)".into()),
+                    split_brain_total: 2,
+                    foreign_master_adverts: 7,
                     ..Default::default()
                 },
                 InstanceSnapshot {
@@ -786,6 +807,26 @@ mod tests {
             1.0
         );
         assert_eq!(v("lb_vrrp_priority", &[("vrrp_instance", "VI_1")]), 90.0);
+        assert_eq!(types["lb_vrrp_split_brain"], "gauge");
+        assert_eq!(v("lb_vrrp_split_brain", &[("vrrp_instance", "VI_1")]), 1.0);
+        assert_eq!(
+            v(
+                "lb_vrrp_split_brain",
+                &[("vrrp_instance", "odd \"name\"\\\nx")]
+            ),
+            0.0
+        );
+        assert_eq!(
+            v("lb_vrrp_split_brain_total", &[("vrrp_instance", "VI_1")]),
+            2.0
+        );
+        assert_eq!(
+            v(
+                "lb_vrrp_foreign_master_adverts_total",
+                &[("vrrp_instance", "VI_1")]
+            ),
+            7.0
+        );
         assert_eq!(
             v("lb_vrrp_transitions_total", &[("vrrp_instance", "VI_1")]),
             3.0

@@ -93,6 +93,19 @@ pub struct InstanceSnapshot {
     pub adverts_sent: u64,
     /// Dropped adverts by reason (`lb_vrrp_adverts_dropped_total{reason}`).
     pub adverts_dropped: BTreeMap<String, u64>,
+    /// The split-brain episode going on (`lb_vrrp_split_brain`): the other node holding
+    /// our VIPs, as far as known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_brain: Option<String>,
+    /// Split-brain episodes since start (`lb_vrrp_split_brain_total`).
+    #[serde(default)]
+    pub split_brain_total: u64,
+    /// Adverts from another MASTER while MASTER (`lb_vrrp_foreign_master_adverts_total`).
+    #[serde(default)]
+    pub foreign_master_adverts: u64,
+    /// Holding BACKUP after a split-brain step-down.
+    #[serde(default)]
+    pub held: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

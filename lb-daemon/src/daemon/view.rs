@@ -221,6 +221,10 @@ fn instance(s: &InstanceStatus) -> InstanceSnapshot {
         adverts_received: s.adverts_received,
         adverts_sent: s.adverts_sent,
         adverts_dropped: s.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        split_brain: s.split_brain.clone(),
+        split_brain_total: s.split_brain_episodes,
+        foreign_master_adverts: s.foreign_master_adverts,
+        held: s.held,
     }
 }
 

@@ -120,6 +120,13 @@ pub enum Event {
     /// reload does. The configured priority replaces the effective one (tracking sends
     /// its weights again).
     Reconfigure(Params),
+    /// Split brain resolved against us ([`super::split_brain::verdict`]): a Master steps
+    /// down to Backup (no priority 0: the other node cannot hear it anyway) and holds
+    /// there, its master-down timer re-armed instead of taking over, until
+    /// [`Event::Hold`]`(false)` (the other node no longer answers for the VIPs).
+    StepDown { reason: String },
+    /// Start or end holding Backup (see [`Event::StepDown`]).
+    Hold(bool),
 }
 
 /// What the IO must do, in order.
@@ -184,6 +191,8 @@ pub struct Instance {
     /// A sync group forced Fault before we started.
     fault_pending: bool,
     window: PreemptWindow,
+    /// Holding Backup after a split-brain step-down.
+    held: bool,
 }
 
 impl Instance {
@@ -198,6 +207,7 @@ impl Instance {
             faulty: false,
             fault_pending: false,
             window: PreemptWindow::Idle,
+            held: false,
             cfg,
         }
     }
@@ -250,6 +260,11 @@ impl Instance {
         self.faulty
     }
 
+    /// Holding Backup after a split-brain step-down.
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
     pub fn handle(&mut self, event: Event) -> Vec<Action> {
         let mut acts = Vec::new();
         match event {
@@ -267,6 +282,8 @@ impl Instance {
             Event::Priority(priority) => self.set_priority(priority),
             Event::Force(state) => self.force(&mut acts, state),
             Event::Reconfigure(params) => self.reconfigure(&mut acts, params),
+            Event::StepDown { reason } => self.step_down(&mut acts, reason),
+            Event::Hold(held) => self.held = held && self.state == State::Backup,
         }
         acts
     }
@@ -321,6 +338,11 @@ impl Instance {
     /// vrrp_sync_can_goto_master, which re-arms a full down timer while it waits.
     fn master_down_timer(&mut self, acts: &mut Vec<Action>) {
         if self.state != State::Backup {
+            return;
+        }
+        if self.held {
+            // The master is silent but still holds the VIPs: the heartbeat is cut.
+            acts.push(Action::ArmMasterDownTimer(self.master_down_interval()));
             return;
         }
         self.want = State::Master;
@@ -423,6 +445,15 @@ impl Instance {
             }
             Ordering::Equal => {}
         }
+    }
+
+    /// Split brain, resolved against us: Backup, held there.
+    fn step_down(&mut self, acts: &mut Vec<Action>, reason: String) {
+        if self.state != State::Master {
+            return;
+        }
+        self.enter_backup(acts, None, reason);
+        self.held = true;
     }
 
     /// RFC 5798 6.4.2: a v3 Backup uses the interval in the master's adverts.
@@ -578,6 +609,7 @@ impl Instance {
     }
 
     fn leave_backup(&mut self, acts: &mut Vec<Action>, down_timer_fired: bool) {
+        self.held = false;
         if !down_timer_fired {
             acts.push(Action::CancelMasterDownTimer);
         }
@@ -650,7 +682,7 @@ fn cs(centiseconds: u16) -> Duration {
 
 /// keepalived vrrp_saddr_cmp / inet_inaddrcmp: numeric within a family; addresses of
 /// different families compare equal (no tie-break).
-fn compare_addresses(a: IpAddr, b: IpAddr) -> Ordering {
+pub(super) fn compare_addresses(a: IpAddr, b: IpAddr) -> Ordering {
     match (a, b) {
         (IpAddr::V4(a), IpAddr::V4(b)) => a.cmp(&b),
         (IpAddr::V6(a), IpAddr::V6(b)) => a.cmp(&b),
@@ -1533,6 +1565,48 @@ mod tests {
             ),
             (100, State::Backup, 100)
         );
+    }
+
+    #[test]
+    fn split_brain_step_down_holds_backup_until_released() {
+        let mut inst = master(100);
+        let acts = inst.handle(Event::StepDown {
+            reason: "split brain".into(),
+        });
+        assert_eq!(
+            plain(acts),
+            vec![
+                Action::CancelAdvertTimer,
+                Action::RemoveVips,
+                Action::ArmMasterDownTimer(us(3_609_375)),
+                tr(State::Master, State::Backup)
+            ],
+            "no priority 0"
+        );
+        assert!(inst.is_held());
+        // The silent master still holds the VIPs: no takeover, the timer re-armed.
+        assert_eq!(
+            inst.handle(Event::MasterDownTimer),
+            vec![Action::ArmMasterDownTimer(us(3_609_375))]
+        );
+        assert_eq!(inst.state(), State::Backup);
+        inst.handle(Event::Hold(false));
+        assert_eq!(
+            plain(inst.handle(Event::MasterDownTimer)),
+            become_master(100, State::Backup)
+        );
+        assert!(!inst.is_held());
+        // Only a Master steps down; a hold needs Backup.
+        let mut backup = instance(100, State::Backup);
+        backup.handle(Event::Startup);
+        assert!(backup
+            .handle(Event::StepDown {
+                reason: String::new()
+            })
+            .is_empty());
+        let mut m = master(100);
+        m.handle(Event::Hold(true));
+        assert!(!m.is_held());
     }
 
     /// Two routers wired back to back: each SendAdvert reaches the other.

@@ -18,7 +18,9 @@ use super::{
     fsm::{self, Action, Event},
     notify::{Notifier, NotifyScripts, NotifyState, Subject},
     packet::{self, DropReason, Expect},
+    probe::{ArpProbe, Sender},
     socket::{SocketConfig, VrrpSocket},
+    split_brain::{self, Change, Detector, Episode, Evidence, Rank, Resolution, Verdict},
     types::{Advert, State, Version},
     vip::{self, Vip, VipManager},
 };
@@ -60,6 +62,19 @@ pub struct InstanceSpec {
     /// A previous daemon stopped with --keep-dataplane while this instance was MASTER:
     /// keep its VIPs and take mastership over at once (no failover to a peer).
     pub adopt_master: bool,
+    /// Split-brain detection (None: off, keepalived's behaviour).
+    pub split_brain: Option<SplitBrainSpec>,
+}
+
+/// `split_brain_check` and friends: probe our VIPs while MASTER, and what to do when
+/// another node answers for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitBrainSpec {
+    /// Between probe rounds.
+    pub interval: Duration,
+    pub resolution: Resolution,
+    /// `notify_split_brain`.
+    pub notify: Option<String>,
 }
 
 impl InstanceSpec {
@@ -120,6 +135,12 @@ pub enum Report {
         instance: String,
         want: State,
     },
+    /// A split-brain episode began (`Some`) or ended (`None`): the hook for alerts
+    /// beyond the notify script (e-mail).
+    SplitBrain {
+        instance: String,
+        episode: Option<String>,
+    },
 }
 
 /// What status and metrics show of an instance.
@@ -139,6 +160,14 @@ pub struct InstanceStatus {
     pub wants_master: bool,
     /// Its own tracking reports a fault (not merely forced to FAULT by a sync group).
     pub faulty: bool,
+    /// The split-brain episode going on: who else holds our VIPs.
+    pub split_brain: Option<String>,
+    /// Split-brain episodes since start.
+    pub split_brain_episodes: u64,
+    /// Adverts from another MASTER while we were MASTER (it did not yield to us).
+    pub foreign_master_adverts: u64,
+    /// Holding BACKUP after a split-brain step-down.
+    pub held: bool,
 }
 
 pub struct InstanceHandle {
@@ -182,6 +211,10 @@ pub fn spawn(
         drops: BTreeMap::new(),
         wants_master: false,
         faulty: false,
+        split_brain: None,
+        split_brain_episodes: 0,
+        foreign_master_adverts: 0,
+        held: false,
     };
     let (status_tx, status_rx) = watch::channel(status);
     let notifier = Notifier::spawn(
@@ -191,6 +224,7 @@ pub fn spawn(
         spec.script_timeout,
         spec.script_user.clone(),
     );
+    let probe = open_probe(&spec);
     let runner = Runner {
         fsm: fsm::Instance::new(spec.fsm.clone()),
         spec,
@@ -202,6 +236,9 @@ pub fn spawn(
         timers: Timers::default(),
         garp: None,
         drop_log: DropLog::default(),
+        probe,
+        detector: Detector::default(),
+        last_master: None,
     };
     let task = tokio::spawn(runner.run(cmd_rx));
     Ok(InstanceHandle {
@@ -212,11 +249,30 @@ pub fn spawn(
     })
 }
 
+/// The ARP probe socket when split-brain checks are on and the instance is IPv4 (an
+/// IPv6 instance still detects split brain by adverts from another master).
+fn open_probe(spec: &InstanceSpec) -> Option<ArpProbe> {
+    spec.split_brain.as_ref()?;
+    let IpAddr::V4(src) = spec.fsm.primary_address else {
+        info!(instance = %spec.fsm.name, "split-brain probes are IPv4 only: this instance detects split brain by adverts from another master");
+        return None;
+    };
+    match ArpProbe::open(&spec.interface, src) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            warn!(instance = %spec.fsm.name, interface = %spec.interface, error = %e, "cannot open the split-brain probe socket; split brain is detected by adverts only");
+            None
+        }
+    }
+}
+
 #[derive(Default)]
 struct Timers {
     advert: Option<Instant>,
     master_down: Option<Instant>,
     preempt: Option<Instant>,
+    /// The end of the current split-brain probe round (Some while probing).
+    probe: Option<Instant>,
 }
 
 /// Logs drops at most once per reason per 10 s (keepalived floods otherwise).
@@ -250,6 +306,17 @@ struct Runner {
     /// The gratuitous-ARP task of the current mastership.
     garp: Option<tokio::task::JoinHandle<()>>,
     drop_log: DropLog,
+    probe: Option<ArpProbe>,
+    detector: Detector,
+    /// The last master heard (its adverts), for split-brain resolution.
+    last_master: Option<Rank>,
+}
+
+async fn recv_probe(probe: Option<&ArpProbe>) -> std::io::Result<Sender> {
+    match probe {
+        Some(p) => p.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -285,6 +352,14 @@ impl Runner {
                 _ = sleep_until_opt(self.timers.preempt) => {
                     self.timers.preempt = None;
                     self.handle(Event::PreemptDelayOver).await;
+                }
+                sender = recv_probe(self.probe.as_ref()) => match sender {
+                    Ok(sender) => self.on_arp(sender).await,
+                    Err(e) => warn!(instance = %self.spec.fsm.name, error = %e, "split-brain probe receive failed"),
+                },
+                _ = sleep_until_opt(self.timers.probe) => {
+                    self.timers.probe = None;
+                    self.probe_round().await;
                 }
                 cmd = commands.recv() => match cmd {
                     Some(Command::Tracking { faults, priority }) => self.on_tracking(faults, priority).await,
@@ -416,12 +491,30 @@ impl Runner {
         match screen(&self.spec, &self.expect(), &r) {
             Screened::Accept(advert) => {
                 self.status.send_modify(|s| s.adverts_received += 1);
+                let was_master = self.fsm.state() == State::Master;
+                let ours = r.src == self.spec.fsm.primary_address;
+                if advert.priority != 0 && !ours {
+                    self.last_master = Some(Rank {
+                        priority: advert.priority,
+                        address: r.src,
+                    });
+                }
                 self.handle(Event::Advert {
                     from: r.src,
                     priority: advert.priority,
                     interval_cs: advert.interval_cs,
                 })
                 .await;
+                if was_master && self.fsm.state() == State::Master && advert.priority != 0 && !ours
+                {
+                    // Another master that did not yield to us: it cannot hear us.
+                    self.status.send_modify(|s| s.foreign_master_adverts += 1);
+                    self.evidence(Evidence::ForeignMaster {
+                        from: r.src,
+                        priority: advert.priority,
+                    })
+                    .await;
+                }
             }
             Screened::Sibling => {}
             Screened::Drop(reason) => self.count_drop(reason, r.src),
@@ -429,6 +522,12 @@ impl Runner {
     }
 
     async fn handle(&mut self, event: Event) {
+        self.step(event).await;
+        self.sync_probing().await;
+    }
+
+    /// One event through the state machine and its actions.
+    async fn step(&mut self, event: Event) {
         debug!(instance = %self.spec.fsm.name, ?event, "event");
         let actions = self.fsm.handle(event);
         for action in actions {
@@ -440,13 +539,181 @@ impl Runner {
             self.fsm.master_address(),
         );
         let (wants_master, faulty) = (self.fsm.wants_master(), self.fsm.is_faulty());
+        let held = self.fsm.is_held();
         self.status.send_modify(|s| {
             s.state = state;
             s.effective_priority = prio;
             s.master = master;
             s.wants_master = wants_master;
             s.faulty = faulty;
+            s.held = held;
         });
+    }
+
+    /// Probes run while MASTER, and while holding BACKUP after a step-down (to learn when
+    /// the other node lets go of the VIPs).
+    fn probing_wanted(&self) -> bool {
+        self.spec.split_brain.is_some() && (self.fsm.state() == State::Master || self.fsm.is_held())
+    }
+
+    /// Starts or stops the probe rounds after a state change.
+    async fn sync_probing(&mut self) {
+        match (self.probing_wanted(), self.timers.probe.is_some()) {
+            (true, false) => self.send_probes(),
+            (false, true) => {
+                self.timers.probe = None;
+                if let Some(change) = self.detector.reset() {
+                    self.on_split_brain(change).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A probe of every IPv4 VIP on the instance's interface; the round ends after one
+    /// interval.
+    fn send_probes(&mut self) {
+        let Some(sb) = &self.spec.split_brain else {
+            return;
+        };
+        self.timers.probe = Some(Instant::now() + sb.interval);
+        let Some(probe) = &self.probe else { return };
+        for v in self.spec.held().filter(|v| v.dev == self.spec.interface) {
+            if let IpAddr::V4(vip) = v.addr {
+                if let Err(e) = probe.send(vip) {
+                    debug!(instance = %self.spec.fsm.name, vip = %vip, error = %e, "split-brain probe not sent");
+                }
+            }
+        }
+    }
+
+    async fn probe_round(&mut self) {
+        if let Some(change) = self.detector.round_over() {
+            self.on_split_brain(change).await;
+        }
+        if self.probing_wanted() {
+            self.send_probes();
+        }
+    }
+
+    /// An ARP frame from another MAC: evidence if it speaks for one of our VIPs.
+    async fn on_arp(&mut self, sender: Sender) {
+        if self.timers.probe.is_none() {
+            return;
+        }
+        let vip = IpAddr::V4(sender.ip);
+        if self.spec.held().any(|v| v.addr == vip) {
+            self.evidence(Evidence::VipAnswered {
+                vip,
+                mac: sender.mac,
+            })
+            .await;
+        }
+    }
+
+    async fn evidence(&mut self, ev: Evidence) {
+        if self.spec.split_brain.is_none() {
+            return;
+        }
+        if let Some(change) = self.detector.observe(ev, self.last_master) {
+            self.on_split_brain(change).await;
+        }
+    }
+
+    /// Log, status, notify script and report; then the resolution.
+    async fn on_split_brain(&mut self, change: Change) {
+        let name = self.spec.fsm.name.clone();
+        let Some(sb) = self.spec.split_brain.clone() else {
+            return;
+        };
+        let ours = Rank {
+            priority: self.fsm.effective_priority(),
+            address: self.spec.fsm.primary_address,
+        };
+        let own_mac = self
+            .probe
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |p| split_brain::mac_text(p.mac()));
+        let prio = ours.priority;
+        let (began, episode) = match &change {
+            Change::Began(e) => (true, e.clone()),
+            Change::Ended(e) => (false, e.clone()),
+        };
+        let text = episode.to_string();
+        if let Some(cmd) = &sb.notify {
+            self.notifier
+                .split_brain(cmd, began, prio, script_args(&episode));
+        }
+        let _ = self.reports.send(Report::SplitBrain {
+            instance: name.clone(),
+            episode: began.then(|| text.clone()),
+        });
+        if !began {
+            info!(instance = %name, other = %text, "split brain over: the other node no longer holds our VIPs");
+            self.status.send_modify(|s| s.split_brain = None);
+            if self.fsm.is_held() {
+                self.step(Event::Hold(false)).await;
+                self.status.send_modify(|s| s.held = false);
+            } else if self.fsm.state() == State::Master {
+                self.reannounce();
+            }
+            return;
+        }
+        let episodes = self.detector.episodes();
+        self.status.send_modify(|s| {
+            s.split_brain = Some(text.clone());
+            s.split_brain_episodes = episodes;
+        });
+        let master = self.fsm.state() == State::Master;
+        let verdict = if master {
+            split_brain::verdict(sb.resolution, ours, episode.peer)
+        } else {
+            Verdict::Stay
+        };
+        let what = match (verdict, sb.resolution, episode.peer) {
+            (Verdict::StepDown, _, _) => "stepping down: the other node outranks us",
+            (Verdict::Stay, Resolution::Alert, _) => {
+                "both stay MASTER (split_brain_resolution = \"alert\")"
+            }
+            (Verdict::Stay, _, None) => {
+                "staying MASTER: the other node's priority is unknown (it decides)"
+            }
+            (Verdict::Stay, Resolution::StepDown, Some(_)) => {
+                "staying MASTER: we outrank the other node"
+            }
+        };
+        warn!(
+            instance = %name,
+            us = %format!("{} (priority {}, MAC {own_mac})", ours.address, ours.priority),
+            other = %text,
+            resolution = what,
+            "split brain: another node holds our VIPs"
+        );
+        match verdict {
+            Verdict::StepDown => {
+                self.step(Event::StepDown {
+                    reason: format!("split brain with {text}"),
+                })
+                .await;
+                let held = self.fsm.is_held();
+                self.status.send_modify(|s| s.held = held);
+            }
+            // Clients may have followed the other node's gratuitous ARPs: call them back.
+            Verdict::Stay if master => self.reannounce(),
+            Verdict::Stay => {}
+        }
+    }
+
+    /// A new gratuitous-ARP / NA burst for the VIPs (the mastership's policy).
+    fn reannounce(&mut self) {
+        if let Some(old) = self.garp.take() {
+            old.abort();
+        }
+        self.garp = Some(tokio::spawn(announce(
+            self.spec.held().cloned().collect(),
+            self.spec.garp,
+            self.spec.fsm.name.clone(),
+        )));
     }
 
     async fn apply(&mut self, action: Action) {
@@ -594,6 +861,17 @@ impl Runner {
     }
 }
 
+/// `notify_split_brain`'s arguments after the first four: the other node's MAC, address
+/// and the VIP it answered for (`-` when unknown).
+fn script_args(e: &Episode) -> [String; 3] {
+    let dash = || "-".to_string();
+    [
+        e.peer_mac.map_or_else(dash, split_brain::mac_text),
+        e.peer.map_or_else(dash, |p| p.address.to_string()),
+        e.vip.map_or_else(dash, |v| v.to_string()),
+    ]
+}
+
 /// What becomes of a received packet.
 #[derive(Debug, PartialEq, Eq)]
 enum Screened {
@@ -709,6 +987,7 @@ mod tests {
             sibling_vrids: vec![52],
             gate: None,
             adopt_master: false,
+            split_brain: None,
         }
     }
 

@@ -7,6 +7,8 @@
 //! - [`track`]: tracking rules (scripts, interfaces, files) as pure functions.
 //! - [`socket`], [`vip`]: raw VRRP sockets; VIPs, gratuitous ARP, unsolicited NA (the
 //!   rtnetlink, checksum and protocol plumbing under them lives in [`crate::net`]).
+//! - [`split_brain`]: split-brain detection and resolution (pure); [`probe`]: the ARP
+//!   probes of our own VIPs that feed it.
 //! - [`notify`]: notify scripts; [`instance`]: one instance's task; [`runtime`]: all of
 //!   them, built from the configuration.
 
@@ -14,8 +16,10 @@ pub mod fsm;
 pub mod instance;
 pub mod notify;
 pub mod packet;
+pub mod probe;
 pub mod runtime;
 pub mod socket;
+pub mod split_brain;
 pub mod sync_group;
 pub mod track;
 pub mod types;

@@ -14,9 +14,13 @@ use tracing::{info, warn};
 
 use super::{
     fsm,
-    instance::{self, Command, GarpPolicy, InstanceHandle, InstanceSpec, InstanceStatus, Report},
+    instance::{
+        self, Command, GarpPolicy, InstanceHandle, InstanceSpec, InstanceStatus, Report,
+        SplitBrainSpec,
+    },
     notify::{Notifier, NotifyScripts, NotifyState, Subject},
     packet,
+    split_brain::Resolution,
     sync_group::{MemberStatus, SyncGroup},
     track::{self, ScriptState, Tracked},
     types::{State, Version},
@@ -427,6 +431,14 @@ async fn instance_spec(
         sibling_vrids: sibling_vrids(config, inst),
         gate: None,
         adopt_master: false,
+        split_brain: inst.split_brain.as_ref().map(|c| SplitBrainSpec {
+            interval: c.interval,
+            resolution: match c.resolution {
+                config::SplitBrainResolution::StepDown => Resolution::StepDown,
+                config::SplitBrainResolution::Alert => Resolution::Alert,
+            },
+            notify: c.notify.clone(),
+        }),
     })
 }
 
@@ -679,6 +691,9 @@ async fn sync_groups(config: Config, members: Members, mut rx: mpsc::UnboundedRe
                     force(group.on_request(&instance, want, &view), group, &instance);
                 }
             }
+            // The hook point for alerts beyond `notify_split_brain` (e-mail when SMTP is
+            // configured): the instance has logged it and shows it in status already.
+            Report::SplitBrain { .. } => {}
             Report::Transition(t) => {
                 let mut states: HashMap<String, State> =
                     statuses.iter().map(|(n, s)| (n.clone(), s.state)).collect();

@@ -5,6 +5,7 @@
 
 mod fields;
 mod rules;
+mod split_brain;
 mod track;
 
 use std::net::IpAddr;
@@ -81,6 +82,7 @@ struct Fields<'a, 'i> {
     garp_master_delay: Duration,
     garp_master_repeat: u32,
     garp_master_refresh: Option<Duration>,
+    split_brain: split_brain::Written<'a, 'i>,
 }
 
 pub(super) fn decode(
@@ -124,6 +126,11 @@ pub(super) fn decode(
         priority,
     );
     let authentication = rules::authentication(d, f.authentication, version);
+    let advert_int = f
+        .advert_int
+        .as_ref()
+        .map_or(DEFAULT_ADVERT_INT, |a| a.value);
+    let split_brain = split_brain::resolve(d, f.split_brain, advert_int);
 
     let facts = InstanceFacts {
         name: f.name.clone(),
@@ -146,7 +153,7 @@ pub(super) fn decode(
         state,
         virtual_router_id: vrid.value,
         priority,
-        advert_int: f.advert_int.map_or(DEFAULT_ADVERT_INT, |a| a.value),
+        advert_int,
         version,
         family,
         nopreempt,
@@ -164,6 +171,7 @@ pub(super) fn decode(
         garp_master_delay: f.garp_master_delay,
         garp_master_repeat: f.garp_master_repeat,
         garp_master_refresh: f.garp_master_refresh,
+        split_brain,
     };
     (Some(instance), facts)
 }
@@ -227,6 +235,7 @@ fn read_fields<'a, 'i>(
         Some(f) => f.duration(d).filter(|r| !r.is_zero()),
         None => global.vrrp_garp_master_refresh,
     };
+    let split_brain = split_brain::fields(d, &mut t);
     let (path, span) = (t.path().clone(), t.span());
     t.finish(d);
     Fields {
@@ -256,6 +265,7 @@ fn read_fields<'a, 'i>(
         garp_master_delay,
         garp_master_repeat,
         garp_master_refresh,
+        split_brain,
     }
 }
 

@@ -1,0 +1,207 @@
+//! Split brain in network namespaces: two nodes on one bridge whose switch drops only
+//! VRRP (IP protocol 112) between them, while everything else (ARP, clients) still
+//! passes. keepalived on both nodes: both hold the VIP (the problem is real). Ours with
+//! split-brain detection: detected, the metric and the hook fire, and with
+//! `split_brain_resolution = "step_down"` one MASTER again, for as long as the cut lasts.
+//! Needs root, keepalived and nft (`cargo xtask setup`).
+
+use std::time::{Duration, Instant};
+
+use lb_tests::{
+    daemon_lab::{http_get, status_json},
+    vrrp_lab::{keepalived_conf, Ours, Segment},
+};
+
+const VIP: &str = "198.18.0.100";
+const METRICS: &str = "127.0.0.1:9469";
+/// The probe interval of the tests (`split_brain_check_interval`).
+const PROBE: Duration = Duration::from_secs(1);
+
+fn node(name: &str, priority: u8) -> Ours<'_> {
+    Ours {
+        name,
+        state: "BACKUP",
+        priority,
+        version: 2,
+        advert_int: "1",
+        password: None,
+        vip: "198.18.0.100/24",
+        unicast: None,
+        nopreempt: false,
+    }
+}
+
+/// Our configuration with split-brain detection, metrics and a hook writing its
+/// arguments to `notes`.
+fn ours(seg: &Segment, i: usize, priority: u8, resolution: &str) -> String {
+    let dir = seg.nodes[i].dir();
+    let notes = dir.join("split_brain");
+    node(&seg.nodes[i].name, priority).toml(dir).replace(
+        "[global]\n",
+        &format!("[global]\nmetrics_listen = \"{METRICS}\"\n"),
+    ) + &format!(
+        "split_brain_check = true\nsplit_brain_check_interval = \"1s\"\n\
+             split_brain_resolution = \"{resolution}\"\n\
+             notify_split_brain = \"echo \\\"$@\\\" >> {}; true\"\n",
+        notes.display()
+    )
+}
+
+fn notes(seg: &Segment, i: usize) -> String {
+    std::fs::read_to_string(seg.nodes[i].dir().join("split_brain")).unwrap_or_default()
+}
+
+/// One metric's value on node `i` (its only sample for VI_1).
+fn metric(seg: &Segment, i: usize, name: &str) -> f64 {
+    let body = http_get(&seg.nodes[i].ns, METRICS, "/metrics").expect("/metrics");
+    let prefix = format!("{name}{{vrrp_instance=\"VI_1\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{body}"))
+}
+
+fn wait_for(what: &str, seg: &Segment, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < timeout,
+            "{what}: not after {timeout:?}\n{}",
+            seg.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Samples every 20 ms for `for_` that exactly `want` hold the VIP.
+fn assert_holders_for(seg: &Segment, want: &[usize], for_: Duration, what: &str) {
+    let end = Instant::now() + for_;
+    while Instant::now() < end {
+        let h = seg.holders(VIP);
+        assert_eq!(h, want, "{what}\n{}", seg.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn heartbeat_cut_keepalived_splits_ours_detects_and_steps_down() {
+    // keepalived on both nodes: the cut heartbeat makes two masters, and they stay so.
+    let mut seg = Segment::new(2).expect("segment");
+    seg.nodes[0]
+        .start_keepalived(&keepalived_conf(&node("n1", 150)))
+        .expect("keepalived n1");
+    seg.nodes[1]
+        .start_keepalived(&keepalived_conf(&node("n2", 100)))
+        .expect("keepalived n2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("keepalived n1 master");
+    seg.cut_heartbeat().expect("cut heartbeat");
+    seg.wait_holders(VIP, &[0, 1], Duration::from_secs(10))
+        .expect("keepalived: both hold the VIP");
+    // Only VRRP is cut: the nodes still reach each other (and clients reach both).
+    seg.nodes[0]
+        .ns
+        .sh("ping -c 1 -W 2 198.18.0.12")
+        .expect("ping through the cut");
+    assert_holders_for(&seg, &[0, 1], 3 * PROBE, "keepalived stays split");
+    drop(seg);
+
+    // Ours, step-down resolution.
+    let mut seg = Segment::new(2).expect("segment");
+    let (t1, t2) = (
+        ours(&seg, 0, 150, "step_down"),
+        ours(&seg, 1, 100, "step_down"),
+    );
+    seg.nodes[0].start_ours(&t1).expect("start n1");
+    seg.nodes[1].start_ours(&t2).expect("start n2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("n1 master");
+    seg.cut_heartbeat().expect("cut heartbeat");
+    // n2's master-down timer runs out; it takes the VIP, its first probe finds n1.
+    // (Both hold it for milliseconds only: the log tells when n2 became MASTER.)
+    wait_for("n2 becomes MASTER", &seg, Duration::from_secs(10), || {
+        seg.nodes[1].log().contains("to=MASTER")
+    });
+    wait_for(
+        "n2 detects the split brain (2 probe intervals)",
+        &seg,
+        2 * PROBE + Duration::from_millis(500),
+        || {
+            seg.nodes[1]
+                .log()
+                .contains("split brain: another node holds our VIPs")
+        },
+    );
+    seg.wait_holder(VIP, 0, 2 * PROBE)
+        .expect("n2 stepped down: one master");
+    let log2 = seg.nodes[1].log();
+    assert!(log2.contains("stepping down"), "{log2}");
+    assert!(
+        log2.contains("198.18.0.11 (priority 150)"),
+        "names n1:\n{log2}"
+    );
+    // The hook ran on n2 with keepalived's arguments and the other node's MAC, address
+    // and the VIP.
+    wait_for("notify_split_brain on n2", &seg, 2 * PROBE, || {
+        notes(&seg, 1).contains("INSTANCE VI_1 SPLIT_BRAIN 100 ")
+    });
+    let n2_notes = notes(&seg, 1);
+    assert!(n2_notes.contains(" 198.18.0.11 198.18.0.100"), "{n2_notes}");
+    assert_eq!(metric(&seg, 1, "lb_vrrp_split_brain_total"), 1.0);
+    // n1 saw n2's gratuitous ARPs: it alerted too, stayed (it cannot know n2's priority)
+    // and the episode ended when n2 let go.
+    wait_for("n1's episode ends", &seg, 3 * PROBE, || {
+        metric(&seg, 0, "lb_vrrp_split_brain") == 0.0
+    });
+    assert_eq!(metric(&seg, 0, "lb_vrrp_split_brain_total"), 1.0);
+    assert!(notes(&seg, 0).contains("INSTANCE VI_1 SPLIT_BRAIN 150 "));
+    assert!(notes(&seg, 0).contains("INSTANCE VI_1 SPLIT_BRAIN_END 150 "));
+    // n2 holds BACKUP while n1 answers for the VIP: no flapping, well past its
+    // master-down interval, for as long as the heartbeat is cut.
+    assert_holders_for(&seg, &[0], 8 * PROBE, "one master throughout the cut");
+    let status = status_json(&seg.nodes[1].dir().join("lb.sock"));
+    assert_eq!(status["instances"][0]["held"], true, "{status}");
+    assert_eq!(
+        metric(&seg, 1, "lb_vrrp_split_brain"),
+        1.0,
+        "still split: n1 answers"
+    );
+    // n1 dies (its priority-0 advert is cut too): n2's probe goes unanswered, the hold
+    // ends, and its master-down timer takes over.
+    seg.nodes[0].stop().expect("stop n1");
+    seg.wait_holder(VIP, 1, Duration::from_secs(10))
+        .expect("n2 takes over from a dead n1");
+    assert!(notes(&seg, 1).contains("INSTANCE VI_1 SPLIT_BRAIN_END 100 "));
+    seg.restore_heartbeat().expect("restore");
+}
+
+#[test]
+fn alert_resolution_only_alerts() {
+    let mut seg = Segment::new(2).expect("segment");
+    let (t1, t2) = (ours(&seg, 0, 150, "alert"), ours(&seg, 1, 100, "alert"));
+    seg.nodes[0].start_ours(&t1).expect("start n1");
+    seg.nodes[1].start_ours(&t2).expect("start n2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("n1 master");
+    seg.cut_heartbeat().expect("cut heartbeat");
+    seg.wait_holders(VIP, &[0, 1], Duration::from_secs(10))
+        .expect("both hold the VIP");
+    wait_for("both alert", &seg, 3 * PROBE, || {
+        metric(&seg, 0, "lb_vrrp_split_brain") == 1.0
+            && metric(&seg, 1, "lb_vrrp_split_brain") == 1.0
+    });
+    let status = status_json(&seg.nodes[1].dir().join("lb.sock"));
+    let episode = status["instances"][0]["split_brain"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(episode.contains("198.18.0.11 (priority 150)"), "{status}");
+    assert_holders_for(&seg, &[0, 1], 2 * PROBE, "alert only: both stay");
+    // The heartbeat is back: VRRP elects n1, the episode ends on both.
+    seg.restore_heartbeat().expect("restore");
+    seg.wait_holder(VIP, 0, Duration::from_secs(5))
+        .expect("n1 alone");
+    wait_for("the episodes end", &seg, 3 * PROBE, || {
+        metric(&seg, 0, "lb_vrrp_split_brain") == 0.0
+            && metric(&seg, 1, "lb_vrrp_split_brain") == 0.0
+    });
+}
