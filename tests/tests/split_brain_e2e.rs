@@ -205,3 +205,80 @@ fn alert_resolution_only_alerts() {
             && metric(&seg, 1, "lb_vrrp_split_brain") == 0.0
     });
 }
+
+/// The third node of the arbiter tests: an address both nodes ping (nothing runs there).
+const ARBITER: &str = "198.18.0.13";
+
+fn with_arbiter(seg: &Segment, i: usize, priority: u8) -> String {
+    node(&seg.nodes[i].name, priority).toml(seg.nodes[i].dir())
+        + &format!(
+            "arbiter = {{ address = \"{ARBITER}\", check = \"icmp\", interval = \"500ms\", \
+             timeout = \"400ms\" }}\n"
+        )
+}
+
+/// The arbiter stops answering node `i` (its replies have no route back).
+fn cut_uplink(seg: &Segment, i: usize) {
+    let to = format!("{}/32", seg.nodes[i].addr);
+    seg.nodes[2]
+        .ns
+        .ip(&["route", "add", "prohibit", &to])
+        .expect("cut uplink");
+}
+
+fn restore_uplink(seg: &Segment, i: usize) {
+    let to = format!("{}/32", seg.nodes[i].addr);
+    seg.nodes[2]
+        .ns
+        .ip(&["route", "del", "prohibit", &to])
+        .expect("restore uplink");
+}
+
+#[test]
+fn arbiter_uplink_cut_moves_the_vip_and_back() {
+    let mut seg = Segment::new(3).expect("segment");
+    let (t1, t2) = (with_arbiter(&seg, 0, 150), with_arbiter(&seg, 1, 100));
+    seg.nodes[0].start_ours(&t1).expect("start n1");
+    seg.nodes[1].start_ours(&t2).expect("start n2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("n1 master");
+    // n1 loses the arbiter, the heartbeat still works: n1 advertises priority 1, n2
+    // (which reaches the arbiter) preempts it, n1 steps down.
+    cut_uplink(&seg, 0);
+    seg.wait_holder(VIP, 1, Duration::from_secs(10))
+        .expect("n2 takes over");
+    assert_holders_for(&seg, &[1], 3 * PROBE, "n1 without its arbiter stays BACKUP");
+    assert!(seg.nodes[0].log().contains("arbiter unreachable"));
+    // The uplink is back: n1's priority is 150 again, it preempts back.
+    restore_uplink(&seg, 0);
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("n1 preempts back");
+}
+
+#[test]
+fn arbiter_heartbeat_cut_no_takeover_arbiter_dead_master_stays_node_dead_takeover() {
+    let mut seg = Segment::new(3).expect("segment");
+    let (t1, t2) = (with_arbiter(&seg, 0, 150), with_arbiter(&seg, 1, 100));
+    seg.nodes[0].start_ours(&t1).expect("start n1");
+    seg.nodes[1].start_ours(&t2).expect("start n2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("n1 master");
+    // Heartbeat cut, both reach the arbiter: n2's master is silent but still answers
+    // for the VIP: no takeover, well past n2's master-down interval.
+    seg.cut_heartbeat().expect("cut heartbeat");
+    assert_holders_for(&seg, &[0], 8 * PROBE, "heartbeat cut: no takeover");
+    // Heartbeat back; the arbiter dies for both: n1 keeps the VIP (n2 cannot take over
+    // without the arbiter either).
+    seg.restore_heartbeat().expect("restore heartbeat");
+    cut_uplink(&seg, 0);
+    cut_uplink(&seg, 1);
+    assert_holders_for(&seg, &[0], 8 * PROBE, "arbiter dead: the master stays");
+    restore_uplink(&seg, 0);
+    restore_uplink(&seg, 1);
+    // Heartbeat cut again and n1 dies: nobody answers for the VIP, n2 takes over.
+    seg.cut_heartbeat().expect("cut heartbeat");
+    std::thread::sleep(2 * PROBE);
+    seg.nodes[0].stop().expect("stop n1");
+    seg.wait_holder(VIP, 1, Duration::from_secs(10))
+        .expect("n2 takes over from a dead n1");
+}

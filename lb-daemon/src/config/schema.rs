@@ -273,6 +273,34 @@ pub struct VrrpInstance {
     pub garp_master_refresh: Option<Duration>,
     /// `split_brain_check = true` and its settings (None: off, keepalived's behaviour).
     pub split_brain: Option<SplitBrainCheck>,
+    /// `arbiter = { address = …, check = "icmp" | "tcp", … }`: must be reachable to be
+    /// MASTER (None: no arbiter).
+    pub arbiter: Option<Arbiter>,
+}
+
+/// The arbiter of an instance: an outside address (a gateway) a node must reach to be
+/// MASTER; see docs/vrrp.md for the rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Arbiter {
+    pub address: IpAddr,
+    pub check: ArbiterCheck,
+    /// Between checks (default 1 s).
+    pub interval: Duration,
+    /// For one check (default 1 s).
+    pub timeout: Duration,
+    /// Successes in a row to count as reachable again (default 1, as `vrrp_script`).
+    pub rise: u32,
+    /// Failures in a row to count as unreachable (default 1, as `vrrp_script`).
+    pub fall: u32,
+}
+
+/// How the arbiter is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArbiterCheck {
+    /// `check = "icmp"` (the default): an echo reply.
+    Icmp,
+    /// `check = "tcp"` with `port`: a connection.
+    Tcp { port: u16 },
 }
 
 /// Split-brain detection for an instance: while MASTER, probe the VIPs every `interval`

@@ -16,6 +16,9 @@ use super::types::{State, Version, PRIORITY_OWNER, PRIORITY_STOP};
 const DOWN_TIMER_ADVERTS: u32 = 3;
 /// keepalived's VRRP_PRIO_DFL, used when no priority is configured.
 const PRIORITY_DEFAULT: u8 = 100;
+/// What a Master that lost its arbiter advertises: the lowest, so any Backup that
+/// reaches the arbiter preempts it.
+const PRIORITY_ARBITER_LOST: u8 = 1;
 /// The highest priority a non-owner can have (tracking clamps to it).
 const PRIORITY_MAX_NON_OWNER: u8 = PRIORITY_OWNER - 1;
 const MICROS_PER_CS: u64 = 10_000;
@@ -127,6 +130,13 @@ pub enum Event {
     StepDown { reason: String },
     /// Start or end holding Backup (see [`Event::StepDown`]).
     Hold(bool),
+    /// The arbiter is reachable (`true`) or not. Without it a Backup never takes over,
+    /// and a Master advertises priority 1 so that a Backup that reaches the arbiter
+    /// preempts it (one that does not leaves it the VIPs).
+    Arbiter(bool),
+    /// Our VIPs are answered by another node while its adverts are silent (the heartbeat
+    /// is cut, the master is alive): a Backup does not take over while this holds.
+    VipElsewhere(bool),
 }
 
 /// What the IO must do, in order.
@@ -193,6 +203,10 @@ pub struct Instance {
     window: PreemptWindow,
     /// Holding Backup after a split-brain step-down.
     held: bool,
+    /// The arbiter answers (always true without an arbiter).
+    arbiter_ok: bool,
+    /// See [`Event::VipElsewhere`].
+    vip_elsewhere: bool,
 }
 
 impl Instance {
@@ -208,6 +222,8 @@ impl Instance {
             fault_pending: false,
             window: PreemptWindow::Idle,
             held: false,
+            arbiter_ok: true,
+            vip_elsewhere: false,
             cfg,
         }
     }
@@ -225,8 +241,18 @@ impl Instance {
         self.state
     }
 
+    /// The priority we run with: tracking's, or 1 while the arbiter is unreachable.
     pub fn effective_priority(&self) -> u8 {
-        self.priority
+        if self.arbiter_ok {
+            self.priority
+        } else {
+            PRIORITY_ARBITER_LOST
+        }
+    }
+
+    /// Whether a Backup may become Master when its master-down timer runs out.
+    pub fn takeover_blocked(&self) -> bool {
+        self.held || !self.arbiter_ok || self.vip_elsewhere
     }
 
     /// Who is master: us when Master, the last advertiser heard when Backup.
@@ -284,6 +310,8 @@ impl Instance {
             Event::Reconfigure(params) => self.reconfigure(&mut acts, params),
             Event::StepDown { reason } => self.step_down(&mut acts, reason),
             Event::Hold(held) => self.held = held && self.state == State::Backup,
+            Event::Arbiter(ok) => self.arbiter(&mut acts, ok),
+            Event::VipElsewhere(yes) => self.vip_elsewhere = yes && self.state == State::Backup,
         }
         acts
     }
@@ -340,8 +368,9 @@ impl Instance {
         if self.state != State::Backup {
             return;
         }
-        if self.held {
-            // The master is silent but still holds the VIPs: the heartbeat is cut.
+        if self.takeover_blocked() {
+            // The master is silent but still holds the VIPs (the heartbeat is cut), or we
+            // cannot reach the arbiter: stay.
             acts.push(Action::ArmMasterDownTimer(self.master_down_interval()));
             return;
         }
@@ -420,7 +449,8 @@ impl Instance {
             return;
         }
         let addr = compare_addresses(from, self.cfg.primary_address);
-        if priority == self.priority {
+        let mine = self.effective_priority();
+        if priority == mine {
             if addr == Ordering::Equal {
                 // keepalived only warns (an advert with our own address).
                 return;
@@ -430,11 +460,11 @@ impl Instance {
                 self.priority = PRIORITY_MAX_NON_OWNER;
             }
         }
-        match priority.cmp(&self.priority).then(addr) {
+        match priority.cmp(&self.effective_priority()).then(addr) {
             // keepalived re-advertises at once ("forcing new election").
             Ordering::Less => self.advertise(acts),
             Ordering::Greater => {
-                let reason = if priority > self.priority {
+                let reason = if priority > mine {
                     format!("higher priority {priority} advert from {from}")
                 } else {
                     format!("equal priority advert from higher address {from}")
@@ -444,6 +474,17 @@ impl Instance {
                 self.master_addr = Some(from);
             }
             Ordering::Equal => {}
+        }
+    }
+
+    /// A Master advertises its new priority at once, so Backups learn it now.
+    fn arbiter(&mut self, acts: &mut Vec<Action>, ok: bool) {
+        if ok == self.arbiter_ok {
+            return;
+        }
+        self.arbiter_ok = ok;
+        if self.state == State::Master {
+            self.advertise(acts);
         }
     }
 
@@ -561,7 +602,7 @@ impl Instance {
         self.want = State::Master;
         self.master_adver_cs = self.cfg.advert_interval_cs;
         acts.push(Action::SendAdvert {
-            priority: self.priority,
+            priority: self.effective_priority(),
         });
         acts.push(Action::AddVips);
         acts.push(Action::ArmAdvertTimer(self.advert_interval()));
@@ -610,6 +651,7 @@ impl Instance {
 
     fn leave_backup(&mut self, acts: &mut Vec<Action>, down_timer_fired: bool) {
         self.held = false;
+        self.vip_elsewhere = false;
         if !down_timer_fired {
             acts.push(Action::CancelMasterDownTimer);
         }
@@ -618,7 +660,7 @@ impl Instance {
 
     fn advertise(&self, acts: &mut Vec<Action>) {
         acts.push(Action::SendAdvert {
-            priority: self.priority,
+            priority: self.effective_priority(),
         });
         acts.push(Action::ArmAdvertTimer(self.advert_interval()));
     }
@@ -1607,6 +1649,60 @@ mod tests {
         let mut m = master(100);
         m.handle(Event::Hold(true));
         assert!(!m.is_held());
+    }
+
+    #[test]
+    fn a_backup_without_its_arbiter_or_with_the_vip_answered_elsewhere_stays() {
+        let mut inst = instance(100, State::Backup);
+        inst.handle(Event::Startup);
+        inst.handle(Event::Arbiter(false));
+        assert_eq!(
+            inst.handle(Event::MasterDownTimer),
+            vec![Action::ArmMasterDownTimer(us(3_609_375))]
+        );
+        inst.handle(Event::Arbiter(true));
+        inst.handle(Event::VipElsewhere(true));
+        assert_eq!(inst.state(), State::Backup);
+        assert_eq!(
+            inst.handle(Event::MasterDownTimer),
+            vec![Action::ArmMasterDownTimer(us(3_609_375))]
+        );
+        inst.handle(Event::VipElsewhere(false));
+        assert_eq!(
+            plain(inst.handle(Event::MasterDownTimer)),
+            become_master(100, State::Backup)
+        );
+        // Only a Backup holds back for the VIP.
+        inst.handle(Event::VipElsewhere(true));
+        assert!(!inst.takeover_blocked());
+    }
+
+    #[test]
+    fn a_master_without_its_arbiter_advertises_priority_one_and_yields() {
+        let mut inst = master(150);
+        assert_eq!(
+            inst.handle(Event::Arbiter(false)),
+            vec![
+                Action::SendAdvert { priority: 1 },
+                Action::ArmAdvertTimer(us(1_000_000))
+            ]
+        );
+        assert_eq!(inst.effective_priority(), 1);
+        assert!(inst.handle(Event::Arbiter(false)).is_empty(), "no change");
+        // A Backup that reaches the arbiter preempts it.
+        let acts = inst.handle(advert(A2, 100));
+        assert_eq!(inst.state(), State::Backup, "{acts:?}");
+        // Back: its priority again, at the next advert it would send as Master.
+        inst.handle(Event::Arbiter(true));
+        assert_eq!(inst.effective_priority(), 150);
+        // A lower master is outranked again while we have the arbiter: re-advertise.
+        let mut m = master(150);
+        m.handle(Event::Arbiter(false));
+        m.handle(Event::Arbiter(true));
+        assert_eq!(
+            m.handle(advert(A2, 100))[0],
+            Action::SendAdvert { priority: 150 }
+        );
     }
 
     /// Two routers wired back to back: each SendAdvert reaches the other.

@@ -15,6 +15,7 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 use super::{
+    arbiter::{self, ArbiterSpec},
     fsm::{self, Action, Event},
     notify::{Notifier, NotifyScripts, NotifyState, Subject},
     packet::{self, DropReason, Expect},
@@ -64,6 +65,8 @@ pub struct InstanceSpec {
     pub adopt_master: bool,
     /// Split-brain detection (None: off, keepalived's behaviour).
     pub split_brain: Option<SplitBrainSpec>,
+    /// The arbiter this node must reach to be MASTER (None: none).
+    pub arbiter: Option<ArbiterSpec>,
 }
 
 /// `split_brain_check` and friends: probe our VIPs while MASTER, and what to do when
@@ -225,6 +228,10 @@ pub fn spawn(
         spec.script_user.clone(),
     );
     let probe = open_probe(&spec);
+    let arbiter = spec
+        .arbiter
+        .clone()
+        .map(|a| arbiter::spawn(a, name.clone()));
     let runner = Runner {
         fsm: fsm::Instance::new(spec.fsm.clone()),
         spec,
@@ -239,6 +246,8 @@ pub fn spawn(
         probe,
         detector: Detector::default(),
         last_master: None,
+        arbiter,
+        round: Round::default(),
     };
     let task = tokio::spawn(runner.run(cmd_rx));
     Ok(InstanceHandle {
@@ -252,7 +261,9 @@ pub fn spawn(
 /// The ARP probe socket when split-brain checks are on and the instance is IPv4 (an
 /// IPv6 instance still detects split brain by adverts from another master).
 fn open_probe(spec: &InstanceSpec) -> Option<ArpProbe> {
-    spec.split_brain.as_ref()?;
+    if spec.split_brain.is_none() && spec.arbiter.is_none() {
+        return None;
+    }
     let IpAddr::V4(src) = spec.fsm.primary_address else {
         info!(instance = %spec.fsm.name, "split-brain probes are IPv4 only: this instance detects split brain by adverts from another master");
         return None;
@@ -310,6 +321,25 @@ struct Runner {
     detector: Detector,
     /// The last master heard (its adverts), for split-brain resolution.
     last_master: Option<Rank>,
+    /// The arbiter's reachability changes.
+    arbiter: Option<mpsc::UnboundedReceiver<bool>>,
+    round: Round,
+}
+
+/// What the current probe round saw.
+#[derive(Default)]
+struct Round {
+    /// Another node answered for one of our VIPs.
+    answered: bool,
+    /// Adverts were accepted.
+    adverts: bool,
+}
+
+async fn recv_arbiter(rx: Option<&mut mpsc::UnboundedReceiver<bool>>) -> Option<bool> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv_probe(probe: Option<&ArpProbe>) -> std::io::Result<Sender> {
@@ -361,6 +391,10 @@ impl Runner {
                     self.timers.probe = None;
                     self.probe_round().await;
                 }
+                reachable = recv_arbiter(self.arbiter.as_mut()) => match reachable {
+                    Some(ok) => self.handle(Event::Arbiter(ok)).await,
+                    None => self.arbiter = None,
+                },
                 cmd = commands.recv() => match cmd {
                     Some(Command::Tracking { faults, priority }) => self.on_tracking(faults, priority).await,
                     Some(Command::Force(state)) => self.handle(Event::Force(state)).await,
@@ -491,6 +525,7 @@ impl Runner {
         match screen(&self.spec, &self.expect(), &r) {
             Screened::Accept(advert) => {
                 self.status.send_modify(|s| s.adverts_received += 1);
+                self.round.adverts |= advert.priority != 0;
                 let was_master = self.fsm.state() == State::Master;
                 let ours = r.src == self.spec.fsm.primary_address;
                 if advert.priority != 0 && !ours {
@@ -552,8 +587,20 @@ impl Runner {
 
     /// Probes run while MASTER, and while holding BACKUP after a step-down (to learn when
     /// the other node lets go of the VIPs).
+    /// With an arbiter, a Backup probes too: before it takes over from a silent master
+    /// it must know the master is gone, not merely cut off.
     fn probing_wanted(&self) -> bool {
-        self.spec.split_brain.is_some() && (self.fsm.state() == State::Master || self.fsm.is_held())
+        let state = self.fsm.state();
+        (self.spec.split_brain.is_some() && (state == State::Master || self.fsm.is_held()))
+            || (self.spec.arbiter.is_some() && state == State::Backup)
+    }
+
+    /// Between probe rounds: `split_brain_check_interval`, else the advert interval.
+    fn probe_interval(&self) -> Duration {
+        self.spec.split_brain.as_ref().map_or_else(
+            || fsm_interval(self.spec.fsm.advert_interval_cs),
+            |sb| sb.interval,
+        )
     }
 
     /// Starts or stops the probe rounds after a state change.
@@ -573,10 +620,7 @@ impl Runner {
     /// A probe of every IPv4 VIP on the instance's interface; the round ends after one
     /// interval.
     fn send_probes(&mut self) {
-        let Some(sb) = &self.spec.split_brain else {
-            return;
-        };
-        self.timers.probe = Some(Instant::now() + sb.interval);
+        self.timers.probe = Some(Instant::now() + self.probe_interval());
         let Some(probe) = &self.probe else { return };
         for v in self.spec.held().filter(|v| v.dev == self.spec.interface) {
             if let IpAddr::V4(vip) = v.addr {
@@ -588,8 +632,17 @@ impl Runner {
     }
 
     async fn probe_round(&mut self) {
-        if let Some(change) = self.detector.round_over() {
-            self.on_split_brain(change).await;
+        let round = std::mem::take(&mut self.round);
+        if self.spec.split_brain.is_some() {
+            if let Some(change) = self.detector.round_over() {
+                self.on_split_brain(change).await;
+            }
+        }
+        if self.spec.arbiter.is_some() && self.fsm.state() == State::Backup {
+            // The VIPs answer but the master's adverts do not arrive: the heartbeat is
+            // cut, the master alive.
+            let elsewhere = round.answered && !round.adverts;
+            self.step(Event::VipElsewhere(elsewhere)).await;
         }
         if self.probing_wanted() {
             self.send_probes();
@@ -602,7 +655,13 @@ impl Runner {
             return;
         }
         let vip = IpAddr::V4(sender.ip);
-        if self.spec.held().any(|v| v.addr == vip) {
+        if !self.spec.held().any(|v| v.addr == vip) {
+            return;
+        }
+        self.round.answered = true;
+        // A Backup hears its master answer: only a Master (or one held back) sees a
+        // split brain in it.
+        if self.fsm.state() == State::Master || self.fsm.is_held() {
             self.evidence(Evidence::VipAnswered {
                 vip,
                 mac: sender.mac,
@@ -861,6 +920,10 @@ impl Runner {
     }
 }
 
+fn fsm_interval(cs: u16) -> Duration {
+    Duration::from_millis(u64::from(cs) * 10)
+}
+
 /// `notify_split_brain`'s arguments after the first four: the other node's MAC, address
 /// and the VIP it answered for (`-` when unknown).
 fn script_args(e: &Episode) -> [String; 3] {
@@ -988,6 +1051,7 @@ mod tests {
             gate: None,
             adopt_master: false,
             split_brain: None,
+            arbiter: None,
         }
     }
 

@@ -12,6 +12,7 @@
 //! - [`notify`]: notify scripts; [`instance`]: one instance's task; [`runtime`]: all of
 //!   them, built from the configuration.
 
+pub mod arbiter;
 pub mod fsm;
 pub mod instance;
 pub mod notify;

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::{
+    arbiter::{ArbiterCheck, ArbiterSpec},
     fsm,
     instance::{
         self, Command, GarpPolicy, InstanceHandle, InstanceSpec, InstanceStatus, Report,
@@ -438,6 +439,17 @@ async fn instance_spec(
                 config::SplitBrainResolution::Alert => Resolution::Alert,
             },
             notify: c.notify.clone(),
+        }),
+        arbiter: inst.arbiter.as_ref().map(|a| ArbiterSpec {
+            address: a.address,
+            check: match a.check {
+                config::ArbiterCheck::Icmp => ArbiterCheck::Icmp,
+                config::ArbiterCheck::Tcp { port } => ArbiterCheck::Tcp(port),
+            },
+            interval: a.interval,
+            timeout: a.timeout,
+            rise: a.rise,
+            fall: a.fall,
         }),
     })
 }

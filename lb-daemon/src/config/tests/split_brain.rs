@@ -65,3 +65,51 @@ fn settings_without_the_check_and_bad_values_are_errors() {
         Some("did you mean `split_brain_check`?")
     );
 }
+
+#[test]
+fn arbiter_values_defaults_and_errors() {
+    let text = format!("{BASE}arbiter = {{ address = \"198.18.0.1\" }}\n");
+    assert_eq!(
+        load(&text).config.vrrp_instances[0].arbiter,
+        Some(Arbiter {
+            address: "198.18.0.1".parse().unwrap(),
+            check: ArbiterCheck::Icmp,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            rise: 1,
+            fall: 1,
+        })
+    );
+    let text = format!(
+        "{BASE}arbiter = {{ address = \"2001:db8::1\", check = \"tcp\", port = 443, \
+         interval = \"500ms\", timeout = \"200ms\", rise = 2, fall = 3 }}\n"
+    );
+    let a = load(&text).config.vrrp_instances[0]
+        .arbiter
+        .clone()
+        .unwrap();
+    assert_eq!(a.check, ArbiterCheck::Tcp { port: 443 });
+    assert_eq!(
+        (a.interval, a.timeout, a.rise, a.fall),
+        (Duration::from_millis(500), Duration::from_millis(200), 2, 3)
+    );
+    let e = error(&format!(
+        "{BASE}arbiter = {{ address = \"198.18.0.1\", check = \"tcp\" }}\n"
+    ));
+    assert_eq!(e.message, "missing required key `port`");
+    assert_eq!(e.key, "vrrp_instance \"VI_1\".arbiter");
+    assert_eq!(at(&e), (6, 11));
+    let e = error(&format!(
+        "{BASE}arbiter = {{ address = \"198.18.0.1\", port = 80 }}\n"
+    ));
+    assert_eq!(e.message, "a port needs `check = \"tcp\"`");
+    let errors = rejected(&format!("{BASE}arbiter = {{ adress = \"198.18.0.1\" }}\n")).errors;
+    assert_eq!(errors[0].message, "missing required key `address`");
+    assert_eq!(errors[1].hint.as_deref(), Some("did you mean `address`?"));
+    let errors = rejected(&format!(
+        "{BASE}arbiter = {{ address = \"x\", chek = \"icmp\" }}\n"
+    ))
+    .errors;
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(errors[1].hint.as_deref(), Some("did you mean `check`?"));
+}

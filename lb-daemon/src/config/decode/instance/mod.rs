@@ -3,6 +3,7 @@
 //! authentication, state ↔ priority ↔ preemption), following keepalived's
 //! `vrrp_complete_instance`.
 
+mod arbiter;
 mod fields;
 mod rules;
 mod split_brain;
@@ -83,6 +84,7 @@ struct Fields<'a, 'i> {
     garp_master_repeat: u32,
     garp_master_refresh: Option<Duration>,
     split_brain: split_brain::Written<'a, 'i>,
+    arbiter: Option<crate::config::schema::Arbiter>,
 }
 
 pub(super) fn decode(
@@ -172,6 +174,7 @@ pub(super) fn decode(
         garp_master_repeat: f.garp_master_repeat,
         garp_master_refresh: f.garp_master_refresh,
         split_brain,
+        arbiter: f.arbiter,
     };
     (Some(instance), facts)
 }
@@ -236,6 +239,7 @@ fn read_fields<'a, 'i>(
         None => global.vrrp_garp_master_refresh,
     };
     let split_brain = split_brain::fields(d, &mut t);
+    let arbiter = t.get(d, "arbiter").and_then(|f| arbiter::decode(d, &f));
     let (path, span) = (t.path().clone(), t.span());
     t.finish(d);
     Fields {
@@ -266,6 +270,7 @@ fn read_fields<'a, 'i>(
         garp_master_repeat,
         garp_master_refresh,
         split_brain,
+        arbiter,
     }
 }
 
