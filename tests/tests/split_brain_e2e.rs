@@ -282,3 +282,58 @@ fn arbiter_heartbeat_cut_no_takeover_arbiter_dead_master_stays_node_dead_takeove
     seg.wait_holder(VIP, 1, Duration::from_secs(10))
         .expect("n2 takes over from a dead n1");
 }
+
+/// A second heartbeat path: a direct link `hb1` between the two nodes, 10.99.0.1/.2,
+/// adverts unicast over it.
+fn second_path(seg: &Segment) {
+    lb_daemon::netns::veth(&seg.nodes[0].ns, "hb1", &seg.nodes[1].ns, "hb1").expect("veth");
+    for (i, addr) in ["10.99.0.1/24", "10.99.0.2/24"].iter().enumerate() {
+        seg.nodes[i]
+            .ns
+            .ip(&["addr", "add", addr, "dev", "hb1"])
+            .expect("address");
+    }
+}
+
+fn with_second_path(seg: &Segment, i: usize, priority: u8) -> String {
+    let peer = if i == 0 { "10.99.0.2" } else { "10.99.0.1" };
+    node(&seg.nodes[i].name, priority).toml(seg.nodes[i].dir())
+        + &format!("heartbeat_paths = [{{ interface = \"hb1\", unicast_peers = [\"{peer}\"] }}]\n")
+}
+
+#[test]
+fn second_heartbeat_path_keeps_one_master_through_the_cut() {
+    let mut seg = Segment::new(2).expect("segment");
+    second_path(&seg);
+    let (t1, t2) = (
+        with_second_path(&seg, 0, 150),
+        with_second_path(&seg, 1, 100),
+    );
+    seg.nodes[0].start_ours(&t1).expect("start n1");
+    seg.nodes[1].start_ours(&t2).expect("start n2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("n1 master");
+    // Path 1 (the bridge) loses VRRP: path 2 still delivers, n2 stays BACKUP.
+    seg.cut_heartbeat().expect("cut heartbeat");
+    assert_holders_for(&seg, &[0], 8 * PROBE, "one master throughout");
+    let log2 = seg.nodes[1].log();
+    assert!(log2.contains("heartbeat path lost"), "{log2}");
+    let status = status_json(&seg.nodes[1].dir().join("lb.sock"));
+    let paths = &status["instances"][0]["heartbeat_paths"];
+    assert_eq!(paths[0]["path"], "eth0", "{status}");
+    assert_eq!(paths[0]["up"], false, "{status}");
+    assert_eq!(paths[0]["lost"], 1, "{status}");
+    assert_eq!(paths[1]["up"], true, "{status}");
+    // Path 1 back: restored, logged; still one master.
+    seg.restore_heartbeat().expect("restore");
+    wait_for("path restored", &seg, 3 * PROBE, || {
+        seg.nodes[1].log().contains("heartbeat path restored")
+    });
+    assert_eq!(seg.holders(VIP), vec![0]);
+    // Now the second path goes: nothing changes either.
+    seg.nodes[1]
+        .ns
+        .ip(&["link", "set", "hb1", "down"])
+        .expect("hb1 down");
+    assert_holders_for(&seg, &[0], 6 * PROBE, "one master without path 2");
+}

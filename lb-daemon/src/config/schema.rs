@@ -276,6 +276,21 @@ pub struct VrrpInstance {
     /// `arbiter = { address = …, check = "icmp" | "tcp", … }`: must be reachable to be
     /// MASTER (None: no arbiter).
     pub arbiter: Option<Arbiter>,
+    /// `heartbeat_paths`: more paths the adverts go over (and come in by) besides
+    /// `interface`; the peer is alive while any path delivers.
+    pub heartbeat_paths: Vec<HeartbeatPath>,
+}
+
+/// A second (third, ...) heartbeat path: adverts multicast on `interface` (the
+/// instance's group), or unicast to `unicast_peers` from `unicast_src_ip`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatPath {
+    pub interface: String,
+    /// The source of adverts on this path (default: the interface's first address of
+    /// the instance's family, IPv6 link-local).
+    pub unicast_src_ip: Option<IpAddr>,
+    /// Empty: multicast to the instance's group.
+    pub unicast_peers: Vec<IpAddr>,
 }
 
 /// The arbiter of an instance: an outside address (a gateway) a node must reach to be

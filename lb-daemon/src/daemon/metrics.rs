@@ -142,6 +142,34 @@ fn vrrp(out: &mut Exposition, s: &Snapshot) {
         }
         f.finish();
     }
+    let name = "lb_vrrp_heartbeat_path_up";
+    let mut f = out.family(
+        name,
+        "gauge",
+        "1 while the heartbeat path delivers adverts (instances with heartbeat_paths).",
+    );
+    for inst in &s.instances {
+        for p in &inst.heartbeat_paths {
+            let labels = [
+                ("vrrp_instance", inst.name.as_str()),
+                ("path", p.path.as_str()),
+            ];
+            f.sample(name, &labels, u8::from(p.up));
+        }
+    }
+    f.finish();
+    let name = "lb_vrrp_heartbeat_path_lost_total";
+    let mut f = out.family(name, "counter", "Times the heartbeat path was lost.");
+    for inst in &s.instances {
+        for p in &inst.heartbeat_paths {
+            let labels = [
+                ("vrrp_instance", inst.name.as_str()),
+                ("path", p.path.as_str()),
+            ];
+            f.sample(name, &labels, p.lost);
+        }
+    }
+    f.finish();
     let name = "lb_vrrp_adverts_dropped_total";
     let mut f = out.family(name, "counter", "VRRP advertisements dropped, by reason.");
     for inst in &s.instances {
@@ -569,7 +597,7 @@ fn response(status: &str, content_type: &str, body: &str, head_only: bool) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::snapshot::{AttachmentSnapshot, HealthCounters};
+    use crate::daemon::snapshot::{AttachmentSnapshot, HealthCounters, HeartbeatPathSnapshot};
     use std::collections::{BTreeMap, HashMap};
 
     fn sample() -> Snapshot {
@@ -594,6 +622,18 @@ mod tests {
                     split_brain: Some("node 10.0.0.2 (priority 150)".into()),
                     split_brain_total: 2,
                     foreign_master_adverts: 7,
+                    heartbeat_paths: vec![
+                        HeartbeatPathSnapshot {
+                            path: "eth0".into(),
+                            up: true,
+                            lost: 0,
+                        },
+                        HeartbeatPathSnapshot {
+                            path: "eth1".into(),
+                            up: false,
+                            lost: 3,
+                        },
+                    ],
                     ..Default::default()
                 },
                 InstanceSnapshot {
@@ -808,6 +848,10 @@ mod tests {
         );
         assert_eq!(v("lb_vrrp_priority", &[("vrrp_instance", "VI_1")]), 90.0);
         assert_eq!(types["lb_vrrp_split_brain"], "gauge");
+        let path = |p| [("vrrp_instance", "VI_1"), ("path", p)];
+        assert_eq!(v("lb_vrrp_heartbeat_path_up", &path("eth0")), 1.0);
+        assert_eq!(v("lb_vrrp_heartbeat_path_up", &path("eth1")), 0.0);
+        assert_eq!(v("lb_vrrp_heartbeat_path_lost_total", &path("eth1")), 3.0);
         assert_eq!(v("lb_vrrp_split_brain", &[("vrrp_instance", "VI_1")]), 1.0);
         assert_eq!(
             v(

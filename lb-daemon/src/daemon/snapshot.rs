@@ -106,6 +106,19 @@ pub struct InstanceSnapshot {
     /// Holding BACKUP after a split-brain step-down.
     #[serde(default)]
     pub held: bool,
+    /// With `heartbeat_paths`: every path, the instance's interface first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heartbeat_paths: Vec<HeartbeatPathSnapshot>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatPathSnapshot {
+    /// The interface the path goes over.
+    pub path: String,
+    /// Delivers adverts (`lb_vrrp_heartbeat_path_up`).
+    pub up: bool,
+    /// Times lost (`lb_vrrp_heartbeat_path_lost_total`).
+    pub lost: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -102,6 +102,17 @@ fn instances(instances: &[InstanceSnapshot], now_unix: u64) -> String {
         if let Some(other) = &i.split_brain {
             out.push_str(&format!("SPLIT BRAIN {}: {other}\n", i.name));
         }
+        if !i.heartbeat_paths.is_empty() {
+            let paths: Vec<String> = i
+                .heartbeat_paths
+                .iter()
+                .map(|p| {
+                    let state = if p.up { "up" } else { "LOST" };
+                    format!("{} {state} (lost {})", p.path, p.lost)
+                })
+                .collect();
+            out.push_str(&format!("heartbeat {}: {}\n", i.name, paths.join(", ")));
+        }
     }
     out
 }

@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{
     dataplane_owner::Msg,
     snapshot::{
-        AttachmentSnapshot, BackendSnapshot, BgpSnapshot, HealthCounters, InstanceSnapshot,
-        ServiceSnapshot, Snapshot, TableSnapshot,
+        AttachmentSnapshot, BackendSnapshot, BgpSnapshot, HealthCounters, HeartbeatPathSnapshot,
+        InstanceSnapshot, ServiceSnapshot, Snapshot, TableSnapshot,
     },
 };
 use crate::{
@@ -225,6 +225,15 @@ fn instance(s: &InstanceStatus) -> InstanceSnapshot {
         split_brain_total: s.split_brain_episodes,
         foreign_master_adverts: s.foreign_master_adverts,
         held: s.held,
+        heartbeat_paths: s
+            .paths
+            .iter()
+            .map(|p| HeartbeatPathSnapshot {
+                path: p.name.clone(),
+                up: p.up,
+                lost: p.lost,
+            })
+            .collect(),
     }
 }
 

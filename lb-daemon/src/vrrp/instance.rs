@@ -19,6 +19,7 @@ use super::{
     fsm::{self, Action, Event},
     notify::{Notifier, NotifyScripts, NotifyState, Subject},
     packet::{self, DropReason, Expect},
+    paths::{PathChange, PathWatch},
     probe::{ArpProbe, Sender},
     socket::{SocketConfig, VrrpSocket},
     split_brain::{self, Change, Detector, Episode, Evidence, Rank, Resolution, Verdict},
@@ -67,6 +68,27 @@ pub struct InstanceSpec {
     pub split_brain: Option<SplitBrainSpec>,
     /// The arbiter this node must reach to be MASTER (None: none).
     pub arbiter: Option<ArbiterSpec>,
+    /// More heartbeat paths besides `interface` (`heartbeat_paths`).
+    pub paths: Vec<PathSpec>,
+}
+
+/// One more path for the adverts: its own socket, source and destinations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathSpec {
+    pub interface: String,
+    pub src: IpAddr,
+    /// The group, or None for unicast to `unicast_peers`.
+    pub multicast_group: Option<IpAddr>,
+    pub unicast_peers: Vec<IpAddr>,
+}
+
+impl PathSpec {
+    fn destinations(&self) -> Vec<IpAddr> {
+        match self.multicast_group {
+            Some(group) => vec![group],
+            None => self.unicast_peers.clone(),
+        }
+    }
 }
 
 /// `split_brain_check` and friends: probe our VIPs while MASTER, and what to do when
@@ -171,6 +193,16 @@ pub struct InstanceStatus {
     pub foreign_master_adverts: u64,
     /// Holding BACKUP after a split-brain step-down.
     pub held: bool,
+    /// With `heartbeat_paths`: each path (the instance's interface first) with whether it
+    /// delivers and how often it was lost.
+    pub paths: Vec<PathStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathStatus {
+    pub name: String,
+    pub up: bool,
+    pub lost: u64,
 }
 
 pub struct InstanceHandle {
@@ -218,6 +250,14 @@ pub fn spawn(
         split_brain_episodes: 0,
         foreign_master_adverts: 0,
         held: false,
+        paths: path_names(&spec)
+            .into_iter()
+            .map(|name| PathStatus {
+                name,
+                up: true,
+                lost: 0,
+            })
+            .collect(),
     };
     let (status_tx, status_rx) = watch::channel(status);
     let notifier = Notifier::spawn(
@@ -227,6 +267,24 @@ pub fn spawn(
         spec.script_timeout,
         spec.script_user.clone(),
     );
+    let mut paths = Vec::new();
+    for p in &spec.paths {
+        let socket = VrrpSocket::open(&SocketConfig {
+            interface: p.interface.clone(),
+            family_v6: p.src.is_ipv6(),
+            src: p.src,
+            multicast_group: p.multicast_group,
+        })
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "instance {}: cannot open the VRRP socket of heartbeat path {} ({e})",
+                spec.fsm.name,
+                p.interface
+            )
+        })?;
+        paths.push(socket);
+    }
+    let watch = PathWatch::new(1 + spec.paths.len());
     let probe = open_probe(&spec);
     let arbiter = spec
         .arbiter
@@ -248,6 +306,8 @@ pub fn spawn(
         last_master: None,
         arbiter,
         round: Round::default(),
+        paths,
+        watch,
     };
     let task = tokio::spawn(runner.run(cmd_rx));
     Ok(InstanceHandle {
@@ -324,6 +384,31 @@ struct Runner {
     /// The arbiter's reachability changes.
     arbiter: Option<mpsc::UnboundedReceiver<bool>>,
     round: Round,
+    /// The sockets of `spec.paths`, in order.
+    paths: Vec<VrrpSocket>,
+    watch: PathWatch,
+}
+
+/// "eth0" for the instance's interface, then each path's ("eth1", or "eth1 unicast").
+fn path_names(spec: &InstanceSpec) -> Vec<String> {
+    if spec.paths.is_empty() {
+        return Vec::new();
+    }
+    std::iter::once(spec.interface.clone())
+        .chain(spec.paths.iter().map(|p| p.interface.clone()))
+        .collect()
+}
+
+/// The next packet on any extra path, with its index (1-based: 0 is the interface's).
+async fn recv_paths(paths: &[VrrpSocket]) -> (usize, std::io::Result<super::socket::Received>) {
+    if paths.is_empty() {
+        return std::future::pending().await;
+    }
+    let recvs = paths
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Box::pin(async move { (i + 1, s.recv().await) }));
+    futures::future::select_all(recvs).await.0
 }
 
 /// What the current probe round saw.
@@ -368,7 +453,7 @@ impl Runner {
         loop {
             tokio::select! {
                 received = self.socket.recv() => match received {
-                    Ok(r) => self.on_packet(r).await,
+                    Ok(r) => self.on_packet(0, r).await,
                     Err(e) => warn!(instance = %self.spec.fsm.name, error = %e, "VRRP receive failed"),
                 },
                 _ = sleep_until_opt(self.timers.advert) => {
@@ -383,6 +468,10 @@ impl Runner {
                     self.timers.preempt = None;
                     self.handle(Event::PreemptDelayOver).await;
                 }
+                (path, received) = recv_paths(&self.paths) => match received {
+                    Ok(r) => self.on_packet(path, r).await,
+                    Err(e) => warn!(instance = %self.spec.fsm.name, path, error = %e, "VRRP receive failed on a heartbeat path"),
+                },
                 sender = recv_probe(self.probe.as_ref()) => match sender {
                     Ok(sender) => self.on_arp(sender).await,
                     Err(e) => warn!(instance = %self.spec.fsm.name, error = %e, "split-brain probe receive failed"),
@@ -512,6 +601,31 @@ impl Runner {
         }
     }
 
+    fn on_paths(&mut self, changes: Vec<PathChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let names = path_names(&self.spec);
+        let name = |i: usize| names.get(i).cloned().unwrap_or_default();
+        for change in &changes {
+            match *change {
+                PathChange::Lost(i) => {
+                    warn!(instance = %self.spec.fsm.name, path = %name(i), "heartbeat path lost: no adverts on it while another path delivers (nothing else changes)")
+                }
+                PathChange::Restored(i) => {
+                    info!(instance = %self.spec.fsm.name, path = %name(i), "heartbeat path restored")
+                }
+            }
+        }
+        let states = self.watch.states();
+        self.status.send_modify(|s| {
+            for (p, (up, lost)) in s.paths.iter_mut().zip(states) {
+                p.up = up;
+                p.lost = lost;
+            }
+        });
+    }
+
     fn count_drop(&mut self, reason: DropReason, from: IpAddr) {
         let label = reason.label();
         self.status
@@ -521,10 +635,27 @@ impl Runner {
         }
     }
 
-    async fn on_packet(&mut self, r: super::socket::Received) {
-        match screen(&self.spec, &self.expect(), &r) {
+    async fn on_packet(&mut self, path: usize, r: super::socket::Received) {
+        let via = match path.checked_sub(1).and_then(|i| self.spec.paths.get(i)) {
+            Some(p) => Via {
+                multicast: p.multicast_group.is_some(),
+                peers: &p.unicast_peers,
+            },
+            None => Via {
+                multicast: self.spec.multicast_group.is_some(),
+                peers: &self.spec.unicast_peers,
+            },
+        };
+        let mut expect = self.expect();
+        expect.multicast = via.multicast;
+        match screen(&self.spec, via, &expect, &r) {
             Screened::Accept(advert) => {
                 self.status.send_modify(|s| s.adverts_received += 1);
+                if !self.spec.paths.is_empty() && advert.priority != 0 {
+                    let window = self.fsm.master_down_interval();
+                    let changes = self.watch.advert(path, std::time::Instant::now(), window);
+                    self.on_paths(changes);
+                }
                 self.round.adverts |= advert.priority != 0;
                 let was_master = self.fsm.state() == State::Master;
                 let ours = r.src == self.spec.fsm.primary_address;
@@ -559,6 +690,11 @@ impl Runner {
     async fn handle(&mut self, event: Event) {
         self.step(event).await;
         self.sync_probing().await;
+        if self.fsm.state() == State::Master && !self.spec.paths.is_empty() {
+            // A master hears no adverts: its paths start over.
+            let changes = self.watch.reset();
+            self.on_paths(changes);
+        }
     }
 
     /// One event through the state machine and its actions.
@@ -817,6 +953,23 @@ impl Runner {
             Some(group) => vec![group],
             None => self.spec.unicast_peers.clone(),
         };
+        for (i, p) in self.spec.paths.iter().enumerate() {
+            let Some(socket) = self.paths.get(i) else {
+                continue;
+            };
+            for dst in p.destinations() {
+                let sent = match packet::encode(&advert, p.src, dst) {
+                    Ok(bytes) => socket.send(&bytes, dst).await,
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                };
+                match sent {
+                    Ok(()) => self.status.send_modify(|s| s.adverts_sent += 1),
+                    Err(e) => {
+                        debug!(instance = %self.spec.fsm.name, path = %p.interface, %dst, error = %e, "sending advert on a heartbeat path failed")
+                    }
+                }
+            }
+        }
         for dst in destinations {
             let bytes = match packet::encode(&advert, src, dst) {
                 Ok(b) => b,
@@ -935,6 +1088,13 @@ fn script_args(e: &Episode) -> [String; 3] {
     ]
 }
 
+/// The path a packet came by: multicast, or unicast from these peers.
+#[derive(Clone, Copy)]
+struct Via<'a> {
+    multicast: bool,
+    peers: &'a [IpAddr],
+}
+
 /// What becomes of a received packet.
 #[derive(Debug, PartialEq, Eq)]
 enum Screened {
@@ -948,8 +1108,13 @@ enum Screened {
 /// Every check on a received packet, in keepalived's order: the unicast peer list, then
 /// the decoding checks (version, length, type, checksum), then the instance's (VRID, TTL
 /// 255 / hop limit 255 when multicast, version, auth, interval, addresses).
-fn screen(spec: &InstanceSpec, expect: &Expect, r: &super::socket::Received) -> Screened {
-    if spec.multicast_group.is_none() && !spec.unicast_peers.contains(&r.src) {
+fn screen(
+    spec: &InstanceSpec,
+    via: Via<'_>,
+    expect: &Expect,
+    r: &super::socket::Received,
+) -> Screened {
+    if !via.multicast && !via.peers.contains(&r.src) {
         return Screened::Drop(DropReason::NotAPeer);
     }
     let advert = match packet::decode(&r.payload, r.src, r.dst) {
@@ -1052,6 +1217,7 @@ mod tests {
             adopt_master: false,
             split_brain: None,
             arbiter: None,
+            paths: Vec::new(),
         }
     }
 
@@ -1092,7 +1258,13 @@ mod tests {
         let group = IpAddr::V4(VRRP_GROUP_V4);
         let (m, u) = (spec(false), spec(true));
         let good = advert(51, "secret", &["198.18.0.100"]);
-        let screen_m = |r: &Received| screen(&m, &expect(&m), r);
+        fn via(s: &InstanceSpec) -> Via<'_> {
+            Via {
+                multicast: s.multicast_group.is_some(),
+                peers: &s.unicast_peers,
+            }
+        }
+        let screen_m = |r: &Received| screen(&m, via(&m), &expect(&m), r);
         assert_eq!(
             screen_m(&received("10.0.0.2", group, 255, &good)),
             Screened::Accept(good.clone())
@@ -1148,11 +1320,21 @@ mod tests {
         // Unicast: only the configured peers, whatever the TTL.
         let to_us = ip("10.0.0.1");
         assert_eq!(
-            screen(&u, &expect(&u), &received("10.0.0.9", to_us, 255, &good)),
+            screen(
+                &u,
+                via(&u),
+                &expect(&u),
+                &received("10.0.0.9", to_us, 255, &good)
+            ),
             Screened::Drop(DropReason::NotAPeer)
         );
         assert_eq!(
-            screen(&u, &expect(&u), &received("10.0.0.2", to_us, 64, &good)),
+            screen(
+                &u,
+                via(&u),
+                &expect(&u),
+                &received("10.0.0.2", to_us, 64, &good)
+            ),
             Screened::Accept(good)
         );
     }

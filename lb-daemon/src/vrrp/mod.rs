@@ -17,6 +17,7 @@ pub mod fsm;
 pub mod instance;
 pub mod notify;
 pub mod packet;
+pub mod paths;
 pub mod probe;
 pub mod runtime;
 pub mod socket;

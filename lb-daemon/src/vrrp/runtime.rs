@@ -16,7 +16,7 @@ use super::{
     arbiter::{ArbiterCheck, ArbiterSpec},
     fsm,
     instance::{
-        self, Command, GarpPolicy, InstanceHandle, InstanceSpec, InstanceStatus, Report,
+        self, Command, GarpPolicy, InstanceHandle, InstanceSpec, InstanceStatus, PathSpec, Report,
         SplitBrainSpec,
     },
     notify::{Notifier, NotifyScripts, NotifyState, Subject},
@@ -347,13 +347,24 @@ impl Vrrp {
 /// The source address of adverts: `unicast_src_ip`, else the interface's primary
 /// address of the family (IPv6: its link-local address, as RFC 5798 requires).
 async fn primary_address(inst: &config::VrrpInstance, neigh: &Neighbours) -> Result<IpAddr> {
-    if let Some(src) = inst.unicast_src_ip {
+    source_address(inst, &inst.interface, inst.unicast_src_ip, neigh).await
+}
+
+/// The advert source on `interface`: `unicast_src_ip`, else the interface's first
+/// address of the instance's family (IPv6: link-local).
+async fn source_address(
+    inst: &config::VrrpInstance,
+    interface: &str,
+    unicast_src_ip: Option<IpAddr>,
+    neigh: &Neighbours,
+) -> Result<IpAddr> {
+    if let Some(src) = unicast_src_ip {
         return Ok(src);
     }
     let link = neigh
-        .link(&inst.interface)
+        .link(interface)
         .await
-        .with_context(|| format!("instance {}: interface {}", inst.name, inst.interface))?;
+        .with_context(|| format!("instance {}: interface {}", inst.name, interface))?;
     let found = match inst.family {
         config::AddressFamily::V4 => link.ipv4.first().copied().map(IpAddr::V4),
         config::AddressFamily::V6 => link
@@ -367,7 +378,7 @@ async fn primary_address(inst: &config::VrrpInstance, neigh: &Neighbours) -> Res
         anyhow!(
             "instance {}: interface {} has no {} address to send adverts from; add one or set unicast_src_ip",
             inst.name,
-            inst.interface,
+            interface,
             match inst.family {
                 config::AddressFamily::V4 => "IPv4",
                 config::AddressFamily::V6 => "IPv6 link-local",
@@ -386,6 +397,15 @@ async fn instance_spec(
     neigh: &Neighbours,
 ) -> Result<InstanceSpec> {
     let primary = primary_address(inst, neigh).await?;
+    let mut paths = Vec::new();
+    for p in &inst.heartbeat_paths {
+        paths.push(PathSpec {
+            interface: p.interface.clone(),
+            src: source_address(inst, &p.interface, p.unicast_src_ip, neigh).await?,
+            multicast_group: p.unicast_peers.is_empty().then_some(inst.mcast_group),
+            unicast_peers: p.unicast_peers.clone(),
+        });
+    }
     let version = match inst.version {
         config::VrrpVersion::V2 => Version::V2,
         config::VrrpVersion::V3 => Version::V3,
@@ -451,6 +471,7 @@ async fn instance_spec(
             rise: a.rise,
             fall: a.fall,
         }),
+        paths,
     })
 }
 
@@ -510,6 +531,7 @@ fn same_socket(old: &config::VrrpInstance, new: &config::VrrpInstance) -> bool {
             i.unicast_src_ip,
             i.is_unicast(),
             i.mcast_group,
+            i.heartbeat_paths.clone(),
         )
     };
     identity(old) == identity(new)

@@ -113,3 +113,39 @@ fn arbiter_values_defaults_and_errors() {
     assert_eq!(errors.len(), 2, "{errors:#?}");
     assert_eq!(errors[1].hint.as_deref(), Some("did you mean `check`?"));
 }
+
+#[test]
+fn heartbeat_paths_values_and_errors() {
+    let text = format!(
+        "{BASE}heartbeat_paths = [{{ interface = \"eth1\" }}, \
+         {{ interface = \"eth2\", unicast_src_ip = \"10.99.0.1\", unicast_peers = [\"10.99.0.2\"] }}]\n"
+    );
+    let paths = load(&text).config.vrrp_instances[0].heartbeat_paths.clone();
+    assert_eq!(
+        paths,
+        vec![
+            HeartbeatPath {
+                interface: "eth1".into(),
+                unicast_src_ip: None,
+                unicast_peers: Vec::new(),
+            },
+            HeartbeatPath {
+                interface: "eth2".into(),
+                unicast_src_ip: Some("10.99.0.1".parse().unwrap()),
+                unicast_peers: vec!["10.99.0.2".parse().unwrap()],
+            },
+        ]
+    );
+    let e = error(&format!(
+        "{BASE}heartbeat_paths = [{{ interface = \"eth1\", unicast_peers = [\"2001:db8::2\"] }}]\n"
+    ));
+    assert_eq!(
+        e.message,
+        "address 2001:db8::2 is not of the instance's family"
+    );
+    assert_eq!(at(&e), (6, 20));
+    let e = error(&format!(
+        "{BASE}heartbeat_paths = [{{ interface = \"eth0\" }}]\n"
+    ));
+    assert_eq!(e.message, "the instance already multicasts on eth0");
+}

@@ -5,6 +5,7 @@
 
 mod arbiter;
 mod fields;
+mod heartbeat;
 mod rules;
 mod split_brain;
 mod track;
@@ -85,6 +86,7 @@ struct Fields<'a, 'i> {
     garp_master_refresh: Option<Duration>,
     split_brain: split_brain::Written<'a, 'i>,
     arbiter: Option<crate::config::schema::Arbiter>,
+    heartbeat_paths: Vec<At<'a, 'i, crate::config::schema::HeartbeatPath>>,
 }
 
 pub(super) fn decode(
@@ -109,6 +111,7 @@ pub(super) fn decode(
         rules::no_vips(d, &f.path.key("virtual_ipaddress"), at, version);
     }
     rules::check_unicast(d, f.unicast_src_ip.as_ref(), &f.unicast_peers, family);
+    heartbeat::check(d, &f.heartbeat_paths, f.interface.as_deref(), family);
     let mcast_group = match &f.mcast_group {
         Some(group) => {
             rules::check_mcast_group(d, group, family, !f.unicast_peers.is_empty());
@@ -175,6 +178,7 @@ pub(super) fn decode(
         garp_master_refresh: f.garp_master_refresh,
         split_brain,
         arbiter: f.arbiter,
+        heartbeat_paths: values(f.heartbeat_paths),
     };
     (Some(instance), facts)
 }
@@ -240,6 +244,7 @@ fn read_fields<'a, 'i>(
     };
     let split_brain = split_brain::fields(d, &mut t);
     let arbiter = t.get(d, "arbiter").and_then(|f| arbiter::decode(d, &f));
+    let heartbeat_paths = list(d, &mut t, "heartbeat_paths", heartbeat::path);
     let (path, span) = (t.path().clone(), t.span());
     t.finish(d);
     Fields {
@@ -271,6 +276,7 @@ fn read_fields<'a, 'i>(
         garp_master_refresh,
         split_brain,
         arbiter,
+        heartbeat_paths,
     }
 }
 
