@@ -567,9 +567,33 @@ impl Runner {
         spec.gate = self.spec.gate.take();
         spec.adopt_master = self.spec.adopt_master;
         let params = spec.fsm.clone();
+        if spec.split_brain.is_none() {
+            // Detection turned off: an episode ends (with the old settings' hook), a hold
+            // is lifted.
+            if let Some(change) = self.detector.reset() {
+                self.on_split_brain(change).await;
+            }
+            self.step(Event::Hold(false)).await;
+        }
+        let arbiter_changed = spec.arbiter != self.spec.arbiter;
+        let probe_changed = (spec.split_brain.is_some() || spec.arbiter.is_some())
+            != (self.spec.split_brain.is_some() || self.spec.arbiter.is_some());
         self.spec = spec;
         self.status
             .send_modify(|s| s.base_priority = params.priority);
+        if probe_changed {
+            self.probe = open_probe(&self.spec);
+        }
+        if arbiter_changed {
+            // The old check task ends with its receiver; reachable until the new one says
+            // otherwise.
+            self.arbiter = self
+                .spec
+                .arbiter
+                .clone()
+                .map(|a| arbiter::spawn(a, name.clone()));
+            self.step(Event::Arbiter(true)).await;
+        }
         self.handle(Event::Reconfigure(params)).await;
     }
 
