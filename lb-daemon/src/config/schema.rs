@@ -92,6 +92,14 @@ impl Config {
             .iter()
             .find(|g| g.group.iter().any(|m| m == instance))
     }
+
+    /// An instance's arbiter: its own, else its sync group's.
+    pub fn arbiter_of<'a>(&'a self, instance: &'a VrrpInstance) -> Option<&'a Arbiter> {
+        instance
+            .arbiter
+            .as_ref()
+            .or_else(|| self.sync_group_of(&instance.name)?.arbiter.as_ref())
+    }
 }
 
 /// Katran's default: 125,000 new flows per second per CPU.
@@ -400,6 +408,9 @@ pub struct VrrpSyncGroup {
     /// Names of the member instances.
     pub group: Vec<String>,
     pub notify: Notify,
+    /// The group's arbiter: every member without its own checks it (see
+    /// [`Config::arbiter_of`]).
+    pub arbiter: Option<Arbiter>,
 }
 
 /// `[[virtual_server]]`: a service balanced over real servers (keepalived's

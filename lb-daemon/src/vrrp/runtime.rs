@@ -460,7 +460,7 @@ async fn instance_spec(
             },
             notify: c.notify.clone(),
         }),
-        arbiter: inst.arbiter.as_ref().map(|a| ArbiterSpec {
+        arbiter: config.arbiter_of(inst).map(|a| ArbiterSpec {
             address: a.address,
             check: match a.check {
                 config::ArbiterCheck::Icmp => ArbiterCheck::Icmp,

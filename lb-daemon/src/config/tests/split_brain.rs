@@ -149,3 +149,25 @@ fn heartbeat_paths_values_and_errors() {
     ));
     assert_eq!(e.message, "the instance already multicasts on eth0");
 }
+
+#[test]
+fn a_sync_groups_arbiter_serves_members_without_their_own() {
+    let text = format!(
+        "{BASE}\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 52\n\
+         virtual_ipaddress = [\"198.18.0.101\"]\narbiter = {{ address = \"198.18.0.2\" }}\n\n\
+         [[vrrp_sync_group]]\nname = \"G\"\ngroup = [\"VI_1\", \"VI_2\"]\n\
+         arbiter = {{ address = \"198.18.0.1\", check = \"tcp\", port = 443 }}\n"
+    );
+    let config = load(&text).config;
+    let of = |i: usize| {
+        config
+            .arbiter_of(&config.vrrp_instances[i])
+            .map(|a| a.address)
+    };
+    assert_eq!(of(0), Some("198.18.0.1".parse().unwrap()), "the group's");
+    assert_eq!(of(1), Some("198.18.0.2".parse().unwrap()), "its own");
+    let e = error(&format!(
+        "{BASE}\n[[vrrp_sync_group]]\nname = \"G\"\ngroup = [\"VI_1\"]\narbiter = {{ address = \"x\" }}\n"
+    ));
+    assert_eq!(e.key, "vrrp_sync_group \"G\".arbiter.address");
+}

@@ -20,7 +20,10 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 const INTERVAL_MIN: Duration = Duration::from_millis(100);
 const INTERVAL_MAX: Duration = Duration::from_secs(3600);
 
-pub(super) fn decode(d: &mut Decoder<'_>, field: &Field<'_, '_>) -> Option<Arbiter> {
+pub(in crate::config::decode) fn decode(
+    d: &mut Decoder<'_>,
+    field: &Field<'_, '_>,
+) -> Option<Arbiter> {
     let mut t = field.table(d)?;
     let errors_before = d.error_count();
     let address = t

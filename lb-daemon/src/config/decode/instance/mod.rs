@@ -4,6 +4,7 @@
 //! `vrrp_complete_instance`.
 
 mod arbiter;
+pub(in crate::config::decode) use arbiter::decode as arbiter;
 mod fields;
 mod heartbeat;
 mod rules;
