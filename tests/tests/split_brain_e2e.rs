@@ -337,3 +337,54 @@ fn second_heartbeat_path_keeps_one_master_through_the_cut() {
         .expect("hb1 down");
     assert_holders_for(&seg, &[0], 6 * PROBE, "one master without path 2");
 }
+
+#[test]
+fn ipv6_split_brain_is_detected_by_neighbour_discovery_and_resolved() {
+    const VIP6: &str = "2001:db8::100";
+    let mut seg = Segment::new(2).expect("segment");
+    for (i, prio) in [(0, 150), (1, 100)] {
+        let dir = seg.nodes[i].dir().to_path_buf();
+        let notes = dir.join("split_brain");
+        let mut o = node(&seg.nodes[i].name, prio);
+        o.version = 3;
+        o.vip = "2001:db8::100/64";
+        let t = o.toml(&dir)
+            + &format!(
+                "split_brain_check = true\nsplit_brain_check_interval = \"1s\"\n\
+                 split_brain_resolution = \"step_down\"\n\
+                 notify_split_brain = \"echo \\\"$@\\\" >> {}; true\"\n",
+                notes.display()
+            );
+        seg.nodes[i].start_ours(&t).expect("start");
+    }
+    seg.wait_holder(VIP6, 0, Duration::from_secs(10))
+        .expect("n1 master");
+    seg.cut_heartbeat().expect("cut heartbeat");
+    wait_for("n2 becomes MASTER", &seg, Duration::from_secs(10), || {
+        seg.nodes[1].log().contains("to=MASTER")
+    });
+    wait_for(
+        "n2 detects the split brain",
+        &seg,
+        2 * PROBE + Duration::from_millis(500),
+        || {
+            seg.nodes[1]
+                .log()
+                .contains("split brain: another node holds our VIPs")
+        },
+    );
+    seg.wait_holder(VIP6, 0, 2 * PROBE)
+        .expect("n2 stepped down: one master");
+    wait_for("notify_split_brain on n2", &seg, 2 * PROBE, || {
+        notes(&seg, 1).contains(" fe80::11 2001:db8::100")
+    });
+    assert_holders_for_vip(&seg, VIP6, &[0], 6 * PROBE, "one master throughout the cut");
+}
+
+fn assert_holders_for_vip(seg: &Segment, vip: &str, want: &[usize], for_: Duration, what: &str) {
+    let end = Instant::now() + for_;
+    while Instant::now() < end {
+        assert_eq!(seg.holders(vip), want, "{what}\n{}", seg.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -20,7 +20,7 @@ use super::{
     notify::{Notifier, NotifyScripts, NotifyState, Subject},
     packet::{self, DropReason, Expect},
     paths::{PathChange, PathWatch},
-    probe::{ArpProbe, Sender},
+    probe::{Sender, VipProbe},
     socket::{SocketConfig, VrrpSocket},
     split_brain::{self, Change, Detector, Episode, Evidence, Rank, Resolution, Verdict},
     types::{Advert, State, Version},
@@ -318,17 +318,14 @@ pub fn spawn(
     })
 }
 
-/// The ARP probe socket when split-brain checks are on and the instance is IPv4 (an
-/// IPv6 instance still detects split brain by adverts from another master).
-fn open_probe(spec: &InstanceSpec) -> Option<ArpProbe> {
+/// The probe socket (ARP or neighbour discovery, by the instance's family) when
+/// split-brain checks or an arbiter are on.
+fn open_probe(spec: &InstanceSpec) -> Option<VipProbe> {
     if spec.split_brain.is_none() && spec.arbiter.is_none() {
         return None;
     }
-    let IpAddr::V4(src) = spec.fsm.primary_address else {
-        info!(instance = %spec.fsm.name, "split-brain probes are IPv4 only: this instance detects split brain by adverts from another master");
-        return None;
-    };
-    match ArpProbe::open(&spec.interface, src) {
+    let src = spec.fsm.primary_address;
+    match VipProbe::open(&spec.interface, src) {
         Ok(p) => Some(p),
         Err(e) => {
             warn!(instance = %spec.fsm.name, interface = %spec.interface, error = %e, "cannot open the split-brain probe socket; split brain is detected by adverts only");
@@ -377,7 +374,7 @@ struct Runner {
     /// The gratuitous-ARP task of the current mastership.
     garp: Option<tokio::task::JoinHandle<()>>,
     drop_log: DropLog,
-    probe: Option<ArpProbe>,
+    probe: Option<VipProbe>,
     detector: Detector,
     /// The last master heard (its adverts), for split-brain resolution.
     last_master: Option<Rank>,
@@ -427,7 +424,7 @@ async fn recv_arbiter(rx: Option<&mut mpsc::UnboundedReceiver<bool>>) -> Option<
     }
 }
 
-async fn recv_probe(probe: Option<&ArpProbe>) -> std::io::Result<Sender> {
+async fn recv_probe(probe: Option<&VipProbe>) -> std::io::Result<Sender> {
     match probe {
         Some(p) => p.recv().await,
         None => std::future::pending().await,
@@ -473,7 +470,7 @@ impl Runner {
                     Err(e) => warn!(instance = %self.spec.fsm.name, path, error = %e, "VRRP receive failed on a heartbeat path"),
                 },
                 sender = recv_probe(self.probe.as_ref()) => match sender {
-                    Ok(sender) => self.on_arp(sender).await,
+                    Ok(sender) => self.on_neighbour(sender).await,
                     Err(e) => warn!(instance = %self.spec.fsm.name, error = %e, "split-brain probe receive failed"),
                 },
                 _ = sleep_until_opt(self.timers.probe) => {
@@ -783,10 +780,8 @@ impl Runner {
         self.timers.probe = Some(Instant::now() + self.probe_interval());
         let Some(probe) = &self.probe else { return };
         for v in self.spec.held().filter(|v| v.dev == self.spec.interface) {
-            if let IpAddr::V4(vip) = v.addr {
-                if let Err(e) = probe.send(vip) {
-                    debug!(instance = %self.spec.fsm.name, vip = %vip, error = %e, "split-brain probe not sent");
-                }
+            if let Err(e) = probe.send(v.addr) {
+                debug!(instance = %self.spec.fsm.name, vip = %v.addr, error = %e, "split-brain probe not sent");
             }
         }
     }
@@ -809,12 +804,13 @@ impl Runner {
         }
     }
 
-    /// An ARP frame from another MAC: evidence if it speaks for one of our VIPs.
-    async fn on_arp(&mut self, sender: Sender) {
+    /// An ARP frame or neighbour advertisement from another MAC: evidence if it speaks
+    /// for one of our VIPs.
+    async fn on_neighbour(&mut self, sender: Sender) {
         if self.timers.probe.is_none() {
             return;
         }
-        let vip = IpAddr::V4(sender.ip);
+        let vip = sender.ip;
         if !self.spec.held().any(|v| v.addr == vip) {
             return;
         }

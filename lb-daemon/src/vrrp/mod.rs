@@ -7,8 +7,8 @@
 //! - [`track`]: tracking rules (scripts, interfaces, files) as pure functions.
 //! - [`socket`], [`vip`]: raw VRRP sockets; VIPs, gratuitous ARP, unsolicited NA (the
 //!   rtnetlink, checksum and protocol plumbing under them lives in [`crate::net`]).
-//! - [`split_brain`]: split-brain detection and resolution (pure); [`probe`]: the ARP
-//!   probes of our own VIPs that feed it.
+//! - [`split_brain`]: split-brain detection and resolution (pure); [`probe`]: the ARP /
+//!   neighbour-discovery probes of our own VIPs that feed it.
 //! - [`notify`]: notify scripts; [`instance`]: one instance's task; [`runtime`]: all of
 //!   them, built from the configuration.
 
