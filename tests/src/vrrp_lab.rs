@@ -108,6 +108,21 @@ impl Segment {
         Ok(())
     }
 
+    /// Cuts the heartbeat one way only: VRRP from node `from` is dropped, the other
+    /// way passes (a one-way link, a half-broken firewall).
+    pub fn cut_heartbeat_from(&self, from: usize) -> Result<()> {
+        let addr = &self.nodes[from].addr;
+        self.switch
+            .ns()
+            .sh(&format!(
+                "nft 'add table bridge heartbeat; \
+                 add chain bridge heartbeat cut {{ type filter hook forward priority 0; }}; \
+                 add rule bridge heartbeat cut ip saddr {addr} ip protocol 112 drop'"
+            ))
+            .context("nft (Debian package nftables, `cargo xtask setup`)")?;
+        Ok(())
+    }
+
     pub fn restore_heartbeat(&self) -> Result<()> {
         self.switch.ns().sh("nft delete table bridge heartbeat")?;
         Ok(())

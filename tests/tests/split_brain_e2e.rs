@@ -388,3 +388,80 @@ fn assert_holders_for_vip(seg: &Segment, vip: &str, want: &[usize], for_: Durati
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn one_way_heartbeat_adverts_from_another_master_count() {
+    let mut seg = Segment::new(2).expect("segment");
+    let (t1, t2) = (
+        ours(&seg, 0, 150, "step_down"),
+        ours(&seg, 1, 100, "step_down"),
+    );
+    seg.nodes[0].start_ours(&t1).expect("start n1");
+    seg.nodes[1].start_ours(&t2).expect("start n2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("n1 master");
+    // n2 no longer hears n1, n1 still hears n2: n2 takes over and keeps advertising
+    // priority 100 to a master that outranks it.
+    seg.cut_heartbeat_from(0).expect("one-way cut");
+    wait_for(
+        "n1 counts adverts from another master",
+        &seg,
+        Duration::from_secs(10),
+        || metric(&seg, 0, "lb_vrrp_foreign_master_adverts_total") >= 1.0,
+    );
+    // Resolved: n2 knows n1's priority from before and yields; n1 stays.
+    seg.wait_holder(VIP, 0, Duration::from_secs(5))
+        .expect("one master again");
+    assert_holders_for(&seg, &[0], 6 * PROBE, "n2 holds back while n1 answers");
+    assert!(metric(&seg, 0, "lb_vrrp_split_brain_total") >= 1.0);
+    let log1 = seg.nodes[0].log();
+    assert!(
+        log1.contains("198.18.0.12 (priority 100)"),
+        "n1 names n2 from its adverts:\n{log1}"
+    );
+}
+
+#[test]
+fn reload_turns_split_brain_detection_on_in_place() {
+    let mut seg = Segment::new(2).expect("segment");
+    let plain = |i: usize, prio| {
+        node(&seg.nodes[i].name, prio)
+            .toml(seg.nodes[i].dir())
+            .replace(
+                "[global]\n",
+                &format!("[global]\nmetrics_listen = \"{METRICS}\"\n"),
+            )
+    };
+    let (t1, t2) = (plain(0, 150), plain(1, 100));
+    seg.nodes[0].start_ours(&t1).expect("start n1");
+    seg.nodes[1].start_ours(&t2).expect("start n2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("n1 master");
+    // Both nodes get detection by a reload: no restart (the state is kept), the probe
+    // socket opens.
+    for (i, prio) in [(0, 150), (1, 100)] {
+        let conf = seg.nodes[i].dir().join("lb.toml");
+        std::fs::write(&conf, ours(&seg, i, prio, "step_down")).expect("write config");
+        let out = std::process::Command::new(lb_tests::vrrp_lab::daemon_bin())
+            .args(["reload", "--socket"])
+            .arg(seg.nodes[i].dir().join("lb.sock"))
+            .output()
+            .expect("lb-daemon reload");
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert_holders_for(&seg, &[0], PROBE, "the reload keeps the master");
+    seg.cut_heartbeat().expect("cut heartbeat");
+    wait_for(
+        "n2 detects the split brain",
+        &seg,
+        Duration::from_secs(10),
+        || {
+            seg.nodes[1]
+                .log()
+                .contains("split brain: another node holds our VIPs")
+        },
+    );
+    seg.wait_holder(VIP, 0, 2 * PROBE)
+        .expect("n2 stepped down: one master");
+    assert_holders_for(&seg, &[0], 6 * PROBE, "held while the cut lasts");
+}
