@@ -166,8 +166,29 @@ fn heartbeat_cut_keepalived_splits_ours_detects_and_steps_down() {
         1.0,
         "still split: n1 answers"
     );
-    // n1 dies (its priority-0 advert is cut too): n2's probe goes unanswered, the hold
-    // ends, and its master-down timer takes over.
+    // The heartbeat comes back: n2 hears n1's adverts, the hold and the episode end.
+    seg.restore_heartbeat().expect("restore");
+    wait_for(
+        "n2's episode ends with the heartbeat",
+        &seg,
+        3 * PROBE,
+        || metric(&seg, 1, "lb_vrrp_split_brain") == 0.0,
+    );
+    let status = status_json(&seg.nodes[1].dir().join("lb.sock"));
+    assert_eq!(status["instances"][0]["held"], false, "{status}");
+    assert_eq!(seg.holders(VIP), vec![0]);
+    // Cut again, n2 takes over and steps down again; then n1 dies (its priority-0
+    // advert is cut too): n2's probe goes unanswered, the hold ends, and its
+    // master-down timer takes over.
+    seg.cut_heartbeat().expect("cut heartbeat");
+    wait_for(
+        "a second episode on n2",
+        &seg,
+        Duration::from_secs(10),
+        || metric(&seg, 1, "lb_vrrp_split_brain_total") == 2.0,
+    );
+    seg.wait_holder(VIP, 0, 2 * PROBE)
+        .expect("n2 stepped down again");
     seg.nodes[0].stop().expect("stop n1");
     seg.wait_holder(VIP, 1, Duration::from_secs(10))
         .expect("n2 takes over from a dead n1");

@@ -763,7 +763,11 @@ impl Runner {
     /// Starts or stops the probe rounds after a state change.
     async fn sync_probing(&mut self) {
         match (self.probing_wanted(), self.timers.probe.is_some()) {
-            (true, false) => self.send_probes(),
+            (true, false) => {
+                // A new series of rounds: what was seen before does not count.
+                self.round = Round::default();
+                self.send_probes();
+            }
             (false, true) => {
                 self.timers.probe = None;
                 if let Some(change) = self.detector.reset() {
@@ -789,7 +793,14 @@ impl Runner {
     async fn probe_round(&mut self) {
         let round = std::mem::take(&mut self.round);
         if self.spec.split_brain.is_some() {
-            if let Some(change) = self.detector.round_over() {
+            let change = if self.fsm.is_held() && round.adverts {
+                // Held back, and the master's adverts arrive again: the heartbeat is
+                // back, VRRP decides from here.
+                self.detector.reset()
+            } else {
+                self.detector.round_over()
+            };
+            if let Some(change) = change {
                 self.on_split_brain(change).await;
             }
         }
