@@ -875,7 +875,7 @@ impl Runner {
             episode: began.then(|| text.clone()),
         });
         if !began {
-            info!(instance = %name, other = %text, "split brain over: the other node no longer holds our VIPs");
+            info!(instance = %name, other = %text, "split brain over: the other node no longer answers for our VIPs, or the heartbeat is back");
             self.status.send_modify(|s| s.split_brain = None);
             if self.fsm.is_held() {
                 self.step(Event::Hold(false)).await;
