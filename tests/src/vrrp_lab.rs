@@ -94,6 +94,58 @@ impl Segment {
         Ok(())
     }
 
+    /// Cuts only the heartbeat: the switch drops IP protocol 112 (VRRP) between its ports
+    /// (an nftables bridge-family rule in the switch's namespace); ARP, ICMP and every
+    /// other protocol still pass, so clients reach every node.
+    pub fn cut_heartbeat(&self) -> Result<()> {
+        self.switch
+            .ns()
+            .sh("nft 'add table bridge heartbeat; \
+                 add chain bridge heartbeat cut { type filter hook forward priority 0; }; \
+                 add rule bridge heartbeat cut ip protocol 112 drop; \
+                 add rule bridge heartbeat cut ip6 nexthdr 112 drop'")
+            .context("nft (Debian package nftables, `cargo xtask setup`)")?;
+        Ok(())
+    }
+
+    /// Cuts the heartbeat one way only: VRRP from node `from` is dropped, the other
+    /// way passes (a one-way link, a half-broken firewall).
+    pub fn cut_heartbeat_from(&self, from: usize) -> Result<()> {
+        let addr = &self.nodes[from].addr;
+        self.switch
+            .ns()
+            .sh(&format!(
+                "nft 'add table bridge heartbeat; \
+                 add chain bridge heartbeat cut {{ type filter hook forward priority 0; }}; \
+                 add rule bridge heartbeat cut ip saddr {addr} ip protocol 112 drop'"
+            ))
+            .context("nft (Debian package nftables, `cargo xtask setup`)")?;
+        Ok(())
+    }
+
+    pub fn restore_heartbeat(&self) -> Result<()> {
+        self.switch.ns().sh("nft delete table bridge heartbeat")?;
+        Ok(())
+    }
+
+    /// Waits until `want` (indexes) hold the VIP, exactly; returns how long it took.
+    pub fn wait_holders(&self, vip: &str, want: &[usize], timeout: Duration) -> Result<Duration> {
+        let start = Instant::now();
+        loop {
+            if self.holders(vip) == want {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > timeout {
+                anyhow::bail!(
+                    "after {timeout:?} the VIP {vip} is held by {:?}, not {want:?}; logs:\n{}",
+                    self.holders(vip),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Indexes of the nodes that hold `vip` right now.
     pub fn holders(&self, vip: &str) -> Vec<usize> {
         (0..self.nodes.len())

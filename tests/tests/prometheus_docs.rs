@@ -12,7 +12,8 @@ use lb_daemon::daemon::{
     metrics::render,
     snapshot::{
         AttachmentSnapshot, BackendSnapshot, BgpSessionSnapshot, BgpSnapshot, HealthCounters,
-        InstanceSnapshot, ServiceSnapshot, Snapshot, TableSnapshot, VipSnapshot,
+        HeartbeatPathSnapshot, InstanceSnapshot, ServiceSnapshot, Snapshot, TableSnapshot,
+        VipSnapshot,
     },
 };
 use lb_tests::prometheus::{dashboard_exprs, docs_dir};
@@ -49,6 +50,11 @@ fn full_snapshot() -> Snapshot {
             state: "MASTER".into(),
             state_code: 2,
             adverts_dropped: BTreeMap::from([("auth".to_string(), 1)]),
+            heartbeat_paths: vec![HeartbeatPathSnapshot {
+                path: "eth1".into(),
+                up: true,
+                lost: 1,
+            }],
             ..Default::default()
         }],
         services: vec![ServiceSnapshot {
@@ -168,7 +174,7 @@ fn the_alert_rules_query_only_exported_metrics() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("expr:"))
         .collect();
-    assert_eq!(exprs.len(), 7, "one expression per rule");
+    assert_eq!(exprs.len(), 8, "one expression per rule");
     for expr in exprs {
         for name in metric_names(expr) {
             assert!(

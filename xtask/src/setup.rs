@@ -37,6 +37,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "xdp-tools",
     // `lb-daemon top`'s screen test runs it in a tmux pane.
     "tmux",
+    // The split-brain tests cut only the heartbeat: a bridge-family rule dropping VRRP.
+    "nftables",
 ];
 
 /// Services Debian's `prometheus` package starts; the tests run their own Prometheus,

@@ -41,6 +41,19 @@ impl Alerts {
         }
     }
 
+    /// A split brain began or ended on an instance (e-mail only: keepalived's FIFO has
+    /// no such line).
+    pub fn split_brain(&self, name: &str, began: bool, detail: &str, smtp_alert: Option<bool>) {
+        if let Some(m) = &self.mailer {
+            let alert = Alert::SplitBrain {
+                name: name.to_string(),
+                began,
+                detail: detail.to_string(),
+            };
+            m.send(alert, smtp_alert);
+        }
+    }
+
     /// A real server went up or down; `body` is its checker's e-mail text.
     pub fn real_server(
         &self,

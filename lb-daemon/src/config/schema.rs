@@ -96,6 +96,14 @@ impl Config {
             .iter()
             .find(|g| g.group.iter().any(|m| m == instance))
     }
+
+    /// An instance's arbiter: its own, else its sync group's.
+    pub fn arbiter_of<'a>(&'a self, instance: &'a VrrpInstance) -> Option<&'a Arbiter> {
+        instance
+            .arbiter
+            .as_ref()
+            .or_else(|| self.sync_group_of(&instance.name)?.arbiter.as_ref())
+    }
 }
 
 /// Katran's default: 125,000 new flows per second per CPU.
@@ -384,6 +392,73 @@ pub struct VrrpInstance {
     pub garp_master_delay: Duration,
     pub garp_master_repeat: u32,
     pub garp_master_refresh: Option<Duration>,
+    /// `split_brain_check = true` and its settings (None: off, keepalived's behaviour).
+    pub split_brain: Option<SplitBrainCheck>,
+    /// `arbiter = { address = …, check = "icmp" | "tcp", … }`: must be reachable to be
+    /// MASTER (None: no arbiter).
+    pub arbiter: Option<Arbiter>,
+    /// `heartbeat_paths`: more paths the adverts go over (and come in by) besides
+    /// `interface`; the peer is alive while any path delivers.
+    pub heartbeat_paths: Vec<HeartbeatPath>,
+}
+
+/// A second (third, ...) heartbeat path: adverts multicast on `interface` (the
+/// instance's group), or unicast to `unicast_peers` from `unicast_src_ip`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatPath {
+    pub interface: String,
+    /// The source of adverts on this path (default: the interface's first address of
+    /// the instance's family, IPv6 link-local).
+    pub unicast_src_ip: Option<IpAddr>,
+    /// Empty: multicast to the instance's group.
+    pub unicast_peers: Vec<IpAddr>,
+}
+
+/// The arbiter of an instance: an outside address (a gateway) a node must reach to be
+/// MASTER; see docs/vrrp.md for the rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Arbiter {
+    pub address: IpAddr,
+    pub check: ArbiterCheck,
+    /// Between checks (default 1 s).
+    pub interval: Duration,
+    /// For one check (default 1 s).
+    pub timeout: Duration,
+    /// Successes in a row to count as reachable again (default 1, as `vrrp_script`).
+    pub rise: u32,
+    /// Failures in a row to count as unreachable (default 1, as `vrrp_script`).
+    pub fall: u32,
+}
+
+/// How the arbiter is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArbiterCheck {
+    /// `check = "icmp"` (the default): an echo reply.
+    Icmp,
+    /// `check = "tcp"` with `port`: a connection.
+    Tcp { port: u16 },
+}
+
+/// Split-brain detection for an instance: while MASTER, probe the VIPs every `interval`
+/// (ARP) and count adverts from another MASTER; see docs/vrrp.md.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitBrainCheck {
+    /// `split_brain_check_interval`, default the instance's `advert_int`.
+    pub interval: Duration,
+    /// `split_brain_resolution`, default `alert`.
+    pub resolution: SplitBrainResolution,
+    /// `notify_split_brain`: run when an episode begins and ends.
+    pub notify: Option<String>,
+}
+
+/// `split_brain_resolution`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SplitBrainResolution {
+    /// The node with the lower priority (then the lower address) steps down to BACKUP.
+    StepDown,
+    /// Both stay MASTER; logs, metrics and `notify_split_brain` only.
+    #[default]
+    Alert,
 }
 
 impl VrrpInstance {
@@ -522,6 +597,9 @@ pub struct VrrpSyncGroup {
     /// Names of the member instances.
     pub group: Vec<String>,
     pub notify: Notify,
+    /// The group's arbiter: every member without its own checks it (see
+    /// [`Config::arbiter_of`]).
+    pub arbiter: Option<Arbiter>,
 }
 
 /// `[[virtual_server]]`: a service balanced over real servers (keepalived's

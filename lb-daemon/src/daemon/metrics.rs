@@ -105,7 +105,7 @@ fn bgp(out: &mut Exposition, s: &Snapshot) {
 /// an `instance` label (the target), and would rename ours to `exported_instance`.
 fn vrrp(out: &mut Exposition, s: &Snapshot) {
     type Value = fn(&InstanceSnapshot) -> u64;
-    let per_instance: [(&str, &str, &str, Value); 6] = [
+    let per_instance: [(&str, &str, &str, Value); 9] = [
         (
             "lb_vrrp_state",
             "gauge",
@@ -142,6 +142,24 @@ fn vrrp(out: &mut Exposition, s: &Snapshot) {
             "VRRP advertisements sent.",
             |i| i.adverts_sent,
         ),
+        (
+            "lb_vrrp_split_brain",
+            "gauge",
+            "1 while another node holds this instance's VIPs too (split brain).",
+            |i| i.split_brain.is_some().into(),
+        ),
+        (
+            "lb_vrrp_split_brain_total",
+            "counter",
+            "Split-brain episodes detected.",
+            |i| i.split_brain_total,
+        ),
+        (
+            "lb_vrrp_foreign_master_adverts_total",
+            "counter",
+            "Adverts from another MASTER received while MASTER (it does not hear us).",
+            |i| i.foreign_master_adverts,
+        ),
     ];
     for (name, kind, help, value) in per_instance {
         let mut f = out.family(name, kind, help);
@@ -150,6 +168,34 @@ fn vrrp(out: &mut Exposition, s: &Snapshot) {
         }
         f.finish();
     }
+    let name = "lb_vrrp_heartbeat_path_up";
+    let mut f = out.family(
+        name,
+        "gauge",
+        "1 while the heartbeat path delivers adverts (instances with heartbeat_paths).",
+    );
+    for inst in &s.instances {
+        for p in &inst.heartbeat_paths {
+            let labels = [
+                ("vrrp_instance", inst.name.as_str()),
+                ("path", p.path.as_str()),
+            ];
+            f.sample(name, &labels, u8::from(p.up));
+        }
+    }
+    f.finish();
+    let name = "lb_vrrp_heartbeat_path_lost_total";
+    let mut f = out.family(name, "counter", "Times the heartbeat path was lost.");
+    for inst in &s.instances {
+        for p in &inst.heartbeat_paths {
+            let labels = [
+                ("vrrp_instance", inst.name.as_str()),
+                ("path", p.path.as_str()),
+            ];
+            f.sample(name, &labels, p.lost);
+        }
+    }
+    f.finish();
     let name = "lb_vrrp_adverts_dropped_total";
     let mut f = out.family(name, "counter", "VRRP advertisements dropped, by reason.");
     for inst in &s.instances {
@@ -578,7 +624,7 @@ fn response(status: &str, content_type: &str, body: &str, head_only: bool) -> St
 mod tests {
     use super::*;
     use crate::daemon::snapshot::{
-        AttachmentSnapshot, EmailCounters, FifoCounters, HealthCounters,
+        AttachmentSnapshot, EmailCounters, FifoCounters, HealthCounters, HeartbeatPathSnapshot,
     };
     use std::collections::{BTreeMap, HashMap};
 
@@ -601,6 +647,21 @@ mod tests {
                         ("auth".to_string(), 2),
                         ("ttl".to_string(), 1),
                     ]),
+                    split_brain: Some("node 10.0.0.2 (priority 150)".into()),
+                    split_brain_total: 2,
+                    foreign_master_adverts: 7,
+                    heartbeat_paths: vec![
+                        HeartbeatPathSnapshot {
+                            path: "eth0".into(),
+                            up: true,
+                            lost: 0,
+                        },
+                        HeartbeatPathSnapshot {
+                            path: "eth1".into(),
+                            up: false,
+                            lost: 3,
+                        },
+                    ],
                     ..Default::default()
                 },
                 InstanceSnapshot {
@@ -823,6 +884,30 @@ mod tests {
             1.0
         );
         assert_eq!(v("lb_vrrp_priority", &[("vrrp_instance", "VI_1")]), 90.0);
+        assert_eq!(types["lb_vrrp_split_brain"], "gauge");
+        let path = |p| [("vrrp_instance", "VI_1"), ("path", p)];
+        assert_eq!(v("lb_vrrp_heartbeat_path_up", &path("eth0")), 1.0);
+        assert_eq!(v("lb_vrrp_heartbeat_path_up", &path("eth1")), 0.0);
+        assert_eq!(v("lb_vrrp_heartbeat_path_lost_total", &path("eth1")), 3.0);
+        assert_eq!(v("lb_vrrp_split_brain", &[("vrrp_instance", "VI_1")]), 1.0);
+        assert_eq!(
+            v(
+                "lb_vrrp_split_brain",
+                &[("vrrp_instance", "odd \"name\"\\\nx")]
+            ),
+            0.0
+        );
+        assert_eq!(
+            v("lb_vrrp_split_brain_total", &[("vrrp_instance", "VI_1")]),
+            2.0
+        );
+        assert_eq!(
+            v(
+                "lb_vrrp_foreign_master_adverts_total",
+                &[("vrrp_instance", "VI_1")]
+            ),
+            7.0
+        );
         assert_eq!(
             v("lb_vrrp_transitions_total", &[("vrrp_instance", "VI_1")]),
             3.0

@@ -114,6 +114,32 @@ pub struct InstanceSnapshot {
     pub adverts_sent: u64,
     /// Dropped adverts by reason (`lb_vrrp_adverts_dropped_total{reason}`).
     pub adverts_dropped: BTreeMap<String, u64>,
+    /// The split-brain episode going on (`lb_vrrp_split_brain`): the other node holding
+    /// our VIPs, as far as known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_brain: Option<String>,
+    /// Split-brain episodes since start (`lb_vrrp_split_brain_total`).
+    #[serde(default)]
+    pub split_brain_total: u64,
+    /// Adverts from another MASTER while MASTER (`lb_vrrp_foreign_master_adverts_total`).
+    #[serde(default)]
+    pub foreign_master_adverts: u64,
+    /// Holding BACKUP after a split-brain step-down.
+    #[serde(default)]
+    pub held: bool,
+    /// With `heartbeat_paths`: every path, the instance's interface first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heartbeat_paths: Vec<HeartbeatPathSnapshot>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatPathSnapshot {
+    /// The interface the path goes over.
+    pub path: String,
+    /// Delivers adverts (`lb_vrrp_heartbeat_path_up`).
+    pub up: bool,
+    /// Times lost (`lb_vrrp_heartbeat_path_lost_total`).
+    pub lost: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

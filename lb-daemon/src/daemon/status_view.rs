@@ -84,15 +84,37 @@ fn instances(instances: &[InstanceSnapshot], now_unix: u64) -> String {
         "LAST TRANSITION",
     ])];
     for i in instances {
+        let state = if i.held {
+            format!("{} (held: split brain)", i.state)
+        } else {
+            i.state.clone()
+        };
         rows.push(vec![
             i.name.clone(),
-            i.state.clone(),
+            state,
             format!("{}/{}", i.priority_effective, i.priority_configured),
             i.master.clone().unwrap_or_else(|| "-".into()),
             transition(i, now_unix),
         ]);
     }
-    table(&rows, &[Align::Left; 5], "")
+    let mut out = table(&rows, &[Align::Left; 5], "");
+    for i in instances {
+        if let Some(other) = &i.split_brain {
+            out.push_str(&format!("SPLIT BRAIN {}: {other}\n", i.name));
+        }
+        if !i.heartbeat_paths.is_empty() {
+            let paths: Vec<String> = i
+                .heartbeat_paths
+                .iter()
+                .map(|p| {
+                    let state = if p.up { "up" } else { "LOST" };
+                    format!("{} {state} (lost {})", p.path, p.lost)
+                })
+                .collect();
+            out.push_str(&format!("heartbeat {}: {}\n", i.name, paths.join(", ")));
+        }
+    }
+    out
 }
 
 fn transition(i: &InstanceSnapshot, now_unix: u64) -> String {
@@ -276,6 +298,25 @@ mod tests {
             ],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn split_brain_shows_under_the_instances() {
+        let mut snap = snapshot();
+        snap.instances[0].split_brain =
+            Some("node 10.0.0.2 (priority 150), MAC 02:00:00:00:00:02".into());
+        snap.instances[1].held = true;
+        let text = render_at(&snap, 1_000_000);
+        assert!(
+            text.contains("VI_BACKUP  BACKUP (held: split brain)  100/100"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "SPLIT BRAIN VI_1: node 10.0.0.2 (priority 150), MAC 02:00:00:00:00:02\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@ use super::{
     dataplane_owner::Msg,
     snapshot::{
         AttachmentSnapshot, BackendSnapshot, BgpSnapshot, EmailCounters, FifoCounters,
-        HealthCounters, InstanceSnapshot, ServiceSnapshot, Snapshot, TableSnapshot,
+        HealthCounters, HeartbeatPathSnapshot, InstanceSnapshot, ServiceSnapshot, Snapshot,
+        TableSnapshot,
     },
 };
 use crate::{
@@ -252,6 +253,19 @@ fn instance(s: &InstanceStatus) -> InstanceSnapshot {
         adverts_received: s.adverts_received,
         adverts_sent: s.adverts_sent,
         adverts_dropped: s.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        split_brain: s.split_brain.clone(),
+        split_brain_total: s.split_brain_episodes,
+        foreign_master_adverts: s.foreign_master_adverts,
+        held: s.held,
+        heartbeat_paths: s
+            .paths
+            .iter()
+            .map(|p| HeartbeatPathSnapshot {
+                path: p.name.clone(),
+                up: p.up,
+                lost: p.lost,
+            })
+            .collect(),
     }
 }
 

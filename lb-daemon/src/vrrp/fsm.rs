@@ -16,6 +16,9 @@ use super::types::{State, Version, PRIORITY_OWNER, PRIORITY_STOP};
 const DOWN_TIMER_ADVERTS: u32 = 3;
 /// keepalived's VRRP_PRIO_DFL, used when no priority is configured.
 const PRIORITY_DEFAULT: u8 = 100;
+/// What a Master that lost its arbiter advertises: the lowest, so any Backup that
+/// reaches the arbiter preempts it.
+const PRIORITY_ARBITER_LOST: u8 = 1;
 /// The highest priority a non-owner can have (tracking clamps to it).
 const PRIORITY_MAX_NON_OWNER: u8 = PRIORITY_OWNER - 1;
 const MICROS_PER_CS: u64 = 10_000;
@@ -120,6 +123,20 @@ pub enum Event {
     /// reload does. The configured priority replaces the effective one (tracking sends
     /// its weights again).
     Reconfigure(Params),
+    /// Split brain resolved against us ([`super::split_brain::verdict`]): a Master steps
+    /// down to Backup (no priority 0: the other node cannot hear it anyway) and holds
+    /// there, its master-down timer re-armed instead of taking over, until
+    /// [`Event::Hold`]`(false)` (the other node no longer answers for the VIPs).
+    StepDown { reason: String },
+    /// Start or end holding Backup (see [`Event::StepDown`]).
+    Hold(bool),
+    /// The arbiter is reachable (`true`) or not. Without it a Backup never takes over,
+    /// and a Master advertises priority 1 so that a Backup that reaches the arbiter
+    /// preempts it (one that does not leaves it the VIPs).
+    Arbiter(bool),
+    /// Our VIPs are answered by another node while its adverts are silent (the heartbeat
+    /// is cut, the master is alive): a Backup does not take over while this holds.
+    VipElsewhere(bool),
 }
 
 /// What the IO must do, in order.
@@ -184,6 +201,15 @@ pub struct Instance {
     /// A sync group forced Fault before we started.
     fault_pending: bool,
     window: PreemptWindow,
+    /// Holding Backup after a split-brain step-down.
+    held: bool,
+    /// The arbiter answers (always true without an arbiter).
+    arbiter_ok: bool,
+    /// See [`Event::VipElsewhere`].
+    vip_elsewhere: bool,
+    /// A lower-priority master's adverts arrive and we let the down timer run out to
+    /// preempt it: it holds the VIPs, and is not silent.
+    preempting: bool,
 }
 
 impl Instance {
@@ -198,6 +224,10 @@ impl Instance {
             faulty: false,
             fault_pending: false,
             window: PreemptWindow::Idle,
+            held: false,
+            arbiter_ok: true,
+            vip_elsewhere: false,
+            preempting: false,
             cfg,
         }
     }
@@ -215,8 +245,20 @@ impl Instance {
         self.state
     }
 
+    /// The priority we run with: tracking's, or 1 while the arbiter is unreachable.
     pub fn effective_priority(&self) -> u8 {
-        self.priority
+        if self.arbiter_ok {
+            self.priority
+        } else {
+            PRIORITY_ARBITER_LOST
+        }
+    }
+
+    /// Whether a Backup may become Master when its master-down timer runs out.
+    pub fn takeover_blocked(&self) -> bool {
+        // The VIPs answered elsewhere only block a takeover from a silent master; a
+        // lower-priority one we preempt answers for them by right.
+        self.held || !self.arbiter_ok || (self.vip_elsewhere && !self.preempting)
     }
 
     /// Who is master: us when Master, the last advertiser heard when Backup.
@@ -250,6 +292,11 @@ impl Instance {
         self.faulty
     }
 
+    /// Holding Backup after a split-brain step-down.
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
     pub fn handle(&mut self, event: Event) -> Vec<Action> {
         let mut acts = Vec::new();
         match event {
@@ -267,6 +314,10 @@ impl Instance {
             Event::Priority(priority) => self.set_priority(priority),
             Event::Force(state) => self.force(&mut acts, state),
             Event::Reconfigure(params) => self.reconfigure(&mut acts, params),
+            Event::StepDown { reason } => self.step_down(&mut acts, reason),
+            Event::Hold(held) => self.held = held && self.state == State::Backup,
+            Event::Arbiter(ok) => self.arbiter(&mut acts, ok),
+            Event::VipElsewhere(yes) => self.vip_elsewhere = yes && self.state == State::Backup,
         }
         acts
     }
@@ -323,6 +374,12 @@ impl Instance {
         if self.state != State::Backup {
             return;
         }
+        if self.takeover_blocked() {
+            // The master is silent but still holds the VIPs (the heartbeat is cut), or we
+            // cannot reach the arbiter: stay.
+            acts.push(Action::ArmMasterDownTimer(self.master_down_interval()));
+            return;
+        }
         self.want = State::Master;
         if self.cfg.in_sync_group {
             acts.push(Action::ArmMasterDownTimer(self.master_down_interval()));
@@ -361,8 +418,10 @@ impl Instance {
         self.master_addr = Some(from);
         if !self.honours(priority) {
             // Lower priority, preemption on: let the down timer run out and take over.
+            self.preempting = true;
             return;
         }
+        self.preempting = false;
         self.adopt_interval(interval_cs);
         self.want = State::Backup;
         acts.push(Action::ArmMasterDownTimer(self.master_down_interval()));
@@ -398,7 +457,8 @@ impl Instance {
             return;
         }
         let addr = compare_addresses(from, self.cfg.primary_address);
-        if priority == self.priority {
+        let mine = self.effective_priority();
+        if priority == mine {
             if addr == Ordering::Equal {
                 // keepalived only warns (an advert with our own address).
                 return;
@@ -408,11 +468,11 @@ impl Instance {
                 self.priority = PRIORITY_MAX_NON_OWNER;
             }
         }
-        match priority.cmp(&self.priority).then(addr) {
+        match priority.cmp(&self.effective_priority()).then(addr) {
             // keepalived re-advertises at once ("forcing new election").
             Ordering::Less => self.advertise(acts),
             Ordering::Greater => {
-                let reason = if priority > self.priority {
+                let reason = if priority > mine {
                     format!("higher priority {priority} advert from {from}")
                 } else {
                     format!("equal priority advert from higher address {from}")
@@ -423,6 +483,26 @@ impl Instance {
             }
             Ordering::Equal => {}
         }
+    }
+
+    /// A Master advertises its new priority at once, so Backups learn it now.
+    fn arbiter(&mut self, acts: &mut Vec<Action>, ok: bool) {
+        if ok == self.arbiter_ok {
+            return;
+        }
+        self.arbiter_ok = ok;
+        if self.state == State::Master {
+            self.advertise(acts);
+        }
+    }
+
+    /// Split brain, resolved against us: Backup, held there.
+    fn step_down(&mut self, acts: &mut Vec<Action>, reason: String) {
+        if self.state != State::Master {
+            return;
+        }
+        self.enter_backup(acts, None, reason);
+        self.held = true;
     }
 
     /// RFC 5798 6.4.2: a v3 Backup uses the interval in the master's adverts.
@@ -530,7 +610,7 @@ impl Instance {
         self.want = State::Master;
         self.master_adver_cs = self.cfg.advert_interval_cs;
         acts.push(Action::SendAdvert {
-            priority: self.priority,
+            priority: self.effective_priority(),
         });
         acts.push(Action::AddVips);
         acts.push(Action::ArmAdvertTimer(self.advert_interval()));
@@ -578,6 +658,9 @@ impl Instance {
     }
 
     fn leave_backup(&mut self, acts: &mut Vec<Action>, down_timer_fired: bool) {
+        self.held = false;
+        self.vip_elsewhere = false;
+        self.preempting = false;
         if !down_timer_fired {
             acts.push(Action::CancelMasterDownTimer);
         }
@@ -586,7 +669,7 @@ impl Instance {
 
     fn advertise(&self, acts: &mut Vec<Action>) {
         acts.push(Action::SendAdvert {
-            priority: self.priority,
+            priority: self.effective_priority(),
         });
         acts.push(Action::ArmAdvertTimer(self.advert_interval()));
     }
@@ -650,7 +733,7 @@ fn cs(centiseconds: u16) -> Duration {
 
 /// keepalived vrrp_saddr_cmp / inet_inaddrcmp: numeric within a family; addresses of
 /// different families compare equal (no tie-break).
-fn compare_addresses(a: IpAddr, b: IpAddr) -> Ordering {
+pub(super) fn compare_addresses(a: IpAddr, b: IpAddr) -> Ordering {
     match (a, b) {
         (IpAddr::V4(a), IpAddr::V4(b)) => a.cmp(&b),
         (IpAddr::V6(a), IpAddr::V6(b)) => a.cmp(&b),
@@ -1532,6 +1615,117 @@ mod tests {
                 fixed.advert_interval_cs
             ),
             (100, State::Backup, 100)
+        );
+    }
+
+    #[test]
+    fn split_brain_step_down_holds_backup_until_released() {
+        let mut inst = master(100);
+        let acts = inst.handle(Event::StepDown {
+            reason: "split brain".into(),
+        });
+        assert_eq!(
+            plain(acts),
+            vec![
+                Action::CancelAdvertTimer,
+                Action::RemoveVips,
+                Action::ArmMasterDownTimer(us(3_609_375)),
+                tr(State::Master, State::Backup)
+            ],
+            "no priority 0"
+        );
+        assert!(inst.is_held());
+        // The silent master still holds the VIPs: no takeover, the timer re-armed.
+        assert_eq!(
+            inst.handle(Event::MasterDownTimer),
+            vec![Action::ArmMasterDownTimer(us(3_609_375))]
+        );
+        assert_eq!(inst.state(), State::Backup);
+        inst.handle(Event::Hold(false));
+        assert_eq!(
+            plain(inst.handle(Event::MasterDownTimer)),
+            become_master(100, State::Backup)
+        );
+        assert!(!inst.is_held());
+        // Only a Master steps down; a hold needs Backup.
+        let mut backup = instance(100, State::Backup);
+        backup.handle(Event::Startup);
+        assert!(backup
+            .handle(Event::StepDown {
+                reason: String::new()
+            })
+            .is_empty());
+        let mut m = master(100);
+        m.handle(Event::Hold(true));
+        assert!(!m.is_held());
+    }
+
+    #[test]
+    fn a_backup_without_its_arbiter_or_with_the_vip_answered_elsewhere_stays() {
+        let mut inst = instance(100, State::Backup);
+        inst.handle(Event::Startup);
+        inst.handle(Event::Arbiter(false));
+        assert_eq!(
+            inst.handle(Event::MasterDownTimer),
+            vec![Action::ArmMasterDownTimer(us(3_609_375))]
+        );
+        inst.handle(Event::Arbiter(true));
+        inst.handle(Event::VipElsewhere(true));
+        assert_eq!(inst.state(), State::Backup);
+        assert_eq!(
+            inst.handle(Event::MasterDownTimer),
+            vec![Action::ArmMasterDownTimer(us(3_609_375))]
+        );
+        inst.handle(Event::VipElsewhere(false));
+        assert_eq!(
+            plain(inst.handle(Event::MasterDownTimer)),
+            become_master(100, State::Backup)
+        );
+        // Only a Backup holds back for the VIP.
+        inst.handle(Event::VipElsewhere(true));
+        assert!(!inst.takeover_blocked());
+    }
+
+    #[test]
+    fn a_lower_priority_master_answering_for_the_vip_is_still_preempted() {
+        let mut inst = instance(150, State::Backup);
+        inst.handle(Event::Startup);
+        // The lower master's adverts arrive (ignored: we preempt) and it answers for
+        // the VIP, as it should: not a silent master behind a cut heartbeat.
+        inst.handle(advert("10.0.0.2", 100));
+        inst.handle(Event::VipElsewhere(true));
+        assert!(!inst.takeover_blocked());
+        assert_eq!(
+            plain(inst.handle(Event::MasterDownTimer)),
+            become_master(150, State::Backup)
+        );
+    }
+
+    #[test]
+    fn a_master_without_its_arbiter_advertises_priority_one_and_yields() {
+        let mut inst = master(150);
+        assert_eq!(
+            inst.handle(Event::Arbiter(false)),
+            vec![
+                Action::SendAdvert { priority: 1 },
+                Action::ArmAdvertTimer(us(1_000_000))
+            ]
+        );
+        assert_eq!(inst.effective_priority(), 1);
+        assert!(inst.handle(Event::Arbiter(false)).is_empty(), "no change");
+        // A Backup that reaches the arbiter preempts it.
+        let acts = inst.handle(advert(A2, 100));
+        assert_eq!(inst.state(), State::Backup, "{acts:?}");
+        // Back: its priority again, at the next advert it would send as Master.
+        inst.handle(Event::Arbiter(true));
+        assert_eq!(inst.effective_priority(), 150);
+        // A lower master is outranked again while we have the arbiter: re-advertise.
+        let mut m = master(150);
+        m.handle(Event::Arbiter(false));
+        m.handle(Event::Arbiter(true));
+        assert_eq!(
+            m.handle(advert(A2, 100))[0],
+            Action::SendAdvert { priority: 150 }
         );
     }
 

@@ -18,11 +18,15 @@ use crate::config::{IpRoute, IpRule};
 
 use super::{
     ah::{self, AhError, SeqCounter},
+    arbiter::{self, ArbiterSpec},
     fsm::{self, Action, Event},
     notify::{Notifier, NotifyScripts, NotifyState, Subject},
     packet::{self, DropReason, Expect},
+    paths::{PathChange, PathWatch},
+    probe::{Sender, VipProbe},
     routes,
     socket::{SocketConfig, VrrpSocket},
+    split_brain::{self, Change, Detector, Episode, Evidence, Rank, Resolution, Verdict},
     types::{Advert, Auth, InstanceAuth, State, Version},
     vip::{self, Vip, VipManager},
 };
@@ -71,6 +75,42 @@ pub struct InstanceSpec {
     /// A previous daemon stopped with --keep-dataplane while this instance was MASTER:
     /// keep its VIPs and take mastership over at once (no failover to a peer).
     pub adopt_master: bool,
+    /// Split-brain detection (None: off, keepalived's behaviour).
+    pub split_brain: Option<SplitBrainSpec>,
+    /// The arbiter this node must reach to be MASTER (None: none).
+    pub arbiter: Option<ArbiterSpec>,
+    /// More heartbeat paths besides `interface` (`heartbeat_paths`).
+    pub paths: Vec<PathSpec>,
+}
+
+/// One more path for the adverts: its own socket, source and destinations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathSpec {
+    pub interface: String,
+    pub src: IpAddr,
+    /// The group, or None for unicast to `unicast_peers`.
+    pub multicast_group: Option<IpAddr>,
+    pub unicast_peers: Vec<IpAddr>,
+}
+
+impl PathSpec {
+    fn destinations(&self) -> Vec<IpAddr> {
+        match self.multicast_group {
+            Some(group) => vec![group],
+            None => self.unicast_peers.clone(),
+        }
+    }
+}
+
+/// `split_brain_check` and friends: probe our VIPs while MASTER, and what to do when
+/// another node answers for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitBrainSpec {
+    /// Between probe rounds.
+    pub interval: Duration,
+    pub resolution: Resolution,
+    /// `notify_split_brain`.
+    pub notify: Option<String>,
 }
 
 impl InstanceSpec {
@@ -131,6 +171,12 @@ pub enum Report {
         instance: String,
         want: State,
     },
+    /// A split-brain episode began (`Some`) or ended (`None`): the hook for alerts
+    /// beyond the notify script (e-mail).
+    SplitBrain {
+        instance: String,
+        episode: Option<String>,
+    },
 }
 
 /// What status and metrics show of an instance.
@@ -150,6 +196,24 @@ pub struct InstanceStatus {
     pub wants_master: bool,
     /// Its own tracking reports a fault (not merely forced to FAULT by a sync group).
     pub faulty: bool,
+    /// The split-brain episode going on: who else holds our VIPs.
+    pub split_brain: Option<String>,
+    /// Split-brain episodes since start.
+    pub split_brain_episodes: u64,
+    /// Adverts from another MASTER while we were MASTER (it did not yield to us).
+    pub foreign_master_adverts: u64,
+    /// Holding BACKUP after a split-brain step-down.
+    pub held: bool,
+    /// With `heartbeat_paths`: each path (the instance's interface first) with whether it
+    /// delivers and how often it was lost.
+    pub paths: Vec<PathStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathStatus {
+    pub name: String,
+    pub up: bool,
+    pub lost: u64,
 }
 
 pub struct InstanceHandle {
@@ -194,6 +258,18 @@ pub fn spawn(
         drops: BTreeMap::new(),
         wants_master: false,
         faulty: false,
+        split_brain: None,
+        split_brain_episodes: 0,
+        foreign_master_adverts: 0,
+        held: false,
+        paths: path_names(&spec)
+            .into_iter()
+            .map(|name| PathStatus {
+                name,
+                up: true,
+                lost: 0,
+            })
+            .collect(),
     };
     let (status_tx, status_rx) = watch::channel(status);
     let notifier = Notifier::spawn(
@@ -204,6 +280,30 @@ pub fn spawn(
         spec.script_user.clone(),
         spec.report.clone(),
     );
+    let mut paths = Vec::new();
+    for p in &spec.paths {
+        let socket = VrrpSocket::open(&SocketConfig {
+            interface: p.interface.clone(),
+            family_v6: p.src.is_ipv6(),
+            src: p.src,
+            multicast_group: p.multicast_group,
+            ah_key: spec.auth.ah_key(),
+        })
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "instance {}: cannot open the VRRP socket of heartbeat path {} ({e})",
+                spec.fsm.name,
+                p.interface
+            )
+        })?;
+        paths.push(socket);
+    }
+    let watch = PathWatch::new(1 + spec.paths.len());
+    let probe = open_probe(&spec);
+    let arbiter = spec
+        .arbiter
+        .clone()
+        .map(|a| arbiter::spawn(a, name.clone()));
     let runner = Runner {
         fsm: fsm::Instance::new(spec.fsm.clone()),
         spec,
@@ -216,6 +316,13 @@ pub fn spawn(
         garp: None,
         drop_log: DropLog::default(),
         ah_seq: SeqCounter::default(),
+        probe,
+        detector: Detector::default(),
+        last_master: None,
+        arbiter,
+        round: Round::default(),
+        paths,
+        watch,
     };
     let task = tokio::spawn(runner.run(cmd_rx));
     Ok(InstanceHandle {
@@ -226,11 +333,29 @@ pub fn spawn(
     })
 }
 
+/// The probe socket (ARP or neighbour discovery, by the instance's family) when
+/// split-brain checks or an arbiter are on.
+fn open_probe(spec: &InstanceSpec) -> Option<VipProbe> {
+    if spec.split_brain.is_none() && spec.arbiter.is_none() {
+        return None;
+    }
+    let src = spec.fsm.primary_address;
+    match VipProbe::open(&spec.interface, src) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            warn!(instance = %spec.fsm.name, interface = %spec.interface, error = %e, "cannot open the split-brain probe socket; split brain is detected by adverts only");
+            None
+        }
+    }
+}
+
 #[derive(Default)]
 struct Timers {
     advert: Option<Instant>,
     master_down: Option<Instant>,
     preempt: Option<Instant>,
+    /// The end of the current split-brain probe round (Some while probing).
+    probe: Option<Instant>,
 }
 
 /// Logs drops at most once per reason per 10 s (keepalived floods otherwise).
@@ -266,6 +391,61 @@ struct Runner {
     drop_log: DropLog,
     /// `auth_type AH`: keepalived's one sequence counter, for sending and receiving.
     ah_seq: SeqCounter,
+    probe: Option<VipProbe>,
+    detector: Detector,
+    /// The last master heard (its adverts), for split-brain resolution.
+    last_master: Option<Rank>,
+    /// The arbiter's reachability changes.
+    arbiter: Option<mpsc::UnboundedReceiver<bool>>,
+    round: Round,
+    /// The sockets of `spec.paths`, in order.
+    paths: Vec<VrrpSocket>,
+    watch: PathWatch,
+}
+
+/// "eth0" for the instance's interface, then each path's ("eth1", or "eth1 unicast").
+fn path_names(spec: &InstanceSpec) -> Vec<String> {
+    if spec.paths.is_empty() {
+        return Vec::new();
+    }
+    std::iter::once(spec.interface.clone())
+        .chain(spec.paths.iter().map(|p| p.interface.clone()))
+        .collect()
+}
+
+/// The next packet on any extra path, with its index (1-based: 0 is the interface's).
+async fn recv_paths(paths: &[VrrpSocket]) -> (usize, std::io::Result<super::socket::Received>) {
+    if paths.is_empty() {
+        return std::future::pending().await;
+    }
+    let recvs = paths
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Box::pin(async move { (i + 1, s.recv().await) }));
+    futures::future::select_all(recvs).await.0
+}
+
+/// What the current probe round saw.
+#[derive(Default)]
+struct Round {
+    /// Another node answered for one of our VIPs.
+    answered: bool,
+    /// Adverts were accepted.
+    adverts: bool,
+}
+
+async fn recv_arbiter(rx: Option<&mut mpsc::UnboundedReceiver<bool>>) -> Option<bool> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_probe(probe: Option<&VipProbe>) -> std::io::Result<Sender> {
+    match probe {
+        Some(p) => p.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -287,7 +467,7 @@ impl Runner {
         loop {
             tokio::select! {
                 received = self.socket.recv() => match received {
-                    Ok(r) => self.on_packet(r).await,
+                    Ok(r) => self.on_packet(0, r).await,
                     Err(e) => warn!(instance = %self.spec.fsm.name, error = %e, "VRRP receive failed"),
                 },
                 _ = sleep_until_opt(self.timers.advert) => {
@@ -302,6 +482,22 @@ impl Runner {
                     self.timers.preempt = None;
                     self.handle(Event::PreemptDelayOver).await;
                 }
+                (path, received) = recv_paths(&self.paths) => match received {
+                    Ok(r) => self.on_packet(path, r).await,
+                    Err(e) => warn!(instance = %self.spec.fsm.name, path, error = %e, "VRRP receive failed on a heartbeat path"),
+                },
+                sender = recv_probe(self.probe.as_ref()) => match sender {
+                    Ok(sender) => self.on_neighbour(sender).await,
+                    Err(e) => warn!(instance = %self.spec.fsm.name, error = %e, "split-brain probe receive failed"),
+                },
+                _ = sleep_until_opt(self.timers.probe) => {
+                    self.timers.probe = None;
+                    self.probe_round().await;
+                }
+                reachable = recv_arbiter(self.arbiter.as_mut()) => match reachable {
+                    Some(ok) => self.handle(Event::Arbiter(ok)).await,
+                    None => self.arbiter = None,
+                },
                 cmd = commands.recv() => match cmd {
                     Some(Command::Tracking { faults, priority }) => self.on_tracking(faults, priority).await,
                     Some(Command::Force(state)) => self.handle(Event::Force(state)).await,
@@ -403,9 +599,33 @@ impl Runner {
         spec.gate = self.spec.gate.take();
         spec.adopt_master = self.spec.adopt_master;
         let params = spec.fsm.clone();
+        if spec.split_brain.is_none() {
+            // Detection turned off: an episode ends (with the old settings' hook), a hold
+            // is lifted.
+            if let Some(change) = self.detector.reset() {
+                self.on_split_brain(change).await;
+            }
+            self.step(Event::Hold(false)).await;
+        }
+        let arbiter_changed = spec.arbiter != self.spec.arbiter;
+        let probe_changed = (spec.split_brain.is_some() || spec.arbiter.is_some())
+            != (self.spec.split_brain.is_some() || self.spec.arbiter.is_some());
         self.spec = spec;
         self.status
             .send_modify(|s| s.base_priority = params.priority);
+        if probe_changed {
+            self.probe = open_probe(&self.spec);
+        }
+        if arbiter_changed {
+            // The old check task ends with its receiver; reachable until the new one says
+            // otherwise.
+            self.arbiter = self
+                .spec
+                .arbiter
+                .clone()
+                .map(|a| arbiter::spawn(a, name.clone()));
+            self.step(Event::Arbiter(true)).await;
+        }
         self.handle(Event::Reconfigure(params)).await;
     }
 
@@ -437,6 +657,31 @@ impl Runner {
         }
     }
 
+    fn on_paths(&mut self, changes: Vec<PathChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let names = path_names(&self.spec);
+        let name = |i: usize| names.get(i).cloned().unwrap_or_default();
+        for change in &changes {
+            match *change {
+                PathChange::Lost(i) => {
+                    warn!(instance = %self.spec.fsm.name, path = %name(i), "heartbeat path lost: no adverts on it while another path delivers (nothing else changes)")
+                }
+                PathChange::Restored(i) => {
+                    info!(instance = %self.spec.fsm.name, path = %name(i), "heartbeat path restored")
+                }
+            }
+        }
+        let states = self.watch.states();
+        self.status.send_modify(|s| {
+            for (p, (up, lost)) in s.paths.iter_mut().zip(states) {
+                p.up = up;
+                p.lost = lost;
+            }
+        });
+    }
+
     fn count_drop(&mut self, reason: DropReason, from: IpAddr) {
         let label = reason.label();
         self.status
@@ -446,13 +691,38 @@ impl Runner {
         }
     }
 
-    async fn on_packet(&mut self, r: super::socket::Received) {
-        let expect = self.expect();
-        match screen(&self.spec, &expect, &r, &mut self.ah_seq) {
+    async fn on_packet(&mut self, path: usize, r: super::socket::Received) {
+        let via = match path.checked_sub(1).and_then(|i| self.spec.paths.get(i)) {
+            Some(p) => Via {
+                multicast: p.multicast_group.is_some(),
+                peers: &p.unicast_peers,
+            },
+            None => Via {
+                multicast: self.spec.multicast_group.is_some(),
+                peers: &self.spec.unicast_peers,
+            },
+        };
+        let mut expect = self.expect();
+        expect.multicast = via.multicast;
+        match screen(&self.spec, via, &expect, &r, &mut self.ah_seq) {
             Screened::Accept(advert, seq) => {
                 self.status.send_modify(|s| s.adverts_received += 1);
                 if let Some(seq) = seq {
                     self.ah_on_advert(&advert, r.src, seq);
+                }
+                if !self.spec.paths.is_empty() && advert.priority != 0 {
+                    let window = self.fsm.master_down_interval();
+                    let changes = self.watch.advert(path, std::time::Instant::now(), window);
+                    self.on_paths(changes);
+                }
+                self.round.adverts |= advert.priority != 0;
+                let was_master = self.fsm.state() == State::Master;
+                let ours = r.src == self.spec.fsm.primary_address;
+                if advert.priority != 0 && !ours {
+                    self.last_master = Some(Rank {
+                        priority: advert.priority,
+                        address: r.src,
+                    });
                 }
                 self.handle(Event::Advert {
                     from: r.src,
@@ -460,6 +730,16 @@ impl Runner {
                     interval_cs: advert.interval_cs,
                 })
                 .await;
+                if was_master && self.fsm.state() == State::Master && advert.priority != 0 && !ours
+                {
+                    // Another master that did not yield to us: it cannot hear us.
+                    self.status.send_modify(|s| s.foreign_master_adverts += 1);
+                    self.evidence(Evidence::ForeignMaster {
+                        from: r.src,
+                        priority: advert.priority,
+                    })
+                    .await;
+                }
             }
             Screened::Sibling | Screened::Ignore => {}
             Screened::Drop(reason) => self.count_drop(reason, r.src),
@@ -483,6 +763,17 @@ impl Runner {
     }
 
     async fn handle(&mut self, event: Event) {
+        self.step(event).await;
+        self.sync_probing().await;
+        if self.fsm.state() == State::Master && !self.spec.paths.is_empty() {
+            // A master hears no adverts: its paths start over.
+            let changes = self.watch.reset();
+            self.on_paths(changes);
+        }
+    }
+
+    /// One event through the state machine and its actions.
+    async fn step(&mut self, event: Event) {
         debug!(instance = %self.spec.fsm.name, ?event, "event");
         let actions = self.fsm.handle(event);
         for action in actions {
@@ -494,13 +785,218 @@ impl Runner {
             self.fsm.master_address(),
         );
         let (wants_master, faulty) = (self.fsm.wants_master(), self.fsm.is_faulty());
+        let held = self.fsm.is_held();
         self.status.send_modify(|s| {
             s.state = state;
             s.effective_priority = prio;
             s.master = master;
             s.wants_master = wants_master;
             s.faulty = faulty;
+            s.held = held;
         });
+    }
+
+    /// Probes run while MASTER, and while holding BACKUP after a step-down (to learn when
+    /// the other node lets go of the VIPs).
+    /// With an arbiter, a Backup probes too: before it takes over from a silent master
+    /// it must know the master is gone, not merely cut off.
+    fn probing_wanted(&self) -> bool {
+        let state = self.fsm.state();
+        (self.spec.split_brain.is_some() && (state == State::Master || self.fsm.is_held()))
+            || (self.spec.arbiter.is_some() && state == State::Backup)
+    }
+
+    /// Between probe rounds: `split_brain_check_interval`, else the advert interval.
+    fn probe_interval(&self) -> Duration {
+        self.spec.split_brain.as_ref().map_or_else(
+            || fsm_interval(self.spec.fsm.advert_interval_cs),
+            |sb| sb.interval,
+        )
+    }
+
+    /// Starts or stops the probe rounds after a state change.
+    async fn sync_probing(&mut self) {
+        match (self.probing_wanted(), self.timers.probe.is_some()) {
+            (true, false) => {
+                // A new series of rounds: what was seen before does not count.
+                self.round = Round::default();
+                self.send_probes();
+            }
+            (false, true) => {
+                self.timers.probe = None;
+                if let Some(change) = self.detector.reset() {
+                    self.on_split_brain(change).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A probe of every IPv4 VIP on the instance's interface; the round ends after one
+    /// interval.
+    fn send_probes(&mut self) {
+        self.timers.probe = Some(Instant::now() + self.probe_interval());
+        let Some(probe) = &self.probe else { return };
+        for v in self.spec.held().filter(|v| v.dev == self.spec.interface) {
+            if let Err(e) = probe.send(v.addr) {
+                debug!(instance = %self.spec.fsm.name, vip = %v.addr, error = %e, "split-brain probe not sent");
+            }
+        }
+    }
+
+    async fn probe_round(&mut self) {
+        let round = std::mem::take(&mut self.round);
+        if self.spec.split_brain.is_some() {
+            let change = if self.fsm.is_held() && round.adverts {
+                // Held back, and the master's adverts arrive again: the heartbeat is
+                // back, VRRP decides from here.
+                self.detector.reset()
+            } else {
+                self.detector.round_over()
+            };
+            if let Some(change) = change {
+                self.on_split_brain(change).await;
+            }
+        }
+        if self.spec.arbiter.is_some() && self.fsm.state() == State::Backup {
+            // The VIPs answer but the master's adverts do not arrive: the heartbeat is
+            // cut, the master alive.
+            let elsewhere = round.answered && !round.adverts;
+            self.step(Event::VipElsewhere(elsewhere)).await;
+        }
+        if self.probing_wanted() {
+            self.send_probes();
+        }
+    }
+
+    /// An ARP frame or neighbour advertisement from another MAC: evidence if it speaks
+    /// for one of our VIPs.
+    async fn on_neighbour(&mut self, sender: Sender) {
+        if self.timers.probe.is_none() {
+            return;
+        }
+        let vip = sender.ip;
+        if !self.spec.held().any(|v| v.addr == vip) {
+            return;
+        }
+        self.round.answered = true;
+        // A Backup hears its master answer: only a Master (or one held back) sees a
+        // split brain in it.
+        if self.fsm.state() == State::Master || self.fsm.is_held() {
+            self.evidence(Evidence::VipAnswered {
+                vip,
+                mac: sender.mac,
+            })
+            .await;
+        }
+    }
+
+    async fn evidence(&mut self, ev: Evidence) {
+        if self.spec.split_brain.is_none() {
+            return;
+        }
+        if let Some(change) = self.detector.observe(ev, self.last_master) {
+            self.on_split_brain(change).await;
+        }
+    }
+
+    /// Log, status, notify script and report; then the resolution.
+    async fn on_split_brain(&mut self, change: Change) {
+        let name = self.spec.fsm.name.clone();
+        let Some(sb) = self.spec.split_brain.clone() else {
+            return;
+        };
+        let ours = Rank {
+            priority: self.fsm.effective_priority(),
+            address: self.spec.fsm.primary_address,
+        };
+        let own_mac = self
+            .probe
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |p| split_brain::mac_text(p.mac()));
+        let prio = ours.priority;
+        let (began, episode) = match &change {
+            Change::Began(e) => (true, e.clone()),
+            Change::Ended(e) => (false, e.clone()),
+        };
+        let text = episode.to_string();
+        if let Some(cmd) = &sb.notify {
+            self.notifier
+                .split_brain(cmd, began, prio, script_args(&episode));
+        }
+        let _ = self.reports.send(Report::SplitBrain {
+            instance: name.clone(),
+            episode: began.then(|| text.clone()),
+        });
+        if let Some(r) = &self.spec.report {
+            r.alerts.split_brain(&name, began, &text, r.smtp_alert);
+        }
+        if !began {
+            info!(instance = %name, other = %text, "split brain over: the other node no longer answers for our VIPs, or the heartbeat is back");
+            self.status.send_modify(|s| s.split_brain = None);
+            if self.fsm.is_held() {
+                self.step(Event::Hold(false)).await;
+                self.status.send_modify(|s| s.held = false);
+            } else if self.fsm.state() == State::Master {
+                self.reannounce();
+            }
+            return;
+        }
+        let episodes = self.detector.episodes();
+        self.status.send_modify(|s| {
+            s.split_brain = Some(text.clone());
+            s.split_brain_episodes = episodes;
+        });
+        let master = self.fsm.state() == State::Master;
+        let verdict = if master {
+            split_brain::verdict(sb.resolution, ours, episode.peer)
+        } else {
+            Verdict::Stay
+        };
+        let what = match (verdict, sb.resolution, episode.peer) {
+            (Verdict::StepDown, _, _) => "stepping down: the other node outranks us",
+            (Verdict::Stay, Resolution::Alert, _) => {
+                "both stay MASTER (split_brain_resolution = \"alert\")"
+            }
+            (Verdict::Stay, _, None) => {
+                "staying MASTER: the other node's priority is unknown (it decides)"
+            }
+            (Verdict::Stay, Resolution::StepDown, Some(_)) => {
+                "staying MASTER: we outrank the other node"
+            }
+        };
+        warn!(
+            instance = %name,
+            us = %format!("{} (priority {}, MAC {own_mac})", ours.address, ours.priority),
+            other = %text,
+            resolution = what,
+            "split brain: another node holds our VIPs"
+        );
+        match verdict {
+            Verdict::StepDown => {
+                self.step(Event::StepDown {
+                    reason: format!("split brain with {text}"),
+                })
+                .await;
+                let held = self.fsm.is_held();
+                self.status.send_modify(|s| s.held = held);
+            }
+            // Clients may have followed the other node's gratuitous ARPs: call them back.
+            Verdict::Stay if master => self.reannounce(),
+            Verdict::Stay => {}
+        }
+    }
+
+    /// A new gratuitous-ARP / NA burst for the VIPs (the mastership's policy).
+    fn reannounce(&mut self) {
+        if let Some(old) = self.garp.take() {
+            old.abort();
+        }
+        self.garp = Some(tokio::spawn(announce(
+            self.spec.held().cloned().collect(),
+            self.spec.garp,
+            self.spec.fsm.name.clone(),
+        )));
     }
 
     async fn apply(&mut self, action: Action) {
@@ -547,6 +1043,24 @@ impl Runner {
             Some(group) => vec![group],
             None => self.spec.unicast_peers.clone(),
         };
+        for (i, p) in self.spec.paths.iter().enumerate() {
+            let Some(socket) = self.paths.get(i) else {
+                continue;
+            };
+            for dst in p.destinations() {
+                let sent = match (packet::encode(&advert, p.src, dst), seq) {
+                    (Ok(bytes), Some(seq)) => socket.send_ah(&bytes, dst, seq).await,
+                    (Ok(bytes), None) => socket.send(&bytes, dst).await,
+                    (Err(e), _) => Err(std::io::Error::other(e.to_string())),
+                };
+                match sent {
+                    Ok(()) => self.status.send_modify(|s| s.adverts_sent += 1),
+                    Err(e) => {
+                        debug!(instance = %self.spec.fsm.name, path = %p.interface, %dst, error = %e, "sending advert on a heartbeat path failed")
+                    }
+                }
+            }
+        }
         for dst in destinations {
             let bytes = match packet::encode(&advert, src, dst) {
                 Ok(b) => b,
@@ -670,6 +1184,28 @@ impl Runner {
     }
 }
 
+fn fsm_interval(cs: u16) -> Duration {
+    Duration::from_millis(u64::from(cs) * 10)
+}
+
+/// `notify_split_brain`'s arguments after the first four: the other node's MAC, address
+/// and the VIP it answered for (`-` when unknown).
+fn script_args(e: &Episode) -> [String; 3] {
+    let dash = || "-".to_string();
+    [
+        e.peer_mac.map_or_else(dash, split_brain::mac_text),
+        e.peer.map_or_else(dash, |p| p.address.to_string()),
+        e.vip.map_or_else(dash, |v| v.to_string()),
+    ]
+}
+
+/// The path a packet came by: multicast, or unicast from these peers.
+#[derive(Clone, Copy)]
+struct Via<'a> {
+    multicast: bool,
+    peers: &'a [IpAddr],
+}
+
 /// What becomes of a received packet.
 #[derive(Debug, PartialEq, Eq)]
 enum Screened {
@@ -692,11 +1228,12 @@ enum Screened {
 /// number against `ah_seq`, which moves on success) before the instance's checks.
 fn screen(
     spec: &InstanceSpec,
+    via: Via<'_>,
     expect: &Expect,
     r: &super::socket::Received,
     ah_seq: &mut SeqCounter,
 ) -> Screened {
-    if spec.multicast_group.is_none() && !spec.unicast_peers.contains(&r.src) {
+    if !via.multicast && !via.peers.contains(&r.src) {
         return Screened::Drop(DropReason::NotAPeer);
     }
     let key = spec.auth.ah_key();
@@ -772,6 +1309,14 @@ async fn burst(vips: &[Vip], policy: &GarpPolicy, instance: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The instance's own path (its interface, multicast or its unicast peers).
+    fn via(s: &InstanceSpec) -> Via<'_> {
+        Via {
+            multicast: s.multicast_group.is_some(),
+            peers: &s.unicast_peers,
+        }
+    }
     use crate::net::proto::VRRP_GROUP_V4;
     use crate::vrrp::socket::Received;
 
@@ -823,6 +1368,9 @@ mod tests {
             sibling_vrids: vec![52],
             gate: None,
             adopt_master: false,
+            split_brain: None,
+            arbiter: None,
+            paths: Vec::new(),
         }
     }
 
@@ -864,7 +1412,8 @@ mod tests {
         let group = IpAddr::V4(VRRP_GROUP_V4);
         let (m, u) = (spec(false), spec(true));
         let good = advert(51, "secret", &["198.18.0.100"]);
-        let screen_m = |r: &Received| screen(&m, &expect(&m), r, &mut SeqCounter::default());
+        let screen_m =
+            |r: &Received| screen(&m, via(&m), &expect(&m), r, &mut SeqCounter::default());
         assert_eq!(
             screen_m(&received("10.0.0.2", group, 255, &good)),
             Screened::Accept(good.clone(), None)
@@ -922,6 +1471,7 @@ mod tests {
         assert_eq!(
             screen(
                 &u,
+                via(&u),
                 &expect(&u),
                 &received("10.0.0.9", to_us, 255, &good),
                 &mut SeqCounter::default()
@@ -931,6 +1481,7 @@ mod tests {
         assert_eq!(
             screen(
                 &u,
+                via(&u),
                 &expect(&u),
                 &received("10.0.0.2", to_us, 64, &good),
                 &mut SeqCounter::default()
@@ -973,7 +1524,13 @@ mod tests {
         let mut c = SeqCounter::default();
         let e = expect(&s);
         assert_eq!(
-            screen(&s, &e, &ah_received("10.0.0.2", 5, &key, &good), &mut c),
+            screen(
+                &s,
+                via(&s),
+                &e,
+                &ah_received("10.0.0.2", 5, &key, &good),
+                &mut c
+            ),
             Screened::Accept(good.clone(), Some(5))
         );
         assert_eq!(c.seq, 5);
@@ -992,7 +1549,7 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                screen(&s, &e, &r, &mut c),
+                screen(&s, via(&s), &e, &r, &mut c),
                 Screened::Drop(reason),
                 "{reason:?}"
             );
@@ -1005,7 +1562,7 @@ mod tests {
         pass.payload.truncate(ah::AH_LEN);
         pass.payload.extend_from_slice(&msg);
         assert_eq!(
-            screen(&s, &e, &pass, &mut c),
+            screen(&s, via(&s), &e, &pass, &mut c),
             Screened::Drop(DropReason::AuthMismatch)
         );
         // A sibling instance's AH advert (its own key) is not ours and not a failure.
@@ -1014,6 +1571,7 @@ mod tests {
         assert_eq!(
             screen(
                 &s,
+                via(&s),
                 &e,
                 &ah_received("10.0.0.3", 1, b"sibling\0", &sibling),
                 &mut c

@@ -7,18 +7,24 @@
 //! - [`track`]: tracking rules (scripts, interfaces, files) as pure functions.
 //! - [`socket`], [`vip`]: raw VRRP sockets; VIPs, gratuitous ARP, unsolicited NA (the
 //!   rtnetlink, checksum and protocol plumbing under them lives in [`crate::net`]).
+//! - [`split_brain`]: split-brain detection and resolution (pure); [`probe`]: the ARP /
+//!   neighbour-discovery probes of our own VIPs that feed it.
 //! - [`notify`]: notify scripts; [`instance`]: one instance's task; [`runtime`]: all of
 //!   them, built from the configuration.
 
 pub mod ah;
+pub mod arbiter;
 pub mod fsm;
 pub mod instance;
 pub mod notify;
 pub mod packet;
+pub mod paths;
+pub mod probe;
 pub mod process;
 pub mod routes;
 pub mod runtime;
 pub mod socket;
+pub mod split_brain;
 pub mod sync_group;
 pub mod track;
 pub mod types;

@@ -154,6 +154,31 @@ impl Notifier {
         }
     }
 
+    /// `notify_split_brain`: the script with keepalived's four arguments (`INSTANCE name
+    /// SPLIT_BRAIN|SPLIT_BRAIN_END priority`) and what is known of the other node (its
+    /// MAC, its address, the VIP it answered for; `-` when unknown), after any script
+    /// already queued.
+    pub fn split_brain(&self, command: &str, began: bool, priority: u8, about: [String; 3]) {
+        let word = if began {
+            "SPLIT_BRAIN"
+        } else {
+            "SPLIT_BRAIN_END"
+        };
+        let mut args = vec![
+            self.subject.word().to_string(),
+            self.name.clone(),
+            word.to_string(),
+            priority.to_string(),
+        ];
+        args.extend(about);
+        let _ = self.tx.send(vec![Script {
+            command: command.to_string(),
+            args,
+            timeout: self.timeout,
+            user: self.user.clone(),
+        }]);
+    }
+
     pub fn notify(&self, state: NotifyState, priority: u8) {
         if let Some(r) = &self.report {
             let state = match state {

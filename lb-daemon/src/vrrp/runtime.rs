@@ -13,10 +13,15 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::{
+    arbiter::{ArbiterCheck, ArbiterSpec},
     fsm,
-    instance::{self, Command, GarpPolicy, InstanceHandle, InstanceSpec, InstanceStatus, Report},
+    instance::{
+        self, Command, GarpPolicy, InstanceHandle, InstanceSpec, InstanceStatus, PathSpec, Report,
+        SplitBrainSpec,
+    },
     notify::{Notifier, NotifyScripts, NotifyState, Subject},
     packet, process, routes,
+    split_brain::Resolution,
     sync_group::{MemberStatus, SyncGroup},
     track::{self, ScriptState, Tracked},
     types::{InstanceAuth, State, Version},
@@ -407,13 +412,24 @@ impl Vrrp {
 /// The source address of adverts: `unicast_src_ip`, else the interface's primary
 /// address of the family (IPv6: its link-local address, as RFC 5798 requires).
 async fn primary_address(inst: &config::VrrpInstance, neigh: &Neighbours) -> Result<IpAddr> {
-    if let Some(src) = inst.unicast_src_ip {
+    source_address(inst, &inst.interface, inst.unicast_src_ip, neigh).await
+}
+
+/// The advert source on `interface`: `unicast_src_ip`, else the interface's first
+/// address of the instance's family (IPv6: link-local).
+async fn source_address(
+    inst: &config::VrrpInstance,
+    interface: &str,
+    unicast_src_ip: Option<IpAddr>,
+    neigh: &Neighbours,
+) -> Result<IpAddr> {
+    if let Some(src) = unicast_src_ip {
         return Ok(src);
     }
     let link = neigh
-        .link(&inst.interface)
+        .link(interface)
         .await
-        .with_context(|| format!("instance {}: interface {}", inst.name, inst.interface))?;
+        .with_context(|| format!("instance {}: interface {}", inst.name, interface))?;
     let found = match inst.family {
         config::AddressFamily::V4 => link.ipv4.first().copied().map(IpAddr::V4),
         config::AddressFamily::V6 => link
@@ -427,7 +443,7 @@ async fn primary_address(inst: &config::VrrpInstance, neigh: &Neighbours) -> Res
         anyhow!(
             "instance {}: interface {} has no {} address to send adverts from; add one or set unicast_src_ip",
             inst.name,
-            inst.interface,
+            interface,
             match inst.family {
                 config::AddressFamily::V4 => "IPv4",
                 config::AddressFamily::V6 => "IPv6 link-local",
@@ -446,6 +462,15 @@ async fn instance_spec(
     neigh: &Neighbours,
 ) -> Result<InstanceSpec> {
     let primary = primary_address(inst, neigh).await?;
+    let mut paths = Vec::new();
+    for p in &inst.heartbeat_paths {
+        paths.push(PathSpec {
+            interface: p.interface.clone(),
+            src: source_address(inst, &p.interface, p.unicast_src_ip, neigh).await?,
+            multicast_group: p.unicast_peers.is_empty().then_some(inst.mcast_group),
+            unicast_peers: p.unicast_peers.clone(),
+        });
+    }
     let version = match inst.version {
         config::VrrpVersion::V2 => Version::V2,
         config::VrrpVersion::V3 => Version::V3,
@@ -501,6 +526,26 @@ async fn instance_spec(
         sibling_vrids: sibling_vrids(config, inst),
         gate: None,
         adopt_master: false,
+        split_brain: inst.split_brain.as_ref().map(|c| SplitBrainSpec {
+            interval: c.interval,
+            resolution: match c.resolution {
+                config::SplitBrainResolution::StepDown => Resolution::StepDown,
+                config::SplitBrainResolution::Alert => Resolution::Alert,
+            },
+            notify: c.notify.clone(),
+        }),
+        arbiter: config.arbiter_of(inst).map(|a| ArbiterSpec {
+            address: a.address,
+            check: match a.check {
+                config::ArbiterCheck::Icmp => ArbiterCheck::Icmp,
+                config::ArbiterCheck::Tcp { port } => ArbiterCheck::Tcp(port),
+            },
+            interval: a.interval,
+            timeout: a.timeout,
+            rise: a.rise,
+            fall: a.fall,
+        }),
+        paths,
     })
 }
 
@@ -565,6 +610,7 @@ fn same_socket(old: &config::VrrpInstance, new: &config::VrrpInstance) -> bool {
             i.authentication
                 .as_ref()
                 .is_some_and(|a| a.auth_type == config::AuthType::Ah),
+            i.heartbeat_paths.clone(),
         )
     };
     identity(old) == identity(new)
@@ -779,6 +825,8 @@ async fn sync_groups(
                     force(group.on_request(&instance, want, &view), group, &instance);
                 }
             }
+            // The instance has logged it, shows it in status and mailed it already.
+            Report::SplitBrain { .. } => {}
             Report::Transition(t) => {
                 let mut states: HashMap<String, State> =
                     statuses.iter().map(|(n, s)| (n.clone(), s.state)).collect();

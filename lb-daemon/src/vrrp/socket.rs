@@ -441,7 +441,7 @@ fn interface_index(name: &str) -> io::Result<u32> {
 }
 
 /// Registers the socket with the current tokio runtime's reactor.
-fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
+pub(super) fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(io::Error::other(
             "no tokio runtime: open VRRP sockets inside one",

@@ -381,7 +381,7 @@ fn packet_socket() -> io::Result<Socket> {
 }
 
 /// The sockaddr_ll a frame for `dst` (of `ethertype`) goes out of interface `ifindex` with.
-fn link_layer_address(ifindex: i32, ethertype: u16, dst: [u8; ETH_ALEN]) -> SockAddr {
+pub(super) fn link_layer_address(ifindex: i32, ethertype: u16, dst: [u8; ETH_ALEN]) -> SockAddr {
     let mut storage = SockAddrStorage::zeroed();
     // SAFETY: sockaddr_ll is one of this platform's sockaddr types (and fits the storage).
     let sll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
@@ -396,7 +396,7 @@ fn link_layer_address(ifindex: i32, ethertype: u16, dst: [u8; ETH_ALEN]) -> Sock
 }
 
 /// The hardware type (ARPHRD_*) and address of `ifname` (SIOCGIFHWADDR).
-fn hardware_address(socket: &Socket, ifname: &str) -> io::Result<(u16, [u8; ETH_ALEN])> {
+pub(super) fn hardware_address(socket: &Socket, ifname: &str) -> io::Result<(u16, [u8; ETH_ALEN])> {
     // SAFETY: ifreq is plain data, valid when zeroed.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     let name = ifname.as_bytes();

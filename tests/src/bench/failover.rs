@@ -1,6 +1,7 @@
 //! `cargo xtask bench failover`: how long the VIP is unreachable when the master fails,
 //! against the VRRP bound (3 x advert interval + skew), for our daemon and for a pair of
-//! keepalived 2.2.7 nodes as the reference; and the CPU an idle backup uses.
+//! keepalived 2.2.7 nodes as the reference; the CPU an idle backup uses; and the
+//! split-brain rows ([`super::split_brain`]).
 //!
 //! A client in its own namespace pings the VIP every 5 ms; the outage is the longest gap
 //! between two consecutive replies around the event, minus the ping interval.
@@ -267,6 +268,7 @@ pub fn run() -> Result<String> {
         let cpu = idle_backup_cpu(which, 10)?;
         s.push_str(&format!("| {} | {cpu:.2} |\n", which.label()));
     }
+    s.push_str(&super::split_brain::rows()?);
     Ok(s)
 }
 

@@ -10,7 +10,8 @@ use clap::Parser;
 #[command(about = "lb benchmarks; results are written to docs/benchmarks.md")]
 struct Args {
     /// What to measure: datapath, failover, health, master-to-forwarding, scaleout; or
-    /// `plot` to redraw the charts from the tables already in the file
+    /// `plot` to redraw the charts from the tables already in the file; `split-brain`
+    /// prints failover's split-brain rows without writing anything
     what: String,
     /// Markdown file to update (its section for this benchmark is replaced).
     #[arg(long, default_value = "docs/benchmarks.md")]
@@ -30,6 +31,12 @@ fn main() -> Result<()> {
     let args = Args::parse();
     if args.what == "plot" {
         return plot(&args.output);
+    }
+    if args.what == "split-brain" {
+        // Only the split-brain rows of `failover`, printed (not written): to measure them
+        // without the rest of the section.
+        println!("{}", lb_tests::bench::split_brain::rows()?);
+        return Ok(());
     }
     let section = match args.what.as_str() {
         "datapath" => lb_tests::bench::datapath::run(args.calls, args.runs, args.live_repeat)?,

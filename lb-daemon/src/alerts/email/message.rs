@@ -47,6 +47,13 @@ pub enum Alert {
         up: bool,
         body: String,
     },
+    /// A split brain was detected on an instance (`began`) or is over; `detail` names
+    /// the other node (keepalived has no such mail: the words are ours).
+    SplitBrain {
+        name: String,
+        began: bool,
+        detail: String,
+    },
     /// A virtual server gained or lost its quorum.
     VirtualServer {
         service: Endpoint,
@@ -85,6 +92,27 @@ pub fn compose(router_id: &str, alert: &Alert) -> Composed {
             ),
             body.as_str(),
         ),
+        Alert::SplitBrain {
+            name,
+            began,
+            detail,
+        } => {
+            let (what, body) = if *began {
+                (
+                    "Split brain detected",
+                    format!("=> Another node holds this instance's VIPs: {detail} <="),
+                )
+            } else {
+                (
+                    "Split brain over",
+                    format!("=> Split brain over: {detail} <="),
+                )
+            };
+            return Composed {
+                subject: format!("[{router_id}] VRRP Instance {name} - {what}"),
+                body,
+            };
+        }
         Alert::VirtualServer { service, up, body } => (
             format!("[{router_id}] Virtualserver {service} - {}", up_down(*up)),
             body.as_str(),
@@ -312,6 +340,19 @@ mod tests {
         assert_eq!(c.subject, "[lb1] Virtualserver [10.0.0.1]:tcp:443 - UP");
         assert_eq!(c.body, "=> Gained quorum 2+1=3 <= 3 <=");
         assert_eq!(quorum_body(false, 2, 1, 0), "=> Lost quorum 2+1=1 <= 0 <=");
+        let c = compose(
+            "lb1",
+            &Alert::SplitBrain {
+                name: "VI_1".into(),
+                began: true,
+                detail: "02:00:00:00:00:02 (192.0.2.2)".into(),
+            },
+        );
+        assert_eq!(c.subject, "[lb1] VRRP Instance VI_1 - Split brain detected");
+        assert_eq!(
+            c.body,
+            "=> Another node holds this instance's VIPs: 02:00:00:00:00:02 (192.0.2.2) <="
+        );
     }
 
     #[test]

@@ -153,6 +153,7 @@ impl Mailer {
             Alert::Instance { state, .. } | Alert::Group { state, .. } => {
                 policy.vrrp_alerts(own) && !(*state == VrrpState::Fault && policy.no_email_faults)
             }
+            Alert::SplitBrain { .. } => policy.vrrp_alerts(own),
             Alert::RealServer { .. } => policy.real_server_alerts(own),
             Alert::VirtualServer { .. } => policy.virtual_server_alerts(own),
         };

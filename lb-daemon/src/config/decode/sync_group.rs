@@ -34,6 +34,9 @@ pub(super) fn decode(
         }
     }
     let notify = notify(d, &mut t);
+    let arbiter = t
+        .get(d, "arbiter")
+        .and_then(|f| super::instance::arbiter(d, &f));
     t.finish(d);
 
     let typed = match &name {
@@ -41,6 +44,7 @@ pub(super) fn decode(
             name: name.name.clone(),
             group: members.iter().map(|m| m.name.clone()).collect(),
             notify,
+            arbiter,
         }),
         _ => None,
     };

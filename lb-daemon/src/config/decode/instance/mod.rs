@@ -3,8 +3,12 @@
 //! authentication, state ↔ priority ↔ preemption), following keepalived's
 //! `vrrp_complete_instance`.
 
+mod arbiter;
+pub(in crate::config::decode) use arbiter::decode as arbiter;
 pub(super) mod fields;
+mod heartbeat;
 mod rules;
+mod split_brain;
 mod track;
 
 use std::net::IpAddr;
@@ -85,6 +89,9 @@ struct Fields<'a, 'i> {
     garp_master_delay: Duration,
     garp_master_repeat: u32,
     garp_master_refresh: Option<Duration>,
+    split_brain: split_brain::Written<'a, 'i>,
+    arbiter: Option<crate::config::schema::Arbiter>,
+    heartbeat_paths: Vec<At<'a, 'i, crate::config::schema::HeartbeatPath>>,
 }
 
 /// What instances may track: the names written (some may not have decoded) and the
@@ -117,6 +124,7 @@ pub(super) fn decode(
         rules::no_vips(d, &f.path.key("virtual_ipaddress"), at, version);
     }
     rules::check_unicast(d, f.unicast_src_ip.as_ref(), &f.unicast_peers, family);
+    heartbeat::check(d, &f.heartbeat_paths, f.interface.as_deref(), family);
     let mcast_group = match &f.mcast_group {
         Some(group) => {
             rules::check_mcast_group(d, group, family, !f.unicast_peers.is_empty());
@@ -137,6 +145,11 @@ pub(super) fn decode(
         state,
         priority,
     );
+    let advert_int = f
+        .advert_int
+        .as_ref()
+        .map_or(DEFAULT_ADVERT_INT, |a| a.value);
+    let split_brain = split_brain::resolve(d, f.split_brain, advert_int);
 
     let facts = InstanceFacts {
         name: f.name.clone(),
@@ -159,7 +172,7 @@ pub(super) fn decode(
         state,
         virtual_router_id: vrid.value,
         priority,
-        advert_int: f.advert_int.map_or(DEFAULT_ADVERT_INT, |a| a.value),
+        advert_int,
         version,
         family,
         nopreempt,
@@ -180,6 +193,9 @@ pub(super) fn decode(
         garp_master_delay: f.garp_master_delay,
         garp_master_repeat: f.garp_master_repeat,
         garp_master_refresh: f.garp_master_refresh,
+        split_brain,
+        arbiter: f.arbiter,
+        heartbeat_paths: values(f.heartbeat_paths),
     };
     (Some(instance), facts)
 }
@@ -247,6 +263,9 @@ fn read_fields<'a, 'i>(
         Some(f) => f.duration(d).filter(|r| !r.is_zero()),
         None => global.vrrp_garp_master_refresh,
     };
+    let split_brain = split_brain::fields(d, &mut t);
+    let arbiter = t.get(d, "arbiter").and_then(|f| arbiter::decode(d, &f));
+    let heartbeat_paths = list(d, &mut t, "heartbeat_paths", heartbeat::path);
     let (path, span) = (t.path().clone(), t.span());
     t.finish(d);
     Fields {
@@ -279,6 +298,9 @@ fn read_fields<'a, 'i>(
         garp_master_delay,
         garp_master_repeat,
         garp_master_refresh,
+        split_brain,
+        arbiter,
+        heartbeat_paths,
     }
 }
 
