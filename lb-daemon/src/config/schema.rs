@@ -148,6 +148,8 @@ pub struct Global {
     pub new_flow_limit: u32,
     /// keepalived's e-mail alerts (`notification_email`, `smtp_server`, ...).
     pub email: Email,
+    /// keepalived's `vrrp_strict`: every instance in strict mode unless it says otherwise.
+    pub vrrp_strict: bool,
     /// keepalived's `notify_fifo` (VRRP and LVS lines), `vrrp_notify_fifo`,
     /// `lvs_notify_fifo`, each with its optional `*_script`.
     pub notify_fifo: Option<NotifyFifo>,
@@ -269,6 +271,7 @@ impl Default for Global {
             new_flow_limit: DEFAULT_NEW_FLOW_LIMIT,
             nat_table_size: lb_common::capacity::NAT,
             email: Email::default(),
+            vrrp_strict: false,
             notify_fifo: None,
             vrrp_notify_fifo: None,
             lvs_notify_fifo: None,
@@ -370,6 +373,8 @@ pub struct VrrpInstance {
     pub preempt_delay: Duration,
     /// VRRPv2 only; dropped with a warning for v3, as keepalived does.
     pub authentication: Option<Authentication>,
+    /// keepalived's `strict_mode` (else the global `vrrp_strict`): RFC-strict checks.
+    pub strict_mode: bool,
     pub unicast_src_ip: Option<IpAddr>,
     /// Empty: adverts go to [`Self::mcast_group`].
     pub unicast_peers: Vec<IpAddr>,

@@ -1262,3 +1262,44 @@ fn track_process_loads_with_keepalived_defaults_and_checks_its_names() {
         "{e:?}"
     );
 }
+
+#[test]
+fn strict_mode_refuses_and_corrects_as_keepalived() {
+    let base =
+        "[global]\nvrrp_strict = true\n[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"lo\"\n\
+                virtual_router_id = 1\n";
+    // keepalived refuses an instance without VIPs, and unicast peers.
+    let e = error(base);
+    assert!(
+        e.message.contains("needs at least one virtual_ipaddress"),
+        "{e:?}"
+    );
+    let e = error(&format!(
+        "{base}virtual_ipaddress = [\"192.0.2.1\"]\nunicast_src_ip = \"192.0.2.2\"\nunicast_peers = [\"192.0.2.3\"]\n"
+    ));
+    assert!(
+        e.message
+            .contains("unicast peers are not allowed in strict mode"),
+        "{e:?}"
+    );
+    assert_eq!(e.line, 9);
+    // What keepalived corrects is corrected, with a warning each.
+    let loaded = load(&format!(
+        "{base}virtual_ipaddress = [\"192.0.2.1\"]\nstate = \"MASTER\"\npriority = 150\n\
+         preempt_delay = \"5s\"\nauthentication = {{ auth_type = \"PASS\", auth_pass = \"x\" }}\n"
+    ));
+    let vi = &loaded.config.vrrp_instances[0];
+    assert!(vi.strict_mode);
+    assert_eq!(vi.state, InitialState::Backup);
+    assert_eq!(vi.preempt_delay, Duration::ZERO);
+    assert_eq!(vi.authentication, None);
+    let warnings: Vec<&str> = loaded.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert!(
+        warnings[0].contains("must match being the address owner"),
+        "{warnings:?}"
+    );
+    // An instance may opt out.
+    let loaded = load(&format!("{base}strict_mode = false\n"));
+    assert!(!loaded.config.vrrp_instances[0].strict_mode);
+}

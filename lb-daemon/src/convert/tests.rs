@@ -495,3 +495,30 @@ fn weight_reverse_converts_for_scripts_and_interfaces() {
         (-5, true)
     );
 }
+
+#[test]
+fn vrrp_strict_converts_with_a_note_on_the_firewall() {
+    let c = match convert_str(
+        &format!(
+            "global_defs {{\n vrrp_strict\n}}\n{}",
+            vi(" virtual_ipaddress {\n  10.0.0.1\n }\n strict_mode off")
+        ),
+        Path::new("k.conf"),
+        "lb1",
+    ) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(c.toml.contains("vrrp_strict = true"), "{}", c.toml);
+    assert!(c.toml.contains("strict_mode = false"), "{}", c.toml);
+    assert!(
+        c.toml.contains("no firewall rule drops the traffic"),
+        "{}",
+        c.toml
+    );
+    let config = match Config::from_str(&c.toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{}", c.toml),
+    };
+    assert!(config.global.vrrp_strict && !config.vrrp_instances[0].strict_mode);
+}

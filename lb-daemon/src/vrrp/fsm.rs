@@ -47,6 +47,9 @@ pub struct Params {
     /// The instance is a member of a `vrrp_sync_group`: it then asks the group
     /// ([`Action::RequestState`]) before becoming Master or leaving Fault on its own.
     pub in_sync_group: bool,
+    /// keepalived's strict mode (`lower_prio_no_advert`): a Master does not answer a
+    /// lower-priority advert with one of its own.
+    pub strict: bool,
 }
 
 impl Params {
@@ -469,7 +472,9 @@ impl Instance {
             }
         }
         match priority.cmp(&self.effective_priority()).then(addr) {
-            // keepalived re-advertises at once ("forcing new election").
+            // keepalived re-advertises at once ("forcing new election"), except in
+            // strict mode (`lower_prio_no_advert`): the next advert comes on time.
+            Ordering::Less if self.cfg.strict => {}
             Ordering::Less => self.advertise(acts),
             Ordering::Greater => {
                 let reason = if priority > mine {
@@ -768,6 +773,7 @@ mod tests {
             preempt_delay: Duration::ZERO,
             primary_address: ip(A1),
             in_sync_group: false,
+            strict: false,
         }
     }
 
@@ -1684,6 +1690,28 @@ mod tests {
         // Only a Backup holds back for the VIP.
         inst.handle(Event::VipElsewhere(true));
         assert!(!inst.takeover_blocked());
+    }
+
+    #[test]
+    fn strict_mode_does_not_answer_a_lower_priority_advert() {
+        let mut m = master(150);
+        assert_eq!(
+            m.handle(advert("10.0.0.2", 100)),
+            vec![
+                Action::SendAdvert { priority: 150 },
+                Action::ArmAdvertTimer(us(1_000_000))
+            ],
+            "keepalived forces a new election at once"
+        );
+        let mut p = params(Version::V2, 150, State::Backup);
+        p.strict = true;
+        let mut strict = Instance::new(p);
+        replay(&mut strict, [Event::Startup, Event::MasterDownTimer]);
+        assert!(
+            strict.handle(advert("10.0.0.2", 100)).is_empty(),
+            "lower_prio_no_advert: the next advert comes on time"
+        );
+        assert_eq!(strict.state(), State::Master);
     }
 
     #[test]

@@ -1337,6 +1337,7 @@ mod tests {
                 preempt_delay: Duration::ZERO,
                 primary_address: ip("10.0.0.1"),
                 in_sync_group: false,
+                strict: false,
             },
             interface: "eth0".into(),
             vips: vec![Vip {

@@ -495,6 +495,7 @@ async fn instance_spec(
             preempt_delay: inst.preempt_delay,
             primary_address: primary,
             in_sync_group: config.sync_group_of(&inst.name).is_some(),
+            strict: inst.strict_mode,
         },
         interface: inst.interface.clone(),
         vips: vips(inst, &inst.virtual_ipaddress),

@@ -277,6 +277,7 @@ mod tests {
             preempt_delay: Duration::ZERO,
             primary_address: "10.0.0.1".parse().unwrap(),
             in_sync_group: true,
+            strict: false,
         })
     }
 

@@ -96,6 +96,10 @@ pub(super) fn decode(d: &mut Decoder<'_>, t: Table<'_, '_>) -> Global {
             .and_then(|f| f.int(d, 0..=u32::MAX as i64))
             .unwrap_or(defaults.new_flow_limit),
         email: email(d, &mut t),
+        vrrp_strict: t
+            .get(d, "vrrp_strict")
+            .and_then(|f| f.bool(d))
+            .unwrap_or(false),
         notify_fifo: notify_fifo(d, &mut t, "notify_fifo", "notify_fifo_script"),
         vrrp_notify_fifo: notify_fifo(d, &mut t, "vrrp_notify_fifo", "vrrp_notify_fifo_script"),
         lvs_notify_fifo: notify_fifo(d, &mut t, "lvs_notify_fifo", "lvs_notify_fifo_script"),

@@ -21,6 +21,7 @@ const KNOWN: &[&str] = &[
     "smtp_alert_vrrp",
     "smtp_alert_checker",
     "no_email_faults",
+    "vrrp_strict",
     "notify_fifo",
     "notify_fifo_script",
     "vrrp_notify_fifo",
@@ -45,6 +46,9 @@ const KNOWN: &[&str] = &[
     "script_timeout",
 ];
 
+/// What strict mode does in keepalived that lb-daemon does not.
+pub(super) const NO_ACCEPT: &str = "strict checks apply, but no firewall rule drops the traffic to the VIPs (keepalived's no-accept mode, which also stops a load balancer's VIP traffic)";
+
 const TUNING: Rule = Rule::Note("keepalived process tuning, nothing to tune in lb-daemon: ignored");
 const SNMP: Rule =
     Rule::Note("no SNMP/D-Bus in lb-daemon (Prometheus metrics: metrics_listen): ignored");
@@ -57,10 +61,6 @@ const RULES: &[(&str, Rule)] = &[
     ("checker_log_all_failures", Rule::Note("lb-daemon logs every check verdict change: ignored")),
     ("vrrp_skip_check_adv_addr", Rule::Note("an optimisation of keepalived's advert checks: ignored")),
     ("vrrp_check_unicast_src", Rule::Approx("lb-daemon accepts unicast adverts from any source")),
-    (
-        "vrrp_strict",
-        Rule::Approx("lb-daemon does not enforce keepalived's strict mode (no iptables rules, unicast and authentication stay allowed)"),
-    ),
     ("vrrp_iptables", Rule::Note("lb-daemon adds no iptables rules: ignored")),
     ("vrrp_ipsets", Rule::Note("lb-daemon adds no ipsets: ignored")),
     ("nftables", Rule::Note("lb-daemon adds no nftables rules: ignored")),
@@ -274,6 +274,12 @@ fn entry(ctx: &mut Ctx<'_>, g: &mut Section, stmt: &Stmt) {
                 }
             }
         },
+        "vrrp_strict" => {
+            if a.none(d) {
+                g.set(kw, Value::Bool(true), pos);
+                ctx.approx(g, stmt, CONTEXT, NO_ACCEPT);
+            }
+        }
         "smtp_alert" | "smtp_alert_vrrp" | "smtp_alert_checker" | "no_email_faults" => {
             if let Some(b) = a.flag(d) {
                 g.set(kw, Value::Bool(b), pos);

@@ -41,6 +41,7 @@ const KNOWN: &[&str] = &[
     "garp_master_repeat",
     "garp_master_refresh",
     "smtp_alert",
+    "strict_mode",
 ];
 
 const VMAC: Rule = Rule::Refuse(
@@ -80,10 +81,6 @@ const RULES: &[(&str, Rule)] = &[
     (
         "no_accept",
         Rule::Approx("lb-daemon does not drop traffic to the VIPs while BACKUP"),
-    ),
-    (
-        "strict_mode",
-        Rule::Approx("lb-daemon does not enforce keepalived's strict mode"),
     ),
     (
         "check_unicast_src",
@@ -225,6 +222,14 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
             "smtp_alert" => {
                 if let Some(b) = a.flag(ctx.d) {
                     s.set(kw, Value::Bool(b), pos);
+                }
+            }
+            "strict_mode" => {
+                if let Some(b) = a.flag(ctx.d) {
+                    s.set(kw, Value::Bool(b), pos);
+                    if b {
+                        ctx.approx(&mut s, entry, &context, super::global::NO_ACCEPT);
+                    }
                 }
             }
             "nopreempt" => {

@@ -9,6 +9,7 @@ pub(super) mod fields;
 mod heartbeat;
 mod rules;
 mod split_brain;
+mod strict;
 mod track;
 
 use std::net::IpAddr;
@@ -73,6 +74,7 @@ struct Fields<'a, 'i> {
     nopreempt: Option<At<'a, 'i, bool>>,
     preempt_delay: Option<At<'a, 'i, Duration>>,
     authentication: Option<At<'a, 'i, Authentication>>,
+    strict_mode: Option<At<'a, 'i, bool>>,
     unicast_src_ip: Option<At<'a, 'i, IpAddr>>,
     unicast_peers: Vec<At<'a, 'i, IpAddr>>,
     vips_span: Option<Span>,
@@ -135,9 +137,23 @@ pub(super) fn decode(
             AddressFamily::V6 => IpAddr::V6(global.vrrp_mcast_group6),
         },
     };
+    let strict_mode = strict::enabled(&f, global.vrrp_strict);
+    if strict_mode {
+        strict::check(d, &f);
+    }
     let (state, priority) = rules::state_and_priority(d, &f);
+    let state = if strict_mode {
+        strict::state(d, f.state.as_ref(), state, priority)
+    } else {
+        state
+    };
+    let written_auth = if strict_mode {
+        strict::authentication(d, f.authentication)
+    } else {
+        f.authentication
+    };
     let (authentication, state) =
-        rules::authentication(d, f.authentication, version, family, state, priority);
+        rules::authentication(d, written_auth, version, family, state, priority);
     let (nopreempt, preempt_delay) = rules::preemption(
         d,
         f.nopreempt.as_ref(),
@@ -145,6 +161,11 @@ pub(super) fn decode(
         state,
         priority,
     );
+    let preempt_delay = if strict_mode {
+        strict::preempt_delay(d, f.preempt_delay.as_ref(), preempt_delay)
+    } else {
+        preempt_delay
+    };
     let advert_int = f
         .advert_int
         .as_ref()
@@ -178,6 +199,7 @@ pub(super) fn decode(
         nopreempt,
         preempt_delay,
         authentication,
+        strict_mode,
         unicast_src_ip: f.unicast_src_ip.map(|a| a.value),
         unicast_peers: values(f.unicast_peers),
         virtual_ipaddress: values(f.vips),
@@ -223,6 +245,7 @@ fn read_fields<'a, 'i>(
     let advert_int = read(d, &mut t, "advert_int", |d, f| f.duration(d));
     let version = read(d, &mut t, "version", global::version);
     let nopreempt = read(d, &mut t, "nopreempt", |d, f| f.bool(d));
+    let strict_mode = read(d, &mut t, "strict_mode", |d, f| f.bool(d));
     let preempt_delay = read(d, &mut t, "preempt_delay", |d, f| {
         f.duration_in(d, Duration::ZERO..=PREEMPT_DELAY_MAX)
     });
@@ -282,6 +305,7 @@ fn read_fields<'a, 'i>(
         nopreempt,
         preempt_delay,
         authentication,
+        strict_mode,
         unicast_src_ip,
         unicast_peers,
         vips_span,
