@@ -334,6 +334,11 @@ impl<'a, 'i> Field<'a, 'i> {
         Some(path)
     }
 
+    /// The boolean, if this is one, without reporting anything.
+    pub(crate) fn peek_bool(&self) -> Option<bool> {
+        self.value.get_ref().as_bool()
+    }
+
     pub(crate) fn bool(&self, d: &mut Decoder<'_>) -> Option<bool> {
         let b = self.value.get_ref().as_bool();
         if b.is_none() {

@@ -375,6 +375,11 @@ pub struct VrrpInstance {
     pub authentication: Option<Authentication>,
     /// keepalived's `strict_mode` (else the global `vrrp_strict`): RFC-strict checks.
     pub strict_mode: bool,
+    /// keepalived's `use_vmac`: the name of the macvlan interface with the virtual
+    /// router MAC that holds the VIPs (`vrrp.{VRID}` unless named); `None`: not used.
+    pub use_vmac: Option<String>,
+    /// `vmac_xmit_base`: adverts go out of (and come in on) the base interface.
+    pub vmac_xmit_base: bool,
     pub unicast_src_ip: Option<IpAddr>,
     /// Empty: adverts go to [`Self::mcast_group`].
     pub unicast_peers: Vec<IpAddr>,

@@ -1303,3 +1303,22 @@ fn strict_mode_refuses_and_corrects_as_keepalived() {
     let loaded = load(&format!("{base}strict_mode = false\n"));
     assert!(!loaded.config.vrrp_instances[0].strict_mode);
 }
+
+#[test]
+fn use_vmac_names_the_macvlan_as_keepalived() {
+    let base = "[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"lo\"\nvirtual_router_id = 51\n";
+    let vi = |extra: &str| load(&format!("{base}{extra}")).config.vrrp_instances[0].clone();
+    assert_eq!(vi("use_vmac = true\n").use_vmac.as_deref(), Some("vrrp.51"));
+    assert_eq!(
+        vi("use_vmac = \"vmac1\"\n").use_vmac.as_deref(),
+        Some("vmac1")
+    );
+    assert_eq!(vi("use_vmac = false\n").use_vmac, None);
+    assert!(vi("use_vmac = true\nvmac_xmit_base = true\n").vmac_xmit_base);
+    let e = error(&format!("{base}use_vmac = \"a/b\"\n"));
+    assert!(e.message.contains("not a valid interface name"), "{e:?}");
+    let e = error(&format!(
+        "{base}use_vmac = true\nvirtual_ipaddress = [\"2001:db8::1\"]\n"
+    ));
+    assert!(e.message.contains("use_vmac is IPv4 only"), "{e:?}");
+}

@@ -110,7 +110,7 @@ fn refused_constructs_say_where_and_what_to_do() {
         .as_deref()
         .unwrap()
         .contains("one `virtual_server ADDR PORT`"));
-    let vmac = errors(&vi(" use_vmac"));
+    let vmac = errors(&vi(" use_ipvlan"));
     assert!(vmac[0].message.contains("cannot be expressed"), "{vmac:?}");
 }
 
@@ -521,4 +521,15 @@ fn vrrp_strict_converts_with_a_note_on_the_firewall() {
         Err(e) => panic!("{e}\n{}", c.toml),
     };
     assert!(config.global.vrrp_strict && !config.vrrp_instances[0].strict_mode);
+}
+
+#[test]
+fn use_vmac_converts() {
+    let toml = convert(&vi(
+        " virtual_ipaddress {\n  10.0.0.1\n }\n use_vmac vrrp.9\n vmac_xmit_base",
+    ));
+    assert!(toml.contains("use_vmac = \"vrrp.9\""), "{toml}");
+    assert!(toml.contains("vmac_xmit_base = true"), "{toml}");
+    let toml = convert(&vi(" virtual_ipaddress {\n  10.0.0.1\n }\n use_vmac"));
+    assert!(toml.contains("use_vmac = true"), "{toml}");
 }

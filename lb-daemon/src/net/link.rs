@@ -51,6 +51,14 @@ pub fn kind(msg: &LinkMessage) -> Option<InfoKind> {
     })
 }
 
+/// The link this one sits on (a macvlan's or VLAN's parent), by index.
+pub fn parent(msg: &LinkMessage) -> Option<u32> {
+    msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Link(index) => Some(*index),
+        _ => None,
+    })
+}
+
 /// RTM_NEWLINK: creates a link from a prepared message (`LinkDummy::new(name).build()`).
 pub async fn add(handle: &rtnetlink::Handle, msg: LinkMessage) -> Result<(), rtnetlink::Error> {
     handle.link().add(msg).execute().await

@@ -29,3 +29,4 @@ pub mod sync_group;
 pub mod track;
 pub mod types;
 pub mod vip;
+pub mod vmac;

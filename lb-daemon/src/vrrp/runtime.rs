@@ -26,6 +26,7 @@ use super::{
     track::{self, ScriptState, Tracked},
     types::{InstanceAuth, State, Version},
     vip::{Vip, VipManager},
+    vmac::{self, Vmac},
 };
 use crate::alerts::{Alerts, Reporter};
 use crate::{
@@ -58,6 +59,8 @@ pub struct Vrrp {
     /// Each `vrrp_track_process`'s up/down state, and the task watching /proc.
     processes: HashMap<String, watch::Receiver<bool>>,
     process_task: Option<tokio::task::JoinHandle<()>>,
+    /// The VMAC interfaces (`use_vmac`), by instance name.
+    vmacs: HashMap<String, Vmac>,
 }
 
 impl Vrrp {
@@ -97,6 +100,7 @@ impl Vrrp {
             alerts,
             processes,
             process_task,
+            vmacs: HashMap::new(),
         };
         for inst in &config.vrrp_instances {
             vrrp.start_instance(inst, &neigh, adopt_masters.contains(&inst.name))
@@ -120,6 +124,19 @@ impl Vrrp {
         neigh: &Neighbours,
         adopt_master: bool,
     ) -> Result<()> {
+        if let Some(name) = &inst.use_vmac {
+            if !self.vmacs.contains_key(&inst.name) {
+                let made = vmac::ensure(
+                    self.statics.handle(),
+                    name,
+                    &inst.interface,
+                    inst.virtual_router_id,
+                )
+                .await
+                .with_context(|| format!("instance {}: use_vmac", inst.name))?;
+                self.vmacs.insert(inst.name.clone(), made);
+            }
+        }
         let mut spec = instance_spec(&self.config, inst, neigh).await?;
         spec.report = self.report_for(&inst.notify);
         spec.gate = self.gate.clone();
@@ -224,6 +241,21 @@ impl Vrrp {
                 warn!(instance = %name, "instance did not stop within 5s");
             }
         }
+        self.remove_vmac(name).await;
+    }
+
+    /// Removes `instance`'s VMAC interface; the base's saved ARP settings pass to another
+    /// VMAC on the same base, or are put back by the last one.
+    async fn remove_vmac(&mut self, instance: &str) {
+        let Some(mut vmac) = self.vmacs.remove(instance) else {
+            return;
+        };
+        let other = self.vmacs.values_mut().find(|v| v.base == vmac.base);
+        let still_used = other.is_some();
+        if let Some(other) = other {
+            other.give_saved(vmac.take_saved());
+        }
+        vmac.remove(self.statics.handle(), still_used).await;
     }
 
     /// Applies a reloaded configuration: unchanged instances keep running untouched (no
@@ -378,17 +410,21 @@ impl Vrrp {
 
     /// Graceful stop: every instance sends priority 0 and gives its VIPs up; then the
     /// `[static]` rules, routes and addresses go (keepalived's `stop_vrrp`).
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         for h in &self.instances {
             let _ = h.commands.send(Command::Shutdown);
         }
-        for h in self.instances {
+        for h in std::mem::take(&mut self.instances) {
             if tokio::time::timeout(Duration::from_secs(5), h.task)
                 .await
                 .is_err()
             {
                 warn!(instance = %h.name, "instance did not stop within 5s");
             }
+        }
+        let names: Vec<String> = self.vmacs.keys().cloned().collect();
+        for name in names {
+            self.remove_vmac(&name).await;
         }
         routes::apply_static(
             self.statics.handle(),
@@ -497,7 +533,11 @@ async fn instance_spec(
             in_sync_group: config.sync_group_of(&inst.name).is_some(),
             strict: inst.strict_mode,
         },
-        interface: inst.interface.clone(),
+        // use_vmac: adverts go out of the VMAC (its MAC as source), unless vmac_xmit_base.
+        interface: match (&inst.use_vmac, inst.vmac_xmit_base) {
+            (Some(vmac), false) => vmac.clone(),
+            _ => inst.interface.clone(),
+        },
         vips: vips(inst, &inst.virtual_ipaddress),
         excluded: vips(inst, &inst.virtual_ipaddress_excluded),
         routes: inst.virtual_routes.clone(),
@@ -556,7 +596,12 @@ fn vips(inst: &config::VrrpInstance, addrs: &[config::VirtualAddress]) -> Vec<Vi
         .map(|v| Vip {
             addr: v.address,
             prefix: v.prefix_len,
-            dev: v.dev.clone().unwrap_or_else(|| inst.interface.clone()),
+            // use_vmac: the VIPs live on the VMAC, so clients learn its MAC for them.
+            dev: v
+                .dev
+                .clone()
+                .or_else(|| inst.use_vmac.clone())
+                .unwrap_or_else(|| inst.interface.clone()),
             label: v.label.clone(),
         })
         .collect()
@@ -612,6 +657,7 @@ fn same_socket(old: &config::VrrpInstance, new: &config::VrrpInstance) -> bool {
                 .as_ref()
                 .is_some_and(|a| a.auth_type == config::AuthType::Ah),
             i.heartbeat_paths.clone(),
+            (i.use_vmac.clone(), i.vmac_xmit_base),
         )
     };
     identity(old) == identity(new)
@@ -919,6 +965,7 @@ mod tests {
             alerts: Alerts::default(),
             processes: HashMap::new(),
             process_task: None,
+            vmacs: HashMap::new(),
         };
         let kept = vrrp.script_tasks["b"].id();
         let new = config("false", "true", "");

@@ -42,10 +42,12 @@ const KNOWN: &[&str] = &[
     "garp_master_refresh",
     "smtp_alert",
     "strict_mode",
+    "use_vmac",
+    "vmac_xmit_base",
 ];
 
 const VMAC: Rule = Rule::Refuse(
-    "lb-daemon has no virtual MAC: remove it (the VIPs move with gratuitous ARPs / unsolicited NAs from the interface's own MAC)",
+    "not supported: use `use_vmac` (a macvlan with the virtual router MAC) or remove it",
 );
 
 const RULES: &[(&str, Rule)] = &[
@@ -156,9 +158,7 @@ const RULES: &[(&str, Rule)] = &[
             "lb-daemon has no such notification: remove it (notify_master runs on becoming MASTER)",
         ),
     ),
-    ("use_vmac", VMAC),
     ("use_vmac_addr", VMAC),
-    ("vmac_xmit_base", VMAC),
     ("use_ipvlan", VMAC),
     (
         "vrf",
@@ -222,6 +222,18 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
             "smtp_alert" => {
                 if let Some(b) = a.flag(ctx.d) {
                     s.set(kw, Value::Bool(b), pos);
+                }
+            }
+            "use_vmac" => match entry.args() {
+                [] => s.set(kw, Value::Bool(true), pos),
+                [name] => s.set(kw, Value::str(&name.text), pos),
+                _ => {
+                    a.one(ctx.d);
+                }
+            },
+            "vmac_xmit_base" => {
+                if a.none(ctx.d) {
+                    s.set(kw, Value::Bool(true), pos);
                 }
             }
             "strict_mode" => {

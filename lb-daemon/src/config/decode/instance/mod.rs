@@ -11,6 +11,7 @@ mod rules;
 mod split_brain;
 mod strict;
 mod track;
+mod vmac;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -75,6 +76,8 @@ struct Fields<'a, 'i> {
     preempt_delay: Option<At<'a, 'i, Duration>>,
     authentication: Option<At<'a, 'i, Authentication>>,
     strict_mode: Option<At<'a, 'i, bool>>,
+    use_vmac: Option<At<'a, 'i, Option<String>>>,
+    vmac_xmit_base: bool,
     unicast_src_ip: Option<At<'a, 'i, IpAddr>>,
     unicast_peers: Vec<At<'a, 'i, IpAddr>>,
     vips_span: Option<Span>,
@@ -137,6 +140,12 @@ pub(super) fn decode(
             AddressFamily::V6 => IpAddr::V6(global.vrrp_mcast_group6),
         },
     };
+    let use_vmac = vmac::resolve(
+        d,
+        f.use_vmac.as_ref(),
+        family,
+        f.vrid.as_ref().map(|v| v.value),
+    );
     let strict_mode = strict::enabled(&f, global.vrrp_strict);
     if strict_mode {
         strict::check(d, &f);
@@ -200,6 +209,8 @@ pub(super) fn decode(
         preempt_delay,
         authentication,
         strict_mode,
+        use_vmac,
+        vmac_xmit_base: f.vmac_xmit_base,
         unicast_src_ip: f.unicast_src_ip.map(|a| a.value),
         unicast_peers: values(f.unicast_peers),
         virtual_ipaddress: values(f.vips),
@@ -246,6 +257,11 @@ fn read_fields<'a, 'i>(
     let version = read(d, &mut t, "version", global::version);
     let nopreempt = read(d, &mut t, "nopreempt", |d, f| f.bool(d));
     let strict_mode = read(d, &mut t, "strict_mode", |d, f| f.bool(d));
+    let use_vmac = read(d, &mut t, "use_vmac", vmac::name);
+    let vmac_xmit_base = t
+        .get(d, "vmac_xmit_base")
+        .and_then(|f| f.bool(d))
+        .unwrap_or(false);
     let preempt_delay = read(d, &mut t, "preempt_delay", |d, f| {
         f.duration_in(d, Duration::ZERO..=PREEMPT_DELAY_MAX)
     });
@@ -306,6 +322,8 @@ fn read_fields<'a, 'i>(
         preempt_delay,
         authentication,
         strict_mode,
+        use_vmac,
+        vmac_xmit_base,
         unicast_src_ip,
         unicast_peers,
         vips_span,
