@@ -22,5 +22,6 @@ pub mod net;
 #[cfg(any(test, feature = "lab"))]
 pub mod netns;
 pub mod script;
+pub mod sync;
 pub mod top;
 pub mod vrrp;

@@ -126,6 +126,7 @@ impl Config {
                 vrrp_sync_groups: decoded.groups,
                 virtual_servers: decoded.virtual_servers,
                 bgp: decoded.bgp,
+                sync: decoded.sync,
                 source,
             },
             warnings,
