@@ -23,6 +23,7 @@
 use std::{
     collections::{HashMap, HashSet},
     net::IpAddr,
+    sync::Arc,
     time::Duration,
 };
 
@@ -41,11 +42,16 @@ use crate::{
     config::{self, Config},
     dataplane::{
         self,
+        flow_sync::{FlowRecord, InstallReport},
         from_config::{attach_interfaces, gating_instance, service_id},
         ServiceId,
     },
     health::{runner::Update, verdict::DesiredBackend},
     net::neigh::Neighbours,
+    sync::{
+        pending::Pending,
+        task::{not_sent, SyncHandle, SyncStats},
+    },
     vrrp::instance::GateRequest,
 };
 
@@ -77,12 +83,15 @@ pub enum Msg {
     },
 }
 
-/// Where the others send to the owner: the daemon, VRRP (gating) and health checks.
+/// Where the others send to the owner: the daemon, VRRP (gating), health checks and
+/// the sync receiver.
 #[derive(Clone)]
 pub struct OwnerHandle {
     pub msgs: mpsc::UnboundedSender<Msg>,
     pub gate: mpsc::UnboundedSender<GateRequest>,
     pub health: mpsc::UnboundedSender<Update>,
+    /// Peers' flows (bounded: the receiver counts what does not fit).
+    pub synced: mpsc::Sender<Vec<FlowRecord>>,
 }
 
 /// What the owner receives; it stops when the daemon's channel closes.
@@ -90,20 +99,54 @@ pub struct Inbox {
     msgs: mpsc::UnboundedReceiver<Msg>,
     gate: mpsc::UnboundedReceiver<GateRequest>,
     health: mpsc::UnboundedReceiver<Update>,
+    synced: mpsc::Receiver<Vec<FlowRecord>>,
 }
+
+/// Batches of peers' flows waiting for the owner, at most.
+const SYNCED_QUEUE: usize = 1024;
 
 /// A connected handle and inbox.
 pub fn channels() -> (OwnerHandle, Inbox) {
     let (msgs_tx, msgs) = mpsc::unbounded_channel();
     let (gate_tx, gate) = mpsc::unbounded_channel();
     let (health_tx, health) = mpsc::unbounded_channel();
+    let (synced_tx, synced) = mpsc::channel(SYNCED_QUEUE);
     let handle = OwnerHandle {
         msgs: msgs_tx,
         gate: gate_tx,
         health: health_tx,
+        synced: synced_tx,
     };
-    (handle, Inbox { msgs, gate, health })
+    (
+        handle,
+        Inbox {
+            msgs,
+            gate,
+            health,
+            synced,
+        },
+    )
 }
+
+/// Flow-state sync, as the owner drives it: new flows out, peers' flows in.
+struct OwnerSync {
+    to_peers: mpsc::Sender<Vec<FlowRecord>>,
+    stats: Arc<SyncStats>,
+    /// The VRRP instance whose MASTER sends (None: always, a BGP tier).
+    instance: Option<String>,
+    /// Peers' flows for services not programmed here yet.
+    pending: Pending,
+}
+
+/// How often the data plane's new-flow reports are drained.
+const LEARN_EVERY: Duration = Duration::from_millis(10);
+/// Reports drained at most per tick (the ring holds 16384).
+const LEARN_MAX: usize = 16_384;
+/// Peers' flows kept for services not programmed here, at most.
+const PENDING_CAPACITY: usize = 262_144;
+/// A kept flow is forgotten after this long without a newer copy (the NAT table's
+/// established-TCP timeout by default: a connection idle that long is gone anyway).
+const PENDING_TTL: Duration = Duration::from_secs(900);
 
 /// One virtual server, as the owner needs it.
 #[derive(Debug, Clone)]
@@ -158,6 +201,8 @@ pub struct Owner {
     readiness: Option<watch::Sender<Readiness>>,
     /// Lifetime totals: the plane's counters restart when a service is re-programmed.
     totals: CounterTotals,
+    /// Flow-state sync (`[sync]`), when configured.
+    sync: Option<OwnerSync>,
 }
 
 fn services_of(config: &Config) -> Vec<Service> {
@@ -210,7 +255,20 @@ impl Owner {
             quorum: HashMap::new(),
             readiness: None,
             totals: CounterTotals::default(),
+            sync: None,
         })
+    }
+
+    /// Runs flow-state sync: new flows go to `sync`'s sender (while this node is MASTER
+    /// of `instance`, or always without one), peers' flows come in through the inbox.
+    pub fn with_sync(mut self, sync: &SyncHandle, instance: Option<String>) -> Owner {
+        self.sync = Some(OwnerSync {
+            to_peers: sync.to_peers.clone(),
+            stats: Arc::clone(&sync.stats),
+            instance,
+            pending: Pending::new(PENDING_CAPACITY),
+        });
+        self
     }
 
     /// Publishes the BGP services' readiness on `tx` (for the announcer).
@@ -288,6 +346,14 @@ impl Owner {
             }
         }
         self.publish_readiness();
+        if self.sync.is_some() {
+            if let Err(e) = self.plane.set_sync_learning(true) {
+                warn!(error = %format!("{e:#}"), "flow-state sync cannot learn new flows here; it only receives");
+            }
+        }
+        let syncing = self.sync.is_some();
+        let mut learn = tokio::time::interval(LEARN_EVERY);
+        learn.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sweep = tokio::time::interval(NAT_SWEEP_EVERY);
         let mut misses = tokio::time::interval(NEIGH_MISS_EVERY);
         let later = |every| tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -304,6 +370,7 @@ impl Owner {
                 Some(req) = inbox.gate.recv() => self.on_gate(req).await,
                 Some(update) = inbox.health.recv() => self.on_health(update).await,
                 Some(results) = lookups_done.recv() => self.on_lookups(results),
+                Some(records) = inbox.synced.recv() => self.on_synced(records),
                 msg = inbox.msgs.recv() => match msg {
                     Some(msg) => {
                         if self.on_msg(msg) == Running::Stopped {
@@ -312,7 +379,11 @@ impl Owner {
                     }
                     None => return,
                 },
-                _ = sweep.tick() => self.sweep_nat(),
+                _ = learn.tick(), if syncing => self.send_learned(),
+                _ = sweep.tick() => {
+                    self.sweep_nat();
+                    self.expire_pending();
+                }
                 _ = misses.tick() => self.resolve_neigh_misses(),
                 _ = reconcile.tick() => self.plane.reconcile(),
                 _ = refresh.tick() => self.prefetch(self.next_hops.addresses()),
@@ -533,7 +604,73 @@ impl Owner {
             next_hops: &self.next_hops,
         })?;
         self.services[idx].real_interfaces = real_interfaces;
+        self.install_pending(id);
         Ok(())
+    }
+
+    /// New flows the plane reported: to the peers while this node sends (MASTER of the
+    /// sync instance, or always in a BGP tier); else drained and dropped, as a keepalived
+    /// BACKUP does not send.
+    fn send_learned(&mut self) {
+        let Some(sync) = &self.sync else { return };
+        let records = self.plane.drain_learned(LEARN_MAX);
+        let sending = sync
+            .instance
+            .as_ref()
+            .is_none_or(|i| self.masters.contains(i));
+        sync.stats.update(|s| s.sending = sending);
+        if records.is_empty() || !sending {
+            return;
+        }
+        let n = records.len() as u64;
+        if sync.to_peers.try_send(records).is_err() {
+            not_sent(&sync.stats, "queue_full", n);
+        }
+    }
+
+    /// Peers' flows: written now for services this node programs, else kept until it
+    /// does (a BACKUP installs its MASTER's flows when it takes over, before its VIPs).
+    fn on_synced(&mut self, records: Vec<FlowRecord>) {
+        let Some(sync) = &mut self.sync else { return };
+        let (now, later): (Vec<FlowRecord>, Vec<FlowRecord>) = records
+            .into_iter()
+            .partition(|r| self.plane.is_programmed(&r.service));
+        let refused = sync.pending.insert(later, wall_ms());
+        let pending = sync.pending.len() as u64;
+        let report = self.plane.install_flows(&now);
+        sync.stats.update(|s| {
+            s.pending = pending;
+            if refused > 0 {
+                *s.skipped.entry("pending_full".into()).or_default() += refused;
+            }
+        });
+        record_install(&sync.stats, &report);
+    }
+
+    /// Writes the flows kept for `id` (just programmed).
+    fn install_pending(&mut self, id: &ServiceId) {
+        let Some(sync) = &mut self.sync else { return };
+        let records = sync.pending.take(id);
+        if records.is_empty() {
+            return;
+        }
+        let pending = sync.pending.len() as u64;
+        let report = self.plane.install_flows(&records);
+        info!(service = %id, installed = report.installed, skipped = ?report.skipped, "peers' flows installed before serving");
+        sync.stats.update(|s| s.pending = pending);
+        record_install(&sync.stats, &report);
+    }
+
+    fn expire_pending(&mut self) {
+        let Some(sync) = &mut self.sync else { return };
+        if sync
+            .pending
+            .expire(wall_ms(), PENDING_TTL.as_millis() as u64)
+            > 0
+        {
+            let pending = sync.pending.len() as u64;
+            sync.stats.update(|s| s.pending = pending);
+        }
     }
 
     /// Looks `addrs` up concurrently and waits for them (at most about one lookup's
@@ -615,6 +752,22 @@ impl Owner {
         let ids: Vec<ServiceId> = self.services.iter().map(|s| s.id).collect();
         self.plane.shutdown(&ids);
     }
+}
+
+fn record_install(stats: &SyncStats, report: &InstallReport) {
+    stats.update(|s| {
+        s.installed += report.installed;
+        for (why, n) in &report.skipped {
+            *s.skipped.entry((*why).to_string()).or_default() += n;
+        }
+    });
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The "desired backend set" line: what health checking asks of the data plane.

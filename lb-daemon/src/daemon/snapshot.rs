@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::sync::task::{PeerSnapshot as SyncPeerSnapshot, SyncSnapshot};
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub router_id: String,
@@ -24,6 +26,9 @@ pub struct Snapshot {
     /// Interfaces the XDP program is attached to, and in which mode.
     #[serde(default)]
     pub xdp_attachments: Vec<AttachmentSnapshot>,
+    /// Flow-state sync (`[sync]`), when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncSnapshot>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -44,6 +44,8 @@ pub struct View {
     dp: Arc<Mutex<DataplaneView>>,
     /// The announcer's status, when some VIP is announced by BGP.
     bgp: Option<Arc<RwLock<BgpSnapshot>>>,
+    /// Flow-state sync's counters, when `[sync]` is configured.
+    sync: Option<Arc<crate::sync::task::SyncStats>>,
 }
 
 impl View {
@@ -78,12 +80,18 @@ impl View {
             health_counters,
             dp: Arc::default(),
             bgp: None,
+            sync: None,
         }
     }
 
     /// Shows the announcer's status too.
     pub fn with_bgp(mut self, bgp: Option<Arc<RwLock<BgpSnapshot>>>) -> View {
         self.bgp = bgp;
+        self
+    }
+
+    pub fn with_sync(mut self, sync: Option<Arc<crate::sync::task::SyncStats>>) -> View {
+        self.sync = sync;
         self
     }
 
@@ -140,6 +148,7 @@ impl View {
                 .bgp
                 .as_ref()
                 .and_then(|b| b.read().ok().map(|s| s.clone())),
+            sync: self.sync.as_ref().map(|s| s.snapshot()),
             tables: usage
                 .tables
                 .iter()

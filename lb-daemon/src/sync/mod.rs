@@ -4,10 +4,12 @@
 //! survives a failover or an ECMP move. See `docs/sync.md`.
 //!
 //! - [`wire`] (pure): the message format, its HMAC-SHA256 tag, and every reason a
-//!   message is dropped; [`replay`] (pure): per-sender sequence numbers and freshness.
+//!   message is dropped; [`replay`] (pure): per-sender sequence numbers and freshness;
+//!   [`pending`] (pure): a BACKUP's records, kept until it serves their service.
 //! - [`task`]: the UDP sender and receiver; the owner drains and installs
 //!   (`daemon/dataplane_owner.rs`), this module never touches a map.
 
+pub mod pending;
 pub mod replay;
 pub mod task;
 pub mod wire;

@@ -190,10 +190,7 @@ fn open(cfg: &config::Sync) -> Result<UdpSocket> {
     if cfg.peers.is_empty() {
         match cfg.group {
             IpAddr::V4(g) => {
-                s.join_multicast_v4_n(
-                    &g,
-                    &socket2::InterfaceIndexOrAddress::Index(ifindex),
-                )?;
+                s.join_multicast_v4_n(&g, &socket2::InterfaceIndexOrAddress::Index(ifindex))?;
                 // Out of the sync interface (SO_BINDTODEVICE: multicast only).
                 s.bind_device(Some(cfg.interface.as_bytes()))?;
                 s.set_multicast_ttl_v4(cfg.ttl)?;

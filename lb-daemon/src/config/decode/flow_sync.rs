@@ -19,9 +19,9 @@ fn default_node_id(global: &Global) -> u32 {
             .unwrap_or_default()
     });
     // FNV-1a: stable across builds and platforms.
-    let h = name
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let h = name.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
     h.max(1)
 }
 
@@ -45,12 +45,18 @@ pub(super) fn decode(
         }
         Some(name)
     });
-    let id = t.get(d, "id").and_then(|f| f.int::<u8>(d, 0..=255)).unwrap_or(0);
+    let id = t
+        .get(d, "id")
+        .and_then(|f| f.int::<u8>(d, 0..=255))
+        .unwrap_or(0);
     let port = t
         .get(d, "port")
         .and_then(|f| f.int::<u16>(d, 1..=65535))
         .unwrap_or(DEFAULT_SYNC_PORT);
-    let ttl = t.get(d, "ttl").and_then(|f| f.int::<u32>(d, 1..=255)).unwrap_or(1);
+    let ttl = t
+        .get(d, "ttl")
+        .and_then(|f| f.int::<u32>(d, 1..=255))
+        .unwrap_or(1);
     let maxlen = t
         .get(d, "maxlen")
         .and_then(|f| f.int::<usize>(d, MIN_MAXLEN as i64..=MAX_MAXLEN as i64))
@@ -82,8 +88,9 @@ pub(super) fn decode(
             None
         }
         (Some(k), None) => k.string(d).map(String::into_bytes),
-        (None, Some(f)) => f.absolute_path(d).and_then(|path| {
-            match std::fs::read(&path) {
+        (None, Some(f)) => f
+            .absolute_path(d)
+            .and_then(|path| match std::fs::read(&path) {
                 Ok(bytes) => {
                     let trimmed = String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec();
                     Some(trimmed)
@@ -93,8 +100,7 @@ pub(super) fn decode(
                         .hint("the file holds the shared key, the same on every sync peer");
                     None
                 }
-            }
-        }),
+            }),
         (None, None) => {
             d.error(t.path(), t.span(), "[sync] needs a shared key: `key` or `key_file`")
                 .hint("sync messages are authenticated (HMAC-SHA256); set the same key on every peer, e.g. key_file = \"/etc/lb/sync.key\"");
@@ -103,8 +109,11 @@ pub(super) fn decode(
     };
     if let (Some(k), Some(f)) = (&key, key_field.as_ref().or(key_file.as_ref())) {
         if k.len() < 16 {
-            f.error(d, format!("the key is {} bytes; at least 16 are needed", k.len()))
-                .hint("generate one with `head -c 32 /dev/urandom | base64`");
+            f.error(
+                d,
+                format!("the key is {} bytes; at least 16 are needed", k.len()),
+            )
+            .hint("generate one with `head -c 32 /dev/urandom | base64`");
         }
     }
     let node_id = t

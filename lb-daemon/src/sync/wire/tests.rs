@@ -106,7 +106,10 @@ fn oversized_messages_are_dropped_before_anything_else() {
     assert!(msg.len() > MIN_MAXLEN);
     assert_eq!(decode(&msg, msg.len() - 1, 7, &key()), Err(Drop::Oversized));
     assert!(decode(&msg, msg.len(), 7, &key()).is_ok());
-    assert_eq!(decode(&vec![0; 70_000], 70_000, 7, &key()), Err(Drop::Oversized));
+    assert_eq!(
+        decode(&vec![0; 70_000], 70_000, 7, &key()),
+        Err(Drop::Oversized)
+    );
 }
 
 #[test]
