@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::*;
 
 mod bgp;
+mod sync;
 mod virtual_server;
 
 const FULL: &str = r#"[global]

@@ -10,6 +10,7 @@ use crate::convert::toml_out::{Section, Value};
 use crate::convert::value::{int_word, ip_word, Args};
 
 const KNOWN: &[&str] = &[
+    "lvs_sync_daemon_interface",
     "state",
     "interface",
     "virtual_router_id",
@@ -50,7 +51,6 @@ const RULES: &[(&str, Rule)] = &[
     ("accept", Rule::Note("lb-daemon never drops traffic to the VIPs: ignored")),
     ("native_ipv6", Rule::Note("the family follows the virtual addresses: ignored")),
     ("kernel_rx_buf_size", Rule::Note("keepalived socket tuning: ignored")),
-    ("lvs_sync_daemon_interface", Rule::Note("no connection-state sync: ignored")),
     ("linkbeat_use_polling", Rule::Note("lb-daemon watches links through netlink: ignored")),
     ("no_accept", Rule::Approx("lb-daemon does not drop traffic to the VIPs while BACKUP")),
     ("strict_mode", Rule::Approx("lb-daemon does not enforce keepalived's strict mode")),
@@ -121,6 +121,7 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
                     s.set("interface", v, pos);
                 }
             }
+            "lvs_sync_daemon_interface" => super::sync::instance(ctx, entry, &name, &context),
             "virtual_router_id" | "priority" => {
                 if let Some(n) = a.int(ctx.d, 1..=255) {
                     s.set(kw, Value::Int(n), pos);

@@ -10,6 +10,7 @@ mod global;
 mod instance;
 mod script;
 mod server_group;
+mod sync;
 mod sync_group;
 mod virtual_server;
 
@@ -43,6 +44,8 @@ pub(crate) struct Ctx<'d> {
     /// `vrrp_track_file NAME { file PATH weight W }`.
     pub track_files: HashMap<String, (String, Option<i64>)>,
     pub server_groups: HashMap<String, Vec<GroupEntry>>,
+    /// `[sync]`, from `lvs_sync_daemon` or `lvs_sync_daemon_interface`.
+    pub sync: Option<Section>,
 }
 
 impl Ctx<'_> {
@@ -138,6 +141,7 @@ pub(crate) fn document(stmts: &[Stmt], d: &mut Diags, header: &[String]) -> Rend
         default_interface: None,
         track_files: HashMap::new(),
         server_groups: HashMap::new(),
+        sync: None,
     };
     // What other blocks refer to, wherever it is written.
     let mut global = global::convert(&mut ctx, stmts);
@@ -164,6 +168,9 @@ pub(crate) fn document(stmts: &[Stmt], d: &mut Diags, header: &[String]) -> Rend
         out.line(&format!("# {line}"), None);
     }
     out.section(&global);
+    if let Some(sync) = &ctx.sync {
+        out.section(sync);
+    }
     for section in &sections {
         out.section(section);
     }
