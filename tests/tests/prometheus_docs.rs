@@ -12,7 +12,8 @@ use lb_daemon::daemon::{
     metrics::render,
     snapshot::{
         AttachmentSnapshot, BackendSnapshot, BgpSessionSnapshot, BgpSnapshot, HealthCounters,
-        InstanceSnapshot, ServiceSnapshot, Snapshot, TableSnapshot, VipSnapshot,
+        InstanceSnapshot, ServiceSnapshot, Snapshot, SyncPeerSnapshot, SyncSnapshot, TableSnapshot,
+        VipSnapshot,
     },
 };
 use lb_tests::prometheus::{dashboard_exprs, docs_dir};
@@ -78,6 +79,20 @@ fn full_snapshot() -> Snapshot {
             interface: "eth0".into(),
             mode: "native".into(),
         }],
+        sync: Some(SyncSnapshot {
+            node_id: 7,
+            transport: "unicast".into(),
+            vrrp_instance: "VI_1".into(),
+            sending: true,
+            not_sent: BTreeMap::from([("rate_limited".to_string(), 1)]),
+            skipped: BTreeMap::from([("local_newer".to_string(), 1)]),
+            peers: vec![SyncPeerSnapshot {
+                address: "10.0.0.2".into(),
+                node_id: 9,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
         bgp: Some(BgpSnapshot {
             interface: "lb-vip0".into(),
             bird: "ok".into(),

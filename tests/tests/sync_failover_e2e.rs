@@ -1,0 +1,361 @@
+//! Flow-state sync end to end: the NAT pair of `nat_failover_e2e` (two nodes running
+//! `lb-daemon run`, VI_EXT and VI_INT in one sync group, the reals routed through the
+//! VRRP-held gateway), with 50 long-lived connections begun through the master before a
+//! backend-set change (a fourth real comes up). Then the master loses its internal link.
+//!
+//! - With `[sync]` every connection continues through the backup: it received the
+//!   master's NAT entries and wrote them before it added the VIPs.
+//! - Without, exactly the connections whose real is no longer the backup's Maglev
+//!   choice break (computed here from the same Maglev table and flow hash): so sync is
+//!   what saves them.
+//!
+//! Needs root.
+
+use std::time::Duration;
+
+use lb_common::{hash, IPPROTO_TCP};
+use lb_daemon::{
+    dataplane::{
+        maglev::{self, MaglevBackend},
+        spec::encode_addr,
+        HelperProgram,
+    },
+    lab::{
+        open_from, requests_from, start_nat_real, Addressing, BackendHost, LabConn, CLIENT_ADDR,
+        NAT_REAL_PORT,
+    },
+    netns::Switch,
+};
+use lb_tests::{
+    daemon_lab::status_json,
+    vrrp_lab::{daemon_bin, Segment},
+};
+
+const VIP: &str = "198.18.0.100";
+const GATEWAY: &str = "10.0.1.1";
+const TABLE_SIZE: u32 = 251;
+const CONNECTIONS: usize = 50;
+const REALS: usize = 4;
+const KEY: &str = "sync-e2e-shared-key-0123456789";
+
+fn real(i: usize) -> String {
+    format!("10.0.1.{}", 21 + i)
+}
+
+fn config(name: &str, priority: u8, dir: &std::path::Path, sync_peer: Option<&str>) -> String {
+    let sync = sync_peer
+        .map(|peer| {
+            format!(
+                "[sync]\ninterface = \"eth0\"\nvrrp_instance = \"VI_EXT\"\npeers = [\"{peer}\"]\nkey = \"{KEY}\"\n\n"
+            )
+        })
+        .unwrap_or_default();
+    let mut s = format!(
+        r#"[global]
+router_id = "{name}"
+control_socket = "{dir}/lb.sock"
+bpf_pin_path = "/sys/fs/bpf/lb"
+dataplane = "xdp"
+
+[global.lvs_timeouts]
+tcp = "10m"
+
+{sync}[[vrrp_sync_group]]
+name = "NAT"
+group = ["VI_EXT", "VI_INT"]
+
+[[vrrp_instance]]
+name = "VI_EXT"
+interface = "eth0"
+state = "BACKUP"
+virtual_router_id = 51
+priority = {priority}
+advert_int = 1
+virtual_ipaddress = ["{VIP}/32"]
+
+[[vrrp_instance]]
+name = "VI_INT"
+interface = "eth1"
+state = "BACKUP"
+virtual_router_id = 52
+priority = {priority}
+advert_int = 1
+virtual_ipaddress = ["{GATEWAY}/24"]
+
+[[virtual_server]]
+address = "{VIP}"
+port = 80
+protocol = "TCP"
+lb_kind = "NAT"
+delay_loop = "500ms"
+table_size = {TABLE_SIZE}
+"#,
+        dir = dir.display()
+    );
+    for i in 0..REALS {
+        s.push_str(&format!(
+            "\n[[virtual_server.real_server]]\naddress = \"{}\"\nport = {NAT_REAL_PORT}\ntcp_check = {{ connect_timeout = \"500ms\", retry = 0, warmup = \"0s\" }}\n",
+            real(i)
+        ));
+    }
+    s
+}
+
+struct Topology {
+    seg: Segment,
+    internal: Switch,
+    internal_ports: Vec<String>,
+    _passes: Vec<HelperProgram>,
+    reals: Vec<BackendHost>,
+}
+
+/// As in `nat_failover_e2e`: nodes 0 and 1 the LBs (eth0 198.18.0.11/.12, eth1
+/// 10.0.1.2/.3), node 2 the client; three of the four reals up.
+fn topology() -> Topology {
+    let _ = daemon_bin();
+    let seg = Segment::new(3).expect("segment");
+    let client = &seg.nodes[2].ns;
+    client
+        .ip(&["addr", "del", "198.18.0.13/24", "dev", "eth0"])
+        .expect("segment address");
+    client
+        .ip(&["addr", "add", &format!("{CLIENT_ADDR}/24"), "dev", "eth0"])
+        .expect("client address");
+    client
+        .sh("ethtool -K eth0 tx off tso off gso off >/dev/null")
+        .expect("ethtool");
+    let internal = Switch::new("sync-in").expect("internal switch");
+    let mut passes = Vec::new();
+    let mut internal_ports = Vec::new();
+    for i in 0..2 {
+        let ns = &seg.nodes[i].ns;
+        let port = internal.plug(ns, "eth1").expect("internal link");
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("10.0.1.{}/24", 2 + i),
+            "dev",
+            "eth1",
+        ])
+        .expect("internal address");
+        ns.sh("sysctl -qw net.ipv4.ip_forward=1")
+            .expect("forwarding");
+        for (sw, p) in [
+            (&seg.switch, seg.nodes[i].port.clone()),
+            (&internal, port.clone()),
+        ] {
+            passes.push(
+                sw.ns()
+                    .run(move || HelperProgram::pass(&p))
+                    .expect("lb_pass"),
+            );
+        }
+        internal_ports.push(port);
+    }
+    let reals = (0..REALS - 1)
+        .map(|i| start_nat_real(&internal, i, &Addressing::v4(), false).expect("real"))
+        .collect();
+    Topology {
+        seg,
+        internal,
+        internal_ports,
+        _passes: passes,
+        reals,
+    }
+}
+
+fn holds_gateway(t: &Topology, node: usize) -> bool {
+    t.seg.nodes[node].ns.has_address("eth1", GATEWAY)
+}
+
+/// Polls `f` every 100 ms for up to `limit`.
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn status(t: &Topology, node: usize) -> serde_json::Value {
+    status_json(&t.seg.nodes[node].dir().join("lb.sock"))
+}
+
+fn healthy(t: &Topology, node: usize, addr: &str) -> bool {
+    status(t, node)["services"][0]["backends"]
+        .as_array()
+        .is_some_and(|b| {
+            b.iter()
+                .any(|b| b["address"] == addr && b["healthy"] == true)
+        })
+}
+
+/// The name real `i` answers with (the lab's `backend1`, ...).
+fn name(i: usize) -> String {
+    format!("backend{}", i + 1)
+}
+
+/// The real the four-real Maglev table gives the flow from `sport` (what the backup
+/// picks for a flow it has no entry for), by the name it answers with.
+fn maglev_choice(sport: u16) -> String {
+    let identities: Vec<String> = (0..REALS)
+        .map(|i| format!("{}:{NAT_REAL_PORT}", real(i)))
+        .collect();
+    let backends: Vec<MaglevBackend<'_>> = identities
+        .iter()
+        .enumerate()
+        .map(|(i, id)| MaglevBackend {
+            identity: id.as_bytes(),
+            value: i as u32,
+            weight: 1,
+        })
+        .collect();
+    let table = maglev::build(&backends, TABLE_SIZE).expect("maglev");
+    let (src, _) = encode_addr(CLIENT_ADDR.into());
+    let (dst, _) = encode_addr(VIP.parse().unwrap());
+    let h = hash::flow_hash(&src, &dst, sport.to_be(), 80u16.to_be(), IPPROTO_TCP);
+    name(table[(h % TABLE_SIZE) as usize] as usize)
+}
+
+struct Outcome {
+    /// Per connection: (client port, real before, real after or the error).
+    conns: Vec<(u16, String, Result<String, String>)>,
+}
+
+/// Runs the scenario; with `sync`, the nodes sync flows.
+fn failover(sync: bool) -> Outcome {
+    let mut t = topology();
+    let peer = |i: usize| sync.then(|| format!("198.18.0.{}", 12 - i));
+    let c1 = config("lb1", 150, t.seg.nodes[0].dir(), peer(0).as_deref());
+    let c2 = config("lb2", 100, t.seg.nodes[1].dir(), peer(1).as_deref());
+    t.seg.nodes[0].start_ours(&c1).expect("lb1");
+    t.seg.nodes[1].start_ours(&c2).expect("lb2");
+    t.seg
+        .wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("lb1 master");
+    let client = &t.seg.nodes[2].ns;
+    assert!(
+        eventually(Duration::from_secs(10), || requests_from(client, 10)
+            .is_ok()),
+        "no traffic through the NAT VIP\n{}",
+        t.seg.logs()
+    );
+
+    // Long-lived connections through lb1, on the three reals.
+    let mut conns: Vec<(LabConn, u16, String)> = (0..CONNECTIONS)
+        .map(|_| {
+            let mut c = open_from(client).expect("connection");
+            let port = c.local_port().expect("port");
+            let first = c.ask().expect("first exchange").backend;
+            (c, port, first)
+        })
+        .collect();
+
+    // The backend set changes: the fourth real comes up, on both nodes.
+    t.reals
+        .push(start_nat_real(&t.internal, REALS - 1, &Addressing::v4(), false).expect("real 4"));
+    let fourth = real(REALS - 1);
+    assert!(
+        eventually(Duration::from_secs(15), || healthy(&t, 0, &fourth)
+            && healthy(&t, 1, &fourth)),
+        "the fourth real is up on both nodes\n{}",
+        t.seg.logs()
+    );
+    // The connections carry on through lb1 (its NAT entries hold them).
+    for (c, _, first) in &mut conns {
+        assert_eq!(&c.ask().expect("exchange through lb1").backend, first);
+    }
+    if sync {
+        let received = || {
+            status(&t, 1)["sync"]["pending"]
+                .as_u64()
+                .is_some_and(|n| n >= CONNECTIONS as u64)
+        };
+        assert!(
+            eventually(Duration::from_secs(10), received),
+            "lb2 keeps lb1's flows: {}\n{}",
+            status(&t, 1)["sync"],
+            t.seg.logs()
+        );
+    }
+
+    // lb1 loses its internal link: the sync group moves both addresses to lb2.
+    let port = t.internal_ports[0].clone();
+    t.internal
+        .ns()
+        .ip(&["link", "set", &port, "down"])
+        .expect("cut lb1's internal link");
+    t.seg
+        .wait_holder(VIP, 1, Duration::from_secs(8))
+        .expect("lb2 takes the VIP over");
+    assert!(
+        eventually(Duration::from_secs(5), || holds_gateway(&t, 1)
+            && !holds_gateway(&t, 0)),
+        "the gateway moves with the VIP\n{}",
+        t.seg.logs()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || requests_from(client, 10)
+            .is_ok()),
+        "new connections through lb2\n{}",
+        t.seg.logs()
+    );
+    if sync {
+        let s = status(&t, 1);
+        assert!(
+            s["sync"]["installed"].as_u64() >= Some(CONNECTIONS as u64),
+            "lb2 installed lb1's flows: {}",
+            s["sync"]
+        );
+    }
+    let conns = conns
+        .iter_mut()
+        .map(|(c, port, first)| {
+            let after = c.ask().map(|r| r.backend).map_err(|e| format!("{e:#}"));
+            (*port, first.clone(), after)
+        })
+        .collect();
+    Outcome { conns }
+}
+
+#[test]
+fn with_sync_every_nat_connection_survives_failover_after_a_backend_change() {
+    let out = failover(true);
+    let broken: Vec<_> = out
+        .conns
+        .iter()
+        .filter(|(_, first, after)| after.as_ref() != Ok(first))
+        .collect();
+    assert!(
+        broken.is_empty(),
+        "{} of {CONNECTIONS} connections broke despite sync: {broken:?}",
+        broken.len()
+    );
+}
+
+#[test]
+fn without_sync_the_connections_maglev_moved_break() {
+    let out = failover(false);
+    let mut moved = 0;
+    for (port, first, after) in &out.conns {
+        let choice = maglev_choice(*port);
+        if &choice == first {
+            assert_eq!(
+                after.as_ref(),
+                Ok(first),
+                "port {port}: still the Maglev choice, it survives"
+            );
+        } else {
+            moved += 1;
+            assert!(
+                after.as_ref() != Ok(first),
+                "port {port}: Maglev now says {choice}, not {first}: without sync it cannot survive"
+            );
+        }
+    }
+    eprintln!("without sync: {moved} of {CONNECTIONS} connections broke at failover");
+    assert!(moved > 0, "the backend change moved some flows");
+}
