@@ -225,8 +225,11 @@ struct Outcome {
     conns: Vec<(u16, String, Result<String, String>)>,
 }
 
-/// Runs the scenario; with `sync`, the nodes sync flows.
-fn failover(sync: bool) -> Outcome {
+type Conns = Vec<(LabConn, u16, String)>;
+
+/// Both nodes running (lb1 MASTER), 50 connections through lb1 begun before the fourth
+/// real came up on both nodes; with `sync`, lb2 holds lb1's flows.
+fn begin(sync: bool) -> (Topology, Conns) {
     let mut t = topology();
     let peer = |i: usize| sync.then(|| format!("198.18.0.{}", 12 - i));
     let c1 = config("lb1", 150, t.seg.nodes[0].dir(), peer(0).as_deref());
@@ -245,7 +248,7 @@ fn failover(sync: bool) -> Outcome {
     );
 
     // Long-lived connections through lb1, on the three reals.
-    let mut conns: Vec<(LabConn, u16, String)> = (0..CONNECTIONS)
+    let mut conns: Conns = (0..CONNECTIONS)
         .map(|_| {
             let mut c = open_from(client).expect("connection");
             let port = c.local_port().expect("port");
@@ -281,6 +284,24 @@ fn failover(sync: bool) -> Outcome {
             t.seg.logs()
         );
     }
+    (t, conns)
+}
+
+/// Asks on every connection once; (client port, real before, real after or the error).
+fn ask_all(conns: &mut Conns) -> Vec<(u16, String, Result<String, String>)> {
+    conns
+        .iter_mut()
+        .map(|(c, port, first)| {
+            let after = c.ask().map(|r| r.backend).map_err(|e| format!("{e:#}"));
+            (*port, first.clone(), after)
+        })
+        .collect()
+}
+
+/// Runs the scenario; with `sync`, the nodes sync flows.
+fn failover(sync: bool) -> Outcome {
+    let (t, mut conns) = begin(sync);
+    let client = &t.seg.nodes[2].ns;
 
     // lb1 loses its internal link: the sync group moves both addresses to lb2.
     let port = t.internal_ports[0].clone();
@@ -311,14 +332,9 @@ fn failover(sync: bool) -> Outcome {
             s["sync"]
         );
     }
-    let conns = conns
-        .iter_mut()
-        .map(|(c, port, first)| {
-            let after = c.ask().map(|r| r.backend).map_err(|e| format!("{e:#}"));
-            (*port, first.clone(), after)
-        })
-        .collect();
-    Outcome { conns }
+    Outcome {
+        conns: ask_all(&mut conns),
+    }
 }
 
 #[test]
@@ -358,4 +374,70 @@ fn without_sync_the_connections_maglev_moved_break() {
     }
     eprintln!("without sync: {moved} of {CONNECTIONS} connections broke at failover");
     assert!(moved > 0, "the backend change moved some flows");
+}
+
+#[test]
+fn a_restarted_master_gets_its_flows_back_by_bulk_sync_before_it_preempts() {
+    let (mut t, mut conns) = begin(true);
+    // lb1 stops: lb2 takes over with lb1's flows.
+    t.seg.nodes[0].stop().expect("stop lb1");
+    t.seg
+        .wait_holder(VIP, 1, Duration::from_secs(8))
+        .expect("lb2 takes the VIP over");
+    assert!(
+        eventually(Duration::from_secs(5), || holds_gateway(&t, 1)),
+        "the gateway moves to lb2\n{}",
+        t.seg.logs()
+    );
+    let client = &t.seg.nodes[2].ns;
+    assert!(
+        eventually(Duration::from_secs(10), || requests_from(client, 10)
+            .is_ok()),
+        "new connections through lb2\n{}",
+        t.seg.logs()
+    );
+    let through_lb2 = ask_all(&mut conns);
+    let broken: Vec<_> = through_lb2
+        .iter()
+        .filter(|(_, first, after)| after.as_ref() != Ok(first))
+        .collect();
+    assert!(broken.is_empty(), "through lb2: {broken:?}");
+
+    // lb1 restarts with empty tables, asks lb2 for its flows, and preempts (priority 150).
+    let c1 = config("lb1", 150, t.seg.nodes[0].dir(), Some("198.18.0.12"));
+    t.seg.nodes[0].start_ours(&c1).expect("lb1 again");
+    t.seg
+        .wait_holder(VIP, 0, Duration::from_secs(15))
+        .expect("lb1 takes the VIP back");
+    assert!(
+        eventually(Duration::from_secs(5), || holds_gateway(&t, 0)
+            && !holds_gateway(&t, 1)),
+        "the gateway moves back to lb1\n{}",
+        t.seg.logs()
+    );
+    let installed = status(&t, 0)["sync"]["installed"].as_u64().unwrap_or(0);
+    assert!(
+        installed >= CONNECTIONS as u64,
+        "lb1 installed the flows lb2 sent it: {}\n{}",
+        status(&t, 0)["sync"],
+        t.seg.logs()
+    );
+    let client = &t.seg.nodes[2].ns;
+    assert!(
+        eventually(Duration::from_secs(10), || requests_from(client, 10)
+            .is_ok()),
+        "new connections through lb1\n{}",
+        t.seg.logs()
+    );
+    let back = ask_all(&mut conns);
+    let broken: Vec<_> = back
+        .iter()
+        .filter(|(_, first, after)| after.as_ref() != Ok(first))
+        .collect();
+    assert!(
+        broken.is_empty(),
+        "{} of {CONNECTIONS} connections broke when lb1 took the VIP back: {broken:?}\n{}",
+        broken.len(),
+        t.seg.logs()
+    );
 }

@@ -214,3 +214,31 @@ fn records_for_unknown_services_or_reals_are_skipped() {
     let report = peer.dp.install_flows(&[other]);
     assert_eq!(report.skipped.get("no_backend"), Some(&1));
 }
+
+#[test]
+fn a_dump_of_the_tables_names_every_flow_as_its_reports_did() {
+    // Bulk sync: what a starting peer gets is what the reports said, flow for flow.
+    let dr = spec(ForwardMode::Dr, 3);
+    let mut t = node(&dr);
+    let mut nat = spec(full_nat(), 3);
+    nat.id.port = 8080;
+    nat.id.protocol = Protocol::Udp;
+    t.dp.apply_service(&nat).expect("NAT service");
+    t.dp.set_sync_learning(true).expect("sync on");
+    for p in 0..5 {
+        t.run(&frame_of(&Flow::tcp(CLIENT4, 43000 + p, VIP4, 80)));
+        t.run(&frame_of(&Flow::udp(CLIENT4, 45000 + p, VIP4, 8080)));
+    }
+    let mut learned = t.dp.drain_learned(64);
+    let mut dumped = t.dp.dump_flows().expect("dump");
+    let order = |r: &FlowRecord| format!("{r:?}");
+    learned.sort_by_key(order);
+    dumped.sort_by_key(order);
+    assert_eq!(learned.len(), 10);
+    assert_eq!(
+        learned.iter().filter(|r| r.kind == FlowKind::Nat).count(),
+        5,
+        "the UDP NAT flows"
+    );
+    assert_eq!(dumped, learned);
+}

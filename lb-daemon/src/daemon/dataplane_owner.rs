@@ -50,7 +50,7 @@ use crate::{
     net::neigh::Neighbours,
     sync::{
         pending::Pending,
-        task::{not_sent, SyncHandle, SyncStats},
+        task::{not_sent, Outgoing, SyncHandle, SyncStats, Synced},
     },
     vrrp::instance::GateRequest,
 };
@@ -90,8 +90,9 @@ pub struct OwnerHandle {
     pub msgs: mpsc::UnboundedSender<Msg>,
     pub gate: mpsc::UnboundedSender<GateRequest>,
     pub health: mpsc::UnboundedSender<Update>,
-    /// Peers' flows (bounded: the receiver counts what does not fit).
-    pub synced: mpsc::Sender<Vec<FlowRecord>>,
+    /// Peers' flows and bulk-sync requests (bounded: the receiver counts what does not
+    /// fit).
+    pub synced: mpsc::Sender<Synced>,
 }
 
 /// What the owner receives; it stops when the daemon's channel closes.
@@ -99,7 +100,7 @@ pub struct Inbox {
     msgs: mpsc::UnboundedReceiver<Msg>,
     gate: mpsc::UnboundedReceiver<GateRequest>,
     health: mpsc::UnboundedReceiver<Update>,
-    synced: mpsc::Receiver<Vec<FlowRecord>>,
+    synced: mpsc::Receiver<Synced>,
 }
 
 /// Batches of peers' flows waiting for the owner, at most.
@@ -130,7 +131,7 @@ pub fn channels() -> (OwnerHandle, Inbox) {
 
 /// Flow-state sync, as the owner drives it: new flows out, peers' flows in.
 struct OwnerSync {
-    to_peers: mpsc::Sender<Vec<FlowRecord>>,
+    to_peers: mpsc::Sender<Outgoing>,
     stats: Arc<SyncStats>,
     /// The VRRP instance whose MASTER sends (None: always, a BGP tier).
     instance: Option<String>,
@@ -370,7 +371,10 @@ impl Owner {
                 Some(req) = inbox.gate.recv() => self.on_gate(req).await,
                 Some(update) = inbox.health.recv() => self.on_health(update).await,
                 Some(results) = lookups_done.recv() => self.on_lookups(results),
-                Some(records) = inbox.synced.recv() => self.on_synced(records),
+                Some(synced) = inbox.synced.recv() => match synced {
+                    Synced::Flows(records) => self.on_synced(records),
+                    Synced::BulkRequest => self.send_table(),
+                },
                 msg = inbox.msgs.recv() => match msg {
                     Some(msg) => {
                         if self.on_msg(msg) == Running::Stopped {
@@ -623,7 +627,40 @@ impl Owner {
             return;
         }
         let n = records.len() as u64;
-        if sync.to_peers.try_send(records).is_err() {
+        let out = Outgoing {
+            records,
+            bulk: false,
+        };
+        if sync.to_peers.try_send(out).is_err() {
+            not_sent(&sync.stats, "queue_full", n);
+        }
+    }
+
+    /// Bulk sync: a peer that just started asked for this node's flows. Answered while
+    /// this node sends (MASTER of the sync instance, or always in a BGP tier).
+    fn send_table(&mut self) {
+        let Some(sync) = &self.sync else { return };
+        let sending = sync
+            .instance
+            .as_ref()
+            .is_none_or(|i| self.masters.contains(i));
+        if !sending {
+            return;
+        }
+        let records = self.plane.dump_flows();
+        let n = records.len() as u64;
+        info!(
+            flows = n,
+            "sending this node's flows to a starting peer (bulk sync)"
+        );
+        if n == 0 {
+            return;
+        }
+        let out = Outgoing {
+            records,
+            bulk: true,
+        };
+        if sync.to_peers.try_send(out).is_err() {
             not_sent(&sync.stats, "queue_full", n);
         }
     }

@@ -365,3 +365,75 @@ impl Dataplane {
         Ok(())
     }
 }
+
+impl Dataplane {
+    /// Every valid flow of the connection and NAT tables (bulk sync): the connection
+    /// table's entries whose backend is still the one they name, and each NAT
+    /// connection once, from its client-side entry.
+    pub fn dump_flows(&self) -> Result<Vec<FlowRecord>, DataplaneError> {
+        let by_id: HashMap<u32, (ServiceId, IpAddr, u16, u32)> = self
+            .services
+            .iter()
+            .flat_map(|(sid, s)| {
+                s.backends
+                    .iter()
+                    .map(move |((addr, port), b)| (b.id, (*sid, *addr, *port, b.entry.generation)))
+            })
+            .collect();
+        let mut out = Vec::new();
+        let name = map_names::CONNTRACK;
+        let conntrack: BpfHashMap<&MapData, FlowKey, Conn> =
+            BpfHashMap::try_from(self.map(name)?).map_err(|e| map_err(name, e))?;
+        for (k, c) in conntrack.iter().flatten() {
+            let Some(&(service, addr, port, generation)) = by_id.get(&c.backend) else {
+                continue;
+            };
+            if generation != c.generation {
+                continue;
+            }
+            let (Some(client), Some(dst)) = (
+                sock(&k.src, k.family, k.sport),
+                sock(&k.dst, k.family, k.dport),
+            ) else {
+                continue;
+            };
+            out.push(FlowRecord {
+                kind: FlowKind::Conntrack,
+                service,
+                client,
+                dst,
+                real: SocketAddr::new(addr, port),
+                xsrc: client,
+            });
+        }
+        for (k, e) in self.nat_entries()? {
+            if e.direction != nat_dir::TO_REAL
+                || matches!(e.state, nat_state::FIN | nat_state::CLOSED)
+            {
+                continue;
+            }
+            let Some(&(service, addr, port, generation)) = by_id.get(&e.backend) else {
+                continue;
+            };
+            if generation != e.generation {
+                continue;
+            }
+            let (Some(client), Some(dst), Some(xsrc)) = (
+                sock(&k.src, k.family, k.sport),
+                sock(&k.dst, k.family, k.dport),
+                sock(&e.src, k.family, e.sport),
+            ) else {
+                continue;
+            };
+            out.push(FlowRecord {
+                kind: FlowKind::Nat,
+                service,
+                client,
+                dst,
+                real: SocketAddr::new(addr, port),
+                xsrc,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -7,7 +7,10 @@
 use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -103,12 +106,34 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// What the receiver hands the owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Synced {
+    /// A peer's flows.
+    Flows(Vec<FlowRecord>),
+    /// A peer that just started asks for this node's table (bulk sync).
+    BulkRequest,
+}
+
+/// What the owner hands the sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub records: Vec<FlowRecord>,
+    /// A whole table for a peer that asked (bulk sync): sent at `max_rate` however long
+    /// it takes, rather than cut.
+    pub bulk: bool,
+}
+
 /// The running sync: its channel from the owner, and its counters.
 pub struct SyncHandle {
     /// New flows to send (the owner `try_send`s: a full queue loses them, counted).
-    pub to_peers: mpsc::Sender<Vec<FlowRecord>>,
+    pub to_peers: mpsc::Sender<Outgoing>,
     pub stats: Arc<SyncStats>,
 }
+
+/// Bulk-sync requests a starting node sends, and the pause between them.
+const BULK_REQUESTS: u32 = 3;
+const BULK_REQUEST_EVERY: Duration = Duration::from_secs(1);
 
 /// Batches waiting for the sender, at most.
 const QUEUE: usize = 256;
@@ -117,10 +142,7 @@ const BATCH_WAIT: Duration = Duration::from_millis(5);
 
 /// Opens the socket and starts the sender and receiver; records received go to
 /// `to_owner`.
-pub async fn start(
-    cfg: &config::Sync,
-    to_owner: mpsc::Sender<Vec<FlowRecord>>,
-) -> Result<SyncHandle> {
+pub async fn start(cfg: &config::Sync, to_owner: mpsc::Sender<Synced>) -> Result<SyncHandle> {
     let socket = Arc::new(open(cfg).with_context(|| {
         format!(
             "[sync] opening UDP port {} on {} (is another lb-daemon using it?)",
@@ -143,16 +165,17 @@ pub async fn start(
             .collect()
     };
     info!(node_id = cfg.node_id, transport, destinations = ?destinations, "flow-state sync started");
+    let sender = Sender {
+        key: Key::new(&cfg.key),
+        sync_id: cfg.id,
+        node_id: cfg.node_id,
+        maxlen: cfg.maxlen,
+        max_rate: cfg.max_rate,
+        destinations,
+    };
     tokio::spawn(send_loop(
         Arc::clone(&socket),
-        Sender {
-            key: Key::new(&cfg.key),
-            sync_id: cfg.id,
-            node_id: cfg.node_id,
-            maxlen: cfg.maxlen,
-            max_rate: cfg.max_rate,
-            destinations,
-        },
+        sender,
         from_owner,
         Arc::clone(&stats),
     ));
@@ -241,43 +264,85 @@ impl Bucket {
     }
 }
 
+/// The first sequence number of a sender: microseconds since the epoch, so a restarted
+/// sender starts above its old numbers.
+fn first_sequence() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+}
+
+async fn ask_for_tables(socket: Arc<UdpSocket>, s: Arc<Sender>, sequence: Arc<AtomicU64>) {
+    for attempt in 0..BULK_REQUESTS {
+        if attempt > 0 {
+            tokio::time::sleep(BULK_REQUEST_EVERY).await;
+        }
+        let header = Header {
+            sync_id: s.sync_id,
+            sender: s.node_id,
+            sequence: sequence.fetch_add(1, Ordering::Relaxed),
+            time_ms: now_ms(),
+        };
+        let request = wire::encode_bulk_request(&header, &s.key);
+        for dst in &s.destinations {
+            if let Err(e) = socket.send_to(&request, dst).await {
+                debug!(peer = %dst, error = %e, "bulk-sync request not sent");
+            }
+        }
+    }
+}
+
 async fn send_loop(
     socket: Arc<UdpSocket>,
     s: Sender,
-    mut from_owner: mpsc::Receiver<Vec<FlowRecord>>,
+    mut from_owner: mpsc::Receiver<Outgoing>,
     stats: Arc<SyncStats>,
 ) {
-    // Microseconds since the epoch: a restarted sender starts above its old numbers.
-    let mut sequence = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(1);
+    let s = Arc::new(s);
+    // Shared with the bulk-sync requests: a sender's numbers only go up.
+    let sequence = Arc::new(AtomicU64::new(first_sequence()));
     let mut bucket = Bucket {
         rate: f64::from(s.max_rate),
         tokens: f64::from(s.max_rate),
         at: tokio::time::Instant::now(),
     };
+    // Bulk sync: ask the peers for their tables (a node that just started has none).
+    tokio::spawn(ask_for_tables(
+        Arc::clone(&socket),
+        Arc::clone(&s),
+        Arc::clone(&sequence),
+    ));
     let per_message = (s.maxlen - wire::HEADER_LEN - wire::TAG_LEN) / 34;
-    while let Some(mut batch) = from_owner.recv().await {
+    while let Some(Outgoing { records, bulk }) = from_owner.recv().await {
+        let mut batch = records;
         // A little more time to fill the message, unless it is full already.
         let deadline = tokio::time::Instant::now() + BATCH_WAIT;
-        while batch.len() < per_message {
+        while !bulk && batch.len() < per_message {
             match tokio::time::timeout_at(deadline, from_owner.recv()).await {
-                Ok(Some(more)) => batch.extend(more),
+                Ok(Some(more)) => batch.extend(more.records),
                 _ => break,
             }
         }
+        // Reserve as many numbers as messages (one per `maxlen` bytes at most).
+        let most = batch.len() as u64 + 1;
         let header = Header {
             sync_id: s.sync_id,
             sender: s.node_id,
-            sequence,
+            sequence: sequence.fetch_add(most, Ordering::Relaxed),
             time_ms: now_ms(),
         };
         let messages = wire::encode(&header, &batch, s.maxlen, &s.key);
-        sequence += messages.len() as u64;
         for (i, msg) in messages.iter().enumerate() {
-            if !bucket.take(tokio::time::Instant::now()) {
-                let left = (messages.len() - i) as u64;
+            if bulk {
+                while !bucket.take(tokio::time::Instant::now()) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            } else if !bucket.take(tokio::time::Instant::now()) {
+                let left: u64 = messages[i..]
+                    .iter()
+                    .map(|m| u64::from(u16::from_be_bytes([m[6], m[7]])))
+                    .sum();
                 not_sent(&stats, "rate_limited", left);
                 break;
             }
@@ -335,7 +400,7 @@ impl Receiver {
 async fn receive_loop(
     socket: Arc<UdpSocket>,
     mut r: Receiver,
-    to_owner: mpsc::Sender<Vec<FlowRecord>>,
+    to_owner: mpsc::Sender<Synced>,
     stats: Arc<SyncStats>,
 ) {
     let mut buf = vec![0u8; 65_536];
@@ -352,6 +417,10 @@ async fn receive_loop(
         let now = now_ms();
         match r.accept(&buf[..n], from, now) {
             Ok(None) => {}
+            Ok(Some(msg)) if msg.bulk_request => {
+                info!(peer = %from, node = msg.header.sender, "a peer asks for this node's flows (bulk sync)");
+                let _ = to_owner.try_send(Synced::BulkRequest);
+            }
             Ok(Some(msg)) => {
                 let count = msg.records.len() as u64;
                 let h = msg.header;
@@ -375,7 +444,7 @@ async fn receive_loop(
                     peer.last_ms = now;
                     peer.lag_ms = now as i64 - h.time_ms as i64;
                 });
-                if to_owner.try_send(msg.records).is_err() {
+                if to_owner.try_send(Synced::Flows(msg.records)).is_err() {
                     stats.update(|s| bump(&mut s.skipped, "owner_busy", count));
                 }
             }

@@ -36,6 +36,9 @@ const _: () = assert!(MIN_MAXLEN >= HEADER_LEN + RECORD_V6 + TAG_LEN);
 const RECORD_V4: usize = 4 + 5 * (4 + 2);
 const RECORD_V6: usize = 4 + 5 * (16 + 2);
 
+/// Header flag: a request for the receiver's whole table (bulk sync), no records.
+const FLAG_BULK_REQUEST: u8 = 1;
+
 const KIND_CONNTRACK: u8 = 1;
 const KIND_NAT: u8 = 2;
 
@@ -104,6 +107,8 @@ pub struct Header {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub header: Header,
+    /// A node that just started asks for the peers' tables (bulk sync).
+    pub bulk_request: bool,
     pub records: Vec<FlowRecord>,
 }
 
@@ -168,10 +173,10 @@ fn put_record(out: &mut Vec<u8>, r: &FlowRecord, family: u8) {
     put_addr(out, r.xsrc.ip(), r.xsrc.port());
 }
 
-fn put_header(out: &mut Vec<u8>, h: &Header, count: u16) {
+fn put_header(out: &mut Vec<u8>, h: &Header, flags: u8, count: u16) {
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
-    out.push(0);
+    out.push(flags);
     out.extend_from_slice(&count.to_be_bytes());
     out.push(h.sync_id);
     out.extend_from_slice(&[0, 0, 0]);
@@ -200,6 +205,7 @@ pub fn encode(header: &Header, records: &[FlowRecord], maxlen: usize, key: &Key)
                 sequence,
                 ..*header
             },
+            0,
             *count,
         );
         msg.append(body);
@@ -219,6 +225,15 @@ pub fn encode(header: &Header, records: &[FlowRecord], maxlen: usize, key: &Key)
     }
     finish(&mut body, &mut count);
     messages
+}
+
+/// A bulk-sync request: "send me your table".
+pub fn encode_bulk_request(header: &Header, key: &Key) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(HEADER_LEN + TAG_LEN);
+    put_header(&mut msg, header, FLAG_BULK_REQUEST, 0);
+    let tag = hmac::sign(&key.0, &msg);
+    msg.extend_from_slice(tag.as_ref());
+    msg
 }
 
 struct Reader<'a> {
@@ -273,7 +288,7 @@ pub fn decode(buf: &[u8], maxlen: usize, sync_id: u8, key: &Key) -> Result<Messa
     if r.u8()? != VERSION {
         return Err(Drop::Version);
     }
-    let _flags = r.u8()?;
+    let flags = r.u8()?;
     let count = r.u16()?;
     let their_id = r.u8()?;
     r.take(3)?;
@@ -282,6 +297,10 @@ pub fn decode(buf: &[u8], maxlen: usize, sync_id: u8, key: &Key) -> Result<Messa
     let time_ms = u64::from_be_bytes(r.take(8)?.try_into().map_err(|_| Drop::Truncated)?);
     if their_id != sync_id {
         return Err(Drop::OtherSyncId);
+    }
+    let bulk_request = flags & FLAG_BULK_REQUEST != 0;
+    if flags & !FLAG_BULK_REQUEST != 0 || (bulk_request && count != 0) {
+        return Err(Drop::Malformed);
     }
     let mut records = Vec::with_capacity(usize::from(count).min(1024));
     for _ in 0..count {
@@ -320,6 +339,7 @@ pub fn decode(buf: &[u8], maxlen: usize, sync_id: u8, key: &Key) -> Result<Messa
             sequence,
             time_ms,
         },
+        bulk_request,
         records,
     })
 }

@@ -423,7 +423,7 @@ async fn counters_carry_on_across_mastership_and_reloads() {
 mod sync {
     use super::*;
     use crate::dataplane::flow_sync::{FlowKind, FlowRecord};
-    use crate::sync::task::{SyncHandle, SyncStats};
+    use crate::sync::task::{Outgoing, SyncHandle, SyncStats, Synced};
 
     fn record(vip: &str, port: u16, client_port: u16) -> FlowRecord {
         let client = std::net::SocketAddr::new("203.0.113.7".parse().unwrap(), client_port);
@@ -442,7 +442,7 @@ mod sync {
     }
 
     /// An owner syncing for VI_1, and what it hands its sender.
-    fn start() -> (Running, mpsc::Receiver<Vec<FlowRecord>>, Arc<SyncStats>) {
+    fn start() -> (Running, mpsc::Receiver<Outgoing>, Arc<SyncStats>) {
         let plane = MemoryPlane::default();
         let state = Arc::clone(&plane.state);
         let (to_peers, from_owner) = mpsc::channel(16);
@@ -469,7 +469,12 @@ mod sync {
         owner.forwarding().await;
         let held = record("10.0.0.1", 80, 40000);
         let unheld = record("10.0.0.9", 443, 40001);
-        owner.handle.synced.send(vec![held, unheld]).await.unwrap();
+        owner
+            .handle
+            .synced
+            .send(Synced::Flows(vec![held, unheld]))
+            .await
+            .unwrap();
         owner.forwarding().await;
         // The service this node serves takes its flow at once; the other waits.
         assert_eq!(owner.state.lock().unwrap().installed, vec![unheld]);
@@ -496,7 +501,33 @@ mod sync {
         assert!(!stats.snapshot().sending);
         owner.become_master().await;
         owner.state.lock().unwrap().learned.push(r);
-        assert_eq!(from_owner.recv().await.unwrap(), vec![r]);
+        assert_eq!(
+            from_owner.recv().await.unwrap(),
+            Outgoing {
+                records: vec![r],
+                bulk: false
+            }
+        );
         assert!(stats.snapshot().sending);
+    }
+
+    #[tokio::test]
+    async fn a_master_answers_a_bulk_request_with_its_table() {
+        let (owner, mut from_owner, _stats) = start();
+        let r = record("10.0.0.1", 80, 40000);
+        owner.state.lock().unwrap().installed.push(r);
+        // A BACKUP does not answer.
+        owner.handle.synced.send(Synced::BulkRequest).await.unwrap();
+        owner.forwarding().await;
+        assert!(from_owner.try_recv().is_err());
+        owner.become_master().await;
+        owner.handle.synced.send(Synced::BulkRequest).await.unwrap();
+        assert_eq!(
+            from_owner.recv().await.unwrap(),
+            Outgoing {
+                records: vec![r],
+                bulk: true
+            }
+        );
     }
 }

@@ -99,6 +99,10 @@ impl ForwardingPlane for MemoryPlane {
         })
     }
 
+    fn dump_flows(&mut self) -> Vec<FlowRecord> {
+        self.with(|f| f.installed.clone())
+    }
+
     fn install_flows(&mut self, records: &[FlowRecord]) -> InstallReport {
         self.with(|f| f.installed.extend_from_slice(records));
         InstallReport {

@@ -124,6 +124,11 @@ pub trait ForwardingPlane: Send {
         Vec::new()
     }
 
+    /// Every flow of the plane's tables, for a peer that asks (bulk sync).
+    fn dump_flows(&mut self) -> Vec<FlowRecord> {
+        Vec::new()
+    }
+
     /// Writes a peer's flows into the plane's tables (never over a valid local entry).
     fn install_flows(&mut self, records: &[FlowRecord]) -> InstallReport {
         let mut report = InstallReport::default();

@@ -155,6 +155,16 @@ impl ForwardingPlane for XdpPlane {
         self.dp.drain_learned(max)
     }
 
+    fn dump_flows(&mut self) -> Vec<crate::dataplane::flow_sync::FlowRecord> {
+        match self.dp.dump_flows() {
+            Ok(records) => records,
+            Err(e) => {
+                warn!(error = %e, "reading the flow tables for a peer failed");
+                Vec::new()
+            }
+        }
+    }
+
     fn install_flows(
         &mut self,
         records: &[crate::dataplane::flow_sync::FlowRecord],

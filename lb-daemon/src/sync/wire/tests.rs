@@ -65,6 +65,7 @@ fn round_trip_both_families_and_kinds() {
     assert_eq!(msg.len(), HEADER_LEN + RECORD_V4 + RECORD_V6 + TAG_LEN);
     let got = decode(&msg, DEFAULT_MAXLEN, 7, &key()).expect("valid");
     assert_eq!(got.header, header());
+    assert!(!got.bulk_request);
     assert_eq!(got.records, vec![nat4(40000), conn6()]);
 }
 
@@ -158,6 +159,23 @@ fn a_bad_tag_is_dropped_and_the_body_never_trusted() {
     m[6] = 0xff;
     m[7] = 0xff;
     assert_eq!(decode(&m, 1472, 7, &key()), Err(Drop::BadTag));
+}
+
+#[test]
+fn bulk_requests_round_trip_and_carry_nothing() {
+    let req = encode_bulk_request(&header(), &key());
+    assert_eq!(req.len(), HEADER_LEN + TAG_LEN);
+    let m = decode(&req, 1472, 7, &key()).expect("valid");
+    assert!(m.bulk_request);
+    assert!(m.records.is_empty());
+    assert!(!decode(&one(), 1472, 7, &key()).unwrap().bulk_request);
+    // Unknown flags, or a request with records, are malformed.
+    let mut m = one();
+    m[5] = 0x80;
+    assert_eq!(decode(&resign(m), 1472, 7, &key()), Err(Drop::Malformed));
+    let mut m = one();
+    m[5] = 1;
+    assert_eq!(decode(&resign(m), 1472, 7, &key()), Err(Drop::Malformed));
 }
 
 #[test]
