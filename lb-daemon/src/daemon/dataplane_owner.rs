@@ -143,6 +143,9 @@ struct OwnerSync {
 const LEARN_EVERY: Duration = Duration::from_millis(10);
 /// Reports drained at most per tick (the ring holds 16384).
 const LEARN_MAX: usize = 16_384;
+/// How often a sending node resends its whole table, so a peer's kept copy of a
+/// long-lived flow never expires (a third of [`PENDING_TTL`]), like IPVS sync's refresh.
+const SYNC_REFRESH_EVERY: Duration = Duration::from_secs(300);
 /// Peers' flows kept for services not programmed here, at most.
 const PENDING_CAPACITY: usize = 262_144;
 /// A kept flow is forgotten after this long without a newer copy (the NAT table's
@@ -359,8 +362,15 @@ impl Owner {
         let mut misses = tokio::time::interval(NEIGH_MISS_EVERY);
         let later = |every| tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut reconcile = later(IPVS_RECONCILE_EVERY);
+        let mut resend = later(SYNC_REFRESH_EVERY);
         let mut refresh = later(NEXT_HOP_REFRESH_EVERY);
-        for timer in [&mut sweep, &mut misses, &mut reconcile, &mut refresh] {
+        for timer in [
+            &mut sweep,
+            &mut misses,
+            &mut reconcile,
+            &mut refresh,
+            &mut resend,
+        ] {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         loop {
@@ -384,6 +394,7 @@ impl Owner {
                     None => return,
                 },
                 _ = learn.tick(), if syncing => self.send_learned(),
+                _ = resend.tick(), if syncing => self.send_table(),
                 _ = sweep.tick() => {
                     self.sweep_nat();
                     self.expire_pending();
@@ -636,8 +647,9 @@ impl Owner {
         }
     }
 
-    /// Bulk sync: a peer that just started asked for this node's flows. Answered while
-    /// this node sends (MASTER of the sync instance, or always in a BGP tier).
+    /// Bulk sync: a peer that just started asked for this node's flows (also every
+    /// [`SYNC_REFRESH_EVERY`]). Answered while this node sends (MASTER of the sync
+    /// instance, or always in a BGP tier).
     fn send_table(&mut self) {
         let Some(sync) = &self.sync else { return };
         let sending = sync
