@@ -4,10 +4,13 @@
 //! backend-set change (a fourth real comes up). Then the master loses its internal link.
 //!
 //! - With `[sync]` every connection continues through the backup: it received the
-//!   master's NAT entries and wrote them before it added the VIPs.
+//!   master's NAT entries and wrote them before it added the VIPs; the same with
+//!   full-NAT (`snat_address` = the gateway address, the source ports travel too).
 //! - Without, exactly the connections whose real is no longer the backup's Maglev
 //!   choice break (computed here from the same Maglev table and flow hash): so sync is
 //!   what saves them.
+//! - A master restarted with empty tables gets them back from the backup (bulk sync)
+//!   and keeps every connection when it takes the VIP back by preemption.
 //!
 //! Needs root.
 
@@ -42,7 +45,13 @@ fn real(i: usize) -> String {
     format!("10.0.1.{}", 21 + i)
 }
 
-fn config(name: &str, priority: u8, dir: &std::path::Path, sync_peer: Option<&str>) -> String {
+fn config(
+    name: &str,
+    priority: u8,
+    dir: &std::path::Path,
+    sync_peer: Option<&str>,
+    full_nat: bool,
+) -> String {
     let sync = sync_peer
         .map(|peer| {
             format!(
@@ -89,8 +98,14 @@ protocol = "TCP"
 lb_kind = "NAT"
 delay_loop = "500ms"
 table_size = {TABLE_SIZE}
-"#,
-        dir = dir.display()
+{snat}"#,
+        dir = dir.display(),
+        // Full-NAT from the gateway address, which moves with the instances.
+        snat = if full_nat {
+            format!("snat_address = \"{GATEWAY}\"\n")
+        } else {
+            String::new()
+        },
     );
     for i in 0..REALS {
         s.push_str(&format!(
@@ -107,11 +122,12 @@ struct Topology {
     internal_ports: Vec<String>,
     _passes: Vec<HelperProgram>,
     reals: Vec<BackendHost>,
+    full_nat: bool,
 }
 
 /// As in `nat_failover_e2e`: nodes 0 and 1 the LBs (eth0 198.18.0.11/.12, eth1
 /// 10.0.1.2/.3), node 2 the client; three of the four reals up.
-fn topology() -> Topology {
+fn topology(full_nat: bool) -> Topology {
     let _ = daemon_bin();
     let seg = Segment::new(3).expect("segment");
     let client = &seg.nodes[2].ns;
@@ -153,7 +169,7 @@ fn topology() -> Topology {
         internal_ports.push(port);
     }
     let reals = (0..REALS - 1)
-        .map(|i| start_nat_real(&internal, i, &Addressing::v4(), false).expect("real"))
+        .map(|i| start_nat_real(&internal, i, &Addressing::v4(), full_nat).expect("real"))
         .collect();
     Topology {
         seg,
@@ -161,6 +177,7 @@ fn topology() -> Topology {
         internal_ports,
         _passes: passes,
         reals,
+        full_nat,
     }
 }
 
@@ -229,11 +246,23 @@ type Conns = Vec<(LabConn, u16, String)>;
 
 /// Both nodes running (lb1 MASTER), 50 connections through lb1 begun before the fourth
 /// real came up on both nodes; with `sync`, lb2 holds lb1's flows.
-fn begin(sync: bool) -> (Topology, Conns) {
-    let mut t = topology();
+fn begin(sync: bool, full_nat: bool) -> (Topology, Conns) {
+    let mut t = topology(full_nat);
     let peer = |i: usize| sync.then(|| format!("198.18.0.{}", 12 - i));
-    let c1 = config("lb1", 150, t.seg.nodes[0].dir(), peer(0).as_deref());
-    let c2 = config("lb2", 100, t.seg.nodes[1].dir(), peer(1).as_deref());
+    let c1 = config(
+        "lb1",
+        150,
+        t.seg.nodes[0].dir(),
+        peer(0).as_deref(),
+        full_nat,
+    );
+    let c2 = config(
+        "lb2",
+        100,
+        t.seg.nodes[1].dir(),
+        peer(1).as_deref(),
+        full_nat,
+    );
     t.seg.nodes[0].start_ours(&c1).expect("lb1");
     t.seg.nodes[1].start_ours(&c2).expect("lb2");
     t.seg
@@ -258,8 +287,9 @@ fn begin(sync: bool) -> (Topology, Conns) {
         .collect();
 
     // The backend set changes: the fourth real comes up, on both nodes.
-    t.reals
-        .push(start_nat_real(&t.internal, REALS - 1, &Addressing::v4(), false).expect("real 4"));
+    t.reals.push(
+        start_nat_real(&t.internal, REALS - 1, &Addressing::v4(), t.full_nat).expect("real 4"),
+    );
     let fourth = real(REALS - 1);
     assert!(
         eventually(Duration::from_secs(15), || healthy(&t, 0, &fourth)
@@ -299,8 +329,8 @@ fn ask_all(conns: &mut Conns) -> Vec<(u16, String, Result<String, String>)> {
 }
 
 /// Runs the scenario; with `sync`, the nodes sync flows.
-fn failover(sync: bool) -> Outcome {
-    let (t, mut conns) = begin(sync);
+fn failover(sync: bool, full_nat: bool) -> Outcome {
+    let (t, mut conns) = begin(sync, full_nat);
     let client = &t.seg.nodes[2].ns;
 
     // lb1 loses its internal link: the sync group moves both addresses to lb2.
@@ -339,7 +369,7 @@ fn failover(sync: bool) -> Outcome {
 
 #[test]
 fn with_sync_every_nat_connection_survives_failover_after_a_backend_change() {
-    let out = failover(true);
+    let out = failover(true, false);
     let broken: Vec<_> = out
         .conns
         .iter()
@@ -353,8 +383,24 @@ fn with_sync_every_nat_connection_survives_failover_after_a_backend_change() {
 }
 
 #[test]
+fn with_sync_every_full_nat_connection_survives_failover_after_a_backend_change() {
+    // The SNAT address (the gateway) and each flow's allocated port move with it.
+    let out = failover(true, true);
+    let broken: Vec<_> = out
+        .conns
+        .iter()
+        .filter(|(_, first, after)| after.as_ref() != Ok(first))
+        .collect();
+    assert!(
+        broken.is_empty(),
+        "{} of {CONNECTIONS} full-NAT connections broke despite sync: {broken:?}",
+        broken.len()
+    );
+}
+
+#[test]
 fn without_sync_the_connections_maglev_moved_break() {
-    let out = failover(false);
+    let out = failover(false, false);
     let mut moved = 0;
     for (port, first, after) in &out.conns {
         let choice = maglev_choice(*port);
@@ -378,7 +424,7 @@ fn without_sync_the_connections_maglev_moved_break() {
 
 #[test]
 fn a_restarted_master_gets_its_flows_back_by_bulk_sync_before_it_preempts() {
-    let (mut t, mut conns) = begin(true);
+    let (mut t, mut conns) = begin(true, false);
     // lb1 stops: lb2 takes over with lb1's flows.
     t.seg.nodes[0].stop().expect("stop lb1");
     t.seg
@@ -404,7 +450,7 @@ fn a_restarted_master_gets_its_flows_back_by_bulk_sync_before_it_preempts() {
     assert!(broken.is_empty(), "through lb2: {broken:?}");
 
     // lb1 restarts with empty tables, asks lb2 for its flows, and preempts (priority 150).
-    let c1 = config("lb1", 150, t.seg.nodes[0].dir(), Some("198.18.0.12"));
+    let c1 = config("lb1", 150, t.seg.nodes[0].dir(), Some("198.18.0.12"), false);
     t.seg.nodes[0].start_ours(&c1).expect("lb1 again");
     t.seg
         .wait_holder(VIP, 0, Duration::from_secs(15))

@@ -442,8 +442,8 @@ pub const SYNC_MAX_MAXLEN: usize = 65_000;
 /// Messages per second a node sends at most (each up to `maxlen` bytes).
 pub const DEFAULT_SYNC_MAX_RATE: u32 = 2000;
 
-/// `[sync]`: flow-state sync (docs/sync.md).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `[sync]`: flow-state sync (docs/sync.md). Its `Debug` leaves the key out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Sync {
     /// keepalived's `lvs_sync_daemon INTERFACE`: where multicast goes out and is joined.
     pub interface: String,
@@ -466,6 +466,24 @@ pub struct Sync {
     pub node_id: u32,
     /// Messages per second at most; above it new flows are not sent (counted).
     pub max_rate: u32,
+}
+
+impl std::fmt::Debug for Sync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sync")
+            .field("interface", &self.interface)
+            .field("vrrp_instance", &self.vrrp_instance)
+            .field("id", &self.id)
+            .field("port", &self.port)
+            .field("group", &self.group)
+            .field("ttl", &self.ttl)
+            .field("maxlen", &self.maxlen)
+            .field("peers", &self.peers)
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .field("node_id", &self.node_id)
+            .field("max_rate", &self.max_rate)
+            .finish()
+    }
 }
 
 impl Config {

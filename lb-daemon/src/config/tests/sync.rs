@@ -113,3 +113,14 @@ fn bad_values_point_at_their_key() {
     )));
     assert_eq!(at(&e), (8, 1), "{e}");
 }
+
+#[test]
+fn the_key_stays_out_of_debug_output() {
+    let s = load(&with_sync(&format!("interface = \"eth0\"\n{KEY}")))
+        .config
+        .sync
+        .unwrap();
+    let shown = format!("{s:?}");
+    assert!(!shown.contains("0123456789abcdef"), "{shown}");
+    assert!(shown.contains("<20 bytes>"), "{shown}");
+}
