@@ -131,6 +131,36 @@ pub struct SyncHandle {
     pub stats: Arc<SyncStats>,
 }
 
+/// Receive and send buffer of the sync socket.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// [`SOCKET_BUFFER`] for both directions: `SO_RCVBUFFORCE` / `SO_SNDBUFFORCE` (root,
+/// past `net.core.rmem_max`), else as much as the sysctls allow.
+fn force_buffers(s: &Socket) {
+    use std::os::fd::AsRawFd;
+    let size = SOCKET_BUFFER as libc::c_int;
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        let set = |opt| {
+            // SAFETY: an int option of a socket we own, from a valid pointer and length.
+            unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            }
+        };
+        if set(force) != 0 && set(plain) != 0 {
+            debug!("sync socket buffer left at the default");
+        }
+    }
+}
+
 /// Bulk-sync requests a starting node sends, and the pause between them.
 const BULK_REQUESTS: u32 = 3;
 const BULK_REQUEST_EVERY: Duration = Duration::from_secs(1);
@@ -202,6 +232,8 @@ fn open(cfg: &config::Sync) -> Result<UdpSocket> {
     let s = Socket::new(domain, Type::DGRAM, Some(SockProtocol::UDP))?;
     s.set_reuse_address(true)?;
     s.set_nonblocking(true)?;
+    // Bursts of a bulk sync or 100,000 new flows/s: room for ~3,000 full messages.
+    force_buffers(&s);
     let ifindex = nix::net::if_::if_nametoindex(cfg.interface.as_str())
         .with_context(|| format!("interface {} does not exist", cfg.interface))?;
     let any: IpAddr = if v6 {

@@ -7,3 +7,4 @@ pub mod master_to_forwarding;
 pub mod plot;
 pub mod report;
 pub mod scaleout;
+pub mod sync;
