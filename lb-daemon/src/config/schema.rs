@@ -440,7 +440,7 @@ pub const SYNC_MIN_MAXLEN: usize = 256;
 /// UDP without jumbograms.
 pub const SYNC_MAX_MAXLEN: usize = 65_000;
 /// Messages per second a node sends at most (each up to `maxlen` bytes).
-pub const DEFAULT_SYNC_MAX_RATE: u32 = 2000;
+pub const DEFAULT_SYNC_MAX_RATE: u32 = 10_000;
 
 /// `[sync]`: flow-state sync (docs/sync.md). Its `Debug` leaves the key out.
 #[derive(Clone, PartialEq, Eq)]
