@@ -49,6 +49,7 @@ use crate::{
     health::{runner::Update, verdict::DesiredBackend},
     net::neigh::Neighbours,
     sync::{
+        bulk::{BulkWindow, BULK_QUIET, BULK_WAIT},
         pending::Pending,
         task::{not_sent, Outgoing, SyncHandle, SyncStats, Synced},
     },
@@ -137,6 +138,10 @@ struct OwnerSync {
     instance: Option<String>,
     /// Peers' flows for services not programmed here yet.
     pending: Pending,
+    /// Bulk sync at start: no MASTER transition, no announcement before it closes.
+    bulk: BulkWindow,
+    /// MASTER transitions waiting for the bulk window.
+    deferred: Vec<(String, oneshot::Sender<Result<(), String>>)>,
 }
 
 /// How often the data plane's new-flow reports are drained.
@@ -207,6 +212,8 @@ pub struct Owner {
     totals: CounterTotals,
     /// Flow-state sync (`[sync]`), when configured.
     sync: Option<OwnerSync>,
+    /// The bulk window closed and nothing waits for it any more.
+    bulk_over: bool,
 }
 
 fn services_of(config: &Config) -> Vec<Service> {
@@ -260,6 +267,7 @@ impl Owner {
             readiness: None,
             totals: CounterTotals::default(),
             sync: None,
+            bulk_over: false,
         })
     }
 
@@ -271,8 +279,33 @@ impl Owner {
             stats: Arc::clone(&sync.stats),
             instance,
             pending: Pending::new(PENDING_CAPACITY),
+            bulk: BulkWindow::new(std::time::Instant::now(), BULK_WAIT, BULK_QUIET),
+            deferred: Vec::new(),
         });
         self
+    }
+
+    /// Whether bulk sync at start is over (always without sync).
+    fn bulk_done(&self) -> bool {
+        self.sync
+            .as_ref()
+            .is_none_or(|s| s.bulk.done(std::time::Instant::now()))
+    }
+
+    /// MASTER transitions deferred by the bulk window, now that it closed.
+    async fn run_deferred(&mut self) {
+        if !self.bulk_done() {
+            return;
+        }
+        let deferred = match &mut self.sync {
+            Some(sync) if !sync.deferred.is_empty() => std::mem::take(&mut sync.deferred),
+            _ => return,
+        };
+        for (instance, reply) in deferred {
+            info!(instance = %instance, "peers' flows in (bulk sync): becoming MASTER");
+            let r = self.become_master(&instance).await;
+            let _ = reply.send(r.map_err(|e| format!("{e:#}")));
+        }
     }
 
     /// Publishes the BGP services' readiness on `tx` (for the announcer).
@@ -292,7 +325,8 @@ impl Owner {
             .map(|s| {
                 let r = ServiceReadiness {
                     vip: s.vs.address,
-                    programmed: self.plane.is_programmed(&s.id),
+                    // Not announced before the peers' flows are in (bulk sync).
+                    programmed: self.plane.is_programmed(&s.id) && self.bulk_done(),
                     quorum: self.quorum.get(&s.id).copied(),
                 };
                 (s.id, r)
@@ -356,6 +390,8 @@ impl Owner {
             }
         }
         let syncing = self.sync.is_some();
+        let mut bulk_check = tokio::time::interval(Duration::from_millis(50));
+        bulk_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut learn = tokio::time::interval(LEARN_EVERY);
         learn.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sweep = tokio::time::interval(NAT_SWEEP_EVERY);
@@ -394,6 +430,10 @@ impl Owner {
                     None => return,
                 },
                 _ = learn.tick(), if syncing => self.send_learned(),
+                _ = bulk_check.tick(), if syncing && !self.bulk_over => {
+                    self.run_deferred().await;
+                    self.bulk_over = self.bulk_done();
+                }
                 _ = resend.tick(), if syncing => self.send_table(),
                 _ = sweep.tick() => {
                     self.sweep_nat();
@@ -468,6 +508,13 @@ impl Owner {
     async fn on_gate(&mut self, req: GateRequest) {
         match req {
             GateRequest::BecomeMaster { instance, reply } => {
+                if !self.bulk_done() {
+                    if let Some(sync) = &mut self.sync {
+                        info!(instance = %instance, "waiting for the peers' flows (bulk sync) before becoming MASTER");
+                        sync.deferred.push((instance, reply));
+                        return;
+                    }
+                }
                 let r = self.become_master(&instance).await;
                 let _ = reply.send(r.map_err(|e| format!("{e:#}")));
             }
@@ -575,6 +622,12 @@ impl Owner {
     }
 
     fn left_master(&mut self, instance: &str) {
+        if let Some(sync) = &mut self.sync {
+            // A transition still waiting for the bulk window is called off.
+            for (_, reply) in sync.deferred.extract_if(.., |(i, _)| i == instance) {
+                let _ = reply.send(Err(format!("{instance} left MASTER before it was served")));
+            }
+        }
         self.masters.remove(instance);
         let mine = self.services_of(instance);
         self.retire_counters(&mine);
@@ -681,6 +734,7 @@ impl Owner {
     /// does (a BACKUP installs its MASTER's flows when it takes over, before its VIPs).
     fn on_synced(&mut self, records: Vec<FlowRecord>) {
         let Some(sync) = &mut self.sync else { return };
+        sync.bulk.flows(std::time::Instant::now());
         let (now, later): (Vec<FlowRecord>, Vec<FlowRecord>) = records
             .into_iter()
             .partition(|r| self.plane.is_programmed(&r.service));

@@ -5,10 +5,12 @@
 //!
 //! - [`wire`] (pure): the message format, its HMAC-SHA256 tag, and every reason a
 //!   message is dropped; [`replay`] (pure): per-sender sequence numbers and freshness;
-//!   [`pending`] (pure): a BACKUP's records, kept until it serves their service.
+//!   [`pending`] (pure): a BACKUP's records, kept until it serves their service;
+//!   [`bulk`] (pure): when a starting node has its peers' flows.
 //! - [`task`]: the UDP sender and receiver; the owner drains and installs
 //!   (`daemon/dataplane_owner.rs`), this module never touches a map.
 
+pub mod bulk;
 pub mod pending;
 pub mod replay;
 pub mod task;
