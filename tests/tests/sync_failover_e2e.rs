@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use lb_common::{hash, IPPROTO_TCP};
+use lb_common::{hash, IPPROTO_TCP, IPPROTO_UDP};
 use lb_daemon::{
     dataplane::{
         maglev::{self, MaglevBackend},
@@ -107,12 +107,26 @@ table_size = {TABLE_SIZE}
             String::new()
         },
     );
-    for i in 0..REALS {
-        s.push_str(&format!(
-            "\n[[virtual_server.real_server]]\naddress = \"{}\"\nport = {NAT_REAL_PORT}\ntcp_check = {{ connect_timeout = \"500ms\", retry = 0, warmup = \"0s\" }}\n",
-            real(i)
-        ));
-    }
+    let reals = |s: &mut String| {
+        for i in 0..REALS {
+            s.push_str(&format!(
+                "\n[[virtual_server.real_server]]\naddress = \"{}\"\nport = {NAT_REAL_PORT}\ntcp_check = {{ connect_timeout = \"500ms\", retry = 0, warmup = \"0s\", connect_port = {NAT_REAL_PORT} }}\n",
+                real(i)
+            ));
+        }
+    };
+    reals(&mut s);
+    // UDP flows through the same reals (checked over TCP on the same port).
+    s.push_str(&format!(
+        "\n[[virtual_server]]\naddress = \"{VIP}\"\nport = 80\nprotocol = \"UDP\"\nlb_kind = \"NAT\"\n\
+         delay_loop = \"500ms\"\ntable_size = {TABLE_SIZE}\n{}",
+        if full_nat {
+            format!("snat_address = \"{GATEWAY}\"\n")
+        } else {
+            String::new()
+        }
+    ));
+    reals(&mut s);
     s
 }
 
@@ -201,13 +215,60 @@ fn status(t: &Topology, node: usize) -> serde_json::Value {
     status_json(&t.seg.nodes[node].dir().join("lb.sock"))
 }
 
+/// Whether every service of `node` has `addr` healthy.
 fn healthy(t: &Topology, node: usize, addr: &str) -> bool {
-    status(t, node)["services"][0]["backends"]
+    status(t, node)["services"]
         .as_array()
-        .is_some_and(|b| {
-            b.iter()
-                .any(|b| b["address"] == addr && b["healthy"] == true)
+        .is_some_and(|services| {
+            !services.is_empty()
+                && services.iter().all(|s| {
+                    s["backends"].as_array().is_some_and(|b| {
+                        b.iter()
+                            .any(|b| b["address"] == addr && b["healthy"] == true)
+                    })
+                })
         })
+}
+
+/// A UDP flow of the client: its socket (bound in the client's namespace) and port.
+struct UdpFlow {
+    socket: std::net::UdpSocket,
+    port: u16,
+}
+
+impl UdpFlow {
+    fn open(t: &Topology) -> UdpFlow {
+        let socket = t.seg.nodes[2]
+            .ns
+            .run(|| std::net::UdpSocket::bind((CLIENT_ADDR, 0)))
+            .expect("UDP socket");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        let port = socket.local_addr().expect("address").port();
+        UdpFlow { socket, port }
+    }
+
+    /// The real that answers a datagram (a few tries: datagrams may be lost in a
+    /// takeover).
+    fn ask(&self) -> Result<String, String> {
+        let mut buf = [0u8; 256];
+        let mut last = String::new();
+        for _ in 0..10 {
+            if let Err(e) = self.socket.send_to(b"hello\n", (VIP, 80)) {
+                last = e.to_string();
+                continue;
+            }
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, _)) => {
+                    let text = String::from_utf8_lossy(&buf[..n]);
+                    return Ok(text.split_whitespace().next().unwrap_or("").to_string());
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(format!("no UDP answer: {last}"))
+    }
 }
 
 /// The name real `i` answers with (the lab's `backend1`, ...).
@@ -217,7 +278,7 @@ fn name(i: usize) -> String {
 
 /// The real the four-real Maglev table gives the flow from `sport` (what the backup
 /// picks for a flow it has no entry for), by the name it answers with.
-fn maglev_choice(sport: u16) -> String {
+fn maglev_choice(sport: u16, proto: u8) -> String {
     let identities: Vec<String> = (0..REALS)
         .map(|i| format!("{}:{NAT_REAL_PORT}", real(i)))
         .collect();
@@ -233,20 +294,32 @@ fn maglev_choice(sport: u16) -> String {
     let table = maglev::build(&backends, TABLE_SIZE).expect("maglev");
     let (src, _) = encode_addr(CLIENT_ADDR.into());
     let (dst, _) = encode_addr(VIP.parse().unwrap());
-    let h = hash::flow_hash(&src, &dst, sport.to_be(), 80u16.to_be(), IPPROTO_TCP);
+    let h = hash::flow_hash(&src, &dst, sport.to_be(), 80u16.to_be(), proto);
     name(table[(h % TABLE_SIZE) as usize] as usize)
 }
 
 struct Outcome {
     /// Per connection: (client port, real before, real after or the error).
     conns: Vec<(u16, String, Result<String, String>)>,
+    /// Per UDP flow, the same.
+    udp: Vec<(u16, String, Result<String, String>)>,
 }
 
 type Conns = Vec<(LabConn, u16, String)>;
+type Udps = Vec<(UdpFlow, String)>;
+
+/// UDP flows begun like the connections (before the backend change).
+const UDP_FLOWS: usize = 20;
+
+fn ask_udp(udp: &Udps) -> Vec<(u16, String, Result<String, String>)> {
+    udp.iter()
+        .map(|(f, first)| (f.port, first.clone(), f.ask()))
+        .collect()
+}
 
 /// Both nodes running (lb1 MASTER), 50 connections through lb1 begun before the fourth
 /// real came up on both nodes; with `sync`, lb2 holds lb1's flows.
-fn begin(sync: bool, full_nat: bool) -> (Topology, Conns) {
+fn begin(sync: bool, full_nat: bool) -> (Topology, Conns, Udps) {
     let mut t = topology(full_nat);
     let peer = |i: usize| sync.then(|| format!("198.18.0.{}", 12 - i));
     let c1 = config(
@@ -286,6 +359,14 @@ fn begin(sync: bool, full_nat: bool) -> (Topology, Conns) {
         })
         .collect();
 
+    let udp: Udps = (0..UDP_FLOWS)
+        .map(|_| {
+            let f = UdpFlow::open(&t);
+            let first = f.ask().expect("first UDP answer");
+            (f, first)
+        })
+        .collect();
+
     // The backend set changes: the fourth real comes up, on both nodes.
     t.reals.push(
         start_nat_real(&t.internal, REALS - 1, &Addressing::v4(), t.full_nat).expect("real 4"),
@@ -305,7 +386,7 @@ fn begin(sync: bool, full_nat: bool) -> (Topology, Conns) {
         let received = || {
             status(&t, 1)["sync"]["pending"]
                 .as_u64()
-                .is_some_and(|n| n >= CONNECTIONS as u64)
+                .is_some_and(|n| n >= (CONNECTIONS + UDP_FLOWS) as u64)
         };
         assert!(
             eventually(Duration::from_secs(10), received),
@@ -314,7 +395,11 @@ fn begin(sync: bool, full_nat: bool) -> (Topology, Conns) {
             t.seg.logs()
         );
     }
-    (t, conns)
+    // The UDP flows too.
+    for (f, first) in &udp {
+        assert_eq!(&f.ask().expect("UDP through lb1"), first);
+    }
+    (t, conns, udp)
 }
 
 /// Asks on every connection once; (client port, real before, real after or the error).
@@ -330,7 +415,7 @@ fn ask_all(conns: &mut Conns) -> Vec<(u16, String, Result<String, String>)> {
 
 /// Runs the scenario; with `sync`, the nodes sync flows.
 fn failover(sync: bool, full_nat: bool) -> Outcome {
-    let (t, mut conns) = begin(sync, full_nat);
+    let (t, mut conns, udp) = begin(sync, full_nat);
     let client = &t.seg.nodes[2].ns;
 
     // lb1 loses its internal link: the sync group moves both addresses to lb2.
@@ -364,21 +449,29 @@ fn failover(sync: bool, full_nat: bool) -> Outcome {
     }
     Outcome {
         conns: ask_all(&mut conns),
+        udp: ask_udp(&udp),
     }
+}
+
+type Results = [(u16, String, Result<String, String>)];
+
+/// The flows not answered by the real they began on.
+fn broken(results: &Results) -> Vec<&(u16, String, Result<String, String>)> {
+    results
+        .iter()
+        .filter(|(_, first, after)| after.as_ref() != Ok(first))
+        .collect()
 }
 
 #[test]
 fn with_sync_every_nat_connection_survives_failover_after_a_backend_change() {
     let out = failover(true, false);
-    let broken: Vec<_> = out
-        .conns
-        .iter()
-        .filter(|(_, first, after)| after.as_ref() != Ok(first))
-        .collect();
+    let (tcp, udp) = (broken(&out.conns), broken(&out.udp));
     assert!(
-        broken.is_empty(),
-        "{} of {CONNECTIONS} connections broke despite sync: {broken:?}",
-        broken.len()
+        tcp.is_empty() && udp.is_empty(),
+        "despite sync, {} of {CONNECTIONS} connections broke: {tcp:?}; {} of {UDP_FLOWS} UDP flows moved: {udp:?}",
+        tcp.len(),
+        udp.len()
     );
 }
 
@@ -386,15 +479,12 @@ fn with_sync_every_nat_connection_survives_failover_after_a_backend_change() {
 fn with_sync_every_full_nat_connection_survives_failover_after_a_backend_change() {
     // The SNAT address (the gateway) and each flow's allocated port move with it.
     let out = failover(true, true);
-    let broken: Vec<_> = out
-        .conns
-        .iter()
-        .filter(|(_, first, after)| after.as_ref() != Ok(first))
-        .collect();
+    let (tcp, udp) = (broken(&out.conns), broken(&out.udp));
     assert!(
-        broken.is_empty(),
-        "{} of {CONNECTIONS} full-NAT connections broke despite sync: {broken:?}",
-        broken.len()
+        tcp.is_empty() && udp.is_empty(),
+        "despite sync, {} of {CONNECTIONS} full-NAT connections broke: {tcp:?}; {} of {UDP_FLOWS} UDP flows moved: {udp:?}",
+        tcp.len(),
+        udp.len()
     );
 }
 
@@ -403,7 +493,7 @@ fn without_sync_the_connections_maglev_moved_break() {
     let out = failover(false, false);
     let mut moved = 0;
     for (port, first, after) in &out.conns {
-        let choice = maglev_choice(*port);
+        let choice = maglev_choice(*port, IPPROTO_TCP);
         if &choice == first {
             assert_eq!(
                 after.as_ref(),
@@ -418,13 +508,22 @@ fn without_sync_the_connections_maglev_moved_break() {
             );
         }
     }
-    eprintln!("without sync: {moved} of {CONNECTIONS} connections broke at failover");
+    // A UDP flow is answered by the backup's Maglev choice.
+    let mut udp_moved = 0;
+    for (port, first, after) in &out.udp {
+        let choice = maglev_choice(*port, IPPROTO_UDP);
+        assert_eq!(after.as_ref(), Ok(&choice), "UDP port {port}");
+        udp_moved += usize::from(&choice != first);
+    }
+    eprintln!(
+        "without sync: {moved} of {CONNECTIONS} connections broke, {udp_moved} of {UDP_FLOWS} UDP flows moved to another real at failover"
+    );
     assert!(moved > 0, "the backend change moved some flows");
 }
 
 #[test]
 fn a_restarted_master_gets_its_flows_back_by_bulk_sync_before_it_preempts() {
-    let (mut t, mut conns) = begin(true, false);
+    let (mut t, mut conns, udp) = begin(true, false);
     // lb1 stops: lb2 takes over with lb1's flows.
     t.seg.nodes[0].stop().expect("stop lb1");
     t.seg
@@ -448,6 +547,11 @@ fn a_restarted_master_gets_its_flows_back_by_bulk_sync_before_it_preempts() {
         .filter(|(_, first, after)| after.as_ref() != Ok(first))
         .collect();
     assert!(broken.is_empty(), "through lb2: {broken:?}");
+    let udp_broken: Vec<_> = ask_udp(&udp)
+        .into_iter()
+        .filter(|(_, first, after)| after.as_ref() != Ok(first))
+        .collect();
+    assert!(udp_broken.is_empty(), "UDP through lb2: {udp_broken:?}");
 
     // lb1 restarts with empty tables, asks lb2 for its flows, and preempts (priority 150).
     let c1 = config("lb1", 150, t.seg.nodes[0].dir(), Some("198.18.0.12"), false);
@@ -485,5 +589,13 @@ fn a_restarted_master_gets_its_flows_back_by_bulk_sync_before_it_preempts() {
         "{} of {CONNECTIONS} connections broke when lb1 took the VIP back: {broken:?}\n{}",
         broken.len(),
         t.seg.logs()
+    );
+    let udp_broken: Vec<_> = ask_udp(&udp)
+        .into_iter()
+        .filter(|(_, first, after)| after.as_ref() != Ok(first))
+        .collect();
+    assert!(
+        udp_broken.is_empty(),
+        "UDP through lb1 again: {udp_broken:?}"
     );
 }
