@@ -114,6 +114,8 @@ fn a_new_flow_is_reported_once_and_established_packets_are_not() {
             dst: format!("{VIP4}:80").parse().unwrap(),
             real: (real, 0).into(),
             xsrc: format!("{CLIENT4}:40001").parse().unwrap(),
+            state: 0,
+            idle_ms: 0,
         }]
     );
     assert!(t.dp.drain_learned(16).is_empty(), "drained");
@@ -231,6 +233,15 @@ fn a_dump_of_the_tables_names_every_flow_as_its_reports_did() {
     }
     let mut learned = t.dp.drain_learned(64);
     let mut dumped = t.dp.dump_flows().expect("dump");
+    // A dump also says each NAT connection's state (UDP here) and idle time.
+    for r in &mut dumped {
+        assert!(r.idle_ms < 60_000, "{r:?}");
+        if r.kind == FlowKind::Nat {
+            assert_eq!(r.state, lb_common::nat_state::UDP);
+        }
+        r.state = 0;
+        r.idle_ms = 0;
+    }
     let order = |r: &FlowRecord| format!("{r:?}");
     learned.sort_by_key(order);
     dumped.sort_by_key(order);

@@ -753,7 +753,7 @@ impl Owner {
     /// Writes the flows kept for `id` (just programmed).
     fn install_pending(&mut self, id: &ServiceId) {
         let Some(sync) = &mut self.sync else { return };
-        let records = sync.pending.take(id);
+        let records = sync.pending.take(id, wall_ms());
         if records.is_empty() {
             return;
         }

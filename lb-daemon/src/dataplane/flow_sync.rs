@@ -51,6 +51,12 @@ pub struct FlowRecord {
     /// NAT: the source the real sees (`snat_address` and the allocated port, or the
     /// client); a conntrack record repeats `client`.
     pub xsrc: SocketAddr,
+    /// NAT: the connection's state (`lb_common::nat_state`) when it is known (a table
+    /// dump); 0 = a new flow (written as established, or UDP).
+    pub state: u8,
+    /// How long the flow had been idle when the record was made, so its timeout keeps
+    /// running on the peer (0 for a new flow).
+    pub idle_ms: u32,
 }
 
 /// Why a peer's record was not written.
@@ -101,6 +107,16 @@ fn sock(addr: &lb_common::Addr, family: u8, port_be: u16) -> Option<SocketAddr> 
         decode_addr(addr, family)?,
         u16::from_be(port_be),
     ))
+}
+
+/// The last-seen stamp of a flow idle for `idle_ms` at `now` (monotonic ns).
+fn seen(now: u64, idle_ms: u32) -> u64 {
+    now.saturating_sub(u64::from(idle_ms) * 1_000_000)
+}
+
+/// Milliseconds from `last_seen_ns` to `now`, saturated.
+fn idle_since(now: u64, last_seen_ns: u64) -> u32 {
+    u32::try_from(now.saturating_sub(last_seen_ns) / 1_000_000).unwrap_or(u32::MAX)
 }
 
 fn key_of(r: &FlowRecord) -> Option<FlowKey> {
@@ -191,6 +207,8 @@ impl Dataplane {
                     dst: sock(&f.dst, f.family, f.dport)?,
                     real: SocketAddr::new(addr, port),
                     xsrc: sock(&l.xsrc, f.family, l.xsport)?,
+                    state: 0,
+                    idle_ms: 0,
                 })
             })
             .collect()
@@ -277,7 +295,7 @@ impl Dataplane {
         let conn = Conn {
             backend: id,
             generation: entry.generation,
-            last_seen_ns: now,
+            last_seen_ns: seen(now, r.idle_ms),
         };
         map.insert(key, conn, 0).map_err(|_| Skip::TableFull)
     }
@@ -297,11 +315,12 @@ impl Dataplane {
         if fx != key.family || fr != key.family {
             return Err(Skip::Mismatch);
         }
-        let state = if key.proto == IPPROTO_TCP {
-            nat_state::ESTABLISHED
-        } else {
-            nat_state::UDP
+        let state = match (key.proto == IPPROTO_TCP, r.state) {
+            (true, s @ (nat_state::SYN | nat_state::ESTABLISHED)) => s,
+            (true, _) => nat_state::ESTABLISHED,
+            (false, _) => nat_state::UDP,
         };
+        let now = seen(now, r.idle_ms);
         let fwd = NatEntry {
             src: xsrc,
             dst: real,
@@ -381,6 +400,7 @@ impl Dataplane {
             })
             .collect();
         let mut out = Vec::new();
+        let now = monotonic_ns();
         let name = map_names::CONNTRACK;
         let conntrack: BpfHashMap<&MapData, FlowKey, Conn> =
             BpfHashMap::try_from(self.map(name)?).map_err(|e| map_err(name, e))?;
@@ -404,6 +424,8 @@ impl Dataplane {
                 dst,
                 real: SocketAddr::new(addr, port),
                 xsrc: client,
+                state: 0,
+                idle_ms: idle_since(now, c.last_seen_ns),
             });
         }
         for (k, e) in self.nat_entries()? {
@@ -432,6 +454,8 @@ impl Dataplane {
                 dst,
                 real: SocketAddr::new(addr, port),
                 xsrc,
+                state: e.state,
+                idle_ms: idle_since(now, e.last_seen_ns),
             });
         }
         Ok(out)

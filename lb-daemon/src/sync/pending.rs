@@ -54,13 +54,21 @@ impl Pending {
         refused
     }
 
-    /// Takes every record of `service` (to install them).
-    pub fn take(&mut self, service: &ServiceId) -> Vec<FlowRecord> {
+    /// Takes every record of `service` (to install them), their idle time grown by
+    /// the time they were kept: timeouts keep running.
+    pub fn take(&mut self, service: &ServiceId, now_ms: u64) -> Vec<FlowRecord> {
         let Some(flows) = self.by_service.remove(service) else {
             return Vec::new();
         };
         self.len -= flows.len();
-        flows.into_values().map(|(r, _)| r).collect()
+        flows
+            .into_values()
+            .map(|(mut r, at)| {
+                let kept = u32::try_from(now_ms.saturating_sub(at)).unwrap_or(u32::MAX);
+                r.idle_ms = r.idle_ms.saturating_add(kept);
+                r
+            })
+            .collect()
     }
 
     /// Forgets records received more than `ttl_ms` before `now_ms`; how many.
@@ -92,6 +100,8 @@ mod tests {
             dst: SocketAddr::new(vip.parse().unwrap(), 80),
             real: "10.0.0.21:8080".parse().unwrap(),
             xsrc: SocketAddr::new("203.0.113.7".parse().unwrap(), port),
+            state: 0,
+            idle_ms: 0,
         }
     }
 
@@ -103,10 +113,14 @@ mod tests {
         assert_eq!(p.insert([rec("192.0.2.1", 2)], 10), 0);
         assert_eq!(p.insert([rec("192.0.2.2", 1), rec("192.0.2.2", 2)], 10), 1);
         assert_eq!(p.len(), 3);
-        let a = p.take(&rec("192.0.2.1", 1).service);
+        let a = p.take(&rec("192.0.2.1", 1).service, 25);
         assert_eq!(a.len(), 2);
+        // Kept 25 and 15 ms: their idle time grew by as much.
+        let mut idle: Vec<u32> = a.iter().map(|r| r.idle_ms).collect();
+        idle.sort_unstable();
+        assert_eq!(idle, [15, 25]);
         assert_eq!(p.len(), 1);
-        assert!(p.take(&rec("192.0.2.1", 1).service).is_empty());
+        assert!(p.take(&rec("192.0.2.1", 1).service, 30).is_empty());
     }
 
     #[test]

@@ -345,7 +345,7 @@ async fn send_loop(
         Arc::clone(&s),
         Arc::clone(&sequence),
     ));
-    let per_message = (s.maxlen - wire::HEADER_LEN - wire::TAG_LEN) / 34;
+    let per_message = (s.maxlen - wire::HEADER_LEN - wire::TAG_LEN) / wire::RECORD_V4;
     while let Some(Outgoing { records, bulk }) = from_owner.recv().await {
         let mut batch = records;
         // A little more time to fill the message, unless it is full already.
@@ -520,6 +520,8 @@ mod tests {
             dst: "192.0.2.10:80".parse().unwrap(),
             real: "10.0.0.21:0".parse().unwrap(),
             xsrc: "203.0.113.7:40000".parse().unwrap(),
+            state: 0,
+            idle_ms: 0,
         };
         let h = Header {
             sync_id: 0,

@@ -7,9 +7,10 @@
 //! | HMAC-SHA256 (32 bytes) over everything before it                                          |
 //! ```
 //!
-//! A record: `kind, family, proto, 0`, then five (address, port) pairs — the service,
-//! the client (the table key's source), the destination the client used, the real,
-//! and the translated source — 4-byte addresses for family 4, 16-byte for family 6.
+//! A record: `kind, family, proto, state`, then five (address, port) pairs — the
+//! service, the client (the table key's source), the destination the client used, the
+//! real, and the translated source — 4-byte addresses for family 4, 16-byte for family
+//! 6 — then the flow's idle time in ms (u32).
 //! Every integer is big-endian. Anything that does not parse exactly is dropped with a
 //! [`Drop`] reason; nothing partial is ever returned.
 
@@ -33,8 +34,10 @@ pub use crate::config::{
 };
 const _: () = assert!(MIN_MAXLEN >= HEADER_LEN + RECORD_V6 + TAG_LEN);
 
-const RECORD_V4: usize = 4 + 5 * (4 + 2);
-const RECORD_V6: usize = 4 + 5 * (16 + 2);
+pub const RECORD_V4: usize = 4 + 5 * (4 + 2) + 4;
+pub const RECORD_V6: usize = 4 + 5 * (16 + 2) + 4;
+/// The largest valid `state` (`lb_common::nat_state::UDP`).
+const MAX_STATE: u8 = lb_common::nat_state::UDP;
 
 /// Header flag: a request for the receiver's whole table (bulk sync), no records.
 const FLAG_BULK_REQUEST: u8 = 1;
@@ -165,12 +168,13 @@ fn put_record(out: &mut Vec<u8>, r: &FlowRecord, family: u8) {
         FlowKind::Conntrack => KIND_CONNTRACK,
         FlowKind::Nat => KIND_NAT,
     };
-    out.extend_from_slice(&[kind, family, r.service.protocol.number(), 0]);
+    out.extend_from_slice(&[kind, family, r.service.protocol.number(), r.state]);
     put_addr(out, r.service.vip, r.service.port);
     put_addr(out, r.client.ip(), r.client.port());
     put_addr(out, r.dst.ip(), r.dst.port());
     put_addr(out, r.real.ip(), r.real.port());
     put_addr(out, r.xsrc.ip(), r.xsrc.port());
+    out.extend_from_slice(&r.idle_ms.to_be_bytes());
 }
 
 fn put_header(out: &mut Vec<u8>, h: &Header, flags: u8, count: u16) {
@@ -314,8 +318,18 @@ pub fn decode(buf: &[u8], maxlen: usize, sync_id: u8, key: &Key) -> Result<Messa
             return Err(Drop::Malformed);
         }
         let protocol = Protocol::from_number(r.u8()?).ok_or(Drop::Malformed)?;
-        r.u8()?;
+        let state = r.u8()?;
+        if state > MAX_STATE {
+            return Err(Drop::Malformed);
+        }
         let service = r.addr(family)?;
+        let (client, dst, real, xsrc) = (
+            r.addr(family)?,
+            r.addr(family)?,
+            r.addr(family)?,
+            r.addr(family)?,
+        );
+        let idle_ms = u32::from_be_bytes(r.take(4)?.try_into().map_err(|_| Drop::Truncated)?);
         records.push(FlowRecord {
             kind,
             service: ServiceId {
@@ -323,10 +337,12 @@ pub fn decode(buf: &[u8], maxlen: usize, sync_id: u8, key: &Key) -> Result<Messa
                 port: service.port(),
                 protocol,
             },
-            client: r.addr(family)?,
-            dst: r.addr(family)?,
-            real: r.addr(family)?,
-            xsrc: r.addr(family)?,
+            client,
+            dst,
+            real,
+            xsrc,
+            state,
+            idle_ms,
         });
     }
     if r.at != signed.len() {

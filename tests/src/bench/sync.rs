@@ -72,6 +72,8 @@ fn record(i: u32) -> FlowRecord {
         dst: "198.18.1.100:80".parse().expect("address"),
         real: "10.0.1.21:8080".parse().expect("address"),
         xsrc: client,
+        state: 0,
+        idle_ms: 0,
     }
 }
 

@@ -438,6 +438,8 @@ mod sync {
             dst: std::net::SocketAddr::new(vip.parse().unwrap(), port),
             real: "10.0.1.1:0".parse().unwrap(),
             xsrc: client,
+            state: 0,
+            idle_ms: 0,
         }
     }
 
@@ -480,8 +482,19 @@ mod sync {
         assert_eq!(owner.state.lock().unwrap().installed, vec![unheld]);
         assert_eq!(stats.snapshot().pending, 1);
         owner.become_master().await;
-        // Installed when the service was programmed, before the gate answered.
-        assert_eq!(owner.state.lock().unwrap().installed, vec![unheld, held]);
+        // Installed when the service was programmed, before the gate answered (after
+        // the bulk window: a quiet pause after the last flows), its idle time grown by
+        // the time it was kept.
+        let installed = owner.state.lock().unwrap().installed.clone();
+        assert_eq!(installed[0], unheld);
+        assert!(installed[1].idle_ms >= 300, "{:?}", installed[1]);
+        assert_eq!(
+            FlowRecord {
+                idle_ms: 0,
+                ..installed[1]
+            },
+            held
+        );
         let s = stats.snapshot();
         assert_eq!((s.pending, s.installed), (0, 2));
     }

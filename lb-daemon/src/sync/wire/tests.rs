@@ -27,6 +27,8 @@ fn nat4(port: u16) -> FlowRecord {
         dst: "192.0.2.10:80".parse().unwrap(),
         real: "10.0.0.21:8080".parse().unwrap(),
         xsrc: "10.0.0.1:2000".parse().unwrap(),
+        state: 2,
+        idle_ms: 1234,
     }
 }
 
@@ -42,6 +44,8 @@ fn conn6() -> FlowRecord {
         dst: "[2001:db8::10]:53".parse().unwrap(),
         real: "[2001:db8::21]:0".parse().unwrap(),
         xsrc: "[2001:db8:ff::7]:5353".parse().unwrap(),
+        state: 0,
+        idle_ms: 0,
     }
 }
 
@@ -118,8 +122,8 @@ fn malformed_messages_are_dropped() {
     let mut msg = one();
     msg[0] = b'X';
     assert_eq!(decode(&msg, 1472, 7, &key()), Err(Drop::Malformed));
-    // A record of an unknown kind, family or protocol (correctly signed).
-    for (offset, value) in [(0, 9u8), (1, 5), (2, 1)] {
+    // A record of an unknown kind, family, protocol or state (correctly signed).
+    for (offset, value) in [(0, 9u8), (1, 5), (2, 1), (3, 6)] {
         let mut m = one();
         m[HEADER_LEN + offset] = value;
         assert_eq!(decode(&resign(m), 1472, 7, &key()), Err(Drop::Malformed));
