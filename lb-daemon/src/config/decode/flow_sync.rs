@@ -32,6 +32,10 @@ pub(super) fn decode(
     instances: &[VrrpInstance],
 ) -> Option<Sync> {
     let errors = d.error_count();
+    if global.dataplane == crate::config::schema::Dataplane::Ipvs {
+        d.error(t.path(), t.span(), "[sync] needs the XDP data plane, and [global] dataplane is \"ipvs\"")
+            .hint("with IPVS run keepalived's own lvs_sync_daemon, or set dataplane = \"xdp\" (or \"auto\")");
+    }
     let interface = t.required(d, "interface").and_then(|f| f.interface(d));
     let vrrp_instance = t.get(d, "vrrp_instance").and_then(|f| {
         let name = f.string(d)?;

@@ -124,3 +124,14 @@ fn the_key_stays_out_of_debug_output() {
     assert!(!shown.contains("0123456789abcdef"), "{shown}");
     assert!(shown.contains("<20 bytes>"), "{shown}");
 }
+
+#[test]
+fn sync_is_refused_with_the_ipvs_data_plane() {
+    let text = format!(
+        "[global]\ndataplane = \"ipvs\"\n{}",
+        with_sync(&format!("interface = \"eth0\"\n{KEY}"))
+    );
+    let e = error(&text);
+    assert_eq!(e.line, 8, "{e}");
+    assert!(e.message.contains("needs the XDP data plane"), "{e}");
+}
