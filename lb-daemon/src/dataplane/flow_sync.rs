@@ -101,6 +101,8 @@ impl InstallReport {
 
 /// Above this share of its capacity, the connection table takes no peer records.
 pub const CONNTRACK_FILL_LIMIT: f64 = 0.9;
+/// How long a count of the connection table's entries is trusted.
+const CONNTRACK_RECOUNT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn sock(addr: &lb_common::Addr, family: u8, port_be: u16) -> Option<SocketAddr> {
     Some(SocketAddr::new(
@@ -218,7 +220,11 @@ impl Dataplane {
     pub fn install_flows(&mut self, records: &[FlowRecord]) -> InstallReport {
         let mut report = InstallReport::default();
         let now = monotonic_ns();
-        let conntrack_room = self.conntrack_room();
+        let conntrack_room = if records.iter().any(|r| r.kind == FlowKind::Conntrack) {
+            self.conntrack_room()
+        } else {
+            0
+        };
         let mut conntrack_added = 0u64;
         for r in records {
             let outcome = match r.kind {
@@ -236,13 +242,26 @@ impl Dataplane {
                 Err(why) => report.skip(why),
             }
         }
+        if let Some((_, n)) = &mut self.conntrack_count {
+            *n += conntrack_added;
+        }
         report
     }
 
     /// How many more connection-table entries peers may add before the fill limit.
-    fn conntrack_room(&self) -> u64 {
+    /// Counting walks every key, so the count is refreshed at most once a second and
+    /// grown by what was installed since in between.
+    fn conntrack_room(&mut self) -> u64 {
         let cap = u64::from(self.capacity.conntrack);
-        let used = self.count_conntrack().unwrap_or(cap);
+        let now = std::time::Instant::now();
+        let used = match self.conntrack_count {
+            Some((at, n)) if now.duration_since(at) < CONNTRACK_RECOUNT => n,
+            _ => {
+                let n = self.count_conntrack().unwrap_or(cap);
+                self.conntrack_count = Some((now, n));
+                n
+            }
+        };
         ((cap as f64 * CONNTRACK_FILL_LIMIT) as u64).saturating_sub(used)
     }
 

@@ -239,6 +239,9 @@ pub struct Dataplane {
     sync_learning: bool,
     /// `lb_sync_events`, taken out of the object once sync is turned on.
     sync_events: Option<aya::maps::RingBuf<MapData>>,
+    /// The connection table's entry count and when it was taken (installing peers'
+    /// flows keeps it under a fill limit).
+    conntrack_count: Option<(std::time::Instant, u64)>,
 }
 
 impl Dataplane {
@@ -295,6 +298,7 @@ impl Dataplane {
             vip_filter: vec![0; capacity::VIP_FILTER_SLOTS as usize],
             sync_learning: false,
             sync_events: None,
+            conntrack_count: None,
         };
         if adopted {
             dp.adopt()?;
