@@ -28,7 +28,10 @@ pub mod map_names {
     pub const FLAGS: &str = "lb_flags";
     pub const VIP_FILTER: &str = "lb_vip_filter";
     pub const SERVICE_INFO: &str = "lb_service_info";
-    /// Every map, in the order `docs/maps.md` lists them.
+    /// New flows the data plane reports for flow-state sync (a ring buffer, not pinned:
+    /// nothing in it outlives the daemon that drains it).
+    pub const SYNC_EVENTS: &str = "lb_sync_events";
+    /// Every pinned map, in the order `docs/maps.md` lists them.
     pub const ALL: [&str; 13] = [
         SERVICES,
         BACKENDS,
@@ -296,6 +299,40 @@ pub struct FloodWindow {
 pub mod global_flags {
     /// A NAT service is programmed: packets not for a VIP may be NAT replies.
     pub const NAT: u32 = 1;
+    /// Flow-state sync is on: new connection-table and NAT entries are reported in
+    /// `lb_sync_events` ([`super::LearnedFlow`]). Off, the new-flow path costs one bit test.
+    pub const SYNC: u32 = 2;
+}
+
+/// Bytes of the `lb_sync_events` ring buffer (a power of two, a multiple of the page
+/// size): 16384 records of [`LearnedFlow`] (64 bytes + the kernel's 8-byte header).
+pub const SYNC_EVENTS_BYTES: u32 = 1 << 20;
+
+/// What a [`LearnedFlow`] reports.
+pub mod learned_kind {
+    /// A new `lb_conntrack` entry: `flow` -> `backend`.
+    pub const CONNTRACK: u8 = 1;
+    /// A new NAT connection: `flow` (the client's packet) -> `backend`, its source
+    /// translated to `xsrc`:`xsport` (the client itself without `snat_address`).
+    pub const NAT: u8 = 2;
+}
+
+/// A record of `lb_sync_events`: a flow the data plane just scheduled, for the daemon to
+/// send to its sync peers. The backend is this node's id: the daemon names it by its
+/// service and address before anything leaves the node.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LearnedFlow {
+    /// The table key (`lb_conntrack`'s, or the client-side `lb_nat` key).
+    pub flow: FlowKey,
+    /// NAT: the source the real sees.
+    pub xsrc: Addr,
+    pub backend: u32,
+    /// NAT: the source port the real sees (network byte order).
+    pub xsport: u16,
+    /// [`learned_kind`].
+    pub kind: u8,
+    pub pad: u8,
 }
 
 /// Direction of a [`NatEntry`].
@@ -454,10 +491,13 @@ pub enum Counter {
     /// A new DR/TUN flow above the flood guard's rate (`new_flow_limit` per CPU per
     /// second): forwarded by Maglev without a connection-table entry.
     FloodGuard = 31,
+    /// A new flow flow-state sync could not report (`lb_sync_events` full: the daemon
+    /// is behind): the flow is forwarded, only its peers do not learn it.
+    SyncLost = 32,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 32;
+    pub const COUNT: u32 = 33;
 
     /// The counter at index `i` of [`Counter::ALL`].
     #[inline(always)]
@@ -502,6 +542,7 @@ impl Counter {
         (Counter::FibNoNeigh, "fib_no_neigh"),
         (Counter::FibFailed, "fib_failed"),
         (Counter::FloodGuard, "flood_guard"),
+        (Counter::SyncLost, "sync_lost"),
     ];
 }
 
@@ -518,6 +559,7 @@ const _: () = {
     assert!(core::mem::size_of::<NeighMiss>() == 24);
     assert!(core::mem::size_of::<BenchFrame>() == 96);
     assert!(core::mem::size_of::<FloodWindow>() == 16);
+    assert!(core::mem::size_of::<LearnedFlow>() == 64);
 };
 
 #[cfg(feature = "user")]
@@ -533,4 +575,5 @@ mod pod {
     unsafe impl aya::Pod for super::NatReal {}
     unsafe impl aya::Pod for super::NeighMiss {}
     unsafe impl aya::Pod for super::BenchFrame {}
+    unsafe impl aya::Pod for super::LearnedFlow {}
 }

@@ -23,6 +23,7 @@ pub mod net;
 #[cfg(any(test, feature = "lab"))]
 pub mod netns;
 pub mod script;
+pub mod sync;
 pub mod top;
 pub mod track_file;
 pub mod vrrp;

@@ -3,12 +3,12 @@
 
 use aya_ebpf::{
     bindings::BPF_F_NO_COMMON_LRU,
-    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    btf_maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     macros::btf_map,
 };
 use lb_common::{
-    capacity, flags_index, Backend, Conn, Counter, FloodWindow, FlowKey, NatEntry, NatReal,
-    NeighMiss, ServiceInfo, ServiceKey, Traffic,
+    capacity, flags_index, Backend, Conn, Counter, FloodWindow, FlowKey, LearnedFlow, NatEntry,
+    NatReal, NeighMiss, ServiceInfo, ServiceKey, Traffic, SYNC_EVENTS_BYTES,
 };
 
 use crate::types::{Packet, Tuple};
@@ -77,6 +77,11 @@ pub static NEIGH_MISS: LruHashMap<NeighMiss, u64, { capacity::NEIGH_MISS as usiz
 /// Global switches ([`lb_common::global_flags`]): one entry, written by user space.
 #[btf_map(name = "lb_flags")]
 pub static FLAGS: Array<u32, { flags_index::COUNT as usize }> = Array::new();
+
+/// New flows for flow-state sync (`crate::learn`), drained by the daemon. Not pinned:
+/// a restarted daemon has nothing to read of the old one's.
+#[btf_map(name = "lb_sync_events")]
+pub static SYNC_EVENTS: RingBuf<LearnedFlow, { SYNC_EVENTS_BYTES as usize }> = RingBuf::new();
 
 /// The flood guard's per-CPU window. Not pinned: a restart merely opens a new window.
 #[btf_map(name = "lb_flood")]

@@ -14,7 +14,7 @@ use lb_common::{
 };
 
 use crate::{
-    forward,
+    forward, learn,
     maps::{NAT, NAT_REALS, SCRATCH},
     rewrite::rewrite,
     route::{self, Hop},
@@ -138,7 +138,9 @@ pub fn new_flow(
         let _ = NAT.remove(&reverse_key(fwd, pkt));
         tracked = false;
     }
-    if !tracked {
+    if tracked {
+        learn::nat(&flow, fwd);
+    } else {
         stats::count(Counter::NatTableFull);
         // Full-NAT replies cannot be translated without the entry.
         if snat {

@@ -8,6 +8,7 @@ use lb_common::{
 };
 
 use crate::{
+    learn,
     maps::{BACKENDS, CONNTRACK, FLAGS, FLOOD, MAGLEV, SERVICES, SERVICE_INFO},
     stats,
     types::{is_new_syn, Packet},
@@ -149,7 +150,9 @@ pub fn choose_backend(
         last_seen_ns: now,
     };
     // A full table evicts the least recently used flow; nothing to do on error.
-    let _ = CONNTRACK.insert(&flow, &conn, 0);
+    if CONNTRACK.insert(&flow, &conn, 0).is_ok() {
+        learn::conntrack(&flow, id);
+    }
     Some((id, b))
 }
 

@@ -130,6 +130,7 @@ impl Config {
                 virtual_servers: decoded.virtual_servers,
                 bgp: decoded.bgp,
                 static_network: decoded.static_network,
+                sync: decoded.sync,
                 source,
             },
             warnings,

@@ -56,6 +56,8 @@ pub struct Config {
     pub bgp: Bgp,
     /// `[static]`: keepalived's `static_ipaddress`, `static_routes`, `static_rules`.
     pub static_network: StaticNetwork,
+    /// `[sync]`: flow-state sync between LB nodes (keepalived's `lvs_sync_daemon`).
+    pub sync: Option<Sync>,
     /// Where each key was written, for diagnostics issued after loading.
     pub(crate) source: SourceIndex,
 }
@@ -704,6 +706,62 @@ impl Default for Bgp {
             drain_idle: DEFAULT_DRAIN_IDLE,
             interfaces: Vec::new(),
         }
+    }
+}
+
+/// keepalived's defaults for `lvs_sync_daemon`.
+pub const DEFAULT_SYNC_PORT: u16 = 8848;
+pub const DEFAULT_SYNC_GROUP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(224, 0, 0, 81);
+/// keepalived's default `maxlen` (an Ethernet MTU less the IP and UDP headers).
+pub const SYNC_DEFAULT_MAXLEN: usize = 1472;
+/// Room for a header, an IPv6 record and the tag, with margin.
+pub const SYNC_MIN_MAXLEN: usize = 256;
+/// UDP without jumbograms.
+pub const SYNC_MAX_MAXLEN: usize = 65_000;
+/// Messages per second a node sends at most (each up to `maxlen` bytes).
+pub const DEFAULT_SYNC_MAX_RATE: u32 = 10_000;
+
+/// `[sync]`: flow-state sync (docs/sync.md). Its `Debug` leaves the key out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sync {
+    /// keepalived's `lvs_sync_daemon INTERFACE`: where multicast goes out and is joined.
+    pub interface: String,
+    /// The VRRP instance whose MASTER sends (its BACKUPs receive); None: every node
+    /// sends and receives (a BGP tier).
+    pub vrrp_instance: Option<String>,
+    /// `id N` (keepalived's syncid, 0-255): nodes of another id ignore the messages.
+    pub id: u8,
+    pub port: u16,
+    /// Multicast group (when `peers` is empty).
+    pub group: IpAddr,
+    pub ttl: u32,
+    /// The largest message, in bytes.
+    pub maxlen: usize,
+    /// Unicast: the peers' addresses (and the only sources accepted).
+    pub peers: Vec<IpAddr>,
+    /// The shared HMAC-SHA256 key (from `key` or `key_file`).
+    pub key: Vec<u8>,
+    /// This node's id in messages (default: from `router_id`).
+    pub node_id: u32,
+    /// Messages per second at most; above it new flows are not sent (counted).
+    pub max_rate: u32,
+}
+
+impl std::fmt::Debug for Sync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sync")
+            .field("interface", &self.interface)
+            .field("vrrp_instance", &self.vrrp_instance)
+            .field("id", &self.id)
+            .field("port", &self.port)
+            .field("group", &self.group)
+            .field("ttl", &self.ttl)
+            .field("maxlen", &self.maxlen)
+            .field("peers", &self.peers)
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .field("node_id", &self.node_id)
+            .field("max_rate", &self.max_rate)
+            .finish()
     }
 }
 

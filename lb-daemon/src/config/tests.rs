@@ -8,6 +8,7 @@ use super::*;
 
 mod bgp;
 mod split_brain;
+mod sync;
 mod virtual_server;
 
 const FULL: &str = r#"[global]

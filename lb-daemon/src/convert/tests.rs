@@ -533,3 +533,58 @@ fn use_vmac_converts() {
     let toml = convert(&vi(" virtual_ipaddress {\n  10.0.0.1\n }\n use_vmac"));
     assert!(toml.contains("use_vmac = true"), "{toml}");
 }
+
+#[test]
+fn lvs_sync_daemon_becomes_the_sync_section() {
+    let text = format!(
+        "global_defs {{\n lvs_sync_daemon eth1 VI_1 id 7 maxlen 1400 port 9000 ttl 2 group 224.0.0.99\n}}\n{}",
+        vi(" virtual_ipaddress {\n  10.0.0.9\n }")
+    );
+    let c = convert_str(&text, Path::new("k.conf"), "lb1").expect("converts");
+    let toml = &c.toml;
+    for line in [
+        "[sync]",
+        "key_file = \"/etc/lb/sync.key\"",
+        "interface = \"eth1\"",
+        "vrrp_instance = \"VI_1\"",
+        "id = 7",
+        "maxlen = 1400",
+        "port = 9000",
+        "ttl = 2",
+        "group = \"224.0.0.99\"",
+    ] {
+        assert!(toml.contains(line), "{line} missing:\n{toml}");
+    }
+    assert!(
+        c.warnings.iter().any(|w| w.message.contains("shared key")),
+        "{:?}",
+        c.warnings
+    );
+    // The loader reads it back (the key file is what check-config then asks for).
+    let e = Config::from_str(toml, "lb.toml").expect_err("no key file here");
+    assert!(
+        e.errors
+            .iter()
+            .any(|d| d.message.contains("/etc/lb/sync.key")),
+        "{e}"
+    );
+    let bad = errors(&format!(
+        "global_defs {{\n lvs_sync_daemon eth1 VI_1 speed 7\n}}\n{}",
+        vi(" virtual_ipaddress {\n  10.0.0.9\n }")
+    ));
+    assert!(
+        bad[0].message.contains("not an lvs_sync_daemon option"),
+        "{bad:?}"
+    );
+    assert_eq!((bad[0].line, bad[0].column), (2, 28));
+}
+
+#[test]
+fn lvs_sync_daemon_interface_in_an_instance_names_it() {
+    let toml = convert(&vi(
+        " lvs_sync_daemon_interface eth1\n virtual_ipaddress {\n  10.0.0.9\n }",
+    ));
+    assert!(toml.contains("[sync]"), "{toml}");
+    assert!(toml.contains("interface = \"eth1\""), "{toml}");
+    assert!(toml.contains("vrrp_instance = \"VI_1\""), "{toml}");
+}

@@ -25,12 +25,12 @@ use tokio::{
     signal::unix::{signal, SignalKind},
     sync::{mpsc, oneshot},
 };
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::{
     announcer::{Announcer, AnnouncerHandle, Cmd, Readiness},
     control::{self, Action, ReloadRequest},
-    dataplane_owner::{Msg, Owner, OwnerHandle},
+    dataplane_owner::{self, Msg, Owner, OwnerHandle},
     kept_masters, metrics, plane_choice,
     snapshot::Snapshot,
     systemd,
@@ -84,6 +84,8 @@ pub(super) struct Daemon {
     /// E-mail alerts (settings replaced on reload) and notify FIFOs.
     pub(super) mailer: Mailer,
     pub(super) alerts: Alerts,
+    /// Flow-state sync's counters (for the status view), when `[sync]` is configured.
+    pub(super) sync_stats: Option<Arc<crate::sync::task::SyncStats>>,
     /// Kept for the daemon's life: dropping them closes the socket and the listener.
     _control: control::ControlHandle,
     _metrics: Option<tokio::task::JoinHandle<()>>,
@@ -172,6 +174,7 @@ impl Daemon {
             None
         };
         let (readiness_tx, readiness) = tokio::sync::watch::channel(Readiness::new());
+        let mut sync_stats = None;
         let (dataplane, owner) = match plane_choice::choose(&config)? {
             Some(plane) => {
                 let name = plane.name();
@@ -179,9 +182,21 @@ impl Daemon {
                 if vip_link.is_some() {
                     owner = owner.with_readiness(readiness_tx);
                 }
-                (name, Some(owner.spawn()))
+                let (handle, inbox) = dataplane_owner::channels();
+                if let Some(cfg) = &config.sync {
+                    let sync = crate::sync::task::start(cfg, handle.synced.clone()).await?;
+                    owner = owner.with_sync(&sync, cfg.vrrp_instance.clone());
+                    sync_stats = Some(sync.stats);
+                }
+                tokio::spawn(owner.run(inbox));
+                (name, Some(handle))
             }
-            None => ("none", None),
+            None => {
+                if config.sync.is_some() {
+                    warn!("[sync] is configured but no virtual_server is: nothing to sync");
+                }
+                ("none", None)
+            }
         };
         let announcer = match (vip_link, &owner) {
             (Some(link), Some(owner)) => Some(
@@ -222,7 +237,8 @@ impl Daemon {
         };
         let view = make_view(&config, dataplane, vrrp.as_ref(), &health)
             .with_bgp(announcer.as_ref().map(|a| Arc::clone(&a.status)))
-            .with_alerts(alerts.clone());
+            .with_alerts(alerts.clone())
+            .with_sync(sync_stats.clone());
         if let Some(owner) = &owner {
             view.spawn_refresher(owner.msgs.clone());
         }
@@ -262,6 +278,7 @@ impl Daemon {
             announcer,
             mailer,
             alerts,
+            sync_stats,
             _control: control,
             _metrics: metrics,
         };

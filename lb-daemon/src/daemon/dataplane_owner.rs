@@ -23,6 +23,7 @@
 use std::{
     collections::{HashMap, HashSet},
     net::IpAddr,
+    sync::Arc,
     time::Duration,
 };
 
@@ -41,11 +42,17 @@ use crate::{
     config::{self, Config},
     dataplane::{
         self,
+        flow_sync::{FlowRecord, InstallReport},
         from_config::{attach_interfaces, gating_instance, service_id},
         ServiceId,
     },
     health::{runner::Update, verdict::DesiredBackend},
     net::neigh::Neighbours,
+    sync::{
+        bulk::{BulkWindow, BULK_QUIET, BULK_WAIT},
+        pending::Pending,
+        task::{not_sent, Outgoing, SyncHandle, SyncStats, Synced},
+    },
     vrrp::instance::GateRequest,
 };
 
@@ -77,12 +84,16 @@ pub enum Msg {
     },
 }
 
-/// Where the others send to the owner: the daemon, VRRP (gating) and health checks.
+/// Where the others send to the owner: the daemon, VRRP (gating), health checks and
+/// the sync receiver.
 #[derive(Clone)]
 pub struct OwnerHandle {
     pub msgs: mpsc::UnboundedSender<Msg>,
     pub gate: mpsc::UnboundedSender<GateRequest>,
     pub health: mpsc::UnboundedSender<Update>,
+    /// Peers' flows and bulk-sync requests (bounded: the receiver counts what does not
+    /// fit).
+    pub synced: mpsc::Sender<Synced>,
 }
 
 /// What the owner receives; it stops when the daemon's channel closes.
@@ -90,20 +101,61 @@ pub struct Inbox {
     msgs: mpsc::UnboundedReceiver<Msg>,
     gate: mpsc::UnboundedReceiver<GateRequest>,
     health: mpsc::UnboundedReceiver<Update>,
+    synced: mpsc::Receiver<Synced>,
 }
+
+/// Batches of peers' flows waiting for the owner, at most.
+const SYNCED_QUEUE: usize = 1024;
 
 /// A connected handle and inbox.
 pub fn channels() -> (OwnerHandle, Inbox) {
     let (msgs_tx, msgs) = mpsc::unbounded_channel();
     let (gate_tx, gate) = mpsc::unbounded_channel();
     let (health_tx, health) = mpsc::unbounded_channel();
+    let (synced_tx, synced) = mpsc::channel(SYNCED_QUEUE);
     let handle = OwnerHandle {
         msgs: msgs_tx,
         gate: gate_tx,
         health: health_tx,
+        synced: synced_tx,
     };
-    (handle, Inbox { msgs, gate, health })
+    (
+        handle,
+        Inbox {
+            msgs,
+            gate,
+            health,
+            synced,
+        },
+    )
 }
+
+/// Flow-state sync, as the owner drives it: new flows out, peers' flows in.
+struct OwnerSync {
+    to_peers: mpsc::Sender<Outgoing>,
+    stats: Arc<SyncStats>,
+    /// The VRRP instance whose MASTER sends (None: always, a BGP tier).
+    instance: Option<String>,
+    /// Peers' flows for services not programmed here yet.
+    pending: Pending,
+    /// Bulk sync at start: no MASTER transition, no announcement before it closes.
+    bulk: BulkWindow,
+    /// MASTER transitions waiting for the bulk window.
+    deferred: Vec<(String, oneshot::Sender<Result<(), String>>)>,
+}
+
+/// How often the data plane's new-flow reports are drained.
+const LEARN_EVERY: Duration = Duration::from_millis(10);
+/// Reports drained at most per tick (the ring holds 16384).
+const LEARN_MAX: usize = 16_384;
+/// How often a sending node resends its whole table, so a peer's kept copy of a
+/// long-lived flow never expires (a third of [`PENDING_TTL`]), like IPVS sync's refresh.
+const SYNC_REFRESH_EVERY: Duration = Duration::from_secs(300);
+/// Peers' flows kept for services not programmed here, at most.
+const PENDING_CAPACITY: usize = 262_144;
+/// A kept flow is forgotten after this long without a newer copy (the NAT table's
+/// established-TCP timeout by default: a connection idle that long is gone anyway).
+const PENDING_TTL: Duration = Duration::from_secs(900);
 
 /// One virtual server, as the owner needs it.
 #[derive(Debug, Clone)]
@@ -158,6 +210,10 @@ pub struct Owner {
     readiness: Option<watch::Sender<Readiness>>,
     /// Lifetime totals: the plane's counters restart when a service is re-programmed.
     totals: CounterTotals,
+    /// Flow-state sync (`[sync]`), when configured.
+    sync: Option<OwnerSync>,
+    /// The bulk window closed and nothing waits for it any more.
+    bulk_over: bool,
 }
 
 fn services_of(config: &Config) -> Vec<Service> {
@@ -210,7 +266,46 @@ impl Owner {
             quorum: HashMap::new(),
             readiness: None,
             totals: CounterTotals::default(),
+            sync: None,
+            bulk_over: false,
         })
+    }
+
+    /// Runs flow-state sync: new flows go to `sync`'s sender (while this node is MASTER
+    /// of `instance`, or always without one), peers' flows come in through the inbox.
+    pub fn with_sync(mut self, sync: &SyncHandle, instance: Option<String>) -> Owner {
+        self.sync = Some(OwnerSync {
+            to_peers: sync.to_peers.clone(),
+            stats: Arc::clone(&sync.stats),
+            instance,
+            pending: Pending::new(PENDING_CAPACITY),
+            bulk: BulkWindow::new(std::time::Instant::now(), BULK_WAIT, BULK_QUIET),
+            deferred: Vec::new(),
+        });
+        self
+    }
+
+    /// Whether bulk sync at start is over (always without sync).
+    fn bulk_done(&self) -> bool {
+        self.sync
+            .as_ref()
+            .is_none_or(|s| s.bulk.done(std::time::Instant::now()))
+    }
+
+    /// MASTER transitions deferred by the bulk window, now that it closed.
+    async fn run_deferred(&mut self) {
+        if !self.bulk_done() {
+            return;
+        }
+        let deferred = match &mut self.sync {
+            Some(sync) if !sync.deferred.is_empty() => std::mem::take(&mut sync.deferred),
+            _ => return,
+        };
+        for (instance, reply) in deferred {
+            info!(instance = %instance, "peers' flows in (bulk sync): becoming MASTER");
+            let r = self.become_master(&instance).await;
+            let _ = reply.send(r.map_err(|e| format!("{e:#}")));
+        }
     }
 
     /// Publishes the BGP services' readiness on `tx` (for the announcer).
@@ -230,7 +325,8 @@ impl Owner {
             .map(|s| {
                 let r = ServiceReadiness {
                     vip: s.vs.address,
-                    programmed: self.plane.is_programmed(&s.id),
+                    // Not announced before the peers' flows are in (bulk sync).
+                    programmed: self.plane.is_programmed(&s.id) && self.bulk_done(),
                     quorum: self.quorum.get(&s.id).copied(),
                 };
                 (s.id, r)
@@ -288,12 +384,29 @@ impl Owner {
             }
         }
         self.publish_readiness();
+        if self.sync.is_some() {
+            if let Err(e) = self.plane.set_sync_learning(true) {
+                warn!(error = %format!("{e:#}"), "flow-state sync cannot learn new flows here; it only receives");
+            }
+        }
+        let syncing = self.sync.is_some();
+        let mut bulk_check = tokio::time::interval(Duration::from_millis(50));
+        bulk_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut learn = tokio::time::interval(LEARN_EVERY);
+        learn.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sweep = tokio::time::interval(NAT_SWEEP_EVERY);
         let mut misses = tokio::time::interval(NEIGH_MISS_EVERY);
         let later = |every| tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut reconcile = later(IPVS_RECONCILE_EVERY);
+        let mut resend = later(SYNC_REFRESH_EVERY);
         let mut refresh = later(NEXT_HOP_REFRESH_EVERY);
-        for timer in [&mut sweep, &mut misses, &mut reconcile, &mut refresh] {
+        for timer in [
+            &mut sweep,
+            &mut misses,
+            &mut reconcile,
+            &mut refresh,
+            &mut resend,
+        ] {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         loop {
@@ -304,6 +417,10 @@ impl Owner {
                 Some(req) = inbox.gate.recv() => self.on_gate(req).await,
                 Some(update) = inbox.health.recv() => self.on_health(update).await,
                 Some(results) = lookups_done.recv() => self.on_lookups(results),
+                Some(synced) = inbox.synced.recv() => match synced {
+                    Synced::Flows(records) => self.on_synced(records),
+                    Synced::BulkRequest => self.send_table(),
+                },
                 msg = inbox.msgs.recv() => match msg {
                     Some(msg) => {
                         if self.on_msg(msg) == Running::Stopped {
@@ -312,7 +429,16 @@ impl Owner {
                     }
                     None => return,
                 },
-                _ = sweep.tick() => self.sweep_nat(),
+                _ = learn.tick(), if syncing => self.send_learned(),
+                _ = bulk_check.tick(), if syncing && !self.bulk_over => {
+                    self.run_deferred().await;
+                    self.bulk_over = self.bulk_done();
+                }
+                _ = resend.tick(), if syncing => self.send_table(),
+                _ = sweep.tick() => {
+                    self.sweep_nat();
+                    self.expire_pending();
+                }
                 _ = misses.tick() => self.resolve_neigh_misses(),
                 _ = reconcile.tick() => self.plane.reconcile(),
                 _ = refresh.tick() => self.prefetch(self.next_hops.addresses()),
@@ -382,6 +508,13 @@ impl Owner {
     async fn on_gate(&mut self, req: GateRequest) {
         match req {
             GateRequest::BecomeMaster { instance, reply } => {
+                if !self.bulk_done() {
+                    if let Some(sync) = &mut self.sync {
+                        info!(instance = %instance, "waiting for the peers' flows (bulk sync) before becoming MASTER");
+                        sync.deferred.push((instance, reply));
+                        return;
+                    }
+                }
                 let r = self.become_master(&instance).await;
                 let _ = reply.send(r.map_err(|e| format!("{e:#}")));
             }
@@ -489,6 +622,12 @@ impl Owner {
     }
 
     fn left_master(&mut self, instance: &str) {
+        if let Some(sync) = &mut self.sync {
+            // A transition still waiting for the bulk window is called off.
+            for (_, reply) in sync.deferred.extract_if(.., |(i, _)| i == instance) {
+                let _ = reply.send(Err(format!("{instance} left MASTER before it was served")));
+            }
+        }
         self.masters.remove(instance);
         let mine = self.services_of(instance);
         self.retire_counters(&mine);
@@ -533,7 +672,108 @@ impl Owner {
             next_hops: &self.next_hops,
         })?;
         self.services[idx].real_interfaces = real_interfaces;
+        self.install_pending(id);
         Ok(())
+    }
+
+    /// New flows the plane reported: to the peers while this node sends (MASTER of the
+    /// sync instance, or always in a BGP tier); else drained and dropped, as a keepalived
+    /// BACKUP does not send.
+    fn send_learned(&mut self) {
+        let Some(sync) = &self.sync else { return };
+        let records = self.plane.drain_learned(LEARN_MAX);
+        let sending = sync
+            .instance
+            .as_ref()
+            .is_none_or(|i| self.masters.contains(i));
+        sync.stats.update(|s| s.sending = sending);
+        if records.is_empty() || !sending {
+            return;
+        }
+        let n = records.len() as u64;
+        let out = Outgoing {
+            records,
+            bulk: false,
+        };
+        if sync.to_peers.try_send(out).is_err() {
+            not_sent(&sync.stats, "queue_full", n);
+        }
+    }
+
+    /// Bulk sync: a peer that just started asked for this node's flows (also every
+    /// [`SYNC_REFRESH_EVERY`]). Answered while this node sends (MASTER of the sync
+    /// instance, or always in a BGP tier).
+    fn send_table(&mut self) {
+        let Some(sync) = &self.sync else { return };
+        let sending = sync
+            .instance
+            .as_ref()
+            .is_none_or(|i| self.masters.contains(i));
+        if !sending {
+            return;
+        }
+        let records = self.plane.dump_flows();
+        let n = records.len() as u64;
+        info!(
+            flows = n,
+            "sending this node's flows to a starting peer (bulk sync)"
+        );
+        if n == 0 {
+            return;
+        }
+        let out = Outgoing {
+            records,
+            bulk: true,
+        };
+        if sync.to_peers.try_send(out).is_err() {
+            not_sent(&sync.stats, "queue_full", n);
+        }
+    }
+
+    /// Peers' flows: written now for services this node programs, else kept until it
+    /// does (a BACKUP installs its MASTER's flows when it takes over, before its VIPs).
+    fn on_synced(&mut self, records: Vec<FlowRecord>) {
+        let Some(sync) = &mut self.sync else { return };
+        sync.bulk.flows(std::time::Instant::now());
+        let (now, later): (Vec<FlowRecord>, Vec<FlowRecord>) = records
+            .into_iter()
+            .partition(|r| self.plane.is_programmed(&r.service));
+        let refused = sync.pending.insert(later, wall_ms());
+        let pending = sync.pending.len() as u64;
+        let report = self.plane.install_flows(&now);
+        sync.stats.update(|s| {
+            s.pending = pending;
+            if refused > 0 {
+                *s.skipped.entry("pending_full".into()).or_default() += refused;
+            }
+        });
+        record_install(&sync.stats, &report);
+    }
+
+    /// Writes the flows kept for `id` (just programmed).
+    fn install_pending(&mut self, id: &ServiceId) {
+        let Some(sync) = &mut self.sync else { return };
+        let records = sync.pending.take(id, wall_ms());
+        if records.is_empty() {
+            return;
+        }
+        let pending = sync.pending.len() as u64;
+        let report = self.plane.install_flows(&records);
+        info!(service = %id, installed = report.installed, skipped = ?report.skipped, "peers' flows installed before serving");
+        sync.stats.update(|s| s.pending = pending);
+        record_install(&sync.stats, &report);
+    }
+
+    fn expire_pending(&mut self) {
+        let Some(sync) = &mut self.sync else { return };
+        if sync
+            .pending
+            .expire(wall_ms(), PENDING_TTL.as_millis() as u64)
+            > 0
+        {
+            let pending = sync.pending.len() as u64;
+            sync.stats.update(|s| s.pending = pending);
+        }
     }
 
     /// Looks `addrs` up concurrently and waits for them (at most about one lookup's
@@ -615,6 +855,22 @@ impl Owner {
         let ids: Vec<ServiceId> = self.services.iter().map(|s| s.id).collect();
         self.plane.shutdown(&ids);
     }
+}
+
+fn record_install(stats: &SyncStats, report: &InstallReport) {
+    stats.update(|s| {
+        s.installed += report.installed;
+        for (why, n) in &report.skipped {
+            *s.skipped.entry((*why).to_string()).or_default() += n;
+        }
+    });
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The "desired backend set" line: what health checking asks of the data plane.

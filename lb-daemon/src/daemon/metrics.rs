@@ -38,6 +38,7 @@ pub fn render(s: &Snapshot) -> String {
     health(&mut out, s);
     bgp(&mut out, s);
     email(&mut out, s);
+    sync(&mut out, s);
     out.text
 }
 
@@ -62,6 +63,112 @@ fn by_result(out: &mut Exposition, name: &str, help: &str, results: &[(&str, u64
     let mut f = out.family(name, "counter", help);
     for (result, n) in results {
         f.sample(name, &[("result", result)], n);
+    }
+    f.finish();
+}
+
+/// Flow-state sync (`[sync]`): what was sent and received, and why anything was not.
+fn sync(out: &mut Exposition, s: &Snapshot) {
+    let Some(y) = &s.sync else { return };
+    let mut f = out.family(
+        "lb_sync_sending",
+        "gauge",
+        "Whether this node sends its new flows to its sync peers (MASTER of the sync instance, or all-to-all).",
+    );
+    f.sample("lb_sync_sending", &[], u8::from(y.sending));
+    f.finish();
+    let mut f = out.family(
+        "lb_sync_pending",
+        "gauge",
+        "Peers' flows kept for services this node does not serve yet (installed when it takes over).",
+    );
+    f.sample("lb_sync_pending", &[], y.pending);
+    f.finish();
+    let totals: [(&str, &str, u64); 5] = [
+        (
+            "lb_sync_messages_sent_total",
+            "Sync messages sent.",
+            y.sent_messages,
+        ),
+        (
+            "lb_sync_flows_sent_total",
+            "Flows sent to sync peers.",
+            y.sent_records,
+        ),
+        (
+            "lb_sync_messages_received_total",
+            "Sync messages received and accepted.",
+            y.received_messages,
+        ),
+        (
+            "lb_sync_flows_received_total",
+            "Flows received from sync peers.",
+            y.received_records,
+        ),
+        (
+            "lb_sync_flows_installed_total",
+            "Peers' flows written into this node's tables.",
+            y.installed,
+        ),
+    ];
+    for (name, help, value) in totals {
+        let mut f = out.family(name, "counter", help);
+        f.sample(name, &[], value);
+        f.finish();
+    }
+    // Every drop reason, zeros included: an alert on a rate needs the series to exist.
+    let mut f = out.family(
+        "lb_sync_drops_total",
+        "counter",
+        "Sync messages dropped, by reason (truncated, oversized, malformed, version, other_sync_id, bad_tag, unknown_source, replayed).",
+    );
+    for reason in crate::sync::wire::Drop::ALL {
+        let n = y.drops.get(reason.name()).copied().unwrap_or(0);
+        f.sample("lb_sync_drops_total", &[("reason", reason.name())], n);
+    }
+    f.finish();
+    let mut f = out.family(
+        "lb_sync_flows_not_sent_total",
+        "counter",
+        "New flows not sent to the peers, by reason (queue_full, rate_limited, send_error).",
+    );
+    for (reason, n) in &y.not_sent {
+        f.sample("lb_sync_flows_not_sent_total", &[("reason", reason)], n);
+    }
+    f.finish();
+    let mut f = out.family(
+        "lb_sync_flows_skipped_total",
+        "counter",
+        "Peers' flows not installed, by reason (local_newer, no_backend, table_full, ...).",
+    );
+    for (reason, n) in &y.skipped {
+        f.sample("lb_sync_flows_skipped_total", &[("reason", reason)], n);
+    }
+    f.finish();
+    let mut f = out.family(
+        "lb_sync_peer_messages_total",
+        "counter",
+        "Sync messages accepted, by peer address.",
+    );
+    for p in &y.peers {
+        f.sample(
+            "lb_sync_peer_messages_total",
+            &[("peer", &p.address)],
+            p.messages,
+        );
+    }
+    f.finish();
+    let mut f = out.family(
+        "lb_sync_peer_lag_seconds",
+        "gauge",
+        "Our clock minus the peer's stamp on its last sync message (network delay plus clock skew).",
+    );
+    for p in &y.peers {
+        f.sample(
+            "lb_sync_peer_lag_seconds",
+            &[("peer", &p.address)],
+            p.lag_ms as f64 / 1000.0,
+        );
     }
     f.finish();
 }
@@ -631,6 +738,7 @@ mod tests {
     fn sample() -> Snapshot {
         Snapshot {
             bgp: None,
+            sync: None,
             router_id: "lb1".into(),
             dataplane: "xdp".into(),
             instances: vec![
@@ -1026,6 +1134,44 @@ mod tests {
             value(&samples, "lb_healthcheck_duration_seconds_count", &[]),
             30.0
         );
+    }
+
+    #[test]
+    fn sync_metrics() {
+        let mut s = sample();
+        assert!(!render(&s).contains("lb_sync"));
+        s.sync = Some(crate::daemon::snapshot::SyncSnapshot {
+            node_id: 7,
+            transport: "unicast".into(),
+            vrrp_instance: "VI_1".into(),
+            sending: true,
+            sent_messages: 3,
+            sent_records: 40,
+            drops: BTreeMap::from([("bad_tag".to_string(), 2)]),
+            not_sent: BTreeMap::from([("rate_limited".to_string(), 5)]),
+            peers: vec![crate::daemon::snapshot::SyncPeerSnapshot {
+                address: "10.0.0.2".into(),
+                node_id: 9,
+                messages: 4,
+                records: 50,
+                lag_ms: 3,
+                last_ms: 0,
+            }],
+            ..Default::default()
+        });
+        let text = render(&s);
+        for line in [
+            "lb_sync_sending 1\n",
+            "lb_sync_messages_sent_total 3\n",
+            "lb_sync_flows_sent_total 40\n",
+            "lb_sync_drops_total{reason=\"bad_tag\"} 2\n",
+            "lb_sync_drops_total{reason=\"replayed\"} 0\n",
+            "lb_sync_flows_not_sent_total{reason=\"rate_limited\"} 5\n",
+            "lb_sync_peer_messages_total{peer=\"10.0.0.2\"} 4\n",
+            "lb_sync_peer_lag_seconds{peer=\"10.0.0.2\"} 0.003\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
     }
 
     #[test]

@@ -61,6 +61,9 @@ impl Daemon {
         if new.bgp != self.config.bgp {
             return Err("[bgp] changed: restart the daemon to apply it".into());
         }
+        if new.sync != self.config.sync {
+            return Err("[sync] changed: restart the daemon to apply it".into());
+        }
         if self.announcer.is_some() != new.bgp_servers().next().is_some() {
             return Err("announce = \"bgp\" was added to a daemon started without it (or removed from all virtual servers): restart the daemon".into());
         }
@@ -95,7 +98,8 @@ impl Daemon {
         ));
         let view = make_view(&new, self.dataplane, self.vrrp.as_ref(), &self.health)
             .with_bgp(self.announcer.as_ref().map(|a| Arc::clone(&a.status)))
-            .with_alerts(self.alerts.clone());
+            .with_alerts(self.alerts.clone())
+            .with_sync(self.sync_stats.clone());
         if let Some(owner) = &self.owner {
             view.spawn_refresher(owner.msgs.clone());
         }

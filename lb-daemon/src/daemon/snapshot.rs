@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::sync::task::{PeerSnapshot as SyncPeerSnapshot, SyncSnapshot};
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub router_id: String,
@@ -30,6 +32,9 @@ pub struct Snapshot {
     /// Notify FIFOs: lines written, and dropped because a FIFO was full.
     #[serde(default)]
     pub notify_fifo: FifoCounters,
+    /// Flow-state sync (`[sync]`), when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncSnapshot>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -40,9 +40,62 @@ pub fn render_at(s: &Snapshot, now_unix: u64) -> String {
         out.push('\n');
         out.push_str(&bgp(b));
     }
+    if let Some(y) = &s.sync {
+        out.push('\n');
+        out.push_str(&sync(y));
+    }
     for v in &s.services {
         out.push('\n');
         out.push_str(&service(v));
+    }
+    out
+}
+
+/// ```text
+/// sync: node 7, multicast, sending (VI_1 MASTER)
+///   sent 12 messages (340 flows), received 0 messages (0 flows), installed 0, pending 0
+///   dropped: bad_tag 2
+///   PEER      NODE  MESSAGES  FLOWS  LAG
+///   10.0.0.2  9     4         120    3 ms
+/// ```
+fn sync(y: &crate::daemon::snapshot::SyncSnapshot) -> String {
+    let role = match (y.vrrp_instance.as_str(), y.sending) {
+        ("", _) => "all-to-all".to_string(),
+        (i, true) => format!("sending ({i} MASTER)"),
+        (i, false) => format!("receiving ({i} not MASTER)"),
+    };
+    let mut out = format!("sync: node {}, {}, {role}\n", y.node_id, y.transport);
+    out.push_str(&format!(
+        "  sent {} messages ({} flows), received {} messages ({} flows), installed {}, pending {}\n",
+        y.sent_messages, y.sent_records, y.received_messages, y.received_records, y.installed, y.pending
+    ));
+    let list = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (what, m) in [
+        ("dropped", &y.drops),
+        ("not sent", &y.not_sent),
+        ("not installed", &y.skipped),
+    ] {
+        if !m.is_empty() {
+            out.push_str(&format!("  {what}: {}\n", list(m)));
+        }
+    }
+    if !y.peers.is_empty() {
+        let mut rows = vec![row(["PEER", "NODE", "MESSAGES", "FLOWS", "LAG"])];
+        rows.extend(y.peers.iter().map(|p| {
+            vec![
+                p.address.clone(),
+                p.node_id.to_string(),
+                p.messages.to_string(),
+                p.records.to_string(),
+                format!("{} ms", p.lag_ms),
+            ]
+        }));
+        out.push_str(&table(&rows, &[Align::Left; 5], "  "));
     }
     out
 }

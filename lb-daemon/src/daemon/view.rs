@@ -47,6 +47,8 @@ pub struct View {
     /// The announcer's status, when some VIP is announced by BGP.
     bgp: Option<Arc<RwLock<BgpSnapshot>>>,
     alerts: Alerts,
+    /// Flow-state sync's counters, when `[sync]` is configured.
+    sync: Option<Arc<crate::sync::task::SyncStats>>,
 }
 
 impl View {
@@ -82,6 +84,7 @@ impl View {
             dp: Arc::default(),
             bgp: None,
             alerts: Alerts::default(),
+            sync: None,
         }
     }
 
@@ -94,6 +97,11 @@ impl View {
     /// Shows the announcer's status too.
     pub fn with_bgp(mut self, bgp: Option<Arc<RwLock<BgpSnapshot>>>) -> View {
         self.bgp = bgp;
+        self
+    }
+
+    pub fn with_sync(mut self, sync: Option<Arc<crate::sync::task::SyncStats>>) -> View {
+        self.sync = sync;
         self
     }
 
@@ -150,6 +158,7 @@ impl View {
                 .bgp
                 .as_ref()
                 .and_then(|b| b.read().ok().map(|s| s.clone())),
+            sync: self.sync.as_ref().map(|s| s.snapshot()),
             tables: usage
                 .tables
                 .iter()

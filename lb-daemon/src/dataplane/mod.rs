@@ -9,6 +9,7 @@ mod counters;
 mod egress;
 pub mod explain;
 mod fastpath;
+pub mod flow_sync;
 pub mod from_config;
 mod helper_program;
 pub mod live;
@@ -234,6 +235,13 @@ pub struct Dataplane {
     adopted: bool,
     /// What `lb_vip_filter` holds.
     vip_filter: Vec<u8>,
+    /// Flow-state sync: the program reports new flows (`global_flags::SYNC`).
+    sync_learning: bool,
+    /// `lb_sync_events`, taken out of the object once sync is turned on.
+    sync_events: Option<aya::maps::RingBuf<MapData>>,
+    /// The connection table's entry count and when it was taken (installing peers'
+    /// flows keeps it under a fill limit).
+    conntrack_count: Option<(std::time::Instant, u64)>,
 }
 
 impl Dataplane {
@@ -288,6 +296,9 @@ impl Dataplane {
             attachments: HashMap::new(),
             adopted,
             vip_filter: vec![0; capacity::VIP_FILTER_SLOTS as usize],
+            sync_learning: false,
+            sync_events: None,
+            conntrack_count: None,
         };
         if adopted {
             dp.adopt()?;

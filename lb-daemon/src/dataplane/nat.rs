@@ -10,9 +10,7 @@ use std::{
 };
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData};
-use lb_common::{
-    global_flags, map_names, nat_dir, nat_state, FlowKey, NatEntry, NatReal, NeighMiss, ServiceKey,
-};
+use lb_common::{map_names, nat_dir, nat_state, FlowKey, NatEntry, NatReal, NeighMiss, ServiceKey};
 
 pub use crate::config::NatTimeouts;
 
@@ -223,16 +221,7 @@ impl Dataplane {
                 }
             })
             .collect();
-        // Packets not for a VIP are looked up as NAT replies only while NAT is in use.
-        let nat_in_use = self
-            .services
-            .values()
-            .any(|s| s.spec.as_ref().is_some_and(|s| s.mode.is_nat()));
-        let name = map_names::FLAGS;
-        let mut flags: Array<&mut MapData, u32> =
-            Array::try_from(self.map_mut(name)?).map_err(|e| map_err(name, e))?;
-        let value = if nat_in_use { global_flags::NAT } else { 0 };
-        flags.set(0, value, 0).map_err(|e| map_err(name, e))?;
+        self.write_global_flags()?;
         let name = map_names::NAT_REALS;
         let mut map: BpfHashMap<&mut MapData, ServiceKey, NatReal> =
             BpfHashMap::try_from(self.map_mut(name)?).map_err(|e| map_err(name, e))?;
@@ -248,6 +237,22 @@ impl Dataplane {
             }
         }
         Ok(())
+    }
+}
+
+impl Dataplane {
+    /// Rewrites `lb_flags[0]`: packets not for a VIP are looked up as NAT replies only
+    /// while NAT is in use; new flows are reported while flow-state sync is on.
+    pub(super) fn write_global_flags(&mut self) -> Result<(), DataplaneError> {
+        let nat_in_use = self
+            .services
+            .values()
+            .any(|s| s.spec.as_ref().is_some_and(|s| s.mode.is_nat()));
+        let value = self.global_flag_bits(nat_in_use);
+        let name = map_names::FLAGS;
+        let mut flags: Array<&mut MapData, u32> =
+            Array::try_from(self.map_mut(name)?).map_err(|e| map_err(name, e))?;
+        flags.set(0, value, 0).map_err(|e| map_err(name, e))
     }
 }
 

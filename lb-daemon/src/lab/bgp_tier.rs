@@ -436,6 +436,8 @@ pub struct DaemonSettings {
     pub drain_idle: Duration,
     /// Health-check period of the backends (`delay_loop`).
     pub delay_loop: Duration,
+    /// Flow-state sync between the nodes (`[sync]`, all-to-all over the uplink).
+    pub sync: bool,
 }
 
 impl Default for DaemonSettings {
@@ -446,8 +448,30 @@ impl Default for DaemonSettings {
             drain_timeout: Duration::from_secs(30),
             drain_idle: Duration::from_secs(3),
             delay_loop: Duration::from_millis(500),
+            sync: false,
         }
     }
+}
+
+/// The shared key of the tier's `[sync]` sections.
+pub const SYNC_KEY: &str = "bgp-tier-sync-key-0123456789";
+
+/// Node `i`'s uplink IPv4 address (nodes are 10.90.0.11, .12, ...).
+fn node_uplink_v4(i: usize) -> String {
+    format!("10.90.0.{}", 11 + i)
+}
+
+/// `[sync]` for node `i` of `n`: every other node a unicast peer (all-to-all, no VRRP
+/// instance: every node sends and receives).
+pub fn sync_section(i: usize, n: usize) -> String {
+    let peers: Vec<String> = (0..n)
+        .filter(|&j| j != i)
+        .map(|j| format!("\"{}\"", node_uplink_v4(j)))
+        .collect();
+    format!(
+        "\n[sync]\ninterface = \"{NODE_UPLINK}\"\npeers = [{}]\nkey = \"{SYNC_KEY}\"\n",
+        peers.join(", ")
+    )
 }
 
 fn millis(d: Duration) -> String {
@@ -638,7 +662,7 @@ impl Tier {
                 "flood",
                 "off",
             ])?;
-            let (v4, v6) = (format!("10.90.0.{host}"), format!("fd00:90::{host}"));
+            let (v4, v6) = (node_uplink_v4(i), format!("fd00:90::{host}"));
             addresses(&ns, NODE_UPLINK, &format!("{v4}/24"), &format!("{v6}/64"))?;
             let link_local = format!("fe80::{host}");
             ns.ip(&[
@@ -911,7 +935,7 @@ impl Tier {
         }
         for i in 0..self.nodes.len() {
             let node = &self.nodes[i];
-            let config = daemon_config(
+            let mut config = daemon_config(
                 &node.name,
                 &node.dir,
                 &node.pin_dir,
@@ -920,6 +944,9 @@ impl Tier {
                 &backends,
                 settings,
             );
+            if settings.sync {
+                config.push_str(&sync_section(i, self.nodes.len()));
+            }
             self.start_daemon(i, exe, &config)?;
         }
         if settings.announce == Announce::ByHand {

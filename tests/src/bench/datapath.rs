@@ -67,6 +67,9 @@ struct Bench {
     runs: usize,
     /// Advances across rows so that "new" flows are never repeated.
     next_client: u32,
+    /// Flow-state sync rows: drain `lb_sync_events` between calls (as the daemon does
+    /// every 10 ms), so the ring never fills and every report is really written.
+    drain: bool,
 }
 
 impl Bench {
@@ -128,6 +131,12 @@ impl Bench {
             };
             Self::set_client(&mut frame, self.client(v6, i));
             samples.push(t.run_program(program, &frame, 1).duration.as_nanos() as f64);
+            if self.drain && c % 4096 == 4095 {
+                t.dp.drain_learned(usize::MAX);
+            }
+        }
+        if self.drain {
+            t.dp.drain_learned(usize::MAX);
         }
         median(&mut samples)
     }
@@ -232,6 +241,7 @@ pub fn run(calls: usize, runs: usize, live_repeat: u32) -> Result<String> {
         calls,
         runs,
         next_client: 0,
+        drain: false,
     };
     let big = Capacity {
         maglev_slots: 4 * 65537,
@@ -330,6 +340,7 @@ pub fn run(calls: usize, runs: usize, live_repeat: u32) -> Result<String> {
     }
 
     rows.extend(nat::rows(calls, runs, big)?);
+    sync_rows(&mut b, &mut rows, big)?;
     scale_rows(&mut b, &mut rows, big)?;
 
     // Maglev table build: 1,000 backends, M = 65537.
@@ -408,6 +419,7 @@ fn client_frames(n: usize, vip_of: impl Fn(usize) -> String) -> Vec<Vec<u8>> {
         calls: 0,
         runs: 0,
         next_client: 0,
+        drain: false,
     };
     (0..n)
         .map(|i| tcp_frame(&vip_of(i), &b.client(false, i as u32).to_string()))
@@ -431,6 +443,49 @@ fn scale_row(
         ns: large,
         check: Some((small_name.to_string(), small, 1.2)),
     });
+}
+
+/// Flow-state sync's cost: the same DR service with new-flow reports on and off, in
+/// alternating runs. New flows pay the report (a ring-buffer reservation and 64 bytes);
+/// established flows never reach it, so their row must not move.
+fn sync_rows(b: &mut Bench, rows: &mut Vec<Row>, big: Capacity) -> Result<()> {
+    let v4 = spec_with(VIP4, Protocol::Tcp, ForwardMode::Dr, &backends_v4(3), 65537);
+    let mut t = dataplane(&[v4], big);
+    let frame = tcp_frame(VIP4, "100.64.0.1");
+    for (what, flows, target) in [
+        ("new TCP flow", Flows::New, 1.15),
+        ("established TCP flow", Flows::Established(1000), 1.05),
+    ] {
+        b.warm(&mut t, program_names::LB, &frame, flows);
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for _ in 0..b.runs {
+            t.dp.set_sync_learning(false)?;
+            off.push(b.one_run(&mut t, program_names::LB, &frame, flows));
+            t.dp.set_sync_learning(true)?;
+            b.drain = true;
+            on.push(b.one_run(&mut t, program_names::LB, &frame, flows));
+            b.drain = false;
+        }
+        t.dp.set_sync_learning(false)?;
+        let off = median(&mut off);
+        let reference = format!("DR: {what}, sync off");
+        rows.push(Row {
+            name: reference.clone(),
+            ns: off,
+            check: None,
+        });
+        rows.push(Row {
+            name: format!("DR: {what}, sync on (new flows reported in lb_sync_events)"),
+            ns: median(&mut on),
+            check: Some((reference, off, target)),
+        });
+    }
+    let lost = t.counter(lb_common::Counter::SyncLost);
+    anyhow::ensure!(
+        lost == 0,
+        "{lost} new flows found lb_sync_events full: the sync rows did not measure reports"
+    );
+    Ok(())
 }
 
 fn scale_rows(b: &mut Bench, rows: &mut Vec<Row>, big: Capacity) -> Result<()> {
@@ -603,6 +658,7 @@ mod tests {
             calls: 0,
             runs: 0,
             next_client: 0,
+            drain: false,
         };
         let a: std::collections::HashSet<IpAddr> =
             (0..100_000).map(|i| b.client(false, i)).collect();

@@ -8,3 +8,4 @@ pub mod plot;
 pub mod report;
 pub mod scaleout;
 pub mod split_brain;
+pub mod sync;

@@ -9,7 +9,7 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(about = "lb benchmarks; results are written to docs/benchmarks.md")]
 struct Args {
-    /// What to measure: datapath, failover, health, master-to-forwarding, scaleout; or
+    /// What to measure: datapath, failover, health, master-to-forwarding, scaleout, sync; or
     /// `plot` to redraw the charts from the tables already in the file; `split-brain`
     /// prints failover's split-brain rows without writing anything
     what: String,
@@ -44,10 +44,11 @@ fn main() -> Result<()> {
         "health" => lb_tests::bench::health::run()?,
         "master-to-forwarding" => lb_tests::bench::master_to_forwarding::run()?,
         "scaleout" => lb_tests::bench::scaleout::run()?,
+        "sync" => lb_tests::bench::sync::run()?,
         // Run by `cargo xtask bench health` inside the IPVS kernel's VM.
         "health-reference" => lb_tests::bench::health::run_reference()?,
         other => bail!(
-            "unknown benchmark {other:?}; available: datapath, failover, health, master-to-forwarding, scaleout, plot (health-reference runs in the IPVS VM)"
+            "unknown benchmark {other:?}; available: datapath, failover, health, master-to-forwarding, scaleout, sync, plot (health-reference runs in the IPVS VM)"
         ),
     };
     println!("{section}");

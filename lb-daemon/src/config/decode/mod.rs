@@ -6,6 +6,7 @@
 //! A new section is a new module here plus one line in [`document`].
 
 mod bgp;
+mod flow_sync;
 mod global;
 mod instance;
 mod script;
@@ -79,6 +80,7 @@ pub(crate) struct Decoded {
     pub virtual_servers: Vec<VirtualServer>,
     pub bgp: Bgp,
     pub static_network: StaticNetwork,
+    pub sync: Option<crate::config::schema::Sync>,
 }
 
 pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Decoded {
@@ -155,6 +157,10 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
     let all_instances = (instances.len() == instance_facts.len()).then_some(&instances[..]);
     validate::virtual_servers(d, &server_facts, all_instances);
     validate::announced(d, &server_facts, all_instances, &bgp, &bgp_facts);
+    let sync = match top.get(d, "sync").and_then(|f| f.table(d)) {
+        Some(table) => flow_sync::decode(d, table, &global, &instances),
+        None => None,
+    };
 
     top.finish(d);
     rule_preferences(&mut static_network, &mut instances);
@@ -167,6 +173,7 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
         virtual_servers,
         bgp,
         static_network,
+        sync,
     }
 }
 

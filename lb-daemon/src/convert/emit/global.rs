@@ -44,6 +44,7 @@ const KNOWN: &[&str] = &[
     "bpf_pin_path",
     "metrics_listen",
     "script_timeout",
+    "lvs_sync_daemon",
 ];
 
 /// What strict mode does in keepalived that lb-daemon does not.
@@ -143,10 +144,6 @@ const RULES: &[(&str, Rule)] = &[
     ("lvs_flush", Rule::Note("lb-daemon replaces the services a previous run left: ignored")),
     ("lvs_flush_on_stop", Rule::Note("lb-daemon removes its services on stop: ignored")),
     ("lvs_flush_onstop", Rule::Note("lb-daemon removes its services on stop: ignored")),
-    (
-        "lvs_sync_daemon",
-        Rule::Approx("no connection-state sync; both nodes build identical Maglev tables, so established flows mostly keep their backend on failover"),
-    ),
     ("snmp_socket", SNMP),
     ("enable_traps", SNMP),
     ("enable_snmp_vrrp", SNMP),
@@ -311,6 +308,7 @@ fn entry(ctx: &mut Ctx<'_>, g: &mut Section, stmt: &Stmt) {
         }
         "script_user" => script_user(ctx, g, stmt, CONTEXT, "script_user"),
         "lvs_timeouts" => lvs_timeouts(ctx, g, stmt),
+        "lvs_sync_daemon" => super::sync::global(ctx, stmt),
         "default_interface" => {
             if let Some(w) = a.one(d) {
                 ctx.default_interface = Some((w.text.clone(), pos.clone()));

@@ -11,6 +11,7 @@ use crate::convert::toml_out::{Section, Value};
 use crate::convert::value::{int_word, ip_word, Args};
 
 const KNOWN: &[&str] = &[
+    "lvs_sync_daemon_interface",
     "state",
     "interface",
     "virtual_router_id",
@@ -71,10 +72,6 @@ const RULES: &[(&str, Rule)] = &[
     (
         "kernel_rx_buf_size",
         Rule::Note("keepalived socket tuning: ignored"),
-    ),
-    (
-        "lvs_sync_daemon_interface",
-        Rule::Note("no connection-state sync: ignored"),
     ),
     (
         "linkbeat_use_polling",
@@ -199,6 +196,7 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
                     s.set("interface", v, pos);
                 }
             }
+            "lvs_sync_daemon_interface" => super::sync::instance(ctx, entry, &name, &context),
             "virtual_router_id" | "priority" => {
                 if let Some(n) = a.int(ctx.d, 1..=255) {
                     s.set(kw, Value::Int(n), pos);

@@ -11,6 +11,7 @@ mod instance;
 mod routes;
 mod script;
 mod server_group;
+mod sync;
 mod sync_group;
 mod virtual_server;
 
@@ -44,6 +45,8 @@ pub(crate) struct Ctx<'d> {
     /// `track_file NAME { file PATH weight W [reverse] }` (or `vrrp_track_file`).
     pub track_files: HashMap<String, TrackedFile>,
     pub server_groups: HashMap<String, Vec<GroupEntry>>,
+    /// `[sync]`, from `lvs_sync_daemon` or `lvs_sync_daemon_interface`.
+    pub sync: Option<Section>,
 }
 
 impl Ctx<'_> {
@@ -139,6 +142,7 @@ pub(crate) fn document(stmts: &[Stmt], d: &mut Diags, header: &[String]) -> Rend
         default_interface: None,
         track_files: HashMap::new(),
         server_groups: HashMap::new(),
+        sync: None,
     };
     // What other blocks refer to, wherever it is written.
     let mut global = global::convert(&mut ctx, stmts);
@@ -175,6 +179,9 @@ pub(crate) fn document(stmts: &[Stmt], d: &mut Diags, header: &[String]) -> Rend
         .any(|k| statics.has(k))
     {
         out.section(&statics);
+    }
+    if let Some(sync) = &ctx.sync {
+        out.section(sync);
     }
     for section in &sections {
         out.section(section);

@@ -419,3 +419,128 @@ async fn counters_carry_on_across_mastership_and_reloads() {
     assert_eq!(owner.reported("10.0.0.9", 443).await, (8, 800));
     assert_eq!(owner.reported("10.0.0.1", 80).await, (45, 4500));
 }
+
+mod sync {
+    use super::*;
+    use crate::dataplane::flow_sync::{FlowKind, FlowRecord};
+    use crate::sync::task::{Outgoing, SyncHandle, SyncStats, Synced};
+
+    fn record(vip: &str, port: u16, client_port: u16) -> FlowRecord {
+        let client = std::net::SocketAddr::new("203.0.113.7".parse().unwrap(), client_port);
+        FlowRecord {
+            kind: FlowKind::Conntrack,
+            service: ServiceId {
+                vip: vip.parse().unwrap(),
+                port,
+                protocol: config::Protocol::Tcp,
+            },
+            client,
+            dst: std::net::SocketAddr::new(vip.parse().unwrap(), port),
+            real: "10.0.1.1:0".parse().unwrap(),
+            xsrc: client,
+            state: 0,
+            idle_ms: 0,
+        }
+    }
+
+    /// An owner syncing for VI_1, and what it hands its sender.
+    fn start() -> (Running, mpsc::Receiver<Outgoing>, Arc<SyncStats>) {
+        let plane = MemoryPlane::default();
+        let state = Arc::clone(&plane.state);
+        let (to_peers, from_owner) = mpsc::channel(16);
+        let stats = SyncStats::new(1, "unicast", Some("VI_1"));
+        let handle = SyncHandle {
+            to_peers,
+            stats: Arc::clone(&stats),
+        };
+        let owner = Owner::new(&config(CONFIG), Box::new(plane) as Box<dyn ForwardingPlane>)
+            .unwrap()
+            .with_sync(&handle, Some("VI_1".into()));
+        let running = Running {
+            handle: owner.spawn(),
+            state,
+        };
+        (running, from_owner, stats)
+    }
+
+    #[tokio::test]
+    async fn a_backup_keeps_its_masters_flows_and_installs_them_before_serving() {
+        let (owner, _from_owner, stats) = start();
+        owner.health("10.0.0.1", 80, &[("10.0.1.1", 1), ("10.0.1.2", 1)]);
+        owner.health("10.0.0.9", 443, &[("10.0.1.9", 1)]);
+        owner.forwarding().await;
+        let held = record("10.0.0.1", 80, 40000);
+        let unheld = record("10.0.0.9", 443, 40001);
+        owner
+            .handle
+            .synced
+            .send(Synced::Flows(vec![held, unheld]))
+            .await
+            .unwrap();
+        owner.forwarding().await;
+        // The service this node serves takes its flow at once; the other waits.
+        assert_eq!(owner.state.lock().unwrap().installed, vec![unheld]);
+        assert_eq!(stats.snapshot().pending, 1);
+        owner.become_master().await;
+        // Installed when the service was programmed, before the gate answered (after
+        // the bulk window: a quiet pause after the last flows), its idle time grown by
+        // the time it was kept.
+        let installed = owner.state.lock().unwrap().installed.clone();
+        assert_eq!(installed[0], unheld);
+        assert!(installed[1].idle_ms >= 300, "{:?}", installed[1]);
+        assert_eq!(
+            FlowRecord {
+                idle_ms: 0,
+                ..installed[1]
+            },
+            held
+        );
+        let s = stats.snapshot();
+        assert_eq!((s.pending, s.installed), (0, 2));
+    }
+
+    #[tokio::test]
+    async fn new_flows_are_sent_only_while_master_of_the_sync_instance() {
+        let (owner, mut from_owner, stats) = start();
+        owner.forwarding().await;
+        let r = record("10.0.0.1", 80, 40000);
+        owner.state.lock().unwrap().learned.push(r);
+        // Drained and dropped in one step: once drained, the decision is made.
+        while !owner.state.lock().unwrap().learned.is_empty() {
+            tokio::time::sleep(LEARN_EVERY).await;
+        }
+        owner.forwarding().await;
+        assert!(from_owner.try_recv().is_err(), "a BACKUP does not send");
+        assert!(!stats.snapshot().sending);
+        owner.become_master().await;
+        owner.state.lock().unwrap().learned.push(r);
+        assert_eq!(
+            from_owner.recv().await.unwrap(),
+            Outgoing {
+                records: vec![r],
+                bulk: false
+            }
+        );
+        assert!(stats.snapshot().sending);
+    }
+
+    #[tokio::test]
+    async fn a_master_answers_a_bulk_request_with_its_table() {
+        let (owner, mut from_owner, _stats) = start();
+        let r = record("10.0.0.1", 80, 40000);
+        owner.state.lock().unwrap().installed.push(r);
+        // A BACKUP does not answer.
+        owner.handle.synced.send(Synced::BulkRequest).await.unwrap();
+        owner.forwarding().await;
+        assert!(from_owner.try_recv().is_err());
+        owner.become_master().await;
+        owner.handle.synced.send(Synced::BulkRequest).await.unwrap();
+        assert_eq!(
+            from_owner.recv().await.unwrap(),
+            Outgoing {
+                records: vec![r],
+                bulk: true
+            }
+        );
+    }
+}

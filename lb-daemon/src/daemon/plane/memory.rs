@@ -10,7 +10,10 @@ use anyhow::Result;
 use lb_common::Traffic;
 
 use super::{ForwardingPlane, Programming};
-use crate::dataplane::{NatTimeouts, ServiceId, ServiceStatus};
+use crate::dataplane::{
+    flow_sync::{FlowRecord, InstallReport},
+    NatTimeouts, ServiceId, ServiceStatus,
+};
 
 /// What the plane forwards: each programmed service's backends as "addr:port weight".
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -23,6 +26,10 @@ pub struct Forwarding {
     /// Each programmed service's counters: tests add traffic; removal drops them, as
     /// the data plane drops a service's counters with the service.
     pub traffic: HashMap<ServiceId, Traffic>,
+    /// Flow-state sync: new flows the tests make the plane report, and peers' flows
+    /// installed (in order).
+    pub learned: Vec<FlowRecord>,
+    pub installed: Vec<FlowRecord>,
 }
 
 /// The plane; tests keep a clone of `state` to look inside while the owner runs.
@@ -79,6 +86,29 @@ impl ForwardingPlane for MemoryPlane {
                 })
                 .collect()
         })
+    }
+
+    fn set_sync_learning(&mut self, _on: bool) -> Result<()> {
+        Ok(())
+    }
+
+    fn drain_learned(&mut self, max: usize) -> Vec<FlowRecord> {
+        self.with(|f| {
+            let n = f.learned.len().min(max);
+            f.learned.drain(..n).collect()
+        })
+    }
+
+    fn dump_flows(&mut self) -> Vec<FlowRecord> {
+        self.with(|f| f.installed.clone())
+    }
+
+    fn install_flows(&mut self, records: &[FlowRecord]) -> InstallReport {
+        self.with(|f| f.installed.extend_from_slice(records));
+        InstallReport {
+            installed: records.len() as u64,
+            ..InstallReport::default()
+        }
     }
 
     fn keep(&mut self) -> Result<Vec<String>, String> {

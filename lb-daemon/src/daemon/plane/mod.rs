@@ -22,7 +22,10 @@ use tracing::warn;
 use super::next_hops::NextHops;
 use crate::{
     config,
-    dataplane::{Dataplane, NatTimeouts, PlaneUsage, ServiceId, ServiceStatus},
+    dataplane::{
+        flow_sync::{FlowRecord, InstallReport},
+        Dataplane, NatTimeouts, PlaneUsage, ServiceId, ServiceStatus,
+    },
     health::verdict::DesiredBackend,
     ipvs::Ipvs,
 };
@@ -109,6 +112,30 @@ pub trait ForwardingPlane: Send {
     /// Next hops (address, ifindex) the plane met unresolved since the last call.
     fn take_neigh_misses(&mut self) -> Vec<(IpAddr, u32)> {
         Vec::new()
+    }
+
+    /// Flow-state sync: the plane reports the new flows it schedules (XDP only).
+    fn set_sync_learning(&mut self, _on: bool) -> Result<()> {
+        anyhow::bail!("flow-state sync ([sync]) needs the XDP data plane")
+    }
+
+    /// Up to `max` new flows reported since the last call.
+    fn drain_learned(&mut self, _max: usize) -> Vec<FlowRecord> {
+        Vec::new()
+    }
+
+    /// Every flow of the plane's tables, for a peer that asks (bulk sync).
+    fn dump_flows(&mut self) -> Vec<FlowRecord> {
+        Vec::new()
+    }
+
+    /// Writes a peer's flows into the plane's tables (never over a valid local entry).
+    fn install_flows(&mut self, records: &[FlowRecord]) -> InstallReport {
+        let mut report = InstallReport::default();
+        if !records.is_empty() {
+            report.skipped.insert("unsupported", records.len() as u64);
+        }
+        report
     }
 
     /// Reads the plane's state back and corrects drift (changes made by hand).

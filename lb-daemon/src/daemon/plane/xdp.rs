@@ -145,6 +145,33 @@ impl ForwardingPlane for XdpPlane {
         })
     }
 
+    fn set_sync_learning(&mut self, on: bool) -> Result<()> {
+        self.dp
+            .set_sync_learning(on)
+            .context("turning on new-flow reports (lb_sync_events)")
+    }
+
+    fn drain_learned(&mut self, max: usize) -> Vec<crate::dataplane::flow_sync::FlowRecord> {
+        self.dp.drain_learned(max)
+    }
+
+    fn dump_flows(&mut self) -> Vec<crate::dataplane::flow_sync::FlowRecord> {
+        match self.dp.dump_flows() {
+            Ok(records) => records,
+            Err(e) => {
+                warn!(error = %e, "reading the flow tables for a peer failed");
+                Vec::new()
+            }
+        }
+    }
+
+    fn install_flows(
+        &mut self,
+        records: &[crate::dataplane::flow_sync::FlowRecord],
+    ) -> crate::dataplane::flow_sync::InstallReport {
+        self.dp.install_flows(records)
+    }
+
     fn keep(&mut self) -> Result<Vec<String>, String> {
         self.dp.keep_attached().map_err(|e| e.to_string())
     }

@@ -48,6 +48,7 @@ fn measure(calls: usize, runs: usize, big: Capacity) -> Result<Vec<Row>> {
         calls,
         runs,
         next_client: 0,
+        drain: false,
     };
     let reals4: Vec<(String, u32)> = (1..=3).map(|i| (format!("198.18.8.{i}"), 1)).collect();
     let reals6: Vec<(String, u32)> = (1..=3).map(|i| (format!("2001:db8::{i}"), 1)).collect();
