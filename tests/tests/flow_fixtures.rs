@@ -160,3 +160,25 @@ fn the_flood_guard_forwards_new_flows_above_the_limit_without_an_entry() {
     assert_eq!(dr_target(&t.run(&frame_of(&established)).frame), backend);
     assert_eq!(t.counter(Counter::ConntrackHit), hits + 1);
 }
+
+#[test]
+fn status_counts_each_backends_connections() {
+    // Every flow gets a connection-table entry naming its backend: status counts them
+    // per backend (what `lb-daemon top` and `lb_backend_connections` show).
+    let mut t = setup(&spec(ForwardMode::Dr));
+    let mut expected = std::collections::HashMap::<IpAddr, u64>::new();
+    for port in 42000..42030 {
+        let out = t.run(&frame_of(&Flow::tcp(CLIENT4, port, VIP4, 80)));
+        assert_eq!(out.action, XDP_TX);
+        *expected.entry(dr_target(&out.frame)).or_default() += 1;
+    }
+    let status = t.dp.status().expect("status");
+    let counted: std::collections::HashMap<IpAddr, u64> = status[0]
+        .backends
+        .iter()
+        .map(|b| (b.addr, b.connections.expect("DR counts connections")))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(counted, expected);
+    assert_eq!(counted.values().sum::<u64>(), 30);
+}

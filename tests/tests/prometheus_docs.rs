@@ -66,6 +66,7 @@ fn full_snapshot() -> Snapshot {
             backends: vec![BackendSnapshot {
                 address: "10.0.1.1".into(),
                 port: 80,
+                connections: Some(1),
                 ..Default::default()
             }],
             ..Default::default()

@@ -133,6 +133,7 @@ impl CounterTotals {
                         weight: 0,
                         slots: 0,
                         traffic: self.total(*key),
+                        connections: None,
                     });
                 }
             }
@@ -203,6 +204,7 @@ mod tests {
                     packets: backend,
                     bytes: backend * 100,
                 },
+                connections: None,
             }],
             nat_connections: None,
         }

@@ -400,6 +400,22 @@ fn services(out: &mut Exposition, s: &Snapshot) {
         }
         f.finish();
     }
+    let name = "lb_backend_connections";
+    let mut f = out.family(
+        name,
+        "gauge",
+        "Connections the backend serves now (NAT translations, DR/TUN connection-table entries seen within the service's timeout, IPVS ActiveConn).",
+    );
+    for v in &s.services {
+        let service = service_label(v);
+        for b in &v.backends {
+            if let Some(n) = b.connections {
+                let backend = host_port(&b.address, b.port);
+                f.sample(name, &[("service", &service), ("backend", &backend)], n);
+            }
+        }
+    }
+    f.finish();
 }
 
 fn dataplane(out: &mut Exposition, s: &Snapshot) {

@@ -174,6 +174,10 @@ pub struct BackendSnapshot {
     pub last_check: Option<String>,
     pub packets: u64,
     pub bytes: u64,
+    /// Connections it serves now (NAT translations, DR/TUN connection-table entries
+    /// recently seen, IPVS's ActiveConn); `None` when the plane does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
 }
 
 /// Health-check counters (`lb_healthcheck_duration_seconds` histogram and totals).

@@ -219,6 +219,7 @@ fn service(v: &ServiceSnapshot) -> String {
         "WEIGHT",
         "HEALTHY",
         "LAST CHECK",
+        "CONNS",
         "PACKETS",
         "BYTES",
     ])];
@@ -228,6 +229,7 @@ fn service(v: &ServiceSnapshot) -> String {
             b.weight.to_string(),
             if b.healthy { "yes" } else { "no" }.into(),
             b.last_check.clone().unwrap_or_else(|| "-".into()),
+            b.connections.map_or_else(|| "-".into(), |c| c.to_string()),
             b.packets.to_string(),
             b.bytes.to_string(),
         ]);
@@ -235,7 +237,7 @@ fn service(v: &ServiceSnapshot) -> String {
     use Align::{Left, Right};
     out.push_str(&table(
         &rows,
-        &[Left, Right, Left, Left, Right, Right],
+        &[Left, Right, Left, Left, Right, Right, Right],
         "  ",
     ));
     out
@@ -329,6 +331,7 @@ mod tests {
                             last_check: Some("connected".into()),
                             packets: 600,
                             bytes: 40_000,
+                            connections: Some(12),
                         },
                         BackendSnapshot {
                             address: "10.0.1.22".into(),
@@ -338,6 +341,7 @@ mod tests {
                             last_check: Some("status 503".into()),
                             packets: 4,
                             bytes: 240,
+                            connections: None,
                         },
                     ],
                 },
@@ -382,9 +386,9 @@ VI_1       MASTER  90/100    10.0.0.1  3m12s ago (master down timer)
 VI_BACKUP  BACKUP  100/100   -         -
 
 10.0.0.10:80/TCP  DR  quorum up  packets 1000  bytes 64000
-  BACKEND         WEIGHT  HEALTHY  LAST CHECK  PACKETS  BYTES
-  10.0.1.1:8080        3  yes      connected       600  40000
-  10.0.1.22:8080     100  no       status 503        4    240
+  BACKEND         WEIGHT  HEALTHY  LAST CHECK  CONNS  PACKETS  BYTES
+  10.0.1.1:8080        3  yes      connected      12      600  40000
+  10.0.1.22:8080     100  no       status 503      -        4    240
 
 [2001:db8::10]:53/UDP  TUN  quorum down  packets 0  bytes 0
   no backends

@@ -205,11 +205,8 @@ impl View {
         let programmed = dp
             .iter()
             .find(|d| d.id.vip == s.service.vip && d.id.port == s.service.port);
-        let traffic = |addr: IpAddr, port: u16| {
-            programmed
-                .and_then(|p| p.backends.iter().find(|b| b.addr == addr && b.port == port))
-                .map(|b| (b.traffic.packets, b.traffic.bytes))
-                .unwrap_or_default()
+        let backend = |addr: IpAddr, port: u16| {
+            programmed.and_then(|p| p.backends.iter().find(|b| b.addr == addr && b.port == port))
         };
         ServiceSnapshot {
             address: s.service.vip.to_string(),
@@ -228,15 +225,16 @@ impl View {
                 .reals
                 .iter()
                 .map(|r| {
-                    let (packets, bytes) = traffic(r.address, r.port);
+                    let b = backend(r.address, r.port);
                     BackendSnapshot {
                         address: r.address.to_string(),
                         port: r.port,
                         weight: r.weight,
                         healthy: r.healthy,
                         last_check: r.last_result.clone(),
-                        packets,
-                        bytes,
+                        packets: b.map_or(0, |b| b.traffic.packets),
+                        bytes: b.map_or(0, |b| b.traffic.bytes),
+                        connections: b.and_then(|b| b.connections),
                     }
                 })
                 .collect(),

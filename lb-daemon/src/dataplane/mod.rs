@@ -242,6 +242,8 @@ pub struct Dataplane {
     /// The connection table's entry count and when it was taken (installing peers'
     /// flows keeps it under a fill limit).
     conntrack_count: Option<(std::time::Instant, u64)>,
+    /// Each backend's DR/TUN connections and when they were counted (status).
+    conn_counts: std::sync::Mutex<Option<(std::time::Instant, HashMap<u32, u64>)>>,
 }
 
 impl Dataplane {
@@ -299,6 +301,7 @@ impl Dataplane {
             sync_learning: false,
             sync_events: None,
             conntrack_count: None,
+            conn_counts: std::sync::Mutex::new(None),
         };
         if adopted {
             dp.adopt()?;

@@ -33,6 +33,8 @@ pub fn of_table(table: &[KernelService]) -> Vec<ServiceStatus> {
                         packets: d.stats.inpkts,
                         bytes: d.stats.inbytes,
                     },
+                    // IPVS's ActiveConn.
+                    connections: Some(u64::from(d.active_conns)),
                 })
                 .collect(),
             nat_connections: None,

@@ -82,7 +82,7 @@ pub fn rows(prev: Option<&Snapshot>, cur: &Snapshot, seconds: f64) -> Vec<Row> {
                 backend: Some(host_port(&b.address, b.port)),
                 health: if b.healthy { "yes" } else { "no" },
                 weight: Some(b.weight),
-                connections: None,
+                connections: b.connections,
                 packets_per_second: rate(b.packets, old.map(|o| o.packets)),
                 bytes_per_second: rate(b.bytes, old.map(|o| o.bytes)),
                 packets: b.packets,
