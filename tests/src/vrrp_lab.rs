@@ -309,6 +309,25 @@ pub struct Ours<'a> {
     pub nopreempt: bool,
 }
 
+impl<'a> Ours<'a> {
+    /// A BACKUP with `priority`: VRRPv2, 1 s adverts, no authentication, multicast, the
+    /// lab's VIP 198.18.0.100/24 (change the fields a test needs).
+    pub fn backup(name: &'a str, priority: u8) -> Ours<'a> {
+        Ours {
+            name,
+            state: "BACKUP",
+            priority,
+            version: 2,
+            advert_int: "1",
+            password: None,
+            ah: false,
+            vip: "198.18.0.100/24",
+            unicast: None,
+            nopreempt: false,
+        }
+    }
+}
+
 impl Ours<'_> {
     pub fn toml(&self, dir: &Path) -> String {
         let mut s = format!(

@@ -18,18 +18,7 @@ const METRICS: &str = "127.0.0.1:9469";
 const PROBE: Duration = Duration::from_secs(1);
 
 fn node(name: &str, priority: u8) -> Ours<'_> {
-    Ours {
-        name,
-        state: "BACKUP",
-        priority,
-        version: 2,
-        advert_int: "1",
-        password: None,
-        vip: "198.18.0.100/24",
-        unicast: None,
-        nopreempt: false,
-        ah: false,
-    }
+    Ours::backup(name, priority)
 }
 
 /// Our configuration with split-brain detection, metrics and a hook writing its

@@ -11,16 +11,9 @@ const VIP: &str = "198.18.0.100";
 
 fn node(name: &'static str, priority: u8, password: &'static str) -> Ours<'static> {
     Ours {
-        name,
-        state: "BACKUP",
-        priority,
-        version: 2,
-        advert_int: "1",
         password: Some(password),
         ah: true,
-        vip: "198.18.0.100/24",
-        unicast: None,
-        nopreempt: false,
+        ..Ours::backup(name, priority)
     }
 }
 

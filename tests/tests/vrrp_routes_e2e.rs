@@ -9,18 +9,7 @@ use lb_tests::vrrp_lab::{keepalived_conf, Ours, Segment};
 const VIP: &str = "198.18.0.100";
 
 fn node(name: &'static str, priority: u8) -> Ours<'static> {
-    Ours {
-        name,
-        state: "BACKUP",
-        priority,
-        version: 2,
-        advert_int: "1",
-        password: None,
-        ah: false,
-        vip: "198.18.0.100/24",
-        unicast: None,
-        nopreempt: false,
-    }
+    Ours::backup(name, priority)
 }
 
 const EXTRA: &str = r#"virtual_ipaddress_excluded = ["198.18.0.101/24", "2001:db8:77::1/64"]

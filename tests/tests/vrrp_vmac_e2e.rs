@@ -13,18 +13,7 @@ const VMAC: &str = "vrrp.51";
 const MAC: &str = "00:00:5e:00:01:33";
 
 fn node(name: &str, priority: u8) -> Ours<'_> {
-    Ours {
-        name,
-        state: "BACKUP",
-        priority,
-        version: 2,
-        advert_int: "1",
-        password: None,
-        ah: false,
-        vip: "198.18.0.100/24",
-        unicast: None,
-        nopreempt: false,
-    }
+    Ours::backup(name, priority)
 }
 
 fn holds(seg: &Segment, i: usize) -> bool {

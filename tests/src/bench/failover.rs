@@ -77,16 +77,9 @@ impl Case {
 
 fn node(name: &'static str, priority: u8, case: &Case) -> Ours<'static> {
     Ours {
-        name,
-        state: "BACKUP",
-        priority,
         version: case.version,
         advert_int: case.advert,
-        password: None,
-        ah: false,
-        vip: "198.18.0.100/24",
-        unicast: None,
-        nopreempt: false,
+        ..Ours::backup(name, priority)
     }
 }
 

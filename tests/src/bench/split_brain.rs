@@ -20,18 +20,7 @@ use crate::vrrp_lab::{Ours, Segment};
 const VIP: &str = "198.18.0.100";
 
 fn node(name: &'static str, priority: u8) -> Ours<'static> {
-    Ours {
-        name,
-        state: "BACKUP",
-        priority,
-        version: 2,
-        advert_int: "1",
-        password: None,
-        vip: "198.18.0.100/24",
-        unicast: None,
-        nopreempt: false,
-        ah: false,
-    }
+    Ours::backup(name, priority)
 }
 
 fn wait(timeout: Duration, mut ok: impl FnMut() -> bool) -> Result<Duration> {
