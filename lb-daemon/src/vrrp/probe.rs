@@ -24,7 +24,7 @@ use tokio::io::{unix::AsyncFd, Interest};
 
 use super::{
     socket::register,
-    vip::{hardware_address, link_layer_address},
+    vip::{self, hardware_address, link_layer_address},
 };
 use crate::net::checksum::{checksum, pseudo_header_v6};
 use crate::net::proto::{
@@ -142,21 +142,8 @@ impl VipProbe {
 
 /// An Ethernet + ARP request frame: sender `mac`/`src`, target ?/`target`.
 pub fn request_frame(mac: [u8; ETH_ALEN], src: Ipv4Addr, target: Ipv4Addr) -> [u8; FRAME_LEN] {
-    let mut f = [0u8; FRAME_LEN];
-    f[0..6].copy_from_slice(&BROADCAST_MAC);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
-    let arp = &mut f[ETH_HEADER_LEN..];
-    arp[0..2].copy_from_slice(&HW_ETHER.to_be_bytes());
-    arp[2..4].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-    arp[4] = ETH_ALEN as u8;
-    arp[5] = 4;
-    arp[6..8].copy_from_slice(&ARP_REQUEST.to_be_bytes());
-    arp[8..14].copy_from_slice(&mac);
-    arp[14..18].copy_from_slice(&src.octets());
     // Target MAC unknown: zero (RFC 826).
-    arp[24..28].copy_from_slice(&target.octets());
-    f
+    vip::arp_request(mac, src, target, [0; ETH_ALEN])
 }
 
 /// 33:33:ff + the VIP's last three bytes: its solicited-node group's MAC.

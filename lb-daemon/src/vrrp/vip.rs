@@ -40,7 +40,7 @@ const ARP_REQUEST: u16 = 1;
 const NA_FLAG_ROUTER: u8 = 0x80;
 const NA_FLAG_OVERRIDE: u8 = 0x20;
 const ND_OPT_TARGET_LL_ADDR: u8 = 2;
-const GARP_LEN: usize = ETH_HEADER_LEN + 28;
+pub(super) const GARP_LEN: usize = ETH_HEADER_LEN + 28;
 /// NA: 4 bytes type/code/checksum, 4 flags, 16 target, 8 option.
 const NA_ICMP_LEN: usize = 32;
 const NA_LEN: usize = ETH_HEADER_LEN + 40 + NA_ICMP_LEN;
@@ -246,8 +246,20 @@ pub fn send_unsolicited_na(ifname: &str, vip: Ipv6Addr) -> Result<(), VipError> 
     link.send(&frame, ETHERTYPE_IPV6, ALL_NODES_MAC)
 }
 
-/// The gratuitous ARP frame: Ethernet header, then the 28-byte ARP request.
+/// The gratuitous ARP frame: an ARP request for the VIP from the VIP, broadcast as
+/// the target MAC (what keepalived sends).
 fn garp_frame(mac: [u8; ETH_ALEN], vip: Ipv4Addr) -> [u8; GARP_LEN] {
+    arp_request(mac, vip, vip, BROADCAST_MAC)
+}
+
+/// An Ethernet broadcast carrying an ARP request: sender `mac`/`sender`, target
+/// `target_mac`/`target` (zero when unknown, RFC 826; broadcast in a gratuitous ARP).
+pub(super) fn arp_request(
+    mac: [u8; ETH_ALEN],
+    sender: Ipv4Addr,
+    target: Ipv4Addr,
+    target_mac: [u8; ETH_ALEN],
+) -> [u8; GARP_LEN] {
     let mut f = [0u8; GARP_LEN];
     ethernet_header(&mut f, BROADCAST_MAC, mac, ETHERTYPE_ARP);
     let arp = &mut f[ETH_HEADER_LEN..];
@@ -257,9 +269,9 @@ fn garp_frame(mac: [u8; ETH_ALEN], vip: Ipv4Addr) -> [u8; GARP_LEN] {
     arp[5] = 4;
     arp[6..8].copy_from_slice(&ARP_REQUEST.to_be_bytes());
     arp[8..14].copy_from_slice(&mac);
-    arp[14..18].copy_from_slice(&vip.octets());
-    arp[18..24].copy_from_slice(&BROADCAST_MAC);
-    arp[24..28].copy_from_slice(&vip.octets());
+    arp[14..18].copy_from_slice(&sender.octets());
+    arp[18..24].copy_from_slice(&target_mac);
+    arp[24..28].copy_from_slice(&target.octets());
     f
 }
 
