@@ -14,6 +14,9 @@ pub mod config;
 pub mod convert;
 pub mod daemon;
 pub mod dataplane;
+// Entry points of the parsers of outside input, for the fuzz targets (tests/fuzz) only.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod ipvs;
 #[cfg(feature = "lab")]

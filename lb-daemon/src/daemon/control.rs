@@ -33,7 +33,7 @@ use super::admission::{Admission, Admitted};
 use super::snapshot::Snapshot;
 
 /// A request line longer than this is not one of ours.
-const MAX_REQUEST: u64 = 1024;
+pub(crate) const MAX_REQUEST: u64 = 1024;
 /// A client that has not sent its request by then is dropped.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once (file descriptors held); see [`Admission`].
@@ -132,7 +132,7 @@ impl Drop for ControlHandle {
     }
 }
 
-type Source = Arc<dyn Fn() -> Snapshot + Send + Sync>;
+pub(crate) type Source = Arc<dyn Fn() -> Snapshot + Send + Sync>;
 
 /// Binds the control socket at `path` (mode 0600) and serves it on a task.
 ///
@@ -263,7 +263,7 @@ async fn handle(
 }
 
 /// The response line (newline included) to one request.
-async fn answer(
+pub(crate) async fn answer(
     command: &str,
     source: &Source,
     reload: &mpsc::UnboundedSender<ReloadRequest>,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
@@ -685,7 +685,7 @@ async fn handle(
 }
 
 /// Reads up to the blank line ending the request head (a body, if any, is ignored).
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
+pub(crate) async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<String> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_REQUEST_HEAD {
@@ -699,14 +699,14 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     Metrics { head_only: bool },
     NotFound,
     MethodNotAllowed,
     BadRequest,
 }
 
-fn route(head: &str) -> Route {
+pub(crate) fn route(head: &str) -> Route {
     let line = head.lines().next().unwrap_or("");
     let mut parts = line.split(' ');
     let (Some(method), Some(target), Some(version), None) =

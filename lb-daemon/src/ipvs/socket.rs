@@ -142,7 +142,7 @@ impl GenlSocket {
 }
 
 /// The netlink messages in one datagram.
-fn frames(data: &[u8]) -> Result<Vec<&[u8]>, TransportError> {
+pub(crate) fn frames(data: &[u8]) -> Result<Vec<&[u8]>, TransportError> {
     let mut out = Vec::new();
     let mut off = 0;
     while off < data.len() {

@@ -337,7 +337,7 @@ impl Ancillary {
 }
 
 /// IPv4 raw sockets deliver the IP header: TTL and destination come from it.
-fn parse_v4(data: &[u8], ifindex: u32) -> Option<Received> {
+pub(crate) fn parse_v4(data: &[u8], ifindex: u32) -> Option<Received> {
     let header_len = usize::from(data.first()? & 0x0f) * 4;
     if data.first()? >> 4 != 4 || header_len < IPV4_HEADER_LEN || data.len() < header_len {
         return None;

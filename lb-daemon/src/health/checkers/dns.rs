@@ -74,7 +74,7 @@ fn encode_name(name: &str) -> Result<Vec<u8>, String> {
 }
 
 /// The RCODE of `msg` if it is the response to query `id`, else None (ignored).
-fn response_rcode(msg: &[u8], id: u16) -> Option<u16> {
+pub(crate) fn response_rcode(msg: &[u8], id: u16) -> Option<u16> {
     let header = msg.get(..HEADER_LEN)?;
     let got_id = u16::from_be_bytes([header[0], header[1]]);
     let flags = u16::from_be_bytes([header[2], header[3]]);

@@ -130,7 +130,7 @@ pub(super) fn server_name(name: Option<&str>, addr: IpAddr) -> Result<ServerName
 
 /// What a GET returned.
 #[derive(Debug)]
-pub(super) struct Response {
+pub(crate) struct Response {
     pub status: u16,
     /// MD5 of the whole (decoded) body, lower-case hex.
     pub digest: String,
@@ -140,7 +140,7 @@ pub(super) struct Response {
 
 /// Why a GET failed; its `Display` is the checker's reason.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum FetchError {
+pub(crate) enum FetchError {
     #[error(transparent)]
     Connect(#[from] tcp::ConnectError),
     #[error("TLS error: {0}")]
@@ -200,7 +200,7 @@ enum Framing {
     UntilClose,
 }
 
-async fn read_response<R: AsyncBufRead + Unpin>(
+pub(crate) async fn read_response<R: AsyncBufRead + Unpin>(
     r: &mut R,
     keep_body: bool,
 ) -> Result<Response, FetchError> {

@@ -25,6 +25,11 @@ use super::spec::{CheckKind, CheckSpec, FileCheck, Outcome, Target};
 
 pub use genhash::{genhash, GenhashError};
 
+// The reply parsers, for the fuzz targets' entry points (`crate::fuzzing`) only.
+pub(crate) use dns::response_rcode as dns_response_rcode;
+pub(crate) use http::read_response as http_read_response;
+pub(crate) use smtp::reply as smtp_reply;
+
 /// One attempt (no retry): connects to `target` (already resolved with
 /// `connect_ip`/`connect_port`) and checks. Never panics; network checkers bound the
 /// exchange by `common.connect_timeout` (HTTP/SSL: per URL, each URL being its own

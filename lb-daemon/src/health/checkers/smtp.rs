@@ -59,7 +59,7 @@ async fn send<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, line: &str) -> R
 
 /// Reads one reply, `NNN-text` continuation lines up to the final `NNN text`, and
 /// returns its code (RFC 5321 section 4.2).
-async fn reply<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<u16, String> {
+pub(crate) async fn reply<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<u16, String> {
     for _ in 0..MAX_REPLY_LINES {
         let line = read_line(r, MAX_LINE)
             .await

@@ -38,7 +38,7 @@ pub(super) async fn run(target: Target, common: &Common) -> Verdict {
 
 /// Why a connection could not be made; its `Display` is the checker's reason.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum ConnectError {
+pub(crate) enum ConnectError {
     #[error("bind to {addr}: {source}")]
     Bind { addr: IpAddr, source: io::Error },
     #[error("{}", io_reason(.0))]
