@@ -2,6 +2,7 @@
 
 mod build;
 mod deb;
+mod fuzz;
 mod man;
 
 mod progress;
@@ -63,6 +64,15 @@ enum Task {
     Man,
     /// The Debian package (target/deb/lb-daemon_VERSION_ARCH.deb).
     Deb,
+    /// Build the cargo-fuzz targets (tests/fuzz) and run TARGET (all when none) for
+    /// `--time` seconds each; fails on a crash and names the reproducer.
+    Fuzz {
+        /// One target (see tests/fuzz/fuzz_targets); all when omitted.
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+    },
     /// Set up, build the eBPF object and run lb-bench.
     Bench {
         /// Benchmark name (e.g. `datapath`; `plot` redraws the charts from
@@ -100,6 +110,7 @@ fn run_task(task: Task) -> Result<()> {
         Task::Test { vm, no_vm, args } => test(&args, vm_plan(vm, no_vm, &args)),
         Task::Run { args } => run(args),
         Task::Bench { what, args } => bench(what, &args),
+        Task::Fuzz { target, time } => fuzz::fuzz(target.as_deref(), time),
         Task::Man => man::generate(false).map(drop),
         Task::Deb => deb::build().map(drop),
     }
@@ -132,7 +143,14 @@ fn test(args: &[OsString], plan: TestPlan) -> Result<()> {
     let workspace = if plan == TestPlan::VmOnly {
         Ok(())
     } else {
-        workspace_tests(args, &object, &mut totals)
+        let tests = workspace_tests(args, &object, &mut totals);
+        // Every fuzz target briefly, only in a full run (no test selection).
+        let fuzzing = if args.is_empty() {
+            fuzz::fuzz(None, fuzz::CI_SECONDS)
+        } else {
+            Ok(())
+        };
+        tests.and(fuzzing)
     };
     let in_vm = if plan == TestPlan::Workspace {
         Ok(())

@@ -60,7 +60,7 @@ fn report(step: &str, message: &str) {
 
 pub fn setup() -> Result<()> {
     let root = util::is_root()?;
-    let mut progress = Progress::new("setup", 6);
+    let mut progress = Progress::new("setup", 7);
     let step = progress.step("nightly toolchain");
     nightly_toolchain()?;
     let sysroot = util::nightly_sysroot()?;
@@ -70,6 +70,10 @@ pub fn setup() -> Result<()> {
     step.done();
     let step = progress.step("bpf-linker");
     bpf_linker(&sysroot)?;
+    step.done();
+
+    let step = progress.step("cargo-fuzz");
+    cargo_fuzz()?;
     step.done();
 
     // Steps that need root report what is missing instead of failing one by one.
@@ -258,6 +262,21 @@ fn install_bpf_linker(sysroot: &Path) -> Result<()> {
         .args(["--features", &format!("llvm-{major}")])
         .env("LLVM_PREFIX", &prefix);
     util::run(&mut cmd)
+}
+
+/// cargo-fuzz (`cargo xtask fuzz`), built with the nightly toolchain that runs it.
+fn cargo_fuzz() -> Result<()> {
+    const STEP: &str = "cargo-fuzz";
+    if util::succeeds(Command::new("cargo").args(["+nightly", "fuzz", "--version"])) {
+        report(STEP, "ok");
+        return Ok(());
+    }
+    report(STEP, "installing (takes a minute)");
+    let mut cmd = util::nightly_cargo()?;
+    cmd.args(["install", "cargo-fuzz", "--locked"]);
+    util::run(&mut cmd).context("cannot install cargo-fuzz: run `cargo +nightly install cargo-fuzz`")?;
+    report(STEP, "installed");
+    Ok(())
 }
 
 /// Names in `dpkg-query -f '${Package}\t${Status}\n'` output that are installed

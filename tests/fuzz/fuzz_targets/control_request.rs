@@ -1,0 +1,4 @@
+#![no_main]
+//! Properties: see `lb_daemon::fuzzing::control_request`.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| lb_daemon::fuzzing::control_request(data));
