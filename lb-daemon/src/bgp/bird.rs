@@ -120,7 +120,8 @@ impl ReplyParser {
             .ok_or_else(bad)?;
         // A bare code ("0000" without its space) happens when the writer trims lines.
         let (sep, text) = match line.as_bytes().get(4) {
-            Some(&s) => (s, &line[5..]),
+            // A multi-byte character at byte 4 is no separator: a bad line, not a panic.
+            Some(&s) => (s, line.get(5..).unwrap_or("")),
             None => (b' ', ""),
         };
         match sep {
@@ -588,6 +589,16 @@ mod tests {
         assert_eq!(parse.code, 9001);
         assert!(parse.text.starts_with("syntax error"));
         assert_eq!(replies[1].error(), Some(&line(8001, "Network not found")));
+    }
+
+    #[test]
+    fn a_non_ascii_character_after_the_code_is_a_bad_line() {
+        // Found by the `bird_reply` fuzz target: slicing at byte 5 inside a character.
+        let mut p = ReplyParser::new();
+        assert!(matches!(
+            p.push_line("0000\u{18f}x"),
+            Err(ProtocolError::BadLine { .. })
+        ));
     }
 
     #[test]

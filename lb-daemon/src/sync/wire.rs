@@ -216,7 +216,8 @@ pub fn encode(header: &Header, records: &[FlowRecord], maxlen: usize, key: &Key)
         let tag = hmac::sign(&key.0, &msg);
         msg.extend_from_slice(tag.as_ref());
         messages.push(msg);
-        sequence += 1;
+        // The last sequence number wraps rather than panicking (debug builds).
+        sequence = sequence.wrapping_add(1);
         *count = 0;
     };
     for r in records {

@@ -187,3 +187,18 @@ fn every_drop_reason_has_a_distinct_label() {
     let names: std::collections::HashSet<_> = Drop::ALL.iter().map(|d| d.name()).collect();
     assert_eq!(names.len(), Drop::ALL.len());
 }
+
+/// Found by the `sync_wire` fuzz target: a batch split after the message numbered
+/// u64::MAX overflowed the sequence counter (a panic in debug builds).
+#[test]
+fn the_last_sequence_number_wraps() {
+    let h = Header {
+        sequence: u64::MAX,
+        ..header()
+    };
+    let records: Vec<FlowRecord> = (0..200).map(nat4).collect();
+    let messages = encode(&h, &records, MIN_MAXLEN, &key());
+    assert!(messages.len() > 1);
+    let second = decode(&messages[1], MIN_MAXLEN, h.sync_id, &key()).unwrap();
+    assert_eq!(second.header.sequence, 0);
+}
