@@ -588,3 +588,13 @@ fn lvs_sync_daemon_interface_in_an_instance_names_it() {
     assert!(toml.contains("interface = \"eth1\""), "{toml}");
     assert!(toml.contains("vrrp_instance = \"VI_1\""), "{toml}");
 }
+
+/// Found by the `keepalived_conf` fuzz target: a NUL quoted from the file into a
+/// comment made the emitted TOML invalid.
+#[test]
+fn control_characters_quoted_in_comments_keep_the_toml_valid() {
+    let path = std::path::Path::new("/nonexistent/keepalived.conf");
+    if let Ok(c) = super::convert_str("SSL  \0", path, "") {
+        c.toml.parse::<toml::Table>().unwrap();
+    }
+}

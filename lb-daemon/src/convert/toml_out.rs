@@ -138,6 +138,20 @@ impl Section {
     }
 }
 
+/// `text` with the control characters TOML forbids in a comment (all but tab) escaped,
+/// so that words quoted from the keepalived file never make the output invalid.
+fn comment_text(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// The TOML text, and for each of its lines the keepalived position it came from.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Rendered {
@@ -170,7 +184,7 @@ impl Rendered {
             match item {
                 Item::Comment { text, pos } => {
                     for part in text.split('\n') {
-                        self.line(&format!("# {part}"), pos.as_ref());
+                        self.line(&format!("# {}", comment_text(part)), pos.as_ref());
                     }
                 }
                 Item::Key { key, value, pos } => {
