@@ -115,7 +115,8 @@ pub fn build() -> Result<PathBuf> {
     cmd.current_dir(fuzz_dir())
         .args(["fuzz", "build", "--fuzz-dir", ".", "--sanitizer", "none"])
         .env("CARGO_INCREMENTAL", "0");
-    util::run(&mut cmd).context("building the fuzz targets (`cargo xtask setup` installs cargo-fuzz)")?;
+    util::run(&mut cmd)
+        .context("building the fuzz targets (`cargo xtask setup` installs cargo-fuzz)")?;
     Ok(fuzz_dir().join("target/x86_64-unknown-linux-gnu/release"))
 }
 
@@ -196,11 +197,17 @@ fn run_one(bin: &Path, target: &str, seconds: u64) -> Result<String> {
 
 /// `execs N, cov C, ft F, corpus K` from libFuzzer's last status line and final stats.
 pub fn summary(log: &str) -> String {
-    let last = log.lines().filter(|l| l.starts_with('#') && l.contains("cov:")).last();
+    let last = log
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('#') && l.contains("cov:"));
     let field = |name: &str| {
         last.and_then(|l| {
             let mut words = l.split_whitespace();
-            words.find(|w| *w == name).and(words.next()).map(str::to_string)
+            words
+                .find(|w| *w == name)
+                .and(words.next())
+                .map(str::to_string)
         })
     };
     let execs = log
@@ -258,7 +265,13 @@ mod tests {
     #[test]
     fn every_target_has_a_source_file() {
         for t in TARGETS {
-            assert!(fuzz_dir().join("fuzz_targets").join(format!("{t}.rs")).is_file(), "{t}");
+            assert!(
+                fuzz_dir()
+                    .join("fuzz_targets")
+                    .join(format!("{t}.rs"))
+                    .is_file(),
+                "{t}"
+            );
         }
     }
 }

@@ -274,7 +274,8 @@ fn cargo_fuzz() -> Result<()> {
     report(STEP, "installing (takes a minute)");
     let mut cmd = util::nightly_cargo()?;
     cmd.args(["install", "cargo-fuzz", "--locked"]);
-    util::run(&mut cmd).context("cannot install cargo-fuzz: run `cargo +nightly install cargo-fuzz`")?;
+    util::run(&mut cmd)
+        .context("cannot install cargo-fuzz: run `cargo +nightly install cargo-fuzz`")?;
     report(STEP, "installed");
     Ok(())
 }
