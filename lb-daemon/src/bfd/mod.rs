@@ -11,3 +11,4 @@
 pub mod fsm;
 pub mod packet;
 pub mod session;
+pub mod track;

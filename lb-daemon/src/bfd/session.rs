@@ -356,9 +356,13 @@ mod tests {
     }
 
     async fn wait_for(rx: &mut watch::Receiver<Snapshot>, state: State) {
+        wait_until(rx, |s| s.state == state).await;
+    }
+
+    async fn wait_until(rx: &mut watch::Receiver<Snapshot>, ok: impl Fn(&SessionStatus) -> bool) {
         tokio::time::timeout(Duration::from_secs(20), async {
             loop {
-                if rx.borrow().sessions.first().map(|s| s.state) == Some(state) {
+                if rx.borrow().sessions.first().is_some_and(&ok) {
                     return;
                 }
                 rx.changed().await.unwrap();
@@ -383,6 +387,8 @@ mod tests {
         let b = tokio::spawn(run(vec![spec("b", "127.0.0.1", "127.0.0.2")], rb, port, tb));
         wait_for(&mut wa, State::Up).await;
         wait_for(&mut wb, State::Up).await;
+        // The neighbor's 10 ms desired TX arrives with its first packets once Up.
+        wait_until(&mut wa, |s| s.detection_time_us == Some(30_000)).await;
         {
             let s = &wa.borrow().sessions[0];
             assert_ne!(s.remote_discr, 0);
