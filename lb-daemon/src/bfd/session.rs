@@ -404,3 +404,159 @@ mod tests {
         a.abort();
     }
 }
+
+/// Interop with keepalived 2.2.7's own BFD process, in two namespaces joined by a veth.
+#[cfg(test)]
+mod keepalived_interop {
+    use super::*;
+    use crate::netns::{veth, Netns};
+    use std::process::{Command, Stdio};
+
+    fn keepalived_log_has(path: &std::path::Path, needle: &str) -> bool {
+        keepalived_log_count(path, needle) > 0
+    }
+
+    fn keepalived_log_count(path: &std::path::Path, needle: &str) -> usize {
+        std::fs::read_to_string(path).map_or(0, |s| s.matches(needle).count())
+    }
+
+    #[test]
+    fn sessions_with_keepalived_come_up_go_down_on_a_cut_and_recover() {
+        let ka = Netns::new("bfdk").unwrap();
+        let us = Netns::new("bfdu").unwrap();
+        veth(&ka, "ka0", &us, "us0").unwrap();
+        ka.ip(&["addr", "add", "10.77.0.1/24", "dev", "ka0"])
+            .unwrap();
+        us.ip(&["addr", "add", "10.77.0.2/24", "dev", "us0"])
+            .unwrap();
+        let dir = std::env::temp_dir().join(crate::netns::unique_name("bfdk"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("keepalived.conf");
+        std::fs::write(
+            &conf,
+            "global_defs {\n  router_id bfdk\n}\n\
+             bfd_instance lb {\n  neighbor_ip 10.77.0.2\n  source_ip 10.77.0.1\n  \
+             min_rx 10\n  min_tx 10\n  multiplier 3\n}\n",
+        )
+        .unwrap();
+        let log = dir.join("keepalived.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let p = |n: &str| dir.join(n).display().to_string();
+        let argv = [
+            "keepalived".to_string(),
+            "-n".into(),
+            "-l".into(),
+            "-D".into(),
+            "-f".into(),
+            conf.display().to_string(),
+            "-p".into(),
+            p("k.pid"),
+            "-r".into(),
+            p("v.pid"),
+            "-c".into(),
+            p("c.pid"),
+            "-b".into(),
+            p("b.pid"),
+        ];
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let _k = ka
+            .spawn_with(
+                &argv,
+                Stdio::from(file.try_clone().unwrap()),
+                Stdio::from(file),
+            )
+            .unwrap();
+        let us_name = us.name().to_string();
+        let log2 = log.clone();
+        us.run(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let rx = bind_receiver("10.77.0.2".parse().unwrap(), CONTROL_PORT).unwrap();
+                let (tx, mut w) = watch::channel(Snapshot::default());
+                let spec = SessionSpec {
+                    name: "keepalived".into(),
+                    neighbor: "10.77.0.1".parse().unwrap(),
+                    source: Some("10.77.0.2".parse().unwrap()),
+                    timers: Timers {
+                        min_rx_us: 10_000,
+                        min_tx_us: 10_000,
+                        idle_tx_us: 1_000_000,
+                        multiplier: 3,
+                    },
+                    passive: false,
+                    ttl: 255,
+                };
+                let task = tokio::spawn(run(vec![spec], rx, CONTROL_PORT, tx));
+                let state_is = |w: &watch::Receiver<Snapshot>, s: State| {
+                    w.borrow().sessions.first().map(|x| x.state) == Some(s)
+                };
+                let wait = |w: &mut watch::Receiver<Snapshot>, s: State| {
+                    let mut w = w.clone();
+                    async move {
+                        tokio::time::timeout(Duration::from_secs(30), async {
+                            while !state_is(&w, s) {
+                                w.changed().await.unwrap();
+                            }
+                        })
+                        .await
+                        .unwrap_or_else(|_| panic!("our session never reached {s:?}"));
+                    }
+                };
+                wait(&mut w, State::Up).await;
+                // keepalived's side, from its log.
+                tokio::time::timeout(Duration::from_secs(10), async {
+                    while !keepalived_log_has(&log2, "(lb) Entering Up state") {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                })
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "keepalived never Up: {}",
+                        std::fs::read_to_string(&log2).unwrap_or_default()
+                    )
+                });
+                let st = w.borrow().sessions[0].clone();
+                assert_ne!(st.remote_discr, 0);
+                // Cut the link.
+                let ip = |args: &[&str]| {
+                    let ok = Command::new("ip")
+                        .args(["-n", &us_name])
+                        .args(args)
+                        .status()
+                        .unwrap()
+                        .success();
+                    assert!(ok, "ip {args:?}");
+                };
+                ip(&["link", "set", "us0", "down"]);
+                wait(&mut w, State::Down).await;
+                assert_eq!(
+                    w.borrow().sessions[0].last_down,
+                    Some(Diag::ControlDetectionExpired)
+                );
+                tokio::time::timeout(Duration::from_secs(10), async {
+                    while !keepalived_log_has(&log2, "(lb) Entering Down state") {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                })
+                .await
+                .expect("keepalived's session went Down");
+                // Restore.
+                ip(&["link", "set", "us0", "up"]);
+                wait(&mut w, State::Up).await;
+                tokio::time::timeout(Duration::from_secs(10), async {
+                    while keepalived_log_count(&log2, "(lb) Entering Up state") < 2 {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                })
+                .await
+                .expect("keepalived's session came Up again");
+                task.abort();
+            });
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
