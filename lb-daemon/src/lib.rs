@@ -8,6 +8,7 @@
 //!   helpers the tests build them with; the production binary carries neither.
 
 pub mod alerts;
+pub mod bfd;
 pub mod bgp;
 pub mod cli;
 pub mod config;
