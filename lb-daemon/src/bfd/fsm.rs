@@ -334,16 +334,20 @@ pub fn jittered_us(interval_us: u32, multiplier: u8, rand01: f64) -> u32 {
     (v as u32).max(1)
 }
 
+/// 10 ms x 3 once Up, 1 s before: the timers the BFD tests share.
+#[cfg(test)]
+pub(crate) const TEST_TIMERS: Timers = Timers {
+    min_rx_us: 10_000,
+    min_tx_us: 10_000,
+    idle_tx_us: 1_000_000,
+    multiplier: 3,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const T: Timers = Timers {
-        min_rx_us: 10_000,
-        min_tx_us: 10_000,
-        idle_tx_us: 1_000_000,
-        multiplier: 3,
-    };
+    const T: Timers = TEST_TIMERS;
 
     #[test]
     fn transition_table_rfc5880() {

@@ -337,12 +337,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 mod tests {
     use super::*;
 
-    const T: Timers = Timers {
-        min_rx_us: 10_000,
-        min_tx_us: 10_000,
-        idle_tx_us: 1_000_000,
-        multiplier: 3,
-    };
+    const T: Timers = crate::bfd::fsm::TEST_TIMERS;
 
     fn spec(name: &str, neighbor: &str, source: &str) -> SessionSpec {
         SessionSpec {
