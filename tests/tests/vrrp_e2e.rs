@@ -489,3 +489,94 @@ fn reload_applies_priority_and_vips_in_place() {
         seg.logs()
     );
 }
+
+/// Issue 16: a reload that adds, changes or removes a `vrrp_sync_group` applies in place.
+/// Forming a group around two instances that are both MASTER keeps them MASTER (no
+/// transition, the VIPs never leave); a member changed inside the group is reconfigured in
+/// place and drags the other along; removing the group lets them move apart again.
+#[test]
+fn reload_applies_sync_group_changes_in_place() {
+    let mut seg = Segment::new(2).expect("segment");
+    let vi2 = |priority: u8| {
+        format!("\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nstate = \"BACKUP\"\nvirtual_router_id = 52\npriority = {priority}\nadvert_int = 1\nvirtual_ipaddress = [\"198.18.0.101/24\"]\n")
+    };
+    let group = "\n[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_2\"]\n";
+    let t1 = node("n1", 150, 2, "1", None).toml(seg.nodes[0].dir());
+    let t2 = node("n2", 100, 2, "1", None).toml(seg.nodes[1].dir());
+    seg.nodes[0]
+        .start_ours(&format!("{t1}{}", vi2(150)))
+        .expect("n1");
+    seg.nodes[1]
+        .start_ours(&format!("{t2}{}", vi2(100)))
+        .expect("n2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(8))
+        .expect("n1 master of VI_1");
+    seg.wait_holder("198.18.0.101", 0, Duration::from_secs(8))
+        .expect("n1 master of VI_2");
+    let conf = |i: usize| seg.nodes[i].dir().join("lb.toml");
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            seg.logs()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = transitions(&seg, 0);
+
+    // The group is formed on both nodes: n2's backups stay BACKUP, n1's masters MASTER.
+    std::fs::write(conf(1), format!("{t2}{}{group}", vi2(100))).expect("write");
+    ok(reload(&seg, 1));
+    std::fs::write(conf(0), format!("{t1}{}{group}", vi2(150))).expect("write");
+    let summary = ok(reload(&seg, 0));
+    assert!(
+        summary.contains("sync groups changed: [\"G1\"]"),
+        "{summary}"
+    );
+    assert_only_n1_holds(
+        &seg,
+        &[VIP, "198.18.0.101"],
+        Duration::from_secs(3),
+        "group formed by reload",
+    );
+    assert_eq!(
+        transitions(&seg, 0),
+        before,
+        "no transition\n{}",
+        seg.logs()
+    );
+    assert!(
+        seg.nodes[0].log().contains("sync group formed by reload"),
+        "{}",
+        seg.logs()
+    );
+
+    // A member changed inside the group (refused before): VI_2 on n1 now tracks a
+    // failing script (weight 0: FAULT); the group takes VI_1 down with it, and n2 takes
+    // both.
+    let failing = "track_script = [\"chk\"]\n\n[[vrrp_script]]\nname = \"chk\"\nscript = \"test -f /nonexistent/lb-e2e-flag\"\ninterval = \"200ms\"\nweight = 0\nfall = 1\nrise = 1\n";
+    std::fs::write(conf(0), format!("{t1}{}{failing}{group}", vi2(150))).expect("write");
+    let summary = ok(reload(&seg, 0));
+    assert!(summary.contains("in place: [\"VI_2\"]"), "{summary}");
+    seg.wait_holder("198.18.0.101", 1, bound(1.0, 100, 2.0))
+        .expect("n2 takes VI_2");
+    seg.wait_holder(VIP, 1, bound(1.0, 100, 2.0))
+        .expect("the group takes VI_1 to n2 too");
+
+    // The group removed on both: VI_1 (150 on n1) is freed from the group's FAULT and
+    // preempts back alone; VI_2, still failing its script on n1, stays on n2.
+    std::fs::write(conf(1), format!("{t2}{}", vi2(100))).expect("write");
+    ok(reload(&seg, 1));
+    std::fs::write(conf(0), format!("{t1}{}{failing}", vi2(150))).expect("write");
+    ok(reload(&seg, 0));
+    seg.wait_holder(VIP, 0, bound(1.0, 150, 2.0))
+        .expect("VI_1 back on n1 without the group");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(seg.holders("198.18.0.101"), vec![1], "{}", seg.logs());
+    assert!(
+        !seg.nodes[0].log().contains("stopping the old instance"),
+        "nothing restarted\n{}",
+        seg.logs()
+    );
+}

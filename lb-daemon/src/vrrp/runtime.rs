@@ -61,6 +61,8 @@ pub struct Vrrp {
     process_task: Option<tokio::task::JoinHandle<()>>,
     /// The VMAC interfaces (`use_vmac`), by instance name.
     vmacs: HashMap<String, Vmac>,
+    /// Tells the sync-group task about a reload.
+    sync_control: mpsc::UnboundedSender<SyncControl>,
 }
 
 impl Vrrp {
@@ -75,6 +77,7 @@ impl Vrrp {
     ) -> Result<Vrrp> {
         let neigh = Neighbours::new().context("opening rtnetlink")?;
         let (reports, reports_rx) = mpsc::unbounded_channel();
+        let (sync_control, sync_control_rx) = mpsc::unbounded_channel();
         let mut script_tasks = HashMap::new();
         let scripts = start_scripts(config, |_| true, &mut script_tasks);
         let (processes, process_task) = process::start(&config.vrrp_track_processes);
@@ -101,6 +104,7 @@ impl Vrrp {
             processes,
             process_task,
             vmacs: HashMap::new(),
+            sync_control,
         };
         for inst in &config.vrrp_instances {
             vrrp.start_instance(inst, &neigh, adopt_masters.contains(&inst.name))
@@ -109,13 +113,19 @@ impl Vrrp {
         vrrp.tasks.push(tokio::spawn(sync_groups(
             config.clone(),
             vrrp.alerts.clone(),
-            vrrp.instances
-                .iter()
-                .map(|h| (h.name.clone(), (h.commands.clone(), h.status.clone())))
-                .collect(),
+            vrrp.members(),
             reports_rx,
+            sync_control_rx,
         )));
         Ok(vrrp)
+    }
+
+    /// Every running instance's command and status channels, for the sync-group task.
+    fn members(&self) -> Members {
+        self.instances
+            .iter()
+            .map(|h| (h.name.clone(), (h.commands.clone(), h.status.clone())))
+            .collect()
     }
 
     async fn start_instance(
@@ -262,23 +272,19 @@ impl Vrrp {
     /// VIP flap, no failover); changed ones take their new priority, interval, tracking,
     /// VIPs, peers, notify scripts in place, keeping their state ([`same_socket`]); ones
     /// whose socket changes restart; removed ones stop gracefully; new ones start.
-    /// Changed `vrrp_script`s get new runners. Changes to sync groups, or to instances
-    /// inside a sync group, need a restart (refused, nothing changed).
+    /// Changed `vrrp_script`s get new runners. Sync groups change in place too: an
+    /// unchanged group keeps its state, a group formed or re-formed around running
+    /// instances takes them to the group state of their current states (keepalived's
+    /// reload), and an instance that joins or leaves a group is reconfigured in place.
     /// Returns whether anything changed, and a summary.
     pub async fn apply(&mut self, new: &Config) -> Result<(bool, String), String> {
         let old = self.config.clone();
         let old = &old;
-        if new.vrrp_sync_groups != old.vrrp_sync_groups {
-            return Err(
-                "vrrp_sync_group sections changed: restart the daemon to apply them".into(),
-            );
-        }
-        let in_group =
-            |name: &str| old.sync_group_of(name).is_some() || new.sync_group_of(name).is_some();
+        let groups_changed = new.vrrp_sync_groups != old.vrrp_sync_groups;
         let changed: Vec<String> = old
             .vrrp_instances
             .iter()
-            .filter(|o| new.vrrp_instance(&o.name) != Some(o))
+            .filter(|o| new.vrrp_instance(&o.name) != Some(o) || regrouped(old, new, o))
             .map(|o| o.name.clone())
             .chain(
                 new.vrrp_instances
@@ -287,11 +293,6 @@ impl Vrrp {
                     .map(|n| n.name.clone()),
             )
             .collect();
-        if let Some(name) = changed.iter().find(|n| in_group(n)) {
-            return Err(format!(
-                "vrrp_instance {name} belongs to a sync group: restart the daemon to change it"
-            ));
-        }
         if new.static_network != old.static_network {
             info!("reload: applying the [static] changes");
             routes::apply_static(
@@ -311,7 +312,7 @@ impl Vrrp {
             }
             (self.processes, self.process_task) = process::start(&new.vrrp_track_processes);
         }
-        if changed.is_empty() && !scripts_changed && !processes_changed {
+        if changed.is_empty() && !scripts_changed && !processes_changed && !groups_changed {
             self.config = new.clone();
             return Ok((false, "VRRP instances unchanged".into()));
         }
@@ -363,10 +364,28 @@ impl Vrrp {
                 self.track(inst, commands);
             }
         }
+        // Last, once every member runs: the groups learn the new members' channels and
+        // the formed groups settle.
+        let _ = self.sync_control.send(SyncControl::Reload {
+            config: new.clone(),
+            members: self.members(),
+        });
+        let groups: Vec<&str> = new
+            .vrrp_sync_groups
+            .iter()
+            .filter(|g| !old.vrrp_sync_groups.contains(g))
+            .map(|g| g.name.as_str())
+            .chain(
+                old.vrrp_sync_groups
+                    .iter()
+                    .filter(|g| new.vrrp_sync_groups.iter().all(|n| n.name != g.name))
+                    .map(|g| g.name.as_str()),
+            )
+            .collect();
         Ok((
             true,
             format!(
-                "VRRP instances changed in place: {in_place:?}; restarted or started: {started:?}; scripts restarted: {scripts:?}; the others kept their state"
+                "VRRP instances changed in place: {in_place:?}; restarted or started: {started:?}; scripts restarted: {scripts:?}; sync groups changed: {groups:?}; the others kept their state"
             ),
         ))
     }
@@ -639,6 +658,22 @@ fn notify_scripts(n: &config::Notify) -> NotifyScripts {
     }
 }
 
+/// Whether an instance's place in the sync groups changed: its group (by name and
+/// members) or the arbiter it inherits. Its settings are unchanged, but its FSM's
+/// `in_sync_group` and arbiter are, so it is reconfigured in place.
+fn regrouped(old: &Config, new: &Config, inst: &config::VrrpInstance) -> bool {
+    let place = |c: &Config| {
+        (
+            c.sync_group_of(&inst.name)
+                .map(|g| (g.name.clone(), g.group.clone())),
+            c.vrrp_instance(&inst.name)
+                .and_then(|i| c.arbiter_of(i))
+                .cloned(),
+        )
+    };
+    place(old) != place(new)
+}
+
 /// Whether a changed instance keeps its socket, so the change applies in place: same
 /// interface, VRID, version, family, source address, multicast group or unicast, and
 /// whether the authentication is IPsec AH.
@@ -807,8 +842,6 @@ type Members = HashMap<
     ),
 >;
 
-/// Moves the members of each sync group together, answers members' requests, and runs
-/// the groups' notify scripts.
 fn report_for(alerts: &Alerts, notify: &config::Notify) -> Option<Reporter> {
     Some(Reporter {
         alerts: alerts.clone(),
@@ -816,39 +849,143 @@ fn report_for(alerts: &Alerts, notify: &config::Notify) -> Option<Reporter> {
     })
 }
 
-async fn sync_groups(
-    config: Config,
-    alerts: Alerts,
-    members: Members,
-    mut rx: mpsc::UnboundedReceiver<Report>,
-) {
-    let groups: Vec<(SyncGroup, Notifier)> = config
+/// What the sync-group task is told by [`Vrrp::apply`].
+enum SyncControl {
+    /// The reloaded configuration, and every running instance's channels (restarted
+    /// instances have new ones).
+    Reload { config: Config, members: Members },
+}
+
+/// A running sync group: its membership and state, its notifier, and the configuration
+/// they came from (to tell on a reload what to keep).
+struct GroupRun {
+    group: SyncGroup,
+    notifier: Notifier,
+    config: config::VrrpSyncGroup,
+    /// The notifier's settings: the group's notify block, the script timeout and user.
+    notify_settings: (config::Notify, Duration, Option<String>),
+}
+
+/// The groups of `config`, reusing from `old` what did not change: a group with the same
+/// name and members keeps its state, one whose notify settings are also the same keeps
+/// its notifier. Returns the groups and the names of those formed or re-formed (new, or
+/// new members), which must be reconciled ([`SyncGroup::reconcile`]).
+fn regroup(
+    config: &Config,
+    alerts: &Alerts,
+    mut old: Vec<GroupRun>,
+) -> (Vec<GroupRun>, Vec<String>) {
+    let mut formed = Vec::new();
+    let runs = config
         .vrrp_sync_groups
         .iter()
         .map(|g| {
-            (
-                SyncGroup::new(&g.name, g.group.clone()),
-                Notifier::spawn(
-                    Subject::Group,
-                    &g.name,
-                    notify_scripts(&g.notify),
-                    config.global.script_timeout,
-                    script_user(&config),
-                    report_for(&alerts, &g.notify),
-                ),
-            )
+            let settings = (
+                g.notify.clone(),
+                config.global.script_timeout,
+                script_user(config),
+            );
+            let kept = old
+                .iter()
+                .position(|r| r.config.name == g.name && r.config.group == g.group)
+                .map(|i| old.swap_remove(i));
+            let (group, notifier) = match kept {
+                Some(r) if r.notify_settings == settings => (r.group, r.notifier),
+                kept => {
+                    let group = match kept {
+                        Some(r) => r.group,
+                        None => {
+                            formed.push(g.name.clone());
+                            SyncGroup::new(&g.name, g.group.clone())
+                        }
+                    };
+                    let notifier = Notifier::spawn(
+                        Subject::Group,
+                        &g.name,
+                        notify_scripts(&g.notify),
+                        settings.1,
+                        settings.2.clone(),
+                        report_for(alerts, &g.notify),
+                    );
+                    (group, notifier)
+                }
+            };
+            GroupRun {
+                group,
+                notifier,
+                config: g.clone(),
+                notify_settings: settings,
+            }
         })
         .collect();
-    let force = |moves: Vec<(String, State)>, group: &SyncGroup, cause: &str| {
-        for (member, state) in moves {
-            if let Some((tx, _)) = members.get(&member) {
-                info!(group = %group.name(), %member, %state, %cause, "sync group moves member");
-                let _ = tx.send(Command::Force(state));
-            }
+    (runs, formed)
+}
+
+/// The instances in FAULT without a fault of their own (a group put them there) that are
+/// in no group now: nothing else would ever take them out of FAULT.
+fn freed(groups: &[GroupRun], statuses: &HashMap<String, InstanceStatus>) -> Vec<String> {
+    let mut out: Vec<String> = statuses
+        .iter()
+        .filter(|(name, s)| {
+            s.state == State::Fault && !s.faulty && !groups.iter().any(|r| r.group.contains(name))
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Sends each move to its member.
+fn force(members: &Members, moves: Vec<(String, State)>, group: &SyncGroup, cause: &str) {
+    for (member, state) in moves {
+        if let Some((tx, _)) = members.get(&member) {
+            info!(group = %group.name(), %member, %state, %cause, "sync group moves member");
+            let _ = tx.send(Command::Force(state));
         }
-    };
+    }
+}
+
+/// The keepalived word for a group state in `notify GROUP`.
+fn group_word(state: State) -> Option<NotifyState> {
+    match state {
+        State::Master => Some(NotifyState::Master),
+        State::Backup => Some(NotifyState::Backup),
+        State::Fault => Some(NotifyState::Fault),
+        State::Init => None,
+    }
+}
+
+/// Moves the members of each sync group together, answers members' requests, and runs
+/// the groups' notify scripts. A reload replaces the groups and the members' channels.
+async fn sync_groups(
+    config: Config,
+    alerts: Alerts,
+    mut members: Members,
+    mut rx: mpsc::UnboundedReceiver<Report>,
+    mut control: mpsc::UnboundedReceiver<SyncControl>,
+) {
+    let (mut groups, _) = regroup(&config, &alerts, Vec::new());
     let mut group_states: HashMap<String, State> = HashMap::new();
-    while let Some(report) = rx.recv().await {
+    let mut control_open = true;
+    loop {
+        let report = tokio::select! {
+            report = rx.recv() => match report {
+                Some(report) => report,
+                None => return,
+            },
+            ctl = control.recv(), if control_open => {
+                match ctl {
+                    Some(SyncControl::Reload { config, members: now }) => {
+                        members = now;
+                        let formed;
+                        (groups, formed) = regroup(&config, &alerts, std::mem::take(&mut groups));
+                        settle_after_reload(&groups, &formed, &members, &mut group_states);
+                    }
+                    None => control_open = false,
+                }
+                continue;
+            }
+        };
         let statuses: HashMap<String, InstanceStatus> = members
             .iter()
             .map(|(n, (_, st))| (n.clone(), st.borrow().clone()))
@@ -868,8 +1005,9 @@ async fn sync_groups(
                         )
                     })
                     .collect();
-                for (group, _) in groups.iter().filter(|(g, _)| g.contains(&instance)) {
-                    force(group.on_request(&instance, want, &view), group, &instance);
+                for run in groups.iter().filter(|r| r.group.contains(&instance)) {
+                    let moves = run.group.on_request(&instance, want, &view);
+                    force(&members, moves, &run.group, &instance);
                 }
             }
             // The instance has logged it, shows it in status and mailed it already.
@@ -877,12 +1015,10 @@ async fn sync_groups(
             Report::Transition(t) => {
                 let mut states: HashMap<String, State> =
                     statuses.iter().map(|(n, s)| (n.clone(), s.state)).collect();
-                for (group, notifier) in groups.iter().filter(|(g, _)| g.contains(&t.instance)) {
-                    force(
-                        group.on_transition(&t.instance, t.from, t.to, &states),
-                        group,
-                        &t.instance,
-                    );
+                for run in groups.iter().filter(|r| r.group.contains(&t.instance)) {
+                    let group = &run.group;
+                    let moves = group.on_transition(&t.instance, t.from, t.to, &states);
+                    force(&members, moves, group, &t.instance);
                     states.insert(t.instance.clone(), t.to);
                     let Some(gs) = group.group_state(&states) else {
                         continue;
@@ -890,18 +1026,53 @@ async fn sync_groups(
                     if group_states.insert(group.name().to_string(), gs) == Some(gs) {
                         continue;
                     }
-                    let word = match gs {
-                        State::Master => Some(NotifyState::Master),
-                        State::Backup => Some(NotifyState::Backup),
-                        State::Fault => Some(NotifyState::Fault),
-                        State::Init => None,
-                    };
-                    if let Some(w) = word {
+                    if let Some(w) = group_word(gs) {
                         info!(group = %group.name(), state = %gs, "sync group state");
-                        notifier.notify(w, 0);
+                        run.notifier.notify(w, 0);
                     }
                 }
             }
+        }
+    }
+}
+
+/// After a reload: the groups formed around running instances take them to the group
+/// state ([`SyncGroup::reconcile`]) and announce it (`notify GROUP`); the state of a
+/// removed or re-formed group is forgotten; an instance left in FAULT only by a group it
+/// no longer belongs to goes back to BACKUP ([`freed`]).
+fn settle_after_reload(
+    groups: &[GroupRun],
+    formed: &[String],
+    members: &Members,
+    group_states: &mut HashMap<String, State>,
+) {
+    group_states
+        .retain(|name, _| groups.iter().any(|r| r.group.name() == name) && !formed.contains(name));
+    let statuses: HashMap<String, InstanceStatus> = members
+        .iter()
+        .map(|(n, (_, st))| (n.clone(), st.borrow().clone()))
+        .collect();
+    let states: HashMap<String, State> =
+        statuses.iter().map(|(n, s)| (n.clone(), s.state)).collect();
+    for name in freed(groups, &statuses) {
+        if let Some((tx, _)) = members.get(&name) {
+            info!(member = %name, "left its sync group while held in FAULT by it: back to BACKUP");
+            let _ = tx.send(Command::Force(State::Backup));
+        }
+    }
+    for run in groups
+        .iter()
+        .filter(|r| formed.iter().any(|f| f == r.group.name()))
+    {
+        force(members, run.group.reconcile(&states), &run.group, "reload");
+        // The state the forces just sent lead to.
+        let Some(gs) = run.group.group_state(&states) else {
+            continue;
+        };
+        group_states.insert(run.group.name().to_string(), gs);
+        if let Some(w) = group_word(gs) {
+            info!(group = %run.group.name(), state = %gs, "sync group formed by reload");
+            run.notifier.notify(w, 0);
         }
     }
 }
@@ -966,6 +1137,7 @@ mod tests {
             processes: HashMap::new(),
             process_task: None,
             vmacs: HashMap::new(),
+            sync_control: mpsc::unbounded_channel().0,
         };
         let kept = vrrp.script_tasks["b"].id();
         let new = config("false", "true", "");

@@ -158,6 +158,26 @@ impl SyncGroup {
         }
     }
 
+    /// For a group formed (or re-formed) by a reload around members that ran on their
+    /// own: the `Force`s that bring every running member to the group state of their
+    /// current states — keepalived's reload takes the restored group state (MASTER only if
+    /// every member was MASTER, FAULT if any was) and vrrp_init_state puts each member in
+    /// it. Members in Init are left to their own startup.
+    pub fn reconcile(&self, states: &HashMap<String, State>) -> Vec<(String, State)> {
+        let Some(target) = self.group_state(states) else {
+            return Vec::new();
+        };
+        self.members
+            .iter()
+            .filter(|m| {
+                states
+                    .get(m.as_str())
+                    .is_some_and(|s| *s != State::Init && *s != target)
+            })
+            .map(|m| (m.clone(), target))
+            .collect()
+    }
+
     /// Re-derive the group state; the change, if any, is what keepalived reports with
     /// `notify GROUP <name> <STATE>` (Init meaning STOP). Call it once a cascade has settled.
     pub fn update_state(&mut self, states: &HashMap<String, State>) -> Option<(State, State)> {
@@ -279,6 +299,33 @@ mod tests {
             in_sync_group: true,
             strict: false,
         })
+    }
+
+    fn states(pairs: &[(&str, State)]) -> HashMap<String, State> {
+        pairs.iter().map(|(n, s)| (n.to_string(), *s)).collect()
+    }
+
+    #[test]
+    fn a_group_formed_by_reload_takes_its_members_to_the_group_state() {
+        use State::*;
+        let g = SyncGroup::new("G1", ["a", "b", "c"].map(String::from));
+        // All masters: a master group, nobody moves (the VIPs stay).
+        assert!(g
+            .reconcile(&states(&[("a", Master), ("b", Master), ("c", Master)]))
+            .is_empty());
+        // Mixed: a BACKUP group; the masters step down and will ask to come back together.
+        assert_eq!(
+            g.reconcile(&states(&[("a", Master), ("b", Backup), ("c", Master)])),
+            vec![("a".to_string(), Backup), ("c".to_string(), Backup)]
+        );
+        // A faulty member: every running member to FAULT; a member not started is left alone.
+        assert_eq!(
+            g.reconcile(&states(&[("a", Master), ("b", Fault), ("c", Init)])),
+            vec![("a".to_string(), Fault)]
+        );
+        // No member running: nothing to do.
+        assert!(g.reconcile(&states(&[("a", Init)])).is_empty());
+        assert!(g.reconcile(&HashMap::new()).is_empty());
     }
 
     struct Lab {
