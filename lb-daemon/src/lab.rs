@@ -310,6 +310,11 @@ impl BackendHost {
         Ok(())
     }
 
+    /// The backend's namespace (its link is `eth0`).
+    pub fn netns(&self) -> &Netns {
+        &self._ns
+    }
+
     pub fn addr(&self) -> IpAddr {
         self.addr
     }

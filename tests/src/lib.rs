@@ -8,4 +8,5 @@ pub mod harness;
 pub mod ipvsadm;
 pub mod prometheus;
 pub mod single_node;
+pub mod soak;
 pub mod vrrp_lab;

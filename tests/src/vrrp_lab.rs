@@ -292,6 +292,17 @@ impl Node {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The running process's pid, if one was started and not stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(NsChild::pid)
+    }
+
+    /// SIGKILL (a crash: nothing is cleaned up), and reap it.
+    pub fn kill(&mut self) {
+        // Dropping the guard kills and waits.
+        self.child.take();
+    }
 }
 
 /// Our configuration for one node.

@@ -73,6 +73,19 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         time: u64,
     },
+    /// The fault-injection soak (tests/src/soak): two LB nodes, client load, a seeded
+    /// schedule of faults; prints the report and fails when a target is missed.
+    Soak {
+        /// Length of the load in minutes.
+        #[arg(long, default_value_t = 3.0)]
+        minutes: f64,
+        /// Seed of the fault schedule (default: from the clock).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write the report into docs/reliability.md's soak section.
+        #[arg(long)]
+        record: bool,
+    },
     /// Set up, build the eBPF object and run lb-bench.
     Bench {
         /// Benchmark name (e.g. `datapath`; `plot` redraws the charts from
@@ -110,6 +123,11 @@ fn run_task(task: Task) -> Result<()> {
         Task::Test { vm, no_vm, args } => test(&args, vm_plan(vm, no_vm, &args)),
         Task::Run { args } => run(args),
         Task::Bench { what, args } => bench(what, &args),
+        Task::Soak {
+            minutes,
+            seed,
+            record,
+        } => soak(minutes, seed, record),
         Task::Fuzz { target, time } => fuzz::fuzz(target.as_deref(), time),
         Task::Man => man::generate(false).map(drop),
         Task::Deb => deb::build().map(drop),
@@ -270,6 +288,38 @@ fn bench(what: OsString, args: &[OsString]) -> Result<()> {
         step.done();
     }
     Ok(())
+}
+
+fn soak(minutes: f64, seed: Option<u64>, record: bool) -> Result<()> {
+    setup::setup()?;
+    let object = build::build_ebpf(true)?;
+    let mut build = util::host_cargo()?;
+    build.args([
+        "build",
+        "--package",
+        "lb-daemon",
+        "--bin",
+        "lb-daemon",
+        "--package",
+        "lb-tests",
+        "--bin",
+        "lb-soak",
+    ]);
+    util::run(&mut build)?;
+    let debug = util::target_dir().join("debug");
+    let mut cmd = Command::new(debug.join("lb-soak"));
+    cmd.arg("--minutes")
+        .arg(minutes.to_string())
+        .env(OBJECT_ENV, &object)
+        .env("LB_DAEMON_BIN", debug.join("lb-daemon"));
+    if let Some(seed) = seed {
+        cmd.arg("--seed").arg(seed.to_string());
+    }
+    if record {
+        cmd.arg("--report")
+            .arg(util::workspace_root().join("docs/reliability.md"));
+    }
+    util::run(&mut cmd)
 }
 
 /// `cargo run --release -p lb-tests --bin lb-bench --`, arguments to follow.

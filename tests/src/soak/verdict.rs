@@ -1,0 +1,472 @@
+//! Judging a soak run: failed requests against the fault windows, broken long-lived
+//! connections against the backends the faults touched, resources against their early
+//! values. Pure over the recorded run, except for the samplers of /proc.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write,
+    time::{Duration, Instant},
+};
+
+use super::{
+    lab::SoakLab,
+    load::Outcomes,
+    schedule::{Fault, Service},
+};
+
+/// A fault as it happened.
+pub struct Injected {
+    pub fault: Fault,
+    pub started: Instant,
+    pub undone: Instant,
+    /// What went wrong beyond the fault itself (a check that failed).
+    pub problems: Vec<String>,
+}
+
+impl Injected {
+    pub fn new(fault: Fault) -> Self {
+        let now = Instant::now();
+        Self {
+            fault,
+            started: now,
+            undone: now,
+            problems: Vec::new(),
+        }
+    }
+
+    /// When requests of `service` may fail because of this fault.
+    fn window(&self, service: Service) -> Option<(Instant, Instant)> {
+        self.fault
+            .disrupts()
+            .contains(&service)
+            .then(|| (self.started, self.undone + self.fault.grace()))
+    }
+}
+
+/// One LB daemon's resources at one time.
+#[derive(Debug, Clone)]
+pub struct Proc {
+    pub lb: usize,
+    pub pid: u32,
+    pub fds: usize,
+    pub rss_kb: u64,
+    pub threads: u64,
+}
+
+pub struct Sample {
+    pub at: Duration,
+    pub procs: Vec<Proc>,
+    pub pins: usize,
+}
+
+impl Sample {
+    pub fn take(lab: &SoakLab, start: Instant) -> Sample {
+        let procs = (0..2)
+            .filter_map(|lb| {
+                let pid = lab.seg.nodes[lb].pid()?;
+                let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+                let field = |name: &str| {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .and_then(|v| v.split_whitespace().next())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                };
+                Some(Proc {
+                    lb,
+                    pid,
+                    fds,
+                    rss_kb: field("VmRSS:"),
+                    threads: field("Threads:"),
+                })
+            })
+            .collect();
+        Sample {
+            at: start.elapsed(),
+            procs,
+            pins: lab.bpffs.pins(),
+        }
+    }
+}
+
+/// Network namespaces on the host (/run/netns).
+pub fn netns_count() -> usize {
+    std::fs::read_dir("/run/netns").map_or(0, |d| d.count())
+}
+
+pub fn mark(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**not met**"
+    }
+}
+
+pub struct Run<'a> {
+    pub length: Duration,
+    pub seed: u64,
+    pub start: Instant,
+    pub outcomes: &'a Outcomes,
+    pub injected: &'a [Injected],
+    pub samples: &'a [Sample],
+    pub two_masters: Duration,
+    pub pins: (usize, usize),
+    pub planned: Vec<Fault>,
+}
+
+/// A process must live this long before its resources are compared (start-up allocates).
+const WARMUP: Duration = Duration::from_secs(60);
+/// Samples on each side of the comparison.
+const EDGE: usize = 5;
+
+/// The report (markdown) and whether every target was met.
+pub fn judge(run: Run<'_>) -> (String, bool) {
+    let secs = |t: Instant| t.duration_since(run.start).as_secs_f64();
+    let in_window = |service: Service, t: Instant| {
+        run.injected
+            .iter()
+            .filter_map(|i| i.window(service))
+            .any(|(a, b)| a <= t && t <= b)
+    };
+    let reqs = &run.outcomes.requests;
+    let failed: Vec<_> = reqs.iter().filter(|r| !r.ok).collect();
+    let outside: Vec<_> = failed
+        .iter()
+        .filter(|r| !in_window(r.service, r.at))
+        .collect();
+    let mut ok = true;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Run of {} s, seed {}, {} faults injected.\n",
+        run.length.as_secs(),
+        run.seed,
+        run.injected.len()
+    );
+    let _ = writeln!(
+        out,
+        "| fault | at (s) | requests failed in its window | service back after | checks |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for inj in run.injected {
+        let mine: Vec<_> = failed
+            .iter()
+            .filter(|r| {
+                inj.window(r.service)
+                    .is_some_and(|(a, b)| a <= r.at && r.at <= b)
+            })
+            .collect();
+        let back = match mine.iter().map(|r| r.at).max() {
+            Some(last) => format!("{:.2} s", last.duration_since(inj.started).as_secs_f64()),
+            None => "no failure".into(),
+        };
+        let checks = if inj.problems.is_empty() {
+            "ok".to_string()
+        } else {
+            ok = false;
+            format!("**{}**", inj.problems.join("; "))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.1} | {} | {back} | {checks} |",
+            inj.fault.describe(),
+            secs(inj.started),
+            mine.len()
+        );
+    }
+    let _ = writeln!(out, "\n| measure | value | target |\n|---|---|---|");
+    for service in Service::ALL {
+        let n = reqs.iter().filter(|r| r.service == service).count();
+        let f = failed.iter().filter(|r| r.service == service).count();
+        let o = outside.iter().filter(|r| r.service == service).count();
+        let _ = writeln!(
+            out,
+            "| {} requests sent / failed / failed outside the fault windows | {n} / {f} / {o} | {} |",
+            service.label(),
+            mark(o == 0 && n > 0)
+        );
+        ok &= o == 0 && n > 0;
+    }
+    for r in outside.iter().take(5) {
+        let _ = writeln!(
+            out,
+            "| failed outside a window | {} at {:.2} s: {} | |",
+            r.service.label(),
+            secs(r.at),
+            r.error.as_deref().unwrap_or("")
+        );
+    }
+    // A long-lived connection may break only on a backend a fault killed or cut.
+    let expected = |b: &super::load::Broken| {
+        run.injected.iter().any(|i| match i.fault {
+            Fault::BackendKilled { service, backend }
+            | Fault::BackendLinkFlap { service, backend } => {
+                service == b.service
+                    && lb_daemon::lab::backend_name(backend) == b.backend
+                    && i.started <= b.at
+                    && b.opened <= i.undone + i.fault.grace()
+            }
+            _ => false,
+        })
+    };
+    for service in Service::ALL {
+        let broken: Vec<_> = run
+            .outcomes
+            .broken
+            .iter()
+            .filter(|b| b.service == service)
+            .collect();
+        let unexpected: Vec<_> = broken.iter().filter(|b| !expected(b)).collect();
+        // The target covers DR; NAT connections are reported.
+        let met = service != Service::Dr || unexpected.is_empty();
+        ok &= met;
+        let _ = writeln!(
+            out,
+            "| {} long-lived connections broken / on a backend a fault hit / others | {} / {} / {} | {} |",
+            service.label(),
+            broken.len(),
+            broken.len() - unexpected.len(),
+            unexpected.len(),
+            if service == Service::Dr { mark(met) } else { "reported" }
+        );
+        for b in unexpected.iter().take(3) {
+            let _ = writeln!(
+                out,
+                "| broken | {} on {} at {:.2} s: {} | |",
+                service.label(),
+                b.backend,
+                secs(b.at),
+                b.error
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "| long-lived connections opened (with replacements) | {} | |",
+        run.outcomes.opened
+    );
+    let _ = writeln!(
+        out,
+        "| time with two running masters (100 ms sampling) | {:.1} s | reported |",
+        run.two_masters.as_secs_f64()
+    );
+    let (rows, grew) = resources(run.samples);
+    out.push_str(&rows);
+    ok &= !grew;
+    let pins_ok = run.pins.1 <= run.pins.0;
+    ok &= pins_ok;
+    let _ = writeln!(
+        out,
+        "| pinned objects at start / end | {} / {} | {} |",
+        run.pins.0,
+        run.pins.1,
+        mark(pins_ok)
+    );
+    let kinds = run
+        .planned
+        .iter()
+        .map(std::mem::discriminant)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    let _ = writeln!(out, "| kinds of fault injected | {kinds} of 10 | |");
+    (out, ok)
+}
+
+/// Per daemon process that lived past the warm-up: fds, memory and threads of its first
+/// samples after the warm-up against its last ones. Growth = the least of the last
+/// [`EDGE`] samples above the most of the first [`EDGE`] (robust to the health checks'
+/// sockets coming and going).
+fn resources(samples: &[Sample]) -> (String, bool) {
+    let mut by_proc: BTreeMap<(usize, u32), Vec<(Duration, &Proc)>> = BTreeMap::new();
+    for s in samples {
+        for p in &s.procs {
+            by_proc.entry((p.lb, p.pid)).or_default().push((s.at, p));
+        }
+    }
+    let mut out = String::new();
+    let mut grew = false;
+    let mut measured = 0;
+    for ((lb, pid), series) in &by_proc {
+        let born = series[0].0;
+        let after: Vec<&Proc> = series
+            .iter()
+            .filter(|(at, _)| *at >= born + WARMUP)
+            .map(|(_, p)| *p)
+            .collect();
+        if after.len() < 2 * EDGE {
+            continue;
+        }
+        measured += 1;
+        let first = &after[..EDGE];
+        let last = &after[after.len() - EDGE..];
+        let max = |v: &[&Proc], f: fn(&Proc) -> u64| v.iter().map(|p| f(p)).max().unwrap_or(0);
+        let min = |v: &[&Proc], f: fn(&Proc) -> u64| v.iter().map(|p| f(p)).min().unwrap_or(0);
+        let fds = (max(first, |p| p.fds as u64), min(last, |p| p.fds as u64));
+        let rss = (max(first, |p| p.rss_kb), min(last, |p| p.rss_kb));
+        let thr = (max(first, |p| p.threads), min(last, |p| p.threads));
+        let fds_ok = fds.1 <= fds.0 + 2;
+        // 10 % or 1 MiB, whichever is more: allocator noise, not a leak.
+        let rss_ok = rss.1 <= rss.0 + (rss.0 / 10).max(1024);
+        let thr_ok = thr.1 <= thr.0 + 2;
+        grew |= !(fds_ok && rss_ok && thr_ok);
+        let _ = writeln!(
+            out,
+            "| lb{} (pid {pid}, {:.0} s observed) fds / RSS / threads: after warm-up → at the end | {} → {} / {} → {} KiB / {} → {} | {} |",
+            lb + 1,
+            (series[series.len() - 1].0 - born).as_secs_f64(),
+            fds.0,
+            fds.1,
+            rss.0,
+            rss.1,
+            thr.0,
+            thr.1,
+            mark(fds_ok && rss_ok && thr_ok)
+        );
+    }
+    if measured == 0 {
+        let _ = writeln!(
+            out,
+            "| fds / memory growth | no daemon lived {} s past its start | not measured |",
+            WARMUP.as_secs() + 2 * EDGE as u64 * 2
+        );
+    }
+    (out, grew)
+}
+
+#[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
+mod tests {
+    use super::*;
+    use crate::soak::load::{Broken, Request};
+
+    fn run_with<'a>(
+        start: Instant,
+        outcomes: &'a Outcomes,
+        injected: &'a [Injected],
+        samples: &'a [Sample],
+    ) -> (String, bool) {
+        judge(Run {
+            length: Duration::from_secs(180),
+            seed: 1,
+            start,
+            outcomes,
+            injected,
+            samples,
+            two_masters: Duration::ZERO,
+            pins: (10, 10),
+            planned: vec![Fault::MasterLinkCut],
+        })
+    }
+
+    fn req(start: Instant, at_ms: u64, service: Service, ok: bool) -> Request {
+        Request {
+            at: start + Duration::from_millis(at_ms),
+            service,
+            ok,
+            error: (!ok).then(|| "connect: timed out".into()),
+        }
+    }
+
+    fn cut(start: Instant) -> Injected {
+        Injected {
+            fault: Fault::MasterLinkCut,
+            started: start + Duration::from_secs(10),
+            undone: start + Duration::from_secs(15),
+            problems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn failures_inside_a_failover_window_pass_and_outside_fail() {
+        let start = Instant::now();
+        let injected = [cut(start)];
+        let mut o = Outcomes::default();
+        o.requests = vec![
+            req(start, 1_000, Service::Dr, true),
+            req(start, 11_000, Service::Dr, false),
+            req(start, 22_000, Service::Nat, false),
+            req(start, 30_000, Service::Nat, true),
+        ];
+        // 22 s is inside 15 s + 8 s of grace.
+        let (report, ok) = run_with(start, &o, &injected, &[]);
+        assert!(ok, "{report}");
+        assert!(
+            report.contains("| master link cut and restored | 10.0 | 2 | 12.00 s | ok |"),
+            "{report}"
+        );
+        o.requests.push(req(start, 40_000, Service::Dr, false));
+        let (report, ok) = run_with(start, &o, &injected, &[]);
+        assert!(!ok, "{report}");
+        assert!(
+            report.contains("failed outside a window | DR at 40.00 s"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn a_dr_connection_may_break_only_on_a_backend_a_fault_hit() {
+        let start = Instant::now();
+        let kill = Injected {
+            fault: Fault::BackendKilled {
+                service: Service::Dr,
+                backend: 1,
+            },
+            started: start + Duration::from_secs(10),
+            undone: start + Duration::from_secs(14),
+            problems: Vec::new(),
+        };
+        let broken = |backend: usize, service| Broken {
+            at: start + Duration::from_secs(11),
+            service,
+            backend: lb_daemon::lab::backend_name(backend),
+            opened: start,
+            error: "read: reset".into(),
+        };
+        let mut o = Outcomes::default();
+        o.requests = vec![
+            req(start, 0, Service::Dr, true),
+            req(start, 0, Service::Nat, true),
+        ];
+        o.broken = vec![broken(1, Service::Dr)];
+        let injected = [kill];
+        assert!(run_with(start, &o, &injected, &[]).1);
+        // NAT breaks are reported, not judged; a DR break elsewhere fails the run.
+        o.broken.push(broken(2, Service::Nat));
+        assert!(run_with(start, &o, &injected, &[]).1);
+        o.broken.push(broken(2, Service::Dr));
+        assert!(!run_with(start, &o, &injected, &[]).1);
+    }
+
+    #[test]
+    fn growing_descriptors_fail_and_a_failed_check_fails() {
+        let start = Instant::now();
+        let mut o = Outcomes::default();
+        o.requests = vec![
+            req(start, 0, Service::Dr, true),
+            req(start, 0, Service::Nat, true),
+        ];
+        let samples = |grow: usize| -> Vec<Sample> {
+            (0..60)
+                .map(|i| Sample {
+                    at: Duration::from_secs(2 * i),
+                    procs: vec![Proc {
+                        lb: 0,
+                        pid: 7,
+                        fds: 30 + if i > 50 { grow } else { 0 },
+                        rss_kb: 20_000,
+                        threads: 4,
+                    }],
+                    pins: 10,
+                })
+                .collect()
+        };
+        assert!(run_with(start, &o, &[], &samples(0)).1);
+        let (report, ok) = run_with(start, &o, &[], &samples(10));
+        assert!(!ok && report.contains("30 → 40"), "{report}");
+        let mut failing = cut(start);
+        failing.problems.push("status failed".into());
+        assert!(!run_with(start, &o, &[failing], &samples(0)).1);
+    }
+}
