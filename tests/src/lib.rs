@@ -9,3 +9,4 @@ pub mod ipvsadm;
 pub mod prometheus;
 pub mod single_node;
 pub mod vrrp_lab;
+pub mod xdp_fuzz;
