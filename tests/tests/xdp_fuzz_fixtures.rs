@@ -228,3 +228,49 @@ fn a_nat_reply_the_fib_does_not_forward_passes_untouched() {
         assert_eq!(out.frame, input, "passed untouched, not half-translated");
     });
 }
+
+/// The same for an ICMP error about a NAT'ed flow (seeds 1, 2, 3 and 7): translated
+/// towards a client the FIB does not forward to, it was passed to the kernel
+/// translated. The translation is done before the route is known, so it is dropped
+/// now, counted as a failed route (the kernel could not forward it either).
+#[test]
+fn an_icmp_error_for_a_client_the_fib_does_not_forward_is_dropped() {
+    let ns = lab::fib_namespace().expect("namespace");
+    ns.run(|| {
+        let mut nat = service(
+            "198.18.1.102",
+            80,
+            Protocol::Tcp,
+            ForwardMode::Nat { snat: None },
+            &[("198.18.0.41", 1)],
+        );
+        nat.backends[0].port = 8080;
+        let mut t = loaded(&[nat]);
+        let client = "192.0.2.9";
+        let syn = Flow::tcp(client, 40000, "198.18.1.102", 80).with_flags(TCP_SYN);
+        assert_eq!(
+            t.run(&frames::frame(LB_MAC, CLIENT_MAC, None, &syn, b"")).action,
+            XDP_TX
+        );
+        // "Fragmentation needed" from a router on the reals' side about the packet
+        // the LB sent to the real.
+        let sent = Flow::tcp(client, 40000, "198.18.0.41", 8080).with_flags(TCP_SYN);
+        let quote = frames::datagram(&sent, b"");
+        let input = frames::icmp_error_frame(
+            LB_MAC,
+            CLIENT_MAC,
+            "198.18.0.254".parse().expect("address"),
+            client.parse().expect("address"),
+            frames::Icmp {
+                kind: 3,
+                code: 4,
+                rest: [0, 0, 0x05, 0xdc],
+            },
+            &quote,
+        );
+        let before = t.counter(Counter::FibFailed);
+        let out = t.run(&input);
+        assert_eq!(out.action, XDP_DROP, "not passed half-translated");
+        assert_eq!(t.counter(Counter::FibFailed), before + 1);
+    });
+}
