@@ -64,6 +64,12 @@ pub fn process(ctx: &XdpContext) -> u32 {
             // SAFETY: a Hop is plain data (an index and two MAC addresses).
             let hop = unsafe { crate::zero::init(&mut hop_slot) };
             let result = route::lookup(ctx, family, IPPROTO_ICMP, to, hop);
+            // Translated before its route was known: never passed to the kernel
+            // half-translated (found by the XDP fuzzer).
+            if result == route::NOT_FORWARDED {
+                stats::count(Counter::FibFailed);
+                return xdp_action::XDP_DROP;
+            }
             return route::send(ctx, result, hop);
         }
     }
