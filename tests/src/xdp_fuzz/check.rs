@@ -111,9 +111,10 @@ pub fn check(
                     }
                     want_tx(action)?;
                     // Open finding (docs/reliability.md): a client spoofing a VIP and
-                    // port as its source makes a reply-direction entry that a later
-                    // frame to the VIP is "translated" by. Only the shape is checked.
-                    let spoofed = specs.iter().any(|s| s.id.vip == ip.src);
+                    // port as its source makes a reply-direction entry (real -> VIP)
+                    // that a later frame from that real to the VIP is "translated"
+                    // by. For frames from a real, only the shape is checked.
+                    let spoofed = lab::is_nat_real(specs, ip.src, ip.sport, ip.proto);
                     nat_to_real(spec, snat, ip, input, output, spoofed)
                 }
             }
