@@ -438,11 +438,13 @@ pub enum Counter {
     NoBackend = 6,
     /// Shorter than an Ethernet header (or its VLAN tag): dropped.
     TruncatedEth = 7,
-    /// IPv4 header cut short: dropped.
+    /// IPv4 header cut short, or a TCP/UDP datagram whose total length runs past the
+    /// frame: dropped.
     TruncatedIpv4 = 8,
-    /// IPv6 header cut short: dropped.
+    /// IPv6 header cut short, or a TCP/UDP datagram whose payload length runs past the
+    /// frame: dropped.
     TruncatedIpv6 = 9,
-    /// TCP/UDP header cut short: dropped.
+    /// TCP/UDP header cut short by the frame or by the datagram's own length: dropped.
     TruncatedL4 = 10,
     /// IHL < 5, total length shorter than the header, or a version mismatch: dropped.
     MalformedIpv4 = 11,

@@ -64,6 +64,12 @@ pub fn process(ctx: &XdpContext) -> u32 {
             // SAFETY: a Hop is plain data (an index and two MAC addresses).
             let hop = unsafe { crate::zero::init(&mut hop_slot) };
             let result = route::lookup(ctx, family, IPPROTO_ICMP, to, hop);
+            // Translated before its route was known: never passed to the kernel
+            // half-translated (found by the XDP fuzzer).
+            if result == route::NOT_FORWARDED {
+                stats::count(Counter::FibFailed);
+                return xdp_action::XDP_DROP;
+            }
             return route::send(ctx, result, hop);
         }
     }
@@ -110,7 +116,7 @@ fn plainly_not_for_a_vip(ctx: &XdpContext) -> bool {
     let Some(ethertype) = packet::read::<u16>(ctx, ETH_PROTO_OFFSET) else {
         return false;
     };
-    let (dst, proto, l4) = if ethertype == ETH_P_IP.to_be() {
+    let (dst, proto, l4, claimed) = if ethertype == ETH_P_IP.to_be() {
         let Some(ip) = packet::read::<Ipv4Hdr>(ctx, ETH_LEN) else {
             return false;
         };
@@ -120,12 +126,22 @@ fn plainly_not_for_a_vip(ctx: &XdpContext) -> bool {
         {
             return false;
         }
-        ([ip.dst, 0, 0, 0], ip.proto, ETH_LEN + IPV4_LEN)
+        (
+            [ip.dst, 0, 0, 0],
+            ip.proto,
+            ETH_LEN + IPV4_LEN,
+            u16::from_be(ip.tot_len) as usize,
+        )
     } else if ethertype == ETH_P_IPV6.to_be() {
         let Some(ip) = packet::read::<Ipv6Hdr>(ctx, ETH_LEN) else {
             return false;
         };
-        (ip.dst, ip.next_hdr, ETH_LEN + IPV6_LEN)
+        (
+            ip.dst,
+            ip.next_hdr,
+            ETH_LEN + IPV6_LEN,
+            u16::from_be(ip.payload_len) as usize + IPV6_LEN,
+        )
     } else {
         return false;
     };
@@ -135,6 +151,11 @@ fn plainly_not_for_a_vip(ctx: &XdpContext) -> bool {
         _ => return false,
     };
     if ctx.data() + l4 + l4_len > ctx.data_end() {
+        return false;
+    }
+    // A datagram too short for its transport header, or longer than the frame: the
+    // full parse drops it (`packet::datagram_fits`).
+    if claimed < l4 - ETH_LEN + l4_len || ctx.data() + ETH_LEN + claimed > ctx.data_end() {
         return false;
     }
     VIP_FILTER.get(vip_slot(&dst)).is_some_and(|&f| f == 0)

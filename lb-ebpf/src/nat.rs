@@ -191,6 +191,12 @@ fn reply_or_none(ctx: &XdpContext, pkt: &Packet) -> Option<u32> {
             }
             result
         };
+        // A client the FIB does not forward to (no route, a local address, forwarding
+        // off): the kernel gets the reply untouched, as on the stateless path below,
+        // never half-translated (found by the XDP fuzzer).
+        if result == route::NOT_FORWARDED {
+            return None;
+        }
         rewrite(ctx, pkt, &to)?;
         stats::count(Counter::NatToClient);
         return Some(route::send(ctx, result, &hop));

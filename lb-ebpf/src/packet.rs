@@ -168,6 +168,14 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         stats::count(Counter::Ipv4Options);
     }
     let ports = read_ports(ctx, l3 + ihl * 4, ip.proto)?;
+    datagram_fits(
+        ctx,
+        l3,
+        tot_len as usize,
+        ihl * 4,
+        ip.proto,
+        Counter::TruncatedIpv4,
+    )?;
     let pkt = Packet {
         l2_len: l3,
         l4: l3 + ihl * 4,
@@ -204,6 +212,15 @@ fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         _ => return Err(Skip::Pass(None)),
     }
     let ports = read_ports(ctx, l3 + IPV6_LEN, ip.next_hdr)?;
+    let claimed = u16::from_be(ip.payload_len) as usize + IPV6_LEN;
+    datagram_fits(
+        ctx,
+        l3,
+        claimed,
+        IPV6_LEN,
+        ip.next_hdr,
+        Counter::TruncatedIpv6,
+    )?;
     let vtc = u32::from_be(ip.vtc_flow);
     let pkt = Packet {
         l2_len: l3,
@@ -219,6 +236,34 @@ fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         tcp_flags: ports.tcp_flags,
     };
     Ok(pkt)
+}
+
+/// The datagram its IP header claims (`claimed` bytes from `l3`) holds the whole
+/// transport header, and the frame holds the whole datagram (Ethernet padding may
+/// follow it): what the kernel's ip_rcv/ipv6_rcv and tcp/udp_rcv check before any port
+/// is looked at. Otherwise the ports would be read from padding (and NAT would rewrite
+/// it), or a tunnel's outer length would run past the frame (found by the XDP fuzzer).
+#[inline(always)]
+pub fn datagram_fits(
+    ctx: &XdpContext,
+    l3: usize,
+    claimed: usize,
+    header_len: usize,
+    proto: u8,
+    too_long: Counter,
+) -> Result<(), Skip> {
+    let l4_len = if proto == IPPROTO_TCP {
+        TCP_LEN
+    } else {
+        UDP_LEN
+    };
+    if claimed < header_len + l4_len {
+        return Err(Skip::Drop(Counter::TruncatedL4));
+    }
+    if ctx.data() + l3 + claimed > ctx.data_end() {
+        return Err(Skip::Drop(too_long));
+    }
+    Ok(())
 }
 
 #[inline(always)]

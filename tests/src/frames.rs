@@ -105,7 +105,8 @@ impl Flow {
     }
 }
 
-fn pseudo_header_sum(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u32 {
+/// The one's-complement sum of the TCP/UDP/ICMPv6 pseudo-header (RFC 793, RFC 8200 8.1).
+pub fn pseudo_header_sum(src: IpAddr, dst: IpAddr, proto: u8, len: usize) -> u32 {
     let mut p = Vec::new();
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {

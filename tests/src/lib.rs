@@ -10,3 +10,4 @@ pub mod prometheus;
 pub mod single_node;
 pub mod soak;
 pub mod vrrp_lab;
+pub mod xdp_fuzz;

@@ -33,6 +33,14 @@ pub const TARGETS: &[&str] = &[
 /// `cargo xtask test` runs each target this long.
 pub const CI_SECONDS: u64 = 15;
 
+/// The XDP program's fuzzer (`lb_tests::xdp_fuzz`, binary `lb-xdp-fuzz`): not a
+/// libFuzzer target (libFuzzer cannot see coverage inside a BPF program), run through
+/// BPF_PROG_TEST_RUN with the eBPF object xtask builds.
+pub const XDP: &str = "xdp";
+
+/// `cargo xtask test` runs the XDP fuzzer this long.
+pub const XDP_CI_SECONDS: u64 = 20;
+
 /// "A parser never allocates without bound on small input": libFuzzer fails a run whose
 /// RSS passes this (MB) ...
 const RSS_LIMIT_MB: u32 = 1024;
@@ -120,16 +128,41 @@ pub fn build() -> Result<PathBuf> {
     Ok(fuzz_dir().join("target/x86_64-unknown-linux-gnu/release"))
 }
 
-/// `cargo xtask fuzz`: `target` (all when None) for `seconds` each.
-pub fn fuzz(target: Option<&str>, seconds: u64) -> Result<()> {
+/// `cargo xtask fuzz`: `target` (all when None, the XDP program's fuzzer included)
+/// for `seconds` each (the XDP fuzzer for `xdp_seconds`), the XDP fuzzer with `seed`.
+pub fn fuzz(
+    target: Option<&str>,
+    seconds: u64,
+    xdp_seconds: u64,
+    seed: Option<u64>,
+    runs: Option<u64>,
+) -> Result<()> {
     let targets: Vec<&str> = match target {
-        Some(t) if TARGETS.contains(&t) => vec![t],
-        Some(t) => bail!("unknown fuzz target {t:?}; targets: {}", TARGETS.join(", ")),
-        None => TARGETS.to_vec(),
+        Some(t) if TARGETS.contains(&t) || t == XDP => vec![t],
+        Some(t) => bail!(
+            "unknown fuzz target {t:?}; targets: {}, {XDP}",
+            TARGETS.join(", ")
+        ),
+        None => TARGETS.iter().copied().chain([XDP]).collect(),
     };
-    let bin = build()?;
     let mut progress = Progress::new("fuzz", targets.len());
     let mut failed = Vec::new();
+    if targets.contains(&XDP) {
+        let step = progress.step(XDP);
+        match run_xdp(xdp_seconds, seed, runs) {
+            Ok(()) => step.done(),
+            Err(e) => {
+                println!("fuzz: {XDP}: FAILED: {e:#}");
+                failed.push(XDP);
+            }
+        }
+    }
+    let targets: Vec<&str> = targets.into_iter().filter(|t| *t != XDP).collect();
+    let bin = if targets.is_empty() {
+        PathBuf::new()
+    } else {
+        build()?
+    };
     for t in targets {
         let step = progress.step(t);
         match run_one(&bin, t, seconds) {
@@ -147,6 +180,36 @@ pub fn fuzz(target: Option<&str>, seconds: u64) -> Result<()> {
         bail!("fuzz targets failed: {}", failed.join(", "));
     }
     Ok(())
+}
+
+/// The XDP fuzzer: the eBPF object and `lb-xdp-fuzz` (release), run as root for
+/// `seconds` (or `runs` frames, to replay a failure with its seed).
+fn run_xdp(seconds: u64, seed: Option<u64>, runs: Option<u64>) -> Result<()> {
+    let object = crate::build::build_ebpf(true)?;
+    let mut cmd = util::host_cargo()?;
+    cmd.args([
+        "run",
+        "--release",
+        "--package",
+        "lb-tests",
+        "--bin",
+        "lb-xdp-fuzz",
+        "--",
+    ])
+    .arg(format!("--time={seconds}"))
+    .arg(format!(
+        "--out-dir={}",
+        util::target_dir().join("xdp-fuzz").display()
+    ))
+    .env(crate::OBJECT_ENV, &object)
+    .env("CARGO_INCREMENTAL", "0");
+    if let Some(seed) = seed {
+        cmd.arg(format!("--seed={seed}"));
+    }
+    if let Some(runs) = runs {
+        cmd.arg(format!("--runs={runs}"));
+    }
+    util::run(&mut cmd).context("the XDP fuzzer failed (its output names the frame and the replay)")
 }
 
 fn run_one(bin: &Path, target: &str, seconds: u64) -> Result<String> {

@@ -65,13 +65,20 @@ enum Task {
     /// The Debian package (target/deb/lb-daemon_VERSION_ARCH.deb).
     Deb,
     /// Build the cargo-fuzz targets (tests/fuzz) and run TARGET (all when none) for
-    /// `--time` seconds each; fails on a crash and names the reproducer.
+    /// `--time` seconds each; fails on a crash and names the reproducer. Target `xdp`
+    /// fuzzes the XDP program through BPF_PROG_TEST_RUN (root).
     Fuzz {
-        /// One target (see tests/fuzz/fuzz_targets); all when omitted.
+        /// One target (see tests/fuzz/fuzz_targets, or `xdp`); all when omitted.
         target: Option<String>,
         /// Seconds per target.
         #[arg(long, default_value_t = 60)]
         time: u64,
+        /// The XDP fuzzer's seed (default: from the clock, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The XDP fuzzer stops after this many frames (with `--seed`: replays a failure).
+        #[arg(long)]
+        runs: Option<u64>,
     },
     /// The fault-injection soak (tests/src/soak): two LB nodes, client load, a seeded
     /// schedule of faults; prints the report and fails when a target is missed.
@@ -98,7 +105,7 @@ enum Task {
 }
 
 /// Tells tests, the daemon and benchmarks which eBPF object to load.
-const OBJECT_ENV: &str = "LB_EBPF_OBJECT";
+pub(crate) const OBJECT_ENV: &str = "LB_EBPF_OBJECT";
 
 /// Tells `tests/tests/deb.rs` which package to install.
 const DEB_ENV: &str = "LB_DEB";
@@ -128,7 +135,12 @@ fn run_task(task: Task) -> Result<()> {
             seed,
             record,
         } => soak(minutes, seed, record),
-        Task::Fuzz { target, time } => fuzz::fuzz(target.as_deref(), time),
+        Task::Fuzz {
+            target,
+            time,
+            seed,
+            runs,
+        } => fuzz::fuzz(target.as_deref(), time, time, seed, runs),
         Task::Man => man::generate(false).map(drop),
         Task::Deb => deb::build().map(drop),
     }
@@ -164,7 +176,7 @@ fn test(args: &[OsString], plan: TestPlan) -> Result<()> {
         let tests = workspace_tests(args, &object, &mut totals);
         // Every fuzz target briefly, only in a full run (no test selection).
         let fuzzing = if args.is_empty() {
-            fuzz::fuzz(None, fuzz::CI_SECONDS)
+            fuzz::fuzz(None, fuzz::CI_SECONDS, fuzz::XDP_CI_SECONDS, None, None)
         } else {
             Ok(())
         };
