@@ -213,31 +213,72 @@ pub async fn run(
     port: u16,
     out: watch::Sender<Snapshot>,
 ) -> io::Result<()> {
-    let rng = SystemRandom::new();
-    let now = Instant::now();
-    let mut sessions = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let mut discr = random_u32(&rng);
-        if discr == 0 {
-            discr = 1;
-        }
-        let tx = bind_sender(&spec, &rng)?;
-        let fsm = Session::new(spec.timers, spec.passive, discr);
-        let mut r = Running {
-            spec,
-            fsm,
-            tx,
-            next_tx: now,
-            detect_at: None,
-            transitions: 0,
-            packets_in: 0,
-            packets_out: 0,
-        };
-        schedule_tx(&mut r, now, &rng);
-        // The first packet goes out at once (jittered only afterwards).
-        r.next_tx = now;
-        sessions.push(r);
+    // The sender lives as long as the task: the set never changes.
+    let (_keep, specs) = watch::channel(specs);
+    run_dynamic(specs, receiver, port, out).await
+}
+
+/// Starts one session: a random non-zero discriminator, its own send socket.
+fn start_session(spec: SessionSpec, rng: &SystemRandom, now: Instant) -> io::Result<Running> {
+    let mut discr = random_u32(rng);
+    if discr == 0 {
+        discr = 1;
     }
+    let tx = bind_sender(&spec, rng)?;
+    let fsm = Session::new(spec.timers, spec.passive, discr);
+    let mut r = Running {
+        spec,
+        fsm,
+        tx,
+        next_tx: now,
+        detect_at: None,
+        transitions: 0,
+        packets_in: 0,
+        packets_out: 0,
+    };
+    schedule_tx(&mut r, now, rng);
+    // The first packet goes out at once (jittered only afterwards).
+    r.next_tx = now;
+    Ok(r)
+}
+
+/// Brings the running sessions to `wanted`: an unchanged session keeps running untouched
+/// (state, discriminator, counters), a changed one restarts, a removed one stops. A
+/// session whose socket cannot be opened is logged and left out.
+fn reconcile(sessions: &mut Vec<Running>, wanted: &[SessionSpec], rng: &SystemRandom) {
+    let now = Instant::now();
+    let mut old: Vec<Running> = std::mem::take(sessions);
+    for spec in wanted {
+        if let Some(pos) = old.iter().position(|r| &r.spec == spec) {
+            sessions.push(old.swap_remove(pos));
+            continue;
+        }
+        let name = spec.name.clone();
+        match start_session(spec.clone(), rng, now) {
+            Ok(r) => {
+                tracing::info!(bfd = %name, neighbor = %spec.neighbor, "BFD session started");
+                sessions.push(r);
+            }
+            Err(e) => tracing::warn!(bfd = %name, error = %e, "BFD session not started"),
+        }
+    }
+    for r in old {
+        tracing::info!(bfd = %r.spec.name, "BFD session stopped");
+    }
+}
+
+/// [`run`] with a set of sessions that may change (a reload): see [`reconcile`].
+pub async fn run_dynamic(
+    mut specs: watch::Receiver<Vec<SessionSpec>>,
+    receiver: UdpSocket,
+    port: u16,
+    out: watch::Sender<Snapshot>,
+) -> io::Result<()> {
+    let rng = SystemRandom::new();
+    let mut sessions = Vec::new();
+    let first = specs.borrow_and_update().clone();
+    reconcile(&mut sessions, &first, &rng);
+    let mut specs_open = true;
     let mut drops: HashMap<&'static str, u64> = HashMap::new();
     let publish = |sessions: &[Running], drops: &HashMap<&'static str, u64>| {
         out.send_replace(Snapshot {
@@ -254,6 +295,15 @@ pub async fn run(
             .min()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
+            changed = specs.changed(), if specs_open => {
+                if changed.is_err() {
+                    specs_open = false;
+                    continue;
+                }
+                let wanted = specs.borrow_and_update().clone();
+                reconcile(&mut sessions, &wanted, &rng);
+                publish(&sessions, &drops);
+            }
             got = receiver.recv_from(&mut buf) => {
                 let (len, from) = got?;
                 let now = Instant::now();

@@ -61,6 +61,8 @@ pub struct Vrrp {
     process_task: Option<tokio::task::JoinHandle<()>>,
     /// The VMAC interfaces (`use_vmac`), by instance name.
     vmacs: HashMap<String, Vmac>,
+    /// The BFD sessions' states (`track_bfd`).
+    bfd: watch::Receiver<crate::bfd::session::Snapshot>,
 }
 
 impl Vrrp {
@@ -72,6 +74,7 @@ impl Vrrp {
         gate: Option<mpsc::UnboundedSender<instance::GateRequest>>,
         adopt_masters: &[String],
         alerts: Alerts,
+        bfd: watch::Receiver<crate::bfd::session::Snapshot>,
     ) -> Result<Vrrp> {
         let neigh = Neighbours::new().context("opening rtnetlink")?;
         let (reports, reports_rx) = mpsc::unbounded_channel();
@@ -101,6 +104,7 @@ impl Vrrp {
             processes,
             process_task,
             vmacs: HashMap::new(),
+            bfd,
         };
         for inst in &config.vrrp_instances {
             vrrp.start_instance(inst, &neigh, adopt_masters.contains(&inst.name))
@@ -158,6 +162,7 @@ impl Vrrp {
             inst.clone(),
             self.scripts.clone(),
             self.processes.clone(),
+            self.bfd.clone(),
             commands,
         ));
         if let Some(old) = self.tracking.insert(inst.name.clone(), task) {
@@ -738,6 +743,7 @@ async fn track_instance(
     inst: config::VrrpInstance,
     scripts: HashMap<String, watch::Receiver<bool>>,
     processes: HashMap<String, watch::Receiver<bool>>,
+    mut bfd: watch::Receiver<crate::bfd::session::Snapshot>,
     commands: mpsc::UnboundedSender<Command>,
 ) {
     // The first verdict always goes out: after a reload the instance may still carry the
@@ -749,6 +755,8 @@ async fn track_instance(
         .iter()
         .map(|t| (t, crate::track_file::watch(t.path.clone())))
         .collect();
+    // Each tracked session's last state, for the fast takeover (docs/bfd.md).
+    let mut bfd_up: HashMap<String, bool> = HashMap::new();
     loop {
         let mut tracked = vec![Tracked::Binary {
             // keepalived tracks the instance's own interface (weight 0: down => FAULT).
@@ -780,6 +788,20 @@ async fn track_instance(
                 reverse: t.reverse,
             });
         }
+        {
+            let snapshot = bfd.borrow_and_update();
+            for t in &inst.track_bfd {
+                let session = crate::bfd::runtime::session(&snapshot, &t.name);
+                let up = session.is_some_and(|s| s.state == crate::bfd::fsm::State::Up);
+                let name = format!("bfd {}", t.name);
+                tracked.push(crate::bfd::track::tracked(&name, up, t.weight, t.reverse));
+                let was_up = bfd_up.insert(t.name.clone(), up).unwrap_or(false);
+                if let (true, false, Some(s)) = (was_up, up, session) {
+                    // The instance decides (it knows whether it is BACKUP and who is MASTER).
+                    let _ = commands.send(Command::PeerDown(s.neighbor));
+                }
+            }
+        }
         let verdict = track::verdict(&tracked);
         let priority = fsm::effective_priority(inst.priority, verdict.weight);
         let now = (verdict.faults.clone(), priority);
@@ -795,7 +817,17 @@ async fn track_instance(
             }
             last = Some(now);
         }
-        tokio::time::sleep(TRACK_POLL).await;
+        if inst.track_bfd.is_empty() {
+            tokio::time::sleep(TRACK_POLL).await;
+        } else {
+            // A BFD change is acted on at once, not at the next poll.
+            tokio::select! {
+                () = tokio::time::sleep(TRACK_POLL) => {}
+                changed = bfd.changed() => if changed.is_err() {
+                    tokio::time::sleep(TRACK_POLL).await;
+                },
+            }
+        }
     }
 }
 
@@ -966,6 +998,7 @@ mod tests {
             processes: HashMap::new(),
             process_task: None,
             vmacs: HashMap::new(),
+            bfd: watch::channel(Default::default()).1,
         };
         let kept = vrrp.script_tasks["b"].id();
         let new = config("false", "true", "");
