@@ -246,7 +246,8 @@ impl Daemon {
         let view = make_view(&config, dataplane, vrrp.as_ref(), &health)
             .with_bgp(announcer.as_ref().map(|a| Arc::clone(&a.status)))
             .with_alerts(alerts.clone())
-            .with_sync(sync_stats.clone());
+            .with_sync(sync_stats.clone())
+            .with_bfd(bfd.states());
         if let Some(owner) = &owner {
             view.spawn_refresher(owner.msgs.clone());
         }

@@ -105,7 +105,8 @@ impl Daemon {
         let view = make_view(&new, self.dataplane, self.vrrp.as_ref(), &self.health)
             .with_bgp(self.announcer.as_ref().map(|a| Arc::clone(&a.status)))
             .with_alerts(self.alerts.clone())
-            .with_sync(self.sync_stats.clone());
+            .with_sync(self.sync_stats.clone())
+            .with_bfd(self.bfd.states());
         if let Some(owner) = &self.owner {
             view.spawn_refresher(owner.msgs.clone());
         }
