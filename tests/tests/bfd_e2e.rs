@@ -199,7 +199,7 @@ bfd_check = {{ name = "rs" }}
         "the real server healthy (session Up)",
         Duration::from_secs(20),
         || healthy(&sock) == Some(true),
-        || seg.logs(),
+        || format!("{}\n{}", status_json(&sock), seg.logs()),
     );
     seg.cut(1).unwrap();
     wait_for(

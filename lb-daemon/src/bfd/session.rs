@@ -307,7 +307,10 @@ pub async fn run_dynamic(
             got = receiver.recv_from(&mut buf) => {
                 let (len, from) = got?;
                 let now = Instant::now();
-                let verdict = if !SOURCE_PORTS.contains(&from.port()) {
+                // RFC 5881 section 4 binds senders to 49152-65535; keepalived 2.2.7 sends
+                // from any ephemeral port (32768-60999 by default), so only port 0, which
+                // no sender can use, is refused.
+                let verdict = if from.port() == 0 {
                     Err(DropReason::BadSourcePort)
                 } else {
                     Control::decode(&buf[..len])
