@@ -420,6 +420,59 @@ mod tests {
         .expect("BFD state reached");
     }
 
+    /// A reload: an unchanged session keeps running (still Up, its transitions kept), a
+    /// new one starts beside it, a changed one restarts, a removed one stops.
+    #[tokio::test]
+    async fn a_new_set_keeps_unchanged_sessions_running() {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let ra = bind_receiver("127.0.0.1".parse().unwrap(), port).unwrap();
+        let rb = bind_receiver("127.0.0.2".parse().unwrap(), port).unwrap();
+        let (ta, mut wa) = watch::channel(Snapshot::default());
+        let (tb, mut wb) = watch::channel(Snapshot::default());
+        let a_spec = spec("a", "127.0.0.2", "127.0.0.1");
+        let (set, specs) = watch::channel(vec![a_spec.clone()]);
+        let a = tokio::spawn(run_dynamic(specs, ra, port, ta));
+        let b = tokio::spawn(run(vec![spec("b", "127.0.0.1", "127.0.0.2")], rb, port, tb));
+        wait_for(&mut wa, State::Up).await;
+        wait_for(&mut wb, State::Up).await;
+        let before = wa.borrow().sessions[0].transitions;
+        set.send_replace(vec![a_spec.clone(), spec("c", "127.0.0.3", "127.0.0.1")]);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while wa.borrow().sessions.len() != 2 {
+                wa.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("c started");
+        {
+            let snap = wa.borrow();
+            assert_eq!(snap.sessions[0].name, "a");
+            assert_eq!(snap.sessions[0].state, State::Up, "a untouched");
+            assert_eq!(snap.sessions[0].transitions, before, "a untouched");
+            assert_eq!(snap.sessions[1].state, State::Down, "c is new");
+        }
+        let mut changed = a_spec.clone();
+        changed.passive = true;
+        set.send_replace(vec![changed]);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                {
+                    let snap = wa.borrow();
+                    if snap.sessions.len() == 1 && snap.sessions[0].transitions == 0 {
+                        return;
+                    }
+                }
+                wa.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("a restarted, c stopped");
+        a.abort();
+        b.abort();
+    }
+
     /// Two sessions over loopback (127.0.0.1 <-> 127.0.0.2, a free port) come Up,
     /// negotiate 10 ms, and one goes Down by detection when the other stops.
     #[tokio::test]
