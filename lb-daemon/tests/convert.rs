@@ -311,3 +311,29 @@ fn cli_config_id_selects_conditional_lines() {
         .unwrap();
     assert!(check.status.success());
 }
+
+#[test]
+fn sample_bfd_keeps_its_sessions_tracking_and_checker() {
+    let config = load(&fixtures().join("ok/sample_bfd.conf"), "lb1");
+    let peer = config.bfd_instance("peer").unwrap();
+    assert_eq!(
+        (peer.multiplier, peer.weight, peer.vrrp, peer.checker),
+        (3, -20, true, true)
+    );
+    let gw = config.bfd_instance("gw").unwrap();
+    assert!(gw.passive && gw.vrrp && !gw.checker);
+    assert_eq!(gw.min_rx, std::time::Duration::from_micros(50_500));
+    let vi = config.vrrp_instance("VI_BFD").unwrap();
+    let tracked: Vec<(&str, i32, bool)> = vi
+        .track_bfd
+        .iter()
+        .map(|t| (t.name.as_str(), t.weight, t.reverse))
+        .collect();
+    assert_eq!(tracked, [("peer", -20, false)]);
+    for member in ["VI_GW1", "VI_GW2"] {
+        let t = &config.vrrp_instance(member).unwrap().track_bfd;
+        assert_eq!((t[0].name.as_str(), t[0].weight), ("gw", 0), "{member}");
+    }
+    let check = &config.virtual_servers[0].real_servers[0].checks[0];
+    assert_eq!(check.kind.name(), "BFD_CHECK");
+}

@@ -269,6 +269,32 @@ impl Node {
         self.spawn_logged(&argv)
     }
 
+    /// Starts keepalived 2.2.7's BFD process only (`bfd_instance` blocks; foreground,
+    /// logging to the console).
+    pub fn start_keepalived_bfd(&mut self, conf_text: &str) -> Result<()> {
+        let conf = self.dir.join("keepalived.conf");
+        std::fs::write(&conf, conf_text)?;
+        let p = |f: &str| self.dir.join(f).to_string_lossy().to_string();
+        let (pid, vpid, cpid, bpid) = (p("k.pid"), p("v.pid"), p("c.pid"), p("b.pid"));
+        let argv = [
+            "keepalived",
+            "--dont-fork",
+            "--log-console",
+            "--log-detail",
+            "--use-file",
+            conf.to_str().context("path")?,
+            "--pid",
+            &pid,
+            "--vrrp_pid",
+            &vpid,
+            "--checkers_pid",
+            &cpid,
+            "--bfd_pid",
+            &bpid,
+        ];
+        self.spawn_logged(&argv)
+    }
+
     /// SIGTERM, then wait for the process to exit (a graceful stop).
     pub fn stop(&mut self) -> Result<()> {
         if let Some(child) = self.child.take() {

@@ -116,6 +116,13 @@ fn full_snapshot() -> Snapshot {
         }),
         email: Default::default(),
         notify_fifo: Default::default(),
+        bfd: vec![lb_daemon::daemon::snapshot::BfdSessionSnapshot {
+            name: "peer".into(),
+            neighbor: "10.0.0.2".into(),
+            detection_time_us: Some(30_000),
+            ..Default::default()
+        }],
+        bfd_drops: BTreeMap::from([("bad_ttl".to_string(), 1)]),
     }
 }
 

@@ -213,31 +213,72 @@ pub async fn run(
     port: u16,
     out: watch::Sender<Snapshot>,
 ) -> io::Result<()> {
-    let rng = SystemRandom::new();
-    let now = Instant::now();
-    let mut sessions = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let mut discr = random_u32(&rng);
-        if discr == 0 {
-            discr = 1;
-        }
-        let tx = bind_sender(&spec, &rng)?;
-        let fsm = Session::new(spec.timers, spec.passive, discr);
-        let mut r = Running {
-            spec,
-            fsm,
-            tx,
-            next_tx: now,
-            detect_at: None,
-            transitions: 0,
-            packets_in: 0,
-            packets_out: 0,
-        };
-        schedule_tx(&mut r, now, &rng);
-        // The first packet goes out at once (jittered only afterwards).
-        r.next_tx = now;
-        sessions.push(r);
+    // The sender lives as long as the task: the set never changes.
+    let (_keep, specs) = watch::channel(specs);
+    run_dynamic(specs, receiver, port, out).await
+}
+
+/// Starts one session: a random non-zero discriminator, its own send socket.
+fn start_session(spec: SessionSpec, rng: &SystemRandom, now: Instant) -> io::Result<Running> {
+    let mut discr = random_u32(rng);
+    if discr == 0 {
+        discr = 1;
     }
+    let tx = bind_sender(&spec, rng)?;
+    let fsm = Session::new(spec.timers, spec.passive, discr);
+    let mut r = Running {
+        spec,
+        fsm,
+        tx,
+        next_tx: now,
+        detect_at: None,
+        transitions: 0,
+        packets_in: 0,
+        packets_out: 0,
+    };
+    schedule_tx(&mut r, now, rng);
+    // The first packet goes out at once (jittered only afterwards).
+    r.next_tx = now;
+    Ok(r)
+}
+
+/// Brings the running sessions to `wanted`: an unchanged session keeps running untouched
+/// (state, discriminator, counters), a changed one restarts, a removed one stops. A
+/// session whose socket cannot be opened is logged and left out.
+fn reconcile(sessions: &mut Vec<Running>, wanted: &[SessionSpec], rng: &SystemRandom) {
+    let now = Instant::now();
+    let mut old: Vec<Running> = std::mem::take(sessions);
+    for spec in wanted {
+        if let Some(pos) = old.iter().position(|r| &r.spec == spec) {
+            sessions.push(old.swap_remove(pos));
+            continue;
+        }
+        let name = spec.name.clone();
+        match start_session(spec.clone(), rng, now) {
+            Ok(r) => {
+                tracing::info!(bfd = %name, neighbor = %spec.neighbor, "BFD session started");
+                sessions.push(r);
+            }
+            Err(e) => tracing::warn!(bfd = %name, error = %e, "BFD session not started"),
+        }
+    }
+    for r in old {
+        tracing::info!(bfd = %r.spec.name, "BFD session stopped");
+    }
+}
+
+/// [`run`] with a set of sessions that may change (a reload): see [`reconcile`].
+pub async fn run_dynamic(
+    mut specs: watch::Receiver<Vec<SessionSpec>>,
+    receiver: UdpSocket,
+    port: u16,
+    out: watch::Sender<Snapshot>,
+) -> io::Result<()> {
+    let rng = SystemRandom::new();
+    let mut sessions = Vec::new();
+    let first = specs.borrow_and_update().clone();
+    reconcile(&mut sessions, &first, &rng);
+    let mut specs_open = true;
     let mut drops: HashMap<&'static str, u64> = HashMap::new();
     let publish = |sessions: &[Running], drops: &HashMap<&'static str, u64>| {
         out.send_replace(Snapshot {
@@ -254,10 +295,22 @@ pub async fn run(
             .min()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
+            changed = specs.changed(), if specs_open => {
+                if changed.is_err() {
+                    specs_open = false;
+                    continue;
+                }
+                let wanted = specs.borrow_and_update().clone();
+                reconcile(&mut sessions, &wanted, &rng);
+                publish(&sessions, &drops);
+            }
             got = receiver.recv_from(&mut buf) => {
                 let (len, from) = got?;
                 let now = Instant::now();
-                let verdict = if !SOURCE_PORTS.contains(&from.port()) {
+                // RFC 5881 section 4 binds senders to 49152-65535; keepalived 2.2.7 sends
+                // from any ephemeral port (32768-60999 by default), so only port 0, which
+                // no sender can use, is refused.
+                let verdict = if from.port() == 0 {
                     Err(DropReason::BadSourcePort)
                 } else {
                     Control::decode(&buf[..len])
@@ -365,6 +418,59 @@ mod tests {
         })
         .await
         .expect("BFD state reached");
+    }
+
+    /// A reload: an unchanged session keeps running (still Up, its transitions kept), a
+    /// new one starts beside it, a changed one restarts, a removed one stops.
+    #[tokio::test]
+    async fn a_new_set_keeps_unchanged_sessions_running() {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let ra = bind_receiver("127.0.0.1".parse().unwrap(), port).unwrap();
+        let rb = bind_receiver("127.0.0.2".parse().unwrap(), port).unwrap();
+        let (ta, mut wa) = watch::channel(Snapshot::default());
+        let (tb, mut wb) = watch::channel(Snapshot::default());
+        let a_spec = spec("a", "127.0.0.2", "127.0.0.1");
+        let (set, specs) = watch::channel(vec![a_spec.clone()]);
+        let a = tokio::spawn(run_dynamic(specs, ra, port, ta));
+        let b = tokio::spawn(run(vec![spec("b", "127.0.0.1", "127.0.0.2")], rb, port, tb));
+        wait_for(&mut wa, State::Up).await;
+        wait_for(&mut wb, State::Up).await;
+        let before = wa.borrow().sessions[0].transitions;
+        set.send_replace(vec![a_spec.clone(), spec("c", "127.0.0.3", "127.0.0.1")]);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while wa.borrow().sessions.len() != 2 {
+                wa.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("c started");
+        {
+            let snap = wa.borrow();
+            assert_eq!(snap.sessions[0].name, "a");
+            assert_eq!(snap.sessions[0].state, State::Up, "a untouched");
+            assert_eq!(snap.sessions[0].transitions, before, "a untouched");
+            assert_eq!(snap.sessions[1].state, State::Down, "c is new");
+        }
+        let mut changed = a_spec.clone();
+        changed.passive = true;
+        set.send_replace(vec![changed]);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                {
+                    let snap = wa.borrow();
+                    if snap.sessions.len() == 1 && snap.sessions[0].transitions == 0 {
+                        return;
+                    }
+                }
+                wa.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("a restarted, c stopped");
+        a.abort();
+        b.abort();
     }
 
     /// Two sessions over loopback (127.0.0.1 <-> 127.0.0.2, a free port) come Up,

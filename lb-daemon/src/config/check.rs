@@ -156,6 +156,14 @@ pub enum CheckKind {
     Ping,
     /// A file's value sets the weight or the state (keepalived's FILE_CHECK).
     File(FileCheck),
+    /// keepalived's BFD_CHECK: up while the named `[[bfd_instance]]` session is Up.
+    Bfd(BfdCheck),
+}
+
+/// BFD_CHECK: the real server is down while the session `name` is not Up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdCheck {
+    pub name: String,
 }
 
 /// FILE_CHECK: the integer in `file` × `weight` (× -1 with `reverse`) is added to the
@@ -180,6 +188,7 @@ impl CheckKind {
             CheckKind::Udp(_) => "UDP_CHECK",
             CheckKind::Ping => "PING_CHECK",
             CheckKind::File(_) => "FILE_CHECK",
+            CheckKind::Bfd(_) => "BFD_CHECK",
         }
     }
 }

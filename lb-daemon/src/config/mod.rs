@@ -125,6 +125,7 @@ impl Config {
                 global: decoded.global,
                 vrrp_scripts: decoded.scripts,
                 vrrp_track_processes: decoded.processes,
+                bfd_instances: decoded.bfd_instances,
                 vrrp_instances: decoded.instances,
                 vrrp_sync_groups: decoded.groups,
                 virtual_servers: decoded.virtual_servers,

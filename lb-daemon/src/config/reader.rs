@@ -284,6 +284,15 @@ impl<'a, 'i> Field<'a, 'i> {
         );
     }
 
+    /// The text of a decimal integer or a float, without reporting anything.
+    pub(crate) fn number_text(&self) -> Option<&'a str> {
+        match self.value.get_ref() {
+            DeValue::Integer(i) if i.radix() == 10 => Some(i.as_str()),
+            DeValue::Float(f) => Some(f.as_str()),
+            _ => None,
+        }
+    }
+
     /// The string, if this is one, without reporting anything.
     pub(crate) fn peek_str(&self) -> Option<&'a str> {
         self.value.get_ref().as_str()

@@ -49,6 +49,8 @@ pub struct Config {
     pub global: Global,
     pub vrrp_scripts: Vec<VrrpScript>,
     pub vrrp_track_processes: Vec<VrrpTrackProcess>,
+    /// `[[bfd_instance]]`: keepalived's BFD sessions (docs/bfd.md).
+    pub bfd_instances: Vec<BfdInstance>,
     pub vrrp_instances: Vec<VrrpInstance>,
     pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
     pub virtual_servers: Vec<VirtualServer>,
@@ -74,6 +76,10 @@ impl VrrpInstance {
 impl Config {
     pub fn vrrp_script(&self, name: &str) -> Option<&VrrpScript> {
         self.vrrp_scripts.iter().find(|s| s.name == name)
+    }
+
+    pub fn bfd_instance(&self, name: &str) -> Option<&BfdInstance> {
+        self.bfd_instances.iter().find(|b| b.name == name)
     }
 
     pub fn vrrp_instance(&self, name: &str) -> Option<&VrrpInstance> {
@@ -398,6 +404,9 @@ pub struct VrrpInstance {
     pub track_script: Vec<TrackScript>,
     pub track_file: Vec<TrackFile>,
     pub track_process: Vec<TrackProcess>,
+    /// `track_bfd`: BFD sessions (`[[bfd_instance]]`) whose state moves the instance; a
+    /// sync group's entries are added to each member's.
+    pub track_bfd: Vec<TrackBfd>,
     /// The instance's own `mcast_group`, else the global group of its family.
     pub mcast_group: IpAddr,
     pub notify: Notify,
@@ -602,6 +611,57 @@ pub struct TrackFile {
     pub reverse: bool,
 }
 
+/// keepalived's BFD limits (bfd_parser.c): timers in milliseconds.
+pub const BFD_NAME_MAX: usize = 31;
+pub const BFD_DEFAULT_MIN_RX: Duration = Duration::from_millis(10);
+pub const BFD_DEFAULT_MIN_TX: Duration = Duration::from_millis(10);
+pub const BFD_DEFAULT_IDLE_TX: Duration = Duration::from_millis(1000);
+pub const BFD_DEFAULT_MULTIPLIER: u8 = 5;
+/// keepalived's `min_rx`/`min_tx` range: 1 ms to 4294967 ms (a u32 of microseconds).
+pub const BFD_TIMER_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_millis(4_294_967);
+/// `idle_tx`: at least 1 s (RFC 5880 6.8.3).
+pub const BFD_IDLE_TX_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(1000)..=Duration::from_millis(4_294_967);
+/// `weight` of a bfd_instance or a track_bfd entry.
+pub const BFD_WEIGHT_RANGE: std::ops::RangeInclusive<i64> = -253..=253;
+
+/// `[[bfd_instance]]`: one BFD session (keepalived's `bfd_instance NAME { … }`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BfdInstance {
+    pub name: String,
+    pub neighbor_ip: IpAddr,
+    pub source_ip: Option<IpAddr>,
+    /// Required minimum RX interval (microsecond precision).
+    pub min_rx: Duration,
+    /// Desired minimum TX interval while Up.
+    pub min_tx: Duration,
+    /// TX interval while not Up.
+    pub idle_tx: Duration,
+    pub multiplier: u8,
+    /// Send nothing until the neighbor is heard.
+    pub passive: bool,
+    /// TTL / hop limit of sent packets (keepalived: 255 for IPv4, 64 for IPv6).
+    pub ttl: u8,
+    /// keepalived's `max_hops` (-1: any); received packets are held to TTL 255 (GTSM)
+    /// whatever it says: single hop only.
+    pub max_hops: Option<i16>,
+    /// The default weight of `track_bfd` entries naming this session.
+    pub weight: i32,
+    pub reverse: bool,
+    /// Used by VRRP (`vrrp`) and by checkers (`checker`); both when neither is written.
+    pub vrrp: bool,
+    pub checker: bool,
+}
+
+/// A `track_bfd` entry: the entry's own weight, else the bfd_instance's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackBfd {
+    pub name: String,
+    pub weight: i32,
+    pub reverse: bool,
+}
+
 /// `[[vrrp_sync_group]]`: instances that change state together.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VrrpSyncGroup {
@@ -612,6 +672,8 @@ pub struct VrrpSyncGroup {
     /// The group's arbiter: every member without its own checks it (see
     /// [`Config::arbiter_of`]).
     pub arbiter: Option<Arbiter>,
+    /// `track_bfd`: applied to every member (already merged into their `track_bfd`).
+    pub track_bfd: Vec<TrackBfd>,
 }
 
 /// `[[virtual_server]]`: a service balanced over real servers (keepalived's

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 
+mod bfd;
 mod bgp;
 mod split_brain;
 mod sync;

@@ -598,3 +598,40 @@ fn control_characters_quoted_in_comments_keep_the_toml_valid() {
         c.toml.parse::<toml::Table>().unwrap();
     }
 }
+
+#[test]
+fn bfd_instance_track_bfd_and_bfd_check_convert_and_load() {
+    let text = "bfd_instance peer {\n neighbour_ip 10.0.0.2\n min_rx 20\n min_tx 2.5\n idle_tx 2000\n \
+                multiplier 3\n hoplimit 255\n weight -10 reverse\n vrrp\n}\n\
+                bfd_instance rs {\n neighbor_ip 10.1.0.2\n checker\n}\n\
+                vrrp_sync_group G {\n group {\n  VI_1\n }\n track_bfd {\n  peer weight 5\n }\n}\n\
+                virtual_server 10.1.0.1 80 {\n lb_kind DR\n real_server 10.1.0.2 80 {\n  BFD_CHECK {\n   name rs\n  }\n }\n}\n";
+    let toml = convert(&format!(
+        "{text}{}",
+        vi(" virtual_ipaddress {\n  10.0.0.9\n }\n track_bfd {\n  peer\n }")
+    ));
+    assert!(toml.contains("[[bfd_instance]]"), "{toml}");
+    assert!(toml.contains("min_tx = \"2.5ms\""), "{toml}");
+    assert!(toml.contains("neighbor_ip = \"10.0.0.2\""), "{toml}");
+    assert!(toml.contains("track_bfd = [\"peer\"]"), "{toml}");
+    let config = match Config::from_str(&toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{toml}"),
+    };
+    let peer = config.bfd_instance("peer").expect("peer");
+    assert_eq!(peer.min_rx, std::time::Duration::from_millis(20));
+    assert_eq!(peer.min_tx, std::time::Duration::from_micros(2500));
+    assert_eq!((peer.weight, peer.reverse), (-10, true));
+    assert!(peer.vrrp && !peer.checker);
+    let rs = config.bfd_instance("rs").expect("rs");
+    assert!(!rs.vrrp && rs.checker);
+    let t = &config.vrrp_instances[0].track_bfd;
+    assert_eq!((t[0].weight, t[0].reverse), (-10, true), "{t:?}");
+    assert_eq!(config.vrrp_sync_groups[0].track_bfd[0].weight, 5);
+    assert!(matches!(
+        &config.virtual_servers[0].real_servers[0].checks[0].kind,
+        crate::config::check::CheckKind::Bfd(b) if b.name == "rs"
+    ));
+    let bad = errors("bfd_instance p {\n neighbor_ip 10.0.0.2\n min_rx fast\n}\n");
+    assert_eq!((bad[0].line, bad[0].column), (3, 9), "{bad:?}");
+}

@@ -176,6 +176,27 @@ pub(crate) fn seconds_word(a: &Args<'_>, d: &mut Diags, word: &Word) -> Option<V
     Some(Value::Str(format!("{text}s")))
 }
 
+/// keepalived's BFD timers: milliseconds with at most 3 decimals, as a duration string.
+pub(crate) fn millis_word(a: &Args<'_>, d: &mut Diags, word: &Word) -> Option<Value> {
+    let text = word.text.as_str();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, "0"));
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    if !digits(whole) || !digits(fraction) || fraction.len() > 3 {
+        a.error(
+            d,
+            Some(word),
+            format!(
+                "`{}` takes a number of milliseconds (3 decimals at most), got `{}`",
+                a.keyword(),
+                word.text
+            ),
+            "write e.g. `10` or `2.5`",
+        );
+        return None;
+    }
+    Some(Value::Str(format!("{text}ms")))
+}
+
 pub(crate) fn ip_word(a: &Args<'_>, d: &mut Diags, word: &Word) -> Option<IpAddr> {
     match word.text.parse() {
         Ok(ip) => Some(ip),

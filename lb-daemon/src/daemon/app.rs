@@ -43,6 +43,7 @@ use crate::{
         fifo::{self, NotifyFifos},
         Alerts,
     },
+    bfd::runtime::Bfd,
     bgp::vip_link::VipLink,
     config::{self, Loaded},
     health::{
@@ -78,6 +79,8 @@ pub(super) struct Daemon {
     pub(super) updates: mpsc::UnboundedSender<Update>,
     pub(super) health: Health,
     pub(super) vrrp: Option<Vrrp>,
+    /// The `[[bfd_instance]]` sessions (none: no socket open).
+    pub(super) bfd: Bfd,
     pub(super) view: Arc<RwLock<View>>,
     /// Present when some virtual server is announced by BGP.
     pub(super) announcer: Option<AnnouncerHandle>,
@@ -227,18 +230,24 @@ impl Daemon {
             mailer: Some(mailer.clone()),
             fifos,
         };
-        let health = Health::run(plan(&config), updates.clone(), alerts.clone());
+        let bfd = Bfd::start(&config)?;
+        let health = Health::run(
+            plan(&config).with_bfd(bfd.states()),
+            updates.clone(),
+            alerts.clone(),
+        );
         let vrrp = if config.vrrp_instances.is_empty() {
             None
         } else {
             let gate = owner.as_ref().map(|o| o.gate.clone());
             let kept = kept_masters::take(&config);
-            Some(Vrrp::start(&config, gate, &kept, alerts.clone()).await?)
+            Some(Vrrp::start(&config, gate, &kept, alerts.clone(), bfd.states()).await?)
         };
         let view = make_view(&config, dataplane, vrrp.as_ref(), &health)
             .with_bgp(announcer.as_ref().map(|a| Arc::clone(&a.status)))
             .with_alerts(alerts.clone())
-            .with_sync(sync_stats.clone());
+            .with_sync(sync_stats.clone())
+            .with_bfd(bfd.states());
         if let Some(owner) = &owner {
             view.spawn_refresher(owner.msgs.clone());
         }
@@ -274,6 +283,7 @@ impl Daemon {
             updates,
             health,
             vrrp,
+            bfd,
             view,
             announcer,
             mailer,
@@ -293,6 +303,7 @@ impl Daemon {
         drop(self.announcer);
         self.health.stop();
         let masters = self.vrrp.map(Vrrp::abandon).unwrap_or_default();
+        self.bfd.stop();
         if let Some(fifos) = &self.alerts.fifos {
             fifos.close().await;
         }
@@ -332,6 +343,7 @@ impl Daemon {
             info!("stopping: priority-0 adverts, removing VIPs");
             vrrp.shutdown().await;
         }
+        self.bfd.stop();
         if let Some(owner) = self.owner {
             let (tx, rx) = oneshot::channel();
             if owner.msgs.send(Msg::Shutdown { reply: tx }).is_ok() {

@@ -39,7 +39,75 @@ pub fn render(s: &Snapshot) -> String {
     bgp(&mut out, s);
     email(&mut out, s);
     sync(&mut out, s);
+    bfd(&mut out, s);
     out.text
+}
+
+/// The BFD sessions (`[[bfd_instance]]`): state, transitions, packets, drops.
+fn bfd(out: &mut Exposition, s: &Snapshot) {
+    let mut f = out.family(
+        "lb_bfd_session_state",
+        "gauge",
+        "BFD session state (RFC 5880): 0 AdminDown, 1 Down, 2 Init, 3 Up.",
+    );
+    for b in &s.bfd {
+        let labels = [
+            ("bfd_instance", b.name.as_str()),
+            ("neighbor", b.neighbor.as_str()),
+        ];
+        f.sample("lb_bfd_session_state", &labels, b.state_code);
+    }
+    f.finish();
+    type Value = fn(&crate::daemon::snapshot::BfdSessionSnapshot) -> u64;
+    let counters: [(&str, &str, Value); 3] = [
+        (
+            "lb_bfd_transitions_total",
+            "BFD session state changes.",
+            |b| b.transitions,
+        ),
+        (
+            "lb_bfd_packets_received_total",
+            "BFD control packets accepted by the session.",
+            |b| b.packets_in,
+        ),
+        (
+            "lb_bfd_packets_sent_total",
+            "BFD control packets sent by the session.",
+            |b| b.packets_out,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let mut f = out.family(name, "counter", help);
+        for b in &s.bfd {
+            f.sample(name, &[("bfd_instance", b.name.as_str())], value(b));
+        }
+        f.finish();
+    }
+    let mut f = out.family(
+        "lb_bfd_detection_time_seconds",
+        "gauge",
+        "BFD detection time negotiated with the neighbor (absent until it is heard).",
+    );
+    for b in &s.bfd {
+        if let Some(us) = b.detection_time_us {
+            let secs = us as f64 / 1e6;
+            f.sample(
+                "lb_bfd_detection_time_seconds",
+                &[("bfd_instance", b.name.as_str())],
+                secs,
+            );
+        }
+    }
+    f.finish();
+    let mut f = out.family(
+        "lb_bfd_drops_total",
+        "counter",
+        "BFD packets dropped, by reason (malformed, bad_ttl, no_session, ...).",
+    );
+    for (reason, n) in &s.bfd_drops {
+        f.sample("lb_bfd_drops_total", &[("reason", reason.as_str())], n);
+    }
+    f.finish();
 }
 
 fn email(out: &mut Exposition, s: &Snapshot) {
@@ -751,10 +819,49 @@ mod tests {
     };
     use std::collections::{BTreeMap, HashMap};
 
+    #[test]
+    fn bfd_sessions_and_drops_are_exported() {
+        use crate::daemon::snapshot::BfdSessionSnapshot;
+        let s = Snapshot {
+            bfd: vec![BfdSessionSnapshot {
+                name: "peer".into(),
+                neighbor: "10.0.0.2".into(),
+                state: "Up".into(),
+                state_code: 3,
+                detection_time_us: Some(30_000),
+                transitions: 2,
+                packets_in: 40,
+                packets_out: 41,
+                ..Default::default()
+            }],
+            bfd_drops: BTreeMap::from([("bad_ttl".to_string(), 2), ("no_session".to_string(), 0)]),
+            ..Default::default()
+        };
+        let text = render(&s);
+        for line in [
+            "lb_bfd_session_state{bfd_instance=\"peer\",neighbor=\"10.0.0.2\"} 3",
+            "lb_bfd_transitions_total{bfd_instance=\"peer\"} 2",
+            "lb_bfd_packets_received_total{bfd_instance=\"peer\"} 40",
+            "lb_bfd_packets_sent_total{bfd_instance=\"peer\"} 41",
+            "lb_bfd_detection_time_seconds{bfd_instance=\"peer\"} 0.03",
+            "lb_bfd_drops_total{reason=\"bad_ttl\"} 2",
+            "lb_bfd_drops_total{reason=\"no_session\"} 0",
+            "# TYPE lb_bfd_drops_total counter",
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        let status = crate::daemon::status_view::render_at(&s, 0);
+        assert!(status.contains("peer"), "{status}");
+        assert!(status.contains("30 ms"), "{status}");
+        assert!(status.contains("dropped: bad_ttl 2"), "{status}");
+    }
+
     fn sample() -> Snapshot {
         Snapshot {
             bgp: None,
             sync: None,
+            bfd: Vec::new(),
+            bfd_drops: BTreeMap::new(),
             router_id: "lb1".into(),
             dataplane: "xdp".into(),
             instances: vec![

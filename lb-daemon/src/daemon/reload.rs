@@ -67,6 +67,8 @@ impl Daemon {
         if self.announcer.is_some() != new.bgp_servers().next().is_some() {
             return Err("announce = \"bgp\" was added to a daemon started without it (or removed from all virtual servers): restart the daemon".into());
         }
+        // Sessions first, so that new track_bfd and BFD_CHECK entries find them.
+        self.bfd.apply(&new).map_err(|e| format!("{e:#}"))?;
         let (vrrp_changed, vrrp_summary) = match self.vrrp.as_mut() {
             Some(vrrp) => vrrp.apply(&new).await?,
             None => (false, "no VRRP instances".to_string()),
@@ -83,7 +85,11 @@ impl Daemon {
                 });
                 let _ = rx.await;
             }
-            let health = Health::run(plan(&new), self.updates.clone(), self.alerts.clone());
+            let health = Health::run(
+                plan(&new).with_bfd(self.bfd.states()),
+                self.updates.clone(),
+                self.alerts.clone(),
+            );
             let old = std::mem::replace(&mut self.health, health);
             old.stop();
             if let Some(announcer) = &self.announcer {
@@ -99,7 +105,8 @@ impl Daemon {
         let view = make_view(&new, self.dataplane, self.vrrp.as_ref(), &self.health)
             .with_bgp(self.announcer.as_ref().map(|a| Arc::clone(&a.status)))
             .with_alerts(self.alerts.clone())
-            .with_sync(self.sync_stats.clone());
+            .with_sync(self.sync_stats.clone())
+            .with_bfd(self.bfd.states());
         if let Some(owner) = &self.owner {
             view.spawn_refresher(owner.msgs.clone());
         }

@@ -35,6 +35,35 @@ pub struct Snapshot {
     /// Flow-state sync (`[sync]`), when configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncSnapshot>,
+    /// The `[[bfd_instance]]` sessions.
+    #[serde(default)]
+    pub bfd: Vec<BfdSessionSnapshot>,
+    /// BFD packets dropped, by reason (every reason, zeros included, when BFD runs).
+    #[serde(default)]
+    pub bfd_drops: BTreeMap<String, u64>,
+}
+
+/// One BFD session (docs/bfd.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BfdSessionSnapshot {
+    pub name: String,
+    pub neighbor: String,
+    /// RFC 5880's name: AdminDown, Down, Init, Up.
+    pub state: String,
+    /// RFC 5880's code: 0 AdminDown, 1 Down, 2 Init, 3 Up.
+    pub state_code: u8,
+    /// The neighbor's discriminator (0 until heard).
+    pub remote_discriminator: u32,
+    /// Negotiated TX interval (none while passive and unheard).
+    pub tx_interval_us: Option<u32>,
+    pub rx_interval_us: u32,
+    /// Detection time (none until the neighbor is heard).
+    pub detection_time_us: Option<u64>,
+    /// Why the session last went down (RFC 5880 diagnostic, snake_case); empty: never.
+    pub last_down: String,
+    pub transitions: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

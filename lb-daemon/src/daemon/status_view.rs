@@ -44,9 +44,65 @@ pub fn render_at(s: &Snapshot, now_unix: u64) -> String {
         out.push('\n');
         out.push_str(&sync(y));
     }
+    if !s.bfd.is_empty() {
+        out.push('\n');
+        out.push_str(&bfd(s));
+    }
     for v in &s.services {
         out.push('\n');
         out.push_str(&service(v));
+    }
+    out
+}
+
+/// ```text
+/// BFD       NEIGHBOR  STATE  REMOTE DISCR  TX      RX      DETECT  LAST DOWN
+/// peer      10.0.0.2  Up     0x1a2b3c4d    10 ms   10 ms   30 ms   detection_time_expired
+///   dropped: bad_ttl 2
+/// ```
+fn bfd(s: &Snapshot) -> String {
+    let ms = |us: u64| {
+        if us.is_multiple_of(1000) {
+            format!("{} ms", us / 1000)
+        } else {
+            format!("{:.3} ms", us as f64 / 1000.0)
+        }
+    };
+    let mut rows = vec![row([
+        "BFD",
+        "NEIGHBOR",
+        "STATE",
+        "REMOTE DISCR",
+        "TX",
+        "RX",
+        "DETECT",
+        "LAST DOWN",
+    ])];
+    rows.extend(s.bfd.iter().map(|b| {
+        vec![
+            b.name.clone(),
+            b.neighbor.clone(),
+            b.state.clone(),
+            format!("{:#010x}", b.remote_discriminator),
+            b.tx_interval_us.map_or("-".into(), |us| ms(us.into())),
+            ms(b.rx_interval_us.into()),
+            b.detection_time_us.map_or("-".into(), ms),
+            if b.last_down.is_empty() {
+                "-".into()
+            } else {
+                b.last_down.clone()
+            },
+        ]
+    }));
+    let mut out = table(&rows, &[Align::Left; 8], "");
+    let dropped: Vec<String> = s
+        .bfd_drops
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if !dropped.is_empty() {
+        out.push_str(&format!("  dropped: {}\n", dropped.join(", ")));
     }
     out
 }

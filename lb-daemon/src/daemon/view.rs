@@ -49,6 +49,8 @@ pub struct View {
     alerts: Alerts,
     /// Flow-state sync's counters, when `[sync]` is configured.
     sync: Option<Arc<crate::sync::task::SyncStats>>,
+    /// The BFD sessions' states and counters.
+    bfd: Option<watch::Receiver<crate::bfd::session::Snapshot>>,
 }
 
 impl View {
@@ -85,7 +87,14 @@ impl View {
             bgp: None,
             alerts: Alerts::default(),
             sync: None,
+            bfd: None,
         }
+    }
+
+    /// Shows the BFD sessions too.
+    pub fn with_bfd(mut self, bfd: watch::Receiver<crate::bfd::session::Snapshot>) -> View {
+        self.bfd = Some(bfd);
+        self
     }
 
     /// Counts the e-mail alerts and notify-FIFO lines too.
@@ -159,6 +168,17 @@ impl View {
                 .as_ref()
                 .and_then(|b| b.read().ok().map(|s| s.clone())),
             sync: self.sync.as_ref().map(|s| s.snapshot()),
+            bfd: self
+                .bfd
+                .as_ref()
+                .map(|rx| rx.borrow().sessions.iter().map(bfd_session).collect())
+                .unwrap_or_default(),
+            bfd_drops: self
+                .bfd
+                .as_ref()
+                .filter(|rx| !rx.borrow().sessions.is_empty())
+                .map(|rx| bfd_drops(&rx.borrow()))
+                .unwrap_or_default(),
             tables: usage
                 .tables
                 .iter()
@@ -312,4 +332,36 @@ fn health_counters(c: &Counters) -> HealthCounters {
             .collect(),
         duration_sum_seconds: c.duration_sum_us.load(Ordering::Relaxed) as f64 / 1e6,
     }
+}
+
+fn bfd_session(s: &crate::bfd::session::SessionStatus) -> super::snapshot::BfdSessionSnapshot {
+    super::snapshot::BfdSessionSnapshot {
+        name: s.name.clone(),
+        neighbor: s.neighbor.to_string(),
+        state: s.state.name().to_string(),
+        state_code: s.state.code(),
+        remote_discriminator: s.remote_discr,
+        tx_interval_us: s.tx_interval_us,
+        rx_interval_us: s.rx_interval_us,
+        detection_time_us: s.detection_time_us,
+        last_down: s
+            .last_down
+            .map(|d| d.label().to_string())
+            .unwrap_or_default(),
+        transitions: s.transitions,
+        packets_in: s.packets_in,
+        packets_out: s.packets_out,
+    }
+}
+
+/// Every drop reason, zeros included (a counter that appears only on its first drop
+/// breaks `rate()`).
+fn bfd_drops(s: &crate::bfd::session::Snapshot) -> BTreeMap<String, u64> {
+    crate::bfd::packet::DropReason::ALL
+        .iter()
+        .map(|r| {
+            let label = r.label();
+            (label.to_string(), s.drops.get(label).copied().unwrap_or(0))
+        })
+        .collect()
 }

@@ -24,6 +24,20 @@ pub struct HealthPlan {
     /// Longest a notify or quorum script may run.
     pub script_timeout: Duration,
     pub services: Vec<ServicePlan>,
+    /// The BFD sessions' states, for BFD_CHECK (`None`: no session runs, so every
+    /// BFD_CHECK fails).
+    pub bfd: Option<tokio::sync::watch::Receiver<crate::bfd::session::Snapshot>>,
+}
+
+impl HealthPlan {
+    /// The plan with BFD_CHECK reading `states`.
+    pub fn with_bfd(
+        mut self,
+        states: tokio::sync::watch::Receiver<crate::bfd::session::Snapshot>,
+    ) -> Self {
+        self.bfd = Some(states);
+        self
+    }
 }
 
 /// One virtual service's checks and verdict parameters.
@@ -96,6 +110,7 @@ pub fn plan(config: &Config) -> HealthPlan {
         script_user: config.global.script_user.clone(),
         script_timeout: config.global.script_timeout,
         services: config.virtual_servers.iter().map(service_plan).collect(),
+        bfd: None,
     }
 }
 

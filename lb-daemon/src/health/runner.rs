@@ -112,6 +112,7 @@ impl Health {
                 plan.script_user.clone(),
                 plan.script_timeout,
                 alerts.clone(),
+                plan.bfd.clone(),
             );
             status.push(rx);
             tasks.append(&mut t);
@@ -143,6 +144,7 @@ fn start_service(
     script_user: Option<String>,
     script_timeout: Duration,
     sink: Alerts,
+    bfd: Option<watch::Receiver<crate::bfd::session::Snapshot>>,
 ) -> (watch::Receiver<ServiceStatus>, Vec<JoinHandle<()>>) {
     let ServicePlan {
         service,
@@ -171,6 +173,14 @@ fn start_service(
                 check.real,
                 check.checker,
                 file.clone(),
+                done_tx.clone(),
+            ))
+        } else if let CheckKind::Bfd(b) = &check.spec.kind {
+            tokio::spawn(bfd_loop(
+                check.real,
+                check.checker,
+                b.name.clone(),
+                bfd.clone(),
                 done_tx.clone(),
             ))
         } else {
@@ -290,6 +300,50 @@ async fn file_loop(
     }
 }
 
+/// BFD_CHECK: each change of the session's state is an outcome at once (keepalived's
+/// checker hears the BFD process's events; there is no schedule). Not counted as checks.
+async fn bfd_loop(
+    real: usize,
+    checker: usize,
+    name: String,
+    states: Option<watch::Receiver<crate::bfd::session::Snapshot>>,
+    done: mpsc::UnboundedSender<Finished>,
+) {
+    let mut states = states;
+    let mut last = None;
+    loop {
+        let state = states.as_mut().and_then(|rx| {
+            crate::bfd::runtime::session(&rx.borrow_and_update(), &name).map(|s| s.state)
+        });
+        let up = state == Some(crate::bfd::fsm::State::Up);
+        if last != Some(up) {
+            last = Some(up);
+            let outcome = checkers::bfd_outcome(&name, state);
+            if done
+                .send(Finished {
+                    real,
+                    checker,
+                    outcome,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+        let changed = match states.as_mut() {
+            Some(rx) => tokio::select! {
+                changed = rx.changed() => changed.is_ok(),
+                _ = done.closed() => return,
+            },
+            None => false,
+        };
+        if !changed {
+            done.closed().await;
+            return;
+        }
+    }
+}
+
 struct ServiceOwner {
     service: ServiceId,
     health: ServiceHealth,
@@ -350,6 +404,7 @@ fn family(kind: &CheckKind) -> CheckFamily {
         CheckKind::Udp(_) => CheckFamily::Udp,
         CheckKind::Ping => CheckFamily::Ping,
         CheckKind::File(_) => CheckFamily::File,
+        CheckKind::Bfd(_) => CheckFamily::Bfd,
     }
 }
 

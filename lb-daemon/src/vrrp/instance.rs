@@ -150,6 +150,9 @@ pub enum Command {
     /// A reload changed this instance but not its socket (interface, VRID, version,
     /// source, multicast or unicast): applied in place, the state kept.
     Reconfigure(Box<InstanceSpec>),
+    /// A tracked BFD session to this neighbor left Up (`track_bfd`, docs/bfd.md): a
+    /// BACKUP whose MASTER it is acts as if the master-down timer expired.
+    PeerDown(IpAddr),
 }
 
 /// A state change, for sync groups and the data plane.
@@ -503,6 +506,7 @@ impl Runner {
                     Some(Command::Force(state)) => self.handle(Event::Force(state)).await,
                     Some(Command::SiblingVrids(vrids)) => self.spec.sibling_vrids = vrids,
                     Some(Command::Reconfigure(spec)) => self.reconfigure(*spec).await,
+                    Some(Command::PeerDown(neighbor)) => self.on_peer_down(neighbor).await,
                     Some(Command::Shutdown) | None => {
                         self.handle(Event::Shutdown).await;
                         self.notifier.notify(NotifyState::Stop, self.fsm.effective_priority());
@@ -627,6 +631,20 @@ impl Runner {
             self.step(Event::Arbiter(true)).await;
         }
         self.handle(Event::Reconfigure(params)).await;
+    }
+
+    /// Our extension to `track_bfd` (`bfd::track::master_down_now`): the BFD session to
+    /// the MASTER went down, so its adverts will not come: take over now instead of
+    /// after the master-down interval.
+    async fn on_peer_down(&mut self, neighbor: IpAddr) {
+        let backup = self.fsm.state() == State::Backup;
+        let master = self.fsm.master_address();
+        if crate::bfd::track::master_down_now(neighbor, true, false, master, backup) {
+            info!(instance = %self.spec.fsm.name, %neighbor,
+                "BFD session to the master went down: acting as if the master-down timer expired");
+            self.timers.master_down = None;
+            self.handle(Event::MasterDownTimer).await;
+        }
     }
 
     async fn on_tracking(&mut self, faults: Vec<String>, priority: u8) {

@@ -63,6 +63,8 @@ pub struct Vrrp {
     vmacs: HashMap<String, Vmac>,
     /// Tells the sync-group task about a reload.
     sync_control: mpsc::UnboundedSender<SyncControl>,
+    /// The BFD sessions' states (`track_bfd`).
+    bfd: watch::Receiver<crate::bfd::session::Snapshot>,
 }
 
 impl Vrrp {
@@ -74,6 +76,7 @@ impl Vrrp {
         gate: Option<mpsc::UnboundedSender<instance::GateRequest>>,
         adopt_masters: &[String],
         alerts: Alerts,
+        bfd: watch::Receiver<crate::bfd::session::Snapshot>,
     ) -> Result<Vrrp> {
         let neigh = Neighbours::new().context("opening rtnetlink")?;
         let (reports, reports_rx) = mpsc::unbounded_channel();
@@ -105,6 +108,7 @@ impl Vrrp {
             process_task,
             vmacs: HashMap::new(),
             sync_control,
+            bfd,
         };
         for inst in &config.vrrp_instances {
             vrrp.start_instance(inst, &neigh, adopt_masters.contains(&inst.name))
@@ -168,6 +172,7 @@ impl Vrrp {
             inst.clone(),
             self.scripts.clone(),
             self.processes.clone(),
+            self.bfd.clone(),
             commands,
         ));
         if let Some(old) = self.tracking.insert(inst.name.clone(), task) {
@@ -773,6 +778,7 @@ async fn track_instance(
     inst: config::VrrpInstance,
     scripts: HashMap<String, watch::Receiver<bool>>,
     processes: HashMap<String, watch::Receiver<bool>>,
+    mut bfd: watch::Receiver<crate::bfd::session::Snapshot>,
     commands: mpsc::UnboundedSender<Command>,
 ) {
     // The first verdict always goes out: after a reload the instance may still carry the
@@ -784,6 +790,8 @@ async fn track_instance(
         .iter()
         .map(|t| (t, crate::track_file::watch(t.path.clone())))
         .collect();
+    // Each tracked session's last state, for the fast takeover (docs/bfd.md).
+    let mut bfd_up: HashMap<String, bool> = HashMap::new();
     loop {
         let mut tracked = vec![Tracked::Binary {
             // keepalived tracks the instance's own interface (weight 0: down => FAULT).
@@ -815,6 +823,20 @@ async fn track_instance(
                 reverse: t.reverse,
             });
         }
+        {
+            let snapshot = bfd.borrow_and_update();
+            for t in &inst.track_bfd {
+                let session = crate::bfd::runtime::session(&snapshot, &t.name);
+                let up = session.is_some_and(|s| s.state == crate::bfd::fsm::State::Up);
+                let name = format!("bfd {}", t.name);
+                tracked.push(crate::bfd::track::tracked(&name, up, t.weight, t.reverse));
+                let was_up = bfd_up.insert(t.name.clone(), up).unwrap_or(false);
+                if let (true, false, Some(s)) = (was_up, up, session) {
+                    // The instance decides (it knows whether it is BACKUP and who is MASTER).
+                    let _ = commands.send(Command::PeerDown(s.neighbor));
+                }
+            }
+        }
         let verdict = track::verdict(&tracked);
         let priority = fsm::effective_priority(inst.priority, verdict.weight);
         let now = (verdict.faults.clone(), priority);
@@ -830,7 +852,17 @@ async fn track_instance(
             }
             last = Some(now);
         }
-        tokio::time::sleep(TRACK_POLL).await;
+        if inst.track_bfd.is_empty() {
+            tokio::time::sleep(TRACK_POLL).await;
+        } else {
+            // A BFD change is acted on at once, not at the next poll.
+            tokio::select! {
+                () = tokio::time::sleep(TRACK_POLL) => {}
+                changed = bfd.changed() => if changed.is_err() {
+                    tokio::time::sleep(TRACK_POLL).await;
+                },
+            }
+        }
     }
 }
 
@@ -1138,6 +1170,7 @@ mod tests {
             process_task: None,
             vmacs: HashMap::new(),
             sync_control: mpsc::unbounded_channel().0,
+            bfd: watch::channel(Default::default()).1,
         };
         let kept = vrrp.script_tasks["b"].id();
         let new = config("false", "true", "");

@@ -183,6 +183,7 @@ pub enum CheckFamily {
     Ping,
     Misc,
     File,
+    Bfd,
 }
 
 /// The body keepalived's checker sends when a real server goes up or down.
@@ -203,6 +204,8 @@ pub fn check_body(family: CheckFamily, up: bool) -> String {
         (CheckFamily::Ping, false) => "=> ICMP CHECK failed on service <=",
         (CheckFamily::Misc, true) => "=> MISC CHECK succeeded on service <=",
         (CheckFamily::Misc, false) => "=> MISC CHECK failed on service <=",
+        (CheckFamily::Bfd, true) => "=> BFD CHECK succeed on service <=",
+        (CheckFamily::Bfd, false) => "=> BFD CHECK failed on service <=",
     };
     text.to_string()
 }

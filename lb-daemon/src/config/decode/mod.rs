@@ -5,6 +5,7 @@
 //! so an instance with a bad priority still takes part in the duplicate-name check.
 //! A new section is a new module here plus one line in [`document`].
 
+mod bfd;
 mod bgp;
 mod flow_sync;
 mod global;
@@ -21,8 +22,8 @@ use toml::Spanned;
 use super::reader::{Decoder, Table};
 use super::route::RULE_START_PRIORITY;
 use super::schema::{
-    Bgp, Global, Notify, StaticNetwork, VirtualServer, VrrpInstance, VrrpScript, VrrpSyncGroup,
-    VrrpTrackProcess,
+    BfdInstance, Bgp, Global, Notify, StaticNetwork, VirtualServer, VrrpInstance, VrrpScript,
+    VrrpSyncGroup, VrrpTrackProcess,
 };
 use super::source::{KeyPath, Span};
 use super::validate;
@@ -75,6 +76,7 @@ pub(crate) struct Decoded {
     pub global: Global,
     pub scripts: Vec<VrrpScript>,
     pub processes: Vec<VrrpTrackProcess>,
+    pub bfd_instances: Vec<BfdInstance>,
     pub instances: Vec<VrrpInstance>,
     pub groups: Vec<VrrpSyncGroup>,
     pub virtual_servers: Vec<VirtualServer>,
@@ -118,7 +120,35 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
     }
     validate::unique_names(d, "vrrp_track_process", &process_names);
 
+    let mut bfd_names = Vec::new();
+    let mut bfd_instances = Vec::new();
+    let mut bfd_endpoints: Vec<(bfd::Endpoints, Named)> = Vec::new();
+    for table in sections(d, &mut top, "bfd_instance") {
+        let (bfd, name, endpoints) = bfd::decode(d, table);
+        if let (Some(e), Some(n)) = (endpoints, &name) {
+            // keepalived: two instances may not share a neighbor (and source) address.
+            if let Some((_, first)) = bfd_endpoints.iter().find(|(seen, _)| *seen == e) {
+                d.error(
+                    &n.path,
+                    n.span.clone(),
+                    format!(
+                        "bfd_instance `{}` has the neighbor_ip {} of bfd_instance `{}`",
+                        n.name, e.0, first.name
+                    ),
+                )
+                .hint("one session per neighbor: track the same bfd_instance from several places");
+            } else {
+                bfd_endpoints.push((e, n.clone()));
+            }
+        }
+        bfd_names.extend(name);
+        bfd_instances.extend(bfd);
+    }
+    validate::unique_names(d, "bfd_instance", &bfd_names);
+
     let known = instance::Known {
+        bfd: bfd_names.iter().map(|n| n.name.as_str()).collect(),
+        bfd_defs: &bfd_instances,
         scripts: script_names.iter().map(|n| n.name.as_str()).collect(),
         script_defs: &scripts,
         processes: process_names.iter().map(|n| n.name.as_str()).collect(),
@@ -136,7 +166,7 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
     let mut group_facts = Vec::new();
     let mut groups = Vec::new();
     for table in sections(d, &mut top, "vrrp_sync_group") {
-        let (group, facts) = sync_group::decode(d, table);
+        let (group, facts) = sync_group::decode(d, table, &known);
         group_facts.push(facts);
         groups.extend(group);
     }
@@ -144,12 +174,14 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
 
     let mut server_facts = Vec::new();
     let mut virtual_servers = Vec::new();
+    sync_group::merge_track_bfd(&groups, &mut instances);
+
     let server_tables = top
         .get(d, "virtual_server")
         .map(|f| f.labelled_tables(d, "virtual_server", virtual_server::label))
         .unwrap_or_default();
     for table in server_tables {
-        let (server, facts) = virtual_server::decode(d, table, &global);
+        let (server, facts) = virtual_server::decode(d, table, &global, &known);
         server_facts.push(facts);
         virtual_servers.extend(server);
     }
@@ -168,6 +200,7 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
         global,
         scripts,
         processes,
+        bfd_instances,
         instances,
         groups,
         virtual_servers,

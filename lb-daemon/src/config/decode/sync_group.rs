@@ -1,8 +1,9 @@
 //! `[[vrrp_sync_group]]`.
 
+use super::instance::Known;
 use super::{name, notify, Named};
 use crate::config::reader::{Decoder, Table};
-use crate::config::schema::VrrpSyncGroup;
+use crate::config::schema::{VrrpInstance, VrrpSyncGroup};
 
 /// What the membership checks need, available even when the group has errors.
 pub(crate) struct GroupFacts {
@@ -13,6 +14,7 @@ pub(crate) struct GroupFacts {
 pub(super) fn decode(
     d: &mut Decoder<'_>,
     mut t: Table<'_, '_>,
+    known: &Known<'_>,
 ) -> (Option<VrrpSyncGroup>, GroupFacts) {
     let errors_before = d.error_count();
     let name = name(d, &mut t);
@@ -37,6 +39,13 @@ pub(super) fn decode(
     let arbiter = t
         .get(d, "arbiter")
         .and_then(|f| super::instance::arbiter(d, &f));
+    let track_bfd = t
+        .get(d, "track_bfd")
+        .and_then(|f| f.array(d))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| super::instance::track::bfd(d, f, &known.bfd, known.bfd_defs))
+        .collect();
     t.finish(d);
 
     let typed = match &name {
@@ -45,8 +54,23 @@ pub(super) fn decode(
             group: members.iter().map(|m| m.name.clone()).collect(),
             notify,
             arbiter,
+            track_bfd,
         }),
         _ => None,
     };
     (typed, GroupFacts { name, members })
+}
+
+/// keepalived applies a sync group's `track_bfd` to every member: each member gets the
+/// group's entries after its own (an entry it tracks itself keeps its own weight).
+pub(super) fn merge_track_bfd(groups: &[VrrpSyncGroup], instances: &mut [VrrpInstance]) {
+    for g in groups {
+        for inst in instances.iter_mut().filter(|i| g.group.contains(&i.name)) {
+            for t in &g.track_bfd {
+                if !inst.track_bfd.iter().any(|o| o.name == t.name) {
+                    inst.track_bfd.push(t.clone());
+                }
+            }
+        }
+    }
 }

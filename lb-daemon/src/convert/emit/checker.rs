@@ -120,6 +120,13 @@ const PING_RULES: &[(&str, Rule)] = &[(
 
 /// The checker sections of `stmt`; `None` when `stmt` is no checker.
 pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt, rs_context: &str) -> Option<Vec<Section>> {
+    if stmt.keyword() == "BFD_CHECK" {
+        return Some(
+            super::bfd::check(ctx, stmt, rs_context)
+                .into_iter()
+                .collect(),
+        );
+    }
     if stmt.keyword() == "FILE_CHECK" {
         return Some(file_check(ctx, stmt, rs_context).into_iter().collect());
     }

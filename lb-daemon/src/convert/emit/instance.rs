@@ -33,6 +33,7 @@ const KNOWN: &[&str] = &[
     "track_script",
     "track_file",
     "track_process",
+    "track_bfd",
     "notify_master",
     "notify_backup",
     "notify_fault",
@@ -161,10 +162,6 @@ const RULES: &[(&str, Rule)] = &[
         "vrf",
         Rule::Refuse("VRFs are not supported: run lb-daemon in the VRF's context and remove vrf"),
     ),
-    (
-        "track_bfd",
-        Rule::Refuse("BFD is not supported: track the peer with a vrrp_script in track_script"),
-    ),
 ];
 
 pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
@@ -282,7 +279,7 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
                     s.set(kw, Value::Array(items), pos);
                 }
             }
-            "track_interface" | "track_script" | "track_file" | "track_process" => {
+            "track_interface" | "track_script" | "track_file" | "track_process" | "track_bfd" => {
                 if ctx.needs_block(entry, &context) {
                     let items = tracked(ctx, entry, &context);
                     s.set(kw, Value::Array(items), pos);
@@ -511,7 +508,7 @@ fn missing_value(ctx: &mut Ctx<'_>, option: &Word, context: &str) {
 }
 
 /// `track_interface`, `track_script`, `track_file` lines: `NAME [weight W]`.
-fn tracked(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Vec<Value> {
+pub(super) fn tracked(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Vec<Value> {
     let mut items = Vec::new();
     for line in stmt.body() {
         let a = Args::new(line, context);

@@ -5,6 +5,7 @@
 //! saying what differs, and a warning) or refused (an error saying what to do). Unknown
 //! keywords are errors with the closest known one.
 
+mod bfd;
 mod checker;
 mod global;
 mod instance;
@@ -163,6 +164,7 @@ pub(crate) fn document(stmts: &[Stmt], d: &mut Diags, header: &[String]) -> Rend
             }
             "vrrp_script" => sections.extend(script::convert(&mut ctx, stmt)),
             "vrrp_track_process" => sections.extend(script::track_process(&mut ctx, stmt)),
+            "bfd_instance" => sections.extend(bfd::convert(&mut ctx, stmt)),
             "vrrp_instance" => sections.extend(instance::convert(&mut ctx, stmt)),
             "vrrp_sync_group" => sections.extend(sync_group::convert(&mut ctx, stmt)),
             "virtual_server" => sections.extend(virtual_server::convert(&mut ctx, stmt)),
@@ -226,10 +228,6 @@ fn static_block(ctx: &mut Ctx<'_>, statics: &mut Section, stmt: &Stmt, kw: &str)
 /// Top-level keywords other than the blocks converted above.
 const TOP_RULES: &[(&str, Rule)] = &[
     (
-        "bfd_instance",
-        Rule::Refuse("BFD is not supported: track the peer with a vrrp_script instead"),
-    ),
-    (
         "net_namespace",
         Rule::Refuse("run lb-daemon inside the namespace (`ip netns exec NAME lb-daemon run …`) and remove net_namespace"),
     ),
@@ -261,6 +259,7 @@ const TOP_KNOWN: &[&str] = &[
     "virtual_server_group",
     "vrrp_script",
     "vrrp_track_process",
+    "bfd_instance",
     "vrrp_instance",
     "vrrp_sync_group",
     "virtual_server",

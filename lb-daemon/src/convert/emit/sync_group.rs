@@ -14,6 +14,7 @@ const KNOWN: &[&str] = &[
     "notify_stop",
     "notify",
     "smtp_alert",
+    "track_bfd",
 ];
 
 const RULES: &[(&str, Rule)] = &[
@@ -45,10 +46,6 @@ const RULES: &[(&str, Rule)] = &[
         "track_process",
         Rule::Refuse("move the track_process block into each member vrrp_instance"),
     ),
-    (
-        "track_bfd",
-        Rule::Refuse("BFD is not supported: track the peer with a vrrp_script"),
-    ),
 ];
 
 pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
@@ -74,6 +71,12 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
             "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
                 if let Some(v) = Args::new(entry, &context).command(ctx.d) {
                     s.set(kw, v, entry.pos());
+                }
+            }
+            "track_bfd" => {
+                if ctx.needs_block(entry, &context) {
+                    let items = super::instance::tracked(ctx, entry, &context);
+                    s.set(kw, Value::Array(items), entry.pos());
                 }
             }
             "smtp_alert" => {

@@ -128,6 +128,7 @@ const REAL_KNOWN: &[&str] = &[
     "UDP_CHECK",
     "PING_CHECK",
     "FILE_CHECK",
+    "BFD_CHECK",
 ];
 
 const TUNNEL: Rule =
@@ -144,10 +145,6 @@ const REAL_RULES: &[(&str, Rule)] = &[
     (
         "lvs_method",
         Rule::Refuse("lb-daemon forwards every real server of a virtual server the same way: set lb_kind on the virtual_server and remove this line"),
-    ),
-    (
-        "BFD_CHECK",
-        Rule::Refuse("BFD is not supported: use a TCP_CHECK or a MISC_CHECK"),
     ),
 ];
 

@@ -58,6 +58,8 @@ pub async fn check_once(spec: &CheckSpec, target: Target) -> Outcome {
             let value = crate::track_file::read(&file.file);
             return file_outcome(file, value);
         }
+        // Event-driven (the runner's bfd_loop); alone, a session nobody runs is down.
+        CheckKind::Bfd(b) => return bfd_outcome(&b.name, None),
     };
     Outcome {
         up: verdict.up,
@@ -82,6 +84,19 @@ pub fn file_outcome(file: &FileCheck, value: Option<i64>) -> Outcome {
         weight: None,
         offset: offset.filter(|_| file.weight != 0),
         reason: format!("{} holds {shown}", file.file.display()),
+        duration: Duration::ZERO,
+    }
+}
+
+/// BFD_CHECK's outcome for the session's state (`None`: the session does not run).
+pub fn bfd_outcome(name: &str, state: Option<crate::bfd::fsm::State>) -> Outcome {
+    let up = state == Some(crate::bfd::fsm::State::Up);
+    let shown = state.map_or("not running", |s| s.name());
+    Outcome {
+        up: crate::bfd::track::checker_up(up),
+        weight: None,
+        offset: None,
+        reason: format!("BFD session {name} is {shown}"),
         duration: Duration::ZERO,
     }
 }

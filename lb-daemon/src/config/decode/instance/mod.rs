@@ -10,7 +10,7 @@ mod heartbeat;
 mod rules;
 mod split_brain;
 mod strict;
-mod track;
+pub(in crate::config::decode) mod track;
 mod vmac;
 
 use std::net::IpAddr;
@@ -21,8 +21,9 @@ use crate::config::address::{AddressFamily, VirtualAddress};
 use crate::config::reader::{Decoder, Field, Table};
 use crate::config::route::{IpRoute, IpRule};
 use crate::config::schema::{
-    Authentication, Global, InitialState, Notify, TrackFile, TrackInterface, TrackProcess,
-    TrackScript, VrrpInstance, VrrpScript, VrrpTrackProcess, VrrpVersion, DEFAULT_ADVERT_INT,
+    Authentication, BfdInstance, Global, InitialState, Notify, TrackBfd, TrackFile, TrackInterface,
+    TrackProcess, TrackScript, VrrpInstance, VrrpScript, VrrpTrackProcess, VrrpVersion,
+    DEFAULT_ADVERT_INT,
 };
 use crate::config::source::{KeyPath, Span};
 
@@ -89,6 +90,7 @@ struct Fields<'a, 'i> {
     track_script: Vec<At<'a, 'i, TrackScript>>,
     track_file: Vec<At<'a, 'i, TrackFile>>,
     track_process: Vec<At<'a, 'i, TrackProcess>>,
+    track_bfd: Vec<At<'a, 'i, TrackBfd>>,
     mcast_group: Option<At<'a, 'i, IpAddr>>,
     notify: Notify,
     garp_master_delay: Duration,
@@ -106,6 +108,8 @@ pub(crate) struct Known<'a> {
     pub script_defs: &'a [VrrpScript],
     pub processes: Vec<&'a str>,
     pub process_defs: &'a [VrrpTrackProcess],
+    pub bfd: Vec<&'a str>,
+    pub bfd_defs: &'a [BfdInstance],
 }
 
 pub(super) fn decode(
@@ -221,6 +225,7 @@ pub(super) fn decode(
         track_script: values(f.track_script),
         track_file: values(f.track_file),
         track_process: values(f.track_process),
+        track_bfd: values(f.track_bfd),
         mcast_group,
         notify: f.notify,
         garp_master_delay: f.garp_master_delay,
@@ -287,6 +292,9 @@ fn read_fields<'a, 'i>(
     let track_process = list(d, &mut t, "track_process", |d, f| {
         track::process(d, f, &known.processes, known.process_defs)
     });
+    let track_bfd = list(d, &mut t, "track_bfd", |d, f| {
+        track::bfd(d, f, &known.bfd, known.bfd_defs)
+    });
     let mcast_group = read(d, &mut t, "mcast_group", ip);
     let notify = notify(d, &mut t);
     let garp_master_delay = t
@@ -335,6 +343,7 @@ fn read_fields<'a, 'i>(
         track_script,
         track_file,
         track_process,
+        track_bfd,
         mcast_group,
         notify,
         garp_master_delay,

@@ -7,8 +7,8 @@ use crate::config::address::valid_ifname;
 use crate::config::decode::name;
 use crate::config::reader::{Decoder, Field};
 use crate::config::schema::{
-    TrackFile, TrackInterface, TrackProcess, TrackScript, VrrpScript, VrrpTrackProcess,
-    WEIGHT_RANGE,
+    BfdInstance, TrackBfd, TrackFile, TrackInterface, TrackProcess, TrackScript, VrrpScript,
+    VrrpTrackProcess, BFD_WEIGHT_RANGE, WEIGHT_RANGE,
 };
 use crate::config::source::{KeyPath, Span};
 use crate::config::suggest;
@@ -156,5 +156,52 @@ pub(super) fn file(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<TrackFile> 
         path,
         weight: entry.weight.unwrap_or(1),
         reverse: entry.reverse,
+    })
+}
+
+/// `track_bfd = ["NAME", { name = "NAME", weight = W, reverse = true }]` (keepalived's
+/// `track_bfd { NAME [weight W [reverse]] }`): the entry's weight, else the
+/// bfd_instance's. A session used only by checkers (`vrrp = false`) is an error.
+pub(in crate::config::decode) fn bfd(
+    d: &mut Decoder<'_>,
+    f: &Field<'_, '_>,
+    known: &[&str],
+    defs: &[BfdInstance],
+) -> Option<TrackBfd> {
+    let entry = tracked(d, f)?;
+    if !defined(d, &entry, known, "bfd_instance") {
+        return None;
+    }
+    if let Some(w) = entry.weight {
+        if !BFD_WEIGHT_RANGE.contains(&i64::from(w)) {
+            d.error(
+                &entry.path,
+                entry.span.clone(),
+                format!("track_bfd weight must be between -253 and 253, got {w}"),
+            );
+            return None;
+        }
+    }
+    let def = defs.iter().find(|b| b.name == entry.name);
+    if def.is_some_and(|b| !b.vrrp) {
+        d.error(
+            &entry.path,
+            entry.span.clone(),
+            format!(
+                "bfd_instance `{}` is for checkers only (vrrp = false)",
+                entry.name
+            ),
+        )
+        .hint("set vrrp = true in the bfd_instance, or remove both vrrp and checker");
+        return None;
+    }
+    Some(TrackBfd {
+        weight: entry.weight.or(def.map(|b| b.weight)).unwrap_or(0),
+        reverse: if entry.weight.is_some() {
+            entry.reverse
+        } else {
+            entry.reverse || def.is_some_and(|b| b.reverse)
+        },
+        name: entry.name,
     })
 }

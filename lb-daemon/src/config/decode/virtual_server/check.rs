@@ -12,7 +12,8 @@ use super::http;
 use super::ip;
 use crate::config::address::AddressFamily;
 use crate::config::check::{
-    CheckKind, CheckSpec, Common, DnsCheck, DnsType, FileCheck, MiscCheck, SmtpCheck, UdpCheck,
+    BfdCheck, CheckKind, CheckSpec, Common, DnsCheck, DnsType, FileCheck, MiscCheck, SmtpCheck,
+    UdpCheck,
 };
 use crate::config::reader::{Decoder, Field, Table};
 use crate::config::schema::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_DELAY_LOOP, DEFAULT_SMTP_HELO};
@@ -115,6 +116,26 @@ const FILE_RENAMES: &[(&str, &str)] = &[
     ),
 ];
 
+const BFD_EVENTS: &str = "bfd_check has no schedule: the session's state changes are its verdicts";
+const BFD_RENAMES: &[(&str, &str)] = &[
+    ("delay_loop", BFD_EVENTS),
+    ("retry", BFD_EVENTS),
+    ("delay_before_retry", BFD_EVENTS),
+    ("warmup", BFD_EVENTS),
+    (
+        "connect_timeout",
+        "bfd_check connects nowhere: its bfd_instance has the timers",
+    ),
+    (
+        "connect_ip",
+        "the address is the bfd_instance's neighbor_ip",
+    ),
+    (
+        "connect_port",
+        "the address is the bfd_instance's neighbor_ip",
+    ),
+];
+
 /// keepalived's checkers, by their key here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -127,10 +148,11 @@ pub(super) enum Kind {
     Udp,
     Ping,
     File,
+    Bfd,
 }
 
 impl Kind {
-    pub(super) const ALL: [Kind; 9] = [
+    pub(super) const ALL: [Kind; 10] = [
         Kind::Tcp,
         Kind::Http,
         Kind::Ssl,
@@ -140,6 +162,7 @@ impl Kind {
         Kind::Udp,
         Kind::Ping,
         Kind::File,
+        Kind::Bfd,
     ];
 
     /// keepalived's keyword in lower case.
@@ -154,6 +177,7 @@ impl Kind {
             Kind::Udp => "udp_check",
             Kind::Ping => "ping_check",
             Kind::File => "file_check",
+            Kind::Bfd => "bfd_check",
         }
     }
 
@@ -176,12 +200,12 @@ impl Kind {
 
     /// MISC_CHECK runs a command instead of connecting.
     fn connects(self) -> bool {
-        !matches!(self, Kind::Misc | Kind::File)
+        !matches!(self, Kind::Misc | Kind::File | Kind::Bfd)
     }
 
     /// PING_CHECK has no port.
     fn needs_port(self) -> bool {
-        !matches!(self, Kind::Misc | Kind::Ping | Kind::File)
+        !matches!(self, Kind::Misc | Kind::Ping | Kind::File | Kind::Bfd)
     }
 
     fn renames(self) -> &'static [(&'static str, &'static str)] {
@@ -192,6 +216,7 @@ impl Kind {
             Kind::Smtp => SMTP_RENAMES,
             Kind::Ping => PING_RENAMES,
             Kind::File => FILE_RENAMES,
+            Kind::Bfd => BFD_RENAMES,
             Kind::Tcp | Kind::Dns | Kind::Udp => TCP_RENAMES,
         }
     }
@@ -264,6 +289,8 @@ pub(super) struct Target<'c> {
     pub inherited: &'c Inherited,
     /// keepalived's misc_timeout default.
     pub vs_delay_loop: Duration,
+    /// The bfd_instances BFD_CHECK may name.
+    pub known: &'c crate::config::decode::instance::Known<'c>,
 }
 
 pub(super) fn decode(
@@ -274,7 +301,7 @@ pub(super) fn decode(
 ) -> Option<CheckSpec> {
     let errors_before = d.error_count();
     let mut t = t.with_renames(kind.renames());
-    let common = if kind == Kind::File {
+    let common = if matches!(kind, Kind::File | Kind::Bfd) {
         file_common(target)
     } else {
         common(d, &mut t, kind, target)
@@ -295,6 +322,7 @@ pub(super) fn decode(
         Kind::Udp => udp(d, &mut t).map(CheckKind::Udp),
         Kind::Ping => Some(CheckKind::Ping),
         Kind::File => file(d, &mut t).map(CheckKind::File),
+        Kind::Bfd => bfd(d, &mut t, target.known).map(CheckKind::Bfd),
     };
     t.finish(d);
     let check = check.filter(|_| d.error_count() == errors_before)?;
@@ -547,4 +575,32 @@ fn hex(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<Vec<u8>> {
         })
         .collect();
     Some(bytes)
+}
+
+/// `bfd_check = { name = "NAME" }` (keepalived's `BFD_CHECK { name NAME }`).
+fn bfd(
+    d: &mut Decoder<'_>,
+    t: &mut Table<'_, '_>,
+    known: &crate::config::decode::instance::Known<'_>,
+) -> Option<BfdCheck> {
+    let field = t.required(d, "name")?;
+    let name = field.string(d)?;
+    if !known.bfd.contains(&name.as_str()) {
+        let hint = crate::config::suggest::closest(&name, known.bfd.iter().copied())
+            .map(|s| format!("did you mean `{s}`?"));
+        field
+            .error(d, format!("no bfd_instance is named `{name}`"))
+            .maybe_hint(hint);
+        return None;
+    }
+    if known.bfd_defs.iter().any(|b| b.name == name && !b.checker) {
+        field
+            .error(
+                d,
+                format!("bfd_instance `{name}` is for VRRP only (checker = false)"),
+            )
+            .hint("set checker = true in the bfd_instance, or remove both vrrp and checker");
+        return None;
+    }
+    Some(BfdCheck { name })
 }

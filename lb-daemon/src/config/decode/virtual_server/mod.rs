@@ -91,6 +91,7 @@ pub(super) fn decode(
     d: &mut Decoder<'_>,
     t: Table<'_, '_>,
     global: &Global,
+    known: &super::instance::Known<'_>,
 ) -> (Option<VirtualServer>, ServerFacts) {
     let errors_before = d.error_count();
     let mut t = t.with_renames(RENAMES);
@@ -200,6 +201,7 @@ pub(super) fn decode(
         lb_kind,
         inhibit_on_failure,
         inherited: &inherited,
+        known,
     };
     let mut reals = Vec::new();
     let mut real_facts = Vec::new();

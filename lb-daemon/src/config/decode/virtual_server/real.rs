@@ -28,6 +28,8 @@ pub(super) struct RealContext<'c> {
     pub lb_kind: LbKind,
     pub inhibit_on_failure: bool,
     pub inherited: &'c Inherited,
+    /// The bfd_instances BFD_CHECK may name.
+    pub known: &'c crate::config::decode::instance::Known<'c>,
 }
 
 /// What the checks across real servers need, available even when the real has errors.
@@ -87,6 +89,7 @@ pub(super) fn decode(
         port,
         inherited: &inherited,
         vs_delay_loop: vs.inherited.delay_loop,
+        known: vs.known,
     };
     let mut checks = Vec::new();
     for kind in Kind::ALL {
