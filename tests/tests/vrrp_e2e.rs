@@ -513,6 +513,8 @@ fn reload_applies_sync_group_changes_in_place() {
         .expect("n1 master of VI_1");
     seg.wait_holder("198.18.0.101", 0, Duration::from_secs(8))
         .expect("n1 master of VI_2");
+    // The VIP goes up before the transition is logged: let the log catch up.
+    std::thread::sleep(Duration::from_secs(1));
     let conf = |i: usize| seg.nodes[i].dir().join("lb.toml");
     let ok = |out: std::process::Output| {
         assert!(
