@@ -496,10 +496,13 @@ pub enum Counter {
     /// A new flow flow-state sync could not report (`lb_sync_events` full: the daemon
     /// is behind): the flow is forwarded, only its peers do not learn it.
     SyncLost = 32,
+    /// A frame for a NAT VIP whose tuple is a reply entry's key (its source is the VIP
+    /// itself: spoofed): dropped, never translated back towards the VIP.
+    NatMisdirected = 33,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 33;
+    pub const COUNT: u32 = 34;
 
     /// The counter at index `i` of [`Counter::ALL`].
     #[inline(always)]
@@ -545,6 +548,7 @@ impl Counter {
         (Counter::FibFailed, "fib_failed"),
         (Counter::FloodGuard, "flood_guard"),
         (Counter::SyncLost, "sync_lost"),
+        (Counter::NatMisdirected, "nat_misdirected"),
     ];
 }
 

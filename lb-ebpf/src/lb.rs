@@ -155,7 +155,7 @@ fn plainly_not_for_a_vip(ctx: &XdpContext) -> bool {
     }
     // A datagram too short for its transport header, or longer than the frame: the
     // full parse drops it (`packet::datagram_fits`).
-    if claimed < l4 - ETH_LEN + l4_len || ctx.data() + ETH_LEN + claimed > ctx.data_end() {
+    if claimed < l4 - ETH_LEN + l4_len || ETH_LEN + claimed > packet::frame_len(ctx) {
         return false;
     }
     VIP_FILTER.get(vip_slot(&dst)).is_some_and(|&f| f == 0)

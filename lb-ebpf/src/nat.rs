@@ -42,6 +42,12 @@ pub fn to_real(ctx: &XdpContext, pkt: &Packet, bytes: u64) -> u32 {
         // SAFETY: the entry stays valid until it is deleted; racing writers can at worst
         // leave a stale timestamp or state, which the next packet corrects.
         let e = unsafe { &mut *entry };
+        if e.direction != nat_dir::TO_REAL {
+            // A reply entry: this "client" claims to be the VIP itself. Translating it
+            // would send the real a frame addressed to the VIP (found by the XDP fuzzer).
+            stats::count(Counter::NatMisdirected);
+            return xdp_action::XDP_DROP;
+        }
         // A new SYN on a closed connection's tuple starts a new connection.
         let reused = is_new_syn(flags) && e.state >= nat_state::FIN;
         if !reused {

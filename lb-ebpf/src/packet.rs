@@ -37,6 +37,14 @@ pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
     Some((start + offset) as *mut T)
 }
 
+/// The frame's length, as a plain number. A length read from a header is compared with
+/// this, never added to the packet pointer: Linux 6.1's verifier loses the bounds of a
+/// byte-swapped header field and rejects `data + unbounded` (the 6.1 VM test caught it).
+#[inline(always)]
+pub fn frame_len(ctx: &XdpContext) -> usize {
+    ctx.data_end() - ctx.data()
+}
+
 #[inline(always)]
 pub fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Option<T> {
     // SAFETY: ptr_at checked that the value lies inside the frame.
@@ -260,7 +268,7 @@ pub fn datagram_fits(
     if claimed < header_len + l4_len {
         return Err(Skip::Drop(Counter::TruncatedL4));
     }
-    if ctx.data() + l3 + claimed > ctx.data_end() {
+    if l3 + claimed > frame_len(ctx) {
         return Err(Skip::Drop(too_long));
     }
     Ok(())

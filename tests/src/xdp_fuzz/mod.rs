@@ -135,8 +135,13 @@ const VERDICTS: [Counter; 5] = [
     Counter::VerdictAborted,
     Counter::VerdictRedirect,
 ];
-/// Why a VIP (NAT) frame may be dropped.
-const NAT_DROPS: [Counter; 2] = [Counter::NatTableFull, Counter::SnatPortsExhausted];
+/// Why a VIP (NAT) frame may be dropped (`nat_misdirected`: its tuple is a reply
+/// entry's key, left by a client that spoofed the VIP as its source).
+const NAT_DROPS: [Counter; 3] = [
+    Counter::NatTableFull,
+    Counter::SnatPortsExhausted,
+    Counter::NatMisdirected,
+];
 /// Why a NAT reply may be dropped.
 const ROUTE_DROPS: [Counter; 2] = [Counter::FibNoNeigh, Counter::FibFailed];
 
