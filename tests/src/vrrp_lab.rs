@@ -344,6 +344,9 @@ pub struct Ours<'a> {
     pub vip: &'a str,
     pub unicast: Option<(&'a str, &'a [&'a str])>,
     pub nopreempt: bool,
+    /// A BFD session (10 ms x 3) to this address, tracked by the instance with weight
+    /// -10 (`track_bfd`).
+    pub bfd_peer: Option<&'a str>,
 }
 
 impl<'a> Ours<'a> {
@@ -361,6 +364,7 @@ impl<'a> Ours<'a> {
             vip: "198.18.0.100/24",
             unicast: None,
             nopreempt: false,
+            bfd_peer: None,
         }
     }
 }
@@ -393,6 +397,11 @@ impl Ours<'_> {
         if self.nopreempt {
             s.push_str("nopreempt = true\n");
         }
+        if let Some(peer) = self.bfd_peer {
+            s.push_str(&format!(
+                "track_bfd = [{{ name = \"peer\", weight = -10 }}]\n\n[[bfd_instance]]\nname = \"peer\"\nneighbor_ip = \"{peer}\"\nmin_rx = 10\nmin_tx = 10\nmultiplier = 3\n"
+            ));
+        }
         s
     }
 }
@@ -419,9 +428,17 @@ pub fn keepalived_conf(o: &Ours<'_>) -> String {
     if o.nopreempt {
         s.push_str("  nopreempt\n");
     }
+    if o.bfd_peer.is_some() {
+        s.push_str("  track_bfd {\n    peer weight -10\n  }\n");
+    }
     s.push_str(&format!(
         "  virtual_ipaddress {{\n    {}\n  }}\n}}\n",
         o.vip
     ));
+    if let Some(peer) = o.bfd_peer {
+        s.push_str(&format!(
+            "bfd_instance peer {{\n  neighbor_ip {peer}\n  min_rx 10\n  min_tx 10\n  multiplier 3\n}}\n"
+        ));
+    }
     s
 }

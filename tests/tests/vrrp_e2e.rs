@@ -28,6 +28,7 @@ fn node<'a>(
         vip: "198.18.0.100/24",
         unicast: None,
         nopreempt: false,
+        bfd_peer: None,
     }
 }
 

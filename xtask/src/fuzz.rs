@@ -78,8 +78,74 @@ fn builtin_seeds(target: &str) -> Vec<Vec<u8>> {
         ],
         "smtp_reply" => vec![b"220-mail.example.com ESMTP\r\n220 ready\r\n250 OK\r\n".to_vec()],
         "bird_reply" => vec![b"0001 BIRD 2.0.12 ready.\n2002-Name       Proto      Table      State  Since         Info\n1002-bgp1       BGP        ---        up     10:00:00.000  Established\n0000 \n".to_vec()],
+        "probe_frame" => vec![arp_reply(), neighbour_advert()],
+        "health_datagram" => vec![dns_response(), icmp_echo_reply(false), icmp_echo_reply(true)],
         _ => Vec::new(),
     }
+}
+
+/// An Ethernet ARP reply: 198.18.0.2 is at 02:00:00:00:00:02.
+fn arp_reply() -> Vec<u8> {
+    let mac = [2, 0, 0, 0, 0, 2];
+    [
+        &[0xff; 6][..],
+        &mac,
+        &[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 2],
+        &mac,
+        &[198, 18, 0, 2],
+        &[0; 6],
+        &[198, 18, 0, 1],
+    ]
+    .concat()
+}
+
+/// An Ethernet/IPv6 unsolicited neighbour advertisement for 2001:db8::2 (hop limit
+/// 255), with its target link-layer address option.
+fn neighbour_advert() -> Vec<u8> {
+    let mac = [2, 0, 0, 0, 0, 2];
+    let mut target = [0u8; 16];
+    target[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    target[15] = 2;
+    let mut all_nodes = [0u8; 16];
+    all_nodes[..2].copy_from_slice(&[0xff, 0x02]);
+    all_nodes[15] = 1;
+    [
+        &[0x33, 0x33, 0, 0, 0, 1][..],
+        &mac,
+        &[0x86, 0xdd, 0x60, 0, 0, 0, 0, 32, 58, 255],
+        &target,
+        &all_nodes,
+        &[136, 0, 0, 0, 0x20, 0, 0, 0],
+        &target,
+        &[2, 1],
+        &mac,
+    ]
+    .concat()
+}
+
+/// A DNS response to `www.example.com A` with one answer; its first two bytes are the
+/// id the target expects.
+fn dns_response() -> Vec<u8> {
+    [
+        &[0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0][..],
+        b"\x03www\x07example\x03com\x00",
+        &[0, 1, 0, 1],
+        &[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1],
+    ]
+    .concat()
+}
+
+/// An ICMP (ICMPv6) echo reply the target takes as the reply it waits for: its
+/// identifier is the input's first two bytes (type, code) and its sequence that
+/// rotated left by 3.
+fn icmp_echo_reply(v6: bool) -> Vec<u8> {
+    let ty: u8 = if v6 { 129 } else { 0 };
+    let id = u16::from_be_bytes([ty, 0]);
+    let mut m = vec![ty, 0, 0, 0];
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&id.rotate_left(3).to_be_bytes());
+    m.extend_from_slice(b"lb-daemon ping check payload");
+    m
 }
 
 /// A seed for `vrrp_packet`: `selector` byte then `msg` with a valid v2 checksum when
@@ -316,6 +382,25 @@ fn write_seeds(target: &str, dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_seeds_are_what_their_parsers_take() {
+        let arp = arp_reply();
+        assert_eq!(arp.len(), 42);
+        assert_eq!(arp[12..14], [0x08, 0x06]);
+        assert_eq!(arp[28..32], [198, 18, 0, 2], "sender address");
+        let na = neighbour_advert();
+        assert_eq!(na.len(), 14 + 40 + 32, "payload length 32");
+        assert_eq!((na[20], na[21], na[54]), (58, 255, 136));
+        let dns = dns_response();
+        assert_eq!(dns.len(), 12 + 17 + 4 + 16);
+        for v6 in [false, true] {
+            let m = icmp_echo_reply(v6);
+            let id = u16::from_be_bytes([m[0], m[1]]);
+            assert_eq!(m[4..6], id.to_be_bytes());
+            assert_eq!(m[6..8], id.rotate_left(3).to_be_bytes());
+        }
+    }
 
     #[test]
     fn summary_reads_libfuzzer_output() {

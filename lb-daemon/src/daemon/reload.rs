@@ -69,9 +69,20 @@ impl Daemon {
         }
         // Sessions first, so that new track_bfd and BFD_CHECK entries find them.
         self.bfd.apply(&new).map_err(|e| format!("{e:#}"))?;
-        let (vrrp_changed, vrrp_summary) = match self.vrrp.as_mut() {
-            Some(vrrp) => vrrp.apply(&new).await?,
-            None => (false, "no VRRP instances".to_string()),
+        let applied = match self.vrrp.as_mut() {
+            Some(vrrp) => vrrp.apply(&new).await,
+            None => Ok((false, "no VRRP instances".to_string())),
+        };
+        let (vrrp_changed, vrrp_summary) = match applied {
+            Ok(done) => done,
+            Err(e) => {
+                // The reload is refused: the sessions go back to the running set too
+                // (unchanged sessions were never touched, so they keep their state).
+                if let Err(back) = self.bfd.apply(&self.config) {
+                    error!("reload: putting the BFD sessions back failed: {back:#}");
+                }
+                return Err(e);
+            }
         };
         // Instance changes can move which instance owns a service: re-derive those too.
         if new.virtual_servers != self.config.virtual_servers || vrrp_changed {
