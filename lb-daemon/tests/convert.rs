@@ -141,7 +141,11 @@ fn sample_styles_keep_their_meaning() {
     let routes = load(&fixtures().join("ok/sample_routes.conf"), "lb1");
     let vi = routes.vrrp_instance("VI_ROUTES").unwrap();
     assert_eq!(vi.virtual_ipaddress_excluded.len(), 2);
-    assert_eq!((vi.virtual_routes.len(), vi.virtual_rules.len()), (3, 3));
+    assert_eq!((vi.virtual_routes.len(), vi.virtual_rules.len()), (5, 3));
+    // Multipath, written with `nexthop` and with keepalived's deprecated `or`.
+    let hops: Vec<usize> = vi.virtual_routes.iter().map(|r| r.nexthops.len()).collect();
+    assert_eq!(hops, [0, 0, 0, 2, 2]);
+    assert_eq!(vi.virtual_routes[3].nexthops[0].weight, Some(2));
     let statics = &routes.static_network;
     assert_eq!(
         (

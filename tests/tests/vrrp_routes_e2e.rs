@@ -17,6 +17,8 @@ virtual_routes = [
   "10.81.0.0/16 via 198.18.0.254 dev eth0 metric 10",
   "default via 198.18.0.254 table 100 src 198.18.0.100",
   "blackhole 10.99.0.0/16",
+  "10.82.0.0/16 nexthop via 198.18.0.253 dev eth0 weight 2 nexthop via 198.18.0.252 dev eth0",
+  "10.83.0.0/16 via 198.18.0.251 or 198.18.0.250",
 ]
 virtual_rules = [
   "from 198.18.0.100 table 100 preference 100",
@@ -34,7 +36,7 @@ fn ip(seg: &Segment, i: usize, args: &[&str]) -> String {
 }
 
 /// What node `i` has of the instance's and the static state, one flag each.
-fn state(seg: &Segment, i: usize) -> [bool; 9] {
+fn state(seg: &Segment, i: usize) -> [bool; 10] {
     let addrs = ip(seg, i, &["addr", "show", "dev", "eth0"]);
     let main = ip(seg, i, &["route", "show"]);
     let t100 = ip(seg, i, &["route", "show", "table", "100"]);
@@ -51,14 +53,23 @@ fn state(seg: &Segment, i: usize) -> [bool; 9] {
         addrs.contains("192.0.2.5/24") && addrs.contains("eth0:st"),
         t200.contains("10.200.0.0/16 via 192.0.2.254 dev eth0"),
         rules.contains("200:\tfrom all to 10.200.0.0/16 lookup 200"),
+        // Multipath: `nexthop ...` with weights, and keepalived's deprecated `or`.
+        main.contains("10.82.0.0/16")
+            && main.contains("nexthop via 198.18.0.253 dev eth0 weight 2")
+            && main.contains("nexthop via 198.18.0.252 dev eth0 weight 1")
+            && main.contains("10.83.0.0/16")
+            && main.contains("nexthop via 198.18.0.251 dev eth0 weight 1")
+            && main.contains("nexthop via 198.18.0.250 dev eth0 weight 1"),
     ]
 }
 
-const MASTER: [bool; 9] = [true; 9];
-const BACKUP: [bool; 9] = [false, false, false, false, false, false, true, true, true];
-const STOPPED: [bool; 9] = [false; 9];
+const MASTER: [bool; 10] = [true; 10];
+const BACKUP: [bool; 10] = [
+    false, false, false, false, false, false, true, true, true, false,
+];
+const STOPPED: [bool; 10] = [false; 10];
 
-fn wait_state(seg: &Segment, i: usize, want: [bool; 9], what: &str) {
+fn wait_state(seg: &Segment, i: usize, want: [bool; 10], what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got = state(seg, i);

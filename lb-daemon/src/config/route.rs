@@ -5,7 +5,9 @@
 //! Routes: `[to] [TYPE] DEST|default [src ADDR] [via|gw [inet|inet6] ADDR] [from PREFIX]
 //! [dev|oif IF] [table N] [metric|priority|preference N] [scope S] [protocol P] [tos N]
 //! [onlink] [mtu [lock] N] [advmss [lock] N] [hoplimit N] [initcwnd N] [initrwnd N]
-//! [inet|inet6] [add|prepend] [no_track]`.
+//! [inet|inet6] [add|prepend] [no_track] [nexthop NH [nexthop NH ...]]`, where `NH` is
+//! `[via [inet|inet6] ADDR] [dev IF] [weight 1-256] [onlink]` (a multipath route; the
+//! deprecated `via A or B` is two next hops, as keepalived reads it).
 //!
 //! Rules: `[from PREFIX|all] [to PREFIX|all] [not] [preference|priority|order N] [tos N]
 //! [fwmark N[/MASK]] [dev|iif IF] [oif IF] [suppress_prefixlength N]
@@ -74,6 +76,18 @@ pub struct IpRoute {
     /// Locked metrics are the `lock` flag bits (1 << RTAX).
     pub metrics: Vec<Metric>,
     pub locks: u32,
+    /// `nexthop ...` (or `via A or B`): a multipath route; empty for a single path.
+    pub nexthops: Vec<NextHop>,
+}
+
+/// One path of a multipath route.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NextHop {
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    /// `weight` as written (1-256); the kernel's `rtnh_hops` is one less.
+    pub weight: Option<u16>,
+    pub onlink: bool,
 }
 
 /// What a rule does.
@@ -116,7 +130,7 @@ pub enum RouteError {
     Bad { what: &'static str, value: String },
     #[error("unknown keyword `{0}`")]
     Unknown(String),
-    #[error("`{0}` is not supported by lb-daemon (keepalived's multipath, encapsulation and track groups are not)")]
+    #[error("`{0}` is not supported by lb-daemon (keepalived's encapsulation, realms and track groups are not)")]
     Unsupported(String),
     #[error("IPv4 and IPv6 addresses mixed")]
     MixedFamilies,
@@ -130,6 +144,12 @@ pub enum RouteError {
     BadGoto { target: u32 },
     #[error("`{0}` is IPv6 only")]
     V6Only(&'static str),
+    #[error("`or` needs a `via` gateway before it")]
+    OrWithoutVia,
+    #[error("next hops given twice (`or` and `nexthop`, or `or` twice)")]
+    TwoMultipaths,
+    #[error("next hop {0} has neither `via` nor `dev`")]
+    EmptyNextHop(usize),
 }
 
 struct Words<'a> {
@@ -266,8 +286,6 @@ fn protocol(s: &str) -> Result<u8, RouteError> {
 }
 
 const UNSUPPORTED_ROUTE: &[&str] = &[
-    "nexthop",
-    "or",
     "encap",
     "expires",
     "rtt",
@@ -320,6 +338,44 @@ fn metric(key: &str, w: &mut Words<'_>, locks: &mut u32) -> Result<Metric, Route
     })
 }
 
+/// The next hops after a route's first `nexthop` (already consumed), to the end of the
+/// line: keepalived's `parse_nexthops`.
+fn nexthops(w: &mut Words<'_>, fam: &mut Family) -> Result<Vec<NextHop>, RouteError> {
+    let mut hops = vec![NextHop::default()];
+    while let Some(key) = w.next() {
+        let Some(nh) = hops.last_mut() else { break };
+        match key {
+            "nexthop" => hops.push(NextHop::default()),
+            "via" => {
+                let mut v = w.value(key)?;
+                if matches!(v, "inet" | "inet6") {
+                    fam.see(v == "inet6")?;
+                    v = w.value(key)?;
+                }
+                let a: IpAddr = v.parse().map_err(|_| bad("next hop address", v))?;
+                fam.addr(a)?;
+                nh.via = Some(a);
+            }
+            "dev" => nh.dev = Some(w.value(key)?.to_owned()),
+            "weight" => {
+                let v = w.value(key)?;
+                let n: u16 = number("weight (1 to 256)", v)?;
+                if !(1..=256).contains(&n) {
+                    return Err(bad("weight (1 to 256)", v));
+                }
+                nh.weight = Some(n);
+            }
+            "onlink" => nh.onlink = true,
+            "encap" | "realms" => return Err(RouteError::Unsupported(key.to_owned())),
+            k => return Err(RouteError::Unknown(k.to_owned())),
+        }
+    }
+    if let Some(i) = hops.iter().position(|h| h.via.is_none() && h.dev.is_none()) {
+        return Err(RouteError::EmptyNextHop(i + 1));
+    }
+    Ok(hops)
+}
+
 impl FromStr for IpRoute {
     type Err = RouteError;
 
@@ -346,6 +402,7 @@ impl FromStr for IpRoute {
             onlink: false,
             metrics: Vec::new(),
             locks: 0,
+            nexthops: Vec::new(),
         };
         let mut dst: Option<Option<Prefix>> = None;
         let mut protocol = None;
@@ -393,6 +450,31 @@ impl FromStr for IpRoute {
                 }
                 "add" | "prepend" => {}
                 "no_track" => no_track = true,
+                // keepalived's deprecated alternative gateway: the written `via` and this
+                // address become the route's two next hops.
+                "or" => {
+                    let v = w.value(key)?;
+                    if !r.nexthops.is_empty() {
+                        return Err(RouteError::TwoMultipaths);
+                    }
+                    let second: IpAddr = v.parse().map_err(|_| bad("gateway address", v))?;
+                    fam.addr(second)?;
+                    let first = r.via.take().ok_or(RouteError::OrWithoutVia)?;
+                    r.nexthops = [first, second]
+                        .into_iter()
+                        .map(|a| NextHop {
+                            via: Some(a),
+                            ..NextHop::default()
+                        })
+                        .collect();
+                }
+                // Next hops take the rest of the line, as in `ip route`.
+                "nexthop" => {
+                    if !r.nexthops.is_empty() {
+                        return Err(RouteError::TwoMultipaths);
+                    }
+                    r.nexthops = nexthops(&mut w, &mut fam)?;
+                }
                 k if UNSUPPORTED_ROUTE.contains(&k) => {
                     return Err(RouteError::Unsupported(k.to_owned()))
                 }
@@ -597,6 +679,42 @@ mod tests {
     }
 
     #[test]
+    fn multipath_routes_as_keepalived_reads_them() {
+        let m = route(
+            "10.3.0.0/16 table 10 nexthop via 192.0.2.1 dev eth0 weight 2 nexthop via 192.0.2.2 onlink",
+        );
+        assert_eq!((m.via, m.table), (None, Some(10)));
+        assert_eq!(
+            m.nexthops,
+            vec![
+                NextHop {
+                    via: Some("192.0.2.1".parse().unwrap()),
+                    dev: Some("eth0".into()),
+                    weight: Some(2),
+                    onlink: false,
+                },
+                NextHop {
+                    via: Some("192.0.2.2".parse().unwrap()),
+                    dev: None,
+                    weight: None,
+                    onlink: true,
+                },
+            ]
+        );
+        // keepalived's deprecated `or`: the written gateway and the alternative.
+        let o = route("192.168.113.0/24 via 192.168.100.252 or 192.168.100.253");
+        assert_eq!(o.via, None);
+        let vias: Vec<_> = o.nexthops.iter().map(|h| h.via.unwrap()).collect();
+        assert_eq!(
+            vias,
+            ["192.168.100.252", "192.168.100.253"].map(|a| a.parse::<IpAddr>().unwrap())
+        );
+        let v6 = route("2001:db8:5::/48 nexthop via inet6 fe80::1 dev eth0 nexthop dev eth1");
+        assert!(v6.v6);
+        assert_eq!(v6.nexthops[1].dev.as_deref(), Some("eth1"));
+    }
+
+    #[test]
     fn bad_routes_say_why() {
         for (line, want) in [
             ("via 10.0.0.1", RouteError::NoDestination),
@@ -609,8 +727,29 @@ mod tests {
                 RouteError::Unknown("frobnicate".into()),
             ),
             (
-                "10.0.0.0/8 nexthop via 1.1.1.1",
-                RouteError::Unsupported("nexthop".into()),
+                "10.0.0.0/8 nexthop via 1.1.1.1 encap ip id 1",
+                RouteError::Unsupported("encap".into()),
+            ),
+            (
+                "10.0.0.0/8 nexthop via 1.1.1.1 nexthop weight 2",
+                RouteError::EmptyNextHop(2),
+            ),
+            (
+                "10.0.0.0/8 nexthop via 1.1.1.1 weight 0",
+                bad("weight (1 to 256)", "0"),
+            ),
+            (
+                "10.0.0.0/8 nexthop via 1.1.1.1 metric 5",
+                RouteError::Unknown("metric".into()),
+            ),
+            (
+                "10.0.0.0/8 nexthop via 1.1.1.1 nexthop via 2001:db8::1",
+                RouteError::MixedFamilies,
+            ),
+            ("10.0.0.0/8 or 1.1.1.2", RouteError::OrWithoutVia),
+            (
+                "10.0.0.0/8 via 1.1.1.1 or 1.1.1.2 or 1.1.1.3",
+                RouteError::TwoMultipaths,
             ),
             ("10.0.0.0/8 from 10.0.0.0/8", RouteError::V6Only("from")),
         ] {

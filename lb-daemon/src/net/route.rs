@@ -11,8 +11,8 @@ use rtnetlink::packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric,
-    RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric, RouteNextHop,
+    RouteNextHopFlags, RouteProtocol, RouteScope, RouteType,
 };
 use rtnetlink::packet_route::rule::{
     RuleAction as NlRuleAction, RuleAttribute, RuleFlags, RuleMessage,
@@ -44,9 +44,17 @@ fn family(v6: bool) -> AddressFamily {
     }
 }
 
-/// RTM_NEWROUTE / RTM_DELROUTE body for `r`; `oif` is the index of its `dev`. `delete`:
-/// keepalived's deletion form (scope nowhere, type only when written).
-pub fn route_message(r: &IpRoute, oif: Option<u32>, delete: bool) -> RouteMessage {
+/// The interface indexes a route names: its `dev`, and each next hop's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Oifs {
+    pub route: Option<u32>,
+    pub nexthops: Vec<Option<u32>>,
+}
+
+/// RTM_NEWROUTE / RTM_DELROUTE body for `r`; `oifs` are the indexes of its `dev`s.
+/// `delete`: keepalived's deletion form (scope nowhere, type only when written).
+pub fn route_message(r: &IpRoute, oifs: &Oifs, delete: bool) -> RouteMessage {
+    let oif = oifs.route;
     let mut m = RouteMessage::default();
     let h = &mut m.header;
     h.address_family = family(r.v6);
@@ -91,6 +99,28 @@ pub fn route_message(r: &IpRoute, oif: Option<u32>, delete: bool) -> RouteMessag
     }
     if let Some(oif) = oif {
         m.attributes.push(RouteAttribute::Oif(oif));
+    }
+    if !r.nexthops.is_empty() {
+        let hops = r
+            .nexthops
+            .iter()
+            .enumerate()
+            .map(|(i, nh)| {
+                let mut hop = RouteNextHop::default();
+                if nh.onlink {
+                    hop.flags |= RouteNextHopFlags::Onlink;
+                }
+                // `weight N` is sent as N - 1 (`ip route`'s and keepalived's encoding).
+                hop.hops = nh.weight.map_or(0, |w| (w - 1).min(255) as u8);
+                hop.interface_index = oifs.nexthops.get(i).copied().flatten().unwrap_or(0);
+                if let Some(via) = nh.via {
+                    hop.attributes
+                        .push(RouteAttribute::Gateway(RouteAddress::from(via)));
+                }
+                hop
+            })
+            .collect();
+        m.attributes.push(RouteAttribute::MultiPath(hops));
     }
     if let Some(metric) = r.metric {
         m.attributes.push(RouteAttribute::Priority(metric));
@@ -176,8 +206,12 @@ pub fn rule_message(r: &IpRule) -> RuleMessage {
     m
 }
 
-async fn oif(handle: &rtnetlink::Handle, r: &IpRoute) -> Result<Option<u32>, RouteError> {
-    let Some(dev) = &r.dev else { return Ok(None) };
+async fn index_of(
+    handle: &rtnetlink::Handle,
+    r: &IpRoute,
+    dev: Option<&String>,
+) -> Result<Option<u32>, RouteError> {
+    let Some(dev) = dev else { return Ok(None) };
     let netlink = |source| RouteError::Netlink {
         op: "look up the interface of",
         what: r.text.clone(),
@@ -189,8 +223,20 @@ async fn oif(handle: &rtnetlink::Handle, r: &IpRoute) -> Result<Option<u32>, Rou
     }
 }
 
+async fn oifs(handle: &rtnetlink::Handle, r: &IpRoute) -> Result<Oifs, RouteError> {
+    let mut oifs = Oifs {
+        route: index_of(handle, r, r.dev.as_ref()).await?,
+        nexthops: Vec::with_capacity(r.nexthops.len()),
+    };
+    for nh in &r.nexthops {
+        oifs.nexthops
+            .push(index_of(handle, r, nh.dev.as_ref()).await?);
+    }
+    Ok(oifs)
+}
+
 pub async fn add_route(handle: &rtnetlink::Handle, r: &IpRoute) -> Result<(), RouteError> {
-    let oif = oif(handle, r).await?;
+    let oifs = oifs(handle, r).await?;
     let failed = |source| RouteError::Netlink {
         op: "add route",
         what: r.text.clone(),
@@ -199,7 +245,9 @@ pub async fn add_route(handle: &rtnetlink::Handle, r: &IpRoute) -> Result<(), Ro
     // keepalived's default "prepend": NLM_F_CREATE without NLM_F_EXCL (rtnetlink's request
     // always sets EXCL or REPLACE, so the message is sent here). An identical route already
     // there (EEXIST) is the state wanted.
-    let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewRoute(route_message(r, oif, false)));
+    let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewRoute(route_message(
+        r, &oifs, false,
+    )));
     req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
     let mut replies = handle.clone().request(req).map_err(failed)?;
     while let Some(reply) = replies.next().await {
@@ -214,10 +262,10 @@ pub async fn add_route(handle: &rtnetlink::Handle, r: &IpRoute) -> Result<(), Ro
 }
 
 pub async fn remove_route(handle: &rtnetlink::Handle, r: &IpRoute) -> Result<(), RouteError> {
-    let oif = oif(handle, r).await.unwrap_or(None);
+    let oifs = oifs(handle, r).await.unwrap_or_default();
     match handle
         .route()
-        .del(route_message(r, oif, true))
+        .del(route_message(r, &oifs, true))
         .execute()
         .await
     {
@@ -264,7 +312,11 @@ mod tests {
             "10.1.0.0/16 via 192.168.1.1 table 1000 metric 7 src 192.168.1.10 mtu lock 1400 onlink"
                 .parse()
                 .unwrap();
-        let m = route_message(&r, Some(3), false);
+        let oifs = Oifs {
+            route: Some(3),
+            nexthops: vec![],
+        };
+        let m = route_message(&r, &oifs, false);
         assert_eq!(m.header.address_family, AddressFamily::Inet);
         assert_eq!(m.header.destination_prefix_length, 16);
         assert_eq!(m.header.table, 0);
@@ -286,12 +338,51 @@ mod tests {
                 m.attributes
             );
         }
-        let del = route_message(&"blackhole default inet6".parse().unwrap(), None, true);
+        let del = route_message(
+            &"blackhole default inet6".parse().unwrap(),
+            &Oifs::default(),
+            true,
+        );
         assert_eq!(del.header.address_family, AddressFamily::Inet6);
         assert_eq!(del.header.scope, RouteScope::NoWhere);
         assert_eq!(del.header.kind, RouteType::BlackHole);
         assert_eq!(del.header.table, 254);
         assert!(del.attributes.is_empty(), "{:?}", del.attributes);
+    }
+
+    #[test]
+    fn multipath_routes_carry_one_next_hop_each() {
+        let r: IpRoute =
+            "10.3.0.0/16 nexthop via 192.0.2.1 dev eth0 weight 3 nexthop via 192.0.2.2 onlink"
+                .parse()
+                .unwrap();
+        let oifs = Oifs {
+            route: None,
+            nexthops: vec![Some(7), None],
+        };
+        let m = route_message(&r, &oifs, false);
+        let Some(RouteAttribute::MultiPath(hops)) = m
+            .attributes
+            .iter()
+            .find(|a| matches!(a, RouteAttribute::MultiPath(_)))
+        else {
+            panic!("no RTA_MULTIPATH in {:?}", m.attributes)
+        };
+        assert_eq!(hops.len(), 2);
+        assert_eq!((hops[0].hops, hops[0].interface_index), (2, 7));
+        assert!(hops[0].flags.is_empty());
+        assert_eq!(
+            hops[0].attributes,
+            vec![RouteAttribute::Gateway(RouteAddress::Inet(
+                "192.0.2.1".parse().unwrap()
+            ))]
+        );
+        assert_eq!((hops[1].hops, hops[1].interface_index), (0, 0));
+        assert!(hops[1].flags.contains(RouteNextHopFlags::Onlink));
+        assert!(!m
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Gateway(_) | RouteAttribute::Oif(_))));
     }
 
     #[test]
