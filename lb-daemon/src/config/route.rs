@@ -338,6 +338,18 @@ fn metric(key: &str, w: &mut Words<'_>, locks: &mut u32) -> Result<Metric, Route
     })
 }
 
+/// `via [inet|inet6] ADDR`'s address (`key` consumed).
+fn gateway(w: &mut Words<'_>, key: &str, fam: &mut Family) -> Result<IpAddr, RouteError> {
+    let mut v = w.value(key)?;
+    if matches!(v, "inet" | "inet6") {
+        fam.see(v == "inet6")?;
+        v = w.value(key)?;
+    }
+    let a: IpAddr = v.parse().map_err(|_| bad("gateway address", v))?;
+    fam.addr(a)?;
+    Ok(a)
+}
+
 /// The next hops after a route's first `nexthop` (already consumed), to the end of the
 /// line: keepalived's `parse_nexthops`.
 fn nexthops(w: &mut Words<'_>, fam: &mut Family) -> Result<Vec<NextHop>, RouteError> {
@@ -346,16 +358,7 @@ fn nexthops(w: &mut Words<'_>, fam: &mut Family) -> Result<Vec<NextHop>, RouteEr
         let Some(nh) = hops.last_mut() else { break };
         match key {
             "nexthop" => hops.push(NextHop::default()),
-            "via" => {
-                let mut v = w.value(key)?;
-                if matches!(v, "inet" | "inet6") {
-                    fam.see(v == "inet6")?;
-                    v = w.value(key)?;
-                }
-                let a: IpAddr = v.parse().map_err(|_| bad("next hop address", v))?;
-                fam.addr(a)?;
-                nh.via = Some(a);
-            }
+            "via" => nh.via = Some(gateway(w, key, fam)?),
             "dev" => nh.dev = Some(w.value(key)?.to_owned()),
             "weight" => {
                 let v = w.value(key)?;
@@ -417,16 +420,7 @@ impl FromStr for IpRoute {
                     fam.addr(a)?;
                     r.src = Some(a);
                 }
-                "via" | "gw" => {
-                    let mut v = w.value(key)?;
-                    if matches!(v, "inet" | "inet6") {
-                        fam.see(v == "inet6")?;
-                        v = w.value(key)?;
-                    }
-                    let a: IpAddr = v.parse().map_err(|_| bad("gateway address", v))?;
-                    fam.addr(a)?;
-                    r.via = Some(a);
-                }
+                "via" | "gw" => r.via = Some(gateway(&mut w, key, &mut fam)?),
                 "from" => {
                     let v = w.value(key)?;
                     let p = prefix(v, false)?.ok_or_else(|| bad("source prefix", v))?;
