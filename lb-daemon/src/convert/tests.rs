@@ -635,3 +635,38 @@ fn bfd_instance_track_bfd_and_bfd_check_convert_and_load() {
     let bad = errors("bfd_instance p {\n neighbor_ip 10.0.0.2\n min_rx fast\n}\n");
     assert_eq!((bad[0].line, bad[0].column), (3, 9), "{bad:?}");
 }
+
+/// keepalived's `doc/samples/keepalived.conf.conditional_conf` without a config id: a
+/// vrrp_script whose `script` lines all belong to other ids. keepalived removes it and
+/// ignores the tracking entry, with warnings; so does convert.
+#[test]
+fn a_vrrp_script_without_script_is_left_out_with_its_tracking() {
+    let text = format!(
+        "{}vrrp_script chk_other {{\n@high script /bin/true\n interval 1\n}}\n\
+         vrrp_script chk {{\n script /bin/true\n}}\n",
+        vi(" virtual_ipaddress {\n  10.0.0.1\n }\n track_script {\n  chk_other\n  chk\n }")
+    );
+    let c = convert_str(&text, Path::new("k.conf"), "low").unwrap_or_else(|e| panic!("{e}"));
+    let config = match Config::from_str(&c.toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{}", c.toml),
+    };
+    let names: Vec<&str> = config
+        .vrrp_scripts
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(names, ["chk"], "{}", c.toml);
+    let tracked: Vec<&str> = config.vrrp_instances[0]
+        .track_script
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(tracked, ["chk"], "{}", c.toml);
+    let said = |needle: &str| c.warnings.iter().any(|w| w.message.contains(needle));
+    assert!(said("no `script` line"), "{:?}", c.warnings);
+    assert!(said("track_script `chk_other`"), "{:?}", c.warnings);
+    // With the id that has the script, it stays.
+    let high = convert_id(&text, "high");
+    assert!(high.contains("chk_other"), "{high}");
+}

@@ -539,6 +539,18 @@ pub(super) fn tracked(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Vec<Valu
                 continue;
             }
         };
+        if stmt.keyword() == "track_script" && ctx.scriptless.contains(&name.text) {
+            ctx.d.warning(
+                &name.pos,
+                context,
+                format!(
+                    "track_script `{}`: that vrrp_script has no `script` line and is left out, so this entry is ignored (keepalived: \"track script not found, ignoring\")",
+                    name.text
+                ),
+                None,
+            );
+            continue;
+        }
         let target = if stmt.keyword() == "track_file" {
             match ctx.track_files.get(&name.text) {
                 Some(file) => {

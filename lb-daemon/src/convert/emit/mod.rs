@@ -16,7 +16,7 @@ mod sync;
 mod sync_group;
 mod virtual_server;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::diag::Diags;
 use super::lexer::Pos;
@@ -46,6 +46,9 @@ pub(crate) struct Ctx<'d> {
     /// `track_file NAME { file PATH weight W [reverse] }` (or `vrrp_track_file`).
     pub track_files: HashMap<String, TrackedFile>,
     pub server_groups: HashMap<String, Vec<GroupEntry>>,
+    /// `vrrp_script`s without a `script` line: keepalived removes them, and the
+    /// `track_script` entries naming them, with a warning.
+    pub scriptless: HashSet<String>,
     /// `[sync]`, from `lvs_sync_daemon` or `lvs_sync_daemon_interface`.
     pub sync: Option<Section>,
 }
@@ -143,6 +146,7 @@ pub(crate) fn document(stmts: &[Stmt], d: &mut Diags, header: &[String]) -> Rend
         default_interface: None,
         track_files: HashMap::new(),
         server_groups: HashMap::new(),
+        scriptless: HashSet::new(),
         sync: None,
     };
     // What other blocks refer to, wherever it is written.
@@ -151,6 +155,7 @@ pub(crate) fn document(stmts: &[Stmt], d: &mut Diags, header: &[String]) -> Rend
         match stmt.keyword() {
             "vrrp_track_file" | "track_file" => script::track_file(&mut ctx, stmt),
             "virtual_server_group" => server_group::read(&mut ctx, stmt),
+            "vrrp_script" => script::note_scriptless(&mut ctx, stmt),
             _ => {}
         }
     }

@@ -70,14 +70,26 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
         }
     }
     if !s.has("script") {
-        ctx.d.error(
+        // keepalived: "No script set for vrrp_script NAME - removing" (a warning); the
+        // instances tracking it ignore the entry (`instance::tracked`).
+        ctx.d.warning(
             stmt.pos(),
             &context,
-            "a vrrp_script needs `script`",
-            Some("add `script \"COMMAND\"` to the block".into()),
+            "no `script` line: the vrrp_script is left out, and dropped from the instances tracking it, as keepalived does",
+            Some("add `script \"COMMAND\"` to the block to track it".into()),
         );
+        return None;
     }
     Some(s)
+}
+
+/// Pre-pass: remembers a `vrrp_script NAME` block without a `script` line, wherever the
+/// instances tracking it are written.
+pub(super) fn note_scriptless(ctx: &mut Ctx<'_>, stmt: &Stmt) {
+    let has_script = stmt.body().iter().any(|e| e.keyword() == "script");
+    if let ([name], false) = (stmt.args(), has_script) {
+        ctx.scriptless.insert(name.text.clone());
+    }
 }
 
 /// `weight N [reverse]`.
