@@ -1319,8 +1319,7 @@ fn use_vmac_names_the_macvlan_as_keepalived() {
     assert!(vi("use_vmac = true\nvmac_xmit_base = true\n").vmac_xmit_base);
     let e = error(&format!("{base}use_vmac = \"a/b\"\n"));
     assert!(e.message.contains("not a valid interface name"), "{e:?}");
-    let e = error(&format!(
-        "{base}use_vmac = true\nvirtual_ipaddress = [\"2001:db8::1\"]\n"
-    ));
-    assert!(e.message.contains("use_vmac is IPv4 only"), "{e:?}");
+    // IPv6 instances too (VRRPv3), with keepalived's name.
+    let v6 = vi("use_vmac = true\nversion = 3\nvirtual_ipaddress = [\"2001:db8::1\"]\n");
+    assert_eq!(v6.use_vmac.as_deref(), Some("vrrp.51"));
 }

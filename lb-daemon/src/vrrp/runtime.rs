@@ -140,11 +140,26 @@ impl Vrrp {
     ) -> Result<()> {
         if let Some(name) = &inst.use_vmac {
             if !self.vmacs.contains_key(&inst.name) {
+                let family = match inst.family {
+                    config::AddressFamily::V4 => vmac::VmacFamily::V4,
+                    // Adverts leave the VMAC from their usual source (vmac_xmit_base:
+                    // from the base, where it already is).
+                    config::AddressFamily::V6 => vmac::VmacFamily::V6 {
+                        advert_source: match inst.vmac_xmit_base {
+                            true => None,
+                            false => match primary_address(inst, neigh).await? {
+                                IpAddr::V6(a) => Some(a),
+                                IpAddr::V4(_) => None,
+                            },
+                        },
+                    },
+                };
                 let made = vmac::ensure(
                     self.statics.handle(),
                     name,
                     &inst.interface,
                     inst.virtual_router_id,
+                    family,
                 )
                 .await
                 .with_context(|| format!("instance {}: use_vmac", inst.name))?;

@@ -144,12 +144,7 @@ pub(super) fn decode(
             AddressFamily::V6 => IpAddr::V6(global.vrrp_mcast_group6),
         },
     };
-    let use_vmac = vmac::resolve(
-        d,
-        f.use_vmac.as_ref(),
-        family,
-        f.vrid.as_ref().map(|v| v.value),
-    );
+    let use_vmac = vmac::resolve(f.use_vmac.as_ref(), f.vrid.as_ref().map(|v| v.value));
     let strict_mode = strict::enabled(&f, global.vrrp_strict);
     if strict_mode {
         strict::check(d, &f);

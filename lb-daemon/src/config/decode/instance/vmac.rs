@@ -2,7 +2,7 @@
 //! `vmac_xmit_base`.
 
 use super::At;
-use crate::config::address::{valid_ifname, AddressFamily};
+use crate::config::address::valid_ifname;
 use crate::config::reader::{Decoder, Field};
 
 /// keepalived's default VMAC name prefix (`vmac_prefix`).
@@ -24,19 +24,10 @@ pub(super) fn name(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<Option<Stri
 
 /// The VMAC interface's name, or `None` when not used.
 pub(super) fn resolve(
-    d: &mut Decoder<'_>,
     written: Option<&At<'_, '_, Option<String>>>,
-    family: AddressFamily,
     vrid: Option<u8>,
 ) -> Option<String> {
     let written = written?;
-    if family == AddressFamily::V6 {
-        written
-            .field
-            .error(d, "use_vmac is IPv4 only in lb-daemon")
-            .hint("remove use_vmac from this IPv6 instance (its VIPs move with unsolicited neighbour advertisements)");
-        return None;
-    }
     match &written.value {
         Some(name) => Some(name.clone()),
         // keepalived: vmac_prefix.VRID ("vrrp.51").
