@@ -56,6 +56,8 @@ pub enum BodyMatch {
     Contains(String),
     /// A regular expression (Rust `regex` syntax).
     Regex(String),
+    /// keepalived's `regex_no_match`: healthy when the expression does NOT match.
+    RegexAbsent(String),
 }
 
 /// One `url` block of HTTP_GET / SSL_GET.

@@ -670,3 +670,27 @@ fn a_vrrp_script_without_script_is_left_out_with_its_tracking() {
     let high = convert_id(&text, "high");
     assert!(high.contains("chk_other"), "{high}");
 }
+
+/// keepalived's `regex_no_match`: the url's check passes while the body does not match.
+#[test]
+fn regex_no_match_converts() {
+    let text = "virtual_server 10.0.0.1 80 {\n lb_kind DR\n real_server 10.0.0.2 80 {\n  \
+                HTTP_GET {\n   url {\n    path /health\n    regex \"maintenance\"\n    \
+                regex_no_match\n   }\n  }\n }\n}\n";
+    let toml = convert(text);
+    let config = match Config::from_str(&toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{toml}"),
+    };
+    let crate::config::check::CheckKind::Http(http) =
+        &config.virtual_servers[0].real_servers[0].checks[0].kind
+    else {
+        panic!("not an HTTP check:\n{toml}")
+    };
+    assert_eq!(
+        http.urls[0].body,
+        Some(crate::config::check::BodyMatch::RegexAbsent(
+            "maintenance".into()
+        ))
+    );
+}

@@ -336,7 +336,7 @@ inhibit_on_failure = true
 notify_up = "/etc/lb/alert.sh up"
 dns_check = {{ name = "example.com", type = "aaaa", connect_ip = "2001:db8::53", connect_port = 5353, bindto = "2001:db8::1", rise = 2, fall = 3 }}
 udp_check = {{ payload_hex = "0a 1B ff", require_reply = true, connect_port = 53 }}
-ssl_get = {{ url = [{{ path = "/a", regex = "^ok", virtualhost = "a.example.com" }}, {{ path = "/b", body = "ok" }}], verify = true, ca = "/etc/ssl/ca.pem", sni_name = "sni.example.com", connect_port = 443 }}
+ssl_get = {{ url = [{{ path = "/a", regex = "^ok", virtualhost = "a.example.com" }}, {{ path = "/b", body = "ok" }}, {{ path = "/c", regex = "maint", regex_no_match = true }}], verify = true, ca = "/etc/ssl/ca.pem", sni_name = "sni.example.com", connect_port = 443 }}
 smtp_check = {{ helo_name = "lb.example.com", connect_port = 25 }}
 misc_check = {{ misc_path = "/bin/check", user = "nobody" }}
 "#
@@ -411,6 +411,13 @@ misc_check = {{ misc_path = "/bin/check", user = "nobody" }}
                     status: StatusMatch::Default2xx,
                     digest: None,
                     body: Some(BodyMatch::Contains("ok".into())),
+                    virtualhost: None,
+                },
+                Url {
+                    path: "/c".into(),
+                    status: StatusMatch::Default2xx,
+                    digest: None,
+                    body: Some(BodyMatch::RegexAbsent("maint".into())),
                     virtualhost: None,
                 },
             ],
@@ -699,6 +706,11 @@ fn ranges_are_enforced() {
             "tcp_check = { connect_timeout = 0 }",
             "tcp_check.connect_timeout",
             "must be longer than zero",
+        ),
+        (
+            "http_get = { url = [{ path = \"/\", regex_no_match = true }] }",
+            "http_get.url[0].regex_no_match",
+            "`regex_no_match` needs a `regex`",
         ),
         (
             "tcp_check = { retry = -1 }",

@@ -78,15 +78,27 @@ const HTTP_RULES: &[(&str, Rule)] = &[
     ),
 ];
 
-const URL: &[&str] = &["path", "digest", "status_code", "virtualhost", "regex"];
+const URL: &[&str] = &[
+    "path",
+    "digest",
+    "status_code",
+    "virtualhost",
+    "regex",
+    "regex_no_match",
+];
 const URL_RULES: &[(&str, Rule)] = &[
-    ("regex_options", Rule::Approx("the regex is matched with Rust regex syntax, without PCRE options")),
-    ("regex_stop", Rule::Approx("the whole body is read")),
-    ("regex_min_offset", Rule::Approx("the regex is matched anywhere in the body")),
-    ("regex_max_offset", Rule::Approx("the regex is matched anywhere in the body")),
     (
-        "regex_no_match",
-        Rule::Refuse("a check that fails when the body matches cannot be expressed: match the healthy body with `regex` instead"),
+        "regex_options",
+        Rule::Approx("the regex is matched with Rust regex syntax, without PCRE options"),
+    ),
+    ("regex_stop", Rule::Approx("the whole body is read")),
+    (
+        "regex_min_offset",
+        Rule::Approx("the regex is matched anywhere in the body"),
+    ),
+    (
+        "regex_max_offset",
+        Rule::Approx("the regex is matched anywhere in the body"),
     ),
 ];
 
@@ -364,6 +376,11 @@ fn url(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str, header: String) -> Section
             "status_code" => {
                 if let Some(v) = status_codes(ctx, entry, &context) {
                     u.set("status_code", v, pos);
+                }
+            }
+            "regex_no_match" => {
+                if a.none(ctx.d) {
+                    u.set("regex_no_match", Value::Bool(true), pos);
                 }
             }
             _ => {

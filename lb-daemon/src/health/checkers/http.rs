@@ -95,17 +95,18 @@ fn evaluate(url: &Url, resp: &Response) -> Result<(), String> {
             return Err(format!("digest mismatch (got {})", resp.digest));
         }
     }
-    let pattern = match &url.body {
+    let (pattern, want_match) = match &url.body {
         None => return Ok(()),
-        Some(BodyMatch::Contains(text)) => regex::escape(text),
-        Some(BodyMatch::Regex(re)) => re.clone(),
+        Some(BodyMatch::Contains(text)) => (regex::escape(text), true),
+        Some(BodyMatch::Regex(re)) => (re.clone(), true),
+        Some(BodyMatch::RegexAbsent(re)) => (re.clone(), false),
     };
     // Bytes, not str: a body need not be UTF-8.
     let re = regex::bytes::Regex::new(&pattern).map_err(|e| format!("bad regex: {e}"))?;
-    if re.is_match(&resp.body) {
-        Ok(())
-    } else {
-        Err("body does not match".into())
+    match (re.is_match(&resp.body), want_match) {
+        (true, true) | (false, false) => Ok(()),
+        (false, true) => Err("body does not match".into()),
+        (true, false) => Err("body matches the regex (regex_no_match)".into()),
     }
 }
 
@@ -653,6 +654,18 @@ mod tests {
                 .up
         );
         assert!(!get(&check(vec![u]), response(200, "hello!")).await.up);
+        // regex_no_match: healthy while the body does not match.
+        let mut u = url("/");
+        u.body = Some(BodyMatch::RegexAbsent("maintenance|error".into()));
+        assert!(
+            get(&check(vec![u.clone()]), response(200, "all good"))
+                .await
+                .up
+        );
+        assert_eq!(
+            get(&check(vec![u]), response(200, "down for maintenance")).await,
+            Verdict::down("body matches the regex (regex_no_match)")
+        );
         // Contains is literal.
         let mut u = url("/");
         u.body = Some(BodyMatch::Contains("l+".into()));

@@ -79,6 +79,17 @@ fn url(d: &mut Decoder<'_>, mut t: Table<'_, '_>) -> Option<Url> {
         }
         f.string(d)
     });
+    let no_match = match t.get(d, "regex_no_match") {
+        Some(f) => {
+            let on = f.bool(d).unwrap_or(false);
+            if on && t.span_of("regex").is_none() {
+                f.error(d, "`regex_no_match` needs a `regex`")
+                    .hint("add `regex = \"PATTERN\"`: the server is healthy while its body does not match it");
+            }
+            on
+        }
+        None => false,
+    };
     let virtualhost = t.get(d, "virtualhost").and_then(|f| f.string(d));
     t.finish(d);
     if d.error_count() != errors_before {
@@ -89,7 +100,11 @@ fn url(d: &mut Decoder<'_>, mut t: Table<'_, '_>) -> Option<Url> {
         status,
         digest,
         body: regex
-            .map(BodyMatch::Regex)
+            .map(if no_match {
+                BodyMatch::RegexAbsent
+            } else {
+                BodyMatch::Regex
+            })
             .or(body.map(BodyMatch::Contains)),
         virtualhost,
     })
