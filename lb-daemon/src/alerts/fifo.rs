@@ -84,6 +84,11 @@ pub fn vrrp_line(group: bool, name: &str, state: VrrpState, priority: u8) -> Str
     format!("{kind} \"{name}\" {state} {priority}\n")
 }
 
+/// keepalived's line for an instance event (`INSTANCE "VI_1" MASTER_RX_LOWER_PRI 150`).
+pub fn event_line(name: &str, event: &str, priority: u8) -> String {
+    format!("INSTANCE \"{name}\" {event} {priority}\n")
+}
+
 /// keepalived's virtual-server line.
 pub fn vs_line(service: Endpoint, up: bool) -> String {
     format!("VS {service} {}\n", if up { "UP" } else { "DOWN" })
@@ -282,6 +287,10 @@ mod tests {
         assert_eq!(
             vrrp_line(true, "G1", VrrpState::Fault, 0),
             "GROUP \"G1\" FAULT 0\n"
+        );
+        assert_eq!(
+            event_line("VI_1", "MASTER_RX_LOWER_PRI", 150),
+            "INSTANCE \"VI_1\" MASTER_RX_LOWER_PRI 150\n"
         );
         assert_eq!(
             vs_line(ep("192.0.2.10", 80), false),

@@ -41,6 +41,14 @@ impl Alerts {
         }
     }
 
+    /// An instance event that is not a state (keepalived's `MASTER_RX_LOWER_PRI`):
+    /// FIFO only, as keepalived.
+    pub fn vrrp_event(&self, name: &str, event: &str, priority: u8) {
+        if let Some(f) = &self.fifos {
+            f.vrrp(&fifo::event_line(name, event, priority));
+        }
+    }
+
     /// A split brain began or ended on an instance (e-mail only: keepalived's FIFO has
     /// no such line).
     pub fn split_brain(&self, name: &str, began: bool, detail: &str, smtp_alert: Option<bool>) {

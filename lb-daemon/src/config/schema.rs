@@ -410,6 +410,10 @@ pub struct VrrpInstance {
     /// The instance's own `mcast_group`, else the global group of its family.
     pub mcast_group: IpAddr,
     pub notify: Notify,
+    /// keepalived's `notify_master_rx_lower_pri`: run (no arguments) each time this
+    /// instance, as MASTER, hears an advert of lower priority (another node thinks it
+    /// is master: a broken link healed).
+    pub notify_master_rx_lower_pri: Option<String>,
     pub garp_master_delay: Duration,
     pub garp_master_repeat: u32,
     pub garp_master_refresh: Option<Duration>,

@@ -694,3 +694,21 @@ fn regex_no_match_converts() {
         ))
     );
 }
+
+/// keepalived's `notify_master_rx_lower_pri` keeps its name and meaning.
+#[test]
+fn notify_master_rx_lower_pri_converts() {
+    let toml = convert(&vi(
+        " virtual_ipaddress {\n  10.0.0.1\n }\n notify_master_rx_lower_pri \"/etc/lb/reclaim.sh\"",
+    ));
+    let config = match Config::from_str(&toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{toml}"),
+    };
+    assert_eq!(
+        config.vrrp_instances[0]
+            .notify_master_rx_lower_pri
+            .as_deref(),
+        Some("/etc/lb/reclaim.sh")
+    );
+}

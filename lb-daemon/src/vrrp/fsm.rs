@@ -165,6 +165,12 @@ pub enum Action {
         to: State,
         reason: String,
     },
+    /// A MASTER heard an advert of lower priority (or equal priority from a lower
+    /// address): keepalived's `notify_master_rx_lower_pri` script and FIFO event.
+    HeardLowerPriority {
+        from: IpAddr,
+        priority: u8,
+    },
     /// Sync-group members only: the instance would go to this state on its own (Master:
     /// its master-down timer expired; Backup: its fault cleared) but keepalived lets the
     /// group decide. Hand it to `SyncGroup::on_request`; a yes comes back as
@@ -474,8 +480,12 @@ impl Instance {
         match priority.cmp(&self.effective_priority()).then(addr) {
             // keepalived re-advertises at once ("forcing new election"), except in
             // strict mode (`lower_prio_no_advert`): the next advert comes on time.
-            Ordering::Less if self.cfg.strict => {}
-            Ordering::Less => self.advertise(acts),
+            Ordering::Less => {
+                if !self.cfg.strict {
+                    self.advertise(acts);
+                }
+                acts.push(Action::HeardLowerPriority { from, priority });
+            }
             Ordering::Greater => {
                 let reason = if priority > mine {
                     format!("higher priority {priority} advert from {from}")
@@ -869,6 +879,10 @@ mod tests {
             vec![
                 Action::SendAdvert { priority: 200 },
                 Action::ArmAdvertTimer(Duration::from_secs(1)),
+                Action::HeardLowerPriority {
+                    from: ip("10.0.0.9"),
+                    priority: 180
+                },
             ]
         );
         // Unchanged parameters: nothing at all.
@@ -1198,7 +1212,11 @@ mod tests {
                 acts,
                 vec![
                     Action::SendAdvert { priority: 100 },
-                    Action::ArmAdvertTimer(us(1_000_000))
+                    Action::ArmAdvertTimer(us(1_000_000)),
+                    Action::HeardLowerPriority {
+                        from: ip(lower),
+                        priority: 100
+                    },
                 ],
                 "{lower}"
             );
@@ -1232,11 +1250,16 @@ mod tests {
     fn master_hearing_lower_priority_readvertises_at_once() {
         let mut inst = master(150);
         let acts = inst.handle(advert(A2, 100));
+        // ... and tells notify_master_rx_lower_pri (keepalived's send_event_notify).
         assert_eq!(
             acts,
             vec![
                 Action::SendAdvert { priority: 150 },
-                Action::ArmAdvertTimer(us(1_000_000))
+                Action::ArmAdvertTimer(us(1_000_000)),
+                Action::HeardLowerPriority {
+                    from: ip(A2),
+                    priority: 100
+                },
             ]
         );
     }
@@ -1699,7 +1722,11 @@ mod tests {
             m.handle(advert("10.0.0.2", 100)),
             vec![
                 Action::SendAdvert { priority: 150 },
-                Action::ArmAdvertTimer(us(1_000_000))
+                Action::ArmAdvertTimer(us(1_000_000)),
+                Action::HeardLowerPriority {
+                    from: ip("10.0.0.2"),
+                    priority: 100
+                },
             ],
             "keepalived forces a new election at once"
         );
@@ -1707,9 +1734,13 @@ mod tests {
         p.strict = true;
         let mut strict = Instance::new(p);
         replay(&mut strict, [Event::Startup, Event::MasterDownTimer]);
-        assert!(
-            strict.handle(advert("10.0.0.2", 100)).is_empty(),
-            "lower_prio_no_advert: the next advert comes on time"
+        assert_eq!(
+            strict.handle(advert("10.0.0.2", 100)),
+            vec![Action::HeardLowerPriority {
+                from: ip("10.0.0.2"),
+                priority: 100
+            }],
+            "lower_prio_no_advert: the next advert comes on time (the event is still told)"
         );
         assert_eq!(strict.state(), State::Master);
     }

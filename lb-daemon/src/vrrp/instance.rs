@@ -1029,6 +1029,11 @@ impl Runner {
             Action::AddVips => self.add_vips().await,
             Action::RemoveVips => self.remove_vips().await,
             Action::Transition { from, to, reason } => self.on_transition(from, to, reason),
+            Action::HeardLowerPriority { from, priority } => {
+                info!(instance = %self.spec.fsm.name, %from, priority, ours = self.fsm.effective_priority(), "MASTER heard a lower-priority advert");
+                self.notifier
+                    .heard_lower_priority(self.fsm.effective_priority());
+            }
             Action::RequestState(want) => {
                 let _ = self.reports.send(Report::Request {
                     instance: self.spec.fsm.name.clone(),

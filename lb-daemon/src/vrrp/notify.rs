@@ -56,6 +56,8 @@ pub struct NotifyScripts {
     pub fault: Option<String>,
     pub stop: Option<String>,
     pub generic: Option<String>,
+    /// `notify_master_rx_lower_pri` (instances only).
+    pub master_rx_lower_pri: Option<String>,
 }
 
 impl NotifyScripts {
@@ -179,6 +181,25 @@ impl Notifier {
         }]);
     }
 
+    /// keepalived's `MASTER_RX_LOWER_PRI` event: this MASTER heard a lower-priority
+    /// advert. The FIFO line (`INSTANCE "VI_1" MASTER_RX_LOWER_PRI 150`, our priority)
+    /// and `notify_master_rx_lower_pri` without arguments, as keepalived's
+    /// `send_event_notify`.
+    pub fn heard_lower_priority(&self, priority: u8) {
+        if let Some(r) = &self.report {
+            r.alerts
+                .vrrp_event(&self.name, "MASTER_RX_LOWER_PRI", priority);
+        }
+        if let Some(cmd) = &self.scripts.master_rx_lower_pri {
+            let _ = self.tx.send(vec![Script {
+                command: cmd.clone(),
+                args: Vec::new(),
+                timeout: self.timeout,
+                user: self.user.clone(),
+            }]);
+        }
+    }
+
     pub fn notify(&self, state: NotifyState, priority: u8) {
         if let Some(r) = &self.report {
             let state = match state {
@@ -268,6 +289,39 @@ mod tests {
             content,
             "INSTANCE VI_1 BACKUP 100\nINSTANCE VI_1 MASTER 100\nINSTANCE VI_1 STOP 100\n"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_lower_priority_advert_runs_notify_master_rx_lower_pri_without_arguments() {
+        let dir = std::env::temp_dir().join(format!("lb-notify-rx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        let scripts = NotifyScripts {
+            master_rx_lower_pri: Some(format!("echo \"rx $#\" >> {}; true", log.display())),
+            generic: Some(format!("echo \"$@\" >> {}; true", log.display())),
+            ..Default::default()
+        };
+        let n = Notifier::spawn(
+            Subject::Instance,
+            "VI_1",
+            scripts,
+            Duration::from_secs(5),
+            None,
+            None,
+        );
+        n.heard_lower_priority(150);
+        n.notify(NotifyState::Master, 150);
+        let mut content = String::new();
+        for _ in 0..100 {
+            content = std::fs::read_to_string(&log).unwrap_or_default();
+            if content.lines().count() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Only its own script, with no arguments; the generic one is for states.
+        assert_eq!(content, "rx 0\nINSTANCE VI_1 MASTER 150\n");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

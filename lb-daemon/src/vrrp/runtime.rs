@@ -599,7 +599,10 @@ async fn instance_spec(
             refresh: inst.garp_master_refresh,
             interval,
         },
-        notify: notify_scripts(&inst.notify),
+        notify: NotifyScripts {
+            master_rx_lower_pri: inst.notify_master_rx_lower_pri.clone(),
+            ..notify_scripts(&inst.notify)
+        },
         report: None,
         script_timeout: g.script_timeout,
         script_user: script_user(config),
@@ -675,6 +678,7 @@ fn notify_scripts(n: &config::Notify) -> NotifyScripts {
         fault: n.fault.clone(),
         stop: n.stop.clone(),
         generic: n.any.clone(),
+        master_rx_lower_pri: None,
     }
 }
 

@@ -39,6 +39,7 @@ const KNOWN: &[&str] = &[
     "notify_fault",
     "notify_stop",
     "notify",
+    "notify_master_rx_lower_pri",
     "garp_master_delay",
     "garp_master_repeat",
     "garp_master_refresh",
@@ -149,12 +150,6 @@ const RULES: &[(&str, Rule)] = &[
     (
         "notify_deleted",
         Rule::Approx("not run: notify_stop runs when the instance stops"),
-    ),
-    (
-        "notify_master_rx_lower_pri",
-        Rule::Refuse(
-            "lb-daemon has no such notification: remove it (notify_master runs on becoming MASTER)",
-        ),
     ),
     ("use_vmac_addr", VMAC),
     ("use_ipvlan", VMAC),
@@ -285,7 +280,12 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
                     s.set(kw, Value::Array(items), pos);
                 }
             }
-            "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
+            "notify_master"
+            | "notify_backup"
+            | "notify_fault"
+            | "notify_stop"
+            | "notify"
+            | "notify_master_rx_lower_pri" => {
                 if let Some(v) = a.command(ctx.d) {
                     s.set(kw, v, pos);
                 }

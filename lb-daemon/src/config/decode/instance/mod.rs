@@ -93,6 +93,7 @@ struct Fields<'a, 'i> {
     track_bfd: Vec<At<'a, 'i, TrackBfd>>,
     mcast_group: Option<At<'a, 'i, IpAddr>>,
     notify: Notify,
+    notify_master_rx_lower_pri: Option<String>,
     garp_master_delay: Duration,
     garp_master_repeat: u32,
     garp_master_refresh: Option<Duration>,
@@ -223,6 +224,7 @@ pub(super) fn decode(
         track_bfd: values(f.track_bfd),
         mcast_group,
         notify: f.notify,
+        notify_master_rx_lower_pri: f.notify_master_rx_lower_pri,
         garp_master_delay: f.garp_master_delay,
         garp_master_repeat: f.garp_master_repeat,
         garp_master_refresh: f.garp_master_refresh,
@@ -292,6 +294,9 @@ fn read_fields<'a, 'i>(
     });
     let mcast_group = read(d, &mut t, "mcast_group", ip);
     let notify = notify(d, &mut t);
+    let notify_master_rx_lower_pri = t
+        .get(d, "notify_master_rx_lower_pri")
+        .and_then(|f| f.string(d));
     let garp_master_delay = t
         .get(d, "garp_master_delay")
         .and_then(|f| f.duration(d))
@@ -341,6 +346,7 @@ fn read_fields<'a, 'i>(
         track_bfd,
         mcast_group,
         notify,
+        notify_master_rx_lower_pri,
         garp_master_delay,
         garp_master_repeat,
         garp_master_refresh,
