@@ -257,71 +257,77 @@ mod tests {
         assert_eq!(jobs[0].args, vec!["GROUP", "G1", "FAULT", "0"]);
     }
 
-    #[tokio::test]
-    async fn scripts_run_in_order() {
-        let dir = std::env::temp_dir().join(format!("lb-notify-{}", std::process::id()));
+    /// Runs `events` on a notifier whose scripts (made by `scripts` from the log file's
+    /// path) append to a log; the log once it has `lines` lines (or after 2 s).
+    async fn logged(
+        tag: &str,
+        scripts: impl FnOnce(&str) -> NotifyScripts,
+        events: impl FnOnce(&Notifier),
+        lines: usize,
+    ) -> String {
+        let dir = std::env::temp_dir().join(format!("lb-notify-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("log");
-        let scripts = NotifyScripts {
-            generic: Some(format!("echo \"$@\" >> {}; true", log.display())),
-            ..Default::default()
-        };
         let n = Notifier::spawn(
             Subject::Instance,
             "VI_1",
-            scripts,
+            scripts(&log.display().to_string()),
             Duration::from_secs(5),
             None,
             None,
         );
-        n.notify(NotifyState::Backup, 100);
-        n.notify(NotifyState::Master, 100);
-        n.notify(NotifyState::Stop, 100);
+        events(&n);
         let mut content = String::new();
         for _ in 0..100 {
             content = std::fs::read_to_string(&log).unwrap_or_default();
-            if content.lines().count() == 3 {
+            if content.lines().count() == lines {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let _ = std::fs::remove_dir_all(&dir);
+        content
+    }
+
+    #[tokio::test]
+    async fn scripts_run_in_order() {
+        let content = logged(
+            "order",
+            |log| NotifyScripts {
+                generic: Some(format!("echo \"$@\" >> {log}; true")),
+                ..Default::default()
+            },
+            |n| {
+                n.notify(NotifyState::Backup, 100);
+                n.notify(NotifyState::Master, 100);
+                n.notify(NotifyState::Stop, 100);
+            },
+            3,
+        )
+        .await;
         assert_eq!(
             content,
             "INSTANCE VI_1 BACKUP 100\nINSTANCE VI_1 MASTER 100\nINSTANCE VI_1 STOP 100\n"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
     async fn a_lower_priority_advert_runs_notify_master_rx_lower_pri_without_arguments() {
-        let dir = std::env::temp_dir().join(format!("lb-notify-rx-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join("log");
-        let scripts = NotifyScripts {
-            master_rx_lower_pri: Some(format!("echo \"rx $#\" >> {}; true", log.display())),
-            generic: Some(format!("echo \"$@\" >> {}; true", log.display())),
-            ..Default::default()
-        };
-        let n = Notifier::spawn(
-            Subject::Instance,
-            "VI_1",
-            scripts,
-            Duration::from_secs(5),
-            None,
-            None,
-        );
-        n.heard_lower_priority(150);
-        n.notify(NotifyState::Master, 150);
-        let mut content = String::new();
-        for _ in 0..100 {
-            content = std::fs::read_to_string(&log).unwrap_or_default();
-            if content.lines().count() == 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let content = logged(
+            "rx",
+            |log| NotifyScripts {
+                master_rx_lower_pri: Some(format!("echo \"rx $#\" >> {log}; true")),
+                generic: Some(format!("echo \"$@\" >> {log}; true")),
+                ..Default::default()
+            },
+            |n| {
+                n.heard_lower_priority(150);
+                n.notify(NotifyState::Master, 150);
+            },
+            2,
+        )
+        .await;
         // Only its own script, with no arguments; the generic one is for states.
         assert_eq!(content, "rx 0\nINSTANCE VI_1 MASTER 150\n");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
