@@ -18,6 +18,7 @@ mod glob;
 mod lexer;
 mod load;
 mod parser;
+mod sequence;
 mod toml_out;
 mod value;
 

@@ -712,3 +712,40 @@ fn notify_master_rx_lower_pri_converts() {
         Some("/etc/lb/reclaim.sh")
     );
 }
+
+/// keepalived's sequence and list blocks (keepalived.conf(5)) generate the lines they
+/// stand for, nested and with tuples; a bad block is an error at its line.
+#[test]
+fn sequence_and_list_blocks_generate_their_lines() {
+    let text = format!(
+        "{}virtual_server 10.0.0.1 80 {{\n lb_kind DR\n \
+         ~LST({{N, W}}, {{2, 10}}, {{3, 20}}) real_server 10.0.0.${{N}} 80 {{ weight ${{W}} }}\n}}\n",
+        vi(" virtual_ipaddress {\n  ~SEQ(A, 1, 2) ~SEQx(B, 0x9, 0xa) 2001:db8::${A}:${B}\n }\n version 3")
+    );
+    let toml = convert(&text);
+    let config = match Config::from_str(&toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{toml}"),
+    };
+    let vips: Vec<String> = config.vrrp_instances[0]
+        .virtual_ipaddress
+        .iter()
+        .map(|v| v.address.to_string())
+        .collect();
+    assert_eq!(
+        vips,
+        ["2001:db8::1:9", "2001:db8::1:a", "2001:db8::2:9", "2001:db8::2:a"]
+    );
+    let reals: Vec<(String, u32)> = config.virtual_servers[0]
+        .real_servers
+        .iter()
+        .map(|r| (r.address.to_string(), r.weight))
+        .collect();
+    assert_eq!(
+        reals,
+        [("10.0.0.2".to_string(), 10), ("10.0.0.3".to_string(), 20)]
+    );
+    let bad = errors("~SEQ(A, 1, 0, 3) vrrp_instance X {\n}\n");
+    assert!(bad[0].message.contains("a step of 0 never ends"), "{bad:?}");
+    assert_eq!(bad[0].line, 1);
+}
