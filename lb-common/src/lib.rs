@@ -213,9 +213,36 @@ pub struct ServiceInfo {
     pub ring_size: u32,
     /// Connection-table entries older than this (since last seen) are re-hashed.
     pub timeout_s: u32,
-    pub pad: u32,
+    /// With [`service_flags::PERSISTENT`]: the low bits of the client address a
+    /// persistence entry ignores (keepalived's `persistence_granularity`; 0 = the whole
+    /// address, 8 = its IPv4 /24). See [`persistence_client`].
+    pub persist_host_bits: u32,
     /// NAT with [`service_flags::SNAT`]: the source address of packets sent to the reals.
     pub snat: Addr,
+}
+
+/// The client address a persistent service remembers: `addr` with its last `host_bits`
+/// bits cleared (IPVS's persistence netmask). Words hold network-order bytes.
+#[inline(always)]
+pub fn persistence_client(addr: &Addr, family: u8, host_bits: u32) -> Addr {
+    if host_bits == 0 {
+        return *addr;
+    }
+    let total: u32 = if family == FAMILY_V6 { 128 } else { 32 };
+    let prefix = total.saturating_sub(host_bits);
+    let mut out = [0u32; 4];
+    let mut i = 0;
+    while i < 4 {
+        let keep = prefix.saturating_sub(32 * i as u32).min(32);
+        let mask = match keep {
+            0 => 0,
+            32 => u32::MAX,
+            k => u32::MAX.wrapping_shl(32 - k),
+        };
+        out[i] = (u32::from_be(addr[i]) & mask).to_be();
+        i += 1;
+    }
+    out
 }
 
 /// Backend flags.
@@ -582,4 +609,42 @@ mod pod {
     unsafe impl aya::Pod for super::NeighMiss {}
     unsafe impl aya::Pod for super::BenchFrame {}
     unsafe impl aya::Pod for super::LearnedFlow {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(a: [u8; 4]) -> Addr {
+        [u32::from_ne_bytes(a), 0, 0, 0]
+    }
+
+    #[test]
+    fn persistence_client_clears_the_host_bits() {
+        let a = v4([192, 0, 2, 77]);
+        assert_eq!(persistence_client(&a, FAMILY_V4, 0), a);
+        assert_eq!(persistence_client(&a, FAMILY_V4, 8), v4([192, 0, 2, 0]));
+        assert_eq!(persistence_client(&a, FAMILY_V4, 12), v4([192, 0, 0, 0]));
+        assert_eq!(persistence_client(&a, FAMILY_V4, 32), v4([0, 0, 0, 0]));
+        assert_eq!(persistence_client(&a, FAMILY_V4, 40), v4([0, 0, 0, 0]));
+        // 2001:db8:1:2:3:4:5:6 /64 and /56.
+        let words = |w: [u16; 8]| -> Addr {
+            let mut out = [0u32; 4];
+            for (i, o) in out.iter_mut().enumerate() {
+                let hi = w[2 * i].to_be_bytes();
+                let lo = w[2 * i + 1].to_be_bytes();
+                *o = u32::from_ne_bytes([hi[0], hi[1], lo[0], lo[1]]);
+            }
+            out
+        };
+        let b = words([0x2001, 0xdb8, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            persistence_client(&b, FAMILY_V6, 64),
+            words([0x2001, 0xdb8, 1, 2, 0, 0, 0, 0])
+        );
+        assert_eq!(
+            persistence_client(&b, FAMILY_V6, 72),
+            words([0x2001, 0xdb8, 1, 0, 0, 0, 0, 0])
+        );
+    }
 }

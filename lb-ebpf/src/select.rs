@@ -3,8 +3,8 @@
 
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lb_common::{
-    backend_flags, flags_index, hash, mode, service_flags, Backend, Conn, Counter, FlowKey,
-    ServiceInfo, ServiceKey, IPPROTO_TCP, NO_BACKEND,
+    backend_flags, flags_index, hash, mode, persistence_client, service_flags, Backend, Conn,
+    Counter, FlowKey, ServiceInfo, ServiceKey, IPPROTO_TCP, NO_BACKEND,
 };
 
 use crate::{
@@ -46,7 +46,7 @@ fn copy_service(dst: &mut ServiceInfo, src: &ServiceInfo) {
     dst.ring_offset = src.ring_offset;
     dst.ring_size = src.ring_size;
     dst.timeout_s = src.timeout_s;
-    dst.pad = 0;
+    dst.persist_host_bits = src.persist_host_bits;
     dst.snat[0] = src.snat[0];
     dst.snat[1] = src.snat[1];
     dst.snat[2] = src.snat[2];
@@ -94,9 +94,14 @@ pub fn choose_backend(
 ) -> Option<(u32, &'static Backend)> {
     let persistent = svc.flags & service_flags::PERSISTENT != 0;
     let flow = FlowKey {
-        src: pkt.src,
+        // A persistent service remembers the client (or its network, with
+        // `persistence_granularity`), whatever its ports (IPVS templates).
+        src: if persistent {
+            persistence_client(&pkt.src, pkt.family, svc.persist_host_bits)
+        } else {
+            pkt.src
+        },
         dst: pkt.dst,
-        // A persistent service remembers the client, whatever its ports (IPVS templates).
         sport: if persistent { 0 } else { pkt.sport },
         dport: if persistent { svc_key.port } else { pkt.dport },
         proto: pkt.proto,

@@ -685,6 +685,69 @@ fn persistence_keeps_a_client_on_its_backend_across_ports() {
     }
 }
 
+/// keepalived's `persistence_granularity`: clients of the first client's network (/24,
+/// IPv6 /64) share its persistence entry, whatever Maglev alone would pick for them; a
+/// client outside it is scheduled on its own.
+#[test]
+fn persistence_granularity_keeps_a_network_on_one_backend() {
+    for family in [Family::V4, Family::V6] {
+        let a = Addrs::of(family);
+        let mut spec = service(
+            a.vip,
+            80,
+            Protocol::Tcp,
+            ForwardMode::Dr,
+            &weights(&a.backends),
+        );
+        spec.persistence_timeout = Some(seconds(300));
+        spec.persistence_prefix = Some(family.pick(24, 64));
+        let mut t = setup(&spec);
+        let first = Flow::tcp(a.client, 47000, a.vip, 80);
+        let input = frame_of(&first);
+        let chosen = dr_target(&t.run(&input).frame, &a.backends);
+        // Neighbours of the client (same network, other host bits) that Maglev alone
+        // would send elsewhere.
+        let neighbour = |i: u16| -> Flow {
+            let src: IpAddr = match first.src {
+                IpAddr::V4(v) => {
+                    let o = v.octets();
+                    IpAddr::from([o[0], o[1], o[2], (i % 250) as u8 + 1])
+                }
+                IpAddr::V6(v) => {
+                    let mut s = v.segments();
+                    s[7] = i;
+                    IpAddr::from(s)
+                }
+            };
+            Flow { src, ..first }.with_sport(47000 + i)
+        };
+        let moved: Vec<Flow> = (1..200)
+            .map(neighbour)
+            .filter(|f| f.src != first.src && maglev_pick(&t, &spec, f) != chosen)
+            .take(10)
+            .collect();
+        assert!(!moved.is_empty(), "{family:?}");
+        for f in moved {
+            let input = frame_of(&f);
+            assert_eq!(
+                t.run(&input).frame,
+                dr_expected(&input, chosen),
+                "{family:?} {}",
+                f.src
+            );
+        }
+        // Outside the network: Maglev's own pick.
+        let far: IpAddr = family
+            .pick("198.51.100.9", "2001:db8:fe::9")
+            .parse()
+            .unwrap();
+        let f = Flow { src: far, ..first };
+        let input = frame_of(&f);
+        let want = maglev_pick(&t, &spec, &f);
+        assert_eq!(t.run(&input).frame, dr_expected(&input, want), "{family:?}");
+    }
+}
+
 #[test]
 fn backend_on_another_interface_is_redirected() {
     let mut spec = service(

@@ -697,6 +697,9 @@ pub struct VirtualServer {
     /// A client sticks to its real server, whatever its source port, until it has been
     /// idle this long (whole seconds, as IPVS counts them).
     pub persistence_timeout: Option<Duration>,
+    /// keepalived's `persistence_granularity`, as a prefix length: clients of the same
+    /// network share one persistence entry (`None`: per client address).
+    pub persistence_prefix: Option<u8>,
     /// Maglev table size M (one of [`lb_common::maglev::TABLE_SIZES`]); used by
     /// `maglev` and `maglev_src` only.
     pub table_size: u32,

@@ -734,7 +734,12 @@ fn sequence_and_list_blocks_generate_their_lines() {
         .collect();
     assert_eq!(
         vips,
-        ["2001:db8::1:9", "2001:db8::1:a", "2001:db8::2:9", "2001:db8::2:a"]
+        [
+            "2001:db8::1:9",
+            "2001:db8::1:a",
+            "2001:db8::2:9",
+            "2001:db8::2:a"
+        ]
     );
     let reals: Vec<(String, u32)> = config.virtual_servers[0]
         .real_servers
@@ -748,4 +753,34 @@ fn sequence_and_list_blocks_generate_their_lines() {
     let bad = errors("~SEQ(A, 1, 0, 3) vrrp_instance X {\n}\n");
     assert!(bad[0].message.contains("a step of 0 never ends"), "{bad:?}");
     assert_eq!(bad[0].line, 1);
+}
+
+/// keepalived's `persistence_granularity`: a netmask (or prefix length) kept as written,
+/// read as a prefix length; it needs `persistence_timeout`, as in IPVS.
+#[test]
+fn persistence_granularity_converts_to_a_prefix() {
+    let vs = |extra: &str| {
+        format!(
+            "virtual_server 10.0.0.1 443 {{\n lb_kind DR\n persistence_timeout 300\n {extra}\n \
+             real_server 10.0.0.2 443 {{\n }}\n}}\n"
+        )
+    };
+    for (written, want) in [("255.255.255.0", 24), ("16", 16)] {
+        let toml = convert(&vs(&format!("persistence_granularity {written}")));
+        let config = match Config::from_str(&toml, "k.toml") {
+            Ok(l) => l.config,
+            Err(e) => panic!("{e}\n{toml}"),
+        };
+        assert_eq!(config.virtual_servers[0].persistence_prefix, Some(want));
+    }
+    // A non-contiguous mask converts as written and is refused when loaded.
+    let toml = convert(&vs("persistence_granularity 255.0.255.0"));
+    let e = Config::from_str(&toml, "k.toml").expect_err("refused");
+    assert!(
+        e.errors[0]
+            .message
+            .contains("`255.0.255.0` is not a persistence granularity"),
+        "{:?}",
+        e.errors
+    );
 }

@@ -119,6 +119,9 @@ pub struct ServiceSpec {
     /// keepalived's `persistence_timeout`: a client sticks to its backend, whatever its
     /// source port, until it has been idle this long.
     pub persistence_timeout: Option<Duration>,
+    /// keepalived's `persistence_granularity` as a prefix length: clients in the same
+    /// network share a persistence entry (`None`: the whole address).
+    pub persistence_prefix: Option<u8>,
     /// Without persistence: a flow idle this long is re-hashed (IPVS defaults: 900 s TCP,
     /// 300 s UDP; see [`default_idle_timeout`]).
     pub idle_timeout: Duration,
@@ -248,6 +251,15 @@ impl ServiceSpec {
         }
     }
 
+    /// The client-address bits a persistence entry ignores (`ServiceInfo::persist_host_bits`).
+    pub fn persist_host_bits(&self) -> u32 {
+        let total: u32 = if self.id.vip.is_ipv4() { 32 } else { 128 };
+        match (self.persistence_timeout, self.persistence_prefix) {
+            (Some(_), Some(p)) => total.saturating_sub(u32::from(p)),
+            _ => 0,
+        }
+    }
+
     /// The connection-table timeout the program applies.
     pub fn timeout(&self) -> Duration {
         self.persistence_timeout.unwrap_or(self.idle_timeout)
@@ -331,6 +343,7 @@ mod tests {
             hash: HashMode::FiveTuple,
             table_size: 251,
             persistence_timeout: None,
+            persistence_prefix: None,
             idle_timeout: default_idle_timeout(Protocol::Tcp),
             backends: backends
                 .iter()

@@ -27,7 +27,13 @@ pub fn desired_service(vs: &config::VirtualServer, backends: &[DesiredBackend]) 
         .persistence_timeout
         .map(|t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX));
     DesiredService {
-        service: ServiceEntry::new(service_id(vs), vs.lb_algo.ipvs_scheduler(), persistence),
+        service: {
+            let entry = ServiceEntry::new(service_id(vs), vs.lb_algo.ipvs_scheduler(), persistence);
+            match vs.persistence_prefix {
+                Some(p) => entry.with_persistence_prefix(p),
+                None => entry,
+            }
+        },
         dests: backends
             .iter()
             .map(|b| {

@@ -66,6 +66,9 @@ pub struct ServiceEntry {
     pub scheduler: String,
     /// Persistence timeout in seconds (`IP_VS_SVC_F_PERSISTENT`); None: not persistent.
     pub persistence: Option<u32>,
+    /// The persistence netmask as a prefix length (ipvsadm's `-M`; keepalived's
+    /// `persistence_granularity`): 32 / 128 is one client address.
+    pub persistence_prefix: u8,
     /// Read back only.
     pub stats: Stats,
 }
@@ -167,14 +170,52 @@ pub fn service_key_attrs(id: &ServiceId) -> Vec<SvcAttr> {
     ]
 }
 
+/// One client address: 32 bits for IPv4, 128 for IPv6.
+fn full_prefix(vip: IpAddr) -> u8 {
+    if vip.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
+/// IPVS_SVC_ATTR_NETMASK: IPv4 the mask itself in network byte order (as ipvsadm sends
+/// `inet_aton`'s result), IPv6 the prefix length.
+pub fn netmask_attr(vip: IpAddr, prefix: u8) -> u32 {
+    if vip.is_ipv4() {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(prefix.min(32)))
+            .unwrap_or(0);
+        u32::from_ne_bytes(mask.to_be_bytes())
+    } else {
+        u32::from(prefix.min(128))
+    }
+}
+
+/// The prefix length of a netmask attribute read back.
+fn prefix_of(vip: IpAddr, attr: u32) -> u8 {
+    if vip.is_ipv4() {
+        u32::from_be_bytes(attr.to_ne_bytes()).leading_ones() as u8
+    } else {
+        attr.min(128) as u8
+    }
+}
+
 impl ServiceEntry {
     pub fn new(id: ServiceId, scheduler: &str, persistence: Option<u32>) -> Self {
         Self {
             id,
             scheduler: scheduler.to_string(),
             persistence,
+            persistence_prefix: full_prefix(id.vip),
             stats: Stats::default(),
         }
+    }
+
+    /// Clients of one `/prefix` network share a persistence template.
+    pub fn with_persistence_prefix(mut self, prefix: u8) -> Self {
+        self.persistence_prefix = prefix.min(full_prefix(self.id.vip));
+        self
     }
 
     /// The fields we program (a dump's counters left out).
@@ -182,6 +223,7 @@ impl ServiceEntry {
         self.id == other.id
             && self.scheduler == other.scheduler
             && self.persistence == other.persistence
+            && (self.persistence.is_none() || self.persistence_prefix == other.persistence_prefix)
     }
 
     /// Every attribute `IPVS_CMD_NEW_SERVICE` / `SET_SERVICE` need (the kernel refuses a
@@ -192,8 +234,7 @@ impl ServiceEntry {
             Some(t) => (SVC_F_PERSISTENT, t),
             None => (0, 0),
         };
-        // Persistence granularity: one client address (ipvsadm's default `-M`).
-        let netmask = if self.id.vip.is_ipv4() { u32::MAX } else { 128 };
+        let netmask = netmask_attr(self.id.vip, self.persistence_prefix);
         attrs.extend([
             SvcAttr::SchedName(self.scheduler.clone()),
             SvcAttr::Flags {
@@ -209,6 +250,7 @@ impl ServiceEntry {
     pub fn from_attrs(attrs: &[SvcAttr]) -> Result<Self, ModelError> {
         let (mut af, mut proto, mut addr, mut port, mut fwmark) = (None, None, None, None, None);
         let (mut sched, mut flags, mut timeout, mut stats) = (None, 0, 0, Stats::default());
+        let mut netmask = None;
         for a in attrs {
             match a {
                 SvcAttr::Af(v) => af = Some(*v),
@@ -220,7 +262,8 @@ impl ServiceEntry {
                 SvcAttr::Flags { flags: f, .. } => flags = *f,
                 SvcAttr::Timeout(v) => timeout = *v,
                 SvcAttr::Stats64(s) => stats = *s,
-                SvcAttr::Netmask(_) | SvcAttr::Other(_) => {}
+                SvcAttr::Netmask(v) => netmask = Some(*v),
+                SvcAttr::Other(_) => {}
             }
         }
         let missing = |attr| ModelError::Missing {
@@ -245,6 +288,7 @@ impl ServiceEntry {
             },
             scheduler: sched.ok_or(missing("SCHED_NAME"))?,
             persistence: (flags & SVC_F_PERSISTENT != 0).then_some(timeout),
+            persistence_prefix: netmask.map_or(full_prefix(vip), |m| prefix_of(vip, m)),
             stats,
         })
     }

@@ -51,6 +51,19 @@ fn frame(msg: IpvsMessage, family: u16, seq: u32) -> Vec<u8> {
 #[test]
 fn new_service_ipv4_golden_bytes() {
     let s = ServiceEntry::new(id("192.0.2.1", 80, Protocol::Tcp), "wrr", Some(300));
+    // persistence_granularity: the netmask attribute as ipvsadm sends it, and back.
+    let wide = s.clone().with_persistence_prefix(24);
+    let attrs = wide.to_attrs();
+    assert!(
+        attrs.contains(&SvcAttr::Netmask(u32::from_ne_bytes([255, 255, 255, 0]))),
+        "{attrs:?}"
+    );
+    let back = ServiceEntry::from_attrs(&attrs).unwrap();
+    assert_eq!(back.persistence_prefix, 24);
+    assert!(back.same_config(&wide) && !back.same_config(&s));
+    let v6 = ServiceEntry::new(id("2001:db8::1", 80, Protocol::Tcp), "wrr", Some(300))
+        .with_persistence_prefix(64);
+    assert!(v6.to_attrs().contains(&SvcAttr::Netmask(64)));
     let bytes = frame(request::new_service(&s), 0x1c, 7);
     #[rustfmt::skip]
     let want: Vec<u8> = vec![

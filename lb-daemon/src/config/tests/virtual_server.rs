@@ -765,6 +765,11 @@ fn ranges_are_enforced() {
             "persistence_timeout",
             "persistence is kept in whole seconds, got 1.5s",
         ),
+        (
+            "persistence_granularity = 24",
+            "persistence_granularity",
+            "`persistence_granularity` needs `persistence_timeout`",
+        ),
     ];
     for (line, key, message) in server_cases {
         let e = error(&with_server(&format!("{line}\n"), ""));

@@ -267,21 +267,14 @@ fn body(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Section {
                 }
             }
             "persistence_timeout" => persistence(ctx, &mut s, entry, context),
+            // A netmask (IPv4) or a prefix length; checked when the TOML is loaded.
             "persistence_granularity" => {
                 if let Some(w) = a.one(ctx.d) {
-                    if ["255.255.255.255", "32", "/32", "128", "/128"].contains(&w.text.as_str()) {
-                        s.comment(
-                            format!("{}: per client address, as here", describe(entry)),
-                            Some(pos),
-                        );
-                    } else {
-                        ctx.d.error(
-                            &w.pos,
-                            context,
-                            "persistence by network (a granularity wider than one address) cannot be expressed for lb-daemon",
-                            Some("remove persistence_granularity: persistence is per client address".into()),
-                        );
-                    }
+                    let value = match w.text.parse::<i64>() {
+                        Ok(n) => Value::Int(n),
+                        Err(_) => Value::str(&w.text),
+                    };
+                    s.set("persistence_granularity", value, pos);
                 }
             }
             "protocol" => {

@@ -140,6 +140,15 @@ pub(super) fn decode(
     let persistence_timeout = t
         .get(d, "persistence_timeout")
         .and_then(|f| persistence_timeout(d, &f));
+    let persistence_prefix = t.get(d, "persistence_granularity").and_then(|f| {
+        if persistence_timeout.is_none() {
+            f.error(d, "`persistence_granularity` needs `persistence_timeout`")
+                .hint("set persistence_timeout (e.g. 300): the granularity says which clients share a persistence entry");
+            return None;
+        }
+        let v6 = address.as_ref().is_some_and(|(a, _)| a.is_ipv6());
+        persistence_granularity(d, &f, v6)
+    });
     let table_size_field = t.get(d, "table_size");
     let table_size = table_size_field
         .as_ref()
@@ -257,6 +266,7 @@ pub(super) fn decode(
         lb_kind,
         delay_loop: inherited.delay_loop,
         persistence_timeout,
+        persistence_prefix,
         table_size,
         inhibit_on_failure,
         quorum,
@@ -358,6 +368,42 @@ fn check_dataplane(d: &mut Decoder<'_>, f: &Field<'_, '_>, algo: LbAlgo, datapla
             .hint(MAGLEV_HINT);
         }
     }
+}
+
+/// keepalived's `persistence_granularity` as a prefix length: an IPv4 netmask
+/// (`"255.255.255.0"`) or a prefix length (`24`, `"/24"`; IPv6 only this way).
+fn persistence_granularity(d: &mut Decoder<'_>, f: &Field<'_, '_>, v6: bool) -> Option<u8> {
+    let max: u8 = if v6 { 128 } else { 32 };
+    let hint = if v6 {
+        "a prefix length from 1 to 128, e.g. 64"
+    } else {
+        "a netmask such as \"255.255.255.0\" or a prefix length from 1 to 32, e.g. 24"
+    };
+    let prefix = match f.number_text() {
+        Some(_) => f.int::<u8>(d, 1..=i64::from(max))?,
+        None => {
+            let text = f.str(d)?;
+            let parsed = match text.strip_prefix('/').unwrap_or(text).parse::<u8>() {
+                Ok(n) => Some(n),
+                Err(_) if !v6 => text
+                    .parse::<std::net::Ipv4Addr>()
+                    .ok()
+                    .map(u32::from)
+                    .filter(|m| m.leading_ones() + m.trailing_zeros() == 32)
+                    .map(|m| m.leading_ones() as u8),
+                Err(_) => None,
+            };
+            match parsed.filter(|p| (1..=max).contains(p)) {
+                Some(p) => p,
+                None => {
+                    f.error(d, format!("`{text}` is not a persistence granularity"))
+                        .hint(hint);
+                    return None;
+                }
+            }
+        }
+    };
+    Some(prefix)
 }
 
 /// Whole seconds (IPVS counts persistence in seconds) up to keepalived's 31 days.
