@@ -62,18 +62,26 @@ pub async fn with_prefixes(
         .collect())
 }
 
-/// RTM_GETADDR for the interface's addresses.
+/// RTM_GETADDR for the interface's addresses. A dump can fail when addresses change
+/// under it (the kernel's NLM_F_DUMP_INTR): a failed dump is tried again, twice at most.
 async fn dump(
     handle: &rtnetlink::Handle,
     ifindex: u32,
 ) -> Result<Vec<AddressMessage>, rtnetlink::Error> {
-    handle
-        .address()
-        .get()
-        .set_link_index_filter(ifindex)
-        .execute()
-        .try_collect()
-        .await
+    let mut attempt = 0;
+    loop {
+        let result = handle
+            .address()
+            .get()
+            .set_link_index_filter(ifindex)
+            .execute()
+            .try_collect()
+            .await;
+        match result {
+            Err(_) if attempt < 2 => attempt += 1,
+            done => return done,
+        }
+    }
 }
 
 /// Adds the address (with prefix and label); an address already there is fine. IPv6
