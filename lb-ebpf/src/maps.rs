@@ -2,7 +2,7 @@
 //! Names match `lb_common::map_names` (the pinned file names).
 
 use aya_ebpf::{
-    bindings::BPF_F_NO_COMMON_LRU,
+    bindings::{BPF_F_MMAPABLE, BPF_F_NO_COMMON_LRU},
     btf_maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     macros::btf_map,
 };
@@ -32,8 +32,10 @@ pub static SERVICE_INFO: Array<ServiceInfo, { capacity::SERVICES as usize }> = A
 pub static BACKENDS: Array<Backend, { capacity::BACKENDS as usize }> = Array::new();
 
 /// All services' Maglev tables, back to back: slot `ring_offset + hash % ring_size`.
+/// Mappable (`BPF_F_MMAPABLE`): the daemon writes tables with plain stores.
 #[btf_map(name = "lb_maglev")]
-pub static MAGLEV: Array<u32, { capacity::MAGLEV_SLOTS as usize }> = Array::new();
+pub static MAGLEV: Array<u32, { capacity::MAGLEV_SLOTS as usize }, { BPF_F_MMAPABLE as usize }> =
+    Array::new();
 
 /// The connection table: an LRU hash with per-CPU LRU lists (`BPF_F_NO_COMMON_LRU`), so
 /// inserts on one CPU never contend with another's, while every CPU still sees every flow

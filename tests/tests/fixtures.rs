@@ -688,6 +688,21 @@ fn persistence_keeps_a_client_on_its_backend_across_ports() {
 /// keepalived's `persistence_granularity`: clients of the first client's network (/24,
 /// IPv6 /64) share its persistence entry, whatever Maglev alone would pick for them; a
 /// client outside it is scheduled on its own.
+/// The Maglev tables are written in memory (`BPF_F_MMAPABLE`), not a system call per
+/// slot, and what the program reads is what was written.
+#[test]
+fn maglev_tables_are_written_in_memory() {
+    let spec = dr_v4_service();
+    let t = setup(&spec);
+    assert!(t.dp.maglev_in_memory());
+    let ring = t.dp.ring_backends(&spec.id).expect("service programmed");
+    assert_eq!(ring.len(), spec.table_size as usize);
+    assert!(
+        ring.iter().all(Option::is_some),
+        "every slot holds a backend"
+    );
+}
+
 #[test]
 fn persistence_granularity_keeps_a_network_on_one_backend() {
     for family in [Family::V4, Family::V6] {

@@ -14,6 +14,7 @@ pub mod from_config;
 mod helper_program;
 pub mod live;
 pub mod maglev;
+mod mapped_ring;
 pub mod nat;
 mod object;
 mod program;
@@ -244,6 +245,8 @@ pub struct Dataplane {
     conntrack_count: Option<(std::time::Instant, u64)>,
     /// Each backend's DR/TUN connections and when they were counted (status).
     conn_counts: std::sync::Mutex<Option<(std::time::Instant, HashMap<u32, u64>)>>,
+    /// `lb_maglev` mapped into memory (None: written with one system call per slot).
+    maglev_mapped: Option<mapped_ring::MappedRing>,
 }
 
 impl Dataplane {
@@ -302,13 +305,20 @@ impl Dataplane {
             sync_events: None,
             conntrack_count: None,
             conn_counts: std::sync::Mutex::new(None),
+            maglev_mapped: None,
         };
+        dp.maglev_mapped = dp.map_maglev();
         if adopted {
             dp.adopt()?;
             dp.read_vip_filter()?;
             info!(services = dp.services.len(), pin_dir = %dp.pin_dir.display(), "re-using pinned maps");
         }
         Ok(dp)
+    }
+
+    /// True when `lb_maglev` is written in memory (mapped), not one system call per slot.
+    pub fn maglev_in_memory(&self) -> bool {
+        self.maglev_mapped.is_some()
     }
 
     /// True when the maps of a previous run were re-used.
@@ -526,6 +536,24 @@ impl Dataplane {
     fn backends_map(&mut self) -> Result<Array<&mut MapData, Backend>, DataplaneError> {
         let name = map_names::BACKENDS;
         Array::try_from(self.map_mut(name)?).map_err(|source| map_err(name, source))
+    }
+
+    /// `lb_maglev` in memory, when the map allows it (a map pinned by a build before
+    /// `BPF_F_MMAPABLE` does not: slots are then written one system call each).
+    fn map_maglev(&self) -> Option<mapped_ring::MappedRing> {
+        let Ok(Map::Array(data)) = self.map(map_names::MAGLEV) else {
+            return None;
+        };
+        match mapped_ring::MappedRing::map(
+            std::os::fd::AsFd::as_fd(data.fd()),
+            self.capacity.maglev_slots,
+        ) {
+            Ok(ring) => Some(ring),
+            Err(e) => {
+                warn!(error = %e, "lb_maglev cannot be mapped into memory (pinned by an older build?): Maglev tables are written slot by slot");
+                None
+            }
+        }
     }
 
     fn maglev_map(&mut self) -> Result<Array<&mut MapData, u32>, DataplaneError> {

@@ -240,23 +240,36 @@ impl Dataplane {
         old: &[u32],
         new: &[u32],
     ) -> Result<usize, DataplaneError> {
-        let mut ring = self.maglev_map()?;
-        let mut written = 0;
-        let mut put = |index: u32, value: u32| {
-            written += 1;
-            ring.set(offset + index, value, 0)
-                .map_err(|source| super::map_err(map_names::MAGLEV, source))
-        };
-        if old.len() == new.len() {
-            for (index, value) in maglev::changed_slots(old, new) {
-                put(index, value)?;
-            }
+        // Changed slots only (all when the length changed).
+        let slots: Vec<(u32, u32)> = if old.len() == new.len() {
+            maglev::changed_slots(old, new).collect()
         } else {
-            for (index, &value) in new.iter().enumerate() {
-                put(index as u32, value)?;
+            new.iter()
+                .enumerate()
+                .map(|(i, &v)| (i as u32, v))
+                .collect()
+        };
+        // In memory when the map is mapped (see `mapped_ring`), else a call per slot.
+        if let Some(mapped) = &self.maglev_mapped {
+            for &(index, value) in &slots {
+                if !mapped.set(offset + index, value) {
+                    return Err(DataplaneError::Map {
+                        map: map_names::MAGLEV,
+                        source: aya::maps::MapError::OutOfBounds {
+                            index: offset + index,
+                            max_entries: self.capacity.maglev_slots,
+                        },
+                    });
+                }
             }
+            return Ok(slots.len());
         }
-        Ok(written)
+        let mut ring = self.maglev_map()?;
+        for &(index, value) in &slots {
+            ring.set(offset + index, value, 0)
+                .map_err(|source| super::map_err(map_names::MAGLEV, source))?;
+        }
+        Ok(slots.len())
     }
 
     /// Marks a backend id free: flows still pointing at it are re-hashed by the program.
