@@ -197,6 +197,17 @@ pub mod service_flags {
     /// NAT only: the client address is replaced by [`super::ServiceInfo::snat`] and a
     /// source port allocated per flow (full-NAT).
     pub const SNAT: u32 = 1 << 10;
+    /// With [`PERSISTENT`]: bits 16..24 hold how many low bits of the client address a
+    /// persistence entry ignores (keepalived's `persistence_granularity`; 0 = the whole
+    /// address, 8 = an IPv4 /24). See [`super::persistence_client`].
+    pub const PERSIST_HOST_BITS_SHIFT: u32 = 16;
+    pub const PERSIST_HOST_BITS_MASK: u32 = 0xff << PERSIST_HOST_BITS_SHIFT;
+
+    /// The host bits [`PERSIST_HOST_BITS_MASK`] holds in `flags`.
+    #[inline(always)]
+    pub fn persist_host_bits(flags: u32) -> u32 {
+        (flags & PERSIST_HOST_BITS_MASK) >> PERSIST_HOST_BITS_SHIFT
+    }
 }
 
 /// Value of `lb_services`.
@@ -213,10 +224,7 @@ pub struct ServiceInfo {
     pub ring_size: u32,
     /// Connection-table entries older than this (since last seen) are re-hashed.
     pub timeout_s: u32,
-    /// With [`service_flags::PERSISTENT`]: the low bits of the client address a
-    /// persistence entry ignores (keepalived's `persistence_granularity`; 0 = the whole
-    /// address, 8 = its IPv4 /24). See [`persistence_client`].
-    pub persist_host_bits: u32,
+    pub pad: u32,
     /// NAT with [`service_flags::SNAT`]: the source address of packets sent to the reals.
     pub snat: Addr,
 }

@@ -46,7 +46,7 @@ fn copy_service(dst: &mut ServiceInfo, src: &ServiceInfo) {
     dst.ring_offset = src.ring_offset;
     dst.ring_size = src.ring_size;
     dst.timeout_s = src.timeout_s;
-    dst.persist_host_bits = src.persist_host_bits;
+    dst.pad = 0;
     dst.snat[0] = src.snat[0];
     dst.snat[1] = src.snat[1];
     dst.snat[2] = src.snat[2];
@@ -97,7 +97,11 @@ pub fn choose_backend(
         // A persistent service remembers the client (or its network, with
         // `persistence_granularity`), whatever its ports (IPVS templates).
         src: if persistent {
-            persistence_client(&pkt.src, pkt.family, svc.persist_host_bits)
+            persistence_client(
+                &pkt.src,
+                pkt.family,
+                service_flags::persist_host_bits(svc.flags),
+            )
         } else {
             pkt.src
         },

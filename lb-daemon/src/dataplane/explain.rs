@@ -141,8 +141,18 @@ pub fn explain(maps: &impl FlowMaps, q: &Query, now_ns: u64) -> Explanation {
         info,
     };
     let (sport, dport) = (q.client.port().to_be(), q.vip.port().to_be());
+    // As the program keys it: a persistent service's entry is the client's (or its
+    // network's, with persistence_granularity).
     let flow = FlowKey {
-        src,
+        src: if service.persistent {
+            lb_common::persistence_client(
+                &src,
+                family,
+                service_flags::persist_host_bits(info.flags),
+            )
+        } else {
+            src
+        },
         dst,
         sport: if service.persistent { 0 } else { sport },
         dport: if service.persistent { key.port } else { dport },

@@ -71,7 +71,7 @@ impl Dataplane {
                 ring_offset: offset,
                 ring_size: spec.table_size,
                 timeout_s: 0,
-                persist_host_bits: 0,
+                pad: 0,
                 snat: [0; 4],
             },
             ring: Vec::new(),
@@ -204,7 +204,6 @@ impl Dataplane {
             _ => [0; 4],
         };
         state.info.timeout_s = spec.timeout().as_secs().min(u32::MAX as u64) as u32;
-        state.info.persist_host_bits = spec.persist_host_bits();
         let key = spec.id.key();
         let info = state.info;
         self.write_service_info(info.id, info)?;

@@ -251,7 +251,8 @@ impl ServiceSpec {
         }
     }
 
-    /// The client-address bits a persistence entry ignores (`ServiceInfo::persist_host_bits`).
+    /// The client-address bits a persistence entry ignores (in `flags`, see
+    /// `service_flags::PERSIST_HOST_BITS_SHIFT`).
     pub fn persist_host_bits(&self) -> u32 {
         let total: u32 = if self.id.vip.is_ipv4() { 32 } else { 128 };
         match (self.persistence_timeout, self.persistence_prefix) {
@@ -277,6 +278,7 @@ impl ServiceSpec {
         }
         if self.persistence_timeout.is_some() {
             flags |= service_flags::PERSISTENT;
+            flags |= (self.persist_host_bits().min(0xff)) << service_flags::PERSIST_HOST_BITS_SHIFT;
         }
         flags
     }
