@@ -921,6 +921,7 @@ fn resolve_spec(
             hash: HashMode::FiveTuple,
             table_size: dataplane::maglev::DEFAULT_TABLE_SIZE,
             persistence_timeout: None,
+            group: None,
             idle_timeout: dataplane::default_idle_timeout(protocol),
             backends: specs,
         })

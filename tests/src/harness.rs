@@ -141,6 +141,7 @@ pub fn service(
         hash: HashMode::FiveTuple,
         table_size: 251,
         persistence_timeout: None,
+        group: None,
         idle_timeout: default_idle_timeout(protocol),
         backends: backends.iter().map(|&(a, w)| backend(a, w)).collect(),
     }

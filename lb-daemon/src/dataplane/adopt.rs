@@ -31,6 +31,18 @@ impl Dataplane {
                 warn!(?key, "pinned service entry is not understood; ignoring it");
                 continue;
             };
+            // A group's further (address, port)s hold the same entry: the first one met
+            // stands for the service, the others are its members.
+            if info.group != 0 {
+                if let Some(owner) = self
+                    .services
+                    .values_mut()
+                    .find(|s| s.info.id == info.id && s.info == info)
+                {
+                    owner.member_keys.push(key);
+                    continue;
+                }
+            }
             if !self.service_ids.reserve(info.id)
                 || !self.rings.reserve(info.ring_offset, info.ring_size)
             {
@@ -43,6 +55,7 @@ impl Dataplane {
                 ring,
                 backends: HashMap::new(),
                 spec: None,
+                member_keys: Vec::new(),
             };
             for (bid, entry) in by_service.remove(&info.id).unwrap_or_default() {
                 let Some(addr) = decode_addr(&entry.addr, entry.family) else {

@@ -75,6 +75,7 @@ pub fn service_spec(vs: &VirtualServer, backends: Vec<BackendSpec>) -> ServiceSp
         hash: hash_mode(vs.lb_algo),
         table_size: vs.table_size,
         persistence_timeout: vs.persistence_timeout,
+        group: None,
         idle_timeout: default_idle_timeout(id.protocol),
         backends,
     }

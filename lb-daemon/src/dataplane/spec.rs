@@ -123,6 +123,43 @@ pub struct ServiceSpec {
     /// 300 s UDP; see [`default_idle_timeout`]).
     pub idle_timeout: Duration,
     pub backends: Vec<BackendSpec>,
+    /// A group service (keepalived's `virtual_server fwmark N` on XDP); None: the
+    /// service matches `id` alone.
+    pub group: Option<ServiceGroup>,
+}
+
+/// What makes a service a group: more (address, port)s of its protocol matched as the
+/// same service (one Maglev table, one set of counters), and with persistence one
+/// template per client for all of them (docs/dataplane.md, "Group services").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceGroup {
+    /// keepalived's fwmark N: names the group's persistence templates (never 0).
+    pub mark: u32,
+    /// The (address, port)s matched besides `id`'s own, of `id`'s family and protocol.
+    pub members: Vec<(IpAddr, u16)>,
+}
+
+impl ServiceSpec {
+    /// The keys of `lb_services` the group adds besides `id.key()`.
+    pub fn member_keys(&self) -> Vec<ServiceKey> {
+        self.group
+            .iter()
+            .flat_map(|g| &g.members)
+            .map(|&(vip, port)| {
+                ServiceId {
+                    vip,
+                    port,
+                    protocol: self.id.protocol,
+                }
+                .key()
+            })
+            .collect()
+    }
+
+    /// The mark written to [`ServiceInfo::group`](lb_common::ServiceInfo::group).
+    pub fn group_mark(&self) -> u32 {
+        self.group.as_ref().map_or(0, |g| g.mark)
+    }
 }
 
 /// IPVS's established-TCP and UDP timeouts.
@@ -167,6 +204,16 @@ pub enum SpecError {
     NatFamily { service: ServiceId, backend: IpAddr },
     #[error("service {service}: snat_address {snat} is not of the VIP's family")]
     SnatFamily { service: ServiceId, snat: IpAddr },
+    #[error("service {service}: a group's mark must not be 0; use fwmark 1 or more")]
+    GroupMark { service: ServiceId },
+    #[error("service {service}: group member {member} is not of the service's family; a group matches addresses of one family")]
+    GroupFamily { service: ServiceId, member: IpAddr },
+    #[error("service {service}: group member {member}:{port} is listed twice; list each address and port once")]
+    DuplicateMember {
+        service: ServiceId,
+        member: IpAddr,
+        port: u16,
+    },
     #[error("service {service}: timeout {seconds}s is out of range (1..={max}s)")]
     Timeout {
         service: ServiceId,
@@ -197,6 +244,24 @@ impl ServiceSpec {
         if let ForwardMode::Nat { snat: Some(snat) } = self.mode {
             if snat.is_ipv4() != self.id.vip.is_ipv4() {
                 return Err(SpecError::SnatFamily { service, snat });
+            }
+        }
+        if let Some(g) = &self.group {
+            if g.mark == 0 {
+                return Err(SpecError::GroupMark { service });
+            }
+            let mut seen = std::collections::HashSet::from([(self.id.vip, self.id.port)]);
+            for &(member, port) in &g.members {
+                if member.is_ipv4() != self.id.vip.is_ipv4() {
+                    return Err(SpecError::GroupFamily { service, member });
+                }
+                if !seen.insert((member, port)) {
+                    return Err(SpecError::DuplicateMember {
+                        service,
+                        member,
+                        port,
+                    });
+                }
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -331,6 +396,7 @@ mod tests {
             hash: HashMode::FiveTuple,
             table_size: 251,
             persistence_timeout: None,
+            group: None,
             idle_timeout: default_idle_timeout(Protocol::Tcp),
             backends: backends
                 .iter()
@@ -426,6 +492,58 @@ mod tests {
             spec("10.0.0.1", full, &[]).flags(),
             mode::NAT | service_flags::SNAT
         );
+    }
+
+    #[test]
+    fn group_members_are_keys_of_the_services_protocol() {
+        let mut s = spec("10.0.0.1", ForwardMode::Dr, &[("10.0.0.2", None)]);
+        assert!(s.member_keys().is_empty());
+        assert_eq!(s.group_mark(), 0);
+        s.group = Some(ServiceGroup {
+            mark: 7,
+            members: vec![("10.0.0.1".parse().unwrap(), 443)],
+        });
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.group_mark(), 7);
+        let want = ServiceId {
+            vip: "10.0.0.1".parse().unwrap(),
+            port: 443,
+            protocol: Protocol::Tcp,
+        };
+        assert_eq!(s.member_keys(), vec![want.key()]);
+    }
+
+    #[test]
+    fn group_rules() {
+        let base = spec("10.0.0.1", ForwardMode::Dr, &[("10.0.0.2", None)]);
+        let with = |mark: u32, members: &[(&str, u16)]| {
+            let mut s = base.clone();
+            s.group = Some(ServiceGroup {
+                mark,
+                members: members
+                    .iter()
+                    .map(|(a, p)| (a.parse().unwrap(), *p))
+                    .collect(),
+            });
+            s.validate()
+        };
+        assert_eq!(
+            with(0, &[("10.0.0.1", 443)]),
+            Err(SpecError::GroupMark { service: base.id })
+        );
+        assert!(matches!(
+            with(1, &[("2001:db8::1", 443)]),
+            Err(SpecError::GroupFamily { .. })
+        ));
+        // The service's own (address, port) is no further member.
+        assert!(matches!(
+            with(1, &[("10.0.0.1", 80)]),
+            Err(SpecError::DuplicateMember { port: 80, .. })
+        ));
+        assert!(matches!(
+            with(1, &[("10.0.0.3", 443), ("10.0.0.3", 443)]),
+            Err(SpecError::DuplicateMember { port: 443, .. })
+        ));
     }
 
     #[test]
