@@ -59,6 +59,48 @@ impl ServiceId {
         }
     }
 
+    /// The largest mark a firewall-mark service may have: its identity is an address
+    /// of `0.0.0.0/8` (IPv4) or `0:0::/32`-ish `0:N::` (IPv6), never a VIP.
+    pub const FWMARK_MAX: u32 = 0x00ff_ffff;
+
+    /// keepalived's `virtual_server fwmark N` on IPVS, named as IPVS names a mark
+    /// service's persistence templates: the mark as address (`0.0.0.N`, or `0:N::` for
+    /// an IPv6 service), port 0, TCP (the kernel keeps no protocol for a mark service).
+    /// `mark` must be 1..=[`Self::FWMARK_MAX`].
+    pub fn fwmark(mark: u32, ipv6: bool) -> ServiceId {
+        let vip = if ipv6 {
+            let w = mark.to_be_bytes();
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&w);
+            IpAddr::V6(Ipv6Addr::from(b))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(mark))
+        };
+        ServiceId {
+            vip,
+            port: 0,
+            protocol: Protocol::Tcp,
+        }
+    }
+
+    /// The mark, when this names a firewall-mark service (see [`Self::fwmark`]).
+    pub fn fwmark_of(&self) -> Option<u32> {
+        if self.port != 0 || self.protocol != Protocol::Tcp {
+            return None;
+        }
+        let mark = match self.vip {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(a) => {
+                let b = a.octets();
+                if b[4..].iter().any(|&x| x != 0) {
+                    return None;
+                }
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+            }
+        };
+        (1..=Self::FWMARK_MAX).contains(&mark).then_some(mark)
+    }
+
     pub fn from_key(key: &ServiceKey) -> Option<Self> {
         Some(ServiceId {
             vip: decode_addr(&key.addr, key.family)?,
@@ -70,6 +112,10 @@ impl ServiceId {
 
 impl fmt::Display for ServiceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(mark) = self.fwmark_of() {
+            let family = if self.vip.is_ipv4() { "IPv4" } else { "IPv6" };
+            return write!(f, "fwmark {mark} {family}");
+        }
         match self.vip {
             IpAddr::V4(a) => write!(f, "{a}:{} {}", self.port, self.protocol),
             IpAddr::V6(a) => write!(f, "[{a}]:{} {}", self.port, self.protocol),
@@ -492,6 +538,27 @@ mod tests {
             spec("10.0.0.1", full, &[]).flags(),
             mode::NAT | service_flags::SNAT
         );
+    }
+
+    #[test]
+    fn fwmark_services_are_named_by_ipvs_template_addresses() {
+        let v4 = ServiceId::fwmark(1, false);
+        assert_eq!(v4.vip, "0.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!((v4.port, v4.fwmark_of()), (0, Some(1)));
+        assert_eq!(v4.to_string(), "fwmark 1 IPv4");
+        let v6 = ServiceId::fwmark(0x1234, true);
+        assert_eq!(v6.vip, "0:1234::".parse::<IpAddr>().unwrap());
+        assert_eq!(v6.fwmark_of(), Some(0x1234));
+        assert_eq!(v6.to_string(), "fwmark 4660 IPv6");
+        // Address services are never taken for marks.
+        for (vip, port) in [("10.0.0.1", 0), ("0.0.0.1", 80), ("2001:db8::1", 0)] {
+            let id = ServiceId {
+                vip: vip.parse().unwrap(),
+                port,
+                protocol: Protocol::Tcp,
+            };
+            assert_eq!(id.fwmark_of(), None, "{vip}:{port}");
+        }
     }
 
     #[test]
