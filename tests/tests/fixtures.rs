@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use lb_common::{hash, Counter};
 use lb_daemon::dataplane::{
     spec::{encode_addr, ServiceGroup},
-    ForwardMode, HashMode, Protocol, ServiceSpec,
+    ForwardMode, HashMode, Protocol, ServiceId, ServiceSpec,
 };
 use lb_tests::{
     family::{announce, Family, Family::*},
@@ -692,12 +692,16 @@ fn persistence_keeps_a_client_on_its_backend_across_ports() {
 /// address's :8443 scheduled as one service.
 fn group_service(persistent: bool) -> ServiceSpec {
     let mut spec = dr_v4_service();
+    spec.id = ServiceId::fwmark(1, false);
     spec.group = Some(ServiceGroup {
         mark: 1,
-        members: vec![
-            (VIP4.parse().unwrap(), 443),
-            (VIP4_OTHER.parse().unwrap(), 8443),
-        ],
+        members: [(VIP4, 80), (VIP4, 443), (VIP4_OTHER, 8443)]
+            .map(|(vip, port)| ServiceId {
+                vip: vip.parse().unwrap(),
+                port,
+                protocol: Protocol::Tcp,
+            })
+            .to_vec(),
     });
     if persistent {
         spec.persistence_timeout = Some(seconds(300));
@@ -761,7 +765,7 @@ fn group_members_stop_matching_when_dropped_or_removed() {
     let mut t = setup(&spec);
     let member = frame_of(&Flow::tcp(CLIENT4, 53000, VIP4_OTHER, 8443));
     assert_eq!(t.run(&member).action, XDP_TX);
-    spec.group.as_mut().unwrap().members.truncate(1);
+    spec.group.as_mut().unwrap().members.truncate(2);
     t.dp.apply_service(&spec).expect("apply service");
     assert_eq!(t.run(&member).action, XDP_PASS);
     let still = frame_of(&Flow::tcp(CLIENT4, 53000, VIP4, 443));

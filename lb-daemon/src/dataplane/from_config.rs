@@ -4,12 +4,15 @@
 //! `ipvs::from_config`, which takes the service identity from here).
 
 use super::spec::{
-    default_idle_timeout, BackendSpec, ForwardMode, HashMode, ServiceId, ServiceSpec,
+    default_idle_timeout, BackendSpec, ForwardMode, HashMode, ServiceGroup, ServiceId, ServiceSpec,
 };
 use crate::config::{Announce, Config, LbAlgo, LbKind, VirtualServer, VrrpInstance};
 
 /// The service a virtual server configures.
 pub fn service_id(vs: &VirtualServer) -> ServiceId {
+    if let Some(mark) = vs.fwmark {
+        return ServiceId::fwmark(mark, vs.address.is_ipv6());
+    }
     ServiceId {
         vip: vs.address,
         port: vs.port,
@@ -75,8 +78,19 @@ pub fn service_spec(vs: &VirtualServer, backends: Vec<BackendSpec>) -> ServiceSp
         hash: hash_mode(vs.lb_algo),
         table_size: vs.table_size,
         persistence_timeout: vs.persistence_timeout,
-        group: None,
-        idle_timeout: default_idle_timeout(id.protocol),
+        group: vs.fwmark.map(|mark| ServiceGroup {
+            mark,
+            members: vs
+                .matches
+                .iter()
+                .map(|m| ServiceId {
+                    vip: m.ip(),
+                    port: m.port(),
+                    protocol: vs.protocol,
+                })
+                .collect(),
+        }),
+        idle_timeout: default_idle_timeout(vs.protocol),
         backends,
     }
 }
@@ -95,6 +109,23 @@ mod tests {
         );
         let loaded = Config::from_str(&text, "lb.toml").expect("valid configuration");
         loaded.config.virtual_servers[0].clone()
+    }
+
+    #[test]
+    fn a_fwmark_server_is_a_group_named_by_its_mark() {
+        let text = "[[virtual_server]]\nfwmark = 5\nprotocol = \"UDP\"\npersistence_timeout = 60\n\
+                    match = [\"192.0.2.10:80\", \"192.0.2.11:443\"]\n\
+                    [[virtual_server.real_server]]\naddress = \"10.0.0.1\"\nport = 80\n";
+        let loaded = Config::from_str(text, "lb.toml").expect("valid configuration");
+        let vs = &loaded.config.virtual_servers[0];
+        let spec = service_spec(vs, Vec::new());
+        assert_eq!(spec.id, ServiceId::fwmark(5, false));
+        assert_eq!(spec.validate(), Ok(()));
+        let group = spec.group.expect("a group");
+        assert_eq!(group.mark, 5);
+        let members: Vec<String> = group.members.iter().map(|m| m.to_string()).collect();
+        assert_eq!(members, ["192.0.2.10:80 UDP", "192.0.2.11:443 UDP"]);
+        assert_eq!(spec.idle_timeout, default_idle_timeout(Protocol::Udp));
     }
 
     #[test]

@@ -211,7 +211,9 @@ impl Dataplane {
         let member_keys = spec.member_keys();
         {
             let mut services = self.services_map()?;
-            for key in std::iter::once(spec.id.key()).chain(member_keys.iter().copied()) {
+            // A firewall-mark service's own name is no address: its members match.
+            let own = spec.id.fwmark_of().is_none().then(|| spec.id.key());
+            for key in own.into_iter().chain(member_keys.iter().copied()) {
                 services
                     .insert(key, info, 0)
                     .map_err(|source| super::map_err(map_names::SERVICES, source))?;
@@ -290,7 +292,13 @@ impl Dataplane {
         let Some(state) = self.services.remove(id) else {
             return Err(DataplaneError::NoService(*id));
         };
-        match self.services_map()?.remove(&id.key()) {
+        // A firewall-mark service has no key of its own (its members are removed below).
+        let own = if id.fwmark_of().is_none() {
+            self.services_map()?.remove(&id.key())
+        } else {
+            Ok(())
+        };
+        match own {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
             Err(source) => {
                 self.services.insert(*id, state);

@@ -174,15 +174,16 @@ pub struct ServiceSpec {
     pub group: Option<ServiceGroup>,
 }
 
-/// What makes a service a group: more (address, port)s of its protocol matched as the
-/// same service (one Maglev table, one set of counters), and with persistence one
+/// What makes a service a group (its `id` is then [`ServiceId::fwmark`]): (address,
+/// port, protocol)s matched as one service (one Maglev table, one set of counters), and with persistence one
 /// template per client for all of them (docs/dataplane.md, "Group services").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceGroup {
     /// keepalived's fwmark N: names the group's persistence templates (never 0).
     pub mark: u32,
-    /// The (address, port)s matched besides `id`'s own, of `id`'s family and protocol.
-    pub members: Vec<(IpAddr, u16)>,
+    /// The (address, port, protocol)s matched besides `id`'s own, of `id`'s family.
+    /// A firewall-mark `id` ([`ServiceId::fwmark`]) is no key: the members alone match.
+    pub members: Vec<ServiceId>,
 }
 
 impl ServiceSpec {
@@ -191,14 +192,7 @@ impl ServiceSpec {
         self.group
             .iter()
             .flat_map(|g| &g.members)
-            .map(|&(vip, port)| {
-                ServiceId {
-                    vip,
-                    port,
-                    protocol: self.id.protocol,
-                }
-                .key()
-            })
+            .map(ServiceId::key)
             .collect()
     }
 
@@ -250,8 +244,8 @@ pub enum SpecError {
     NatFamily { service: ServiceId, backend: IpAddr },
     #[error("service {service}: snat_address {snat} is not of the VIP's family")]
     SnatFamily { service: ServiceId, snat: IpAddr },
-    #[error("service {service}: a group's mark must not be 0; use fwmark 1 or more")]
-    GroupMark { service: ServiceId },
+    #[error("service {service}: a group service is named by its mark (ServiceId::fwmark({mark})), and marks are 1..=16777215")]
+    GroupMark { service: ServiceId, mark: u32 },
     #[error("service {service}: group member {member} is not of the service's family; a group matches addresses of one family")]
     GroupFamily { service: ServiceId, member: IpAddr },
     #[error("service {service}: group member {member}:{port} is listed twice; list each address and port once")]
@@ -293,15 +287,19 @@ impl ServiceSpec {
             }
         }
         if let Some(g) = &self.group {
-            if g.mark == 0 {
-                return Err(SpecError::GroupMark { service });
+            if self.id.fwmark_of() != Some(g.mark) {
+                return Err(SpecError::GroupMark {
+                    service,
+                    mark: g.mark,
+                });
             }
-            let mut seen = std::collections::HashSet::from([(self.id.vip, self.id.port)]);
-            for &(member, port) in &g.members {
+            let mut seen = std::collections::HashSet::from([self.id]);
+            for m in &g.members {
+                let (member, port) = (m.vip, m.port);
                 if member.is_ipv4() != self.id.vip.is_ipv4() {
                     return Err(SpecError::GroupFamily { service, member });
                 }
-                if !seen.insert((member, port)) {
+                if !seen.insert(*m) {
                     return Err(SpecError::DuplicateMember {
                         service,
                         member,
@@ -566,9 +564,14 @@ mod tests {
         let mut s = spec("10.0.0.1", ForwardMode::Dr, &[("10.0.0.2", None)]);
         assert!(s.member_keys().is_empty());
         assert_eq!(s.group_mark(), 0);
+        s.id = ServiceId::fwmark(7, false);
         s.group = Some(ServiceGroup {
             mark: 7,
-            members: vec![("10.0.0.1".parse().unwrap(), 443)],
+            members: vec![ServiceId {
+                vip: "10.0.0.1".parse().unwrap(),
+                port: 443,
+                protocol: Protocol::Tcp,
+            }],
         });
         assert_eq!(s.validate(), Ok(()));
         assert_eq!(s.group_mark(), 7);
@@ -582,30 +585,33 @@ mod tests {
 
     #[test]
     fn group_rules() {
-        let base = spec("10.0.0.1", ForwardMode::Dr, &[("10.0.0.2", None)]);
+        let mut base = spec("10.0.0.1", ForwardMode::Dr, &[("10.0.0.2", None)]);
+        base.id = ServiceId::fwmark(1, false);
         let with = |mark: u32, members: &[(&str, u16)]| {
             let mut s = base.clone();
             s.group = Some(ServiceGroup {
                 mark,
                 members: members
                     .iter()
-                    .map(|(a, p)| (a.parse().unwrap(), *p))
+                    .map(|(a, p)| ServiceId {
+                        vip: a.parse().unwrap(),
+                        port: *p,
+                        protocol: Protocol::Tcp,
+                    })
                     .collect(),
             });
             s.validate()
         };
         assert_eq!(
-            with(0, &[("10.0.0.1", 443)]),
-            Err(SpecError::GroupMark { service: base.id })
+            with(2, &[("10.0.0.1", 443)]),
+            Err(SpecError::GroupMark {
+                service: base.id,
+                mark: 2
+            })
         );
         assert!(matches!(
             with(1, &[("2001:db8::1", 443)]),
             Err(SpecError::GroupFamily { .. })
-        ));
-        // The service's own (address, port) is no further member.
-        assert!(matches!(
-            with(1, &[("10.0.0.1", 80)]),
-            Err(SpecError::DuplicateMember { port: 80, .. })
         ));
         assert!(matches!(
             with(1, &[("10.0.0.3", 443), ("10.0.0.3", 443)]),
