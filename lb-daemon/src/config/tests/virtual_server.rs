@@ -959,6 +959,20 @@ fn fwmark_with_a_match_list() {
 }
 
 #[test]
+fn a_match_entry_is_a_service_no_other_server_may_define() {
+    let text = with_server(
+        "",
+        &format!("[[virtual_server]]\nfwmark = 1\nmatch = [\"198.18.0.100:443\"]\n{FWMARK_REAL}"),
+    );
+    let e = error(&text);
+    assert_eq!(e.key, "virtual_server \"fwmark 1\".match");
+    assert_eq!(
+        e.message,
+        "virtual server 198.18.0.100:443 TCP is defined twice"
+    );
+}
+
+#[test]
 fn fwmark_mistakes_are_refused_clearly() {
     let fw = |extra: &str| {
         format!(

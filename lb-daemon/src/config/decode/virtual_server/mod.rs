@@ -63,12 +63,17 @@ pub(crate) struct ServerFacts {
     /// The address as written, with where.
     pub address: Option<(IpAddr, KeyPath, Span)>,
     /// Address, port and protocol, when all three are valid.
-    pub service: Option<(IpAddr, u16, Protocol)>,
+    pub service: Option<Service>,
     /// `announce = "bgp"`, with where it was written.
     pub announce_bgp: Option<(KeyPath, Span)>,
     /// The server names its own `interfaces`.
     pub has_interfaces: bool,
+    /// A `fwmark` server's `match` entries (with `protocol`), and where the list is.
+    pub matches: Option<(Vec<Service>, KeyPath, Span)>,
 }
+
+/// Address, port and protocol.
+pub(crate) type Service = (IpAddr, u16, Protocol);
 
 /// `ADDR:PORT` (`[ADDR]:PORT` for IPv6), as the servers are shown in diagnostics.
 pub(crate) fn endpoint(address: &str, port: impl std::fmt::Display) -> String {
@@ -274,6 +279,14 @@ pub(super) fn decode(
             .filter(|_| announce == Announce::Bgp)
             .map(|f| (f.path().clone(), f.span())),
         has_interfaces: !interfaces.is_empty(),
+        matches: match (&match_field, protocol) {
+            (Some(f), Some(proto)) => Some((
+                matches.iter().map(|m| (m.ip(), m.port(), proto)).collect(),
+                f.path().clone(),
+                f.span(),
+            )),
+            _ => None,
+        },
     };
     let (Some(address), Some(port), Some(protocol), Some(lb_algo)) = (vip, port, protocol, lb_algo)
     else {
