@@ -210,6 +210,14 @@ pub mod service_flags {
     }
 }
 
+/// The destination address of a group service's persistence templates (see
+/// [`ServiceInfo::group`]): the mark in network order in `words[0]`, as IPVS writes
+/// `htonl(fwmark)` as the virtual address of a firewall-mark service's templates.
+#[inline(always)]
+pub fn group_template_addr(mark: u32) -> Addr {
+    [mark.to_be(), 0, 0, 0]
+}
+
 /// Value of `lb_services`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -224,7 +232,13 @@ pub struct ServiceInfo {
     pub ring_size: u32,
     /// Connection-table entries older than this (since last seen) are re-hashed.
     pub timeout_s: u32,
-    pub pad: u32,
+    /// A group service (keepalived's `virtual_server fwmark N` on XDP): its mark N,
+    /// else 0. Every (address, port) of the group is a key of `lb_services` holding this
+    /// same value, so they share one Maglev table; with [`service_flags::PERSISTENT`]
+    /// they also share one persistence template per client, keyed as IPVS keys a
+    /// firewall-mark service's templates: destination address = the mark (network
+    /// order, in `words[0]`: `0.0.0.N` / `0:N::`, never a VIP), destination port 0.
+    pub group: u32,
     /// NAT with [`service_flags::SNAT`]: the source address of packets sent to the reals.
     pub snat: Addr,
 }
@@ -291,7 +305,8 @@ pub struct Backend {
 pub struct FlowKey {
     pub src: Addr,
     pub dst: Addr,
-    /// Network byte order; 0 for persistent services (client affinity).
+    /// Network byte order; 0 for persistent services (client affinity; the template of
+    /// a group service has its mark as `dst` and port 0, see [`ServiceInfo::group`]).
     pub sport: u16,
     pub dport: u16,
     pub proto: u8,

@@ -922,6 +922,7 @@ fn resolve_spec(
             table_size: dataplane::maglev::DEFAULT_TABLE_SIZE,
             persistence_timeout: None,
             persistence_prefix: None,
+            group: None,
             idle_timeout: dataplane::default_idle_timeout(protocol),
             backends: specs,
         })

@@ -3,8 +3,8 @@
 
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use lb_common::{
-    backend_flags, flags_index, hash, mode, persistence_client, service_flags, Backend, Conn,
-    Counter, FlowKey, ServiceInfo, ServiceKey, IPPROTO_TCP, NO_BACKEND,
+    backend_flags, flags_index, group_template_addr, hash, mode, persistence_client, service_flags,
+    Backend, Conn, Counter, FlowKey, ServiceInfo, ServiceKey, IPPROTO_TCP, NO_BACKEND,
 };
 
 use crate::{
@@ -46,7 +46,7 @@ fn copy_service(dst: &mut ServiceInfo, src: &ServiceInfo) {
     dst.ring_offset = src.ring_offset;
     dst.ring_size = src.ring_size;
     dst.timeout_s = src.timeout_s;
-    dst.pad = 0;
+    dst.group = src.group;
     dst.snat[0] = src.snat[0];
     dst.snat[1] = src.snat[1];
     dst.snat[2] = src.snat[2];
@@ -93,9 +93,17 @@ pub fn choose_backend(
     looked_up: bool,
 ) -> Option<(u32, &'static Backend)> {
     let persistent = svc.flags & service_flags::PERSISTENT != 0;
+    // A persistent service remembers the client, whatever its ports (IPVS templates);
+    // a group's members share one template per client, named by the group's mark.
+    let (dst, dport) = if !persistent {
+        (pkt.dst, pkt.dport)
+    } else if svc.group != 0 {
+        (group_template_addr(svc.group), 0)
+    } else {
+        (pkt.dst, svc_key.port)
+    };
     let flow = FlowKey {
-        // A persistent service remembers the client (or its network, with
-        // `persistence_granularity`), whatever its ports (IPVS templates).
+        // The client, or its network with `persistence_granularity`.
         src: if persistent {
             persistence_client(
                 &pkt.src,
@@ -105,9 +113,9 @@ pub fn choose_backend(
         } else {
             pkt.src
         },
-        dst: pkt.dst,
+        dst,
         sport: if persistent { 0 } else { pkt.sport },
-        dport: if persistent { svc_key.port } else { pkt.dport },
+        dport,
         proto: pkt.proto,
         family: pkt.family,
         pad: 0,

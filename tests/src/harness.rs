@@ -142,6 +142,7 @@ pub fn service(
         table_size: 251,
         persistence_timeout: None,
         persistence_prefix: None,
+        group: None,
         idle_timeout: default_idle_timeout(protocol),
         backends: backends.iter().map(|&(a, w)| backend(a, w)).collect(),
     }

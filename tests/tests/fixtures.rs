@@ -5,7 +5,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use lb_common::{hash, Counter};
-use lb_daemon::dataplane::{spec::encode_addr, ForwardMode, HashMode, Protocol, ServiceSpec};
+use lb_daemon::dataplane::{
+    spec::{encode_addr, ServiceGroup},
+    ForwardMode, HashMode, Protocol, ServiceId, ServiceSpec,
+};
 use lb_tests::{
     family::{announce, Family, Family::*},
     frames::{self, Flow},
@@ -761,6 +764,92 @@ fn persistence_granularity_keeps_a_network_on_one_backend() {
         let want = maglev_pick(&t, &spec, &f);
         assert_eq!(t.run(&input).frame, dr_expected(&input, want), "{family:?}");
     }
+}
+
+/// keepalived's `virtual_server fwmark 1` on XDP: VIP4:80, VIP4:443 and a second
+/// address's :8443 scheduled as one service.
+fn group_service(persistent: bool) -> ServiceSpec {
+    let mut spec = dr_v4_service();
+    spec.id = ServiceId::fwmark(1, false);
+    spec.group = Some(ServiceGroup {
+        mark: 1,
+        members: [(VIP4, 80), (VIP4, 443), (VIP4_OTHER, 8443)]
+            .map(|(vip, port)| ServiceId {
+                vip: vip.parse().unwrap(),
+                port,
+                protocol: Protocol::Tcp,
+            })
+            .to_vec(),
+    });
+    if persistent {
+        spec.persistence_timeout = Some(seconds(300));
+    }
+    spec
+}
+
+const VIP4_OTHER: &str = "198.18.1.101";
+
+#[test]
+fn group_persistence_keeps_a_client_on_its_real_across_members() {
+    let spec = group_service(true);
+    let mut t = setup(&spec);
+    let first = Flow::tcp(CLIENT4, 51000, VIP4, 80);
+    let input = frame_of(&first);
+    let out = t.run(&input);
+    assert_eq!(out.action, XDP_TX);
+    let chosen = dr_target(&out.frame, &BACKENDS4);
+    assert_eq!(out.frame, dr_expected(&input, chosen));
+    // Flows to the other members that Maglev alone would send elsewhere: the group's
+    // one template per client overrides, whatever the address and port.
+    for (vip, port) in [(VIP4, 443), (VIP4_OTHER, 8443)] {
+        let others: Vec<Flow> = (51001..52000)
+            .map(|p| Flow::tcp(CLIENT4, p, vip, port))
+            .filter(|f| maglev_pick(&t, &spec, f) != chosen)
+            .take(10)
+            .collect();
+        assert!(!others.is_empty(), "{vip}:{port}");
+        for f in others {
+            let input = frame_of(&f);
+            let out = t.run(&input);
+            assert_eq!(out.action, XDP_TX, "{vip}:{port}");
+            assert_eq!(out.frame, dr_expected(&input, chosen), "{vip}:{port}");
+        }
+    }
+}
+
+#[test]
+fn group_members_share_the_service_and_its_table() {
+    let spec = group_service(false);
+    let mut t = setup(&spec);
+    for (vip, port) in [(VIP4, 80), (VIP4, 443), (VIP4_OTHER, 8443)] {
+        let flow = Flow::tcp(CLIENT4, 52000, vip, port);
+        let input = frame_of(&flow);
+        let out = t.run(&input);
+        assert_eq!(out.action, XDP_TX, "{vip}:{port}");
+        assert_eq!(
+            out.frame,
+            dr_expected(&input, maglev_pick(&t, &spec, &flow)),
+            "{vip}:{port}"
+        );
+    }
+    // Only the listed (address, port)s: VIP4_OTHER:80 is no member.
+    let input = frame_of(&Flow::tcp(CLIENT4, 52000, VIP4_OTHER, 80));
+    assert_eq!(t.run(&input).action, XDP_PASS);
+}
+
+#[test]
+fn group_members_stop_matching_when_dropped_or_removed() {
+    let mut spec = group_service(false);
+    let mut t = setup(&spec);
+    let member = frame_of(&Flow::tcp(CLIENT4, 53000, VIP4_OTHER, 8443));
+    assert_eq!(t.run(&member).action, XDP_TX);
+    spec.group.as_mut().unwrap().members.truncate(2);
+    t.dp.apply_service(&spec).expect("apply service");
+    assert_eq!(t.run(&member).action, XDP_PASS);
+    let still = frame_of(&Flow::tcp(CLIENT4, 53000, VIP4, 443));
+    assert_eq!(t.run(&still).action, XDP_TX);
+    t.dp.remove_service(&spec.id).expect("remove service");
+    assert_eq!(t.run(&still).action, XDP_PASS);
 }
 
 #[test]

@@ -680,13 +680,28 @@ pub struct VrrpSyncGroup {
     pub track_bfd: Vec<TrackBfd>,
 }
 
+/// The largest `fwmark` of a virtual server (its name, `0.0.0.N` / `0:N::`, must never
+/// be a VIP).
+pub const FWMARK_MAX: u32 = 0x00ff_ffff;
+
 /// `[[virtual_server]]`: a service balanced over real servers (keepalived's
-/// `virtual_server IP PORT { … }`; fwmark and group virtual servers are not supported).
+/// `virtual_server IP PORT { … }` and `virtual_server fwmark N { … }`; group virtual
+/// servers are not supported).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VirtualServer {
+    /// A `fwmark` virtual server has none: IPVS's name for its mark stands here
+    /// (`0.0.0.N`, or `0:N::` when `match` lists IPv6 addresses), held by no VRRP
+    /// instance, so the service is always served, as keepalived's are.
     pub address: IpAddr,
-    /// 0: every port of `address` (for this protocol).
+    /// 0: every port of `address` (for this protocol); 0 for a `fwmark` server.
     pub port: u16,
+    /// keepalived's `virtual_server fwmark N`: IPVS matches the packets the firewall
+    /// marked N.
+    pub fwmark: Option<u32>,
+    /// `match`: on XDP (which runs before netfilter and sees no mark), the (address,
+    /// port)s of `protocol` a `fwmark` server matches, scheduled as one service with
+    /// one persistence table. IPVS ignores it (the firewall's marks select).
+    pub matches: Vec<std::net::SocketAddr>,
     pub protocol: Protocol,
     /// Default `maglev` (keepalived has no Maglev; its default is IPVS's `wlc`).
     pub lb_algo: LbAlgo,

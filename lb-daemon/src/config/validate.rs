@@ -139,12 +139,19 @@ pub(crate) fn virtual_servers(
     instances: Option<&[VrrpInstance]>,
 ) {
     let mut first = HashMap::new();
-    for server in servers {
-        let (Some((address, port, protocol)), Some((_, path, span))) =
-            (server.service, &server.address)
-        else {
-            continue;
+    // A fwmark server's `match` entries are services too (XDP matches them).
+    let services = servers.iter().flat_map(|server| {
+        let own = match (server.service, &server.address) {
+            (Some(service), Some((_, path, span))) => Some((service, path, span)),
+            _ => None,
         };
+        let matched = server
+            .matches
+            .iter()
+            .flat_map(|(list, path, span)| list.iter().map(move |service| (*service, path, span)));
+        own.into_iter().chain(matched)
+    });
+    for ((address, port, protocol), path, span) in services {
         match first.get(&(address, port, protocol)) {
             Some(earlier) => {
                 let line = d.position(earlier).line;

@@ -105,11 +105,13 @@ fn keepalived_defaults_are_written_out() {
 fn refused_constructs_say_where_and_what_to_do() {
     let fwmark = errors("virtual_server fwmark 1 {\n lb_kind DR\n}\n");
     assert_eq!(fwmark[0].line, 1);
-    assert!(fwmark[0]
-        .hint
-        .as_deref()
-        .unwrap()
-        .contains("one `virtual_server ADDR PORT`"));
+    assert!(fwmark[0].message.contains("XDP"), "{fwmark:?}");
+    let hint = fwmark[0].hint.as_deref().unwrap();
+    assert!(hint.contains("add `lb_match ADDR:PORT ...`"), "{hint}");
+    assert!(
+        hint.contains("`fwmark = 1` with `match = [\"192.168.1.100:80\", \"192.168.1.100:443\"]`"),
+        "{hint}"
+    );
     let vmac = errors(&vi(" use_ipvlan"));
     assert!(vmac[0].message.contains("cannot be expressed"), "{vmac:?}");
 }
@@ -783,4 +785,36 @@ fn persistence_granularity_converts_to_a_prefix() {
         "{:?}",
         e.errors
     );
+}
+
+const FWMARK_REAL: &str = " real_server 10.0.0.2 80 {\n  TCP_CHECK {\n  }\n }\n";
+
+#[test]
+fn fwmark_virtual_servers_stay_fwmark_on_ipvs() {
+    let toml = convert(&format!(
+        "global_defs {{\n dataplane ipvs\n}}\nvirtual_server fwmark 7 {{\n lb_kind DR\n lb_algo rr\n persistence_timeout 300\n{FWMARK_REAL}}}\n"
+    ));
+    assert!(toml.contains("[[virtual_server]]\nfwmark = 7\n"), "{toml}");
+    assert!(!toml.contains("match"), "{toml}");
+    assert!(toml.contains("persistence_timeout = "), "{toml}");
+}
+
+#[test]
+fn fwmark_virtual_servers_on_xdp_take_their_match_list_from_lb_match() {
+    let toml = convert(&format!(
+        "virtual_server fwmark 1 {{\n lb_kind DR\n lb_match 192.168.1.100:80 192.168.1.100:443\n{FWMARK_REAL}}}\n"
+    ));
+    assert!(
+        toml.contains("fwmark = 1\nmatch = [\"192.168.1.100:80\", \"192.168.1.100:443\"]"),
+        "{toml}"
+    );
+    let bad = errors(&format!(
+        "virtual_server fwmark 1 {{\n lb_match 192.168.1.100\n{FWMARK_REAL}}}\n"
+    ));
+    assert_eq!(bad[0].message, "`192.168.1.100` is not ADDRESS:PORT");
+    // lb_match belongs to fwmark virtual servers only.
+    let stray = errors(&format!(
+        "virtual_server 10.0.0.1 80 {{\n lb_match 10.0.0.1:80\n{FWMARK_REAL}}}\n"
+    ));
+    assert_eq!(stray[0].line, 2, "{stray:?}");
 }

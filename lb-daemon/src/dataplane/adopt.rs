@@ -27,10 +27,26 @@ impl Dataplane {
         }
 
         for (key, info) in services {
-            let Some(id) = ServiceId::from_key(&key) else {
+            let Some(mut id) = ServiceId::from_key(&key) else {
                 warn!(?key, "pinned service entry is not understood; ignoring it");
                 continue;
             };
+            // A firewall-mark group is named by its mark, as the configuration names it.
+            if (1..=ServiceId::FWMARK_MAX).contains(&info.group) {
+                id = ServiceId::fwmark(info.group, id.vip.is_ipv6());
+            }
+            // Every (address, port) of a group holds the same entry: the first one met
+            // makes the service, each is one of its members.
+            if info.group != 0 {
+                if let Some(owner) = self
+                    .services
+                    .values_mut()
+                    .find(|s| s.info.id == info.id && s.info == info)
+                {
+                    owner.member_keys.push(key);
+                    continue;
+                }
+            }
             if !self.service_ids.reserve(info.id)
                 || !self.rings.reserve(info.ring_offset, info.ring_size)
             {
@@ -43,6 +59,7 @@ impl Dataplane {
                 ring,
                 backends: HashMap::new(),
                 spec: None,
+                member_keys: id.fwmark_of().map(|_| vec![key]).unwrap_or_default(),
             };
             for (bid, entry) in by_service.remove(&info.id).unwrap_or_default() {
                 let Some(addr) = decode_addr(&entry.addr, entry.family) else {

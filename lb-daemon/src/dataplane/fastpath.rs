@@ -24,15 +24,17 @@ impl Dataplane {
     pub(super) fn sync_vip_filter(&mut self) -> Result<(), DataplaneError> {
         let mut wanted = vec![0u8; self.vip_filter.len()];
         for (id, state) in &self.services {
-            let slot = vip_slot(&id.key().addr) as usize;
             let flags = state.info.flags;
             let fast = flags & mode::MASK != mode::NAT && flags & service_flags::PERSISTENT == 0;
-            if let Some(w) = wanted.get_mut(slot) {
-                *w |= if fast {
-                    vip_filter::FAST
-                } else {
-                    vip_filter::SLOW
-                };
+            let keys = std::iter::once(id.key()).chain(state.member_keys.iter().copied());
+            for key in keys {
+                if let Some(w) = wanted.get_mut(vip_slot(&key.addr) as usize) {
+                    *w |= if fast {
+                        vip_filter::FAST
+                    } else {
+                        vip_filter::SLOW
+                    };
+                }
             }
         }
         let mut have = std::mem::take(&mut self.vip_filter);

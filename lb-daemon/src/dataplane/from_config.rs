@@ -4,12 +4,15 @@
 //! `ipvs::from_config`, which takes the service identity from here).
 
 use super::spec::{
-    default_idle_timeout, BackendSpec, ForwardMode, HashMode, ServiceId, ServiceSpec,
+    default_idle_timeout, BackendSpec, ForwardMode, HashMode, ServiceGroup, ServiceId, ServiceSpec,
 };
 use crate::config::{Announce, Config, LbAlgo, LbKind, VirtualServer, VrrpInstance};
 
 /// The service a virtual server configures.
 pub fn service_id(vs: &VirtualServer) -> ServiceId {
+    if let Some(mark) = vs.fwmark {
+        return ServiceId::fwmark(mark, vs.address.is_ipv6());
+    }
     ServiceId {
         vip: vs.address,
         port: vs.port,
@@ -18,16 +21,16 @@ pub fn service_id(vs: &VirtualServer) -> ServiceId {
 }
 
 /// The VRRP instance that gates the virtual server: the one whose virtual_ipaddress holds
-/// its address (None: always served, or announced by BGP, which check-config keeps apart
-/// from VRRP).
+/// its address, or for a `fwmark` server one of its `match` addresses (None: always
+/// served, or announced by BGP, which check-config keeps apart from VRRP).
 pub fn gating_instance<'c>(config: &'c Config, vs: &VirtualServer) -> Option<&'c VrrpInstance> {
     if vs.announce == Announce::Bgp {
         return None;
     }
-    config
-        .vrrp_instances
-        .iter()
-        .find(|i| i.all_addresses().any(|v| v.address == vs.address))
+    config.vrrp_instances.iter().find(|i| {
+        i.all_addresses()
+            .any(|v| v.address == vs.address || vs.matches.iter().any(|m| m.ip() == v.address))
+    })
 }
 
 /// Where the data plane attaches for the virtual server: its own `interfaces`, else
@@ -76,7 +79,19 @@ pub fn service_spec(vs: &VirtualServer, backends: Vec<BackendSpec>) -> ServiceSp
         table_size: vs.table_size,
         persistence_timeout: vs.persistence_timeout,
         persistence_prefix: vs.persistence_prefix,
-        idle_timeout: default_idle_timeout(id.protocol),
+        group: vs.fwmark.map(|mark| ServiceGroup {
+            mark,
+            members: vs
+                .matches
+                .iter()
+                .map(|m| ServiceId {
+                    vip: m.ip(),
+                    port: m.port(),
+                    protocol: vs.protocol,
+                })
+                .collect(),
+        }),
+        idle_timeout: default_idle_timeout(vs.protocol),
         backends,
     }
 }
@@ -95,6 +110,36 @@ mod tests {
         );
         let loaded = Config::from_str(&text, "lb.toml").expect("valid configuration");
         loaded.config.virtual_servers[0].clone()
+    }
+
+    #[test]
+    fn a_fwmark_server_is_a_group_named_by_its_mark() {
+        let text = "[[virtual_server]]\nfwmark = 5\nprotocol = \"UDP\"\npersistence_timeout = 60\n\
+                    match = [\"192.0.2.10:80\", \"192.0.2.11:443\"]\n\
+                    [[virtual_server.real_server]]\naddress = \"10.0.0.1\"\nport = 80\n";
+        let loaded = Config::from_str(text, "lb.toml").expect("valid configuration");
+        let vs = &loaded.config.virtual_servers[0];
+        let spec = service_spec(vs, Vec::new());
+        assert_eq!(spec.id, ServiceId::fwmark(5, false));
+        assert_eq!(spec.validate(), Ok(()));
+        let group = spec.group.expect("a group");
+        assert_eq!(group.mark, 5);
+        let members: Vec<String> = group.members.iter().map(|m| m.to_string()).collect();
+        assert_eq!(members, ["192.0.2.10:80 UDP", "192.0.2.11:443 UDP"]);
+        assert_eq!(spec.idle_timeout, default_idle_timeout(Protocol::Udp));
+    }
+
+    #[test]
+    fn a_fwmark_server_is_gated_by_the_instance_holding_a_match_address() {
+        let text = "[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"lo\"\nvirtual_router_id = 9\n\
+                    priority = 100\nvirtual_ipaddress = [\"192.0.2.11/24\"]\n\
+                    [[virtual_server]]\nfwmark = 5\nmatch = [\"192.0.2.10:80\", \"192.0.2.11:443\"]\n\
+                    [[virtual_server.real_server]]\naddress = \"10.0.0.1\"\nport = 80\n";
+        let loaded = Config::from_str(text, "lb.toml").expect("valid configuration");
+        let vs = &loaded.config.virtual_servers[0];
+        let gate = gating_instance(&loaded.config, vs).expect("gated");
+        assert_eq!(gate.name, "VI_1");
+        assert_eq!(attach_interfaces(&loaded.config, vs), ["lo"]);
     }
 
     #[test]

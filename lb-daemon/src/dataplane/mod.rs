@@ -214,6 +214,8 @@ struct ServiceState {
     backends: HashMap<(IpAddr, u16), BackendState>,
     /// The spec last applied (None right after adopting pinned maps).
     spec: Option<ServiceSpec>,
+    /// The `lb_services` keys written for a group besides the service's own.
+    member_keys: Vec<ServiceKey>,
 }
 
 #[derive(Debug, Clone)]

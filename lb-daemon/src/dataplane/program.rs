@@ -5,7 +5,7 @@
 
 use std::{collections::HashMap, net::IpAddr};
 
-use lb_common::{backend_flags, map_names, Backend, ServiceInfo, NO_BACKEND};
+use lb_common::{backend_flags, map_names, Backend, ServiceInfo, ServiceKey, NO_BACKEND};
 use tracing::debug;
 
 use super::{
@@ -71,12 +71,13 @@ impl Dataplane {
                 ring_offset: offset,
                 ring_size: spec.table_size,
                 timeout_s: 0,
-                pad: 0,
+                group: 0,
                 snat: [0; 4],
             },
             ring: Vec::new(),
             backends: HashMap::new(),
             spec: None,
+            member_keys: Vec::new(),
         })
     }
 
@@ -204,12 +205,31 @@ impl Dataplane {
             _ => [0; 4],
         };
         state.info.timeout_s = spec.timeout().as_secs().min(u32::MAX as u64) as u32;
-        let key = spec.id.key();
+        state.info.group = spec.group_mark();
         let info = state.info;
         self.write_service_info(info.id, info)?;
-        self.services_map()?
-            .insert(key, info, 0)
-            .map_err(|source| super::map_err(map_names::SERVICES, source))?;
+        let member_keys = spec.member_keys();
+        {
+            let mut services = self.services_map()?;
+            // A firewall-mark service's own name is no address: its members match.
+            let own = spec.id.fwmark_of().is_none().then(|| spec.id.key());
+            for key in own.into_iter().chain(member_keys.iter().copied()) {
+                services
+                    .insert(key, info, 0)
+                    .map_err(|source| super::map_err(map_names::SERVICES, source))?;
+            }
+        }
+        // Members no longer listed stop matching (unless another service took them).
+        let dropped: Vec<ServiceKey> = state
+            .member_keys
+            .iter()
+            .filter(|k| !member_keys.contains(k))
+            .copied()
+            .collect();
+        for key in dropped {
+            self.remove_owned_key(&key, info.id)?;
+        }
+        state.member_keys = member_keys;
         if let Some(old) = old_region {
             self.rings.release(old);
         }
@@ -285,12 +305,21 @@ impl Dataplane {
         let Some(state) = self.services.remove(id) else {
             return Err(DataplaneError::NoService(*id));
         };
-        match self.services_map()?.remove(&id.key()) {
+        // A firewall-mark service has no key of its own (its members are removed below).
+        let own = if id.fwmark_of().is_none() {
+            self.services_map()?.remove(&id.key())
+        } else {
+            Ok(())
+        };
+        match own {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
             Err(source) => {
                 self.services.insert(*id, state);
                 return Err(super::map_err(map_names::SERVICES, source));
             }
+        }
+        for key in &state.member_keys {
+            self.remove_owned_key(key, state.info.id)?;
         }
         for b in state.backends.values() {
             self.clear_backend(b.id)?;
@@ -304,6 +333,21 @@ impl Dataplane {
         self.sync_vip_filter()?;
         debug!(service = %id, "service removed");
         Ok(())
+    }
+
+    /// Removes a group member's `lb_services` entry if it still names service `sid`: a
+    /// member handed to another service (a group whose first address changed, adopted
+    /// under another member) stays.
+    fn remove_owned_key(&mut self, key: &ServiceKey, sid: u32) -> Result<(), DataplaneError> {
+        let mut services = self.services_map()?;
+        match services.get(key, 0) {
+            Ok(info) if info.id == sid => match services.remove(key) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+                Err(source) => Err(super::map_err(map_names::SERVICES, source)),
+            },
+            Ok(_) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(super::map_err(map_names::SERVICES, source)),
+        }
     }
 
     /// Services currently programmed.

@@ -59,6 +59,48 @@ impl ServiceId {
         }
     }
 
+    /// The largest mark a firewall-mark service may have: its identity is an address
+    /// of `0.0.0.0/8` (IPv4) or `0:0::/32`-ish `0:N::` (IPv6), never a VIP.
+    pub const FWMARK_MAX: u32 = 0x00ff_ffff;
+
+    /// keepalived's `virtual_server fwmark N` on IPVS, named as IPVS names a mark
+    /// service's persistence templates: the mark as address (`0.0.0.N`, or `0:N::` for
+    /// an IPv6 service), port 0, TCP (the kernel keeps no protocol for a mark service).
+    /// `mark` must be 1..=[`Self::FWMARK_MAX`].
+    pub fn fwmark(mark: u32, ipv6: bool) -> ServiceId {
+        let vip = if ipv6 {
+            let w = mark.to_be_bytes();
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&w);
+            IpAddr::V6(Ipv6Addr::from(b))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(mark))
+        };
+        ServiceId {
+            vip,
+            port: 0,
+            protocol: Protocol::Tcp,
+        }
+    }
+
+    /// The mark, when this names a firewall-mark service (see [`Self::fwmark`]).
+    pub fn fwmark_of(&self) -> Option<u32> {
+        if self.port != 0 || self.protocol != Protocol::Tcp {
+            return None;
+        }
+        let mark = match self.vip {
+            IpAddr::V4(a) => u32::from(a),
+            IpAddr::V6(a) => {
+                let b = a.octets();
+                if b[4..].iter().any(|&x| x != 0) {
+                    return None;
+                }
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+            }
+        };
+        (1..=Self::FWMARK_MAX).contains(&mark).then_some(mark)
+    }
+
     pub fn from_key(key: &ServiceKey) -> Option<Self> {
         Some(ServiceId {
             vip: decode_addr(&key.addr, key.family)?,
@@ -70,6 +112,10 @@ impl ServiceId {
 
 impl fmt::Display for ServiceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(mark) = self.fwmark_of() {
+            let family = if self.vip.is_ipv4() { "IPv4" } else { "IPv6" };
+            return write!(f, "fwmark {mark} {family}");
+        }
         match self.vip {
             IpAddr::V4(a) => write!(f, "{a}:{} {}", self.port, self.protocol),
             IpAddr::V6(a) => write!(f, "[{a}]:{} {}", self.port, self.protocol),
@@ -126,6 +172,37 @@ pub struct ServiceSpec {
     /// 300 s UDP; see [`default_idle_timeout`]).
     pub idle_timeout: Duration,
     pub backends: Vec<BackendSpec>,
+    /// A group service (keepalived's `virtual_server fwmark N` on XDP); None: the
+    /// service matches `id` alone.
+    pub group: Option<ServiceGroup>,
+}
+
+/// What makes a service a group (its `id` is then [`ServiceId::fwmark`]): (address,
+/// port, protocol)s matched as one service (one Maglev table, one set of counters), and with persistence one
+/// template per client for all of them (docs/dataplane.md, "Group services").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceGroup {
+    /// keepalived's fwmark N: names the group's persistence templates (never 0).
+    pub mark: u32,
+    /// The (address, port, protocol)s matched besides `id`'s own, of `id`'s family.
+    /// A firewall-mark `id` ([`ServiceId::fwmark`]) is no key: the members alone match.
+    pub members: Vec<ServiceId>,
+}
+
+impl ServiceSpec {
+    /// The keys of `lb_services` the group adds besides `id.key()`.
+    pub fn member_keys(&self) -> Vec<ServiceKey> {
+        self.group
+            .iter()
+            .flat_map(|g| &g.members)
+            .map(ServiceId::key)
+            .collect()
+    }
+
+    /// The mark written to [`ServiceInfo::group`](lb_common::ServiceInfo::group).
+    pub fn group_mark(&self) -> u32 {
+        self.group.as_ref().map_or(0, |g| g.mark)
+    }
 }
 
 /// IPVS's established-TCP and UDP timeouts.
@@ -170,6 +247,16 @@ pub enum SpecError {
     NatFamily { service: ServiceId, backend: IpAddr },
     #[error("service {service}: snat_address {snat} is not of the VIP's family")]
     SnatFamily { service: ServiceId, snat: IpAddr },
+    #[error("service {service}: a group service is named by its mark (ServiceId::fwmark({mark})), and marks are 1..=16777215")]
+    GroupMark { service: ServiceId, mark: u32 },
+    #[error("service {service}: group member {member} is not of the service's family; a group matches addresses of one family")]
+    GroupFamily { service: ServiceId, member: IpAddr },
+    #[error("service {service}: group member {member}:{port} is listed twice; list each address and port once")]
+    DuplicateMember {
+        service: ServiceId,
+        member: IpAddr,
+        port: u16,
+    },
     #[error("service {service}: timeout {seconds}s is out of range (1..={max}s)")]
     Timeout {
         service: ServiceId,
@@ -200,6 +287,28 @@ impl ServiceSpec {
         if let ForwardMode::Nat { snat: Some(snat) } = self.mode {
             if snat.is_ipv4() != self.id.vip.is_ipv4() {
                 return Err(SpecError::SnatFamily { service, snat });
+            }
+        }
+        if let Some(g) = &self.group {
+            if self.id.fwmark_of() != Some(g.mark) {
+                return Err(SpecError::GroupMark {
+                    service,
+                    mark: g.mark,
+                });
+            }
+            let mut seen = std::collections::HashSet::from([self.id]);
+            for m in &g.members {
+                let (member, port) = (m.vip, m.port);
+                if member.is_ipv4() != self.id.vip.is_ipv4() {
+                    return Err(SpecError::GroupFamily { service, member });
+                }
+                if !seen.insert(*m) {
+                    return Err(SpecError::DuplicateMember {
+                        service,
+                        member,
+                        port,
+                    });
+                }
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -346,6 +455,7 @@ mod tests {
             table_size: 251,
             persistence_timeout: None,
             persistence_prefix: None,
+            group: None,
             idle_timeout: default_idle_timeout(Protocol::Tcp),
             backends: backends
                 .iter()
@@ -441,6 +551,87 @@ mod tests {
             spec("10.0.0.1", full, &[]).flags(),
             mode::NAT | service_flags::SNAT
         );
+    }
+
+    #[test]
+    fn fwmark_services_are_named_by_ipvs_template_addresses() {
+        let v4 = ServiceId::fwmark(1, false);
+        assert_eq!(v4.vip, "0.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!((v4.port, v4.fwmark_of()), (0, Some(1)));
+        assert_eq!(v4.to_string(), "fwmark 1 IPv4");
+        let v6 = ServiceId::fwmark(0x1234, true);
+        assert_eq!(v6.vip, "0:1234::".parse::<IpAddr>().unwrap());
+        assert_eq!(v6.fwmark_of(), Some(0x1234));
+        assert_eq!(v6.to_string(), "fwmark 4660 IPv6");
+        // Address services are never taken for marks.
+        for (vip, port) in [("10.0.0.1", 0), ("0.0.0.1", 80), ("2001:db8::1", 0)] {
+            let id = ServiceId {
+                vip: vip.parse().unwrap(),
+                port,
+                protocol: Protocol::Tcp,
+            };
+            assert_eq!(id.fwmark_of(), None, "{vip}:{port}");
+        }
+    }
+
+    #[test]
+    fn group_members_are_keys_of_the_services_protocol() {
+        let mut s = spec("10.0.0.1", ForwardMode::Dr, &[("10.0.0.2", None)]);
+        assert!(s.member_keys().is_empty());
+        assert_eq!(s.group_mark(), 0);
+        s.id = ServiceId::fwmark(7, false);
+        s.group = Some(ServiceGroup {
+            mark: 7,
+            members: vec![ServiceId {
+                vip: "10.0.0.1".parse().unwrap(),
+                port: 443,
+                protocol: Protocol::Tcp,
+            }],
+        });
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.group_mark(), 7);
+        let want = ServiceId {
+            vip: "10.0.0.1".parse().unwrap(),
+            port: 443,
+            protocol: Protocol::Tcp,
+        };
+        assert_eq!(s.member_keys(), vec![want.key()]);
+    }
+
+    #[test]
+    fn group_rules() {
+        let mut base = spec("10.0.0.1", ForwardMode::Dr, &[("10.0.0.2", None)]);
+        base.id = ServiceId::fwmark(1, false);
+        let with = |mark: u32, members: &[(&str, u16)]| {
+            let mut s = base.clone();
+            s.group = Some(ServiceGroup {
+                mark,
+                members: members
+                    .iter()
+                    .map(|(a, p)| ServiceId {
+                        vip: a.parse().unwrap(),
+                        port: *p,
+                        protocol: Protocol::Tcp,
+                    })
+                    .collect(),
+            });
+            s.validate()
+        };
+        assert_eq!(
+            with(2, &[("10.0.0.1", 443)]),
+            Err(SpecError::GroupMark {
+                service: base.id,
+                mark: 2
+            })
+        );
+        assert!(matches!(
+            with(1, &[("2001:db8::1", 443)]),
+            Err(SpecError::GroupFamily { .. })
+        ));
+        assert!(matches!(
+            with(1, &[("10.0.0.3", 443), ("10.0.0.3", 443)]),
+            Err(SpecError::DuplicateMember { port: 443, .. })
+        ));
     }
 
     #[test]

@@ -129,7 +129,7 @@ pub enum ModelError {
     Family(u16),
     #[error("IP protocol {0} (only TCP and UDP services are managed)")]
     Protocol(u16),
-    #[error("firewall-mark service {0} (only address:port services are managed)")]
+    #[error("firewall-mark service {0} (marks above 16777215 are not managed)")]
     Fwmark(u32),
 }
 
@@ -162,6 +162,11 @@ fn addr_from(bytes: &[u8; 16], family: u16) -> Result<IpAddr, ModelError> {
 
 /// The attributes naming a service (what every destination command and a delete need).
 pub fn service_key_attrs(id: &ServiceId) -> Vec<SvcAttr> {
+    // A firewall-mark service is named by its family and mark alone (the kernel ignores
+    // protocol, address and port then).
+    if let Some(mark) = id.fwmark_of() {
+        return vec![SvcAttr::Af(family_of(id.vip)), SvcAttr::Fwmark(mark)];
+    }
     vec![
         SvcAttr::Af(family_of(id.vip)),
         SvcAttr::Protocol(id.protocol.number().into()),
@@ -270,10 +275,23 @@ impl ServiceEntry {
             what: "service",
             attr,
         };
-        if let Some(mark) = fwmark.filter(|m| *m != 0) {
-            return Err(ModelError::Fwmark(mark));
-        }
         let af = af.ok_or(missing("AF"))?;
+        if let Some(mark) = fwmark.filter(|m| *m != 0) {
+            if mark > ServiceId::FWMARK_MAX {
+                return Err(ModelError::Fwmark(mark));
+            }
+            if af != AF_INET && af != AF_INET6 {
+                return Err(ModelError::Family(af));
+            }
+            let id = ServiceId::fwmark(mark, af == AF_INET6);
+            return Ok(ServiceEntry {
+                id,
+                scheduler: sched.ok_or(missing("SCHED_NAME"))?,
+                persistence: (flags & SVC_F_PERSISTENT != 0).then_some(timeout),
+                persistence_prefix: netmask.map_or(full_prefix(id.vip), |m| prefix_of(id.vip, m)),
+                stats,
+            });
+        }
         let proto = proto.ok_or(missing("PROTOCOL"))?;
         let protocol = u8::try_from(proto)
             .ok()

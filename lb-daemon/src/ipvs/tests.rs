@@ -299,12 +299,12 @@ fn malformed_attributes_are_errors() {
 fn services_we_do_not_manage_are_named() {
     let fwmark = [
         SvcAttr::Af(2),
-        SvcAttr::Fwmark(7),
+        SvcAttr::Fwmark(0x0100_0000),
         SvcAttr::SchedName("rr".into()),
     ];
     assert_eq!(
         ServiceEntry::from_attrs(&fwmark),
-        Err(ModelError::Fwmark(7))
+        Err(ModelError::Fwmark(0x0100_0000))
     );
     let mut sctp = ServiceEntry::new(id("10.0.0.1", 80, Protocol::Tcp), "rr", None).to_attrs();
     sctp[1] = SvcAttr::Protocol(132);
@@ -317,6 +317,58 @@ fn services_we_do_not_manage_are_named() {
         .unwrap_err()
         .to_string()
         .contains("ADDR"));
+}
+
+#[test]
+fn fwmark_services_are_named_by_family_and_mark() {
+    for ipv6 in [false, true] {
+        let sid = ServiceId::fwmark(1, ipv6);
+        let family = if ipv6 { 10 } else { 2 };
+        let s = ServiceEntry::new(sid, "wlc", Some(300));
+        let attrs = s.to_attrs();
+        // IPVS_SVC_ATTR_FWMARK instead of protocol, address and port.
+        assert_eq!(attrs[..2], [SvcAttr::Af(family), SvcAttr::Fwmark(1)]);
+        assert!(!attrs.iter().any(|a| matches!(
+            a,
+            SvcAttr::Addr(_) | SvcAttr::Port(_) | SvcAttr::Protocol(_)
+        )));
+        let back = wire(request::new_service(&s));
+        assert_eq!(ServiceEntry::from_attrs(back.service().unwrap()), Ok(s));
+        let m = request::new_dest(&sid, &DestEntry::new(v4("10.0.1.1"), 0, Forward::Route, 1));
+        let CmdAttr::Service(key) = &m.attrs[0] else {
+            panic!("service first")
+        };
+        assert_eq!(key, &vec![SvcAttr::Af(family), SvcAttr::Fwmark(1)]);
+    }
+    // As the kernel dumps a mark service: AF, FWMARK, no protocol, address or port.
+    let dumped = [
+        SvcAttr::Af(2),
+        SvcAttr::Fwmark(7),
+        SvcAttr::SchedName("rr".into()),
+        SvcAttr::Flags {
+            flags: 0,
+            mask: u32::MAX,
+        },
+    ];
+    assert_eq!(
+        ServiceEntry::from_attrs(&dumped).map(|s| s.id),
+        Ok(ServiceId::fwmark(7, false))
+    );
+}
+
+#[test]
+fn plan_adds_a_fwmark_service_with_its_reals() {
+    let sid = ServiceId::fwmark(3, false);
+    let d = desired(sid, "wlc", &[("10.0.1.1", 1), ("10.0.1.2", 1)]);
+    let p = plan(&map(vec![d.clone()]), &HashSet::new(), &HashSet::new(), &[]);
+    assert_eq!(p.ops[0], Op::NewService(d.service.clone()));
+    assert_eq!(p.ops[1], Op::NewDest(sid, d.dests[0].clone()));
+    let kernel = vec![(d.service.clone(), d.dests.clone())];
+    assert!(
+        plan(&map(vec![d]), &HashSet::new(), &HashSet::new(), &kernel)
+            .ops
+            .is_empty()
+    );
 }
 
 #[test]

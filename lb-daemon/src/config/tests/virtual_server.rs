@@ -935,16 +935,91 @@ fn lb_kind_is_case_insensitive() {
     }
 }
 
+const FWMARK_REAL: &str = "[[virtual_server.real_server]]\naddress = \"198.18.0.21\"\nport = 80\n";
+
 #[test]
-fn fwmark_is_refused_clearly() {
-    let text = "[[virtual_server]]\nfwmark = 1\n[[virtual_server.real_server]]\naddress = \"198.18.0.21\"\nport = 80\n";
-    let e = error(text);
-    assert_eq!(e.key, "virtual_server[0].fwmark");
+fn fwmark_on_xdp_needs_the_match_list_and_says_what_to_write() {
+    let text = format!("[[virtual_server]]\nfwmark = 1\n{FWMARK_REAL}");
+    let e = error(&text);
+    assert_eq!(e.key, "virtual_server \"fwmark 1\".fwmark");
     assert_eq!(at(&e), (2, 10));
+    assert!(
+        e.message
+            .contains("needs the addresses and ports the mark selects"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("list them with protocol, e.g. match = [\"198.18.0.100:80\", \"198.18.0.100:443\"], or set dataplane = \"ipvs\" in [global]")
+    );
+}
+
+#[test]
+fn fwmark_on_ipvs_is_named_by_its_mark() {
+    let text = format!("[global]\ndataplane = \"ipvs\"\n[[virtual_server]]\nfwmark = 7\npersistence_timeout = 60\n{FWMARK_REAL}");
+    let vs = server(&text);
+    assert_eq!(vs.fwmark, Some(7));
+    assert_eq!((vs.address, vs.port), (ip("0.0.0.7"), 0));
+    assert!(vs.matches.is_empty());
+}
+
+#[test]
+fn fwmark_with_a_match_list() {
+    let text = "[[virtual_server]]\nfwmark = 1\nmatch = [\"[2001:db8::100]:80\", \"[2001:db8::100]:443\"]\n\
+         [[virtual_server.real_server]]\naddress = \"2001:db8::21\"\nport = 80\n";
+    let vs = server(text);
+    assert_eq!(vs.fwmark, Some(1));
+    assert_eq!(vs.address, ip("0:1::"));
+    let matches: Vec<String> = vs.matches.iter().map(|m| m.to_string()).collect();
+    assert_eq!(matches, ["[2001:db8::100]:80", "[2001:db8::100]:443"]);
+}
+
+#[test]
+fn a_match_entry_is_a_service_no_other_server_may_define() {
+    let text = with_server(
+        "",
+        &format!("[[virtual_server]]\nfwmark = 1\nmatch = [\"198.18.0.100:443\"]\n{FWMARK_REAL}"),
+    );
+    let e = error(&text);
+    assert_eq!(e.key, "virtual_server \"fwmark 1\".match");
     assert_eq!(
         e.message,
-        "fwmark virtual servers are not supported; use address + port"
+        "virtual server 198.18.0.100:443 TCP is defined twice"
     );
+}
+
+#[test]
+fn fwmark_mistakes_are_refused_clearly() {
+    let fw = |extra: &str| {
+        format!(
+            "[[virtual_server]]\nfwmark = 1\nmatch = [\"198.18.0.100:80\"]\n{extra}{FWMARK_REAL}"
+        )
+    };
+    let e = error(&fw("address = \"198.18.0.100\"\n"));
+    assert_eq!(e.key, "virtual_server \"fwmark 1\".address");
+    assert_eq!(
+        e.message,
+        "a fwmark virtual server has no address: the mark selects its packets"
+    );
+    let e = error(&fw("port = 80\n"));
+    assert_eq!(e.key, "virtual_server \"fwmark 1\".port");
+    let e = error(&fw("").replace("fwmark = 1", "fwmark = 16777216"));
+    assert_eq!(e.key, "virtual_server \"fwmark 16777216\".fwmark");
+    let e = error(&fw("").replace(
+        "\"198.18.0.100:80\"",
+        "\"198.18.0.100:80\", \"[2001:db8::1]:80\"",
+    ));
+    assert_eq!(
+        e.message,
+        "`[2001:db8::1]:80` is not of the family of the first entry"
+    );
+    let e = error(&fw("").replace("\"198.18.0.100:80\"", "\"198.18.0.100\""));
+    assert_eq!(e.message, "`198.18.0.100` is not ADDRESS:PORT");
+    let e = error(&fw("").replace("\"198.18.0.100:80\"", ""));
+    assert_eq!(e.message, "match lists no address");
+    let e = error(&with_server("match = [\"198.18.0.100:80\"]\n", ""));
+    assert_eq!(e.message, "match applies to fwmark virtual servers only");
 }
 
 #[test]

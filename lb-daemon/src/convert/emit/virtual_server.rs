@@ -1,10 +1,13 @@
 //! `virtual_server IP PORT { … }` and `virtual_server group NAME { … }` →
 //! `[[virtual_server]]` (one per address and port of the group), with their
-//! `[[virtual_server.real_server]]` entries; `virtual_server fwmark N` is refused.
+//! `[[virtual_server.real_server]]` entries; `virtual_server fwmark N { … }` →
+//! `[[virtual_server]] fwmark = N` (on XDP with the `match` list its `lb_match` gives).
 
 use super::{checker, Ctx, Rule};
-use crate::config::{suggest, LbAlgo, REAL_WEIGHT_MAX};
-use crate::convert::lexer::Pos;
+use std::net::SocketAddr;
+
+use crate::config::{suggest, LbAlgo, FWMARK_MAX, REAL_WEIGHT_MAX};
+use crate::convert::lexer::{Pos, Word};
 use crate::convert::parser::{describe, Stmt};
 use crate::convert::toml_out::{Section, Value};
 use crate::convert::value::{int_word, ip_word, Args};
@@ -154,14 +157,8 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Vec<Section> {
         return Vec::new();
     }
     let targets: Vec<(String, u16, Pos)> = match stmt.args() {
-        [kind, _] if kind.text == "fwmark" => {
-            ctx.d.error(
-                stmt.pos(),
-                &context,
-                "fwmark virtual servers cannot be expressed for lb-daemon (it matches packets by address and port)",
-                Some("write one `virtual_server ADDR PORT` block per address and port the mark selects".into()),
-            );
-            return Vec::new();
+        [kind, mark] if kind.text == "fwmark" => {
+            return fwmark(ctx, stmt, mark, &context);
         }
         [kind, name] if kind.text == "group" => match ctx.server_groups.get(&name.text) {
             Some(entries) => entries
@@ -228,6 +225,50 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Vec<Section> {
             s
         })
         .collect()
+}
+
+/// `virtual_server fwmark N { … }`: kept for IPVS; XDP sees no mark, so it needs the
+/// addresses and ports the mark selects, from lb-daemon's own `lb_match ADDR:PORT …`.
+fn fwmark(ctx: &mut Ctx<'_>, stmt: &Stmt, mark: &Word, context: &str) -> Vec<Section> {
+    let a = Args::new(stmt, context);
+    let Some(mark) = int_word(&a, ctx.d, mark, 1..=i64::from(FWMARK_MAX)) else {
+        return Vec::new();
+    };
+    let mut matches = Vec::new();
+    let mut given = false;
+    for entry in stmt.body().iter().filter(|e| e.keyword() == "lb_match") {
+        given = true;
+        for w in entry.args() {
+            match w.text.parse::<SocketAddr>() {
+                Ok(sa) => matches.push(Value::Str(sa.to_string())),
+                Err(_) => ctx.d.error(
+                    &w.pos,
+                    context,
+                    format!("`{}` is not ADDRESS:PORT", w.text),
+                    Some("write e.g. `lb_match 192.168.1.100:80 192.168.1.100:443`".into()),
+                ),
+            }
+        }
+    }
+    if !ctx.ipvs && !given {
+        ctx.d.error(
+            stmt.pos(),
+            context,
+            format!("fwmark {mark} cannot be matched on the XDP data plane without the addresses and ports the mark selects (XDP runs before netfilter and sees no mark)"),
+            Some(format!(
+                "add `lb_match ADDR:PORT ...` to the block (what your firewall marks {mark}, e.g. `lb_match 192.168.1.100:80 192.168.1.100:443`), or write in the TOML `fwmark = {mark}` with `match = [\"192.168.1.100:80\", \"192.168.1.100:443\"]`, or set `dataplane ipvs` in global_defs"
+            )),
+        );
+        return Vec::new();
+    }
+    let body = body(ctx, stmt, context);
+    let mut s = Section::new("[[virtual_server]]", Some(stmt.pos()));
+    s.set("fwmark", Value::Int(mark), stmt.pos());
+    if !matches.is_empty() {
+        s.set("match", Value::Array(matches), stmt.pos());
+    }
+    s.append(body);
+    vec![s]
 }
 
 fn targets_from_group(stmt: &Stmt) -> bool {
@@ -327,6 +368,8 @@ fn body(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Section {
                     s.child(real);
                 }
             }
+            // Read by `fwmark` (elsewhere the dispatch below refuses it as unknown).
+            "lb_match" if stmt.args().first().is_some_and(|w| w.text == "fwmark") => {}
             _ => {
                 if !ctx.rule(&mut s, entry, context, RULES) {
                     ctx.unknown(entry, context, KNOWN, RULES);

@@ -18,7 +18,8 @@ use toml::de::DeTable;
 use crate::config::address::{valid_ifname, AddressFamily};
 use crate::config::reader::{peek_int, peek_str, Decoder, Field, Table};
 use crate::config::schema::{
-    Announce, Dataplane, Global, LbAlgo, LbKind, Protocol, VirtualServer, PERSISTENCE_TIMEOUT_MAX,
+    Announce, Dataplane, Global, LbAlgo, LbKind, Protocol, VirtualServer, FWMARK_MAX,
+    PERSISTENCE_TIMEOUT_MAX,
 };
 use crate::config::source::{KeyPath, Span};
 use lb_common::maglev::{DEFAULT_TABLE_SIZE, TABLE_SIZES};
@@ -62,12 +63,17 @@ pub(crate) struct ServerFacts {
     /// The address as written, with where.
     pub address: Option<(IpAddr, KeyPath, Span)>,
     /// Address, port and protocol, when all three are valid.
-    pub service: Option<(IpAddr, u16, Protocol)>,
+    pub service: Option<Service>,
     /// `announce = "bgp"`, with where it was written.
     pub announce_bgp: Option<(KeyPath, Span)>,
     /// The server names its own `interfaces`.
     pub has_interfaces: bool,
+    /// A `fwmark` server's `match` entries (with `protocol`), and where the list is.
+    pub matches: Option<(Vec<Service>, KeyPath, Span)>,
 }
+
+/// Address, port and protocol.
+pub(crate) type Service = (IpAddr, u16, Protocol);
 
 /// `ADDR:PORT` (`[ADDR]:PORT` for IPv6), as the servers are shown in diagnostics.
 pub(crate) fn endpoint(address: &str, port: impl std::fmt::Display) -> String {
@@ -78,8 +84,11 @@ pub(crate) fn endpoint(address: &str, port: impl std::fmt::Display) -> String {
     }
 }
 
-/// How an entry is shown in key paths: its address and port as written.
+/// How an entry is shown in key paths: its address and port as written (`fwmark N`).
 pub(super) fn label(entries: &DeTable<'_>) -> Option<String> {
+    if let Some(mark) = peek_int(entries, "fwmark") {
+        return Some(format!("fwmark {mark}"));
+    }
     let address = peek_str(entries, "address")?.trim();
     Some(match peek_int(entries, "port") {
         Some(port) => endpoint(address, port),
@@ -96,25 +105,48 @@ pub(super) fn decode(
     let errors_before = d.error_count();
     let mut t = t.with_renames(RENAMES);
 
-    // keepalived's `virtual_server fwmark N`: one clear error instead of "missing address".
-    let fwmark = t.get(d, "fwmark");
-    if let Some(f) = &fwmark {
-        f.error(
-            d,
-            "fwmark virtual servers are not supported; use address + port",
-        )
-        .hint("write one [[virtual_server]] per address and port the mark selects");
+    // keepalived's `virtual_server fwmark N`: no address or port; on XDP a `match` list.
+    let fwmark_field = t.get(d, "fwmark");
+    let fwmark = fwmark_field
+        .as_ref()
+        .and_then(|f| f.int::<u32>(d, 1..=i64::from(FWMARK_MAX)));
+    let match_field = t.get(d, "match");
+    let matches = match_field
+        .as_ref()
+        .map(|f| match_list(d, f))
+        .unwrap_or_default();
+    if let (Some(f), None) = (&match_field, &fwmark_field) {
+        f.error(d, "match applies to fwmark virtual servers only")
+            .hint("add fwmark = N, or write address and port instead of match");
     }
-    let address = match &fwmark {
-        Some(_) => t.get(d, "address"),
+    if let Some(f) = &fwmark_field {
+        if match_field.is_none() && global.dataplane != Dataplane::Ipvs {
+            f.error(
+                d,
+                "on the XDP data plane a fwmark virtual server needs the addresses and ports the mark selects (XDP runs before netfilter and sees no mark)",
+            )
+            .hint("list them with protocol, e.g. match = [\"198.18.0.100:80\", \"198.18.0.100:443\"], or set dataplane = \"ipvs\" in [global]");
+        }
+    }
+    let address = match &fwmark_field {
+        Some(_) => {
+            for key in ["address", "port"] {
+                if let Some(f) = t.get(d, key) {
+                    f.error(d, format!("a fwmark virtual server has no {key}: the mark selects its packets"))
+                        .hint("remove it; on XDP list the addresses and ports in match = [\"ADDR:PORT\", ...]");
+                }
+            }
+            None
+        }
         None => t.required(d, "address"),
     }
     .and_then(|f| ip(d, &f).map(|a| (a, f)));
-    let port = match &fwmark {
-        Some(_) => t.get(d, "port"),
-        None => t.required(d, "port"),
-    }
-    .and_then(|f| f.int::<u16>(d, 0..=65_535));
+    let port = match &fwmark_field {
+        Some(_) => fwmark.map(|_| 0),
+        None => t
+            .required(d, "port")
+            .and_then(|f| f.int::<u16>(d, 0..=65_535)),
+    };
     let protocol = match t.get(d, "protocol") {
         Some(f) => f.keyword(d, PROTOCOLS).and_then(|p| {
             if p.is_none() {
@@ -169,7 +201,13 @@ pub(super) fn decode(
         .unwrap_or(0);
     let quorum_up = t.get(d, "quorum_up").and_then(|f| f.string(d));
     let quorum_down = t.get(d, "quorum_down").and_then(|f| f.string(d));
-    let vip = address.as_ref().map(|(a, _)| *a);
+    let vip = match fwmark {
+        Some(mark) => Some(fwmark_address(
+            mark,
+            matches.first().is_some_and(SocketAddr::is_ipv6),
+        )),
+        None => address.as_ref().map(|(a, _)| *a),
+    };
     let sorry_server = t
         .get(d, "sorry_server")
         .and_then(|f| sorry_server(d, &f, vip, port, lb_kind));
@@ -250,6 +288,14 @@ pub(super) fn decode(
             .filter(|_| announce == Announce::Bgp)
             .map(|f| (f.path().clone(), f.span())),
         has_interfaces: !interfaces.is_empty(),
+        matches: match (&match_field, protocol) {
+            (Some(f), Some(proto)) => Some((
+                matches.iter().map(|m| (m.ip(), m.port(), proto)).collect(),
+                f.path().clone(),
+                f.span(),
+            )),
+            _ => None,
+        },
     };
     let (Some(address), Some(port), Some(protocol), Some(lb_algo)) = (vip, port, protocol, lb_algo)
     else {
@@ -261,6 +307,8 @@ pub(super) fn decode(
     let server = VirtualServer {
         address,
         port,
+        fwmark,
+        matches,
         protocol,
         lb_algo,
         lb_kind,
@@ -283,6 +331,50 @@ pub(super) fn decode(
         real_servers: reals,
     };
     (Some(server), facts)
+}
+
+/// IPVS's name for mark `mark` (the address of its persistence templates): `0.0.0.N`,
+/// or `0:N::` for an IPv6 service.
+pub fn fwmark_address(mark: u32, ipv6: bool) -> IpAddr {
+    if ipv6 {
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&mark.to_be_bytes());
+        IpAddr::from(b)
+    } else {
+        IpAddr::from(std::net::Ipv4Addr::from(mark))
+    }
+}
+
+/// `match = ["ADDR:PORT", ...]`: one family, each once.
+fn match_list(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Vec<SocketAddr> {
+    let mut list: Vec<SocketAddr> = Vec::new();
+    let Some(items) = f.array(d) else {
+        return list;
+    };
+    if items.is_empty() {
+        f.error(d, "match lists no address")
+            .hint("e.g. match = [\"198.18.0.100:80\", \"198.18.0.100:443\"]");
+    }
+    for item in items {
+        let Some(text) = item.str(d) else { continue };
+        let Ok(sa) = text.trim().parse::<SocketAddr>() else {
+            item.error(d, format!("`{text}` is not ADDRESS:PORT"))
+                .hint("e.g. \"198.18.0.100:443\" or \"[2001:db8::100]:443\"");
+            continue;
+        };
+        if list.contains(&sa) {
+            item.error(d, format!("`{text}` is listed twice"));
+        } else if list.first().is_some_and(|a| a.is_ipv4() != sa.is_ipv4()) {
+            item.error(
+                d,
+                format!("`{text}` is not of the family of the first entry"),
+            )
+            .hint("one fwmark virtual server matches one family: write another for the other");
+        } else {
+            list.push(sa);
+        }
+    }
+    list
 }
 
 /// An IP address, with a hint when the port was written along with it.
