@@ -287,6 +287,8 @@ pub struct BackendHost {
     /// NAT reals also answer UDP datagrams the same way.
     udp: Option<JoinHandle<()>>,
     _decap: Option<HelperProgram>,
+    /// Its port on the switch (the bridge side of its `eth0`).
+    switch_port: String,
 }
 
 impl BackendHost {
@@ -317,6 +319,12 @@ impl BackendHost {
 
     pub fn addr(&self) -> IpAddr {
         self.addr
+    }
+
+    /// Its port on the switch it was started on (in the switch's namespace): setting it
+    /// down cuts the backend's link while the backend keeps its addresses and routes.
+    pub fn switch_port(&self) -> &str {
+        &self.switch_port
     }
 }
 
@@ -675,7 +683,7 @@ pub fn start_backend_in(
 ) -> Result<BackendHost> {
     let ns = Netns::new("lab-be")?;
     let addr = addrs.backend(i);
-    plug(switch, &ns, addrs, addr)?;
+    let switch_port = plug(switch, &ns, addrs, addr)?;
     // LVS-DR: accept the VIP locally, never answer ARP for it (IPv6 answers neighbour
     // solicitations only for addresses of the receiving interface: lo is enough).
     let vip_args = addrs.add_args(addrs.vip, addrs.host_len(), "lo");
@@ -701,6 +709,7 @@ pub fn start_backend_in(
         server: Some(server),
         udp: None,
         _decap: decap,
+        switch_port,
     })
 }
 
@@ -714,7 +723,7 @@ pub fn start_nat_real(
 ) -> Result<BackendHost> {
     let ns = Netns::new("lab-rs")?;
     let addr = addrs.nat_real(i);
-    plug(switch, &ns, addrs, addr)?;
+    let switch_port = plug(switch, &ns, addrs, addr)?;
     // Full checksums on the wire: the LB rewrites them incrementally in XDP.
     ns.sh("ethtool -K eth0 tx off tso off gso off >/dev/null")?;
     if !full_nat {
@@ -743,6 +752,7 @@ pub fn start_nat_real(
         server: Some(server),
         udp: Some(udp),
         _decap: None,
+        switch_port,
     })
 }
 

@@ -3,7 +3,8 @@
 //! master forwards through XDP; when its link is cut the backup takes over and a
 //! long-lived TCP connection opened before the cut keeps working (same Maglev table on
 //! both nodes); a `--keep-dataplane` restart of the master loses no request and causes
-//! no failover. Needs root.
+//! no failover; a SIGKILLed master keeps forwarding through its pinned XDP link and its
+//! restart adopts the link. Needs root.
 
 use std::time::Duration;
 
@@ -317,8 +318,9 @@ impl Prober {
 struct SharedBpffs(std::path::PathBuf);
 
 impl SharedBpffs {
-    fn new() -> SharedBpffs {
-        let dir = std::path::PathBuf::from(format!("/run/lbt-bpffs-{}", std::process::id()));
+    /// `tag` tells the tests of one process apart (they run in parallel).
+    fn new(tag: &str) -> SharedBpffs {
+        let dir = std::path::PathBuf::from(format!("/run/lbt-bpffs-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         let ok = std::process::Command::new("mount")
             .args(["-t", "bpf", "bpf"])
@@ -340,7 +342,7 @@ impl Drop for SharedBpffs {
 
 #[test]
 fn keep_dataplane_restart_drops_nothing() {
-    let bpffs = SharedBpffs::new();
+    let bpffs = SharedBpffs::new("keep");
     let (mut seg, _peers, _backends) = topology(ForwardMode::Dr);
     let pin1 = bpffs.0.join("lb1");
     let c1 = config_pinned("lb1", 150, seg.nodes[0].dir(), &pin1.to_string_lossy());
@@ -406,6 +408,109 @@ fn keep_dataplane_restart_drops_nothing() {
         )
     });
     assert_eq!(answer.backend, first);
+}
+
+/// The `link_<interface>` pins in `dir` (the pinned XDP links).
+fn link_pins(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| lb_daemon::dataplane::link_pin_interface(n).is_some())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn sigkilled_master_keeps_forwarding_and_its_restart_adopts_the_link() {
+    let bpffs = SharedBpffs::new("sigkill");
+    let (mut seg, _peers, _backends) = topology(ForwardMode::Dr);
+    let pin1 = bpffs.0.join("lb1");
+    let c1 = config_pinned("lb1", 150, seg.nodes[0].dir(), &pin1.to_string_lossy());
+    let c2 = config_pinned(
+        "lb2",
+        100,
+        seg.nodes[1].dir(),
+        &bpffs.0.join("lb2").to_string_lossy(),
+    );
+    seg.nodes[0].start_ours(&c1).expect("lb1");
+    seg.nodes[1].start_ours(&c2).expect("lb2");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("lb1 master");
+    let ok = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        requests_from(&seg.nodes[2].ns, 5).is_ok()
+    });
+    assert!(ok, "traffic flows\n{}", seg.logs());
+    let pinned = link_pins(&pin1);
+    assert!(
+        !pinned.is_empty(),
+        "the master's XDP link is pinned at attach\n{}",
+        seg.logs()
+    );
+    let mut conn = open_from(&seg.nodes[2].ns).expect("long-lived connection");
+    let first = conn.ask().expect("ask").backend;
+
+    // A crash: nothing cleaned up. The pinned link keeps the program attached, so the
+    // VIP still on lb1's interface is served by XDP, not answered with RSTs.
+    seg.nodes[0].kill();
+    assert_eq!(
+        link_pins(&pin1),
+        pinned,
+        "the link pins outlive the process"
+    );
+    for _ in 0..10 {
+        let answer = conn.ask().unwrap_or_else(|e| {
+            panic!(
+                "long-lived connection after the SIGKILL: {e:#}\n{}",
+                seg.logs()
+            )
+        });
+        assert_eq!(answer.backend, first);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The restarted daemon adopts the pinned link (no double attach, no failure) and,
+    // with the higher priority, becomes master again.
+    seg.nodes[0].start_ours(&c1).expect("restarted lb1");
+    let adopted = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        seg.nodes[0]
+            .log()
+            .contains("adopted the pinned XDP link of the previous daemon")
+    });
+    assert!(adopted, "the restarted lb1 adopts the link\n{}", seg.logs());
+    assert!(
+        !seg.nodes[0].log().contains("attaching XDP to"),
+        "no second attach fails\n{}",
+        seg.logs()
+    );
+    seg.wait_holder(VIP, 0, Duration::from_secs(15))
+        .expect("lb1 master again");
+    let answer = conn.ask().unwrap_or_else(|e| {
+        panic!(
+            "long-lived connection after the restart: {e:#}\n{}",
+            seg.logs()
+        )
+    });
+    assert_eq!(answer.backend, first);
+    assert!(
+        requests_from(&seg.nodes[2].ns, 20).is_ok(),
+        "{}",
+        seg.logs()
+    );
+
+    // A clean stop removes the pins: nothing stays attached.
+    seg.nodes[0].stop().expect("stop lb1");
+    assert_eq!(
+        link_pins(&pin1),
+        Vec::<String>::new(),
+        "a clean stop unpins the links\n{}",
+        seg.logs()
+    );
 }
 
 #[test]

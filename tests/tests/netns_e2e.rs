@@ -125,6 +125,7 @@ fn attach_generic_detach_and_unknown_interface() {
         pin_dir: pin_dir.clone(),
         ..LoadOptions::default()
     };
+    let link_pin = lb_daemon::dataplane::link_pin_path(&pin_dir, "v0");
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         a.run(move || {
             let mut dp = Dataplane::load(&opts).expect("load");
@@ -146,7 +147,9 @@ fn attach_generic_detach_and_unknown_interface() {
             let shown = String::from_utf8_lossy(&shown.stdout).to_string();
             assert!(shown.contains("xdpgeneric"), "{shown}");
             assert_eq!(dp.attached(), vec![("v0".to_string(), AttachMode::Generic)]);
+            assert!(link_pin.exists(), "the link is pinned at attach");
             dp.detach("v0").expect("detach");
+            assert!(!link_pin.exists(), "detach removes the link pin");
             let shown = std::process::Command::new("ip")
                 .args(["link", "show", "v0"])
                 .output()

@@ -180,7 +180,13 @@ fn test(args: &[OsString], plan: TestPlan) -> Result<()> {
         } else {
             Ok(())
         };
-        tests.and(fuzzing)
+        // The fault-injection soak, fixed length and seed, only in a full run.
+        let soaking = if args.is_empty() {
+            run_soak(&object, SOAK_CI_MINUTES, Some(SOAK_CI_SEED), false)
+        } else {
+            Ok(())
+        };
+        tests.and(fuzzing).and(soaking)
     };
     let in_vm = if plan == TestPlan::Workspace {
         Ok(())
@@ -302,9 +308,18 @@ fn bench(what: OsString, args: &[OsString]) -> Result<()> {
     Ok(())
 }
 
+/// The soak of a full `cargo xtask test` (docs/reliability.md, "Fault-injection soak").
+const SOAK_CI_MINUTES: f64 = 3.0;
+const SOAK_CI_SEED: u64 = 1;
+
 fn soak(minutes: f64, seed: Option<u64>, record: bool) -> Result<()> {
     setup::setup()?;
     let object = build::build_ebpf(true)?;
+    run_soak(&object, minutes, seed, record)
+}
+
+/// Builds the daemon and `lb-soak`, and runs the soak with the eBPF object `object`.
+fn run_soak(object: &Path, minutes: f64, seed: Option<u64>, record: bool) -> Result<()> {
     let mut build = util::host_cargo()?;
     build.args([
         "build",
@@ -322,7 +337,7 @@ fn soak(minutes: f64, seed: Option<u64>, record: bool) -> Result<()> {
     let mut cmd = Command::new(debug.join("lb-soak"));
     cmd.arg("--minutes")
         .arg(minutes.to_string())
-        .env(OBJECT_ENV, &object)
+        .env(OBJECT_ENV, object)
         .env("LB_DAEMON_BIN", debug.join("lb-daemon"));
     if let Some(seed) = seed {
         cmd.arg("--seed").arg(seed.to_string());

@@ -102,10 +102,25 @@ pub fn pin_path(pin_dir: &Path, name: &str) -> PathBuf {
     pin_dir.join(name)
 }
 
-/// Removes every pin this program owns, then the directory if empty.
-pub fn remove_pins(pin_dir: &Path) {
+/// Removes the pinned maps only (link pins stay for the next daemon to adopt).
+pub fn remove_map_pins(pin_dir: &Path) {
     for name in lb_common::map_names::ALL {
         let _ = std::fs::remove_file(pin_path(pin_dir, name));
+    }
+}
+
+/// Removes every pin this program owns — the maps and the XDP links (`link_<interface>`):
+/// a link whose pin goes and that no process holds is detached — then the directory if
+/// empty.
+pub fn remove_pins(pin_dir: &Path) {
+    remove_map_pins(pin_dir);
+    if let Ok(entries) = std::fs::read_dir(pin_dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_str().and_then(super::link_pin_interface).is_some() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
     let _ = std::fs::remove_dir(pin_dir);
 }

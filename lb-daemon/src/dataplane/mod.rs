@@ -12,6 +12,7 @@ mod fastpath;
 pub mod flow_sync;
 pub mod from_config;
 mod helper_program;
+mod links;
 pub mod live;
 pub mod maglev;
 mod mapped_ring;
@@ -31,7 +32,7 @@ use std::{
 
 use aya::{
     maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuValues},
-    programs::{Xdp, XdpMode},
+    programs::Xdp,
     Ebpf, EbpfLoader,
 };
 use lb_common::{
@@ -43,6 +44,7 @@ use tracing::{info, warn};
 pub use counters::{BackendStatus, ServiceStatus};
 pub use egress::resolve_egress;
 pub use helper_program::HelperProgram;
+pub use links::{link_pin_interface, link_pin_path, AttachMode};
 pub use nat::{NatConnection, NatSweep, NatTimeouts};
 pub use object::OBJECT_ENV;
 pub use program::ApplyReport;
@@ -189,22 +191,6 @@ impl Default for LoadOptions {
     }
 }
 
-/// How the program runs on an interface.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttachMode {
-    /// In the driver (fast path).
-    Native,
-    /// In the kernel's generic (SKB) path: works everywhere, slower.
-    Generic,
-}
-
-#[derive(Debug)]
-struct Attachment {
-    ifname: String,
-    mode: AttachMode,
-    link: aya::programs::xdp::XdpLinkId,
-}
-
 /// A programmed service, mirrored from the maps.
 #[derive(Debug)]
 struct ServiceState {
@@ -234,7 +220,7 @@ pub struct Dataplane {
     backend_ids: IdPool,
     rings: RingAllocator,
     next_generation: u32,
-    attachments: HashMap<u32, Attachment>,
+    attachments: HashMap<u32, links::Attachment>,
     adopted: bool,
     /// What `lb_vip_filter` holds.
     vip_filter: Vec<u8>,
@@ -267,8 +253,7 @@ impl Dataplane {
         let adopted = kept == map_names::ALL.len();
         if kept > 0 && !adopted {
             warn!(pin_dir = %opts.pin_dir.display(), "incomplete set of pinned maps; starting fresh");
-            bpffs::remove_pins(&opts.pin_dir);
-            bpffs::ensure_pin_dir(&opts.pin_dir)?;
+            bpffs::remove_map_pins(&opts.pin_dir);
         }
 
         let object = object::Object::load()?;
@@ -336,180 +321,8 @@ impl Dataplane {
         self.capacity
     }
 
-    /// Attaches the load balancer to `ifname`: native mode, or generic mode (with the
-    /// reason logged) when the driver cannot run XDP.
-    pub fn attach(&mut self, ifname: &str) -> Result<AttachMode, DataplaneError> {
-        self.attach_with(ifname, &[AttachMode::Native, AttachMode::Generic])
-    }
-
-    /// Attaches in exactly one mode.
-    pub fn attach_mode(
-        &mut self,
-        ifname: &str,
-        mode: AttachMode,
-    ) -> Result<AttachMode, DataplaneError> {
-        self.attach_with(ifname, &[mode])
-    }
-
-    fn attach_with(
-        &mut self,
-        ifname: &str,
-        modes: &[AttachMode],
-    ) -> Result<AttachMode, DataplaneError> {
-        let ifindex = ifindex(ifname)?;
-        if let Some(a) = self.attachments.get(&ifindex) {
-            return Ok(a.mode);
-        }
-        let prog = program_mut(&mut self.ebpf, program_names::LB)?;
-        let mut errors = Vec::new();
-        for &mode in modes {
-            let xdp_mode = match mode {
-                AttachMode::Native => XdpMode::Driver,
-                AttachMode::Generic => XdpMode::Skb,
-            };
-            match prog.attach_to_if_index(ifindex, xdp_mode) {
-                Ok(link) => {
-                    if !errors.is_empty() {
-                        warn!(iface = ifname, reason = %errors.join("; "), "native XDP unavailable; running in generic mode");
-                    }
-                    info!(iface = ifname, ?mode, "XDP program attached");
-                    self.attachments.insert(
-                        ifindex,
-                        Attachment {
-                            ifname: ifname.to_string(),
-                            mode,
-                            link,
-                        },
-                    );
-                    return Ok(mode);
-                }
-                Err(e) => errors.push(error_chain(&e)),
-            }
-        }
-        Err(DataplaneError::Attach {
-            iface: ifname.to_string(),
-            native: errors.first().cloned().unwrap_or_default(),
-            generic: errors.get(1).cloned().unwrap_or_else(|| "not tried".into()),
-        })
-    }
-
-    /// Detaches from `ifname` (no-op when not attached).
-    pub fn detach(&mut self, ifname: &str) -> Result<(), DataplaneError> {
-        let Some((&ifindex, _)) = self.attachments.iter().find(|(_, a)| a.ifname == ifname) else {
-            return Ok(());
-        };
-        if let Some(a) = self.attachments.remove(&ifindex) {
-            program_mut(&mut self.ebpf, program_names::LB)?
-                .detach(a.link)
-                .map_err(|source| DataplaneError::Program {
-                    program: program_names::LB,
-                    source,
-                })?;
-            info!(iface = ifname, "XDP program detached");
-        }
-        Ok(())
-    }
-
-    /// Interfaces the program is attached to, with their mode.
-    pub fn attached(&self) -> Vec<(String, AttachMode)> {
-        let mut v: Vec<_> = self
-            .attachments
-            .values()
-            .map(|a| (a.ifname.clone(), a.mode))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    }
-
-    /// For an upgrade: pins every XDP link under the pin directory so the program stays
-    /// attached (with its pinned maps) after this process exits. Returns the interfaces.
-    pub fn keep_attached(&mut self) -> Result<Vec<String>, DataplaneError> {
-        let mut kept = Vec::new();
-        let attachments: Vec<(u32, Attachment)> = self.attachments.drain().collect();
-        for (_, a) in attachments {
-            let prog = program_mut(&mut self.ebpf, program_names::LB)?;
-            let link = prog
-                .take_link(a.link)
-                .map_err(|source| DataplaneError::Program {
-                    program: program_names::LB,
-                    source,
-                })?;
-            let fd_link: aya::programs::links::FdLink = link.try_into().map_err(|e| {
-                DataplaneError::Bpffs(format!(
-                    "{}: the XDP attachment is not a bpf_link and cannot be kept ({e})",
-                    a.ifname
-                ))
-            })?;
-            let path = link_pin_path(&self.pin_dir, &a.ifname);
-            let _ = std::fs::remove_file(&path);
-            fd_link.pin(&path).map_err(|e| {
-                DataplaneError::Bpffs(format!(
-                    "pinning the XDP link of {} at {}: {e}",
-                    a.ifname,
-                    path.display()
-                ))
-            })?;
-            info!(iface = %a.ifname, pin = %path.display(), "XDP link pinned: the program stays attached");
-            kept.push(a.ifname);
-        }
-        Ok(kept)
-    }
-
-    /// After an upgrade: takes over the XDP links a previous daemon pinned, replacing its
-    /// program by this one atomically (`bpf_link_update`: no packet unhandled). Returns
-    /// the interfaces adopted.
-    pub fn adopt_links(&mut self) -> Result<Vec<String>, DataplaneError> {
-        let mut adopted = Vec::new();
-        let Ok(entries) = std::fs::read_dir(&self.pin_dir) else {
-            return Ok(adopted);
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            let Some(ifname) = name.strip_prefix(LINK_PIN_PREFIX) else {
-                continue;
-            };
-            let ifname = ifname.to_string();
-            let path = entry.path();
-            let pinned = match aya::programs::links::PinnedLink::from_pin(&path) {
-                Ok(p) => p,
-                Err(e) => {
-                    warn!(pin = %path.display(), error = %e, "stale XDP link pin; removing it");
-                    let _ = std::fs::remove_file(&path);
-                    continue;
-                }
-            };
-            let fd_link = aya::programs::links::FdLink::from(pinned);
-            let xdp_link = aya::programs::xdp::XdpLink::try_from(fd_link).map_err(|e| {
-                DataplaneError::Bpffs(format!(
-                    "{}: pinned link is not an XDP link ({e})",
-                    path.display()
-                ))
-            })?;
-            let ifindex = ifindex(&ifname)?;
-            let prog = program_mut(&mut self.ebpf, program_names::LB)?;
-            let link = prog
-                .attach_to_link(xdp_link)
-                .map_err(|source| DataplaneError::Program {
-                    program: program_names::LB,
-                    source,
-                })?;
-            let _ = std::fs::remove_file(&path);
-            info!(iface = %ifname, "adopted the XDP link of the previous daemon");
-            self.attachments.insert(
-                ifindex,
-                Attachment {
-                    ifname: ifname.clone(),
-                    mode: AttachMode::Native,
-                    link,
-                },
-            );
-            adopted.push(ifname);
-        }
-        Ok(adopted)
-    }
-
-    /// Removes the pinned maps (clean shutdown); the maps live on only while this
-    /// process holds them.
+    /// Removes the pinned maps and XDP links (clean shutdown): they live on only while
+    /// this process holds them.
     pub fn unpin(&self) {
         bpffs::remove_pins(&self.pin_dir);
     }
@@ -583,13 +396,6 @@ impl Dataplane {
         self.next_generation = self.next_generation.wrapping_add(1).max(1);
         g
     }
-}
-
-/// Pinned XDP links are named `link_<interface>` in the pin directory.
-const LINK_PIN_PREFIX: &str = "link_";
-
-pub fn link_pin_path(pin_dir: &Path, ifname: &str) -> PathBuf {
-    pin_dir.join(format!("{LINK_PIN_PREFIX}{ifname}"))
 }
 
 fn map_err(map: &'static str, source: aya::maps::MapError) -> DataplaneError {

@@ -42,9 +42,9 @@ pub fn inject(lab: &mut SoakLab, fault: Fault, problems: &mut Vec<String>) -> Re
             Undo::StartBackend(service, backend)
         }
         Fault::BackendLinkFlap { service, backend } => {
-            lab.backend(service, backend)
-                .netns()
-                .ip(&["link", "set", "eth0", "down"])?;
+            // From the switch side: the backend keeps its addresses and routes (setting
+            // its own eth0 down would delete a NAT real's default route via the LB).
+            lab.set_switch_port(service, backend, "down")?;
             Undo::LinkUp(service, backend)
         }
         Fault::MasterLinkCut => {
@@ -149,11 +149,7 @@ pub fn undo(lab: &mut SoakLab, undo: Undo, problems: &mut Vec<String>) -> Result
     match undo {
         Undo::Nothing => {}
         Undo::StartBackend(service, i) => lab.backend(service, i).start_server(i)?,
-        Undo::LinkUp(service, i) => {
-            lab.backend(service, i)
-                .netns()
-                .ip(&["link", "set", "eth0", "up"])?;
-        }
+        Undo::LinkUp(service, i) => lab.set_switch_port(service, i, "up")?,
         Undo::Restore(m) => lab.seg.restore(m)?,
         Undo::Restart(m) => {
             lab.start(m)?;

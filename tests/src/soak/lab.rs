@@ -146,6 +146,19 @@ impl SoakLab {
         })
     }
 
+    /// Sets backend `i`'s switch port `up` or `down` (a link flap seen by the backend as
+    /// carrier loss, its addresses and routes kept).
+    pub fn set_switch_port(&self, service: Service, i: usize, state: &str) -> Result<()> {
+        let (switch, host) = match service {
+            Service::Dr => (&self.seg.switch, &self.dr[i]),
+            Service::Nat => (&self.internal, &self.nat[i]),
+        };
+        switch
+            .ns()
+            .ip(&["link", "set", host.switch_port(), state])?;
+        Ok(())
+    }
+
     pub fn backend(&mut self, service: Service, i: usize) -> &mut BackendHost {
         match service {
             Service::Dr => &mut self.dr[i],

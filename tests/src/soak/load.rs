@@ -19,6 +19,12 @@ use std::{
 use super::{lab::addressing, schedule::Service};
 
 const REQUEST_EVERY: Duration = Duration::from_millis(20);
+/// A short request's connect and read timeouts.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest a short request can take: one started this long before a fault can still
+/// fail because of it.
+pub const REQUEST_MAX: Duration = CONNECT_TIMEOUT.saturating_add(READ_TIMEOUT);
 const ASK_EVERY: Duration = Duration::from_millis(500);
 /// Long-lived connections per service.
 pub const LONG_LIVED: usize = 4;
@@ -129,10 +135,10 @@ fn ask(s: &mut TcpStream) -> Result<String, String> {
 fn short_requests(service: Service, stop: &AtomicBool, out: &Mutex<Outcomes>) {
     while !stop.load(Ordering::Relaxed) {
         let at = Instant::now();
-        let result = TcpStream::connect_timeout(&vip(service), Duration::from_millis(500))
+        let result = TcpStream::connect_timeout(&vip(service), CONNECT_TIMEOUT)
             .map_err(|e| format!("connect: {e}"))
             .and_then(|mut s| {
-                s.set_read_timeout(Some(Duration::from_secs(1)))
+                s.set_read_timeout(Some(READ_TIMEOUT))
                     .map_err(|e| e.to_string())?;
                 ask(&mut s)
             });

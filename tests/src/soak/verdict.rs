@@ -34,12 +34,18 @@ impl Injected {
         }
     }
 
-    /// When requests of `service` may fail because of this fault.
+    /// When requests of `service` started that may fail because of this fault: from one
+    /// request's longest life before it (a request in flight when a backend is killed is
+    /// reset by it, though it started first) to the grace after it is undone.
     fn window(&self, service: Service) -> Option<(Instant, Instant)> {
+        let from = self
+            .started
+            .checked_sub(super::load::REQUEST_MAX)
+            .unwrap_or(self.started);
         self.fault
             .disrupts()
             .contains(&service)
-            .then(|| (self.started, self.undone + self.fault.grace()))
+            .then(|| (from, self.undone + self.fault.grace()))
     }
 }
 
@@ -403,6 +409,22 @@ mod tests {
             report.contains("failed outside a window | DR at 40.00 s"),
             "{report}"
         );
+    }
+
+    #[test]
+    fn a_request_in_flight_when_a_fault_starts_is_inside_its_window() {
+        let start = Instant::now();
+        let injected = [cut(start)];
+        let mut o = Outcomes::default();
+        // Started 1 s before the cut (10 s), reset by it: inside.
+        let nat_ok = req(start, 1_000, Service::Nat, true);
+        o.requests = vec![nat_ok.clone(), req(start, 9_000, Service::Dr, false)];
+        let (report, ok) = run_with(start, &o, &injected, &[]);
+        assert!(ok, "{report}");
+        // Started 2 s before: longer ago than a request lives, outside.
+        o.requests = vec![nat_ok, req(start, 8_000, Service::Dr, false)];
+        let (report, ok) = run_with(start, &o, &injected, &[]);
+        assert!(!ok, "{report}");
     }
 
     #[test]

@@ -30,7 +30,8 @@ impl ForwardingPlane for XdpPlane {
     }
 
     fn take_over(&mut self, configured: HashSet<ServiceId>, _nat_timeouts: &NatTimeouts) {
-        // A previous daemon stopped with --keep-dataplane: take its XDP links over.
+        // A previous daemon stopped with --keep-dataplane, or crashed: its XDP links are
+        // pinned and still forwarding; take them over (atomically, no packet unhandled).
         match self.dp.adopt_links() {
             Ok(ifs) if !ifs.is_empty() => {
                 info!(interfaces = ?ifs, "data plane adopted from the previous daemon")
