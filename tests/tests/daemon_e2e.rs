@@ -340,10 +340,21 @@ impl Drop for SharedBpffs {
     }
 }
 
-#[test]
-fn keep_dataplane_restart_drops_nothing() {
-    let bpffs = SharedBpffs::new("keep");
-    let (mut seg, _peers, _backends) = topology(ForwardMode::Dr);
+/// Two daemons (DR) with their maps pinned under a bpffs of the test's own, lb1 MASTER
+/// and traffic flowing.
+struct PinnedPair {
+    bpffs: SharedBpffs,
+    seg: Segment,
+    lab: (Vec<HelperProgram>, Vec<BackendHost>),
+    /// lb1's pin directory.
+    pin1: std::path::PathBuf,
+    /// lb1's configuration (to restart it).
+    c1: String,
+}
+
+fn pinned_pair(tag: &str) -> PinnedPair {
+    let bpffs = SharedBpffs::new(tag);
+    let (mut seg, peers, backends) = topology(ForwardMode::Dr);
     let pin1 = bpffs.0.join("lb1");
     let c1 = config_pinned("lb1", 150, seg.nodes[0].dir(), &pin1.to_string_lossy());
     let c2 = config_pinned(
@@ -361,6 +372,24 @@ fn keep_dataplane_restart_drops_nothing() {
         requests_from(&seg.nodes[2].ns, 5).is_ok()
     });
     assert!(ok, "traffic flows\n{}", seg.logs());
+    PinnedPair {
+        bpffs,
+        seg,
+        lab: (peers, backends),
+        pin1,
+        c1,
+    }
+}
+
+#[test]
+fn keep_dataplane_restart_drops_nothing() {
+    let PinnedPair {
+        bpffs: _bpffs,
+        mut seg,
+        lab: _lab,
+        pin1: _,
+        c1,
+    } = pinned_pair("keep");
     let mut conn = open_from(&seg.nodes[2].ns).expect("long-lived connection");
     let first = conn.ask().expect("ask").backend;
 
@@ -426,25 +455,13 @@ fn link_pins(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn sigkilled_master_keeps_forwarding_and_its_restart_adopts_the_link() {
-    let bpffs = SharedBpffs::new("sigkill");
-    let (mut seg, _peers, _backends) = topology(ForwardMode::Dr);
-    let pin1 = bpffs.0.join("lb1");
-    let c1 = config_pinned("lb1", 150, seg.nodes[0].dir(), &pin1.to_string_lossy());
-    let c2 = config_pinned(
-        "lb2",
-        100,
-        seg.nodes[1].dir(),
-        &bpffs.0.join("lb2").to_string_lossy(),
-    );
-    seg.nodes[0].start_ours(&c1).expect("lb1");
-    seg.nodes[1].start_ours(&c2).expect("lb2");
-    seg.wait_holder(VIP, 0, Duration::from_secs(10))
-        .expect("lb1 master");
-    let ok = (0..50).any(|_| {
-        std::thread::sleep(Duration::from_millis(200));
-        requests_from(&seg.nodes[2].ns, 5).is_ok()
-    });
-    assert!(ok, "traffic flows\n{}", seg.logs());
+    let PinnedPair {
+        bpffs: _bpffs,
+        mut seg,
+        lab: _lab,
+        pin1,
+        c1,
+    } = pinned_pair("sigkill");
     let pinned = link_pins(&pin1);
     assert!(
         !pinned.is_empty(),
