@@ -60,6 +60,7 @@ pub fn unique_pin_dir(tag: &str) -> PathBuf {
 pub struct TestDataplane {
     pub dp: Dataplane,
     pin_dir: PathBuf,
+    capacity: Capacity,
 }
 
 impl TestDataplane {
@@ -78,7 +79,23 @@ impl TestDataplane {
             capacity,
         })
         .expect("load the XDP program (root, bpffs, LB_EBPF_OBJECT or an embedded object)");
-        Self { dp, pin_dir }
+        Self {
+            dp,
+            pin_dir,
+            capacity,
+        }
+    }
+
+    /// What a restarted daemon does (after a crash or `stop --keep-dataplane`): loads
+    /// the program again over the pinned maps, adopting what they hold.
+    pub fn restart(&mut self) {
+        let dp = Dataplane::load(&LoadOptions {
+            pin_dir: self.pin_dir.clone(),
+            capacity: self.capacity,
+        })
+        .expect("load the XDP program again over the pinned maps");
+        assert!(dp.adopted(), "the pinned maps are re-used");
+        self.dp = dp;
     }
 
     /// Runs the load balancer once on `frame`, on CPU 0.

@@ -206,8 +206,13 @@ impl Node {
         self.ns.has_address("eth0", vip)
     }
 
+    /// Appends: a node restarted (the soak's SIGKILL and upgrade faults) keeps the log
+    /// of its previous daemon above the new one's.
     fn spawn_logged(&mut self, argv: &[&str]) -> Result<()> {
-        let log = std::fs::File::create(self.log_path())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
         let err = log.try_clone()?;
         let child = self.ns.spawn_with(argv, log.into(), err.into())?;
         self.child = Some(child);

@@ -243,6 +243,51 @@ fn nat_and_full_nat_translate_both_directions() {
     }
 }
 
+/// An upgrade restart (`stop --keep-dataplane`) or a crash leaves the program forwarding
+/// on its pinned maps; the new daemon adopts them and programs its services only when
+/// its instances are MASTER again. Until then, and whatever it writes first (flow-sync
+/// learning, another service), the replies of the NAT flows the maps hold must still be
+/// translated. (The soak found them switched off: `lb_flags`' NAT bit was recomputed
+/// from the programmed services only.)
+#[test]
+fn an_adopting_restart_keeps_translating_nat_replies() {
+    for family in [V4, V6] {
+        announce(&family);
+        in_fib_ns(move || {
+            let addrs = Addrs::of(family);
+            let nat = nat_service(addrs.vip, Protocol::Tcp, &addrs.reals, None);
+            let dr_vip = family.pick("198.18.1.101", "2001:db8:1::101");
+            let dr = service(
+                dr_vip,
+                80,
+                Protocol::Tcp,
+                ForwardMode::Dr,
+                &[(addrs.reals[0], 1)],
+            );
+            let mut t = setup(&[&nat, &dr]);
+            let flow = service_flow(Protocol::Tcp, addrs.client, CLIENT_PORT, addrs.vip, 80);
+            let (real, sport) = forward(&mut t, &nat, &flow, None);
+            reply(&mut t, &flow, real, addrs.client, sport);
+
+            t.restart();
+            reply(&mut t, &flow, real, addrs.client, sport);
+            t.dp.set_sync_learning(true).expect("sync learning on");
+            reply(&mut t, &flow, real, addrs.client, sport);
+            t.dp.apply_service(&dr).expect("the DR service again");
+            reply(&mut t, &flow, real, addrs.client, sport);
+            t.dp.apply_service(&nat).expect("the NAT service again");
+            reply(&mut t, &flow, real, addrs.client, sport);
+            assert_eq!(forward(&mut t, &nat, &flow, None), (real, sport));
+            // Without any NAT service left, the reply path is off again.
+            t.dp.remove_service(&nat.id).expect("remove NAT");
+            let r = flow
+                .rewritten(&real.to_string(), REAL_PORT, addrs.client, sport)
+                .with_flags(TCP_SYN | TCP_ACK);
+            assert_eq!(t.run(&from_real(&r)).action, XDP_PASS);
+        });
+    }
+}
+
 #[test]
 fn udp_without_checksum_stays_without() {
     in_fib_ns(|| {

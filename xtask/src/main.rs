@@ -92,6 +92,9 @@ enum Task {
         /// Write the report into docs/reliability.md's soak section.
         #[arg(long)]
         record: bool,
+        /// Only faults of this kind, repeated (e.g. `master-killed`).
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Set up, build the eBPF object and run lb-bench.
     Bench {
@@ -134,7 +137,8 @@ fn run_task(task: Task) -> Result<()> {
             minutes,
             seed,
             record,
-        } => soak(minutes, seed, record),
+            only,
+        } => soak(minutes, seed, record, only),
         Task::Fuzz {
             target,
             time,
@@ -305,14 +309,20 @@ fn bench(what: OsString, args: &[OsString]) -> Result<()> {
     Ok(())
 }
 
-fn soak(minutes: f64, seed: Option<u64>, record: bool) -> Result<()> {
+fn soak(minutes: f64, seed: Option<u64>, record: bool, only: Option<String>) -> Result<()> {
     setup::setup()?;
     let object = build::build_ebpf(true)?;
-    run_soak(&object, minutes, seed, record)
+    run_soak(&object, minutes, seed, record, only)
 }
 
 /// Builds the daemon and `lb-soak`, and runs the soak with the eBPF object `object`.
-fn run_soak(object: &Path, minutes: f64, seed: Option<u64>, record: bool) -> Result<()> {
+fn run_soak(
+    object: &Path,
+    minutes: f64,
+    seed: Option<u64>,
+    record: bool,
+    only: Option<String>,
+) -> Result<()> {
     let mut build = util::host_cargo()?;
     build.args([
         "build",
@@ -334,6 +344,9 @@ fn run_soak(object: &Path, minutes: f64, seed: Option<u64>, record: bool) -> Res
         .env("LB_DAEMON_BIN", debug.join("lb-daemon"));
     if let Some(seed) = seed {
         cmd.arg("--seed").arg(seed.to_string());
+    }
+    if let Some(kind) = only {
+        cmd.arg("--only").arg(kind);
     }
     if record {
         cmd.arg("--report")

@@ -178,10 +178,16 @@ impl Daemon {
         };
         let (readiness_tx, readiness) = tokio::sync::watch::channel(Readiness::new());
         let mut sync_stats = None;
+        // Read before anything else starts: the owner and the VRRP instances both use it.
+        let kept = if config.vrrp_instances.is_empty() {
+            Vec::new()
+        } else {
+            kept_masters::take(&config)
+        };
         let (dataplane, owner) = match plane_choice::choose(&config)? {
             Some(plane) => {
                 let name = plane.name();
-                let mut owner = Owner::new(&config, plane)?;
+                let mut owner = Owner::new(&config, plane)?.with_kept_masters(&kept);
                 if vip_link.is_some() {
                     owner = owner.with_readiness(readiness_tx);
                 }
@@ -240,7 +246,6 @@ impl Daemon {
             None
         } else {
             let gate = owner.as_ref().map(|o| o.gate.clone());
-            let kept = kept_masters::take(&config);
             Some(Vrrp::start(&config, gate, &kept, alerts.clone(), bfd.states()).await?)
         };
         let view = make_view(&config, dataplane, vrrp.as_ref(), &health)

@@ -214,6 +214,10 @@ pub struct Owner {
     sync: Option<OwnerSync>,
     /// The bulk window closed and nothing waits for it any more.
     bulk_over: bool,
+    /// Instances a previous daemon stopped with `--keep-dataplane` handed over as MASTER:
+    /// their tables are intact and no peer took over, so their first MASTER transition
+    /// does not wait for bulk sync (it would leave them without adverts for its window).
+    kept_masters: HashSet<String>,
 }
 
 fn services_of(config: &Config) -> Vec<Service> {
@@ -268,7 +272,14 @@ impl Owner {
             totals: CounterTotals::default(),
             sync: None,
             bulk_over: false,
+            kept_masters: HashSet::new(),
         })
+    }
+
+    /// The MASTER instances handed over by the previous daemon (`kept_masters::take`).
+    pub fn with_kept_masters(mut self, kept: &[String]) -> Owner {
+        self.kept_masters = kept.iter().cloned().collect();
+        self
     }
 
     /// Runs flow-state sync: new flows go to `sync`'s sender (while this node is MASTER
@@ -508,7 +519,8 @@ impl Owner {
     async fn on_gate(&mut self, req: GateRequest) {
         match req {
             GateRequest::BecomeMaster { instance, reply } => {
-                if !self.bulk_done() {
+                let handed_over = self.kept_masters.remove(&instance);
+                if !self.bulk_done() && !handed_over {
                     if let Some(sync) = &mut self.sync {
                         info!(instance = %instance, "waiting for the peers' flows (bulk sync) before becoming MASTER");
                         sync.deferred.push((instance, reply));
@@ -630,6 +642,7 @@ impl Owner {
         }
         self.masters.remove(instance);
         let mine = self.services_of(instance);
+        self.keep_flows_of(&mine);
         self.retire_counters(&mine);
         for id in mine {
             self.unserve(&id);
@@ -762,6 +775,38 @@ impl Owner {
         info!(service = %id, installed = report.installed, skipped = ?report.skipped, "peers' flows installed before serving");
         sync.stats.update(|s| s.pending = pending);
         record_install(&sync.stats, &report);
+    }
+
+    /// A MASTER stepping down keeps its services' flows with the peers' records, to be
+    /// written back when it is MASTER again: keepalived + LVS keep them too (a BACKUP's
+    /// IPVS table holds the connections until they expire), whereas here the tables go
+    /// with the service. Without this a flow the new MASTER's Maglev table sends
+    /// elsewhere breaks when mastership comes back (the soak's master link cut after a
+    /// SIGKILL failover and preemption: DR connections reset).
+    fn keep_flows_of(&mut self, ids: &[ServiceId]) {
+        let Some(sync) = &mut self.sync else { return };
+        let records: Vec<FlowRecord> = self
+            .plane
+            .dump_flows()
+            .into_iter()
+            .filter(|r| ids.contains(&r.service))
+            .collect();
+        if records.is_empty() {
+            return;
+        }
+        let flows = records.len();
+        let refused = sync.pending.insert(records, wall_ms());
+        let pending = sync.pending.len() as u64;
+        sync.stats.update(|s| {
+            s.pending = pending;
+            if refused > 0 {
+                *s.skipped.entry("pending_full".into()).or_default() += refused;
+            }
+        });
+        info!(
+            flows,
+            "left MASTER: this node's flows kept for its next MASTER transition"
+        );
     }
 
     fn expire_pending(&mut self) {

@@ -244,10 +244,14 @@ impl Dataplane {
     /// Rewrites `lb_flags[0]`: packets not for a VIP are looked up as NAT replies only
     /// while NAT is in use; new flows are reported while flow-state sync is on.
     pub(super) fn write_global_flags(&mut self) -> Result<(), DataplaneError> {
-        let nat_in_use = self
-            .services
-            .values()
-            .any(|s| s.spec.as_ref().is_some_and(|s| s.mode.is_nat()));
+        // A service adopted from pinned maps has no spec until it is programmed again;
+        // its pinned entry says whether it is NAT. Without this, the first write after
+        // an upgrade restart (sync learning, another service) switched the NAT reply
+        // path off until the NAT service was programmed again: replies were lost.
+        let nat_in_use = self.services.values().any(|s| match &s.spec {
+            Some(spec) => spec.mode.is_nat(),
+            None => s.info.flags & lb_common::mode::MASK == lb_common::mode::NAT,
+        });
         let value = self.global_flag_bits(nat_in_use);
         let name = map_names::FLAGS;
         let mut flags: Array<&mut MapData, u32> =

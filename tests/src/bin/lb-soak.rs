@@ -15,6 +15,9 @@ struct Args {
     /// Seed of the fault schedule (default: from the clock, printed).
     #[arg(long)]
     seed: Option<u64>,
+    /// Only faults of this kind, repeated (e.g. `master-killed`): to chase one finding.
+    #[arg(long)]
+    only: Option<String>,
     /// Markdown file whose `soak` section receives the report.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -30,6 +33,7 @@ fn main() -> ExitCode {
     let opts = lb_tests::soak::Options {
         length: Duration::from_secs_f64(args.minutes * 60.0),
         seed,
+        only: args.only.clone(),
     };
     match lb_tests::soak::run(&opts) {
         Ok((report, ok)) => {

@@ -2,7 +2,9 @@
 //! the DR and NAT VIPs, VI_INT on the reals' side with their gateway; unicast with
 //! authentication), three DR backends on the client segment, three NAT reals behind the
 //! LBs, the client, and a third host that forges adverts. Pins live on a bpffs mounted in
-//! the host's mount namespace, so a restarted daemon finds its predecessor's maps.
+//! the host's mount namespace, so a restarted daemon finds its predecessor's maps. Flow
+//! sync (`[sync]`, keepalived's `lvs_sync_daemon`) runs between the LBs, as it would on
+//! an LVS pair that must keep connections through a failover.
 
 use std::{
     net::{IpAddr, Ipv4Addr},
@@ -184,6 +186,15 @@ metrics_listen = "{METRICS}"
 
 [global.lvs_timeouts]
 tcp = "10m"
+
+# keepalived's lvs_sync_daemon: without it a DR flow scheduled while the backend set
+# differed (a replacement opened during a backend fault) reaches another real after a
+# failover, because the backup only has its Maglev table.
+[sync]
+interface = "eth0"
+vrrp_instance = "VI_EXT"
+peers = ["198.18.0.{peer}"]
+key = "soak-flow-sync-key-0123456789"
 
 [[vrrp_sync_group]]
 name = "SOAK"

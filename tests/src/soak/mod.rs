@@ -23,12 +23,22 @@ use verdict::{Injected, Sample};
 pub struct Options {
     pub length: Duration,
     pub seed: u64,
+    /// Only faults of this kind (`Fault::kind_name`), repeated.
+    pub only: Option<String>,
 }
 
 /// Runs the soak; the report and whether every target was met.
 pub fn run(opts: &Options) -> Result<(String, bool)> {
     let netns_before = verdict::netns_count();
-    let plan = schedule::schedule(opts.seed, opts.length);
+    let plan = match &opts.only {
+        None => schedule::schedule(opts.seed, opts.length),
+        Some(kind) => schedule::schedule_only(opts.seed, opts.length, kind).with_context(|| {
+            format!(
+                "--only {kind}: no such kind of fault; the kinds are {}",
+                Fault::kind_names().join(", ")
+            )
+        })?,
+    };
     eprintln!(
         "soak: {} s, seed {}, {} faults planned",
         opts.length.as_secs(),
@@ -38,8 +48,18 @@ pub fn run(opts: &Options) -> Result<(String, bool)> {
     let (report, ok) = {
         let mut lab = SoakLab::new().context("building the soak lab")?;
         let result = soak(&mut lab, &plan, opts);
-        if result.is_err() {
-            eprintln!("{}", lab.seg.logs());
+        match &result {
+            Err(_) => eprintln!("{}", lab.seg.logs()),
+            // A missed target is chased in the daemons' logs (their times are UTC; the
+            // run printed when its clock started).
+            Ok((_, false)) => {
+                let path = std::env::temp_dir().join(format!("lb-soak-{}.log", opts.seed));
+                match std::fs::write(&path, lab.seg.logs()) {
+                    Ok(()) => eprintln!("soak: the daemons' logs are in {}", path.display()),
+                    Err(e) => eprintln!("soak: writing {}: {e}", path.display()),
+                }
+            }
+            Ok(_) => {}
         }
         result?
     };
@@ -51,6 +71,21 @@ pub fn run(opts: &Options) -> Result<(String, bool)> {
         verdict::mark(leaked == 0)
     );
     Ok((report, ok && leaked == 0))
+}
+
+/// HH:MM:SS.mmm of now, UTC: to line the report's offsets up with the daemons' logs.
+fn time_of_day_utc() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+        % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
 }
 
 fn soak(lab: &mut SoakLab, plan: &[Planned], opts: &Options) -> Result<(String, bool)> {
@@ -79,6 +114,7 @@ fn soak(lab: &mut SoakLab, plan: &[Planned], opts: &Options) -> Result<(String, 
     let pins_at_start = lab.bpffs.pins();
     let load = Load::start(lab.seg.nodes[lab::CLIENT].ns.path());
     let start = Instant::now();
+    eprintln!("soak: the clock starts at {} UTC", time_of_day_utc());
     let mut samples: Vec<Sample> = Vec::new();
     let mut injected: Vec<Injected> = Vec::new();
     let mut two_masters = Duration::ZERO;

@@ -112,6 +112,30 @@ impl Fault {
         }
     }
 
+    /// The kind's name on the command line (`lb-soak --only NAME`).
+    pub fn kind_name(self) -> &'static str {
+        match self {
+            Fault::BackendKilled { .. } => "backend-killed",
+            Fault::BackendLinkFlap { .. } => "backend-link-flap",
+            Fault::MasterLinkCut => "master-link-cut",
+            Fault::ReloadValid => "reload-valid",
+            Fault::ReloadInvalid => "reload-invalid",
+            Fault::MasterKilled => "master-killed",
+            Fault::UpgradeRestart => "upgrade-restart",
+            Fault::ForgedAdverts => "forged-adverts",
+            Fault::SilentControlClients => "silent-control-clients",
+            Fault::SlowMetricsScraper => "slow-metrics-scraper",
+        }
+    }
+
+    /// Every kind's name, for `--only`'s error message.
+    pub fn kind_names() -> Vec<&'static str> {
+        Fault::kinds(&mut Rng(0))
+            .into_iter()
+            .map(Fault::kind_name)
+            .collect()
+    }
+
     pub fn describe(self) -> String {
         match self {
             Fault::BackendKilled { service, backend } => {
@@ -147,9 +171,23 @@ pub const LEAD: Duration = Duration::from_secs(5);
 /// The faults of a run of `length` with `seed`: each kind once, then random picks, each
 /// starting after the previous one's window and gap, all ending before `length`.
 pub fn schedule(seed: u64, length: Duration) -> Vec<Planned> {
+    schedule_of(seed, length, None)
+}
+
+/// As [`schedule`], but with `only` (a kind's name) every fault is of that kind: to
+/// chase one finding with many repetitions. `None` when the name is unknown.
+pub fn schedule_only(seed: u64, length: Duration, only: &str) -> Option<Vec<Planned>> {
+    Fault::kind_names()
+        .contains(&only)
+        .then(|| schedule_of(seed, length, Some(only)))
+}
+
+fn schedule_of(seed: u64, length: Duration, only: Option<&str>) -> Vec<Planned> {
     let mut rng = Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
     let mut first = Fault::kinds(&mut rng);
     rng.shuffle(&mut first);
+    let wanted = |f: &Fault| only.is_none_or(|k| f.kind_name() == k);
+    first.retain(wanted);
     let mut out = Vec::new();
     let mut at = LEAD;
     let mut queue = first.into_iter();
@@ -158,6 +196,7 @@ pub fn schedule(seed: u64, length: Duration) -> Vec<Planned> {
             Some(f) => f,
             None => {
                 let mut all = Fault::kinds(&mut rng);
+                all.retain(wanted);
                 let i = rng.below(all.len() as u64) as usize;
                 all.swap_remove(i)
             }
@@ -233,6 +272,18 @@ mod tests {
             let last = plan.last().unwrap();
             assert!(last.at + last.fault.hold() + last.fault.grace() + GAP + LEAD <= len);
         }
+    }
+
+    #[test]
+    fn only_one_kind_repeats_that_kind() {
+        let plan = schedule_only(5, Duration::from_secs(180), "master-killed").unwrap();
+        assert!(plan.len() >= 5, "{plan:?}");
+        assert!(plan.iter().all(|p| p.fault == Fault::MasterKilled));
+        let flaps = schedule_only(5, Duration::from_secs(120), "backend-link-flap").unwrap();
+        assert!(flaps
+            .iter()
+            .all(|p| matches!(p.fault, Fault::BackendLinkFlap { .. })));
+        assert!(schedule_only(5, Duration::from_secs(60), "no-such-fault").is_none());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! connections against the backends the faults touched, resources against their early
 //! values. Pure over the recorded run, except for the samplers of /proc.
 
+use crate::daemon_lab::http_get;
 use std::{
     collections::BTreeMap,
     fmt::Write,
@@ -9,7 +10,7 @@ use std::{
 };
 
 use super::{
-    lab::SoakLab,
+    lab::{SoakLab, METRICS},
     load::Outcomes,
     schedule::{Fault, Service},
 };
@@ -57,6 +58,25 @@ pub struct Proc {
     pub fds: usize,
     pub rss_kb: u64,
     pub threads: u64,
+    /// `lb_sync_pending`: the peer's flows kept for a takeover (a bounded store that
+    /// fills for its 15-minute keep time under a steady stream of new flows).
+    pub pending: u64,
+}
+
+/// Memory a kept flow record may take in the daemon (the record, its key and the hash
+/// map's slack): what the pending store's growth is allowed on top of the RSS margin.
+pub const PENDING_RECORD_BYTES: u64 = 512;
+
+/// `lb_sync_pending` from LB `lb`'s metrics (0 when it does not answer).
+fn pending_flows(lab: &SoakLab, lb: usize) -> u64 {
+    http_get(&lab.seg.nodes[lb].ns, METRICS, "/metrics")
+        .ok()
+        .and_then(|body| {
+            body.lines()
+                .find_map(|l| l.strip_prefix("lb_sync_pending "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 pub struct Sample {
@@ -86,6 +106,7 @@ impl Sample {
                     fds,
                     rss_kb: field("VmRSS:"),
                     threads: field("Threads:"),
+                    pending: pending_flows(lab, lb),
                 })
             })
             .collect();
@@ -97,9 +118,15 @@ impl Sample {
     }
 }
 
-/// Network namespaces on the host (/run/netns).
+/// Network namespaces this process made (`netns::unique_name` puts the pid in every
+/// name): other tests running beside the soak do not count.
 pub fn netns_count() -> usize {
-    std::fs::read_dir("/run/netns").map_or(0, |d| d.count())
+    let mine = format!("-{}-", std::process::id());
+    std::fs::read_dir("/run/netns").map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains(&mine))
+            .count()
+    })
 }
 
 pub fn mark(ok: bool) -> &'static str {
@@ -312,14 +339,17 @@ fn resources(samples: &[Sample]) -> (String, bool) {
         let fds = (max(first, |p| p.fds as u64), min(last, |p| p.fds as u64));
         let rss = (max(first, |p| p.rss_kb), min(last, |p| p.rss_kb));
         let thr = (max(first, |p| p.threads), min(last, |p| p.threads));
+        let pending = (min(first, |p| p.pending), max(last, |p| p.pending));
         let fds_ok = fds.1 <= fds.0 + 2;
-        // 10 % or 1 MiB, whichever is more: allocator noise, not a leak.
-        let rss_ok = rss.1 <= rss.0 + (rss.0 / 10).max(1024);
+        // 10 % or 1 MiB, whichever is more: allocator noise, not a leak; plus what the
+        // bounded store of kept flows grew by (measured, not assumed).
+        let kept_kb = pending.1.saturating_sub(pending.0) * PENDING_RECORD_BYTES / 1024;
+        let rss_ok = rss.1 <= rss.0 + (rss.0 / 10).max(1024) + kept_kb;
         let thr_ok = thr.1 <= thr.0 + 2;
         grew |= !(fds_ok && rss_ok && thr_ok);
         let _ = writeln!(
             out,
-            "| lb{} (pid {pid}, {:.0} s observed) fds / RSS / threads: after warm-up → at the end | {} → {} / {} → {} KiB / {} → {} | {} |",
+            "| lb{} (pid {pid}, {:.0} s observed) fds / RSS / threads / kept peer flows: after warm-up → at the end | {} → {} / {} → {} KiB / {} → {} / {} → {} | {} |",
             lb + 1,
             (series[series.len() - 1].0 - born).as_secs_f64(),
             fds.0,
@@ -328,6 +358,8 @@ fn resources(samples: &[Sample]) -> (String, bool) {
             rss.1,
             thr.0,
             thr.1,
+            pending.0,
+            pending.1,
             mark(fds_ok && rss_ok && thr_ok)
         );
     }
@@ -469,7 +501,8 @@ mod tests {
             req(start, 0, Service::Dr, true),
             req(start, 0, Service::Nat, true),
         ];
-        let samples = |grow: usize| -> Vec<Sample> {
+        // From sample 50 on: `grow` more fds, `rss` more KiB, `kept` more kept flows.
+        let samples = |grow: usize, rss: u64, kept: u64| -> Vec<Sample> {
             (0..60)
                 .map(|i| Sample {
                     at: Duration::from_secs(2 * i),
@@ -477,18 +510,24 @@ mod tests {
                         lb: 0,
                         pid: 7,
                         fds: 30 + if i > 50 { grow } else { 0 },
-                        rss_kb: 20_000,
+                        rss_kb: 20_000 + if i > 50 { rss } else { 0 },
                         threads: 4,
+                        pending: 100 + if i > 50 { kept } else { 0 },
                     }],
                     pins: 10,
                 })
                 .collect()
         };
-        assert!(run_with(start, &o, &[], &samples(0)).1);
-        let (report, ok) = run_with(start, &o, &[], &samples(10));
+        assert!(run_with(start, &o, &[], &samples(0, 0, 0)).1);
+        let (report, ok) = run_with(start, &o, &[], &samples(10, 0, 0));
         assert!(!ok && report.contains("30 → 40"), "{report}");
+        // 5 MiB more: a leak, unless the store of kept flows explains it.
+        assert!(!run_with(start, &o, &[], &samples(0, 5120, 0)).1);
+        let (report, ok) = run_with(start, &o, &[], &samples(0, 5120, 10_000));
+        assert!(ok && report.contains("100 → 10100"), "{report}");
+        assert!(!run_with(start, &o, &[], &samples(0, 5120, 1_000)).1);
         let mut failing = cut(start);
         failing.problems.push("status failed".into());
-        assert!(!run_with(start, &o, &[failing], &samples(0)).1);
+        assert!(!run_with(start, &o, &[failing], &samples(0, 0, 0)).1);
     }
 }

@@ -445,6 +445,11 @@ mod sync {
 
     /// An owner syncing for VI_1, and what it hands its sender.
     fn start() -> (Running, mpsc::Receiver<Outgoing>, Arc<SyncStats>) {
+        start_kept(&[])
+    }
+
+    /// The same, started after a `stop --keep-dataplane` that handed over `kept`.
+    fn start_kept(kept: &[String]) -> (Running, mpsc::Receiver<Outgoing>, Arc<SyncStats>) {
         let plane = MemoryPlane::default();
         let state = Arc::clone(&plane.state);
         let (to_peers, from_owner) = mpsc::channel(16);
@@ -455,7 +460,8 @@ mod sync {
         };
         let owner = Owner::new(&config(CONFIG), Box::new(plane) as Box<dyn ForwardingPlane>)
             .unwrap()
-            .with_sync(&handle, Some("VI_1".into()));
+            .with_sync(&handle, Some("VI_1".into()))
+            .with_kept_masters(kept);
         let running = Running {
             handle: owner.spawn(),
             state,
@@ -497,6 +503,74 @@ mod sync {
         );
         let s = stats.snapshot();
         assert_eq!((s.pending, s.installed), (0, 2));
+    }
+
+    #[tokio::test]
+    async fn a_master_that_steps_down_keeps_its_flows_for_its_next_turn() {
+        let (owner, _from_owner, stats) = start();
+        owner.health("10.0.0.1", 80, &[("10.0.1.1", 1)]);
+        owner.become_master().await;
+        // A flow this node scheduled while MASTER (its own, not a peer's).
+        let r = record("10.0.0.1", 80, 40000);
+        owner.state.lock().unwrap().installed.push(r);
+        owner.left_master();
+        owner.forwarding().await;
+        assert!(
+            owner.state.lock().unwrap().installed.is_empty(),
+            "gone with the service"
+        );
+        assert_eq!(stats.snapshot().pending, 1);
+        // MASTER again (say the peer failed meanwhile): the flow is back before serving.
+        owner.become_master().await;
+        let installed = owner.state.lock().unwrap().installed.clone();
+        assert_eq!(installed.len(), 1);
+        assert_eq!(
+            FlowRecord {
+                idle_ms: 0,
+                ..installed[0]
+            },
+            r
+        );
+        assert_eq!(stats.snapshot().pending, 0);
+    }
+
+    /// Asks for VI_1's MASTER transition; the answer comes on the receiver.
+    fn ask_master(owner: &Running) -> oneshot::Receiver<Result<(), String>> {
+        let (reply, answer) = oneshot::channel();
+        let instance = "VI_1".to_string();
+        owner
+            .handle
+            .gate
+            .send(GateRequest::BecomeMaster { instance, reply })
+            .unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn a_master_handed_over_by_an_upgrade_does_not_wait_for_bulk_sync() {
+        // A fresh start waits for its peers' flows before it serves (gates are handled
+        // before the status request the round trip makes).
+        let (owner, _from_owner, _stats) = start();
+        let mut answer = ask_master(&owner);
+        owner.forwarding().await;
+        assert!(answer.try_recv().is_err(), "deferred to the bulk window");
+        // An instance the previous daemon handed over (`stop --keep-dataplane`) has its
+        // tables, and no peer took over while it restarted: served at once, so its
+        // adverts resume before the peers' master-down timers run out.
+        let (owner, _from_owner, _stats) = start_kept(&["VI_1".to_string()]);
+        owner.health("10.0.0.1", 80, &[("10.0.1.1", 1)]);
+        let mut answer = ask_master(&owner);
+        let forwarding = owner.forwarding().await;
+        assert_eq!(answer.try_recv(), Ok(Ok(())));
+        assert_eq!(
+            forwarding.get(HELD),
+            Some(&vec!["10.0.1.1:80 1".to_string()])
+        );
+        // Only the first transition: a later one waits like any other.
+        owner.left_master();
+        let mut answer = ask_master(&owner);
+        owner.forwarding().await;
+        assert!(answer.try_recv().is_err(), "deferred to the bulk window");
     }
 
     #[tokio::test]

@@ -69,6 +69,8 @@ impl ForwardingPlane for MemoryPlane {
         self.with(|f| {
             f.services.remove(&id.to_string());
             f.traffic.remove(id);
+            // As in XDP: a removed service's flows lose their backends.
+            f.installed.retain(|r| r.service != *id);
         });
     }
 
