@@ -184,10 +184,13 @@ fn test(args: &[OsString], plan: TestPlan) -> Result<()> {
         } else {
             Ok(())
         };
-        // The fault-injection soak is not part of the test command yet: its open SIGKILL
-        // finding (docs/reliability.md) resets a DR connection in some runs, seed 1
-        // included, so it would fail CI at random. `cargo xtask soak` runs it.
-        tests.and(fuzzing)
+        // The fault-injection soak, fixed length and seed, only in a full run.
+        let soaking = if args.is_empty() {
+            run_soak(&object, SOAK_CI_MINUTES, Some(SOAK_CI_SEED), false, None)
+        } else {
+            Ok(())
+        };
+        tests.and(fuzzing).and(soaking)
     };
     let in_vm = if plan == TestPlan::Workspace {
         Ok(())
@@ -308,6 +311,10 @@ fn bench(what: OsString, args: &[OsString]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The soak of a full `cargo xtask test` (docs/reliability.md, "Fault-injection soak").
+const SOAK_CI_MINUTES: f64 = 3.0;
+const SOAK_CI_SEED: u64 = 1;
 
 fn soak(minutes: f64, seed: Option<u64>, record: bool, only: Option<String>) -> Result<()> {
     setup::setup()?;
