@@ -57,6 +57,12 @@ fn ours_elect_fail_over_and_preempt_back() {
         .wait_holder(VIP, 1, Duration::from_secs(8))
         .expect("n2 takes over");
     assert!(took <= bound(1.0, 100, 1.0), "took {took:?}");
+    // n1 saw its link go down (a link event, vrrp::runtime's tracking): FAULT, VIP gone.
+    assert!(
+        seg.nodes[0].log().contains("to=FAULT"),
+        "n1 did not go FAULT:\n{}",
+        seg.nodes[0].log()
+    );
     // Back: preemption (default on) returns the VIP to the higher priority.
     seg.restore(0).expect("restore");
     seg.wait_holder(VIP, 0, Duration::from_secs(10))

@@ -5,6 +5,7 @@
 //! - [`checksum`]: the RFC 1071 Internet checksum and the pseudo-headers it covers.
 //! - [`rtnl`]: the one place an rtnetlink connection is opened.
 //! - [`link`]: interface facts and lookup by name or index.
+//! - [`link_watch`]: which links are up, from link events (VRRP's interface tracking).
 //! - [`address`]: listing, adding and removing addresses on a link.
 //! - [`neigh`]: next-hop resolution through routes and the neighbour table.
 //! - [`route`]: adding and removing routes and policy rules (keepalived's syntax).
@@ -12,6 +13,7 @@
 pub mod address;
 pub mod checksum;
 pub mod link;
+pub mod link_watch;
 pub mod neigh;
 pub mod proto;
 pub mod route;

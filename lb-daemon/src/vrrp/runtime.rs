@@ -31,11 +31,15 @@ use super::{
 use crate::alerts::{Alerts, Reporter};
 use crate::{
     config::{self, Config},
-    net::neigh::Neighbours,
+    net::{
+        link_watch::{self, LinkStates},
+        neigh::Neighbours,
+    },
     script::{self, Script},
 };
 
-/// How often tracking is re-evaluated (interfaces and files are polled).
+/// How often tracking is re-evaluated when link events are unavailable (interfaces are
+/// then read from /sys). With them, tracking wakes only on a change.
 const TRACK_POLL: Duration = Duration::from_millis(100);
 
 /// The running VRRP instances.
@@ -65,6 +69,8 @@ pub struct Vrrp {
     sync_control: mpsc::UnboundedSender<SyncControl>,
     /// The BFD sessions' states (`track_bfd`).
     bfd: watch::Receiver<crate::bfd::session::Snapshot>,
+    /// Which links are up, from link events (None: not available, /sys is polled).
+    links: Option<watch::Receiver<LinkStates>>,
 }
 
 impl Vrrp {
@@ -109,6 +115,7 @@ impl Vrrp {
             vmacs: HashMap::new(),
             sync_control,
             bfd,
+            links: link_watch::start().await,
         };
         for inst in &config.vrrp_instances {
             vrrp.start_instance(inst, &neigh, adopt_masters.contains(&inst.name))
@@ -188,6 +195,7 @@ impl Vrrp {
             self.scripts.clone(),
             self.processes.clone(),
             self.bfd.clone(),
+            self.links.clone(),
             commands,
         ));
         if let Some(old) = self.tracking.insert(inst.name.clone(), task) {
@@ -798,13 +806,33 @@ async fn track_instance(
     scripts: HashMap<String, watch::Receiver<bool>>,
     processes: HashMap<String, watch::Receiver<bool>>,
     mut bfd: watch::Receiver<crate::bfd::session::Snapshot>,
+    mut links: Option<watch::Receiver<LinkStates>>,
     commands: mpsc::UnboundedSender<Command>,
 ) {
+    // Only what this instance tracks wakes it.
+    let mut scripts: Vec<(String, watch::Receiver<bool>)> = inst
+        .track_script
+        .iter()
+        .filter_map(|t| scripts.get(&t.name).map(|rx| (t.name.clone(), rx.clone())))
+        .collect();
+    let mut processes: Vec<(String, watch::Receiver<bool>)> = inst
+        .track_process
+        .iter()
+        .filter_map(|t| {
+            processes
+                .get(&t.name)
+                .map(|rx| (t.name.clone(), rx.clone()))
+        })
+        .collect();
+    let is_up = |links: &Option<watch::Receiver<LinkStates>>, name: &str| match links {
+        Some(rx) => rx.borrow().get(name).copied().unwrap_or(false),
+        None => link_up(name),
+    };
     // The first verdict always goes out: after a reload the instance may still carry the
     // fault or the weights of the tracking this task replaces.
     let mut last: Option<(Vec<String>, u8)> = None;
     // Watched (inotify), not re-read on every poll.
-    let files: Vec<_> = inst
+    let mut files: Vec<_> = inst
         .track_file
         .iter()
         .map(|t| (t, crate::track_file::watch(t.path.clone())))
@@ -815,22 +843,19 @@ async fn track_instance(
         let mut tracked = vec![Tracked::Binary {
             // keepalived tracks the instance's own interface (weight 0: down => FAULT).
             name: inst.interface.clone(),
-            up: link_up(&inst.interface),
+            up: is_up(&links, &inst.interface),
             weight: 0,
         }];
         for t in &inst.track_interface {
-            let up = link_up(&t.name);
+            let up = is_up(&links, &t.name);
             tracked.push(Tracked::binary(&t.name, up, t.weight, t.reverse));
         }
         for t in &inst.track_script {
-            let up = scripts.get(&t.name).map(|rx| *rx.borrow()).unwrap_or(true);
+            let up = state_of(&scripts, &t.name);
             tracked.push(Tracked::binary(&t.name, up, t.weight, t.reverse));
         }
         for t in &inst.track_process {
-            let up = processes
-                .get(&t.name)
-                .map(|rx| *rx.borrow())
-                .unwrap_or(true);
+            let up = state_of(&processes, &t.name);
             let name = format!("process {}", t.name);
             tracked.push(Tracked::binary(&name, up, t.weight, t.reverse));
         }
@@ -871,17 +896,40 @@ async fn track_instance(
             }
             last = Some(now);
         }
-        if inst.track_bfd.is_empty() {
-            tokio::time::sleep(TRACK_POLL).await;
-        } else {
-            // A BFD change is acted on at once, not at the next poll.
-            tokio::select! {
-                () = tokio::time::sleep(TRACK_POLL) => {}
-                changed = bfd.changed() => if changed.is_err() {
-                    tokio::time::sleep(TRACK_POLL).await;
-                },
-            }
+        // Wait for a change of anything the verdict reads (the polling fallback without
+        // link events); a source whose sender is gone never wakes it again.
+        let mut wakers: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> =
+            Vec::new();
+        match links.as_mut() {
+            Some(rx) => wakers.push(Box::pin(changed(rx))),
+            None => wakers.push(Box::pin(tokio::time::sleep(TRACK_POLL))),
         }
+        if !inst.track_bfd.is_empty() {
+            wakers.push(Box::pin(changed(&mut bfd)));
+        }
+        for (_, rx) in scripts.iter_mut().chain(processes.iter_mut()) {
+            wakers.push(Box::pin(changed(rx)));
+        }
+        for (_, rx) in &mut files {
+            wakers.push(Box::pin(changed(rx)));
+        }
+        futures::future::select_all(wakers).await;
+    }
+}
+
+/// A tracked script's or process's state: its watcher's verdict, up while it has none.
+fn state_of(watched: &[(String, watch::Receiver<bool>)], name: &str) -> bool {
+    watched
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, rx)| *rx.borrow())
+        .unwrap_or(true)
+}
+
+/// Resolves when `rx` changes; never when its sender is gone (nothing will change).
+async fn changed<T>(rx: &mut watch::Receiver<T>) {
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -1190,6 +1238,7 @@ mod tests {
             vmacs: HashMap::new(),
             sync_control: mpsc::unbounded_channel().0,
             bfd: watch::channel(Default::default()).1,
+            links: None,
         };
         let kept = vrrp.script_tasks["b"].id();
         let new = config("false", "true", "");
