@@ -92,7 +92,11 @@ impl Fault {
     pub fn grace(self) -> Duration {
         match self {
             Fault::BackendKilled { .. } | Fault::BackendLinkFlap { .. } => Duration::from_secs(3),
-            Fault::MasterLinkCut => Duration::from_secs(8),
+            // The restored master preempts back after up to a master-down interval, and
+            // the reals' gateway ARP may point at the old master until the delayed
+            // gratuitous ARPs (keepalived's garp_master_delay, 5 s) correct it: NAT
+            // replies go astray until then (the 30-minute run: 8.7 s after the restore).
+            Fault::MasterLinkCut => Duration::from_secs(10),
             Fault::MasterKilled => Duration::from_secs(10),
             _ => Duration::ZERO,
         }
