@@ -514,7 +514,8 @@ fn vrrp_strict_converts_with_a_note_on_the_firewall() {
     assert!(c.toml.contains("vrrp_strict = true"), "{}", c.toml);
     assert!(c.toml.contains("strict_mode = false"), "{}", c.toml);
     assert!(
-        c.toml.contains("no firewall rule drops the traffic"),
+        c.toml
+            .contains("drops traffic to the VIPs that no virtual server takes"),
         "{}",
         c.toml
     );
@@ -523,6 +524,23 @@ fn vrrp_strict_converts_with_a_note_on_the_firewall() {
         Err(e) => panic!("{e}\n{}", c.toml),
     };
     assert!(config.global.vrrp_strict && !config.vrrp_instances[0].strict_mode);
+}
+
+#[test]
+fn accept_and_no_accept_convert_to_accept() {
+    for (line, accept) in [(" accept", true), (" no_accept", false)] {
+        let text = vi(&format!(" virtual_ipaddress {{\n  10.0.0.1\n }}\n{line}"));
+        let c = match convert_str(&text, Path::new("k.conf"), "lb1") {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(c.toml.contains(&format!("accept = {accept}")), "{}", c.toml);
+        let config = match Config::from_str(&c.toml, "k.toml") {
+            Ok(l) => l.config,
+            Err(e) => panic!("{e}\n{}", c.toml),
+        };
+        assert_eq!(config.vrrp_instances[0].drops_vip_traffic(), !accept);
+    }
 }
 
 #[test]
