@@ -360,6 +360,9 @@ pub mod global_flags {
     /// Flow-state sync is on: new connection-table and NAT entries are reported in
     /// `lb_sync_events` ([`super::LearnedFlow`]). Off, the new-flow path costs one bit test.
     pub const SYNC: u32 = 2;
+    /// `lb_strict_vips` holds a VIP in no-accept mode. Off, a frame that passes to the
+    /// kernel costs one bit test more, no header read or lookup.
+    pub const STRICT: u32 = 4;
 }
 
 /// Bytes of the `lb_sync_events` ring buffer (a power of two, a multiple of the page

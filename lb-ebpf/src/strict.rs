@@ -8,12 +8,12 @@
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{
-    vip_filter, vip_slot, Counter, StrictVip, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, FAMILY_V4,
-    FAMILY_V6, IPPROTO_ICMPV6, IPPROTO_VRRP,
+    global_flags, vip_filter, vip_slot, Counter, StrictVip, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6,
+    FAMILY_V4, FAMILY_V6, IPPROTO_ICMPV6, IPPROTO_VRRP,
 };
 
 use crate::{
-    maps::{STRICT_VIPS, VIP_FILTER},
+    maps::{FLAGS, STRICT_VIPS, VIP_FILTER},
     stats,
     types::{Ipv4Hdr, Ipv6Hdr, ETH_LEN, ETH_PROTO_OFFSET, IPV6_LEN, VLAN_LEN, VLAN_PROTO_OFFSET},
 };
@@ -28,6 +28,10 @@ const ND_ADVERT: u8 = 136;
 /// stack of the paths that call it.
 #[inline(never)]
 pub fn pass(ctx: &XdpContext) -> u32 {
+    // No VIP in no-accept mode: one bit test.
+    if FLAGS.get(0).is_none_or(|f| f & global_flags::STRICT == 0) {
+        return xdp_action::XDP_PASS;
+    }
     if to_strict_vip(ctx) {
         stats::count(Counter::VipStrictDrop);
         return xdp_action::XDP_DROP;
@@ -35,9 +39,9 @@ pub fn pass(ctx: &XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
-/// The frame's bounds, read with volatile loads: otherwise LLVM passes this BPF function
-/// the frame's start and end as plain integers instead of `ctx` (nothing here reads the
-/// packet after a helper call), and the verifier rejects arithmetic on those.
+/// The frame's bounds, read with volatile loads: otherwise LLVM may pass this BPF
+/// function the frame's start and end as plain integers instead of `ctx` (it did while
+/// no helper call came before the reads), and the verifier rejects arithmetic on those.
 struct Frame {
     data: usize,
     end: usize,

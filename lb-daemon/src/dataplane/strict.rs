@@ -60,6 +60,9 @@ impl Dataplane {
         }
         self.strict_vips = vips.clone();
         self.sync_vip_filter()?;
+        // On once entries and slots are in place; off (an empty set) before the
+        // entries go.
+        self.write_global_flags()?;
         let mut left = Vec::new();
         {
             let mut map: BpfHashMap<&mut MapData, StrictVip, u8> =
