@@ -28,11 +28,13 @@ pub mod map_names {
     pub const FLAGS: &str = "lb_flags";
     pub const VIP_FILTER: &str = "lb_vip_filter";
     pub const SERVICE_INFO: &str = "lb_service_info";
+    /// The VIPs whose traffic no service takes is dropped (keepalived's no-accept mode).
+    pub const STRICT_VIPS: &str = "lb_strict_vips";
     /// New flows the data plane reports for flow-state sync (a ring buffer, not pinned:
     /// nothing in it outlives the daemon that drains it).
     pub const SYNC_EVENTS: &str = "lb_sync_events";
     /// Every pinned map, in the order `docs/maps.md` lists them.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         SERVICES,
         BACKENDS,
         MAGLEV,
@@ -46,6 +48,7 @@ pub mod map_names {
         FLAGS,
         VIP_FILTER,
         SERVICE_INFO,
+        STRICT_VIPS,
     ];
 }
 
@@ -110,6 +113,8 @@ pub mod capacity {
     /// Slots of `lb_vip_filter` (a power of two: the slot is the top bits of a hash).
     pub const VIP_FILTER_SLOTS: u32 = 1 << VIP_FILTER_BITS;
     pub const VIP_FILTER_BITS: u32 = 16;
+    /// VIPs of instances in no-accept mode (`lb_strict_vips`).
+    pub const STRICT_VIPS: u32 = 1024;
 }
 
 /// Values of `lb_vip_filter[vip_slot(dst)]`: what the services on the destination
@@ -120,6 +125,9 @@ pub mod vip_filter {
     pub const FAST: u8 = 1;
     /// A NAT or persistent service: the service is looked up first.
     pub const SLOW: u8 = 2;
+    /// A VIP in no-accept mode (`lb_strict_vips`) hashes here: a frame no service takes
+    /// is looked up there, and dropped if its destination is one.
+    pub const STRICT: u8 = 4;
 }
 
 /// The `lb_vip_filter` slot of a destination address (the top bits of a multiplicative
@@ -352,6 +360,9 @@ pub mod global_flags {
     /// Flow-state sync is on: new connection-table and NAT entries are reported in
     /// `lb_sync_events` ([`super::LearnedFlow`]). Off, the new-flow path costs one bit test.
     pub const SYNC: u32 = 2;
+    /// `lb_strict_vips` holds a VIP in no-accept mode. Off, a frame that passes to the
+    /// kernel costs one bit test more, no header read or lookup.
+    pub const STRICT: u32 = 4;
 }
 
 /// Bytes of the `lb_sync_events` ring buffer (a power of two, a multiple of the page
@@ -466,6 +477,16 @@ pub struct NeighMiss {
     pub pad: [u8; 3],
 }
 
+/// Key of `lb_strict_vips`: a VIP of a VRRP instance in no-accept mode (keepalived's
+/// `vrrp_strict` / `no_accept`) while it is MASTER. The value (a `u8`) is unused.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct StrictVip {
+    pub addr: Addr,
+    pub family: u8,
+    pub pad: [u8; 3],
+}
+
 /// Packets and bytes, per CPU, for `lb_service_stats` and `lb_backend_stats`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -549,10 +570,13 @@ pub enum Counter {
     /// A frame for a NAT VIP whose tuple is a reply entry's key (its source is the VIP
     /// itself: spoofed): dropped, never translated back towards the VIP.
     NatMisdirected = 33,
+    /// A frame to a VIP in no-accept mode (keepalived's `vrrp_strict` / `no_accept`)
+    /// that no service takes (not VRRP, not neighbour discovery): dropped.
+    VipStrictDrop = 34,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 34;
+    pub const COUNT: u32 = 35;
 
     /// The counter at index `i` of [`Counter::ALL`].
     #[inline(always)]
@@ -599,6 +623,7 @@ impl Counter {
         (Counter::FloodGuard, "flood_guard"),
         (Counter::SyncLost, "sync_lost"),
         (Counter::NatMisdirected, "nat_misdirected"),
+        (Counter::VipStrictDrop, "vip_strict_drop"),
     ];
 }
 
@@ -616,6 +641,7 @@ const _: () = {
     assert!(core::mem::size_of::<BenchFrame>() == 96);
     assert!(core::mem::size_of::<FloodWindow>() == 16);
     assert!(core::mem::size_of::<LearnedFlow>() == 64);
+    assert!(core::mem::size_of::<StrictVip>() == 20);
 };
 
 #[cfg(feature = "user")]
@@ -630,6 +656,7 @@ mod pod {
     unsafe impl aya::Pod for super::NatEntry {}
     unsafe impl aya::Pod for super::NatReal {}
     unsafe impl aya::Pod for super::NeighMiss {}
+    unsafe impl aya::Pod for super::StrictVip {}
     unsafe impl aya::Pod for super::BenchFrame {}
     unsafe impl aya::Pod for super::LearnedFlow {}
 }

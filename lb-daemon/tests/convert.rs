@@ -155,6 +155,25 @@ fn sample_styles_keep_their_meaning() {
         ),
         (1, 2, 1)
     );
+    let group = load(&fixtures().join("ok/sample_fwmark_group.conf"), "lb1");
+    let servers: Vec<(String, Option<u32>, usize)> = group
+        .virtual_servers
+        .iter()
+        .map(|vs| (vs.address.to_string(), vs.fwmark, vs.matches.len()))
+        .collect();
+    assert_eq!(
+        servers,
+        [
+            ("192.168.201.10".to_string(), None, 0),
+            ("192.168.201.11".to_string(), None, 0),
+            ("0.0.0.5".to_string(), Some(5), 2),
+            ("0.0.0.6".to_string(), Some(6), 1),
+        ]
+    );
+    assert!(group
+        .virtual_servers
+        .iter()
+        .all(|vs| vs.real_servers.len() == 1 && vs.persistence_timeout.is_some()));
     let unicast = load(&fixtures().join("ok/sample_unicast.conf"), "lb1");
     assert_eq!(
         unicast.vrrp_instance("VI_UNICAST").unwrap().unicast_peers[0].to_string(),

@@ -1,6 +1,7 @@
 //! One frame through the load balancer: parse it, find its service, and hand it to the
 //! path for its forwarding mode (DR/TUN here, NAT in [`crate::nat`]) or, for ICMP, to
-//! [`crate::icmp`].
+//! [`crate::icmp`]. What no service takes passes to the kernel, unless it is addressed to
+//! a VIP in no-accept mode ([`crate::strict`]).
 
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use lb_common::{
@@ -15,7 +16,7 @@ use crate::{
     packet::{self, Skip},
     route::{self, Hop},
     select::{choose_backend, established, find_service},
-    stats,
+    stats, strict,
     types::{
         is_new_syn, Ipv4Hdr, Ipv6Hdr, Packet, ETH_LEN, ETH_PROTO_OFFSET, IPV4_LEN, IPV6_LEN,
         TCP_LEN, UDP_LEN,
@@ -49,7 +50,7 @@ pub fn process(ctx: &XdpContext) -> u32 {
             if let Some(c) = counter {
                 stats::count(c);
             }
-            return xdp_action::XDP_PASS;
+            return strict::pass(ctx);
         }
         Err(Skip::Drop(counter)) => {
             stats::count(counter);
@@ -57,6 +58,9 @@ pub fn process(ctx: &XdpContext) -> u32 {
         }
         Err(Skip::Icmp { l3, l4, family }) => {
             let action = icmp::process(ctx, l3 & 0xff, l4 & 0xff, family, to);
+            if action == xdp_action::XDP_PASS {
+                return strict::pass(ctx);
+            }
             if action != icmp::ROUTE {
                 return action;
             }
@@ -89,7 +93,12 @@ pub fn process(ctx: &XdpContext) -> u32 {
         }
     }
     if !find_service(pkt, key, svc) {
-        return not_for_vip(ctx, pkt);
+        let action = not_for_vip(ctx, pkt);
+        // A VIP in no-accept mode hashes here: the kernel must not answer it.
+        if action == xdp_action::XDP_PASS && filter & vip_filter::STRICT != 0 {
+            return strict::pass(ctx);
+        }
+        return action;
     }
     stats::count(Counter::VipPackets);
     let bytes = (ctx.data_end() - ctx.data()) as u64;

@@ -36,6 +36,8 @@ mod select;
 #[cfg(target_arch = "bpf")]
 mod stats;
 #[cfg(target_arch = "bpf")]
+mod strict;
+#[cfg(target_arch = "bpf")]
 mod types;
 #[cfg(target_arch = "bpf")]
 mod zero;

@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use lb_common::{
     capacity, flags_index, Backend, Conn, Counter, FloodWindow, FlowKey, LearnedFlow, NatEntry,
-    NatReal, NeighMiss, ServiceInfo, ServiceKey, Traffic, SYNC_EVENTS_BYTES,
+    NatReal, NeighMiss, ServiceInfo, ServiceKey, StrictVip, Traffic, SYNC_EVENTS_BYTES,
 };
 
 use crate::types::{Packet, Tuple};
@@ -22,6 +22,12 @@ pub static SERVICES: HashMap<ServiceKey, ServiceInfo, { capacity::SERVICES as us
 /// costs one array read, and a DR/TUN flow's connection-table entry is looked up first.
 #[btf_map(name = "lb_vip_filter")]
 pub static VIP_FILTER: Array<u8, { capacity::VIP_FILTER_SLOTS as usize }> = Array::new();
+
+/// VIPs in no-accept mode (keepalived's `vrrp_strict` / `no_accept`) while their instance
+/// is MASTER: a frame to one that no service takes is dropped ([`crate::strict`]). Their
+/// `lb_vip_filter` slots carry [`lb_common::vip_filter::STRICT`].
+#[btf_map(name = "lb_strict_vips")]
+pub static STRICT_VIPS: HashMap<StrictVip, u8, { capacity::STRICT_VIPS as usize }> = HashMap::new();
 
 /// `lb_services`' values by service id: what an established flow found in the connection
 /// table needs of its service (reached through its backend's `service`).

@@ -37,15 +37,15 @@ pub fn normalise_table(table: &[KernelService]) -> Vec<String> {
     out
 }
 
-/// `ipvsadm -Ln` in the normalised form (TCP and UDP services; scheduler flags such as
-/// `mh-fallback` are dropped, `persistent N` kept).
+/// `ipvsadm -Ln` in the normalised form (TCP, UDP and firewall-mark services, the last
+/// as `FWM N`; scheduler flags such as `mh-fallback` are dropped, `persistent N` kept).
 pub fn normalise_ipvsadm(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut svc = String::new();
     for line in text.lines() {
         let t: Vec<&str> = line.split_whitespace().collect();
         match t.as_slice() {
-            [proto @ ("TCP" | "UDP"), addr, sched, rest @ ..] => {
+            [proto @ ("TCP" | "UDP" | "FWM"), addr, sched, rest @ ..] => {
                 svc = format!("{proto} {addr}");
                 let persistent = rest
                     .iter()
@@ -79,10 +79,14 @@ TCP  10.0.0.1:80 mh (mh-fallback) persistent 300
   -> 10.0.1.1:80                  Route   1      0          0
 UDP  [fd00::1]:53 sh
   -> [fd00::10]:53                Tunnel  0      0          0
+FWM  5 wrr persistent 300
+  -> 10.0.1.2:0                   Route   2      0          0
 ";
         assert_eq!(
             normalise_ipvsadm(text),
             vec![
+                "FWM 5 -> 10.0.1.2:0 Route 2",
+                "FWM 5 wrr persistent 300",
                 "TCP 10.0.0.1:80 -> 10.0.1.1:80 Route 1",
                 "TCP 10.0.0.1:80 mh persistent 300",
                 "UDP [fd00::1]:53 -> [fd00::10]:53 Tunnel 0",

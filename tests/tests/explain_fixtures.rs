@@ -1,7 +1,8 @@
 //! `lb-daemon explain` against a programmed data plane: for many flows, what it reads
 //! from the pinned maps is what the XDP program does with the flow's packet
 //! (BPF_PROG_TEST_RUN): the Maglev backend before the flow is known, the connection
-//! table's after, with a SYN's Maglev choice when they differ; no service, no answer.
+//! table's after, with a SYN's Maglev choice when they differ; no service, no answer
+//! (or, for a VIP in no-accept mode, a drop).
 //! Needs root and the eBPF object.
 
 use std::net::{IpAddr, SocketAddr};
@@ -81,6 +82,23 @@ fn explain_reads_what_the_program_does() {
         ));
     }
     assert_eq!(seen.len(), 3, "the flows spread over the backends");
+    assert_eq!(explain(&maps, &query(40000, 81), 0), Explanation::NoService);
+    // A VIP in no-accept mode: what no service takes is dropped, as the program does.
+    let strict: std::collections::BTreeSet<IpAddr> = [VIP.parse().unwrap()].into();
+    t.dp.set_strict_vips(&strict).expect("set strict VIPs");
+    assert_eq!(
+        explain(&maps, &query(40000, 81), 0),
+        Explanation::StrictDrop
+    );
+    let out = t.run(&frames::frame(
+        LB_MAC,
+        CLIENT_MAC,
+        None,
+        &Flow::tcp(CLIENT, 40000, VIP, 81),
+        b"x",
+    ));
+    assert_eq!(out.action, XDP_DROP, "dropped, as explained");
+    t.dp.set_strict_vips(&Default::default()).expect("clear");
     assert_eq!(explain(&maps, &query(40000, 81), 0), Explanation::NoService);
 
     // The CLI prints the same answer.

@@ -619,3 +619,109 @@ port = 8080
     assert!(log.contains("left alone"), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// keepalived's firewall-mark services, from a keepalived.conf run directly: a
+/// `virtual_server fwmark N` block and the `fwmark` entry of a `virtual_server_group`
+/// become IPVS fwmark services (`ipvsadm -Ln`: `FWM  N`) with their reals, beside the
+/// group's address entry.
+#[test]
+#[ignore = "needs a kernel with IPVS: cargo xtask test --vm"]
+fn fwmark_virtual_servers_are_ipvs_fwmark_services() {
+    let ns = director();
+    let dir = std::env::temp_dir().join(format!("lb-ipvs-fwmark-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("lb.sock");
+    let config = dir.join("keepalived.conf");
+    std::fs::write(
+        &config,
+        format!(
+            r#"global_defs {{
+    dataplane ipvs
+    control_socket {}
+}}
+
+virtual_server_group web {{
+    10.250.1.1 80
+    fwmark 5
+}}
+
+virtual_server group web {{
+    lb_algo wrr
+    lb_kind DR
+    persistence_timeout 300
+    real_server 10.251.1.1 80 {{
+        weight 2
+    }}
+}}
+
+virtual_server fwmark 7 {{
+    lb_algo rr
+    lb_kind DR
+    real_server 10.251.1.2 80 {{
+        weight 1
+    }}
+}}
+"#,
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let bin = lb_tests::vrrp_lab::daemon_bin();
+    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+    let daemon = ns
+        .spawn_with(
+            &[
+                bin.to_str().unwrap(),
+                "run",
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            std::process::Stdio::null(),
+            log.into(),
+        )
+        .unwrap();
+    let want = [
+        // A fwmark service's reals take the packet's own port (DR).
+        "FWM 5 -> 10.251.1.1:0 Route 2",
+        "FWM 5 wrr persistent 300",
+        "FWM 7 -> 10.251.1.2:0 Route 1",
+        "FWM 7 rr",
+        "TCP 10.250.1.1:80 -> 10.251.1.1:80 Route 2",
+        "TCP 10.250.1.1:80 wrr persistent 300",
+    ];
+    // The VM has no KVM: the daemon takes a while to start there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while ipvsadm(&ns) != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not program the fwmark services: ipvsadm {:?}\n{}\nlog:\n{}",
+            ipvsadm(&ns),
+            ns.sh("ipvsadm -Ln").unwrap_or_default(),
+            std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // As ipvsadm prints them: `FWM  N scheduler`.
+    let raw = ns.sh("ipvsadm -Ln").unwrap();
+    assert!(
+        raw.lines().any(|l| l.starts_with("FWM  5 wrr"))
+            && raw.lines().any(|l| l.starts_with("FWM  7 rr")),
+        "{raw}"
+    );
+    let out = Command::new(&bin)
+        .args(["stop", "--socket"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while daemon.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(ipvsadm(&ns), Vec::<String>::new(), "stop removes them");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -65,6 +65,14 @@ pub struct Config {
 }
 
 impl VrrpInstance {
+    /// keepalived's no-accept mode: while MASTER, traffic to the instance's addresses
+    /// (advertised and excluded) is not for the host; only what a service forwards is
+    /// taken (keepalived: a firewall drop rule; here the XDP program). The address owner
+    /// (priority 255) always accepts.
+    pub fn drops_vip_traffic(&self) -> bool {
+        !self.accept && self.priority != PRIORITY_OWNER
+    }
+
     /// Every address the instance adds while master: advertised and excluded ones.
     pub fn all_addresses(&self) -> impl Iterator<Item = &VirtualAddress> {
         self.virtual_ipaddress
@@ -383,6 +391,11 @@ pub struct VrrpInstance {
     pub authentication: Option<Authentication>,
     /// keepalived's `strict_mode` (else the global `vrrp_strict`): RFC-strict checks.
     pub strict_mode: bool,
+    /// keepalived's accept mode (`accept` / `no_accept`): written, else on for the
+    /// address owner (priority 255) or outside strict mode. Off: while MASTER, the XDP
+    /// program drops traffic to the VIPs that no service takes
+    /// ([`VrrpInstance::drops_vip_traffic`]).
+    pub accept: bool,
     /// keepalived's `use_vmac`: the name of the macvlan interface with the virtual
     /// router MAC that holds the VIPs (`vrrp.{VRID}` unless named); `None`: not used.
     pub use_vmac: Option<String>,

@@ -1307,6 +1307,37 @@ fn strict_mode_refuses_and_corrects_as_keepalived() {
 }
 
 #[test]
+fn accept_mode_defaults_as_keepalived() {
+    let base = "[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"lo\"\nvirtual_router_id = 1\n\
+                virtual_ipaddress = [\"192.0.2.1\"]\n";
+    let vi = |extra: &str| {
+        let loaded = load(&format!("{base}{extra}"));
+        let vi = loaded.config.vrrp_instances[0].clone();
+        let warnings: Vec<String> = loaded.warnings.into_iter().map(|w| w.message).collect();
+        (vi.accept, vi.drops_vip_traffic(), warnings)
+    };
+    // Outside strict mode: accept (keepalived's default), unless no_accept is written.
+    assert_eq!(vi(""), (true, false, vec![]));
+    assert_eq!(vi("accept = false\n"), (false, true, vec![]));
+    // Strict mode: no accept, except for the address owner, which always accepts.
+    assert_eq!(vi("strict_mode = true\n"), (false, true, vec![]));
+    assert!(!vi("strict_mode = true\npriority = 255\n").1);
+    assert_eq!(
+        vi("accept = false\npriority = 255\n"),
+        (false, false, vec![])
+    );
+    // Strict VRRPv3 may accept; strict VRRPv2 may not (RFC 3768): reset, with a warning.
+    assert_eq!(
+        vi("strict_mode = true\nversion = 3\naccept = true\n"),
+        (true, false, vec![])
+    );
+    let (accept, drops, warnings) = vi("strict_mode = true\naccept = true\n");
+    assert!(!accept && drops);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("RFC 3768"), "{warnings:?}");
+}
+
+#[test]
 fn use_vmac_names_the_macvlan_as_keepalived() {
     let base = "[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"lo\"\nvirtual_router_id = 51\n";
     let vi = |extra: &str| load(&format!("{base}{extra}")).config.vrrp_instances[0].clone();

@@ -514,7 +514,8 @@ fn vrrp_strict_converts_with_a_note_on_the_firewall() {
     assert!(c.toml.contains("vrrp_strict = true"), "{}", c.toml);
     assert!(c.toml.contains("strict_mode = false"), "{}", c.toml);
     assert!(
-        c.toml.contains("no firewall rule drops the traffic"),
+        c.toml
+            .contains("drops traffic to the VIPs that no virtual server takes"),
         "{}",
         c.toml
     );
@@ -523,6 +524,23 @@ fn vrrp_strict_converts_with_a_note_on_the_firewall() {
         Err(e) => panic!("{e}\n{}", c.toml),
     };
     assert!(config.global.vrrp_strict && !config.vrrp_instances[0].strict_mode);
+}
+
+#[test]
+fn accept_and_no_accept_convert_to_accept() {
+    for (line, accept) in [(" accept", true), (" no_accept", false)] {
+        let text = vi(&format!(" virtual_ipaddress {{\n  10.0.0.1\n }}\n{line}"));
+        let c = match convert_str(&text, Path::new("k.conf"), "lb1") {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(c.toml.contains(&format!("accept = {accept}")), "{}", c.toml);
+        let config = match Config::from_str(&c.toml, "k.toml") {
+            Ok(l) => l.config,
+            Err(e) => panic!("{e}\n{}", c.toml),
+        };
+        assert_eq!(config.vrrp_instances[0].drops_vip_traffic(), !accept);
+    }
 }
 
 #[test]
@@ -817,4 +835,107 @@ fn fwmark_virtual_servers_on_xdp_take_their_match_list_from_lb_match() {
         "virtual_server 10.0.0.1 80 {{\n lb_match 10.0.0.1:80\n{FWMARK_REAL}}}\n"
     ));
     assert_eq!(stray[0].line, 2, "{stray:?}");
+}
+
+const GROUP_VS: &str = "virtual_server group web {\n lb_kind DR\n persistence_timeout 300\n";
+
+#[test]
+fn a_groups_fwmark_entries_become_fwmark_virtual_servers_on_ipvs() {
+    let toml = convert(&format!(
+        "global_defs {{\n dataplane ipvs\n}}\nvirtual_server_group web {{\n 10.0.0.1 80\n fwmark 5\n fwmark 6 inet\n}}\n{GROUP_VS}{FWMARK_REAL}}}\n"
+    ));
+    let config = match Config::from_str(&toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{toml}"),
+    };
+    let marks: Vec<(Option<u32>, u16)> = config
+        .virtual_servers
+        .iter()
+        .map(|vs| (vs.fwmark, vs.port))
+        .collect();
+    assert_eq!(marks, [(None, 80), (Some(5), 0), (Some(6), 0)], "{toml}");
+    assert!(config
+        .virtual_servers
+        .iter()
+        .all(|vs| vs.real_servers.len() == 1 && vs.persistence_timeout.is_some()));
+    assert!(toml.contains("# from virtual_server group web"), "{toml}");
+}
+
+#[test]
+fn a_groups_fwmark_entries_on_xdp_take_lb_match_lines() {
+    // One mark: a plain lb_match line is its.
+    let toml = convert(&format!(
+        "virtual_server_group web {{\n fwmark 5\n}}\n{GROUP_VS} lb_match 10.0.0.1:80 10.0.0.1:443\n{FWMARK_REAL}}}\n"
+    ));
+    assert!(
+        toml.contains("fwmark = 5\nmatch = [\"10.0.0.1:80\", \"10.0.0.1:443\"]"),
+        "{toml}"
+    );
+    // Several marks: each line names its own.
+    let toml = convert(&format!(
+        "virtual_server_group web {{\n 10.0.0.9 25\n fwmark 5\n fwmark 6 inet\n}}\n{GROUP_VS} lb_match fwmark 5 10.0.0.1:80 10.0.0.1:443\n lb_match fwmark 6 10.0.0.1:8080\n{FWMARK_REAL}}}\n"
+    ));
+    let config = match Config::from_str(&toml, "k.toml") {
+        Ok(l) => l.config,
+        Err(e) => panic!("{e}\n{toml}"),
+    };
+    let vs: Vec<(Option<u32>, usize)> = config
+        .virtual_servers
+        .iter()
+        .map(|vs| (vs.fwmark, vs.matches.len()))
+        .collect();
+    assert_eq!(vs, [(None, 0), (Some(5), 2), (Some(6), 1)], "{toml}");
+    // inet6: IPv6 entries.
+    let toml = convert(&format!(
+        "virtual_server_group web {{\n fwmark 6 inet6\n}}\n{GROUP_VS} lb_match [2001:db8::1]:80\n real_server 2001:db8::2 80 {{\n }}\n}}\n"
+    ));
+    assert!(
+        toml.contains("fwmark = 6\nmatch = [\"[2001:db8::1]:80\"]"),
+        "{toml}"
+    );
+}
+
+#[test]
+fn a_groups_fwmark_entries_refused_on_xdp_say_what_to_write() {
+    // No lb_match on XDP.
+    let e = errors(&format!(
+        "virtual_server_group web {{\n fwmark 5\n}}\n{GROUP_VS}{FWMARK_REAL}}}\n"
+    ));
+    assert_eq!(e[0].line, 2, "{e:?}");
+    assert!(e[0].message.contains("fwmark 5 cannot be matched"), "{e:?}");
+    assert!(
+        e[0].hint
+            .as_deref()
+            .unwrap()
+            .contains("`lb_match fwmark 5 ...`"),
+        "{e:?}"
+    );
+    // Several marks and a line that names none, or one the group lacks.
+    let e = errors(&format!(
+        "virtual_server_group web {{\n fwmark 5\n fwmark 6\n}}\n{GROUP_VS} lb_match 10.0.0.1:80\n lb_match fwmark 7 10.0.0.1:81\n lb_match fwmark 5 10.0.0.1:82\n lb_match fwmark 6 10.0.0.1:83\n{FWMARK_REAL}}}\n"
+    ));
+    let messages: Vec<(usize, &str)> = e.iter().map(|d| (d.line, d.message.as_str())).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages[0].1.contains("say which mark"), "{messages:?}");
+    assert_eq!(messages[0].0, 8);
+    assert!(messages[1].1.contains("names fwmark 7"), "{messages:?}");
+    // inet6 without IPv6 entries; a bad family word; lb_match without a mark to go to.
+    let e = errors(&format!(
+        "virtual_server_group web {{\n fwmark 5 inet6\n fwmark 6 ipx\n}}\n{GROUP_VS} lb_match 10.0.0.1:80\n{FWMARK_REAL}}}\n"
+    ));
+    let messages: Vec<&str> = e.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("`ipx` is not an address family")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("fwmark 5 is inet6")),
+        "{messages:?}"
+    );
+    let e = errors(&format!(
+        "virtual_server_group web {{\n 10.0.0.1 80\n}}\n{GROUP_VS} lb_match 10.0.0.1:80\n{FWMARK_REAL}}}\n"
+    ));
+    assert!(e[0].message.contains("lb_match applies to fwmark"), "{e:?}");
 }

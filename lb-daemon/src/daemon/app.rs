@@ -184,7 +184,17 @@ impl Daemon {
         } else {
             kept_masters::take(&config)
         };
-        let (dataplane, owner) = match plane_choice::choose(&config)? {
+        let chosen = match plane_choice::choose(&config) {
+            Ok(plane) => plane,
+            // Only no-accept mode wanted it: VRRP runs without, as keepalived's does
+            // when its firewall rule cannot be added.
+            Err(e) if config.virtual_servers.is_empty() => {
+                warn!(error = %format!("{e:#}"), "no-accept mode (vrrp_strict, accept = false) needs the XDP data plane, which is not usable here: traffic to the VIPs is not dropped");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let (dataplane, owner) = match chosen {
             Some(plane) => {
                 let name = plane.name();
                 let mut owner = Owner::new(&config, plane)?.with_kept_masters(&kept);

@@ -21,7 +21,7 @@
 //! services without waiting on lookups one after another.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeSet, HashMap, HashSet},
     net::IpAddr,
     sync::Arc,
     time::Duration,
@@ -179,6 +179,28 @@ impl Service {
     }
 }
 
+/// A VRRP instance in no-accept mode (keepalived's `vrrp_strict` / `no_accept`): while
+/// it is MASTER, traffic to its addresses that no service takes is dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StrictInstance {
+    name: String,
+    interface: String,
+    vips: Vec<IpAddr>,
+}
+
+fn strict_instances(config: &Config) -> Vec<StrictInstance> {
+    config
+        .vrrp_instances
+        .iter()
+        .filter(|i| i.drops_vip_traffic())
+        .map(|i| StrictInstance {
+            name: i.name.clone(),
+            interface: i.interface.clone(),
+            vips: i.all_addresses().map(|v| v.address).collect(),
+        })
+        .collect()
+}
+
 /// Whether the owner goes on after a message.
 #[derive(Debug, PartialEq, Eq)]
 enum Running {
@@ -218,6 +240,8 @@ pub struct Owner {
     /// their tables are intact and no peer took over, so their first MASTER transition
     /// does not wait for bulk sync (it would leave them without adverts for its window).
     kept_masters: HashSet<String>,
+    /// Instances in no-accept mode.
+    strict: Vec<StrictInstance>,
 }
 
 fn services_of(config: &Config) -> Vec<Service> {
@@ -273,6 +297,7 @@ impl Owner {
             sync: None,
             bulk_over: false,
             kept_masters: HashSet::new(),
+            strict: strict_instances(config),
         })
     }
 
@@ -389,6 +414,7 @@ impl Owner {
             .map(|s| s.id)
             .collect();
         self.resolve_missing_for(&unowned).await;
+        self.sync_strict();
         for id in &unowned {
             if let Err(e) = self.program(id) {
                 warn!(error = %format!("{e:#}"), "programming a service failed");
@@ -565,6 +591,8 @@ impl Owner {
         self.quorum.retain(|id, _| kept.contains(id));
         self.services = new;
         self.plane.configured(kept);
+        self.strict = strict_instances(config);
+        self.sync_strict();
         self.release_unused_interfaces();
         let backends = backend_addresses(&config.virtual_servers);
         self.next_hops.retain(&backends);
@@ -629,8 +657,32 @@ impl Owner {
 
     async fn become_master(&mut self, instance: &str) -> Result<()> {
         self.masters.insert(instance.to_string());
+        // Before the instance adds its VIPs: the host never answers them meanwhile.
+        self.sync_strict();
         let mine = self.services_of(instance);
         self.serve_all(&mine).await
+    }
+
+    /// keepalived's no-accept mode: the plane drops what no service takes of the traffic
+    /// to the addresses of the instances in that mode that are MASTER (keepalived adds
+    /// its firewall rule on becoming MASTER and removes it on leaving). A failure is
+    /// logged; VRRP goes on, as keepalived's does when its firewall rule fails.
+    fn sync_strict(&mut self) {
+        let mut vips = BTreeSet::new();
+        let mut interfaces: Vec<String> = Vec::new();
+        for s in self
+            .strict
+            .iter()
+            .filter(|s| self.masters.contains(&s.name))
+        {
+            vips.extend(s.vips.iter().copied());
+            if !interfaces.contains(&s.interface) {
+                interfaces.push(s.interface.clone());
+            }
+        }
+        if let Err(e) = self.plane.set_strict_vips(&vips, &interfaces) {
+            warn!(error = %format!("{e:#}"), "no-accept mode: traffic to the VIPs is not dropped");
+        }
     }
 
     fn left_master(&mut self, instance: &str) {
@@ -647,6 +699,7 @@ impl Owner {
         for id in mine {
             self.unserve(&id);
         }
+        self.sync_strict();
         self.release_unused_interfaces();
     }
 
@@ -885,13 +938,19 @@ impl Owner {
         }
     }
 
-    /// Releases interfaces no active service needs any more.
+    /// Releases interfaces no active service (nor a MASTER in no-accept mode) needs.
     fn release_unused_interfaces(&mut self) {
+        let strict = self
+            .strict
+            .iter()
+            .filter(|s| self.masters.contains(&s.name))
+            .map(|s| s.interface.clone());
         let needed: HashSet<String> = self
             .services
             .iter()
             .filter(|s| self.active(s))
             .flat_map(|s| s.all_interfaces().cloned())
+            .chain(strict)
             .collect();
         self.plane.release_interfaces_except(&needed);
     }

@@ -13,9 +13,20 @@ use crate::{
     ipvs,
 };
 
-/// The plane for `config`; None without virtual servers (VRRP / health checks only).
+/// Whether `config` needs a forwarding plane: virtual servers, or a VRRP instance in
+/// no-accept mode (the XDP program drops what no service takes of its VIPs' traffic).
+pub fn needs_plane(config: &Config) -> bool {
+    !config.virtual_servers.is_empty()
+        || config
+            .vrrp_instances
+            .iter()
+            .any(config::VrrpInstance::drops_vip_traffic)
+}
+
+/// The plane for `config`; None when it needs none ([`needs_plane`]: VRRP / health
+/// checks only).
 pub fn choose(config: &Config) -> Result<Option<Plane>> {
-    if config.virtual_servers.is_empty() {
+    if !needs_plane(config) {
         return Ok(None);
     }
     let plane = match config.global.dataplane {

@@ -52,9 +52,9 @@ impl Daemon {
         if self.vrrp.is_none() != new.vrrp_instances.is_empty() {
             return Err("VRRP instances were added to a daemon started without any (or all removed): restart the daemon".into());
         }
-        if !new.virtual_servers.is_empty() && self.owner.is_none() {
+        if super::plane_choice::needs_plane(&new) && self.owner.is_none() {
             return Err(
-                "virtual servers were added to a daemon started without them: restart the daemon"
+                "virtual servers (or an instance in no-accept mode: vrrp_strict, accept = false) were added to a daemon started without any: restart the daemon"
                     .into(),
             );
         }

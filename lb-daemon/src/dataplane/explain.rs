@@ -11,7 +11,7 @@ use std::{fmt, net::SocketAddr, path::Path};
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData};
 use lb_common::{
     backend_flags, hash, map_names, mode, service_flags, Backend, Conn, FlowKey, ServiceInfo,
-    ServiceKey, IPPROTO_TCP, NO_BACKEND,
+    ServiceKey, StrictVip, IPPROTO_TCP, NO_BACKEND,
 };
 
 use super::{
@@ -25,6 +25,8 @@ pub trait FlowMaps {
     fn conn(&self, key: &FlowKey) -> Option<Conn>;
     fn maglev(&self, slot: u32) -> Option<u32>;
     fn backend(&self, id: u32) -> Option<Backend>;
+    /// Whether `key` is in `lb_strict_vips` (a VIP in no-accept mode).
+    fn strict_vip(&self, key: &StrictVip) -> bool;
 }
 
 /// The flow asked about.
@@ -68,6 +70,9 @@ pub enum Miss {
 pub enum Explanation {
     /// No service for the VIP's address, port and protocol: the packet goes to the kernel.
     NoService,
+    /// No service, and the address is a VIP in no-accept mode (`lb_strict_vips`): the
+    /// packet is dropped.
+    StrictDrop,
     /// The connection table remembers the flow's backend. A new TCP connection (SYN) on
     /// the same tuple would go to `maglev` instead.
     Connection {
@@ -124,7 +129,18 @@ pub fn explain(maps: &impl FlowMaps, q: &Query, now_ns: u64) -> Explanation {
             key.port = 0;
             match maps.service(&key) {
                 Some(info) => info,
-                None => return Explanation::NoService,
+                None => {
+                    let strict = StrictVip {
+                        addr: dst,
+                        family,
+                        pad: [0; 3],
+                    };
+                    return if maps.strict_vip(&strict) {
+                        Explanation::StrictDrop
+                    } else {
+                        Explanation::NoService
+                    };
+                }
             }
         }
     };
@@ -281,6 +297,10 @@ impl fmt::Display for Explanation {
                 f,
                 "no service: no entry for the VIP's address, port and protocol (nor an all-ports one); the packet goes to the kernel (XDP_PASS)"
             ),
+            Explanation::StrictDrop => write!(
+                f,
+                "no service: no entry for the VIP's address, port and protocol (nor an all-ports one); the address is a VIP in no-accept mode (vrrp_strict / accept = false, its instance MASTER): the packet is dropped (vip_strict_drop)"
+            ),
             Explanation::Connection {
                 service,
                 backend,
@@ -336,6 +356,8 @@ pub struct PinnedMaps {
     conntrack: BpfHashMap<MapData, FlowKey, Conn>,
     maglev: Array<MapData, u32>,
     backends: Array<MapData, Backend>,
+    /// `None`: pinned by a daemon older than no-accept mode.
+    strict: Option<BpfHashMap<MapData, StrictVip, u8>>,
 }
 
 /// Why the pinned maps cannot be read.
@@ -354,6 +376,7 @@ impl PinnedMaps {
             conntrack: pinned(pin_dir, map_names::CONNTRACK)?,
             maglev: pinned(pin_dir, map_names::MAGLEV)?,
             backends: pinned(pin_dir, map_names::BACKENDS)?,
+            strict: pinned(pin_dir, map_names::STRICT_VIPS).ok(),
         })
     }
 }
@@ -385,5 +408,8 @@ impl FlowMaps for PinnedMaps {
     }
     fn backend(&self, id: u32) -> Option<Backend> {
         self.backends.get(&id, 0).ok()
+    }
+    fn strict_vip(&self, key: &StrictVip) -> bool {
+        self.strict.as_ref().is_some_and(|m| m.get(key, 0).is_ok())
     }
 }

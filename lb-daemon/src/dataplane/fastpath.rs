@@ -37,6 +37,12 @@ impl Dataplane {
                 }
             }
         }
+        for vip in &self.strict_vips {
+            let (addr, _) = super::spec::encode_addr(*vip);
+            if let Some(w) = wanted.get_mut(vip_slot(&addr) as usize) {
+                *w |= vip_filter::STRICT;
+            }
+        }
         let mut have = std::mem::take(&mut self.vip_filter);
         let result = self.write_vip_filter(&wanted, &mut have);
         self.vip_filter = have;

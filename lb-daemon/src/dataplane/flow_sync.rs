@@ -163,6 +163,9 @@ impl Dataplane {
         if self.sync_learning {
             v |= global_flags::SYNC;
         }
+        if !self.strict_vips.is_empty() {
+            v |= global_flags::STRICT;
+        }
         v
     }
 

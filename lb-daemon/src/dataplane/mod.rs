@@ -20,6 +20,7 @@ pub mod nat;
 mod object;
 mod program;
 pub mod spec;
+mod strict;
 mod tables;
 #[cfg(feature = "lab")]
 mod testrun;
@@ -37,7 +38,7 @@ use aya::{
 };
 use lb_common::{
     capacity, flags_index, map_names, program_names, Backend, Conn, Counter, FlowKey, NatEntry,
-    NatReal, NeighMiss, ServiceInfo, ServiceKey, Traffic,
+    NatReal, NeighMiss, ServiceInfo, ServiceKey, StrictVip, Traffic,
 };
 use tracing::{info, warn};
 
@@ -94,6 +95,8 @@ pub enum DataplaneError {
     },
     #[error(transparent)]
     Spec(#[from] SpecError),
+    #[error("{wanted} VIPs in no-accept mode (vrrp_strict / accept = false) while MASTER, but lb_strict_vips holds {capacity}; turn accept on for some instances")]
+    StrictVipsFull { wanted: usize, capacity: usize },
     #[error("{what} is full ({used} of {capacity} in use) while programming {service}; raise the capacity in the configuration or remove services")]
     Full {
         what: &'static str,
@@ -146,6 +149,7 @@ impl Capacity {
             map_names::NEIGH_MISS => (size::<NeighMiss>(), size::<u64>(), capacity::NEIGH_MISS),
             map_names::VIP_FILTER => (u32s, size::<u8>(), capacity::VIP_FILTER_SLOTS),
             map_names::SERVICE_INFO => (u32s, size::<ServiceInfo>(), self.services),
+            map_names::STRICT_VIPS => (size::<StrictVip>(), size::<u8>(), capacity::STRICT_VIPS),
             _ => (u32s, size::<Traffic>(), self.backends),
         };
         MapShape {
@@ -224,6 +228,8 @@ pub struct Dataplane {
     adopted: bool,
     /// What `lb_vip_filter` holds.
     vip_filter: Vec<u8>,
+    /// What `lb_strict_vips` holds (VIPs in no-accept mode).
+    strict_vips: std::collections::BTreeSet<IpAddr>,
     /// Flow-state sync: the program reports new flows (`global_flags::SYNC`).
     sync_learning: bool,
     /// `lb_sync_events`, taken out of the object once sync is turned on.
@@ -288,6 +294,7 @@ impl Dataplane {
             attachments: HashMap::new(),
             adopted,
             vip_filter: vec![0; capacity::VIP_FILTER_SLOTS as usize],
+            strict_vips: std::collections::BTreeSet::new(),
             sync_learning: false,
             sync_events: None,
             conntrack_count: None,
@@ -298,6 +305,7 @@ impl Dataplane {
         if adopted {
             dp.adopt()?;
             dp.read_vip_filter()?;
+            dp.read_strict_vips()?;
             info!(services = dp.services.len(), pin_dir = %dp.pin_dir.display(), "re-using pinned maps");
         }
         Ok(dp)

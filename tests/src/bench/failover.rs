@@ -304,7 +304,9 @@ pub fn run() -> Result<String> {
     s.push_str(&format!(
         "\nCPU of an idle backup with 20 ms adverts (v3): {IDLE_ROUNDS} alternating rounds of {IDLE_SECS} s each (CPU time is counted in 10 ms ticks, so one round alone is too coarse). Targets: < 1% of a core, and (issue 13) at or below keepalived's:\n\n"
     ));
-    s.push_str("| implementation | CPU per round (% of one core) | mean | met |\n|---|---|---:|---|\n");
+    s.push_str(
+        "| implementation | CPU per round (% of one core) | mean | met |\n|---|---|---:|---|\n",
+    );
     let mut rounds: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..IDLE_ROUNDS {
         for (i, which) in [Impl::Ours, Impl::Keepalived].into_iter().enumerate() {

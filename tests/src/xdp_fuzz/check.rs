@@ -23,6 +23,8 @@ pub enum Expect {
     Drop,
     /// Not for a VIP: XDP_PASS, frame untouched.
     Pass,
+    /// What would pass, addressed to a VIP in no-accept mode: XDP_DROP (counted).
+    StrictDrop,
     /// For a service (index into the service list).
     Vip(usize),
     /// May be a NAT reply or an ICMP error about a NAT'ed flow: translated and sent,
@@ -84,6 +86,14 @@ pub fn check(
             Ok(())
         }
         Expect::Pass => unchanged_pass(action, input, output, "not for a VIP"),
+        Expect::StrictDrop => {
+            if action != XDP_DROP {
+                return Err(format!(
+                    "a frame no service takes to a VIP in no-accept mode ({class:?}): verdict {action}, want DROP"
+                ));
+            }
+            Ok(())
+        }
         Expect::MaybeNat => match action {
             XDP_PASS => unchanged_pass(action, input, output, "a NAT reply candidate passed"),
             XDP_DROP => Ok(()),

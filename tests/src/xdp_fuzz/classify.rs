@@ -174,3 +174,32 @@ fn transport(f: &[u8], mut ip: Ip) -> Class {
     ip.tcp_flags = if ip.proto == TCP { f[l4 + 13] } else { 0 };
     Class::L4(ip)
 }
+
+/// The destination of an IPv4/IPv6 frame as the no-accept check reads it
+/// (`lb-ebpf/src/strict.rs`): none for non-IP frames, VRRP (protocol 112) and ICMPv6
+/// neighbour solicitations/advertisements (types 135, 136), or a frame too short for
+/// its IP header.
+pub fn strict_target(f: &[u8]) -> Option<IpAddr> {
+    let (l3, ethertype) = match f.get(12..14).map(|_| be16(f, 12))? {
+        ETH_P_8021Q => (18, f.get(16..18).map(|_| be16(f, 16))?),
+        e => (14, e),
+    };
+    match ethertype {
+        ETH_P_IP => {
+            let h = f.get(l3..l3 + 20)?;
+            (h[9] != 112).then(|| IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])))
+        }
+        ETH_P_IPV6 => {
+            let h = f.get(l3..l3 + 40)?;
+            let nd = h[6] == ICMPV6
+                && f.get(l3 + 40..l3 + 42)
+                    .is_some_and(|t| t[0] == 135 || t[0] == 136);
+            if h[6] == 112 || nd {
+                return None;
+            }
+            let o: [u8; 16] = h[24..40].try_into().expect("16 bytes");
+            Some(IpAddr::V6(Ipv6Addr::from(o)))
+        }
+        _ => None,
+    }
+}

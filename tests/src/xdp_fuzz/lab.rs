@@ -17,6 +17,9 @@ pub const CLIENT4: &str = "203.0.113.7";
 pub const CLIENT6: &str = "2001:db8:ff::7";
 /// Addresses no service uses (the LB's own, a neighbour's).
 pub const OTHERS: [&str; 4] = [LB_V4, LB_V6, "198.18.0.200", "2001:db8::200"];
+/// VIPs in no-accept mode without a service (`lb_strict_vips`); [`strict_vips`] adds
+/// the first service's VIP.
+pub const STRICT: [&str; 2] = ["198.18.7.1", "2001:db8:7::1"];
 pub const REAL_PORT: u16 = 8080;
 pub const SNAT4: &str = LB_V4;
 /// A router on the reals' side (the source of ICMP errors about NAT'ed flows).
@@ -186,7 +189,24 @@ pub fn dataplane(specs: &[ServiceSpec]) -> anyhow::Result<TestDataplane> {
         t.dp.apply_service(s)
             .map_err(|e| anyhow::anyhow!("programming {:?}: {e}", s.id))?;
     }
+    t.dp.set_strict_vips(&strict_vips(specs))
+        .map_err(|e| anyhow::anyhow!("writing lb_strict_vips: {e}"))?;
     Ok(t)
+}
+
+/// The VIPs in no-accept mode: [`STRICT`] and the first service's VIP (whose other
+/// ports, ICMP and other protocols are then dropped, its served port forwarded).
+pub fn strict_vips(specs: &[ServiceSpec]) -> std::collections::BTreeSet<IpAddr> {
+    STRICT
+        .iter()
+        .map(|a| a.parse().expect("address"))
+        .chain(specs.first().map(|s| s.id.vip))
+        .collect()
+}
+
+/// Whether `addr` is one of [`strict_vips`].
+pub fn is_strict(specs: &[ServiceSpec], addr: IpAddr) -> bool {
+    specs.first().is_some_and(|s| s.id.vip == addr) || STRICT.iter().any(|a| a.parse() == Ok(addr))
 }
 
 fn client_of(vip: IpAddr) -> &'static str {
@@ -273,6 +293,44 @@ pub fn seeds(specs: &[ServiceSpec]) -> Vec<Vec<u8>> {
                 ));
             }
             f.extend(seg);
+            out.push(f);
+        }
+    }
+    // To VIPs in no-accept mode: TCP, an echo request, a neighbour solicitation.
+    for strict in STRICT {
+        let v6 = strict.contains(':');
+        let client = if v6 { CLIENT6 } else { CLIENT4 };
+        out.push(frames::frame(
+            LB_MAC,
+            CLIENT_MAC,
+            None,
+            &Flow::tcp(client, 50002, strict, 80),
+            PAYLOAD,
+        ));
+        let (src, dst): (IpAddr, IpAddr) = (
+            client.parse().expect("address"),
+            strict.parse().expect("address"),
+        );
+        let kinds: &[u8] = if v6 { &[128, 135] } else { &[8] };
+        for &kind in kinds {
+            let body = [kind, 0, 0, 0, 0, 1, 0, 1];
+            let mut f = frames::eth(LB_MAC, CLIENT_MAC, None, frames::ethertype_of(dst));
+            match (src, dst) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => f.extend(frames::ipv4_header(
+                    s,
+                    d,
+                    frames::ICMP,
+                    body.len(),
+                    &[],
+                    0,
+                    64,
+                )),
+                (IpAddr::V6(s), IpAddr::V6(d)) => {
+                    f.extend(frames::ipv6_header(s, d, frames::ICMPV6, body.len(), 255))
+                }
+                _ => unreachable!("one family"),
+            }
+            f.extend(body);
             out.push(f);
         }
     }

@@ -142,8 +142,14 @@ const NAT_DROPS: [Counter; 3] = [
     Counter::SnatPortsExhausted,
     Counter::NatMisdirected,
 ];
-/// Why a NAT reply may be dropped.
-const ROUTE_DROPS: [Counter; 2] = [Counter::FibNoNeigh, Counter::FibFailed];
+/// Why a NAT reply may be dropped (passed to the kernel instead, a frame to a VIP in
+/// no-accept mode is dropped).
+const ROUTE_DROPS: [Counter; 3] = [
+    Counter::FibNoNeigh,
+    Counter::FibFailed,
+    Counter::VipStrictDrop,
+];
+const STRICT_DROPS: [Counter; 1] = [Counter::VipStrictDrop];
 
 fn nat_map(pin_dir: &Path) -> Result<BpfHashMap<MapData, FlowKey, NatEntry>> {
     let path = pin_dir.join(map_names::NAT);
@@ -225,7 +231,11 @@ fn dictionary(specs: &[ServiceSpec]) -> Dict {
         }
         addrs.extend(s.backends.iter().map(|b| b.addr));
     }
-    for a in lab::OTHERS.iter().chain(&[lab::CLIENT4, lab::CLIENT6]) {
+    for a in lab::OTHERS
+        .iter()
+        .chain(&lab::STRICT)
+        .chain(&[lab::CLIENT4, lab::CLIENT6])
+    {
         addrs.push(a.parse().expect("address"));
     }
     Dict::new(&addrs, &ports)
@@ -268,8 +278,25 @@ fn flow_key(
 }
 
 /// The model's expectation for a frame (reading the NAT table for replies and ICMP
-/// errors: whether a translation exists is state, not something the frame says).
+/// errors: whether a translation exists is state, not something the frame says). What
+/// would pass to the kernel is dropped when it is addressed to a VIP in no-accept mode.
 fn expect(
+    specs: &[ServiceSpec],
+    nat: &BpfHashMap<MapData, FlowKey, NatEntry>,
+    frame: &[u8],
+    class: &Class,
+) -> Expect {
+    match base_expect(specs, nat, frame, class) {
+        Expect::Pass
+            if classify::strict_target(frame).is_some_and(|a| lab::is_strict(specs, a)) =>
+        {
+            Expect::StrictDrop
+        }
+        e => e,
+    }
+}
+
+fn base_expect(
     specs: &[ServiceSpec],
     nat: &BpfHashMap<MapData, FlowKey, NatEntry>,
     frame: &[u8],
@@ -362,6 +389,7 @@ fn run_one(
             Some((&NAT_DROPS, stats.sum(&NAT_DROPS).map_err(err)?))
         }
         (Expect::MaybeNat, _) => Some((&ROUTE_DROPS, stats.sum(&ROUTE_DROPS).map_err(err)?)),
+        (Expect::StrictDrop, _) => Some((&STRICT_DROPS, stats.sum(&STRICT_DROPS).map_err(err)?)),
         _ => None,
     };
     tally_class(report, specs, &class, expect);

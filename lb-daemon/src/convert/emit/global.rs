@@ -47,8 +47,8 @@ const KNOWN: &[&str] = &[
     "lvs_sync_daemon",
 ];
 
-/// What strict mode does in keepalived that lb-daemon does not.
-pub(super) const NO_ACCEPT: &str = "strict checks apply, but no firewall rule drops the traffic to the VIPs (keepalived's no-accept mode, which also stops a load balancer's VIP traffic)";
+/// How lb-daemon's no-accept mode (strict mode's default) differs from keepalived's.
+pub(super) const NO_ACCEPT: &str = "no-accept mode: while MASTER, the XDP program drops traffic to the VIPs that no virtual server takes (keepalived's input firewall rule); the host's own packets from a VIP are not dropped (keepalived's output rule), and the IPVS data plane drops nothing";
 
 const TUNING: Rule = Rule::Note("keepalived process tuning, nothing to tune in lb-daemon: ignored");
 const SNMP: Rule =

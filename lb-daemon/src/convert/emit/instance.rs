@@ -45,6 +45,8 @@ const KNOWN: &[&str] = &[
     "garp_master_refresh",
     "smtp_alert",
     "strict_mode",
+    "accept",
+    "no_accept",
     "use_vmac",
     "vmac_xmit_base",
 ];
@@ -64,10 +66,6 @@ const RULES: &[(&str, Rule)] = &[
         Rule::Note("an optimisation of keepalived's advert checks: ignored"),
     ),
     (
-        "accept",
-        Rule::Note("lb-daemon never drops traffic to the VIPs: ignored"),
-    ),
-    (
         "native_ipv6",
         Rule::Note("the family follows the virtual addresses: ignored"),
     ),
@@ -78,10 +76,6 @@ const RULES: &[(&str, Rule)] = &[
     (
         "linkbeat_use_polling",
         Rule::Note("lb-daemon watches links through netlink: ignored"),
-    ),
-    (
-        "no_accept",
-        Rule::Approx("lb-daemon does not drop traffic to the VIPs while BACKUP"),
     ),
     (
         "check_unicast_src",
@@ -232,6 +226,17 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
                     if b {
                         ctx.approx(&mut s, entry, &context, super::global::NO_ACCEPT);
                     }
+                }
+            }
+            "accept" => {
+                if a.none(ctx.d) {
+                    s.set("accept", Value::Bool(true), pos);
+                }
+            }
+            "no_accept" => {
+                if a.none(ctx.d) {
+                    s.set("accept", Value::Bool(false), pos);
+                    ctx.approx(&mut s, entry, &context, super::global::NO_ACCEPT);
                 }
             }
             "nopreempt" => {

@@ -7,6 +7,7 @@
 
 mod bfd;
 mod checker;
+mod fwmark;
 mod global;
 mod instance;
 mod routes;

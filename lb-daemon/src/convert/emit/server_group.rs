@@ -1,9 +1,11 @@
-//! `virtual_server_group NAME { ADDR[-END] PORT … }`: read here, used by
-//! `virtual_server group NAME`, which becomes one `[[virtual_server]]` per address and
-//! port. `fwmark` entries cannot be expressed.
+//! `virtual_server_group NAME { ADDR[-END] PORT … fwmark N [inet|inet6] … }`: read here,
+//! used by `virtual_server group NAME`, which becomes one `[[virtual_server]]` per
+//! address and port, and one `fwmark = N` virtual server per `fwmark` entry
+//! ([`super::fwmark`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::fwmark::Mark;
 use super::script::block_name;
 use super::Ctx;
 use crate::convert::lexer::{Pos, Word};
@@ -13,11 +15,15 @@ use crate::convert::value::{int_word, Args};
 /// Longest address range expanded (`192.168.1.1-254` is fine, a /16 is a mistake).
 const MAX_RANGE: u32 = 256;
 
+/// One entry of a group, ranges expanded.
 #[derive(Clone, Debug)]
-pub(crate) struct GroupEntry {
-    pub address: IpAddr,
-    pub port: u16,
-    pub pos: Pos,
+pub(crate) enum GroupEntry {
+    Address {
+        address: IpAddr,
+        port: u16,
+        pos: Pos,
+    },
+    Fwmark(Mark),
 }
 
 pub(super) fn read(ctx: &mut Ctx<'_>, stmt: &Stmt) {
@@ -30,12 +36,9 @@ pub(super) fn read(ctx: &mut Ctx<'_>, stmt: &Stmt) {
         let a = Args::new(line, &context);
         let first = &line.words[0];
         if first.text == "fwmark" {
-            ctx.d.error(
-                &first.pos,
-                &context,
-                "fwmark entries cannot be expressed for lb-daemon (it matches packets by address and port)",
-                Some("list the addresses and ports the mark selects as `ADDR PORT` lines".into()),
-            );
+            if let Some(mark) = super::fwmark::group_entry(ctx, line, &a, &context) {
+                entries.push(GroupEntry::Fwmark(mark));
+            }
             continue;
         }
         let port = match line.args() {
@@ -57,7 +60,7 @@ pub(super) fn read(ctx: &mut Ctx<'_>, stmt: &Stmt) {
         let Some(list) = addresses(ctx, first, &first.text, &context) else {
             continue;
         };
-        entries.extend(list.into_iter().map(|address| GroupEntry {
+        entries.extend(list.into_iter().map(|address| GroupEntry::Address {
             address,
             port,
             pos: first.pos.clone(),

@@ -1,13 +1,15 @@
 //! `virtual_server IP PORT { … }` and `virtual_server group NAME { … }` →
-//! `[[virtual_server]]` (one per address and port of the group), with their
-//! `[[virtual_server.real_server]]` entries; `virtual_server fwmark N { … }` →
-//! `[[virtual_server]] fwmark = N` (on XDP with the `match` list its `lb_match` gives).
+//! `[[virtual_server]]` (one per address and port of the group, and one per fwmark
+//! entry), with their `[[virtual_server.real_server]]` entries; `virtual_server fwmark
+//! N { … }` → `[[virtual_server]] fwmark = N` (on XDP with the `match` list its
+//! `lb_match` gives, [`fwmark`]).
 
+use super::fwmark::{self, Mark};
+use super::server_group::GroupEntry;
 use super::{checker, Ctx, Rule};
-use std::net::SocketAddr;
 
-use crate::config::{suggest, LbAlgo, FWMARK_MAX, REAL_WEIGHT_MAX};
-use crate::convert::lexer::{Pos, Word};
+use crate::config::{suggest, LbAlgo, REAL_WEIGHT_MAX};
+use crate::convert::lexer::Pos;
 use crate::convert::parser::{describe, Stmt};
 use crate::convert::toml_out::{Section, Value};
 use crate::convert::value::{int_word, ip_word, Args};
@@ -156,15 +158,25 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Vec<Section> {
     if !ctx.needs_block(stmt, &context) {
         return Vec::new();
     }
-    let targets: Vec<(String, u16, Pos)> = match stmt.args() {
-        [kind, mark] if kind.text == "fwmark" => {
-            return fwmark(ctx, stmt, mark, &context);
-        }
+    let (targets, marks): (Vec<(String, u16, Pos)>, Vec<Mark>) = match stmt.args() {
+        [kind, _] if kind.text == "fwmark" => match fwmark::of_block(ctx, stmt, &context) {
+            Some(mark) => (Vec::new(), vec![mark]),
+            None => return Vec::new(),
+        },
         [kind, name] if kind.text == "group" => match ctx.server_groups.get(&name.text) {
-            Some(entries) => entries
-                .iter()
-                .map(|e| (e.address.to_string(), e.port, e.pos.clone()))
-                .collect(),
+            Some(entries) => {
+                let mut targets = Vec::new();
+                let mut marks = Vec::new();
+                for e in entries {
+                    match e {
+                        GroupEntry::Address { address, port, pos } => {
+                            targets.push((address.to_string(), *port, pos.clone()))
+                        }
+                        GroupEntry::Fwmark(mark) => marks.push(mark.clone()),
+                    }
+                }
+                (targets, marks)
+            }
             None => {
                 let known: Vec<&str> = ctx.server_groups.keys().map(String::as_str).collect();
                 let hint = suggest::closest(&name.text, known.iter().copied())
@@ -186,7 +198,10 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Vec<Section> {
             let ip = ip_word(&a, ctx.d, address);
             let port = int_word(&a, ctx.d, port, 0..=65_535);
             match (ip, port) {
-                (Some(ip), Some(port)) => vec![(ip.to_string(), port as u16, stmt.pos().clone())],
+                (Some(ip), Some(port)) => (
+                    vec![(ip.to_string(), port as u16, stmt.pos().clone())],
+                    Vec::new(),
+                ),
                 _ => return Vec::new(),
             }
         }
@@ -200,79 +215,64 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Vec<Section> {
             return Vec::new();
         }
     };
+    let matches = if takes_lb_match(stmt) {
+        fwmark::check(ctx, stmt, &context, &marks)
+    } else {
+        Vec::new()
+    };
+    // A lone mark refused: its body would only add diagnostics.
+    let refused = !ctx.ipvs && matches.iter().any(Option::is_none);
+    if refused && targets.is_empty() {
+        return Vec::new();
+    }
     let body = body(ctx, stmt, &context);
-    if targets.len() > 1 {
+    let total = targets.len() + marks.len();
+    if total > 1 {
         ctx.d.warning(
             stmt.pos(),
             &context,
             format!(
-                "the group is written as {} virtual servers, one per address and port",
-                targets.len()
+                "the group is written as {total} virtual servers, one per address and port (and per fwmark entry)"
             ),
             None,
         );
     }
-    targets
+    let from = targets_from_group(stmt).then(|| describe(stmt));
+    let mut sections: Vec<Section> = targets
         .into_iter()
         .map(|(address, port, pos)| {
             let mut s = Section::new("[[virtual_server]]", Some(&pos));
-            if targets_from_group(stmt) {
-                s.comment(format!("from {}", describe(stmt)), Some(&pos));
+            if let Some(from) = &from {
+                s.comment(format!("from {from}"), Some(&pos));
             }
             s.set("address", Value::Str(address), &pos);
             s.set("port", Value::Int(i64::from(port)), &pos);
             s.append(body.clone());
             s
         })
-        .collect()
-}
-
-/// `virtual_server fwmark N { … }`: kept for IPVS; XDP sees no mark, so it needs the
-/// addresses and ports the mark selects, from lb-daemon's own `lb_match ADDR:PORT …`.
-fn fwmark(ctx: &mut Ctx<'_>, stmt: &Stmt, mark: &Word, context: &str) -> Vec<Section> {
-    let a = Args::new(stmt, context);
-    let Some(mark) = int_word(&a, ctx.d, mark, 1..=i64::from(FWMARK_MAX)) else {
-        return Vec::new();
-    };
-    let mut matches = Vec::new();
-    let mut given = false;
-    for entry in stmt.body().iter().filter(|e| e.keyword() == "lb_match") {
-        given = true;
-        for w in entry.args() {
-            match w.text.parse::<SocketAddr>() {
-                Ok(sa) => matches.push(Value::Str(sa.to_string())),
-                Err(_) => ctx.d.error(
-                    &w.pos,
-                    context,
-                    format!("`{}` is not ADDRESS:PORT", w.text),
-                    Some("write e.g. `lb_match 192.168.1.100:80 192.168.1.100:443`".into()),
-                ),
-            }
+        .collect();
+    for (mark, found) in marks.iter().zip(&matches) {
+        if found.is_some() || ctx.ipvs {
+            sections.push(fwmark::section(
+                mark,
+                found.as_deref(),
+                &body,
+                from.as_deref(),
+            ));
         }
     }
-    if !ctx.ipvs && !given {
-        ctx.d.error(
-            stmt.pos(),
-            context,
-            format!("fwmark {mark} cannot be matched on the XDP data plane without the addresses and ports the mark selects (XDP runs before netfilter and sees no mark)"),
-            Some(format!(
-                "add `lb_match ADDR:PORT ...` to the block (what your firewall marks {mark}, e.g. `lb_match 192.168.1.100:80 192.168.1.100:443`), or write in the TOML `fwmark = {mark}` with `match = [\"192.168.1.100:80\", \"192.168.1.100:443\"]`, or set `dataplane ipvs` in global_defs"
-            )),
-        );
-        return Vec::new();
-    }
-    let body = body(ctx, stmt, context);
-    let mut s = Section::new("[[virtual_server]]", Some(stmt.pos()));
-    s.set("fwmark", Value::Int(mark), stmt.pos());
-    if !matches.is_empty() {
-        s.set("match", Value::Array(matches), stmt.pos());
-    }
-    s.append(body);
-    vec![s]
+    sections
 }
 
 fn targets_from_group(stmt: &Stmt) -> bool {
     stmt.args().first().is_some_and(|w| w.text == "group")
+}
+
+/// `virtual_server fwmark N` and `virtual_server group NAME` take `lb_match` lines.
+fn takes_lb_match(stmt: &Stmt) -> bool {
+    stmt.args()
+        .first()
+        .is_some_and(|w| w.text == "fwmark" || w.text == "group")
 }
 
 /// Everything but the address and port.
@@ -369,7 +369,7 @@ fn body(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Section {
                 }
             }
             // Read by `fwmark` (elsewhere the dispatch below refuses it as unknown).
-            "lb_match" if stmt.args().first().is_some_and(|w| w.text == "fwmark") => {}
+            "lb_match" if takes_lb_match(stmt) => {}
             _ => {
                 if !ctx.rule(&mut s, entry, context, RULES) {
                     ctx.unknown(entry, context, KNOWN, RULES);

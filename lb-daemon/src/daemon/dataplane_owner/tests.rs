@@ -618,3 +618,51 @@ mod sync {
         );
     }
 }
+
+/// CONFIG with VI_1 in strict mode (no-accept by default) and a second instance that
+/// accepts.
+fn strict_config() -> String {
+    CONFIG.replace(
+        "priority = 100\nvirtual_ipaddress = [\"10.0.0.1/32\"]\n",
+        "priority = 100\nstrict_mode = true\nvirtual_ipaddress = [\"10.0.0.1/32\"]\n\
+         virtual_ipaddress_excluded = [\"2001:db8::1/128\"]\n\n\
+         [[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth1\"\nvirtual_router_id = 52\n\
+         priority = 100\nstrict_mode = true\naccept = true\nversion = 3\n\
+         virtual_ipaddress = [\"10.0.0.2/32\"]\n",
+    )
+}
+
+#[tokio::test]
+async fn no_accept_vips_are_dropped_only_while_their_instance_is_master() {
+    let text = strict_config();
+    assert!(text.contains("VI_2"), "the replacement applied");
+    let owner = Running::start(&text);
+    owner.forwarding().await;
+    let strict = |owner: &Running| {
+        let f = owner.state.lock().unwrap();
+        (
+            f.strict_vips
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>(),
+            f.strict_interfaces.clone(),
+        )
+    };
+    assert_eq!(strict(&owner), (vec![], vec![]), "BACKUP: nothing dropped");
+    owner.become_master().await;
+    assert_eq!(
+        strict(&owner),
+        (
+            vec!["10.0.0.1".to_string(), "2001:db8::1".to_string()],
+            vec!["eth0".to_string()]
+        ),
+        "MASTER: its VIPs, excluded ones too; VI_2 accepts"
+    );
+    owner.left_master();
+    owner.forwarding().await;
+    assert_eq!(
+        strict(&owner),
+        (vec![], vec![]),
+        "left MASTER: dropped no more"
+    );
+}

@@ -2,7 +2,8 @@
 //! check gating, health updates, reload and stop against it.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    net::IpAddr,
     sync::{Arc, Mutex},
 };
 
@@ -30,6 +31,9 @@ pub struct Forwarding {
     /// installed (in order).
     pub learned: Vec<FlowRecord>,
     pub installed: Vec<FlowRecord>,
+    /// VIPs in no-accept mode, and where they were to be dropped.
+    pub strict_vips: BTreeSet<IpAddr>,
+    pub strict_interfaces: Vec<String>,
 }
 
 /// The plane; tests keep a clone of `state` to look inside while the owner runs.
@@ -59,6 +63,14 @@ impl ForwardingPlane for MemoryPlane {
             f.traffic.entry(s.id).or_default();
         });
         Ok(s.real_interfaces.to_vec())
+    }
+
+    fn set_strict_vips(&mut self, vips: &BTreeSet<IpAddr>, interfaces: &[String]) -> Result<()> {
+        self.with(|f| {
+            f.strict_vips = vips.clone();
+            f.strict_interfaces = interfaces.to_vec();
+        });
+        Ok(())
     }
 
     fn is_programmed(&self, id: &ServiceId) -> bool {

@@ -14,7 +14,10 @@ pub mod ipvs;
 pub mod memory;
 pub mod xdp;
 
-use std::{collections::HashSet, net::IpAddr};
+use std::{
+    collections::{BTreeSet, HashSet},
+    net::IpAddr,
+};
 
 use anyhow::Result;
 use tracing::warn;
@@ -90,6 +93,19 @@ pub trait ForwardingPlane: Send {
 
     /// Stops forwarding `id` (errors are logged).
     fn remove(&mut self, id: &ServiceId);
+
+    /// keepalived's no-accept mode: traffic to `vips` that no service takes is dropped,
+    /// on `interfaces` (where those VIPs' instances run) besides the services' own. Only
+    /// the XDP plane can; the others refuse a non-empty set.
+    fn set_strict_vips(&mut self, vips: &BTreeSet<IpAddr>, _interfaces: &[String]) -> Result<()> {
+        if vips.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "no-accept mode (vrrp_strict, accept = false) drops VIP traffic only on the XDP data plane: the host still answers {} VIP(s) here; set accept = true on those instances to say so",
+            vips.len()
+        )
+    }
 
     /// Releases interfaces no active service needs any more.
     fn release_interfaces_except(&mut self, _needed: &HashSet<String>) {}

@@ -1,6 +1,9 @@
 //! The XDP plane: the eBPF program's maps, and the interfaces it is attached to.
 
-use std::collections::HashSet;
+use std::{
+    collections::{BTreeSet, HashSet},
+    net::IpAddr,
+};
 
 use anyhow::{Context, Result};
 use tracing::{info, warn};
@@ -90,6 +93,19 @@ impl ForwardingPlane for XdpPlane {
         if let Err(e) = self.dp.remove_service(id) {
             warn!(service = %id, error = %e, "removing a service failed");
         }
+    }
+
+    fn set_strict_vips(&mut self, vips: &BTreeSet<IpAddr>, interfaces: &[String]) -> Result<()> {
+        for ifname in interfaces {
+            self.dp
+                .attach(ifname)
+                .with_context(|| format!("attaching XDP to {ifname} for no-accept mode"))?;
+        }
+        if self.dp.strict_vips() != vips {
+            self.dp.set_strict_vips(vips)?;
+            info!(vips = ?vips, "VIPs in no-accept mode (traffic no service takes is dropped)");
+        }
+        Ok(())
     }
 
     fn release_interfaces_except(&mut self, needed: &HashSet<String>) {

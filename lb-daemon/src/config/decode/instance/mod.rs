@@ -77,6 +77,7 @@ struct Fields<'a, 'i> {
     preempt_delay: Option<At<'a, 'i, Duration>>,
     authentication: Option<At<'a, 'i, Authentication>>,
     strict_mode: Option<At<'a, 'i, bool>>,
+    accept: Option<At<'a, 'i, bool>>,
     use_vmac: Option<At<'a, 'i, Option<String>>>,
     vmac_xmit_base: bool,
     unicast_src_ip: Option<At<'a, 'i, IpAddr>>,
@@ -175,6 +176,7 @@ pub(super) fn decode(
     } else {
         preempt_delay
     };
+    let accept = strict::accept(d, f.accept.as_ref(), strict_mode, version, priority);
     let advert_int = f
         .advert_int
         .as_ref()
@@ -209,6 +211,7 @@ pub(super) fn decode(
         preempt_delay,
         authentication,
         strict_mode,
+        accept,
         use_vmac,
         vmac_xmit_base: f.vmac_xmit_base,
         unicast_src_ip: f.unicast_src_ip.map(|a| a.value),
@@ -259,6 +262,7 @@ fn read_fields<'a, 'i>(
     let version = read(d, &mut t, "version", global::version);
     let nopreempt = read(d, &mut t, "nopreempt", |d, f| f.bool(d));
     let strict_mode = read(d, &mut t, "strict_mode", |d, f| f.bool(d));
+    let accept = read(d, &mut t, "accept", |d, f| f.bool(d));
     let use_vmac = read(d, &mut t, "use_vmac", vmac::name);
     let vmac_xmit_base = t
         .get(d, "vmac_xmit_base")
@@ -330,6 +334,7 @@ fn read_fields<'a, 'i>(
         preempt_delay,
         authentication,
         strict_mode,
+        accept,
         use_vmac,
         vmac_xmit_base,
         unicast_src_ip,

@@ -1,13 +1,14 @@
 //! keepalived's `vrrp_strict` / `strict_mode` (vrrp_complete_instance): what strict mode
 //! refuses (no VIP, unicast peers) is an error; what keepalived corrects with a complaint
 //! (authentication, a MASTER state without owner priority, `preempt_delay`) is a
-//! warning, and corrected the same way.
+//! warning, and corrected the same way. Accept mode (`accept`) defaults as keepalived's
+//! vrrp_complete_instance sets it.
 
 use std::time::Duration;
 
 use super::{At, Fields};
 use crate::config::reader::Decoder;
-use crate::config::schema::{Authentication, InitialState, PRIORITY_OWNER};
+use crate::config::schema::{Authentication, InitialState, VrrpVersion, PRIORITY_OWNER};
 
 /// Whether the instance runs in strict mode: its own `strict_mode`, else `vrrp_strict`.
 pub(super) fn enabled(f: &Fields<'_, '_>, global_strict: bool) -> bool {
@@ -104,5 +105,31 @@ pub(super) fn preempt_delay(
             Duration::ZERO
         }
         _ => delay,
+    }
+}
+
+/// keepalived's accept mode: as written, else on for the address owner or outside strict
+/// mode. Strict VRRPv2 turns a written `accept = true` off with a warning (RFC 3768 has
+/// no accept mode), as keepalived does.
+pub(super) fn accept(
+    d: &mut Decoder<'_>,
+    written: Option<&At<'_, '_, bool>>,
+    strict: bool,
+    version: VrrpVersion,
+    priority: u8,
+) -> bool {
+    let owner = priority == PRIORITY_OWNER;
+    match written {
+        Some(w) if w.value && strict && !owner && version == VrrpVersion::V2 => {
+            w.field
+                .warning(
+                    d,
+                    "ignored: accept mode with VRRP version 2 does not comply with RFC 3768 in strict mode; accept = false is used (as keepalived)",
+                )
+                .hint("use version = 3, or turn strict mode off (strict_mode = false)");
+            false
+        }
+        Some(w) => w.value,
+        None => owner || !strict,
     }
 }
