@@ -168,6 +168,11 @@ pub(super) fn decode(
         .get(d, "lb_kind")
         .and_then(|f| f.keyword(d, LB_KINDS))
         .unwrap_or(LbKind::Dr);
+    // The plane per-destination methods meet: "auto" runs IPVS for an IPVS scheduler.
+    let plane = match (global.dataplane, lb_algo) {
+        (Dataplane::Auto, Some(algo)) if !algo.is_maglev() => Dataplane::Ipvs,
+        (dataplane, _) => dataplane,
+    };
     let inherited = Inherited::read(d, &mut t, None);
     let persistence_timeout = t
         .get(d, "persistence_timeout")
@@ -210,7 +215,7 @@ pub(super) fn decode(
     };
     let (sorry_server, sorry_server_lb_kind) = t
         .get(d, "sorry_server")
-        .and_then(|f| sorry_server(d, &f, vip, port, lb_kind, global.dataplane))
+        .and_then(|f| sorry_server(d, &f, vip, port, lb_kind, plane))
         .map_or((None, lb_kind), |(addr, port, kind)| {
             (Some((addr, port)), kind)
         });
@@ -249,7 +254,7 @@ pub(super) fn decode(
         address: vip,
         port,
         lb_kind,
-        dataplane: global.dataplane,
+        dataplane: plane,
         inhibit_on_failure,
         inherited: &inherited,
         known,
