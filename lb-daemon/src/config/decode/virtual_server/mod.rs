@@ -270,6 +270,14 @@ pub(super) fn decode(
         real_facts.push(facts);
     }
     real::unique(d, &real_facts);
+    if let Some(f) = &announce_field {
+        let nat_real = reals.iter().any(|r| r.lb_kind == LbKind::Nat)
+            || (sorry_server.is_some() && sorry_server_lb_kind == LbKind::Nat);
+        if announce == Announce::Bgp && lb_kind != LbKind::Nat && nat_real {
+            f.error(d, "a service with a real or sorry server reached by plain NAT cannot be announced by BGP")
+                .hint("in a BGP tier replies must return through the node that translated them: reach every real server by DR or TUN, or make the virtual server full-NAT (lb_kind = \"NAT\", snat_address = this node's address)");
+        }
+    }
     if real_facts.is_empty() {
         d.warning(t.path(), t.span(), "no real_server: nothing to balance to")
             .hint("add [[virtual_server.real_server]] entries");
