@@ -360,3 +360,77 @@ fn sample_bfd_keeps_its_sessions_tracking_and_checker() {
     let check = &config.virtual_servers[0].real_servers[0].checks[0];
     assert_eq!(check.kind.name(), "BFD_CHECK");
 }
+
+#[test]
+fn a_real_s_own_lvs_method_and_the_sorry_server_s_become_their_lb_kind() {
+    let config = load(&fixtures().join("ok/sample_lvs_method.conf"), "lb1");
+    let vs = &config.virtual_servers[0];
+    assert_eq!(vs.lb_kind, LbKind::Dr);
+    let reals: Vec<_> = vs
+        .real_servers
+        .iter()
+        .map(|r| (r.address.to_string(), r.port, r.lb_kind))
+        .collect();
+    assert_eq!(
+        reals,
+        vec![
+            ("10.20.31.1".to_string(), 80, LbKind::Dr),
+            ("10.20.31.2".to_string(), 8080, LbKind::Nat),
+            ("10.20.32.3".to_string(), 80, LbKind::Tun),
+        ]
+    );
+    assert_eq!(
+        vs.sorry_server,
+        Some(("10.20.31.99".parse().unwrap(), 8080))
+    );
+    assert_eq!(vs.sorry_server_lb_kind, LbKind::Nat);
+}
+
+#[test]
+fn a_real_s_own_lvs_method_is_refused_at_its_line_where_xdp_may_run() {
+    let ipvs = std::fs::read_to_string(fixtures().join("ok/sample_lvs_method.conf")).unwrap();
+    let auto = temp(
+        "lvs_method_auto.conf",
+        &ipvs.replace("    dataplane ipvs\n", ""),
+    );
+    let out = lb_daemon()
+        .args(["check-config", auto.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The NAT real, the TUN real and the sorry server's method, each at its own line.
+    for needle in [
+        "lvs_method NAT",
+        "lvs_method TUN",
+        "sorry_server_lvs_method NAT",
+    ] {
+        let line = line_of(&auto, needle);
+        assert!(
+            stderr.contains(&format!("{}:{line}:", auto.display())),
+            "{needle} (line {line}):\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains(
+            "the XDP program forwards every real server of a virtual server the same way"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("set dataplane = \"ipvs\""), "{stderr}");
+}
+
+#[test]
+fn sorry_server_lvs_method_needs_a_sorry_server_first() {
+    let conf = temp(
+        "sorry_method.conf",
+        "virtual_server 10.20.30.40 80 {\n    sorry_server_lvs_method NAT\n    real_server 10.20.31.1 80 {\n    }\n}\n",
+    );
+    let e = convert_file(&conf, "lb1").expect_err("converted");
+    assert_eq!(e.errors.len(), 1, "{:#?}", e.errors);
+    assert_eq!(
+        e.errors[0].message,
+        "sorry_server_lvs_method used without sorry_server"
+    );
+    assert_eq!(e.errors[0].line, 2);
+}

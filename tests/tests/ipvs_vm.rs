@@ -218,6 +218,80 @@ fn manual_ipvsadm_changes_are_corrected_and_foreign_services_kept() {
     assert_eq!(ipvsadm(&ns), vec!["UDP 10.212.0.1:53 rr"]);
 }
 
+/// keepalived's `lvs_method` inside `real_server` and `sorry_server_lvs_method`: one
+/// service whose destinations are forwarded three ways.
+const MIXED_CONFIG: &str = r#"
+[global]
+dataplane = "ipvs"
+
+[[virtual_server]]
+address = "10.230.0.1"
+port = 80
+lb_algo = "rr"
+lb_kind = "DR"
+sorry_server = { address = "10.231.0.9", port = 8081, lb_kind = "NAT" }
+[[virtual_server.real_server]]
+address = "10.231.0.1"
+[[virtual_server.real_server]]
+address = "10.231.0.2"
+port = 8080
+lb_kind = "NAT"
+[[virtual_server.real_server]]
+address = "10.231.0.3"
+lb_kind = "TUN"
+"#;
+
+#[test]
+#[ignore = "needs a kernel with IPVS: cargo xtask test --vm"]
+fn each_real_keeps_its_own_forwarding_method() {
+    let ns = director();
+    let config = Config::from_str(MIXED_CONFIG, "lb.toml").unwrap().config;
+    let vs = &config.virtual_servers[0];
+    let backend = |a: &str, port, sorry| DesiredBackend {
+        addr: addr(a),
+        port,
+        weight: 1,
+        sorry,
+    };
+    let reals = [
+        backend("10.231.0.1", 80, false),
+        backend("10.231.0.2", 8080, false),
+        backend("10.231.0.3", 80, false),
+    ];
+    let mut ipvs = open_in(&ns);
+    ipvs.apply(ipvs::from_config::desired_service(vs, &reals))
+        .unwrap();
+    let want = [
+        "TCP 10.230.0.1:80 -> 10.231.0.1:80 Route 1",
+        "TCP 10.230.0.1:80 -> 10.231.0.2:8080 Masq 1",
+        "TCP 10.230.0.1:80 -> 10.231.0.3:80 Tunnel 1",
+        "TCP 10.230.0.1:80 rr",
+    ];
+    assert_eq!(ipvsadm(&ns), want);
+    // A method changed by hand is put back.
+    ns.sh("ipvsadm -e -t 10.230.0.1:80 -r 10.231.0.3:80 -g -w 1")
+        .unwrap();
+    assert!(ipvsadm(&ns).contains(&"TCP 10.230.0.1:80 -> 10.231.0.3:80 Route 1".to_string()));
+    let report = ipvs.reconcile().unwrap();
+    assert_eq!(report.applied.len(), 1, "{:?}", report.applied);
+    assert_eq!(ipvsadm(&ns), want);
+    // The sorry server (quorum lost) is reached by its own method.
+    ipvs.apply(ipvs::from_config::desired_service(
+        vs,
+        &[backend("10.231.0.9", 8081, true)],
+    ))
+    .unwrap();
+    assert_eq!(
+        ipvsadm(&ns),
+        vec![
+            "TCP 10.230.0.1:80 -> 10.231.0.9:8081 Masq 1",
+            "TCP 10.230.0.1:80 rr",
+        ]
+    );
+    ipvs.cleanup().unwrap();
+    assert!(ipvsadm(&ns).is_empty());
+}
+
 const OWNER_CONFIG: &str = r#"
 [global]
 dataplane = "ipvs"

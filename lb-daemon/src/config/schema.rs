@@ -741,6 +741,9 @@ pub struct VirtualServer {
     pub quorum_down: Option<String>,
     /// Used while the quorum is lost; the port defaults to the virtual server's.
     pub sorry_server: Option<(IpAddr, u16)>,
+    /// How the sorry server is reached (`sorry_server.lb_kind`, keepalived's
+    /// `sorry_server_lvs_method`): its own, else the virtual server's `lb_kind`.
+    pub sorry_server_lb_kind: LbKind,
     /// Default Host header of the HTTP and SSL checkers.
     pub virtualhost: Option<String>,
     /// Real servers start down and come up only once their checks pass.
@@ -862,6 +865,16 @@ impl std::fmt::Debug for Sync {
     }
 }
 
+impl VirtualServer {
+    /// Whether the virtual server, any of its real servers or its sorry server says
+    /// `kind`.
+    pub fn uses_lb_kind(&self, kind: LbKind) -> bool {
+        self.lb_kind == kind
+            || self.real_servers.iter().any(|r| r.lb_kind == kind)
+            || (self.sorry_server.is_some() && self.sorry_server_lb_kind == kind)
+    }
+}
+
 impl Config {
     /// The virtual servers announced by BGP.
     pub fn bgp_servers(&self) -> impl Iterator<Item = &VirtualServer> {
@@ -881,6 +894,10 @@ pub struct RealServer {
     pub weight: u32,
     /// The real server's own setting, else the virtual server's.
     pub inhibit_on_failure: bool,
+    /// How packets reach it (keepalived's `lvs_method` in a `real_server`): its own
+    /// `lb_kind`, else the virtual server's. One differing from the virtual server's
+    /// needs the IPVS data plane (XDP forwards per service).
+    pub lb_kind: LbKind,
     pub notify_up: Option<String>,
     pub notify_down: Option<String>,
     /// `smtp_alert`: e-mail when it goes up or down (unset: the global setting).
@@ -942,4 +959,15 @@ pub enum LbKind {
     Tun,
     /// Destination NAT (replies must come back through the balancer).
     Nat,
+}
+
+impl LbKind {
+    /// As written in the configuration (and by keepalived).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dr => "DR",
+            Self::Tun => "TUN",
+            Self::Nat => "NAT",
+        }
+    }
 }

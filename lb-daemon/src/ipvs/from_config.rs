@@ -1,5 +1,7 @@
 //! A virtual server and its desired backends (from the health checks) as an IPVS
-//! service: `lb_kind` NAT/DR/TUN as masquerading/direct routing/IP-in-IP, `lb_algo` as
+//! service: `lb_kind` NAT/DR/TUN as masquerading/direct routing/IP-in-IP, per
+//! destination (a real or sorry server's own `lb_kind`, else the virtual server's, as
+//! keepalived's `lvs_method` inside `real_server`), `lb_algo` as
 //! its IPVS scheduler (`maglev` → `mh`, `maglev_src` → `sh`), `persistence_timeout` in
 //! whole seconds, weights as given (0: inhibited, keeps its connections).
 
@@ -21,8 +23,19 @@ pub fn forward(kind: LbKind) -> Forward {
     }
 }
 
+/// How `backend` is reached: the sorry server's or the real server's own method, else
+/// the virtual server's.
+pub fn backend_kind(vs: &config::VirtualServer, backend: &DesiredBackend) -> LbKind {
+    if backend.sorry {
+        return vs.sorry_server_lb_kind;
+    }
+    vs.real_servers
+        .iter()
+        .find(|r| r.address == backend.addr && r.port == backend.port)
+        .map_or(vs.lb_kind, |r| r.lb_kind)
+}
+
 pub fn desired_service(vs: &config::VirtualServer, backends: &[DesiredBackend]) -> DesiredService {
-    let fwd = forward(vs.lb_kind);
     let persistence = vs
         .persistence_timeout
         .map(|t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX));
@@ -37,6 +50,7 @@ pub fn desired_service(vs: &config::VirtualServer, backends: &[DesiredBackend]) 
         dests: backends
             .iter()
             .map(|b| {
+                let fwd = forward(backend_kind(vs, b));
                 // DR and TUN do not rewrite ports: the real serves the virtual port.
                 let port = if fwd == Forward::Masq {
                     b.port

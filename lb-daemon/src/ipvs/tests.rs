@@ -681,3 +681,123 @@ address = "2001:db8::10"
     assert_eq!(tun.dests[0].forward, Forward::Tunnel);
     assert!(super::from_config::unsupported(&vs[0]).is_none());
 }
+
+/// keepalived's `lvs_method` inside `real_server` (and `sorry_server_lvs_method`): each
+/// destination of one service with its own forwarding method.
+const MIXED: &str = r#"
+[global]
+dataplane = "ipvs"
+
+[[virtual_server]]
+address = "10.0.0.1"
+port = 80
+lb_kind = "DR"
+sorry_server = { address = "10.0.9.9", port = 8081, lb_kind = "NAT" }
+[[virtual_server.real_server]]
+address = "10.0.1.1"
+[[virtual_server.real_server]]
+address = "10.0.1.2"
+port = 8080
+lb_kind = "NAT"
+[[virtual_server.real_server]]
+address = "10.0.1.3"
+lb_kind = "TUN"
+"#;
+
+fn mixed_backends() -> (
+    crate::config::VirtualServer,
+    Vec<crate::health::verdict::DesiredBackend>,
+) {
+    use crate::{config::Config, health::verdict::DesiredBackend};
+    let mut config = Config::from_str(MIXED, "lb.toml").unwrap().config;
+    let b = |a: &str, port, sorry| DesiredBackend {
+        addr: v4(a),
+        port,
+        weight: 1,
+        sorry,
+    };
+    let backends = vec![
+        b("10.0.1.1", 80, false),
+        b("10.0.1.2", 8080, false),
+        b("10.0.1.3", 80, false),
+        b("10.0.9.9", 8081, true),
+    ];
+    (config.virtual_servers.remove(0), backends)
+}
+
+#[test]
+fn from_config_gives_each_real_its_own_forwarding_method() {
+    let (vs, backends) = mixed_backends();
+    let want = super::from_config::desired_service(&vs, &backends);
+    let got: Vec<_> = want
+        .dests
+        .iter()
+        .map(|d| (d.addr, d.port, d.forward))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (v4("10.0.1.1"), 80, Forward::Route),
+            // NAT rewrites the port; DR and TUN keep the virtual server's.
+            (v4("10.0.1.2"), 8080, Forward::Masq),
+            (v4("10.0.1.3"), 80, Forward::Tunnel),
+            (v4("10.0.9.9"), 8081, Forward::Masq),
+        ]
+    );
+    // The netlink attributes carry each one's IP_VS_CONN_F_* (DROUTE 3, MASQ 0,
+    // TUNNEL 2).
+    let methods: Vec<_> = want
+        .dests
+        .iter()
+        .map(|d| {
+            let msg = request::new_dest(&want.service.id, d);
+            let Some(CmdAttr::Dest(attrs)) = msg.attrs.get(1) else {
+                panic!("no destination attributes in {msg:?}");
+            };
+            attrs
+                .iter()
+                .find_map(|a| match a {
+                    DestAttr::FwdMethod(m) => Some(*m),
+                    _ => None,
+                })
+                .expect("FWD_METHOD")
+        })
+        .collect();
+    assert_eq!(methods, vec![3, 0, 2, 0]);
+    assert!(vs.uses_lb_kind(crate::config::LbKind::Nat));
+}
+
+#[test]
+fn plan_corrects_one_real_s_forwarding_method_and_leaves_the_others() {
+    let (vs, backends) = mixed_backends();
+    let want = super::from_config::desired_service(&vs, &backends);
+    let sid = want.service.id;
+    // As a whole-service DR would have left the kernel.
+    let have: Vec<_> = want
+        .dests
+        .iter()
+        .map(|d| DestEntry::new(d.addr, d.port, Forward::Route, d.weight))
+        .collect();
+    let p = plan(
+        &map(vec![want.clone()]),
+        &HashSet::new(),
+        &HashSet::new(),
+        &[(want.service.clone(), have)],
+    );
+    assert_eq!(
+        p.ops,
+        vec![
+            Op::SetDest(sid, want.dests[1].clone()),
+            Op::SetDest(sid, want.dests[2].clone()),
+            Op::SetDest(sid, want.dests[3].clone()),
+        ]
+    );
+    // Once matching, nothing to do.
+    let p = plan(
+        &map(vec![want.clone()]),
+        &HashSet::new(),
+        &HashSet::new(),
+        &[(want.service.clone(), want.dests.clone())],
+    );
+    assert!(p.ops.is_empty(), "{:?}", p.ops);
+}

@@ -117,6 +117,12 @@ fn plain_nat_is_refused_full_nat_accepted() {
             .starts_with("in a BGP tier replies must return through the node that translated them"),
         "{e:?}"
     );
+    // A real's own NAT (IPVS) is as plain.
+    let text =
+        announced(&format!("[global]\ndataplane = \"ipvs\"\n{BGP}"), "") + "lb_kind = \"NAT\"\n";
+    let e = error(&text);
+    assert_eq!(at(&e), (8, 12), "{e}");
+    assert!(e.message.contains("reached by plain NAT"), "{e:?}");
     let full_nat = announced(BGP, "lb_kind = \"NAT\"\nsnat_address = \"10.90.0.11\"\n");
     assert_eq!(
         load(&full_nat).config.virtual_servers[0].snat_address,

@@ -1424,3 +1424,129 @@ fn file_check_reads_its_file_weight_and_reverse() {
         assert_eq!(e.hint.as_deref(), *hint, "{line}");
     }
 }
+
+/// `[global] dataplane = "ipvs"` before [`with_server`]'s text (2 lines more).
+fn on_ipvs(text: &str) -> String {
+    format!("[global]\ndataplane = \"ipvs\"\n{text}")
+}
+
+#[test]
+fn a_real_and_the_sorry_server_may_have_their_own_lb_kind_on_ipvs() {
+    let text = on_ipvs(&with_server(
+        "sorry_server = { address = \"198.18.0.60\", port = 8081, lb_kind = \"NAT\" }\n",
+        // NAT may change the port: no warning.
+        "port = 8080\nlb_kind = \"nat\"\n\
+         [[virtual_server.real_server]]\naddress = \"198.18.0.22\"\n\
+         [[virtual_server.real_server]]\naddress = \"2001:db8::23\"\nlb_kind = \"TUN\"\n",
+    ));
+    let vs = server(&text);
+    assert_eq!(vs.lb_kind, LbKind::Dr);
+    let kinds: Vec<_> = vs
+        .real_servers
+        .iter()
+        .map(|r| (r.port, r.lb_kind))
+        .collect();
+    // The second inherits the virtual server's; the third tunnels IPv4 to IPv6.
+    assert_eq!(
+        kinds,
+        vec![(8080, LbKind::Nat), (443, LbKind::Dr), (443, LbKind::Tun)]
+    );
+    assert_eq!(vs.sorry_server, Some((ip("198.18.0.60"), 8081)));
+    assert_eq!(vs.sorry_server_lb_kind, LbKind::Nat);
+    assert!(vs.uses_lb_kind(LbKind::Nat) && vs.uses_lb_kind(LbKind::Tun));
+    // Without its own, the sorry server is reached as the virtual server says.
+    let vs = server(&with_server(
+        "lb_kind = \"TUN\"\nsorry_server = { address = \"198.18.0.60\" }\n",
+        "",
+    ));
+    assert_eq!(vs.sorry_server_lb_kind, LbKind::Tun);
+    assert_eq!(vs.real_servers[0].lb_kind, LbKind::Tun);
+    assert!(!vs.uses_lb_kind(LbKind::Nat));
+}
+
+#[test]
+fn a_real_s_own_lb_kind_is_checked_as_its_own() {
+    // A DR real keeps the destination port even in a NAT virtual server.
+    let text = on_ipvs(&with_server(
+        "lb_kind = \"NAT\"\n",
+        "port = 8080\nlb_kind = \"DR\"\n",
+    ));
+    let warnings = load(&text).warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0]
+            .message
+            .starts_with("DR keeps the destination port"),
+        "{warnings:#?}"
+    );
+    assert_eq!(
+        warnings[0].key,
+        format!("{VS}.real_server \"198.18.0.21:8080\".port")
+    );
+    // A DR real must be in the virtual server's family, whatever the server's kind.
+    let text = on_ipvs(&with_server("lb_kind = \"TUN\"\n", "lb_kind = \"DR\"\n"))
+        .replace("198.18.0.21", "2001:db8::21");
+    let e = error(&text);
+    assert_eq!(e.message, "IPv6 real server in an IPv4 virtual server");
+    // keepalived's name and a bad value.
+    let e = error(&on_ipvs(&with_real("lvs_method = \"NAT\"\n")));
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("keepalived's `lvs_method` is `lb_kind` here")
+    );
+    let e = error(&on_ipvs(&with_real("lb_kind = \"DSR\"\n")));
+    assert_eq!(e.message, "unknown value `DSR`");
+    assert_eq!(e.key, format!("{REAL}.lb_kind"));
+    let e = error(&on_ipvs(&with_server(
+        "sorry_server = { address = \"198.18.0.60\", lvs_method = \"NAT\" }\n",
+        "",
+    )));
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("keepalived's `sorry_server_lvs_method` is `lb_kind` here")
+    );
+}
+
+#[test]
+fn a_real_s_own_lb_kind_is_refused_where_xdp_may_run() {
+    for global in [
+        "",
+        "[global]\ndataplane = \"xdp\"\n",
+        "[global]\ndataplane = \"auto\"\n",
+    ] {
+        let text = format!("{global}{}", with_real("lb_kind = \"NAT\"\n"));
+        let e = error(&text);
+        assert_eq!(e.key, format!("{REAL}.lb_kind"), "{global}");
+        let line = 11 + global.lines().count();
+        assert_eq!(at(&e), (line, 11), "{global}");
+        assert!(
+            e.message.starts_with(
+                "a real server reached by NAT in a DR virtual server needs the IPVS data plane"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(e
+            .message
+            .contains("forwards every real server of a virtual server the same way"));
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("write one [[virtual_server]] per forwarding method (this real server in one with lb_kind = \"NAT\"), or set dataplane = \"ipvs\" in [global]")
+        );
+        // The virtual server's own method, written again, is fine anywhere.
+        let same = format!("{global}{}", with_real("lb_kind = \"DR\"\n"));
+        assert_eq!(server(&same).real_servers[0].lb_kind, LbKind::Dr);
+        let sorry = format!(
+            "{global}{}",
+            with_server(
+                "sorry_server = { address = \"198.18.0.60\", lb_kind = \"TUN\" }\n",
+                ""
+            )
+        );
+        let e = error(&sorry);
+        assert_eq!(e.key, format!("{VS}.sorry_server.lb_kind"));
+        assert!(e
+            .message
+            .starts_with("a sorry server reached by TUN in a DR virtual server"));
+    }
+}

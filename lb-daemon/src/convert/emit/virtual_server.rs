@@ -37,6 +37,7 @@ const KNOWN: &[&str] = &[
     "persistence_granularity",
     "protocol",
     "sorry_server",
+    "sorry_server_lvs_method",
     "virtualhost",
     "alpha",
     "quorum",
@@ -74,10 +75,6 @@ const RULES: &[(&str, Rule)] = &[
         Rule::Approx("the sorry server is removed, not set to weight 0, when the quorum is back"),
     ),
     (
-        "sorry_server_lvs_method",
-        Rule::Approx("the sorry server is reached with the virtual server's lb_kind"),
-    ),
-    (
         "hashed",
         Rule::Approx("an IPVS scheduler flag; Maglev needs none"),
     ),
@@ -113,6 +110,8 @@ const RULES: &[(&str, Rule)] = &[
 
 const REAL_KNOWN: &[&str] = &[
     "weight",
+    "lb_kind",
+    "lvs_method",
     "inhibit_on_failure",
     "smtp_alert",
     "notify_up",
@@ -140,17 +139,19 @@ const TUNNEL: Rule =
     Rule::Refuse("lb-daemon tunnels with IP-in-IP only: remove the GUE/GRE tunnel settings");
 
 const REAL_RULES: &[(&str, Rule)] = &[
-    ("uthreshold", Rule::Approx("no connection limit per real server")),
-    ("lthreshold", Rule::Approx("no connection limit per real server")),
+    (
+        "uthreshold",
+        Rule::Approx("no connection limit per real server"),
+    ),
+    (
+        "lthreshold",
+        Rule::Approx("no connection limit per real server"),
+    ),
     ("tunnel_type", TUNNEL),
     ("tunnel_port", TUNNEL),
     ("tunnel_nocsum", TUNNEL),
     ("tunnel_csum", TUNNEL),
     ("tunnel_remcsum", TUNNEL),
-    (
-        "lvs_method",
-        Rule::Refuse("lb-daemon forwards every real server of a virtual server the same way: set lb_kind on the virtual_server and remove this line"),
-    ),
 ];
 
 pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Vec<Section> {
@@ -295,18 +296,11 @@ fn body(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Section {
             }
             "lb_algo" | "lvs_sched" => lb_algo(ctx, &mut s, entry, context),
             "lb_kind" | "lvs_method" => {
-                if let Some(w) = a.one(ctx.d) {
-                    match w.text.to_ascii_uppercase().as_str() {
-                        kind @ ("DR" | "TUN" | "NAT") => s.set("lb_kind", Value::str(kind), pos),
-                        _ => ctx.d.error(
-                            &w.pos,
-                            context,
-                            format!("`{}` is not a forwarding method", w.text),
-                            Some("write DR, TUN or NAT".into()),
-                        ),
-                    }
+                if let Some(kind) = lb_kind(ctx, entry, context) {
+                    s.set("lb_kind", kind, pos);
                 }
             }
+            "sorry_server_lvs_method" => sorry_server_lb_kind(ctx, &mut s, entry, context),
             "persistence_timeout" => persistence(ctx, &mut s, entry, context),
             // A netmask (IPv4) or a prefix length; checked when the TOML is loaded.
             "persistence_granularity" => {
@@ -483,7 +477,7 @@ fn persistence(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str) 
     }
 }
 
-/// `sorry_server IP [PORT]`.
+/// `sorry_server IP [PORT]` → `sorry_server.address` and `sorry_server.port`.
 fn sorry_server(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str) {
     let a = Args::new(entry, context);
     let (address, port) = match entry.args() {
@@ -499,11 +493,57 @@ fn sorry_server(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str)
         }
     };
     let Some(address) = address else { return };
-    let mut table = vec![("address".to_owned(), Value::Str(address.to_string()))];
-    if let Some(port) = port {
-        table.push(("port".into(), Value::Int(port)));
+    // A later sorry_server replaces the earlier one, its method included.
+    for key in SORRY_KEYS {
+        s.remove(key);
     }
-    s.set("sorry_server", Value::Table(table), entry.pos());
+    s.set(SORRY_KEYS[0], Value::Str(address.to_string()), entry.pos());
+    if let Some(port) = port {
+        s.set(SORRY_KEYS[1], Value::Int(port), entry.pos());
+    }
+}
+
+/// The sorry server's keys, as dotted keys so that each keeps its keepalived line.
+const SORRY_KEYS: [&str; 3] = [
+    "sorry_server.address",
+    "sorry_server.port",
+    "sorry_server.lb_kind",
+];
+
+/// `lvs_method NAT|DR|TUN` (in a virtual server, a real server, or as
+/// `sorry_server_lvs_method`) as an `lb_kind` value.
+fn lb_kind(ctx: &mut Ctx<'_>, entry: &Stmt, context: &str) -> Option<Value> {
+    let w = Args::new(entry, context).one(ctx.d)?;
+    match w.text.to_ascii_uppercase().as_str() {
+        kind @ ("DR" | "TUN" | "NAT") => Some(Value::str(kind)),
+        _ => {
+            ctx.d.error(
+                &w.pos,
+                context,
+                format!("`{}` is not a forwarding method", w.text),
+                Some("write DR, TUN or NAT".into()),
+            );
+            None
+        }
+    }
+}
+
+/// `sorry_server_lvs_method KIND` → `lb_kind` in the `sorry_server` table (which, as in
+/// keepalived, must come first).
+fn sorry_server_lb_kind(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str) {
+    let Some(kind) = lb_kind(ctx, entry, context) else {
+        return;
+    };
+    if !s.has(SORRY_KEYS[0]) {
+        ctx.d.error(
+            entry.pos(),
+            context,
+            "sorry_server_lvs_method used without sorry_server",
+            Some("write `sorry_server ADDR PORT` before it".into()),
+        );
+        return;
+    }
+    s.set(SORRY_KEYS[2], kind, entry.pos());
 }
 
 /// `real_server IP [PORT] { … }` → `[[virtual_server.real_server]]`.
@@ -564,6 +604,13 @@ fn real_server(ctx: &mut Ctx<'_>, stmt: &Stmt, vs_context: &str) -> Option<Secti
             "virtualhost" => {
                 if let Some(v) = a.string(ctx.d) {
                     s.set(kw, v, pos);
+                }
+            }
+            // The real server's own forwarding method (IPVS only when it differs from
+            // the virtual server's: the loader says so at this line on XDP).
+            "lb_kind" | "lvs_method" => {
+                if let Some(kind) = lb_kind(ctx, entry, &context) {
+                    s.set("lb_kind", kind, pos);
                 }
             }
             _ => match checker::convert(ctx, entry, &context) {

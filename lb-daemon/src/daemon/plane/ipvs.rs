@@ -63,7 +63,7 @@ impl ForwardingPlane for IpvsPlane {
             .apply(desired)
             .with_context(|| format!("programming IPVS service {id}"))?;
         info!(service = %id, backends = s.backends.len(), "IPVS service programmed");
-        if s.vs.lb_kind == config::LbKind::Nat {
+        if s.vs.uses_lb_kind(config::LbKind::Nat) {
             warn_if_forwarding_off(&mut self.warned, "all", s.vs.address);
         }
         Ok(s.real_interfaces.to_vec())

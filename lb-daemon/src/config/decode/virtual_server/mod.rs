@@ -168,6 +168,11 @@ pub(super) fn decode(
         .get(d, "lb_kind")
         .and_then(|f| f.keyword(d, LB_KINDS))
         .unwrap_or(LbKind::Dr);
+    // The plane per-destination methods meet: "auto" runs IPVS for an IPVS scheduler.
+    let plane = match (global.dataplane, lb_algo) {
+        (Dataplane::Auto, Some(algo)) if !algo.is_maglev() => Dataplane::Ipvs,
+        (dataplane, _) => dataplane,
+    };
     let inherited = Inherited::read(d, &mut t, None);
     let persistence_timeout = t
         .get(d, "persistence_timeout")
@@ -208,9 +213,12 @@ pub(super) fn decode(
         )),
         None => address.as_ref().map(|(a, _)| *a),
     };
-    let sorry_server = t
+    let (sorry_server, sorry_server_lb_kind) = t
         .get(d, "sorry_server")
-        .and_then(|f| sorry_server(d, &f, vip, port, lb_kind));
+        .and_then(|f| sorry_server(d, &f, vip, port, lb_kind, plane))
+        .map_or((None, lb_kind), |(addr, port, kind)| {
+            (Some((addr, port)), kind)
+        });
     let alpha = t.get(d, "alpha").and_then(|f| f.bool(d)).unwrap_or(false);
     let smtp_alert = t.get(d, "smtp_alert").and_then(|f| f.bool(d));
     let interfaces = t
@@ -246,6 +254,7 @@ pub(super) fn decode(
         address: vip,
         port,
         lb_kind,
+        dataplane: plane,
         inhibit_on_failure,
         inherited: &inherited,
         known,
@@ -261,6 +270,14 @@ pub(super) fn decode(
         real_facts.push(facts);
     }
     real::unique(d, &real_facts);
+    if let Some(f) = &announce_field {
+        let nat_real = reals.iter().any(|r| r.lb_kind == LbKind::Nat)
+            || (sorry_server.is_some() && sorry_server_lb_kind == LbKind::Nat);
+        if announce == Announce::Bgp && lb_kind != LbKind::Nat && nat_real {
+            f.error(d, "a service with a real or sorry server reached by plain NAT cannot be announced by BGP")
+                .hint("in a BGP tier replies must return through the node that translated them: reach every real server by DR or TUN, or make the virtual server full-NAT (lb_kind = \"NAT\", snat_address = this node's address)");
+        }
+    }
     if real_facts.is_empty() {
         d.warning(t.path(), t.span(), "no real_server: nothing to balance to")
             .hint("add [[virtual_server.real_server]] entries");
@@ -322,6 +339,7 @@ pub(super) fn decode(
         quorum_up,
         quorum_down,
         sorry_server,
+        sorry_server_lb_kind,
         virtualhost: inherited.virtualhost,
         alpha,
         interfaces,
@@ -576,15 +594,21 @@ fn check_quorum(d: &mut Decoder<'_>, f: &Field<'_, '_>, quorum: u32, reals: &[Re
     }
 }
 
-/// `sorry_server = { address = …, port = … }`.
+/// `sorry_server = { address = …, port = …, lb_kind = … }`: its address, port and
+/// forwarding method.
 fn sorry_server(
     d: &mut Decoder<'_>,
     f: &Field<'_, '_>,
     vip: Option<IpAddr>,
     vs_port: Option<u16>,
-    lb_kind: LbKind,
-) -> Option<(IpAddr, u16)> {
-    let mut t = f.table(d)?;
+    vs_kind: LbKind,
+    dataplane: Dataplane,
+) -> Option<(IpAddr, u16, LbKind)> {
+    let mut t = f.table(d)?.with_renames(&[(
+        "lvs_method",
+        "keepalived's `sorry_server_lvs_method` is `lb_kind` here",
+    )]);
+    let lb_kind = own_lb_kind(d, &mut t, "sorry server", vs_kind, dataplane);
     let address = t.required(d, "address").and_then(|f| {
         let addr = ip(d, &f)?;
         if let Some(vip) = vip {
@@ -597,7 +621,39 @@ fn sorry_server(
         None => vs_port,
     };
     t.finish(d);
-    Some((address?, port?))
+    Some((address?, port?, lb_kind))
+}
+
+/// A real or sorry server's own `lb_kind` (keepalived's `lvs_method` inside
+/// `real_server`, `sorry_server_lvs_method`), else the virtual server's. IPVS keeps a
+/// forwarding method per destination; the XDP program forwards every destination of a
+/// service the same way, so there one differing from the virtual server's is refused.
+pub(super) fn own_lb_kind(
+    d: &mut Decoder<'_>,
+    t: &mut Table<'_, '_>,
+    what: &str,
+    vs_kind: LbKind,
+    dataplane: Dataplane,
+) -> LbKind {
+    let Some(f) = t.get(d, "lb_kind") else {
+        return vs_kind;
+    };
+    let Some(kind) = f.keyword(d, LB_KINDS) else {
+        return vs_kind;
+    };
+    if kind != vs_kind && dataplane != Dataplane::Ipvs {
+        let (own, vs) = (kind.name(), vs_kind.name());
+        let plane = match dataplane {
+            Dataplane::Auto => "dataplane = \"auto\" may run XDP, and",
+            _ => "on dataplane = \"xdp\"",
+        };
+        f.error(
+            d,
+            format!("a {what} reached by {own} in a {vs} virtual server needs the IPVS data plane: {plane} the XDP program forwards every real server of a virtual server the same way"),
+        )
+        .hint(format!("write one [[virtual_server]] per forwarding method (this {what} in one with lb_kind = \"{own}\"), or set dataplane = \"ipvs\" in [global]"));
+    }
+    kind
 }
 
 pub(super) fn interfaces(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Vec<String> {

@@ -4,16 +4,13 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::check::{self, Inherited, Kind, Target};
-use super::{check_family, endpoint, ip};
+use super::{check_family, endpoint, ip, own_lb_kind};
 use crate::config::reader::{Decoder, Table};
-use crate::config::schema::{LbKind, RealServer, REAL_WEIGHT_MAX};
+use crate::config::schema::{Dataplane, LbKind, RealServer, REAL_WEIGHT_MAX};
 use crate::config::source::{KeyPath, Span};
 
 const RENAMES: &[(&str, &str)] = &[
-    (
-        "lvs_method",
-        "the forwarding method is the virtual server's `lb_kind`",
-    ),
+    ("lvs_method", "keepalived's `lvs_method` is `lb_kind` here"),
     (
         "file_check",
         "FILE_CHECK is not supported; a misc_check can read the file",
@@ -26,6 +23,8 @@ pub(super) struct RealContext<'c> {
     pub address: Option<IpAddr>,
     pub port: Option<u16>,
     pub lb_kind: LbKind,
+    /// A real's own `lb_kind` needs IPVS.
+    pub dataplane: Dataplane,
     pub inhibit_on_failure: bool,
     pub inherited: &'c Inherited,
     /// The bfd_instances BFD_CHECK may name.
@@ -48,10 +47,11 @@ pub(super) fn decode(
 ) -> (Option<RealServer>, RealFacts) {
     let errors_before = d.error_count();
     let mut t = t.with_renames(RENAMES);
+    let lb_kind = own_lb_kind(d, &mut t, "real server", vs.lb_kind, vs.dataplane);
     let address = t.required(d, "address").and_then(|f| {
         let addr = ip(d, &f)?;
         if let Some(vip) = vs.address {
-            check_family(d, &f, "real server", vip, addr, vs.lb_kind);
+            check_family(d, &f, "real server", vip, addr, lb_kind);
         }
         Some((addr, f.path().clone(), f.span()))
     });
@@ -60,7 +60,7 @@ pub(super) fn decode(
         Some(f) => {
             let port = f.int::<u16>(d, 1..=65_535);
             if let Some(p) = port.filter(|&p| vs_port != 0 && p != vs_port) {
-                if let Some(kind) = kind_keeping_ports(vs.lb_kind) {
+                if let Some(kind) = kind_keeping_ports(lb_kind) {
                     f.warning(
                         d,
                         format!("{kind} keeps the destination port: clients reach this real server on port {vs_port}, not {p}"),
@@ -118,6 +118,7 @@ pub(super) fn decode(
             port,
             weight,
             inhibit_on_failure,
+            lb_kind,
             notify_up,
             notify_down,
             smtp_alert,
