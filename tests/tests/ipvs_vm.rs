@@ -586,6 +586,24 @@ fn auto_picks_xdp_where_it_attaches_and_ipvs_otherwise() {
     assert_eq!(names, ["xdp", "ipvs", "ipvs"]);
 }
 
+/// `lb-daemon stop` on `sock`, then waits (20 s at most) for `daemon` to exit.
+fn stop_daemon(bin: &std::path::Path, sock: &std::path::Path, daemon: &lb_daemon::netns::NsChild) {
+    let out = Command::new(bin)
+        .args(["stop", "--socket"])
+        .arg(sock)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while daemon.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// `lb-daemon run` with `dataplane = "ipvs"`: programs the service, says "ipvs" in
 /// status and metrics, leaves a foreign service alone and removes its own on stop.
 #[test]
@@ -674,20 +692,7 @@ port = 8080
         metrics.contains("lb_dataplane_info{dataplane=\"ipvs\"} 1"),
         "{metrics}"
     );
-    let out = Command::new(&bin)
-        .args(["stop", "--socket"])
-        .arg(&sock)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while daemon.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the daemon did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    stop_daemon(&bin, &sock, &daemon);
     assert_eq!(ipvsadm(&ns), ["TCP 10.252.0.1:22 rr"]);
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
     assert!(log.contains("left alone"), "{log}");
@@ -782,20 +787,7 @@ virtual_server fwmark 7 {{
             && raw.lines().any(|l| l.starts_with("FWM  7 rr")),
         "{raw}"
     );
-    let out = Command::new(&bin)
-        .args(["stop", "--socket"])
-        .arg(&sock)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while daemon.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the daemon did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    stop_daemon(&bin, &sock, &daemon);
     assert_eq!(ipvsadm(&ns), Vec::<String>::new(), "stop removes them");
     std::fs::remove_dir_all(&dir).unwrap();
 }
