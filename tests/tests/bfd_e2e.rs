@@ -91,6 +91,19 @@ fn a_cut_link_takes_the_bfd_session_down_and_the_backup_over_at_once() {
             || seg.logs(),
         );
     }
+    // Up first runs at the slow rate (1 s): the 10 ms intervals follow once the poll
+    // sequence completes, and on a loaded machine a session may go down and up again
+    // before that. Wait for the negotiated detection time.
+    wait_for(
+        "the negotiated 30 ms detection time on the backup",
+        Duration::from_secs(15),
+        || {
+            let status = status_json(&seg.nodes[1].dir().join("lb.sock"));
+            session(&status, "peer")
+                .is_some_and(|p| p["state"] == "Up" && p["detection_time_us"] == 30_000)
+        },
+        || seg.logs(),
+    );
     let status = status_json(&seg.nodes[1].dir().join("lb.sock"));
     let peer = session(&status, "peer").unwrap();
     assert_eq!(peer["tx_interval_us"], 10_000, "{peer}");
