@@ -33,6 +33,9 @@ pub mod map_names {
     /// New flows the data plane reports for flow-state sync (a ring buffer, not pinned:
     /// nothing in it outlives the daemon that drains it).
     pub const SYNC_EVENTS: &str = "lb_sync_events";
+    /// The MAC addresses each attached interface answers to (not pinned: the daemon
+    /// writes it before its program sees a frame).
+    pub const LOCAL_MACS: &str = "lb_local_macs";
     /// Every pinned map, in the order `docs/maps.md` lists them.
     pub const ALL: [&str; 14] = [
         SERVICES,
@@ -115,6 +118,8 @@ pub mod capacity {
     pub const VIP_FILTER_BITS: u32 = 16;
     /// VIPs of instances in no-accept mode (`lb_strict_vips`).
     pub const STRICT_VIPS: u32 = 1024;
+    /// Slots of `lb_local_macs` (the slot is the ifindex modulo this).
+    pub const LOCAL_MAC_SLOTS: u32 = 1024;
 }
 
 /// Values of `lb_vip_filter[vip_slot(dst)]`: what the services on the destination
@@ -487,6 +492,22 @@ pub struct StrictVip {
     pub pad: [u8; 3],
 }
 
+/// An entry of `lb_local_macs`, in slot `ifindex % LOCAL_MAC_SLOTS`: the destination
+/// MACs a frame to a VIP may carry on that interface (its own, and those of the devices
+/// stacked on it: a bridge it is a port of, macvlans such as keepalived's VMACs). A
+/// frame to any other MAC is another host's, flooded here by a switch. `count` 0, or
+/// another interface's `ifindex` in the slot: no check.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LocalMacs {
+    pub ifindex: u32,
+    pub count: u32,
+    pub macs: [[u8; 6]; LOCAL_MACS_PER_INTERFACE],
+}
+
+/// MACs one `lb_local_macs` entry holds; an interface with more gets no check.
+pub const LOCAL_MACS_PER_INTERFACE: usize = 4;
+
 /// Packets and bytes, per CPU, for `lb_service_stats` and `lb_backend_stats`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -573,10 +594,14 @@ pub enum Counter {
     /// A frame to a VIP in no-accept mode (keepalived's `vrrp_strict` / `no_accept`)
     /// that no service takes (not VRRP, not neighbour discovery): dropped.
     VipStrictDrop = 34,
+    /// A frame to a VIP whose destination MAC is not the receiving interface's (a frame
+    /// a switch flooded to every port, meant for another node): passed to the kernel,
+    /// which discards it as addressed to another host, never forwarded.
+    VipOtherHost = 35,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 35;
+    pub const COUNT: u32 = 36;
 
     /// The counter at index `i` of [`Counter::ALL`].
     #[inline(always)]
@@ -624,6 +649,7 @@ impl Counter {
         (Counter::SyncLost, "sync_lost"),
         (Counter::NatMisdirected, "nat_misdirected"),
         (Counter::VipStrictDrop, "vip_strict_drop"),
+        (Counter::VipOtherHost, "vip_other_host"),
     ];
 }
 
@@ -642,6 +668,7 @@ const _: () = {
     assert!(core::mem::size_of::<FloodWindow>() == 16);
     assert!(core::mem::size_of::<LearnedFlow>() == 64);
     assert!(core::mem::size_of::<StrictVip>() == 20);
+    assert!(core::mem::size_of::<LocalMacs>() == 32);
 };
 
 #[cfg(feature = "user")]
@@ -657,6 +684,7 @@ mod pod {
     unsafe impl aya::Pod for super::NatReal {}
     unsafe impl aya::Pod for super::NeighMiss {}
     unsafe impl aya::Pod for super::StrictVip {}
+    unsafe impl aya::Pod for super::LocalMacs {}
     unsafe impl aya::Pod for super::BenchFrame {}
     unsafe impl aya::Pod for super::LearnedFlow {}
 }

@@ -12,7 +12,7 @@ use lb_common::{
 use crate::{
     forward, icmp,
     maps::{Scratch, FLAGS, SCRATCH, VIP_FILTER},
-    nat,
+    nat, other_host,
     packet::{self, Skip},
     route::{self, Hop},
     select::{choose_backend, established, find_service},
@@ -81,6 +81,12 @@ pub fn process(ctx: &XdpContext) -> u32 {
     let filter = VIP_FILTER.get(vip_slot(&pkt.dst)).copied().unwrap_or(0);
     if filter == 0 {
         return not_for_vip(ctx, pkt);
+    }
+    // Flooded by a switch to every port, meant for another node (the old MASTER): the
+    // kernel discards it; forwarded, it would reach a backend that knows nothing of it.
+    if other_host::addressed_elsewhere(ctx) {
+        stats::count(Counter::VipOtherHost);
+        return xdp_action::XDP_PASS;
     }
     // An established DR/TUN flow: one connection-table lookup and out. A new connection
     // (SYN) is scheduled afresh even on a remembered tuple, so it skips this.

@@ -7,8 +7,8 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use lb_common::{
-    capacity, flags_index, Backend, Conn, Counter, FloodWindow, FlowKey, LearnedFlow, NatEntry,
-    NatReal, NeighMiss, ServiceInfo, ServiceKey, StrictVip, Traffic, SYNC_EVENTS_BYTES,
+    capacity, flags_index, Backend, Conn, Counter, FloodWindow, FlowKey, LearnedFlow, LocalMacs,
+    NatEntry, NatReal, NeighMiss, ServiceInfo, ServiceKey, StrictVip, Traffic, SYNC_EVENTS_BYTES,
 };
 
 use crate::types::{Packet, Tuple};
@@ -28,6 +28,12 @@ pub static VIP_FILTER: Array<u8, { capacity::VIP_FILTER_SLOTS as usize }> = Arra
 /// `lb_vip_filter` slots carry [`lb_common::vip_filter::STRICT`].
 #[btf_map(name = "lb_strict_vips")]
 pub static STRICT_VIPS: HashMap<StrictVip, u8, { capacity::STRICT_VIPS as usize }> = HashMap::new();
+
+/// The MACs each attached interface answers to, by `ifindex % LOCAL_MAC_SLOTS`
+/// ([`crate::other_host`]). Not pinned: every daemon writes it for its own program
+/// before attaching or adopting.
+#[btf_map(name = "lb_local_macs")]
+pub static LOCAL_MACS: Array<LocalMacs, { capacity::LOCAL_MAC_SLOTS as usize }> = Array::new();
 
 /// `lb_services`' values by service id: what an established flow found in the connection
 /// table needs of its service (reached through its backend's `service`).

@@ -103,6 +103,14 @@ impl TestDataplane {
         self.run_program(program_names::LB, frame, 1)
     }
 
+    /// Runs the load balancer once on `frame` as received on `ifindex`, on CPU 0.
+    pub fn run_on(&mut self, frame: &[u8], ifindex: u32) -> TestRunOutput {
+        pin_to_cpu0();
+        self.dp
+            .test_run_on(program_names::LB, frame, 1, ifindex)
+            .expect("BPF_PROG_TEST_RUN")
+    }
+
     pub fn run_program(
         &mut self,
         program: &'static str,

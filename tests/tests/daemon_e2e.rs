@@ -565,3 +565,80 @@ fn tunnel_mode_fails_over_with_a_long_lived_connection() {
         seg.logs()
     );
 }
+
+/// A counter of the data plane as `lb-daemon counters` reads it in node `i`'s mount
+/// namespace (`ip netns exec` gave the daemon its own bpffs at `/sys/fs/bpf/lb`).
+fn counter(seg: &Segment, i: usize, name: &str) -> u64 {
+    let pid = seg.nodes[i].pid().expect("the daemon runs");
+    let out = std::process::Command::new("nsenter")
+        .args(["--target", &pid.to_string(), "--mount", "--net", "--"])
+        .arg(daemon_bin())
+        .args(["counters", "--pin-dir", "/sys/fs/bpf/lb"])
+        .output()
+        .expect("nsenter (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}\n{}", seg.logs()))
+}
+
+/// A frame a switch floods to the MASTER for another host's MAC (as right after a
+/// failover, for the old MASTER's) is left to the kernel, which discards it: never
+/// forwarded to a backend that knows nothing of its connection. Here the client's
+/// neighbour entry for the VIP names a MAC no node has, so the switch floods every
+/// frame; with the VIP's real MAC the requests go through again.
+#[test]
+fn a_frame_flooded_for_another_hosts_mac_is_not_forwarded() {
+    let (mut seg, _peers, _backends) = topology(ForwardMode::Dr);
+    let c1 = config("lb1", 150, seg.nodes[0].dir());
+    seg.nodes[0].start_ours(&c1).expect("lb1");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("lb1 master");
+    let client = &seg.nodes[2].ns;
+    let served = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        requests_from(client, 5).is_ok()
+    });
+    assert!(served, "traffic through the VIP\n{}", seg.logs());
+    assert_eq!(counter(&seg, 0, "vip_other_host"), 0);
+
+    client
+        .ip(&[
+            "neigh",
+            "replace",
+            VIP,
+            "lladdr",
+            "02:00:5e:99:99:99",
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ])
+        .expect("neighbour entry");
+    let vip: std::net::SocketAddr = format!("{VIP}:{}", lb_daemon::lab::VIP_PORT)
+        .parse()
+        .unwrap();
+    let flooded = client.run(move || {
+        std::net::TcpStream::connect_timeout(&vip, Duration::from_secs(2)).map(|_| ())
+    });
+    assert!(
+        flooded.is_err(),
+        "a connection through frames flooded for another MAC is not served\n{}",
+        seg.logs()
+    );
+    assert!(
+        counter(&seg, 0, "vip_other_host") >= 1,
+        "the flooded SYNs are counted\n{}",
+        seg.logs()
+    );
+
+    client
+        .ip(&["neigh", "del", VIP, "dev", "eth0"])
+        .expect("neighbour entry");
+    assert!(
+        requests_from(client, 20).is_ok(),
+        "served again through the VIP's own MAC\n{}",
+        seg.logs()
+    );
+}

@@ -478,7 +478,10 @@ impl Owner {
                 }
                 _ = misses.tick() => self.resolve_neigh_misses(),
                 _ = reconcile.tick() => self.plane.reconcile(),
-                _ = refresh.tick() => self.prefetch(self.next_hops.addresses()),
+                _ = refresh.tick() => {
+                    self.prefetch(self.next_hops.addresses());
+                    self.plane.refresh_interfaces();
+                }
             }
             self.publish_readiness();
         }
@@ -543,6 +546,9 @@ impl Owner {
     }
 
     async fn on_gate(&mut self, req: GateRequest) {
+        // A VMAC made for the instance since: its address must be known before its
+        // services forward (`lb_local_macs`).
+        self.plane.refresh_interfaces();
         match req {
             GateRequest::BecomeMaster { instance, reply } => {
                 let handed_over = self.kept_masters.remove(&instance);

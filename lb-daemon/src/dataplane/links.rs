@@ -129,6 +129,8 @@ impl Dataplane {
         if let Some(a) = self.attachments.get(&ifindex) {
             return Ok(a.mode);
         }
+        // Before the program sees the interface's first frame.
+        self.note_local_macs(ifindex, ifname);
         let program_err = |source| DataplaneError::Program {
             program: program_names::LB,
             source,
@@ -150,6 +152,7 @@ impl Dataplane {
             }
         }
         let Some((mode, link)) = attached else {
+            let _ = self.clear_local_macs(ifindex);
             return Err(DataplaneError::Attach {
                 iface: ifname.to_string(),
                 native: errors.first().cloned().unwrap_or_default(),
@@ -195,8 +198,19 @@ impl Dataplane {
             // Dropping the last handle of an unpinned link detaches the program.
             drop(a.link);
             info!(iface = ifname, "XDP program detached");
+            if let Err(e) = self.clear_local_macs(ifindex) {
+                warn!(iface = ifname, error = %e, "clearing lb_local_macs failed");
+            }
         }
         Ok(())
+    }
+
+    /// Interfaces the program is attached to, by ifindex.
+    pub(super) fn attached_indexes(&self) -> Vec<(u32, String)> {
+        self.attachments
+            .iter()
+            .map(|(&i, a)| (i, a.ifname.clone()))
+            .collect()
     }
 
     /// Interfaces the program is attached to, with their mode.
@@ -271,6 +285,8 @@ impl Dataplane {
         }
         let pinned = PinnedLink::from_pin(path)
             .map_err(|e| DataplaneError::Bpffs(format!("opening the pin: {e}")))?;
+        // Before this program replaces the previous one on the interface.
+        self.note_local_macs(ifindex, ifname);
         let xdp_link = XdpLink::try_from(FdLink::from(pinned))
             .map_err(|e| DataplaneError::Bpffs(format!("not an XDP link ({e})")))?;
         let program_err = |source| DataplaneError::Program {

@@ -14,6 +14,7 @@ pub mod from_config;
 mod helper_program;
 mod links;
 pub mod live;
+pub mod local_macs;
 pub mod maglev;
 mod mapped_ring;
 pub mod nat;
@@ -241,6 +242,8 @@ pub struct Dataplane {
     conn_counts: std::sync::Mutex<Option<(std::time::Instant, HashMap<u32, u64>)>>,
     /// `lb_maglev` mapped into memory (None: written with one system call per slot).
     maglev_mapped: Option<mapped_ring::MappedRing>,
+    /// What `lb_local_macs` holds.
+    local_macs: local_macs::LocalMacTable,
 }
 
 impl Dataplane {
@@ -300,6 +303,7 @@ impl Dataplane {
             conntrack_count: None,
             conn_counts: std::sync::Mutex::new(None),
             maglev_mapped: None,
+            local_macs: local_macs::LocalMacTable::default(),
         };
         dp.maglev_mapped = dp.map_maglev();
         if adopted {

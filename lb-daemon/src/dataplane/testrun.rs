@@ -29,6 +29,24 @@ impl Dataplane {
         frame: &[u8],
         repeat: u32,
     ) -> Result<TestRunOutput, DataplaneError> {
+        self.test_run_on(program, frame, repeat, 0)
+    }
+
+    /// As [`Dataplane::test_run`], the frame received on `ifindex` (an interface of this
+    /// network namespace; 0: none, as `test_run`).
+    pub fn test_run_on(
+        &mut self,
+        program: &'static str,
+        frame: &[u8],
+        repeat: u32,
+        ifindex: u32,
+    ) -> Result<TestRunOutput, DataplaneError> {
+        // `struct xdp_md`: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+        // egress_ifindex.
+        let ctx: Vec<u8> = [0, frame.len() as u32, 0, ifindex, 0, 0]
+            .iter()
+            .flat_map(|w| w.to_ne_bytes())
+            .collect();
         let prog = program_mut(&mut self.ebpf, program)?;
         if prog.fd().is_err() {
             prog.load()
@@ -40,6 +58,7 @@ impl Dataplane {
                 data_in: Some(frame),
                 data_out: Some(&mut out),
                 repeat: repeat.max(1),
+                ctx_in: (ifindex != 0).then_some(ctx.as_slice()),
                 ..TestRunOptions::new()
             })
             .map_err(|source| DataplaneError::Program { program, source })?;

@@ -107,6 +107,10 @@ pub trait ForwardingPlane: Send {
         )
     }
 
+    /// Re-reads what it keeps of the interfaces it runs on (XDP: their MAC addresses,
+    /// which tell the frames meant for this host from those a switch flooded here).
+    fn refresh_interfaces(&mut self) {}
+
     /// Releases interfaces no active service needs any more.
     fn release_interfaces_except(&mut self, _needed: &HashSet<String>) {}
 

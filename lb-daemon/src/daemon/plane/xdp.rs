@@ -108,6 +108,10 @@ impl ForwardingPlane for XdpPlane {
         Ok(())
     }
 
+    fn refresh_interfaces(&mut self) {
+        self.dp.refresh_local_macs();
+    }
+
     fn release_interfaces_except(&mut self, needed: &HashSet<String>) {
         for (ifname, _) in self.dp.attached() {
             if !needed.contains(&ifname) {

@@ -162,6 +162,9 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
         let udp = spec_with(VIP4, Protocol::Udp, mode, &three, 65537);
         let v6 = spec_with(VIP6, Protocol::Tcp, mode, &three6, 65537);
         let mut t = dataplane(&[v4, udp, v6], big);
+        // As the daemon writes it for an attached interface: every VIP frame pays for
+        // the check of its destination MAC (`vip_other_host`).
+        t.dp.set_local_macs(ifindex, &[LB_MAC])?;
         let tcp4 = tcp_frame(VIP4, "100.64.0.0");
         let tcp6 = tcp_frame(VIP6, "2001:db8:cc::");
         let mut cases = vec![
