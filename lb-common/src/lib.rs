@@ -162,6 +162,8 @@ pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_IPIP: u8 = 4;
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
+/// SCTP (IPVS data plane only).
+pub const IPPROTO_SCTP: u8 = 132;
 pub const IPPROTO_IPV6: u8 = 41;
 pub const IPPROTO_ICMPV6: u8 = 58;
 pub const IPPROTO_VRRP: u8 = 112;

@@ -1,14 +1,16 @@
 //! The transport protocol of a virtual service, as the configuration names it and the
-//! maps store it (its IP protocol number).
+//! maps store it (its IP protocol number). SCTP is served by the IPVS data plane only:
+//! the XDP program parses TCP and UDP.
 
 use core::fmt;
 
-use crate::{IPPROTO_TCP, IPPROTO_UDP};
+use crate::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
     Tcp,
     Udp,
+    Sctp,
 }
 
 impl Protocol {
@@ -16,6 +18,7 @@ impl Protocol {
         match self {
             Protocol::Tcp => IPPROTO_TCP,
             Protocol::Udp => IPPROTO_UDP,
+            Protocol::Sctp => IPPROTO_SCTP,
         }
     }
 
@@ -23,6 +26,7 @@ impl Protocol {
         match n {
             IPPROTO_TCP => Some(Protocol::Tcp),
             IPPROTO_UDP => Some(Protocol::Udp),
+            IPPROTO_SCTP => Some(Protocol::Sctp),
             _ => None,
         }
     }
@@ -33,6 +37,7 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
+            Protocol::Sctp => "SCTP",
         })
     }
 }

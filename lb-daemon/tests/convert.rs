@@ -236,6 +236,16 @@ fn misspelt_keywords_get_the_right_one() {
     }
 }
 
+/// `lb-daemon check-config PATH`, which must fail: its stderr.
+fn refused_by_check_config(path: &Path) -> String {
+    let out = lb_daemon()
+        .args(["check-config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{} was accepted", path.display());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn temp(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lb-convert-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -296,12 +306,7 @@ fn cli_check_config_reads_keepalived_conf_directly_and_points_into_it() {
             .replace("  priority 100\n", "  priority 100\n  version 2\n")
             .replace("198.18.0.100/24", "2001:db8::1"),
     );
-    let out = lb_daemon()
-        .args(["check-config", bad.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_by_check_config(&bad);
     let line = line_of(&bad, "version 2");
     assert!(
         stderr.contains(&format!("{}:{line}:", bad.display())),
@@ -393,12 +398,7 @@ fn a_real_s_own_lvs_method_is_refused_at_its_line_where_xdp_may_run() {
         "lvs_method_auto.conf",
         &ipvs.replace("    dataplane ipvs\n", ""),
     );
-    let out = lb_daemon()
-        .args(["check-config", auto.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_by_check_config(&auto);
     // The NAT real, the TUN real and the sorry server's method, each at its own line.
     for needle in [
         "lvs_method NAT",
@@ -433,4 +433,61 @@ fn sorry_server_lvs_method_needs_a_sorry_server_first() {
         "sorry_server_lvs_method used without sorry_server"
     );
     assert_eq!(e.errors[0].line, 2);
+}
+
+#[test]
+fn tunnel_options_after_the_method_become_tunnel_keys() {
+    use lb_daemon::config::{Tunnel, TunnelChecksum, TunnelKind};
+    let config = load(&fixtures().join("ok/sample_tunnel.conf"), "lb1");
+    let vs = &config.virtual_servers[0];
+    let gue = Tunnel {
+        kind: TunnelKind::Gue,
+        port: 6080,
+        checksum: TunnelChecksum::Csum,
+    };
+    assert_eq!((vs.lb_kind, vs.tunnel), (LbKind::Tun, gue));
+    let reals: Vec<_> = vs
+        .real_servers
+        .iter()
+        .map(|r| (r.tunnel, r.uthreshold, r.lthreshold))
+        .collect();
+    assert_eq!(reals, vec![(gue, 200, 150), (Tunnel::default(), 0, 0)]);
+    assert_eq!(vs.sorry_server_tunnel.kind, TunnelKind::Gre);
+}
+
+#[test]
+fn tunnel_options_are_checked_at_their_line() {
+    let text = std::fs::read_to_string(fixtures().join("ok/sample_tunnel.conf")).unwrap();
+    // GUE without its port: keepalived's own message, at the method's line.
+    let no_port = temp(
+        "tunnel_no_port.conf",
+        &text.replace("type gue port 6080 csum", "type gue csum"),
+    );
+    let stderr = refused_by_check_config(&no_port);
+    let line = line_of(&no_port, "lvs_method TUN type gue");
+    assert!(
+        stderr.contains(&format!("{}:{line}:", no_port.display()))
+            && stderr.contains("gue tunnels require port, otherwise cannot have port"),
+        "{stderr}"
+    );
+    // Where XDP may run, only IP-in-IP.
+    let auto = temp(
+        "tunnel_auto.conf",
+        &text
+            .replace("    dataplane ipvs\n", "")
+            .replace("lb_algo wlc", "lb_algo mh"),
+    );
+    let stderr = refused_by_check_config(&auto);
+    assert!(
+        stderr.contains("a gue tunnel needs the IPVS data plane"),
+        "{stderr}"
+    );
+    // A word keepalived does not take after the method.
+    let conf = temp(
+        "tunnel_bad_word.conf",
+        &text.replace("type gue port 6080 csum", "type gue port 6080 fast"),
+    );
+    let e = convert_file(&conf, "lb1").expect_err("converted");
+    assert_eq!(e.errors[0].message, "Invalid tunnel option fast");
+    assert_eq!(e.errors[0].line, line_of(&conf, "lvs_method TUN type gue"));
 }

@@ -33,6 +33,7 @@ pub fn service_flow(protocol: Protocol, src: &str, sport: u16, dst: &str, dport:
     match protocol {
         Protocol::Tcp => Flow::tcp(src, sport, dst, dport),
         Protocol::Udp => Flow::udp(src, sport, dst, dport),
+        Protocol::Sctp => panic!("SCTP services are IPVS's: no XDP fixture flow"),
     }
 }
 

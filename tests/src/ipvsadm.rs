@@ -45,7 +45,7 @@ pub fn normalise_ipvsadm(text: &str) -> Vec<String> {
     for line in text.lines() {
         let t: Vec<&str> = line.split_whitespace().collect();
         match t.as_slice() {
-            [proto @ ("TCP" | "UDP" | "FWM"), addr, sched, rest @ ..] => {
+            [proto @ ("TCP" | "UDP" | "SCTP" | "FWM"), addr, sched, rest @ ..] => {
                 svc = format!("{proto} {addr}");
                 let persistent = rest
                     .iter()

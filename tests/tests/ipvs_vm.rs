@@ -90,7 +90,8 @@ fn addr(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// One service per scheduler: families, protocols, kinds and persistence rotate.
+/// One service per scheduler: families, protocols (TCP, UDP, SCTP), kinds and
+/// persistence rotate.
 fn every_kind() -> Vec<DesiredService> {
     LbAlgo::IPVS_SCHEDULERS
         .iter()
@@ -98,11 +99,8 @@ fn every_kind() -> Vec<DesiredService> {
         .map(|(i, sched)| {
             let v6 = i % 2 == 1;
             let vip = if v6 { "fd00:200::1" } else { "10.200.0.1" };
-            let protocol = if (i / 2) % 2 == 0 {
-                Protocol::Tcp
-            } else {
-                Protocol::Udp
-            };
+            // SCTP too: IPVS balances it (the XDP program does not).
+            let protocol = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp][(i / 2) % 3];
             let id = ServiceId {
                 vip: addr(vip),
                 port: 1000 + i as u16,
@@ -288,6 +286,82 @@ fn each_real_keeps_its_own_forwarding_method() {
             "TCP 10.230.0.1:80 rr",
         ]
     );
+    ipvs.cleanup().unwrap();
+    assert!(ipvsadm(&ns).is_empty());
+}
+
+/// keepalived's `lvs_method TUN type gue port 6080 csum` and per-real connection
+/// thresholds (`uthreshold`, `lthreshold`).
+const TUNNEL_CONFIG: &str = r#"
+[global]
+dataplane = "ipvs"
+
+[[virtual_server]]
+address = "10.232.0.1"
+port = 80
+lb_algo = "rr"
+lb_kind = "TUN"
+tunnel_type = "gue"
+tunnel_port = 6080
+tunnel_checksum = "csum"
+[[virtual_server.real_server]]
+address = "10.233.0.1"
+uthreshold = 200
+lthreshold = 150
+[[virtual_server.real_server]]
+address = "10.233.0.2"
+tunnel_type = "gre"
+"#;
+
+/// The `ipvsadm -Ln OPTION` line of the destination `addr`.
+fn ipvsadm_dest_line(ns: &Netns, option: &str, addr: &str) -> String {
+    let out = ns.sh(&format!("ipvsadm -Ln {option}")).unwrap();
+    out.lines()
+        .find(|l| l.contains(&format!("{addr}:")))
+        .unwrap_or_else(|| panic!("no {addr} in ipvsadm -Ln {option}:\n{out}"))
+        .to_string()
+}
+
+#[test]
+#[ignore = "needs a kernel with IPVS: cargo xtask test --vm"]
+fn gue_and_gre_tunnels_and_thresholds_reach_ipvs() {
+    let ns = director();
+    let config = Config::from_str(TUNNEL_CONFIG, "lb.toml").unwrap().config;
+    let vs = &config.virtual_servers[0];
+    let reals: Vec<DesiredBackend> = ["10.233.0.1", "10.233.0.2"]
+        .iter()
+        .map(|a| DesiredBackend {
+            addr: addr(a),
+            port: 80,
+            weight: 1,
+            sorry: false,
+        })
+        .collect();
+    let mut ipvs = open_in(&ns);
+    ipvs.apply(ipvs::from_config::desired_service(vs, &reals))
+        .unwrap();
+    // ipvsadm shows what the kernel holds.
+    let gue = ipvsadm_dest_line(&ns, "--tun-info", "10.233.0.1");
+    assert!(
+        gue.contains("gue") && gue.contains("6080"),
+        "GUE on port 6080: {gue}"
+    );
+    let gre = ipvsadm_dest_line(&ns, "--tun-info", "10.233.0.2");
+    assert!(gre.contains("gre"), "GRE: {gre}");
+    let limits = ipvsadm_dest_line(&ns, "--thresholds", "10.233.0.1");
+    assert!(
+        limits.contains("200") && limits.contains("150"),
+        "thresholds 200/150: {limits}"
+    );
+    // Our read-back sees the same, so nothing drifts.
+    assert!(ipvs.reconcile().unwrap().applied.is_empty());
+    // A tunnel changed by hand is put back.
+    ns.sh("ipvsadm -e -t 10.232.0.1:80 -r 10.233.0.2:80 -i -w 1 --tun-type ipip")
+        .unwrap();
+    assert!(!ipvsadm_dest_line(&ns, "--tun-info", "10.233.0.2").contains("gre"));
+    let report = ipvs.reconcile().unwrap();
+    assert_eq!(report.applied.len(), 1, "{:?}", report.applied);
+    assert!(ipvsadm_dest_line(&ns, "--tun-info", "10.233.0.2").contains("gre"));
     ipvs.cleanup().unwrap();
     assert!(ipvsadm(&ns).is_empty());
 }
@@ -586,6 +660,27 @@ fn auto_picks_xdp_where_it_attaches_and_ipvs_otherwise() {
     assert_eq!(names, ["xdp", "ipvs", "ipvs"]);
 }
 
+/// `lb-daemon run --config CONFIG` in `ns`, its log in `dir/daemon.log`.
+fn start_daemon(
+    ns: &Netns,
+    bin: &std::path::Path,
+    config: &std::path::Path,
+    dir: &std::path::Path,
+) -> lb_daemon::netns::NsChild {
+    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
+    ns.spawn_with(
+        &[
+            bin.to_str().unwrap(),
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        std::process::Stdio::null(),
+        log.into(),
+    )
+    .unwrap()
+}
+
 /// `lb-daemon stop` on `sock`, then waits (20 s at most) for `daemon` to exit.
 fn stop_daemon(bin: &std::path::Path, sock: &std::path::Path, daemon: &lb_daemon::netns::NsChild) {
     let out = Command::new(bin)
@@ -642,19 +737,7 @@ port = 8080
     .unwrap();
     ns.sh("ipvsadm -A -t 10.252.0.1:22 -s rr").unwrap();
     let bin = lb_tests::vrrp_lab::daemon_bin();
-    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
-    let daemon = ns
-        .spawn_with(
-            &[
-                bin.to_str().unwrap(),
-                "run",
-                "--config",
-                config.to_str().unwrap(),
-            ],
-            std::process::Stdio::null(),
-            log.into(),
-        )
-        .unwrap();
+    let daemon = start_daemon(&ns, &bin, &config, &dir);
     let status = || -> serde_json::Value {
         let out = Command::new(&bin)
             .args(["status", "--json", "--socket"])
@@ -746,19 +829,7 @@ virtual_server fwmark 7 {{
     )
     .unwrap();
     let bin = lb_tests::vrrp_lab::daemon_bin();
-    let log = std::fs::File::create(dir.join("daemon.log")).unwrap();
-    let daemon = ns
-        .spawn_with(
-            &[
-                bin.to_str().unwrap(),
-                "run",
-                "--config",
-                config.to_str().unwrap(),
-            ],
-            std::process::Stdio::null(),
-            log.into(),
-        )
-        .unwrap();
+    let daemon = start_daemon(&ns, &bin, &config, &dir);
     let want = [
         // A fwmark service's reals take the packet's own port (DR).
         "FWM 5 -> 10.251.1.1:0 Route 2",

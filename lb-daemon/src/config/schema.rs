@@ -744,6 +744,11 @@ pub struct VirtualServer {
     /// How the sorry server is reached (`sorry_server.lb_kind`, keepalived's
     /// `sorry_server_lvs_method`): its own, else the virtual server's `lb_kind`.
     pub sorry_server_lb_kind: LbKind,
+    /// The tunnel of `lb_kind = "TUN"` (keepalived's `lvs_method TUN type …`): the real
+    /// servers' default; IP-in-IP unless written.
+    pub tunnel: Tunnel,
+    /// The sorry server's own tunnel, else the virtual server's.
+    pub sorry_server_tunnel: Tunnel,
     /// Default Host header of the HTTP and SSL checkers.
     pub virtualhost: Option<String>,
     /// Real servers start down and come up only once their checks pass.
@@ -898,6 +903,13 @@ pub struct RealServer {
     /// `lb_kind`, else the virtual server's. One differing from the virtual server's
     /// needs the IPVS data plane (XDP forwards per service).
     pub lb_kind: LbKind,
+    /// Its tunnel when `lb_kind` is TUN: its own, else the virtual server's.
+    pub tunnel: Tunnel,
+    /// keepalived's `uthreshold` / `lthreshold`: IPVS stops sending it new connections
+    /// at `uthreshold` active + inactive ones and resumes below `lthreshold` (0: no
+    /// limit). IPVS only: the XDP program keeps no count per real server.
+    pub uthreshold: u32,
+    pub lthreshold: u32,
     pub notify_up: Option<String>,
     pub notify_down: Option<String>,
     /// `smtp_alert`: e-mail when it goes up or down (unset: the global setting).
@@ -946,6 +958,78 @@ impl LbAlgo {
             Self::Maglev => "maglev",
             Self::MaglevSrc => "maglev_src",
             Self::Ipvs(name) => name,
+        }
+    }
+}
+
+/// The tunnel of a TUN destination: keepalived's `lvs_method TUN [type ipip|gue|gre]
+/// [port N] [nocsum|csum|remcsum]`, IPVS's `--tun-type`, `--tun-port` and checksum
+/// flags. Anything but IP-in-IP needs the IPVS data plane (Linux 5.2+ for GUE, 5.3+ for
+/// GRE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Tunnel {
+    pub kind: TunnelKind,
+    /// The GUE tunnel's UDP destination port (GUE only, required there).
+    pub port: u16,
+    pub checksum: TunnelChecksum,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum TunnelKind {
+    /// IP-in-IP (IPv6-in-IPv6): the only kind the XDP program makes.
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation.
+    Gue,
+    /// GRE.
+    Gre,
+}
+
+impl TunnelKind {
+    /// As keepalived and the configuration write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ipip => "ipip",
+            Self::Gue => "gue",
+            Self::Gre => "gre",
+        }
+    }
+
+    /// `IP_VS_CONN_F_TUNNEL_TYPE_*`.
+    pub fn ipvs(self) -> u8 {
+        match self {
+            Self::Ipip => 0,
+            Self::Gue => 1,
+            Self::Gre => 2,
+        }
+    }
+}
+
+/// The outer header's checksum (`IP_VS_TUNNEL_ENCAP_FLAG_*`): none, a UDP/GRE checksum,
+/// or remote checksum offload (GUE only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum TunnelChecksum {
+    #[default]
+    NoCsum,
+    Csum,
+    RemCsum,
+}
+
+impl TunnelChecksum {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NoCsum => "nocsum",
+            Self::Csum => "csum",
+            Self::RemCsum => "remcsum",
+        }
+    }
+
+    /// `IP_VS_TUNNEL_ENCAP_FLAG_*`.
+    pub fn ipvs(self) -> u16 {
+        match self {
+            Self::NoCsum => 0,
+            Self::Csum => 1,
+            Self::RemCsum => 2,
         }
     }
 }

@@ -208,7 +208,7 @@ impl ServiceSpec {
 /// IPVS's established-TCP and UDP timeouts.
 pub fn default_idle_timeout(protocol: Protocol) -> Duration {
     match protocol {
-        Protocol::Tcp => Duration::from_secs(900),
+        Protocol::Tcp | Protocol::Sctp => Duration::from_secs(900),
         Protocol::Udp => Duration::from_secs(300),
     }
 }

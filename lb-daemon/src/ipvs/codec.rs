@@ -8,8 +8,8 @@
 //! kernel parses them with the liberal, flag-less parser, and its dumps set none either).
 
 use netlink_packet_core::{
-    parse_string, parse_u16, parse_u16_be, parse_u32, parse_u64, DecodeError, DefaultNla, Emitable,
-    Nla, NlaBuffer, NlasIterator, Parseable, ParseableParametrized, NLA_TYPE_MASK,
+    parse_string, parse_u16, parse_u16_be, parse_u32, parse_u64, parse_u8, DecodeError, DefaultNla,
+    Emitable, Nla, NlaBuffer, NlasIterator, Parseable, ParseableParametrized, NLA_TYPE_MASK,
 };
 use netlink_packet_generic::{GenlFamily, GenlHeader};
 
@@ -210,6 +210,12 @@ pub enum DestAttr {
     PersistConns(u32),
     AddrFamily(u16),
     Stats64(Stats),
+    /// `IP_VS_CONN_F_TUNNEL_TYPE_*` (Linux 5.2+).
+    TunType(u8),
+    /// The GUE tunnel's UDP port (network byte order on the wire).
+    TunPort(u16),
+    /// `IP_VS_TUNNEL_ENCAP_FLAG_*`.
+    TunFlags(u16),
     Other(DefaultNla),
 }
 
@@ -217,7 +223,8 @@ impl Nla for DestAttr {
     fn value_len(&self) -> usize {
         match self {
             Self::Addr(_) => 16,
-            Self::Port(_) | Self::AddrFamily(_) => 2,
+            Self::TunType(_) => 1,
+            Self::Port(_) | Self::AddrFamily(_) | Self::TunPort(_) | Self::TunFlags(_) => 2,
             Self::FwdMethod(_)
             | Self::Weight(_)
             | Self::UThresh(_)
@@ -243,6 +250,9 @@ impl Nla for DestAttr {
             Self::PersistConns(_) => dest_attr::PERSIST_CONNS,
             Self::AddrFamily(_) => dest_attr::ADDR_FAMILY,
             Self::Stats64(_) => dest_attr::STATS64,
+            Self::TunType(_) => dest_attr::TUN_TYPE,
+            Self::TunPort(_) => dest_attr::TUN_PORT,
+            Self::TunFlags(_) => dest_attr::TUN_FLAGS,
             Self::Other(o) => o.kind(),
         }
     }
@@ -250,8 +260,9 @@ impl Nla for DestAttr {
     fn emit_value(&self, buffer: &mut [u8]) {
         match self {
             Self::Addr(a) => emit_addr(buffer, a),
-            Self::Port(p) => buffer.copy_from_slice(&p.to_be_bytes()),
-            Self::AddrFamily(v) => buffer.copy_from_slice(&v.to_ne_bytes()),
+            Self::Port(p) | Self::TunPort(p) => buffer.copy_from_slice(&p.to_be_bytes()),
+            Self::AddrFamily(v) | Self::TunFlags(v) => buffer.copy_from_slice(&v.to_ne_bytes()),
+            Self::TunType(v) => buffer[0] = *v,
             Self::FwdMethod(v)
             | Self::Weight(v)
             | Self::UThresh(v)
@@ -280,6 +291,9 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&'a T>> for DestAttr {
             dest_attr::PERSIST_CONNS => Self::PersistConns(parse_u32(v)?),
             dest_attr::ADDR_FAMILY => Self::AddrFamily(parse_u16(v)?),
             dest_attr::STATS64 => Self::Stats64(Stats::parse(v)?),
+            dest_attr::TUN_TYPE => Self::TunType(parse_u8(v)?),
+            dest_attr::TUN_PORT => Self::TunPort(parse_u16_be(v)?),
+            dest_attr::TUN_FLAGS => Self::TunFlags(parse_u16(v)?),
             _ => Self::Other(DefaultNla::parse(buf)?),
         })
     }

@@ -6,7 +6,7 @@
 //! whole seconds, weights as given (0: inhibited, keeps its connections).
 
 use super::{
-    model::{DestEntry, Forward, ServiceEntry},
+    model::{DestEntry, Forward, ServiceEntry, TunnelAttrs},
     plan::DesiredService,
 };
 use crate::{
@@ -29,10 +29,38 @@ pub fn backend_kind(vs: &config::VirtualServer, backend: &DesiredBackend) -> LbK
     if backend.sorry {
         return vs.sorry_server_lb_kind;
     }
+    real_of(vs, backend).map_or(vs.lb_kind, |r| r.lb_kind)
+}
+
+fn real_of<'v>(
+    vs: &'v config::VirtualServer,
+    backend: &DesiredBackend,
+) -> Option<&'v config::RealServer> {
     vs.real_servers
         .iter()
         .find(|r| r.address == backend.addr && r.port == backend.port)
-        .map_or(vs.lb_kind, |r| r.lb_kind)
+}
+
+/// `backend`'s tunnel (TUN): its own, else the virtual server's.
+fn backend_tunnel(vs: &config::VirtualServer, backend: &DesiredBackend) -> TunnelAttrs {
+    let t = if backend.sorry {
+        vs.sorry_server_tunnel
+    } else {
+        real_of(vs, backend).map_or(vs.tunnel, |r| r.tunnel)
+    };
+    TunnelAttrs {
+        kind: t.kind.ipvs(),
+        port: t.port,
+        flags: t.checksum.ipvs(),
+    }
+}
+
+/// `backend`'s connection limits (a real server's `uthreshold`, `lthreshold`).
+fn backend_thresholds(vs: &config::VirtualServer, backend: &DesiredBackend) -> (u32, u32) {
+    match real_of(vs, backend).filter(|_| !backend.sorry) {
+        Some(r) => (r.uthreshold, r.lthreshold),
+        None => (0, 0),
+    }
 }
 
 pub fn desired_service(vs: &config::VirtualServer, backends: &[DesiredBackend]) -> DesiredService {
@@ -57,7 +85,10 @@ pub fn desired_service(vs: &config::VirtualServer, backends: &[DesiredBackend]) 
                 } else {
                     vs.port
                 };
+                let (upper, lower) = backend_thresholds(vs, b);
                 DestEntry::new(b.addr, port, fwd, b.weight)
+                    .with_tunnel(backend_tunnel(vs, b))
+                    .with_thresholds(upper, lower)
             })
             .collect(),
     }

@@ -155,8 +155,8 @@ impl<T: Transport> Manager<T> {
             .count())
     }
 
-    /// The kernel's table: every TCP/UDP address:port service and its destinations.
-    /// Services of other kinds (firewall marks, SCTP) are reported once and skipped.
+    /// The kernel's table: every TCP/UDP/SCTP address:port service and firewall-mark
+    /// service with its destinations. Other kinds are reported once and skipped.
     pub fn table(&mut self) -> Result<Vec<KernelService>, IpvsError> {
         let services = self
             .transport

@@ -59,6 +59,30 @@ impl Forward {
     }
 }
 
+/// A TUN destination's tunnel as IPVS holds it (`IPVS_DEST_ATTR_TUN_*`, Linux 5.2+):
+/// all zero is IP-in-IP, what kernels without these attributes do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TunnelAttrs {
+    /// `IP_VS_CONN_F_TUNNEL_TYPE_*`: 0 IP-in-IP, 1 GUE, 2 GRE.
+    pub kind: u8,
+    /// GUE's UDP port.
+    pub port: u16,
+    /// `IP_VS_TUNNEL_ENCAP_FLAG_*`: 0 none, 1 checksum, 2 remote checksum.
+    pub flags: u16,
+}
+
+impl TunnelAttrs {
+    /// As `ipvsadm --tun-info` names the type.
+    pub fn kind_name(self) -> &'static str {
+        match self.kind {
+            0 => "ipip",
+            1 => "gue",
+            2 => "gre",
+            _ => "unknown",
+        }
+    }
+}
+
 /// A virtual service as the kernel holds it (what we program, or what a dump returned).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceEntry {
@@ -80,6 +104,11 @@ pub struct DestEntry {
     pub port: u16,
     pub forward: Forward,
     pub weight: u32,
+    /// A TUN destination's tunnel (IP-in-IP unless set; ignored by other methods).
+    pub tunnel: TunnelAttrs,
+    /// Connection limits (`-x`, `-y`; keepalived's `uthreshold`, `lthreshold`): 0 none.
+    pub u_thresh: u32,
+    pub l_thresh: u32,
     /// Read back only.
     pub active_conns: u32,
     pub inactive_conns: u32,
@@ -93,10 +122,25 @@ impl DestEntry {
             port,
             forward,
             weight,
+            tunnel: TunnelAttrs::default(),
+            u_thresh: 0,
+            l_thresh: 0,
             active_conns: 0,
             inactive_conns: 0,
             stats: Stats::default(),
         }
+    }
+
+    /// With a tunnel of its own (meaningful for [`Forward::Tunnel`]).
+    pub fn with_tunnel(mut self, tunnel: TunnelAttrs) -> Self {
+        self.tunnel = tunnel;
+        self
+    }
+
+    /// With connection limits (upper, lower).
+    pub fn with_thresholds(mut self, upper: u32, lower: u32) -> Self {
+        (self.u_thresh, self.l_thresh) = (upper, lower);
+        self
     }
 
     /// The fields we program (a dump's counters left out).
@@ -105,6 +149,9 @@ impl DestEntry {
             && self.port == other.port
             && self.forward == other.forward
             && self.weight == other.weight
+            && self.u_thresh == other.u_thresh
+            && self.l_thresh == other.l_thresh
+            && (self.forward != Forward::Tunnel || self.tunnel == other.tunnel)
     }
 }
 
@@ -127,7 +174,7 @@ pub enum ModelError {
     },
     #[error("address family {0} (neither AF_INET nor AF_INET6)")]
     Family(u16),
-    #[error("IP protocol {0} (only TCP and UDP services are managed)")]
+    #[error("IP protocol {0} (only TCP, UDP and SCTP services are managed)")]
     Protocol(u16),
     #[error("firewall-mark service {0} (marks above 16777215 are not managed)")]
     Fwmark(u32),
@@ -315,15 +362,24 @@ impl ServiceEntry {
 impl DestEntry {
     /// Every attribute `IPVS_CMD_NEW_DEST` / `SET_DEST` need.
     pub fn to_attrs(&self) -> Vec<DestAttr> {
-        vec![
+        let mut attrs = vec![
             DestAttr::Addr(addr_bytes(self.addr)),
             DestAttr::Port(self.port),
             DestAttr::FwdMethod(self.forward.to_raw()),
             DestAttr::Weight(self.weight),
-            DestAttr::UThresh(0),
-            DestAttr::LThresh(0),
+            DestAttr::UThresh(self.u_thresh),
+            DestAttr::LThresh(self.l_thresh),
             DestAttr::AddrFamily(family_of(self.addr)),
-        ]
+        ];
+        // Only when not IP-in-IP: kernels before 5.2 know nothing of these.
+        if self.forward == Forward::Tunnel && self.tunnel != TunnelAttrs::default() {
+            attrs.extend([
+                DestAttr::TunType(self.tunnel.kind),
+                DestAttr::TunPort(self.tunnel.port),
+                DestAttr::TunFlags(self.tunnel.flags),
+            ]);
+        }
+        attrs
     }
 
     /// `service_family`: the family of a destination that does not say its own.
@@ -337,6 +393,11 @@ impl DestEntry {
                 DestAttr::AddrFamily(v) => family = *v,
                 DestAttr::FwdMethod(v) => d.forward = Forward::from_raw(*v),
                 DestAttr::Weight(v) => d.weight = *v,
+                DestAttr::UThresh(v) => d.u_thresh = *v,
+                DestAttr::LThresh(v) => d.l_thresh = *v,
+                DestAttr::TunType(v) => d.tunnel.kind = *v,
+                DestAttr::TunPort(v) => d.tunnel.port = *v,
+                DestAttr::TunFlags(v) => d.tunnel.flags = *v,
                 DestAttr::ActiveConns(v) => d.active_conns = *v,
                 DestAttr::InactConns(v) => d.inactive_conns = *v,
                 DestAttr::Stats64(s) => d.stats = *s,

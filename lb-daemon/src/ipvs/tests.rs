@@ -180,7 +180,7 @@ fn forwarding_methods_have_the_kernels_numbers() {
 fn services_round_trip_for_every_scheduler_family_and_protocol() {
     for sched in crate::config::LbAlgo::IPVS_SCHEDULERS {
         for vip in ["198.51.100.7", "2001:db8::7"] {
-            for protocol in [Protocol::Tcp, Protocol::Udp] {
+            for protocol in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
                 for persistence in [None, Some(1), Some(86400)] {
                     let s = ServiceEntry::new(id(vip, 8080, protocol), sched, persistence);
                     let back = wire(request::new_service(&s));
@@ -306,11 +306,12 @@ fn services_we_do_not_manage_are_named() {
         ServiceEntry::from_attrs(&fwmark),
         Err(ModelError::Fwmark(0x0100_0000))
     );
-    let mut sctp = ServiceEntry::new(id("10.0.0.1", 80, Protocol::Tcp), "rr", None).to_attrs();
-    sctp[1] = SvcAttr::Protocol(132);
+    // SCTP is managed now; another protocol (DCCP, 33) is not.
+    let mut dccp = ServiceEntry::new(id("10.0.0.1", 80, Protocol::Tcp), "rr", None).to_attrs();
+    dccp[1] = SvcAttr::Protocol(33);
     assert_eq!(
-        ServiceEntry::from_attrs(&sctp),
-        Err(ModelError::Protocol(132))
+        ServiceEntry::from_attrs(&dccp),
+        Err(ModelError::Protocol(33))
     );
     let no_addr = [SvcAttr::Af(2), SvcAttr::Protocol(6)];
     assert!(ServiceEntry::from_attrs(&no_addr)
@@ -800,4 +801,110 @@ fn plan_corrects_one_real_s_forwarding_method_and_leaves_the_others() {
         &[(want.service.clone(), want.dests.clone())],
     );
     assert!(p.ops.is_empty(), "{:?}", p.ops);
+}
+
+/// keepalived's `lvs_method TUN type gue port 6080 csum` and `uthreshold`/`lthreshold`.
+const TUNNELS: &str = r#"
+[global]
+dataplane = "ipvs"
+
+[[virtual_server]]
+address = "10.0.0.1"
+port = 80
+lb_kind = "TUN"
+tunnel_type = "gue"
+tunnel_port = 6080
+tunnel_checksum = "remcsum"
+[[virtual_server.real_server]]
+address = "10.0.1.1"
+uthreshold = 100
+lthreshold = 80
+[[virtual_server.real_server]]
+address = "10.0.1.2"
+tunnel_type = "gre"
+tunnel_checksum = "csum"
+[[virtual_server.real_server]]
+address = "10.0.1.3"
+tunnel_type = "ipip"
+"#;
+
+#[test]
+fn tunnels_and_thresholds_reach_the_destinations_and_the_wire() {
+    use crate::ipvs::model::TunnelAttrs;
+    use crate::{config::Config, health::verdict::DesiredBackend};
+    let vs = Config::from_str(TUNNELS, "lb.toml")
+        .unwrap()
+        .config
+        .virtual_servers;
+    let backends: Vec<_> = ["10.0.1.1", "10.0.1.2", "10.0.1.3"]
+        .iter()
+        .map(|a| DesiredBackend {
+            addr: v4(a),
+            port: 80,
+            weight: 1,
+            sorry: false,
+        })
+        .collect();
+    let want = super::from_config::desired_service(&vs[0], &backends);
+    let got: Vec<_> = want
+        .dests
+        .iter()
+        .map(|d| (d.tunnel, d.u_thresh, d.l_thresh))
+        .collect();
+    let tunnel = |kind, port, flags| TunnelAttrs { kind, port, flags };
+    assert_eq!(
+        got,
+        vec![
+            // GUE (1) on port 6080 with remote checksum offload (2).
+            (tunnel(1, 6080, 2), 100, 80),
+            // GRE (2) with a checksum (1).
+            (tunnel(2, 0, 1), 0, 0),
+            (TunnelAttrs::default(), 0, 0),
+        ]
+    );
+    let sid = want.service.id;
+    for d in &want.dests {
+        let back = wire(request::new_dest(&sid, d));
+        let attrs = back.dest().unwrap();
+        // IP-in-IP sends no tunnel attribute: kernels before 5.2 do not know them.
+        let has_tun = attrs.iter().any(|a| matches!(a, DestAttr::TunType(_)));
+        assert_eq!(has_tun, d.tunnel != TunnelAttrs::default(), "{d}");
+        assert_eq!(&DestEntry::from_attrs(attrs, 2).unwrap(), d);
+    }
+    // A tunnel changed by hand is a difference to correct; a DR destination has none.
+    let mut changed = want.dests[0].clone();
+    changed.tunnel.port = 6081;
+    assert!(!changed.same_config(&want.dests[0]));
+    let dr = DestEntry::new(v4("10.0.1.1"), 80, Forward::Route, 1);
+    assert!(dr.clone().with_tunnel(tunnel(1, 1, 0)).same_config(&dr));
+    assert!(!dr.clone().with_thresholds(1, 0).same_config(&dr));
+}
+
+#[test]
+fn tunnel_attributes_golden_bytes() {
+    use crate::ipvs::model::TunnelAttrs;
+    let attrs = DestEntry::new(v4("10.0.1.1"), 80, Forward::Tunnel, 1)
+        .with_tunnel(TunnelAttrs {
+            kind: 1,
+            port: 6080,
+            flags: 1,
+        })
+        .to_attrs();
+    let tail: Vec<u8> = attrs[attrs.len() - 3..]
+        .iter()
+        .flat_map(|a| {
+            let mut b = vec![0u8; netlink_packet_core::Emitable::buffer_len(a)];
+            netlink_packet_core::Emitable::emit(a, &mut b);
+            b
+        })
+        .collect();
+    assert_eq!(
+        tail,
+        vec![
+            // IPVS_DEST_ATTR_TUN_TYPE (13), u8 GUE, padded
+            5, 0, 13, 0, 1, 0, 0, 0, // IPVS_DEST_ATTR_TUN_PORT (14), be16 6080
+            6, 0, 14, 0, 0x17, 0xc0, 0, 0, // IPVS_DEST_ATTR_TUN_FLAGS (15), u16 CSUM
+            6, 0, 15, 0, 1, 0, 0, 0,
+        ]
+    );
 }

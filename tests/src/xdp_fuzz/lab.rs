@@ -140,10 +140,7 @@ pub fn find(specs: &[ServiceSpec], dst: IpAddr, proto: u8, dport: u16) -> Option
 }
 
 pub fn proto_number(p: Protocol) -> u8 {
-    match p {
-        Protocol::Tcp => frames::TCP,
-        Protocol::Udp => frames::UDP,
-    }
+    p.number()
 }
 
 /// The backend of `spec` whose next-hop MAC is `mac`.

@@ -27,6 +27,7 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let proto = match self.protocol {
             Protocol::Tcp => "tcp",
+            Protocol::Sctp => "sctp",
             Protocol::Udp => "udp",
         };
         write!(f, "[{}]:{}:{}", self.address, proto, self.port)

@@ -916,8 +916,15 @@ fn unknown_keys_get_did_you_mean() {
     );
     let e = error(&with_server("lb_kind = \"DSR\"\n", ""));
     assert_eq!(e.message, "unknown value `DSR`");
-    let e = error(&with_server("protocol = \"SCTP\"\n", ""));
-    assert_eq!(e.message, "SCTP virtual servers are not supported");
+    let e = error(&format!(
+        "[global]\ndataplane = \"xdp\"\n{}",
+        with_server("protocol = \"SCTP\"\n", "")
+    ));
+    assert_eq!(e.message, "an SCTP virtual server needs the IPVS data plane: on dataplane = \"xdp\" the XDP program parses TCP and UDP only");
+    assert_eq!(
+        server(&on_ipvs(&with_server("protocol = \"SCTP\"\n", ""))).protocol,
+        Protocol::Sctp
+    );
     let e = error(&with_real("dns_check = { type = \"PTR\" }\n"));
     assert_eq!(e.message, "unknown value `PTR`");
 }
@@ -1549,4 +1556,126 @@ fn a_real_s_own_lb_kind_is_refused_where_xdp_may_run() {
             .message
             .starts_with("a sorry server reached by TUN in a DR virtual server"));
     }
+}
+
+/// keepalived's `lvs_method TUN type gue port 6080 csum`: a virtual server's tunnel is
+/// its real servers' default, each real and the sorry server may have its own.
+#[test]
+fn tun_destinations_take_keepalived_s_tunnel_types_on_ipvs() {
+    let text = on_ipvs(&with_server(
+        "lb_kind = \"TUN\"\ntunnel_type = \"gue\"\ntunnel_port = 6080\ntunnel_checksum = \"csum\"\n\
+         sorry_server = { address = \"198.18.0.60\", tunnel_type = \"gre\" }\n",
+        "uthreshold = 100\nlthreshold = 50\n\
+         [[virtual_server.real_server]]\naddress = \"198.18.0.22\"\ntunnel_type = \"ipip\"\n\
+         [[virtual_server.real_server]]\naddress = \"198.18.0.23\"\nlb_kind = \"DR\"\n",
+    ));
+    let vs = server(&text);
+    let gue = Tunnel {
+        kind: TunnelKind::Gue,
+        port: 6080,
+        checksum: TunnelChecksum::Csum,
+    };
+    assert_eq!(vs.tunnel, gue);
+    let reals: Vec<_> = vs
+        .real_servers
+        .iter()
+        .map(|r| (r.tunnel, r.uthreshold, r.lthreshold))
+        .collect();
+    assert_eq!(
+        reals,
+        vec![
+            (gue, 100, 50),
+            (Tunnel::default(), 0, 0),
+            // DR: no tunnel at all.
+            (Tunnel::default(), 0, 0),
+        ]
+    );
+    assert_eq!(
+        vs.sorry_server_tunnel,
+        Tunnel {
+            kind: TunnelKind::Gre,
+            ..Tunnel::default()
+        }
+    );
+    // Nothing written: IP-in-IP, as keepalived.
+    let vs = server(&with_server("lb_kind = \"TUN\"\n", ""));
+    assert_eq!(vs.real_servers[0].tunnel, Tunnel::default());
+}
+
+#[test]
+fn tunnel_settings_are_checked_as_keepalived_checks_them() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "tunnel_type = \"gue\"\n",
+            "tunnel_type",
+            "gue tunnels require port, otherwise cannot have port",
+        ),
+        (
+            "tunnel_port = 6080\n",
+            "tunnel_port",
+            "gue tunnels require port, otherwise cannot have port",
+        ),
+        (
+            "tunnel_checksum = \"csum\"\n",
+            "tunnel_checksum",
+            "ipip tunnels do not support checksum option",
+        ),
+        (
+            "tunnel_type = \"gre\"\ntunnel_checksum = \"remcsum\"\n",
+            "tunnel_type",
+            "gre tunnels do not support remote checksum option",
+        ),
+    ];
+    for (lines, key, message) in cases {
+        let e = error(&on_ipvs(&with_server(
+            &format!("lb_kind = \"TUN\"\n{lines}"),
+            "",
+        )));
+        assert_eq!(
+            (e.key.as_str(), e.message.as_str()),
+            (format!("{VS}.{key}").as_str(), *message),
+            "{lines}"
+        );
+    }
+    // Only TUN has a tunnel.
+    let e = error(&on_ipvs(&with_real("tunnel_type = \"gre\"\n")));
+    assert_eq!(e.key, format!("{REAL}.tunnel_type"));
+    assert_eq!(
+        e.message,
+        "a tunnel setting for a real server reached by DR"
+    );
+    // The XDP program makes IP-in-IP only.
+    let e = error(&format!(
+        "[global]\ndataplane = \"xdp\"\n{}",
+        with_server("lb_kind = \"TUN\"\ntunnel_type = \"gre\"\n", "")
+    ));
+    assert_eq!(e.key, format!("{VS}.tunnel_type"));
+    assert!(
+        e.message
+            .starts_with("a gre tunnel needs the IPVS data plane: on dataplane = \"xdp\""),
+        "{}",
+        e.message
+    );
+    assert!(e.hint.unwrap().contains("dataplane = \"ipvs\""));
+}
+
+#[test]
+fn connection_thresholds_are_ipvs_s_and_warned_about_on_xdp() {
+    let loaded = load(&format!(
+        "[global]\ndataplane = \"xdp\"\n{}",
+        with_real("uthreshold = 100\n")
+    ));
+    let messages: Vec<_> = loaded.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0]
+        .starts_with("uthreshold limits a real server's connections on the IPVS data plane only"));
+    assert_eq!(
+        loaded.config.virtual_servers[0].real_servers[0].uthreshold,
+        100
+    );
+    let vs = server(&on_ipvs(&with_real("uthreshold = 100\nlthreshold = 80\n")));
+    assert_eq!(
+        (vs.real_servers[0].uthreshold, vs.real_servers[0].lthreshold),
+        (100, 80)
+    );
 }

@@ -110,6 +110,8 @@ const RULES: &[(&str, Rule)] = &[
 
 const REAL_KNOWN: &[&str] = &[
     "weight",
+    "uthreshold",
+    "lthreshold",
     "lb_kind",
     "lvs_method",
     "inhibit_on_failure",
@@ -135,24 +137,7 @@ const REAL_KNOWN: &[&str] = &[
     "BFD_CHECK",
 ];
 
-const TUNNEL: Rule =
-    Rule::Refuse("lb-daemon tunnels with IP-in-IP only: remove the GUE/GRE tunnel settings");
-
-const REAL_RULES: &[(&str, Rule)] = &[
-    (
-        "uthreshold",
-        Rule::Approx("no connection limit per real server"),
-    ),
-    (
-        "lthreshold",
-        Rule::Approx("no connection limit per real server"),
-    ),
-    ("tunnel_type", TUNNEL),
-    ("tunnel_port", TUNNEL),
-    ("tunnel_nocsum", TUNNEL),
-    ("tunnel_csum", TUNNEL),
-    ("tunnel_remcsum", TUNNEL),
-];
+const REAL_RULES: &[(&str, Rule)] = &[];
 
 pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Vec<Section> {
     let context = describe(stmt);
@@ -295,11 +280,7 @@ fn body(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Section {
                 }
             }
             "lb_algo" | "lvs_sched" => lb_algo(ctx, &mut s, entry, context),
-            "lb_kind" | "lvs_method" => {
-                if let Some(kind) = lb_kind(ctx, entry, context) {
-                    s.set("lb_kind", kind, pos);
-                }
-            }
+            "lb_kind" | "lvs_method" => set_lb_kind(ctx, &mut s, "", entry, context),
             "sorry_server_lvs_method" => sorry_server_lb_kind(ctx, &mut s, entry, context),
             "persistence_timeout" => persistence(ctx, &mut s, entry, context),
             // A netmask (IPv4) or a prefix length; checked when the TOML is loaded.
@@ -315,18 +296,13 @@ fn body(ctx: &mut Ctx<'_>, stmt: &Stmt, context: &str) -> Section {
             "protocol" => {
                 if let Some(w) = a.one(ctx.d) {
                     match w.text.to_ascii_uppercase().as_str() {
-                        p @ ("TCP" | "UDP") => s.set("protocol", Value::str(p), pos),
-                        "SCTP" => ctx.d.error(
-                            &w.pos,
-                            context,
-                            "SCTP virtual servers cannot be expressed for lb-daemon",
-                            Some("use protocol TCP or UDP".into()),
-                        ),
+                        // SCTP runs on IPVS only: the loader says so at this line on XDP.
+                        p @ ("TCP" | "UDP" | "SCTP") => s.set("protocol", Value::str(p), pos),
                         _ => ctx.d.error(
                             &w.pos,
                             context,
                             format!("`{}` is not a protocol", w.text),
-                            Some("write TCP or UDP".into()),
+                            Some("write TCP, UDP or SCTP".into()),
                         ),
                     }
                 }
@@ -504,18 +480,33 @@ fn sorry_server(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str)
 }
 
 /// The sorry server's keys, as dotted keys so that each keeps its keepalived line.
-const SORRY_KEYS: [&str; 3] = [
+const SORRY_KEYS: [&str; 6] = [
     "sorry_server.address",
     "sorry_server.port",
     "sorry_server.lb_kind",
+    "sorry_server.tunnel_type",
+    "sorry_server.tunnel_port",
+    "sorry_server.tunnel_checksum",
 ];
 
-/// `lvs_method NAT|DR|TUN` (in a virtual server, a real server, or as
-/// `sorry_server_lvs_method`) as an `lb_kind` value.
-fn lb_kind(ctx: &mut Ctx<'_>, entry: &Stmt, context: &str) -> Option<Value> {
-    let w = Args::new(entry, context).one(ctx.d)?;
-    match w.text.to_ascii_uppercase().as_str() {
-        kind @ ("DR" | "TUN" | "NAT") => Some(Value::str(kind)),
+/// The tunnel keys a TUN method's words set.
+const TUNNEL_KEYS: [&str; 3] = ["tunnel_type", "tunnel_port", "tunnel_checksum"];
+
+/// `lvs_method NAT|DR|TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]` (in a
+/// virtual server, a real server, or as `sorry_server_lvs_method`), as keepalived 2.2.7
+/// reads it: the `lb_kind` value and the tunnel keys its words set. The loader checks
+/// the combination (GUE needs a port, ...) at the same line.
+fn lb_kind(
+    ctx: &mut Ctx<'_>,
+    entry: &Stmt,
+    context: &str,
+) -> Option<(Value, Vec<(&'static str, Value)>)> {
+    let Some((w, rest)) = entry.args().split_first() else {
+        Args::new(entry, context).one(ctx.d)?;
+        return None;
+    };
+    let kind = match w.text.to_ascii_uppercase().as_str() {
+        kind @ ("DR" | "TUN" | "NAT") => Value::str(kind),
         _ => {
             ctx.d.error(
                 &w.pos,
@@ -523,17 +514,66 @@ fn lb_kind(ctx: &mut Ctx<'_>, entry: &Stmt, context: &str) -> Option<Value> {
                 format!("`{}` is not a forwarding method", w.text),
                 Some("write DR, TUN or NAT".into()),
             );
-            None
+            return None;
         }
+    };
+    let mut tunnel = Vec::new();
+    let mut words = rest.iter();
+    while let Some(word) = words.next() {
+        match word.text.as_str() {
+            "type" | "port" => {
+                let Some(v) = words.next() else {
+                    ctx.d.error(
+                        &word.pos,
+                        context,
+                        format!("`{}` needs a value", word.text),
+                        Some("write `type ipip|gue|gre` or `port N` (GUE)".into()),
+                    );
+                    return None;
+                };
+                if word.text == "type" {
+                    tunnel.push((TUNNEL_KEYS[0], Value::str(&v.text)));
+                } else {
+                    let a = Args::new(entry, context);
+                    tunnel.push((
+                        TUNNEL_KEYS[1],
+                        Value::Int(int_word(&a, ctx.d, v, 1..=65_535)?),
+                    ));
+                }
+            }
+            "nocsum" | "csum" | "remcsum" => tunnel.push((TUNNEL_KEYS[2], Value::str(&word.text))),
+            _ => {
+                ctx.d.error(
+                    &word.pos,
+                    context,
+                    format!("Invalid tunnel option {}", word.text),
+                    Some("after the method keepalived takes `type ipip|gue|gre`, `port N` and `nocsum|csum|remcsum`".into()),
+                );
+                return None;
+            }
+        }
+    }
+    Some((kind, tunnel))
+}
+
+/// Sets `lb_kind` and its tunnel keys (under `prefix`, e.g. `sorry_server.`) in `s`.
+fn set_lb_kind(ctx: &mut Ctx<'_>, s: &mut Section, prefix: &str, entry: &Stmt, context: &str) {
+    let Some((kind, tunnel)) = lb_kind(ctx, entry, context) else {
+        return;
+    };
+    // A later method replaces the earlier one, its tunnel included.
+    for key in TUNNEL_KEYS {
+        s.remove(&format!("{prefix}{key}"));
+    }
+    s.set(&format!("{prefix}lb_kind"), kind, entry.pos());
+    for (key, value) in tunnel {
+        s.set(&format!("{prefix}{key}"), value, entry.pos());
     }
 }
 
 /// `sorry_server_lvs_method KIND` → `lb_kind` in the `sorry_server` table (which, as in
 /// keepalived, must come first).
 fn sorry_server_lb_kind(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str) {
-    let Some(kind) = lb_kind(ctx, entry, context) else {
-        return;
-    };
     if !s.has(SORRY_KEYS[0]) {
         ctx.d.error(
             entry.pos(),
@@ -543,7 +583,7 @@ fn sorry_server_lb_kind(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, contex
         );
         return;
     }
-    s.set(SORRY_KEYS[2], kind, entry.pos());
+    set_lb_kind(ctx, s, "sorry_server.", entry, context);
 }
 
 /// `real_server IP [PORT] { … }` → `[[virtual_server.real_server]]`.
@@ -608,9 +648,11 @@ fn real_server(ctx: &mut Ctx<'_>, stmt: &Stmt, vs_context: &str) -> Option<Secti
             }
             // The real server's own forwarding method (IPVS only when it differs from
             // the virtual server's: the loader says so at this line on XDP).
-            "lb_kind" | "lvs_method" => {
-                if let Some(kind) = lb_kind(ctx, entry, &context) {
-                    s.set("lb_kind", kind, pos);
+            "lb_kind" | "lvs_method" => set_lb_kind(ctx, &mut s, "", entry, &context),
+            // IPVS's connection limits (the loader warns that XDP ignores them).
+            "uthreshold" | "lthreshold" => {
+                if let Some(n) = a.int(ctx.d, 0..=i64::from(u32::MAX)) {
+                    s.set(kw, Value::Int(n), pos);
                 }
             }
             _ => match checker::convert(ctx, entry, &context) {

@@ -9,6 +9,7 @@
 mod check;
 mod http;
 mod real;
+mod tunnel;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use toml::de::DeTable;
 use crate::config::address::{valid_ifname, AddressFamily};
 use crate::config::reader::{peek_int, peek_str, Decoder, Field, Table};
 use crate::config::schema::{
-    Announce, Dataplane, Global, LbAlgo, LbKind, Protocol, VirtualServer, FWMARK_MAX,
+    Announce, Dataplane, Global, LbAlgo, LbKind, Protocol, Tunnel, VirtualServer, FWMARK_MAX,
     PERSISTENCE_TIMEOUT_MAX,
 };
 use crate::config::source::{KeyPath, Span};
@@ -41,10 +42,10 @@ const RENAMES: &[(&str, &str)] = &[
 ];
 
 /// `None`: known to keepalived but refused here.
-const PROTOCOLS: &[(&str, Option<Protocol>)] = &[
-    ("TCP", Some(Protocol::Tcp)),
-    ("UDP", Some(Protocol::Udp)),
-    ("SCTP", None),
+const PROTOCOLS: &[(&str, Protocol)] = &[
+    ("TCP", Protocol::Tcp),
+    ("UDP", Protocol::Udp),
+    ("SCTP", Protocol::Sctp),
 ];
 
 const LB_KINDS: &[(&str, LbKind)] = &[
@@ -147,14 +148,9 @@ pub(super) fn decode(
             .required(d, "port")
             .and_then(|f| f.int::<u16>(d, 0..=65_535)),
     };
-    let protocol = match t.get(d, "protocol") {
-        Some(f) => f.keyword(d, PROTOCOLS).and_then(|p| {
-            if p.is_none() {
-                f.error(d, "SCTP virtual servers are not supported")
-                    .hint("use protocol = \"TCP\" or \"UDP\"");
-            }
-            p
-        }),
+    let protocol_field = t.get(d, "protocol");
+    let protocol = match &protocol_field {
+        Some(f) => f.keyword(d, PROTOCOLS),
         None => Some(Protocol::Tcp),
     };
     let lb_algo = match t.get(d, "lb_algo") {
@@ -173,6 +169,24 @@ pub(super) fn decode(
         (Dataplane::Auto, Some(algo)) if !algo.is_maglev() => Dataplane::Ipvs,
         (dataplane, _) => dataplane,
     };
+    if let (Some(f), Some(Protocol::Sctp)) = (&protocol_field, protocol) {
+        if plane != Dataplane::Ipvs {
+            let plane = match plane {
+                Dataplane::Auto => "dataplane = \"auto\" may run XDP, and",
+                _ => "on dataplane = \"xdp\"",
+            };
+            f.error(d, format!("an SCTP virtual server needs the IPVS data plane: {plane} the XDP program parses TCP and UDP only"))
+                .hint("set dataplane = \"ipvs\" in [global] (IPVS balances SCTP), or use protocol = \"TCP\" or \"UDP\"");
+        }
+    }
+    let tunnel = tunnel::own_tunnel(
+        d,
+        &mut t,
+        "virtual server",
+        lb_kind,
+        Tunnel::default(),
+        plane,
+    );
     let inherited = Inherited::read(d, &mut t, None);
     let persistence_timeout = t
         .get(d, "persistence_timeout")
@@ -213,11 +227,11 @@ pub(super) fn decode(
         )),
         None => address.as_ref().map(|(a, _)| *a),
     };
-    let (sorry_server, sorry_server_lb_kind) = t
+    let (sorry_server, sorry_server_lb_kind, sorry_server_tunnel) = t
         .get(d, "sorry_server")
-        .and_then(|f| sorry_server(d, &f, vip, port, lb_kind, plane))
-        .map_or((None, lb_kind), |(addr, port, kind)| {
-            (Some((addr, port)), kind)
+        .and_then(|f| sorry_server(d, &f, vip, port, (lb_kind, tunnel), plane))
+        .map_or((None, lb_kind, tunnel), |(addr, port, kind, tunnel)| {
+            (Some((addr, port)), kind, tunnel)
         });
     let alpha = t.get(d, "alpha").and_then(|f| f.bool(d)).unwrap_or(false);
     let smtp_alert = t.get(d, "smtp_alert").and_then(|f| f.bool(d));
@@ -254,6 +268,7 @@ pub(super) fn decode(
         address: vip,
         port,
         lb_kind,
+        tunnel,
         dataplane: plane,
         inhibit_on_failure,
         inherited: &inherited,
@@ -340,6 +355,8 @@ pub(super) fn decode(
         quorum_down,
         sorry_server,
         sorry_server_lb_kind,
+        tunnel,
+        sorry_server_tunnel,
         virtualhost: inherited.virtualhost,
         alpha,
         interfaces,
@@ -601,14 +618,15 @@ fn sorry_server(
     f: &Field<'_, '_>,
     vip: Option<IpAddr>,
     vs_port: Option<u16>,
-    vs_kind: LbKind,
+    (vs_kind, vs_tunnel): (LbKind, Tunnel),
     dataplane: Dataplane,
-) -> Option<(IpAddr, u16, LbKind)> {
+) -> Option<(IpAddr, u16, LbKind, Tunnel)> {
     let mut t = f.table(d)?.with_renames(&[(
         "lvs_method",
         "keepalived's `sorry_server_lvs_method` is `lb_kind` here",
     )]);
     let lb_kind = own_lb_kind(d, &mut t, "sorry server", vs_kind, dataplane);
+    let tunnel = tunnel::own_tunnel(d, &mut t, "sorry server", lb_kind, vs_tunnel, dataplane);
     let address = t.required(d, "address").and_then(|f| {
         let addr = ip(d, &f)?;
         if let Some(vip) = vip {
@@ -621,7 +639,7 @@ fn sorry_server(
         None => vs_port,
     };
     t.finish(d);
-    Some((address?, port?, lb_kind))
+    Some((address?, port?, lb_kind, tunnel))
 }
 
 /// A real or sorry server's own `lb_kind` (keepalived's `lvs_method` inside

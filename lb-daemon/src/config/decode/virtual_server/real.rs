@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::check::{self, Inherited, Kind, Target};
-use super::{check_family, endpoint, ip, own_lb_kind};
+use super::{check_family, endpoint, ip, own_lb_kind, tunnel::own_tunnel};
 use crate::config::reader::{Decoder, Table};
-use crate::config::schema::{Dataplane, LbKind, RealServer, REAL_WEIGHT_MAX};
+use crate::config::schema::{Dataplane, LbKind, RealServer, Tunnel, REAL_WEIGHT_MAX};
 use crate::config::source::{KeyPath, Span};
 
 const RENAMES: &[(&str, &str)] = &[
@@ -23,6 +23,8 @@ pub(super) struct RealContext<'c> {
     pub address: Option<IpAddr>,
     pub port: Option<u16>,
     pub lb_kind: LbKind,
+    /// The virtual server's tunnel (for TUN).
+    pub tunnel: Tunnel,
     /// A real's own `lb_kind` needs IPVS.
     pub dataplane: Dataplane,
     pub inhibit_on_failure: bool,
@@ -80,6 +82,16 @@ pub(super) fn decode(
         .get(d, "inhibit_on_failure")
         .and_then(|f| f.bool(d))
         .unwrap_or(vs.inhibit_on_failure);
+    let tunnel = own_tunnel(d, &mut t, "real server", lb_kind, vs.tunnel, vs.dataplane);
+    let [uthreshold, lthreshold] = ["uthreshold", "lthreshold"].map(|key| {
+        let f = t.get(d, key)?;
+        let v = f.int::<u32>(d, 0..=i64::from(u32::MAX))?;
+        if v != 0 && vs.dataplane != Dataplane::Ipvs {
+            f.warning(d, format!("{key} limits a real server's connections on the IPVS data plane only: the XDP program keeps no count per real server, so it is ignored there"))
+                .hint("set dataplane = \"ipvs\" in [global] for connection limits, or remove it");
+        }
+        Some(v)
+    });
     let notify_up = t.get(d, "notify_up").and_then(|f| f.string(d));
     let notify_down = t.get(d, "notify_down").and_then(|f| f.string(d));
     let smtp_alert = t.get(d, "smtp_alert").and_then(|f| f.bool(d));
@@ -119,6 +131,9 @@ pub(super) fn decode(
             weight,
             inhibit_on_failure,
             lb_kind,
+            tunnel,
+            uthreshold: uthreshold.unwrap_or(0),
+            lthreshold: lthreshold.unwrap_or(0),
             notify_up,
             notify_down,
             smtp_alert,
