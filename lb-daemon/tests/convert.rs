@@ -153,7 +153,19 @@ fn sample_styles_keep_their_meaning() {
             statics.routes.len(),
             statics.rules.len()
         ),
-        (1, 2, 1)
+        (1, 4, 2)
+    );
+    // keepalived's per-route TCP metrics, realms and rule selectors pass through.
+    let tuned = &statics.routes[2];
+    assert_eq!(tuned.realms.map(|r| (r.from, r.to)), Some((2, 3)));
+    assert!(tuned
+        .metrics
+        .contains(&lb_daemon::config::route::Metric::Congctl("cubic".into())));
+    assert_eq!(statics.routes[3].pref, Some(1));
+    let selective = &statics.rules[1];
+    assert_eq!(
+        (selective.ipproto, selective.dport, selective.uidrange),
+        (Some(6), Some((80, 443)), Some((0, 999)))
     );
     let group = load(&fixtures().join("ok/sample_fwmark_group.conf"), "lb1");
     let servers: Vec<(String, Option<u32>, usize)> = group

@@ -5,14 +5,22 @@
 //! Routes: `[to] [TYPE] DEST|default [src ADDR] [via|gw [inet|inet6] ADDR] [from PREFIX]
 //! [dev|oif IF] [table N] [metric|priority|preference N] [scope S] [protocol P] [tos N]
 //! [onlink] [mtu [lock] N] [advmss [lock] N] [hoplimit N] [initcwnd N] [initrwnd N]
+//! [rtt [lock] T] [rttvar [lock] T] [rto_min [lock] T] [reordering [lock] N] [window N]
+//! [cwnd [lock] N] [ssthresh [lock] N] [features ecn] [quickack 0|1] [congctl [lock] NAME]
+//! [fastopen_no_cookie 0|1] [realms [FROM/]TO] [expires N] [pref low|medium|high|N]
 //! [inet|inet6] [add|prepend] [no_track] [nexthop NH [nexthop NH ...]]`, where `NH` is
-//! `[via [inet|inet6] ADDR] [dev IF] [weight 1-256] [onlink]` (a multipath route; the
-//! deprecated `via A or B` is two next hops, as keepalived reads it).
+//! `[via [inet|inet6] ADDR] [dev IF] [weight 1-256] [onlink] [realms [FROM/]TO]` (a
+//! multipath route; the deprecated `via A or B` is two next hops, as keepalived reads it).
+//! Times `T` are keepalived's (`get_time_rtt`): a bare number is in the kernel's unit
+//! (1/8 ms for rtt, 1/4 ms for rttvar, ms for rto_min), `N ms`/`N s` (`1.5s`) are
+//! converted, and the result is clamped to 200 ms .. 120 s as keepalived does.
 //!
 //! Rules: `[from PREFIX|all] [to PREFIX|all] [not] [preference|priority|order N] [tos N]
 //! [fwmark N[/MASK]] [dev|iif IF] [oif IF] [suppress_prefixlength N]
-//! [suppress_ifgroup N] [protocol P] [inet|inet6] [no_track]` and one action: `table|lookup
-//! N`, `goto N`, `nop`, `blackhole`, `unreachable`, `prohibit` (with or without `type`).
+//! [suppress_ifgroup N] [protocol P] [realms [FROM/]TO] [tunnel-id N] [uidrange A-B]
+//! [ipproto P] [sport N[-M]] [dport N[-M]] [inet|inet6] [no_track]` and one action:
+//! `table|lookup N`, `goto N`, `nop`, `blackhole`, `unreachable`, `prohibit` (with or
+//! without `type`) or `l3mdev`.
 //!
 //! As keepalived, what is not marked `no_track` gets protocol 18 (`keepalived`), and a rule
 //! without a preference gets one counting down from 16384 (the decoder assigns it, with a
@@ -40,14 +48,38 @@ impl fmt::Display for Prefix {
     }
 }
 
-/// Route metrics (RTAX_*) keepalived accepts, with their kernel numbers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Route metrics (RTAX_*) keepalived accepts, in the kernel's units.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Metric {
     Mtu(u32),
     Advmss(u32),
     Hoplimit(u32),
     Initcwnd(u32),
     Initrwnd(u32),
+    /// 1/8 ms.
+    Rtt(u32),
+    /// 1/4 ms.
+    Rttvar(u32),
+    /// ms.
+    RtoMin(u32),
+    Reordering(u32),
+    Window(u32),
+    Cwnd(u32),
+    Ssthresh(u32),
+    /// RTAX_FEATURE_* bits (keepalived accepts `ecn`, bit 0).
+    Features(u32),
+    Quickack(u32),
+    FastopenNoCookie(u32),
+    /// `congctl`: the TCP congestion control algorithm's name.
+    Congctl(String),
+}
+
+/// `realms [FROM/]TO`: routing realms (0-255, keepalived's range), sent as one RTA_FLOW /
+/// FRA_FLOW word, FROM in the high 16 bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Realms {
+    pub from: u16,
+    pub to: u16,
 }
 
 /// One route line.
@@ -76,6 +108,12 @@ pub struct IpRoute {
     /// Locked metrics are the `lock` flag bits (1 << RTAX).
     pub metrics: Vec<Metric>,
     pub locks: u32,
+    pub realms: Option<Realms>,
+    /// `expires` (IPv6 only): seconds until the kernel removes the route.
+    pub expires: Option<u32>,
+    /// `pref` (IPv6 only): the router preference, ICMPV6_ROUTER_PREF_* (low 3, medium 0,
+    /// high 1).
+    pub pref: Option<u8>,
     /// `nexthop ...` (or `via A or B`): a multipath route; empty for a single path.
     pub nexthops: Vec<NextHop>,
 }
@@ -88,6 +126,7 @@ pub struct NextHop {
     /// `weight` as written (1-256); the kernel's `rtnh_hops` is one less.
     pub weight: Option<u16>,
     pub onlink: bool,
+    pub realms: Option<Realms>,
 }
 
 /// What a rule does.
@@ -119,6 +158,16 @@ pub struct IpRule {
     pub suppress_ifgroup: Option<u32>,
     pub protocol: u8,
     pub action: RuleAction,
+    /// `realms` (IPv4 only, with a `table` action).
+    pub realms: Option<Realms>,
+    pub tunnel_id: Option<u64>,
+    pub uidrange: Option<(u32, u32)>,
+    /// `l3mdev`: look up the table of the packet's L3 master device (VRF); the action is
+    /// then "to table" without a table number.
+    pub l3mdev: bool,
+    pub ipproto: Option<u8>,
+    pub sport: Option<(u16, u16)>,
+    pub dport: Option<(u16, u16)>,
 }
 
 /// Why a line is refused; the message says what was expected.
@@ -130,8 +179,20 @@ pub enum RouteError {
     Bad { what: &'static str, value: String },
     #[error("unknown keyword `{0}`")]
     Unknown(String),
-    #[error("`{0}` is not supported by lb-daemon (keepalived's encapsulation, realms and track groups are not)")]
+    #[error("`{0}` is not supported by lb-daemon: {why}", why = why_unsupported(.0))]
     Unsupported(String),
+    #[error("`{0}` is IPv4 only")]
+    V4Only(&'static str),
+    #[error("`realms` needs a `table` action")]
+    RealmsWithoutTable,
+    #[error("`l3mdev` is the rule's action: it cannot go with `table`, `goto`, `nop` or a type")]
+    L3mdevWithAction,
+    #[error("`{what} {start}-{end}`: the range's start is above its end")]
+    BackwardRange {
+        what: &'static str,
+        start: u64,
+        end: u64,
+    },
     #[error("IPv4 and IPv6 addresses mixed")]
     MixedFamilies,
     #[error("no destination")]
@@ -287,55 +348,216 @@ fn protocol(s: &str) -> Result<u8, RouteError> {
 
 const UNSUPPORTED_ROUTE: &[&str] = &[
     "encap",
-    "expires",
-    "rtt",
-    "rttvar",
-    "reordering",
-    "window",
-    "cwnd",
-    "ssthresh",
-    "realms",
-    "rto_min",
-    "features",
-    "quickack",
-    "congctl",
-    "pref",
     "ttl-propagate",
-    "fastopen_no_cookie",
     "append",
     "track_group",
     "vrf",
     "as",
 ];
 
-const UNSUPPORTED_RULE: &[&str] = &[
-    "realms",
-    "tunnel-id",
-    "uidrange",
-    "l3mdev",
-    "ipproto",
-    "sport",
-    "dport",
-    "track_group",
-];
+const UNSUPPORTED_RULE: &[&str] = &["track_group"];
 
-/// RTAX_* numbers and their lock bits.
+/// Why a keepalived keyword is refused, in one sentence a user can act on.
+fn why_unsupported(keyword: &str) -> &'static str {
+    match keyword {
+        "encap" => "lightweight tunnel encapsulation (MPLS, seg6, BPF, ip6) is a router's job; a load balancer's VIP routes forward plain IP, so write the route without it",
+        "ttl-propagate" => "it sets MPLS TTL propagation, and MPLS routes (`encap mpls`) are not supported; remove it",
+        "as" => "`as [to]` is the NAT route type removed from Linux in 2.6 (keepalived refuses it too); use nftables NAT",
+        "vrf" => "a route in a VRF is a route in the VRF's table: write `table N` with the VRF's table (`ip -d link show type vrf` shows it)",
+        "append" => "`append` adds a second route with the same key, which the daemon could not tell apart to remove; use the default `prepend` (or `add`)",
+        "track_group" => "a static track group makes VRRP instances track the route's or rule's interface; write `track_interface = [\"IF\"]` in those instances instead",
+        _ => "remove it",
+    }
+}
+
+/// The RTAX_* number of a metric keepalived lets be written `KEY lock VALUE`.
+fn lock_bit(key: &str) -> Option<u32> {
+    Some(match key {
+        "mtu" => 2,
+        "rtt" => 4,
+        "rttvar" => 5,
+        "ssthresh" => 6,
+        "cwnd" => 7,
+        "advmss" => 8,
+        "reordering" => 9,
+        "rto_min" => 13,
+        "congctl" => 16,
+        _ => return None,
+    })
+}
+
+/// `0` or `1` (keepalived's `get_u32(.., 1, ..)`).
+fn flag(what: &'static str, s: &str) -> Result<u32, RouteError> {
+    number::<u32>(what, s)
+        .ok()
+        .filter(|n| *n <= 1)
+        .ok_or_else(|| bad(what, s))
+}
+
+/// A route metric; `key` consumed, its `lock` sets the metric's bit in `locks`.
 fn metric(key: &str, w: &mut Words<'_>, locks: &mut u32) -> Result<Metric, RouteError> {
     let mut value = w.value(key)?;
-    let lockable = matches!(key, "mtu" | "advmss");
-    if lockable && value == "lock" {
-        let rtax = if key == "mtu" { 2 } else { 8 };
-        *locks |= 1 << rtax;
-        value = w.value(key)?;
+    if let Some(rtax) = lock_bit(key) {
+        if value == "lock" {
+            *locks |= 1 << rtax;
+            value = w.value(key)?;
+        }
     }
-    let n: u32 = number("number", value)?;
+    let n = || number::<u32>("number", value);
     Ok(match key {
-        "mtu" => Metric::Mtu(n),
-        "advmss" => Metric::Advmss(n),
-        "hoplimit" => Metric::Hoplimit(n.min(255)),
-        "initcwnd" => Metric::Initcwnd(n),
-        _ => Metric::Initrwnd(n),
+        "mtu" => Metric::Mtu(n()?),
+        "advmss" => Metric::Advmss(n()?),
+        "hoplimit" => Metric::Hoplimit(n()?.min(255)),
+        "initcwnd" => Metric::Initcwnd(n()?),
+        "initrwnd" => Metric::Initrwnd(n()?),
+        "rtt" => Metric::Rtt(rtt_time("rtt (N, N ms or N s)", value, 8)?),
+        "rttvar" => Metric::Rttvar(rtt_time("rttvar (N, N ms or N s)", value, 4)?),
+        "rto_min" => Metric::RtoMin(rtt_time("rto_min (N, N ms or N s)", value, 1)?),
+        "reordering" => Metric::Reordering(n()?),
+        "window" => Metric::Window(n()?),
+        "cwnd" => Metric::Cwnd(n()?),
+        "ssthresh" => Metric::Ssthresh(n()?),
+        "quickack" => Metric::Quickack(flag("quickack (0 or 1)", value)?),
+        "fastopen_no_cookie" => {
+            Metric::FastopenNoCookie(flag("fastopen_no_cookie (0 or 1)", value)?)
+        }
+        // RTAX_FEATURE_ECN; the kernel sets the other feature bits itself.
+        "features" if value == "ecn" => Metric::Features(1),
+        "features" => return Err(bad("feature (only `ecn` can be set)", value)),
+        _ => Metric::Congctl(value.to_owned()),
     })
+}
+
+/// keepalived's RTT_MIN_MS / RTT_MAX_MS: the kernel's TCP_RTO_MIN and TCP_RTO_MAX.
+const RTT_MIN_MS: u64 = 200;
+const RTT_MAX_MS: u64 = 120_000;
+
+/// keepalived's `get_time_rtt`: a bare number is in the kernel's unit (1/`unit` ms), `N ms`
+/// and `N s` (up to 3 decimals, `1.5s`) are converted; the result is clamped to
+/// 200 ms .. 120 s (keepalived logs and clamps too).
+fn rtt_time(what: &'static str, s: &str, unit: u64) -> Result<u32, RouteError> {
+    let lower = s.to_ascii_lowercase();
+    // (digits, decimals allowed and ms per unit written; None: raw kernel units)
+    let (num, shift, raw) = match lower.find('s') {
+        Some(p) => {
+            if !matches!(&lower[p..], "s" | "sec" | "secs") {
+                return Err(bad(what, s));
+            }
+            match lower[..p].strip_suffix('m') {
+                Some(ms) => (ms, 0, false),
+                None => (&lower[..p], 3, false),
+            }
+        }
+        None => (lower.as_str(), 0, true),
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || (!frac.is_empty() && !digits(frac)) || frac.len() > shift {
+        return Err(bad(what, s));
+    }
+    let padded = format!("{int}{frac:0<shift$}");
+    let value: u64 = padded.parse().map_err(|_| bad(what, s))?;
+    if value > RTT_MAX_MS * unit {
+        return Err(bad(what, s));
+    }
+    let value = if raw { value } else { value * unit };
+    let clamped = value.clamp(RTT_MIN_MS * unit, RTT_MAX_MS * unit);
+    u32::try_from(clamped).map_err(|_| bad(what, s))
+}
+
+/// One realm: a number 0-255 (keepalived's range) or iproute2's default name `cosmos` (0).
+fn realm(s: &str, whole: &str) -> Result<u16, RouteError> {
+    const WHAT: &str = "realms ([FROM/]TO, realms 0 to 255)";
+    if s == "cosmos" {
+        return Ok(0);
+    }
+    number::<u16>(WHAT, s)
+        .ok()
+        .filter(|r| *r <= 255)
+        .ok_or_else(|| bad(WHAT, whole))
+}
+
+/// `realms [FROM/]TO` (keepalived's `get_realms`).
+fn realms(s: &str) -> Result<Realms, RouteError> {
+    Ok(match s.split_once('/') {
+        Some((from, to)) => Realms {
+            from: realm(from, s)?,
+            to: realm(to, s)?,
+        },
+        None => Realms {
+            from: 0,
+            to: realm(s, s)?,
+        },
+    })
+}
+
+/// `realms` makes the route or rule IPv4 (keepalived).
+fn realms_v4(fam: &mut Family) -> Result<(), RouteError> {
+    fam.see(false).map_err(|_| RouteError::V4Only("realms"))
+}
+
+/// `expires` and `pref` make the route IPv6 (keepalived).
+fn v6_only(fam: &mut Family, key: &'static str) -> Result<(), RouteError> {
+    fam.see(true).map_err(|_| RouteError::V6Only(key))
+}
+
+/// `pref low|medium|high|N`: ICMPV6_ROUTER_PREF_*.
+fn router_pref(s: &str) -> Result<u8, RouteError> {
+    match s {
+        "low" => Ok(3),
+        "medium" => Ok(0),
+        "high" => Ok(1),
+        _ => number("pref (low, medium, high or 0 to 255)", s),
+    }
+}
+
+/// `N` or `N-M` (a port or uid range); `what` names it in errors.
+fn range<T>(what: &'static str, s: &str, single: bool) -> Result<(T, T), RouteError>
+where
+    T: FromStr + Copy + PartialOrd + Into<u64>,
+{
+    let (a, b) = match s.split_once('-') {
+        Some((a, b)) => (number::<T>(what, a)?, number::<T>(what, b)?),
+        None if single => {
+            let a = number::<T>(what, s)?;
+            (a, a)
+        }
+        None => return Err(bad(what, s)),
+    };
+    if a > b {
+        return Err(RouteError::BackwardRange {
+            what,
+            start: a.into(),
+            end: b.into(),
+        });
+    }
+    Ok((a, b))
+}
+
+/// `ipproto`: a number or a name of /etc/protocols that a rule would match on.
+fn ip_protocol(s: &str) -> Result<u8, RouteError> {
+    const NAMES: &[(&str, u8)] = &[
+        ("icmp", 1),
+        ("igmp", 2),
+        ("ipencap", 4),
+        ("tcp", 6),
+        ("udp", 17),
+        ("ipv6", 41),
+        ("gre", 47),
+        ("esp", 50),
+        ("ah", 51),
+        ("ipv6-icmp", 58),
+        ("icmpv6", 58),
+        ("ospf", 89),
+        ("vrrp", 112),
+        ("l2tp", 115),
+        ("sctp", 132),
+        ("udplite", 136),
+    ];
+    match NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)) {
+        Some((_, p)) => Ok(*p),
+        None => number("ipproto (tcp, udp, icmp, … or 0 to 255)", s),
+    }
 }
 
 /// `via [inet|inet6] ADDR`'s address (`key` consumed).
@@ -369,7 +591,11 @@ fn nexthops(w: &mut Words<'_>, fam: &mut Family) -> Result<Vec<NextHop>, RouteEr
                 nh.weight = Some(n);
             }
             "onlink" => nh.onlink = true,
-            "encap" | "realms" => return Err(RouteError::Unsupported(key.to_owned())),
+            "realms" => {
+                nh.realms = Some(realms(w.value(key)?)?);
+                realms_v4(fam)?;
+            }
+            "encap" | "as" => return Err(RouteError::Unsupported(key.to_owned())),
             k => return Err(RouteError::Unknown(k.to_owned())),
         }
     }
@@ -406,6 +632,9 @@ impl FromStr for IpRoute {
             metrics: Vec::new(),
             locks: 0,
             nexthops: Vec::new(),
+            realms: None,
+            expires: None,
+            pref: None,
         };
         let mut dst: Option<Option<Prefix>> = None;
         let mut protocol = None;
@@ -439,8 +668,22 @@ impl FromStr for IpRoute {
                 }
                 "dev" | "oif" => r.dev = Some(w.value(key)?.to_owned()),
                 "onlink" => r.onlink = true,
-                "mtu" | "advmss" | "hoplimit" | "initcwnd" | "initrwnd" => {
+                "mtu" | "advmss" | "hoplimit" | "initcwnd" | "initrwnd" | "rtt" | "rttvar"
+                | "rto_min" | "reordering" | "window" | "cwnd" | "ssthresh" | "features"
+                | "quickack" | "congctl" | "fastopen_no_cookie" => {
                     r.metrics.push(metric(key, &mut w, &mut r.locks)?)
+                }
+                "realms" => {
+                    r.realms = Some(realms(w.value(key)?)?);
+                    realms_v4(&mut fam)?;
+                }
+                "expires" => {
+                    r.expires = Some(number("expires (seconds)", w.value(key)?)?);
+                    v6_only(&mut fam, "expires")?;
+                }
+                "pref" => {
+                    r.pref = Some(router_pref(w.value(key)?)?);
+                    v6_only(&mut fam, "pref")?;
                 }
                 "add" | "prepend" => {}
                 "no_track" => no_track = true,
@@ -534,6 +777,13 @@ impl FromStr for IpRule {
             suppress_ifgroup: None,
             protocol: RTPROT_KEEPALIVED,
             action: RuleAction::Nop,
+            realms: None,
+            tunnel_id: None,
+            uidrange: None,
+            l3mdev: false,
+            ipproto: None,
+            sport: None,
+            dport: None,
         };
         let mut action = None;
         let mut protocol = None;
@@ -586,6 +836,22 @@ impl FromStr for IpRule {
                 }
                 "goto" => set_action(RuleAction::Goto(number("goto target", w.value(key)?)?))?,
                 "nop" => set_action(RuleAction::Nop)?,
+                "realms" => {
+                    r.realms = Some(realms(w.value(key)?)?);
+                    realms_v4(&mut fam)?;
+                }
+                "tunnel-id" => r.tunnel_id = Some(number("tunnel-id", w.value(key)?)?),
+                "uidrange" => r.uidrange = Some(range("uidrange (A-B)", w.value(key)?, false)?),
+                // keepalived: the "to table" action, without a table.
+                "l3mdev" => {
+                    r.l3mdev = true;
+                    set_action(RuleAction::Table(0)).map_err(|_| RouteError::L3mdevWithAction)?;
+                }
+                "ipproto" => r.ipproto = Some(ip_protocol(w.value(key)?)?),
+                // keepalived 2.2.7 refuses a single port (its sscanf check); `ip rule` and
+                // the kernel take `N` as `N-N`, and so does this.
+                "sport" => r.sport = Some(range("sport (N or N-M)", w.value(key)?, true)?),
+                "dport" => r.dport = Some(range("dport (N or N-M)", w.value(key)?, true)?),
                 k if UNSUPPORTED_RULE.contains(&k) => {
                     return Err(RouteError::Unsupported(k.to_owned()))
                 }
@@ -596,6 +862,12 @@ impl FromStr for IpRule {
             }
         }
         r.action = action.ok_or(RouteError::NoAction)?;
+        if r.l3mdev && r.action != RuleAction::Table(0) {
+            return Err(RouteError::L3mdevWithAction);
+        }
+        if r.realms.is_some() && !matches!(r.action, RuleAction::Table(_)) {
+            return Err(RouteError::RealmsWithoutTable);
+        }
         if let RuleAction::Goto(target) = r.action {
             if r.priority.is_none_or(|p| p >= target) {
                 return Err(RouteError::BadGoto { target });
@@ -686,12 +958,14 @@ mod tests {
                     dev: Some("eth0".into()),
                     weight: Some(2),
                     onlink: false,
+                    realms: None,
                 },
                 NextHop {
                     via: Some("192.0.2.2".parse().unwrap()),
                     dev: None,
                     weight: None,
                     onlink: true,
+                    realms: None,
                 },
             ]
         );
@@ -752,6 +1026,189 @@ mod tests {
     }
 
     #[test]
+    fn route_metrics_in_keepalived_units() {
+        // (line, metric wanted, lock bits)
+        for (line, want, locks) in [
+            ("10.0.0.0/8 rtt 300ms", Metric::Rtt(2400), 0),
+            ("10.0.0.0/8 rtt lock 1.5s", Metric::Rtt(12_000), 1 << 4),
+            ("10.0.0.0/8 rtt 2000", Metric::Rtt(2000), 0),
+            // Below 200 ms and above 120 s: clamped, as keepalived does.
+            ("10.0.0.0/8 rtt 10ms", Metric::Rtt(1600), 0),
+            ("10.0.0.0/8 rttvar lock 100ms", Metric::Rttvar(800), 1 << 5),
+            ("10.0.0.0/8 rttvar 130s", Metric::Rttvar(480_000), 0),
+            ("10.0.0.0/8 rto_min 250ms", Metric::RtoMin(250), 0),
+            (
+                "10.0.0.0/8 rto_min lock 1secs",
+                Metric::RtoMin(1000),
+                1 << 13,
+            ),
+            (
+                "10.0.0.0/8 reordering lock 5",
+                Metric::Reordering(5),
+                1 << 9,
+            ),
+            ("10.0.0.0/8 window 65535", Metric::Window(65535), 0),
+            ("10.0.0.0/8 cwnd lock 10", Metric::Cwnd(10), 1 << 7),
+            ("10.0.0.0/8 ssthresh lock 20", Metric::Ssthresh(20), 1 << 6),
+            ("10.0.0.0/8 features ecn", Metric::Features(1), 0),
+            ("10.0.0.0/8 quickack 1", Metric::Quickack(1), 0),
+            (
+                "10.0.0.0/8 fastopen_no_cookie 0",
+                Metric::FastopenNoCookie(0),
+                0,
+            ),
+            ("10.0.0.0/8 congctl bbr", Metric::Congctl("bbr".into()), 0),
+            (
+                "10.0.0.0/8 congctl lock cubic",
+                Metric::Congctl("cubic".into()),
+                1 << 16,
+            ),
+        ] {
+            let r = route(line);
+            assert_eq!((r.metrics, r.locks), (vec![want], locks), "{line}");
+        }
+    }
+
+    #[test]
+    fn route_realms_expires_and_pref() {
+        let r = route("10.0.0.0/8 via 192.0.2.1 realms 3/4");
+        assert_eq!(r.realms, Some(Realms { from: 3, to: 4 }));
+        assert!(!r.v6);
+        assert_eq!(
+            route("default realms cosmos").realms,
+            Some(Realms { from: 0, to: 0 })
+        );
+        let n = route("10.0.0.0/8 nexthop via 192.0.2.1 realms 7 nexthop via 192.0.2.2");
+        assert_eq!(n.nexthops[0].realms, Some(Realms { from: 0, to: 7 }));
+        assert_eq!(n.nexthops[1].realms, None);
+        // `expires` and `pref` make the route IPv6, as in keepalived.
+        let e = route("default expires 300 pref high");
+        assert_eq!((e.v6, e.expires, e.pref), (true, Some(300), Some(1)));
+        assert_eq!(route("2001:db8::/32 pref low").pref, Some(3));
+        assert_eq!(route("2001:db8::/32 pref medium").pref, Some(0));
+    }
+
+    #[test]
+    fn bad_route_options_say_why() {
+        for (line, want) in [
+            ("10.0.0.0/8 rtt fast", bad("rtt (N, N ms or N s)", "fast")),
+            ("10.0.0.0/8 rtt 1.5", bad("rtt (N, N ms or N s)", "1.5")),
+            (
+                "10.0.0.0/8 rtt 1.2345s",
+                bad("rtt (N, N ms or N s)", "1.2345s"),
+            ),
+            ("10.0.0.0/8 rtt 1e3", bad("rtt (N, N ms or N s)", "1e3")),
+            ("10.0.0.0/8 rtt 5min", bad("rtt (N, N ms or N s)", "5min")),
+            (
+                "10.0.0.0/8 rto_min 200000",
+                bad("rto_min (N, N ms or N s)", "200000"),
+            ),
+            ("10.0.0.0/8 rtt lock", RouteError::Missing("rtt".into())),
+            ("10.0.0.0/8 window lock 5", bad("number", "lock")),
+            (
+                "10.0.0.0/8 features sack",
+                bad("feature (only `ecn` can be set)", "sack"),
+            ),
+            ("10.0.0.0/8 quickack 2", bad("quickack (0 or 1)", "2")),
+            (
+                "10.0.0.0/8 fastopen_no_cookie yes",
+                bad("fastopen_no_cookie (0 or 1)", "yes"),
+            ),
+            ("10.0.0.0/8 congctl", RouteError::Missing("congctl".into())),
+            (
+                "10.0.0.0/8 realms 3/256",
+                bad("realms ([FROM/]TO, realms 0 to 255)", "3/256"),
+            ),
+            ("2001:db8::/32 realms 3", RouteError::V4Only("realms")),
+            (
+                "2001:db8::/32 nexthop dev eth0 realms 3",
+                RouteError::V4Only("realms"),
+            ),
+            ("10.0.0.0/8 expires 30", RouteError::V6Only("expires")),
+            ("10.0.0.0/8 pref high", RouteError::V6Only("pref")),
+            (
+                "2001:db8::/32 pref highest",
+                bad("pref (low, medium, high or 0 to 255)", "highest"),
+            ),
+            (
+                "2001:db8::/32 expires soon",
+                bad("expires (seconds)", "soon"),
+            ),
+        ] {
+            assert_eq!(line.parse::<IpRoute>(), Err(want), "{line}");
+        }
+    }
+
+    #[test]
+    fn refused_route_keywords_say_why_and_what_to_do() {
+        for (line, keyword, hint) in [
+            ("10.0.0.0/8 encap mpls 100 dev eth0", "encap", "plain IP"),
+            ("10.0.0.0/8 ttl-propagate enabled", "ttl-propagate", "MPLS"),
+            ("10.0.0.0/8 as to 1.2.3.4", "as", "nftables"),
+            ("10.0.0.0/8 vrf red", "vrf", "table N"),
+            ("10.0.0.0/8 append", "append", "prepend"),
+            ("10.0.0.0/8 track_group g", "track_group", "track_interface"),
+        ] {
+            let e = line.parse::<IpRoute>().unwrap_err();
+            assert_eq!(e, RouteError::Unsupported(keyword.into()), "{line}");
+            assert!(e.to_string().contains(hint), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn rule_selectors_keepalived_added_for_linux_4() {
+        let r = rule(
+            "from 10.0.0.0/8 table 100 realms 1/2 tunnel-id 0x10 uidrange 1000-2000 ipproto tcp sport 1024 dport 80-90",
+        );
+        assert_eq!(r.realms, Some(Realms { from: 1, to: 2 }));
+        assert_eq!(
+            (r.tunnel_id, r.uidrange, r.ipproto, r.sport, r.dport),
+            (
+                Some(16),
+                Some((1000, 2000)),
+                Some(6),
+                Some((1024, 1024)),
+                Some((80, 90))
+            )
+        );
+        assert_eq!(rule("ipproto 17 nop").ipproto, Some(17));
+        assert_eq!(rule("ipproto ipv6-icmp nop inet6").ipproto, Some(58));
+        let l = rule("l3mdev pref 1000");
+        assert_eq!((l.l3mdev, l.action), (true, RuleAction::Table(0)));
+    }
+
+    #[test]
+    fn bad_rule_selectors_say_why() {
+        for (line, want) in [
+            ("uidrange 5 table 1", bad("uidrange (A-B)", "5")),
+            (
+                "uidrange 9-1 table 1",
+                RouteError::BackwardRange {
+                    what: "uidrange (A-B)",
+                    start: 9,
+                    end: 1,
+                },
+            ),
+            ("dport 70000 table 1", bad("dport (N or N-M)", "70000")),
+            ("sport http table 1", bad("sport (N or N-M)", "http")),
+            (
+                "ipproto bogus table 1",
+                bad("ipproto (tcp, udp, icmp, … or 0 to 255)", "bogus"),
+            ),
+            ("tunnel-id x table 1", bad("tunnel-id", "x")),
+            ("realms 3 goto 9 pref 1", RouteError::RealmsWithoutTable),
+            (
+                "to 2001:db8::/32 realms 3 table 1",
+                RouteError::V4Only("realms"),
+            ),
+            ("l3mdev table 5", RouteError::TwoActions),
+            ("nop l3mdev", RouteError::L3mdevWithAction),
+        ] {
+            assert_eq!(line.parse::<IpRule>(), Err(want), "{line}");
+        }
+    }
+
+    #[test]
     fn rules_in_keepalived_syntax() {
         let r = rule("from 192.168.1.0/24 table 100 priority 100");
         assert_eq!(r.from.unwrap().to_string(), "192.168.1.0/24");
@@ -785,8 +1242,8 @@ mod tests {
                 RouteError::MixedFamilies,
             ),
             (
-                "uidrange 1-2 table 1",
-                RouteError::Unsupported("uidrange".into()),
+                "track_group g table 1",
+                RouteError::Unsupported("track_group".into()),
             ),
             ("frob table 1", RouteError::Unknown("frob".into())),
         ] {

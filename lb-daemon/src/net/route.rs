@@ -12,14 +12,14 @@ use rtnetlink::packet_core::{
 };
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric, RouteNextHop,
-    RouteNextHopFlags, RouteProtocol, RouteScope, RouteType,
+    RouteNextHopFlags, RoutePreference, RouteProtocol, RouteRealm, RouteScope, RouteType,
 };
 use rtnetlink::packet_route::rule::{
-    RuleAction as NlRuleAction, RuleAttribute, RuleFlags, RuleMessage,
+    RuleAction as NlRuleAction, RuleAttribute, RuleFlags, RuleMessage, RulePortRange, RuleUidRange,
 };
-use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::packet_route::{AddressFamily, IpProtocol, RouteNetlinkMessage};
 
-use crate::config::route::{IpRoute, IpRule, Metric, RuleAction};
+use crate::config::route::{IpRoute, IpRule, Metric, Realms, RuleAction};
 use crate::net::link;
 use crate::net::rtnl::errno;
 
@@ -41,6 +41,34 @@ fn family(v6: bool) -> AddressFamily {
         AddressFamily::Inet6
     } else {
         AddressFamily::Inet
+    }
+}
+
+fn realm(r: Realms) -> RouteRealm {
+    RouteRealm {
+        source: r.from,
+        destination: r.to,
+    }
+}
+
+fn route_metric(m: &Metric) -> RouteMetric {
+    match m {
+        Metric::Mtu(n) => RouteMetric::Mtu(*n),
+        Metric::Advmss(n) => RouteMetric::Advmss(*n),
+        Metric::Hoplimit(n) => RouteMetric::Hoplimit(*n),
+        Metric::Initcwnd(n) => RouteMetric::InitCwnd(*n),
+        Metric::Initrwnd(n) => RouteMetric::InitRwnd(*n),
+        Metric::Rtt(n) => RouteMetric::Rtt(*n),
+        Metric::Rttvar(n) => RouteMetric::RttVar(*n),
+        Metric::RtoMin(n) => RouteMetric::RtoMin(*n),
+        Metric::Reordering(n) => RouteMetric::Reordering(*n),
+        Metric::Window(n) => RouteMetric::Window(*n),
+        Metric::Cwnd(n) => RouteMetric::Cwnd(*n),
+        Metric::Ssthresh(n) => RouteMetric::SsThresh(*n),
+        Metric::Features(n) => RouteMetric::Features(*n),
+        Metric::Quickack(n) => RouteMetric::QuickAck(*n),
+        Metric::FastopenNoCookie(n) => RouteMetric::FastopenNoCookie(*n),
+        Metric::Congctl(name) => RouteMetric::CcAlgo(name.clone()),
     }
 }
 
@@ -117,6 +145,9 @@ pub fn route_message(r: &IpRoute, oifs: &Oifs, delete: bool) -> RouteMessage {
                     hop.attributes
                         .push(RouteAttribute::Gateway(RouteAddress::from(via)));
                 }
+                if let Some(r) = nh.realms {
+                    hop.attributes.push(RouteAttribute::Realm(realm(r)));
+                }
                 hop
             })
             .collect();
@@ -125,17 +156,17 @@ pub fn route_message(r: &IpRoute, oifs: &Oifs, delete: bool) -> RouteMessage {
     if let Some(metric) = r.metric {
         m.attributes.push(RouteAttribute::Priority(metric));
     }
-    let mut metrics: Vec<RouteMetric> = r
-        .metrics
-        .iter()
-        .map(|x| match *x {
-            Metric::Mtu(n) => RouteMetric::Mtu(n),
-            Metric::Advmss(n) => RouteMetric::Advmss(n),
-            Metric::Hoplimit(n) => RouteMetric::Hoplimit(n),
-            Metric::Initcwnd(n) => RouteMetric::InitCwnd(n),
-            Metric::Initrwnd(n) => RouteMetric::InitRwnd(n),
-        })
-        .collect();
+    if let Some(r) = r.realms {
+        m.attributes.push(RouteAttribute::Realm(realm(r)));
+    }
+    if let Some(secs) = r.expires {
+        m.attributes.push(RouteAttribute::Expires(secs));
+    }
+    if let Some(p) = r.pref {
+        m.attributes
+            .push(RouteAttribute::Preference(RoutePreference::from(p)));
+    }
+    let mut metrics: Vec<RouteMetric> = r.metrics.iter().map(route_metric).collect();
     if r.locks != 0 {
         metrics.push(RouteMetric::Lock(r.locks));
     }
@@ -202,6 +233,34 @@ pub fn rule_message(r: &IpRule) -> RuleMessage {
     if r.protocol != 0 {
         m.attributes
             .push(RuleAttribute::Protocol(RouteProtocol::from(r.protocol)));
+    }
+    if let Some(r) = r.realms {
+        m.attributes.push(RuleAttribute::Realm(realm(r)));
+    }
+    if let Some(id) = r.tunnel_id {
+        m.attributes.push(RuleAttribute::TunId(id));
+    }
+    if let Some((start, end)) = r.uidrange {
+        m.attributes
+            .push(RuleAttribute::UidRange(RuleUidRange { start, end }));
+    }
+    if r.l3mdev {
+        m.attributes.push(RuleAttribute::L3MDev(true));
+    }
+    if let Some(p) = r.ipproto {
+        m.attributes
+            .push(RuleAttribute::IpProtocol(IpProtocol::from(p)));
+    }
+    if let Some((start, end)) = r.sport {
+        m.attributes
+            .push(RuleAttribute::SourcePortRange(RulePortRange { start, end }));
+    }
+    if let Some((start, end)) = r.dport {
+        m.attributes
+            .push(RuleAttribute::DestinationPortRange(RulePortRange {
+                start,
+                end,
+            }));
     }
     m
 }
@@ -421,5 +480,178 @@ mod tests {
             .attributes
             .iter()
             .any(|a| matches!(a, RuleAttribute::Protocol(_))));
+    }
+
+    #[test]
+    fn route_messages_carry_tcp_metrics_realms_and_router_preference() {
+        let r: IpRoute = "10.1.0.0/16 via 192.0.2.1 realms 3/4 rtt lock 300ms congctl lock reno features ecn quickack 1 fastopen_no_cookie 1 window 1000 nexthop via 192.0.2.2 realms 9"
+            .parse()
+            .unwrap();
+        let m = route_message(&r, &Oifs::default(), false);
+        let realm = |source, destination| {
+            RouteAttribute::Realm(RouteRealm {
+                source,
+                destination,
+            })
+        };
+        assert!(m.attributes.contains(&realm(3, 4)), "{:?}", m.attributes);
+        assert!(
+            m.attributes.contains(&RouteAttribute::Metrics(vec![
+                RouteMetric::Rtt(2400),
+                RouteMetric::CcAlgo("reno".into()),
+                RouteMetric::Features(1),
+                RouteMetric::QuickAck(1),
+                RouteMetric::FastopenNoCookie(1),
+                RouteMetric::Window(1000),
+                RouteMetric::Lock((1 << 4) | (1 << 16)),
+            ])),
+            "{:?}",
+            m.attributes
+        );
+        let Some(RouteAttribute::MultiPath(hops)) = m
+            .attributes
+            .iter()
+            .find(|a| matches!(a, RouteAttribute::MultiPath(_)))
+        else {
+            panic!("no RTA_MULTIPATH in {:?}", m.attributes)
+        };
+        assert!(hops[0].attributes.contains(&realm(0, 9)), "{hops:?}");
+        let v6 = route_message(
+            &"2001:db8::/32 dev eth0 expires 300 pref high"
+                .parse()
+                .unwrap(),
+            &Oifs::default(),
+            false,
+        );
+        for want in [
+            RouteAttribute::Expires(300),
+            RouteAttribute::Preference(RoutePreference::High),
+        ] {
+            assert!(
+                v6.attributes.contains(&want),
+                "{want:?} in {:?}",
+                v6.attributes
+            );
+        }
+    }
+
+    #[test]
+    fn rule_messages_carry_the_linux_4_selectors() {
+        let m = rule_message(
+            &"from 10.0.0.0/8 table 100 realms 1/2 tunnel-id 7 uidrange 1000-2000 ipproto udp sport 1024 dport 80-90"
+                .parse()
+                .unwrap(),
+        );
+        for want in [
+            RuleAttribute::Realm(RouteRealm {
+                source: 1,
+                destination: 2,
+            }),
+            RuleAttribute::TunId(7),
+            RuleAttribute::UidRange(RuleUidRange {
+                start: 1000,
+                end: 2000,
+            }),
+            RuleAttribute::IpProtocol(IpProtocol::Udp),
+            RuleAttribute::SourcePortRange(RulePortRange {
+                start: 1024,
+                end: 1024,
+            }),
+            RuleAttribute::DestinationPortRange(RulePortRange { start: 80, end: 90 }),
+        ] {
+            assert!(
+                m.attributes.contains(&want),
+                "{want:?} in {:?}",
+                m.attributes
+            );
+        }
+        let l = rule_message(&"l3mdev pref 1000".parse().unwrap());
+        assert_eq!(
+            (l.header.action, l.header.table),
+            (NlRuleAction::ToTable, 0)
+        );
+        assert!(l.attributes.contains(&RuleAttribute::L3MDev(true)));
+        assert!(!l
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RuleAttribute::Table(_))));
+    }
+
+    /// Needs root: applies a route and a rule with the new options in a namespace and reads
+    /// them back with iproute2.
+    #[test]
+    fn kernel_holds_the_new_route_and_rule_options() {
+        use crate::netns::Netns;
+        let ns = Netns::new("nrt").unwrap();
+        for args in [
+            // A veth pair: the test kernel may lack the dummy driver.
+            &["link", "add", "d0", "type", "veth", "peer", "name", "d1"][..],
+            &["link", "set", "d1", "up"],
+            &["link", "set", "d0", "up"],
+            &["addr", "add", "192.0.2.1/24", "dev", "d0"],
+            &["addr", "add", "2001:db8:1::1/64", "dev", "d0", "nodad"],
+        ] {
+            ns.ip(args).unwrap();
+        }
+        let route: IpRoute = "10.77.0.0/16 via 192.0.2.254 dev d0 table 77 realms 3/4 rtt 300ms rttvar lock 400ms rto_min 250ms congctl lock reno features ecn quickack 1 window 1000 cwnd lock 10 ssthresh 20 reordering 5 fastopen_no_cookie 1"
+            .parse()
+            .unwrap();
+        let route6: IpRoute = "2001:db8:77::/48 dev d0 table 77 expires 300 pref high"
+            .parse()
+            .unwrap();
+        let rule: IpRule = "from 10.77.0.0/16 table 77 pref 77 realms 5 uidrange 1000-2000 ipproto tcp sport 1024 dport 80-90"
+            .parse()
+            .unwrap();
+        ns.run(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+                .block_on(async move {
+                    let h = crate::net::rtnl::connect().unwrap();
+                    add_route(&h, &route).await.unwrap();
+                    add_route(&h, &route6).await.unwrap();
+                    add_rule(&h, &rule).await.unwrap();
+                })
+        });
+        let v4 = ns.ip(&["route", "show", "table", "77"]).unwrap();
+        for want in [
+            "realms 3/4",
+            "rtt 300ms",
+            "rttvar lock 400ms",
+            "rto_min 250ms",
+            "congctl lock reno",
+            "features ecn",
+            "quickack 1",
+            "window 1000",
+            "cwnd lock 10",
+            "ssthresh 20",
+            "reordering 5",
+            "fastopen_no_cookie 1",
+        ] {
+            assert!(v4.contains(want), "`{want}` in {v4}");
+        }
+        let v6 = ns.ip(&["-6", "route", "show", "table", "77"]).unwrap();
+        assert!(
+            v6.contains("2001:db8:77::/48") && v6.contains("expires "),
+            "{v6}"
+        );
+        assert!(v6.contains("pref high"), "{v6}");
+        let rules = ns.ip(&["rule", "show"]).unwrap();
+        let line = rules
+            .lines()
+            .find(|l| l.starts_with("77:"))
+            .unwrap_or_else(|| panic!("no rule 77 in {rules}"));
+        for want in [
+            "from 10.77.0.0/16",
+            "uidrange 1000-2000",
+            "ipproto tcp",
+            "sport 1024",
+            "dport 80-90",
+            "realms 5",
+            "lookup 77",
+        ] {
+            assert!(line.contains(want), "`{want}` in {line}");
+        }
     }
 }

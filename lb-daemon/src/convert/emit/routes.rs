@@ -8,8 +8,8 @@ use crate::config::{IpRoute, IpRule};
 use crate::convert::parser::Stmt;
 use crate::convert::toml_out::Value;
 
-const ROUTE_HINT: &str = "write `[TYPE] DEST|default [via ADDR] [dev IF] [src ADDR] [table N] [metric N] [scope S] [protocol P] [onlink] [mtu N] [no_track]`";
-const RULE_HINT: &str = "write `[from PREFIX] [to PREFIX] [fwmark N[/M]] [iif IF] [oif IF] [preference N]` and one of `table N`, `goto N`, `nop`, `blackhole`, `unreachable`, `prohibit`";
+const ROUTE_HINT: &str = "write `[TYPE] DEST|default [via ADDR] [dev IF] [src ADDR] [table N] [metric N] [scope S] [protocol P] [onlink] [mtu N] [rtt T] [congctl NAME] [realms [FROM/]TO] [no_track]` (docs/vrrp.md lists every option)";
+const RULE_HINT: &str = "write `[from PREFIX] [to PREFIX] [fwmark N[/M]] [iif IF] [oif IF] [ipproto P] [dport N[-M]] [uidrange A-B] [preference N]` and one of `table N`, `goto N`, `nop`, `blackhole`, `unreachable`, `prohibit`, `l3mdev`";
 
 /// The block's lines as strings; `rules`: `ip rule` lines, else `ip route` ones.
 pub(super) fn lines(ctx: &mut Ctx<'_>, block: &Stmt, context: &str, rules: bool) -> Vec<Value> {
