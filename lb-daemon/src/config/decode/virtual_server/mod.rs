@@ -171,10 +171,7 @@ pub(super) fn decode(
     };
     if let (Some(f), Some(Protocol::Sctp)) = (&protocol_field, protocol) {
         if plane != Dataplane::Ipvs {
-            let plane = match plane {
-                Dataplane::Auto => "dataplane = \"auto\" may run XDP, and",
-                _ => "on dataplane = \"xdp\"",
-            };
+            let plane = xdp_may_run(plane);
             f.error(d, format!("an SCTP virtual server needs the IPVS data plane: {plane} the XDP program parses TCP and UDP only"))
                 .hint("set dataplane = \"ipvs\" in [global] (IPVS balances SCTP), or use protocol = \"TCP\" or \"UDP\"");
         }
@@ -661,10 +658,7 @@ pub(super) fn own_lb_kind(
     };
     if kind != vs_kind && dataplane != Dataplane::Ipvs {
         let (own, vs) = (kind.name(), vs_kind.name());
-        let plane = match dataplane {
-            Dataplane::Auto => "dataplane = \"auto\" may run XDP, and",
-            _ => "on dataplane = \"xdp\"",
-        };
+        let plane = xdp_may_run(dataplane);
         f.error(
             d,
             format!("a {what} reached by {own} in a {vs} virtual server needs the IPVS data plane: {plane} the XDP program forwards every real server of a virtual server the same way"),
@@ -672,6 +666,14 @@ pub(super) fn own_lb_kind(
         .hint(format!("write one [[virtual_server]] per forwarding method (this {what} in one with lb_kind = \"{own}\"), or set dataplane = \"ipvs\" in [global]"));
     }
     kind
+}
+
+/// How a refusal names a data plane other than IPVS: where XDP runs, or may.
+pub(super) fn xdp_may_run(dataplane: Dataplane) -> &'static str {
+    match dataplane {
+        Dataplane::Auto => "dataplane = \"auto\" may run XDP, and",
+        _ => "on dataplane = \"xdp\"",
+    }
 }
 
 pub(super) fn interfaces(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Vec<String> {

@@ -4,6 +4,7 @@
 //! keepalived's checks: GUE needs a port and only GUE has one, IP-in-IP takes no
 //! checksum option, GRE no remote checksum. Only IP-in-IP runs on XDP.
 
+use super::xdp_may_run;
 use crate::config::reader::{Decoder, Table};
 use crate::config::schema::{Dataplane, LbKind, Tunnel, TunnelChecksum, TunnelKind};
 
@@ -75,10 +76,7 @@ pub(super) fn own_tunnel(
         at.error(d, "gre tunnels do not support remote checksum option")
             .hint("tunnel_checksum = \"csum\" or \"nocsum\"");
     } else if tunnel.kind != TunnelKind::Ipip && dataplane != Dataplane::Ipvs {
-        let plane = match dataplane {
-            Dataplane::Auto => "dataplane = \"auto\" may run XDP, and",
-            _ => "on dataplane = \"xdp\"",
-        };
+        let plane = xdp_may_run(dataplane);
         at.error(
             d,
             format!(
