@@ -153,15 +153,27 @@ fn sample_styles_keep_their_meaning() {
             statics.routes.len(),
             statics.rules.len()
         ),
-        (1, 4, 2)
+        (2, 5, 3)
+    );
+    // The static track group: VI_ROUTES tracks eth1 (address, route) and eth2 (rule).
+    assert_eq!(statics.track_groups[0].name, "GROUP_UPLINK");
+    let tracked: Vec<(&str, i32)> = vi
+        .track_interface
+        .iter()
+        .map(|t| (t.name.as_str(), t.weight))
+        .collect();
+    assert_eq!(tracked, [("eth1", 0), ("eth2", 0)]);
+    assert_eq!(
+        statics.routes[1].track_group.as_deref(),
+        Some("GROUP_UPLINK")
     );
     // keepalived's per-route TCP metrics, realms and rule selectors pass through.
-    let tuned = &statics.routes[2];
+    let tuned = &statics.routes[3];
     assert_eq!(tuned.realms.map(|r| (r.from, r.to)), Some((2, 3)));
     assert!(tuned
         .metrics
         .contains(&lb_daemon::config::route::Metric::Congctl("cubic".into())));
-    assert_eq!(statics.routes[3].pref, Some(1));
+    assert_eq!(statics.routes[4].pref, Some(1));
     let selective = &statics.rules[1];
     assert_eq!(
         (selective.ipproto, selective.dport, selective.uidrange),

@@ -130,3 +130,76 @@ fn routes_rules_and_excluded_addresses_follow_the_state_and_static_ones_the_daem
     seg.nodes[0].stop().expect("stop ours");
     wait_state(&seg, 0, STOPPED, "stopped");
 }
+
+/// keepalived's static track group: the instance tracks the interface of the static
+/// lines naming the group (FAULT while it is down), and a static address or route whose
+/// link comes back up is added again (the kernel dropped them with the link).
+#[test]
+fn static_track_group_puts_the_instance_in_fault_and_restores_the_static_lines() {
+    let mut seg = Segment::new(1).expect("segment");
+    let ns = &seg.nodes[0].ns;
+    ns.ip(&["link", "add", "tg0", "type", "veth", "peer", "name", "tg0p"])
+        .expect("veth");
+    ns.ip(&["link", "set", "tg0p", "up"]).expect("peer up");
+    ns.ip(&["link", "set", "tg0", "up"]).expect("tg0 up");
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "tg0"])
+        .expect("address");
+    let o = node("n1", 100);
+    let t = format!(
+        "{}\n[[track_group]]\nname = \"UPLINK\"\ngroup = [\"VI_1\"]\n\n[static]\nipaddress = [\"2001:db8:202::1/64 dev tg0 track_group UPLINK\"]\nroutes = [\"10.220.0.0/16 via 192.0.2.254 dev tg0 track_group UPLINK\"]\n",
+        o.toml(seg.nodes[0].dir())
+    );
+    seg.nodes[0].start_ours(&t).expect("ours");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("master");
+    let statics_present = |seg: &Segment| {
+        let route = ip(seg, 0, &["route", "show", "10.220.0.0/16"]);
+        let addrs = ip(seg, 0, &["-6", "addr", "show", "dev", "tg0"]);
+        (
+            route.contains("via 192.0.2.254 dev tg0"),
+            addrs.contains("2001:db8:202::1/64"),
+        )
+    };
+    let wait_statics = |seg: &Segment, want: (bool, bool), what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while statics_present(seg) != want {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: route, address = {:?}, want {want:?}\n{}",
+                statics_present(seg),
+                seg.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_statics(&seg, (true, true), "at start");
+    // The tracked link goes down: the kernel drops the route and the IPv6 address, the
+    // instance goes to FAULT and gives up the VIP.
+    seg.nodes[0]
+        .ns
+        .ip(&["link", "set", "tg0", "down"])
+        .expect("tg0 down");
+    seg.wait_holders(VIP, &[], Duration::from_secs(10))
+        .expect("FAULT releases the VIP");
+    wait_statics(&seg, (false, false), "link down");
+    assert!(
+        seg.nodes[0].log().contains("FAULT"),
+        "{}",
+        seg.nodes[0].log()
+    );
+    // Back up: both are restored and the instance is MASTER again.
+    seg.nodes[0]
+        .ns
+        .ip(&["link", "set", "tg0", "up"])
+        .expect("tg0 up");
+    wait_statics(&seg, (true, true), "link up again");
+    seg.wait_holder(VIP, 0, Duration::from_secs(10))
+        .expect("master again");
+    assert!(
+        seg.nodes[0]
+            .log()
+            .contains("link up: static address restored"),
+        "{}",
+        seg.nodes[0].log()
+    );
+}

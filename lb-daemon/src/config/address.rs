@@ -49,6 +49,9 @@ pub struct VirtualAddress {
     pub dev: Option<String>,
     /// IPv4 address label (`ip addr … label`), e.g. `eth0:vip`.
     pub label: Option<String>,
+    /// keepalived's `track_group NAME` (static addresses only): the `[[track_group]]`
+    /// whose instances track `dev` (FAULT while it is down).
+    pub track_group: Option<String>,
 }
 
 impl VirtualAddress {
@@ -65,6 +68,9 @@ impl fmt::Display for VirtualAddress {
         }
         if let Some(label) = &self.label {
             write!(f, " label {label}")?;
+        }
+        if let Some(group) = &self.track_group {
+            write!(f, " track_group {group}")?;
         }
         Ok(())
     }
@@ -140,11 +146,13 @@ impl FromStr for VirtualAddress {
             prefix_len,
             dev: None,
             label: None,
+            track_group: None,
         };
         while let Some(option) = words.next() {
             let slot = match option {
                 "dev" => &mut vip.dev,
                 "label" => &mut vip.label,
+                "track_group" => &mut vip.track_group,
                 other => return Err(AddressError::UnsupportedOption(other.to_owned())),
             };
             let value = words
@@ -219,6 +227,10 @@ mod tests {
         assert_eq!(v.dev.as_deref(), Some("eth1"));
         assert_eq!(v.label.as_deref(), Some("eth1:vip"));
         assert_eq!(v.to_string(), "198.18.0.100/24 dev eth1 label eth1:vip");
+        assert_eq!(v.track_group, None);
+        let t = vip("192.0.2.5/24 dev eth1 track_group G1").expect("valid");
+        assert_eq!(t.track_group.as_deref(), Some("G1"));
+        assert_eq!(t.to_string(), "192.0.2.5/24 dev eth1 track_group G1");
     }
 
     #[test]

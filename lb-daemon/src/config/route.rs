@@ -8,7 +8,8 @@
 //! [rtt [lock] T] [rttvar [lock] T] [rto_min [lock] T] [reordering [lock] N] [window N]
 //! [cwnd [lock] N] [ssthresh [lock] N] [features ecn] [quickack 0|1] [congctl [lock] NAME]
 //! [fastopen_no_cookie 0|1] [realms [FROM/]TO] [expires N] [pref low|medium|high|N]
-//! [inet|inet6] [add|prepend] [no_track] [nexthop NH [nexthop NH ...]]`, where `NH` is
+//! [inet|inet6] [add|prepend] [no_track] [track_group G] [nexthop NH [nexthop NH ...]]`,
+//! where `NH` is
 //! `[via [inet|inet6] ADDR] [dev IF] [weight 1-256] [onlink] [realms [FROM/]TO]` (a
 //! multipath route; the deprecated `via A or B` is two next hops, as keepalived reads it).
 //! Times `T` are keepalived's (`get_time_rtt`): a bare number is in the kernel's unit
@@ -18,13 +19,16 @@
 //! Rules: `[from PREFIX|all] [to PREFIX|all] [not] [preference|priority|order N] [tos N]
 //! [fwmark N[/MASK]] [dev|iif IF] [oif IF] [suppress_prefixlength N]
 //! [suppress_ifgroup N] [protocol P] [realms [FROM/]TO] [tunnel-id N] [uidrange A-B]
-//! [ipproto P] [sport N[-M]] [dport N[-M]] [inet|inet6] [no_track]` and one action:
+//! [ipproto P] [sport N[-M]] [dport N[-M]] [inet|inet6] [no_track] [track_group G]` and
+//! one action:
 //! `table|lookup N`, `goto N`, `nop`, `blackhole`, `unreachable`, `prohibit` (with or
 //! without `type`) or `l3mdev`.
 //!
 //! As keepalived, what is not marked `no_track` gets protocol 18 (`keepalived`), and a rule
 //! without a preference gets one counting down from 16384 (the decoder assigns it, with a
 //! keepalived-like warning). The family is the addresses' (IPv4 when there is none).
+//! `track_group G` is read on every line; the decoder accepts it on static ones only, as
+//! keepalived does.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -116,6 +120,10 @@ pub struct IpRoute {
     pub pref: Option<u8>,
     /// `nexthop ...` (or `via A or B`): a multipath route; empty for a single path.
     pub nexthops: Vec<NextHop>,
+    /// `no_track`: keepalived neither watches nor restores the route.
+    pub no_track: bool,
+    /// `track_group G` (static routes): G's instances track `dev`.
+    pub track_group: Option<String>,
 }
 
 /// One path of a multipath route.
@@ -168,6 +176,10 @@ pub struct IpRule {
     pub ipproto: Option<u8>,
     pub sport: Option<(u16, u16)>,
     pub dport: Option<(u16, u16)>,
+    /// `no_track`: keepalived neither watches nor restores the rule.
+    pub no_track: bool,
+    /// `track_group G` (static rules): G's instances track `iif`.
+    pub track_group: Option<String>,
 }
 
 /// Why a line is refused; the message says what was expected.
@@ -201,6 +213,8 @@ pub enum RouteError {
     NoAction,
     #[error("more than one action")]
     TwoActions,
+    #[error("track_group written twice")]
+    TwoTrackGroups,
     #[error("goto {target} needs a preference below it")]
     BadGoto { target: u32 },
     #[error("`{0}` is IPv6 only")]
@@ -346,16 +360,7 @@ fn protocol(s: &str) -> Result<u8, RouteError> {
     }
 }
 
-const UNSUPPORTED_ROUTE: &[&str] = &[
-    "encap",
-    "ttl-propagate",
-    "append",
-    "track_group",
-    "vrf",
-    "as",
-];
-
-const UNSUPPORTED_RULE: &[&str] = &["track_group"];
+const UNSUPPORTED_ROUTE: &[&str] = &["encap", "ttl-propagate", "append", "vrf", "as"];
 
 /// Why a keepalived keyword is refused, in one sentence a user can act on.
 fn why_unsupported(keyword: &str) -> &'static str {
@@ -365,7 +370,6 @@ fn why_unsupported(keyword: &str) -> &'static str {
         "as" => "`as [to]` is the NAT route type removed from Linux in 2.6 (keepalived refuses it too); use nftables NAT",
         "vrf" => "a route in a VRF is a route in the VRF's table: write `table N` with the VRF's table (`ip -d link show type vrf` shows it)",
         "append" => "`append` adds a second route with the same key, which the daemon could not tell apart to remove; use the default `prepend` (or `add`)",
-        "track_group" => "a static track group makes VRRP instances track the route's or rule's interface; write `track_interface = [\"IF\"]` in those instances instead",
         _ => "remove it",
     }
 }
@@ -635,6 +639,8 @@ impl FromStr for IpRoute {
             realms: None,
             expires: None,
             pref: None,
+            no_track: false,
+            track_group: None,
         };
         let mut dst: Option<Option<Prefix>> = None;
         let mut protocol = None;
@@ -687,6 +693,7 @@ impl FromStr for IpRoute {
                 }
                 "add" | "prepend" => {}
                 "no_track" => no_track = true,
+                "track_group" => track_group(&mut r.track_group, w.value(key)?)?,
                 // keepalived's deprecated alternative gateway: the written `via` and this
                 // address become the route's two next hops.
                 "or" => {
@@ -747,6 +754,7 @@ impl FromStr for IpRoute {
             },
             len: 0,
         });
+        r.no_track = no_track;
         // keepalived (`netlink_route`): the written protocol only with no_track, else 18.
         r.protocol = match (no_track, protocol) {
             (true, Some(p)) => p,
@@ -784,6 +792,8 @@ impl FromStr for IpRule {
             ipproto: None,
             sport: None,
             dport: None,
+            no_track: false,
+            track_group: None,
         };
         let mut action = None;
         let mut protocol = None;
@@ -830,6 +840,7 @@ impl FromStr for IpRule {
                 "oif" => r.oif = Some(w.value(key)?.to_owned()),
                 "protocol" => protocol = Some(self::protocol(w.value(key)?)?),
                 "no_track" => no_track = true,
+                "track_group" => track_group(&mut r.track_group, w.value(key)?)?,
                 "type" => {
                     let v = w.value(key)?;
                     set_action(rule_type(v).ok_or_else(|| bad("rule type", v))?)?;
@@ -852,9 +863,6 @@ impl FromStr for IpRule {
                 // the kernel take `N` as `N-N`, and so does this.
                 "sport" => r.sport = Some(range("sport (N or N-M)", w.value(key)?, true)?),
                 "dport" => r.dport = Some(range("dport (N or N-M)", w.value(key)?, true)?),
-                k if UNSUPPORTED_RULE.contains(&k) => {
-                    return Err(RouteError::Unsupported(k.to_owned()))
-                }
                 k => match rule_type(k) {
                     Some(a) => set_action(a)?,
                     None => return Err(RouteError::Unknown(k.to_owned())),
@@ -874,12 +882,21 @@ impl FromStr for IpRule {
             }
         }
         r.v6 = fam.0.unwrap_or(false);
+        r.no_track = no_track;
         r.protocol = match (no_track, protocol) {
             (true, Some(p)) => p,
             (true, None) => 0,
             (false, _) => RTPROT_KEEPALIVED,
         };
         Ok(r)
+    }
+}
+
+/// `track_group G`, written once (keepalived: "track_group G is a duplicate").
+fn track_group(slot: &mut Option<String>, name: &str) -> Result<(), RouteError> {
+    match slot.replace(name.to_owned()) {
+        Some(_) => Err(RouteError::TwoTrackGroups),
+        None => Ok(()),
     }
 }
 
@@ -1140,6 +1157,24 @@ mod tests {
     }
 
     #[test]
+    fn track_group_and_no_track_are_kept() {
+        let r = route("192.0.2.0/24 via 198.18.0.1 dev eth1 track_group G1");
+        assert_eq!((r.track_group.as_deref(), r.no_track), (Some("G1"), false));
+        let r = route("192.0.2.0/24 dev eth1 no_track protocol static");
+        assert_eq!((r.track_group, r.no_track, r.protocol), (None, true, 4));
+        assert_eq!(
+            "10.0.0.0/8 track_group a track_group b".parse::<IpRoute>(),
+            Err(RouteError::TwoTrackGroups)
+        );
+        let r = rule("from 10.0.0.0/8 iif eth1 table 1 preference 5 track_group G1");
+        assert_eq!(
+            (r.track_group.as_deref(), r.iif.as_deref()),
+            (Some("G1"), Some("eth1"))
+        );
+        assert!(rule("from 10.0.0.0/8 table 1 no_track").no_track);
+    }
+
+    #[test]
     fn refused_route_keywords_say_why_and_what_to_do() {
         for (line, keyword, hint) in [
             ("10.0.0.0/8 encap mpls 100 dev eth0", "encap", "plain IP"),
@@ -1147,7 +1182,6 @@ mod tests {
             ("10.0.0.0/8 as to 1.2.3.4", "as", "nftables"),
             ("10.0.0.0/8 vrf red", "vrf", "table N"),
             ("10.0.0.0/8 append", "append", "prepend"),
-            ("10.0.0.0/8 track_group g", "track_group", "track_interface"),
         ] {
             let e = line.parse::<IpRoute>().unwrap_err();
             assert_eq!(e, RouteError::Unsupported(keyword.into()), "{line}");
@@ -1242,8 +1276,8 @@ mod tests {
                 RouteError::MixedFamilies,
             ),
             (
-                "track_group g table 1",
-                RouteError::Unsupported("track_group".into()),
+                "track_group g table 1 track_group h",
+                RouteError::TwoTrackGroups,
             ),
             ("frob table 1", RouteError::Unknown("frob".into())),
         ] {

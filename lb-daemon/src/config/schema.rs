@@ -513,6 +513,20 @@ pub struct StaticNetwork {
     pub ipaddress: Vec<VirtualAddress>,
     pub routes: Vec<IpRoute>,
     pub rules: Vec<IpRule>,
+    /// `[[track_group]]`: keepalived's static track groups, named by the `track_group G`
+    /// of static lines.
+    pub track_groups: Vec<TrackGroup>,
+}
+
+/// `[[track_group]]`: keepalived's `track_group NAME { group { VI_1 … } }`. Each member
+/// instance tracks the interface of every static address (`dev`), route (`dev`) and
+/// rule (`iif`) that names the group: FAULT while it is down (the decoder adds it to
+/// the members' `track_interface`, weight 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackGroup {
+    pub name: String,
+    /// Names of the member instances.
+    pub group: Vec<String>,
 }
 
 impl StaticNetwork {

@@ -159,13 +159,15 @@ fn full_example_loads_with_its_values() {
                 address: ip("198.18.0.100"),
                 prefix_len: 24,
                 dev: None,
-                label: None
+                label: None,
+                track_group: None,
             },
             VirtualAddress {
                 address: ip("198.18.0.101"),
                 prefix_len: 32,
                 dev: Some("eth1".into()),
-                label: Some("eth1:vip".into())
+                label: Some("eth1:vip".into()),
+                track_group: None,
             },
         ]
     );
@@ -700,7 +702,7 @@ fn virtual_address_syntax() {
     assert_eq!(e.message, "unsupported option `brd`");
     assert_eq!(
         e.hint.as_deref(),
-        Some("only `dev IFACE` and `label LABEL` may follow the address")
+        Some("only `dev IFACE`, `label LABEL` and (static addresses) `track_group NAME` may follow the address")
     );
     let e = error(&BASE.replace("198.18.0.100", "198.18.0.100/33"));
     assert_eq!(
@@ -1143,6 +1145,85 @@ fn routes_rules_and_static_network() {
     assert_eq!(e.message, "static address 192.0.2.5 has no interface");
     let e = error(&format!("{BASE}\n[static]\nstatic_routes = []\n"));
     assert!(e.hint.as_deref().unwrap().contains("`routes`"), "{e:?}");
+}
+
+#[test]
+fn static_track_groups() {
+    let second = "[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 52\nvirtual_ipaddress = [\"198.18.0.101\"]\ntrack_interface = [{ name = \"eth2\", weight = -20 }]\n";
+    let statics = "[static]\nipaddress = [\"192.0.2.5/24 dev eth1 track_group G1\", \"192.0.2.6/24 dev eth0 track_group G1\"]\nroutes = [\"10.9.0.0/16 via 192.0.2.1 dev eth2 track_group G1\", \"10.8.0.0/16 dev eth3 no_track track_group G1\", \"10.7.0.0/16 via 192.0.2.1 track_group G1\"]\nrules = [\"from 10.9.0.0/16 iif eth4 table 9 preference 9 track_group G1\"]\n";
+    let text = format!(
+        "{BASE}{second}\n[[track_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_2\"]\n\n{statics}"
+    );
+    let loaded = load(&text);
+    let c = &loaded.config;
+    assert_eq!(c.static_network.track_groups[0].group, ["VI_1", "VI_2"]);
+    assert_eq!(
+        c.static_network.routes[0].track_group.as_deref(),
+        Some("G1")
+    );
+    let tracked = |name: &str| -> Vec<(String, i32)> {
+        c.vrrp_instance(name)
+            .expect("instance")
+            .track_interface
+            .iter()
+            .map(|t| (t.name.clone(), t.weight))
+            .collect()
+    };
+    // eth0 is the instances' own interface; eth3's route is no_track; the route without
+    // `dev` tracks nothing; VI_2 keeps its own weight for eth2.
+    let zero = |n: &str| (n.to_owned(), 0);
+    assert_eq!(tracked("VI_1"), [zero("eth1"), zero("eth2"), zero("eth4")]);
+    assert_eq!(
+        tracked("VI_2"),
+        [("eth2".to_owned(), -20), zero("eth1"), zero("eth4")]
+    );
+    let mut warned: Vec<String> = loaded.warnings.iter().map(|w| w.message.clone()).collect();
+    warned.sort();
+    assert_eq!(
+        warned,
+        [
+            "track_group `G1` has no interface to track: the line has no `dev`",
+            "track_group `G1` with no_track: not tracked (keepalived does the same)",
+        ],
+        "{:#?}",
+        loaded.warnings
+    );
+
+    // Errors: an unknown group (with a suggestion), an unknown member, an empty group,
+    // a duplicate group, and track_group on an instance's own lines.
+    let group = "\n[[track_group]]\nname = \"G1\"\ngroup = [\"VI_1\"]\n";
+    let e = error(&format!(
+        "{BASE}{group}\n[static]\nroutes = [\"10.9.0.0/16 dev eth1 track_group G2\"]\n"
+    ));
+    assert_eq!(e.message, "no [[track_group]] is named `G2`");
+    assert_eq!(e.hint.as_deref(), Some("did you mean `G1`?"));
+    let e = error(&format!(
+        "{BASE}\n[[track_group]]\nname = \"G1\"\ngroup = [\"VI_9\"]\n"
+    ));
+    assert_eq!(e.message, "no vrrp_instance is named `VI_9`");
+    let e = error(&format!(
+        "{BASE}\n[[track_group]]\nname = \"G1\"\ngroup = []\n"
+    ));
+    assert_eq!(e.message, "a track group needs at least one vrrp_instance");
+    let e = error(&format!("{BASE}{group}{group}"));
+    assert_eq!(e.message, "duplicate track_group name `G1`");
+    for key in [
+        "virtual_routes",
+        "virtual_rules",
+        "virtual_ipaddress_excluded",
+    ] {
+        let line = match key {
+            "virtual_routes" => "10.9.0.0/16 dev eth1 track_group G1",
+            "virtual_rules" => "from 10.9.0.0/16 table 9 preference 9 track_group G1",
+            _ => "192.0.2.9/24 dev eth1 track_group G1",
+        };
+        let e = error(&format!("{BASE}{key} = [\"{line}\"]\n{group}"));
+        assert!(
+            e.message
+                .contains("[static] addresses, routes and rules only"),
+            "{key}: {e:?}"
+        );
+    }
 }
 
 #[test]

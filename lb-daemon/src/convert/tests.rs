@@ -292,6 +292,36 @@ fn routes_rules_and_static_blocks_convert_and_errors_point_at_the_line() {
 }
 
 #[test]
+fn static_track_groups_convert_and_are_refused_on_an_instance_s_routes() {
+    let toml = convert(&format!(
+        "track_group G1 {{\n group {{\n  VI_1\n }}\n}}\nstatic_routes {{\n 10.9.0.0/16 dev eth1 track_group G1\n}}\nstatic_ipaddress {{\n 192.0.2.5/24 dev eth1 track_group G1\n}}\n{}",
+        vi(" virtual_ipaddress {\n  10.0.0.1\n }")
+    ));
+    assert!(
+        toml.contains("[[track_group]]\nname = \"G1\"\ngroup = [\"VI_1\"]"),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("routes = [\"10.9.0.0/16 dev eth1 track_group G1\"]")
+            && toml.contains("ipaddress = [\"192.0.2.5/24 dev eth1 track_group G1\"]"),
+        "{toml}"
+    );
+    // keepalived: "unknown route keyword track_group" on an instance's route.
+    let bad = errors(&vi(
+        " virtual_routes {\n  10.1.0.0/16 dev eth1 track_group G1\n }",
+    ));
+    assert_eq!(bad[0].line, 5, "{bad:?}");
+    assert!(
+        bad[0]
+            .message
+            .contains("static_routes and static_rules only"),
+        "{bad:?}"
+    );
+    let bad = errors("track_group G1 {\n}\n");
+    assert!(bad[0].message.contains("lists no instance"), "{bad:?}");
+}
+
+#[test]
 fn ping_check_converts_and_drops_its_port() {
     let text = "virtual_server 10.0.0.1 80 {\n lb_kind DR\n real_server 10.0.0.2 80 {\n  \
                 PING_CHECK {\n   connect_ip 10.0.0.3\n   connect_port 80\n   retry 2\n   \

@@ -3,11 +3,16 @@
 //! and the `[static]` addresses, routes and rules (added at start, removed at a graceful
 //! stop), as keepalived 2.2.7 does (`vrrp_handle_iproutes`, `vrrp_handle_iprules`,
 //! `vrrp_daemon.c`). Failures are logged and never stop VRRP (keepalived logs them too).
+//! A static address or route whose interface comes (back) up is added again
+//! (keepalived's `static_track_group_reinstate_config`): the kernel drops a downed
+//! link's IPv4 routes and IPv6 addresses.
 
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::vip::{Vip, VipManager};
 use crate::config::{IpRoute, IpRule, StaticNetwork};
+use crate::net::link_watch::LinkStates;
 use crate::net::route;
 
 /// Adds `routes` then `rules` (a rule may point at a table the routes fill).
@@ -102,4 +107,109 @@ pub async fn apply_static(
         &missing(&new.rules, &old.rules),
     )
     .await;
+}
+
+/// The static addresses and routes to add again when links change from `before` to
+/// `after` (pure): those whose `dev` was down or absent and is up now. Routes marked
+/// `no_track` are left alone, as keepalived leaves them; rules outlive their links.
+pub fn reinstated(
+    statics: &StaticNetwork,
+    before: &LinkStates,
+    after: &LinkStates,
+) -> (Vec<Vip>, Vec<IpRoute>) {
+    let came_up = |dev: Option<&str>| {
+        dev.is_some_and(|d| after.get(d) == Some(&true) && before.get(d) != Some(&true))
+    };
+    let vips = static_vips(statics)
+        .into_iter()
+        .filter(|v| came_up(Some(&v.dev)))
+        .collect();
+    let routes = statics
+        .routes
+        .iter()
+        .filter(|r| !r.no_track && came_up(r.dev.as_deref()))
+        .cloned()
+        .collect();
+    (vips, routes)
+}
+
+/// Adds static addresses, then routes, again each time their interface comes up, until
+/// `links` closes. `statics`: the `[static]` configuration in force (reloads change it;
+/// empty once the daemon stops).
+pub async fn reinstate_on_link_up(
+    mut links: watch::Receiver<LinkStates>,
+    statics: watch::Receiver<StaticNetwork>,
+    vips: VipManager,
+) {
+    let mut before = links.borrow_and_update().clone();
+    while links.changed().await.is_ok() {
+        let after = links.borrow_and_update().clone();
+        let (addresses, routes) = reinstated(&statics.borrow(), &before, &after);
+        before = after;
+        for v in addresses {
+            match vips.add(&v).await {
+                Ok(()) => info!(address = %v, "link up: static address restored"),
+                Err(e) => warn!(error = %e, "link up: restoring a static address failed"),
+            }
+        }
+        install(vips.handle(), "static (link up)", &routes, &[]).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statics(addresses: &[&str], routes: &[&str]) -> StaticNetwork {
+        StaticNetwork {
+            ipaddress: addresses
+                .iter()
+                .map(|a| a.parse().expect("address"))
+                .collect(),
+            routes: routes.iter().map(|r| r.parse().expect("route")).collect(),
+            ..StaticNetwork::default()
+        }
+    }
+
+    fn links(states: &[(&str, bool)]) -> LinkStates {
+        states
+            .iter()
+            .map(|(n, up)| ((*n).to_owned(), *up))
+            .collect()
+    }
+
+    #[test]
+    fn what_a_link_coming_up_brings_back() {
+        let s = statics(
+            &["2001:db8:5::1/64 dev eth1", "192.0.2.5/24 dev eth2"],
+            &[
+                "10.1.0.0/16 via 192.0.2.1 dev eth1",
+                "10.2.0.0/16 dev eth1 no_track",
+                "10.3.0.0/16 via 198.18.0.1",
+                "10.4.0.0/16 dev eth2",
+            ],
+        );
+        let text = |(v, r): (Vec<Vip>, Vec<IpRoute>)| {
+            (
+                v.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+                r.iter().map(|r| r.text.clone()).collect::<Vec<_>>(),
+            )
+        };
+        // eth1 down -> up: its address and tracked route, not the no_track one nor
+        // the route without `dev`; eth2 stayed up: nothing of it.
+        let before = links(&[("eth1", false), ("eth2", true)]);
+        let after = links(&[("eth1", true), ("eth2", true)]);
+        let (v, r) = text(reinstated(&s, &before, &after));
+        assert_eq!(v.len(), 1);
+        assert!(v[0].starts_with("2001:db8:5::1/64"), "{v:?}");
+        assert_eq!(r, vec!["10.1.0.0/16 via 192.0.2.1 dev eth1".to_string()]);
+        // A link that appears (created after the start) counts as coming up.
+        let (v, r) = text(reinstated(&s, &links(&[("eth1", true)]), &after));
+        assert_eq!((v.len(), r), (1, vec!["10.4.0.0/16 dev eth2".to_string()]));
+        // Going down, or staying up, brings nothing.
+        let (v, r) = text(reinstated(&s, &after, &before));
+        assert!(v.is_empty() && r.is_empty());
+        let (v, r) = text(reinstated(&s, &after, &after));
+        assert!(v.is_empty() && r.is_empty());
+    }
 }

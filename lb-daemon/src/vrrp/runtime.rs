@@ -71,6 +71,9 @@ pub struct Vrrp {
     bfd: watch::Receiver<crate::bfd::session::Snapshot>,
     /// Which links are up, from link events (None: not available, /sys is polled).
     links: Option<watch::Receiver<LinkStates>>,
+    /// The `[static]` configuration in force, for the task that restores static
+    /// addresses and routes when their link comes up.
+    statics_now: watch::Sender<config::StaticNetwork>,
 }
 
 impl Vrrp {
@@ -99,10 +102,24 @@ impl Vrrp {
             &config.static_network,
         )
         .await;
+        let links = link_watch::start().await;
+        let (statics_now, statics_rx) = watch::channel(config.static_network.clone());
+        let mut tasks = Vec::new();
+        match &links {
+            Some(rx) => tasks.push(tokio::spawn(routes::reinstate_on_link_up(
+                rx.clone(),
+                statics_rx,
+                statics.clone(),
+            ))),
+            None if !config.static_network.is_empty() => {
+                warn!("no link events: static addresses and routes are not restored when their link comes back up")
+            }
+            None => {}
+        }
         let mut vrrp = Vrrp {
             instances: Vec::new(),
             tracking: HashMap::new(),
-            tasks: Vec::new(),
+            tasks,
             script_tasks,
             scripts,
             reports,
@@ -115,7 +132,8 @@ impl Vrrp {
             vmacs: HashMap::new(),
             sync_control,
             bfd,
-            links: link_watch::start().await,
+            links,
+            statics_now,
         };
         for inst in &config.vrrp_instances {
             vrrp.start_instance(inst, &neigh, adopt_masters.contains(&inst.name))
@@ -323,6 +341,7 @@ impl Vrrp {
             .collect();
         if new.static_network != old.static_network {
             info!("reload: applying the [static] changes");
+            self.statics_now.send_replace(new.static_network.clone());
             routes::apply_static(
                 self.statics.handle(),
                 &self.statics,
@@ -473,6 +492,9 @@ impl Vrrp {
         for name in names {
             self.remove_vmac(&name).await;
         }
+        // Nothing is restored any more: the static state goes now.
+        self.statics_now
+            .send_replace(config::StaticNetwork::default());
         routes::apply_static(
             self.statics.handle(),
             &self.statics,
@@ -1239,6 +1261,7 @@ mod tests {
             sync_control: mpsc::unbounded_channel().0,
             bfd: watch::channel(Default::default()).1,
             links: None,
+            statics_now: watch::channel(Default::default()).0,
         };
         let kept = vrrp.script_tasks["b"].id();
         let new = config("false", "true", "");

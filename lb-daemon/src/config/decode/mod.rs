@@ -13,6 +13,7 @@ mod instance;
 mod script;
 mod static_network;
 mod sync_group;
+mod track_group;
 mod track_process;
 mod virtual_server;
 
@@ -94,8 +95,23 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
         None => Global::default(),
     };
 
+    let mut track_group_facts = Vec::new();
+    let mut track_groups = Vec::new();
+    for table in sections(d, &mut top, "track_group") {
+        let (group, facts) = track_group::decode(d, table);
+        track_group_facts.push(facts);
+        track_groups.extend(group);
+    }
+    let track_group_names: Vec<Named> = track_group_facts
+        .iter()
+        .filter_map(|g| g.name.clone())
+        .collect();
+    validate::unique_names(d, "track_group", &track_group_names);
     let mut static_network = match top.get(d, "static").and_then(|f| f.table(d)) {
-        Some(table) => static_network::decode(d, table),
+        Some(table) => {
+            let names: Vec<&str> = track_group_names.iter().map(|n| n.name.as_str()).collect();
+            static_network::decode(d, table, &names)
+        }
         None => StaticNetwork::default(),
     };
 
@@ -162,6 +178,13 @@ pub(crate) fn document(d: &mut Decoder<'_>, root: &Spanned<DeTable<'_>>) -> Deco
         instances.extend(instance);
     }
     validate::instances(d, &instance_facts);
+    let instance_names: Vec<&str> = instance_facts
+        .iter()
+        .filter_map(|i| i.name.as_ref().map(|n| n.name.as_str()))
+        .collect();
+    track_group::validate(d, &track_group_facts, &instance_names);
+    static_network.track_groups = track_groups;
+    track_group::track_interfaces(&static_network, &mut instances);
 
     let mut group_facts = Vec::new();
     let mut groups = Vec::new();

@@ -18,23 +18,7 @@ pub(super) fn decode(
 ) -> (Option<VrrpSyncGroup>, GroupFacts) {
     let errors_before = d.error_count();
     let name = name(d, &mut t);
-    let mut members = Vec::new();
-    if let Some(field) = t.required(d, "group") {
-        for item in field.array(d).unwrap_or_default() {
-            if let Some(member) = item.string(d) {
-                members.push(Named {
-                    name: member,
-                    path: item.path().clone(),
-                    span: item.span(),
-                });
-            }
-        }
-        if field.array_len() == Some(0) {
-            field
-                .error(d, "a sync group needs at least one vrrp_instance")
-                .hint("list instance names, e.g. group = [\"VI_1\", \"VI_2\"]");
-        }
-    }
+    let members = members(d, &mut t, "a sync group");
     let notify = notify(d, &mut t);
     let arbiter = t
         .get(d, "arbiter")
@@ -59,6 +43,28 @@ pub(super) fn decode(
         _ => None,
     };
     (typed, GroupFacts { name, members })
+}
+
+/// The required `group = ["VI_1", …]` of a sync or track group (`what`), at least one.
+pub(super) fn members(d: &mut Decoder<'_>, t: &mut Table<'_, '_>, what: &str) -> Vec<Named> {
+    let mut members = Vec::new();
+    if let Some(field) = t.required(d, "group") {
+        for item in field.array(d).unwrap_or_default() {
+            if let Some(member) = item.string(d) {
+                members.push(Named {
+                    name: member,
+                    path: item.path().clone(),
+                    span: item.span(),
+                });
+            }
+        }
+        if field.array_len() == Some(0) {
+            field
+                .error(d, format!("{what} needs at least one vrrp_instance"))
+                .hint("list instance names, e.g. group = [\"VI_1\", \"VI_2\"]");
+        }
+    }
+    members
 }
 
 /// keepalived applies a sync group's `track_bfd` to every member: each member gets the

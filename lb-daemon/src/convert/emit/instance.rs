@@ -426,6 +426,11 @@ pub(super) fn virtual_address(
                 Some(value) => kept.push(format!("{} {}", option.text, value.text)),
                 None => missing_value(ctx, option, context),
             },
+            // keepalived reads it on static addresses only (elsewhere: ignored, logged).
+            "track_group" if context == "static_ipaddress" => match words.next() {
+                Some(value) => kept.push(format!("{} {}", option.text, value.text)),
+                None => missing_value(ctx, option, context),
+            },
             "brd" | "broadcast" | "scope" | "preferred_lft" | "metric" | "track_group" => {
                 if words.next().is_none() {
                     missing_value(ctx, option, context);

@@ -15,6 +15,7 @@ mod script;
 mod server_group;
 mod sync;
 mod sync_group;
+mod track_group;
 mod virtual_server;
 
 use std::collections::{HashMap, HashSet};
@@ -173,6 +174,7 @@ pub(crate) fn document(stmts: &[Stmt], d: &mut Diags, header: &[String]) -> Rend
             "bfd_instance" => sections.extend(bfd::convert(&mut ctx, stmt)),
             "vrrp_instance" => sections.extend(instance::convert(&mut ctx, stmt)),
             "vrrp_sync_group" => sections.extend(sync_group::convert(&mut ctx, stmt)),
+            "track_group" => sections.extend(track_group::convert(&mut ctx, stmt)),
             "virtual_server" => sections.extend(virtual_server::convert(&mut ctx, stmt)),
             _ => top_level_other(&mut ctx, &mut global, stmt),
         }
@@ -268,6 +270,7 @@ const TOP_KNOWN: &[&str] = &[
     "bfd_instance",
     "vrrp_instance",
     "vrrp_sync_group",
+    "track_group",
     "virtual_server",
 ];
 

@@ -19,15 +19,25 @@ pub(super) fn lines(ctx: &mut Ctx<'_>, block: &Stmt, context: &str, rules: bool)
         let text = text.join(" ");
         let checked = if rules {
             text.parse::<IpRule>()
-                .map(|_| ())
+                .map(|r| r.track_group)
                 .map_err(|e| (e, RULE_HINT))
         } else {
             text.parse::<IpRoute>()
-                .map(|_| ())
+                .map(|r| r.track_group)
                 .map_err(|e| (e, ROUTE_HINT))
         };
         match checked {
-            Ok(()) => out.push(Value::Str(text)),
+            // keepalived reads `track_group` on static lines only ("unknown route keyword").
+            Ok(Some(_)) if !context.starts_with("static_") => ctx.d.error(
+                line.pos(),
+                context,
+                format!("`{text}`: track_group is for static_routes and static_rules only"),
+                Some(
+                    "move the line to static_routes / static_rules, or remove `track_group NAME`"
+                        .into(),
+                ),
+            ),
+            Ok(_) => out.push(Value::Str(text)),
             Err((e, hint)) => {
                 let what = if rules { "rule" } else { "route" };
                 ctx.d.error(

@@ -48,6 +48,20 @@ const RULES: &[(&str, Rule)] = &[
     ),
 ];
 
+/// `group { VI_1 VI_2 }` → `group = ["VI_1", "VI_2"]` (sync and track groups).
+pub(super) fn group(ctx: &mut Ctx<'_>, s: &mut Section, entry: &Stmt, context: &str) {
+    if ctx.needs_block(entry, context) {
+        // keepalived reads the members as words, several per line allowed.
+        let members = entry
+            .body()
+            .iter()
+            .flat_map(|line| line.words.iter())
+            .map(|w| Value::str(&w.text))
+            .collect();
+        s.set("group", Value::Array(members), entry.pos());
+    }
+}
+
 pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
     let name = block_name(ctx, stmt)?;
     let context = format!("vrrp_sync_group {name}");
@@ -56,18 +70,7 @@ pub(super) fn convert(ctx: &mut Ctx<'_>, stmt: &Stmt) -> Option<Section> {
     for entry in stmt.body() {
         let kw = entry.keyword();
         match kw {
-            "group" => {
-                if ctx.needs_block(entry, &context) {
-                    // keepalived reads the members as words, several per line allowed.
-                    let members = entry
-                        .body()
-                        .iter()
-                        .flat_map(|line| line.words.iter())
-                        .map(|w| Value::str(&w.text))
-                        .collect();
-                    s.set("group", Value::Array(members), entry.pos());
-                }
-            }
+            "group" => group(ctx, &mut s, entry, &context),
             "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
                 if let Some(v) = Args::new(entry, &context).command(ctx.d) {
                     s.set(kw, v, entry.pos());

@@ -10,6 +10,29 @@ const AUTH_TYPES: &[(&str, AuthType)] = &[("PASS", AuthType::Pass), ("AH", AuthT
 
 /// One `virtual_ipaddress` string, in keepalived's syntax.
 pub(crate) fn virtual_address(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<VirtualAddress> {
+    let a = any_address(d, f)?;
+    not_static(d, f, &a.track_group).then_some(a)
+}
+
+/// One `[static] ipaddress` string: [`virtual_address`] that may name a track group.
+pub(crate) fn static_address(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<VirtualAddress> {
+    any_address(d, f)
+}
+
+/// `track_group` on an instance's line: keepalived reads it on static lines only.
+fn not_static(d: &mut Decoder<'_>, f: &Field<'_, '_>, group: &Option<String>) -> bool {
+    if group.is_none() {
+        return true;
+    }
+    f.error(
+        d,
+        "track_group is for [static] addresses, routes and rules only (as in keepalived)",
+    )
+    .hint("move the line to [static], or remove `track_group NAME`");
+    false
+}
+
+fn any_address(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<VirtualAddress> {
     let text = f.str(d)?;
     let error = match text.parse::<VirtualAddress>() {
         Ok(vip) => return Some(vip),
@@ -17,7 +40,7 @@ pub(crate) fn virtual_address(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<
     };
     let hint = match error {
         AddressError::UnsupportedOption(_) => {
-            "only `dev IFACE` and `label LABEL` may follow the address"
+            "only `dev IFACE`, `label LABEL` and (static addresses) `track_group NAME` may follow the address"
         }
         AddressError::BadInterface(_) => {
             "interface names have 1 to 15 characters, without `/`, `:` or spaces"
@@ -60,8 +83,20 @@ pub(super) fn authentication(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<A
     })
 }
 
-/// One `virtual_routes` / `static_routes` string, in keepalived's (`ip route`) syntax.
+/// One `virtual_routes` string, in keepalived's (`ip route`) syntax.
 pub(crate) fn route(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<IpRoute> {
+    let r = static_route(d, f)?;
+    not_static(d, f, &r.track_group).then_some(r)
+}
+
+/// One `virtual_rules` string, in keepalived's (`ip rule`) syntax.
+pub(crate) fn rule(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<IpRule> {
+    let r = static_rule(d, f)?;
+    not_static(d, f, &r.track_group).then_some(r)
+}
+
+/// One `[static] routes` string (may name a track group).
+pub(crate) fn static_route(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<IpRoute> {
     let text = f.str(d)?;
     match text.parse::<IpRoute>() {
         Ok(r) => Some(r),
@@ -74,8 +109,8 @@ pub(crate) fn route(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<IpRoute> {
     }
 }
 
-/// One `virtual_rules` / `static_rules` string, in keepalived's (`ip rule`) syntax.
-pub(crate) fn rule(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<IpRule> {
+/// One `[static] rules` string (may name a track group).
+pub(crate) fn static_rule(d: &mut Decoder<'_>, f: &Field<'_, '_>) -> Option<IpRule> {
     let text = f.str(d)?;
     match text.parse::<IpRule>() {
         Ok(r) => {
