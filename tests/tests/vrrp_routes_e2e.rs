@@ -133,7 +133,8 @@ fn routes_rules_and_excluded_addresses_follow_the_state_and_static_ones_the_daem
 
 /// keepalived's static track group: the instance tracks the interface of the static
 /// lines naming the group (FAULT while it is down), and a static address or route whose
-/// link comes back up is added again (the kernel dropped them with the link).
+/// link comes back up is added again (the kernel dropped them with the link), as is a
+/// static route deleted by hand.
 #[test]
 fn static_track_group_puts_the_instance_in_fault_and_restores_the_static_lines() {
     let mut seg = Segment::new(1).expect("segment");
@@ -173,6 +174,19 @@ fn static_track_group_puts_the_instance_in_fault_and_restores_the_static_lines()
         }
     };
     wait_statics(&seg, (true, true), "at start");
+    // Deleted by hand while its link is up: restored at once (keepalived too).
+    seg.nodes[0]
+        .ns
+        .ip(&["route", "del", "10.220.0.0/16"])
+        .expect("delete the static route");
+    wait_statics(&seg, (true, true), "route deleted by hand");
+    assert!(
+        seg.nodes[0]
+            .log()
+            .contains("a static route was deleted: restoring it"),
+        "{}",
+        seg.nodes[0].log()
+    );
     // The tracked link goes down: the kernel drops the route and the IPv6 address, the
     // instance goes to FAULT and gives up the VIP.
     seg.nodes[0]

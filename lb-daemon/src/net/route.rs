@@ -72,6 +72,42 @@ fn route_metric(m: &Metric) -> RouteMetric {
     }
 }
 
+/// Whether the kernel's route `m` is the configured route `r` (pure), by what tells
+/// routes apart in the kernel as keepalived compares them (`route_is_ours`): family,
+/// table, destination, TOS, metric, and the protocol the daemon wrote.
+pub fn is_route(r: &IpRoute, m: &RouteMessage) -> bool {
+    let h = &m.header;
+    let table = m
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(h.table));
+    let dst = m.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(d) => Some(d.clone()),
+        _ => None,
+    });
+    // The kernel's metric when none is written: 0 for IPv4, 1024 for IPv6.
+    let metric = m
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Priority(p) => Some(*p),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let default_metric = if r.v6 { 1024 } else { 0 };
+    h.address_family == family(r.v6)
+        && h.destination_prefix_length == r.dst.len
+        && u8::from(h.protocol) == r.protocol
+        && h.tos == r.tos.unwrap_or(0)
+        && table == r.table.unwrap_or(u32::from(RouteHeader::RT_TABLE_MAIN))
+        && metric == r.metric.unwrap_or(default_metric)
+        && (r.dst.len == 0 || dst == Some(RouteAddress::from(r.dst.addr)))
+}
+
 /// The interface indexes a route names: its `dev`, and each next hop's.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Oifs {
@@ -364,6 +400,41 @@ pub async fn remove_rule(handle: &rtnetlink::Handle, r: &IpRule) -> Result<(), R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kernel_route_is_told_apart_by_table_destination_metric_and_protocol() {
+        let r: IpRoute = "10.1.0.0/16 via 192.168.1.1 table 1000 metric 7"
+            .parse()
+            .unwrap();
+        let ours = route_message(&r, &Oifs::default(), false);
+        assert!(is_route(&r, &ours));
+        let other = |line: &str| {
+            let o: IpRoute = line.parse().unwrap();
+            route_message(&o, &Oifs::default(), false)
+        };
+        assert!(is_route(
+            &r,
+            &other("10.1.0.0/16 via 192.168.9.9 table 1000 metric 7")
+        ));
+        for line in [
+            "10.2.0.0/16 via 192.168.1.1 table 1000 metric 7",
+            "10.1.0.0/24 via 192.168.1.1 table 1000 metric 7",
+            "10.1.0.0/16 via 192.168.1.1 table 1001 metric 7",
+            "10.1.0.0/16 via 192.168.1.1 table 1000 metric 8",
+            "10.1.0.0/16 via 192.168.1.1 table 1000 metric 7 protocol static no_track",
+        ] {
+            assert!(!is_route(&r, &other(line)), "{line}");
+        }
+        // IPv6 without a metric: the kernel reports its default, 1024.
+        let v6: IpRoute = "2001:db8:1::/48 dev eth0".parse().unwrap();
+        let mut m = route_message(&v6, &Oifs::default(), false);
+        assert!(!is_route(&v6, &m));
+        m.attributes.push(RouteAttribute::Priority(1024));
+        assert!(is_route(&v6, &m));
+        // A default route has no destination attribute.
+        let d: IpRoute = "default via 192.168.1.1 table 5".parse().unwrap();
+        assert!(is_route(&d, &route_message(&d, &Oifs::default(), false)));
+    }
 
     #[test]
     fn route_messages_carry_every_written_field() {

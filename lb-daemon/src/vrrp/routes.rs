@@ -5,8 +5,13 @@
 //! `vrrp_daemon.c`). Failures are logged and never stop VRRP (keepalived logs them too).
 //! A static address or route whose interface comes (back) up is added again
 //! (keepalived's `static_track_group_reinstate_config`): the kernel drops a downed
-//! link's IPv4 routes and IPv6 addresses.
+//! link's IPv4 routes and IPv6 addresses; a static route deleted while its link is up
+//! is added again too ([`keep_statics`]).
 
+use futures::StreamExt;
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::{route::RouteMessage, RouteNetlinkMessage};
+use rtnetlink::MulticastGroup;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -133,26 +138,107 @@ pub fn reinstated(
     (vips, routes)
 }
 
-/// Adds static addresses, then routes, again each time their interface comes up, until
-/// `links` closes. `statics`: the `[static]` configuration in force (reloads change it;
-/// empty once the daemon stops).
-pub async fn reinstate_on_link_up(
+/// How long a deleted static route waits for its link's event before being restored.
+const LINK_EVENT_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Keeps the static addresses and routes in place, as keepalived does, until `links`
+/// closes: adds them again each time their interface comes up (addresses first), and
+/// adds a static route again when it is deleted while its interface stays up
+/// (keepalived's `reinstate_static_route` on RTM_DELROUTE). `statics`: the `[static]`
+/// configuration in force (reloads change it; empty once the daemon stops, so its own
+/// removals are not undone).
+pub async fn keep_statics(
     mut links: watch::Receiver<LinkStates>,
     statics: watch::Receiver<StaticNetwork>,
     vips: VipManager,
 ) {
+    let mut deletions = route_events();
     let mut before = links.borrow_and_update().clone();
-    while links.changed().await.is_ok() {
-        let after = links.borrow_and_update().clone();
-        let (addresses, routes) = reinstated(&statics.borrow(), &before, &after);
-        before = after;
-        for v in addresses {
-            match vips.add(&v).await {
-                Ok(()) => info!(address = %v, "link up: static address restored"),
-                Err(e) => warn!(error = %e, "link up: restoring a static address failed"),
+    loop {
+        tokio::select! {
+            changed = links.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let after = links.borrow_and_update().clone();
+                let (addresses, routes) = reinstated(&statics.borrow(), &before, &after);
+                before = after;
+                for v in addresses {
+                    match vips.add(&v).await {
+                        Ok(()) => info!(address = %v, "link up: static address restored"),
+                        Err(e) => warn!(error = %e, "link up: restoring a static address failed"),
+                    }
+                }
+                install(vips.handle(), "static (link up)", &routes, &[]).await;
+            }
+            Some(deleted) = next_deleted(&mut deletions) => {
+                if deleted_statics(&statics.borrow(), &deleted, &before).is_empty() {
+                    continue;
+                }
+                // A link going down deletes its IPv6 routes before its link event comes:
+                // the link's state is read again a moment later, so those wait for it.
+                tokio::time::sleep(LINK_EVENT_GRACE).await;
+                let now = links.borrow().clone();
+                let routes = deleted_statics(&statics.borrow(), &deleted, &now);
+                for r in &routes {
+                    info!(route = %r, "a static route was deleted: restoring it");
+                }
+                install(vips.handle(), "static (deleted)", &routes, &[]).await;
             }
         }
-        install(vips.handle(), "static (link up)", &routes, &[]).await;
+    }
+}
+
+/// The static routes `deleted` was (pure): not `no_track`, with their `dev` up (a route
+/// the kernel dropped with its link comes back with the link).
+pub fn deleted_statics(
+    statics: &StaticNetwork,
+    deleted: &RouteMessage,
+    links: &LinkStates,
+) -> Vec<IpRoute> {
+    statics
+        .routes
+        .iter()
+        .filter(|r| !r.no_track && route::is_route(r, deleted))
+        .filter(|r| r.dev.as_deref().is_none_or(|d| links.get(d) == Some(&true)))
+        .cloned()
+        .collect()
+}
+
+type RouteEvents = futures::channel::mpsc::UnboundedReceiver<(
+    NetlinkMessage<RouteNetlinkMessage>,
+    netlink_sys::SocketAddr,
+)>;
+
+/// Route events (both families), or `None` (logged) when they cannot be subscribed to.
+fn route_events() -> Option<RouteEvents> {
+    let groups = [MulticastGroup::Ipv4Route, MulticastGroup::Ipv6Route];
+    match rtnetlink::new_multicast_connection(&groups) {
+        Ok((connection, _handle, events)) => {
+            tokio::spawn(connection);
+            Some(events)
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot watch route deletions: a deleted static route is not restored");
+            None
+        }
+    }
+}
+
+/// The next deleted route; never resolves without events.
+async fn next_deleted(events: &mut Option<RouteEvents>) -> Option<RouteMessage> {
+    let Some(rx) = events else {
+        return std::future::pending().await;
+    };
+    loop {
+        let Some((msg, _)) = rx.next().await else {
+            warn!("the route-event socket closed: deleted static routes are no longer restored");
+            *events = None;
+            return std::future::pending().await;
+        };
+        if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(m)) = msg.payload {
+            return Some(m);
+        }
     }
 }
 
@@ -176,6 +262,48 @@ mod tests {
             .iter()
             .map(|(n, up)| ((*n).to_owned(), *up))
             .collect()
+    }
+
+    #[test]
+    fn a_deleted_static_route_comes_back_while_its_link_is_up() {
+        let s = statics(
+            &[],
+            &[
+                "10.1.0.0/16 via 192.0.2.1 dev eth1",
+                "10.2.0.0/16 dev eth1 no_track",
+                "10.3.0.0/16 via 198.18.0.1",
+            ],
+        );
+        let deleted = |line: &str| {
+            let r: IpRoute = line.parse().expect("route");
+            route::route_message(&r, &route::Oifs::default(), false)
+        };
+        let texts =
+            |routes: Vec<IpRoute>| -> Vec<String> { routes.into_iter().map(|r| r.text).collect() };
+        let up = links(&[("eth1", true)]);
+        assert_eq!(
+            texts(deleted_statics(
+                &s,
+                &deleted("10.1.0.0/16 via 192.0.2.1 dev eth1"),
+                &up
+            )),
+            ["10.1.0.0/16 via 192.0.2.1 dev eth1"]
+        );
+        assert_eq!(
+            texts(deleted_statics(
+                &s,
+                &deleted("10.3.0.0/16 via 198.18.0.1"),
+                &up
+            )),
+            ["10.3.0.0/16 via 198.18.0.1"]
+        );
+        // Its link down (the kernel dropped it with the link), no_track, not ours.
+        let down = links(&[("eth1", false)]);
+        assert!(
+            deleted_statics(&s, &deleted("10.1.0.0/16 via 192.0.2.1 dev eth1"), &down).is_empty()
+        );
+        assert!(deleted_statics(&s, &deleted("10.2.0.0/16 dev eth1 no_track"), &up).is_empty());
+        assert!(deleted_statics(&s, &deleted("10.9.0.0/16 dev eth1"), &up).is_empty());
     }
 
     #[test]

@@ -106,7 +106,7 @@ impl Vrrp {
         let (statics_now, statics_rx) = watch::channel(config.static_network.clone());
         let mut tasks = Vec::new();
         match &links {
-            Some(rx) => tasks.push(tokio::spawn(routes::reinstate_on_link_up(
+            Some(rx) => tasks.push(tokio::spawn(routes::keep_statics(
                 rx.clone(),
                 statics_rx,
                 statics.clone(),

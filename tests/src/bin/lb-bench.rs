@@ -11,7 +11,8 @@ use clap::Parser;
 struct Args {
     /// What to measure: datapath, failover, health, master-to-forwarding, scaleout, sync; or
     /// `plot` to redraw the charts from the tables already in the file; `split-brain`
-    /// prints failover's split-brain rows without writing anything
+    /// prints failover's split-brain rows without writing anything; `idle-backup` its
+    /// idle-backup CPU rows
     what: String,
     /// Markdown file to update (its section for this benchmark is replaced).
     #[arg(long, default_value = "docs/benchmarks.md")]
@@ -31,6 +32,11 @@ fn main() -> Result<()> {
     let args = Args::parse();
     if args.what == "plot" {
         return plot(&args.output);
+    }
+    if args.what == "idle-backup" {
+        // Only the idle-backup CPU rows of `failover`, printed (not written).
+        println!("{}", lb_tests::bench::failover::idle_rows()?);
+        return Ok(());
     }
     if args.what == "split-brain" {
         // Only the split-brain rows of `failover`, printed (not written): to measure them
