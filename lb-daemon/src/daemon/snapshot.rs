@@ -207,6 +207,10 @@ pub struct BackendSnapshot {
     /// recently seen, IPVS's ActiveConn); `None` when the plane does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<u64>,
+    /// Its own forwarding method where it differs from the service's (a real's
+    /// `lb_kind` / keepalived's per-real `lvs_method`, on IPVS); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb_kind: Option<String>,
 }
 
 /// Health-check counters (`lb_healthcheck_duration_seconds` histogram and totals).

@@ -280,8 +280,14 @@ fn service(v: &ServiceSnapshot) -> String {
         "BYTES",
     ])];
     for b in &v.backends {
+        // A real with its own method (IPVS) says so: `10.0.0.2:80 (NAT)`.
+        let own = b
+            .lb_kind
+            .as_ref()
+            .map(|k| format!(" ({k})"))
+            .unwrap_or_default();
         rows.push(vec![
-            host_port(&b.address, b.port),
+            format!("{}{own}", host_port(&b.address, b.port)),
             b.weight.to_string(),
             if b.healthy { "yes" } else { "no" }.into(),
             b.last_check.clone().unwrap_or_else(|| "-".into()),
@@ -388,6 +394,7 @@ mod tests {
                             packets: 600,
                             bytes: 40_000,
                             connections: Some(12),
+                            lb_kind: None,
                         },
                         BackendSnapshot {
                             address: "10.0.1.22".into(),
@@ -398,6 +405,7 @@ mod tests {
                             packets: 4,
                             bytes: 240,
                             connections: None,
+                            lb_kind: Some("NAT".into()),
                         },
                     ],
                 },
@@ -442,9 +450,9 @@ VI_1       MASTER  90/100    10.0.0.1  3m12s ago (master down timer)
 VI_BACKUP  BACKUP  100/100   -         -
 
 10.0.0.10:80/TCP  DR  quorum up  packets 1000  bytes 64000
-  BACKEND         WEIGHT  HEALTHY  LAST CHECK  CONNS  PACKETS  BYTES
-  10.0.1.1:8080        3  yes      connected      12      600  40000
-  10.0.1.22:8080     100  no       status 503      -        4    240
+  BACKEND               WEIGHT  HEALTHY  LAST CHECK  CONNS  PACKETS  BYTES
+  10.0.1.1:8080              3  yes      connected      12      600  40000
+  10.0.1.22:8080 (NAT)     100  no       status 503      -        4    240
 
 [2001:db8::10]:53/UDP  TUN  quorum down  packets 0  bytes 0
   no backends

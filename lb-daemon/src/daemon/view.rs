@@ -27,6 +27,32 @@ use crate::{
     vrrp::instance::InstanceStatus,
 };
 
+/// Forwarding methods as status shows them: each service's (`DR`, `TUN`, `NAT`), and
+/// a real's own where it differs from its service's (keepalived's per-real
+/// `lvs_method`, which the IPVS plane implements).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct LbKinds {
+    services: HashMap<dataplane::ServiceId, String>,
+    reals: HashMap<(dataplane::ServiceId, IpAddr, u16), String>,
+}
+
+impl LbKinds {
+    fn of(config: &Config) -> LbKinds {
+        let name = |k: &crate::config::LbKind| format!("{k:?}").to_uppercase();
+        let mut kinds = LbKinds::default();
+        for vs in &config.virtual_servers {
+            let id = dataplane::from_config::service_id(vs);
+            kinds.services.insert(id, name(&vs.lb_kind));
+            for r in vs.real_servers.iter().filter(|r| r.lb_kind != vs.lb_kind) {
+                kinds
+                    .reals
+                    .insert((id, r.address, r.port), name(&r.lb_kind));
+            }
+        }
+        kinds
+    }
+}
+
 /// The data plane's side, as last fetched.
 #[derive(Default)]
 struct DataplaneView {
@@ -39,7 +65,8 @@ struct DataplaneView {
 pub struct View {
     router_id: String,
     dataplane: String,
-    lb_kinds: HashMap<(IpAddr, u16), String>,
+    /// Each service's forwarding method, and the reals' own where it differs (IPVS).
+    lb_kinds: Arc<LbKinds>,
     instances: Vec<watch::Receiver<InstanceStatus>>,
     health: Vec<watch::Receiver<ServiceStatus>>,
     health_counters: Arc<Counters>,
@@ -70,16 +97,7 @@ impl View {
         View {
             router_id,
             dataplane: dataplane.to_string(),
-            lb_kinds: config
-                .virtual_servers
-                .iter()
-                .map(|vs| {
-                    (
-                        (vs.address, vs.port),
-                        format!("{:?}", vs.lb_kind).to_uppercase(),
-                    )
-                })
-                .collect(),
+            lb_kinds: Arc::new(LbKinds::of(config)),
             instances,
             health,
             health_counters,
@@ -234,7 +252,8 @@ impl View {
             protocol: format!("{:?}", s.service.protocol).to_uppercase(),
             lb_kind: self
                 .lb_kinds
-                .get(&(s.service.vip, s.service.port))
+                .services
+                .get(&s.service)
                 .cloned()
                 .unwrap_or_default(),
             quorum_up: s.quorum_up,
@@ -255,6 +274,11 @@ impl View {
                         packets: b.map_or(0, |b| b.traffic.packets),
                         bytes: b.map_or(0, |b| b.traffic.bytes),
                         connections: b.and_then(|b| b.connections),
+                        lb_kind: self
+                            .lb_kinds
+                            .reals
+                            .get(&(s.service, r.address, r.port))
+                            .cloned(),
                     }
                 })
                 .collect(),
@@ -364,4 +388,41 @@ fn bfd_drops(s: &crate::bfd::session::Snapshot) -> BTreeMap<String, u64> {
             (label.to_string(), s.drops.get(label).copied().unwrap_or(0))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_real_with_its_own_method_is_named_beside_its_service_s() {
+        let text = "[global]\ndataplane = \"ipvs\"\n\
+            [[virtual_server]]\naddress = \"198.18.0.100\"\nport = 80\nlb_kind = \"DR\"\n\
+            [[virtual_server.real_server]]\naddress = \"198.18.0.21\"\n\
+            [[virtual_server.real_server]]\naddress = \"198.18.0.22\"\nport = 8080\nlb_kind = \"NAT\"\n\
+            [[virtual_server]]\naddress = \"198.18.0.100\"\nport = 80\nprotocol = \"UDP\"\nlb_kind = \"TUN\"\n\
+            [[virtual_server.real_server]]\naddress = \"198.18.0.21\"\n";
+        let config = Config::from_str(text, "lb.toml").expect("valid").config;
+        let kinds = LbKinds::of(&config);
+        let id = |protocol| dataplane::ServiceId {
+            vip: "198.18.0.100".parse().expect("ip"),
+            port: 80,
+            protocol,
+        };
+        // TCP and UDP on the same address and port keep their own methods.
+        assert_eq!(kinds.services[&id(dataplane::Protocol::Tcp)], "DR");
+        assert_eq!(kinds.services[&id(dataplane::Protocol::Udp)], "TUN");
+        let reals: Vec<_> = kinds.reals.iter().collect();
+        assert_eq!(
+            reals,
+            [(
+                &(
+                    id(dataplane::Protocol::Tcp),
+                    "198.18.0.22".parse().expect("ip"),
+                    8080
+                ),
+                &"NAT".to_string()
+            )]
+        );
+    }
 }
