@@ -431,14 +431,33 @@ mod tests {
         let rb = bind_receiver("127.0.0.2".parse().unwrap(), port).unwrap();
         let (ta, mut wa) = watch::channel(Snapshot::default());
         let (tb, mut wb) = watch::channel(Snapshot::default());
-        let a_spec = spec("a", "127.0.0.2", "127.0.0.1");
+        // Reconciliation, not timing, is tested: 100 ms x 5, so that a loaded machine's
+        // pause never takes `a` down and counts as a restart.
+        let slow = |mut s: SessionSpec| {
+            s.timers = Timers {
+                min_rx_us: 100_000,
+                min_tx_us: 100_000,
+                ..T
+            };
+            s.timers.multiplier = 5;
+            s
+        };
+        let a_spec = slow(spec("a", "127.0.0.2", "127.0.0.1"));
         let (set, specs) = watch::channel(vec![a_spec.clone()]);
         let a = tokio::spawn(run_dynamic(specs, ra, port, ta));
-        let b = tokio::spawn(run(vec![spec("b", "127.0.0.1", "127.0.0.2")], rb, port, tb));
+        let b = tokio::spawn(run(
+            vec![slow(spec("b", "127.0.0.1", "127.0.0.2"))],
+            rb,
+            port,
+            tb,
+        ));
         wait_for(&mut wa, State::Up).await;
         wait_for(&mut wb, State::Up).await;
         let before = wa.borrow().sessions[0].transitions;
-        set.send_replace(vec![a_spec.clone(), spec("c", "127.0.0.3", "127.0.0.1")]);
+        set.send_replace(vec![
+            a_spec.clone(),
+            slow(spec("c", "127.0.0.3", "127.0.0.1")),
+        ]);
         tokio::time::timeout(Duration::from_secs(5), async {
             while wa.borrow().sessions.len() != 2 {
                 wa.changed().await.unwrap();
