@@ -472,11 +472,13 @@ impl Owner {
                     self.bulk_over = self.bulk_done();
                 }
                 _ = resend.tick(), if syncing => self.send_table(),
-                _ = sweep.tick() => {
+                // Nothing to sweep or resolve without NAT services, sync or services at
+                // all: a VRRP-only daemon does not wake for them (an idle backup's CPU).
+                _ = sweep.tick(), if self.sweeps() => {
                     self.sweep_nat();
                     self.expire_pending();
                 }
-                _ = misses.tick() => self.resolve_neigh_misses(),
+                _ = misses.tick(), if !self.services.is_empty() => self.resolve_neigh_misses(),
                 _ = reconcile.tick() => self.plane.reconcile(),
                 _ = refresh.tick() => {
                     self.prefetch(self.next_hops.addresses());
@@ -914,12 +916,19 @@ impl Owner {
 
     /// Removes the NAT entries of finished or idle connections (the data plane never
     /// deletes them, so a full table cannot evict an established connection).
-    fn sweep_nat(&mut self) {
-        if self
-            .services
+    /// Whether the 1 s sweep has anything to do: NAT entries, or kept peer flows.
+    fn sweeps(&self) -> bool {
+        self.sync.is_some() || self.has_nat()
+    }
+
+    fn has_nat(&self) -> bool {
+        self.services
             .iter()
             .any(|s| s.vs.lb_kind == config::LbKind::Nat)
-        {
+    }
+
+    fn sweep_nat(&mut self) {
+        if self.has_nat() {
             self.plane.sweep_nat(&self.nat_timeouts);
         }
     }
