@@ -7,8 +7,9 @@ use super::diagnostic::{Diagnostic, Severity};
 use super::schema::Config;
 use super::source::KeyPath;
 
-/// An error for every instance interface, tracked interface, VIP `dev` and virtual server
-/// interface for which `exists` says no, positioned where the file names it.
+/// An error for every instance interface, tracked interface, VIP `dev`, virtual server
+/// interface and interface a static track group tracks for which `exists` says no,
+/// positioned where the file names it.
 pub fn check_interfaces(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
     let mut missing = |path: KeyPath, name: &str| {
@@ -27,7 +28,11 @@ pub fn check_interfaces(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<D
             .entry(i, Some(&instance.name));
         missing(base.key("interface"), &instance.interface);
         for (j, tracked) in instance.track_interface.iter().enumerate() {
-            missing(base.key("track_interface").index(j), &tracked.name);
+            let path = base.key("track_interface").index(j);
+            // Entries a static track group added are checked at their static line.
+            if config.source.written(&path) {
+                missing(path, &tracked.name);
+            }
         }
         for (key, vips) in [
             ("virtual_ipaddress", &instance.virtual_ipaddress),
@@ -48,6 +53,26 @@ pub fn check_interfaces(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<D
         let base = KeyPath::root().key("virtual_server").entry(i, Some(&label));
         for (j, name) in server.interfaces.iter().enumerate() {
             missing(base.key("interfaces").index(j), name);
+        }
+    }
+    // A static line's interface that a track group's instances track (else they would
+    // stay in FAULT), reported at the line.
+    let statics = KeyPath::root().key("static");
+    let s = &config.static_network;
+    let grouped = |g: &Option<String>| g.is_some();
+    for (k, a) in s.ipaddress.iter().enumerate() {
+        if let (true, Some(dev)) = (grouped(&a.track_group), &a.dev) {
+            missing(statics.key("ipaddress").index(k), dev);
+        }
+    }
+    for (k, r) in s.routes.iter().enumerate() {
+        if let (true, false, Some(dev)) = (grouped(&r.track_group), r.no_track, &r.dev) {
+            missing(statics.key("routes").index(k), dev);
+        }
+    }
+    for (k, r) in s.rules.iter().enumerate() {
+        if let (true, false, Some(iif)) = (grouped(&r.track_group), r.no_track, &r.iif) {
+            missing(statics.key("rules").index(k), iif);
         }
     }
     // [bgp].interfaces matter only to announced services.

@@ -149,6 +149,11 @@ impl SourceIndex {
         }
     }
 
+    /// Whether `path` itself was written in the file.
+    pub(crate) fn written(&self, path: &KeyPath) -> bool {
+        self.positions.contains_key(&path.lookup_key())
+    }
+
     /// Position of `path`, or of its closest enclosing key when it was not written (a
     /// defaulted value is reported where its table is).
     pub(crate) fn locate(&self, path: &KeyPath) -> Position {

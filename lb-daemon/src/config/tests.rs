@@ -1189,6 +1189,44 @@ fn static_track_groups() {
         loaded.warnings
     );
 
+    // A tracked interface that does not exist is reported at the static line that names
+    // it (the instances' added entries are not in the file), once per line.
+    let found: Vec<(String, usize, String)> = check_interfaces(c, |name| name == "eth0")
+        .into_iter()
+        .map(|d| (d.key, d.line, d.message))
+        .collect();
+    let line = |needle: &str| {
+        1 + text
+            .lines()
+            .position(|l| l.starts_with(needle))
+            .expect(needle)
+    };
+    assert_eq!(
+        found,
+        [
+            (
+                "vrrp_instance \"VI_2\".track_interface[0]".to_string(),
+                line("track_interface"),
+                "interface `eth2` does not exist".to_string()
+            ),
+            (
+                "static.ipaddress[0]".to_string(),
+                line("ipaddress ="),
+                "interface `eth1` does not exist".to_string()
+            ),
+            (
+                "static.routes[0]".to_string(),
+                line("routes ="),
+                "interface `eth2` does not exist".to_string()
+            ),
+            (
+                "static.rules[0]".to_string(),
+                line("rules ="),
+                "interface `eth4` does not exist".to_string()
+            ),
+        ],
+    );
+
     // Errors: an unknown group (with a suggestion), an unknown member, an empty group,
     // a duplicate group, and track_group on an instance's own lines.
     let group = "\n[[track_group]]\nname = \"G1\"\ngroup = [\"VI_1\"]\n";
