@@ -57,23 +57,8 @@ pub fn check_interfaces(config: &Config, exists: impl Fn(&str) -> bool) -> Vec<D
     }
     // A static line's interface that a track group's instances track (else they would
     // stay in FAULT), reported at the line.
-    let statics = KeyPath::root().key("static");
-    let s = &config.static_network;
-    let grouped = |g: &Option<String>| g.is_some();
-    for (k, a) in s.ipaddress.iter().enumerate() {
-        if let (true, Some(dev)) = (grouped(&a.track_group), &a.dev) {
-            missing(statics.key("ipaddress").index(k), dev);
-        }
-    }
-    for (k, r) in s.routes.iter().enumerate() {
-        if let (true, false, Some(dev)) = (grouped(&r.track_group), r.no_track, &r.dev) {
-            missing(statics.key("routes").index(k), dev);
-        }
-    }
-    for (k, r) in s.rules.iter().enumerate() {
-        if let (true, false, Some(iif)) = (grouped(&r.track_group), r.no_track, &r.iif) {
-            missing(statics.key("rules").index(k), iif);
-        }
+    for (key, i, _, interface) in config.static_network.tracked_lines() {
+        missing(KeyPath::root().key("static").key(key).index(i), interface);
     }
     // [bgp].interfaces matter only to announced services.
     if config.bgp_servers().next().is_some() {

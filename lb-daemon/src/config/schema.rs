@@ -533,6 +533,25 @@ impl StaticNetwork {
     pub fn is_empty(&self) -> bool {
         self.ipaddress.is_empty() && self.routes.is_empty() && self.rules.is_empty()
     }
+
+    /// The lines a track group's instances track, as keepalived's
+    /// `static_track_group_init` picks them: those naming a group, not `no_track`, with
+    /// an interface (an address's `dev`, a route's `dev`, a rule's `iif`). Each as
+    /// (`[static]` key, index, group, interface).
+    pub fn tracked_lines(&self) -> impl Iterator<Item = (&'static str, usize, &str, &str)> {
+        let addresses = self.ipaddress.iter().enumerate().filter_map(|(i, a)| {
+            Some(("ipaddress", i, a.track_group.as_deref()?, a.dev.as_deref()?))
+        });
+        let routes = self.routes.iter().enumerate().filter_map(|(i, r)| {
+            let group = r.track_group.as_deref().filter(|_| !r.no_track)?;
+            Some(("routes", i, group, r.dev.as_deref()?))
+        });
+        let rules = self.rules.iter().enumerate().filter_map(|(i, r)| {
+            let group = r.track_group.as_deref().filter(|_| !r.no_track)?;
+            Some(("rules", i, group, r.iif.as_deref()?))
+        });
+        addresses.chain(routes).chain(rules)
+    }
 }
 
 /// `authentication = { auth_type = "PASS" | "AH", auth_pass = "…" }`.

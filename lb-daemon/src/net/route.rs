@@ -77,27 +77,16 @@ fn route_metric(m: &Metric) -> RouteMetric {
 /// table, destination, TOS, metric, and the protocol the daemon wrote.
 pub fn is_route(r: &IpRoute, m: &RouteMessage) -> bool {
     let h = &m.header;
-    let table = m
-        .attributes
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Table(t) => Some(*t),
-            _ => None,
-        })
-        .unwrap_or(u32::from(h.table));
-    let dst = m.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Destination(d) => Some(d.clone()),
-        _ => None,
-    });
     // The kernel's metric when none is written: 0 for IPv4, 1024 for IPv6.
-    let metric = m
-        .attributes
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Priority(p) => Some(*p),
-            _ => None,
-        })
-        .unwrap_or(0);
+    let (mut table, mut dst, mut metric) = (u32::from(h.table), None, 0);
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Destination(d) => dst = Some(d),
+            RouteAttribute::Priority(p) => metric = *p,
+            _ => {}
+        }
+    }
     let default_metric = if r.v6 { 1024 } else { 0 };
     h.address_family == family(r.v6)
         && h.destination_prefix_length == r.dst.len
@@ -105,7 +94,7 @@ pub fn is_route(r: &IpRoute, m: &RouteMessage) -> bool {
         && h.tos == r.tos.unwrap_or(0)
         && table == r.table.unwrap_or(u32::from(RouteHeader::RT_TABLE_MAIN))
         && metric == r.metric.unwrap_or(default_metric)
-        && (r.dst.len == 0 || dst == Some(RouteAddress::from(r.dst.addr)))
+        && (r.dst.len == 0 || dst == Some(&RouteAddress::from(r.dst.addr)))
 }
 
 /// The interface indexes a route names: its `dev`, and each next hop's.

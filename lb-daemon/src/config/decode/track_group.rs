@@ -54,30 +54,12 @@ pub(super) fn validate(d: &mut Decoder<'_>, groups: &[GroupFacts], instances: &[
     }
 }
 
-/// The interfaces a group's members track (pure): each static line naming the group,
-/// not `no_track`, with an interface (an address's `dev`, a route's `dev`, a rule's
-/// `iif`), as keepalived's `static_track_group_init`.
+/// The interfaces a group's members track (pure), each once.
 fn tracked_interfaces<'s>(statics: &'s StaticNetwork, group: &str) -> Vec<&'s str> {
-    let names = |g: &Option<String>| g.as_deref() == Some(group);
-    let addresses = statics
-        .ipaddress
-        .iter()
-        .filter(|a| names(&a.track_group))
-        .filter_map(|a| a.dev.as_deref());
-    let routes = statics
-        .routes
-        .iter()
-        .filter(|r| names(&r.track_group) && !r.no_track)
-        .filter_map(|r| r.dev.as_deref());
-    let rules = statics
-        .rules
-        .iter()
-        .filter(|r| names(&r.track_group) && !r.no_track)
-        .filter_map(|r| r.iif.as_deref());
     let mut out: Vec<&str> = Vec::new();
-    for i in addresses.chain(routes).chain(rules) {
-        if !out.contains(&i) {
-            out.push(i);
+    for (_, _, g, interface) in statics.tracked_lines() {
+        if g == group && !out.contains(&interface) {
+            out.push(interface);
         }
     }
     out
