@@ -301,7 +301,7 @@ fn instance(s: &InstanceStatus) -> InstanceSnapshot {
             .map(|d| d.as_secs()),
         last_transition_reason: s.last_transition.as_ref().map(|(_, r)| r.clone()),
         transitions: s.transitions,
-        adverts_received: s.adverts_received,
+        adverts_received: s.adverts_received_total(),
         adverts_sent: s.adverts_sent,
         adverts_dropped: s.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         split_brain: s.split_brain.clone(),

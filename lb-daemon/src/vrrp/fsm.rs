@@ -191,7 +191,7 @@ enum PreemptWindow {
 }
 
 /// One VRRP instance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
     cfg: Params,
     state: State,

@@ -24,6 +24,7 @@ use super::{
     packet::{self, DropReason, Expect},
     paths::{PathChange, PathWatch},
     probe::{Sender, VipProbe},
+    receiver::{Incoming, Receiver, TakenCount, Template},
     routes,
     socket::{SocketConfig, VrrpSocket},
     split_brain::{self, Change, Detector, Episode, Evidence, Rank, Resolution, Verdict},
@@ -192,7 +193,10 @@ pub struct InstanceStatus {
     pub master: Option<IpAddr>,
     pub last_transition: Option<(SystemTime, String)>,
     pub transitions: u64,
+    /// Adverts accepted by the instance task; see [`Self::adverts_received_total`].
     pub adverts_received: u64,
+    /// Adverts its receive thread took without waking the task (a steady master's).
+    pub adverts_taken: TakenCount,
     pub adverts_sent: u64,
     pub drops: BTreeMap<&'static str, u64>,
     /// keepalived's `wantstate == MASTER` (sync groups).
@@ -210,6 +214,13 @@ pub struct InstanceStatus {
     /// With `heartbeat_paths`: each path (the instance's interface first) with whether it
     /// delivers and how often it was lost.
     pub paths: Vec<PathStatus>,
+}
+
+impl InstanceStatus {
+    /// Every advert accepted, by the task or its receive thread.
+    pub fn adverts_received_total(&self) -> u64 {
+        self.adverts_received + self.adverts_taken.get()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,7 +242,7 @@ pub fn spawn(
     spec: InstanceSpec,
     reports: mpsc::UnboundedSender<Report>,
 ) -> anyhow::Result<InstanceHandle> {
-    let socket = VrrpSocket::open(&SocketConfig {
+    let (socket, reader) = VrrpSocket::open_split(&SocketConfig {
         interface: spec.interface.clone(),
         family_v6: spec.fsm.primary_address.is_ipv6(),
         src: spec.fsm.primary_address,
@@ -243,6 +254,13 @@ pub fn spawn(
             "instance {}: cannot open the VRRP socket on {} ({e}); is this root and does the interface exist?",
             spec.fsm.name,
             spec.interface
+        )
+    })?;
+    let adverts_taken = TakenCount::default();
+    let adverts = Receiver::spawn(&spec.fsm.name, reader, adverts_taken.clone()).map_err(|e| {
+        anyhow::anyhow!(
+            "instance {}: cannot start its VRRP receive thread ({e})",
+            spec.fsm.name
         )
     })?;
     let vips = VipManager::new()?;
@@ -257,6 +275,7 @@ pub fn spawn(
         last_transition: None,
         transitions: 0,
         adverts_received: 0,
+        adverts_taken: adverts_taken.clone(),
         adverts_sent: 0,
         drops: BTreeMap::new(),
         wants_master: false,
@@ -311,6 +330,7 @@ pub fn spawn(
         fsm: fsm::Instance::new(spec.fsm.clone()),
         spec,
         socket,
+        adverts,
         vips,
         notifier,
         status: status_tx,
@@ -383,7 +403,9 @@ impl DropLog {
 struct Runner {
     spec: InstanceSpec,
     fsm: fsm::Instance,
+    /// Sends only: `adverts` reads the same socket on a thread of its own.
     socket: VrrpSocket,
+    adverts: Receiver,
     vips: VipManager,
     notifier: Notifier,
     status: watch::Sender<InstanceStatus>,
@@ -469,9 +491,11 @@ impl Runner {
         }
         loop {
             tokio::select! {
-                received = self.socket.recv() => match received {
-                    Ok(r) => self.on_packet(0, r).await,
-                    Err(e) => warn!(instance = %self.spec.fsm.name, error = %e, "VRRP receive failed"),
+                incoming = self.adverts.recv() => match incoming {
+                    Incoming::Datagram(Ok(r)) => self.on_packet(0, r).await,
+                    Incoming::Datagram(Err(e)) => warn!(instance = %self.spec.fsm.name, error = %e, "VRRP receive failed"),
+                    // The delegated timer ran out: back here, it fires at once.
+                    Incoming::Expired => self.take_back_timer(),
                 },
                 _ = sleep_until_opt(self.timers.advert) => {
                     self.timers.advert = None;
@@ -498,12 +522,16 @@ impl Runner {
                     self.probe_round().await;
                 }
                 reachable = recv_arbiter(self.arbiter.as_mut()) => match reachable {
-                    Some(ok) => self.handle(Event::Arbiter(ok)).await,
+                    Some(ok) => {
+                        self.handle(Event::Arbiter(ok)).await;
+                    }
                     None => self.arbiter = None,
                 },
                 cmd = commands.recv() => match cmd {
                     Some(Command::Tracking { faults, priority }) => self.on_tracking(faults, priority).await,
-                    Some(Command::Force(state)) => self.handle(Event::Force(state)).await,
+                    Some(Command::Force(state)) => {
+                        self.handle(Event::Force(state)).await;
+                    }
                     Some(Command::SiblingVrids(vrids)) => self.spec.sibling_vrids = vrids,
                     Some(Command::Reconfigure(spec)) => self.reconfigure(*spec).await,
                     Some(Command::PeerDown(neighbor)) => self.on_peer_down(neighbor).await,
@@ -642,6 +670,7 @@ impl Runner {
         if crate::bfd::track::master_down_now(neighbor, true, false, master, backup) {
             info!(instance = %self.spec.fsm.name, %neighbor,
                 "BFD session to the master went down: acting as if the master-down timer expired");
+            self.take_back_timer();
             self.timers.master_down = None;
             self.handle(Event::MasterDownTimer).await;
         }
@@ -724,6 +753,7 @@ impl Runner {
         expect.multicast = via.multicast;
         match screen(&self.spec, via, &expect, &r, &mut self.ah_seq) {
             Screened::Accept(advert, seq) => {
+                let before = (self.fsm.state() == State::Backup).then(|| self.fsm.clone());
                 self.status.send_modify(|s| s.adverts_received += 1);
                 if let Some(seq) = seq {
                     self.ah_on_advert(&advert, r.src, seq);
@@ -742,12 +772,24 @@ impl Runner {
                         address: r.src,
                     });
                 }
-                self.handle(Event::Advert {
-                    from: r.src,
-                    priority: advert.priority,
-                    interval_cs: advert.interval_cs,
-                })
-                .await;
+                let restart = self
+                    .handle(Event::Advert {
+                        from: r.src,
+                        priority: advert.priority,
+                        interval_cs: advert.interval_cs,
+                    })
+                    .await;
+                if let (Some(before), Some(restart), Some(deadline)) =
+                    (before, restart, self.timers.master_down)
+                {
+                    // The same advert again will do the same (a pure state machine in the
+                    // same state): the receive thread may take it.
+                    if before == self.fsm && path == 0 && !ours && self.quiet_allowed() {
+                        self.adverts
+                            .delegate(Template::of(&r), restart, deadline.into_std());
+                        self.timers.master_down = None;
+                    }
+                }
                 if was_master && self.fsm.state() == State::Master && advert.priority != 0 && !ours
                 {
                     // Another master that did not yield to us: it cannot hear us.
@@ -780,20 +822,29 @@ impl Runner {
         }
     }
 
-    async fn handle(&mut self, event: Event) {
-        self.step(event).await;
+    /// Returns [`step`](Self::step)'s verdict.
+    async fn handle(&mut self, event: Event) -> Option<Duration> {
+        let restart = self.step(event).await;
         self.sync_probing().await;
         if self.fsm.state() == State::Master && !self.spec.paths.is_empty() {
             // A master hears no adverts: its paths start over.
             let changes = self.watch.reset();
             self.on_paths(changes);
         }
+        restart
     }
 
-    /// One event through the state machine and its actions.
-    async fn step(&mut self, event: Event) {
+    /// One event through the state machine and its actions. `Some(interval)` when all
+    /// it did was restart the master-down timer (to `interval`).
+    async fn step(&mut self, event: Event) -> Option<Duration> {
         debug!(instance = %self.spec.fsm.name, ?event, "event");
+        // Adverts noted on the receive thread come first, in their order.
+        self.take_back_timer();
         let actions = self.fsm.handle(event);
+        let restart = match actions.as_slice() {
+            [Action::ArmMasterDownTimer(d)] => Some(*d),
+            _ => None,
+        };
         for action in actions {
             self.apply(action).await;
         }
@@ -812,6 +863,22 @@ impl Runner {
             s.faulty = faulty;
             s.held = held;
         });
+        restart
+    }
+
+    /// The master-down timer back from the receive thread, if it was delegated: as the
+    /// adverts the thread took left it (restarted on each arrival).
+    fn take_back_timer(&mut self) {
+        if let Some(deadline) = self.adverts.take_back() {
+            self.timers.master_down = Some(Instant::from_std(deadline));
+        }
+    }
+
+    /// Whether adverts like the one just handled may be left to the receive thread: not
+    /// with heartbeat paths (each advert feeds their watch), `auth_type AH` (a sequence
+    /// number moves with each) or probing (a round counts the adverts it saw).
+    fn quiet_allowed(&self) -> bool {
+        self.spec.paths.is_empty() && self.spec.auth.ah_key().is_none() && !self.probing_wanted()
     }
 
     /// Probes run while MASTER, and while holding BACKUP after a step-down (to learn when
@@ -1429,6 +1496,84 @@ mod tests {
             payload: packet::encode(a, ip(src), dst).unwrap(),
             ip_header: Vec::new(),
         }
+    }
+
+    /// A backup hearing a steady master (identical adverts, left to the receive thread)
+    /// counts every advert and stays BACKUP; when they stop, it takes over after the
+    /// master-down interval, as if each advert had restarted the timer on arrival.
+    #[test]
+    fn a_backup_counts_a_steady_masters_adverts_and_takes_over_when_they_stop() {
+        use crate::vrrp::socket::testing::{in_ns, pair, runtime};
+        let (a, b) = pair("vrrp-rx", 71);
+        let rt = runtime();
+        let interval_cs = 5u16; // 50 ms: master down = 3 x 50 + (256 - 100) / 256 x 50 ms
+        let mut s = spec(false);
+        s.fsm.version = Version::V3;
+        s.fsm.advert_interval_cs = interval_cs;
+        s.fsm.primary_address = ip("198.18.71.2");
+        s.interface = "vb".into();
+        s.auth = InstanceAuth::None;
+        s.vips = vec![Vip {
+            addr: ip("198.18.71.100"),
+            prefix: 24,
+            dev: "vb".into(),
+            label: None,
+        }];
+        let (reports, _reports_rx) = mpsc::unbounded_channel();
+        let handle = in_ns(&b, &rt, move || spawn(s, reports).unwrap());
+        let group = IpAddr::V4(VRRP_GROUP_V4);
+        let master = in_ns(&a, &rt, move || {
+            VrrpSocket::open(&SocketConfig {
+                interface: "va".into(),
+                family_v6: false,
+                src: "198.18.71.1".parse().unwrap(),
+                multicast_group: Some(group),
+                ah_key: None,
+            })
+            .unwrap()
+        });
+        let advert = Advert {
+            version: Version::V3,
+            vrid: 51,
+            priority: 150,
+            interval_cs,
+            addresses: vec![ip("198.18.71.100")],
+            auth: Auth::None,
+        };
+        let bytes = packet::encode(&advert, ip("198.18.71.1"), group).unwrap();
+        let status = handle.status.clone();
+        let sent = 40u64;
+        let took_over = rt.block_on(async move {
+            for _ in 0..sent {
+                master.send(&bytes, group).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                assert_eq!(
+                    status.borrow().state,
+                    State::Backup,
+                    "a backup must not take over from a live master"
+                );
+            }
+            let silent = tokio::time::Instant::now();
+            loop {
+                if status.borrow().state == State::Master {
+                    break silent.elapsed();
+                }
+                assert!(
+                    silent.elapsed() < Duration::from_secs(3),
+                    "no takeover after the master went silent"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let received = handle.status.borrow().adverts_received_total();
+        assert_eq!(received, sent, "every advert is counted, noted ones too");
+        // The master-down interval (about 180 ms) after the last advert, not earlier.
+        assert!(
+            took_over >= Duration::from_millis(100),
+            "took over {took_over:?} after the last advert"
+        );
+        let _ = handle.commands.send(Command::Shutdown);
+        rt.block_on(handle.task).unwrap();
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod packet;
 pub mod paths;
 pub mod probe;
 pub mod process;
+pub mod receiver;
 pub mod routes;
 pub mod runtime;
 pub mod socket;

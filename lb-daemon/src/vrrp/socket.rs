@@ -1,9 +1,10 @@
 //! VRRP raw sockets (IP protocol 112) on one interface: IPv4 or IPv6, multicast or unicast.
 //!
-//! One [`VrrpSocket`] both receives and sends. What goes on the wire matches keepalived 2.2.7
-//! (`open_vrrp_read_socket`, `open_vrrp_send_socket`, `vrrp_build_ip4`, `vrrp_send_pkt` in
-//! `keepalived/vrrp/vrrp.c`, the `if_setsockopt_*` helpers in `vrrp_if.c`), checked against
-//! captures of its adverts:
+//! One [`VrrpSocket`] both receives and sends; an instance's own socket is opened with
+//! [`VrrpSocket::open_split`], its receiving half read on a thread ([`super::receiver`]).
+//! What goes on the wire matches keepalived 2.2.7 (`open_vrrp_read_socket`,
+//! `open_vrrp_send_socket`, `vrrp_build_ip4`, `vrrp_send_pkt` in `keepalived/vrrp/vrrp.c`,
+//! the `if_setsockopt_*` helpers in `vrrp_if.c`), checked against captures of its adverts:
 //!
 //! - IPv4: the IP header is ours (IP_HDRINCL, as keepalived does): TOS 0xc0 (network
 //!   control), TTL 255, no DF, an IP ID counting up from 1 and the configured source (primary
@@ -26,8 +27,9 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
 
 use nix::sys::socket::{
     recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6,
@@ -107,6 +109,47 @@ impl VrrpSocket {
     /// The socket lives in the calling thread's network namespace. Must be called inside a
     /// tokio runtime (or with one entered). Errors name the interface and what failed.
     pub fn open(cfg: &SocketConfig) -> io::Result<Self> {
+        let fd = Self::configured(cfg)?;
+        let ifindex = interface_index(&cfg.interface)?;
+        let fd = register(fd).map_err(|e| context(e, cfg, "tokio registration"))?;
+        Ok(Self::wrap(fd, cfg, ifindex))
+    }
+
+    /// As [`open`](Self::open), for an instance whose adverts a thread of its own reads
+    /// ([`super::receiver`]): the [`VrrpSocket`] only sends (the reactor is told of
+    /// writability only, so arriving adverts do not wake the runtime), and the
+    /// [`ReceiveSocket`], a duplicate of the same descriptor, receives.
+    pub fn open_split(cfg: &SocketConfig) -> io::Result<(Self, ReceiveSocket)> {
+        let fd = Self::configured(cfg)?;
+        let ifindex = interface_index(&cfg.interface)?;
+        let reader = fd
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| context(e, cfg, "dup()"))?;
+        let fd = register_for(fd, Interest::WRITABLE)
+            .map_err(|e| context(e, cfg, "tokio registration"))?;
+        let receiver = ReceiveSocket {
+            fd: reader,
+            cfg: cfg.clone(),
+            ifindex,
+            buf: vec![0u8; RECV_BUF_LEN],
+            cmsg: nix::cmsg_space!(libc::in6_pktinfo, libc::c_int),
+        };
+        Ok((Self::wrap(fd, cfg, ifindex), receiver))
+    }
+
+    fn wrap(fd: AsyncFd<Socket>, cfg: &SocketConfig, ifindex: u32) -> Self {
+        VrrpSocket {
+            fd,
+            cfg: cfg.clone(),
+            ifindex,
+            ip_id: AtomicU16::new(0),
+            recv_buf: std::sync::Mutex::new(vec![0u8; RECV_BUF_LEN]),
+        }
+    }
+
+    /// The raw socket, set up for `cfg`.
+    fn configured(cfg: &SocketConfig) -> io::Result<Socket> {
         check_config(cfg)?;
         let ifindex = interface_index(&cfg.interface)?;
         let protocol = if cfg.ah_key.is_some() {
@@ -121,14 +164,7 @@ impl VrrpSocket {
             setup_v4(&fd, cfg, ifindex)
         };
         setup.map_err(|e| context(e, cfg, "setup"))?;
-        let fd = register(fd).map_err(|e| context(e, cfg, "tokio registration"))?;
-        Ok(VrrpSocket {
-            fd,
-            cfg: cfg.clone(),
-            ifindex,
-            ip_id: AtomicU16::new(0),
-            recv_buf: std::sync::Mutex::new(vec![0u8; RECV_BUF_LEN]),
-        })
+        Ok(fd)
     }
 
     pub fn config(&self) -> &SocketConfig {
@@ -282,37 +318,100 @@ impl VrrpSocket {
 
     /// Reads one datagram: `Ok(None)` when it was dropped as malformed.
     fn recv_one(&self, fd: RawFd, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Option<Received>> {
-        let mut iov = [IoSliceMut::new(buf)];
-        let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(cmsg), MsgFlags::empty())?;
-        if msg.flags.contains(MsgFlags::MSG_TRUNC) {
-            tracing::debug!(interface = %self.cfg.interface, "dropped a truncated VRRP datagram");
-            return Ok(None);
-        }
-        let (len, src) = (msg.bytes, msg.address);
-        let Ok(cmsgs) = msg.cmsgs() else {
-            // MSG_CTRUNC: cannot happen with our buffer, but is no reason to fail for good.
-            tracing::debug!(
-                interface = %self.cfg.interface,
-                "dropped a VRRP datagram: ancillary data truncated"
-            );
-            return Ok(None);
-        };
-        let info = Ancillary::parse(cmsgs);
-        let data = iov[0].get(..len).unwrap_or_default();
-        let received = if self.cfg.family_v6 {
-            parse_v6(data, src, info)
-        } else {
-            parse_v4(data, info.ifindex.unwrap_or(self.ifindex))
-        };
-        if received.is_none() {
-            tracing::debug!(
-                interface = %self.cfg.interface,
-                len,
-                "dropped a malformed VRRP datagram"
-            );
-        }
-        Ok(received)
+        read_datagram(fd, &self.cfg, self.ifindex, buf, cmsg)
     }
+}
+
+/// The receiving half of a socket opened with [`VrrpSocket::open_split`], for a thread
+/// that waits in `poll(2)` rather than in the async runtime.
+#[derive(Debug)]
+pub struct ReceiveSocket {
+    fd: OwnedFd,
+    cfg: SocketConfig,
+    ifindex: u32,
+    /// Both allocated once: this runs for every advert.
+    buf: Vec<u8>,
+    cmsg: Vec<u8>,
+}
+
+impl ReceiveSocket {
+    /// The next VRRP message, waiting at most `timeout`: `Ok(None)` when none came in
+    /// time (or a malformed one was dropped). Blocks the calling thread.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> io::Result<Option<Received>> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(e),
+            };
+        }
+        if ready == 0 {
+            return Ok(None);
+        }
+        match read_datagram(
+            self.fd.as_raw_fd(),
+            &self.cfg,
+            self.ifindex,
+            &mut self.buf,
+            &mut self.cmsg,
+        ) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            other => other,
+        }
+    }
+
+    /// The interface the socket is bound to, for thread names and logs.
+    pub fn interface(&self) -> &str {
+        &self.cfg.interface
+    }
+}
+
+/// Reads one datagram from a VRRP socket: `Ok(None)` when it was dropped as malformed.
+fn read_datagram(
+    fd: RawFd,
+    cfg: &SocketConfig,
+    ifindex: u32,
+    buf: &mut [u8],
+    cmsg: &mut [u8],
+) -> io::Result<Option<Received>> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(cmsg), MsgFlags::empty())?;
+    if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+        tracing::debug!(interface = %cfg.interface, "dropped a truncated VRRP datagram");
+        return Ok(None);
+    }
+    let (len, src) = (msg.bytes, msg.address);
+    let Ok(cmsgs) = msg.cmsgs() else {
+        // MSG_CTRUNC: cannot happen with our buffer, but is no reason to fail for good.
+        tracing::debug!(
+            interface = %cfg.interface,
+            "dropped a VRRP datagram: ancillary data truncated"
+        );
+        return Ok(None);
+    };
+    let info = Ancillary::parse(cmsgs);
+    let data = iov[0].get(..len).unwrap_or_default();
+    let received = if cfg.family_v6 {
+        parse_v6(data, src, info)
+    } else {
+        parse_v4(data, info.ifindex.unwrap_or(ifindex))
+    };
+    if received.is_none() {
+        tracing::debug!(
+            interface = %cfg.interface,
+            len,
+            "dropped a malformed VRRP datagram"
+        );
+    }
+    Ok(received)
 }
 
 /// What the kernel told us about a datagram besides its bytes.
@@ -451,6 +550,11 @@ fn interface_index(name: &str) -> io::Result<u32> {
 
 /// Registers the socket with the current tokio runtime's reactor.
 pub(super) fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
+    register_for(socket, Interest::READABLE | Interest::WRITABLE)
+}
+
+/// As [`register`], for `interest` only: the reactor is not woken for the rest.
+fn register_for(socket: Socket, interest: Interest) -> io::Result<AsyncFd<Socket>> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(io::Error::other(
             "no tokio runtime: open VRRP sockets inside one",
@@ -458,7 +562,7 @@ pub(super) fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
     }
     // SAFETY: a Socket owns its descriptor, which stays open and the same until dropped,
     // and the AsyncFd owns the Socket from now on.
-    unsafe { AsyncFd::register(socket) }.map_err(io::Error::from)
+    unsafe { AsyncFd::register_with_interest(socket, interest) }.map_err(io::Error::from)
 }
 
 /// A non-blocking raw IPPROTO_VRRP (or IPPROTO_AH) socket (socket2 sets close-on-exec).
