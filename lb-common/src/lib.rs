@@ -73,6 +73,49 @@ pub mod program_names {
     pub const BENCH_WRAP: &str = "lb_bench_wrap";
 }
 
+/// The VRRP advert filter: a second, small object (`lb-vrrp-filter`), loaded by the VRRP
+/// side of the daemon whether or not a data plane runs. Nothing in it is pinned.
+pub mod vrrp_quiet {
+    /// The socket filter attached to each VRRP instance's receive socket.
+    pub const PROGRAM: &str = "lb_vrrp_quiet";
+    /// Socket cookie (`SO_COOKIE`) -> slot of [`SLOTS`].
+    pub const COOKIES: &str = "lb_vrrp_cookies";
+    /// The slots (`BPF_F_MMAPABLE` array of [`super::VrrpQuiet`]), mapped by the daemon.
+    pub const SLOTS: &str = "lb_vrrp_slots";
+    /// Instances that can have a filter slot at once; more fall back to reading every
+    /// advert in user space.
+    pub const CAPACITY: u32 = 1024;
+    /// The longest VRRP message a slot holds (v3 with 30 IPv4 or 7 IPv6 addresses).
+    pub const PAYLOAD_MAX: usize = 128;
+}
+
+/// One VRRP instance's slot in the advert filter ([`vrrp_quiet`]). While `armed` is 1
+/// the filter drops each advert identical to the template (same interface, source,
+/// destination, TTL and VRRP message), records its arrival in `last_ns` and counts it in
+/// `taken`; the first datagram that differs sets `armed` to 0 and is received, and so is
+/// everything after it until the daemon arms the slot again.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VrrpQuiet {
+    pub armed: u32,
+    pub ifindex: u32,
+    /// IPv4 addresses in the first 4 bytes, the rest zero.
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub ttl: u8,
+    /// 1 = IPv6.
+    pub v6: u8,
+    /// Length of the VRRP message, 1..=[`vrrp_quiet::PAYLOAD_MAX`].
+    pub len: u16,
+    pub pad: u32,
+    /// The VRRP message, zero after `len` bytes (native-endian words of its bytes).
+    pub payload: [u64; vrrp_quiet::PAYLOAD_MAX / 8],
+    /// `CLOCK_MONOTONIC` (`bpf_ktime_get_ns`) arrival of the last advert taken; 0 = none.
+    pub last_ns: u64,
+    /// Adverts taken since the slot was armed.
+    pub taken: u64,
+}
+
 /// Maps of the live-frames benchmark wrapper (never pinned; unused by the daemon).
 pub mod bench_maps {
     pub const FRAME: &str = "lb_bench_frame";
@@ -671,6 +714,9 @@ const _: () = {
     assert!(core::mem::size_of::<LearnedFlow>() == 64);
     assert!(core::mem::size_of::<StrictVip>() == 20);
     assert!(core::mem::size_of::<LocalMacs>() == 32);
+    assert!(core::mem::size_of::<VrrpQuiet>() == 192);
+    // The filter masks lengths with PAYLOAD_MAX - 1.
+    assert!(vrrp_quiet::PAYLOAD_MAX.is_power_of_two());
 };
 
 #[cfg(feature = "user")]
@@ -689,6 +735,7 @@ mod pod {
     unsafe impl aya::Pod for super::LocalMacs {}
     unsafe impl aya::Pod for super::BenchFrame {}
     unsafe impl aya::Pod for super::LearnedFlow {}
+    unsafe impl aya::Pod for super::VrrpQuiet {}
 }
 
 #[cfg(test)]

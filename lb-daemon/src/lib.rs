@@ -22,6 +22,7 @@ pub mod health;
 pub mod ipvs;
 #[cfg(feature = "lab")]
 pub mod lab;
+pub mod map_memory;
 pub mod net;
 // The daemon's own unit tests build namespaces too.
 #[cfg(any(test, feature = "lab"))]

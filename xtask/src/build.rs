@@ -32,11 +32,17 @@ pub fn ebpf_object(release: bool) -> PathBuf {
         .join("lb-ebpf")
 }
 
+/// The VRRP advert filter, built with the XDP program (a second binary of lb-ebpf).
+pub fn vrrp_filter_object(release: bool) -> PathBuf {
+    ebpf_object(release).with_file_name("lb-vrrp-filter")
+}
+
 pub fn daemon_binary() -> PathBuf {
     util::target_dir().join("release").join("lb-daemon")
 }
 
-/// Builds lb-ebpf and returns the object's absolute path.
+/// Builds lb-ebpf (the XDP object and the VRRP advert filter) and returns the XDP
+/// object's absolute path.
 pub fn build_ebpf(release: bool) -> Result<PathBuf> {
     let mut cmd = util::nightly_cargo()?;
     cmd.args(["build", "--package", "lb-ebpf", "--target", EBPF_TARGET]);
@@ -51,12 +57,14 @@ pub fn build_ebpf(release: bool) -> Result<PathBuf> {
         .context("building the eBPF program failed (tools missing? `cargo xtask setup`)")?;
 
     let object = ebpf_object(release);
-    ensure!(
-        object.is_file(),
-        "cargo succeeded but {} is missing",
-        object.display()
-    );
-    println!("build-ebpf: {}", object.display());
+    for built in [object.clone(), vrrp_filter_object(release)] {
+        ensure!(
+            built.is_file(),
+            "cargo succeeded but {} is missing",
+            built.display()
+        );
+        println!("build-ebpf: {}", built.display());
+    }
     Ok(object)
 }
 
@@ -108,6 +116,9 @@ mod tests {
         assert!(release.is_absolute());
         assert!(release.ends_with("target/bpfel-unknown-none/release/lb-ebpf"));
         assert!(ebpf_object(false).ends_with("target/bpfel-unknown-none/debug/lb-ebpf"));
+        assert!(
+            vrrp_filter_object(true).ends_with("target/bpfel-unknown-none/release/lb-vrrp-filter")
+        );
         assert!(daemon_binary().ends_with("target/release/lb-daemon"));
     }
 }

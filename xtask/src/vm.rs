@@ -16,11 +16,13 @@ use crate::progress::Progress;
 use crate::util;
 
 /// The test targets (of `lb-tests`) that run in the VM, with their test-binary
-/// arguments: the IPVS tests (ignored outside the VM), and the XDP namespace tests,
-/// which show the XDP data plane works on the VM's older kernel (6.1) too.
+/// arguments: the IPVS tests (ignored outside the VM), and the XDP namespace tests and
+/// the VRRP advert filter's, which show the eBPF programs pass the VM's older kernel's
+/// (6.1) verifier and work there too.
 pub const VM_TESTS: &[(&str, &str)] = &[
     ("ipvs_vm", "--ignored --test-threads=1"),
     ("netns_e2e", "--test-threads=1"),
+    ("vrrp_filter", "--test-threads=1"),
 ];
 
 /// Test targets that may be named in `LB_VM_TESTS` (comma-separated) to run fewer.
@@ -254,9 +256,11 @@ fn script(
     object: &Path,
 ) -> String {
     let mut s = format!(
-        "mount -t bpf bpf /sys/fs/bpf; cd '{}' && export LB_EBPF_OBJECT='{}'; ",
+        "mount -t bpf bpf /sys/fs/bpf; cd '{}' && export LB_EBPF_OBJECT='{}' \
+         LB_VRRP_FILTER_OBJECT='{}'; ",
         root.display(),
-        object.display()
+        object.display(),
+        object.with_file_name("lb-vrrp-filter").display()
     );
     for (name, bin) in binaries {
         let args = tests

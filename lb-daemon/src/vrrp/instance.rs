@@ -1567,6 +1567,13 @@ mod tests {
         });
         let received = handle.status.borrow().adverts_received_total();
         assert_eq!(received, sent, "every advert is counted, noted ones too");
+        // The kernel's advert filter took all but the first few: the receive thread did
+        // not wake for them.
+        let in_kernel = handle.status.borrow().adverts_taken.in_kernel();
+        assert!(
+            in_kernel >= sent - 3,
+            "the advert filter took {in_kernel} of {sent} adverts"
+        );
         // The master-down interval (about 180 ms) after the last advert, not earlier.
         assert!(
             took_over >= Duration::from_millis(100),

@@ -11,7 +11,11 @@
 //!   neighbour-discovery probes of our own VIPs that feed it.
 //! - [`notify`]: notify scripts; [`instance`]: one instance's task; [`runtime`]: all of
 //!   them, built from the configuration.
+//! - [`receiver`]: each instance's receive thread, which an idle backup hands its
+//!   master-down timer; [`advert_filter`]: the kernel socket filter that spares that
+//!   thread a wake-up for each of a steady master's adverts.
 
+pub mod advert_filter;
 pub mod ah;
 pub mod arbiter;
 pub mod fsm;

@@ -18,10 +18,18 @@
 //! - the task takes the timer back before any event of its own
 //!   ([`Receiver::take_back`]), so the state machine sees the timer as if each advert had
 //!   restarted it on arrival.
+//!
+//! Where the advert filter is loaded ([`super::advert_filter`]), the template also arms
+//! the socket's filter slot: identical adverts are then dropped in the kernel, which
+//! notes their arrival, and the thread does not wake for them at all; it wakes at the
+//! delegated deadline, reads the slot, and sleeps on until the deadline the last advert
+//! set. The first datagram that differs disarms the slot in the kernel and is received
+//! here, so the order above holds.
 
 use std::{
     io,
     net::IpAddr,
+    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
@@ -32,10 +40,11 @@ use std::{
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use super::socket::{ReceiveSocket, Received};
+use super::{
+    advert_filter::FilterSlot,
+    socket::{ReceiveSocket, Received},
+};
 
-/// How often the thread looks whether its instance is gone while nothing happens.
-const STOP_CHECK: Duration = Duration::from_millis(250);
 /// Pause after a receive error, so a persistent one does not spin.
 const ERROR_PAUSE: Duration = Duration::from_millis(10);
 
@@ -79,17 +88,30 @@ pub enum Incoming {
 }
 
 /// Adverts the thread took without waking the task, since it started: they count as
-/// received (status and metrics add them), and are read live, not when the task wakes.
+/// received (status and metrics add them), and are read live, not when the task wakes
+/// (those the kernel filter took are added when the thread next wakes, at the latest
+/// one master-down interval later).
 #[derive(Debug, Clone, Default)]
-pub struct TakenCount(Arc<AtomicU64>);
+pub struct TakenCount(Arc<[AtomicU64; 2]>);
 
 impl TakenCount {
+    /// All adverts taken without the task.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0[0].load(Ordering::Relaxed)
+    }
+
+    /// Of those, the ones the kernel filter took (the thread did not wake for them).
+    pub fn in_kernel(&self) -> u64 {
+        self.0[1].load(Ordering::Relaxed)
     }
 
     fn add_one(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0[0].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn add_in_kernel(&self, n: u64) {
+        self.0[0].fetch_add(n, Ordering::Relaxed);
+        self.0[1].fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -112,6 +134,10 @@ struct Quiet {
     /// [`Incoming::Expired`] was sent for `deadline`.
     expired: bool,
     taken: TakenCount,
+    /// The socket's advert filter slot, where the filter is loaded.
+    slot: Option<FilterSlot>,
+    /// The filter can take adverts like the template (it fits a slot).
+    filterable: bool,
 }
 
 impl Quiet {
@@ -123,30 +149,79 @@ impl Quiet {
             self.taken.add_one();
             return true;
         }
-        self.template = None;
+        self.withdraw();
         false
     }
 
-    /// How long the thread may wait: until the delegated deadline, if any is pending.
-    fn wait(&self, now: Instant) -> Duration {
+    /// Whether the template should be (re)armed in the filter: taken here while the slot
+    /// is disarmed (a datagram the filter let through and the parser dropped disarmed it).
+    fn rearm_wanted(&self) -> bool {
+        self.template.is_some()
+            && self.filterable
+            && self.slot.as_ref().is_some_and(|s| !s.is_armed())
+    }
+
+    fn rearm(&mut self) {
+        if let (Some(t), Some(slot)) = (self.template.as_ref(), self.slot.as_mut()) {
+            slot.arm(t);
+        }
+    }
+
+    /// Brings in what the kernel filter took: the count, and the delegated deadline
+    /// restarted from the last advert it took.
+    fn sync(&mut self) {
+        let Some(taken) = self.slot.as_mut().map(FilterSlot::read) else {
+            return;
+        };
+        if taken.count == 0 {
+            return;
+        }
+        self.taken.add_in_kernel(taken.count);
+        if let (Some(last), Some(deadline), false) = (taken.last, self.deadline, self.expired) {
+            self.deadline = Some(deadline.max(last + self.restart));
+        }
+    }
+
+    /// Withdraws the template, here and in the filter.
+    fn withdraw(&mut self) {
+        self.template = None;
+        if let Some(slot) = &self.slot {
+            slot.disarm();
+        }
+        self.sync();
+    }
+
+    /// How long the thread may wait: until the delegated deadline, if one is pending;
+    /// else until a datagram comes or the receiver is dropped (`None`).
+    fn wait(&self, now: Instant) -> Option<Duration> {
         match self.deadline {
-            Some(d) if !self.expired => d.saturating_duration_since(now).min(STOP_CHECK),
-            _ => STOP_CHECK,
+            Some(d) if !self.expired => Some(d.saturating_duration_since(now)),
+            _ => None,
         }
     }
 
     /// `true` once when the delegated deadline has passed: the task must be told.
     fn expire(&mut self, now: Instant) -> bool {
+        self.sync();
         if self.expired || self.deadline.is_none_or(|d| d > now) {
             return false;
         }
         self.expired = true;
-        self.template = None;
+        self.withdraw();
         true
     }
 
+    fn delegate(&mut self, template: Template, restart: Duration, deadline: Instant) {
+        self.sync();
+        self.filterable = self.slot.as_mut().is_some_and(|slot| slot.arm(&template));
+        self.template = Some(template);
+        self.restart = restart;
+        self.deadline = Some(deadline);
+        self.expired = false;
+    }
+
     fn take_back(&mut self) -> Option<Instant> {
-        self.template = None;
+        self.withdraw();
         self.expired = false;
         self.deadline.take()
     }
@@ -156,7 +231,55 @@ impl Quiet {
 pub struct Receiver {
     rx: mpsc::UnboundedReceiver<Incoming>,
     quiet: Arc<Mutex<Quiet>>,
-    stop: Arc<AtomicBool>,
+    wake: Arc<Wake>,
+}
+
+/// Wakes the thread from `poll(2)`: an eventfd, written when its instance hands it the
+/// timer (the thread must wait for the new deadline, not only for datagrams: the filter
+/// may take every one that follows) and when the receiver is dropped (`stop`). Without
+/// it the thread would have to wake periodically to look.
+#[derive(Debug)]
+struct Wake {
+    stop: AtomicBool,
+    fd: OwnedFd,
+}
+
+impl Wake {
+    fn new() -> io::Result<Wake> {
+        // SAFETY: plain system call; the descriptor is owned below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Wake {
+            stop: AtomicBool::new(false),
+            // SAFETY: a fresh descriptor nothing else owns.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 (an eventfd's unit); a failure only
+        // means the counter is already at its maximum, i.e. a wake-up is pending anyway.
+        let _ = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// Clears pending wake-ups (non-blocking: nothing pending is fine).
+    fn clear(&self) {
+        let mut n: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64.
+        let _ = unsafe { libc::read(self.fd.as_raw_fd(), (&mut n as *mut u64).cast(), 8) };
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wake();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
 }
 
 impl Receiver {
@@ -167,27 +290,38 @@ impl Receiver {
         taken: TakenCount,
     ) -> io::Result<Receiver> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let slot = FilterSlot::attach(socket.as_fd(), socket.interface());
         let quiet = Arc::new(Mutex::new(Quiet {
             taken,
+            slot,
             ..Quiet::default()
         }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (q, s) = (Arc::clone(&quiet), Arc::clone(&stop));
+        let wake = Arc::new(Wake::new()?);
+        let (q, w) = (Arc::clone(&quiet), Arc::clone(&wake));
         let name = instance.to_string();
         std::thread::Builder::new()
             .name(format!("vrrp-rx {instance}"))
             .spawn(move || {
                 let mut now = Instant::now();
-                while !s.load(Ordering::Relaxed) {
+                while !w.stopped() {
                     let wait = lock(&q).wait(now);
-                    let got = socket.recv_timeout(wait);
+                    let got = socket.recv_timeout(wait, Some(w.fd.as_fd()));
                     now = Instant::now();
                     let incoming = match got {
-                        // Quiet: the moment to look whether the task is gone.
+                        // Quiet (or stopped): the moment to look whether the task is gone.
                         Ok(None) if tx.is_closed() => break,
-                        Ok(None) => None,
+                        Ok(None) => {
+                            // Woken by a new deadline (or by nothing: a timeout).
+                            w.clear();
+                            None
+                        }
                         Ok(Some(r)) => {
-                            if lock(&q).note(&r, now) {
+                            let mut quiet = lock(&q);
+                            if quiet.note(&r, now) {
+                                // Nothing queued behind it: the filter may take the next.
+                                if quiet.rearm_wanted() && socket.queue_empty() {
+                                    quiet.rearm();
+                                }
                                 continue;
                             }
                             Some(Incoming::Datagram(Ok(r)))
@@ -208,7 +342,7 @@ impl Receiver {
                 }
                 tracing::debug!(instance = %name, interface = %socket.interface(), "VRRP receive thread ends");
             })?;
-        Ok(Receiver { rx, quiet, stop })
+        Ok(Receiver { rx, quiet, wake })
     }
 
     /// The next datagram or expiry the task must see. Never resolves if the thread is
@@ -226,11 +360,9 @@ impl Receiver {
     /// Hands the thread the master-down timer, running until `deadline`: from now on,
     /// adverts matching `template` restart it by `restart` without waking the task.
     pub fn delegate(&self, template: Template, restart: Duration, deadline: Instant) {
-        let mut q = lock(&self.quiet);
-        q.template = Some(template);
-        q.restart = restart;
-        q.deadline = Some(deadline);
-        q.expired = false;
+        lock(&self.quiet).delegate(template, restart, deadline);
+        // The thread may be waiting for datagrams only, which the filter now takes.
+        self.wake.wake();
     }
 
     /// Takes the timer back: its deadline, if it was delegated. Withdraws the template.
@@ -241,7 +373,7 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.wake.stop();
     }
 }
 
@@ -321,21 +453,75 @@ mod tests {
         }
     }
 
+    /// The thread waits for datagrams only while it holds no timer; a timer handed over
+    /// then must wake it, or (with the kernel filter taking every advert that follows)
+    /// it would sleep through the deadline. Real sockets in network namespaces.
+    #[test]
+    fn a_timer_handed_over_while_the_thread_waits_for_datagrams_expires() {
+        use crate::net::proto::VRRP_GROUP_V4;
+        use crate::vrrp::socket::{
+            testing::{in_ns, pair, runtime},
+            SocketConfig, VrrpSocket,
+        };
+        let (a, b) = pair("vrrp-rxw", 72);
+        let rt = runtime();
+        let group = IpAddr::V4(VRRP_GROUP_V4);
+        let cfg = |dev: &str, host: u8| SocketConfig {
+            interface: dev.into(),
+            family_v6: false,
+            src: format!("198.18.72.{host}").parse().unwrap(),
+            multicast_group: Some(group),
+            ah_key: None,
+        };
+        let master = {
+            let c = cfg("va", 1);
+            in_ns(&a, &rt, move || VrrpSocket::open(&c).unwrap())
+        };
+        let c = cfg("vb", 2);
+        let (_send, reader) = in_ns(&b, &rt, move || VrrpSocket::open_split(&c).unwrap());
+        let mut receiver = Receiver::spawn("VI_wake", reader, TakenCount::default()).unwrap();
+        let advert = [0x31, 7, 150, 1, 0x00, 0x64, 0, 0, 198, 18, 72, 100];
+        rt.block_on(async {
+            master.send(&advert, group).await.unwrap();
+            let Incoming::Datagram(Ok(first)) = receiver.recv().await else {
+                panic!("the first advert reaches the task");
+            };
+            // The thread is back in poll(2), waiting for datagrams only.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let handed = Instant::now();
+            receiver.delegate(Template::of(&first), RESTART, handed + RESTART);
+            let got = tokio::time::timeout(Duration::from_secs(2), receiver.recv())
+                .await
+                .expect("the delegated timer must run out with no advert to wake the thread");
+            assert!(matches!(got, Incoming::Expired), "{got:?}");
+            assert!(
+                handed.elapsed() >= RESTART,
+                "expired early: {:?}",
+                handed.elapsed()
+            );
+        });
+    }
+
     #[test]
     fn a_delegated_timer_expires_once_even_after_the_template_is_withdrawn() {
         let same = advert("10.0.0.1", &[0x31, 7, 100, 1]);
         let t0 = Instant::now();
         let mut q = delegated(&same, t0 + RESTART);
-        assert_eq!(q.wait(t0), RESTART);
+        assert_eq!(q.wait(t0), Some(RESTART));
         assert!(!q.expire(t0 + RESTART - Duration::from_millis(1)));
         // A datagram for the task withdraws the template, not the timer.
         assert!(!q.note(&advert("10.0.0.2", &[1]), t0));
         assert!(q.expire(t0 + RESTART));
         assert!(!q.expire(t0 + RESTART * 2), "told once");
-        assert_eq!(q.wait(t0 + RESTART), STOP_CHECK);
+        assert_eq!(
+            q.wait(t0 + RESTART),
+            None,
+            "told: the thread waits for datagrams only"
+        );
         assert_eq!(q.take_back(), Some(t0 + RESTART));
-        // Nothing delegated: nothing expires; the thread only wakes to look for its stop.
+        // Nothing delegated: nothing expires; the thread only wakes for datagrams (and
+        // its stop).
         assert!(!q.expire(t0 + RESTART * 3));
-        assert_eq!(q.wait(t0), STOP_CHECK);
+        assert_eq!(q.wait(t0), None);
     }
 }

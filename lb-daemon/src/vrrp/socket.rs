@@ -27,7 +27,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
@@ -109,10 +109,9 @@ impl VrrpSocket {
     /// The socket lives in the calling thread's network namespace. Must be called inside a
     /// tokio runtime (or with one entered). Errors name the interface and what failed.
     pub fn open(cfg: &SocketConfig) -> io::Result<Self> {
-        let fd = Self::configured(cfg)?;
-        let ifindex = interface_index(&cfg.interface)?;
+        let (fd, ifindex) = Self::configured(cfg)?;
         let fd = register(fd).map_err(|e| context(e, cfg, "tokio registration"))?;
-        Ok(Self::wrap(fd, cfg, ifindex))
+        Ok(Self::wrap(fd, cfg, ifindex, true))
     }
 
     /// As [`open`](Self::open), for an instance whose adverts a thread of its own reads
@@ -120,8 +119,7 @@ impl VrrpSocket {
     /// writability only, so arriving adverts do not wake the runtime), and the
     /// [`ReceiveSocket`], a duplicate of the same descriptor, receives.
     pub fn open_split(cfg: &SocketConfig) -> io::Result<(Self, ReceiveSocket)> {
-        let fd = Self::configured(cfg)?;
-        let ifindex = interface_index(&cfg.interface)?;
+        let (fd, ifindex) = Self::configured(cfg)?;
         let reader = fd
             .as_fd()
             .try_clone_to_owned()
@@ -135,21 +133,23 @@ impl VrrpSocket {
             buf: vec![0u8; RECV_BUF_LEN],
             cmsg: nix::cmsg_space!(libc::in6_pktinfo, libc::c_int),
         };
-        Ok((Self::wrap(fd, cfg, ifindex), receiver))
+        Ok((Self::wrap(fd, cfg, ifindex, false), receiver))
     }
 
-    fn wrap(fd: AsyncFd<Socket>, cfg: &SocketConfig, ifindex: u32) -> Self {
+    /// `receives`: whether [`recv`](Self::recv) is used (a send-only half needs no buffer).
+    fn wrap(fd: AsyncFd<Socket>, cfg: &SocketConfig, ifindex: u32, receives: bool) -> Self {
+        let buf_len = if receives { RECV_BUF_LEN } else { 0 };
         VrrpSocket {
             fd,
             cfg: cfg.clone(),
             ifindex,
             ip_id: AtomicU16::new(0),
-            recv_buf: std::sync::Mutex::new(vec![0u8; RECV_BUF_LEN]),
+            recv_buf: std::sync::Mutex::new(vec![0u8; buf_len]),
         }
     }
 
-    /// The raw socket, set up for `cfg`.
-    fn configured(cfg: &SocketConfig) -> io::Result<Socket> {
+    /// The raw socket, set up for `cfg`, and the index of its interface.
+    fn configured(cfg: &SocketConfig) -> io::Result<(Socket, u32)> {
         check_config(cfg)?;
         let ifindex = interface_index(&cfg.interface)?;
         let protocol = if cfg.ah_key.is_some() {
@@ -164,7 +164,7 @@ impl VrrpSocket {
             setup_v4(&fd, cfg, ifindex)
         };
         setup.map_err(|e| context(e, cfg, "setup"))?;
-        Ok(fd)
+        Ok((fd, ifindex))
     }
 
     pub fn config(&self) -> &SocketConfig {
@@ -335,17 +335,34 @@ pub struct ReceiveSocket {
 }
 
 impl ReceiveSocket {
-    /// The next VRRP message, waiting at most `timeout`: `Ok(None)` when none came in
-    /// time (or a malformed one was dropped). Blocks the calling thread.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> io::Result<Option<Received>> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: one valid pollfd for the duration of the call.
-        let ready = unsafe { libc::poll(&mut pfd, 1, ms) };
+    /// The next VRRP message, waiting at most `timeout` (`None`: as long as it takes),
+    /// or until `stop` (an eventfd), if given, is readable: `Ok(None)` when none came in time, `stop`
+    /// fired, or a malformed one was dropped. Blocks the calling thread.
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Option<Duration>,
+        stop: Option<BorrowedFd<'_>>,
+    ) -> io::Result<Option<Received>> {
+        let mut pfds = [
+            libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                // poll(2) skips negative descriptors.
+                fd: stop.map_or(-1, |s| s.as_raw_fd()),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let ms = timeout.map_or(-1, |t| {
+            // Rounded up: poll's milliseconds must not wake the caller before `timeout`.
+            let ms = t.as_micros().div_ceil(1000);
+            libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+        });
+        // SAFETY: two valid pollfds for the duration of the call.
+        let ready = unsafe { libc::poll(pfds.as_mut_ptr(), 2, ms) };
         if ready < 0 {
             let e = io::Error::last_os_error();
             return match e.kind() {
@@ -353,7 +370,7 @@ impl ReceiveSocket {
                 _ => Err(e),
             };
         }
-        if ready == 0 {
+        if pfds[0].revents == 0 {
             return Ok(None);
         }
         match read_datagram(
@@ -371,6 +388,19 @@ impl ReceiveSocket {
     /// The interface the socket is bound to, for thread names and logs.
     pub fn interface(&self) -> &str {
         &self.cfg.interface
+    }
+
+    /// The socket, for the advert filter to attach to.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Whether no datagram is waiting (`SIOCINQ`: the next datagram's length, 0 if none).
+    pub fn queue_empty(&self) -> bool {
+        let mut next: libc::c_int = 0;
+        // SAFETY: SIOCINQ writes one c_int.
+        let rc = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::FIONREAD, &mut next) };
+        rc == 0 && next == 0
     }
 }
 
