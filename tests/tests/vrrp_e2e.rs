@@ -238,12 +238,25 @@ fn wrong_password_is_rejected_on_both_sides() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(seg.holders(VIP), vec![0, 1], "{}", seg.logs());
-    let ours = seg.nodes[0].log();
+    // The last of the two to become MASTER adds its VIP as it sends its first advert:
+    // give that advert time to reach the other side (and its log) before looking.
+    let logged = |i: usize, words: &[&str]| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = seg.nodes[i].log();
+            let lower = log.to_lowercase();
+            if words.iter().any(|w| lower.contains(w)) || std::time::Instant::now() >= deadline {
+                break log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let ours = logged(0, &["auth"]);
     assert!(
         ours.contains("auth"),
         "our log names the authentication mismatch:\n{ours}"
     );
-    let theirs = seg.nodes[1].log().to_lowercase();
+    let theirs = logged(1, &["passwd", "password"]).to_lowercase();
     assert!(
         theirs.contains("passwd") || theirs.contains("password"),
         "keepalived's log names it:\n{theirs}"
