@@ -431,15 +431,15 @@ mod tests {
         let rb = bind_receiver("127.0.0.2".parse().unwrap(), port).unwrap();
         let (ta, mut wa) = watch::channel(Snapshot::default());
         let (tb, mut wb) = watch::channel(Snapshot::default());
-        // Reconciliation, not timing, is tested: 100 ms x 5, so that a loaded machine's
-        // pause never takes `a` down and counts as a restart.
+        // Reconciliation, not timing, is tested: 100 ms x 10, so that a loaded machine's
+        // pause (the whole suite runs beside this on two cores) never takes `a` down.
         let slow = |mut s: SessionSpec| {
             s.timers = Timers {
                 min_rx_us: 100_000,
                 min_tx_us: 100_000,
                 ..T
             };
-            s.timers.multiplier = 5;
+            s.timers.multiplier = 10;
             s
         };
         let a_spec = slow(spec("a", "127.0.0.2", "127.0.0.1"));
@@ -472,6 +472,10 @@ mod tests {
             assert_eq!(snap.sessions[0].transitions, before, "a untouched");
             assert_eq!(snap.sessions[1].state, State::Down, "c is new");
         }
+        // `b` stops first: a restarted passive `a` then never hears from it and stays at
+        // 0 transitions. With `b` talking, the fresh session left 0 within ~100 ms, and a
+        // test task paused that long saw only the later snapshot (CI, stop 27).
+        b.abort();
         let mut changed = a_spec.clone();
         changed.passive = true;
         set.send_replace(vec![changed]);
@@ -489,7 +493,6 @@ mod tests {
         .await
         .expect("a restarted, c stopped");
         a.abort();
-        b.abort();
     }
 
     /// Two sessions over loopback (127.0.0.1 <-> 127.0.0.2, a free port) come Up,
