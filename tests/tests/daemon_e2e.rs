@@ -171,20 +171,37 @@ fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
         .output()
         .expect("lb-daemon status");
     assert!(String::from_utf8_lossy(&human.stdout).contains("VI_1"));
-    let metrics = seg.nodes[0].ns.run(|| {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect("127.0.0.1:9469").expect("metrics port");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .expect("write");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    });
+    let scrape = |node: usize| {
+        seg.nodes[node].ns.run(|| {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect("127.0.0.1:9469").expect("metrics port");
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .expect("write");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out
+        })
+    };
+    let metrics = scrape(0);
     assert!(
         metrics.contains("lb_vrrp_state{vrrp_instance=\"VI_1\"} 2"),
         "{metrics}"
     );
     assert!(metrics.contains("lb_backend_up{"), "{metrics}");
+    // The BACKUP's kernel advert filter takes the steady master's adverts; they are
+    // counted when its receive thread next wakes (within a master-down interval).
+    let filtered = |m: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("lb_vrrp_adverts_filtered_total{vrrp_instance=\"VI_1\"} "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let mut backup = String::new();
+    let taken = (0..60).any(|_| {
+        backup = scrape(1);
+        std::thread::sleep(Duration::from_millis(250));
+        filtered(&backup).is_some_and(|v| v > 0.0)
+    });
+    assert!(taken, "no advert filtered on the BACKUP:\n{backup}");
     // A reload that adds a backend and changes a weight, under traffic: no request fails.
     let _backend4 = start_backend(&seg.switch, 3, ForwardMode::Dr).expect("backend4");
     // Both nodes get the same change (identical Maglev tables keep failovers seamless).

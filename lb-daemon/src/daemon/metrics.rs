@@ -280,7 +280,7 @@ fn bgp(out: &mut Exposition, s: &Snapshot) {
 /// an `instance` label (the target), and would rename ours to `exported_instance`.
 fn vrrp(out: &mut Exposition, s: &Snapshot) {
     type Value = fn(&InstanceSnapshot) -> u64;
-    let per_instance: [(&str, &str, &str, Value); 9] = [
+    let per_instance: [(&str, &str, &str, Value); 10] = [
         (
             "lb_vrrp_state",
             "gauge",
@@ -310,6 +310,12 @@ fn vrrp(out: &mut Exposition, s: &Snapshot) {
             "counter",
             "VRRP advertisements received and accepted.",
             |i| i.adverts_received,
+        ),
+        (
+            "lb_vrrp_adverts_filtered_total",
+            "counter",
+            "Of the adverts received, those the kernel's advert filter took (a steady master's, while BACKUP).",
+            |i| i.adverts_filtered,
         ),
         (
             "lb_vrrp_adverts_sent_total",
@@ -873,6 +879,7 @@ mod tests {
                     priority_configured: 100,
                     transitions: 3,
                     adverts_received: 10,
+                    adverts_filtered: 6,
                     adverts_sent: 500,
                     adverts_dropped: BTreeMap::from([
                         ("auth".to_string(), 2),
@@ -1149,6 +1156,13 @@ mod tests {
                 &[("vrrp_instance", "VI_1")]
             ),
             10.0
+        );
+        assert_eq!(
+            v(
+                "lb_vrrp_adverts_filtered_total",
+                &[("vrrp_instance", "VI_1")]
+            ),
+            6.0
         );
         assert_eq!(
             v(

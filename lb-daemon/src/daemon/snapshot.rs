@@ -145,6 +145,10 @@ pub struct InstanceSnapshot {
     pub last_transition_reason: Option<String>,
     pub transitions: u64,
     pub adverts_received: u64,
+    /// Of `adverts_received`, those the kernel's advert filter took
+    /// (`lb_vrrp_adverts_filtered_total`).
+    #[serde(default)]
+    pub adverts_filtered: u64,
     pub adverts_sent: u64,
     /// Dropped adverts by reason (`lb_vrrp_adverts_dropped_total{reason}`).
     pub adverts_dropped: BTreeMap<String, u64>,

@@ -302,6 +302,7 @@ fn instance(s: &InstanceStatus) -> InstanceSnapshot {
         last_transition_reason: s.last_transition.as_ref().map(|(_, r)| r.clone()),
         transitions: s.transitions,
         adverts_received: s.adverts_received_total(),
+        adverts_filtered: s.adverts_taken.in_kernel(),
         adverts_sent: s.adverts_sent,
         adverts_dropped: s.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         split_brain: s.split_brain.clone(),

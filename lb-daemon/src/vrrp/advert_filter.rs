@@ -229,7 +229,13 @@ impl FilterSlot {
             .insert(cookie, index, 0)
             .map_err(|e| io::Error::other(format!("{}: {e}", vrrp_quiet::COOKIES)))?;
         let fd = filter.program_fd;
-        set_socket_opt(socket, libc::SO_ATTACH_BPF, &fd)?;
+        super::socket::set_opt(
+            socket,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_BPF,
+            &fd,
+            "SO_ATTACH_BPF",
+        )?;
         Ok(slot)
     }
 
@@ -245,7 +251,7 @@ impl FilterSlot {
     /// Arms the slot with `template`: from now on the kernel drops identical adverts.
     /// `false` when the template cannot be filtered (a longer message than a slot holds);
     /// the slot stays disarmed.
-    pub fn arm(&mut self, template: &Template) -> bool {
+    pub fn arm(&self, template: &Template) -> bool {
         self.disarm();
         let Some(mut value) = slot_value(template) else {
             return false;
@@ -381,31 +387,6 @@ fn socket_cookie(socket: BorrowedFd<'_>) -> io::Result<u64> {
         )));
     }
     Ok(cookie)
-}
-
-fn set_socket_opt(
-    socket: BorrowedFd<'_>,
-    name: libc::c_int,
-    value: &libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: `value` points to a live c_int, which the kernel only reads.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            name,
-            (value as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "SO_ATTACH_BPF: {}",
-            io::Error::last_os_error()
-        )))
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

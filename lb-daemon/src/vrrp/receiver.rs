@@ -100,7 +100,8 @@ impl TakenCount {
         self.0[0].load(Ordering::Relaxed)
     }
 
-    /// Of those, the ones the kernel filter took (the thread did not wake for them).
+    /// Of those, the ones the kernel filter took (the thread did not wake for them):
+    /// `lb_vrrp_adverts_filtered_total`.
     pub fn in_kernel(&self) -> u64 {
         self.0[1].load(Ordering::Relaxed)
     }

@@ -621,7 +621,7 @@ fn setup_v4(socket: &Socket, cfg: &SocketConfig, ifindex: u32) -> io::Result<()>
             // socket2 sets IP_MULTICAST_IF by address only; keepalived (and we) use the index.
             let ifreq = ip_mreqn(Ipv4Addr::UNSPECIFIED, ifindex);
             set_opt(
-                socket,
+                socket.as_fd(),
                 libc::IPPROTO_IP,
                 libc::IP_MULTICAST_IF,
                 &ifreq,
@@ -719,12 +719,13 @@ fn set_int(
     value: libc::c_int,
     what: &str,
 ) -> io::Result<()> {
-    set_opt(socket, level, name, &value, what)
+    set_opt(socket.as_fd(), level, name, &value, what)
 }
 
-/// setsockopt with a plain-data value, for the options socket2 lacks; the error names it.
-fn set_opt<T: Copy>(
-    socket: &Socket,
+/// setsockopt with a plain-data value, for the options socket2 lacks (and the advert
+/// filter's `SO_ATTACH_BPF`); the error names it.
+pub(super) fn set_opt<T: Copy>(
+    socket: BorrowedFd<'_>,
     level: libc::c_int,
     name: libc::c_int,
     value: &T,
