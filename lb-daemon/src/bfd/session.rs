@@ -403,6 +403,26 @@ mod tests {
         }
     }
 
+    /// Receivers on 127.0.0.1 and 127.0.0.2 sharing a free port. A port found free can
+    /// be taken before it is bound (another test's sender picks from the same range:
+    /// AddrInUse in CI, stop 28): then another is tried.
+    fn receivers() -> (UdpSocket, UdpSocket, u16) {
+        for _ in 0..50 {
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = probe.local_addr().unwrap().port();
+            drop(probe);
+            let pair = bind_receiver("127.0.0.1".parse().unwrap(), port).and_then(|ra| {
+                bind_receiver("127.0.0.2".parse().unwrap(), port).map(|rb| (ra, rb))
+            });
+            match pair {
+                Ok((ra, rb)) => return (ra, rb, port),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(e) => panic!("binding BFD receivers: {e}"),
+            }
+        }
+        panic!("no free port for two BFD receivers in 50 tries");
+    }
+
     async fn wait_for(rx: &mut watch::Receiver<Snapshot>, state: State) {
         wait_until(rx, |s| s.state == state).await;
     }
@@ -424,11 +444,7 @@ mod tests {
     /// new one starts beside it, a changed one restarts, a removed one stops.
     #[tokio::test]
     async fn a_new_set_keeps_unchanged_sessions_running() {
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = probe.local_addr().unwrap().port();
-        drop(probe);
-        let ra = bind_receiver("127.0.0.1".parse().unwrap(), port).unwrap();
-        let rb = bind_receiver("127.0.0.2".parse().unwrap(), port).unwrap();
+        let (ra, rb, port) = receivers();
         let (ta, mut wa) = watch::channel(Snapshot::default());
         let (tb, mut wb) = watch::channel(Snapshot::default());
         // Reconciliation, not timing, is tested: 100 ms x 10, so that a loaded machine's
@@ -499,11 +515,7 @@ mod tests {
     /// negotiate 10 ms, and one goes Down by detection when the other stops.
     #[tokio::test]
     async fn two_tasks_come_up_over_loopback_and_detect_a_stop() {
-        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = probe.local_addr().unwrap().port();
-        drop(probe);
-        let ra = bind_receiver("127.0.0.1".parse().unwrap(), port).unwrap();
-        let rb = bind_receiver("127.0.0.2".parse().unwrap(), port).unwrap();
+        let (ra, rb, port) = receivers();
         let (ta, mut wa) = watch::channel(Snapshot::default());
         let (tb, mut wb) = watch::channel(Snapshot::default());
         let a = tokio::spawn(run(vec![spec("a", "127.0.0.2", "127.0.0.1")], ra, port, ta));
