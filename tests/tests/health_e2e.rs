@@ -182,17 +182,27 @@ async fn inhibit_on_failure_keeps_the_real_at_weight_zero() {
     a.stop();
     let (u, _) = wait_for(&mut rx, Duration::from_secs(3), |u| has(u, &a, 0)).await;
     assert!(has(&u, &b, 1));
-    let status = health.status[0].borrow().clone();
-    let ra = status
-        .reals
-        .iter()
-        .find(|r| r.port == a.addr.port())
-        .unwrap();
-    assert!(!ra.healthy);
+    // The checks start with the service: one may have reached the listener's backlog
+    // before it closed, and fail as "connection reset"; every later one is refused.
+    let mut last = None;
+    for _ in 0..50 {
+        let status = health.status[0].borrow().clone();
+        let ra = status
+            .reals
+            .iter()
+            .find(|r| r.port == a.addr.port())
+            .cloned()
+            .unwrap();
+        assert!(!ra.healthy);
+        last = ra.last_result;
+        if last.as_deref().unwrap_or("").contains("refused") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
-        ra.last_result.as_deref().unwrap_or("").contains("refused"),
-        "reason logged: {:?}",
-        ra.last_result
+        last.as_deref().unwrap_or("").contains("refused"),
+        "reason logged: {last:?}"
     );
     health.stop();
 }

@@ -76,7 +76,7 @@ impl Pair {
                 .build()
                 .expect("runtime");
             let outcome = rt.block_on(check_once(&spec, spec.target(target)));
-            (outcome.up, outcome.reason)
+            (outcome.up, outcome.reason.into_owned())
         })
     }
 }

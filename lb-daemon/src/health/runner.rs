@@ -1,30 +1,36 @@
-//! Running the checks: one task per checker of every real server (started with a random
-//! `warmup` spread so thousands of checks do not fire together, then every `delay_loop`),
-//! and one task per virtual service that owns its [`ServiceHealth`], logs each verdict
-//! change with its reason, runs notify/quorum scripts, and sends the new desired backend
-//! set to the data-plane owner the moment it changes. It starts from a [`HealthPlan`]
+//! Running the checks: one task per virtual service, which runs its checks (each started
+//! after a random `warmup` spread so thousands of checks do not fire together, then
+//! every `delay_loop`: [`Schedule`], one timer per service rather than a task and a timer
+//! per check), owns its [`ServiceHealth`], logs each verdict change with its reason, runs
+//! notify/quorum scripts, and sends the new desired backend set to the data-plane owner
+//! the moment it changes. FILE_CHECK and BFD_CHECK, which have no schedule, run as their
+//! own small tasks and send their outcomes to it. It starts from a [`HealthPlan`]
 //! (`health::from_config`) and never reads the configuration itself.
 
 use std::{
     collections::HashMap,
+    future::Future,
     net::IpAddr,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
         Arc,
     },
     time::Duration,
 };
 
+use futures::{stream::FuturesUnordered, StreamExt};
 use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
+    time::Instant,
 };
 use tracing::{info, warn};
 
 use super::{
     checkers,
-    from_config::{HealthPlan, PlannedCheck, ServiceAlerts, ServicePlan, ServiceScripts},
-    spec::{CheckKind, FileCheck, Outcome},
+    from_config::{HealthPlan, ServiceAlerts, ServicePlan, ServiceScripts},
+    schedule::Schedule,
+    spec::{CheckKind, CheckSpec, FileCheck, Outcome, Target},
     verdict::{DesiredBackend, HealthEvent, ServiceHealth},
 };
 use crate::alerts::{
@@ -157,42 +163,44 @@ fn start_service(
         .iter()
         .map(|c| ((c.real, c.checker), family(&c.spec.kind)))
         .collect();
-    let reals = verdict.reals.len();
     let (health, startup) = ServiceHealth::new(verdict);
-    let real_up: Arc<Vec<AtomicBool>> = Arc::new(
-        (0..reals)
-            .map(|i| AtomicBool::new(health.real_up(i)))
-            .collect(),
-    );
     let (status_tx, status_rx) = watch::channel(status_of(service, &health));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let mut tasks = Vec::new();
+    let mut scheduled = Vec::new();
     for check in checks {
-        let task = if let CheckKind::File(file) = &check.spec.kind {
-            tokio::spawn(file_loop(
+        if let CheckKind::File(file) = &check.spec.kind {
+            tasks.push(tokio::spawn(file_loop(
                 check.real,
                 check.checker,
                 file.clone(),
                 done_tx.clone(),
-            ))
+            )));
         } else if let CheckKind::Bfd(b) = &check.spec.kind {
-            tokio::spawn(bfd_loop(
+            tasks.push(tokio::spawn(bfd_loop(
                 check.real,
                 check.checker,
                 b.name.clone(),
                 bfd.clone(),
                 done_tx.clone(),
-            ))
+            )));
         } else {
-            tokio::spawn(check_loop(
-                check,
-                done_tx.clone(),
-                Arc::clone(&counters),
-                Arc::clone(&real_up),
-            ))
-        };
-        tasks.push(task);
+            scheduled.push(Scheduled {
+                real: check.real,
+                checker: check.checker,
+                spec: Arc::new(check.spec),
+                target: check.target,
+            });
+        }
     }
+    drop(done_tx);
+    let now = Instant::now().into_std();
+    let schedule = Schedule::new(scheduled.iter().map(|c| {
+        (
+            now + spread(c.spec.common.warmup),
+            c.spec.common.delay_loop.max(MIN_DELAY_LOOP),
+        )
+    }));
     let owner = ServiceOwner {
         service,
         health,
@@ -202,7 +210,8 @@ fn start_service(
         updates,
         status: status_tx,
         counters,
-        real_up,
+        checks: scheduled,
+        schedule,
         reports: ServiceReports {
             sink,
             alerts,
@@ -231,44 +240,15 @@ fn getrandom_fill(buf: &mut [u8]) -> std::io::Result<()> {
     std::fs::File::open("/dev/urandom")?.read_exact(buf)
 }
 
-/// Checks forever: after the warmup spread, one check every `delay_loop` (fixed rate, so
-/// a slow check does not shift the schedule of the others).
-async fn check_loop(
-    planned: PlannedCheck,
-    done: mpsc::UnboundedSender<Finished>,
-    counters: Arc<Counters>,
-    real_up: Arc<Vec<AtomicBool>>,
-) {
-    let PlannedCheck {
-        real,
-        checker,
-        spec: check,
-        target,
-    } = planned;
-    tokio::time::sleep(spread(check.common.warmup)).await;
-    let mut tick = tokio::time::interval(check.common.delay_loop.max(Duration::from_millis(10)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        // keepalived retries only while the real is up: a down real is probed once.
-        let up = real_up.get(real).is_some_and(|u| u.load(Ordering::Relaxed));
-        let outcome = if up {
-            checkers::check(&check, target).await
-        } else {
-            checkers::check_once(&check, target).await
-        };
-        counters.observe(&outcome);
-        if done
-            .send(Finished {
-                real,
-                checker,
-                outcome,
-            })
-            .is_err()
-        {
-            return;
-        }
-    }
+/// The shortest `delay_loop` honoured (a smaller one would spin).
+const MIN_DELAY_LOOP: Duration = Duration::from_millis(10);
+
+/// A check the service's task runs on its schedule.
+struct Scheduled {
+    real: usize,
+    checker: usize,
+    spec: Arc<CheckSpec>,
+    target: Target,
 }
 
 /// FILE_CHECK: the file is watched, and each new value is an outcome at once (keepalived
@@ -353,7 +333,9 @@ struct ServiceOwner {
     updates: mpsc::UnboundedSender<Update>,
     status: watch::Sender<ServiceStatus>,
     counters: Arc<Counters>,
-    real_up: Arc<Vec<AtomicBool>>,
+    /// The checks this task runs, by [`Schedule`] index.
+    checks: Vec<Scheduled>,
+    schedule: Schedule,
     reports: ServiceReports,
 }
 
@@ -412,38 +394,88 @@ impl ServiceOwner {
     async fn run(mut self, startup: Vec<HealthEvent>, mut done: mpsc::UnboundedReceiver<Finished>) {
         self.handle(startup);
         self.publish();
-        while let Some(f) = done.recv().await {
-            let was_up = self.health.real_up(f.real);
-            let events = self.health.record(f.real, f.checker, &f.outcome);
-            {
-                for event in &events {
-                    // A real confirmed in the state it started in (alpha) is no news.
-                    let news = match event {
-                        HealthEvent::RealUp { .. } => !was_up,
-                        HealthEvent::RealDown { .. } => was_up,
-                        _ => true,
-                    };
-                    if news {
-                        self.reports.on_event(event, f.checker);
-                    }
+        let mut running = FuturesUnordered::new();
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut timer_at = None;
+        let mut events_open = true;
+        loop {
+            let now = Instant::now().into_std();
+            while let Some(i) = self.schedule.take_due(now) {
+                running.push(self.start(i));
+            }
+            let next = self.schedule.next_due();
+            if next != timer_at {
+                if let Some(at) = next {
+                    timer.as_mut().reset(Instant::from_std(at));
                 }
+                timer_at = next;
             }
-            // Status first: whoever sees the update may look at the status at once. Only
-            // this real's entry changes (a full rebuild per check would cost O(reals)).
-            let entry = real_status(&self.health, f.real);
-            let quorum_up = self.health.quorum_up();
-            self.status.send_modify(|s| {
-                s.quorum_up = quorum_up;
-                if let (Some(slot), Some(e)) = (s.reals.get_mut(f.real), entry) {
-                    *slot = e;
+            if !events_open && running.is_empty() && next.is_none() {
+                // Nothing scheduled and no FILE/BFD checker left: nothing will happen.
+                return;
+            }
+            tokio::select! {
+                Some((i, outcome)) = running.next(), if !running.is_empty() => {
+                    self.schedule.finished(i, Instant::now().into_std());
+                    self.counters.observe(&outcome);
+                    let (real, checker) = (self.checks[i].real, self.checks[i].checker);
+                    self.record(real, checker, &outcome);
                 }
-            });
-            if let Some(flag) = self.real_up.get(f.real) {
-                flag.store(self.health.real_up(f.real), Ordering::Relaxed);
+                f = done.recv(), if events_open => match f {
+                    Some(f) => self.record(f.real, f.checker, &f.outcome),
+                    None => events_open = false,
+                },
+                () = &mut timer, if timer_at.is_some() => timer_at = None,
             }
-            if !events.is_empty() {
-                self.handle(events);
+        }
+    }
+
+    /// Starts check `i`. keepalived retries only while the real is up: a down real is
+    /// probed once.
+    fn start(&self, i: usize) -> impl Future<Output = (usize, Outcome)> + Send + 'static {
+        let c = &self.checks[i];
+        let up = self.health.real_up(c.real);
+        let (spec, target) = (Arc::clone(&c.spec), c.target);
+        async move {
+            let outcome = if up {
+                checkers::check(&spec, target).await
+            } else {
+                checkers::check_once(&spec, target).await
+            };
+            (i, outcome)
+        }
+    }
+
+    /// One outcome of `checker` of `real`: the verdict, its news, the status.
+    fn record(&mut self, real: usize, checker: usize, outcome: &Outcome) {
+        let was_up = self.health.real_up(real);
+        let events = self.health.record(real, checker, outcome);
+        for event in &events {
+            // A real confirmed in the state it started in (alpha) is no news.
+            let news = match event {
+                HealthEvent::RealUp { .. } => !was_up,
+                HealthEvent::RealDown { .. } => was_up,
+                _ => true,
+            };
+            if news {
+                self.reports.on_event(event, checker);
             }
+        }
+        // Status first: whoever sees the update may look at the status at once. Only
+        // this real's entry can change (a full rebuild per check would cost O(reals)),
+        // and most checks change nothing: then nothing is allocated or notified.
+        let health = &self.health;
+        self.status.send_if_modified(|s| {
+            let mut changed = s.quorum_up != health.quorum_up();
+            s.quorum_up = health.quorum_up();
+            if let Some(slot) = s.reals.get_mut(real) {
+                changed |= refresh(slot, health, real);
+            }
+            changed
+        });
+        if !events.is_empty() {
+            self.handle(events);
         }
     }
 
@@ -498,15 +530,32 @@ impl ServiceOwner {
     }
 }
 
+/// Real `i`'s first status entry: its place, and the rest as [`refresh`] keeps it.
 fn real_status(health: &ServiceHealth, i: usize) -> Option<RealStatus> {
     let (address, port) = health.real_place(i)?;
-    Some(RealStatus {
+    let mut slot = RealStatus {
         address,
         port,
-        weight: health.real_weight(i).unwrap_or(0),
-        healthy: health.real_up(i),
-        last_result: health.last_reason(i).map(str::to_string),
-    })
+        weight: 0,
+        healthy: false,
+        last_result: None,
+    };
+    refresh(&mut slot, health, i);
+    Some(slot)
+}
+
+/// Brings `slot` up to date with real `i`; true if anything changed.
+fn refresh(slot: &mut RealStatus, health: &ServiceHealth, i: usize) -> bool {
+    let weight = health.real_weight(i).unwrap_or(0);
+    let healthy = health.real_up(i);
+    let reason = health.last_reason(i);
+    if slot.weight == weight && slot.healthy == healthy && slot.last_result.as_deref() == reason {
+        return false;
+    }
+    slot.weight = weight;
+    slot.healthy = healthy;
+    slot.last_result = reason.map(str::to_string);
+    true
 }
 
 fn status_of(service: ServiceId, health: &ServiceHealth) -> ServiceStatus {

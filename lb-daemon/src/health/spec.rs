@@ -2,7 +2,7 @@
 //! owned by `config::check`, re-exported here for the checkers) and the outcome of one
 //! attempt.
 
-use std::time::Duration;
+use std::{borrow::Cow, time::Duration};
 
 pub use crate::config::check::*;
 
@@ -15,7 +15,8 @@ pub struct Outcome {
     /// FILE_CHECK: added to the real server's configured weight while up.
     pub offset: Option<i64>,
     /// Why (for logs): "connected", "refused", "timeout", "status 503",
-    /// "digest mismatch", "TLS error: ...", "exit 1", ...
-    pub reason: String,
+    /// "digest mismatch", "TLS error: ...", "exit 1", ... (most are constants: a
+    /// check that finds what the last one found allocates nothing).
+    pub reason: Cow<'static, str>,
     pub duration: Duration,
 }

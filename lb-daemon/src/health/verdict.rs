@@ -12,7 +12,10 @@
 //! consecutive successes bring a down one up. With the defaults (1, 1) this is exactly
 //! keepalived's checker behaviour.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    borrow::Cow,
+    net::{IpAddr, SocketAddr},
+};
 
 use super::quorum::Quorum;
 use super::spec::{Common, Outcome};
@@ -212,7 +215,7 @@ struct Checker {
     dynamic: Option<u32>,
     /// FILE_CHECK: added to the configured weight, while it holds.
     offset: Option<i64>,
-    reason: Option<String>,
+    reason: Option<Cow<'static, str>>,
     /// When `reason` was recorded (the service's record counter), to find the latest.
     seen: u64,
 }
@@ -236,7 +239,10 @@ impl Checker {
         let first = !self.has_run;
         let was_up = self.verdict.is_up();
         self.has_run = true;
-        self.reason = Some(outcome.reason.clone());
+        // Most checks repeat the last reason ("connected"): kept, not copied again.
+        if self.reason.as_deref() != Some(&*outcome.reason) {
+            self.reason = Some(outcome.reason.clone());
+        }
         self.seen = seen;
         self.verdict = self.verdict.step(self.params, outcome.up);
         if outcome.up {
@@ -389,11 +395,20 @@ impl ServiceHealth {
                 to: new_weight,
             });
         }
-        let reason = outcome.reason.clone();
+        let reason = || outcome.reason.to_string();
         match (was_up, is_up) {
-            (false, true) => events.push(HealthEvent::RealUp { real, reason }),
-            (true, false) => events.push(HealthEvent::RealDown { real, reason }),
-            _ if confirmed_down => events.push(HealthEvent::RealDown { real, reason }),
+            (false, true) => events.push(HealthEvent::RealUp {
+                real,
+                reason: reason(),
+            }),
+            (true, false) => events.push(HealthEvent::RealDown {
+                real,
+                reason: reason(),
+            }),
+            _ if confirmed_down => events.push(HealthEvent::RealDown {
+                real,
+                reason: reason(),
+            }),
             _ => {}
         }
         // The desired set and the quorum depend only on the reals' states and weights:
@@ -591,7 +606,7 @@ mod tests {
             up: true,
             weight: None,
             offset: None,
-            reason: reason.into(),
+            reason: reason.to_string().into(),
             duration: Duration::from_millis(1),
         }
     }

@@ -310,18 +310,71 @@ const REFERENCE: Load = Load {
     measure: Duration::from_secs(15),
 };
 
+/// Rounds of the VM comparison, alternating the two checkers (the emulated machine's
+/// speed drifts between runs by as much as the difference measured).
+const REFERENCE_ROUNDS: usize = 3;
+
+/// CPU (% of one core) per 100 checks a second: keepalived falls behind its schedule at
+/// this load under emulation, so the two do not perform the same number of checks.
+fn cpu_per_100(r: &Row) -> f64 {
+    r.cpu / r.checks_per_s.max(1.0) * 100.0
+}
+
+/// The median of `values` (NaN when empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    percentile(&values, 0.5)
+}
+
+/// One row of medians over rounds (each field on its own).
+fn median_row(rounds: &[Row]) -> Row {
+    let m = |f: fn(&Row) -> f64| median(rounds.iter().map(f).collect());
+    Row {
+        mix: rounds.first().map(|r| r.mix.clone()).unwrap_or_default(),
+        cpu: m(|r| r.cpu),
+        sys: m(|r| r.sys),
+        rss_mib: m(|r| r.rss_mib),
+        p50_ms: m(|r| r.p50_ms),
+        p99_ms: m(|r| r.p99_ms),
+        checks_per_s: m(|r| r.checks_per_s),
+    }
+}
+
 /// `lb-bench health-reference`, run in the IPVS kernel's VM (`cargo xtask bench health`
 /// boots it): keepalived's checker and ours on the same 500 TCP_CHECKs per second (a load
-/// both keep up with under emulation).
+/// both nearly keep up with under emulation), in alternating rounds.
 pub fn run_reference() -> Result<String> {
     raise_fd_limit();
-    let ours = measure_with(Checker::LbDaemon, REFERENCE, "lb-daemon", REFERENCE.reals)?;
-    let theirs = measure_with(
-        Checker::Keepalived,
-        REFERENCE,
-        "keepalived 2.2.7 (`keepalived --check`)",
-        REFERENCE.reals,
-    )?;
+    let keepalived = "keepalived 2.2.7 (`keepalived --check`)";
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..REFERENCE_ROUNDS {
+        ours.push(measure_with(
+            Checker::LbDaemon,
+            REFERENCE,
+            "lb-daemon",
+            REFERENCE.reals,
+        )?);
+        theirs.push(measure_with(
+            Checker::Keepalived,
+            REFERENCE,
+            keepalived,
+            REFERENCE.reals,
+        )?);
+    }
+    // Each round's pair ran back to back: their ratios are the comparison.
+    let per_check = median(
+        ours.iter()
+            .zip(&theirs)
+            .map(|(o, t)| cpu_per_100(o) / cpu_per_100(t))
+            .collect(),
+    );
+    let raw = median(
+        ours.iter()
+            .zip(&theirs)
+            .map(|(o, t)| o.cpu / t.cpu)
+            .collect(),
+    );
+    let (ours, theirs) = (median_row(&ours), median_row(&theirs));
     let mut s = String::from(
         "## Health checks against keepalived (`cargo xtask bench health`, in the IPVS VM)\n\n",
     );
@@ -332,26 +385,34 @@ pub fn run_reference() -> Result<String> {
          several times the host's; the two checkers are compared under the same conditions. \
          {} TCP_CHECK real servers (listeners on 127.1.x.y:8000 in the benchmark process), \
          `delay_loop` 1 s, CPU and RSS of the checking process over {} s after {} s of \
-         warm-up. Target: lower CPU than keepalived at the same load.\n\n",
+         warm-up; {} rounds alternating the two checkers, each figure the median over the \
+         rounds. keepalived falls behind its schedule at this load (fewer checks/s seen), so \
+         the comparison is CPU per check performed: \"CPU per 100 checks/s\". Target: lower \
+         CPU than keepalived at the same load.\n\n",
         REFERENCE.reals,
         REFERENCE.measure.as_secs(),
-        REFERENCE.warmup.as_secs()
+        REFERENCE.warmup.as_secs(),
+        REFERENCE_ROUNDS,
     ));
-    s.push_str("| checker | checks/s seen | CPU (% of one core) | of which kernel | RSS | lateness p50 | lateness p99 |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| checker | checks/s seen | CPU (% of one core) | of which kernel | CPU per 100 checks/s | RSS | lateness p50 | lateness p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in [&ours, &theirs] {
         s.push_str(&format!(
-            "| {} | {:.0} | {:.1} | {:.1} | {:.1} MiB | {:.1} ms | {:.1} ms |\n",
-            r.mix, r.checks_per_s, r.cpu, r.sys, r.rss_mib, r.p50_ms, r.p99_ms
+            "| {} | {:.0} | {:.1} | {:.1} | {:.2} | {:.1} MiB | {:.1} ms | {:.1} ms |\n",
+            r.mix,
+            r.checks_per_s,
+            r.cpu,
+            r.sys,
+            cpu_per_100(r),
+            r.rss_mib,
+            r.p50_ms,
+            r.p99_ms
         ));
     }
-    let met = if ours.cpu < theirs.cpu {
-        "yes"
-    } else {
-        "**no**"
-    };
+    let met = if per_check < 1.0 { "yes" } else { "**no**" };
     s.push_str(&format!(
-        "\nlb-daemon uses {:.2}x keepalived's CPU at the same load: target met: {met}.\n",
-        ours.cpu / theirs.cpu
+        "\nPer check performed, lb-daemon uses {per_check:.2}x keepalived's CPU (median of \
+         the rounds' ratios; {raw:.2}x in CPU alone, keepalived performing fewer checks): \
+         target met: {met}.\n",
     ));
     Ok(s)
 }

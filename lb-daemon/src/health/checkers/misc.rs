@@ -33,7 +33,7 @@ fn verdict(dynamic: bool, outcome: &script::Outcome) -> Verdict {
         script::Outcome::Exited(code @ 2..=255) if dynamic => Verdict {
             up: true,
             weight: u32::try_from(code - 2).ok(),
-            reason,
+            reason: reason.into(),
         },
         _ => Verdict::down(reason),
     }

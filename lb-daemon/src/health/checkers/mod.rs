@@ -13,6 +13,7 @@ mod tcp;
 mod udp;
 
 use std::{
+    borrow::Cow,
     future::Future,
     hash::{BuildHasher, Hasher},
     io,
@@ -37,9 +38,11 @@ pub(crate) use smtp::reply as smtp_reply;
 pub async fn check_once(spec: &CheckSpec, target: Target) -> Outcome {
     let start = Instant::now();
     let common = &spec.common;
+    // Only TCP_CHECK's small future is held inline: the others are boxed, so a check's
+    // future stays small to allocate and move (all inline, every check was ~9 KB).
     let verdict = match &spec.kind {
         CheckKind::Tcp => tcp::run(target, common).await,
-        CheckKind::Http(http) => http::run(http, None, target, common).await,
+        CheckKind::Http(http) => Box::pin(http::run(http, None, target, common)).await,
         CheckKind::Ssl(http) => {
             // keepalived's SSL_GET verifies nothing unless told to (no SSL_CTX_set_verify).
             let tls = http.tls.clone().unwrap_or(super::spec::TlsOptions {
@@ -47,13 +50,13 @@ pub async fn check_once(spec: &CheckSpec, target: Target) -> Outcome {
                 ca: None,
                 sni: None,
             });
-            http::run(http, Some(&tls), target, common).await
+            Box::pin(http::run(http, Some(&tls), target, common)).await
         }
-        CheckKind::Misc(misc) => misc::run(misc, common).await,
-        CheckKind::Smtp(smtp) => smtp::run(smtp, target, common).await,
-        CheckKind::Dns(dns) => dns::run(dns, target, common).await,
-        CheckKind::Udp(udp) => udp::run(udp, target, common).await,
-        CheckKind::Ping => ping::run(target, common).await,
+        CheckKind::Misc(misc) => Box::pin(misc::run(misc, common)).await,
+        CheckKind::Smtp(smtp) => Box::pin(smtp::run(smtp, target, common)).await,
+        CheckKind::Dns(dns) => Box::pin(dns::run(dns, target, common)).await,
+        CheckKind::Udp(udp) => Box::pin(udp::run(udp, target, common)).await,
+        CheckKind::Ping => Box::pin(ping::run(target, common)).await,
         CheckKind::File(file) => {
             let value = crate::track_file::read(&file.file);
             return file_outcome(file, value);
@@ -83,7 +86,7 @@ pub fn file_outcome(file: &FileCheck, value: Option<i64>) -> Outcome {
         up,
         weight: None,
         offset: offset.filter(|_| file.weight != 0),
-        reason: format!("{} holds {shown}", file.file.display()),
+        reason: format!("{} holds {shown}", file.file.display()).into(),
         duration: Duration::ZERO,
     }
 }
@@ -96,7 +99,7 @@ pub fn bfd_outcome(name: &str, state: Option<crate::bfd::fsm::State>) -> Outcome
         up: crate::bfd::track::checker_up(up),
         weight: None,
         offset: None,
-        reason: format!("BFD session {name} is {shown}"),
+        reason: format!("BFD session {name} is {shown}").into(),
         duration: Duration::ZERO,
     }
 }
@@ -127,11 +130,11 @@ pub async fn check(spec: &CheckSpec, target: Target) -> Outcome {
 struct Verdict {
     up: bool,
     weight: Option<u32>,
-    reason: String,
+    reason: Cow<'static, str>,
 }
 
 impl Verdict {
-    fn up(reason: impl Into<String>) -> Self {
+    fn up(reason: impl Into<Cow<'static, str>>) -> Self {
         Verdict {
             up: true,
             weight: None,
@@ -139,7 +142,7 @@ impl Verdict {
         }
     }
 
-    fn down(reason: impl Into<String>) -> Self {
+    fn down(reason: impl Into<Cow<'static, str>>) -> Self {
         Verdict {
             up: false,
             weight: None,
@@ -424,6 +427,16 @@ mod tests {
     };
     use crate::health::spec::{HttpCheck, MiscCheck, StatusMatch, Url};
 
+    /// Thousands of checks a second each allocate and move their future: one checker's
+    /// state must not size them all (inline, HTTP/SSL made every check ~9 KB).
+    #[test]
+    fn a_check_future_stays_small() {
+        let s = spec(CheckKind::Tcp, 100);
+        let t = test_support::target("127.0.0.1:1".parse().unwrap());
+        let size = std::mem::size_of_val(&check(&s, t));
+        assert!(size <= 1536, "a check's future is {size} bytes");
+    }
+
     fn http() -> CheckKind {
         CheckKind::Http(HttpCheck {
             urls: vec![Url {
@@ -460,7 +473,7 @@ mod tests {
         let server = flaky(2).await;
         s.common.retry = 1;
         let out = check(&s, server.target()).await;
-        assert_eq!((out.up, out.reason.as_str()), (false, "status 503"));
+        assert_eq!((out.up, &*out.reason), (false, "status 503"));
         assert_eq!(server.requests.lock().unwrap().len(), 2);
     }
 
@@ -494,7 +507,7 @@ mod tests {
         })
         .await;
         let out = check_once(&spec(http(), 1000), server.target()).await;
-        assert_eq!((out.up, out.reason.as_str()), (true, "status 200"));
+        assert_eq!((out.up, &*out.reason), (true, "status 200"));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
 
         // TCP to the same server; SSL_GET to it fails (it speaks plain HTTP).
