@@ -27,7 +27,7 @@ use tokio::{
 use tracing::{info, warn};
 
 use super::{
-    checkers,
+    checkers::{self, Begun},
     from_config::{HealthPlan, ServiceAlerts, ServicePlan, ServiceScripts},
     schedule::Schedule,
     spec::{CheckKind, CheckSpec, FileCheck, Outcome, Target},
@@ -402,7 +402,9 @@ impl ServiceOwner {
         loop {
             let now = Instant::now().into_std();
             while let Some(i) = self.schedule.take_due(now) {
-                running.push(self.start(i));
+                if let Some(check) = self.start(i) {
+                    running.push(check);
+                }
             }
             let next = self.schedule.next_due();
             if next != timer_at {
@@ -417,10 +419,7 @@ impl ServiceOwner {
             }
             tokio::select! {
                 Some((i, outcome)) = running.next(), if !running.is_empty() => {
-                    self.schedule.finished(i, Instant::now().into_std());
-                    self.counters.observe(&outcome);
-                    let (real, checker) = (self.checks[i].real, self.checks[i].checker);
-                    self.record(real, checker, &outcome);
+                    self.conclude(i, &outcome);
                 }
                 f = done.recv(), if events_open => match f {
                     Some(f) => self.record(f.real, f.checker, &f.outcome),
@@ -431,20 +430,33 @@ impl ServiceOwner {
         }
     }
 
-    /// Starts check `i`. keepalived retries only while the real is up: a down real is
-    /// probed once.
-    fn start(&self, i: usize) -> impl Future<Output = (usize, Outcome)> + Send + 'static {
+    /// Starts check `i`: `None` if it ended at once (concluded here, see
+    /// [`checkers::begin`]), else the future that ends it. keepalived retries only while
+    /// the real is up: a down real is probed once.
+    fn start(
+        &mut self,
+        i: usize,
+    ) -> Option<impl Future<Output = (usize, Outcome)> + Send + 'static> {
         let c = &self.checks[i];
         let up = self.health.real_up(c.real);
-        let (spec, target) = (Arc::clone(&c.spec), c.target);
-        async move {
-            let outcome = if up {
-                checkers::check(&spec, target).await
-            } else {
-                checkers::check_once(&spec, target).await
-            };
-            (i, outcome)
+        match checkers::begin(&c.spec, c.target, up) {
+            Begun::Ended(outcome) => {
+                self.conclude(i, &outcome);
+                None
+            }
+            Begun::Running(running) => {
+                let spec = Arc::clone(&c.spec);
+                Some(async move { (i, running.finish(&spec).await) })
+            }
         }
+    }
+
+    /// Check `i` ended with `outcome`: its next run is scheduled and the outcome recorded.
+    fn conclude(&mut self, i: usize, outcome: &Outcome) {
+        self.schedule.finished(i, Instant::now().into_std());
+        self.counters.observe(outcome);
+        let (real, checker) = (self.checks[i].real, self.checks[i].checker);
+        self.record(real, checker, outcome);
     }
 
     /// One outcome of `checker` of `real`: the verdict, its news, the status.

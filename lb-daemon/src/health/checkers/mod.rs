@@ -64,13 +64,7 @@ pub async fn check_once(spec: &CheckSpec, target: Target) -> Outcome {
         // Event-driven (the runner's bfd_loop); alone, a session nobody runs is down.
         CheckKind::Bfd(b) => return bfd_outcome(&b.name, None),
     };
-    Outcome {
-        up: verdict.up,
-        weight: verdict.weight,
-        offset: None,
-        reason: verdict.reason,
-        duration: start.elapsed(),
-    }
+    outcome_of(verdict, start)
 }
 
 /// FILE_CHECK's outcome for the file's current value (`None`: not a valid number, taken
@@ -112,16 +106,100 @@ pub fn bfd_outcome(name: &str, state: Option<crate::bfd::fsm::State>) -> Outcome
 /// first failed attempt, `check_tcp.c:tcp_epilog`); a scheduler wanting exactly that
 /// calls [`check_once`] for reals that are down.
 pub async fn check(spec: &CheckSpec, target: Target) -> Outcome {
+    match begin(spec, target, true) {
+        Begun::Ended(outcome) => outcome,
+        Begun::Running(running) => running.finish(spec).await,
+    }
+}
+
+/// A check [`begin`] started: over already, or to be finished by [`Running::finish`].
+pub enum Begun {
+    Ended(Outcome),
+    Running(Running),
+}
+
+/// The rest of a begun check.
+pub struct Running {
+    target: Target,
+    retries: bool,
+    start: Instant,
+    first: First,
+}
+
+/// Where a begun check's first attempt stands.
+enum First {
+    /// Not made yet: a checker other than TCP_CHECK.
+    NotMade,
+    /// TCP_CHECK's handshake is under way.
+    Connecting(tcp::Connecting),
+    /// It failed, and retries follow.
+    Failed(Outcome),
+}
+
+/// Begins a check of `target`: keepalived's retry loop when `retries` (see [`check`]),
+/// one attempt otherwise. TCP_CHECK's connect is made here, and it most often ends here
+/// too (a listener on this host answers or refuses within `connect`): such a check is
+/// over without a future, a timer or a task slot (issue 13: checks at keepalived's CPU or
+/// below). The others start when [`Running::finish`] is awaited.
+pub fn begin(spec: &CheckSpec, target: Target, retries: bool) -> Begun {
     let start = Instant::now();
-    let mut attempt = 0;
-    loop {
-        let mut outcome = check_once(spec, target).await;
-        if outcome.up || attempt >= spec.common.retry {
-            outcome.duration = start.elapsed();
-            return outcome;
+    let first = match &spec.kind {
+        CheckKind::Tcp => match tcp::start(target, spec.common.bind_to) {
+            tcp::Started::Ended(verdict) => {
+                let outcome = outcome_of(verdict, start);
+                if outcome.up || !retries || spec.common.retry == 0 {
+                    return Begun::Ended(outcome);
+                }
+                First::Failed(outcome)
+            }
+            tcp::Started::Connecting(connecting) => First::Connecting(connecting),
+        },
+        _ => First::NotMade,
+    };
+    Begun::Running(Running {
+        target,
+        retries,
+        start,
+        first,
+    })
+}
+
+impl Running {
+    /// Ends the check `spec` began as: its first attempt, then any retries.
+    pub async fn finish(self, spec: &CheckSpec) -> Outcome {
+        let Running {
+            target,
+            retries,
+            start,
+            first,
+        } = self;
+        let mut outcome = match first {
+            First::NotMade => check_once(spec, target).await,
+            First::Connecting(connecting) => {
+                outcome_of(tcp::finish(connecting, &spec.common).await, start)
+            }
+            First::Failed(outcome) => outcome,
+        };
+        let attempts = if retries { spec.common.retry } else { 0 };
+        let mut attempt = 0;
+        while !outcome.up && attempt < attempts {
+            attempt += 1;
+            tokio::time::sleep(spec.common.delay_before_retry).await;
+            outcome = check_once(spec, target).await;
         }
-        attempt += 1;
-        tokio::time::sleep(spec.common.delay_before_retry).await;
+        outcome.duration = start.elapsed();
+        outcome
+    }
+}
+
+/// A network checker's verdict as the outcome of an attempt begun at `start`.
+fn outcome_of(verdict: Verdict, start: Instant) -> Outcome {
+    Outcome {
+        up: verdict.up,
+        weight: verdict.weight,
+        offset: None,
+        reason: verdict.reason,
+        duration: start.elapsed(),
     }
 }
 
@@ -435,6 +513,54 @@ mod tests {
         let t = test_support::target("127.0.0.1:1".parse().unwrap());
         let size = std::mem::size_of_val(&check(&s, t));
         assert!(size <= 1536, "a check's future is {size} bytes");
+    }
+
+    /// A TCP_CHECK to a listener on this host ends inside `begin`, without a runtime (so
+    /// without a future, timer or reactor); a refusal too, unless retries follow.
+    #[test]
+    fn a_local_tcp_check_ends_when_it_begins() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let up = test_support::target(listener.local_addr().unwrap());
+        let mut s = spec(CheckKind::Tcp, 1000);
+        s.common.retry = 2;
+        let Begun::Ended(out) = begin(&s, up, true) else {
+            panic!("a local listener's check did not end at once");
+        };
+        assert_eq!((out.up, &*out.reason), (true, "connected"));
+        drop(listener);
+        // Down and no retry for a real that is down (keepalived's tcp_epilog): over.
+        let Begun::Ended(out) = begin(&s, up, false) else {
+            panic!("a refused check without retries did not end at once");
+        };
+        assert_eq!((out.up, &*out.reason), (false, "connection refused"));
+        // A real that is up retries: the check goes on.
+        assert!(matches!(begin(&s, up, true), Begun::Running(_)));
+    }
+
+    /// A refused first attempt made in `begin` is followed by keepalived's retries,
+    /// `delay_before_retry` apart, until one succeeds or `retry` are spent.
+    #[tokio::test]
+    async fn a_check_begun_refused_retries_then_succeeds() {
+        let addr = tcp::tests::closed_port().await;
+        let mut s = spec(CheckKind::Tcp, 1000);
+        s.common.retry = 2;
+        s.common.delay_before_retry = Duration::from_millis(150);
+        let Begun::Running(running) = begin(&s, test_support::target(addr), true) else {
+            panic!("a refused check with retries ended at once");
+        };
+        // A listener appears between the first attempt and the first retry.
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let (out, accepted) = tokio::join!(running.finish(&s), listener.accept());
+        assert!(out.up, "{out:?}");
+        assert!(accepted.is_ok());
+        assert!(out.duration >= Duration::from_millis(150), "{out:?}");
+
+        // Refused every time: 3 attempts, 2 delays.
+        drop(listener);
+        let out = check(&s, test_support::target(addr)).await;
+        assert_eq!((out.up, &*out.reason), (false, "connection refused"));
+        assert!(out.duration >= Duration::from_millis(300), "{out:?}");
+        assert!(out.duration < Duration::from_millis(1000), "{out:?}");
     }
 
     fn http() -> CheckKind {

@@ -17,8 +17,39 @@ use super::{io_reason, within, Verdict};
 use crate::health::spec::{Common, Target};
 
 pub(super) async fn run(target: Target, common: &Common) -> Verdict {
+    match start(target, common.bind_to) {
+        Started::Ended(verdict) => verdict,
+        Started::Connecting(connecting) => finish(connecting, common).await,
+    }
+}
+
+/// A TCP_CHECK attempt right after its connect was made.
+pub(super) enum Started {
+    /// The handshake ended within `connect`, either way (a listener on this host).
+    Ended(Verdict),
+    /// A SYN is out and unanswered yet: [`finish`] waits for the answer.
+    Connecting(Connecting),
+}
+
+/// A socket whose handshake is under way.
+pub(super) struct Connecting(Socket);
+
+/// Connects, without waiting: fewer system calls than [`connect`], because nothing is
+/// read or written, the zero linger is set before connecting, and a connection
+/// established within `connect` (a listener on this host) is never registered with the
+/// reactor, nor needs a future at all (issue 13: checks at keepalived's CPU or below).
+pub(super) fn start(target: Target, bind_to: Option<IpAddr>) -> Started {
+    match connect_at_once(target, bind_to) {
+        Ok(None) => Started::Ended(Verdict::up("connected")),
+        Ok(Some(socket)) => Started::Connecting(Connecting(socket)),
+        Err(e) => Started::Ended(Verdict::down(e.to_string())),
+    }
+}
+
+/// Waits, up to `connect_timeout`, for the end of a handshake [`start`] left under way.
+pub(super) async fn finish(connecting: Connecting, common: &Common) -> Verdict {
     within(common.connect_timeout, async {
-        match probe(target, common.bind_to).await {
+        match wait(connecting.0).await {
             Ok(()) => Verdict::up("connected"),
             Err(e) => Verdict::down(e.to_string()),
         }
@@ -26,11 +57,11 @@ pub(super) async fn run(target: Target, common: &Common) -> Verdict {
     .await
 }
 
-/// Connects and closes at once. Fewer system calls than [`connect`], because nothing is
-/// read or written: the zero linger is set before connecting, and a connection
-/// established within `connect` (a listener on this host) is never registered with the
-/// reactor (issue 13: checks at keepalived's CPU or below).
-async fn probe(target: Target, bind_to: Option<IpAddr>) -> Result<(), ConnectError> {
+/// `Ok(None)`: connected; `Ok(Some(socket))`: the handshake is under way.
+fn connect_at_once(
+    target: Target,
+    bind_to: Option<IpAddr>,
+) -> Result<Option<Socket>, ConnectError> {
     let dst = SocketAddr::new(target.addr, target.port);
     let socket = open(dst, bind_to)?;
     // Close with a reset: thousands of checks a second must not leave as many sockets in
@@ -38,7 +69,7 @@ async fn probe(target: Target, bind_to: Option<IpAddr>) -> Result<(), ConnectErr
     // the close.
     let _ = socket.set_linger(Some(Duration::ZERO));
     match socket.connect(&dst.into()) {
-        Ok(()) => return Ok(()),
+        Ok(()) => return Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(e) => return Err(ConnectError::Connect(e)),
     }
@@ -47,17 +78,20 @@ async fn probe(target: Target, bind_to: Option<IpAddr>) -> Result<(), ConnectErr
     // releases the socket. One poll says so, without the reactor's two epoll_ctl calls
     // and a wake-up; a remote real costs that one poll more.
     match ended(&socket) {
-        Ended::Connected => return Ok(()),
-        Ended::Failed => {
-            let e = socket
+        Ended::Connected => Ok(None),
+        Ended::Failed => Err(ConnectError::Connect(
+            socket
                 .take_error()
                 .ok()
                 .flatten()
-                .unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused));
-            return Err(ConnectError::Connect(e));
-        }
-        Ended::Pending => {}
+                .unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused)),
+        )),
+        Ended::Pending => Ok(Some(socket)),
     }
+}
+
+/// Waits on the reactor for the end of a handshake under way.
+async fn wait(socket: Socket) -> Result<(), ConnectError> {
     let stream =
         TcpStream::from_std(std::net::TcpStream::from(socket)).map_err(ConnectError::Connect)?;
     // Writable once the handshake ended, either way; its error says which.
