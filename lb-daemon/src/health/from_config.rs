@@ -3,7 +3,7 @@
 //! scripts to run on verdict changes. The runner starts from this plan and never reads
 //! the configuration itself.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tokio::sync::mpsc;
 
@@ -69,7 +69,8 @@ pub struct PlannedCheck {
     pub real: usize,
     /// Index of the checker among the real server's.
     pub checker: usize,
-    pub spec: CheckSpec,
+    /// Shared with the check's running futures.
+    pub spec: Arc<CheckSpec>,
     pub target: Target,
 }
 
@@ -185,7 +186,7 @@ fn planned_checks(vs: &VirtualServer) -> Vec<PlannedCheck> {
                 PlannedCheck {
                     real,
                     checker,
-                    spec: check.clone(),
+                    spec: Arc::new(check.clone()),
                     target,
                 }
             })

@@ -28,9 +28,9 @@ use tracing::{info, warn};
 
 use super::{
     checkers::{self, Begun},
-    from_config::{HealthPlan, ServiceAlerts, ServicePlan, ServiceScripts},
+    from_config::{HealthPlan, PlannedCheck, ServiceAlerts, ServicePlan, ServiceScripts},
     schedule::Schedule,
-    spec::{CheckKind, CheckSpec, FileCheck, Outcome, Target},
+    spec::{CheckKind, FileCheck, Outcome},
     verdict::{DesiredBackend, HealthEvent, ServiceHealth},
 };
 use crate::alerts::{
@@ -185,12 +185,7 @@ fn start_service(
                 done_tx.clone(),
             )));
         } else {
-            scheduled.push(Scheduled {
-                real: check.real,
-                checker: check.checker,
-                spec: Arc::new(check.spec),
-                target: check.target,
-            });
+            scheduled.push(check);
         }
     }
     drop(done_tx);
@@ -242,14 +237,6 @@ fn getrandom_fill(buf: &mut [u8]) -> std::io::Result<()> {
 
 /// The shortest `delay_loop` honoured (a smaller one would spin).
 const MIN_DELAY_LOOP: Duration = Duration::from_millis(10);
-
-/// A check the service's task runs on its schedule.
-struct Scheduled {
-    real: usize,
-    checker: usize,
-    spec: Arc<CheckSpec>,
-    target: Target,
-}
 
 /// FILE_CHECK: the file is watched, and each new value is an outcome at once (keepalived
 /// reacts to inotify events; there is no schedule). Not counted as checks.
@@ -334,7 +321,7 @@ struct ServiceOwner {
     status: watch::Sender<ServiceStatus>,
     counters: Arc<Counters>,
     /// The checks this task runs, by [`Schedule`] index.
-    checks: Vec<Scheduled>,
+    checks: Vec<PlannedCheck>,
     schedule: Schedule,
     reports: ServiceReports,
 }
@@ -478,9 +465,10 @@ impl ServiceOwner {
         // this real's entry can change (a full rebuild per check would cost O(reals)),
         // and most checks change nothing: then nothing is allocated or notified.
         let health = &self.health;
+        let quorum_up = health.quorum_up();
         self.status.send_if_modified(|s| {
-            let mut changed = s.quorum_up != health.quorum_up();
-            s.quorum_up = health.quorum_up();
+            let mut changed = s.quorum_up != quorum_up;
+            s.quorum_up = quorum_up;
             if let Some(slot) = s.reals.get_mut(real) {
                 changed |= refresh(slot, health, real);
             }

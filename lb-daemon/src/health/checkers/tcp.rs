@@ -77,16 +77,10 @@ fn connect_at_once(
     // answered by the time `connect` returns: the kernel finishes the handshake as it
     // releases the socket. One poll says so, without the reactor's two epoll_ctl calls
     // and a wake-up; a remote real costs that one poll more.
-    match ended(&socket) {
-        Ended::Connected => Ok(None),
-        Ended::Failed => Err(ConnectError::Connect(
-            socket
-                .take_error()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused)),
-        )),
-        Ended::Pending => Ok(Some(socket)),
+    match handshake_ended(&socket) {
+        Ok(true) => Ok(None),
+        Ok(false) => Ok(Some(socket)),
+        Err(e) => Err(ConnectError::Connect(e)),
     }
 }
 
@@ -102,14 +96,9 @@ async fn wait(socket: Socket) -> Result<(), ConnectError> {
     }
 }
 
-/// Where a non-blocking connect stands.
-enum Ended {
-    Connected,
-    Failed,
-    Pending,
-}
-
-fn ended(socket: &Socket) -> Ended {
+/// Whether a non-blocking connect's handshake has ended (`Ok(true)`: connected), without
+/// waiting; its error if it failed.
+fn handshake_ended(socket: &Socket) -> io::Result<bool> {
     let mut fd = libc::pollfd {
         fd: socket.as_raw_fd(),
         events: libc::POLLOUT,
@@ -118,13 +107,15 @@ fn ended(socket: &Socket) -> Ended {
     // SAFETY: one valid pollfd; a zero timeout never blocks.
     let n = unsafe { libc::poll(&mut fd, 1, 0) };
     if n != 1 {
-        Ended::Pending
+        Ok(false)
     } else if fd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
-        Ended::Failed
-    } else if fd.revents & libc::POLLOUT != 0 {
-        Ended::Connected
+        Err(socket
+            .take_error()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused)))
     } else {
-        Ended::Pending
+        Ok(fd.revents & libc::POLLOUT != 0)
     }
 }
 
