@@ -23,6 +23,9 @@ const PRIORITY_ARBITER_LOST: u8 = 1;
 const PRIORITY_MAX_NON_OWNER: u8 = PRIORITY_OWNER - 1;
 const MICROS_PER_CS: u64 = 10_000;
 const CS_PER_SECOND: u16 = 100;
+/// The reason of every transition made by [`Event::Force`]: a sync-group driver tells
+/// forced transitions (which move nobody else) from a member's own by it.
+pub const FORCED_BY_GROUP: &str = "forced by sync group";
 
 /// One instance's parameters (from keepalived's `vrrp_instance`), already validated: what
 /// the state machine needs of the configuration, named apart from [`crate::config::Config`].
@@ -599,7 +602,7 @@ impl Instance {
         if to == self.state {
             return;
         }
-        let reason = || "forced by sync group".to_string();
+        let reason = || FORCED_BY_GROUP.to_string();
         match (self.state, to) {
             // Not started: remember a forced fault for startup (vrrp_init_state uses the
             // group's state).

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::{
     arbiter::{ArbiterCheck, ArbiterSpec},
-    fsm,
+    fsm::{self, FORCED_BY_GROUP},
     instance::{
         self, Command, GarpPolicy, InstanceHandle, InstanceSpec, InstanceStatus, PathSpec, Report,
         SplitBrainSpec,
@@ -22,7 +22,7 @@ use super::{
     notify::{Notifier, NotifyScripts, NotifyState, Subject},
     packet, process, routes,
     split_brain::Resolution,
-    sync_group::{MemberStatus, SyncGroup},
+    sync_group::{InFlight, MemberStatus, SyncGroup},
     track::{self, ScriptState, Tracked},
     types::{InstanceAuth, State, Version},
     vip::{Vip, VipManager},
@@ -1087,6 +1087,7 @@ async fn sync_groups(
 ) {
     let (mut groups, _) = regroup(&config, &alerts, Vec::new());
     let mut group_states: HashMap<String, State> = HashMap::new();
+    let mut in_flight = InFlight::default();
     let mut control_open = true;
     loop {
         let report = tokio::select! {
@@ -1100,7 +1101,14 @@ async fn sync_groups(
                         members = now;
                         let formed;
                         (groups, formed) = regroup(&config, &alerts, std::mem::take(&mut groups));
-                        settle_after_reload(&groups, &formed, &members, &mut group_states);
+                        in_flight.clear();
+                        settle_after_reload(
+                            &groups,
+                            &formed,
+                            &members,
+                            &mut group_states,
+                            &mut in_flight,
+                        );
                     }
                     None => control_open = false,
                 }
@@ -1127,7 +1135,7 @@ async fn sync_groups(
                     })
                     .collect();
                 for run in groups.iter().filter(|r| r.group.contains(&instance)) {
-                    let moves = run.group.on_request(&instance, want, &view);
+                    let moves = in_flight.on_request(&run.group, &instance, want, &view);
                     force(&members, moves, &run.group, &instance);
                 }
             }
@@ -1136,10 +1144,16 @@ async fn sync_groups(
             Report::Transition(t) => {
                 let mut states: HashMap<String, State> =
                     statuses.iter().map(|(n, s)| (n.clone(), s.state)).collect();
+                let forced = t.reason == FORCED_BY_GROUP;
                 for run in groups.iter().filter(|r| r.group.contains(&t.instance)) {
                     let group = &run.group;
-                    let moves = group.on_transition(&t.instance, t.from, t.to, &states);
-                    force(&members, moves, group, &t.instance);
+                    if forced {
+                        in_flight.on_forced(&t.instance, t.to);
+                    } else {
+                        let moves =
+                            in_flight.on_transition(group, &t.instance, t.from, t.to, &states);
+                        force(&members, moves, group, &t.instance);
+                    }
                     states.insert(t.instance.clone(), t.to);
                     let Some(gs) = group.group_state(&states) else {
                         continue;
@@ -1166,6 +1180,7 @@ fn settle_after_reload(
     formed: &[String],
     members: &Members,
     group_states: &mut HashMap<String, State>,
+    in_flight: &mut InFlight,
 ) {
     group_states
         .retain(|name, _| groups.iter().any(|r| r.group.name() == name) && !formed.contains(name));
@@ -1178,6 +1193,7 @@ fn settle_after_reload(
     for name in freed(groups, &statuses) {
         if let Some((tx, _)) = members.get(&name) {
             info!(member = %name, "left its sync group while held in FAULT by it: back to BACKUP");
+            in_flight.sent(&[(name.clone(), State::Backup)]);
             let _ = tx.send(Command::Force(State::Backup));
         }
     }
@@ -1185,7 +1201,9 @@ fn settle_after_reload(
         .iter()
         .filter(|r| formed.iter().any(|f| f == r.group.name()))
     {
-        force(members, run.group.reconcile(&states), &run.group, "reload");
+        let moves = run.group.reconcile(&states);
+        in_flight.sent(&moves);
+        force(members, moves, &run.group, "reload");
         // The state the forces just sent lead to.
         let Some(gs) = run.group.group_state(&states) else {
             continue;

@@ -10,14 +10,19 @@
 //! - but a member only becomes MASTER on its own when every other member also wants MASTER
 //!   (vrrp_sync_can_goto_master: "prefer backup state to avoid thrashing"), and only leaves
 //!   FAULT when no member is faulty (try_up_instance counts `num_member_fault`). Members ask
-//!   with [`Action::RequestState`]; the group answers with [`Event::Force`].
+//!   with [`Action::RequestState`]; the group answers with [`Event::Force`] to every member
+//!   (keepalived's group state flips, and vrrp_sync_master moves them all).
+//! - a forced transition moves nobody else: the force that caused it was sent to the
+//!   whole group (keepalived: the group is already in that state).
 //!
 //! Pure like the instance machine. A driver whose instances run apart (one task each)
 //! forwards every member's `Transition` to [`SyncGroup::on_transition`] (member states) and
 //! every `RequestState` to [`SyncGroup::on_request`] ([`MemberStatus`] snapshots), and
 //! delivers the answers as `Force` events; [`SyncGroup::update_state`] then gives the group
-//! notify. [`SyncGroup::dispatch`] does all of it synchronously over a map of instances
-//! (the reference for the cascade, and what the tests use).
+//! notify. Such a driver reads member states that lag the forces it has sent: it decides
+//! through [`InFlight`], over the states its forces lead to. [`SyncGroup::dispatch`] does
+//! all of it synchronously over a map of instances (the reference for the cascade, and
+//! what the tests use).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -130,8 +135,8 @@ impl SyncGroup {
             .collect()
     }
 
-    /// A member's [`Action::RequestState`]: the `Force` to send it if the group agrees
-    /// (the other members then follow through [`SyncGroup::on_transition`]), else nothing.
+    /// A member's [`Action::RequestState`]: if the group agrees, the `Force`s that take it
+    /// and every other member not already there to `want`; else nothing.
     pub fn on_request(
         &self,
         member: &str,
@@ -151,11 +156,19 @@ impl SyncGroup {
             State::Backup => others().all(|s| !s.faulty),
             State::Init | State::Fault => false,
         };
-        if agreed && self.contains(member) {
-            vec![(member.to_string(), want)]
-        } else {
-            Vec::new()
+        if !(agreed && self.contains(member)) {
+            return Vec::new();
         }
+        // The asking member first, as keepalived moves it and then syncs the others.
+        let others = self
+            .members
+            .iter()
+            .filter(|m| m.as_str() != member)
+            .filter(|m| members.get(m.as_str()).is_some_and(|s| s.state != want));
+        std::iter::once(member)
+            .chain(others.map(String::as_str))
+            .map(|m| (m.to_string(), want))
+            .collect()
     }
 
     /// For a group formed (or re-formed) by a reload around members that ran on their
@@ -201,8 +214,11 @@ impl SyncGroup {
             let Some(inst) = instances.get_mut(&name) else {
                 continue;
             };
+            let forced = matches!(event, Event::Force(_));
             for action in inst.handle(event) {
                 let forces = match &action {
+                    // A forced transition moves nobody: its force went to every member.
+                    Action::Transition { .. } if forced => Vec::new(),
                     Action::Transition { from, to, .. } => {
                         self.on_transition(&name, *from, *to, &self.states(instances))
                     }
@@ -239,6 +255,97 @@ impl SyncGroup {
                     .map(|inst| (m.clone(), MemberStatus::from(inst)))
             })
             .collect()
+    }
+}
+
+/// The forces a driver whose members run apart (one task each) has sent and not yet seen
+/// applied: the last one per member. Members read their commands in order, so the states
+/// such a driver reads lag its own forces; a cascade decided on them alone can cross
+/// another one (one member dragged to MASTER while the other falls back to BACKUP, each
+/// seen still in its old state) and move the two in opposite directions for ever. Decided
+/// over the states the forces in flight lead to, the second cascade overrides the first.
+#[derive(Debug, Default, Clone)]
+pub struct InFlight {
+    last: HashMap<String, State>,
+}
+
+impl InFlight {
+    /// A member's own transition (not forced): the forces that take the group to where it
+    /// leads, over the states the forces in flight lead to. A force still on its way to
+    /// that member itself is overridden too.
+    pub fn on_transition(
+        &mut self,
+        group: &SyncGroup,
+        member: &str,
+        from: State,
+        to: State,
+        states: &HashMap<String, State>,
+    ) -> Vec<(String, State)> {
+        self.arrived(member, to);
+        let mut now = states.clone();
+        now.insert(member.to_string(), to);
+        let lead_to = self.lead_to(&now);
+        let mut moves = group.on_transition(member, from, to, &lead_to);
+        if let Some(target) = sync_target(from, to) {
+            if lead_to.get(member).is_some_and(|s| *s != target) {
+                moves.push((member.to_string(), target));
+            }
+        }
+        self.sent(&moves);
+        moves
+    }
+
+    /// A member's request ([`SyncGroup::on_request`]), over the states the forces in
+    /// flight lead to.
+    pub fn on_request(
+        &mut self,
+        group: &SyncGroup,
+        member: &str,
+        want: State,
+        statuses: &HashMap<String, MemberStatus>,
+    ) -> Vec<(String, State)> {
+        let mut view = statuses.clone();
+        for (m, s) in &self.last {
+            if let Some(status) = view.get_mut(m) {
+                status.state = *s;
+            }
+        }
+        let moves = group.on_request(member, want, &view);
+        self.sent(&moves);
+        moves
+    }
+
+    /// A member's forced transition to `to`: the force has arrived. It moves nobody.
+    pub fn on_forced(&mut self, member: &str, to: State) {
+        self.arrived(member, to);
+    }
+
+    /// Forces sent outside a cascade (a reload's reconcile, a member freed from FAULT).
+    pub fn sent(&mut self, moves: &[(String, State)]) {
+        for (m, s) in moves {
+            self.last.insert(m.clone(), *s);
+        }
+    }
+
+    /// A reload replaced the members' channels: nothing sent before will arrive.
+    pub fn clear(&mut self) {
+        self.last.clear();
+    }
+
+    fn arrived(&mut self, member: &str, to: State) {
+        if self.last.get(member) == Some(&to) {
+            self.last.remove(member);
+        }
+    }
+
+    fn lead_to(&self, states: &HashMap<String, State>) -> HashMap<String, State> {
+        let mut out = states.clone();
+        for (m, s) in &self.last {
+            if let Some(state) = out.get_mut(m) {
+                *state = *s;
+            }
+        }
+        out
     }
 }
 
@@ -609,6 +716,67 @@ mod tests {
     }
 
     #[test]
+    fn crossing_cascades_settle_through_the_forces_in_flight() {
+        use State::{Backup, Master};
+        // Members that run apart: the driver reads states that lag its own forces.
+        let g = SyncGroup::new("G", ["VI_1", "VI_2"].map(String::from));
+        let mut in_flight = InFlight::default();
+        let states = |a, b| HashMap::from([("VI_1".to_string(), a), ("VI_2".to_string(), b)]);
+        let wanting = |state| MemberStatus {
+            state,
+            wants_master: true,
+            faulty: false,
+        };
+        let statuses = HashMap::from([
+            ("VI_1".to_string(), wanting(Backup)),
+            ("VI_2".to_string(), wanting(Backup)),
+        ]);
+        let moves = |v: &[(&str, State)]| {
+            v.iter()
+                .map(|(m, s)| (m.to_string(), *s))
+                .collect::<Vec<_>>()
+        };
+        // Both want MASTER; VI_1 asks and the whole group is sent to MASTER.
+        assert_eq!(
+            in_flight.on_request(&g, "VI_1", Master, &statuses),
+            moves(&[("VI_1", Master), ("VI_2", Master)])
+        );
+        // VI_1 gets there, then hears a better master and falls back while VI_2's force
+        // is still on its way: VI_2, seen in BACKUP, is sent to BACKUP after it.
+        in_flight.on_forced("VI_1", Master);
+        assert_eq!(
+            in_flight.on_transition(&g, "VI_1", Master, Backup, &states(Backup, Backup)),
+            moves(&[("VI_2", Backup)])
+        );
+        // VI_2 applies both in order; forced transitions move nobody, so nothing bounces
+        // back to VI_1 (which would then fall back again, for ever).
+        in_flight.on_forced("VI_2", Master);
+        in_flight.on_forced("VI_2", Backup);
+        // Nothing in flight any more: a later transition decides on the true states.
+        assert_eq!(
+            in_flight.on_transition(&g, "VI_2", Backup, Master, &states(Backup, Backup)),
+            moves(&[("VI_1", Master)])
+        );
+    }
+
+    #[test]
+    fn a_force_on_its_way_to_the_member_that_moves_is_overridden() {
+        use State::{Backup, Fault, Master};
+        let g = SyncGroup::new("G", ["VI_1", "VI_2"].map(String::from));
+        let mut in_flight = InFlight::default();
+        in_flight.sent(&[("VI_1".to_string(), Master), ("VI_2".to_string(), Master)]);
+        // Before its force arrives VI_1 faults on its own: both go to FAULT, VI_1 too
+        // (after the MASTER force still queued for it).
+        let states = HashMap::from([("VI_1".to_string(), Backup), ("VI_2".to_string(), Backup)]);
+        assert_eq!(
+            in_flight.on_transition(&g, "VI_1", Backup, Fault, &states),
+            vec![("VI_2".to_string(), Fault), ("VI_1".to_string(), Fault)]
+        );
+        in_flight.clear();
+        assert!(in_flight.last.is_empty());
+    }
+
+    #[test]
     fn on_request_rules() {
         let lab = Lab::new(&["VI_1", "VI_2"]);
         let status = |state, wants_master, faulty| MemberStatus {
@@ -625,14 +793,20 @@ mod tests {
         statuses.get_mut("VI_2").unwrap().wants_master = true;
         assert_eq!(
             g.on_request("VI_1", State::Master, &statuses),
-            vec![("VI_1".to_string(), State::Master)]
+            vec![
+                ("VI_1".to_string(), State::Master),
+                ("VI_2".to_string(), State::Master)
+            ]
         );
         statuses.insert("VI_2".into(), status(State::Fault, false, true));
         assert!(g.on_request("VI_1", State::Backup, &statuses).is_empty());
         statuses.get_mut("VI_2").unwrap().faulty = false;
         assert_eq!(
             g.on_request("VI_1", State::Backup, &statuses),
-            vec![("VI_1".to_string(), State::Backup)]
+            vec![
+                ("VI_1".to_string(), State::Backup),
+                ("VI_2".to_string(), State::Backup)
+            ]
         );
         assert!(g.on_request("nobody", State::Backup, &statuses).is_empty());
     }
