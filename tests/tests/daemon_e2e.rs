@@ -119,18 +119,24 @@ fn two_daemons_fail_over_and_keep_a_long_lived_connection() {
         let n = many.iter().filter(|r| r.backend == name).count();
         assert!((900..=1100).contains(&n), "{name} got {n} of 3000");
     }
-    // A backend stops: once its check marks it down, no connection reaches it and none fails.
+    // A backend stops: once its check marks it down and the data plane has taken it out
+    // (the status shows both: health first, the programmed weight within a second), no
+    // connection reaches it and none fails.
     backends[1].stop_server();
+    let backend2 = |b: &serde_json::Value| b["address"] == backend_addr(1).to_string();
+    let mut last = serde_json::Value::Null;
     let down = (0..100).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
-        status_json(&seg.nodes[0].dir().join("lb.sock"))["services"][0]["backends"]
-            .as_array()
-            .is_some_and(|b| {
-                b.iter()
-                    .any(|b| b["address"] == backend_addr(1).to_string() && b["healthy"] == false)
-            })
+        last = status_json(&seg.nodes[0].dir().join("lb.sock"))["services"][0]["backends"].clone();
+        last.as_array().is_some_and(|b| {
+            b.iter()
+                .any(|b| backend2(b) && b["healthy"] == false && b["forwarding_weight"] == 0)
+        })
     });
-    assert!(down, "backend2 marked down");
+    assert!(
+        down,
+        "backend2 marked down and out of the data plane: {last}"
+    );
     let during = requests_from(client, 300).expect("no failed request once it is marked down");
     assert!(during
         .iter()

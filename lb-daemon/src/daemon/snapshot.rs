@@ -211,6 +211,13 @@ pub struct BackendSnapshot {
     /// recently seen, IPVS's ActiveConn); `None` when the plane does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<u64>,
+    /// The weight the data plane gives it for new connections now (XDP: its weight in
+    /// the programmed Maglev table; IPVS: the kernel's weight), 0 once health checking
+    /// took it out; `None` while the service is not programmed. Read from the plane
+    /// every second, so it follows `healthy` within about a second: what `ipvsadm -Ln`
+    /// shows as Weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarding_weight: Option<u32>,
     /// Its own forwarding method where it differs from the service's (a real's
     /// `lb_kind` / keepalived's per-real `lvs_method`, on IPVS); absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]

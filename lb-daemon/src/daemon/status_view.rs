@@ -273,6 +273,7 @@ fn service(v: &ServiceSnapshot) -> String {
     let mut rows = vec![row([
         "BACKEND",
         "WEIGHT",
+        "FWD",
         "HEALTHY",
         "LAST CHECK",
         "CONNS",
@@ -289,6 +290,8 @@ fn service(v: &ServiceSnapshot) -> String {
         rows.push(vec![
             format!("{}{own}", host_port(&b.address, b.port)),
             b.weight.to_string(),
+            b.forwarding_weight
+                .map_or_else(|| "-".into(), |w| w.to_string()),
             if b.healthy { "yes" } else { "no" }.into(),
             b.last_check.clone().unwrap_or_else(|| "-".into()),
             b.connections.map_or_else(|| "-".into(), |c| c.to_string()),
@@ -299,7 +302,7 @@ fn service(v: &ServiceSnapshot) -> String {
     use Align::{Left, Right};
     out.push_str(&table(
         &rows,
-        &[Left, Right, Left, Left, Right, Right, Right],
+        &[Left, Right, Right, Left, Left, Right, Right, Right],
         "  ",
     ));
     out
@@ -394,6 +397,7 @@ mod tests {
                             packets: 600,
                             bytes: 40_000,
                             connections: Some(12),
+                            forwarding_weight: Some(3),
                             lb_kind: None,
                         },
                         BackendSnapshot {
@@ -405,6 +409,7 @@ mod tests {
                             packets: 4,
                             bytes: 240,
                             connections: None,
+                            forwarding_weight: Some(0),
                             lb_kind: Some("NAT".into()),
                         },
                     ],
@@ -450,9 +455,9 @@ VI_1       MASTER  90/100    10.0.0.1  3m12s ago (master down timer)
 VI_BACKUP  BACKUP  100/100   -         -
 
 10.0.0.10:80/TCP  DR  quorum up  packets 1000  bytes 64000
-  BACKEND               WEIGHT  HEALTHY  LAST CHECK  CONNS  PACKETS  BYTES
-  10.0.1.1:8080              3  yes      connected      12      600  40000
-  10.0.1.22:8080 (NAT)     100  no       status 503      -        4    240
+  BACKEND               WEIGHT  FWD  HEALTHY  LAST CHECK  CONNS  PACKETS  BYTES
+  10.0.1.1:8080              3    3  yes      connected      12      600  40000
+  10.0.1.22:8080 (NAT)     100    0  no       status 503      -        4    240
 
 [2001:db8::10]:53/UDP  TUN  quorum down  packets 0  bytes 0
   no backends

@@ -274,6 +274,7 @@ impl View {
                         packets: b.map_or(0, |b| b.traffic.packets),
                         bytes: b.map_or(0, |b| b.traffic.bytes),
                         connections: b.and_then(|b| b.connections),
+                        forwarding_weight: programmed.map(|_| b.map_or(0, |b| b.weight)),
                         lb_kind: self
                             .lb_kinds
                             .reals
