@@ -30,8 +30,9 @@ pub const TARGETS: &[&str] = &[
     "bird_reply",
 ];
 
-/// `cargo xtask test` runs each target this long.
-pub const CI_SECONDS: u64 = 15;
+/// `cargo xtask test` runs each target this long: a smoke run over the committed
+/// corpus (long runs are `cargo xtask fuzz`'s).
+pub const CI_SECONDS: u64 = 6;
 
 /// The XDP program's fuzzer (`lb_tests::xdp_fuzz`, binary `lb-xdp-fuzz`): not a
 /// libFuzzer target (libFuzzer cannot see coverage inside a BPF program), run through
@@ -39,7 +40,27 @@ pub const CI_SECONDS: u64 = 15;
 pub const XDP: &str = "xdp";
 
 /// `cargo xtask test` runs the XDP fuzzer this long.
-pub const XDP_CI_SECONDS: u64 = 20;
+pub const XDP_CI_SECONDS: u64 = 10;
+
+/// How the fuzzers are built.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Profile {
+    /// Optimised: `cargo xtask fuzz`, where executions per second matter.
+    Release,
+    /// Unoptimised: `cargo xtask test`'s short runs. `lb-xdp-fuzz` is then the debug
+    /// binary `cargo test` has just built, and the libFuzzer targets build in a
+    /// fraction of the release build's time; a run finds fewer inputs, not others.
+    Dev,
+}
+
+impl Profile {
+    fn dir(self) -> &'static str {
+        match self {
+            Profile::Release => "release",
+            Profile::Dev => "debug",
+        }
+    }
+}
 
 /// "A parser never allocates without bound on small input": libFuzzer fails a run whose
 /// RSS passes this (MB) ...
@@ -182,16 +203,21 @@ fn fuzz_dir() -> PathBuf {
     util::workspace_root().join("tests/fuzz")
 }
 
-/// Builds every target (release, debug assertions on, no sanitizer: the parsers are
-/// safe Rust, so ASan would only slow the build and the runs).
-pub fn build() -> Result<PathBuf> {
+/// Builds every target (debug assertions on, no sanitizer: the parsers are safe Rust,
+/// so ASan would only slow the build and the runs).
+pub fn build(profile: Profile) -> Result<PathBuf> {
     let mut cmd = util::nightly_cargo()?;
     cmd.current_dir(fuzz_dir())
         .args(["fuzz", "build", "--fuzz-dir", ".", "--sanitizer", "none"])
         .env("CARGO_INCREMENTAL", "0");
+    if profile == Profile::Dev {
+        cmd.arg("--dev");
+    }
     util::run(&mut cmd)
         .context("building the fuzz targets (`cargo xtask setup` installs cargo-fuzz)")?;
-    Ok(fuzz_dir().join("target/x86_64-unknown-linux-gnu/release"))
+    Ok(fuzz_dir()
+        .join("target/x86_64-unknown-linux-gnu")
+        .join(profile.dir()))
 }
 
 /// `cargo xtask fuzz`: `target` (all when None, the XDP program's fuzzer included)
@@ -202,6 +228,7 @@ pub fn fuzz(
     xdp_seconds: u64,
     seed: Option<u64>,
     runs: Option<u64>,
+    profile: Profile,
 ) -> Result<()> {
     let targets: Vec<&str> = match target {
         Some(t) if TARGETS.contains(&t) || t == XDP => vec![t],
@@ -215,7 +242,7 @@ pub fn fuzz(
     let mut failed = Vec::new();
     if targets.contains(&XDP) {
         let step = progress.step(XDP);
-        match run_xdp(xdp_seconds, seed, runs) {
+        match run_xdp(xdp_seconds, seed, runs, profile) {
             Ok(()) => step.done(),
             Err(e) => {
                 println!("fuzz: {XDP}: FAILED: {e:#}");
@@ -227,7 +254,7 @@ pub fn fuzz(
     let bin = if targets.is_empty() {
         PathBuf::new()
     } else {
-        build()?
+        build(profile)?
     };
     for t in targets {
         let step = progress.step(t);
@@ -248,27 +275,33 @@ pub fn fuzz(
     Ok(())
 }
 
-/// The XDP fuzzer: the eBPF object and `lb-xdp-fuzz` (release), run as root for
-/// `seconds` (or `runs` frames, to replay a failure with its seed).
-fn run_xdp(seconds: u64, seed: Option<u64>, runs: Option<u64>) -> Result<()> {
+/// The XDP fuzzer: the eBPF object and `lb-xdp-fuzz`, run as root for `seconds` (or
+/// `runs` frames, to replay a failure with its seed).
+fn run_xdp(seconds: u64, seed: Option<u64>, runs: Option<u64>, profile: Profile) -> Result<()> {
     let object = crate::build::build_ebpf(true)?;
-    let mut cmd = util::host_cargo()?;
-    cmd.args([
-        "run",
-        "--release",
-        "--package",
-        "lb-tests",
-        "--bin",
-        "lb-xdp-fuzz",
-        "--",
-    ])
-    .arg(format!("--time={seconds}"))
-    .arg(format!(
-        "--out-dir={}",
-        util::target_dir().join("xdp-fuzz").display()
-    ))
-    .env(crate::OBJECT_ENV, &object)
-    .env("CARGO_INCREMENTAL", "0");
+    let mut cmd = match profile {
+        Profile::Release => {
+            let mut cmd = util::run_lb_tests_bin("lb-xdp-fuzz")?;
+            cmd.env("CARGO_INCREMENTAL", "0");
+            cmd
+        }
+        Profile::Dev => {
+            // The workspace's test build, as `cargo xtask test` has just made it (same
+            // packages, same features: nothing recompiles), holds the debug binary.
+            let mut build = util::host_cargo()?;
+            build
+                .args(["test", "--workspace", "--exclude", "lb-ebpf", "--no-run"])
+                .env(crate::OBJECT_ENV, &object);
+            util::run(&mut build).context("building lb-xdp-fuzz")?;
+            Command::new(util::target_dir().join("debug/lb-xdp-fuzz"))
+        }
+    };
+    cmd.arg(format!("--time={seconds}"))
+        .arg(format!(
+            "--out-dir={}",
+            util::target_dir().join("xdp-fuzz").display()
+        ))
+        .env(crate::OBJECT_ENV, &object);
     if let Some(seed) = seed {
         cmd.arg(format!("--seed={seed}"));
     }

@@ -79,6 +79,10 @@ enum Task {
         /// The XDP fuzzer stops after this many frames (with `--seed`: replays a failure).
         #[arg(long)]
         runs: Option<u64>,
+        /// Unoptimised builds, as `cargo xtask test`'s short runs: quick to build, fewer
+        /// executions per second.
+        #[arg(long)]
+        dev: bool,
     },
     /// The fault-injection soak (tests/src/soak): two LB nodes, client load, a seeded
     /// schedule of faults; prints the report and fails when a target is missed.
@@ -144,7 +148,19 @@ fn run_task(task: Task) -> Result<()> {
             time,
             seed,
             runs,
-        } => fuzz::fuzz(target.as_deref(), time, time, seed, runs),
+            dev,
+        } => fuzz::fuzz(
+            target.as_deref(),
+            time,
+            time,
+            seed,
+            runs,
+            if dev {
+                fuzz::Profile::Dev
+            } else {
+                fuzz::Profile::Release
+            },
+        ),
         Task::Man => man::generate(false).map(drop),
         Task::Deb => deb::build().map(drop),
     }
@@ -180,7 +196,14 @@ fn test(args: &[OsString], plan: TestPlan) -> Result<()> {
         let tests = workspace_tests(args, &object, &mut totals);
         // Every fuzz target briefly, only in a full run (no test selection).
         let fuzzing = if args.is_empty() {
-            fuzz::fuzz(None, fuzz::CI_SECONDS, fuzz::XDP_CI_SECONDS, None, None)
+            fuzz::fuzz(
+                None,
+                fuzz::CI_SECONDS,
+                fuzz::XDP_CI_SECONDS,
+                None,
+                None,
+                fuzz::Profile::Dev,
+            )
         } else {
             Ok(())
         };
@@ -364,17 +387,7 @@ fn run_soak(
 
 /// `cargo run --release -p lb-tests --bin lb-bench --`, arguments to follow.
 fn lb_bench() -> Result<Command> {
-    let mut cmd = util::host_cargo()?;
-    cmd.args([
-        "run",
-        "--release",
-        "--package",
-        "lb-tests",
-        "--bin",
-        "lb-bench",
-        "--",
-    ]);
-    Ok(cmd)
+    util::run_lb_tests_bin("lb-bench")
 }
 
 /// Replaces xtask with `cmd`, so its exit status and signals (Ctrl-C) are the daemon's.

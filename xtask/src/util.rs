@@ -96,6 +96,21 @@ pub fn host_cargo() -> Result<Command> {
     cargo_command(None, true)
 }
 
+/// `cargo run --release -p lb-tests --bin BIN --`, the program's arguments to follow.
+pub fn run_lb_tests_bin(bin: &str) -> Result<Command> {
+    let mut cmd = host_cargo()?;
+    cmd.args([
+        "run",
+        "--release",
+        "--package",
+        "lb-tests",
+        "--bin",
+        bin,
+        "--",
+    ]);
+    Ok(cmd)
+}
+
 /// `cargo` with the default toolchain and no inherited compiler settings.
 pub fn clean_cargo() -> Result<Command> {
     cargo_command(None, false)
