@@ -285,16 +285,9 @@ fn run_xdp(seconds: u64, seed: Option<u64>, runs: Option<u64>, profile: Profile)
             cmd.env("CARGO_INCREMENTAL", "0");
             cmd
         }
-        Profile::Dev => {
-            // The workspace's test build, as `cargo xtask test` has just made it (same
-            // packages, same features: nothing recompiles), holds the debug binary.
-            let mut build = util::host_cargo()?;
-            build
-                .args(["test", "--workspace", "--exclude", "lb-ebpf", "--no-run"])
-                .env(crate::OBJECT_ENV, &object);
-            util::run(&mut build).context("building lb-xdp-fuzz")?;
-            Command::new(util::target_dir().join("debug/lb-xdp-fuzz"))
-        }
+        // The debug binary of the workspace's test build (made already by `cargo xtask
+        // test`: nothing recompiles).
+        Profile::Dev => Command::new(crate::test_build::build(&object)?.bin("lb-xdp-fuzz")),
     };
     cmd.arg(format!("--time={seconds}"))
         .arg(format!(

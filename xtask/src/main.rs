@@ -8,6 +8,7 @@ mod man;
 mod progress;
 mod setup;
 mod summary;
+mod test_build;
 mod util;
 mod vm;
 
@@ -190,35 +191,45 @@ fn test(args: &[OsString], plan: TestPlan) -> Result<()> {
     setup::setup()?;
     let object = build::build_ebpf(true)?;
     let mut totals = summary::Totals::default();
+    // The test build, once the tests have run (a full run: no test selection); the
+    // steps after them run its binaries.
+    let mut built = None;
     let workspace = if plan == TestPlan::VmOnly {
         Ok(())
     } else {
         let tests = workspace_tests(args, &object, &mut totals);
-        // Every fuzz target briefly, only in a full run (no test selection).
-        let fuzzing = if args.is_empty() {
-            fuzz::fuzz(
-                None,
-                fuzz::CI_SECONDS,
-                fuzz::XDP_CI_SECONDS,
-                None,
-                None,
-                fuzz::Profile::Dev,
-            )
+        let rest = if args.is_empty() {
+            test_build::build(&object).and_then(|b| {
+                // Every fuzz target briefly, then the fault-injection soak (fixed length
+                // and seed).
+                let fuzzing = fuzz::fuzz(
+                    None,
+                    fuzz::CI_SECONDS,
+                    fuzz::XDP_CI_SECONDS,
+                    None,
+                    None,
+                    fuzz::Profile::Dev,
+                );
+                let soaking = run_soak(
+                    &object,
+                    SOAK_CI_MINUTES,
+                    Some(SOAK_CI_SEED),
+                    false,
+                    None,
+                    Some(&b),
+                );
+                built = Some(b);
+                fuzzing.and(soaking)
+            })
         } else {
             Ok(())
         };
-        // The fault-injection soak, fixed length and seed, only in a full run.
-        let soaking = if args.is_empty() {
-            run_soak(&object, SOAK_CI_MINUTES, Some(SOAK_CI_SEED), false, None)
-        } else {
-            Ok(())
-        };
-        tests.and(fuzzing).and(soaking)
+        tests.and(rest)
     };
     let in_vm = if plan == TestPlan::Workspace {
         Ok(())
     } else {
-        vm::run(&object, &mut totals)
+        vm::run(&object, built.as_ref(), &mut totals)
     };
     // The last line totals the whole run, host and VM.
     println!("{}", totals.line());
@@ -342,7 +353,7 @@ const SOAK_CI_SEED: u64 = 1;
 fn soak(minutes: f64, seed: Option<u64>, record: bool, only: Option<String>) -> Result<()> {
     setup::setup()?;
     let object = build::build_ebpf(true)?;
-    run_soak(&object, minutes, seed, record, only)
+    run_soak(&object, minutes, seed, record, only, None)
 }
 
 /// Builds the daemon and `lb-soak`, and runs the soak with the eBPF object `object`.
@@ -352,26 +363,33 @@ fn run_soak(
     seed: Option<u64>,
     record: bool,
     only: Option<String>,
+    built: Option<&test_build::TestBuild>,
 ) -> Result<()> {
-    let mut build = util::host_cargo()?;
-    build.args([
-        "build",
-        "--package",
-        "lb-daemon",
-        "--bin",
-        "lb-daemon",
-        "--package",
-        "lb-tests",
-        "--bin",
-        "lb-soak",
-    ]);
-    util::run(&mut build)?;
-    let debug = util::target_dir().join("debug");
-    let mut cmd = Command::new(debug.join("lb-soak"));
+    let (soak, daemon) = match built {
+        Some(b) => (b.bin("lb-soak"), b.bin("lb-daemon")),
+        None => {
+            let mut build = util::host_cargo()?;
+            build.args([
+                "build",
+                "--package",
+                "lb-daemon",
+                "--bin",
+                "lb-daemon",
+                "--package",
+                "lb-tests",
+                "--bin",
+                "lb-soak",
+            ]);
+            util::run(&mut build)?;
+            let debug = util::target_dir().join("debug");
+            (debug.join("lb-soak"), debug.join("lb-daemon"))
+        }
+    };
+    let mut cmd = Command::new(soak);
     cmd.arg("--minutes")
         .arg(minutes.to_string())
         .env(OBJECT_ENV, object)
-        .env("LB_DAEMON_BIN", debug.join("lb-daemon"));
+        .env("LB_DAEMON_BIN", daemon);
     if let Some(seed) = seed {
         cmd.arg("--seed").arg(seed.to_string());
     }

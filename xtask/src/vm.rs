@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::progress::Progress;
+use crate::test_build::{executables, TestBuild};
 use crate::util;
 
 /// The test targets (of `lb-tests`) that run in the VM, with their test-binary
@@ -57,13 +58,22 @@ fn selected() -> Result<Vec<(&'static str, &'static str)>> {
 /// Longest a VM run may take (boot included) before it is killed.
 const VM_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Runs the VM tests; adds their `test result:` lines to `totals`.
-pub fn run(object: &Path, totals: &mut crate::summary::Totals) -> Result<()> {
+/// Runs the VM tests; adds their `test result:` lines to `totals`. With `built` (a full
+/// `cargo xtask test`), the executables come from the workspace's test build; else
+/// only the daemon and the VM's test targets are built.
+pub fn run(
+    object: &Path,
+    built: Option<&TestBuild>,
+    totals: &mut crate::summary::Totals,
+) -> Result<()> {
     let mut progress = Progress::new("vm", 3);
     let kernel = find_kernel(Path::new("/boot"), Path::new("/lib/modules"))?;
     let tests = selected()?;
     let step = progress.step("building the VM tests");
-    let binaries = build_test_binaries(&tests)?;
+    let binaries = match built {
+        Some(built) => pick(&tests, &built.executables, "")?,
+        None => build_test_binaries(&tests)?,
+    };
     step.done();
     let root = util::workspace_root();
     let out_dir = util::target_dir().join("vm");
@@ -221,28 +231,28 @@ fn build_test_binaries(tests: &[(&str, &str)]) -> Result<Vec<(String, PathBuf)>>
     if !out.status.success() {
         bail!("building the VM tests failed:\n{stderr}");
     }
-    let found = executables(&stderr);
+    let root = util::workspace_root();
+    let found: Vec<(String, PathBuf)> = executables(&stderr)
+        .into_iter()
+        .map(|(name, path)| (name, root.join(path)))
+        .collect();
+    pick(tests, &found, &stderr)
+}
+
+/// The executables of `tests` among those cargo named (`output`: what it printed).
+fn pick(
+    tests: &[(&str, &str)],
+    found: &[(String, PathBuf)],
+    output: &str,
+) -> Result<Vec<(String, PathBuf)>> {
     tests
         .iter()
         .map(|(t, _)| {
             found
                 .iter()
                 .find(|(name, _)| name == t)
-                .map(|(n, p)| (n.clone(), util::workspace_root().join(p)))
-                .with_context(|| format!("cargo did not name the executable of {t}:\n{stderr}"))
-        })
-        .collect()
-}
-
-/// `Executable tests/NAME.rs (PATH)` lines of `cargo test --no-run`.
-pub fn executables(cargo_stderr: &str) -> Vec<(String, PathBuf)> {
-    cargo_stderr
-        .lines()
-        .filter_map(|l| {
-            let rest = l.trim().strip_prefix("Executable ")?;
-            let (source, path) = rest.split_once(" (")?;
-            let name = Path::new(source).file_stem()?.to_str()?.to_string();
-            Some((name, PathBuf::from(path.strip_suffix(')')?)))
+                .cloned()
+                .with_context(|| format!("cargo did not name the executable of {t}:\n{output}"))
         })
         .collect()
 }
@@ -280,21 +290,6 @@ fn script(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_test_executables_in_cargo_output() {
-        let stderr = "   Compiling lb-tests v0.1.0
-    Finished `test` profile [unoptimized + debuginfo] target(s) in 9.1s
-  Executable tests/ipvs_vm.rs (target/debug/deps/ipvs_vm-791cce8c571e3e37)
-";
-        assert_eq!(
-            executables(stderr),
-            vec![(
-                "ipvs_vm".to_string(),
-                PathBuf::from("target/debug/deps/ipvs_vm-791cce8c571e3e37")
-            )]
-        );
-    }
 
     #[test]
     fn picks_the_newest_kernel_with_ipvs() {
