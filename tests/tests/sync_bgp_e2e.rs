@@ -35,13 +35,15 @@ fn tier(sync: bool) -> Tier {
     tier
 }
 
-/// Whether node `i`'s health checks say `backend` (an address) is up.
-fn healthy(tier: &Tier, i: usize, backend: &str) -> bool {
+/// Whether node `i`'s data plane sends new connections to `backend` (an address): health
+/// checking found it up and the map owner has programmed it.
+fn forwarding(tier: &Tier, i: usize, backend: &str) -> bool {
     status_json(&tier.socket(i))["services"][0]["backends"]
         .as_array()
         .is_some_and(|b| {
-            b.iter()
-                .any(|b| b["address"] == backend && b["healthy"] == true)
+            b.iter().any(|b| {
+                b["address"] == backend && b["forwarding_weight"].as_u64().is_some_and(|w| w > 0)
+            })
         })
 }
 
@@ -82,10 +84,10 @@ fn node_loss_during_a_backend_change(sync: bool) -> (usize, Vec<String>, Tier) {
     tier.backends[3].start_server().expect("backend 4");
     tier.cut(2).unwrap();
     tier.wait_nexthops(VIP_V4, &[0, 1], FAST).unwrap();
-    // Both remaining nodes' checks see the new backend set.
+    // Both remaining nodes forward to the new backend set.
     let changed = (0..150).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
-        (0..2).all(|i| healthy(&tier, i, &new) && !healthy(&tier, i, &gone))
+        (0..2).all(|i| forwarding(&tier, i, &new) && !forwarding(&tier, i, &gone))
     });
     assert!(
         changed,

@@ -215,19 +215,34 @@ fn status(t: &Topology, node: usize) -> serde_json::Value {
     status_json(&t.seg.nodes[node].dir().join("lb.sock"))
 }
 
-/// Whether every service of `node` has `addr` healthy.
-fn healthy(t: &Topology, node: usize, addr: &str) -> bool {
+/// Whether every service of `node` has its backend `addr` in a state `is`.
+fn every_service(
+    t: &Topology,
+    node: usize,
+    addr: &str,
+    is: impl Fn(&serde_json::Value) -> bool,
+) -> bool {
     status(t, node)["services"]
         .as_array()
         .is_some_and(|services| {
             !services.is_empty()
                 && services.iter().all(|s| {
-                    s["backends"].as_array().is_some_and(|b| {
-                        b.iter()
-                            .any(|b| b["address"] == addr && b["healthy"] == true)
-                    })
+                    s["backends"]
+                        .as_array()
+                        .is_some_and(|b| b.iter().any(|b| b["address"] == addr && is(b)))
                 })
         })
+}
+
+/// Health checking found the backend up.
+fn healthy(b: &serde_json::Value) -> bool {
+    b["healthy"] == true
+}
+
+/// The data plane sends it new connections: found up and programmed by the map owner
+/// (a MASTER's services only: a BACKUP programs them when it takes over).
+fn forwarding(b: &serde_json::Value) -> bool {
+    b["forwarding_weight"].as_u64().is_some_and(|w| w > 0)
 }
 
 /// A UDP flow of the client: its socket (bound in the client's namespace) and port.
@@ -373,9 +388,12 @@ fn begin(sync: bool, full_nat: bool) -> (Topology, Conns, Udps) {
     );
     let fourth = real(REALS - 1);
     assert!(
-        eventually(Duration::from_secs(15), || healthy(&t, 0, &fourth)
-            && healthy(&t, 1, &fourth)),
-        "the fourth real is up on both nodes\n{}",
+        eventually(Duration::from_secs(15), || every_service(
+            &t, 0, &fourth, forwarding
+        ) && every_service(
+            &t, 1, &fourth, healthy
+        )),
+        "the fourth real is forwarded to on lb1 and up on lb2\n{}",
         t.seg.logs()
     );
     // The connections carry on through lb1 (its NAT entries hold them).
