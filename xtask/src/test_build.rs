@@ -5,6 +5,7 @@
 //! features differently and compiled lb-daemon again, once per step.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
@@ -27,24 +28,31 @@ impl TestBuild {
 /// without running it (nothing to do right after it).
 pub fn build(object: &Path) -> Result<TestBuild> {
     let mut cmd = util::host_cargo()?;
+    cmd.args(["test", "--workspace", "--exclude", "lb-ebpf", "--no-run"])
+        .env(crate::OBJECT_ENV, object);
+    Ok(TestBuild {
+        executables: no_run(&mut cmd, "the tests")?.0,
+        debug: util::target_dir().join("debug"),
+    })
+}
+
+/// Runs `cmd` (a `cargo test … --no-run`) in the workspace: the executables it named,
+/// under the workspace root, and what it printed; fails naming `what` with its output.
+pub fn no_run(cmd: &mut Command, what: &str) -> Result<(Vec<(String, PathBuf)>, String)> {
     let out = cmd
-        .args(["test", "--workspace", "--exclude", "lb-ebpf", "--no-run"])
-        .env(crate::OBJECT_ENV, object)
         .current_dir(util::workspace_root())
         .output()
         .context("failed to start cargo")?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
-        bail!("building the tests failed:\n{stderr}");
+        bail!("building {what} failed:\n{stderr}");
     }
     let root = util::workspace_root();
-    Ok(TestBuild {
-        executables: executables(&stderr)
-            .into_iter()
-            .map(|(name, path)| (name, root.join(path)))
-            .collect(),
-        debug: util::target_dir().join("debug"),
-    })
+    let found = executables(&stderr)
+        .into_iter()
+        .map(|(name, path)| (name, root.join(path)))
+        .collect();
+    Ok((found, stderr))
 }
 
 /// `Executable tests/NAME.rs (PATH)` lines of `cargo test --no-run`.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::progress::Progress;
-use crate::test_build::{executables, TestBuild};
+use crate::test_build::{no_run, TestBuild};
 use crate::util;
 
 /// The test targets (of `lb-tests`) that run in the VM, with their test-binary
@@ -223,19 +223,7 @@ fn build_test_binaries(tests: &[(&str, &str)]) -> Result<Vec<(String, PathBuf)>>
     for (t, _) in tests {
         cmd.args(["--test", t]);
     }
-    let out = cmd
-        .current_dir(util::workspace_root())
-        .output()
-        .context("failed to start cargo")?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        bail!("building the VM tests failed:\n{stderr}");
-    }
-    let root = util::workspace_root();
-    let found: Vec<(String, PathBuf)> = executables(&stderr)
-        .into_iter()
-        .map(|(name, path)| (name, root.join(path)))
-        .collect();
+    let (found, stderr) = no_run(&mut cmd, "the VM tests")?;
     pick(tests, &found, &stderr)
 }
 
