@@ -7,6 +7,7 @@
 //! wire, so the fast path compares them without conversion.
 #![no_std]
 
+pub mod conn_filter;
 pub mod hash;
 pub mod maglev;
 mod protocol;
@@ -36,6 +37,9 @@ pub mod map_names {
     /// The MAC addresses each attached interface answers to (not pinned: the daemon
     /// writes it before its program sees a frame).
     pub const LOCAL_MACS: &str = "lb_local_macs";
+    /// The bitmap of the connection table's keys ([`crate::conn_filter`]; not pinned:
+    /// each daemon builds its own from the table before trusting it).
+    pub const CONN_FILTER: &str = "lb_conn_filter";
     /// Every pinned map, in the order `docs/maps.md` lists them.
     pub const ALL: [&str; 14] = [
         SERVICES,
@@ -150,6 +154,9 @@ pub mod capacity {
     /// Maglev slots shared by all services: 16 services at the default table size.
     pub const MAGLEV_SLOTS: u32 = 16 * crate::maglev::DEFAULT_TABLE_SIZE;
     pub const CONNTRACK: u32 = 65536;
+    /// Entries of `lb_conn_filter` for the default connection table.
+    pub const CONN_FILTER: u32 =
+        crate::conn_filter::map_entries(crate::conn_filter::words_for(CONNTRACK));
     /// NAT translation entries: two per NAT'ed connection (one per direction).
     pub const NAT: u32 = 131072;
     /// Real servers of NAT services answered without a translation entry.

@@ -2,11 +2,17 @@
 //! on the host this crate is an empty binary so that workspace-wide commands still work.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// `atomic_or` (lb_conn_filter's bits): the BPF target has no compare-and-swap, so
+// `core::sync::atomic` offers no `fetch_or` for it.
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 #[cfg(target_arch = "bpf")]
 mod baseline;
 #[cfg(target_arch = "bpf")]
 mod bench;
+#[cfg(target_arch = "bpf")]
+mod conn_filter;
 #[cfg(target_arch = "bpf")]
 mod csum;
 #[cfg(target_arch = "bpf")]

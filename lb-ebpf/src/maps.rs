@@ -60,6 +60,16 @@ pub static CONNTRACK: LruHashMap<
     { BPF_F_NO_COMMON_LRU as usize },
 > = LruHashMap::new();
 
+/// The bitmap of the connection table's keys ([`crate::conn_filter`]). Mappable: the
+/// daemon rebuilds it with plain and atomic stores. Not pinned (each daemon builds its own
+/// from the table before trusting it).
+#[btf_map(name = "lb_conn_filter")]
+pub static CONN_FILTER: Array<
+    u64,
+    { capacity::CONN_FILTER as usize },
+    { BPF_F_MMAPABLE as usize },
+> = Array::new();
+
 #[btf_map(name = "lb_stats")]
 pub static STATS: PerCpuArray<u64, { Counter::COUNT as usize }> = PerCpuArray::new();
 

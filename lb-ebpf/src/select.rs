@@ -8,7 +8,7 @@ use lb_common::{
 };
 
 use crate::{
-    learn,
+    conn_filter, learn,
     maps::{BACKENDS, CONNTRACK, FLAGS, FLOOD, MAGLEV, SERVICES, SERVICE_INFO},
     stats,
     types::{is_new_syn, Packet},
@@ -59,6 +59,11 @@ fn copy_service(dst: &mut ServiceInfo, src: &ServiceInfo) {
 /// (a stale or expired one is counted), and the caller schedules the packet.
 #[inline(always)]
 pub fn established(pkt: &Packet) -> Option<(&'static ServiceInfo, u32, &'static Backend)> {
+    // Under a flood, a flow the filter proves new does not touch the table (see
+    // `guard_tripped`).
+    if guard_tripped() && !conn_filter::may_hold(conn_filter::hash_of(pkt)) {
+        return None;
+    }
     let conn = CONNTRACK.get_ptr_mut(&pkt.flow())?;
     // SAFETY: as in `choose_backend`.
     let c = unsafe { &mut *conn };
@@ -127,7 +132,11 @@ pub fn choose_backend(
     // is scheduled afresh, like IPVS's connection reuse: its backend is then the Maglev
     // choice every node makes, which is what lets it survive a failover.
     let reused = !persistent && pkt.proto == IPPROTO_TCP && is_new_syn(pkt.tcp_flags);
-    let existing = if reused || (looked_up && !persistent) {
+    // Without persistence the key is the packet's 5-tuple, whose bit in the filter can
+    // prove there is no entry (consulted under a flood only, see `guard_tripped`).
+    let proven_new = !persistent
+        && (looked_up || (guard_tripped() && !conn_filter::may_hold(conn_filter::hash_of(pkt))));
+    let existing = if reused || proven_new {
         None
     } else {
         CONNTRACK.get_ptr_mut(&flow)
@@ -156,7 +165,7 @@ pub fn choose_backend(
         // never evicts established flows' entries. A new connection on a remembered
         // tuple must not leave the old connection's entry behind for its next packets.
         stats::count(Counter::FloodGuard);
-        if reused {
+        if reused && conn_filter::may_hold(conn_filter::hash_of(pkt)) {
             let _ = CONNTRACK.remove(&flow);
         }
         return Some((id, b));
@@ -168,6 +177,11 @@ pub fn choose_backend(
     };
     // A full table evicts the least recently used flow; nothing to do on error.
     if CONNTRACK.insert(&flow, &conn, 0).is_ok() {
+        // After the insert, never before: see `lb_common::conn_filter`. A persistence
+        // template's key is not the packet's tuple, and the filter is not asked for it.
+        if !persistent {
+            conn_filter::remember(conn_filter::hash_of(pkt));
+        }
         learn::conntrack(&flow, id);
     }
     Some((id, b))
@@ -192,6 +206,22 @@ fn flooded(now: u64) -> bool {
     }
     w.count += 1;
     w.count > limit
+}
+
+/// Whether this CPU's flood guard has held a new flow back in its current (or last)
+/// window: only then does the connection-table filter stand in front of the table. A
+/// flow that will be inserted gains nothing from skipping its miss lookup (the insert
+/// needs the same cold bucket), and an established flow then pays neither the filter's
+/// hash nor its read; under a flood, where new flows get no entry, the filter spares
+/// each of them the table. Two array reads and no clock: a window that ended only
+/// keeps the filter in use until the next new flow opens another.
+#[inline(always)]
+fn guard_tripped() -> bool {
+    let limit = match FLAGS.get(flags_index::NEW_FLOW_LIMIT) {
+        Some(&l) if l != 0 => l as u64,
+        _ => return false,
+    };
+    FLOOD.get(0).is_some_and(|w| w.count > limit)
 }
 
 /// The Maglev choice for this packet (no connection table). `None` = drop (counted).

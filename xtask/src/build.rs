@@ -10,7 +10,7 @@ pub const EBPF_TARGET: &str = "bpfel-unknown-none";
 
 /// Full debug info plus `--btf` for bpf-linker: the loader needs BTF to create the
 /// maps, and the verifier's messages get source lines.
-const EBPF_RUSTFLAGS: &[&str] = &["-Cdebuginfo=2", "-Clink-arg=--btf"];
+const EBPF_RUSTFLAGS: &[&str] = &["-Cdebuginfo=2", "-Clink-arg=--btf", "-Ctarget-cpu=v3"];
 
 /// `CARGO_ENCODED_RUSTFLAGS` separates flags with 0x1f, so flags may contain spaces.
 pub fn encode_rustflags(flags: &[&str]) -> String {

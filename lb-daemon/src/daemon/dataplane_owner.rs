@@ -212,6 +212,9 @@ enum Running {
 const NAT_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How often next hops the data plane found unresolved are resolved.
 const NEIGH_MISS_EVERY: Duration = Duration::from_millis(200);
+/// The first rebuild of the connection-table filter, which lets the program trust it
+/// (then every `conn_filter::EVERY`, or less often for a table whose walk is long).
+const CONN_FILTER_FIRST: Duration = Duration::from_secs(1);
 /// How often the cached next hops are looked up again (a backend's MAC may change).
 const NEXT_HOP_REFRESH_EVERY: Duration = Duration::from_secs(30);
 
@@ -437,7 +440,12 @@ impl Owner {
         let mut reconcile = later(IPVS_RECONCILE_EVERY);
         let mut resend = later(SYNC_REFRESH_EVERY);
         let mut refresh = later(NEXT_HOP_REFRESH_EVERY);
+        let mut conn_filter = tokio::time::interval_at(
+            tokio::time::Instant::now() + CONN_FILTER_FIRST,
+            crate::dataplane::conn_filter::EVERY,
+        );
         for timer in [
+            &mut conn_filter,
             &mut sweep,
             &mut misses,
             &mut reconcile,
@@ -480,6 +488,9 @@ impl Owner {
                 }
                 _ = misses.tick(), if !self.services.is_empty() => self.resolve_neigh_misses(),
                 _ = reconcile.tick() => self.plane.reconcile(),
+                _ = conn_filter.tick(), if !self.services.is_empty() => {
+                    self.plane.refresh_conn_filter()
+                }
                 _ = refresh.tick() => {
                     self.prefetch(self.next_hops.addresses());
                     self.plane.refresh_interfaces();

@@ -309,6 +309,11 @@ impl Dataplane {
         if existing.is_some_and(|c| self.valid_backend(c.backend, c.generation)) {
             return Err(Skip::LocalNewer);
         }
+        // Before the insert (the program may skip the table for a flow whose bit is
+        // clear, the moment the entry exists) and after it (see `remember`).
+        if let Some(filter) = &self.conn_filter {
+            filter.bitmaps().remember(&key);
+        }
         let mut map: BpfHashMap<&mut MapData, FlowKey, Conn> = self
             .ebpf
             .map_mut(name)
@@ -319,7 +324,11 @@ impl Dataplane {
             generation: entry.generation,
             last_seen_ns: seen(now, r.idle_ms),
         };
-        map.insert(key, conn, 0).map_err(|_| Skip::TableFull)
+        map.insert(key, conn, 0).map_err(|_| Skip::TableFull)?;
+        if let Some(filter) = &self.conn_filter {
+            filter.bitmaps().remember(&key);
+        }
+        Ok(())
     }
 
     fn install_nat(&mut self, r: &FlowRecord, now: u64) -> Result<(), Skip> {

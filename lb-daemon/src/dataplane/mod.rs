@@ -5,6 +5,7 @@
 mod adopt;
 mod alloc;
 pub mod bpffs;
+pub mod conn_filter;
 mod counters;
 mod egress;
 pub mod explain;
@@ -244,6 +245,9 @@ pub struct Dataplane {
     maglev_mapped: Option<mapped_ring::MappedRing>,
     /// What `lb_local_macs` holds.
     local_macs: local_macs::LocalMacTable,
+    /// `lb_conn_filter` mapped into memory (None: it cannot be, and the program never
+    /// trusts it: every flow looks in the connection table).
+    conn_filter: Option<conn_filter::ConnFilter>,
 }
 
 impl Dataplane {
@@ -274,6 +278,10 @@ impl Dataplane {
         for (name, entries) in cap.sized_maps() {
             loader.map_max_entries(name, entries);
         }
+        loader.map_max_entries(
+            map_names::CONN_FILTER,
+            lb_common::conn_filter::map_entries(lb_common::conn_filter::words_for(cap.conntrack)),
+        );
         for (name, path) in &pins {
             loader.map_pin_path(name, path.as_path());
         }
@@ -304,8 +312,10 @@ impl Dataplane {
             conn_counts: std::sync::Mutex::new(None),
             maglev_mapped: None,
             local_macs: local_macs::LocalMacTable::default(),
+            conn_filter: None,
         };
         dp.maglev_mapped = dp.map_maglev();
+        dp.conn_filter = dp.map_conn_filter();
         if adopted {
             dp.adopt()?;
             dp.read_vip_filter()?;
@@ -380,6 +390,73 @@ impl Dataplane {
                 warn!(error = %e, "lb_maglev cannot be mapped into memory (pinned by an older build?): Maglev tables are written slot by slot");
                 None
             }
+        }
+    }
+
+    /// `lb_conn_filter` in memory, its size announced to the program (untrusted until
+    /// the first [`Dataplane::rebuild_conn_filter`]).
+    fn map_conn_filter(&self) -> Option<conn_filter::ConnFilter> {
+        let Ok(Map::Array(data)) = self.map(map_names::CONN_FILTER) else {
+            return None;
+        };
+        match conn_filter::ConnFilter::map(
+            std::os::fd::AsFd::as_fd(data.fd()),
+            self.capacity.conntrack,
+        ) {
+            Ok(filter) => Some(filter),
+            Err(e) => {
+                warn!(error = %e, "lb_conn_filter cannot be mapped into memory: every new flow looks in the connection table");
+                None
+            }
+        }
+    }
+
+    /// Rebuilds the connection-table filter from a walk of the table (see
+    /// [`conn_filter`]), here and now (tests, benchmarks; the daemon runs
+    /// [`Dataplane::conn_filter_rebuilder`]). Returns the keys walked and the fraction
+    /// of the bitmap now set; None without a filter.
+    pub fn rebuild_conn_filter(&self) -> Result<Option<(u64, f64)>, DataplaneError> {
+        let Some(filter) = &self.conn_filter else {
+            return Ok(None);
+        };
+        let name = map_names::CONNTRACK;
+        let walked = filter
+            .rebuild(self.conntrack_fd()?)
+            .map_err(|e| map_err(name, aya::maps::MapError::IoError(e)))?;
+        Ok(Some((walked, filter.bitmaps().fill())))
+    }
+
+    /// The thread that keeps the connection-table filter rebuilt, with handles of its
+    /// own on the maps; None without a filter.
+    pub fn conn_filter_rebuilder(&self) -> Result<Option<conn_filter::Rebuilder>, DataplaneError> {
+        let Some(filter) = &self.conn_filter else {
+            return Ok(None);
+        };
+        let name = map_names::CONN_FILTER;
+        let Map::Array(data) = self.map(name)? else {
+            return Err(map_err(
+                name,
+                aya::maps::MapError::InvalidName { name: name.into() },
+            ));
+        };
+        let io = |e| map_err(name, aya::maps::MapError::IoError(e));
+        let job = conn_filter::RebuildJob::new(
+            self.conntrack_fd()?,
+            filter,
+            std::os::fd::AsFd::as_fd(data.fd()),
+        )
+        .map_err(io)?;
+        conn_filter::Rebuilder::start(job).map(Some).map_err(io)
+    }
+
+    fn conntrack_fd(&self) -> Result<std::os::fd::BorrowedFd<'_>, DataplaneError> {
+        let name = map_names::CONNTRACK;
+        match self.map(name)? {
+            Map::LruHashMap(data) | Map::HashMap(data) => Ok(std::os::fd::AsFd::as_fd(data.fd())),
+            _ => Err(map_err(
+                name,
+                aya::maps::MapError::InvalidName { name: name.into() },
+            )),
         }
     }
 

@@ -107,6 +107,8 @@ impl Bench {
                 t.run_program(program, &frame, 1);
             }
         }
+        // Trusted, as the daemon's first rebuild makes it.
+        t.dp.rebuild_conn_filter().expect("rebuild lb_conn_filter");
     }
 
     /// One run: the median duration of `calls` separate repeat=1 calls.

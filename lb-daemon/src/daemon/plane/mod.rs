@@ -129,6 +129,9 @@ pub trait ForwardingPlane: Send {
     /// Removes the NAT entries of finished or idle connections.
     fn sweep_nat(&mut self, _timeouts: &NatTimeouts) {}
 
+    /// Rebuilds the filter of the connection table's keys (XDP: `lb_conn_filter`).
+    fn refresh_conn_filter(&mut self) {}
+
     /// Next hops (address, ifindex) the plane met unresolved since the last call.
     fn take_neigh_misses(&mut self) -> Vec<(IpAddr, u32)> {
         Vec::new()

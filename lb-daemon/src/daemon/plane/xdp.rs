@@ -16,6 +16,8 @@ use crate::dataplane::{
 pub struct XdpPlane {
     dp: Dataplane,
     warned: WarnOnce,
+    /// The thread rebuilding `lb_conn_filter`, started at the first request.
+    conn_filter: Option<dataplane::conn_filter::Rebuilder>,
 }
 
 impl XdpPlane {
@@ -23,6 +25,7 @@ impl XdpPlane {
         XdpPlane {
             dp,
             warned: WarnOnce::default(),
+            conn_filter: None,
         }
     }
 }
@@ -142,6 +145,23 @@ impl ForwardingPlane for XdpPlane {
                 ..Default::default()
             }
         })
+    }
+
+    fn refresh_conn_filter(&mut self) {
+        if self.conn_filter.is_none() {
+            match self.dp.conn_filter_rebuilder() {
+                Ok(rebuilder) => self.conn_filter = rebuilder,
+                Err(e) => {
+                    if self.warned.first(format!("conn_filter: {e}")) {
+                        warn!(error = %e, "the connection-table filter cannot be rebuilt: every new flow keeps its table lookup");
+                    }
+                    return;
+                }
+            }
+        }
+        if let Some(rebuilder) = &self.conn_filter {
+            rebuilder.request();
+        }
     }
 
     fn sweep_nat(&mut self, timeouts: &NatTimeouts) {

@@ -33,6 +33,39 @@ const FLOOD_TARGET: f64 = 1.7;
 /// Katran's default flood threshold.
 const FLOOD_LIMIT: u32 = 125_000;
 
+/// Runs `work` while another thread rebuilds the connection-table filter of `dp` as
+/// the daemon's rebuild thread does (every `conn_filter::EVERY`, paced by the walk's
+/// length): the filter's fill in a long new-flow run is then what it would be in
+/// production, not the bits of every flow since the start.
+fn with_filter_rebuilds(
+    dp: &lb_daemon::dataplane::Dataplane,
+    work: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    use lb_daemon::dataplane::conn_filter::next_rebuild;
+    use std::time::{Duration, Instant};
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let rebuilder = s.spawn(|| -> Result<()> {
+            // The daemon's CPU is not the one measured.
+            pin_to(1);
+            let mut not_before = next_rebuild(Instant::now(), Duration::ZERO);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+                if Instant::now() >= not_before {
+                    let started = Instant::now();
+                    dp.rebuild_conn_filter()?;
+                    not_before = next_rebuild(started, started.elapsed());
+                }
+            }
+            Ok(())
+        });
+        let result = work();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let rebuilt = rebuilder.join().expect("filter rebuild thread");
+        result.and(rebuilt)
+    })
+}
+
 struct Live {
     repeat: u32,
     ifindex: u32,
@@ -270,18 +303,24 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
                 live_test_run(fd.as_fd(), &c.frame, ifindex, c.flows * 4, BATCH)?;
             }
             let (mut case, mut reference) = (Vec::new(), Vec::new());
-            for _ in 0..runs {
-                if c.two_cpus {
-                    reference.push(live.run_two_cpus(&swap_fd, &swap_frame)?);
-                    case.push(live.run_two_cpus(&fd, &c.frame)?);
-                    continue;
+            // The connection-table filter as the daemon keeps it: rebuilt (and trusted)
+            // before the runs, then every CONN_FILTER_EVERY while they go on.
+            t.dp.rebuild_conn_filter()?;
+            with_filter_rebuilds(&t.dp, || {
+                for _ in 0..runs {
+                    if c.two_cpus {
+                        reference.push(live.run_two_cpus(&swap_fd, &swap_frame)?);
+                        case.push(live.run_two_cpus(&fd, &c.frame)?);
+                        continue;
+                    }
+                    reference.push(match c.check {
+                        Check::Swap(_) => live.run(&swap_fd, &swap_frame)?,
+                        Check::PassPlusNs(_) => live.run(&pass_fd, &swap_frame)?,
+                    });
+                    case.push(live.run(&fd, &c.frame)?);
                 }
-                reference.push(match c.check {
-                    Check::Swap(_) => live.run(&swap_fd, &swap_frame)?,
-                    Check::PassPlusNs(_) => live.run(&pass_fd, &swap_frame)?,
-                });
-                case.push(live.run(&fd, &c.frame)?);
-            }
+                Ok(())
+            })?;
             let (ns, reference) = (median(&mut case), median(&mut reference));
             rows.push(if c.two_cpus {
                 // Mpps, both CPUs together, against the MAC swap on both CPUs.
