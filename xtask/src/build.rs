@@ -9,7 +9,8 @@ use crate::util;
 pub const EBPF_TARGET: &str = "bpfel-unknown-none";
 
 /// Full debug info plus `--btf` for bpf-linker: the loader needs BTF to create the
-/// maps, and the verifier's messages get source lines.
+/// maps, and the verifier's messages get source lines. BPF CPU v3 (Linux 5.12+): the
+/// atomic `or` of `lb_conn_filter`'s bits, and 32-bit sub-registers.
 const EBPF_RUSTFLAGS: &[&str] = &["-Cdebuginfo=2", "-Clink-arg=--btf", "-Ctarget-cpu=v3"];
 
 /// `CARGO_ENCODED_RUSTFLAGS` separates flags with 0x1f, so flags may contain spaces.
@@ -105,7 +106,7 @@ mod tests {
     fn rustflags_are_unit_separated() {
         assert_eq!(
             encode_rustflags(EBPF_RUSTFLAGS),
-            "-Cdebuginfo=2\u{1f}-Clink-arg=--btf"
+            "-Cdebuginfo=2\u{1f}-Clink-arg=--btf\u{1f}-Ctarget-cpu=v3"
         );
         assert_eq!(encode_rustflags(&[]), "");
     }
