@@ -15,6 +15,33 @@ pub fn hash_of(pkt: &Packet) -> u32 {
     lb_common::conn_filter::tuple_hash(&pkt.src, &pkt.dst, pkt.sport, pkt.dport, pkt.proto)
 }
 
+/// A packet's [`hash_of`], computed on first use only. Initialised fields rather than
+/// an `Option`: LLVM spills an `Option`'s undefined payload, which the verifier rejects
+/// as a read of an uninitialised register.
+pub struct OnceHash {
+    hash: u32,
+    known: bool,
+}
+
+impl OnceHash {
+    #[inline(always)]
+    pub const fn new() -> Self {
+        OnceHash {
+            hash: 0,
+            known: false,
+        }
+    }
+
+    #[inline(always)]
+    pub fn of(&mut self, pkt: &Packet) -> u32 {
+        if !self.known {
+            self.hash = hash_of(pkt);
+            self.known = true;
+        }
+        self.hash
+    }
+}
+
 /// False only when the table certainly holds no entry under the flow of hash `h`:
 /// the daemon trusts the active bitmap and the flow's bit in it is clear.
 #[inline(always)]
@@ -28,7 +55,7 @@ pub fn may_hold(h: u32) -> bool {
     }
     let words = control & WORDS_MASK;
     let (w, bit) = position(h, words);
-    let index = word_index(words, control & SECOND_ACTIVE != 0, w);
+    let index = word_index(control & SECOND_ACTIVE != 0, w);
     CONN_FILTER.get(index).is_none_or(|&word| word & bit != 0)
 }
 
@@ -44,8 +71,8 @@ pub fn remember(h: u32) {
         return;
     }
     let (w, bit) = position(h, words);
-    set(word_index(words, false, w), bit);
-    set(word_index(words, true, w), bit);
+    set(word_index(false, w), bit);
+    set(word_index(true, w), bit);
 }
 
 #[inline(always)]

@@ -134,8 +134,11 @@ pub fn choose_backend(
     let reused = !persistent && pkt.proto == IPPROTO_TCP && is_new_syn(pkt.tcp_flags);
     // Without persistence the key is the packet's 5-tuple, whose bit in the filter can
     // prove there is no entry (consulted under a flood only, see `guard_tripped`).
-    let proven_new = !persistent
-        && (looked_up || (guard_tripped() && !conn_filter::may_hold(conn_filter::hash_of(pkt))));
+    // The filter's hash of the 5-tuple, computed at most once (a SYN under a flood asks
+    // for it twice: to skip the lookup, and to decide on the delete).
+    let mut hash = conn_filter::OnceHash::new();
+    let proven_new =
+        !persistent && (looked_up || (guard_tripped() && !conn_filter::may_hold(hash.of(pkt))));
     let existing = if reused || proven_new {
         None
     } else {
@@ -165,7 +168,7 @@ pub fn choose_backend(
         // never evicts established flows' entries. A new connection on a remembered
         // tuple must not leave the old connection's entry behind for its next packets.
         stats::count(Counter::FloodGuard);
-        if reused && conn_filter::may_hold(conn_filter::hash_of(pkt)) {
+        if reused && conn_filter::may_hold(hash.of(pkt)) {
             let _ = CONNTRACK.remove(&flow);
         }
         return Some((id, b));
@@ -180,7 +183,7 @@ pub fn choose_backend(
         // After the insert, never before: see `lb_common::conn_filter`. A persistence
         // template's key is not the packet's tuple, and the filter is not asked for it.
         if !persistent {
-            conn_filter::remember(conn_filter::hash_of(pkt));
+            conn_filter::remember(hash.of(pkt));
         }
         learn::conntrack(&flow, id);
     }

@@ -27,7 +27,8 @@ pub struct Bitmaps<'a> {
 }
 
 impl<'a> Bitmaps<'a> {
-    /// `cells` holds the control word and two bitmaps of `words` words (a power of two).
+    /// `cells` holds the control word and two bitmaps of `words` words (a power of two);
+    /// None when they do not fit.
     pub fn new(cells: &'a [AtomicU64], words: u32) -> Option<Self> {
         let fits = words.is_power_of_two()
             && words <= WORDS_MASK
@@ -40,7 +41,7 @@ impl<'a> Bitmaps<'a> {
     }
 
     fn cell(&self, second: bool, w: u32) -> &AtomicU64 {
-        &self.cells[word_index(self.words, second, w) as usize]
+        &self.cells[word_index(second, w) as usize]
     }
 
     /// Announces the bitmaps' size to the program, untrusted: from now on it sets bits
@@ -127,45 +128,49 @@ impl ConnFilter {
     /// Maps the filter of a program whose table has `conntrack` entries and announces
     /// its size (untrusted until the first [`ConnFilter::rebuild`]).
     pub fn map(fd: BorrowedFd<'_>, conntrack: u32) -> std::io::Result<Self> {
-        let words = lb_common::conn_filter::words_for(conntrack);
-        let cells = lb_common::conn_filter::map_entries(words) as usize;
-        let memory = MapMemory::map(fd, cells * 8)?;
-        let filter = ConnFilter {
-            memory,
-            words,
-            cells,
-        };
+        let filter = Self::open(fd, lb_common::conn_filter::words_for(conntrack))?;
         filter.bitmaps().announce();
         Ok(filter)
     }
 
-    /// A second mapping of the same filter, for the rebuild thread (nothing announced).
-    fn map_again(fd: BorrowedFd<'_>, words: u32) -> std::io::Result<Self> {
+    /// Maps a filter of `words` words per bitmap, announcing nothing (the rebuild
+    /// thread's own mapping of a filter [`ConnFilter::map`] announced).
+    fn open(fd: BorrowedFd<'_>, words: u32) -> std::io::Result<Self> {
         let cells = lb_common::conn_filter::map_entries(words) as usize;
-        Ok(ConnFilter {
+        let filter = ConnFilter {
             memory: MapMemory::map(fd, cells * 8)?,
             words,
             cells,
-        })
+        };
+        if filter.checked_bitmaps().is_none() {
+            return Err(std::io::Error::other(format!(
+                "lb_conn_filter: {words} words per bitmap is not a power of two up to {WORDS_MASK}"
+            )));
+        }
+        Ok(filter)
     }
 
-    pub fn bitmaps(&self) -> Bitmaps<'_> {
+    fn checked_bitmaps(&self) -> Option<Bitmaps<'_>> {
         // SAFETY: the mapping holds `cells` 8-byte values (an array map's values are
         // 8-byte aligned and a u64 takes exactly 8), lives as long as `self`, and is
         // only accessed atomically, here and by the program.
         let cells = unsafe {
             std::slice::from_raw_parts(self.memory.base().as_ptr().cast::<AtomicU64>(), self.cells)
         };
-        Bitmaps {
-            words: self.words,
-            cells,
-        }
+        Bitmaps::new(cells, self.words)
+    }
+
+    pub fn bitmaps(&self) -> Bitmaps<'_> {
+        // Checked once, in `open`, against the same fields.
+        self.checked_bitmaps()
+            .expect("lb_conn_filter's size is checked when it is mapped")
     }
 
     /// Rebuilds the idle bitmap from the connection table `conntrack` (its fd) and makes
-    /// it the active one. Returns the keys walked. On a failed walk nothing is flipped:
-    /// the active bitmap (or none, before the first rebuild) stays in use.
-    pub fn rebuild(&self, conntrack: BorrowedFd<'_>) -> std::io::Result<u64> {
+    /// it the active one. Returns the keys walked and the fraction of the active bitmap
+    /// now set. On a failed walk nothing is flipped: the active bitmap (or none, before
+    /// the first rebuild) stays in use.
+    pub fn rebuild(&self, conntrack: BorrowedFd<'_>) -> std::io::Result<(u64, f64)> {
         let bitmaps = self.bitmaps();
         bitmaps.clear_idle();
         let mut walked = 0u64;
@@ -174,7 +179,7 @@ impl ConnFilter {
             walked += 1;
         })?;
         bitmaps.flip();
-        Ok(walked)
+        Ok((walked, bitmaps.fill()))
     }
 }
 
@@ -204,14 +209,13 @@ impl RebuildJob {
     ) -> std::io::Result<Self> {
         Ok(RebuildJob {
             conntrack: conntrack.try_clone_to_owned()?,
-            filter: ConnFilter::map_again(filter_fd, filter.words)?,
+            filter: ConnFilter::open(filter_fd, filter.words)?,
         })
     }
 
     /// One rebuild: keys walked and the active bitmap's fill.
     pub fn run(&self) -> std::io::Result<(u64, f64)> {
-        let walked = self.filter.rebuild(self.conntrack.as_fd())?;
-        Ok((walked, self.filter.bitmaps().fill()))
+        self.filter.rebuild(self.conntrack.as_fd())
     }
 }
 
@@ -293,22 +297,8 @@ const BATCH: usize = 4096;
 /// (`BPF_MAP_LOOKUP_BATCH`, Linux 5.6+: a key present for the whole walk is always seen,
 /// unlike a `get_next_key` walk that restarts when its key is deleted under it).
 fn for_each_key(fd: BorrowedFd<'_>, mut f: impl FnMut(&FlowKey)) -> std::io::Result<()> {
-    let zero_key = FlowKey {
-        src: [0; 4],
-        dst: [0; 4],
-        sport: 0,
-        dport: 0,
-        proto: 0,
-        family: 0,
-        pad: 0,
-    };
-    let zero_conn = Conn {
-        backend: 0,
-        generation: 0,
-        last_seen_ns: 0,
-    };
-    let mut keys = vec![zero_key; BATCH];
-    let mut values = vec![zero_conn; BATCH];
+    let mut keys = vec![FlowKey::default(); BATCH];
+    let mut values = vec![Conn::default(); BATCH];
     // The batch token of a hash map is a bucket index (u32); room for more, zeroed.
     let mut token_in = [0u64; 1];
     let mut token_out = [0u64; 1];

@@ -378,37 +378,39 @@ impl Dataplane {
     /// `lb_maglev` in memory, when the map allows it (a map pinned by a build before
     /// `BPF_F_MMAPABLE` does not: slots are then written one system call each).
     fn map_maglev(&self) -> Option<mapped_ring::MappedRing> {
-        let Ok(Map::Array(data)) = self.map(map_names::MAGLEV) else {
-            return None;
-        };
-        match mapped_ring::MappedRing::map(
-            std::os::fd::AsFd::as_fd(data.fd()),
-            self.capacity.maglev_slots,
-        ) {
-            Ok(ring) => Some(ring),
-            Err(e) => {
-                warn!(error = %e, "lb_maglev cannot be mapped into memory (pinned by an older build?): Maglev tables are written slot by slot");
-                None
-            }
-        }
+        let slots = self.capacity.maglev_slots;
+        self.map_array_memory(
+            map_names::MAGLEV,
+            " (pinned by an older build?): Maglev tables are written slot by slot",
+            |fd| mapped_ring::MappedRing::map(fd, slots),
+        )
     }
 
     /// `lb_conn_filter` in memory, its size announced to the program (untrusted until
     /// the first [`Dataplane::rebuild_conn_filter`]).
     fn map_conn_filter(&self) -> Option<conn_filter::ConnFilter> {
-        let Ok(Map::Array(data)) = self.map(map_names::CONN_FILTER) else {
+        let conntrack = self.capacity.conntrack;
+        self.map_array_memory(
+            map_names::CONN_FILTER,
+            ": every new flow looks in the connection table",
+            |fd| conn_filter::ConnFilter::map(fd, conntrack),
+        )
+    }
+
+    /// The array map `name` mapped into memory by `map`; None (with a warning saying
+    /// `without` is what follows) when it is no array or cannot be mapped.
+    fn map_array_memory<T>(
+        &self,
+        name: &'static str,
+        without: &str,
+        map: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> std::io::Result<T>,
+    ) -> Option<T> {
+        let Ok(Map::Array(data)) = self.map(name) else {
             return None;
         };
-        match conn_filter::ConnFilter::map(
-            std::os::fd::AsFd::as_fd(data.fd()),
-            self.capacity.conntrack,
-        ) {
-            Ok(filter) => Some(filter),
-            Err(e) => {
-                warn!(error = %e, "lb_conn_filter cannot be mapped into memory: every new flow looks in the connection table");
-                None
-            }
-        }
+        map(std::os::fd::AsFd::as_fd(data.fd()))
+            .inspect_err(|e| warn!(error = %e, "{name} cannot be mapped into memory{without}"))
+            .ok()
     }
 
     /// Rebuilds the connection-table filter from a walk of the table (see
@@ -420,10 +422,10 @@ impl Dataplane {
             return Ok(None);
         };
         let name = map_names::CONNTRACK;
-        let walked = filter
+        filter
             .rebuild(self.conntrack_fd()?)
-            .map_err(|e| map_err(name, aya::maps::MapError::IoError(e)))?;
-        Ok(Some((walked, filter.bitmaps().fill())))
+            .map(Some)
+            .map_err(|e| map_err(name, aya::maps::MapError::IoError(e)))
     }
 
     /// The thread that keeps the connection-table filter rebuilt, with handles of its
