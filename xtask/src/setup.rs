@@ -39,6 +39,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "tmux",
     // The split-brain tests cut only the heartbeat: a bridge-family rule dropping VRRP.
     "nftables",
+    // `lb-bench datapath --profile`: where the XDP program's time goes (`perf record`).
+    "linux-perf",
 ];
 
 /// Services Debian's `prometheus` package starts; the tests run their own Prometheus,

@@ -75,6 +75,19 @@ impl Dataplane {
     }
 }
 
+impl Dataplane {
+    /// The fd of `program` once loaded (by [`Dataplane::live_wrap`]): for a profile of
+    /// its machine code (`lb-bench datapath --profile`).
+    pub fn program_fd(&self, program: &'static str) -> Result<BorrowedFd<'_>, DataplaneError> {
+        let err = |source| DataplaneError::Program { program, source };
+        let prog = self
+            .ebpf
+            .program(program)
+            .ok_or(err(aya::programs::ProgramError::UnexpectedProgramType))?;
+        Ok(prog.fd().map_err(err)?.as_fd())
+    }
+}
+
 /// The `test` member of `union bpf_attr` (include/uapi/linux/bpf.h).
 #[repr(C)]
 #[derive(Default)]

@@ -15,6 +15,7 @@ use lb_daemon::dataplane::{maglev, Capacity, ForwardMode, Protocol, ServiceSpec}
 
 mod live;
 mod nat;
+pub mod profile;
 
 use super::report;
 use crate::{
@@ -236,9 +237,19 @@ fn udp_frame(vip: &str, client: &str) -> Vec<u8> {
     )
 }
 
-/// `live_repeat`: packets per live-frames run (0: no live-frames rows); `calls == 0`:
-/// only the live-frames rows.
-pub fn run(calls: usize, runs: usize, live_repeat: u32) -> Result<String> {
+/// The live-frames rows to measure.
+pub struct Live<'a> {
+    /// Packets per run (0: no live-frames rows).
+    pub repeat: u32,
+    /// Only the cases whose name contains one of these (empty: every case).
+    pub only: &'a [&'a str],
+    /// Print each case's profile ([`profile`]).
+    pub profile: bool,
+}
+
+/// `calls == 0`: only the live-frames rows.
+pub fn run(calls: usize, runs: usize, live: Live<'_>) -> Result<String> {
+    let live_repeat = live.repeat;
     let mut b = Bench {
         calls,
         runs,
@@ -254,7 +265,7 @@ pub fn run(calls: usize, runs: usize, live_repeat: u32) -> Result<String> {
     let three6: Vec<(String, u32)> = (1..=3).map(|i| (format!("2001:db8::{i}"), 1)).collect();
     let mut rows: Vec<Row> = Vec::new();
     if live_repeat > 0 {
-        rows.extend(live::rows(live_repeat, runs, big)?);
+        rows.extend(live::rows(&live, runs, big)?);
     }
     if calls == 0 {
         return Ok(render(&rows, None, calls, runs, live_repeat));

@@ -26,6 +26,15 @@ struct Args {
     /// datapath: packets per live-frames run (0: no live-frames rows; `--calls 0`: only those).
     #[arg(long, default_value_t = 10_000_000)]
     live_repeat: u32,
+    /// datapath: only the live-frames cases whose name contains one of these
+    /// `|`-separated words (e.g. `--calls 0 --only "flood|insert"`), for an A/B of two
+    /// builds or a profile; the rows are printed, not written.
+    #[arg(long)]
+    only: Option<String>,
+    /// datapath, with `--only`: also print where each case's time goes in the program,
+    /// by source line (`perf record` of the CPU the case runs on).
+    #[arg(long, requires = "only")]
+    profile: bool,
 }
 
 fn main() -> Result<()> {
@@ -44,8 +53,30 @@ fn main() -> Result<()> {
         println!("{}", lb_tests::bench::split_brain::rows()?);
         return Ok(());
     }
+    if let Some(only) = &args.only {
+        if args.what != "datapath" {
+            bail!("--only selects datapath cases; {:?} has none", args.what);
+        }
+        let cases: Vec<&str> = only.split('|').filter(|c| !c.is_empty()).collect();
+        let live = lb_tests::bench::datapath::Live {
+            repeat: args.live_repeat,
+            only: &cases,
+            profile: args.profile,
+        };
+        // A partial run never replaces the full table in the file.
+        println!("{}", lb_tests::bench::datapath::run(0, args.runs, live)?);
+        return Ok(());
+    }
     let section = match args.what.as_str() {
-        "datapath" => lb_tests::bench::datapath::run(args.calls, args.runs, args.live_repeat)?,
+        "datapath" => lb_tests::bench::datapath::run(
+            args.calls,
+            args.runs,
+            lb_tests::bench::datapath::Live {
+                repeat: args.live_repeat,
+                only: &[],
+                profile: false,
+            },
+        )?,
         "failover" => lb_tests::bench::failover::run()?,
         "health" => lb_tests::bench::health::run()?,
         "master-to-forwarding" => lb_tests::bench::master_to_forwarding::run()?,

@@ -147,14 +147,22 @@ enum Check {
     PassPlusNs(f64),
 }
 
-pub(super) fn rows(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
+pub(super) fn rows(live: &super::Live<'_>, runs: usize, big: Capacity) -> Result<Vec<Row>> {
+    let (repeat, profile) = (live.repeat, live.profile);
     let ns = Netns::new("bench-live")?;
     ns.sh("ip link add v0 type veth peer name v1 && ip link set v0 up && ip link set v1 up")
         .context("the live-frames bench namespace")?;
-    ns.run(move || measure(repeat, runs, big))
+    let only: Vec<String> = live.only.iter().map(|c| c.to_string()).collect();
+    ns.run(move || measure(repeat, &only, profile, runs, big))
 }
 
-fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
+fn measure(
+    repeat: u32,
+    only: &[String],
+    profile: bool,
+    runs: usize,
+    big: Capacity,
+) -> Result<Vec<Row>> {
     let _peer = HelperProgram::attach(program_names::DROP, "v1")?;
     let ifindex = nix::net::if_::if_nametoindex("v0").context("v0")?;
     let live = Live { repeat, ifindex };
@@ -188,6 +196,7 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
         });
     }
 
+    let (mut all_names, mut matched) = (Vec::new(), 0);
     let three: Vec<(String, u32)> = (1..=3).map(|i| (format!("198.18.8.{i}"), 1)).collect();
     let three6: Vec<(String, u32)> = (1..=3).map(|i| (format!("2001:db8::{i}"), 1)).collect();
     for (mode, label) in [(ForwardMode::Dr, "DR"), (ForwardMode::Tun, "TUN")] {
@@ -292,6 +301,11 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
                 flood_limit: 0,
             });
         }
+        if !only.is_empty() {
+            all_names.extend(cases.iter().map(|c| c.name.clone()));
+            cases.retain(|c| only.iter().any(|o| c.name.contains(o.as_str())));
+            matched += cases.len();
+        }
         for c in cases {
             t.dp.set_new_flow_limit(c.flood_limit)?;
             let base = (c.flows == 0).then_some(NEW_BASE4);
@@ -306,21 +320,32 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
             // The connection-table filter as the daemon keeps it: rebuilt (and trusted)
             // before the runs, then every CONN_FILTER_EVERY while they go on.
             t.dp.rebuild_conn_filter()?;
-            with_filter_rebuilds(&t.dp, || {
-                for _ in 0..runs {
-                    if c.two_cpus {
-                        reference.push(live.run_two_cpus(&swap_fd, &swap_frame)?);
-                        case.push(live.run_two_cpus(&fd, &c.frame)?);
-                        continue;
+            let mut timed = || {
+                with_filter_rebuilds(&t.dp, || {
+                    for _ in 0..runs {
+                        if c.two_cpus {
+                            reference.push(live.run_two_cpus(&swap_fd, &swap_frame)?);
+                            case.push(live.run_two_cpus(&fd, &c.frame)?);
+                            continue;
+                        }
+                        reference.push(match c.check {
+                            Check::Swap(_) => live.run(&swap_fd, &swap_frame)?,
+                            Check::PassPlusNs(_) => live.run(&pass_fd, &swap_frame)?,
+                        });
+                        case.push(live.run(&fd, &c.frame)?);
                     }
-                    reference.push(match c.check {
-                        Check::Swap(_) => live.run(&swap_fd, &swap_frame)?,
-                        Check::PassPlusNs(_) => live.run(&pass_fd, &swap_frame)?,
-                    });
-                    case.push(live.run(&fd, &c.frame)?);
-                }
-                Ok(())
-            })?;
+                    Ok(())
+                })
+            };
+            if profile {
+                // Every timed run is on CPU 0 (the two-CPU case's second CPU is not
+                // sampled); the MAC-swap runs between them are another program.
+                let prog = t.dp.program_fd(program_names::LB)?;
+                let ((), text) = super::profile::profile(&c.name, prog, 0, timed)?;
+                println!("{text}");
+            } else {
+                timed()?;
+            }
             let (ns, reference) = (median(&mut case), median(&mut reference));
             rows.push(if c.two_cpus {
                 // Mpps, both CPUs together, against the MAC swap on both CPUs.
@@ -349,6 +374,13 @@ fn measure(repeat: u32, runs: usize, big: Capacity) -> Result<Vec<Row>> {
                 }
             });
         }
+    }
+    if !only.is_empty() && matched == 0 {
+        anyhow::bail!(
+            "--only {:?} names no live-frames case; the cases are:\n  {}",
+            only.join("|"),
+            all_names.join("\n  ")
+        );
     }
     Ok(rows)
 }
