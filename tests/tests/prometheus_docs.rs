@@ -11,9 +11,9 @@ use std::{
 use lb_daemon::daemon::{
     metrics::render,
     snapshot::{
-        AttachmentSnapshot, BackendSnapshot, BgpSessionSnapshot, BgpSnapshot, HealthCounters,
-        HeartbeatPathSnapshot, InstanceSnapshot, ServiceSnapshot, Snapshot, SyncPeerSnapshot,
-        SyncSnapshot, TableSnapshot, VipSnapshot,
+        AttachmentSnapshot, BackendSnapshot, BgpSessionSnapshot, BgpSnapshot, ConnFilterSnapshot,
+        HealthCounters, HeartbeatPathSnapshot, InstanceSnapshot, ServiceSnapshot, Snapshot,
+        SyncPeerSnapshot, SyncSnapshot, TableSnapshot, VipSnapshot,
     },
 };
 use lb_tests::prometheus::{dashboard_exprs, docs_dir};
@@ -85,6 +85,10 @@ fn full_snapshot() -> Snapshot {
             interface: "eth0".into(),
             mode: "native".into(),
         }],
+        conn_filter: Some(ConnFilterSnapshot {
+            bits_set: 1,
+            bits: 64,
+        }),
         sync: Some(SyncSnapshot {
             node_id: 7,
             transport: "unicast".into(),

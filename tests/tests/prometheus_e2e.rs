@@ -133,6 +133,18 @@ fn prometheus_scrapes_the_daemon() {
     .expect("table capacity");
     assert_eq!(capacity.len(), 1, "{capacity:?}");
     assert!(capacity[0].1 > 0.0, "{capacity:?}");
+    // The connection-table filter, trusted from its first rebuild (1 s after start),
+    // holds the bits of the flows above.
+    let mut fill = Vec::new();
+    for _ in 0..20 {
+        fill = query(ns, &listen, "lb_conn_filter_fill_ratio").expect("filter fill");
+        if !fill.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(fill.len(), 1, "no lb_conn_filter_fill_ratio within 10 s");
+    assert!(fill[0].1 > 0.0 && fill[0].1 < 1.0, "{fill:?}");
     // Every dashboard query is valid PromQL, and finds data where the lab has some.
     for expr in dashboard_exprs().expect("dashboard") {
         query(ns, &listen, &expr).unwrap_or_else(|e| panic!("dashboard query {expr}: {e:#}"));

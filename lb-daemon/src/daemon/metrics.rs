@@ -529,6 +529,16 @@ fn dataplane(out: &mut Exposition, s: &Snapshot) {
         }
         f.finish();
     }
+    let name = "lb_conn_filter_fill_ratio";
+    let mut f = out.family(
+        name,
+        "gauge",
+        "Fraction of the connection-table filter's bits set: the share of never-seen flows that still look the connection table up under a flood.",
+    );
+    if let Some(c) = s.conn_filter.as_ref().filter(|c| c.bits > 0) {
+        f.sample(name, &[], float(c.bits_set as f64 / c.bits as f64));
+    }
+    f.finish();
     let name = "lb_dataplane_drops_total";
     let mut f = out.family(
         name,
@@ -821,7 +831,8 @@ fn response(status: &str, content_type: &str, body: &str, head_only: bool) -> St
 mod tests {
     use super::*;
     use crate::daemon::snapshot::{
-        AttachmentSnapshot, EmailCounters, FifoCounters, HealthCounters, HeartbeatPathSnapshot,
+        AttachmentSnapshot, ConnFilterSnapshot, EmailCounters, FifoCounters, HealthCounters,
+        HeartbeatPathSnapshot,
     };
     use std::collections::{BTreeMap, HashMap};
 
@@ -860,6 +871,19 @@ mod tests {
         assert!(status.contains("peer"), "{status}");
         assert!(status.contains("30 ms"), "{status}");
         assert!(status.contains("dropped: bad_ttl 2"), "{status}");
+    }
+
+    #[test]
+    fn the_conn_filter_fill_is_exported_only_once_the_filter_is_in_use() {
+        let text = render(&Snapshot::default());
+        assert!(!text.contains("lb_conn_filter_fill_ratio"), "{text}");
+        let text = render(&sample());
+        assert!(
+            text.contains(
+                "# TYPE lb_conn_filter_fill_ratio gauge\nlb_conn_filter_fill_ratio 0.125\n"
+            ),
+            "{text}"
+        );
     }
 
     fn sample() -> Snapshot {
@@ -971,6 +995,10 @@ mod tests {
                 interface: "eth0".into(),
                 mode: "generic".into(),
             }],
+            conn_filter: Some(ConnFilterSnapshot {
+                bits_set: 1024,
+                bits: 8192,
+            }),
             email: EmailCounters {
                 sent: 3,
                 failed: 1,
@@ -1232,6 +1260,7 @@ mod tests {
             v("lb_dataplane_table_capacity", &[("table", "conntrack")]),
             65536.0
         );
+        assert_eq!(v("lb_conn_filter_fill_ratio", &[]), 0.125);
         assert_eq!(v("lb_healthcheck_failures_total", &[]), 4.0);
         assert_eq!(v("lb_healthcheck_duration_seconds_sum", &[]), 3.25);
         assert_eq!(v("lb_healthcheck_duration_seconds_count", &[]), 20.0);

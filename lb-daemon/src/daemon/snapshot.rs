@@ -26,6 +26,9 @@ pub struct Snapshot {
     /// Interfaces the XDP program is attached to, and in which mode.
     #[serde(default)]
     pub xdp_attachments: Vec<AttachmentSnapshot>,
+    /// The connection-table filter, once trusted (XDP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn_filter: Option<ConnFilterSnapshot>,
     /// E-mail alerts (keepalived's `smtp_alert`): what became of them.
     #[serde(default)]
     pub email: EmailCounters,
@@ -87,6 +90,13 @@ pub struct TableSnapshot {
     pub table: String,
     pub entries: u64,
     pub capacity: u64,
+}
+
+/// The active bitmap of the connection-table filter (docs/dataplane.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnFilterSnapshot {
+    pub bits_set: u64,
+    pub bits: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

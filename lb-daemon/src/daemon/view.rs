@@ -14,9 +14,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::{
     dataplane_owner::Msg,
     snapshot::{
-        AttachmentSnapshot, BackendSnapshot, BgpSnapshot, EmailCounters, FifoCounters,
-        HealthCounters, HeartbeatPathSnapshot, InstanceSnapshot, ServiceSnapshot, Snapshot,
-        TableSnapshot,
+        AttachmentSnapshot, BackendSnapshot, BgpSnapshot, ConnFilterSnapshot, EmailCounters,
+        FifoCounters, HealthCounters, HeartbeatPathSnapshot, InstanceSnapshot, ServiceSnapshot,
+        Snapshot, TableSnapshot,
     },
 };
 use crate::{
@@ -206,6 +206,14 @@ impl View {
                     capacity: t.capacity,
                 })
                 .collect(),
+            // Before its first rebuild the program does not consult it.
+            conn_filter: usage
+                .conn_filter
+                .filter(|f| f.trusted && f.bits > 0)
+                .map(|f| ConnFilterSnapshot {
+                    bits_set: f.bits_set,
+                    bits: f.bits,
+                }),
             xdp_attachments: usage
                 .attached
                 .iter()

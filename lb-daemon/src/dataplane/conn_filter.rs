@@ -106,12 +106,31 @@ impl<'a> Bitmaps<'a> {
     /// Fraction of the active bitmap's bits that are set (the chance that a flow with
     /// no entry still pays the lookup).
     pub fn fill(&self) -> f64 {
-        let second = self.control() & SECOND_ACTIVE != 0;
-        let ones: u64 = (0..self.words)
-            .map(|w| u64::from(self.cell(second, w).load(Ordering::Relaxed).count_ones()))
-            .sum();
-        ones as f64 / (f64::from(self.words) * 64.0)
+        let u = self.usage();
+        u.bits_set as f64 / u.bits as f64
     }
+
+    /// The active bitmap's bits, set and in all, and whether the program trusts it.
+    pub fn usage(&self) -> FilterUse {
+        let control = self.control();
+        let second = control & SECOND_ACTIVE != 0;
+        FilterUse {
+            bits_set: (0..self.words)
+                .map(|w| u64::from(self.cell(second, w).load(Ordering::Relaxed).count_ones()))
+                .sum(),
+            bits: u64::from(self.words) * 64,
+            trusted: control & TRUSTED != 0,
+        }
+    }
+}
+
+/// How full the filter is (`lb_conn_filter_fill_ratio`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FilterUse {
+    pub bits_set: u64,
+    pub bits: u64,
+    /// Rebuilt at least once: the program consults it (under a flood).
+    pub trusted: bool,
 }
 
 /// `lb_conn_filter` mapped into this process.

@@ -22,6 +22,8 @@ pub struct PlaneUsage {
     pub tables: Vec<TableUse>,
     /// Interfaces the program is attached to, with the mode it runs in.
     pub attached: Vec<(String, AttachMode)>,
+    /// The connection-table filter (XDP, when it could be mapped).
+    pub conn_filter: Option<super::conn_filter::FilterUse>,
 }
 
 impl AttachMode {
@@ -67,6 +69,7 @@ impl Dataplane {
         Ok(PlaneUsage {
             tables: self.table_use()?,
             attached: self.attached(),
+            conn_filter: self.conn_filter.as_ref().map(|f| f.bitmaps().usage()),
         })
     }
 }
